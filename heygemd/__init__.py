@@ -1,0 +1,3 @@
+"""heygemd: a watched-folder lip-sync daemon."""
+
+__version__ = "0.1.0"

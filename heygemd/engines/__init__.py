@@ -1,0 +1,1 @@
+"""Lip-sync engines. They know pixels and arrays, never folders."""

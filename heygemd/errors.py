@@ -1,0 +1,66 @@
+"""The one error tree of heygemd.
+
+HeygemError
+ +-- InputRejected      the user must fix something (stable ``code`` + plain-words ``message``)
+ |    +-- MediaError    a file cannot be read or decoded (carries FFmpeg's message)
+ +-- ProcessingError    engine / encoder / IO trouble on good input; may be retried
+ +-- ResourceError      GPU out of memory, disk full: the machine, not the input
+ +-- ConfigError        a bad setting; stops start-up with one line naming the key
+
+JobInterrupted is a BaseException (like KeyboardInterrupt) so that ``except Exception`` in a
+stage can never swallow a shutdown.
+"""
+
+from __future__ import annotations
+
+
+class HeygemError(Exception):
+    code: str = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InputRejected(HeygemError):
+    """Bad input the user can fix. ``code`` is stable (it appears in report.json)."""
+
+    code = "input_rejected"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        value: float | str | None = None,
+        limit: float | str | None = None,
+        frame_index: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.value = value
+        self.limit = limit
+        self.frame_index = frame_index
+
+
+class MediaError(InputRejected):
+    """A file is unreadable, truncated, empty, or not what its extension says."""
+
+    code = "unreadable_media"
+
+
+class ProcessingError(HeygemError):
+    code = "processing_error"
+
+
+class ResourceError(HeygemError):
+    code = "resource_error"
+
+
+class ConfigError(HeygemError):
+    code = "config_error"
+
+
+class JobInterrupted(BaseException):  # noqa: N818 - a control-flow signal, not an error
+    """Raised from a progress callback when the daemon must abandon the running job now."""

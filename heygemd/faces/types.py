@@ -1,0 +1,41 @@
+"""Face records shared by analysis, validation and engines. Pure data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+N_LANDMARKS = 478  # mediapipe face mesh with refined iris landmarks
+
+
+@dataclass(frozen=True, eq=False)
+class FaceObservation:
+    """One face in one frame.
+
+    box: (x0, y0, x1, y1) in image pixels (detector box, clipped to the frame).
+    landmarks: float32 (478, 3): x, y in image pixels; z in the same pixel scale
+        (mediapipe's relative depth times the crop width), smaller z = nearer the camera.
+    yaw/pitch/roll: degrees; yaw > 0 = face turned to the image's right, pitch > 0 = looking
+        down, roll > 0 = head tilted clockwise in the image. 0/0/0 is frontal.
+    """
+
+    frame_index: int
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+    yaw: float
+    pitch: float
+    roll: float
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)

@@ -1,0 +1,192 @@
+"""One video through the stages: examine -> validate -> engine -> encode.
+
+Knows nothing of inbox, outbox or job folders: the caller (the daemon, `heygemd eval`, a bench)
+names the input files and where the output goes, and gets typed results back. One bad video
+becomes a VideoResult with a reason, never an exception that stops the job's other videos.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import structlog
+
+from heygemd import examine
+from heygemd.engines.base import AUDIO_RATE, Engine, ProgressFn, RenderRequest
+from heygemd.errors import HeygemError, InputRejected, ResourceError
+from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.media.audio import load_audio
+from heygemd.media.video import VideoWriter
+from heygemd.report import AudioResult, Finding, Severity, VideoResult, VideoStatus
+from heygemd.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class AudioCheck:
+    """The job's audio, examined once and shared by all its videos."""
+
+    path: Path
+    result: AudioResult
+    samples: np.ndarray | None  # float32 (N,) mono at AUDIO_RATE; None when refused
+
+
+def _refusals(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity is Severity.REFUSE]
+
+
+class Pipeline:
+    """Built once per daemon (heavy things in startup()), then used for every video."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._analyzer: FaceAnalyzer | None = None
+
+    def startup(self) -> None:
+        self._analyzer = FaceAnalyzer(self.settings.faces)
+        self.engine.prepare()
+
+    def shutdown(self) -> None:
+        if self._analyzer is not None:
+            self._analyzer.close()
+            self._analyzer = None
+        self.engine.close()
+
+    @property
+    def analyzer(self) -> FaceAnalyzer:
+        if self._analyzer is None:
+            raise RuntimeError("Pipeline.startup() was not called")
+        return self._analyzer
+
+    def check_audio(self, audio: Path) -> AudioCheck:
+        t0 = time.monotonic()
+        exam = examine.examine_audio(audio, self.settings.validation, self.settings.limits)
+        accepted = exam.samples is not None and not _refusals(exam.findings)
+        log.info(
+            "audio.examined",
+            file=audio.name,
+            accepted=accepted,
+            findings=[f.code for f in exam.findings],
+            duration_ms=round((time.monotonic() - t0) * 1000, 1),
+        )
+        result = AudioResult(
+            name=audio.name,
+            accepted=accepted,
+            findings=exam.findings,
+            media=exam.info.summary() if exam.info else {},
+        )
+        return AudioCheck(audio, result, exam.samples if accepted else None)
+
+    def process_video(
+        self,
+        video: Path,
+        audio: AudioCheck,
+        output: Path,
+        pictures_dir: Path,
+        progress: ProgressFn,
+    ) -> VideoResult:
+        """Examine ``video``; if acceptable, lip-sync it to ``audio`` into ``output`` (MP4).
+
+        Annotated pictures of findings go into ``pictures_dir``. Never raises for bad input or
+        engine failure (those become the result); lets JobInterrupted through.
+        """
+        timings: dict[str, float] = {}
+        bound = log.bind(video=video.name)
+        try:
+            t0 = time.monotonic()
+            bound.info("stage.start", stage="examine")
+            exam = examine.examine_video(
+                video, self.analyzer, self.settings.validation, self.settings.limits, pictures_dir
+            )
+            timings["examine"] = _ms_since(t0)
+            bound.info("stage.finish", stage="examine", duration_ms=timings["examine"])
+            refused = _refusals(exam.findings)
+            if refused or exam.info is None or audio.samples is None:
+                first = refused[0] if refused else None
+                return VideoResult(
+                    name=video.name,
+                    status=VideoStatus.REJECTED,
+                    reason_code=first.code if first else "audio_rejected",
+                    message=first.message if first else "The job's audio file was refused.",
+                    findings=exam.findings,
+                    pictures=exam.pictures,
+                    timings_ms=timings,
+                    media=exam.info.summary() if exam.info else {},
+                )
+            t0 = time.monotonic()
+            bound.info("stage.start", stage="render")
+            metrics = self._render(video, exam, audio, output, progress)
+            timings["render"] = _ms_since(t0)
+            bound.info("stage.finish", stage="render", duration_ms=timings["render"], **metrics)
+            return VideoResult(
+                name=video.name,
+                status=VideoStatus.DONE,
+                output=output.name,
+                findings=exam.findings,
+                pictures=exam.pictures,
+                timings_ms=timings,
+                metrics=metrics,
+                media=exam.info.summary(),
+            )
+        except InputRejected as err:
+            return _failure(video, VideoStatus.REJECTED, err.code, err.message, timings)
+        except ResourceError as err:
+            bound.error("video.resource_error", code=err.code, error=err.message)
+            return _failure(video, VideoStatus.FAILED, err.code, err.message, timings)
+        except HeygemError as err:
+            bound.error("video.failed", code=err.code, error=err.message)
+            return _failure(video, VideoStatus.FAILED, err.code, err.message, timings)
+        except Exception as err:  # one broken video must not stop the job's others
+            bound.exception("video.internal_error")
+            msg = f"Internal error while processing this video ({type(err).__name__}: {err})."
+            return _failure(video, VideoStatus.FAILED, "internal_error", msg, timings)
+
+    def _render(
+        self,
+        video: Path,
+        exam: examine.VideoExamination,
+        audio: AudioCheck,
+        output: Path,
+        progress: ProgressFn,
+    ) -> dict[str, float]:
+        assert exam.info is not None and exam.info.video is not None and audio.samples is not None
+        request = RenderRequest(
+            template=video, info=exam.info, audio=audio.samples, fps=exam.info.video.avg_fps
+        )
+        rendering = self.engine.render(request, progress)
+        out_cfg = self.settings.output
+        track = load_audio(audio.path, rate=out_cfg.audio_rate, mono=False)
+        partial = output.with_name(f".{output.name}.partial")
+        try:
+            with VideoWriter(
+                partial, rendering.width, rendering.height, rendering.fps,
+                audio=track, audio_rate=out_cfg.audio_rate, settings=out_cfg,
+            ) as writer:
+                for frame in rendering.frames:
+                    writer.write(frame)
+            os.replace(partial, output)
+        finally:
+            partial.unlink(missing_ok=True)
+        progress(1.0)
+        metrics = dict(rendering.metrics)
+        metrics["output_seconds"] = round(len(audio.samples) / AUDIO_RATE, 3)
+        return metrics
+
+
+def _ms_since(t0: float) -> float:
+    return round((time.monotonic() - t0) * 1000, 1)
+
+
+def _failure(
+    video: Path, status: VideoStatus, code: str, message: str, timings: dict[str, float]
+) -> VideoResult:
+    return VideoResult(
+        name=video.name, status=status, reason_code=code, message=message, timings_ms=timings
+    )
+

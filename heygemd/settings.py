@@ -1,0 +1,209 @@
+"""One typed settings object, read from config.toml plus ``HEYGEMD_*`` environment overrides.
+
+Built once, in the CLI (:func:`load_settings`); every layer receives only its own section.
+Environment overrides use ``__`` between section and key, e.g.
+``HEYGEMD_WATCH__SETTLE_SECONDS=3`` or ``HEYGEMD_ENGINE__NAME=wav2lip``.
+
+Relative paths are resolved against the directory of the config file, so the same file works
+from ``make run`` and from a systemd unit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from heygemd.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathSettings(Section):
+    inbox: Path = Path("inbox")
+    outbox: Path = Path("outbox")
+    work: Path = Path(".heygemd/work")
+    state: Path = Path(".heygemd/state")
+    log_file: Path | None = Path(".heygemd/log/heygemd.log")
+    models: Path = Path("models")
+    cache: Path = Path(".heygemd/cache")
+    status_file: Path | None = None  # default: <outbox>/STATUS.txt
+
+
+class WatchSettings(Section):
+    mode: Literal["auto", "events", "polling"] = "auto"
+    settle_seconds: float = Field(10.0, ge=0)
+    require_ready_marker: bool = False
+    ready_marker: str = "READY"
+    rescan_seconds: float = Field(30.0, gt=0)
+    poll_interval_seconds: float = Field(2.0, gt=0)
+
+
+class DaemonSettings(Section):
+    graceful_timeout_seconds: float = Field(600.0, gt=0)
+    min_free_gb: float = Field(2.0, ge=0)
+    idle_tick_seconds: float = Field(1.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+
+
+class LimitSettings(Section):
+    max_file_mb: float = Field(4096.0, gt=0)
+    max_job_files: int = Field(50, ge=1)
+    max_pixels: int = Field(3840 * 2160, gt=0)
+    max_video_seconds: float = Field(300.0, gt=0)
+    max_audio_seconds: float = Field(300.0, gt=0)
+
+
+class ValidationSettings(Section):
+    min_short_side_warn: int = Field(720, ge=1)
+    min_short_side: int = Field(240, ge=1)
+    min_video_seconds: float = Field(1.0, ge=0)
+    min_audio_seconds: float = Field(0.5, ge=0)
+    sample_fps: float = Field(3.0, gt=0)
+    max_samples: int = Field(120, ge=1)
+    min_face_fraction: float = Field(0.06, gt=0, le=1)  # face box height / frame height
+    max_yaw_degrees: float = Field(30.0, gt=0)
+    max_pitch_degrees: float = Field(30.0, gt=0)
+    max_turned_share: float = Field(0.2, ge=0, le=1)  # above this share of frames: refuse
+    max_no_face_share: float = Field(0.5, ge=0, le=1)
+    max_mouth_covered_share: float = Field(0.5, ge=0, le=1)
+    mouth_covered_threshold: float = Field(0.5, ge=0, le=1)
+    silence_dbfs: float = -50.0
+    clipping_share: float = Field(0.01, ge=0, le=1)
+    min_snr_db: float = 10.0
+    min_speech_share: float = Field(0.1, ge=0, le=1)
+
+
+class FaceSettings(Section):
+    detector_confidence: float = Field(0.5, gt=0, le=1)
+    mesh_confidence: float = Field(0.5, gt=0, le=1)
+    crop_scale: float = Field(1.8, gt=1)  # mesh crop = detector box scaled by this
+
+
+class BuiltinEngineSettings(Section):
+    analysis_scale: float = Field(0.5, gt=0, le=1)
+    lead_ms: float = 40.0  # mouth moves slightly before the sound
+    continuity_weight: float = Field(1.0, ge=0)
+    pose_weight: float = Field(0.3, ge=0)
+    batch_size: int = Field(16, ge=1)
+
+
+class Wav2LipSettings(Section):
+    checkpoint: Path = Path("wav2lip_gan.pth")  # relative to paths.models
+    batch_size: int = Field(64, ge=1)
+    chin_pad_px: int = Field(10, ge=0)
+    sharpen: float = Field(0.0, ge=0)
+
+
+class EngineSettings(Section):
+    name: str = "builtin"  # builtin | wav2lip | "module:Class" (a custom engine)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    builtin: BuiltinEngineSettings = BuiltinEngineSettings()
+    wav2lip: Wav2LipSettings = Wav2LipSettings()
+
+
+class OutputSettings(Section):
+    crf: int = Field(18, ge=0, le=51)
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+    ] = "medium"
+    audio_bitrate_kbps: int = Field(192, ge=32, le=512)
+    audio_rate: int = Field(48000, ge=8000)
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    stdout: bool = True
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Sections mirror the tables of config.toml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEYGEMD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    paths: PathSettings = PathSettings()
+    watch: WatchSettings = WatchSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    limits: LimitSettings = LimitSettings()
+    validation: ValidationSettings = ValidationSettings()
+    faces: FaceSettings = FaceSettings()
+    engine: EngineSettings = EngineSettings()
+    output: OutputSettings = OutputSettings()
+    logging: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = init_settings.init_kwargs.pop("_toml_file", None)  # type: ignore[attr-defined]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def status_file(self) -> Path:
+        return self.paths.status_file or self.paths.outbox / "STATUS.txt"
+
+
+def _resolve_paths(paths: PathSettings, base: Path) -> PathSettings:
+    def absolute(p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p)
+
+    updates: dict[str, Any] = {}
+    for name, value in paths:
+        if isinstance(value, Path):
+            updates[name] = absolute(value)
+    return paths.model_copy(update=updates)
+
+
+def _format_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    value = first.get("input")
+    return f"config error: {key}: {first['msg']} (got {value!r})"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Read ``config`` (TOML; optional) + ``HEYGEMD_*`` env; relative paths are anchored at the
+    config file's directory (or the current directory when there is no file).
+
+    Raises ConfigError with one line naming the offending key.
+    """
+    base = Path(os.getcwd())
+    kwargs: dict[str, Any] = dict(overrides)
+    if config is not None:
+        config = config.expanduser().resolve()
+        if not config.is_file():
+            raise ConfigError(f"config error: file not found: {config}")
+        base = config.parent
+        kwargs["_toml_file"] = config
+    try:
+        settings = Settings(**kwargs)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None
+    except ValueError as err:  # malformed TOML
+        raise ConfigError(f"config error: {config}: {err}") from None
+    return settings.model_copy(update={"paths": _resolve_paths(settings.paths, base)})

@@ -1,0 +1,74 @@
+"""config.toml documents every setting with its default; bad values name the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from heygemd.errors import ConfigError
+from heygemd.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_config_toml_lists_every_setting_with_its_default():
+    documented = _flatten(tomllib.loads((ROOT / "config.toml").read_text()))
+    defaults = _flatten(Settings().model_dump(mode="json"))
+    # status_file's default (None) is derived and documented as a comment
+    defaults = {k: v for k, v in defaults.items() if v is not None}
+    assert set(documented) == set(defaults)
+    for key, value in defaults.items():
+        assert documented[key] == value, key
+
+
+def test_relative_paths_are_anchored_at_the_config_file(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[paths]\ninbox = "in"\n')
+    s = load_settings(cfg)
+    assert s.paths.inbox == tmp_path / "in"
+    assert s.paths.outbox == tmp_path / "outbox"
+
+
+def test_environment_overrides_the_file(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[watch]\nsettle_seconds = 4\n")
+    monkeypatch.setenv("HEYGEMD_WATCH__SETTLE_SECONDS", "2.5")
+    assert load_settings(cfg).watch.settle_seconds == 2.5
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[watch]\nsettle_seconds = -1\n", "watch.settle_seconds"),
+        ('[watch]\nmode = "sometimes"\n', "watch.mode"),
+        ("[watch]\nsetle_seconds = 3\n", "watch.setle_seconds"),
+        ("[output]\ncrf = 99\n", "output.crf"),
+    ],
+)
+def test_bad_value_is_one_line_naming_the_key(tmp_path, text, key):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert key in msg
+
+
+def test_malformed_toml_is_a_config_error(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[watch\n")
+    with pytest.raises(ConfigError):
+        load_settings(cfg)
