@@ -1,0 +1,354 @@
+"""Every validation rule on synthetic evidence: codes, severities, values, limits, frames."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from heygemd import validate as v
+from heygemd.audiostats import AudioStats
+from heygemd.media.types import AudioStreamInfo, MediaInfo, VideoStreamInfo
+from heygemd.report import Severity
+from heygemd.settings import LimitSettings, ValidationSettings
+from heygemd.validate import FrameEvidence
+
+CFG = ValidationSettings()
+LIMITS = LimitSettings()
+
+
+def video_info(
+    width: int = 1280,
+    height: int = 720,
+    seconds: float = 5.0,
+    vfr: bool = False,
+    size_mb: float = 5.0,
+    audio: bool = True,
+) -> MediaInfo:
+    stream = VideoStreamInfo(
+        codec="h264",
+        width=width,
+        height=height,
+        rotation=0,
+        avg_fps=25.0,
+        real_fps=30.0 if vfr else 25.0,
+        is_vfr=vfr,
+        frame_count=int(seconds * 25),
+        duration=seconds,
+        pix_fmt="yuv420p",
+        bit_rate=None,
+    )
+    return MediaInfo(
+        path="x.mp4",
+        container="mov,mp4,m4a,3gp,3g2,mj2",
+        duration=seconds,
+        size_bytes=int(size_mb * v.MB),
+        bit_rate=None,
+        video=stream,
+        audio=audio_stream(seconds) if audio else None,
+    )
+
+
+def audio_stream(seconds: float) -> AudioStreamInfo:
+    return AudioStreamInfo(
+        codec="pcm_s16le",
+        sample_rate=16000,
+        channels=1,
+        sample_format="s16",
+        duration=seconds,
+        bit_rate=None,
+    )
+
+
+def audio_info(seconds: float = 5.0, has_audio: bool = True) -> MediaInfo:
+    return MediaInfo(
+        path="a.wav",
+        container="wav",
+        duration=seconds,
+        size_bytes=1000,
+        bit_rate=None,
+        audio=audio_stream(seconds) if has_audio else None,
+    )
+
+
+GOOD_AUDIO = AudioStats(
+    duration_s=5.0,
+    rms_dbfs=-20.0,
+    peak_dbfs=-3.0,
+    clipped_share=0.0,
+    speech_share=0.8,
+    snr_db=30.0,
+)
+
+
+def face(
+    i: int,
+    yaw: float = 0.0,
+    pitch: float = 0.0,
+    occ: float = 0.1,
+    size: float = 0.3,
+    count: int = 1,
+) -> FrameEvidence:
+    return FrameEvidence(i * 8, count, size, yaw, pitch, occ)
+
+
+def no_face(i: int) -> FrameEvidence:
+    return FrameEvidence(i * 8, 0)
+
+
+def codes(findings: list) -> dict[str, Severity]:
+    return {f.code: f.severity for f in findings}
+
+
+# ---------------------------------------------------------------- files
+
+
+@pytest.mark.parametrize("name", ["a.WAV", "b.mp3", "c.m4a", "d.aac", "e.flac", "f.Ogg"])
+def test_audio_extensions_accepted_case_insensitively(name: str) -> None:
+    assert v.check_extension(name, "audio") == []
+
+
+@pytest.mark.parametrize("name", ["a.MP4", "b.avi", "c.mov", "d.mkv", "e.webm", "f.flv"])
+def test_video_extensions_accepted(name: str) -> None:
+    assert v.check_extension(name, "video") == []
+
+
+def test_unsupported_extension_is_refused_with_the_allowed_list() -> None:
+    [f] = v.check_extension("clip.wmv", "video")
+    assert (f.code, f.severity, f.value) == ("unsupported_format", Severity.REFUSE, ".wmv")
+    assert ".mp4" in f.message and "convert" in f.message
+    [g] = v.check_extension("noext", "audio")
+    assert g.value == ""
+
+
+def test_file_too_large() -> None:
+    [f] = v.check_file_size(int(5000 * v.MB), LIMITS)
+    assert f.code == "file_too_large" and f.value == 5000.0 and f.limit == LIMITS.max_file_mb
+    assert v.check_file_size(int(10 * v.MB), LIMITS) == []
+
+
+# ---------------------------------------------------------------- audio
+
+
+def test_good_audio_has_no_findings() -> None:
+    assert v.validate_audio(audio_info(), GOOD_AUDIO, CFG, LIMITS) == []
+
+
+def test_no_audio_stream() -> None:
+    [f] = v.validate_audio(audio_info(has_audio=False), None, CFG, LIMITS)
+    assert f.code == "no_audio_stream" and f.severity is Severity.REFUSE
+
+
+@pytest.mark.parametrize(
+    ("seconds", "code", "limit"),
+    [(0.2, "audio_too_short", CFG.min_audio_seconds), (400.0, "audio_too_long", 300.0)],
+)
+def test_audio_duration(seconds: float, code: str, limit: float) -> None:
+    stats = replace(GOOD_AUDIO, duration_s=seconds)
+    [f] = v.validate_audio(audio_info(seconds), stats, CFG, LIMITS)
+    assert (f.code, f.value, f.limit) == (code, seconds, limit)
+
+
+def test_duration_from_probe_when_samples_unreadable() -> None:
+    [f] = v.validate_audio(audio_info(400.0), None, CFG, LIMITS)
+    assert f.code == "audio_too_long"
+
+
+def test_silent_audio_is_refused_alone() -> None:
+    stats = replace(GOOD_AUDIO, rms_dbfs=-80.0, speech_share=0.0, snr_db=0.0)
+    [f] = v.validate_audio(audio_info(), stats, CFG, LIMITS)
+    assert (f.code, f.value, f.limit) == ("silent_audio", -80.0, CFG.silence_dbfs)
+    assert "microphone" in f.message
+
+
+def test_clipped_audio() -> None:
+    [f] = v.audio_content_findings(replace(GOOD_AUDIO, clipped_share=0.05), CFG)
+    assert (f.code, f.severity, f.value) == ("clipped_audio", Severity.REFUSE, 0.05)
+    assert "5%" in f.message and "level turned down" in f.message
+
+
+def test_too_little_speech() -> None:
+    [f] = v.audio_content_findings(replace(GOOD_AUDIO, speech_share=0.02), CFG)
+    assert (f.code, f.value, f.limit) == ("too_little_speech", 0.02, CFG.min_speech_share)
+
+
+def test_noisy_audio() -> None:
+    [f] = v.audio_content_findings(replace(GOOD_AUDIO, snr_db=4.2), CFG)
+    assert (f.code, f.value, f.limit) == ("noisy_audio", 4.2, CFG.min_snr_db)
+    assert "4 dB" in f.message and "quieter place" in f.message
+
+
+# ---------------------------------------------------------------- video container
+
+
+def test_good_video_info_has_no_findings() -> None:
+    assert v.validate_video_info(video_info(), CFG, LIMITS) == []
+
+
+def test_no_video_stream() -> None:
+    info = replace(video_info(), video=None)
+    [f] = v.validate_video_info(info, CFG, LIMITS)
+    assert f.code == "no_video_stream" and f.severity is Severity.REFUSE
+    assert v.validate_video(info, [face(0)], CFG, LIMITS) == [f]
+
+
+def test_low_resolution_warns_and_tiny_refuses() -> None:
+    [w] = v.validate_video_info(video_info(512, 512), CFG, LIMITS)
+    assert (w.code, w.severity, w.value, w.limit) == ("low_resolution", Severity.WARN, 512, 720)
+    [r] = v.validate_video_info(video_info(320, 200), CFG, LIMITS)
+    assert (r.code, r.severity, r.value) == ("resolution_too_low", Severity.REFUSE, 200)
+    assert v.validate_video_info(video_info(1080, 1920), CFG, LIMITS) == []
+
+
+def test_too_many_pixels() -> None:
+    found = codes(v.validate_video_info(video_info(7680, 4320), CFG, LIMITS))
+    assert found == {"too_many_pixels": Severity.REFUSE}
+
+
+@pytest.mark.parametrize(("seconds", "code"), [(0.5, "video_too_short"), (301.0, "video_too_long")])
+def test_video_duration(seconds: float, code: str) -> None:
+    [f] = v.validate_video_info(video_info(seconds=seconds), CFG, LIMITS)
+    assert f.code == code and f.value == seconds
+
+
+def test_variable_frame_rate_warns() -> None:
+    [f] = v.validate_video_info(video_info(vfr=True), CFG, LIMITS)
+    assert (f.code, f.severity) == ("variable_frame_rate", Severity.WARN)
+    assert "25.00" in f.message
+
+
+# ---------------------------------------------------------------- faces
+
+
+def test_frontal_steady_face_passes() -> None:
+    assert v.validate_faces([face(i) for i in range(30)], CFG, 25.0) == []
+
+
+def test_no_frames_refused() -> None:
+    [f] = v.validate_faces([], CFG, 25.0)
+    assert f.code == "no_frames"
+
+
+def test_no_face_in_most_frames_is_refused_at_the_first_empty_frame() -> None:
+    frames = [face(0)] + [no_face(i) for i in range(1, 10)]
+    found = v.validate_faces(frames, CFG, 25.0)
+    [f] = [x for x in found if x.code == "no_face"]
+    assert f.severity is Severity.REFUSE and f.value == 0.9 and f.frame_index == 8
+    assert "0:00.3" in f.message
+
+
+def test_briefly_missing_face_warns() -> None:
+    frames = [face(i) for i in range(9)] + [no_face(9)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert (f.code, f.severity, f.frame_index) == ("face_missing_briefly", Severity.WARN, 72)
+    assert "passed through unchanged" in f.message
+
+
+def test_face_too_small() -> None:
+    frames = [face(i, size=0.04) for i in range(5)] + [face(5, size=0.03)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert (f.code, f.value, f.frame_index) == ("face_too_small", 0.04, 40)
+
+
+def test_turned_face_in_most_frames_is_refused() -> None:
+    frames = [face(i, yaw=38.0 + (i == 4) * 10) for i in range(7)] + [face(i) for i in range(7, 10)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert (f.code, f.severity, f.value, f.limit) == ("face_turned", Severity.REFUSE, 38.0, 30.0)
+    assert f.frame_index == 32  # the most turned frame
+    assert "turned 38 degrees" in f.message and "70%" in f.message
+    assert "turn to face the camera" in f.message
+
+
+def test_negative_yaw_counts_as_turned_too() -> None:
+    frames = [face(i, yaw=-45.0) for i in range(10)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert f.code == "face_turned" and f.value == 45.0
+
+
+def test_brief_turn_is_a_warning() -> None:
+    frames = [face(i) for i in range(9)] + [face(9, yaw=50.0)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert (f.code, f.severity, f.value, f.frame_index) == (
+        "face_turned_briefly",
+        Severity.WARN,
+        0.1,
+        72,
+    )
+    assert "passed through unchanged" in f.message
+
+
+def test_turn_share_exactly_at_limit_is_still_a_warning() -> None:
+    frames = [face(i, yaw=40.0) for i in range(2)] + [face(i) for i in range(2, 10)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert f.code == "face_turned_briefly"
+
+
+def test_pitch_beyond_limit_refuses_as_tilted() -> None:
+    frames = [face(i, pitch=40.0) for i in range(10)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert (f.code, f.value, f.limit) == ("face_tilted", 40.0, CFG.max_pitch_degrees)
+    assert "40 degrees down" in f.message
+    [g] = v.validate_faces([face(i, pitch=-35.0) for i in range(10)], CFG, 25.0)
+    assert "degrees up" in g.message
+
+
+def test_yaw_and_pitch_turns_add_up() -> None:
+    frames = (
+        [face(i, yaw=40.0) for i in range(2)]
+        + [face(i, pitch=40.0) for i in range(2, 3)]
+        + [face(i) for i in range(3, 10)]
+    )
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert f.code == "face_turned" and f.severity is Severity.REFUSE
+
+
+def test_covered_mouth_is_refused() -> None:
+    frames = [face(i, occ=0.82) for i in range(10)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert (f.code, f.severity, f.value, f.limit) == (
+        "mouth_covered",
+        Severity.REFUSE,
+        0.82,
+        CFG.mouth_covered_threshold,
+    )
+    assert "score 0.82" in f.message and "remove the mask" in f.message
+    assert f.frame_index == 0
+
+
+def test_briefly_covered_mouth_warns_at_the_worst_frame() -> None:
+    frames = [face(i) for i in range(8)] + [face(8, occ=0.7), face(9, occ=0.9)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert (f.code, f.severity, f.frame_index) == ("mouth_covered_briefly", Severity.WARN, 72)
+
+
+def test_several_faces_warn_with_the_most_crowded_frame() -> None:
+    frames = [face(0), face(1, count=2), face(2, count=3), face(3, count=3)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert (f.code, f.severity, f.value, f.frame_index) == ("several_faces", Severity.WARN, 3, 16)
+    assert "speaker" in f.message
+
+
+def test_thresholds_come_from_settings() -> None:
+    frames = [face(i, yaw=25.0) for i in range(10)]
+    assert v.validate_faces(frames, CFG, 25.0) == []
+    strict = CFG.model_copy(update={"max_yaw_degrees": 20.0})
+    [f] = v.validate_faces(frames, strict, 25.0)
+    assert f.code == "face_turned" and f.limit == 20.0
+
+
+def test_validate_video_combines_container_and_face_rules() -> None:
+    frames = [face(i, occ=0.9) for i in range(10)]
+    found = codes(v.validate_video(video_info(512, 512), frames, CFG, LIMITS))
+    assert found == {"low_resolution": Severity.WARN, "mouth_covered": Severity.REFUSE}
+    assert [f.code for f in v.refusals(v.validate_video(video_info(), frames, CFG, LIMITS))] == [
+        "mouth_covered"
+    ]
+
+
+def test_deciding_frame_criteria() -> None:
+    frames = [face(0, yaw=-10), face(1, yaw=20), no_face(2), face(3, yaw=-20)]
+    assert v.deciding_frame(frames, "yaw") == frames[1]  # the first of equal scores
+    assert v.deciding_frame(frames, "no_face") == frames[2]
+    assert v.deciding_frame(frames, "face_count") is None
+    assert v.deciding_frame(frames, "representative") == frames[0]
+    assert v.deciding_frame([no_face(0)], "representative") == no_face(0)
