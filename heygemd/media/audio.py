@@ -1,0 +1,93 @@
+"""Load the audio of any supported file as float32 samples at a chosen rate.
+
+One function does I/O (:func:`load_audio`); :func:`to_mono` and :func:`clip_unit` are pure.
+Resampling uses FFmpeg's libswresample through PyAV's AudioResampler, keeping every channel so
+that the down-mix to mono is a plain mean (libswresample's own mono down-mix can exceed 1.0).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from heygemd.errors import MediaError
+from heygemd.media.probe import open_input
+
+log = structlog.get_logger(__name__)
+
+MAX_CHANNELS = 8  # layouts beyond 7.1 are not expected in speech or template videos
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """float32 (C, N) -> (N,) by averaging channels; (N,) is returned unchanged."""
+    if samples.ndim == 1:
+        return samples
+    return samples.mean(axis=0, dtype=np.float32)
+
+
+def clip_unit(samples: np.ndarray) -> np.ndarray:
+    """Clip to [-1, 1] (resampling filters ring slightly above full scale) as float32."""
+    return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def _layout_name(channels: int) -> str:
+    return {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+
+
+def _decode_resampled(container: Any, stream: Any, rate: int, channels: int) -> np.ndarray:
+    """Decode ``stream`` and resample to fltp at ``rate`` -> float32 (C, N)."""
+    import av
+
+    resampler = av.AudioResampler(format="fltp", layout=_layout_name(channels), rate=rate)
+    chunks: list[np.ndarray] = []
+    for frame in container.decode(stream):
+        frame.pts = None  # timestamps gaps must not make the resampler insert or drop samples
+        chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
+    chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+    if not chunks:
+        return np.zeros((channels, 0), dtype=np.float32)
+    return np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+
+
+def load_audio(path: Path, rate: int = 16000, mono: bool = True) -> np.ndarray:
+    """The first audio stream of ``path`` (an audio file or a video's sound track).
+
+    Returns float32 in [-1, 1]: (N,) when ``mono``, else (C, N), at ``rate`` Hz.
+    Raises MediaError: no_audio when there is no audio stream, unreadable_media when FFmpeg
+    cannot open or decode it (the message carries FFmpeg's words).
+    """
+    import av
+
+    path = Path(path)
+    t0 = time.monotonic()
+    container = open_input(path)
+    try:
+        if not container.streams.audio:
+            raise MediaError(
+                f"{path.name} has no sound track; add audio or choose another file.",
+                code="no_audio",
+            )
+        stream = container.streams.audio[0]
+        channels = min(max(int(stream.codec_context.channels or 1), 1), MAX_CHANNELS)
+        samples = _decode_resampled(container, stream, rate, channels)
+    except av.FFmpegError as err:
+        raise MediaError(
+            f"The audio in {path.name} cannot be decoded; the file may be damaged or truncated "
+            f"(FFmpeg: {err.strerror or err}).",
+            code="unreadable_media",
+        ) from None
+    finally:
+        container.close()
+    out = clip_unit(to_mono(samples) if mono else samples)
+    log.debug(
+        "audio.loaded",
+        file=path.name,
+        rate=rate,
+        shape=out.shape,
+        duration_ms=round((time.monotonic() - t0) * 1000, 1),
+    )
+    return out

@@ -1,0 +1,258 @@
+"""Probe a media file with PyAV: what it contains, without decoding it all.
+
+I/O happens in :func:`probe` and the small helpers that read a container; the judgements
+(rotation angle, VFR from timestamps, container/extension agreement) are pure functions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from heygemd.errors import MediaError
+from heygemd.media.types import AudioStreamInfo, MediaInfo, VideoStreamInfo
+
+log = structlog.get_logger(__name__)
+
+VFR_PACKETS = 48  # video packets whose timestamps decide whether the rate is variable
+VFR_TOLERANCE = 0.25  # relative deviation from the median frame spacing that is irregular
+VFR_IRREGULAR_SHARE = 0.1  # share of irregular gaps above which a stream counts as VFR
+REORDER_DEPTH = 16  # decode-order reordering depth (B-pyramids) to ignore at the end
+
+# Which FFmpeg demuxers a file extension may legitimately hold. Extensions not listed are not
+# checked (the content decides).
+EXTENSION_CONTAINERS: dict[str, tuple[str, ...]] = {
+    ".mp4": ("mov,mp4,m4a,3gp,3g2,mj2",),
+    ".m4v": ("mov,mp4,m4a,3gp,3g2,mj2",),
+    ".m4a": ("mov,mp4,m4a,3gp,3g2,mj2",),
+    ".mov": ("mov,mp4,m4a,3gp,3g2,mj2",),
+    ".3gp": ("mov,mp4,m4a,3gp,3g2,mj2",),
+    ".mkv": ("matroska,webm",),
+    ".webm": ("matroska,webm",),
+    ".avi": ("avi",),
+    ".flv": ("flv", "live_flv"),
+    ".wav": ("wav", "w64"),
+    ".mp3": ("mp3",),
+    ".aac": ("aac",),
+    ".flac": ("flac",),
+    ".ogg": ("ogg",),
+    ".oga": ("ogg",),
+    ".opus": ("ogg",),
+}
+
+# Plain-words names for what a container really is, used in wrong-extension messages.
+CONTAINER_NAMES: dict[str, str] = {
+    "mov,mp4,m4a,3gp,3g2,mj2": "an MP4/MOV file",
+    "matroska,webm": "a Matroska/WebM file",
+    "avi": "an AVI file",
+    "flv": "an FLV file",
+    "wav": "a WAV file",
+    "mp3": "an MP3 file",
+    "aac": "an AAC file",
+    "flac": "a FLAC file",
+    "ogg": "an Ogg file",
+}
+
+
+def rotation_clockwise(display_rotation: float | None, rotate_tag: str | None) -> int:
+    """Degrees (0/90/180/270) the decoded frames must be turned clockwise to stand upright.
+
+    display_rotation: FFmpeg's display-matrix angle (counter-clockwise, -180..180), or None.
+    rotate_tag: the legacy ``rotate`` stream tag (clockwise degrees), or None.
+    """
+    if display_rotation:
+        degrees = -float(display_rotation)
+    elif rotate_tag:
+        try:
+            degrees = float(rotate_tag)
+        except ValueError:
+            return 0
+    else:
+        return 0
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def is_variable_rate(times: Sequence[float], tolerance: float = VFR_TOLERANCE) -> bool:
+    """True when frame spacing varies: ``times`` are presentation times in seconds (any order).
+
+    The timestamps are sorted (B-frame reordering is not VFR) and the last few dropped (frames
+    still to come in decode order leave holes there). A gap counts as irregular when it differs
+    from the median by more than ``tolerance`` (so millisecond rounding in Matroska is not VFR);
+    the stream is VFR when over VFR_IRREGULAR_SHARE of its gaps are (one dropped frame is not).
+    """
+    ordered = sorted(set(times))
+    ordered = ordered[: len(ordered) - min(REORDER_DEPTH, len(ordered) // 4)]
+    if len(ordered) < 4:
+        return False
+    gaps = np.diff(np.asarray(ordered, dtype=np.float64))
+    median = float(np.median(gaps))
+    if median <= 0:
+        return False
+    irregular = np.abs(gaps / median - 1.0) > tolerance
+    return float(irregular.mean()) > VFR_IRREGULAR_SHARE
+
+
+def check_extension(path: Path, container: str) -> None:
+    """Raise MediaError(code="wrong_extension") when ``path``'s extension lies about its content."""
+    allowed = EXTENSION_CONTAINERS.get(path.suffix.lower())
+    if allowed is None or container in allowed:
+        return
+    really = CONTAINER_NAMES.get(container, f"a '{container}' file")
+    raise MediaError(
+        f"{path.name} is really {really}, not what its '{path.suffix}' extension says; "
+        "rename it with the right extension or export it again.",
+        code="wrong_extension",
+        value=container,
+    )
+
+
+def _fraction(value: Fraction | None) -> float:
+    return float(value) if value else 0.0
+
+
+def _seconds(amount: int | None, time_base: Fraction | None) -> float | None:
+    if amount is None or time_base is None or amount <= 0:
+        return None
+    return float(amount * time_base)
+
+
+def _scan_video(container: Any, stream: Any, limit: int = VFR_PACKETS) -> tuple[list[float], float]:
+    """Presentation times (s) of the first ``limit`` packets of ``stream``, and the display-matrix
+    angle FFmpeg attaches to decoded frames (decodes until the first frame appears)."""
+    times: list[float] = []
+    rotation: float | None = None
+    for packet in container.demux(stream):
+        if packet.pts is not None and packet.time_base is not None:
+            times.append(float(packet.pts * packet.time_base))
+        if rotation is None:
+            frames = packet.decode()
+            if frames:
+                rotation = float(frames[0].rotation)
+        if len(times) >= limit and rotation is not None:
+            break
+    return times, rotation or 0.0
+
+
+def _video_info(container: Any, stream: Any) -> VideoStreamInfo:
+    times, display_rotation = _scan_video(container, stream)
+    rotation = rotation_clockwise(display_rotation, stream.metadata.get("rotate"))
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if rotation in (90, 270):
+        width, height = height, width
+    avg = _fraction(stream.average_rate) or _fraction(stream.guessed_rate)
+    real = _fraction(stream.base_rate) or avg
+    if len(times) >= 8:
+        is_vfr = is_variable_rate(times)
+    else:  # too few frames to judge by timestamps: trust the container's two rates
+        is_vfr = avg > 0 and real > 0 and abs(avg - real) / real > 0.02
+    duration = _seconds(stream.duration, stream.time_base)
+    return VideoStreamInfo(
+        codec=stream.codec_context.name,
+        width=width,
+        height=height,
+        rotation=rotation,
+        avg_fps=avg,
+        real_fps=real,
+        is_vfr=is_vfr,
+        frame_count=stream.frames or None,
+        duration=duration,
+        pix_fmt=stream.codec_context.pix_fmt,
+        bit_rate=stream.codec_context.bit_rate or None,
+    )
+
+
+def _audio_info(stream: Any) -> AudioStreamInfo:
+    ctx = stream.codec_context
+    return AudioStreamInfo(
+        codec=ctx.name,
+        sample_rate=int(ctx.sample_rate or 0),
+        channels=int(ctx.channels or 0),
+        sample_format=ctx.format.name if ctx.format is not None else None,
+        duration=_seconds(stream.duration, stream.time_base),
+        bit_rate=ctx.bit_rate or None,
+    )
+
+
+def open_input(path: Path) -> Any:
+    """av.open(path) with every FFmpeg failure turned into a plain-words MediaError."""
+    import av
+
+    if not path.is_file():
+        raise MediaError(f"{path.name} does not exist or is not a file.", code="missing_file")
+    if os.path.getsize(path) == 0:
+        raise MediaError(
+            f"{path.name} is empty (0 bytes); the copy may not have finished.", code="empty_file"
+        )
+    try:
+        return av.open(str(path), mode="r")
+    except av.FFmpegError as err:
+        raise MediaError(
+            f"{path.name} cannot be read as audio or video; it may be damaged, truncated or not a "
+            f"media file (FFmpeg: {err.strerror or err}).",
+            code="unreadable_media",
+        ) from None
+
+
+def _duration(
+    container: Any, video: VideoStreamInfo | None, audio: AudioStreamInfo | None
+) -> float:
+    if container.duration:
+        return float(container.duration) / 1_000_000  # AV_TIME_BASE
+    streams = [s.duration for s in (video, audio) if s is not None and s.duration]
+    return max(streams, default=0.0)
+
+
+def probe(path: Path) -> MediaInfo:
+    """What ``path`` holds: container, first video and audio stream facts, duration (s).
+
+    Raises MediaError (codes: missing_file, empty_file, unreadable_media, wrong_extension,
+    no_streams) with a plain-words message that includes FFmpeg's own where there is one.
+    """
+    import av
+
+    path = Path(path)
+    container = open_input(path)
+    try:
+        check_extension(path, container.format.name)
+        streams = [s for s in container.streams if s.type in ("video", "audio")]
+        if not streams:
+            raise MediaError(f"{path.name} contains no audio or video streams.", code="no_streams")
+        names = tuple(f"{s.type}:{s.codec_context.name}" for s in container.streams)
+        video_streams = [s for s in container.streams.video if not _is_cover_art(s)]
+        audio_streams = list(container.streams.audio)
+        try:
+            video = _video_info(container, video_streams[0]) if video_streams else None
+        except av.FFmpegError as err:
+            raise MediaError(
+                f"The video in {path.name} cannot be decoded; the file may be damaged or "
+                f"truncated (FFmpeg: {err.strerror or err}).",
+                code="unreadable_media",
+            ) from None
+        audio = _audio_info(audio_streams[0]) if audio_streams else None
+        info = MediaInfo(
+            path=str(path),
+            container=container.format.name,
+            duration=_duration(container, video, audio),
+            size_bytes=os.path.getsize(path),
+            bit_rate=container.bit_rate or None,
+            video=video,
+            audio=audio,
+            streams=names,
+        )
+    finally:
+        container.close()
+    log.debug("media.probed", file=path.name, container=info.container, streams=info.streams)
+    return info
+
+
+def _is_cover_art(stream: Any) -> bool:
+    """MP3/M4A cover pictures appear as one-frame video streams; they are not video."""
+    from av.stream import Disposition
+
+    return bool(stream.disposition & Disposition.attached_pic)

@@ -1,0 +1,395 @@
+"""Stream video frames in and out with PyAV: RGB uint8 (H, W, 3) at a constant frame rate.
+
+:class:`VideoReader` decodes one frame at a time (memory does not grow with video length),
+turns frames upright from rotation metadata and resamples variable-rate input to a constant
+rate by timestamp. :class:`VideoWriter` encodes RGB frames and a sound track to H.264 + AAC MP4.
+The timing and geometry rules are pure functions (:func:`cfr_schedule`, :func:`scaled_size`,
+:func:`upright`, :func:`even_frame`) so that tests can drive them on synthetic data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import numpy as np
+import structlog
+
+from heygemd.errors import MediaError, ProcessingError
+from heygemd.media.probe import open_input, probe
+from heygemd.media.types import MediaInfo
+from heygemd.settings import OutputSettings
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+def cfr_schedule(timed: Iterable[tuple[float, float, T]], fps: float) -> Iterator[tuple[int, T]]:
+    """Resample timed items to a constant rate: yields (output index, item) in order.
+
+    timed: (start in seconds, duration in seconds, item) in presentation order. Output slot ``k``
+    (time ``t0 + k / fps``, t0 = the first start) holds the latest item whose start rounds to a
+    slot <= k, like FFmpeg's ``fps`` filter: items are repeated over gaps and dropped when
+    several fall into one slot. The output ends where the last item ends:
+    ``round((end - t0) * fps)`` slots, and at least one slot for the last item.
+    """
+    t0: float | None = None
+    pending: T | None = None
+    end = 0.0
+    next_index = 0
+    for t, duration, item in timed:
+        if t0 is None:
+            t0 = t
+        slot = int(round((t - t0) * fps))
+        while pending is not None and next_index < slot:
+            yield next_index, pending
+            next_index += 1
+        pending, end = item, t + duration
+    if pending is None or t0 is None:
+        return
+    total = max(next_index + 1, int(round((end - t0) * fps)))
+    while next_index < total:
+        yield next_index, pending
+        next_index += 1
+
+
+def even(n: int) -> int:
+    """The largest even number <= n, but at least 2."""
+    return max(2, n - n % 2)
+
+
+def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """Output (width, height) for ``scale``: unchanged at 1.0, else rounded down to even numbers."""
+    if not 0 < scale <= 1:
+        raise ValueError(f"scale must be in (0, 1], got {scale}")
+    if scale == 1.0:
+        return width, height
+    return even(int(round(width * scale))), even(int(round(height * scale)))
+
+
+def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn uint8 (H, W, 3) ``frame`` clockwise by ``rotation`` degrees (0/90/180/270)."""
+    if rotation % 360 == 0:
+        return frame
+    return np.ascontiguousarray(np.rot90(frame, k=-(rotation // 90)))
+
+
+def even_frame(frame: np.ndarray) -> np.ndarray:
+    """Pad an odd-sized (H, W, 3) frame by repeating its last row/column so both sides are even."""
+    pad_h, pad_w = frame.shape[0] % 2, frame.shape[1] % 2
+    if not pad_h and not pad_w:
+        return frame
+    return np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+
+
+class VideoReader:
+    """Iterate the first video stream of ``path`` as upright RGB uint8 (H, W, 3) frames at a
+    constant rate: the stream's average rate, or ``fps`` when given (frames are duplicated or
+    dropped by timestamp). ``scale`` < 1 shrinks frames (even dimensions).
+
+    Attributes: width, height (of the frames yielded), fps, frame_count (estimated), info.
+    Raises MediaError (no_video, unreadable_media, ...) for bad input.
+    """
+
+    def __init__(self, path: Path, *, fps: float | None = None, scale: float = 1.0) -> None:
+        self.path = Path(path)
+        self.info: MediaInfo = probe(self.path)
+        video = self.info.video
+        if video is None:
+            raise MediaError(
+                f"{self.path.name} has no video picture (it holds only "
+                f"{', '.join(self.info.streams) or 'nothing'}); a template must be a video.",
+                code="no_video",
+            )
+        self.rotation = video.rotation
+        self._source_fps = video.avg_fps or video.real_fps or 25.0
+        self.fps = float(fps) if fps else self._source_fps
+        self.width, self.height = scaled_size(video.width, video.height, scale)
+        # The decoder works before rotation: swap the target size back for quarter turns.
+        turned = self.rotation in (90, 270)
+        self._decode_size = (self.height, self.width) if turned else (self.width, self.height)
+        self._scaled = scale != 1.0
+        seconds = video.duration or self.info.duration
+        self.frame_count = max(1, int(round(seconds * self.fps))) if seconds else 0
+        self._container: Any = open_input(self.path)
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def to_rgb(self, frame: Any) -> np.ndarray:
+        """A decoded av.VideoFrame -> upright RGB uint8 (height, width, 3)."""
+        if self._scaled:
+            width, height = self._decode_size
+            array = frame.to_ndarray(
+                format="rgb24", width=width, height=height, interpolation="AREA"
+            )
+        else:
+            array = frame.to_ndarray(format="rgb24")
+        return upright(array, self.rotation)
+
+    def _timed_frames(self) -> Iterator[tuple[float, float, Any]]:
+        """(start s, duration s, av.VideoFrame) in presentation order; gaps in timestamps filled."""
+        import av
+
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        step = 1.0 / self._source_fps
+        last: float | None = None
+        try:
+            for frame in self._container.decode(stream):
+                t = frame.time
+                if t is None:
+                    t = 0.0 if last is None else last + step
+                last = t
+                duration = float(frame.duration * frame.time_base) if frame.duration else step
+                yield t, duration, frame
+        except av.FFmpegError as err:
+            raise MediaError(
+                f"The video in {self.path.name} stops decoding after {last or 0.0:.2f} s; the file "
+                f"is damaged or truncated (FFmpeg: {err.strerror or err}).",
+                code="unreadable_media",
+            ) from None
+
+    def iter_raw(self) -> Iterator[tuple[int, Any]]:
+        """(CFR index, av.VideoFrame) without pixel conversion; a frame repeats over gaps."""
+        return cfr_schedule(self._timed_frames(), self.fps)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        last_raw: Any = None
+        last_rgb: np.ndarray | None = None
+        for _, frame in self.iter_raw():
+            if frame is not last_raw:
+                last_raw, last_rgb = frame, self.to_rgb(frame)
+            assert last_rgb is not None
+            yield last_rgb
+
+
+def read_frames(path: Path, indices: Sequence[int], scale: float = 1.0) -> dict[int, np.ndarray]:
+    """Upright RGB uint8 (H, W, 3) frames at the given CFR ``indices`` (the reader's numbering).
+
+    Decodes up to the largest index and converts only the frames asked for. Indices past the
+    end of the video are absent from the result.
+    """
+    wanted = sorted({int(i) for i in indices if i >= 0})
+    found: dict[int, np.ndarray] = {}
+    if not wanted:
+        return found
+    targets = set(wanted)
+    with VideoReader(path, scale=scale) as reader:
+        for index, frame in reader.iter_raw():
+            if index in targets:
+                found[index] = reader.to_rgb(frame)
+            if index >= wanted[-1]:
+                break
+    return found
+
+
+def _rate(fps: float) -> Fraction:
+    """A frame rate as a small fraction: 25.0 -> 25, 29.97 -> 30000/1001."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _audio_planar(audio: np.ndarray) -> np.ndarray:
+    """float32 (N,) or (C, N) -> float32 (C, N) with C in {1, 2} (more channels are averaged)."""
+    planar = audio[np.newaxis, :] if audio.ndim == 1 else audio
+    if planar.ndim != 2:
+        raise ValueError(f"audio must be (N,) or (C, N), got shape {audio.shape}")
+    if planar.shape[0] > 2:
+        planar = planar.mean(axis=0, keepdims=True)
+    return np.ascontiguousarray(np.clip(planar, -1.0, 1.0), dtype=np.float32)
+
+
+def output_frame_count(frames_written: int, audio_seconds: float, fps: float) -> int:
+    """Frames the output holds: what was written, or more (the last frame held) to cover audio."""
+    return max(frames_written, int(round(audio_seconds * fps)))
+
+
+class VideoWriter:
+    """Encode RGB uint8 (height, width, 3) frames + a sound track to an H.264/AAC MP4.
+
+    H.264 (libx264, yuv420p, ``settings.crf`` / ``settings.preset``), AAC at
+    ``settings.audio_bitrate_kbps`` and ``settings.audio_rate`` Hz, faststart. Odd sizes are
+    padded to even. audio: float32 (N,) or (C, N) at ``audio_rate`` Hz, or None for no sound.
+    The output's length follows the audio: on close the last frame is held until the audio
+    ends, and the audio is padded with silence (or trimmed by under half a frame) to end with
+    the video. An exception inside ``with`` closes the file and propagates (the caller deletes
+    the partial file). Encoder failures raise ProcessingError(code="encode_failed").
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        audio: np.ndarray | None,
+        audio_rate: int,
+        settings: OutputSettings,
+    ) -> None:
+        self.path = Path(path)
+        self.width, self.height = int(width), int(height)
+        self.fps = float(fps)
+        self.settings = settings
+        self.frames_written = 0
+        self._audio = None if audio is None else _audio_planar(audio)
+        self._audio_rate = int(audio_rate)
+        self._audio_fed = 0  # input samples handed to the resampler so far
+        self._last: np.ndarray | None = None
+        self._closed = False
+        with _encoding(self.path):
+            self._open()
+
+    def _open(self) -> None:
+        import av
+
+        self._container: Any = av.open(
+            str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"}
+        )
+        video = self._container.add_stream("libx264", rate=_rate(self.fps))
+        video.width, video.height = self.width + self.width % 2, self.height + self.height % 2
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": str(self.settings.crf), "preset": self.settings.preset}
+        self._video = video
+        self._audio_stream: Any = None
+        if self._audio is not None:
+            layout = "mono" if self._audio.shape[0] == 1 else "stereo"
+            stream = self._container.add_stream("aac", rate=self.settings.audio_rate)
+            stream.layout = layout
+            stream.bit_rate = self.settings.audio_bitrate_kbps * 1000
+            self._audio_stream = stream
+            self._resampler = av.AudioResampler(
+                format="fltp", layout=layout, rate=self.settings.audio_rate, frame_size=1024
+            )
+            self._audio_pts = 0
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 (height, width, 3) frame."""
+        import av
+
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ProcessingError(
+                f"frame {self.frames_written} is {frame.dtype} {frame.shape}, expected uint8 "
+                f"{(self.height, self.width, 3)}",
+                code="encode_failed",
+            )
+        self._last = frame
+        with _encoding(self.path):
+            video_frame = av.VideoFrame.from_ndarray(even_frame(frame), format="rgb24")
+            video_frame.pts = self.frames_written
+            self._mux(self._video.encode(video_frame))
+            self.frames_written += 1
+            self._feed_audio(self._input_samples(self.frames_written / self.fps))
+
+    def _input_samples(self, seconds: float) -> int:
+        return int(round(seconds * self._audio_rate))
+
+    def _feed_audio(self, until: int) -> None:
+        """Encode input audio up to sample ``until``, padding with silence past its end."""
+        if self._audio is None or until <= self._audio_fed:
+            return
+        import av
+
+        chunk = self._audio[:, self._audio_fed : until]
+        missing = until - self._audio_fed - chunk.shape[1]
+        if missing > 0:
+            chunk = np.pad(chunk, ((0, 0), (0, missing)))
+        layout = "mono" if chunk.shape[0] == 1 else "stereo"
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(chunk), format="fltp", layout=layout
+        )
+        frame.sample_rate = self._audio_rate
+        self._audio_fed = until
+        self._encode_audio(self._resampler.resample(frame))
+
+    def _encode_audio(self, frames: list[Any]) -> None:
+        for out in frames:
+            out.pts = self._audio_pts
+            self._audio_pts += out.samples
+            self._mux(self._audio_stream.encode(out))
+
+    def _mux(self, packets: list[Any]) -> None:
+        for packet in packets:
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Hold the last frame until the audio ends, pad the audio, flush and close the file."""
+        if self._closed:
+            return
+        with _encoding(self.path):
+            try:
+                self._finish()
+            finally:
+                self._closed = True
+                self._container.close()
+        log.debug("video.written", file=self.path.name, frames=self.frames_written)
+
+    def _finish(self) -> None:
+        audio_seconds = 0.0 if self._audio is None else self._audio.shape[1] / self._audio_rate
+        total = output_frame_count(self.frames_written, audio_seconds, self.fps)
+        if self._last is None and total > 0:
+            raise ProcessingError(
+                f"no frames were written to {self.path.name}", code="encode_failed"
+            )
+        while self.frames_written < total:
+            self.write(self._last)  # type: ignore[arg-type]
+        if self._audio is not None:
+            self._feed_audio(self._input_samples(total / self.fps))
+            self._encode_audio(self._resampler.resample(None))
+            self._mux(self._audio_stream.encode(None))
+        self._mux(self._video.encode(None))
+
+    def abort(self) -> None:
+        """Close the container without finishing the file (after an error)."""
+        import av
+
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.close()
+        except av.FFmpegError as err:
+            log.warning("video.abort_close_failed", file=self.path.name, error=str(err))
+
+
+@contextmanager
+def _encoding(path: Path) -> Iterator[None]:
+    """Turn FFmpeg errors raised inside into ProcessingError(code="encode_failed")."""
+    import av
+
+    try:
+        yield
+    except av.FFmpegError as err:
+        raise ProcessingError(
+            f"encoding {path.name} failed (FFmpeg: {err.strerror or err})", code="encode_failed"
+        ) from err
