@@ -1,0 +1,206 @@
+"""Pure geometry on face-mesh landmarks: head pose, mouth measures, alignment, smoothing.
+
+Landmarks are float (478, 3) arrays in image pixels (x right, y down, z away from the camera in
+the same pixel scale), as in :class:`heygemd.faces.types.FaceObservation`. Nothing here touches a
+detector or a file, so every function runs on synthetic arrays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from heygemd.faces import landmarks as lm
+
+
+def _axes(points: np.ndarray) -> np.ndarray:
+    """Orthonormal head axes (3, 3), columns x, y, z, from eye corners and forehead -> chin.
+
+    x runs from the subject's right outer eye corner to the left one, y from the top of the
+    forehead to the chin (made orthogonal to x), z = x cross y points into the head.
+    """
+    x = points[lm.LEFT_EYE_OUTER] - points[lm.RIGHT_EYE_OUTER]
+    y = points[lm.CHIN] - points[lm.FOREHEAD_TOP]
+    x = x / np.linalg.norm(x)
+    y = y - np.dot(y, x) * x
+    y = y / np.linalg.norm(y)
+    z = np.cross(x, y)
+    return np.stack([x, y, z], axis=1)
+
+
+def _canonical_axes() -> np.ndarray:
+    pts = np.zeros((max(lm.CANONICAL_POSE_POINTS) + 1, 3))
+    for index, xyz in lm.CANONICAL_POSE_POINTS.items():
+        pts[index] = xyz
+    return _axes(pts)
+
+
+_CANONICAL_AXES = _canonical_axes()
+
+
+def pose_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Rotation (3, 3) in image axes for a head at yaw/pitch/roll degrees.
+
+    R = Ry(yaw) @ Rx(pitch) @ Rz(roll): roll tilts the head in the image plane (clockwise on
+    screen for roll > 0), pitch nods it (looking down for pitch > 0), yaw turns it (nose towards
+    the image's right for yaw > 0). The inverse of :func:`head_pose`.
+    """
+    cy, sy = math.cos(math.radians(yaw)), math.sin(math.radians(yaw))
+    cp, sp = math.cos(math.radians(pitch)), math.sin(math.radians(pitch))
+    cr, sr = math.cos(math.radians(roll)), math.sin(math.radians(roll))
+    ry = np.array([[cy, 0.0, -sy], [0.0, 1.0, 0.0], [sy, 0.0, cy]])
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
+    rz = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])
+    return ry @ rx @ rz
+
+
+def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees from the mesh's 3D points, float (478, 3) in pixels.
+
+    Signs as in FaceObservation: yaw > 0 = face turned to the image's right, pitch > 0 = looking
+    down, roll > 0 = tilted clockwise in the image. The constant tilt of mediapipe's canonical
+    face (its forehead->chin line leans by ~0.7 degrees) is removed, so a canonical face is 0/0/0.
+    """
+    points = np.asarray(landmarks, dtype=np.float64)
+    r = _axes(points) @ _CANONICAL_AXES.T
+    pitch = math.degrees(math.asin(float(np.clip(-r[1, 2], -1.0, 1.0))))
+    yaw = math.degrees(math.atan2(-r[0, 2], r[2, 2]))
+    roll = math.degrees(math.atan2(r[1, 0], r[1, 1]))
+    return yaw, pitch, roll
+
+
+def interocular(landmarks: np.ndarray) -> float:
+    """Distance between the outer eye corners in the image plane, pixels."""
+    points = np.asarray(landmarks, dtype=np.float64)
+    return float(np.linalg.norm(points[lm.LEFT_EYE_OUTER, :2] - points[lm.RIGHT_EYE_OUTER, :2]))
+
+
+def mouth_opening(landmarks: np.ndarray) -> float:
+    """Inner-lip gap / inter-ocular distance (0 = lips closed; ~0.3-0.5 = wide open).
+
+    The gap is the mean over three upper/lower inner-lip pairs across the mouth, in the image
+    plane, so a slight head turn does not zero it.
+    """
+    points = np.asarray(landmarks, dtype=np.float64)
+    gaps = [np.linalg.norm(points[lo, :2] - points[up, :2]) for up, lo in lm.INNER_LIP_PAIRS]
+    return float(np.mean(gaps)) / max(interocular(points), 1e-6)
+
+
+def mouth_width(landmarks: np.ndarray) -> float:
+    """Mouth-corner distance / inter-ocular distance (about 0.55-0.75 for a relaxed mouth)."""
+    points = np.asarray(landmarks, dtype=np.float64)
+    width = np.linalg.norm(points[lm.MOUTH_LEFT_CORNER, :2] - points[lm.MOUTH_RIGHT_CORNER, :2])
+    return float(width) / max(interocular(points), 1e-6)
+
+
+def similarity_transform(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping src onto dst.
+
+    src_pts, dst_pts: float (N, 2), N >= 2, corresponding points (extra columns are ignored).
+    Returns float64 (2, 3) M with dst ~= src @ M[:, :2].T + M[:, 2] (cv2.warpAffine's layout).
+    Umeyama (1991), without reflections.
+    """
+    src = np.asarray(src_pts, dtype=np.float64)[:, :2]
+    dst = np.asarray(dst_pts, dtype=np.float64)[:, :2]
+    if src.shape != dst.shape or len(src) < 2:
+        raise ValueError(f"need matching (N>=2, 2) point sets, got {src.shape} and {dst.shape}")
+    mu_src, mu_dst = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - mu_src, dst - mu_dst
+    var_src = float((src_c**2).sum()) / len(src)
+    if var_src <= 0.0:
+        raise ValueError("source points are all identical")
+    cov = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[1] = -1.0
+    rot = u @ np.diag(d) @ vt
+    scale = float((s * d).sum()) / var_src
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rot
+    matrix[:, 2] = mu_dst - scale * rot @ mu_src
+    return matrix
+
+
+def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine matrix to float (N, 2+) points; returns float64 (N, 2)."""
+    pts = np.asarray(points, dtype=np.float64)[:, :2]
+    return pts @ matrix[:, :2].T + matrix[:, 2]
+
+
+class OneEuroFilter:
+    """One-euro filter (Casiez, Roussel, Vogel 2012) for a sequence of arrays of a fixed shape.
+
+    An adaptive low-pass filter: its cutoff rises with the signal's speed, so a still point is
+    smoothed hard (jitter gone) while a fast mouth movement passes with almost no lag.
+
+    fps: sampling rate of the sequence, frames per second.
+    scale: the unit speeds are measured in, in the values' own units; pass the face's
+        inter-ocular distance in pixels so the same parameters fit small and large faces.
+    min_cutoff: Hz, the cutoff at rest (lower = smoother when still).
+    beta: how fast the cutoff rises with speed, Hz per (scale units per second).
+    d_cutoff: Hz, cutoff of the speed estimate itself.
+
+    Defaults (0.3 Hz, 20, 1 Hz; scale = inter-ocular distance) were chosen on synthetic tracks
+    at 25-30 fps: jitter of 0.7% of the inter-ocular distance shrinks to ~45%, while a step of
+    11% (a mouth snapping open) is 70-85% followed after one frame and >90% after two.
+    Each element is filtered independently; where a sample is NaN (face absent) the output is
+    NaN, and the filter restarts from the raw value when the signal comes back.
+    """
+
+    def __init__(
+        self,
+        fps: float,
+        scale: float = 1.0,
+        min_cutoff: float = 0.3,
+        beta: float = 20.0,
+        d_cutoff: float = 1.0,
+    ) -> None:
+        if fps <= 0 or scale <= 0:
+            raise ValueError(f"fps and scale must be positive, got {fps} and {scale}")
+        self.fps = fps
+        self.scale = scale
+        self.min_cutoff = min_cutoff
+        self.beta = beta
+        self.d_cutoff = d_cutoff
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+
+    def _alpha(self, cutoff: np.ndarray | float) -> np.ndarray:
+        tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff, dtype=np.float64))
+        return 1.0 / (1.0 + tau * self.fps)
+
+    def reset(self) -> None:
+        self._x = None
+        self._dx = None
+
+    def __call__(self, value: np.ndarray) -> np.ndarray:
+        """Filter one sample (any shape, fixed across calls); returns float64 of that shape."""
+        x = np.asarray(value, dtype=np.float64) / self.scale
+        if self._x is None or self._dx is None:
+            self._x = x.copy()
+            self._dx = np.zeros_like(x)
+            return x * self.scale
+        fresh = np.isnan(self._x) & ~np.isnan(x)  # restart where the signal comes back
+        dx_raw = (x - self._x) * self.fps
+        dx = self._dx + self._alpha(self.d_cutoff) * (dx_raw - self._dx)
+        cutoff = self.min_cutoff + self.beta * np.abs(dx)
+        out = self._x + self._alpha(cutoff) * (x - self._x)
+        out = np.where(fresh, x, out)
+        dx = np.where(fresh | np.isnan(dx), 0.0, dx)
+        self._x, self._dx = out, dx
+        return out * self.scale
+
+
+def smooth_sequence(sequence: np.ndarray, fps: float, scale: float = 1.0) -> np.ndarray:
+    """One-euro smoothing (default parameters) along axis 0 of float (T, ...) data.
+
+    NaN marks missing samples and stays NaN. scale: see OneEuroFilter. Returns float64, same shape.
+    """
+    data = np.asarray(sequence, dtype=np.float64)
+    out = np.empty_like(data)
+    filt = OneEuroFilter(fps, scale=scale)
+    for t in range(len(data)):
+        out[t] = filt(data[t])
+    return out
