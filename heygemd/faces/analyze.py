@@ -176,9 +176,7 @@ class FaceAnalyzer:
             self._remember(faces, frame_index)
         return faces
 
-    def analyze_many(
-        self, frames: Iterable[tuple[int, np.ndarray]]
-    ) -> list[list[FaceObservation]]:
+    def analyze_many(self, frames: Iterable[tuple[int, np.ndarray]]) -> list[list[FaceObservation]]:
         """analyze() over (frame_index, frame) pairs, in order; logs the rate at debug level."""
         start = time.perf_counter()
         results = [self.analyze(frame, index) for index, frame in frames]
@@ -261,7 +259,8 @@ class FaceAnalyzer:
             if points is None:
                 return None
             track.landmarks = points
-            faces.append(_observation(frame_index, track.predicted_box(), track.score, points, w, h))
+            box = track.predicted_box()
+            faces.append(_observation(frame_index, box, track.score, points, w, h))
         self._last_index = frame_index
         self._since_detect += 1
         return _largest_first(faces)
