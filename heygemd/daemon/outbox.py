@@ -1,0 +1,172 @@
+"""The outbox: results are assembled in a hidden staging folder and published with one rename.
+
+``outbox/<job-name>/`` (``-2``, ``-3``... when taken; nothing is overwritten) holds one
+``<video-stem>.mp4`` per finished video, report.json, RESULT.txt, job.log.jsonl, the annotated
+pictures, the originals under ``inputs/`` and a hidden marker naming the job id, so that a
+publish the store did not record before a crash is recognised instead of repeated.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from heygemd.report import JobReport, JobStatus, VideoStatus
+
+MARKER = ".heygemd-job"
+STAGING_PREFIX = ".heygemd-staging-"
+INPUTS = "inputs"
+RESERVED = frozenset({"report.json", "result.txt", "job.log.jsonl", INPUTS, MARKER.lower()})
+
+
+def choose_name(wanted: str, taken: Iterable[str]) -> str:
+    """``wanted``, else ``wanted-2``, ``wanted-3``... — the first not in ``taken`` (pure,
+    case-insensitive because SMB shares are)."""
+    lower = {t.lower() for t in taken}
+    if wanted.lower() not in lower:
+        return wanted
+    n = 2
+    while f"{wanted}-{n}".lower() in lower:
+        n += 1
+    return f"{wanted}-{n}"
+
+
+def safe_name(name: str) -> str:
+    """A single, visible path component: no separators, no leading dots, not empty (pure)."""
+    cleaned = name.replace("/", "_").replace("\\", "_").replace("\0", "_").lstrip(". ")
+    return cleaned or "job"
+
+
+def output_names(videos: Iterable[str]) -> dict[str, str]:
+    """Input video name -> output ``<stem>.mp4``, distinct even when stems repeat
+    (``a.mov`` and ``a.mp4`` -> ``a.mp4`` and ``a-2.mp4``) and never a reserved name (pure)."""
+    taken: set[str] = set(RESERVED)
+    names: dict[str, str] = {}
+    for video in videos:
+        stem = safe_name(Path(video).stem)
+        chosen = choose_name(stem, taken | {n[:-4] for n in names.values()})
+        names[video] = f"{chosen}.mp4"
+        taken.add(chosen.lower())
+    return names
+
+
+def _video_line(v_name: str, status: VideoStatus, output: str | None, message: str | None) -> str:
+    if status is VideoStatus.DONE:
+        return f"  OK       {v_name} -> {output}"
+    word = "REFUSED " if status is VideoStatus.REJECTED else "FAILED  "
+    return f"  {word} {v_name}: {message or 'no reason recorded'}"
+
+
+def result_text(report: JobReport) -> str:
+    """RESULT.txt: what succeeded and, for each refused or failed file, why and what to change."""
+    headline = {
+        JobStatus.DONE: "All videos were made.",
+        JobStatus.PARTIAL: "Some videos were made; the others are listed below with the reason.",
+        JobStatus.REJECTED: "Nothing was made: the inputs need to be changed (see below).",
+        JobStatus.FAILED: "Nothing was made: processing failed on our side (see below).",
+    }[report.status]
+    lines = [f"Job: {report.job_name}", f"Result: {report.status.value.upper()} - {headline}", ""]
+    if report.message:
+        lines += [f"Reason: {report.message}", ""]
+    if report.audio is not None and not report.audio.accepted:
+        lines.append(f"Audio {report.audio.name}: refused")
+        lines += [f"  - {f.message}" for f in report.audio.findings if f.severity == "refuse"]
+        lines.append("")
+    if report.videos:
+        lines.append("Videos:")
+        lines += [_video_line(v.name, v.status, v.output, v.message) for v in report.videos]
+        warnings = [(v.name, f) for v in report.videos for f in v.findings if f.severity == "warn"]
+        if warnings:
+            lines += ["", "Warnings (the video was still made):"]
+            lines += [f"  {name}: {f.message}" for name, f in warnings]
+        lines.append("")
+    lines.append("Your original files are in the 'inputs' folder. Details: report.json.")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so readers see the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def staging_dir(outbox: Path, job_id: str) -> Path:
+    return outbox / f"{STAGING_PREFIX}{job_id}"
+
+
+def write_results(staging: Path, report: JobReport) -> None:
+    """report.json, RESULT.txt and the job-id marker into the staging folder."""
+    (staging / "report.json").write_text(
+        json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    (staging / "RESULT.txt").write_text(result_text(report), encoding="utf-8")
+    (staging / MARKER).write_text(report.job_id + "\n", encoding="utf-8")
+
+
+def move_inputs(original: Path, staging: Path) -> bool:
+    """Put the originals under ``staging/inputs``: a rename when work and outbox share a
+    filesystem (returns True: moved), else a copy (returns False: the caller deletes the
+    originals only after publishing)."""
+    target = staging / INPUTS
+    try:
+        os.rename(original, target)
+        return True
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+    shutil.copytree(original, target, symlinks=True)
+    return False
+
+
+def restore_inputs(staging: Path, original: Path) -> bool:
+    """Undo ``move_inputs`` after a crash before publishing. True when something was moved."""
+    inputs = staging / INPUTS
+    if original.exists() or not inputs.is_dir():
+        return False
+    original.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(inputs, original)
+    return True
+
+
+def publish(staging: Path, outbox: Path, final_name: str) -> Path:
+    """Rename the complete staging folder to ``outbox/final_name`` (refusing to replace)."""
+    target = outbox / final_name
+    if target.exists() or target.is_symlink():
+        raise FileExistsError(errno.EEXIST, "outbox name taken", str(target))
+    os.rename(staging, target)
+    _fsync_dir(outbox)
+    return target
+
+
+def published_job(outbox: Path, name: str | None) -> str | None:
+    """The job id recorded in ``outbox/name``'s marker, if that folder was published by us."""
+    if not name:
+        return None
+    try:
+        return (outbox / name / MARKER).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def taken_names(outbox: Path) -> set[str]:
+    return {p.name for p in outbox.iterdir()}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

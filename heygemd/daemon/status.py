@@ -1,0 +1,74 @@
+"""What users see without a terminal: the STATUS file beside the outbox, `heygemd status`, and
+systemd's STATUS= line. Pure: rows in, text out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from heygemd.daemon.store import JobRow, State
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """Everything the status text shows. ``problems``: plain-words service problems (inbox
+    unavailable, disk low); ``settling``: inbox folders seen but not yet complete."""
+
+    updated_at: str
+    running: JobRow | None
+    queued: Sequence[JobRow]
+    recent: Sequence[JobRow]
+    settling: Sequence[str] = field(default_factory=tuple)
+    problems: Sequence[str] = field(default_factory=tuple)
+    stopped: bool = False
+
+
+def progress_words(row: JobRow) -> str:
+    """'video 1 of 3 (intro.mp4), 42%' or 'checking the files' (pure)."""
+    if row.state is State.VALIDATING or row.video_count == 0:
+        return "checking the files"
+    index = max(row.video_index, 1)
+    name = f" ({row.video_name})" if row.video_name else ""
+    return f"video {index} of {row.video_count}{name}, {round(row.fraction * 100)}%"
+
+
+def status_line(view: StatusView) -> str:
+    """One line for systemd STATUS= (pure)."""
+    parts = []
+    if view.stopped:
+        parts.append("stopped")
+    if view.running is not None:
+        parts.append(f"running {view.running.name}: {progress_words(view.running)}")
+    elif not view.stopped:
+        parts.append("idle")
+    parts.append(f"{len(view.queued)} queued")
+    parts += list(view.problems)
+    return "; ".join(parts)
+
+
+def _result_line(row: JobRow) -> str:
+    where = f" -> outbox/{row.outbox_name}" if row.outbox_name else ""
+    what = row.status or row.state.value
+    note = f" ({row.message})" if row.message and row.state is not State.DONE else ""
+    return f"  {what:<8} {row.name}{where}{note}  [{row.finished_at or ''}]"
+
+
+def status_text(view: StatusView) -> str:
+    """The STATUS file / `heygemd status` output (pure)."""
+    head = "heygemd is STOPPED (jobs wait until it starts again)" if view.stopped else "heygemd"
+    lines = [f"{head} - updated {view.updated_at}", ""]
+    lines += [f"PROBLEM: {p}" for p in view.problems]
+    if view.problems:
+        lines.append("")
+    if view.running is not None:
+        lines.append(f"Working on: {view.running.name} - {progress_words(view.running)}")
+    else:
+        lines.append("Working on: nothing")
+    lines.append(f"Waiting in queue: {len(view.queued)}")
+    lines += [f"  {i}. {row.name}" for i, row in enumerate(view.queued, start=1)]
+    if view.settling:
+        lines.append("Being copied (taken once nothing changes):")
+        lines += [f"  - {name}" for name in view.settling]
+    lines += ["", "Last results:"]
+    lines += [_result_line(r) for r in view.recent] or ["  (none yet)"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,180 @@
+"""Job states in an embedded SQLite database (WAL, so `heygemd status` can read while the
+daemon writes).
+
+queued -> validating -> running -> done | rejected | failed. A job that was validating or running
+when the daemon died is put back to queued at the next start (see ``service.reconcile``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+DB_NAME = "jobs.sqlite3"
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    VALIDATING = "validating"
+    RUNNING = "running"
+    DONE = "done"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+ACTIVE = (State.VALIDATING, State.RUNNING)
+FINAL = (State.DONE, State.REJECTED, State.FAILED)
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.QUEUED: frozenset({State.VALIDATING, State.FAILED}),
+    State.VALIDATING: frozenset({State.RUNNING, State.QUEUED, *FINAL}),
+    State.RUNNING: frozenset({State.QUEUED, *FINAL}),
+    State.DONE: frozenset(),
+    State.REJECTED: frozenset(),
+    State.FAILED: frozenset(),
+}
+
+
+class TransitionError(RuntimeError):
+    """A state change the lifecycle does not allow (a bug, not bad input)."""
+
+
+def check_transition(old: State, new: State) -> None:
+    """Raise TransitionError unless ``old -> new`` is allowed (pure)."""
+    if new not in TRANSITIONS[old]:
+        raise TransitionError(f"job state {old} -> {new} is not allowed")
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job_id: str
+    name: str  # the folder name the user gave
+    state: State
+    attempts: int  # runs started (a run that crashed the daemon counts)
+    submitted_at: str  # ISO 8601 UTC
+    started_at: str | None
+    finished_at: str | None
+    outbox_name: str | None  # folder name in the outbox (set just before publishing)
+    status: str | None  # JobStatus of the report (done/partial/rejected/failed)
+    message: str | None
+    video_index: int  # 1-based index of the running video, 0 before the first
+    video_count: int
+    video_name: str | None
+    fraction: float  # 0..1 of the running video
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT UNIQUE NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    submitted_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    outbox_name TEXT,
+    status TEXT,
+    message TEXT,
+    video_index INTEGER NOT NULL DEFAULT 0,
+    video_count INTEGER NOT NULL DEFAULT 0,
+    video_name TEXT,
+    fraction REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
+"""
+_COLUMNS = (
+    "job_id, name, state, attempts, submitted_at, started_at, finished_at, outbox_name, status, "
+    "message, video_index, video_count, video_name, fraction"
+)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Store:
+    """The job table. Every write is its own transaction (autocommit + explicit BEGIN)."""
+
+    def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
+        path = state_dir / DB_NAME
+        if readonly:
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        else:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA busy_timeout=5000")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _rows(self, where: str, args: tuple[object, ...] = ()) -> list[JobRow]:
+        cur = self._db.execute(f"SELECT {_COLUMNS} FROM jobs {where}", args)
+        return [JobRow(*(r[:2]), State(r[2]), *r[3:]) for r in cur.fetchall()]
+
+    def add(self, job_id: str, name: str, submitted_at: str | None = None) -> None:
+        self._db.execute(
+            "INSERT INTO jobs (job_id, name, state, submitted_at) VALUES (?, ?, ?, ?)",
+            (job_id, name, State.QUEUED.value, submitted_at or utc_now()),
+        )
+
+    def get(self, job_id: str) -> JobRow | None:
+        rows = self._rows("WHERE job_id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def in_states(self, *states: State) -> list[JobRow]:
+        marks = ",".join("?" * len(states))
+        return self._rows(f"WHERE state IN ({marks}) ORDER BY seq", tuple(s.value for s in states))
+
+    def next_queued(self) -> JobRow | None:
+        rows = self._rows("WHERE state = 'queued' ORDER BY seq LIMIT 1")
+        return rows[0] if rows else None
+
+    def recent(self, limit: int = 5) -> list[JobRow]:
+        return self._rows(
+            "WHERE state IN ('done', 'rejected', 'failed') ORDER BY finished_at DESC, seq DESC "
+            "LIMIT ?", (limit,))
+
+    def transition(self, job_id: str, new: State, **fields: object) -> JobRow:
+        """Move a job to ``new`` (checked against TRANSITIONS), updating extra columns."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self.get(job_id)
+            if row is None:
+                raise TransitionError(f"unknown job {job_id}")
+            check_transition(row.state, new)
+            if new is State.VALIDATING:
+                fields.setdefault("attempts", row.attempts + 1)
+                fields.setdefault("started_at", utc_now())
+            if new in FINAL:
+                fields.setdefault("finished_at", utc_now())
+            if new is State.QUEUED:
+                fields.update(video_index=0, video_count=0, video_name=None, fraction=0.0)
+            self._update(job_id, state=new.value, **fields)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        updated = self.get(job_id)
+        assert updated is not None
+        return updated
+
+    def update(self, job_id: str, **fields: object) -> None:
+        """Set columns that are not the state (progress, the chosen outbox name)."""
+        self._update(job_id, **fields)
+
+    def _update(self, job_id: str, **fields: object) -> None:
+        allowed = set(_COLUMNS.replace(" ", "").split(",")) - {"job_id"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown job columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{k} = ?" for k in fields)
+        self._db.execute(
+            f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*fields.values(), job_id)
+        )
