@@ -20,6 +20,7 @@ from heygemd.media.probe import open_input
 log = structlog.get_logger(__name__)
 
 MAX_CHANNELS = 8  # layouts beyond 7.1 are not expected in speech or template videos
+PADDING_SECONDS = 0.1  # most decoded audio past the declared end that counts as codec padding
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -32,6 +33,27 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
 def clip_unit(samples: np.ndarray) -> np.ndarray:
     """Clip to [-1, 1] (resampling filters ring slightly above full scale) as float32."""
     return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def trim_padding(samples: np.ndarray, seconds: float | None, rate: int) -> np.ndarray:
+    """Cut encoder padding: (C, N) samples decoded past the stream's declared ``seconds``.
+
+    Lossy codecs (AAC, Opus) decode a few ms of padding after the end; the container's
+    duration is trusted only when the excess is that small (under PADDING_SECONDS).
+    """
+    if seconds is None:
+        return samples
+    keep = int(round(seconds * rate))
+    excess = samples.shape[-1] - keep
+    if 0 < excess <= PADDING_SECONDS * rate:
+        return samples[..., :keep]
+    return samples
+
+
+def _stream_seconds(stream: Any) -> float | None:
+    if not stream.duration or stream.time_base is None:
+        return None
+    return float(stream.duration * stream.time_base)
 
 
 def _layout_name(channels: int) -> str:
@@ -74,6 +96,7 @@ def load_audio(path: Path, rate: int = 16000, mono: bool = True) -> np.ndarray:
         stream = container.streams.audio[0]
         channels = min(max(int(stream.codec_context.channels or 1), 1), MAX_CHANNELS)
         samples = _decode_resampled(container, stream, rate, channels)
+        samples = trim_padding(samples, _stream_seconds(stream), rate)
     except av.FFmpegError as err:
         raise MediaError(
             f"The audio in {path.name} cannot be decoded; the file may be damaged or truncated "

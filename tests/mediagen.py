@@ -1,0 +1,164 @@
+"""Small synthetic media files made with PyAV, for tests anywhere in the suite.
+
+``make_video`` writes a moving pattern (a white square crossing a dark-grey frame, with a red
+marker in the top-left corner so orientation can be checked) and, optionally, a tone;
+``make_audio`` writes a tone. Both choose codecs that fit the container of the file's extension.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+TONE_HZ = 440.0
+MARKER = 8  # side of the red top-left marker in pixels
+
+# extension -> (video codec, audio codec, audio rate or None to keep the requested one)
+VIDEO_CODECS: dict[str, tuple[str, str]] = {
+    ".mp4": ("libx264", "aac"),
+    ".mov": ("libx264", "aac"),
+    ".mkv": ("libx264", "aac"),
+    ".avi": ("mpeg4", "libmp3lame"),
+    ".webm": ("libvpx", "libopus"),
+    ".flv": ("flv", "libmp3lame"),
+}
+AUDIO_CODECS: dict[str, str] = {
+    ".mp3": "libmp3lame",
+    ".m4a": "aac",
+    ".aac": "aac",
+    ".flac": "flac",
+    ".ogg": "libopus",
+}
+WAV_CODECS: dict[str, str] = {
+    "u8": "pcm_u8",
+    "s16": "pcm_s16le",
+    "s24": "pcm_s24le",
+    "s32": "pcm_s32le",
+    "f32": "pcm_f32le",
+}
+FORMATS = {".m4a": "mp4", ".aac": "adts", ".mkv": "matroska"}
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+def pattern_frame(index: int, width: int, height: int) -> np.ndarray:
+    """uint8 (height, width, 3) RGB: a white square moving right one step per frame."""
+    frame = np.full((height, width, 3), 40, dtype=np.uint8)
+    side = max(4, min(width, height) // 4)
+    x = (index * 3) % max(1, width - side)
+    y = (height - side) // 2
+    frame[y : y + side, x : x + side] = 255
+    frame[:MARKER, :MARKER] = (255, 0, 0)
+    return frame
+
+
+def tone(seconds: float, rate: int, channels: int = 1, freq: float = TONE_HZ) -> np.ndarray:
+    """float32 (channels, N) sine at ``freq`` Hz, amplitude 0.5."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    wave = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.repeat(wave[np.newaxis, :], channels, axis=0)
+
+
+def _encode_audio(container: Any, stream: Any, samples: np.ndarray, rate: int, layout: str) -> None:
+    """Feed float32 (C, N) ``samples`` at ``rate`` through a resampler into ``stream``."""
+    ctx = stream.codec_context
+    resampler = av.AudioResampler(
+        format=ctx.format.name,
+        layout=layout,
+        rate=ctx.sample_rate,
+        frame_size=ctx.frame_size or None,
+    )
+    frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
+    frame.sample_rate = rate
+    pts = 0
+    for out in [*resampler.resample(frame), *resampler.resample(None)]:
+        out.pts, pts = pts, pts + out.samples  # explicit timestamps let MP4 record the priming
+        for packet in stream.encode(out):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
+def _add_audio_stream(container: Any, codec: str, rate: int, channels: int) -> Any:
+    if codec == "libopus" and rate not in OPUS_RATES:
+        rate = 48000
+    stream = container.add_stream(codec, rate=rate)
+    stream.layout = "mono" if channels == 1 else "stereo"
+    return stream
+
+
+def make_audio(
+    path: Path,
+    *,
+    seconds: float = 1.0,
+    rate: int = 16000,
+    channels: int = 1,
+    fmt: str = "s16",
+    freq: float = TONE_HZ,
+) -> Path:
+    """Write a tone of ``freq`` Hz to ``path`` (wav mp3 m4a aac flac ogg, by extension).
+
+    fmt: the WAV sample format (u8, s16, s24, s32, f32); other containers use their codec's.
+    """
+    suffix = path.suffix.lower()
+    codec = WAV_CODECS[fmt] if suffix == ".wav" else AUDIO_CODECS[suffix]
+    layout = "mono" if channels == 1 else "stereo"
+    with av.open(str(path), mode="w", format=FORMATS.get(suffix)) as container:
+        stream = _add_audio_stream(container, codec, rate, channels)
+        _encode_audio(container, stream, tone(seconds, rate, channels, freq), rate, layout)
+    return path
+
+
+def _frame_times(count: int, fps: float, vfr: bool) -> list[float]:
+    """Presentation times (s): regular, or alternating short and long gaps with the same mean."""
+    if not vfr:
+        return [i / fps for i in range(count)]
+    gaps = [(0.5 if i % 2 else 1.5) / fps for i in range(count)]
+    return [float(sum(gaps[:i])) for i in range(count)]
+
+
+def make_video(
+    path: Path,
+    *,
+    width: int = 64,
+    height: int = 48,
+    fps: float = 25.0,
+    seconds: float = 1.0,
+    audio: bool = True,
+    codec: str | None = None,
+    rotation: int = 0,
+    vfr: bool = False,
+) -> Path:
+    """Write ``seconds`` of the moving pattern (+ a 440 Hz tone when ``audio``) to ``path``.
+
+    The container follows the extension (mp4 mov mkv avi webm flv). rotation: degrees clockwise
+    a player must turn the picture (stored as a display matrix). vfr: frames at alternating
+    0.5 and 1.5 frame spacing (average rate ``fps``), in a 1/1000 s time base.
+    """
+    suffix = path.suffix.lower()
+    video_codec, audio_codec = VIDEO_CODECS[suffix]
+    count = int(round(seconds * fps))
+    with av.open(str(path), mode="w", format=FORMATS.get(suffix)) as container:
+        stream = container.add_stream(
+            codec or video_codec, rate=Fraction(fps).limit_denominator(1001)
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        time_base = Fraction(1, 1000) if vfr else 1 / Fraction(stream.codec_context.framerate)
+        stream.codec_context.time_base = time_base
+        if rotation:
+            stream.set_display_rotation(-rotation)  # PyAV takes counter-clockwise degrees
+        sound = _add_audio_stream(container, audio_codec, 48000, 1) if audio else None
+        for i, t in enumerate(_frame_times(count, fps, vfr)):
+            frame = av.VideoFrame.from_ndarray(pattern_frame(i, width, height), format="rgb24")
+            frame.pts = int(round(t / time_base))
+            frame.time_base = time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+        if sound is not None:
+            _encode_audio(container, sound, tone(seconds, 48000), 48000, "mono")
+    return path
