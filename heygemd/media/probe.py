@@ -153,7 +153,7 @@ def _video_info(container: Any, stream: Any) -> VideoStreamInfo:
         is_vfr = avg > 0 and real > 0 and abs(avg - real) / real > 0.02
     duration = _seconds(stream.duration, stream.time_base)
     return VideoStreamInfo(
-        codec=stream.codec_context.name,
+        codec=stream.codec_context.codec.canonical_name,
         width=width,
         height=height,
         rotation=rotation,
@@ -170,7 +170,7 @@ def _video_info(container: Any, stream: Any) -> VideoStreamInfo:
 def _audio_info(stream: Any) -> AudioStreamInfo:
     ctx = stream.codec_context
     return AudioStreamInfo(
-        codec=ctx.name,
+        codec=ctx.codec.canonical_name,
         sample_rate=int(ctx.sample_rate or 0),
         channels=int(ctx.channels or 0),
         sample_format=ctx.format.name if ctx.format is not None else None,
@@ -223,7 +223,7 @@ def probe(path: Path) -> MediaInfo:
         streams = [s for s in container.streams if s.type in ("video", "audio")]
         if not streams:
             raise MediaError(f"{path.name} contains no audio or video streams.", code="no_streams")
-        names = tuple(f"{s.type}:{s.codec_context.name}" for s in container.streams)
+        names = tuple(f"{s.type}:{s.codec_context.codec.canonical_name}" for s in container.streams)
         video_streams = [s for s in container.streams.video if not _is_cover_art(s)]
         audio_streams = list(container.streams.audio)
         try:
