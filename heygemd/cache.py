@@ -1,0 +1,123 @@
+"""Content-addressed cache of template analyses (``paths.cache``; safe to delete).
+
+Key = sha256 of the file's bytes + the analysis version, so a re-uploaded template with another
+name still hits, and changing the analysis code (bumping its version) invalidates old entries.
+Entries are written to a temporary file in the same folder and renamed into place (atomic: a
+crash never leaves a half-written entry that a later job would read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import structlog
+
+log = structlog.get_logger(__name__)
+
+CHUNK = 1 << 20
+
+
+def content_key(path: Path, version: str) -> str:
+    """sha256 hex of the file's bytes followed by ``version``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(CHUNK):
+            digest.update(block)
+    digest.update(b"\0" + version.encode())
+    return digest.hexdigest()
+
+
+class AnalysisCache:
+    """npz (small arrays) and npy (large arrays, opened memory-mapped) entries under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str, name: str) -> Path:
+        return self.root / key[:2] / f"{key}.{name}"
+
+    def load_arrays(self, key: str) -> dict[str, np.ndarray] | None:
+        """The npz entry as a dict, or None on a miss (or an unreadable entry, which is dropped)."""
+        path = self._path(key, "npz")
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {name: data[name] for name in data.files}
+        except (OSError, ValueError) as err:
+            log.warning("cache.unreadable", path=str(path), error=str(err))
+            path.unlink(missing_ok=True)
+            return None
+
+    def save_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> Path:
+        """Write the npz entry atomically; returns its path."""
+        path = self._path(key, "npz")
+        with self._atomic(path) as tmp:
+            np.savez(tmp, **arrays)
+        return path
+
+    def load_big(self, key: str, name: str) -> np.ndarray | None:
+        """A large npy entry, memory-mapped read-only, or None on a miss."""
+        path = self._path(key, f"{name}.npy")
+        if not path.is_file():
+            return None
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            log.warning("cache.unreadable", path=str(path), error=str(err))
+            path.unlink(missing_ok=True)
+            return None
+
+    def big_writer(self, key: str, name: str, shape: tuple[int, ...]) -> BigEntry:
+        """A writable memory-mapped uint8 array of ``shape``; ``commit()`` publishes it."""
+        return BigEntry(self._path(key, f"{name}.npy"), shape)
+
+    def _atomic(self, path: Path) -> _AtomicFile:
+        return _AtomicFile(path)
+
+
+class _AtomicFile:
+    """Context manager yielding an open temp file beside ``path``; renamed onto it on success."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> object:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=self.path.suffix)
+        self._tmp = Path(name)
+        self._fh = os.fdopen(fd, "wb")
+        return self._fh
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._fh.close()
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+class BigEntry:
+    """A uint8 npy file being filled through a memory map, published by rename on commit()."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
+        os.close(fd)
+        self._tmp = Path(name)
+        self.array = np.lib.format.open_memmap(self._tmp, mode="w+", dtype=np.uint8, shape=shape)
+
+    def commit(self) -> np.ndarray:
+        """Flush, rename into place, and return the entry reopened read-only."""
+        self.array.flush()
+        del self.array
+        os.replace(self._tmp, self.path)
+        return np.load(self.path, mmap_mode="r", allow_pickle=False)
+
+    def discard(self) -> None:
+        self._tmp.unlink(missing_ok=True)

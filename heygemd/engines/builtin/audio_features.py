@@ -1,0 +1,138 @@
+"""Audio -> per-video-frame features: log-mel context windows, loudness, voice activity.
+
+Everything here is pure array -> array except :class:`VoiceDetector`, which holds the silero-vad
+model (built once, in the engine's ``prepare()``). Audio is float32 (N,) mono at 16 kHz.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+RATE = 16000
+HOP = 160  # 10 ms mel hop
+N_FFT = 512
+N_MELS = 40
+CONTEXT = 2  # video frames each side stacked into one feature window
+QUIET_DB = 35.0  # frames this far below the loudest are quiet (ENGINE-NOTES 6)
+FLOOR_DB = -80.0
+
+
+def frame_count(n_samples: int, fps: float) -> int:
+    """Video frames covering ``n_samples`` of 16 kHz audio (at least one)."""
+    return max(1, int(round(n_samples / RATE * fps)))
+
+
+def log_mel(audio: np.ndarray) -> np.ndarray:
+    """float32 (N,) -> float32 (M, N_MELS) log-mel (natural log), one row per 10 ms hop."""
+    import librosa
+
+    audio = np.asarray(audio, dtype=np.float32)
+    if len(audio) < N_FFT:
+        audio = np.pad(audio, (0, N_FFT - len(audio)))
+    mel = librosa.feature.melspectrogram(
+        y=audio, sr=RATE, n_fft=N_FFT, hop_length=HOP, win_length=400, n_mels=N_MELS,
+        fmin=60.0, fmax=7600.0,
+    )
+    return np.log(mel.T + 1e-6).astype(np.float32)
+
+
+def to_video_frames(rows: np.ndarray, hop_seconds: float, fps: float, count: int) -> np.ndarray:
+    """Average hop-rate rows (M, D) into ``count`` video frames (count, D) at ``fps``.
+
+    Video frame t covers [t/fps, (t+1)/fps); rows past the end repeat the last row.
+    """
+    starts = np.floor(np.arange(count) / fps / hop_seconds).astype(int)
+    ends = np.maximum(starts + 1, np.floor(np.arange(1, count + 1) / fps / hop_seconds).astype(int))
+    last = len(rows) - 1
+    cum = np.concatenate([np.zeros((1, rows.shape[1])), np.cumsum(rows, axis=0)])
+    s = np.clip(starts, 0, last)
+    e = np.clip(ends, s + 1, last + 1)
+    return ((cum[e] - cum[s]) / (e - s)[:, None]).astype(np.float32)
+
+
+def loudness_db(audio: np.ndarray, fps: float, count: int) -> np.ndarray:
+    """RMS level per video frame in dBFS, float32 (count,), floored at FLOOR_DB."""
+    audio = np.asarray(audio, dtype=np.float32)
+    per = RATE / fps
+    out = np.full(count, FLOOR_DB, dtype=np.float32)
+    for t in range(count):
+        chunk = audio[int(t * per) : int((t + 1) * per)]
+        if len(chunk):
+            rms = float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2)))
+            out[t] = max(FLOOR_DB, 20 * np.log10(rms + 1e-10))
+    return out
+
+
+def normalise(features: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """Per-utterance normalisation: z-score each column with the statistics of speech frames.
+
+    features: (T, D); speech: bool (T,). Another voice (or TTS) lands in the same space because
+    its own mean spectrum and spread are removed. Falls back to all frames when too few are speech.
+    """
+    rows = features[speech] if int(speech.sum()) >= 10 else features
+    mean = rows.mean(axis=0)
+    std = rows.std(axis=0) + 1e-3
+    return ((features - mean) / std).astype(np.float32)
+
+
+def stack_context(features: np.ndarray, context: int = CONTEXT) -> np.ndarray:
+    """(T, D) -> (T, (2*context+1)*D): each row with its neighbours (edges repeat)."""
+    padded = np.pad(features, ((context, context), (0, 0)), mode="edge")
+    t = len(features)
+    return np.concatenate([padded[i : i + t] for i in range(2 * context + 1)], axis=1)
+
+
+def quiet_frames(level_db: np.ndarray, below_peak_db: float = QUIET_DB) -> np.ndarray:
+    """bool (T,): frames more than ``below_peak_db`` under the loudest frame (robust peak)."""
+    peak = float(np.percentile(level_db, 99)) if len(level_db) else 0.0
+    return level_db < peak - below_peak_db
+
+
+def envelope(level_db: np.ndarray) -> np.ndarray:
+    """Loudness envelope in [0, 1] per frame: dB relative to the peak, clipped to 40 dB range."""
+    peak = float(np.percentile(level_db, 99)) if len(level_db) else 0.0
+    return np.clip((level_db - (peak - 40.0)) / 40.0, 0.0, 1.0).astype(np.float32)
+
+
+def speech_mask_from_spans(
+    spans: list[tuple[float, float]], fps: float, count: int
+) -> np.ndarray:
+    """Speech spans in seconds -> bool (count,) per video frame (frame centre inside a span)."""
+    centres = (np.arange(count) + 0.5) / fps
+    mask = np.zeros(count, dtype=bool)
+    for start, end in spans:
+        mask |= (centres >= start) & (centres < end)
+    return mask
+
+
+class VoiceDetector:
+    """silero-vad, loaded once (bundled in the wheel: nothing is downloaded)."""
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    def load(self) -> None:
+        if self._model is None:
+            from silero_vad import load_silero_vad
+
+            self._model = load_silero_vad()
+
+    def spans(self, audio: np.ndarray) -> list[tuple[float, float]]:
+        """Speech spans (start, end) in seconds of float32 (N,) 16 kHz audio."""
+        import torch
+        from silero_vad import get_speech_timestamps
+
+        self.load()
+        with torch.no_grad():
+            stamps = get_speech_timestamps(
+                torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
+                self._model, sampling_rate=RATE, min_silence_duration_ms=120, speech_pad_ms=20,
+            )
+        return [(s["start"] / RATE, s["end"] / RATE) for s in stamps]
+
+    def speech_mask(self, audio: np.ndarray, fps: float, count: int) -> np.ndarray:
+        """bool (count,) per video frame: voice present (silero) and not quiet."""
+        mask = speech_mask_from_spans(self.spans(audio), fps, count)
+        return mask & ~quiet_frames(loudness_db(audio, fps, count))

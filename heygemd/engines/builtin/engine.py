@@ -1,0 +1,187 @@
+"""BuiltinEngine: sample-based mouth re-animation from the template's own frames.
+
+For each output frame the template's own frames are a bank of real mouths: the one whose shape
+fits the new audio (regression + phone prior -> target opening -> Viterbi selection) is warped
+into the base frame (the template walked in ping-pong order) and blended. No downloaded weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import structlog
+
+from heygemd.cache import AnalysisCache
+from heygemd.engines.base import EngineContext, ProgressFn, Rendering, RenderRequest
+from heygemd.engines.builtin import audio_features as af
+from heygemd.engines.builtin import mesh, motion, render, select
+from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
+from heygemd.engines.builtin.phones import PhoneRecognizer
+from heygemd.errors import ProcessingError
+from heygemd.settings import BuiltinEngineSettings
+
+log = structlog.get_logger(__name__)
+
+JUMP_COST = 0.5  # times continuity_weight: cost of a non-consecutive template frame
+HOLD_COST = 0.25  # times continuity_weight: cost of showing the same template frame again
+PROGRESS_SECONDS = 0.5
+
+
+def drive(
+    analysis: TemplateAnalysis,
+    audio: np.ndarray,
+    count: int,
+    cfg: BuiltinEngineSettings,
+    voice: af.VoiceDetector,
+    phones: PhoneRecognizer,
+) -> tuple[render.Plan, dict[str, float]]:
+    """Decide, for each of ``count`` output frames, the base and the source template frame.
+
+    audio: float32 (N,) 16 kHz. Returns the plan and metrics (sync_r, ridge reliability, ...).
+    """
+    fps = analysis.fps
+    mel = af.to_video_frames(af.log_mel(audio), af.HOP / af.RATE, fps, count)
+    level = af.loudness_db(audio, fps, count)
+    speech = voice.speech_mask(audio, fps, count)
+    features = af.stack_context(af.normalise(mel, speech))
+    phone_open, closed = phones.opening(audio, fps, count)
+    valid = analysis.usable & np.isfinite(analysis.opening)
+    opening = np.nan_to_num(analysis.opening, nan=0.0)
+    has_speech = bool((analysis.speech & valid).sum() >= 20)
+    reliability = 0.0
+    if has_speech:
+        reliability = motion.holdout_reliability(analysis.features, opening, valid)
+        ridge = motion.fit_ridge(analysis.features[valid], opening[valid]).predict(features)[:, 0]
+    else:
+        ridge = np.zeros(count)
+    scale = motion.opening_scale(opening, valid, analysis.speech)
+    target = motion.combine_targets(
+        ridge, phone_open, reliability, speech, closed, scale,
+        motion.lead_frames_for(cfg.lead_ms, fps),
+    )
+    base = select.pingpong_indices(count, analysis.n_frames)
+    costs = select.SelectionCosts(
+        jump_cost=JUMP_COST * cfg.continuity_weight, hold_cost=HOLD_COST * cfg.continuity_weight,
+        pose_weight=cfg.pose_weight,
+    )
+    spread = max((scale.open - scale.closed) / 4, 1e-3)
+    unary = select.unary_costs(
+        target, opening, valid, np.nan_to_num(analysis.pose[base]), np.nan_to_num(analysis.pose),
+        spread, costs.pose_weight,
+    )
+    source = select.viterbi(unary, costs)
+    active = analysis.usable[base]
+    shown = np.where(active, opening[source], opening[base])
+    metrics = {
+        "sync_r": round(motion.pearson(shown, af.envelope(level)), 4),
+        "target_r": round(motion.pearson(shown, target), 4),
+        "ridge_reliability": round(reliability, 4),
+        "speech_share": round(float(speech.mean()), 4),
+        "frames_passed_through": float((~active).sum()),
+    }
+    return render.Plan(base=base, source=source, active=active), metrics
+
+
+class BuiltinEngine:
+    """The default engine. Heavy parts (face analyzer, VAD, phone decoder) built in prepare()."""
+
+    name = "builtin"
+    version = "0.1.0"
+
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.settings.builtin
+        self.cache = AnalysisCache(ctx.paths.cache)
+        self._analyzer: Any = None
+        self._voice = af.VoiceDetector()
+        self._phones = PhoneRecognizer()
+
+    def prepare(self) -> None:
+        from heygemd.faces.analyze import FaceAnalyzer
+
+        if self._analyzer is None:
+            self._analyzer = FaceAnalyzer(self.ctx.faces, tracking=True)
+        self._voice.load()
+        self._phones.load()
+
+    def problems(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        if self._analyzer is not None:
+            self._analyzer.close()
+            self._analyzer = None
+
+    def render(self, request: RenderRequest, progress: ProgressFn) -> Rendering:
+        """Analyse the template (cached), plan the mouths, and return the lazy frame stream."""
+        self.prepare()
+        t0 = time.monotonic()
+        analysis, cached = analyse_template(
+            request.template, self._analyzer, self._voice, self.cache,
+            self.cfg.analysis_scale, lambda f: progress(0.4 * f),
+        )
+        if abs(analysis.fps - request.fps) > 0.01:
+            log.warning("engine.fps_mismatch", template_fps=analysis.fps, request_fps=request.fps)
+        count = request.frame_count
+        plan, metrics = drive(analysis, request.audio, count, self.cfg, self._voice, self._phones)
+        metrics["template_cached"] = float(cached)
+        metrics["plan_ms"] = round((time.monotonic() - t0) * 1000, 1)
+        log.info("engine.planned", frames=count, **metrics)
+        start = 0.0 if cached else 0.4
+        frames = self._frames(request, analysis, plan, progress, start)
+        return Rendering(
+            width=analysis.width, height=analysis.height, fps=analysis.fps,
+            frame_count=count, frames=frames, metrics=metrics,
+        )
+
+    def _frames(
+        self,
+        request: RenderRequest,
+        analysis: TemplateAnalysis,
+        plan: render.Plan,
+        progress: ProgressFn,
+        start: float,
+    ) -> Iterator[np.ndarray]:
+        ref = analysis.landmarks[int(np.flatnonzero(analysis.usable)[0])] if analysis.usable.any() \
+            else None
+        triangles = mesh.triangulate(ref) if ref is not None else np.zeros((0, 3), np.int64)
+        frame_bytes = analysis.width * analysis.height * 3
+        batch: list[np.ndarray] = []
+        rows: list[int] = []
+        count = len(plan.base)
+        done, last = 0, time.monotonic()
+        for t, frame in enumerate(render.base_frames(request.template, plan.base, frame_bytes)):
+            if t >= count:
+                break
+            batch.append(frame)
+            rows.append(t)
+            if len(batch) >= self.cfg.batch_size or t == count - 1:
+                yield from self._flush(batch, rows, plan, analysis, triangles)
+                done += len(batch)
+                batch, rows = [], []
+                if time.monotonic() - last > PROGRESS_SECONDS:
+                    progress(start + (1 - start) * done / count)
+                    last = time.monotonic()
+        if done != count:
+            raise ProcessingError(f"rendered {done} of {count} frames from {request.template.name}")
+
+    def _flush(
+        self,
+        batch: list[np.ndarray],
+        rows: list[int],
+        plan: render.Plan,
+        analysis: TemplateAnalysis,
+        triangles: np.ndarray,
+    ) -> Iterator[np.ndarray]:
+        live = [i for i, t in enumerate(rows) if plan.active[t]]
+        out = list(batch)
+        if live:
+            pairs = [(int(plan.base[rows[i]]), int(plan.source[rows[i]])) for i in live]
+            done = render.transplant([batch[i] for i in live], pairs, analysis, triangles,
+                                     self.ctx.device)
+            for i, frame in zip(live, done, strict=True):
+                out[i] = frame
+        yield from out

@@ -1,0 +1,108 @@
+"""Audio features -> target mouth opening per output frame.
+
+Two mappings are combined: a ridge regression fitted per template on its own paired audio and
+mouth data (seconds on a CPU), and the speaker-independent phone prior (phones.py). How much the
+regression is trusted is measured on a held-out tail of the template itself. Silence and b/p/m
+close the mouth; the mouth leads the sound by ``lead_frames``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RIDGE_LAMBDA = 30.0
+HOLDOUT = 0.3  # tail share of the template used to measure the regression's reliability
+MAX_RIDGE_WEIGHT = 0.8
+
+
+@dataclass(frozen=True)
+class RidgeModel:
+    """y = x @ weights + bias. weights: float64 (D, K); bias: (K,)."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """(T, D) -> (T, K)."""
+        return features.astype(np.float64) @ self.weights + self.bias
+
+
+@dataclass(frozen=True)
+class OpeningScale:
+    """The template's opening range (inner-lip gap / inter-ocular distance)."""
+
+    closed: float  # low percentile: lips together
+    open: float  # high percentile of speech frames: wide open
+
+
+def fit_ridge(features: np.ndarray, targets: np.ndarray, lam: float = RIDGE_LAMBDA) -> RidgeModel:
+    """Closed-form ridge regression. features (T, D), targets (T,) or (T, K)."""
+    x = features.astype(np.float64)
+    y = targets.astype(np.float64).reshape(len(targets), -1)
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc + lam * np.eye(x.shape[1])
+    weights = np.linalg.solve(gram, xc.T @ yc)
+    return RidgeModel(weights=weights, bias=y_mean - x_mean @ weights)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of two (T,) series; 0.0 when either is constant or too short."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if len(a) < 3 or a.std() < 1e-9 or b.std() < 1e-9:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def holdout_reliability(features: np.ndarray, opening: np.ndarray, valid: np.ndarray) -> float:
+    """r of a ridge fitted on the template's head, tested on its tail (valid frames only)."""
+    idx = np.flatnonzero(valid)
+    if len(idx) < 40:
+        return 0.0
+    cut = int(len(idx) * (1 - HOLDOUT))
+    head, tail = idx[:cut], idx[cut:]
+    model = fit_ridge(features[head], opening[head])
+    return pearson(model.predict(features[tail])[:, 0], opening[tail])
+
+
+def opening_scale(opening: np.ndarray, valid: np.ndarray, speech: np.ndarray) -> OpeningScale:
+    """Template opening range from its valid frames (speech frames for the open end)."""
+    values = opening[valid]
+    if len(values) == 0:
+        return OpeningScale(closed=0.0, open=0.2)
+    spoken = opening[valid & speech]
+    spoken = spoken if len(spoken) >= 5 else values
+    closed = float(np.percentile(values, 3))
+    return OpeningScale(closed=closed, open=max(float(np.percentile(spoken, 95)), closed + 1e-3))
+
+
+def combine_targets(
+    ridge_opening: np.ndarray,
+    phone_opening: np.ndarray,
+    reliability: float,
+    speech: np.ndarray,
+    closed_lips: np.ndarray,
+    scale: OpeningScale,
+    lead_frames: int,
+) -> np.ndarray:
+    """Target opening per output frame (T,), in template opening units.
+
+    ridge_opening: regression output (T,); phone_opening: prior in [0, 1] (T,); reliability:
+    held-out r of the regression; speech / closed_lips: bool (T,).
+    """
+    w = float(np.clip(reliability, 0.0, MAX_RIDGE_WEIGHT))
+    phone = scale.closed + phone_opening * (scale.open - scale.closed)
+    ridge = np.clip(ridge_opening, scale.closed, scale.open)
+    target = w * ridge + (1 - w) * phone
+    target = np.where(speech & ~closed_lips, target, scale.closed)
+    if lead_frames > 0 and len(target) > 1:
+        target = np.concatenate([target[lead_frames:], np.repeat(target[-1:], lead_frames)])
+    return target[: len(ridge_opening)].astype(np.float32)
+
+
+def lead_frames_for(lead_ms: float, fps: float) -> int:
+    """How many whole frames the mouth leads the sound."""
+    return max(0, int(round(lead_ms / 1000.0 * fps)))

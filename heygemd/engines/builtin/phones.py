@@ -1,0 +1,96 @@
+"""Speaker-independent audio -> mouth prior: pocketsphinx phone decoding, phones -> visemes.
+
+The pocketsphinx wheel bundles an English acoustic model and a phone language model, so nothing
+is downloaded. Phones map to a mouth-opening prior in [0, 1] (0 = lips closed, as on b/p/m).
+For other languages the recogniser still finds vowel-like and closure-like stretches, which is
+what the prior needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PHONE_RATE = 100.0  # pocketsphinx frames per second
+
+# ARPAbet phone -> mouth opening prior (0 closed .. 1 wide open).
+VISEME_OPENING: dict[str, float] = {
+    "M": 0.0, "B": 0.0, "P": 0.0,
+    "F": 0.12, "V": 0.12,
+    "W": 0.3, "UW": 0.4, "UH": 0.45, "OW": 0.55, "OY": 0.6, "R": 0.35,
+    "TH": 0.3, "DH": 0.3,
+    "S": 0.25, "Z": 0.25, "SH": 0.3, "ZH": 0.3, "CH": 0.3, "JH": 0.3,
+    "T": 0.3, "D": 0.3, "N": 0.3, "L": 0.4, "Y": 0.35,
+    "K": 0.4, "G": 0.4, "NG": 0.35, "HH": 0.5,
+    "IY": 0.45, "IH": 0.55, "EY": 0.65, "EH": 0.7, "ER": 0.5,
+    "AE": 0.9, "AH": 0.8, "AA": 1.0, "AO": 0.85, "AW": 0.9, "AY": 0.9,
+}
+CLOSED_PHONES = frozenset({"M", "B", "P"})
+SILENT_PHONES = frozenset({"SIL", "+NSN+", "+SPN+", "+BREATH+", "+NOISE+"})
+
+
+def viseme_opening(phone: str) -> float:
+    """Opening prior of one phone; silence and noise are closed (0.0), unknown phones 0.4."""
+    if phone in SILENT_PHONES:
+        return 0.0
+    return VISEME_OPENING.get(phone, 0.4)
+
+
+def phones_to_frames(
+    segments: list[tuple[str, int, int]], fps: float, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Phone segments (phone, start, end in 10 ms frames, end inclusive) -> per video frame.
+
+    Returns (opening float32 (count,) in [0, 1], closed bool (count,): a b/p/m covers the frame
+    centre).
+    """
+    opening = np.zeros(count, dtype=np.float32)
+    weight = np.zeros(count, dtype=np.float32)
+    closed = np.zeros(count, dtype=bool)
+    centres = (np.arange(count) + 0.5) / fps
+    for phone, start, end in segments:
+        t0, t1 = start / PHONE_RATE, (end + 1) / PHONE_RATE
+        f0, f1 = int(np.floor(t0 * fps)), int(np.ceil(t1 * fps))
+        for t in range(max(0, f0), min(count, f1)):
+            overlap = min(t1, (t + 1) / fps) - max(t0, t / fps)
+            if overlap > 0:
+                opening[t] += overlap * viseme_opening(phone)
+                weight[t] += overlap
+        if phone in CLOSED_PHONES:
+            closed |= (centres >= t0) & (centres < t1)
+    return np.where(weight > 0, opening / np.maximum(weight, 1e-9), 0.0).astype(np.float32), closed
+
+
+class PhoneRecognizer:
+    """pocketsphinx all-phone decoder, built once (``load()``) and reused."""
+
+    def __init__(self) -> None:
+        self._decoder: Any = None
+
+    def load(self) -> None:
+        if self._decoder is not None:
+            return
+        import pocketsphinx
+
+        model = Path(pocketsphinx.__file__).parent / "model"
+        self._decoder = pocketsphinx.Decoder(
+            hmm=str(model / "en-us" / "en-us"),
+            allphone=str(model / "en-us" / "en-us-phone.lm.bin"),
+            lm=None, beam=1e-20, pbeam=1e-20, lw=2.0, samprate=16000, logfn="/dev/null",
+        )
+
+    def segments(self, audio: np.ndarray) -> list[tuple[str, int, int]]:
+        """float32 (N,) 16 kHz -> [(phone, start_frame, end_frame)] at 100 frames/s."""
+        self.load()
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+        decoder = self._decoder
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        return [(s.word, int(s.start_frame), int(s.end_frame)) for s in decoder.seg()]
+
+    def opening(self, audio: np.ndarray, fps: float, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per video frame (opening prior (count,), closed-lips mask (count,))."""
+        return phones_to_frames(self.segments(audio), fps, count)

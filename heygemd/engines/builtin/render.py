@@ -1,0 +1,157 @@
+"""Streaming render: base frames in ping-pong order, each with a transplanted template mouth.
+
+Frames flow decode -> transplant (batched, torch) -> the caller's encoder; nothing holds the
+whole video. Walking the template backwards re-decodes it in chunks that fit a memory budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from heygemd.engines.builtin import mesh, warp
+from heygemd.engines.builtin.analysis import TemplateAnalysis
+
+REVERSE_BUDGET_BYTES = 512 * 1024 * 1024  # frames held at once while walking backwards
+FEATHER = 0.05  # mask edge softness, share of the crop side
+RIM_WIDTH = 0.04  # colour is matched on a band this wide (share of crop side) inside the mask
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Per output frame (T,): base template frame, source template frame, transplant or not."""
+
+    base: np.ndarray
+    source: np.ndarray
+    active: np.ndarray
+
+
+def runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
+    """Split a ping-pong index sequence into runs (start, stop inclusive, step +1/-1)."""
+    out: list[tuple[int, int, int]] = []
+    i = 0
+    while i < len(indices):
+        step = 1 if i + 1 >= len(indices) or indices[i + 1] >= indices[i] else -1
+        j = i
+        while j + 1 < len(indices) and indices[j + 1] - indices[j] == step:
+            j += 1
+        out.append((int(indices[i]), int(indices[j]), step))
+        i = j + 1
+    return out
+
+
+def _decode_range(path: Path, first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, frame) for first..last inclusive; the last decoded frame repeats past the end."""
+    from heygemd.media.video import VideoReader
+
+    previous: np.ndarray | None = None
+    index = -1
+    with VideoReader(path) as reader:
+        for index, raw in reader.iter_raw():
+            if index > last:
+                return
+            if index >= first:
+                previous = reader.to_rgb(raw)
+                yield index, previous
+    if previous is None:
+        previous = _last_frame(path)
+    for missing in range(max(first, index + 1), last + 1):
+        yield missing, previous
+
+
+def _last_frame(path: Path) -> np.ndarray:
+    from heygemd.media.video import VideoReader
+
+    frame: np.ndarray | None = None
+    with VideoReader(path) as reader:
+        for frame in reader:  # noqa: B007 - we want the last one
+            pass
+    if frame is None:
+        raise ValueError(f"{path.name} has no frames")
+    return frame
+
+
+def base_frames(path: Path, order: np.ndarray, frame_bytes: int) -> Iterator[np.ndarray]:
+    """Full-resolution template frames in ``order`` (a ping-pong index sequence)."""
+    chunk = max(1, REVERSE_BUDGET_BYTES // max(frame_bytes, 1))
+    for start, stop, step in runs(order):
+        if step > 0:
+            for _, frame in _decode_range(path, start, stop):
+                yield frame
+            continue
+        top = start
+        while top >= stop:
+            low = max(stop, top - chunk + 1)
+            held = [frame for _, frame in _decode_range(path, low, top)]
+            yield from reversed(held)
+            top = low - 1
+
+
+def transplant(
+    frames: list[np.ndarray],
+    plan_rows: list[tuple[int, int]],
+    analysis: TemplateAnalysis,
+    triangles: np.ndarray,
+    device: str,
+) -> list[np.ndarray]:
+    """Replace the lower face of each base frame with its source frame's mouth.
+
+    frames: B base frames uint8 (H, W, 3) (modified copies are returned); plan_rows: B pairs
+    (base index, source index) into the analysis.
+    """
+    import torch
+
+    from heygemd.engines import compose
+
+    side = analysis.crops.shape[1]
+    sources, affines, tri_maps, polygons, bases = [], [], [], [], []
+    for frame, (b, s) in zip(frames, plan_rows, strict=True):
+        ob, os_ = analysis.crop_origin[b], analysis.crop_origin[s]
+        src_v = mesh.vertices(analysis.landmarks[s]) - os_
+        dst_all = mesh.target_vertices(analysis.landmarks[s], analysis.landmarks[b]) - ob
+        sources.append(np.asarray(analysis.crops[s]))
+        affines.append(warp.triangle_affines(src_v, dst_all, triangles))
+        tri_maps.append(warp.triangle_map(dst_all, triangles, side, side))
+        polygons.append(_hull(mesh.mask_polygon(dst_all)) / side)
+        bases.append(_base_crop(frame, ob, side))
+    warped, covered = warp.warp_batch(np.stack(sources), affines, np.stack(tri_maps), device)
+    base_t = torch.from_numpy(np.stack(bases)).to(device).permute(0, 3, 1, 2).float() / 255.0
+    polys = torch.from_numpy(_pad_polygons(polygons)).to(device)
+    hard = compose.polygon_mask(polys, side) * covered
+    alpha = compose.feather_inside(hard, FEATHER * side)
+    rim = hard * (alpha < 0.5).float() * (compose.feather_inside(hard, RIM_WIDTH * side) > 0)
+    rim = torch.where(rim.sum(dim=(2, 3), keepdim=True) > 0, rim, hard)
+    matched = compose.match_colour(warped / 255.0, base_t, rim, space="rgb")
+    out = compose.blend(base_t, matched, alpha)
+    crops = torch.round(out * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    result = []
+    for frame, crop, (b, _) in zip(frames, crops, plan_rows, strict=True):
+        x0, y0 = analysis.crop_origin[b]
+        h, w = min(side, frame.shape[0] - y0), min(side, frame.shape[1] - x0)
+        new = frame.copy()
+        new[y0 : y0 + h, x0 : x0 + w] = crop[:h, :w]
+        result.append(new)
+    return result
+
+
+def _base_crop(frame: np.ndarray, origin: np.ndarray, side: int) -> np.ndarray:
+    x0, y0 = int(origin[0]), int(origin[1])
+    crop = frame[y0 : y0 + side, x0 : x0 + side]
+    if crop.shape[:2] != (side, side):
+        crop = np.pad(crop, ((0, side - crop.shape[0]), (0, side - crop.shape[1]), (0, 0)), "edge")
+    return crop
+
+
+def _hull(points: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.convexHull(points.astype(np.float32)).reshape(-1, 2).astype(np.float32)
+
+
+def _pad_polygons(polygons: list[np.ndarray]) -> np.ndarray:
+    """Equal-length polygons (B, K, 2) by repeating each one's last vertex (a zero-length edge)."""
+    k = max(len(p) for p in polygons)
+    return np.stack([np.concatenate([p, np.repeat(p[-1:], k - len(p), axis=0)]) for p in polygons])

@@ -1,0 +1,89 @@
+"""Choose one template frame (a real mouth) per output frame: a Viterbi pass.
+
+Cost of picking template frame j for output frame t:
+    shape:  ((opening[j] - target[t]) / spread)^2
+    pose:   pose_weight * (angle between base frame t's pose and j's pose / 10 deg)^2
+    moves:  0 for j = previous + 1 (the template's own co-articulation), ``hold_cost`` for
+            j = previous, ``jump_cost`` for anything else.
+Because every non-consecutive move costs the same, the pass is O(T * N) rather than O(T * N^2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+POSE_UNIT_DEG = 10.0
+
+
+@dataclass(frozen=True)
+class SelectionCosts:
+    jump_cost: float = 0.5
+    hold_cost: float = 0.25
+    pose_weight: float = 0.3
+
+
+def unary_costs(
+    target: np.ndarray,
+    opening: np.ndarray,
+    usable: np.ndarray,
+    base_pose: np.ndarray,
+    pose: np.ndarray,
+    spread: float,
+    pose_weight: float,
+) -> np.ndarray:
+    """(T, N) float64 cost table.
+
+    target (T,), opening (N,), usable bool (N,), base_pose (T, 3) and pose (N, 3) in degrees
+    (yaw, pitch, roll), spread: opening units per unit of cost. Unusable frames cost inf.
+    """
+    shape = ((opening[None, :] - target[:, None]) / max(spread, 1e-6)) ** 2
+    diff = base_pose[:, None, :2] - pose[None, :, :2]  # yaw and pitch; roll is warped away
+    pose_cost = pose_weight * (np.linalg.norm(diff, axis=2) / POSE_UNIT_DEG) ** 2
+    cost = shape + np.nan_to_num(pose_cost, nan=0.0)
+    cost[:, ~usable] = np.inf
+    return cost
+
+
+def viterbi(unary: np.ndarray, costs: SelectionCosts) -> np.ndarray:
+    """Minimum-cost path through unary (T, N) -> int64 (T,) template frame per output frame.
+
+    Raises ValueError when no column is finite.
+    """
+    t_count, n = unary.shape
+    if not np.isfinite(unary).any(axis=1).all():
+        raise ValueError("some output frame has no usable template frame")
+    back = np.empty((t_count, n), dtype=np.int64)
+    score = unary[0].copy()
+    back[0] = np.arange(n)
+    idx = np.arange(n)
+    for t in range(1, t_count):
+        best = int(np.argmin(score))
+        jump = score[best] + costs.jump_cost
+        hold = score + costs.hold_cost
+        step = np.full(n, np.inf)
+        step[1:] = score[:-1]
+        cand = np.stack([np.full(n, jump), hold, step])
+        choice = np.argmin(cand, axis=0)
+        back[t] = np.where(choice == 0, best, np.where(choice == 1, idx, idx - 1))
+        score = cand[choice, idx] + unary[t]
+    path = np.empty(t_count, dtype=np.int64)
+    path[-1] = int(np.argmin(score))
+    for t in range(t_count - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def pingpong_index(t: int, n: int) -> int:
+    """Output frame t -> template frame walking 0..n-1, n-2..1, 0..: no jump at the turns."""
+    if n <= 1:
+        return 0
+    period = 2 * (n - 1)
+    k = t % period
+    return k if k < n else period - k
+
+
+def pingpong_indices(count: int, n: int) -> np.ndarray:
+    """int64 (count,) of :func:`pingpong_index`."""
+    return np.array([pingpong_index(t, n) for t in range(count)], dtype=np.int64)
