@@ -1,0 +1,397 @@
+"""The I/O edge of validation: probe files, decode audio, sample video frames, run the face
+analyzer and the VAD, write pictures of findings. The rules themselves are pure
+(:mod:`heygemd.validate`); this module only gathers their evidence.
+
+Never raises for bad input: an unreadable file becomes a refuse finding.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import structlog
+
+from heygemd import annotate, validate
+from heygemd.audiostats import FRAME, RATE, measure_audio
+from heygemd.errors import MediaError
+from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.faces.types import FaceObservation
+from heygemd.media.audio import load_audio
+from heygemd.media.probe import probe
+from heygemd.media.types import MediaInfo
+from heygemd.media.video import VideoReader, read_frames
+from heygemd.report import Finding, Severity
+from heygemd.settings import LimitSettings, Settings, ValidationSettings
+from heygemd.validate import FrameEvidence
+
+log = structlog.get_logger(__name__)
+
+# Container refusals after which decoding the frames would be pointless or too costly.
+_NO_FRAME_PASS = {"no_video_stream", "file_too_large", "too_many_pixels"}
+
+
+@dataclass(frozen=True)
+class AudioExamination:
+    info: MediaInfo | None
+    samples: np.ndarray | None  # float32 (N,) mono at 16 kHz; None when unreadable
+    findings: list[Finding]
+
+
+@dataclass(frozen=True)
+class VideoExamination:
+    info: MediaInfo | None
+    findings: list[Finding]
+    pictures: list[str]  # file names written into pictures_dir
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """One examined frame: where it is, every face found, and the speaker with its scores."""
+
+    frame_index: int  # in the video at its constant frame rate
+    faces: list[FaceObservation]  # all faces, largest first
+    occlusions: list[float]  # mouth-occlusion score per face in ``faces``
+    speaker: FaceObservation | None = None
+    speaker_occlusion: float | None = None
+
+
+def _unreadable(kind: str, err: MediaError, name: str) -> Finding:
+    return Finding(
+        code=f"unreadable_{kind}",
+        severity=Severity.REFUSE,
+        message=err.message,
+        file=name,
+        value=err.code,
+    )
+
+
+def _with_file(findings: list[Finding], name: str) -> list[Finding]:
+    return [f if f.file else f.model_copy(update={"file": name}) for f in findings]
+
+
+# ---------------------------------------------------------------- audio
+
+
+@functools.cache
+def _vad_model() -> object:
+    """silero-vad (TorchScript, shipped in the wheel), loaded once per process on first use."""
+    import torch
+
+    threads = torch.get_num_threads()  # silero_vad's import pins torch to one thread
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated
+        from silero_vad import load_silero_vad
+
+        model = load_silero_vad()
+    torch.set_num_threads(threads)
+    log.debug("examine.vad_loaded")
+    return model
+
+
+_VAD_LOCK = threading.Lock()  # the model keeps recurrent state between chunks
+
+
+def speech_probabilities(samples: np.ndarray) -> np.ndarray:
+    """silero-vad speech probability per 512-sample frame: samples float32 (N,) at 16 kHz ->
+    float32 (ceil(N / 512),)."""
+    import torch
+
+    if len(samples) == 0:
+        return np.zeros(0, np.float32)
+    model = _vad_model()
+    with _VAD_LOCK, torch.inference_mode():
+        probs = model.audio_forward(torch.from_numpy(np.ascontiguousarray(samples)), RATE)  # type: ignore[attr-defined]
+    return probs.numpy().reshape(-1)[: -(-len(samples) // FRAME)].astype(np.float32)
+
+
+def examine_audio(path: Path, cfg: ValidationSettings, limits: LimitSettings) -> AudioExamination:
+    """Probe and decode the job's audio, measure it, apply the audio rules."""
+    t0 = time.monotonic()
+    findings = validate.check_extension(path.name, "audio")
+    if findings:
+        return AudioExamination(None, None, findings)
+    try:
+        info = probe(path)
+    except MediaError as err:
+        return AudioExamination(None, None, [_unreadable("audio", err, path.name)])
+    samples: np.ndarray | None = None
+    stats = None
+    blocked = validate.check_file_size(info.size_bytes, limits) or info.audio is None
+    if not blocked:
+        try:
+            samples = load_audio(path, rate=RATE, mono=True)
+        except MediaError as err:
+            return AudioExamination(info, None, [_unreadable("audio", err, path.name)])
+        stats = measure_audio(samples, speech_probabilities(samples))
+    findings = _with_file(validate.validate_audio(info, stats, cfg, limits), path.name)
+    log.info(
+        "examine.audio",
+        file=path.name,
+        findings=[f.code for f in findings],
+        stats=stats.__dict__ if stats else None,
+        duration_ms=round((time.monotonic() - t0) * 1000, 1),
+    )
+    return AudioExamination(info, samples, findings)
+
+
+# ---------------------------------------------------------------- video
+
+MAX_FACES_SCORED = 4  # occlusion is scored for at most this many faces per frame, largest first
+
+
+def sample_indices(frame_count: int, fps: float, sample_fps: float, max_samples: int) -> list[int]:
+    """Frame indices to examine: ``sample_fps`` per second of video, evenly spread over the
+    whole video and never more than ``max_samples``."""
+    if frame_count <= 0:
+        return [0]
+    step = max(fps / sample_fps, frame_count / max_samples, 1.0)
+    n = max(1, min(max_samples, int(frame_count / step)))
+    return sorted({min(frame_count - 1, int(round(k * step))) for k in range(n)})
+
+
+def sample_frames(
+    path: Path, analyzer: FaceAnalyzer, cfg: ValidationSettings
+) -> tuple[list[SampledFrame], tuple[int, int]]:
+    """Decode ``path`` once, analysing faces on the sampled frames only.
+
+    Returns the sampled frames in order and the frame size (width, height) in pixels. Only one
+    decoded picture is held at a time. Raises MediaError when decoding fails.
+    """
+    from heygemd.faces.occlusion import mouth_occlusion_score
+
+    samples: list[SampledFrame] = []
+    with VideoReader(path) as reader:
+        wanted = sample_indices(reader.frame_count, reader.fps, cfg.sample_fps, cfg.max_samples)
+        targets, last = set(wanted), wanted[-1]
+        for index, raw in reader.iter_raw():
+            if index in targets:
+                frame = reader.to_rgb(raw)
+                # The analyzer numbers observations by sample position (the track's frame axis).
+                faces = analyzer.analyze(frame, len(samples))
+                scores = [mouth_occlusion_score(frame, f) for f in faces[:MAX_FACES_SCORED]]
+                samples.append(SampledFrame(index, faces, scores))
+            if index >= last:
+                break
+        size = (reader.width, reader.height)
+    return samples, size
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[SampledFrame]:
+    """Follow the speaker over the samples (faces.track) and pick their occlusion scores."""
+    from heygemd.faces.track import build_track
+
+    if not samples:
+        return samples
+    track = build_track([s.faces for s in samples], size, len(samples))
+    out = []
+    for s, speaker in zip(samples, track.observations, strict=True):
+        occlusion = None
+        if speaker is not None and s.occlusions:
+            overlaps = [_iou(speaker.box, f.box) for f in s.faces[: len(s.occlusions)]]
+            occlusion = s.occlusions[int(np.argmax(overlaps))]
+        out.append(SampledFrame(s.frame_index, s.faces, s.occlusions, speaker, occlusion))
+    return out
+
+
+def evidence_of(s: SampledFrame, frame_height: int) -> FrameEvidence:
+    """What the rules need from one examined frame."""
+    if s.speaker is None:
+        return FrameEvidence(s.frame_index, len(s.faces))
+    return FrameEvidence(
+        frame_index=s.frame_index,
+        face_count=len(s.faces),
+        face_fraction=s.speaker.height / frame_height,
+        yaw=s.speaker.yaw,
+        pitch=s.speaker.pitch,
+        occlusion=s.speaker_occlusion,
+    )
+
+
+def _picture_group(findings: list[Finding]) -> tuple[str, list[Finding]]:
+    refused = validate.refusals(findings)
+    if refused:
+        return "refused", refused
+    return "warning", [f for f in findings if f.severity is Severity.WARN]
+
+
+def illustrate(
+    path: Path,
+    samples: list[SampledFrame],
+    evidence: list[FrameEvidence],
+    findings: list[Finding],
+    pictures_dir: Path,
+) -> tuple[list[Finding], list[str]]:
+    """Write the picture of the deciding frame (refusals) or the worst frame (warnings).
+
+    Returns the findings (those drawn now name the picture) and the picture names written.
+    The frame is decoded again here, so the frame pass never holds more than one picture.
+    """
+    kind, group = _picture_group(findings)
+    if not group:
+        return findings, []
+    index = next((f.frame_index for f in group if f.frame_index is not None), None)
+    if index is None:
+        fallback = validate.deciding_frame(evidence, "representative")
+        index = fallback.frame_index if fallback else None
+    sample = next((s for s in samples if s.frame_index == index), None)
+    if index is None or sample is None:
+        return findings, []
+    try:
+        frame = read_frames(path, [index]).get(index)
+    except MediaError as err:
+        log.warning("examine.picture_unreadable", file=path.name, error=err.message)
+        return findings, []
+    if frame is None:
+        return findings, []
+    name = f"{path.stem}.{kind}.jpg"
+    if (pictures_dir / name).exists():  # another video of the job with the same stem
+        name = f"{path.name}.{kind}.jpg"
+    image = annotate.annotate(frame, sample.speaker, group, index, sample.speaker_occlusion)
+    pictures_dir.mkdir(parents=True, exist_ok=True)
+    annotate.save_jpeg(pictures_dir / name, image)
+    drawn = {id(f) for f in group}
+    return [f.model_copy(update={"picture": name}) if id(f) in drawn else f for f in findings], [
+        name
+    ]
+
+
+def examine_video(
+    path: Path,
+    analyzer: FaceAnalyzer,
+    cfg: ValidationSettings,
+    limits: LimitSettings,
+    pictures_dir: Path,
+) -> VideoExamination:
+    """Probe ``path``, examine sampled frames for the speaker's face, apply the video rules and
+    write the picture of the deciding (refused) or worst (warned) frame into ``pictures_dir``."""
+    t0 = time.monotonic()
+    findings = validate.check_extension(path.name, "video")
+    if findings:
+        return VideoExamination(None, findings, [])
+    try:
+        info = probe(path)
+    except MediaError as err:
+        return VideoExamination(None, [_unreadable("video", err, path.name)], [])
+    container = _with_file(validate.validate_video_info(info, cfg, limits), path.name)
+    if any(f.code in _NO_FRAME_PASS for f in container):
+        return VideoExamination(info, container, [])
+    try:
+        samples, size = sample_frames(path, analyzer, cfg)
+    except MediaError as err:
+        return VideoExamination(info, container + [_unreadable("video", err, path.name)], [])
+    samples = attach_speaker(samples, size)
+    evidence = [evidence_of(s, size[1]) for s in samples]
+    findings = _with_file(validate.validate_video(info, evidence, cfg, limits), path.name)
+    findings, pictures = illustrate(path, samples, evidence, findings, pictures_dir)
+    log.info(
+        "examine.video",
+        file=path.name,
+        samples=len(samples),
+        findings=[f.code for f in findings],
+        pictures=pictures,
+        duration_ms=round((time.monotonic() - t0) * 1000, 1),
+    )
+    return VideoExamination(info, findings, pictures)
+
+
+# ---------------------------------------------------------------- heygemd validate FOLDER
+
+_IGNORED_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
+_IGNORED_PREFIXES = (".", "~$")  # hidden files, Office lock files (same rules as the inbox)
+_IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
+
+
+def is_ignored(name: str) -> bool:
+    """Hidden and temporary files are never job inputs (case-insensitive)."""
+    lower = name.lower()
+    return (
+        lower in _IGNORED_NAMES
+        or lower.startswith(_IGNORED_PREFIXES)
+        or lower.endswith(_IGNORED_SUFFIXES)
+    )
+
+
+def _verdict(findings: Sequence[Finding], readable: bool = True) -> str:
+    if not readable or validate.refusals(findings):
+        return "REFUSED"
+    return "ACCEPTED WITH WARNINGS" if findings else "ACCEPTED"
+
+
+def format_findings(findings: Sequence[Finding], pictures_dir: Path | None = None) -> list[str]:
+    """One indented line per finding: severity, code, message, value, limit, frame, picture."""
+    lines = []
+    for f in findings:
+        facts = [f"{k} {v}" for k, v in (("value", f.value), ("limit", f.limit)) if v is not None]
+        if f.frame_index is not None:
+            facts.append(f"frame {f.frame_index}")
+        extra = f" ({', '.join(facts)})" if facts else ""
+        lines.append(f"    {f.severity.value:<6} {f.code}: {f.message}{extra}")
+        if f.picture and pictures_dir is not None:
+            lines.append(f"           picture: {pictures_dir / f.picture}")
+    return lines
+
+
+def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
+    """Dry run of a job folder: examine its audio and every video; nothing is rendered.
+
+    Returns printable text (per file: ACCEPTED / ACCEPTED WITH WARNINGS / REFUSED and each
+    finding) and whether the job would be accepted (its audio and at least one video are).
+    Pictures of findings go to ``<paths.cache>/validate/<folder name>/``.
+    """
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and not is_ignored(p.name))
+    audios = [n for n in names if Path(n).suffix.lower() in validate.AUDIO_EXTENSIONS]
+    videos = [n for n in names if Path(n).suffix.lower() in validate.VIDEO_EXTENSIONS]
+    others = [n for n in names if n not in audios and n not in videos]
+    lines = [f"Validating {folder}"]
+    problem = None
+    if len(audios) != 1:
+        problem = (
+            f"the folder must hold exactly one audio file ({' '.join(validate.AUDIO_EXTENSIONS)})"
+            f"; it holds {len(audios)}"
+        )
+    elif not videos:
+        problem = f"the folder holds no video ({' '.join(validate.VIDEO_EXTENSIONS)})"
+    pictures_dir = settings.paths.cache / "validate" / folder.name
+    audio_ok = False
+    for name in audios:
+        exam = examine_audio(folder / name, settings.validation, settings.limits)
+        readable = exam.samples is not None
+        audio_ok = readable and not validate.refusals(exam.findings)
+        lines.append(f"audio  {name}: {_verdict(exam.findings, readable)}")
+        lines += format_findings(exam.findings)
+    accepted_videos = 0
+    with FaceAnalyzer(settings.faces) as analyzer:
+        for name in videos:
+            exam_v = examine_video(
+                folder / name, analyzer, settings.validation, settings.limits, pictures_dir
+            )
+            accepted_videos += exam_v.info is not None and not validate.refusals(exam_v.findings)
+            lines.append(f"video  {name}: {_verdict(exam_v.findings, exam_v.info is not None)}")
+            lines += format_findings(exam_v.findings, pictures_dir)
+    lines += [f"ignored {n}: not a supported audio or video file" for n in others]
+    accepted = problem is None and audio_ok and accepted_videos > 0
+    if problem:
+        lines.append(f"Result: REFUSED: {problem}.")
+    elif accepted:
+        lines.append(
+            f"Result: ACCEPTED: {accepted_videos} of {len(videos)} videos would be lip-synced."
+        )
+    else:
+        why = "the audio is refused" if not audio_ok else "every video is refused"
+        lines.append(f"Result: REFUSED: {why}; fix the problems listed above.")
+    return "\n".join(lines) + "\n", accepted
