@@ -4,8 +4,9 @@ Everything works on ``float32 (N,)`` mono samples at 16 kHz (``engines.base.AUDI
 into frames of 512 samples (32 ms), the frame size of silero-vad, so a per-frame speech
 probability from the VAD lines up with the per-frame powers measured here.
 
-SNR estimate (documented choice): the noise power is the mean power of the frames the VAD calls
-non-speech; the speech power is the mean power of the speech frames minus that noise power.
+SNR estimate (documented choice): the noise power is the median power of the frames silero-vad
+calls non-speech (the median, because frames at the edges of words leak speech energy into that
+set, and a mean would follow them); the speech power is the mean power of the speech frames minus that noise power.
 When fewer than :data:`MIN_NOISE_FRAMES` non-speech frames exist (continuous speech), the noise
 power falls back to the 10th percentile of all frame powers (an energy-percentile estimate), and
 when the VAD finds no speech at all the signal power is the 95th percentile of frame powers.
@@ -98,7 +99,7 @@ def estimate_snr_db(powers: np.ndarray, is_speech: np.ndarray) -> float:
         return 0.0
     noise_frames = powers[~is_speech]
     if len(noise_frames) >= MIN_NOISE_FRAMES:
-        noise = float(np.mean(noise_frames))
+        noise = float(np.median(noise_frames))
     else:
         noise = float(np.percentile(powers, NOISE_PERCENTILE))
     if is_speech.any():
