@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from heygemd.daemon.store import JobRow, State
+from heygemd.daemon.store import JobRow, State, Store, utc_now
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,16 @@ def status_text(view: StatusView) -> str:
     lines += ["", "Last results:"]
     lines += [_result_line(r) for r in view.recent] or ["  (none yet)"]
     return "\n".join(lines) + "\n"
+
+
+def store_view(
+    store: Store, settling: Sequence[str] = (), problems: Sequence[str] = (),
+    stopped: bool = False,
+) -> StatusView:
+    """The view as the store has it (the daemon adds what only it knows: settling, problems)."""
+    active = store.in_states(State.VALIDATING, State.RUNNING)
+    return StatusView(
+        updated_at=utc_now(), running=active[0] if active else None,
+        queued=store.in_states(State.QUEUED), recent=store.recent(5),
+        settling=tuple(settling), problems=tuple(problems), stopped=stopped,
+    )

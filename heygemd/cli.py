@@ -1,0 +1,143 @@
+"""`heygemd [--config PATH] run|once|status|validate FOLDER|doctor`.
+
+argv -> Settings -> logging -> the daemon or a one-off command. Exit status: 0 ok, 2 usage or
+configuration error (one line naming the key), 1 anything else (e.g. a check failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from heygemd.errors import ConfigError, HeygemError
+from heygemd.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def build_pipeline(settings: Settings):  # type: ignore[no-untyped-def]  # -> Pipeline
+    """The real pipeline with the configured engine (imports the heavy modules)."""
+    from heygemd.engines.base import EngineContext, create_engine, resolve_device
+    from heygemd.pipeline import Pipeline
+
+    device = resolve_device(settings.engine.device)
+    engine = create_engine(EngineContext(settings.engine, settings.faces, settings.paths, device))
+    return Pipeline(settings, engine)
+
+
+def _daemon(settings: Settings):  # type: ignore[no-untyped-def]
+    from heygemd.daemon.service import Daemon
+    from heygemd.logs import configure_logging
+
+    configure_logging(settings.logging, settings.paths.log_file)
+    return Daemon(settings, build_pipeline)
+
+
+def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
+    return int(_daemon(settings).run())
+
+
+def cmd_once(settings: Settings, _args: argparse.Namespace) -> int:
+    return int(_daemon(settings).run_once())
+
+
+def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
+    from heygemd.daemon.status import status_text, store_view
+    from heygemd.daemon.store import DB_NAME, Store
+
+    if not (settings.paths.state / DB_NAME).is_file():
+        print(f"No jobs yet (no job database at {settings.paths.state}).")
+        return EXIT_OK
+    store = Store(settings.paths.state, readonly=True)
+    try:
+        print(status_text(store_view(store)), end="")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
+    from heygemd.examine import validate_folder
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise ConfigError(f"usage error: {folder} is not a folder")
+    text, ok = validate_folder(folder, settings)
+    print(text, end="" if text.endswith("\n") else "\n")
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
+    from heygemd.daemon.doctor import run_checks
+
+    results = run_checks(settings)
+    for check in results:
+        print(f"{'OK ' if check.ok else 'FIX'}  {check.name}: {check.detail}")
+    return EXIT_OK if all(c.ok for c in results) else EXIT_FAIL
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    handler: Callable[[Settings, argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+def _folder_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", help="a job folder (audio + videos)")
+
+
+# Extend here: name -> Command. Handlers import what they need lazily.
+COMMANDS: dict[str, Command] = {
+    "run": Command("run the service in the foreground (systemd runs this)", cmd_run),
+    "once": Command("process every ready job in the inbox, then exit", cmd_once),
+    "status": Command("queue, running job with progress, last results", cmd_status),
+    "validate": Command("dry run: what in FOLDER would be accepted or refused, and why",
+                        cmd_validate, _folder_argument),
+    "doctor": Command("check the installation: one line per check, OK or what to do", cmd_doctor),
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="heygemd", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=None,
+                        help="config.toml (default: $HEYGEMD_CONFIG, else ./config.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        child = sub.add_parser(name, help=command.help, description=command.help)
+        if command.add_arguments is not None:
+            command.add_arguments(child)
+    return parser
+
+
+def _config_path(given: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    env = os.environ.get("HEYGEMD_CONFIG")
+    if env:
+        return Path(env)
+    default = Path("config.toml")
+    return default if default.is_file() else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        settings = load_settings(_config_path(args.config))
+        return COMMANDS[args.command].handler(settings, args)
+    except ConfigError as err:
+        print(f"heygemd: {err.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except HeygemError as err:
+        print(f"heygemd: {err.code}: {err.message}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return EXIT_FAIL
+    except OSError as err:
+        print(f"heygemd: {err}", file=sys.stderr)
+        return EXIT_FAIL
+

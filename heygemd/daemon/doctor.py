@@ -1,0 +1,127 @@
+"""`heygemd doctor`: one line per check, OK or what to do. Checks never change anything."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from heygemd.daemon.watcher import choose_mode, is_network_fs, read_mount
+from heygemd.errors import HeygemError
+from heygemd.settings import Settings
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str  # what was found, or what to do
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_dirs(settings: Settings) -> Check:
+    p = settings.paths
+    wanted = [p.inbox, p.outbox, p.work, p.state] + ([p.log_file.parent] if p.log_file else [])
+    bad = []
+    for folder in wanted:
+        target = folder if folder.exists() else _nearest_existing(folder)
+        if not (target.is_dir() and os.access(target, os.W_OK | os.X_OK)):
+            bad.append(str(folder))
+    if bad:
+        return Check("dirs", False, f"not writable by this user: {', '.join(bad)} "
+                     "(create them and chown them to the service user)")
+    missing = [str(f) for f in wanted if not f.exists()]
+    note = f" ({', '.join(missing)} will be created)" if missing else ""
+    return Check("dirs", True, "inbox, outbox, work, state and log folders are writable" + note)
+
+
+def check_same_fs(settings: Settings) -> Check:
+    inbox, work = settings.paths.inbox, _nearest_existing(settings.paths.work)
+    if not inbox.is_dir():
+        return Check("same filesystem", False, f"the inbox {inbox} does not exist; create it")
+    if os.stat(inbox).st_dev != os.stat(work).st_dev:
+        return Check("same filesystem", False, f"paths.work ({settings.paths.work}) must be on "
+                     f"the inbox's filesystem ({inbox}) so claiming a job is an atomic rename")
+    return Check("same filesystem", True, "inbox and work area share a filesystem")
+
+
+def check_disk(settings: Settings) -> Check:
+    need = settings.daemon.min_free_gb
+    free = {str(p): shutil.disk_usage(_nearest_existing(p)).free / GIB
+            for p in (settings.paths.work, settings.paths.outbox)}
+    low = [f"{p} ({gb:.1f} GB)" for p, gb in free.items() if gb < need]
+    if low:
+        return Check("free disk", False, f"below daemon.min_free_gb={need:g} GB on "
+                     f"{', '.join(low)}: free some space")
+    return Check("free disk", True, ", ".join(f"{p}: {gb:.1f} GB free" for p, gb in free.items()))
+
+
+def check_network_fs(settings: Settings) -> Check:
+    mount = read_mount(_nearest_existing(settings.paths.inbox))
+    mode = choose_mode(settings.watch.mode, mount)
+    if mount is None:
+        return Check("filesystem", True, f"mount table unreadable; watching with {mode}")
+    if is_network_fs(mount.fs_type) and mode == "events":
+        return Check("filesystem", False, f"the inbox is on {mount.fs_type} (network): set "
+                     "watch.mode = \"auto\" or \"polling\"; inotify misses remote writes")
+    kind = "network" if is_network_fs(mount.fs_type) else "local"
+    return Check("filesystem", True, f"inbox on {kind} {mount.fs_type} ({mount.mount_point}); "
+                 f"watching with {mode}")
+
+
+def check_device(settings: Settings) -> Check:
+    import torch
+
+    want = settings.engine.device
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        return Check("device", True, f"CUDA: {name} (engine.device={want})")
+    if want == "cuda":
+        return Check("device", False, "engine.device = \"cuda\" but torch sees no GPU: check the "
+                     "driver and the service user's access to /dev/nvidia*, or use \"auto\"")
+    return Check("device", True, f"CPU (no CUDA GPU visible; engine.device={want})")
+
+
+def check_engine(settings: Settings) -> Check:
+    from heygemd.engines.base import EngineContext, create_engine
+
+    ctx = EngineContext(settings.engine, settings.faces, settings.paths, "cpu")
+    problems = create_engine(ctx).problems()
+    if problems:
+        return Check("engine", False, f"{settings.engine.name}: " + "; ".join(problems))
+    return Check("engine", True, f"{settings.engine.name}: ready")
+
+
+def check_face_models(settings: Settings) -> Check:
+    from heygemd.faces.analyze import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(settings.faces)
+    analyzer.close()
+    return Check("face models", True, "mediapipe face detector and mesh load")
+
+
+CHECKS: tuple[Callable[[Settings], Check], ...] = (
+    check_dirs, check_same_fs, check_disk, check_network_fs, check_device, check_engine,
+    check_face_models,
+)
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every check; one that raises becomes a failed line naming the error."""
+    results = []
+    for check in CHECKS:
+        name = check.__name__.removeprefix("check_").replace("_", " ")
+        try:
+            results.append(check(settings))
+        except (HeygemError, OSError, ImportError, RuntimeError, ValueError) as err:
+            results.append(Check(name, False, f"{type(err).__name__}: {err}"))
+    return results

@@ -1,0 +1,221 @@
+"""One claimed job, start to finish: folder checks -> audio -> each video -> report -> publish.
+
+Runs inside the daemon's loop. A refused or failed job is still published (the user must see
+why); only JobInterrupted (a stop) puts the job back in the queue with nothing published.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from heygemd import __version__
+from heygemd.daemon import inbox, outbox
+from heygemd.daemon.store import JobRow, State, Store, utc_now
+from heygemd.engines.base import Engine, ProgressFn
+from heygemd.errors import JobInterrupted
+from heygemd.logs import job_log
+from heygemd.report import (
+    AudioResult,
+    JobReport,
+    JobStatus,
+    VideoResult,
+    VideoStatus,
+    job_status,
+)
+from heygemd.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class AudioCheckLike(Protocol):
+    result: AudioResult
+
+
+class PipelineLike(Protocol):
+    """What the daemon needs of heygemd.pipeline.Pipeline."""
+
+    settings: Settings
+    engine: Engine
+
+    def startup(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def check_audio(self, audio: Path) -> Any: ...
+
+    def process_video(
+        self, video: Path, audio: Any, output: Path, pictures_dir: Path, progress: ProgressFn
+    ) -> VideoResult: ...
+
+
+# (job row, 1-based video index, video count, video name, fraction 0..1); may raise
+# JobInterrupted. Called with fraction 0 before each video and 1 after it.
+ProgressHook = Callable[[JobRow, int, int, str, float], None]
+
+STATE_OF = {
+    JobStatus.DONE: State.DONE,
+    JobStatus.PARTIAL: State.DONE,
+    JobStatus.REJECTED: State.REJECTED,
+    JobStatus.FAILED: State.FAILED,
+}
+
+
+class WarmStop(JobInterrupted):  # noqa: N818 - a control-flow signal like its parent
+    """A stop was requested and the current video is done, but others remain."""
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    original: Path  # work/<job_id>/<name>: the user's folder as claimed
+    holder: Path  # work/<job_id>
+    staging: Path  # outbox/.heygemd-staging-<job_id>
+
+    @classmethod
+    def of(cls, settings: Settings, row: JobRow) -> JobPaths:
+        holder = settings.paths.work / row.job_id
+        return cls(holder / row.name, holder, outbox.staging_dir(settings.paths.outbox, row.job_id))
+
+
+def rejected_videos(videos: tuple[str, ...], code: str, message: str) -> list[VideoResult]:
+    """Every video refused for one job-wide reason (e.g. the audio was refused). Pure."""
+    return [
+        VideoResult(name=v, status=VideoStatus.REJECTED, reason_code=code, message=message)
+        for v in videos
+    ]
+
+
+def audio_refusal(audio: AudioResult) -> str:
+    """Plain words for a refused audio (pure)."""
+    reasons = [f.message for f in audio.findings if f.severity == "refuse"]
+    detail = " ".join(reasons) or "It could not be used."
+    return f"The audio file '{audio.name}' was refused: {detail}"
+
+
+class JobRunner:
+    """Runs one job at a time with a pipeline built once by the daemon."""
+
+    def __init__(
+        self, settings: Settings, store: Store, pipeline: PipelineLike, engine_info: dict[str, str],
+        on_progress: ProgressHook, should_stop: Callable[[], bool],
+    ) -> None:
+        self.settings, self.store, self.pipeline = settings, store, pipeline
+        self.engine_info = engine_info
+        self._on_progress, self._should_stop = on_progress, should_stop
+
+    def run(self, row: JobRow) -> JobRow:
+        """Run and publish ``row`` (queued). Raises JobInterrupted with the job back in the queue;
+        OSError while writing results also puts it back (its attempt counts)."""
+        paths = JobPaths.of(self.settings, row)
+        shutil.rmtree(paths.staging, ignore_errors=True)
+        paths.staging.mkdir(parents=True)
+        row = self.store.transition(row.job_id, State.VALIDATING)
+        t0 = time.monotonic()
+        try:
+            with job_log(row.job_id, paths.staging / "job.log.jsonl"):
+                log.info("job.start", name=row.name, attempt=row.attempts)
+                report = self._report(row, paths)
+                log.info("job.finish", status=report.status.value, duration_ms=_ms(t0))
+            return self._publish(row, paths, report)
+        except BaseException as err:
+            self._put_back(row, paths, counts=not isinstance(err, JobInterrupted))
+            raise
+
+    def _report(self, row: JobRow, paths: JobPaths) -> JobReport:
+        if row.attempts > self.settings.daemon.max_attempts:
+            msg = (f"This job stopped the service {row.attempts - 1} times and was given up. "
+                   "Check the input files (see inputs/), or report it to the operator.")
+            return self._job_report(row, [], JobStatus.FAILED, "crash_loop", msg)
+        entries = inbox.scan_entries(paths.original)
+        found = inbox.classify(entries, self.settings.limits)
+        if isinstance(found, inbox.FolderProblem):
+            removed = inbox.strip_unsafe(paths.original, entries)
+            log.warning("job.refused", code=found.code, file=found.file, removed=removed)
+            return self._job_report(row, [], JobStatus.REJECTED, found.code, found.message)
+        return self._process(row, paths, found)
+
+    def _process(self, row: JobRow, paths: JobPaths, files: inbox.JobFiles) -> JobReport:
+        count = len(files.videos)
+        row = self.store.transition(row.job_id, State.RUNNING, video_count=count)
+        audio = self.pipeline.check_audio(paths.original / files.audio)
+        if not audio.result.accepted:
+            message = audio_refusal(audio.result)
+            videos = rejected_videos(files.videos, "audio_rejected", message)
+            return self._job_report(row, videos, JobStatus.REJECTED, "audio_rejected", message,
+                                    audio=audio.result)
+        names = outbox.output_names(files.videos)
+        videos: list[VideoResult] = []
+        for index, video in enumerate(files.videos, start=1):
+            if index > 1 and self._should_stop():
+                raise WarmStop(f"stop requested before video {index} of {count}")
+
+            def progress(fraction: float, index: int = index, video: str = video) -> None:
+                self._on_progress(row, index, count, video, fraction)
+
+            progress(0.0)
+            result = self.pipeline.process_video(
+                paths.original / video, audio, paths.staging / names[video], paths.staging,
+                progress,
+            )
+            log.info("video.result", video=video, status=result.status.value,
+                     reason=result.reason_code)
+            videos.append(result)
+            progress(1.0)
+        return self._job_report(row, videos, job_status(videos), None, None, audio=audio.result)
+
+    def _job_report(
+        self, row: JobRow, videos: list[VideoResult], status: JobStatus, code: str | None,
+        message: str | None, audio: AudioResult | None = None,
+    ) -> JobReport:
+        total = sum(v.timings_ms.get("examine", 0) + v.timings_ms.get("render", 0) for v in videos)
+        return JobReport(
+            job_id=row.job_id, job_name=row.name, status=status, reason_code=code,
+            message=message, audio=audio, videos=videos, submitted_at=row.submitted_at,
+            started_at=row.started_at, finished_at=utc_now(),
+            timings_ms={"videos": round(total, 1)},
+            engine=self.engine_info, settings=self.settings.model_dump(mode="json"),
+            heygemd_version=__version__,
+        )
+
+    def _publish(self, row: JobRow, paths: JobPaths, report: JobReport) -> JobRow:
+        outbox.write_results(paths.staging, report)
+        moved = outbox.move_inputs(paths.original, paths.staging)
+        out = self.settings.paths.outbox
+        name = outbox.choose_name(outbox.safe_name(row.name), outbox.taken_names(out))
+        self.store.update(row.job_id, outbox_name=name)
+        outbox.publish(paths.staging, out, name)
+        done = self.store.transition(
+            row.job_id, STATE_OF[report.status], status=report.status.value,
+            message=report.message,
+        )
+        if not moved:
+            shutil.rmtree(paths.original)
+        _remove_holder(paths.holder)
+        log.info("job.published", job_id=row.job_id, outbox=name, status=report.status.value)
+        return done
+
+    def _put_back(self, row: JobRow, paths: JobPaths, *, counts: bool) -> None:
+        """Undo a run that did not publish: originals back in work/, staging gone, queued."""
+        outbox.restore_inputs(paths.staging, paths.original)
+        shutil.rmtree(paths.staging, ignore_errors=True)
+        current = self.store.get(row.job_id)
+        if current is None or current.state not in (State.VALIDATING, State.RUNNING):
+            return
+        attempts = current.attempts if counts else max(current.attempts - 1, 0)
+        self.store.transition(row.job_id, State.QUEUED, attempts=attempts, outbox_name=None)
+        log.warning("job.requeued", job_id=row.job_id, attempts=attempts, counted=counts)
+
+
+def _remove_holder(holder: Path) -> None:
+    """work/<job_id> is empty once the originals moved; anything left is ours to delete."""
+    shutil.rmtree(holder, ignore_errors=True)
+
+
+def _ms(t0: float) -> float:
+    return round((time.monotonic() - t0) * 1000, 1)

@@ -1,0 +1,307 @@
+"""The Daemon: startup() -> while not stopping: tick() -> shutdown().
+
+``tick()`` does at most one unit of work (one job) and is what tests drive directly. Signal
+handlers only set flags: the first SIGTERM/SIGINT takes no new job and lets the current video
+finish; the second, or ``graceful_timeout_seconds`` after the first, abandons the job (it goes
+back to the queue). The watchdog observer thread only records names; this loop consumes them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from heygemd.daemon import inbox, recovery
+from heygemd.daemon.jobs import JobRunner, PipelineLike
+from heygemd.daemon.outbox import write_atomic
+from heygemd.daemon.status import StatusView, status_line, status_text, store_view
+from heygemd.daemon.store import JobRow, Store
+from heygemd.daemon.systemd import Notifier
+from heygemd.daemon.watcher import Watcher, choose_mode, read_mount
+from heygemd.engines.base import resolve_device
+from heygemd.errors import ConfigError, JobInterrupted
+from heygemd.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PipelineFactory = Callable[[Settings], PipelineLike]
+STATUS_INTERVAL = 1.0  # seconds between status file / STATUS= / store progress updates
+GIB = 1024**3
+
+
+def same_filesystem(a: Path, b: Path) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev
+
+
+class Daemon:
+    """The service. Build it with settings and a factory for the (heavy) pipeline."""
+
+    def __init__(
+        self, settings: Settings, pipeline_factory: PipelineFactory,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._factory = pipeline_factory
+        self.notifier = Notifier(env)
+        self.stop_requested = False
+        self.abort_requested = False
+        self._stop_at = 0.0
+        self._candidates: dict[str, inbox.Readiness] = {}
+        self._last_rescan = float("-inf")
+        self._last_status = float("-inf")
+        self._reported: set[str] = set()  # loose files / links already logged
+        self._problems: dict[str, str] = {}  # kind -> plain words, shown in the status
+        self._store: Store | None = None
+        self._runner: JobRunner | None = None
+        self._watcher: Watcher | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def startup(self) -> None:
+        """Dirs, store, crash recovery, the pipeline (models load here), the watcher, READY."""
+        paths = self.settings.paths
+        for folder in (paths.work, paths.state, paths.outbox):
+            folder.mkdir(parents=True, exist_ok=True)
+        if paths.inbox.is_dir() and not same_filesystem(paths.inbox, paths.work):
+            raise ConfigError(
+                f"config error: paths.work: {paths.work} is not on the same filesystem as "
+                f"paths.inbox {paths.inbox}; claiming a job must be an atomic rename"
+            )
+        self._store = Store(paths.state)
+        recovery.reconcile(self.settings, self._store)
+        pipeline = self._factory(self.settings)
+        pipeline.startup()
+        engine = pipeline.engine
+        engine_info = {
+            "name": str(engine.name), "version": str(engine.version),
+            "device": str(getattr(engine, "device", None)
+                          or resolve_device(self.settings.engine.device)),
+        }
+        self._runner = JobRunner(
+            self.settings, self._store, pipeline, engine_info, self._on_progress,
+            lambda: self.stop_requested,
+        )
+        mode = choose_mode(self.settings.watch.mode, read_mount(paths.inbox.parent))
+        self._watcher = Watcher(paths.inbox, mode, self.settings.watch.poll_interval_seconds)
+        log.info("daemon.started", inbox=str(paths.inbox), outbox=str(paths.outbox),
+                 watch_mode=mode, engine=engine_info)
+        self._refresh_status(force=True)
+        self.notifier.ready(status_line(self._view()))
+
+    def run(self) -> int:
+        """The service loop with signal handling. Returns the exit status."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.startup()
+        try:
+            while not self.stop_requested:
+                if not self.tick():
+                    time.sleep(self.settings.daemon.idle_tick_seconds)
+        finally:
+            self.shutdown()
+        return 0
+
+    def run_once(self) -> int:
+        """Take every job that is ready (or becomes ready within one settle period), run the
+        queue dry, then stop."""
+        self.startup()
+        deadline = time.monotonic() + self.settings.watch.settle_seconds + 2.0
+        try:
+            while not self.stop_requested:
+                worked = self.tick()
+                waiting = self._candidates and time.monotonic() < deadline
+                if not worked and not waiting and self.store.next_queued() is None:
+                    break
+                if not worked:
+                    time.sleep(min(self.settings.daemon.idle_tick_seconds, 0.5))
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        self.notifier.stopping()
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._runner is not None:
+            self._runner.pipeline.shutdown()
+        if self._store is not None:
+            self._refresh_status(force=True, stopped=True)
+            self._store.close()
+            self._store = None
+        log.info("daemon.stopped")
+
+    def request_stop(self) -> None:
+        """First call: warm stop. Second: abort the running job. Only sets flags."""
+        if self.stop_requested:
+            self.abort_requested = True
+        else:
+            self.stop_requested = True
+            self._stop_at = time.monotonic()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.request_stop()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("Daemon.startup() was not called")
+        return self._store
+
+    # -- one unit of work ------------------------------------------------------------------
+
+    def tick(self) -> bool:
+        """Discover and claim ready folders; run at most one queued job. True if a job ran."""
+        self.notifier.ping()
+        self._discover(time.monotonic())
+        row = None if self.stop_requested else self.store.next_queued()
+        if row is None or not self._has_disk_space():
+            self._refresh_status()
+            return False
+        self._run(row)
+        return True
+
+    def _run(self, row: JobRow) -> None:
+        assert self._runner is not None
+        self._refresh_status(force=True)
+        try:
+            self._runner.run(row)
+        except JobInterrupted as err:
+            log.warning("job.interrupted", job_id=row.job_id, reason=str(err) or "stop")
+            self.stop_requested = True
+        except Exception:  # the job was put back (attempt counted); the service goes on
+            log.exception("job.error", job_id=row.job_id)
+        finally:
+            self._refresh_status(force=True)
+
+    def _on_progress(self, row: JobRow, index: int, count: int, video: str, frac: float) -> None:
+        """Called from inside the pipeline: may abandon the job, keeps everyone informed."""
+        if self.abort_requested:
+            raise JobInterrupted("second stop signal")
+        timeout = self.settings.daemon.graceful_timeout_seconds
+        if self.stop_requested and time.monotonic() - self._stop_at > timeout:
+            raise JobInterrupted(f"graceful stop took longer than {timeout:.0f} s")
+        now = time.monotonic()
+        if frac in (0.0, 1.0) or now - self._last_status >= STATUS_INTERVAL:
+            self.store.update(row.job_id, video_index=index, video_count=count, video_name=video,
+                              fraction=round(frac, 3))
+            self._refresh_status(force=frac in (0.0, 1.0))
+        self.notifier.ping()
+
+    # -- the inbox -------------------------------------------------------------------------
+
+    def _inbox_available(self) -> bool:
+        """The inbox exists and is on the work filesystem (an unmounted share shows up as an
+        empty directory on another filesystem: never read that as 'no jobs')."""
+        paths = self.settings.paths
+        try:
+            ok = paths.inbox.is_dir() and same_filesystem(paths.inbox, paths.work)
+        except OSError:
+            ok = False
+        assert self._watcher is not None
+        if ok and "inbox" in self._problems:
+            del self._problems["inbox"]
+            log.info("inbox.available", inbox=str(paths.inbox))
+            self._last_rescan = float("-inf")
+        elif not ok and "inbox" not in self._problems:
+            self._problems["inbox"] = (
+                f"the inbox {paths.inbox} is missing or not mounted; retrying")
+            log.error("inbox.unavailable", inbox=str(paths.inbox))
+            self._watcher.stop()
+        if ok and not self._watcher.is_alive:
+            try:
+                self._watcher.start()
+            except OSError as err:
+                log.error("watcher.start_failed", error=str(err))
+        return ok
+
+    def _discover(self, now: float) -> None:
+        if not self._inbox_available():
+            return
+        assert self._watcher is not None
+        names = self._watcher.drain()
+        if now - self._last_rescan >= self.settings.watch.rescan_seconds:
+            self._last_rescan = now
+            try:
+                names |= set(os.listdir(self.settings.paths.inbox))
+            except OSError as err:
+                log.error("inbox.rescan_failed", error=str(err))
+        for name in names:
+            if name not in self._candidates and self._is_job_folder(name):
+                self._candidates[name] = inbox.Readiness(first_seen=now)
+        order = sorted(self._candidates.items(), key=lambda kv: kv[1].first_seen)
+        for name, readiness in order:
+            self._observe(name, readiness, now)
+
+    def _is_job_folder(self, name: str) -> bool:
+        path = self.settings.paths.inbox / name
+        if inbox.is_ignored(name) or not os.path.lexists(path):
+            return False
+        if path.is_symlink() or not path.is_dir():
+            if name not in self._reported:
+                self._reported.add(name)
+                log.warning("inbox.not_a_job_folder", name=name,
+                            hint="put a folder (audio + videos) in the inbox; this is left alone")
+            return False
+        return True
+
+    def _observe(self, name: str, readiness: inbox.Readiness, now: float) -> None:
+        watch = self.settings.watch
+        source = self.settings.paths.inbox / name
+        try:
+            readiness.observe(inbox.scan_entries(source), now)
+        except OSError:
+            del self._candidates[name]  # renamed or removed by its owner
+            return
+        marker = watch.ready_marker if watch.require_ready_marker else None
+        if not readiness.is_ready(now, watch.settle_seconds, marker):
+            return
+        job_id = inbox.new_job_id()
+        try:
+            inbox.claim(source, self.settings.paths.work, job_id)
+        except OSError as err:
+            log.error("job.claim_failed", name=name, error=str(err))
+            return
+        self.store.add(job_id, name)
+        del self._candidates[name]
+        log.info("job.claimed", job_id=job_id, name=name)
+        self._refresh_status(force=True)
+
+    def _has_disk_space(self) -> bool:
+        paths, need = self.settings.paths, self.settings.daemon.min_free_gb * GIB
+        low = [p for p in (paths.work, paths.outbox) if shutil.disk_usage(p).free < need]
+        if low and "disk" not in self._problems:
+            self._problems["disk"] = (
+                f"less than {self.settings.daemon.min_free_gb:g} GB free on "
+                f"{', '.join(map(str, low))}; new jobs wait")
+            log.error("disk.low", paths=[str(p) for p in low])
+        elif not low and "disk" in self._problems:
+            del self._problems["disk"]
+            log.info("disk.ok")
+        return not low
+
+    # -- what users see --------------------------------------------------------------------
+
+    def _view(self, stopped: bool = False) -> StatusView:
+        return store_view(
+            self.store, settling=sorted(self._candidates), problems=tuple(self._problems.values()),
+            stopped=stopped,
+        )
+
+    def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_status < STATUS_INTERVAL:
+            return
+        self._last_status = now
+        view = self._view(stopped)
+        try:
+            write_atomic(self.settings.status_file(), status_text(view))
+        except OSError as err:
+            log.warning("status.write_failed", error=str(err))
+        self.notifier.status(status_line(view), force=force)
