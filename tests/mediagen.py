@@ -22,7 +22,7 @@ VIDEO_CODECS: dict[str, tuple[str, str]] = {
     ".mp4": ("libx264", "aac"),
     ".mov": ("libx264", "aac"),
     ".mkv": ("libx264", "aac"),
-    ".avi": ("mpeg4", "libmp3lame"),
+    ".avi": ("mpeg4", "pcm_s16le"),  # MP3 priming would shift AVI video by a frame
     ".webm": ("libvpx", "libopus"),
     ".flv": ("flv", "libmp3lame"),
 }
@@ -62,8 +62,8 @@ def tone(seconds: float, rate: int, channels: int = 1, freq: float = TONE_HZ) ->
     return np.repeat(wave[np.newaxis, :], channels, axis=0)
 
 
-def _encode_audio(container: Any, stream: Any, samples: np.ndarray, rate: int, layout: str) -> None:
-    """Feed float32 (C, N) ``samples`` at ``rate`` through a resampler into ``stream``."""
+def _encode_audio(stream: Any, samples: np.ndarray, rate: int, layout: str) -> list[Any]:
+    """Encode float32 (C, N) ``samples`` at ``rate`` (resampled to ``stream``'s) -> packets."""
     ctx = stream.codec_context
     resampler = av.AudioResampler(
         format=ctx.format.name,
@@ -73,12 +73,23 @@ def _encode_audio(container: Any, stream: Any, samples: np.ndarray, rate: int, l
     )
     frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
     frame.sample_rate = rate
+    packets: list[Any] = []
     pts = 0
     for out in [*resampler.resample(frame), *resampler.resample(None)]:
         out.pts, pts = pts, pts + out.samples  # explicit timestamps let MP4 record the priming
-        for packet in stream.encode(out):
-            container.mux(packet)
-    for packet in stream.encode(None):
+        packets.extend(stream.encode(out))
+    packets.extend(stream.encode(None))
+    return packets
+
+
+def _mux_in_time_order(container: Any, packets: list[Any]) -> None:
+    """Interleave packets of several streams by decode time, as a real muxing tool would."""
+
+    def seconds(packet: Any) -> float:
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        return float(stamp * packet.time_base) if stamp is not None else 0.0
+
+    for packet in sorted(packets, key=seconds):
         container.mux(packet)
 
 
@@ -108,15 +119,16 @@ def make_audio(
     layout = "mono" if channels == 1 else "stereo"
     with av.open(str(path), mode="w", format=FORMATS.get(suffix)) as container:
         stream = _add_audio_stream(container, codec, rate, channels)
-        _encode_audio(container, stream, tone(seconds, rate, channels, freq), rate, layout)
+        for packet in _encode_audio(stream, tone(seconds, rate, channels, freq), rate, layout):
+            container.mux(packet)
     return path
 
 
 def _frame_times(count: int, fps: float, vfr: bool) -> list[float]:
-    """Presentation times (s): regular, or alternating short and long gaps with the same mean."""
+    """Presentation times (s): regular, or alternating 0.6 and 1.4 frame-period gaps."""
     if not vfr:
         return [i / fps for i in range(count)]
-    gaps = [(0.5 if i % 2 else 1.5) / fps for i in range(count)]
+    gaps = [(1.4 if i % 2 else 0.6) / fps for i in range(count)]
     return [float(sum(gaps[:i])) for i in range(count)]
 
 
@@ -136,7 +148,7 @@ def make_video(
 
     The container follows the extension (mp4 mov mkv avi webm flv). rotation: degrees clockwise
     a player must turn the picture (stored as a display matrix). vfr: frames at alternating
-    0.5 and 1.5 frame spacing (average rate ``fps``), in a 1/1000 s time base.
+    0.6 and 1.4 frame spacing (average rate ``fps``), in a 1/1000 s time base.
     """
     suffix = path.suffix.lower()
     video_codec, audio_codec = VIDEO_CODECS[suffix]
@@ -147,18 +159,19 @@ def make_video(
         )
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         time_base = Fraction(1, 1000) if vfr else 1 / Fraction(stream.codec_context.framerate)
-        stream.codec_context.time_base = time_base
+        if vfr:
+            stream.codec_context.time_base = time_base
         if rotation:
             stream.set_display_rotation(-rotation)  # PyAV takes counter-clockwise degrees
         sound = _add_audio_stream(container, audio_codec, 48000, 1) if audio else None
+        packets: list[Any] = []
         for i, t in enumerate(_frame_times(count, fps, vfr)):
             frame = av.VideoFrame.from_ndarray(pattern_frame(i, width, height), format="rgb24")
             frame.pts = int(round(t / time_base))
             frame.time_base = time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+            packets.extend(stream.encode(frame))
+        packets.extend(stream.encode(None))
         if sound is not None:
-            _encode_audio(container, sound, tone(seconds, 48000), 48000, "mono")
+            packets.extend(_encode_audio(sound, tone(seconds, 48000), 48000, "mono"))
+        _mux_in_time_order(container, packets)
     return path

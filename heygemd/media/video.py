@@ -9,6 +9,7 @@ The timing and geometry rules are pure functions (:func:`cfr_schedule`, :func:`s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
@@ -45,14 +46,14 @@ def cfr_schedule(timed: Iterable[tuple[float, float, T]], fps: float) -> Iterato
     for t, duration, item in timed:
         if t0 is None:
             t0 = t
-        slot = int(round((t - t0) * fps))
+        slot = math.floor((t - t0) * fps + 0.5)  # halves round up, as in FFmpeg
         while pending is not None and next_index < slot:
             yield next_index, pending
             next_index += 1
         pending, end = item, t + duration
     if pending is None or t0 is None:
         return
-    total = max(next_index + 1, int(round((end - t0) * fps)))
+    total = max(next_index + 1, math.floor((end - t0) * fps + 0.5))
     while next_index < total:
         yield next_index, pending
         next_index += 1

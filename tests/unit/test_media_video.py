@@ -1,0 +1,252 @@
+"""VideoReader / read_frames / VideoWriter on small synthetic files, and the pure helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heygemd.errors import MediaError, ProcessingError
+from heygemd.media.audio import load_audio
+from heygemd.media.probe import probe
+from heygemd.media.video import (
+    VideoReader,
+    VideoWriter,
+    cfr_schedule,
+    even_frame,
+    output_frame_count,
+    read_frames,
+    scaled_size,
+    upright,
+)
+from heygemd.settings import OutputSettings
+from tests.mediagen import make_audio, make_video, pattern_frame, tone
+
+FAST = OutputSettings(crf=18, preset="ultrafast", audio_bitrate_kbps=96, audio_rate=48000)
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def _timed(times: list[float], duration: float) -> list[tuple[float, float, int]]:
+    return [(t, duration, i) for i, t in enumerate(times)]
+
+
+def test_cfr_schedule_keeps_regular_frames() -> None:
+    out = list(cfr_schedule(_timed([i / 25 for i in range(10)], 1 / 25), 25.0))
+    assert out == [(i, i) for i in range(10)]
+
+
+def test_cfr_schedule_repeats_over_gaps_and_drops_crowded_frames() -> None:
+    # frames at slots 0, 3, and two crowding slot 4 (the later one wins), lasting to slot 6
+    out = list(cfr_schedule(_timed([0.0, 0.12, 0.155, 0.165], 0.115), 25.0))
+    assert out == [(0, 0), (1, 0), (2, 0), (3, 1), (4, 3), (5, 3), (6, 3)]
+
+
+def test_cfr_schedule_resamples_to_another_rate_and_offset_start() -> None:
+    out = list(cfr_schedule(_timed([5.0 + i / 25 for i in range(25)], 1 / 25), 50.0))
+    assert len(out) == 50
+    assert [item for _, item in out[:4]] == [0, 0, 1, 1]
+    assert not list(cfr_schedule([], 25.0))
+
+
+def test_scaled_size_and_even() -> None:
+    assert scaled_size(1080, 1920, 1.0) == (1080, 1920)
+    assert scaled_size(1080, 1920, 0.5) == (540, 960)
+    assert scaled_size(333, 251, 0.5) == (166, 126)
+    with pytest.raises(ValueError):
+        scaled_size(10, 10, 1.5)
+
+
+def test_upright_turns_clockwise() -> None:
+    frame = np.zeros((2, 3, 3), np.uint8)
+    frame[0, 0] = 255  # top-left
+    turned = upright(frame, 90)
+    assert turned.shape == (3, 2, 3)
+    assert turned[0, 1, 0] == 255  # top-left goes to top-right on a clockwise quarter turn
+    assert upright(frame, 180)[1, 2, 0] == 255
+    assert upright(frame, 270)[2, 0, 0] == 255
+    assert upright(frame, 0) is frame
+
+
+def test_even_frame_pads_odd_sizes() -> None:
+    frame = np.arange(5 * 3 * 3, dtype=np.uint8).reshape(5, 3, 3)
+    padded = even_frame(frame)
+    assert padded.shape == (6, 4, 3)
+    assert np.array_equal(padded[5, :3], frame[4]) and np.array_equal(padded[:5, 3], frame[:, 2])
+    even = np.zeros((4, 2, 3), np.uint8)
+    assert even_frame(even) is even
+
+
+def test_output_frame_count_follows_audio() -> None:
+    assert output_frame_count(10, 1.0, 25.0) == 25
+    assert output_frame_count(30, 1.0, 25.0) == 30
+    assert output_frame_count(0, 0.0, 25.0) == 0
+
+
+@pytest.mark.parametrize("ext", ["mp4", "avi", "mov", "mkv", "webm", "flv"])
+def test_reader_round_trip(tmp_path: Path, ext: str) -> None:
+    path = make_video(tmp_path / f"clip.{ext}", width=64, height=48, fps=25, seconds=1.0)
+    with VideoReader(path) as reader:
+        frames = list(reader)
+        assert (reader.width, reader.height, reader.fps) == (64, 48, 25.0)
+        assert abs(reader.frame_count - 25) <= 1  # an estimate: some containers pad the end
+    assert len(frames) == 25
+    assert all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f in frames)
+    assert _diff(frames[10], pattern_frame(10, 64, 48)) < 12
+    assert _diff(frames[10], pattern_frame(20, 64, 48)) > 2 * _diff(
+        frames[10], pattern_frame(10, 64, 48)
+    )
+
+
+def test_reader_rotation_upright(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "r.mp4", width=64, height=48, rotation=90)
+    with VideoReader(path) as reader:
+        frames = list(reader)
+        assert (reader.width, reader.height) == (48, 64)
+    assert frames[0].shape == (64, 48, 3)
+    expected = np.rot90(pattern_frame(5, 64, 48), k=-1)
+    assert _diff(frames[5], expected) < 12
+    assert frames[5][2, -3, 0] > 200 and frames[5][2, -3, 1] < 60  # red marker at top-right
+
+
+def test_reader_scale(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "s.mkv", width=64, height=48, rotation=90)
+    with VideoReader(path, scale=0.5) as reader:
+        frame = next(iter(reader))
+        assert (reader.width, reader.height) == (24, 32)
+    assert frame.shape == (32, 24, 3)
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "webm"])
+def test_reader_vfr_to_constant_rate(tmp_path: Path, ext: str) -> None:
+    path = make_video(tmp_path / f"v.{ext}", fps=25, seconds=2.0, vfr=True, audio=False)
+    with VideoReader(path) as reader:
+        assert reader.fps == pytest.approx(25.0, rel=0.02)
+        frames = list(reader)
+    # source frames jitter around their slots (0, 0.6, 2, 2.6, 4 ... frame periods): each one
+    # lands in its own slot, in order
+    assert len(frames) == 50
+    for k in (0, 1, 2, 25, 49):
+        assert _diff(frames[k], pattern_frame(k, 64, 48)) < 12
+
+
+def test_reader_fps_override_duplicates(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "c.mp4", fps=25, seconds=1.0, audio=False)
+    with VideoReader(path, fps=50) as reader:
+        frames = list(reader)
+    assert len(frames) == 50
+    assert np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[1], frames[2])
+
+
+def test_read_frames_matches_iteration(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "c.mp4", fps=25, seconds=1.0, audio=False)
+    with VideoReader(path) as reader:
+        frames = list(reader)
+    picked = read_frames(path, [24, 0, 7, 7, 99])
+    assert sorted(picked) == [0, 7, 24]
+    for i, frame in picked.items():
+        assert np.array_equal(frame, frames[i])
+    assert read_frames(path, []) == {}
+
+
+def test_reader_refuses_audio_only_named_as_video(tmp_path: Path) -> None:
+    m4a = make_audio(tmp_path / "voice.m4a", seconds=0.5)
+    path = tmp_path / "voice.mp4"
+    shutil.copy(m4a, path)
+    with pytest.raises(MediaError) as err:
+        VideoReader(path)
+    assert err.value.code == "no_video"
+    assert "voice.mp4" in err.value.message
+
+
+def _write(path: Path, frames: int, audio: np.ndarray | None, size: tuple[int, int] = (64, 48)):
+    width, height = size
+    with VideoWriter(
+        path, width, height, 25.0, audio=audio, audio_rate=16000, settings=FAST
+    ) as writer:
+        for i in range(frames):
+            writer.write(pattern_frame(i, width, height))
+    return probe(path)
+
+
+def test_writer_holds_last_frame_when_audio_is_longer(tmp_path: Path) -> None:
+    info = _write(tmp_path / "o.mp4", 10, tone(1.0, 16000))
+    assert info.video is not None and info.audio is not None
+    assert info.video.codec == "h264" and info.video.pix_fmt == "yuv420p"
+    assert info.audio.codec == "aac" and info.audio.sample_rate == 48000
+    assert info.video.frame_count == 25
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+    with VideoReader(tmp_path / "o.mp4") as reader:
+        frames = list(reader)
+    assert len(frames) == 25 and np.array_equal(frames[9], frames[24])
+    samples = load_audio(tmp_path / "o.mp4")
+    assert len(samples) / 16000 == pytest.approx(1.0, abs=0.05)
+    peak = np.argmax(np.abs(np.fft.rfft(samples))) * 16000 / len(samples)
+    assert peak == pytest.approx(440, abs=3)
+
+
+def test_writer_pads_audio_when_frames_are_longer(tmp_path: Path) -> None:
+    info = _write(tmp_path / "o.mp4", 50, tone(1.0, 16000, channels=2))
+    assert info.video is not None and info.audio is not None
+    assert info.video.frame_count == 50
+    assert info.audio.channels == 2
+    assert info.audio.duration == pytest.approx(2.0, abs=0.05)
+    samples = load_audio(tmp_path / "o.mp4")
+    assert np.abs(samples[: 16000 - 800]).max() > 0.3  # the tone
+    assert np.abs(samples[16000 + 800 :]).max() < 0.02  # then silence
+
+
+def test_writer_pads_odd_size_and_works_without_audio(tmp_path: Path) -> None:
+    info = _write(tmp_path / "o.mp4", 5, None, size=(63, 47))
+    assert info.video is not None and info.audio is None
+    assert (info.video.width, info.video.height) == (64, 48)
+    assert info.video.frame_count == 5
+
+
+def _open_fds_to(path: Path) -> int:
+    fd_dir = Path("/proc/self/fd")
+    return sum(1 for fd in fd_dir.iterdir() if os.path.realpath(fd) == str(path.resolve()))
+
+
+def test_writer_closes_and_propagates_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "partial.mp4"
+    with (
+        pytest.raises(KeyError),
+        VideoWriter(
+            path, 64, 48, 25.0, audio=tone(1.0, 16000), audio_rate=16000, settings=FAST
+        ) as writer,
+    ):
+        for i in range(30):  # enough for the encoder to have written packets
+            writer.write(pattern_frame(i, 64, 48))
+        assert _open_fds_to(path) == 1
+        raise KeyError("engine broke")
+    assert _open_fds_to(path) == 0
+    path.unlink()  # the caller can remove the partial file
+
+
+def test_writer_rejects_wrong_frame(tmp_path: Path) -> None:
+    with (
+        pytest.raises(ProcessingError) as err,
+        VideoWriter(
+            tmp_path / "o.mp4", 64, 48, 25.0, audio=None, audio_rate=16000, settings=FAST
+        ) as writer,
+    ):
+        writer.write(np.zeros((48, 64), np.uint8))
+    assert err.value.code == "encode_failed"
+
+
+def test_writer_output_failure_is_processing_error(tmp_path: Path) -> None:
+    path = tmp_path / "missing-dir" / "o.mp4"
+    with (
+        pytest.raises(ProcessingError) as err,
+        VideoWriter(path, 64, 48, 25.0, audio=None, audio_rate=16000, settings=FAST) as writer,
+    ):
+        for i in range(30):
+            writer.write(pattern_frame(i, 64, 48))
+    assert err.value.code == "encode_failed"
+    assert "FFmpeg" in err.value.message and "o.mp4" in err.value.message
