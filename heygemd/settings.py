@@ -105,6 +105,11 @@ class Wav2LipSettings(Section):
     batch_size: int = Field(64, ge=1)
     chin_pad_px: int = Field(10, ge=0)
     sharpen: float = Field(0.0, ge=0)
+    colour_match: Literal["lab", "rgb", "none"] = "lab"
+    silence_dbfs: float = -50.0  # frames quieter than this (or than loud - relative) keep
+    silence_relative_db: float = Field(30.0, gt=0)  # the template's mouth
+    min_silence_ms: float = Field(250.0, ge=0)
+    template_cache_mb: int = Field(2048, ge=1)
 
 
 class EngineSettings(Section):
