@@ -1,0 +1,130 @@
+"""Pose, mouth measures, alignment and smoothing on synthetic landmark arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from heygemd.faces import landmarks as lm
+from heygemd.faces.geometry import (
+    OneEuroFilter,
+    apply_transform,
+    head_pose,
+    interocular,
+    mouth_opening,
+    mouth_width,
+    pose_matrix,
+    similarity_transform,
+    smooth_sequence,
+)
+from heygemd.faces.types import N_LANDMARKS
+
+PX_PER_CM = 12.0  # a face with ~107 px between the outer eye corners
+
+
+def canonical_face(rng: np.random.Generator) -> np.ndarray:
+    """float64 (478, 3) head-frame points (image axes, pixels): canonical pose points + mouth."""
+    points = rng.normal(0.0, 3.0, (N_LANDMARKS, 3))
+    for index, xyz in lm.CANONICAL_POSE_POINTS.items():
+        points[index] = xyz
+    points[lm.MOUTH_RIGHT_CORNER] = (-2.6, 4.4, -5.0)
+    points[lm.MOUTH_LEFT_CORNER] = (2.6, 4.4, -5.0)
+    for up, lo in lm.INNER_LIP_PAIRS:
+        points[up] = (0.0, 4.0, -5.5)
+        points[lo] = (0.0, 4.0, -5.5)
+    return points * PX_PER_CM
+
+
+def place(points: np.ndarray, yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Rotate head-frame points by the pose and move them to (320, 240) in an image."""
+    return points @ pose_matrix(yaw, pitch, roll).T + np.array([320.0, 240.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    "yaw, pitch, roll",
+    [(0, 0, 0), (25, 0, 0), (-40, 0, 0), (0, 20, 0), (0, -15, 0), (0, 0, 12), (30, -10, 8),
+     (-15, 18, -20), (60, 5, -5)],
+)  # fmt: skip
+def test_head_pose_recovers_known_rotation(yaw: float, pitch: float, roll: float) -> None:
+    face = place(canonical_face(np.random.default_rng(1)), yaw, pitch, roll)
+    got = head_pose(face.astype(np.float32))
+    assert got == pytest.approx((yaw, pitch, roll), abs=2.0)
+
+
+def test_head_pose_signs_follow_the_image() -> None:
+    base = canonical_face(np.random.default_rng(2))
+    turned = place(base, 30, 0, 0)
+    # Nose tip ahead of the face moves to the image's right when yaw > 0.
+    nose = np.array([0.0, 1.1, -7.5]) * PX_PER_CM
+    assert (nose @ pose_matrix(30, 0, 0).T)[0] > 0
+    assert head_pose(turned)[0] > 25
+    tilted = place(base, 0, 0, 15)
+    # Clockwise in the image (y down): the subject's left eye (image right) sinks.
+    assert tilted[lm.LEFT_EYE_OUTER, 1] > tilted[lm.RIGHT_EYE_OUTER, 1]
+    assert head_pose(tilted)[2] > 10
+
+
+def test_head_pose_noise_is_tolerated() -> None:
+    rng = np.random.default_rng(3)
+    face = place(canonical_face(rng), 20, -8, 5) + rng.normal(0, 0.5, (N_LANDMARKS, 3))
+    assert head_pose(face) == pytest.approx((20, -8, 5), abs=2.0)
+
+
+def test_mouth_measures_scale_free() -> None:
+    face = canonical_face(np.random.default_rng(4))
+    closed = place(face, 0, 0, 0)
+    assert mouth_opening(closed) == pytest.approx(0.0, abs=1e-9)
+    opened = face.copy()
+    for _, lo in lm.INNER_LIP_PAIRS:
+        opened[lo, 1] += 0.3 * interocular(closed)  # gap = 0.3 inter-ocular distances
+    assert mouth_opening(place(opened, 0, 0, 0)) == pytest.approx(0.3, rel=1e-6)
+    assert mouth_opening(place(opened * 2.5, 0, 0, 0)) == pytest.approx(0.3, rel=1e-6)
+    assert interocular(closed) == pytest.approx(8.89 * PX_PER_CM, rel=1e-3)
+    assert mouth_width(closed) == pytest.approx(5.2 / 8.8917, rel=1e-3)
+
+
+def test_similarity_transform_recovers_and_fits() -> None:
+    rng = np.random.default_rng(5)
+    src = rng.uniform(0, 200, (30, 2))
+    angle, scale, shift = np.radians(17.0), 1.7, np.array([40.0, -12.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    dst = src @ rot.T + shift
+    matrix = similarity_transform(src, dst)
+    assert matrix.shape == (2, 3)
+    np.testing.assert_allclose(matrix[:, :2], rot, atol=1e-9)
+    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-7)
+    noisy = dst + rng.normal(0, 1.0, dst.shape)
+    fitted = apply_transform(similarity_transform(src, noisy), src)
+    assert np.sqrt(((fitted - noisy) ** 2).sum(axis=1).mean()) < 1.6
+
+
+def test_similarity_transform_rejects_degenerate_input() -> None:
+    with pytest.raises(ValueError):
+        similarity_transform(np.ones((5, 2)), np.zeros((5, 2)))
+    with pytest.raises(ValueError):
+        similarity_transform(np.zeros((5, 2)), np.zeros((4, 2)))
+
+
+def test_one_euro_quiets_a_static_noisy_point() -> None:
+    rng = np.random.default_rng(6)
+    scale = 90.0  # inter-ocular distance in pixels
+    noisy = 100.0 + rng.normal(0, 0.6, (300, 2))
+    out = smooth_sequence(noisy, fps=25.0, scale=scale)
+    assert out[20:].std(axis=0).max() < 0.6 * noisy[20:].std(axis=0).min()
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0])
+def test_one_euro_follows_a_step_within_two_frames(fps: float) -> None:
+    scale = 90.0
+    step = 10.0  # a mouth snapping open by 11% of the inter-ocular distance
+    signal = np.r_[np.zeros(40), np.full(10, step)]
+    out = smooth_sequence(signal, fps=fps, scale=scale)
+    assert out[40] > 0.6 * step
+    assert out[41] > 0.85 * step
+
+
+def test_one_euro_passes_nan_and_restarts() -> None:
+    filt = OneEuroFilter(25.0, scale=50.0)
+    assert filt(np.array([1.0]))[0] == 1.0
+    assert np.isnan(filt(np.array([np.nan]))[0])
+    assert filt(np.array([7.0]))[0] == pytest.approx(7.0)  # back after a gap: no lag
