@@ -1,0 +1,90 @@
+"""Mouth-occlusion score on a painted synthetic face (real-media checks: integration tests)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from heygemd.faces import landmarks as lm
+from heygemd.faces.occlusion import (
+    MouthColour,
+    mouth_colour,
+    mouth_occlusion_score,
+    score_from_colour,
+)
+from heygemd.faces.types import N_LANDMARKS, FaceObservation
+
+SKIN = (205, 150, 125)
+LIPS = (185, 85, 85)
+MOUTH_LINE = (70, 30, 30)
+
+
+def ring(n: int, cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+    """n points on an ellipse, starting at its left end and going round (image y down)."""
+    angles = np.pi + np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    return np.stack([cx + rx * np.cos(angles), cy - ry * np.sin(angles)], axis=1)
+
+
+def synthetic_face() -> tuple[np.ndarray, FaceObservation]:
+    """A 400x400 RGB face: skin, red lips, a dark mouth line; landmarks where they belong."""
+    marks = np.zeros((N_LANDMARKS, 3), dtype=np.float32)
+    marks[:, :2] = (200.0, 200.0)
+    marks[lm.RIGHT_EYE_OUTER, :2] = (140, 150)
+    marks[lm.LEFT_EYE_OUTER, :2] = (260, 150)
+    marks[list(lm.LIPS_OUTER), :2] = ring(len(lm.LIPS_OUTER), 200, 280, 50, 22)
+    marks[list(lm.LIPS_INNER), :2] = ring(len(lm.LIPS_INNER), 200, 280, 40, 3)
+    rng = np.random.default_rng(0)
+    marks[list(lm.FOREHEAD), :2] = rng.uniform((160, 80), (240, 110), (len(lm.FOREHEAD), 2))
+    for group, x in ((lm.RIGHT_UPPER_CHEEK, 130), (lm.LEFT_UPPER_CHEEK, 270)):
+        marks[list(group), :2] = rng.uniform((x - 15, 180), (x + 15, 200), (len(group), 2))
+    marks[lm.FOREHEAD_TOP, :2] = (200, 60)
+    marks[lm.CHIN, :2] = (200, 340)
+    frame = np.zeros((400, 400, 3), dtype=np.uint8)
+    cv2.ellipse(frame, (200, 200), (120, 150), 0, 0, 360, SKIN, -1)
+    cv2.fillPoly(frame, [marks[list(lm.LIPS_OUTER), :2].astype(np.int32)], LIPS)
+    cv2.polylines(frame, [marks[list(lm.LIPS_INNER), :2].astype(np.int32)], True, MOUTH_LINE, 4)
+    noise = rng.normal(0, 3, frame.shape)
+    frame = np.clip(frame + noise, 0, 255).astype(np.uint8)
+    return frame, FaceObservation(0, (80, 50, 320, 350), 0.9, marks, 0.0, 0.0, 0.0)
+
+
+def cover_mouth(frame: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    covered = frame.copy()
+    covered[220:340, 110:290] = colour
+    return covered
+
+
+def test_visible_mouth_scores_low() -> None:
+    frame, obs = synthetic_face()
+    colour = mouth_colour(frame, obs)
+    assert colour.redness > 10
+    assert colour.line_depth > 20
+    assert mouth_occlusion_score(frame, obs) < 0.2
+
+
+@pytest.mark.parametrize(
+    "cover", [(128, 128, 128), (60, 90, 200), (20, 20, 20), (240, 240, 240), (120, 200, 230)]
+)
+def test_cloth_coloured_cover_scores_high(cover: tuple[int, int, int]) -> None:
+    frame, obs = synthetic_face()
+    assert mouth_occlusion_score(cover_mouth(frame, cover), obs) > 0.9
+
+
+def test_skin_coloured_flat_cover_scores_high() -> None:
+    frame, obs = synthetic_face()
+    assert mouth_occlusion_score(cover_mouth(frame, SKIN), obs) > 0.8
+
+
+def test_score_from_colour_is_bounded_and_monotone() -> None:
+    visible = MouthColour(far_share=0.0, redness=12.0, line_depth=40.0, lip_pixels=500,
+                          skin_pixels=500)  # fmt: skip
+    hand = MouthColour(0.0, 0.5, 4.0, 500, 500)
+    pale_lips = MouthColour(0.0, 1.0, 32.0, 500, 500)
+    cloth = MouthColour(0.97, -15.0, 3.0, 500, 500)
+    too_small = MouthColour(1.0, -15.0, 0.0, 5, 500)
+    assert score_from_colour(visible) == 0.0
+    assert score_from_colour(pale_lips) < 0.1
+    assert score_from_colour(hand) > 0.9
+    assert score_from_colour(cloth) == pytest.approx(1.0)
+    assert score_from_colour(too_small) == 0.0
