@@ -20,6 +20,7 @@ ColourSpace = Literal["lab", "rgb"]
 MIN_STD_RATIO = 0.67  # colour matching never shrinks or stretches contrast beyond these factors
 MAX_STD_RATIO = 1.5
 _EPS = 1e-6
+_POLYGON_CHUNK_ELEMENTS = 1 << 23  # (items x edges x pixels) per step of polygon_mask
 
 # sRGB (D65) <-> CIE XYZ, and the D65 white point.
 _RGB_TO_XYZ = (
@@ -41,21 +42,24 @@ def pixel_grid(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Ten
 def polygon_mask(polygons: torch.Tensor, size: int) -> torch.Tensor:
     """Hard inside-test of closed polygons (B, K, 2) on a size x size grid: (B, 1, size, size).
 
-    Even-odd rule, one edge at a time (memory O(B * size^2), not O(B * K * size^2)).
+    Even-odd rule over all edges at once, a few batch items at a time (bounded memory).
     """
     polygons = polygons.float()
     xs, ys = pixel_grid(size, polygons.device)
-    px, py = xs.reshape(1, -1), ys.reshape(1, -1)  # (1, P)
-    inside = torch.zeros(polygons.shape[0], px.shape[1], dtype=torch.bool, device=polygons.device)
-    nxt = polygons.roll(-1, dims=1)
-    for k in range(polygons.shape[1]):
-        x0, y0 = polygons[:, k, 0:1], polygons[:, k, 1:2]  # (B, 1)
-        x1, y1 = nxt[:, k, 0:1], nxt[:, k, 1:2]
+    px, py = xs.reshape(1, 1, -1), ys.reshape(1, 1, -1)  # (1, 1, P)
+    per_item = polygons.shape[1] * px.shape[-1]
+    step = max(1, _POLYGON_CHUNK_ELEMENTS // max(per_item, 1))
+    parts = []
+    for chunk in polygons.split(step):
+        x0, y0 = chunk[..., 0:1], chunk[..., 1:2]  # (b, K, 1)
+        nxt = chunk.roll(-1, dims=1)
+        x1, y1 = nxt[..., 0:1], nxt[..., 1:2]
         straddles = (y0 > py) != (y1 > py)
         dy = torch.where(y1 == y0, torch.full_like(y1, _EPS), y1 - y0)
-        crossing_x = x0 + (py - y0) * (x1 - x0) / dy
-        inside ^= straddles & (px < crossing_x)
-    return inside.reshape(-1, 1, size, size).float()
+        crossing_x = x0 + (py - y0) * ((x1 - x0) / dy)
+        crossings = (straddles & (px < crossing_x)).sum(dim=1)  # (b, P)
+        parts.append((crossings % 2).float())
+    return torch.cat(parts).reshape(-1, 1, size, size)
 
 
 def gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:

@@ -1,0 +1,90 @@
+"""Template frames by index, for ping-pong playback, with bounded memory.
+
+A template that fits the memory budget is kept decoded (filled during the face pass, so it is
+decoded once). A larger one is streamed forward, and read back in chunks of the budget's size
+for the backward half of each ping-pong cycle (re-decoding from the start: slower, bounded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import structlog
+
+from heygemd.media.video import VideoReader, read_frames
+
+log = structlog.get_logger(__name__)
+
+
+class TemplateFrames:
+    """RGB uint8 (H, W, 3) frames of ``path`` by index; ``budget_bytes`` caps what is held."""
+
+    def __init__(self, path: Path, fps: float, frame_bytes: int, budget_bytes: int) -> None:
+        self.path = path
+        self.fps = fps
+        self.chunk = max(1, budget_bytes // max(frame_bytes, 1))
+        self._cache: list[np.ndarray] | None = []
+        self._chunk_frames: dict[int, np.ndarray] = {}
+        self._stream: Iterator[np.ndarray] | None = None
+        self._reader: VideoReader | None = None
+        self._position = 0  # index of the next frame the stream yields
+        self._last = -1
+
+    def first_pass(self, limit: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Decode frames 0..limit-1 (fewer if the video is shorter) in order, keeping them when
+        they fit the budget."""
+        with VideoReader(self.path, fps=self.fps) as reader:
+            for index, frame in enumerate(reader):
+                if index >= limit:
+                    break
+                if self._cache is not None:
+                    if len(self._cache) < self.chunk:
+                        self._cache.append(frame)
+                    else:
+                        self._cache = None
+                        log.info("wav2lip.template_streamed", budget_frames=self.chunk)
+                yield index, frame
+
+    def get(self, index: int) -> np.ndarray:
+        """Frame ``index`` (within what first_pass decoded). Cheapest when called in ping-pong
+        order."""
+        if self._cache is not None:
+            return self._cache[index]
+        backward = index < self._last
+        self._last = index
+        if index in self._chunk_frames:
+            return self._chunk_frames[index]
+        if backward:
+            return self._load_chunk_ending_at(index)
+        if self._stream is None or index < self._position:
+            self._open_stream()
+        return self._advance_to(index)
+
+    def _load_chunk_ending_at(self, index: int) -> np.ndarray:
+        start = max(0, index - self.chunk + 1)
+        self._chunk_frames = {}  # release the previous chunk before decoding the next
+        self._chunk_frames = read_frames(self.path, range(start, index + 1))
+        return self._chunk_frames[index]
+
+    def _open_stream(self) -> None:
+        self.close()
+        self._reader = VideoReader(self.path, fps=self.fps)
+        self._stream = iter(self._reader)
+        self._position = 0
+
+    def _advance_to(self, index: int) -> np.ndarray:
+        assert self._stream is not None
+        self._chunk_frames = {}
+        while True:
+            frame = next(self._stream)
+            self._position += 1
+            if self._position - 1 == index:
+                return frame
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        self._reader = None
+        self._stream = None
