@@ -49,6 +49,7 @@ class VideoExamination:
     info: MediaInfo | None
     findings: list[Finding]
     pictures: list[str]  # file names written into pictures_dir
+    frames_examined: int = 0  # sampled frames the face rules looked at
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,7 @@ def examine_video(
         pictures=pictures,
         duration_ms=round((time.monotonic() - t0) * 1000, 1),
     )
-    return VideoExamination(info, findings, pictures)
+    return VideoExamination(info, findings, pictures, len(samples))
 
 
 # ---------------------------------------------------------------- heygemd validate FOLDER

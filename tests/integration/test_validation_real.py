@@ -6,14 +6,16 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from heygemd import examine
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
+from heygemd.media.video import read_frames
 from heygemd.report import Severity
-from heygemd.settings import Settings
+from heygemd.settings import PathSettings, Settings
 
 SETTINGS = Settings()
 CFG, LIMITS = SETTINGS.validation, SETTINGS.limits
@@ -97,3 +99,153 @@ def test_a_video_without_sound_is_refused_as_audio(shared_media: Path, tmp_path:
     exam = examine.examine_audio(fake, CFG, LIMITS)
     assert exam.samples is None
     assert refusal_codes(exam.findings) in (["unreadable_audio"], ["no_audio_stream"])
+
+
+# ---------------------------------------------------------------- video
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pictures")
+
+
+@pytest.fixture(scope="module")
+def examined(
+    shared_media: Path, analyzer: FaceAnalyzer, pictures: Path
+) -> dict[str, examine.VideoExamination]:
+    """Every talking/ and reject/ clip examined once, by file name prefix (th02, rj01, ...)."""
+    clips = sorted((shared_media / "talking").iterdir()) + sorted(
+        (shared_media / "reject").iterdir()
+    )
+    return {
+        clip.name[:4]: examine.examine_video(clip, analyzer, CFG, LIMITS, pictures)
+        for clip in clips
+    }
+
+
+@pytest.mark.parametrize("clip", ["th02", "th03", "th05", "th08", "th10"])
+def test_talking_clips_are_accepted(examined: dict, clip: str) -> None:
+    exam = examined[clip]
+    assert exam.info is not None and exam.info.video is not None
+    below_720p = min(exam.info.video.width, exam.info.video.height) < 720
+    assert [f.code for f in exam.findings] == (["low_resolution"] if below_720p else [])
+    assert exam.frames_examined >= int(exam.info.duration * CFG.sample_fps) - 1
+
+
+def test_profile_interview_is_refused_for_the_angle(examined: dict) -> None:
+    exam = examined["rj01"]
+    first = refusal_codes(exam.findings)[0]
+    assert first in ("face_turned", "no_face")
+    refusal = next(f for f in exam.findings if f.code == first)
+    assert "facing the camera" in refusal.message or "face the camera" in refusal.message
+
+
+def test_three_quarter_view_is_refused_for_the_angle(examined: dict) -> None:
+    exam = examined["rj02"]
+    assert refusal_codes(exam.findings) == ["face_turned"]
+    [f] = [f for f in exam.findings if f.code == "face_turned"]
+    assert "turn to face the camera" in f.message
+    assert isinstance(f.value, float) and f.value > CFG.max_yaw_degrees
+
+
+def test_masked_face_is_refused_for_the_covered_mouth(examined: dict) -> None:
+    exam = examined["rj04"]
+    assert refusal_codes(exam.findings) == ["mouth_covered"]
+    [f] = exam.findings
+    assert "remove the mask" in f.message
+    assert isinstance(f.value, float) and f.value > CFG.mouth_covered_threshold
+
+
+@pytest.mark.parametrize("clip", ["rj01", "rj02", "rj04"])
+def test_refused_videos_get_a_picture_of_the_deciding_frame(
+    examined: dict, pictures: Path, clip: str
+) -> None:
+    exam = examined[clip]
+    [name] = exam.pictures
+    assert name.endswith(".refused.jpg")
+    refusal = validate_refusals(exam)[0]
+    assert refusal.picture == name and refusal.frame_index is not None
+    image = cv2.imdecode(np.frombuffer((pictures / name).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    frame = read_frames(Path(exam.info.path), [refusal.frame_index])[refusal.frame_index]
+    assert image.shape == frame.shape
+
+
+def validate_refusals(exam: examine.VideoExamination) -> list:
+    return [f for f in exam.findings if f.severity is Severity.REFUSE]
+
+
+def test_unicode_file_names_get_their_picture(
+    shared_media: Path, analyzer: FaceAnalyzer, tmp_path: Path
+) -> None:
+    video = tmp_path / "vid\u00e9o \u4e2d\u6587.mp4"
+    video.symlink_to(shared_media / "reject" / "rj04_masked_frontal_man_blackmask_still5s.mp4")
+    exam = examine.examine_video(video, analyzer, CFG, LIMITS, tmp_path / "out")
+    assert exam.pictures == ["vid\u00e9o \u4e2d\u6587.refused.jpg"]
+    assert (tmp_path / "out" / exam.pictures[0]).stat().st_size > 1000
+
+
+def test_unreadable_video_is_a_finding(analyzer: FaceAnalyzer, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
+    exam = examine.examine_video(broken, analyzer, CFG, LIMITS, tmp_path)
+    assert exam.info is None and refusal_codes(exam.findings) == ["unreadable_video"]
+    assert exam.pictures == []
+
+
+def make_job(folder: Path, shared_media: Path, names: dict[str, str]) -> Path:
+    folder.mkdir()
+    for name, source in names.items():
+        (folder / name).symlink_to(shared_media / source)
+    return folder
+
+
+def test_validate_folder_reports_each_file(shared_media: Path, tmp_path: Path) -> None:
+    job = make_job(
+        tmp_path / "job",
+        shared_media,
+        {
+            "voice.FLAC": "speech/en01_male_jfk_inaugural_11s.flac",
+            "good.mp4": "talking/th08_woman_older_en_real3dportrait_May5s.mp4",
+            "masked.mp4": "reject/rj04_masked_frontal_man_blackmask_still5s.mp4",
+            ".hidden.mp4": "talking/th02_man_shirt_tie_en_retalking2.mp4",
+        },
+    )
+    (job / "notes.txt").write_text("hello")
+    settings = Settings(paths=PathSettings(cache=tmp_path / "cache"))
+    text, accepted = examine.validate_folder(job, settings)
+    assert accepted
+    assert "audio  voice.FLAC: ACCEPTED\n" in text
+    assert "video  good.mp4: ACCEPTED WITH WARNINGS" in text
+    assert "video  masked.mp4: REFUSED" in text and "mouth_covered" in text
+    assert "ignored notes.txt" in text and ".hidden" not in text
+    assert "Result: ACCEPTED: 1 of 2 videos" in text
+    assert (tmp_path / "cache" / "validate" / "job" / "masked.refused.jpg").is_file()
+
+
+def test_validate_folder_refuses_a_job_without_acceptable_video(
+    shared_media: Path, tmp_path: Path
+) -> None:
+    job = make_job(
+        tmp_path / "job2",
+        shared_media,
+        {
+            "voice.wav": "speech/zh02_female_3s_cosyvoice_zero_shot_prompt.wav",
+            "masked.mp4": "reject/rj04_masked_frontal_man_blackmask_still5s.mp4",
+        },
+    )
+    text, accepted = examine.validate_folder(job, Settings(paths=PathSettings(cache=tmp_path)))
+    assert not accepted
+    assert "Result: REFUSED: every video is refused" in text
+    two_audio = make_job(
+        tmp_path / "job3",
+        shared_media,
+        {
+            "a.wav": "speech/zh02_female_3s_cosyvoice_zero_shot_prompt.wav",
+            "b.flac": "speech/en01_male_jfk_inaugural_11s.flac",
+            "good.mp4": "talking/th08_woman_older_en_real3dportrait_May5s.mp4",
+        },
+    )
+    text, accepted = examine.validate_folder(
+        two_audio, Settings(paths=PathSettings(cache=tmp_path))
+    )
+    assert not accepted and "exactly one audio file" in text
