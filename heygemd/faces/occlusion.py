@@ -56,7 +56,7 @@ class MouthColour:
 
 def _polygon_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(shape, dtype=np.uint8)
-    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], (1,))
     return mask.astype(bool)
 
 
@@ -64,14 +64,14 @@ def _discs_mask(points: np.ndarray, radius: float, shape: tuple[int, int]) -> np
     mask = np.zeros(shape, dtype=np.uint8)
     r = max(int(round(radius)), 1)
     for x, y in np.round(points).astype(np.int32):
-        cv2.circle(mask, (int(x), int(y)), r, 1, -1)
+        cv2.circle(mask, (int(x), int(y)), r, (1,), -1)
     return mask.astype(bool)
 
 
 def _line_mask(points: np.ndarray, width: float, shape: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(shape, dtype=np.uint8)
     thickness = max(int(round(width)), 1)
-    cv2.polylines(mask, [np.round(points).astype(np.int32)], True, 1, thickness)
+    cv2.polylines(mask, [np.round(points).astype(np.int32)], True, (1,), thickness)
     return mask.astype(bool)
 
 
