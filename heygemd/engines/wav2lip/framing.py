@@ -93,6 +93,8 @@ def smooth_runs(values: np.ndarray, sigma_frames: float) -> np.ndarray:
     weight = np.zeros(len(flat))
     for offset, tap in zip(range(-radius, radius + 1), taps, strict=True):
         lo, hi = max(0, -offset), min(len(flat), len(flat) - offset)
+        if hi <= lo:  # the kernel is longer than the sequence
+            continue
         total[lo:hi] += tap * filled[lo + offset : hi + offset]
         weight[lo:hi] += tap * valid[lo + offset : hi + offset]
     out = total / np.maximum(weight, 1e-12)[:, None]
