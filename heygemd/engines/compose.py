@@ -62,8 +62,11 @@ def polygon_mask(polygons: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat(parts).reshape(-1, 1, size, size)
 
 
-def gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W) with edge replication; sigma in pixels."""
+def gaussian_blur(
+    images: torch.Tensor, sigma_px: float, padding: Literal["replicate", "constant"] = "replicate"
+) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W); sigma in pixels. Beyond the border the image
+    continues its edge ("replicate") or is 0 ("constant")."""
     if sigma_px <= 0:
         return images
     radius = max(1, int(math.ceil(3 * sigma_px)))
@@ -73,18 +76,19 @@ def gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
     channels = images.shape[1]
     horizontal = kernel.reshape(1, 1, 1, -1).repeat(channels, 1, 1, 1)
     vertical = kernel.reshape(1, 1, -1, 1).repeat(channels, 1, 1, 1)
-    out = F.pad(images, (radius, radius, 0, 0), mode="replicate")
+    out = F.pad(images, (radius, radius, 0, 0), mode=padding)
     out = F.conv2d(out, horizontal, groups=channels)
-    out = F.pad(out, (0, 0, radius, radius), mode="replicate")
+    out = F.pad(out, (0, 0, radius, radius), mode=padding)
     return F.conv2d(out, vertical, groups=channels)
 
 
 def feather_inside(mask: torch.Tensor, sigma_px: float) -> torch.Tensor:
     """Soften a hard mask (B, 1, H, W) inwards: 0 on and outside its edge, rising to 1 about
-    2*sigma_px inside it. Pixels outside the hard mask therefore stay exactly untouched."""
+    2*sigma_px inside it. Pixels outside the hard mask therefore stay exactly untouched. The
+    image border counts as an edge too (a mask cut by the crop fades out before the border)."""
     if sigma_px <= 0:
         return mask
-    blurred = gaussian_blur(mask, sigma_px)
+    blurred = gaussian_blur(mask, sigma_px, padding="constant")
     return ((blurred - 0.5) * 2.0).clamp(0.0, 1.0) * mask
 
 

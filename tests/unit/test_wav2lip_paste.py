@@ -1,0 +1,100 @@
+"""One batch through a (stand-in) generator and back into the frame: input layout, feathered
+paste inside the lower face only, the silence weight."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from heygemd.engines.wav2lip.paste import (
+    FaceJob,
+    PasteOptions,
+    face_crops,
+    generator_input,
+    paste_batch,
+)
+
+BOX = (50, 40, 150, 160)  # x0, y0, x1, y1: a 100 x 120 crop
+BASE = 100  # grey level of the synthetic frame
+
+
+class WhiteGenerator(nn.Module):
+    """Stands in for Wav2LipGenerator: always white, so the paste's alpha can be read back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, mel: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        return torch.ones(face.shape[0], 3, 96, 96, dtype=face.dtype) * self.scale
+
+
+def ellipse(cx: float, cy: float, rx: float, ry: float, count: int = 40) -> np.ndarray:
+    angles = np.linspace(0, 2 * np.pi, count, endpoint=False)
+    return np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], axis=1)
+
+
+def job(weight: float = 1.0) -> FaceJob:
+    frame = np.full((200, 200, 3), BASE, dtype=np.uint8)
+    return FaceJob(
+        frame=frame,
+        box=BOX,
+        lower_face=ellipse(100, 130, 40, 35),
+        lips=ellipse(100, 125, 12, 5),
+        weight=weight,
+    )
+
+
+def alpha_of(out: np.ndarray) -> np.ndarray:
+    return (out.astype(np.float64).mean(axis=2) - BASE) / (255 - BASE)
+
+
+def run(jobs: list[FaceJob]) -> list[np.ndarray]:
+    mel = np.zeros((len(jobs), 1, 80, 16), dtype=np.float32)
+    return paste_batch(WhiteGenerator(), jobs, mel, PasteOptions("none", 0.0), "cpu")
+
+
+def test_generator_input_layout() -> None:
+    crops = torch.rand(2, 3, 96, 96)
+    x = generator_input(crops)
+    assert x.shape == (2, 6, 96, 96)
+    assert torch.equal(x[:, 3], crops[:, 2]) and torch.equal(x[:, 5], crops[:, 0])  # BGR
+    assert torch.all(x[:, :3, 48:] == 0)
+    assert torch.equal(x[:, :3, :48], x[:, 3:, :48])
+
+
+def test_face_crops_are_96_square() -> None:
+    crops = face_crops([job(), job()])
+    assert crops.shape == (2, 96, 96, 3) and crops.dtype == np.uint8
+
+
+def test_paste_touches_only_the_lower_face() -> None:
+    [out] = run([job()])
+    alpha = alpha_of(out)
+    x0, y0, x1, y1 = BOX
+    outside = np.ones_like(alpha, dtype=bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.all(alpha[outside] == 0)
+    assert np.all(alpha[: y0 + (y1 - y0) // 2 - 1] == 0)  # nothing above the crop's middle
+    assert np.all(alpha[170:] == 0)  # below the chin outline (ellipse ends at 165)
+    assert alpha.max() > 0.97
+
+
+def test_paste_edge_is_feathered() -> None:
+    [out] = run([job()])
+    alpha = alpha_of(out)
+    steepest = max(np.abs(np.diff(alpha, axis=0)).max(), np.abs(np.diff(alpha, axis=1)).max())
+    assert steepest < 0.25  # a hard box edge would step by 1.0
+
+
+def test_silence_weight_scales_the_paste() -> None:
+    full, half = run([job(1.0), job(0.5)])
+    assert alpha_of(half).max() == pytest.approx(alpha_of(full).max() / 2, abs=0.02)
+
+
+def test_input_frame_is_not_modified() -> None:
+    original = job()
+    run([original])
+    assert np.all(original.frame == BASE)
