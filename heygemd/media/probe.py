@@ -199,6 +199,32 @@ def open_input(path: Path) -> Any:
         ) from None
 
 
+def check_complete(path: Path, size_bytes: int, index_ends: Sequence[int]) -> None:
+    """Raise MediaError(code="truncated_media") when the container's own index points past the
+    end of the file: a copy or download that stopped early.
+
+    index_ends: for each stream, where its last indexed packet ends (byte offset), if known.
+    """
+    missing = max(index_ends, default=0) - size_bytes
+    if missing > 0:
+        raise MediaError(
+            f"{path.name} is incomplete: it ends {missing} bytes before the data its index "
+            "describes. The copy or download probably stopped early; copy the file again.",
+            code="truncated_media",
+            value=size_bytes,
+        )
+
+
+def _index_ends(container: Any) -> list[int]:
+    ends = []
+    for stream in container.streams:
+        entries = stream.index_entries
+        if entries is not None and len(entries):
+            last = entries[len(entries) - 1]
+            ends.append(int(last.pos) + int(last.size))
+    return ends
+
+
 def _duration(
     container: Any, video: VideoStreamInfo | None, audio: AudioStreamInfo | None
 ) -> float:
@@ -212,7 +238,8 @@ def probe(path: Path) -> MediaInfo:
     """What ``path`` holds: container, first video and audio stream facts, duration (s).
 
     Raises MediaError (codes: missing_file, empty_file, unreadable_media, wrong_extension,
-    no_streams) with a plain-words message that includes FFmpeg's own where there is one.
+    truncated_media, no_streams) with a plain-words message that includes FFmpeg's own where
+    there is one.
     """
     import av
 
@@ -220,6 +247,7 @@ def probe(path: Path) -> MediaInfo:
     container = open_input(path)
     try:
         check_extension(path, container.format.name)
+        check_complete(path, os.path.getsize(path), _index_ends(container))
         streams = [s for s in container.streams if s.type in ("video", "audio")]
         if not streams:
             raise MediaError(f"{path.name} contains no audio or video streams.", code="no_streams")

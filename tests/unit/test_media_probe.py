@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 
 from heygemd.errors import MediaError
-from heygemd.media.probe import check_extension, is_variable_rate, probe, rotation_clockwise
-from tests.mediagen import make_audio, make_video
+from heygemd.media.probe import (
+    check_complete,
+    check_extension,
+    is_variable_rate,
+    probe,
+    rotation_clockwise,
+)
+from heygemd.media.video import VideoWriter
+from heygemd.settings import OutputSettings
+from tests.mediagen import make_audio, make_video, pattern_frame
+
+FAST = OutputSettings(preset="ultrafast")
 
 VIDEO_CODEC = {
     "mp4": "h264",
@@ -143,6 +153,29 @@ def test_truncated_mp4(tmp_path: Path) -> None:
         probe(path)
     assert err.value.code == "unreadable_media"
     assert "truncated" in err.value.message
+
+
+def test_truncated_faststart_mp4(tmp_path: Path) -> None:
+    """With the index at the front, a cut file opens; its index then points past the end."""
+    whole = tmp_path / "whole.mp4"
+    with VideoWriter(whole, 64, 48, 25.0, audio=None, audio_rate=16000, settings=FAST) as writer:
+        for i in range(50):
+            writer.write(pattern_frame(i, 64, 48))
+    data = whole.read_bytes()
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    assert probe(whole).video is not None
+    with pytest.raises(MediaError) as err:
+        probe(path)
+    assert err.value.code == "truncated_media"
+    assert "copy the file again" in err.value.message
+
+
+def test_check_complete() -> None:
+    check_complete(Path("a.mp4"), 100, [100, 60])
+    check_complete(Path("a.mp4"), 100, [])
+    with pytest.raises(MediaError):
+        check_complete(Path("a.mp4"), 100, [101])
 
 
 def test_wav_named_mp4(tmp_path: Path) -> None:
