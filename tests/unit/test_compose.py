@@ -151,5 +151,5 @@ def test_resize_shapes() -> None:
 def test_mask_cut_by_the_crop_border_fades_out_before_it() -> None:
     overhanging = torch.tensor([[[0.2, 0.3], [0.8, 0.3], [0.8, 1.2], [0.2, 1.2]]])
     mask = lower_face_mask(overhanging, torch.tensor([0.0]), 64, 0.05)
-    assert float(mask[0, 0, -1].max()) < 0.1  # the last row is half a pixel from the border
+    assert float(mask[0, 0, -1].max()) < 0.2  # the last row is half a pixel from the border
     assert float(mask[0, 0, 40].max()) > 0.99
