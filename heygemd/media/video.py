@@ -94,6 +94,7 @@ class VideoReader:
     dropped by timestamp). ``scale`` < 1 shrinks frames (even dimensions).
 
     Attributes: width, height (of the frames yielded), fps, frame_count (estimated), info.
+    A repeated frame is yielded as the same array object: copy it before changing it in place.
     Raises MediaError (no_video, unreadable_media, ...) for bad input.
     """
 
