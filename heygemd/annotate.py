@@ -35,11 +35,16 @@ def ascii_text(text: str) -> str:
     return text.encode("ascii", "ignore").decode("ascii")
 
 
-def measurement_text(face: FaceObservation | None, occlusion: float | None) -> str:
-    """One line with what was measured on the frame, e.g. "yaw 38 deg  pitch -4 deg  mouth 0.82"."""
+def measurement_text(
+    face: FaceObservation | None, occlusion: float | None, yaw: float | None = None
+) -> str:
+    """One line with what was measured on the frame, e.g. "yaw 38 deg  pitch -4 deg  mouth 0.82".
+
+    yaw: the angle the rules used, when it differs from the face analyzer's ``face.yaw``.
+    """
     if face is None:
         return "no face found"
-    parts = [f"yaw {face.yaw:.0f} deg", f"pitch {face.pitch:.0f} deg"]
+    parts = [f"yaw {face.yaw if yaw is None else yaw:.0f} deg", f"pitch {face.pitch:.0f} deg"]
     if occlusion is not None:
         parts.append(f"mouth covered {occlusion:.2f}")
     return "  ".join(parts)
@@ -86,11 +91,13 @@ def annotate(
     findings: Sequence[Finding],
     frame_index: int | None = None,
     occlusion: float | None = None,
+    yaw: float | None = None,
 ) -> np.ndarray:
     """A copy of ``frame`` (RGB uint8 (H, W, 3)) with the face and the findings drawn on it.
 
     The first line says what was measured on this frame; each finding follows as
     "REFUSED code: message" or "WARNING code: message". Red for refusals, amber for warnings.
+    occlusion, yaw: the speaker's measured values the rules used on this frame.
     """
     image = np.ascontiguousarray(frame, dtype=np.uint8).copy()
     refused = any(f.severity is Severity.REFUSE for f in findings)
@@ -98,7 +105,7 @@ def annotate(
     if face is not None:
         draw_face(image, face, color)
     where = f"frame {frame_index}: " if frame_index is not None else ""
-    lines = [where + measurement_text(face, occlusion)]
+    lines = [where + measurement_text(face, occlusion, yaw)]
     for f in findings:
         label = "REFUSED" if f.severity is Severity.REFUSE else "WARNING"
         lines.append(f"{label} {f.code}: {f.message}")

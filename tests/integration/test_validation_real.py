@@ -128,7 +128,11 @@ def test_talking_clips_are_accepted(examined: dict, clip: str) -> None:
     exam = examined[clip]
     assert exam.info is not None and exam.info.video is not None
     below_720p = min(exam.info.video.width, exam.info.video.height) < 720
-    assert [f.code for f in exam.findings] == (["low_resolution"] if below_720p else [])
+    if below_720p:
+        assert [f.code for f in exam.findings] == ["low_resolution"]
+    else:  # th10 turns his head past 30 degrees for a moment: a warning, not a refusal
+        assert {f.code for f in exam.findings} <= {"face_turned_briefly"}
+        assert all(f.severity is Severity.WARN for f in exam.findings)
     assert exam.frames_examined >= int(exam.info.duration * CFG.sample_fps) - 1
 
 
