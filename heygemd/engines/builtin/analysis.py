@@ -22,7 +22,7 @@ from heygemd.engines.builtin import mesh
 
 log = structlog.get_logger(__name__)
 
-ANALYSIS_VERSION = "builtin-analysis-3"
+ANALYSIS_VERSION = "builtin-analysis-4"
 MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 30.0
 CROP_MARGIN = 1.25  # crop side = the first face's ring box side times this

@@ -14,7 +14,7 @@ RATE = 16000
 HOP = 160  # 10 ms mel hop
 N_FFT = 512
 N_MELS = 40
-CONTEXT = 2  # video frames each side stacked into one feature window
+CONTEXT = 4  # video frames each side stacked into one feature window (+-160 ms at 25 fps)
 QUIET_DB = 35.0  # frames this far below the loudest are quiet (ENGINE-NOTES 6)
 FLOOR_DB = -80.0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,7 +60,7 @@ def drive(
         ridge = np.zeros(count)
     scale = motion.opening_scale(opening, valid, analysis.speech)
     target = motion.combine_targets(
-        ridge, phone_open, reliability, speech, closed, scale,
+        ridge, phone_open, motion.RIDGE_WEIGHT if has_speech else 0.0, speech, closed, scale,
         motion.lead_frames_for(cfg.lead_ms, fps),
     )
     base = select.pingpong_indices(count, analysis.n_frames)
@@ -114,6 +115,15 @@ class BuiltinEngine:
         if self._analyzer is not None:
             self._analyzer.close()
             self._analyzer = None
+
+    def analysis_of(self, template: Path) -> TemplateAnalysis:
+        """The (cached) analysis of ``template``, e.g. for evaluation."""
+        self.prepare()
+        analysis, _ = analyse_template(
+            template, self._analyzer, self._voice, self.cache, self.cfg.analysis_scale,
+            lambda f: None,
+        )
+        return analysis
 
     def render(self, request: RenderRequest, progress: ProgressFn) -> Rendering:
         """Analyse the template (cached), plan the mouths, and return the lazy frame stream."""

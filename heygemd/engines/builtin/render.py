@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,6 @@ from heygemd.engines.builtin.analysis import TemplateAnalysis
 
 REVERSE_BUDGET_BYTES = 512 * 1024 * 1024  # frames held at once while walking backwards
 FEATHER = 0.05  # mask edge softness, share of the crop side
-RIM_WIDTH = 0.04  # colour is matched on a band this wide (share of crop side) inside the mask
 
 
 @dataclass(frozen=True)
@@ -119,12 +119,10 @@ def transplant(
         bases.append(_base_crop(frame, ob, side))
     warped, covered = warp.warp_batch(np.stack(sources), affines, np.stack(tri_maps), device)
     base_t = torch.from_numpy(np.stack(bases)).to(device).permute(0, 3, 1, 2).float() / 255.0
-    polys = torch.from_numpy(_pad_polygons(polygons)).to(device)
-    hard = compose.polygon_mask(polys, side) * covered
-    alpha = compose.feather_inside(hard, FEATHER * side)
-    rim = hard * (alpha < 0.5).float() * (compose.feather_inside(hard, RIM_WIDTH * side) > 0)
-    rim = torch.where(rim.sum(dim=(2, 3), keepdim=True) > 0, rim, hard)
-    matched = compose.match_colour(warped / 255.0, base_t, rim, space="rgb")
+    alpha, rim = blend_weights(torch.from_numpy(_pad_polygons(polygons)).to(device), covered)
+    src_mean, _ = compose.masked_mean_std(warped / 255.0, rim)
+    ref_mean, _ = compose.masked_mean_std(base_t, rim)
+    matched = (warped / 255.0 + (ref_mean - src_mean)).clamp(0.0, 1.0)  # shift only: keeps contrast
     out = compose.blend(base_t, matched, alpha)
     crops = torch.round(out * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     result = []
@@ -135,6 +133,25 @@ def transplant(
         new[y0 : y0 + h, x0 : x0 + w] = crop[:h, :w]
         result.append(new)
     return result
+
+
+def blend_weights(polygons: Any, covered: Any) -> tuple[Any, Any]:
+    """Feathered blend weight and colour-matching rim, two (B, 1, S, S) tensors.
+
+    polygons: (B, K, 2) mask outlines in crop-normalised coordinates; covered: (B, 1, S, S) 1
+    where the warped mesh has pixels. The weight is 0 outside the outline and rises smoothly
+    inside it (no hard edge); the rim is the outer band where base and source both show skin.
+    """
+    import torch
+
+    from heygemd.engines import compose
+
+    side = covered.shape[-1]
+    hard = compose.polygon_mask(polygons, side) * covered
+    alpha = compose.feather_inside(hard, FEATHER * side)
+    rim = hard * (alpha < 0.5).float()
+    rim = torch.where(rim.sum(dim=(2, 3), keepdim=True) > 0, rim, hard)
+    return alpha, rim
 
 
 def _base_crop(frame: np.ndarray, origin: np.ndarray, side: int) -> np.ndarray:

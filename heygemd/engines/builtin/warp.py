@@ -76,7 +76,7 @@ def warp_batch(
     img = torch.from_numpy(np.ascontiguousarray(sources)).to(device)
     img = img.permute(0, 3, 1, 2).float()
     warped = F.grid_sample(
-        img, torch.from_numpy(grid).to(device), mode="bilinear",
+        img, torch.from_numpy(grid).to(device), mode="bicubic",
         padding_mode="border", align_corners=True,
     )
     covered = torch.from_numpy(tri_maps >= 0).to(device).float().unsqueeze(1)

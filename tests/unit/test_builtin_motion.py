@@ -1,0 +1,64 @@
+"""Audio -> mouth target: per-template ridge regression and target combination."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from heygemd.engines.builtin import motion
+
+
+def _paired(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 12))
+    w = rng.normal(size=12)
+    return x, x @ w + 0.05 * rng.normal(size=n)
+
+
+def test_ridge_recovers_a_linear_map() -> None:
+    x, y = _paired(400)
+    model = motion.fit_ridge(x[:300], y[:300], lam=1.0)
+    assert motion.pearson(model.predict(x[300:])[:, 0], y[300:]) > 0.99
+
+
+def test_holdout_reliability_high_for_learnable_and_low_for_noise() -> None:
+    x, y = _paired(300)
+    valid = np.ones(300, dtype=bool)
+    assert motion.holdout_reliability(x, y, valid) > 0.9
+    noise = np.random.default_rng(5).normal(size=300)
+    assert motion.holdout_reliability(x, noise, valid) < 0.3
+    assert motion.holdout_reliability(x[:20], y[:20], valid[:20]) == 0.0
+
+
+def test_combine_closes_silence_and_bilabials_and_leads() -> None:
+    scale = motion.OpeningScale(closed=0.02, open=0.3)
+    n = 10
+    phone = np.full(n, 1.0, dtype=np.float32)
+    speech = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 0], dtype=bool)
+    closed = np.zeros(n, dtype=bool)
+    closed[5] = True
+    target = motion.combine_targets(np.zeros(n), phone, 0.0, speech, closed, scale, lead_frames=0)
+    assert target[0] == target[9] == target[5] == np.float32(0.02)
+    assert np.allclose(target[[1, 2, 3, 4, 6, 7, 8]], 0.3)
+    led = motion.combine_targets(np.zeros(n), phone, 0.0, speech, closed, scale, lead_frames=1)
+    assert led[4] == np.float32(0.02)  # the closure shows one frame before its sound
+    assert len(led) == n
+
+
+def test_combine_weights_reliable_regression() -> None:
+    scale = motion.OpeningScale(closed=0.0, open=1.0)
+    ones = np.ones(4, dtype=bool)
+    none = np.zeros(4, dtype=bool)
+    ridge = np.full(4, 0.9)
+    phone = np.zeros(4, dtype=np.float32)
+    trusted = motion.combine_targets(ridge, phone, 0.8, ones, none, scale, 0)
+    ignored = motion.combine_targets(ridge, phone, -0.5, ones, none, scale, 0)
+    assert np.allclose(trusted, 0.72) and np.allclose(ignored, 0.0)
+
+
+def test_opening_scale_and_lead_frames() -> None:
+    opening = np.linspace(0.0, 0.4, 101)
+    valid = np.ones(101, dtype=bool)
+    scale = motion.opening_scale(opening, valid, valid)
+    assert scale.closed < 0.02 and scale.open > 0.37
+    assert motion.lead_frames_for(40.0, 25.0) == 1
+    assert motion.lead_frames_for(0.0, 25.0) == 0
