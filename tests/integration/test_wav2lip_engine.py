@@ -1,0 +1,135 @@
+"""A real talking-head clip and real speech through Wav2LipEngine with a randomly initialised
+generator, loaded from a checkpoint saved the way Wav2Lip's training code saved it.
+
+Kept short (22 frames): the 36 M-parameter generator is slow on a shared CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from heygemd.engines.base import EngineContext, RenderRequest, create_engine
+from heygemd.engines.wav2lip.engine import Wav2LipEngine
+from heygemd.engines.wav2lip.model import Wav2LipGenerator
+from heygemd.faces import landmarks as lm
+from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.media.audio import load_audio
+from heygemd.media.probe import probe
+from heygemd.media.video import read_frames
+from heygemd.settings import Settings
+from tests.unit.test_wav2lip_checkpoint import save_training_checkpoint
+
+FPS = 25.0
+SPEECH_S = 0.48  # 12 frames of speech ...
+SILENCE_S = 0.4  # ... then 10 frames of silence
+MAX_EDGE_STEP = 20  # grey levels: the largest change right at the edge of the pasted region
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wav2LipEngine]:
+    models = tmp_path_factory.mktemp("models")
+    torch.manual_seed(3)
+    save_training_checkpoint(Wav2LipGenerator(), models / "wav2lip_gan.pth", prefix="module.")
+    settings = Settings()
+    ctx = EngineContext(
+        settings=settings.engine.model_copy(update={"name": "wav2lip"}),
+        faces=settings.faces,
+        paths=settings.paths.model_copy(update={"models": models}),
+        device="cpu",
+    )
+    built = create_engine(ctx)
+    assert isinstance(built, Wav2LipEngine)
+    assert built.problems() == []
+    built.prepare()
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="module")
+def template(shared_media: Path) -> Path:
+    return shared_media / "talking" / "th08_woman_older_en_real3dportrait_May5s.mp4"
+
+
+@pytest.fixture(scope="module")
+def audio(speech_files: list[Path]) -> np.ndarray:
+    jfk = load_audio(next(p for p in speech_files if p.name.startswith("en01")))
+    speech = jfk[int(0.4 * 16000) : int((0.4 + SPEECH_S) * 16000)]
+    return np.concatenate([speech, np.zeros(int(SILENCE_S * 16000), dtype=np.float32)])
+
+
+@pytest.fixture(scope="module")
+def rendered(
+    engine: Wav2LipEngine, template: Path, audio: np.ndarray
+) -> tuple[list[np.ndarray], dict[str, float], list[float]]:
+    request = RenderRequest(template=template, info=probe(template), audio=audio, fps=FPS)
+    progress: list[float] = []
+    rendering = engine.render(request, progress.append)
+    assert progress == []  # lazy: nothing happens before the frames are asked for
+    assert (rendering.width, rendering.height, rendering.frame_count) == (512, 512, 22)
+    frames = list(rendering.frames)
+    return frames, rendering.metrics, progress
+
+
+@pytest.fixture(scope="module")
+def originals(template: Path) -> list[np.ndarray]:
+    found = read_frames(template, range(22))
+    return [found[i] for i in range(22)]
+
+
+def test_frame_count_size_and_metrics(
+    rendered: tuple[list[np.ndarray], dict[str, float], list[float]],
+) -> None:
+    frames, metrics, progress = rendered
+    assert len(frames) == 22
+    assert all(f.shape == (512, 512, 3) and f.dtype == np.uint8 for f in frames)
+    assert metrics["frames_total"] == 22
+    assert metrics["frames_passed_through"] == 0  # th08 shows her face throughout
+    assert metrics["frames_generated"] + metrics["frames_silent"] == 22
+    assert metrics["frames_silent"] >= 5
+    assert progress == sorted(progress) and progress[-1] == 1.0
+
+
+def test_silent_frames_keep_the_template(
+    rendered: tuple[list[np.ndarray], dict[str, float], list[float]],
+    originals: list[np.ndarray],
+) -> None:
+    frames, _, _ = rendered
+    for out, original in zip(frames[-5:], originals[-5:], strict=True):
+        assert np.array_equal(out, original)
+    assert not np.array_equal(frames[3], originals[3])
+
+
+def test_changes_stay_in_the_lower_face_with_a_soft_edge(
+    rendered: tuple[list[np.ndarray], dict[str, float], list[float]],
+    originals: list[np.ndarray],
+) -> None:
+    frames, _, _ = rendered
+    with FaceAnalyzer(Settings().faces) as analyzer:
+        for index in (0, 5, 10):
+            [face] = analyzer.analyze(originals[index], index)
+            points = face.landmarks
+            diff = np.abs(frames[index].astype(np.int16) - originals[index]).max(axis=2)
+            rows, cols = np.nonzero(diff)
+            assert len(rows) > 1000
+            eye_y = points[list(lm.EYE_CORNERS), 1].max()
+            oval = points[list(lm.FACE_OVAL)]
+            assert rows.min() > eye_y  # eyes and everything above untouched
+            assert rows.max() < oval[:, 1].max() + 20  # nothing far below the chin
+            assert cols.min() > oval[:, 0].min() - 15 and cols.max() < oval[:, 0].max() + 15
+            assert edge_step(diff) <= MAX_EDGE_STEP
+
+
+def edge_step(diff: np.ndarray) -> int:
+    """Largest change at a pixel next to an unchanged one (a hard paste edge would be large)."""
+    changed = diff > 0
+    edge = np.zeros_like(changed)
+    edge[1:] |= changed[1:] & ~changed[:-1]
+    edge[:-1] |= changed[:-1] & ~changed[1:]
+    edge[:, 1:] |= changed[:, 1:] & ~changed[:, :-1]
+    edge[:, :-1] |= changed[:, :-1] & ~changed[:, 1:]
+    return int(diff[edge].max())
