@@ -17,7 +17,8 @@ def test_to_video_frames_averages_rows_per_frame() -> None:
 
 def test_loudness_tracks_level_and_silence_is_floored() -> None:
     t = np.arange(af.RATE) / af.RATE
-    audio = np.concatenate([0.5 * np.sin(2 * np.pi * 220 * t), np.zeros(af.RATE)]).astype(np.float32)
+    tone = 0.5 * np.sin(2 * np.pi * 220 * t)
+    audio = np.concatenate([tone, np.zeros(af.RATE)]).astype(np.float32)
     level = af.loudness_db(audio, 25.0, 50)
     assert np.allclose(level[:25], 20 * np.log10(0.5 / np.sqrt(2)), atol=0.2)
     assert np.all(level[25:] == af.FLOOR_DB)

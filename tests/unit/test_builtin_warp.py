@@ -1,0 +1,95 @@
+"""Piecewise-affine mesh warp, the feathered blend, the mesh targets and ping-pong runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from heygemd.engines.builtin import mesh, render, warp
+
+
+def _points() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    src = np.array([[10.0, 10], [50, 10], [10, 50], [50, 50]])
+    dst = np.array([[14.0, 12], [52, 16], [12, 54], [56, 50]])
+    triangles = np.array([[0, 1, 2], [1, 3, 2]])
+    return src, dst, triangles
+
+
+def test_affines_map_target_corners_onto_source_corners() -> None:
+    src, dst, triangles = _points()
+    affines = warp.triangle_affines(src, dst, triangles)
+    for k, tri in enumerate(triangles):
+        homog = np.concatenate([dst[tri], np.ones((3, 1))], axis=1)
+        assert np.allclose(homog @ affines[k].T, src[tri])
+
+
+def test_triangle_map_covers_the_mesh_and_nothing_else() -> None:
+    _, dst, triangles = _points()
+    ids = warp.triangle_map(dst, triangles, 64, 64)
+    assert ids[30, 30] in (0, 1)
+    assert ids[2, 2] == -1 and ids[62, 62] == -1
+    assert set(np.unique(ids)) == {-1, 0, 1}
+
+
+def test_warp_moves_a_marked_point_where_the_mesh_says() -> None:
+    src, dst, triangles = _points()
+    image = np.zeros((1, 64, 64, 3), dtype=np.uint8)
+    image[0, 30, 30] = 255  # a bright dot in the source
+    affines = [warp.triangle_affines(src, dst, triangles)]
+    ids = warp.triangle_map(dst, triangles, 64, 64)[None]
+    warped, covered = warp.warp_batch(image, affines, ids, "cpu")
+    out = warped[0, 0].numpy()
+    y, x = np.unravel_index(np.argmax(out), out.shape)
+    # where does the source dot land? invert by searching the target pixel mapping onto it
+    k = ids[0, y, x]
+    mapped = affines[0][k] @ np.array([x, y, 1.0])
+    assert np.allclose(mapped, [30, 30], atol=1.0)
+    assert (x, y) != (30, 30)
+    assert covered.shape == (1, 1, 64, 64) and covered[0, 0, 2, 2] == 0
+
+
+def test_identity_mesh_reproduces_the_source() -> None:
+    src, _, triangles = _points()
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, size=(1, 64, 64, 3), dtype=np.uint8)
+    affines = [warp.triangle_affines(src, src, triangles)]
+    ids = warp.triangle_map(src, triangles, 64, 64)[None]
+    warped, covered = warp.warp_batch(image, affines, ids, "cpu")
+    inside = covered[0, 0].numpy() > 0
+    got = warped[0].permute(1, 2, 0).numpy()[inside]
+    assert np.abs(got - image[0][inside]).max() < 1e-3
+
+
+def test_blend_weight_has_no_hard_edge() -> None:
+    square = torch.tensor([[[0.2, 0.2], [0.8, 0.2], [0.8, 0.8], [0.2, 0.8]]])
+    covered = torch.ones(1, 1, 128, 128)
+    alpha, rim = render.blend_weights(square, covered)
+    a = alpha[0, 0].numpy()
+    assert a.max() > 0.999 and a[0, 0] == 0.0
+    steps = max(np.abs(np.diff(a, axis=0)).max(), np.abs(np.diff(a, axis=1)).max())
+    assert steps < 0.2  # a ramp over several pixels, not a step
+    assert rim.sum() > 0 and float((rim[0, 0] * alpha[0, 0]).max()) < 0.5
+
+
+def test_mesh_target_is_the_base_when_source_equals_base() -> None:
+    rng = np.random.default_rng(1)
+    face = rng.uniform(100, 300, size=(478, 3))
+    target = mesh.target_vertices(face, face)
+    assert np.allclose(target, mesh.vertices(face), atol=1e-6)
+
+
+def test_mesh_target_carries_the_source_mouth_into_the_base_pose() -> None:
+    rng = np.random.default_rng(2)
+    source = rng.uniform(100, 300, size=(478, 3))
+    angle = np.deg2rad(10)
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    base = 1.5 * source @ rot.T + np.array([40.0, -20.0, 5.0])
+    target = mesh.target_vertices(source, base)
+    n_moving = len(mesh.MOVING)
+    assert np.allclose(target[:n_moving], base[list(mesh.MOVING), :2], atol=1e-6)
+
+
+def test_runs_split_a_pingpong_sequence() -> None:
+    assert render.runs(np.array([0, 1, 2, 3, 2, 1, 0, 1])) == [(0, 3, 1), (2, 0, -1), (1, 1, 1)]
+    assert render.runs(np.array([5])) == [(5, 5, 1)]
