@@ -1,0 +1,63 @@
+"""What `heygemd doctor` hears from the wav2lip engine, and the template frame source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from heygemd.engines.base import EngineContext
+from heygemd.engines.wav2lip.engine import Wav2LipEngine
+from heygemd.engines.wav2lip.framing import ping_pong_index
+from heygemd.engines.wav2lip.template import TemplateFrames
+from heygemd.errors import ConfigError
+from heygemd.settings import Settings
+from tests.mediagen import make_video
+
+
+def engine_for(models: Path) -> Wav2LipEngine:
+    settings = Settings()
+    return Wav2LipEngine(
+        EngineContext(
+            settings=settings.engine,
+            faces=settings.faces,
+            paths=settings.paths.model_copy(update={"models": models}),
+            device="cpu",
+        )
+    )
+
+
+def test_missing_checkpoint_is_explained(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path)
+    [problem] = engine.problems()
+    assert f"place your Wav2Lip checkpoint at {tmp_path / 'wav2lip_gan.pth'}" in problem
+    with pytest.raises(ConfigError, match="engine.wav2lip.checkpoint"):
+        engine.prepare()
+
+
+def test_wrong_checkpoint_is_explained_and_rechecked_when_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "wav2lip_gan.pth"
+    torch.save({"state_dict": {"x": torch.zeros(2)}}, path, _use_new_zipfile_serialization=False)
+    engine = engine_for(tmp_path)
+    [problem] = engine.problems()
+    assert "does not match the Wav2Lip generator" in problem
+    path.write_bytes(b"garbage")
+    [problem] = engine.problems()
+    assert "cannot read" in problem
+
+
+@pytest.mark.parametrize("budget_frames", [1000, 3])
+def test_template_frames_in_ping_pong_order(tmp_path: Path, budget_frames: int) -> None:
+    video = make_video(tmp_path / "t.mp4", width=64, height=48, seconds=0.4, audio=False)
+    frame_bytes = 64 * 48 * 3
+    template = TemplateFrames(video, 25.0, frame_bytes, budget_frames * frame_bytes)
+    first = [frame.copy() for _, frame in template.first_pass(limit=100)]
+    assert len(first) == 10
+    try:
+        for out_index in range(40):
+            index = ping_pong_index(out_index, len(first))
+            assert np.array_equal(template.get(index), first[index]), (out_index, index)
+    finally:
+        template.close()
