@@ -94,6 +94,12 @@ class Readiness:
     snapshot: Snapshot | None = None
     changed_at: float = 0.0
     first_seen: float = field(default_factory=time.monotonic)
+    order: int = 0  # tie-break between folders first seen in the same tick (e.g. ctime ns)
+
+    @property
+    def sort_key(self) -> tuple[float, int]:
+        """Oldest first: when it was first seen, then the folder's own change time."""
+        return (self.first_seen, self.order)
 
     def observe(self, snap: Snapshot, now: float) -> None:
         if snap != self.snapshot:

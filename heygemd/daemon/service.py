@@ -234,8 +234,12 @@ class Daemon:
                 log.error("inbox.rescan_failed", error=str(err))
         for name in names:
             if name not in self._candidates and self._is_job_folder(name):
-                self._candidates[name] = inbox.Readiness(first_seen=now)
-        order = sorted(self._candidates.items(), key=lambda kv: kv[1].first_seen)
+                try:
+                    ctime = os.stat(self.settings.paths.inbox / name).st_ctime_ns
+                except OSError:
+                    continue  # gone again
+                self._candidates[name] = inbox.Readiness(first_seen=now, order=ctime)
+        order = sorted(self._candidates.items(), key=lambda kv: kv[1].sort_key)
         for name, readiness in order:
             self._observe(name, readiness, now)
 

@@ -147,5 +147,6 @@ class Watcher:
 
     def drain(self) -> set[str]:
         with self._lock:
-            names, self._names = self._names, set()
+            names = set(self._names)
+            self._names.clear()  # the handler holds this very set
         return names
