@@ -6,10 +6,11 @@ probability from the VAD lines up with the per-frame powers measured here.
 
 SNR estimate (documented choice): the noise power is the median power of the frames silero-vad
 calls non-speech (the median, because frames at the edges of words leak speech energy into that
-set, and a mean would follow them); the speech power is the mean power of the speech frames minus that noise power.
-When fewer than :data:`MIN_NOISE_FRAMES` non-speech frames exist (continuous speech), the noise
-power falls back to the 10th percentile of all frame powers (an energy-percentile estimate), and
-when the VAD finds no speech at all the signal power is the 95th percentile of frame powers.
+set, and a mean would follow them); the speech power is the mean power of the speech frames
+minus that noise power. When fewer than :data:`MIN_NOISE_FRAMES` non-speech frames exist
+(continuous speech), the noise power falls back to the 10th percentile of all frame powers (an
+energy-percentile estimate), and when the VAD finds no speech at all the signal power is the
+95th percentile of frame powers.
 """
 
 from __future__ import annotations

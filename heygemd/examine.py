@@ -230,7 +230,10 @@ def generic_yaw(landmarks: np.ndarray, frame_size: tuple[int, int]) -> float:
     focal = float(max(width, height))
     camera = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float64)
     points = np.asarray(landmarks, np.float64)[GENERIC_HEAD_LANDMARKS, :2]
-    ok, rvec, _ = cv2.solvePnP(GENERIC_HEAD, points, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    no_distortion = np.zeros(4, np.float64)
+    ok, rvec, _ = cv2.solvePnP(
+        GENERIC_HEAD, points, camera, no_distortion, flags=cv2.SOLVEPNP_ITERATIVE
+    )
     if not ok:
         return float("nan")
     forward = cv2.Rodrigues(rvec)[0][:, 2]  # where the nose points, camera axes (z away)
