@@ -115,9 +115,17 @@ class VoiceDetector:
 
     def load(self) -> None:
         if self._model is None:
+            import warnings
+
             from silero_vad import load_silero_vad
 
-            self._model = load_silero_vad()
+            with warnings.catch_warnings():
+                # silero-vad ships a TorchScript model; torch 2.13 deprecates jit.load itself.
+                warnings.filterwarnings(
+                    "ignore", message=r".*torch\.jit\.load.* is deprecated",
+                    category=DeprecationWarning,
+                )
+                self._model = load_silero_vad()
 
     def spans(self, audio: np.ndarray) -> list[tuple[float, float]]:
         """Speech spans (start, end) in seconds of float32 (N,) 16 kHz audio."""
