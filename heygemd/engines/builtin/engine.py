@@ -28,6 +28,9 @@ log = structlog.get_logger(__name__)
 
 JUMP_COST = 0.5  # times continuity_weight: cost of a non-consecutive template frame
 HOLD_COST = 0.25  # times continuity_weight: cost of showing the same template frame again
+# Closed lips in silence and on b/p/m matter more than the exact opening while speaking: a
+# slightly parted mouth in a pause reads as "still talking".
+CLOSED_SHAPE_WEIGHT = 6.0
 PROGRESS_SECONDS = 0.5
 
 
@@ -72,6 +75,7 @@ def drive(
     unary = select.unary_costs(
         target, opening, valid, np.nan_to_num(analysis.pose[base]), np.nan_to_num(analysis.pose),
         spread, costs.pose_weight,
+        np.where(target <= scale.closed + 1e-6, CLOSED_SHAPE_WEIGHT, 1.0),
     )
     source = select.viterbi(unary, costs)
     active = analysis.usable[base]

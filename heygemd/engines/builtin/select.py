@@ -32,13 +32,17 @@ def unary_costs(
     pose: np.ndarray,
     spread: float,
     pose_weight: float,
+    shape_weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """(T, N) float64 cost table.
 
     target (T,), opening (N,), usable bool (N,), base_pose (T, 3) and pose (N, 3) in degrees
-    (yaw, pitch, roll), spread: opening units per unit of cost. Unusable frames cost inf.
+    (yaw, pitch, roll), spread: opening units per unit of cost; shape_weight (T,): how much the
+    shape matters per output frame (default 1). Unusable frames cost inf.
     """
     shape = ((opening[None, :] - target[:, None]) / max(spread, 1e-6)) ** 2
+    if shape_weight is not None:
+        shape = shape * shape_weight[:, None]
     diff = base_pose[:, None, :2] - pose[None, :, :2]  # yaw and pitch; roll is warped away
     pose_cost = pose_weight * (np.linalg.norm(diff, axis=2) / POSE_UNIT_DEG) ** 2
     cost = shape + np.nan_to_num(pose_cost, nan=0.0)
