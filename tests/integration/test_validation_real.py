@@ -253,3 +253,11 @@ def test_validate_folder_refuses_a_job_without_acceptable_video(
         two_audio, Settings(paths=PathSettings(cache=tmp_path))
     )
     assert not accepted and "exactly one audio file" in text
+
+
+def test_vad_is_loaded_once_and_frames_line_up(jfk: np.ndarray) -> None:
+    assert examine._vad_model() is examine._vad_model()
+    probs = examine.speech_probabilities(jfk)
+    assert probs.shape == (-(-len(jfk) // 512),)
+    assert probs.max() > 0.9  # JFK speaks
+    assert examine.speech_probabilities(np.zeros(16000, np.float32)).max() < 0.5
