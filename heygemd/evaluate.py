@@ -381,3 +381,34 @@ def format_table(result: dict[str, Any]) -> str:
                      f"r={d['coupling_r']:5.2f} base={d['baseline_coupling_r']:5.2f}")
     lines.append(f"mean coupling r: {result['mean_coupling_r']}")
     return "\n".join(lines)
+
+
+def add_cli_arguments(parser: Any) -> None:
+    """Arguments of ``heygemd eval`` (an argparse parser)."""
+    parser.add_argument("--media", type=Path, default=None,
+                        help="folder with talking/ and speech/ (default: ../shared/media)")
+    parser.add_argument("--clips", nargs="*", default=[], help="clip name prefixes (default: all)")
+    parser.add_argument("--dub-seconds", type=float, default=6.0,
+                        help="seconds of each speech file used for dubbing")
+    parser.add_argument("--no-dub", action="store_true", help="self-reenactment only")
+    parser.add_argument("--out", type=Path, default=Path("bench/out"),
+                        help="where the JSON and contact sheets go")
+
+
+def run_cli(settings: Any, args: Any) -> tuple[str, bool]:
+    """``heygemd eval``: run, write eval-<time>.json under args.out; (table text, targets met)."""
+    import json
+
+    media = args.media or Path(__file__).resolve().parents[2] / "shared" / "media"
+    clips = [p for p in sorted((media / "talking").iterdir())
+             if not args.clips or any(p.name.startswith(c) for c in args.clips)]
+    speech = [] if args.no_dub else sorted((media / "speech").iterdir())
+    result = run(settings, clips, speech, args.out, args.dub_seconds)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2))
+    s = result["summary"]
+    met = (s["mean_r"] >= 0.5 and s["mean_r"] > s["mean_baseline_r"] + 0.1
+           and s["max_abs_lag"] <= 1 and s["mean_silent_closed"] >= 0.9
+           and s["mean_sharpness"] >= 0.9)
+    return format_table(result) + f"\nwritten: {path}\ntargets met: {met}", met
