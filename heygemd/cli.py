@@ -80,6 +80,20 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
     return EXIT_OK if all(c.ok for c in results) else EXIT_FAIL
 
 
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from heygemd.evaluate import run_cli
+
+    text, met = run_cli(settings, args)
+    print(text)
+    return EXIT_OK if met else EXIT_FAIL
+
+
+def _eval_arguments(parser: argparse.ArgumentParser) -> None:
+    from heygemd.evaluate import add_cli_arguments
+
+    add_cli_arguments(parser)
+
+
 @dataclass(frozen=True)
 class Command:
     help: str
@@ -99,6 +113,8 @@ COMMANDS: dict[str, Command] = {
     "validate": Command("dry run: what in FOLDER would be accepted or refused, and why",
                         cmd_validate, _folder_argument),
     "doctor": Command("check the installation: one line per check, OK or what to do", cmd_doctor),
+    "eval": Command("measure lip-sync quality on real talking clips (self-reenactment, dubbing)",
+                    cmd_eval, _eval_arguments),
 }
 
 
