@@ -1,0 +1,82 @@
+"""kill -9 at random moments while a stream of jobs arrives: after the last restart every job
+is in the outbox exactly once, complete, and nothing is left in the inbox or the work area."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+
+import pytest
+
+from tests.integration.conftest import Harness, wait_for
+from tests.integration.test_daemon import frames_and_audio
+
+
+def soak(harness: Harness, jobs: int, kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    harness.configure(daemon={"max_attempts": 100, "min_free_gb": 0.0,
+                              "idle_tick_seconds": 0.1},
+                      watch={"settle_seconds": 0.3, "rescan_seconds": 1.0})
+    names = [f"soak{i:03d}" for i in range(jobs)]
+    drop_gap = rng.uniform(0.1, 0.4)
+
+    def drop() -> None:
+        for name in names:
+            harness.good_job(name)
+            time.sleep(drop_gap)
+
+    dropper = threading.Thread(target=drop)
+    dropper.start()
+    try:
+        for _ in range(kills):
+            proc = harness.start(ready=False)
+            time.sleep(rng.uniform(0.5, 5.0))  # during start-up, claims, runs or publishing
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+    finally:
+        dropper.join()
+    proc = harness.start()
+    reports = harness.wait_published(jobs, timeout=60 + 4 * jobs)
+    assert sorted(reports) == names  # exactly once each: no "-2" duplicates, none missing
+    for name, report in reports.items():
+        folder = harness.outbox / name
+        assert report["status"] == "done", (name, report)
+        assert sorted(p.name for p in (folder / "inputs").iterdir()) == ["face.mp4", "speech.wav"]
+        assert (folder / "RESULT.txt").is_file() and (folder / "job.log.jsonl").is_file()
+        frames, has_audio = frames_and_audio(folder / "face.mp4")
+        assert has_audio and frames > 30
+    assert len({r["job_id"] for r in reports.values()}) == jobs
+    wait_for(lambda: not any(harness.work.iterdir()), 10, "empty work area")
+    assert list(harness.inbox.iterdir()) == []
+    assert [p.name for p in harness.outbox.iterdir() if p.name.startswith(".")] == []
+    assert harness.stop(proc) == 0
+    recovered = [x["event"] for n in range(len(harness.procs)) for x in harness.log_lines(n)
+                 if str(x.get("event", "")).startswith("recovery.")]
+    assert recovered, "no kill landed on a claimed or running job"
+
+
+@pytest.mark.slow
+def test_kill9_soak(harness: Harness) -> None:
+    soak(harness, jobs=30, kills=6, seed=20240601)
+
+
+@pytest.mark.soak
+def test_kill9_soak_long(harness: Harness) -> None:
+    soak(harness, jobs=120, kills=30, seed=int(time.time()))
+
+
+def test_poison_job_is_failed_after_max_attempts(harness: Harness) -> None:
+    harness.configure(daemon={"max_attempts": 1})
+    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "300"
+    proc = harness.start()
+    harness.good_job("poison")
+    wait_for(lambda: harness.log_has("stage.start", stage="render"), 60, "render start")
+    proc.kill()
+    proc.wait(10)
+    harness.start()
+    report = harness.wait_published(1)["poison"]
+    assert report["status"] == "failed" and report["reason_code"] == "crash_loop"
+    assert "given up" in (harness.outbox / "poison" / "RESULT.txt").read_text()
+    assert (harness.outbox / "poison" / "inputs" / "face.mp4").is_file()
