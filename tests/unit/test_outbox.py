@@ -1,0 +1,125 @@
+"""Outbox naming, RESULT.txt, the status text and publishing by rename."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from heygemd.daemon import outbox
+from heygemd.daemon.jobs import audio_refusal, rejected_videos
+from heygemd.daemon.status import StatusView, progress_words, status_line, status_text
+from heygemd.daemon.store import JobRow, State
+from heygemd.report import (
+    AudioResult,
+    Finding,
+    JobReport,
+    JobStatus,
+    Severity,
+    VideoResult,
+    VideoStatus,
+)
+
+
+def test_choose_name_adds_suffixes_case_insensitively() -> None:
+    assert outbox.choose_name("job", []) == "job"
+    assert outbox.choose_name("job", ["JOB"]) == "job-2"
+    assert outbox.choose_name("job", ["job", "job-2", "job-4"]) == "job-3"
+
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("../etc", "_etc"), ("..", "job"), (".hidden", "hidden"), ("a/b\\c", "a_b_c"),
+    ("中文", "中文"), ("a..b", "a..b"),
+])
+def test_safe_name_is_one_visible_component(name: str, safe: str) -> None:
+    assert outbox.safe_name(name) == safe
+
+
+def test_output_names_are_distinct_and_not_reserved() -> None:
+    names = outbox.output_names(["a.mov", "a.mp4", "A.mkv", "report.mp4", "inputs.avi", "视频.mp4"])
+    assert names == {"a.mov": "a.mp4", "a.mp4": "a-2.mp4", "A.mkv": "A-3.mp4",
+                     "report.mp4": "report.mp4", "inputs.avi": "inputs-2.mp4",
+                     "视频.mp4": "视频.mp4"}
+
+
+def _report(status: JobStatus, videos: list[VideoResult], **kw: object) -> JobReport:
+    return JobReport(job_id="J", job_name="my job", status=status, videos=videos, **kw)
+
+
+def test_result_text_says_what_worked_and_why_not() -> None:
+    warn = Finding(code="low_res", severity=Severity.WARN, message="The video is small.")
+    videos = [
+        VideoResult(name="a.mp4", status=VideoStatus.DONE, output="a.mp4", findings=[warn]),
+        VideoResult(name="b.mp4", status=VideoStatus.REJECTED, message="No face: film the face."),
+        VideoResult(name="c.mp4", status=VideoStatus.FAILED, message="Encoder crashed."),
+    ]
+    text = outbox.result_text(_report(JobStatus.PARTIAL, videos))
+    assert "PARTIAL" in text and "OK       a.mp4 -> a.mp4" in text
+    assert "REFUSED  b.mp4: No face: film the face." in text
+    assert "FAILED   c.mp4: Encoder crashed." in text and "a.mp4: The video is small." in text
+
+
+def test_audio_refusal_rejects_every_video() -> None:
+    audio = AudioResult(name="s.wav", accepted=False, findings=[
+        Finding(code="silent", severity=Severity.REFUSE, message="The audio is silent.")])
+    message = audio_refusal(audio)
+    assert "s.wav" in message and "silent" in message
+    videos = rejected_videos(("a.mp4", "b.mp4"), "audio_rejected", message)
+    assert [v.status for v in videos] == [VideoStatus.REJECTED] * 2
+    text = outbox.result_text(_report(JobStatus.REJECTED, videos, audio=audio, message=message))
+    assert "Audio s.wav: refused" in text and "The audio is silent." in text
+
+
+def test_publish_is_one_rename_and_never_replaces(tmp_path: Path) -> None:
+    staging = outbox.staging_dir(tmp_path, "J1")
+    staging.mkdir()
+    report = _report(JobStatus.REJECTED, [], message="No audio.").model_copy(
+        update={"job_id": "J1"})
+    outbox.write_results(staging, report)
+    original = tmp_path / "work" / "J1" / "job"
+    original.mkdir(parents=True)
+    (original / "a.wav").write_bytes(b"x")
+    assert outbox.move_inputs(original, staging) is True and not original.exists()
+    assert outbox.restore_inputs(staging, original) and (original / "a.wav").is_file()
+    outbox.move_inputs(original, staging)
+    (tmp_path / "job").mkdir()
+    with pytest.raises(FileExistsError):
+        outbox.publish(staging, tmp_path, "job")
+    name = outbox.choose_name("job", outbox.taken_names(tmp_path))
+    outbox.publish(staging, tmp_path, name)
+    assert outbox.published_job(tmp_path, "job-2") == "J1"
+    assert outbox.published_job(tmp_path, "job") is None
+    assert (tmp_path / "job-2" / "inputs" / "a.wav").is_file()
+
+
+def test_write_atomic_replaces_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "STATUS.txt"
+    outbox.write_atomic(target, "one\n")
+    outbox.write_atomic(target, "two\n")
+    assert target.read_text() == "two\n" and [p.name for p in tmp_path.iterdir()] == ["STATUS.txt"]
+
+
+def _row(name: str, state: State, **kw: object) -> JobRow:
+    base = dict(job_id=name, name=name, state=state, attempts=1, submitted_at="t",
+                started_at=None, finished_at=None, outbox_name=None, status=None, message=None,
+                video_index=0, video_count=0, video_name=None, fraction=0.0)
+    base.update(kw)
+    return JobRow(**base)  # type: ignore[arg-type]
+
+
+def test_status_text_shows_queue_progress_and_results() -> None:
+    running = _row("clip job", State.RUNNING, video_index=2, video_count=3, video_name="b.mp4",
+                   fraction=0.456)
+    assert progress_words(running) == "video 2 of 3 (b.mp4), 46%"
+    assert progress_words(_row("x", State.VALIDATING)) == "checking the files"
+    view = StatusView(
+        updated_at="now", running=running, queued=[_row("q1", State.QUEUED),
+                                                   _row("q2", State.QUEUED)],
+        recent=[_row("old", State.REJECTED, status="rejected", outbox_name="old",
+                     message="No audio.")],
+        settling=["copying"], problems=["disk low"])
+    text = status_text(view)
+    assert "Working on: clip job - video 2 of 3 (b.mp4), 46%" in text
+    assert "  1. q1\n  2. q2" in text and "  - copying" in text and "PROBLEM: disk low" in text
+    assert "rejected old -> outbox/old (No audio.)" in text
+    assert status_line(view) == "running clip job: video 2 of 3 (b.mp4), 46%; 2 queued; disk low"

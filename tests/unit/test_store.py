@@ -1,0 +1,64 @@
+"""Job states in SQLite: allowed transitions, attempts, ordering, read-only access."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from heygemd.daemon.store import State, Store, TransitionError, check_transition
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (State.QUEUED, State.VALIDATING), (State.VALIDATING, State.RUNNING),
+    (State.VALIDATING, State.REJECTED), (State.RUNNING, State.DONE),
+    (State.RUNNING, State.FAILED), (State.RUNNING, State.QUEUED),
+])
+def test_allowed_transitions(old: State, new: State) -> None:
+    check_transition(old, new)
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (State.QUEUED, State.RUNNING), (State.DONE, State.QUEUED), (State.QUEUED, State.DONE),
+    (State.FAILED, State.RUNNING), (State.REJECTED, State.VALIDATING),
+])
+def test_forbidden_transitions(old: State, new: State) -> None:
+    with pytest.raises(TransitionError):
+        check_transition(old, new)
+
+
+def test_lifecycle_counts_attempts_and_orders_oldest_first(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.add("J2", "second")
+    store.add("J1", "first")  # ids do not matter: the order of arrival does
+    assert store.next_queued().name == "second"  # type: ignore[union-attr]
+    row = store.transition("J2", State.VALIDATING)
+    assert row.attempts == 1 and row.started_at
+    store.transition("J2", State.RUNNING, video_count=2)
+    store.update("J2", video_index=1, video_name="a.mp4", fraction=0.5)
+    row = store.get("J2")
+    assert row is not None and (row.video_index, row.video_count, row.fraction) == (1, 2, 0.5)
+    back = store.transition("J2", State.QUEUED)
+    assert back.video_count == 0 and back.attempts == 1  # progress reset, attempt kept
+    store.transition("J2", State.VALIDATING)
+    done = store.transition("J2", State.DONE, status="done", outbox_name="second")
+    assert done.attempts == 2 and done.finished_at
+    with pytest.raises(TransitionError):
+        store.transition("J2", State.RUNNING)
+    assert store.get("J2").state is State.DONE  # type: ignore[union-attr]  # rolled back
+    assert [r.job_id for r in store.in_states(State.QUEUED)] == ["J1"]
+    assert [r.name for r in store.recent()] == ["second"]
+    with pytest.raises(ValueError, match="unknown job columns"):
+        store.update("J1", nonsense=1)
+    store.close()
+
+
+def test_readonly_store_sees_writes_of_the_daemon(tmp_path: Path) -> None:
+    writer = Store(tmp_path)
+    reader = Store(tmp_path, readonly=True)
+    writer.add("J1", "x")
+    assert reader.get("J1") is not None
+    with pytest.raises(Exception, match="readonly"):
+        reader.add("J2", "y")
+    reader.close()
+    writer.close()
