@@ -32,7 +32,7 @@ _MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
 _LOG_STEP = np.log(6.4) / 27.0
 
 
-def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney mel of frequencies in Hz (float64, any shape)."""
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / _F_SP
@@ -40,7 +40,7 @@ def hz_to_mel(hz: np.ndarray) -> np.ndarray:
     return np.where(hz >= _MIN_LOG_HZ, logarithmic, linear)
 
 
-def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
     """Inverse of :func:`hz_to_mel`."""
     mel = np.asarray(mel, dtype=np.float64)
     linear = mel * _F_SP

@@ -34,7 +34,7 @@ from heygemd.errors import ProcessingError, ResourceError
 
 log = structlog.get_logger(__name__)
 
-CPU_MAX_BATCH = 8  # on the CPU a batch of 8 already takes ~0.5-1 s: keep progress flowing
+CPU_MAX_BATCH = 4  # a CPU batch of 4 takes ~0.3-2 s (shared cores): keep progress flowing
 FACE_PASS_SHARE = 0.25  # share of the progress bar spent finding faces
 PROGRESS_EVERY_S = 0.25
 SILENCE_RAMP_S = 0.12

@@ -62,8 +62,9 @@ def follow_speaker(faces: Sequence[Sequence[FaceObservation]]) -> list[FaceObser
         if observations:
             pick = max(observations, key=lambda f: f.width * f.height)
             if previous is not None:
-                best = max(observations, key=lambda f: iou(f.box, previous.box))
-                if iou(best.box, previous.box) >= MIN_IOU_TO_FOLLOW:
+                last_box = previous.box
+                best = max(observations, key=lambda f: iou(f.box, last_box))
+                if iou(best.box, last_box) >= MIN_IOU_TO_FOLLOW:
                     pick = best
         picks.append(pick)
         previous = pick or previous
