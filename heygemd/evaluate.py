@@ -46,7 +46,8 @@ class ClipScore:
     silent_frames: int
     silent_closed: float  # share of silent frames whose output lips are closed
     truth_silent_closed: float  # the same share in the ground truth, for reference
-    sharpness: float  # output mouth sharpness / template mouth sharpness
+    sharpness: float  # output mouth sharpness / template mouth sharpness (all usable frames)
+    sharpness_vs_source: float  # output / the template frames actually chosen (same content)
     sync_r: float  # the engine's own metric (opening vs loudness envelope)
     seconds: float
 
@@ -169,14 +170,13 @@ def silent_mask(audio: np.ndarray, fps: float, count: int, voice: af.VoiceDetect
     return quiet | ~af.speech_mask_from_spans(voice.spans(audio), fps, count)
 
 
-def template_sharpness(template: Path, landmarks: np.ndarray, usable: np.ndarray) -> float:
-    """Mean mouth sharpness over the template's usable frames (landmarks (N, 478, 3))."""
-    values = [
-        mouth_sharpness(frame, landmarks[i])
-        for i, frame in enumerate(frames_from(template, 0, len(usable)))
-        if usable[i]
-    ]
-    return float(np.nanmean(values)) if values else float("nan")
+def template_sharpness(template: Path, landmarks: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Mouth sharpness per template frame (N,), NaN where unusable (landmarks (N, 478, 3))."""
+    values = np.full(len(usable), np.nan)
+    for i, frame in enumerate(frames_from(template, 0, len(usable))):
+        if usable[i]:
+            values[i] = mouth_sharpness(frame, landmarks[i])
+    return values
 
 
 def _sheet_indices(count: int) -> list[int]:
@@ -231,6 +231,8 @@ def self_reenactment(
     base = pingpong_indices(n, analysis.n_frames)
     silent = silent_mask(audio, fps, n, voice)
     lag, r_best = best_lag(out_open, truth_open)
+    plan = getattr(engine, "last_plan", None)
+    chosen = plan.source if plan is not None else base
     sharp_t = template_sharpness(template, analysis.landmarks, analysis.usable)
     if sheet is not None:
         bases = dict(zip(sorted(keep), [None] * len(keep), strict=True))
@@ -253,7 +255,10 @@ def self_reenactment(
         silent_frames=int(silent.sum()),
         silent_closed=_closed_share(out_open, silent),
         truth_silent_closed=_closed_share(truth_open, silent),
-        sharpness=round(float(np.nanmean(out.sharpness)) / sharp_t, 3),
+        sharpness=round(float(np.nanmean(out.sharpness)) / float(np.nanmean(sharp_t)), 3),
+        sharpness_vs_source=round(
+            float(np.nanmean(out.sharpness)) / float(np.nanmean(sharp_t[chosen[:n]])), 3
+        ),
         sync_r=float(rendering.metrics.get("sync_r", float("nan"))),
         seconds=round(time.monotonic() - t0, 1),
     )
@@ -304,7 +309,7 @@ def dubbing(
 
 def summary(clips: list[ClipScore]) -> dict[str, float]:
     """Means over clips of the self-reenactment scores."""
-    keys = ("r", "r_best", "baseline_r", "silent_closed", "sharpness")
+    keys = ("r", "r_best", "baseline_r", "silent_closed", "sharpness", "sharpness_vs_source")
     out = {f"mean_{k}": round(float(np.nanmean([getattr(c, k) for c in clips])), 3) for k in keys}
     out["max_abs_lag"] = float(max(abs(c.best_lag) for c in clips)) if clips else 0.0
     return out
@@ -367,13 +372,13 @@ def run(
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table of a :func:`run` result, for the CLI and the bench."""
     lines = ["clip                                   frames     r  lag r_best  base  silent "
-             "closed truthC sharp  sync_r"]
+             "closed truthC sharp  vsSrc sync_r"]
     for c in result["self_reenactment"]:
         lines.append(
             f"{c['clip'][:38]:38} {c['frames']:6} {c['r']:5.2f} {c['best_lag']:4} "
             f"{c['r_best']:6.2f} {c['baseline_r']:5.2f} {c['silent_frames']:7} "
             f"{c['silent_closed']:6.2f} {c['truth_silent_closed']:6.2f} {c['sharpness']:5.2f} "
-            f"{c['sync_r']:6.2f}"
+            f"{c['sharpness_vs_source']:6.2f} {c['sync_r']:6.2f}"
         )
     lines.append(f"summary: {result['summary']}")
     for d in result["dubbing"]:

@@ -36,9 +36,10 @@ def test_warp_matches_cpu() -> None:
 
 
 def test_blend_weights_match_cpu() -> None:
-    polygons = torch.tensor([[[0.2, 0.3], [0.8, 0.25], [0.75, 0.9], [0.3, 0.85]]]).repeat(2, 1, 1)
+    polygon = np.array([[25.0, 38], [102, 32], [96, 115], [38, 109]])
+    hard = torch.from_numpy(render.hard_masks([polygon, polygon + 3], 128))
     covered = torch.ones(2, 1, 128, 128)
-    a_cpu, r_cpu = render.blend_weights(polygons, covered)
-    a_gpu, r_gpu = render.blend_weights(polygons.cuda(), covered.cuda())
+    a_cpu, r_cpu = render.blend_weights(hard, covered)
+    a_gpu, r_gpu = render.blend_weights(hard.cuda(), covered.cuda())
     assert torch.allclose(a_cpu, a_gpu.cpu(), atol=1e-5)
     assert torch.allclose(r_cpu, r_gpu.cpu(), atol=1e-5)

@@ -61,13 +61,16 @@ def test_identity_mesh_reproduces_the_source() -> None:
 
 
 def test_blend_weight_has_no_hard_edge() -> None:
-    square = torch.tensor([[[0.2, 0.2], [0.8, 0.2], [0.8, 0.8], [0.2, 0.8]]])
+    square = np.array([[25.0, 25], [100, 25], [100, 100], [25, 100]])
+    hard = render.hard_masks([square], 128)
+    assert hard[0, 0, 60, 60] == 1.0 and hard[0, 0, 10, 10] == 0.0
     covered = torch.ones(1, 1, 128, 128)
-    alpha, rim = render.blend_weights(square, covered)
+    alpha, rim = render.blend_weights(torch.from_numpy(hard), covered)
     a = alpha[0, 0].numpy()
     assert a.max() > 0.999 and a[0, 0] == 0.0
     steps = max(np.abs(np.diff(a, axis=0)).max(), np.abs(np.diff(a, axis=1)).max())
     assert steps < 0.2  # a ramp over several pixels, not a step
+    assert a[hard[0, 0] == 0].max() == 0.0  # nothing outside the mask changes
     assert rim.sum() > 0 and float((rim[0, 0] * alpha[0, 0]).max()) < 0.5
 
 

@@ -103,6 +103,7 @@ class BuiltinEngine:
         self._analyzer: Any = None
         self._voice = af.VoiceDetector()
         self._phones = PhoneRecognizer()
+        self.last_plan: render.Plan | None = None  # the latest render's choices, for evaluation
 
     def prepare(self) -> None:
         from heygemd.faces.analyze import FaceAnalyzer
@@ -141,6 +142,7 @@ class BuiltinEngine:
             log.warning("engine.fps_mismatch", template_fps=analysis.fps, request_fps=request.fps)
         count = request.frame_count
         plan, metrics = drive(analysis, request.audio, count, self.cfg, self._voice, self._phones)
+        self.last_plan = plan
         metrics["template_cached"] = float(cached)
         metrics["plan_ms"] = round((time.monotonic() - t0) * 1000, 1)
         log.info("engine.planned", frames=count, **metrics)

@@ -18,6 +18,7 @@ from heygemd.engines.builtin.analysis import TemplateAnalysis
 
 REVERSE_BUDGET_BYTES = 512 * 1024 * 1024  # frames held at once while walking backwards
 FEATHER = 0.05  # mask edge softness, share of the crop side
+FEATHER_STEP = 4  # the feathering blur runs on a grid this many times coarser
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,11 @@ def transplant(
         sources.append(np.asarray(analysis.crops[s]))
         affines.append(warp.triangle_affines(src_v, dst_all, triangles))
         tri_maps.append(warp.triangle_map(dst_all, triangles, side, side))
-        polygons.append(_hull(mesh.mask_polygon(dst_all)) / side)
+        polygons.append(mesh.mask_polygon(dst_all))
         bases.append(_base_crop(frame, ob, side))
     warped, covered = warp.warp_batch(np.stack(sources), affines, np.stack(tri_maps), device)
     base_t = torch.from_numpy(np.stack(bases)).to(device).permute(0, 3, 1, 2).float() / 255.0
-    alpha, rim = blend_weights(torch.from_numpy(_pad_polygons(polygons)).to(device), covered)
+    alpha, rim = blend_weights(torch.from_numpy(hard_masks(polygons, side)).to(device), covered)
     src_mean, _ = compose.masked_mean_std(warped / 255.0, rim)
     ref_mean, _ = compose.masked_mean_std(base_t, rim)
     matched = (warped / 255.0 + (ref_mean - src_mean)).clamp(0.0, 1.0)  # shift only: keeps contrast
@@ -135,20 +136,35 @@ def transplant(
     return result
 
 
-def blend_weights(polygons: Any, covered: Any) -> tuple[Any, Any]:
+def hard_masks(polygons: list[np.ndarray], side: int) -> np.ndarray:
+    """float32 (B, 1, side, side): 1 inside each convex polygon (P, 2) given in crop pixels."""
+    import cv2
+
+    out = np.zeros((len(polygons), 1, side, side), dtype=np.float32)
+    for i, poly in enumerate(polygons):
+        pts = np.round(cv2.convexHull(poly.astype(np.float32)).reshape(-1, 2) * 16)
+        cv2.fillConvexPoly(out[i, 0], pts.astype(np.int32), 1.0, lineType=cv2.LINE_8, shift=4)
+    return out
+
+
+def blend_weights(hard: Any, covered: Any) -> tuple[Any, Any]:
     """Feathered blend weight and colour-matching rim, two (B, 1, S, S) tensors.
 
-    polygons: (B, K, 2) mask outlines in crop-normalised coordinates; covered: (B, 1, S, S) 1
-    where the warped mesh has pixels. The weight is 0 outside the outline and rises smoothly
-    inside it (no hard edge); the rim is the outer band where base and source both show skin.
+    hard: (B, 1, S, S) hard mask; covered: (B, 1, S, S) 1 where the warped mesh has pixels. The
+    weight is 0 outside the mask and rises smoothly inside it (no hard edge); the rim is the
+    outer band where base and source both show skin. The wide blur runs at 1/FEATHER_STEP size.
     """
     import torch
+    import torch.nn.functional as F
 
     from heygemd.engines import compose
 
     side = covered.shape[-1]
-    hard = compose.polygon_mask(polygons, side) * covered
-    alpha = compose.feather_inside(hard, FEATHER * side)
+    hard = hard * covered
+    small = F.avg_pool2d(hard, FEATHER_STEP, ceil_mode=True)
+    soft = compose.feather_inside((small > 0.999).float(), FEATHER * side / FEATHER_STEP)
+    up = F.interpolate(soft, size=(side, side), mode="bilinear", align_corners=False)
+    alpha = up * hard
     rim = hard * (alpha < 0.5).float()
     rim = torch.where(rim.sum(dim=(2, 3), keepdim=True) > 0, rim, hard)
     return alpha, rim
@@ -160,15 +176,3 @@ def _base_crop(frame: np.ndarray, origin: np.ndarray, side: int) -> np.ndarray:
     if crop.shape[:2] != (side, side):
         crop = np.pad(crop, ((0, side - crop.shape[0]), (0, side - crop.shape[1]), (0, 0)), "edge")
     return crop
-
-
-def _hull(points: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.convexHull(points.astype(np.float32)).reshape(-1, 2).astype(np.float32)
-
-
-def _pad_polygons(polygons: list[np.ndarray]) -> np.ndarray:
-    """Equal-length polygons (B, K, 2) by repeating each one's last vertex (a zero-length edge)."""
-    k = max(len(p) for p in polygons)
-    return np.stack([np.concatenate([p, np.repeat(p[-1:], k - len(p), axis=0)]) for p in polygons])

@@ -35,15 +35,20 @@ def triangle_affines(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) ->
     """
     d = dst[triangles].astype(np.float64)  # (K, 3, 2)
     s = src[triangles].astype(np.float64)
-    homog = np.concatenate([d, np.ones((len(triangles), 3, 1))], axis=2)  # (K, 3, 3)
-    det = np.linalg.det(homog)
+    e1, e2 = d[:, 1] - d[:, 0], d[:, 2] - d[:, 0]  # target edges
+    f1, f2 = s[:, 1] - s[:, 0], s[:, 2] - s[:, 0]  # source edges
+    det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
     ok = np.abs(det) > 1e-6
-    out = np.zeros((len(triangles), 2, 3))
-    out[:, 0, 0] = out[:, 1, 1] = 1.0
-    out[:, :, 2] = s.mean(axis=1) - d.mean(axis=1)
-    if ok.any():
-        sol = np.linalg.solve(homog[ok], s[ok])  # (k, 3, 2): homog @ sol = s
-        out[ok] = np.transpose(sol, (0, 2, 1))
+    safe = np.where(ok, det, 1.0)
+    # linear part L = [f1 f2] @ inv([e1 e2]), written out (2x2) to avoid per-call LAPACK cost
+    inv = np.stack([np.stack([e2[:, 1], -e2[:, 0]], 1), np.stack([-e1[:, 1], e1[:, 0]], 1)], 1)
+    inv = inv / safe[:, None, None]
+    lin = np.stack([f1, f2], axis=2) @ inv  # (K, 2, 2)
+    lin[~ok] = np.eye(2)
+    out = np.empty((len(triangles), 2, 3))
+    out[:, :, :2] = lin
+    out[:, :, 2] = s[:, 0] - np.einsum("kij,kj->ki", lin, d[:, 0])
+    out[~ok, :, 2] = s[~ok].mean(axis=1) - d[~ok].mean(axis=1)
     return out
 
 
