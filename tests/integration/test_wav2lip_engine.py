@@ -15,6 +15,7 @@ import torch
 
 from heygemd.engines.base import EngineContext, RenderRequest, create_engine
 from heygemd.engines.wav2lip.engine import Wav2LipEngine
+from heygemd.engines.wav2lip.framing import ping_pong_index
 from heygemd.engines.wav2lip.model import Wav2LipGenerator
 from heygemd.faces import landmarks as lm
 from heygemd.faces.analyze import FaceAnalyzer
@@ -22,6 +23,7 @@ from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
 from heygemd.media.video import read_frames
 from heygemd.settings import Settings
+from tests.mediagen import make_video
 from tests.unit.test_wav2lip_checkpoint import save_training_checkpoint
 
 FPS = 25.0
@@ -133,3 +135,19 @@ def edge_step(diff: np.ndarray) -> int:
     edge[:, 1:] |= changed[:, 1:] & ~changed[:, :-1]
     edge[:, :-1] |= changed[:, :-1] & ~changed[:, 1:]
     return int(diff[edge].max())
+
+
+def test_faceless_template_loops_ping_pong_and_passes_through(
+    engine: Wav2LipEngine, audio: np.ndarray, tmp_path: Path
+) -> None:
+    video = make_video(tmp_path / "pattern.mp4", width=96, height=64, seconds=0.4, audio=False)
+    template = [read_frames(video, range(10))[i] for i in range(10)]
+    request = RenderRequest(template=video, info=probe(video), audio=audio, fps=FPS)
+    rendering = engine.render(request, lambda fraction: None)
+    frames = list(rendering.frames)
+    assert len(frames) == 22
+    for out_index, frame in enumerate(frames):
+        assert np.array_equal(frame, template[ping_pong_index(out_index, 10)]), out_index
+    assert rendering.metrics["template_frames"] == 10
+    assert rendering.metrics["frames_generated"] == 0
+    assert rendering.metrics["frames_passed_through"] == 22
