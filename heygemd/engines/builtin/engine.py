@@ -7,6 +7,7 @@ into the base frame (the template walked in ping-pong order) and blended. No dow
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,7 +115,22 @@ class BuiltinEngine:
         self._phones.load()
 
     def problems(self) -> list[str]:
-        return []
+        """Missing bundled models (pocketsphinx, silero-vad) or an unwritable cache folder."""
+        import importlib.util
+
+        found: list[str] = []
+        for package, relative in (("pocketsphinx", "model/en-us/en-us-phone.lm.bin"),
+                                  ("silero_vad", "data/silero_vad.jit")):
+            spec = importlib.util.find_spec(package)
+            origin = Path(spec.origin).parent if spec and spec.origin else None
+            if origin is None or not (origin / relative).is_file():
+                found.append(f"builtin engine: {package} model {relative} is missing; "
+                             f"reinstall the {package} package")
+        cache = self.ctx.paths.cache
+        existing = next((p for p in (cache, *cache.parents) if p.exists()), None)
+        if existing is None or not os.access(existing, os.W_OK):
+            found.append(f"builtin engine: cache folder {cache} is not writable")
+        return found
 
     def close(self) -> None:
         if self._analyzer is not None:
