@@ -58,6 +58,7 @@ class Daemon:
         self._last_status = float("-inf")
         self._reported: set[str] = set()  # loose files / links already logged
         self._problems: dict[str, str] = {}  # kind -> plain words, shown in the status
+        self._shown: tuple[str, ...] = ()  # the problems in the last status written
         self._store: Store | None = None
         self._runner: JobRunner | None = None
         self._watcher: Watcher | None = None
@@ -300,9 +301,10 @@ class Daemon:
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last_status < STATUS_INTERVAL:
+        problems = tuple(self._problems.values())
+        if not force and now - self._last_status < STATUS_INTERVAL and problems == self._shown:
             return
-        self._last_status = now
+        self._last_status, self._shown = now, problems
         view = self._view(stopped)
         try:
             write_atomic(self.settings.status_file(), status_text(view))

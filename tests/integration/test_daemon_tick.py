@@ -1,0 +1,126 @@
+"""Daemon.tick() driven directly (no service loop): disk guard, crash reconciliation paths."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from heygemd.cli import build_pipeline
+from heygemd.daemon import outbox
+from heygemd.daemon.service import Daemon
+from heygemd.daemon.store import State, Store
+from heygemd.settings import Settings, load_settings
+from tests.integration.conftest import Harness
+
+
+@pytest.fixture
+def settings(harness: Harness) -> Settings:
+    return load_settings(harness.root / "config.toml")
+
+
+@pytest.fixture
+def daemon(settings: Settings) -> Iterator[Daemon]:
+    d = Daemon(settings, build_pipeline, env={})
+    yield d
+    if d._store is not None:
+        d.shutdown()
+
+
+def run_until_idle(daemon: Daemon, ticks: int = 40) -> None:
+    import time
+
+    for _ in range(ticks):
+        if not daemon.tick() and daemon.store.next_queued() is None and not daemon._candidates:
+            return
+        time.sleep(0.1)
+
+
+def test_disk_guard_holds_jobs_until_space_returns(harness: Harness) -> None:
+    harness.configure(daemon={"min_free_gb": 1e9})
+    d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    d.startup()
+    try:
+        harness.good_job("waits")
+        run_until_idle(d, ticks=15)
+        assert [r.name for r in d.store.in_states(State.QUEUED)] == ["waits"]
+        assert "PROBLEM: less than" in (harness.outbox / "STATUS.txt").read_text()
+        d.settings = d.settings.model_copy(
+            update={"daemon": d.settings.daemon.model_copy(update={"min_free_gb": 0.0})})
+        assert d.tick() is True
+        assert d.store.get(d.store.recent()[0].job_id).state is State.DONE  # type: ignore[union-attr]
+    finally:
+        d.shutdown()
+
+
+def test_claimed_but_unrecorded_job_is_adopted(harness: Harness, daemon: Daemon) -> None:
+    harness.good_job("orphan", where=harness.work / "20240101T000000-abcdef")
+    (harness.work / "20240101T000000-aaaaaa").mkdir()  # killed between mkdir and rename
+    daemon.startup()
+    assert not (harness.work / "20240101T000000-aaaaaa").exists()
+    run_until_idle(daemon)
+    report = harness.published()["orphan"]
+    assert report["job_id"] == "20240101T000000-abcdef" and report["status"] == "done"
+
+
+def test_published_but_unrecorded_job_is_not_repeated(harness: Harness, settings: Settings) -> None:
+    store = Store(settings.paths.state)
+    store.add("J1", "already")
+    store.transition("J1", State.VALIDATING)
+    store.transition("J1", State.RUNNING, outbox_name="already")
+    store.close()
+    folder = harness.outbox / "already"
+    (folder / "inputs").mkdir(parents=True)
+    (folder / outbox.MARKER).write_text("J1\n")
+    (folder / "report.json").write_text(json.dumps({"status": "partial"}))
+    (harness.work / "J1").mkdir(parents=True)
+    d = Daemon(settings, build_pipeline, env={})
+    d.startup()
+    try:
+        row = d.store.get("J1")
+        assert row is not None and row.state is State.DONE and row.status == "partial"
+        assert not (harness.work / "J1").exists()
+        assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt", "already"]
+    finally:
+        d.shutdown()
+
+
+def test_interrupted_publish_is_rolled_back_and_rerun(harness: Harness, settings: Settings) -> None:
+    """Killed after moving the originals into staging, before the publishing rename."""
+    store = Store(settings.paths.state)
+    store.add("J2", "halfway")
+    store.transition("J2", State.VALIDATING)
+    store.transition("J2", State.RUNNING, outbox_name="halfway")
+    store.close()
+    staging = outbox.staging_dir(harness.outbox, "J2")
+    harness.outbox.mkdir(exist_ok=True)
+    harness.good_job("inputs", where=staging)
+    (staging / "report.json").write_text("{}")
+    (harness.work / "J2").mkdir(parents=True)
+    d = Daemon(settings, build_pipeline, env={})
+    d.startup()
+    try:
+        assert (harness.work / "J2" / "halfway" / "face.mp4").is_file()
+        assert not staging.exists()
+        row = d.store.get("J2")
+        assert row is not None and row.state is State.QUEUED and row.attempts == 1
+        run_until_idle(d)
+        assert harness.published()["halfway"]["status"] == "done"
+        assert d.store.get("J2").attempts == 2  # type: ignore[union-attr]
+    finally:
+        d.shutdown()
+
+
+def test_work_on_another_filesystem_is_refused(harness: Harness, tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem to test with")
+    harness.configure(paths={"work": str(shm / f"heygemd-test-{tmp_path.name}")})
+    d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    from heygemd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="same filesystem"):
+        d.startup()
+    (shm / f"heygemd-test-{tmp_path.name}").rmdir()
