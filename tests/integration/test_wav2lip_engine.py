@@ -17,6 +17,7 @@ from heygemd.engines.base import EngineContext, RenderRequest, create_engine
 from heygemd.engines.wav2lip.engine import Wav2LipEngine
 from heygemd.engines.wav2lip.framing import ping_pong_index
 from heygemd.engines.wav2lip.model import Wav2LipGenerator
+from heygemd.errors import JobInterrupted, ResourceError
 from heygemd.faces import landmarks as lm
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
@@ -151,3 +152,26 @@ def test_faceless_template_loops_ping_pong_and_passes_through(
     assert rendering.metrics["template_frames"] == 10
     assert rendering.metrics["frames_generated"] == 0
     assert rendering.metrics["frames_passed_through"] == 22
+
+
+def test_gpu_out_of_memory_becomes_a_resource_error(
+    engine: Wav2LipEngine, template: Path, audio: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("heygemd.engines.wav2lip.engine.paste_batch", out_of_memory)
+    request = RenderRequest(template=template, info=probe(template), audio=audio, fps=FPS)
+    with pytest.raises(ResourceError, match="lower engine.wav2lip.batch_size"):
+        list(engine.render(request, lambda fraction: None).frames)
+
+
+def test_interruption_from_progress_goes_through(
+    engine: Wav2LipEngine, template: Path, audio: np.ndarray
+) -> None:
+    def interrupt(fraction: float) -> None:
+        raise JobInterrupted()
+
+    request = RenderRequest(template=template, info=probe(template), audio=audio, fps=FPS)
+    with pytest.raises(JobInterrupted):
+        list(engine.render(request, interrupt).frames)
