@@ -22,6 +22,7 @@ MOVING: tuple[int, ...] = tuple(
 )
 ANCHORS: tuple[int, ...] = tuple(i for i in dict.fromkeys(lm.LOWER_FACE) if i not in MOVING)
 CONTOUR = np.asarray(lm.LOWER_FACE, dtype=np.int64)
+NOSE_BASE = (2, 97, 326, 98, 327)  # under the nose (anchors): the top of the blend mask
 N_RING = len(lm.LOWER_FACE)
 
 
@@ -87,7 +88,9 @@ def target_vertices(source: np.ndarray, base: np.ndarray) -> np.ndarray:
 
 def mask_polygon(target: np.ndarray) -> np.ndarray:
     """Blend mask polygon (P, 2) from target vertices (V, 2): the moved lips, chin and jaw,
-    pushed out slightly so a dropped chin is inside."""
+    pushed out slightly so a dropped chin is inside, up to the base of the nose, so the feathered
+    edge runs over skin above the upper lip rather than across it."""
     inner = target[: len(MOVING)]
     c = inner.mean(axis=0)
-    return c + (inner - c) * MASK_SCALE
+    nose = target[[len(MOVING) + ANCHORS.index(i) for i in NOSE_BASE]]
+    return np.concatenate([c + (inner - c) * MASK_SCALE, nose])

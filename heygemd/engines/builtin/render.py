@@ -17,7 +17,7 @@ from heygemd.engines.builtin import mesh, warp
 from heygemd.engines.builtin.analysis import TemplateAnalysis
 
 REVERSE_BUDGET_BYTES = 512 * 1024 * 1024  # frames held at once while walking backwards
-FEATHER = 0.05  # mask edge softness, share of the crop side
+FEATHER = 0.035  # mask edge softness, share of the crop side
 FEATHER_STEP = 4  # the feathering blur runs on a grid this many times coarser
 
 
