@@ -78,8 +78,9 @@ def drive(
         spread, costs.pose_weight,
         np.where(target <= scale.closed + 1e-6, CLOSED_SHAPE_WEIGHT, 1.0),
     )
-    source = select.viterbi(unary, costs)
-    active = analysis.usable[base]
+    # no usable template frame at all: every frame passes through unchanged
+    source = select.viterbi(unary, costs) if valid.any() else base
+    active = analysis.usable[base] & valid.any()
     shown = np.where(active, opening[source], opening[base])
     metrics = {
         "sync_r": round(motion.pearson(shown, af.envelope(level)), 4),
