@@ -60,9 +60,18 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _quiet_logging(settings: Settings) -> None:
+    """One-off commands print their own text on stdout; warnings go to stderr."""
+    from heygemd.logs import configure_logging
+
+    configure_logging(settings.logging.model_copy(update={"stdout": False, "level": "warning"}),
+                      None)
+
+
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     from heygemd.examine import validate_folder
 
+    _quiet_logging(settings)
     folder = Path(args.folder)
     if not folder.is_dir():
         raise ConfigError(f"usage error: {folder} is not a folder")
@@ -74,6 +83,7 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
     from heygemd.daemon.doctor import run_checks
 
+    _quiet_logging(settings)
     results = run_checks(settings)
     for check in results:
         print(f"{'OK ' if check.ok else 'FIX'}  {check.name}: {check.detail}")

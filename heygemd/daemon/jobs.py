@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import shutil
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
+from pydantic import ValidationError
 
 from heygemd import __version__
 from heygemd.daemon import inbox, outbox
@@ -29,7 +31,7 @@ from heygemd.report import (
     VideoStatus,
     job_status,
 )
-from heygemd.settings import Settings
+from heygemd.settings import OutputSettings, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +93,27 @@ def rejected_videos(videos: tuple[str, ...], code: str, message: str) -> list[Vi
     ]
 
 
+def job_settings(settings: Settings, job_toml: bytes) -> Settings:
+    """Settings for one job: ``job.toml`` may override keys of its ``[output]`` table only.
+
+    Raises ValueError with a plain-words message naming the bad key.
+    """
+    try:
+        data = tomllib.loads(job_toml.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"job.toml cannot be read: {err}. Fix or remove it.") from None
+    extra = sorted(set(data) - {"output"})
+    if extra:
+        raise ValueError(f"job.toml may only hold an [output] table, not {', '.join(extra)}.")
+    try:
+        output = OutputSettings(**{**settings.output.model_dump(), **data.get("output", {})})
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"job.toml: output.{key}: {first['msg']}. Fix or remove it.") from None
+    return settings.model_copy(update={"output": output})
+
+
 def audio_refusal(audio: AudioResult) -> str:
     """Plain words for a refused audio (pure)."""
     reasons = [f.message for f in audio.findings if f.severity == "refuse"]
@@ -141,6 +164,21 @@ class JobRunner:
         return self._process(row, paths, found)
 
     def _process(self, row: JobRow, paths: JobPaths, files: inbox.JobFiles) -> JobReport:
+        settings = self.settings
+        if files.job_toml is not None:
+            try:
+                settings = job_settings(settings, (paths.original / files.job_toml).read_bytes())
+            except ValueError as err:
+                return self._job_report(row, [], JobStatus.REJECTED, "job_toml", str(err))
+        base, self.pipeline.settings = self.pipeline.settings, settings
+        try:
+            return self._process_videos(row, paths, files, settings)
+        finally:
+            self.pipeline.settings = base
+
+    def _process_videos(
+        self, row: JobRow, paths: JobPaths, files: inbox.JobFiles, settings: Settings
+    ) -> JobReport:
         count = len(files.videos)
         row = self.store.transition(row.job_id, State.RUNNING, video_count=count)
         audio = self.pipeline.check_audio(paths.original / files.audio)
@@ -167,11 +205,12 @@ class JobRunner:
                      reason=result.reason_code)
             videos.append(result)
             progress(1.0)
-        return self._job_report(row, videos, job_status(videos), None, None, audio=audio.result)
+        return self._job_report(row, videos, job_status(videos), None, None, audio=audio.result,
+                                settings=settings)
 
     def _job_report(
         self, row: JobRow, videos: list[VideoResult], status: JobStatus, code: str | None,
-        message: str | None, audio: AudioResult | None = None,
+        message: str | None, audio: AudioResult | None = None, settings: Settings | None = None,
     ) -> JobReport:
         total = sum(v.timings_ms.get("examine", 0) + v.timings_ms.get("render", 0) for v in videos)
         return JobReport(
@@ -179,7 +218,7 @@ class JobRunner:
             message=message, audio=audio, videos=videos, submitted_at=row.submitted_at,
             started_at=row.started_at, finished_at=utc_now(),
             timings_ms={"videos": round(total, 1)},
-            engine=self.engine_info, settings=self.settings.model_dump(mode="json"),
+            engine=self.engine_info, settings=(settings or self.settings).model_dump(mode="json"),
             heygemd_version=__version__,
         )
 

@@ -231,3 +231,22 @@ def test_jobs_dropped_by_another_thread_while_running(harness: Harness) -> None:
     assert set(reports) == set(names)
     claimed = [x["name"] for x in harness.log_lines() if x.get("event") == "job.claimed"]
     assert claimed == names
+
+
+def test_once_with_job_toml_and_doctor(harness: Harness) -> None:
+    folder = harness.good_job("tuned")
+    (folder / "job.toml").write_text("[output]\ncrf = 30\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    base = [sys.executable, "-m", "heygemd", "--config", str(harness.root / "config.toml")]
+    once = subprocess.run([*base, "once"], capture_output=True, text=True, env=env, timeout=120)
+    assert once.returncode == 0, once.stderr[-2000:]
+    report = harness.published()["tuned"]
+    assert report["status"] == "done" and report["settings"]["output"]["crf"] == 30
+    doctor = subprocess.run([*base, "doctor"], capture_output=True, text=True, env=env,
+                            timeout=120)
+    lines = doctor.stdout.splitlines()
+    names = [line.split(":")[0][5:] for line in lines]
+    assert names == ["dirs", "same filesystem", "free disk", "filesystem", "device", "engine",
+                     "face models"], doctor.stdout
+    assert all(line.startswith("OK ") for line in lines), doctor.stdout
+    assert doctor.returncode == 0

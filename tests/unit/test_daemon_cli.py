@@ -1,0 +1,61 @@
+"""CLI exit codes and one-line config errors; per-job job.toml overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from heygemd.cli import COMMANDS, main
+from heygemd.daemon.jobs import job_settings
+from heygemd.settings import Settings
+
+
+def test_bad_config_value_is_one_line_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[watch]\nsettle_seconds = -1\n")
+    assert main(["--config", str(cfg), "status"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "watch.settle_seconds" in err
+
+
+def test_missing_config_and_bad_usage_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(tmp_path / "nope.toml"), "status"]) == 2
+    assert "file not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_status_without_a_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[paths]\nstate = "state"\n')
+    assert main(["--config", str(cfg), "status"]) == 0
+    assert "No jobs yet" in capsys.readouterr().out
+
+
+def test_validate_refuses_a_missing_folder(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    assert main(["--config", str(cfg), "validate", str(tmp_path / "missing")]) == 2
+
+
+def test_every_command_is_in_the_table() -> None:
+    assert set(COMMANDS) >= {"run", "once", "status", "validate", "doctor"}
+
+
+def test_job_toml_overrides_output_only() -> None:
+    base = Settings()
+    settings = job_settings(base, b"[output]\ncrf = 28\npreset = 'fast'\n")
+    assert settings.output.crf == 28 and settings.output.preset == "fast"
+    assert settings.watch == base.watch and base.output.crf == 18
+    with pytest.raises(ValueError, match="output.crf"):
+        job_settings(base, b"[output]\ncrf = 99\n")
+    with pytest.raises(ValueError, match="only hold an \\[output\\] table"):
+        job_settings(base, b"[engine]\nname = 'x'\n")
+    with pytest.raises(ValueError, match="cannot be read"):
+        job_settings(base, b"[output\n")
