@@ -1,8 +1,9 @@
 """Pure geometry on face-mesh landmarks: head pose, mouth measures, alignment, smoothing.
 
 Landmarks are float (478, 3) arrays in image pixels (x right, y down, z away from the camera in
-the same pixel scale), as in :class:`heygemd.faces.types.FaceObservation`. Nothing here touches a
-detector or a file, so every function runs on synthetic arrays.
+the same pixel scale), as in :class:`heygemd.faces.types.FaceObservation`. Only x and y are used:
+mediapipe's predicted z is not trusted for pose. Nothing here touches a detector or a file, so
+every function runs on synthetic arrays.
 """
 
 from __future__ import annotations
@@ -13,30 +14,54 @@ import numpy as np
 
 from heygemd.faces import landmarks as lm
 
+_POSE_INDEX = np.asarray(lm.POSE_POINTS, dtype=np.int64)
+_POSE_MODEL = np.array([lm.CANONICAL_POSE_POINTS[i] for i in lm.POSE_POINTS], dtype=np.float64)
+_POSE_MODEL -= _POSE_MODEL.mean(axis=0)
+FIT_ITERATIONS = 10  # Gauss-Newton steps; converges in 3-5 from the affine start
 
-def _axes(points: np.ndarray) -> np.ndarray:
-    """Orthonormal head axes (3, 3), columns x, y, z, from eye corners and forehead -> chin.
 
-    x runs from the subject's right outer eye corner to the left one, y from the top of the
-    forehead to the chin (made orthogonal to x), z = x cross y points into the head.
+def _skew(v: np.ndarray) -> np.ndarray:
+    """(3, 3) matrix [v]x with [v]x @ u = v x u."""
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+def _rotation(w: np.ndarray) -> np.ndarray:
+    """Rotation (3, 3) for the rotation vector w (axis * angle in radians), Rodrigues' formula."""
+    angle = float(np.linalg.norm(w))
+    if angle < 1e-12:
+        return np.eye(3)
+    k = _skew(w / angle)
+    return np.eye(3) + math.sin(angle) * k + (1.0 - math.cos(angle)) * k @ k
+
+
+def _affine_start(model: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, float]:
+    """Rotation (3, 3) and scale from the least-squares affine camera, made orthonormal (SVD)."""
+    affine = np.linalg.lstsq(model, image, rcond=None)[0].T  # (2, 3): image ~ model @ affine.T
+    u, s, vt = np.linalg.svd(affine, full_matrices=False)
+    rows = u @ vt
+    return np.vstack([rows, np.cross(rows[0], rows[1])]), float(s.mean())
+
+
+def fit_weak_perspective(model: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, float]:
+    """Rotation R (3, 3) and scale s that best map model onto image under weak perspective.
+
+    model: float (N, 3) centred 3D points; image: float (N, 2) centred pixels, N >= 4 and not
+    coplanar. Minimises sum |s * (R @ X)[:2] - x|^2 by Gauss-Newton from :func:`_affine_start`.
+    Weak perspective (scaled orthographic) measures the rotation relative to the line of sight
+    to the face and needs no camera intrinsics.
     """
-    x = points[lm.LEFT_EYE_OUTER] - points[lm.RIGHT_EYE_OUTER]
-    y = points[lm.CHIN] - points[lm.FOREHEAD_TOP]
-    x = x / np.linalg.norm(x)
-    y = y - np.dot(y, x) * x
-    y = y / np.linalg.norm(y)
-    z = np.cross(x, y)
-    return np.stack([x, y, z], axis=1)
-
-
-def _canonical_axes() -> np.ndarray:
-    pts = np.zeros((max(lm.CANONICAL_POSE_POINTS) + 1, 3))
-    for index, xyz in lm.CANONICAL_POSE_POINTS.items():
-        pts[index] = xyz
-    return _axes(pts)
-
-
-_CANONICAL_AXES = _canonical_axes()
+    rot, scale = _affine_start(model, image)
+    for _ in range(FIT_ITERATIONS):
+        turned = model @ rot.T
+        residual = (scale * turned[:, :2] - image).ravel()
+        jacobian = np.empty((len(model), 2, 4))
+        jacobian[:, :, :3] = -scale * np.stack([_skew(p)[:2] for p in turned])
+        jacobian[:, :, 3] = turned[:, :2]
+        step = np.linalg.lstsq(jacobian.reshape(-1, 4), -residual, rcond=None)[0]
+        rot, scale = _rotation(step[:3]) @ rot, scale + float(step[3])
+        if np.abs(step).max() < 1e-9:
+            break
+    return rot, scale
 
 
 def pose_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -56,14 +81,19 @@ def pose_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
 
 
 def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees from the mesh's 3D points, float (478, 3) in pixels.
+    """(yaw, pitch, roll) in degrees from the image positions of float (478, 2+) landmarks, pixels.
 
-    Signs as in FaceObservation: yaw > 0 = face turned to the image's right, pitch > 0 = looking
-    down, roll > 0 = tilted clockwise in the image. The constant tilt of mediapipe's canonical
-    face (its forehead->chin line leans by ~0.7 degrees) is removed, so a canonical face is 0/0/0.
+    The x, y of :data:`heygemd.faces.landmarks.POSE_POINTS` are fitted to mediapipe's metric
+    canonical face (:func:`fit_weak_perspective`); the mesh's own z is ignored. Signs as in
+    FaceObservation: yaw > 0 = face turned to the image's right, pitch > 0 = looking down,
+    roll > 0 = tilted clockwise in the image; the canonical face unrotated is 0/0/0.
+    NaN where the points are degenerate (all equal, or not finite).
     """
-    points = np.asarray(landmarks, dtype=np.float64)
-    r = _axes(points) @ _CANONICAL_AXES.T
+    image = np.asarray(landmarks, dtype=np.float64)[_POSE_INDEX, :2]
+    image = image - image.mean(axis=0)
+    if not np.isfinite(image).all() or not np.abs(image).max() > 0.0:
+        return math.nan, math.nan, math.nan
+    r, _ = fit_weak_perspective(_POSE_MODEL, image)
     pitch = math.degrees(math.asin(float(np.clip(-r[1, 2], -1.0, 1.0))))
     yaw = math.degrees(math.atan2(-r[0, 2], r[2, 2]))
     roll = math.degrees(math.atan2(r[1, 0], r[1, 1]))

@@ -80,14 +80,38 @@ STABLE: tuple[int, ...] = (
     168, 6, 197, 195, 5, 4, 1, 50, 280, 117, 346, 10, 151, 234, 454,
 )  # fmt: skip
 
-# The pose-defining points of mediapipe's canonical face model (canonical_face_model.obj,
-# centimetres), converted to image axes: x to the image's right, y down, z away from the camera.
-# Used to remove the small constant tilt of the forehead->chin line in head_pose.
+# Points head_pose fits: the stable points plus the mouth corners and the chin.
+POSE_POINTS: tuple[int, ...] = STABLE + (MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER, CHIN)
+
+# Metric positions of POSE_POINTS on mediapipe's canonical face model, centimetres, converted to
+# image axes: x to the image's right, y down, z away from the camera (the .obj has y up and z
+# towards the viewer, so y and z are negated). A frontal face (yaw = pitch = roll = 0) is this
+# model unrotated. Source: vertices (0-based, vertex i = mesh index i) of
+# mediapipe/modules/face_geometry/data/canonical_face_model.obj in google-ai-edge/mediapipe
+# (Apache-2.0).
 CANONICAL_POSE_POINTS: dict[int, tuple[float, float, float]] = {
-    RIGHT_EYE_OUTER: (-4.445859, -2.663991, -3.173422),
-    LEFT_EYE_OUTER: (4.445859, -2.663991, -3.173422),
-    FOREHEAD_TOP: (0.0, -8.261778, -4.481535),
-    CHIN: (0.0, 9.403378, -4.264492),
+    1: (0.0, 1.126865, -7.475604),
+    4: (0.0, 0.463170, -7.586580),
+    5: (0.0, -0.365669, -7.242870),
+    6: (0.0, -2.473255, -5.788627),
+    10: (0.0, -8.261778, -4.481535),
+    33: (-4.445859, -2.663991, -3.173422),
+    50: (-4.765501, 0.701554, -3.534632),
+    61: (-2.456206, 4.342621, -4.283884),
+    117: (-5.258659, -0.945811, -2.974312),
+    133: (-1.856432, -2.585245, -3.757904),
+    151: (0.0, -6.545390, -5.027311),
+    152: (0.0, 9.403378, -4.264492),
+    168: (0.0, -3.271027, -5.236015),
+    195: (0.0, -1.059413, -6.774605),
+    197: (0.0, -1.728369, -6.316750),
+    234: (-7.664182, -0.673132, 2.435867),
+    263: (4.445859, -2.663991, -3.173422),
+    280: (4.765501, 0.701554, -3.534632),
+    291: (2.456206, 4.342621, -4.283884),
+    346: (5.258659, -0.945811, -2.974312),
+    362: (1.856432, -2.585245, -3.757904),
+    454: (7.664182, -0.673132, 2.435867),
 }
 
 

@@ -20,15 +20,17 @@ from heygemd.faces.geometry import (
 from heygemd.faces.types import N_LANDMARKS
 
 PX_PER_CM = 12.0  # a face with ~107 px between the outer eye corners
+EYE_CM = 2 * 4.445859  # outer eye corners of the canonical face, centimetres apart
 
 
 def canonical_face(rng: np.random.Generator) -> np.ndarray:
-    """float64 (478, 3) head-frame points (image axes, pixels): canonical pose points + mouth."""
+    """float64 (478, 3) head-frame points (image axes, pixels): canonical pose points + lips.
+
+    Points head_pose does not fit are random, so the fit cannot lean on them.
+    """
     points = rng.normal(0.0, 3.0, (N_LANDMARKS, 3))
     for index, xyz in lm.CANONICAL_POSE_POINTS.items():
         points[index] = xyz
-    points[lm.MOUTH_RIGHT_CORNER] = (-2.6, 4.4, -5.0)
-    points[lm.MOUTH_LEFT_CORNER] = (2.6, 4.4, -5.0)
     for up, lo in lm.INNER_LIP_PAIRS:
         points[up] = (0.0, 4.0, -5.5)
         points[lo] = (0.0, 4.0, -5.5)
@@ -36,8 +38,26 @@ def canonical_face(rng: np.random.Generator) -> np.ndarray:
 
 
 def place(points: np.ndarray, yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """Rotate head-frame points by the pose and move them to (320, 240) in an image."""
-    return points @ pose_matrix(yaw, pitch, roll).T + np.array([320.0, 240.0, 0.0])
+    """Rotate head-frame points by the pose and move them to (320, 240) in an image.
+
+    The image x, y are an orthographic projection; z is replaced by noise, since head_pose must
+    not read the mesh's predicted depth.
+    """
+    placed = points @ pose_matrix(yaw, pitch, roll).T + np.array([320.0, 240.0, 0.0])
+    placed[:, 2] = np.random.default_rng(0).normal(0.0, 50.0, len(points))
+    return placed
+
+
+def project(points_cm: np.ndarray, yaw: float, pitch: float, at_cm: np.ndarray) -> np.ndarray:
+    """Pinhole image (focal 640 px, principal point (320, 240)) of the posed head at at_cm.
+
+    points_cm: float (N, 3) head-frame points in centimetres; at_cm: the head origin in camera
+    coordinates (x right, y down, z forward). Returns (N, 3) pixels with z = 0.
+    """
+    cam = points_cm @ pose_matrix(yaw, pitch, 0.0).T + at_cm
+    out = np.zeros_like(points_cm)
+    out[:, :2] = 640.0 * cam[:, :2] / cam[:, 2:] + np.array([320.0, 240.0])
+    return out
 
 
 @pytest.mark.parametrize(
@@ -51,17 +71,46 @@ def test_head_pose_recovers_known_rotation(yaw: float, pitch: float, roll: float
     assert got == pytest.approx((yaw, pitch, roll), abs=2.0)
 
 
+@pytest.mark.parametrize("yaw, pitch", [(31, 0), (-31, 8), (45, -10)])
+def test_head_pose_fits_a_perspective_image(yaw: float, pitch: float) -> None:
+    # 1.5 m from the camera and 45 cm right of its axis, the turn relative to the line of sight
+    # (the pose plus the ray's own angle) reads within 2 degrees.
+    face = canonical_face(np.random.default_rng(7)) / PX_PER_CM
+    ray = float(np.degrees(np.arctan2(45.0, 150.0)))
+    got = head_pose(project(face, yaw, pitch, np.array([45.0, 0.0, 150.0])))
+    assert got == pytest.approx((yaw + ray, pitch, 0.0), abs=2.0)
+    # Nearer the camera, perspective enlarges the nose: the turn reads larger, never smaller.
+    near = head_pose(project(face, yaw, pitch, np.array([0.0, 0.0, 50.0])))
+    assert abs(yaw) + 1.0 < abs(near[0]) < abs(yaw) + 6.0
+
+
+def test_head_pose_ignores_predicted_depth() -> None:
+    face = place(canonical_face(np.random.default_rng(8)), 35, -5, 3)
+    flattened = face.copy()
+    flattened[:, 2] *= 0.0
+    assert head_pose(face) == pytest.approx(head_pose(flattened), abs=1e-9)
+    assert head_pose(face)[0] == pytest.approx(35, abs=0.5)
+
+
+def test_head_pose_of_degenerate_points_is_nan() -> None:
+    assert all(np.isnan(head_pose(np.zeros((N_LANDMARKS, 3)))))
+    assert all(np.isnan(head_pose(np.full((N_LANDMARKS, 3), np.nan))))
+
+
 def test_head_pose_signs_follow_the_image() -> None:
     base = canonical_face(np.random.default_rng(2))
     turned = place(base, 30, 0, 0)
     # Nose tip ahead of the face moves to the image's right when yaw > 0.
-    nose = np.array([0.0, 1.1, -7.5]) * PX_PER_CM
-    assert (nose @ pose_matrix(30, 0, 0).T)[0] > 0
+    assert turned[lm.NOSE_TIP, 0] > 320 + 20
     assert head_pose(turned)[0] > 25
     tilted = place(base, 0, 0, 15)
     # Clockwise in the image (y down): the subject's left eye (image right) sinks.
     assert tilted[lm.LEFT_EYE_OUTER, 1] > tilted[lm.RIGHT_EYE_OUTER, 1]
     assert head_pose(tilted)[2] > 10
+    down = place(base, 0, 20, 0)
+    # Looking down: the nose tip, ahead of the face, drops towards the mouth.
+    assert down[lm.NOSE_TIP, 1] > place(base, 0, 0, 0)[lm.NOSE_TIP, 1]
+    assert head_pose(down)[1] > 15
 
 
 def test_head_pose_noise_is_tolerated() -> None:
@@ -79,8 +128,8 @@ def test_mouth_measures_scale_free() -> None:
         opened[lo, 1] += 0.3 * interocular(closed)  # gap = 0.3 inter-ocular distances
     assert mouth_opening(place(opened, 0, 0, 0)) == pytest.approx(0.3, rel=1e-6)
     assert mouth_opening(place(opened * 2.5, 0, 0, 0)) == pytest.approx(0.3, rel=1e-6)
-    assert interocular(closed) == pytest.approx(8.89 * PX_PER_CM, rel=1e-3)
-    assert mouth_width(closed) == pytest.approx(5.2 / 8.8917, rel=1e-3)
+    assert interocular(closed) == pytest.approx(EYE_CM * PX_PER_CM, rel=1e-6)
+    assert mouth_width(closed) == pytest.approx(2 * 2.456206 / EYE_CM, rel=1e-6)
 
 
 def test_similarity_transform_recovers_and_fits() -> None:
