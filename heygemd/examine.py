@@ -22,6 +22,7 @@ from heygemd import annotate, validate
 from heygemd.audiostats import FRAME, RATE, measure_audio
 from heygemd.errors import MediaError
 from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.faces.geometry import generic_head_yaw
 from heygemd.faces.types import FaceObservation
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
@@ -209,47 +210,17 @@ def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[S
     return out
 
 
-# Yaw for validation comes from the 2-D landmark positions fitted to a generic head (OpenCV
-# solvePnP), the scale the limits (30 degrees) and the MANIFEST's measurements are stated in; the
-# mesh's own depth is flatter and reads three-quarter views about 40% low (rj02: 18 vs ~31).
-# Model: nose tip, chin, outer eye corners, mouth corners (x right, y up, z towards the viewer).
-GENERIC_HEAD = np.array(
-    [(0, 0, 0), (0, -330, -65), (-225, 170, -135), (225, 170, -135),
-     (-150, -150, -125), (150, -150, -125)],
-    dtype=np.float64,
-)  # fmt: skip
-GENERIC_HEAD_LANDMARKS = [1, 152, 33, 263, 61, 291]  # mediapipe mesh indices, same order
-
-
-def generic_yaw(landmarks: np.ndarray, frame_size: tuple[int, int]) -> float:
-    """Yaw in degrees (> 0: face turned to the image's right) from landmarks float (478, 2+) in
-    pixels, fitted to :data:`GENERIC_HEAD` with a pinhole camera of focal length max(W, H)."""
-    import cv2
-
-    width, height = frame_size
-    focal = float(max(width, height))
-    camera = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float64)
-    points = np.asarray(landmarks, np.float64)[GENERIC_HEAD_LANDMARKS, :2]
-    no_distortion = np.zeros(4, np.float64)
-    ok, rvec, _ = cv2.solvePnP(
-        GENERIC_HEAD, points, camera, no_distortion, flags=cv2.SOLVEPNP_ITERATIVE
-    )
-    if not ok:
-        return float("nan")
-    forward = cv2.Rodrigues(rvec)[0][:, 2]  # where the nose points, camera axes (z away)
-    return float(np.degrees(np.arctan2(forward[0], -forward[2])))
-
-
 def evidence_of(s: SampledFrame, frame_size: tuple[int, int]) -> FrameEvidence:
-    """What the rules need from one examined frame: yaw from :func:`generic_yaw`, pitch from
-    the face analyzer (the mesh's pitch reads true; the generic head's is biased)."""
+    """What the rules need from one examined frame: yaw from
+    :func:`~heygemd.faces.geometry.generic_head_yaw` (the scale of the limit), pitch from the face
+    analyzer (the mesh's pitch reads true; the generic head's is biased)."""
     if s.speaker is None:
         return FrameEvidence(s.frame_index, len(s.faces))
     return FrameEvidence(
         frame_index=s.frame_index,
         face_count=len(s.faces),
         face_fraction=s.speaker.height / frame_size[1],
-        yaw=generic_yaw(s.speaker.landmarks, frame_size),
+        yaw=generic_head_yaw(s.speaker.landmarks, frame_size),
         pitch=s.speaker.pitch,
         occlusion=s.speaker_occlusion,
     )

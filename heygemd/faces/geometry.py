@@ -234,3 +234,36 @@ def smooth_sequence(sequence: np.ndarray, fps: float, scale: float = 1.0) -> np.
     for t in range(len(data)):
         out[t] = filt(data[t])
     return out
+
+
+# Yaw against which the validation limit (30 degrees) is stated: the 2-D landmarks fitted to a
+# generic six-point head (OpenCV solvePnP), the scale the test media's MANIFEST was measured in.
+# head_pose() above fits mediapipe's canonical face, whose nose sits further ahead of the eyes,
+# so it reads turns about 1.5x smaller (rj02 three-quarter view: 20 vs 31). Engines use
+# head_pose() for relative pose costs; only the user-facing limit uses this one.
+# Model: nose tip, chin, outer eye corners, mouth corners (x right, y up, z towards the viewer).
+GENERIC_HEAD = np.array(
+    [(0, 0, 0), (0, -330, -65), (-225, 170, -135), (225, 170, -135),
+     (-150, -150, -125), (150, -150, -125)],
+    dtype=np.float64,
+)  # fmt: skip
+GENERIC_HEAD_LANDMARKS = [1, 152, 33, 263, 61, 291]  # mediapipe mesh indices, same order
+
+
+def generic_head_yaw(landmarks: np.ndarray, frame_size: tuple[int, int]) -> float:
+    """Yaw in degrees (> 0: face turned to the image's right) from landmarks float (478, 2+) in
+    pixels, fitted to :data:`GENERIC_HEAD` with a pinhole camera of focal length max(W, H)."""
+    import cv2
+
+    width, height = frame_size
+    focal = float(max(width, height))
+    camera = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float64)
+    points = np.asarray(landmarks, np.float64)[GENERIC_HEAD_LANDMARKS, :2]
+    no_distortion = np.zeros(4, np.float64)
+    ok, rvec, _ = cv2.solvePnP(
+        GENERIC_HEAD, points, camera, no_distortion, flags=cv2.SOLVEPNP_ITERATIVE
+    )
+    if not ok:
+        return float("nan")
+    forward = cv2.Rodrigues(rvec)[0][:, 2]  # where the nose points, camera axes (z away)
+    return float(np.degrees(np.arctan2(forward[0], -forward[2])))

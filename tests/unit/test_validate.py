@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from heygemd import examine
 from heygemd import validate as v
 from heygemd.audiostats import AudioStats
+from heygemd.faces import geometry
 from heygemd.media.types import AudioStreamInfo, MediaInfo, VideoStreamInfo
 from heygemd.report import Severity
 from heygemd.settings import LimitSettings, ValidationSettings
@@ -361,20 +361,20 @@ def test_deciding_frame_criteria() -> None:
 
 def project_generic_head(yaw: float, pitch: float = 0.0) -> np.ndarray:
     """Mesh-like landmarks (478, 3): the generic head turned by yaw/pitch, seen by a pinhole
-    camera (focal 1000 px) from 2000 units away, at the examine.GENERIC_HEAD indices."""
+    camera (focal 1000 px) from 2000 units away, at the geometry.GENERIC_HEAD indices."""
     a, b = np.radians(yaw), np.radians(pitch)
     turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
     nod = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
-    model = examine.GENERIC_HEAD @ (turn @ nod).T
+    model = geometry.GENERIC_HEAD @ (turn @ nod).T
     camera = np.stack([model[:, 0], -model[:, 1], 2000.0 - model[:, 2]], axis=1)  # y down
     landmarks = np.zeros((478, 3), np.float32)
-    landmarks[examine.GENERIC_HEAD_LANDMARKS, 0] = 500 + 1000 * camera[:, 0] / camera[:, 2]
-    landmarks[examine.GENERIC_HEAD_LANDMARKS, 1] = 500 + 1000 * camera[:, 1] / camera[:, 2]
+    landmarks[geometry.GENERIC_HEAD_LANDMARKS, 0] = 500 + 1000 * camera[:, 0] / camera[:, 2]
+    landmarks[geometry.GENERIC_HEAD_LANDMARKS, 1] = 500 + 1000 * camera[:, 1] / camera[:, 2]
     return landmarks
 
 
 @pytest.mark.parametrize("yaw", [-45.0, -31.0, 0.0, 12.0, 38.0])
 def test_generic_yaw_recovers_a_known_turn(yaw: float) -> None:
-    assert examine.generic_yaw(project_generic_head(yaw, 5.0), (1000, 1000)) == pytest.approx(
+    assert geometry.generic_head_yaw(project_generic_head(yaw, 5.0), (1000, 1000)) == pytest.approx(
         yaw, abs=1.5
     )
