@@ -101,10 +101,15 @@ def lower_face_mask(
     this crop row fraction (e.g. 0.5, where the generator's regenerated half starts);
     feather: edge softness as a fraction of ``size``.
     """
-    hard = polygon_mask(polygons, size)
-    _, ys = pixel_grid(size, polygons.device)
-    below = (ys[None, None] >= cut_y.float().reshape(-1, 1, 1, 1)).float()
-    return feather_inside(hard * below, feather * size)
+    hard = polygon_mask(polygons, size) * rows_below(cut_y, size)
+    return feather_inside(hard, feather * size)
+
+
+def rows_below(cut_y: torch.Tensor, size: int) -> torch.Tensor:
+    """1 for grid rows whose centre lies at or below ``cut_y`` (B,) (a crop fraction), else 0:
+    (B, 1, size, size)."""
+    _, ys = pixel_grid(size, cut_y.device)
+    return (ys[None, None] >= cut_y.float().reshape(-1, 1, 1, 1)).float()
 
 
 def _srgb_to_linear(x: torch.Tensor) -> torch.Tensor:

@@ -91,8 +91,8 @@ def masks(lower: torch.Tensor, lips: torch.Tensor) -> tuple[torch.Tensor, torch.
     """Feathered paste mask and colour-statistics weight (skin of the lower face without the
     lips), both (A, 1, 96, 96), from outlines (A, K, 2) and (A, L, 2) in crop coordinates."""
     cut = torch.full((lower.shape[0],), MASK_CUT, device=lower.device)
-    paste = compose.lower_face_mask(lower, cut, FACE_SIZE, MASK_FEATHER)
-    hard = compose.lower_face_mask(lower, cut, FACE_SIZE, 0.0)
+    hard = compose.polygon_mask(lower, FACE_SIZE) * compose.rows_below(cut, FACE_SIZE)
+    paste = compose.feather_inside(hard, MASK_FEATHER * FACE_SIZE)
     skin = hard * (1 - compose.polygon_mask(lips, FACE_SIZE))
     return paste, skin
 
