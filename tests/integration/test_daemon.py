@@ -90,7 +90,7 @@ def test_ready_marker_mode_waits_for_the_marker(harness: Harness) -> None:
 def test_forced_polling_mode_sees_new_jobs(harness: Harness) -> None:
     harness.configure(watch={"mode": "polling", "rescan_seconds": 3600.0})
     harness.start()
-    assert harness.log_has("watcher.started", mode="polling")
+    wait_for(lambda: harness.log_has("watcher.started", mode="polling"), 10, "polling watcher")
     time.sleep(0.5)  # after the start-up rescan: only the polling observer can find it
     harness.good_job("polled")
     assert harness.wait_published(1)["polled"]["status"] == "done"
