@@ -9,8 +9,6 @@ from heygemd.engines.wav2lip.framing import (
     build_framing,
     clip_boxes,
     face_box,
-    follow_speaker,
-    iou,
     ping_pong_index,
     pixel_box,
     smooth_runs,
@@ -36,19 +34,6 @@ def test_ping_pong_order() -> None:
     assert [ping_pong_index(i, 4) for i in range(10)] == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
     assert [ping_pong_index(i, 1) for i in range(3)] == [0, 0, 0]
     assert [ping_pong_index(i, 2) for i in range(4)] == [0, 1, 0, 1]
-
-
-def test_iou() -> None:
-    assert iou((0, 0, 2, 2), (0, 0, 2, 2)) == 1.0
-    assert iou((0, 0, 2, 2), (2, 2, 4, 4)) == 0.0
-    assert iou((0, 0, 2, 2), (1, 0, 3, 2)) == pytest.approx(1 / 3)
-
-
-def test_follow_speaker_sticks_to_the_first_face() -> None:
-    speaker = [synthetic_face(i, 100 + i, 100, 80) for i in range(3)]
-    bigger = synthetic_face(2, 300, 100, 120)  # someone larger walks in at frame 2
-    picks = follow_speaker([[speaker[0]], [speaker[1]], [bigger, speaker[2]], []])
-    assert picks[:3] == speaker and picks[3] is None
 
 
 def test_face_box_is_chin_padded_and_trims_the_forehead() -> None:

@@ -20,17 +20,12 @@ import torch
 from heygemd.engines.base import EngineContext, ProgressFn, Rendering, RenderRequest
 from heygemd.engines.wav2lip import audio as w2l_audio
 from heygemd.engines.wav2lip.checkpoint import checkpoint_problems, load_generator
-from heygemd.engines.wav2lip.framing import (
-    Framing,
-    build_framing,
-    follow_speaker,
-    ping_pong_index,
-    pixel_box,
-)
+from heygemd.engines.wav2lip.framing import Framing, build_framing, ping_pong_index, pixel_box
 from heygemd.engines.wav2lip.model import Wav2LipGenerator
 from heygemd.engines.wav2lip.paste import FaceJob, PasteOptions, paste_batch
 from heygemd.engines.wav2lip.template import TemplateFrames
 from heygemd.errors import ProcessingError, ResourceError
+from heygemd.faces.track import build_track
 
 log = structlog.get_logger(__name__)
 
@@ -147,7 +142,9 @@ class Wav2LipEngine:
             raise ProcessingError(f"no frames could be decoded from {request.template.name}")
         video = request.info.video
         assert video is not None
-        return build_framing(follow_speaker(faces), video.width, video.height, self.cfg.chin_pad_px)
+        size = (video.width, video.height)
+        track = build_track(faces, size, len(faces))
+        return build_framing(track.observations, video.width, video.height, self.cfg.chin_pad_px)
 
     def _speech_weights(self, request: RenderRequest) -> np.ndarray:
         levels = w2l_audio.frame_levels_dbfs(request.audio, request.fps, request.frame_count)

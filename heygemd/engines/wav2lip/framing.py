@@ -1,9 +1,9 @@
-"""Where the generator looks in each template frame: one followed face, steady boxes.
+"""Where the generator looks in each template frame: steady boxes on the speaker's face.
 
-Pure functions over per-frame face observations. Boxes come from the 478 landmarks (steadier
-than detector boxes), are shaped like the face boxes Wav2Lip was trained on (brow band to chin,
-``chin_pad_px`` further below the chin), and are smoothed over time without lag (a centred,
-NaN-aware Gaussian over each run of frames with a face).
+Pure functions over the speaker's per-frame observations (from heygemd.faces.track). Boxes
+come from the 478 landmarks (steadier than detector boxes), are shaped like the face boxes
+Wav2Lip was trained on (brow band to chin, ``chin_pad_px`` further below the chin), and are
+smoothed over time without lag (a centred, NaN-aware Gaussian over each run of face frames).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from heygemd.faces.types import FaceObservation
 TOP_TRIM = 0.15
 BOX_SIGMA_FRAMES = 2.0  # temporal smoothing of boxes
 POLYGON_SIGMA_FRAMES = 1.0  # lighter smoothing of the mask outline (it follows the jaw)
-MIN_IOU_TO_FOLLOW = 0.2  # below this overlap with the previous pick, the largest face wins
 
 
 @dataclass(frozen=True)
@@ -42,33 +41,6 @@ class Framing:
     @property
     def frame_count(self) -> int:
         return len(self.boxes)
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def follow_speaker(faces: Sequence[Sequence[FaceObservation]]) -> list[FaceObservation | None]:
-    """One face per frame: the one overlapping the previous pick most, else the largest."""
-    picks: list[FaceObservation | None] = []
-    previous: FaceObservation | None = None
-    for observations in faces:
-        pick = None
-        if observations:
-            pick = max(observations, key=lambda f: f.width * f.height)
-            if previous is not None:
-                last_box = previous.box
-                best = max(observations, key=lambda f: iou(f.box, last_box))
-                if iou(best.box, last_box) >= MIN_IOU_TO_FOLLOW:
-                    pick = best
-        picks.append(pick)
-        previous = pick or previous
-    return picks
 
 
 def face_box(landmarks: np.ndarray, chin_pad_px: float) -> np.ndarray:
