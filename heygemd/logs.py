@@ -12,7 +12,7 @@ import logging
 import logging.handlers
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +25,9 @@ _sinks: dict[str, TextIO] = {}
 _sinks_lock = threading.Lock()
 
 
-def _job_sink(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _job_sink(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: a line carrying a job id also goes to that job's open sink."""
     job_id = event_dict.get("job_id")
     if job_id is not None:

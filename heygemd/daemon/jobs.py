@@ -184,9 +184,9 @@ class JobRunner:
         audio = self.pipeline.check_audio(paths.original / files.audio)
         if not audio.result.accepted:
             message = audio_refusal(audio.result)
-            videos = rejected_videos(files.videos, "audio_rejected", message)
-            return self._job_report(row, videos, JobStatus.REJECTED, "audio_rejected", message,
-                                    audio=audio.result)
+            refused = rejected_videos(files.videos, "audio_rejected", message)
+            return self._job_report(row, refused, JobStatus.REJECTED, "audio_rejected", message,
+                                    audio=audio.result, settings=settings)
         names = outbox.output_names(files.videos)
         videos: list[VideoResult] = []
         for index, video in enumerate(files.videos, start=1):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 DB_NAME = "jobs.sqlite3"
 
@@ -92,6 +93,12 @@ _COLUMNS = (
 )
 
 
+def _row(values: tuple[Any, ...]) -> JobRow:
+    fields = dict(zip(_COLUMNS.replace(" ", "").split(","), values, strict=True))
+    fields["state"] = State(fields["state"])
+    return JobRow(**fields)
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -116,7 +123,7 @@ class Store:
 
     def _rows(self, where: str, args: tuple[object, ...] = ()) -> list[JobRow]:
         cur = self._db.execute(f"SELECT {_COLUMNS} FROM jobs {where}", args)
-        return [JobRow(*(r[:2]), State(r[2]), *r[3:]) for r in cur.fetchall()]
+        return [_row(r) for r in cur.fetchall()]
 
     def add(self, job_id: str, name: str, submitted_at: str | None = None) -> None:
         self._db.execute(
