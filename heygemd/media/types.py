@@ -51,5 +51,8 @@ class MediaInfo:
         return self.audio is not None
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready dict for report.json."""
-        return asdict(self)
+        """JSON-ready dict for report.json (without the path: it names the daemon's work area,
+        which means nothing to the user; the report names the file already)."""
+        facts = asdict(self)
+        facts.pop("path")
+        return facts
