@@ -20,6 +20,7 @@ import structlog
 
 from heygemd import annotate, validate
 from heygemd.audiostats import FRAME, RATE, measure_audio
+from heygemd.engines.base import ProgressFn, progress_span
 from heygemd.errors import MediaError
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.faces.geometry import generic_head_yaw
@@ -146,6 +147,7 @@ def examine_audio(path: Path, cfg: ValidationSettings, limits: LimitSettings) ->
 # ---------------------------------------------------------------- video
 
 MAX_FACES_SCORED = 4  # occlusion is scored for at most this many faces per frame, largest first
+FRAME_PASS_SHARE = 0.9  # of examine_video's progress; decoding again for the picture is the rest
 
 
 def sample_indices(frame_count: int, fps: float, sample_fps: float, max_samples: int) -> list[int]:
@@ -158,14 +160,21 @@ def sample_indices(frame_count: int, fps: float, sample_fps: float, max_samples:
     return sorted({min(frame_count - 1, int(round(k * step))) for k in range(n)})
 
 
+def _no_progress(fraction: float) -> None:
+    pass
+
+
 def sample_frames(
-    path: Path, analyzer: FaceAnalyzer, cfg: ValidationSettings
+    path: Path, analyzer: FaceAnalyzer, cfg: ValidationSettings, progress: ProgressFn | None = None
 ) -> tuple[list[SampledFrame], tuple[int, int]]:
     """Decode ``path`` once, analysing faces on the sampled frames only.
 
     Returns the sampled frames in order and the frame size (width, height) in pixels. Only one
-    decoded picture is held at a time. Raises MediaError when decoding fails.
+    decoded picture is held at a time. ``progress`` gets the fraction (0..1) of the frames
+    decoded, once per decoded frame (so at least once per sampled one), and may raise
+    JobInterrupted. Raises MediaError when decoding fails.
     """
+    report = progress or _no_progress
     from heygemd.faces.occlusion import mouth_occlusion_score
 
     samples: list[SampledFrame] = []
@@ -173,6 +182,7 @@ def sample_frames(
         wanted = sample_indices(reader.frame_count, reader.fps, cfg.sample_fps, cfg.max_samples)
         targets, last = set(wanted), wanted[-1]
         for index, raw in reader.iter_raw():
+            report(index / last if last else 0.0)
             if index in targets:
                 frame = reader.to_rgb(raw)
                 # The analyzer numbers observations by sample position (the track's frame axis).
@@ -239,11 +249,13 @@ def illustrate(
     evidence: list[FrameEvidence],
     findings: list[Finding],
     pictures_dir: Path,
+    progress: ProgressFn | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """Write the picture of the deciding frame (refusals) or the worst frame (warnings).
 
     Returns the findings (those drawn now name the picture) and the picture names written.
-    The frame is decoded again here, so the frame pass never holds more than one picture.
+    The frame is decoded again here, so the frame pass never holds more than one picture;
+    ``progress`` gets the fraction of that decoding done, once per decoded frame.
     """
     kind, group = _picture_group(findings)
     if not group:
@@ -256,7 +268,7 @@ def illustrate(
     if index is None or sample is None:
         return findings, []
     try:
-        frame = read_frames(path, [index]).get(index)
+        frame = read_frames(path, [index], progress=progress).get(index)
     except MediaError as err:
         log.warning("examine.picture_unreadable", file=path.name, error=err.message)
         return findings, []
@@ -281,10 +293,16 @@ def examine_video(
     cfg: ValidationSettings,
     limits: LimitSettings,
     pictures_dir: Path,
+    progress: ProgressFn | None = None,
 ) -> VideoExamination:
     """Probe ``path``, examine sampled frames for the speaker's face, apply the video rules and
-    write the picture of the deciding (refused) or worst (warned) frame into ``pictures_dir``."""
+    write the picture of the deciding (refused) or worst (warned) frame into ``pictures_dir``.
+
+    ``progress`` gets the fraction (0..1) of the frame pass done, at least once per sampled
+    frame; it may raise JobInterrupted, which propagates (a BaseException, never a finding).
+    """
     t0 = time.monotonic()
+    report = progress or _no_progress
     findings = validate.check_extension(path.name, "video")
     if findings:
         return VideoExamination(None, findings, [])
@@ -296,13 +314,18 @@ def examine_video(
     if any(f.code in _NO_FRAME_PASS for f in container):
         return VideoExamination(info, container, [])
     try:
-        samples, size = sample_frames(path, analyzer, cfg)
+        samples, size = sample_frames(
+            path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE)
+        )
     except MediaError as err:
         return VideoExamination(info, container + [_unreadable("video", err, path.name)], [])
     samples = attach_speaker(samples, size)
     evidence = [evidence_of(s, size) for s in samples]
     findings = _with_file(validate.validate_video(info, evidence, cfg, limits), path.name)
-    findings, pictures = illustrate(path, samples, evidence, findings, pictures_dir)
+    findings, pictures = illustrate(
+        path, samples, evidence, findings, pictures_dir,
+        progress_span(report, FRAME_PASS_SHARE, 1.0),
+    )
     log.info(
         "examine.video",
         file=path.name,

@@ -16,7 +16,7 @@ import numpy as np
 import structlog
 
 from heygemd import examine
-from heygemd.engines.base import AUDIO_RATE, Engine, ProgressFn, RenderRequest
+from heygemd.engines.base import AUDIO_RATE, Engine, ProgressFn, RenderRequest, progress_span
 from heygemd.errors import HeygemError, InputRejected, ResourceError
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
@@ -25,6 +25,8 @@ from heygemd.report import AudioResult, Finding, Severity, VideoResult, VideoSta
 from heygemd.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+EXAMINE_SHARE = 0.1  # of a video's progress; rendering and encoding are the rest
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,10 @@ class Pipeline:
     ) -> VideoResult:
         """Examine ``video``; if acceptable, lip-sync it to ``audio`` into ``output`` (MP4).
 
-        Annotated pictures of findings go into ``pictures_dir``. Never raises for bad input or
-        engine failure (those become the result); lets JobInterrupted through.
+        Annotated pictures of findings go into ``pictures_dir``. ``progress`` gets the fraction
+        of the video done (examining is the first EXAMINE_SHARE, rendering the rest) at least
+        once per sampled or rendered frame. Never raises for bad input or engine failure (those
+        become the result); lets JobInterrupted (raised by ``progress``) through.
         """
         timings: dict[str, float] = {}
         bound = log.bind(video=video.name)
@@ -102,7 +106,8 @@ class Pipeline:
             t0 = time.monotonic()
             bound.info("stage.start", stage="examine")
             exam = examine.examine_video(
-                video, self.analyzer, self.settings.validation, self.settings.limits, pictures_dir
+                video, self.analyzer, self.settings.validation, self.settings.limits,
+                pictures_dir, progress_span(progress, 0.0, EXAMINE_SHARE),
             )
             timings["examine"] = _ms_since(t0)
             bound.info("stage.finish", stage="examine", duration_ms=timings["examine"])
@@ -121,7 +126,9 @@ class Pipeline:
                 )
             t0 = time.monotonic()
             bound.info("stage.start", stage="render")
-            metrics = self._render(video, exam, audio, output, progress)
+            metrics = self._render(
+                video, exam, audio, output, progress_span(progress, EXAMINE_SHARE, 1.0)
+            )
             timings["render"] = _ms_since(t0)
             bound.info("stage.finish", stage="render", duration_ms=timings["render"], **metrics)
             return VideoResult(

@@ -23,6 +23,16 @@ from heygemd.settings import EngineSettings, FaceSettings, PathSettings
 # heygemd.errors.JobInterrupted: engines must let that propagate (it is a BaseException).
 ProgressFn = Callable[[float], None]
 
+
+def progress_span(progress: ProgressFn, start: float, stop: float) -> ProgressFn:
+    """A callback for one part of a task: its fractions 0..1 reach ``progress`` as
+    ``start``..``stop`` (e.g. examining is the first tenth of a video's progress)."""
+
+    def part(fraction: float) -> None:
+        progress(start + (stop - start) * fraction)
+
+    return part
+
 AUDIO_RATE = 16000  # the rate of RenderRequest.audio
 
 
@@ -41,7 +51,8 @@ class RenderRequest:
     """template: the template video file; info: its probe.
 
     audio: float32 (N,) mono at AUDIO_RATE, the new speech. The output has exactly
-    ``frame_count_for(len(audio))`` frames at ``fps`` (the template's rate): length follows the audio.
+    ``frame_count_for(len(audio))`` frames at ``fps`` (the template's rate): length follows the
+    audio.
     """
 
     template: Path

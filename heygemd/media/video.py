@@ -10,7 +10,7 @@ The timing and geometry rules are pure functions (:func:`cfr_schedule`, :func:`s
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -182,11 +182,17 @@ class VideoReader:
             yield last_rgb
 
 
-def read_frames(path: Path, indices: Sequence[int], scale: float = 1.0) -> dict[int, np.ndarray]:
+def read_frames(
+    path: Path,
+    indices: Sequence[int],
+    scale: float = 1.0,
+    progress: Callable[[float], None] | None = None,
+) -> dict[int, np.ndarray]:
     """Upright RGB uint8 (H, W, 3) frames at the given CFR ``indices`` (the reader's numbering).
 
     Decodes up to the largest index and converts only the frames asked for. Indices past the
-    end of the video are absent from the result.
+    end of the video are absent from the result. ``progress`` (if given) gets the fraction 0..1
+    of the decoding done after each decoded frame; what it raises propagates.
     """
     wanted = sorted({int(i) for i in indices if i >= 0})
     found: dict[int, np.ndarray] = {}
@@ -197,6 +203,8 @@ def read_frames(path: Path, indices: Sequence[int], scale: float = 1.0) -> dict[
         for index, frame in reader.iter_raw():
             if index in targets:
                 found[index] = reader.to_rgb(frame)
+            if progress is not None:
+                progress(min(index / wanted[-1], 1.0) if wanted[-1] else 1.0)
             if index >= wanted[-1]:
                 break
     return found

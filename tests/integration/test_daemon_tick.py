@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,8 +32,6 @@ def daemon(settings: Settings) -> Iterator[Daemon]:
 
 
 def run_until_idle(daemon: Daemon, ticks: int = 40) -> None:
-    import time
-
     for _ in range(ticks):
         if not daemon.tick() and daemon.store.next_queued() is None and not daemon._candidates:
             return
@@ -124,3 +124,42 @@ def test_work_on_another_filesystem_is_refused(harness: Harness, tmp_path: Path)
     with pytest.raises(ConfigError, match="same filesystem"):
         d.startup()
     (shm / f"heygemd-test-{tmp_path.name}").rmdir()
+
+
+def test_second_stop_during_examine_aborts_and_the_job_reruns(
+    harness: Harness, daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cold stop while the video is examined (before any rendering): the face pass must reach
+    the daemon's progress hook, which raises JobInterrupted."""
+    from structlog.testing import capture_logs
+
+    from heygemd.faces.analyze import FaceAnalyzer
+
+    analyze = FaceAnalyzer.analyze
+    seen: list[int] = []
+
+    def analyze_then_stop(self: FaceAnalyzer, *args: Any, **kwargs: Any) -> Any:
+        seen.append(1)
+        if len(seen) == 1:  # two signals while examining the first sampled frame
+            daemon.request_stop()
+            daemon.request_stop()
+        return analyze(self, *args, **kwargs)
+
+    monkeypatch.setattr(FaceAnalyzer, "analyze", analyze_then_stop)
+    daemon.startup()
+    harness.good_job("cold")
+    with capture_logs() as logs:
+        for _ in range(60):
+            if daemon.tick():
+                break
+            time.sleep(0.1)
+    assert len(seen) == 1 and daemon.stop_requested
+    events = [(e["event"], e.get("stage")) for e in logs]
+    assert ("stage.start", "examine") in events and ("stage.start", "render") not in events
+    assert [r.name for r in daemon.store.in_states(State.QUEUED)] == ["cold"]
+    assert daemon.store.in_states(State.QUEUED)[0].attempts == 0
+    assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt"]
+    monkeypatch.setattr(FaceAnalyzer, "analyze", analyze)
+    daemon.stop_requested = daemon.abort_requested = False
+    run_until_idle(daemon)
+    assert harness.published()["cold"]["status"] == "done"

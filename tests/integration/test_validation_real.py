@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from heygemd import examine
+from heygemd.errors import JobInterrupted
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
 from heygemd.media.video import read_frames
@@ -194,6 +195,33 @@ def test_unreadable_video_is_a_finding(analyzer: FaceAnalyzer, tmp_path: Path) -
     exam = examine.examine_video(broken, analyzer, CFG, LIMITS, tmp_path)
     assert exam.info is None and refusal_codes(exam.findings) == ["unreadable_video"]
     assert exam.pictures == []
+
+
+def test_examine_reports_progress_for_every_sampled_frame(
+    shared_media: Path, analyzer: FaceAnalyzer, tmp_path: Path
+) -> None:
+    fractions: list[float] = []
+    clip = shared_media / "reject" / "rj04_masked_frontal_man_blackmask_still5s.mp4"
+    exam = examine.examine_video(clip, analyzer, CFG, LIMITS, tmp_path, fractions.append)
+    assert exam.frames_examined > 10 and len(fractions) >= exam.frames_examined
+    assert fractions == sorted(fractions) and fractions[0] >= 0.0 and fractions[-1] == 1.0
+    assert exam.pictures  # the refusal's picture was drawn after the frame pass
+
+
+def test_interruption_from_progress_aborts_examine(
+    shared_media: Path, analyzer: FaceAnalyzer, tmp_path: Path
+) -> None:
+    calls: list[float] = []
+
+    def interrupt(fraction: float) -> None:
+        calls.append(fraction)
+        if len(calls) == 3:
+            raise JobInterrupted("second stop signal")
+
+    clip = shared_media / "reject" / "rj04_masked_frontal_man_blackmask_still5s.mp4"
+    with pytest.raises(JobInterrupted):
+        examine.examine_video(clip, analyzer, CFG, LIMITS, tmp_path, interrupt)
+    assert len(calls) == 3 and list(tmp_path.iterdir()) == []
 
 
 def make_job(folder: Path, shared_media: Path, names: dict[str, str]) -> Path:
