@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from heygemd import annotate, validate
+from heygemd import annotate, jobfiles, validate
 from heygemd.audiostats import FRAME, RATE, measure_audio
 from heygemd.engines.base import ProgressFn, progress_span
 from heygemd.errors import MediaError
@@ -339,21 +339,6 @@ def examine_video(
 
 # ---------------------------------------------------------------- heygemd validate FOLDER
 
-_IGNORED_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
-_IGNORED_PREFIXES = (".", "~$")  # hidden files, Office lock files (same rules as the inbox)
-_IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
-
-
-def is_ignored(name: str) -> bool:
-    """Hidden and temporary files are never job inputs (case-insensitive)."""
-    lower = name.lower()
-    return (
-        lower in _IGNORED_NAMES
-        or lower.startswith(_IGNORED_PREFIXES)
-        or lower.endswith(_IGNORED_SUFFIXES)
-    )
-
-
 def _verdict(findings: Sequence[Finding], readable: bool = True) -> str:
     if not readable or validate.refusals(findings):
         return "REFUSED"
@@ -381,19 +366,21 @@ def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
     finding) and whether the job would be accepted (its audio and at least one video are).
     Pictures of findings go to ``<paths.cache>/validate/<folder name>/``.
     """
-    names = sorted(p.name for p in folder.iterdir() if p.is_file() and not is_ignored(p.name))
-    audios = [n for n in names if Path(n).suffix.lower() in validate.AUDIO_EXTENSIONS]
-    videos = [n for n in names if Path(n).suffix.lower() in validate.VIDEO_EXTENSIONS]
-    others = [n for n in names if n not in audios and n not in videos]
+    names = sorted(
+        p.name for p in folder.iterdir() if p.is_file() and not jobfiles.is_ignored(p.name)
+    )
+    audios = [n for n in names if jobfiles.classify(n) == "audio"]
+    videos = [n for n in names if jobfiles.classify(n) == "video"]
+    others = [n for n in names if jobfiles.classify(n) is None]
     lines = [f"Validating {folder}"]
     problem = None
     if len(audios) != 1:
         problem = (
-            f"the folder must hold exactly one audio file ({' '.join(validate.AUDIO_EXTENSIONS)})"
+            f"the folder must hold exactly one audio file ({' '.join(jobfiles.AUDIO_EXTS)})"
             f"; it holds {len(audios)}"
         )
     elif not videos:
-        problem = f"the folder holds no video ({' '.join(validate.VIDEO_EXTENSIONS)})"
+        problem = f"the folder holds no video ({' '.join(jobfiles.VIDEO_EXTS)})"
     pictures_dir = settings.paths.cache / "validate" / folder.name
     audio_ok = False
     for name in audios:

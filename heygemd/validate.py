@@ -15,12 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from heygemd.audiostats import AudioStats
+from heygemd.jobfiles import AUDIO_EXTS, VIDEO_EXTS, FileKind, allowed_extensions, extension
 from heygemd.media.types import MediaInfo
 from heygemd.report import Finding, Severity
 from heygemd.settings import LimitSettings, ValidationSettings
 
-AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".flv")
 MB = 1024 * 1024
 
 
@@ -99,10 +98,10 @@ def _clock(seconds: float) -> str:
 # ---------------------------------------------------------------- files and streams
 
 
-def check_extension(name: str, kind: str) -> list[Finding]:
-    """``kind`` is "audio" or "video"; a name with another extension is refused."""
-    allowed = AUDIO_EXTENSIONS if kind == "audio" else VIDEO_EXTENSIONS
-    suffix = name[name.rfind(".") :].lower() if "." in name else ""
+def check_extension(name: str, kind: FileKind) -> list[Finding]:
+    """A name without one of ``kind``'s extensions (:mod:`heygemd.jobfiles`) is refused."""
+    allowed = allowed_extensions(kind)
+    suffix = extension(name)
     if suffix in allowed:
         return []
     return [
@@ -168,7 +167,7 @@ def validate_audio(
             _refuse(
                 "no_audio_stream",
                 "The audio file contains no sound track; send the voice recording as "
-                f"{' '.join(AUDIO_EXTENSIONS)}.",
+                f"{' '.join(AUDIO_EXTS)}.",
             )
         ]
     seconds = stats.duration_s if stats is not None else info.duration
@@ -240,7 +239,7 @@ def validate_video_info(
             _refuse(
                 "no_video_stream",
                 "The file contains no video picture; send a video of the person "
-                f"({' '.join(VIDEO_EXTENSIONS)}).",
+                f"({' '.join(VIDEO_EXTS)}).",
             )
         ]
     findings += _check_duration(

@@ -1,7 +1,8 @@
 """Job folders in the inbox: discovery, readiness, input safety, and the atomic claim.
 
-The pure middle (``is_ignored``, ``classify``, ``Readiness``) decides; the edges (``snapshot``,
-``scan_entries``, ``claim``) touch the filesystem. Nothing here follows a symlink.
+The pure middle (``classify``, ``Readiness``; which names are inputs is :mod:`heygemd.jobfiles`)
+decides; the edges (``scan_entries``, ``claim``, ``strip_unsafe``) touch the filesystem. Nothing
+here follows a symlink.
 """
 
 from __future__ import annotations
@@ -14,25 +15,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from heygemd import jobfiles
 from heygemd.settings import LimitSettings
 
-AUDIO_EXTS = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg"})
-VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".flv"})
-IGNORED_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
-IGNORED_PREFIXES = (".", "~$")  # hidden files (incl. ._* and .~lock*), Office lock files
-IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
 JOB_TOML = "job.toml"
 MAX_WALK_ENTRIES = 2000  # a folder with more entries than this is refused without a full walk
-
-
-def is_ignored(name: str) -> bool:
-    """Hidden and temporary files that are never job inputs (case-insensitive)."""
-    lower = name.lower()
-    return (
-        lower in IGNORED_NAMES
-        or lower.startswith(IGNORED_PREFIXES)
-        or lower.endswith(IGNORED_SUFFIXES)
-    )
 
 
 class EntryKind(StrEnum):
@@ -50,6 +37,11 @@ class Entry:
     kind: EntryKind
     size: int  # bytes
     mtime_ns: int
+
+    @property
+    def name(self) -> str:
+        """The last part of ``rel``."""
+        return self.rel.rsplit("/", 1)[-1]
 
 
 Snapshot = tuple[Entry, ...]
@@ -110,7 +102,7 @@ class Readiness:
         """Settled (or, with a marker name, the marker is present) and holding some input."""
         snap = self.snapshot
         if not snap or not any(
-            e.kind is not EntryKind.DIR and not is_ignored(e.rel.rsplit("/", 1)[-1]) for e in snap
+            e.kind is not EntryKind.DIR and not jobfiles.is_ignored(e.name) for e in snap
         ):
             return False
         if marker is not None:
@@ -149,7 +141,7 @@ def classify(entries: Snapshot, limits: LimitSettings) -> JobFiles | FolderProbl
                 "special_file", f"'{e.rel}' is not a regular file (a pipe or device). Remove it.",
                 e.rel)
     files = [
-        e for e in entries if e.kind is EntryKind.FILE and not is_ignored(e.rel.split("/")[-1])
+        e for e in entries if e.kind is EntryKind.FILE and not jobfiles.is_ignored(e.name)
     ]
     if len(files) > limits.max_job_files:
         return FolderProblem(
@@ -162,9 +154,9 @@ def classify(entries: Snapshot, limits: LimitSettings) -> JobFiles | FolderProbl
                 "file_too_large", f"'{e.rel}' is {e.size / 1048576:.0f} MB; the limit is "
                 f"{limits.max_file_mb:.0f} MB per file. Use a shorter or smaller file.", e.rel)
     top = [e.rel for e in files if "/" not in e.rel]
-    audios = sorted(n for n in top if Path(n).suffix.lower() in AUDIO_EXTS)
-    videos = tuple(sorted(n for n in top if Path(n).suffix.lower() in VIDEO_EXTS))
-    exts = "/".join(sorted(e.lstrip(".") for e in AUDIO_EXTS))
+    audios = sorted(n for n in top if jobfiles.classify(n) == "audio")
+    videos = tuple(sorted(n for n in top if jobfiles.classify(n) == "video"))
+    exts = "/".join(sorted(e.lstrip(".") for e in jobfiles.AUDIO_EXTS))
     if not audios:
         return FolderProblem(
             "no_audio", f"The folder has no audio file. Add exactly one ({exts}).")
@@ -173,7 +165,7 @@ def classify(entries: Snapshot, limits: LimitSettings) -> JobFiles | FolderProbl
             "multiple_audio", f"The folder has {len(audios)} audio files ({', '.join(audios)}). "
             "Keep exactly one.")
     if not videos:
-        vexts = "/".join(sorted(e.lstrip(".") for e in VIDEO_EXTS))
+        vexts = "/".join(sorted(e.lstrip(".") for e in jobfiles.VIDEO_EXTS))
         return FolderProblem(
             "no_video", f"The folder has no video file. Add one or more template videos ({vexts}).")
     toml = next((n for n in top if n.lower() == JOB_TOML), None)

@@ -18,6 +18,7 @@ from types import FrameType
 
 import structlog
 
+from heygemd import jobfiles
 from heygemd.daemon import inbox, recovery
 from heygemd.daemon.jobs import JobRunner, PipelineLike
 from heygemd.daemon.outbox import write_atomic
@@ -246,7 +247,7 @@ class Daemon:
 
     def _is_job_folder(self, name: str) -> bool:
         path = self.settings.paths.inbox / name
-        if inbox.is_ignored(name) or not os.path.lexists(path):
+        if jobfiles.is_ignored(name) or not os.path.lexists(path):
             return False
         if path.is_symlink() or not path.is_dir():
             if name not in self._reported:

@@ -18,19 +18,6 @@ def files(*names: str, size: int = 10) -> tuple[Entry, ...]:
     return tuple(Entry(n, EntryKind.FILE, size, 1) for n in names)
 
 
-@pytest.mark.parametrize("name", [
-    ".DS_Store", "Thumbs.db", "._clip.mp4", "~$doc.docx", "clip.mp4.part", "x.tmp",
-    "video.mp4.crdownload", ".~lock.file#", ".hidden.wav", "THUMBS.DB",
-])
-def test_ignored_names(name: str) -> None:
-    assert inbox.is_ignored(name)
-
-
-@pytest.mark.parametrize("name", ["clip.mp4", "audio.WAV", "a..b.mp4", "视频.mp4", "READY"])
-def test_normal_names_are_not_ignored(name: str) -> None:
-    assert not inbox.is_ignored(name)
-
-
 def test_classify_accepts_one_audio_and_videos_case_insensitive() -> None:
     found = inbox.classify(files("Speech.MP3", "b.MOV", "a.mp4", "notes.txt", "job.toml"), LIMITS)
     assert found == JobFiles("Speech.MP3", ("a.mp4", "b.MOV"), "job.toml")
