@@ -1,0 +1,211 @@
+"""Rules on the files and their streams: type, size, duration, the audio's content, the
+video's resolution and frame rate. Pure: they read a probe (:class:`MediaInfo`) and
+:class:`AudioStats`, never a file."""
+
+from __future__ import annotations
+
+from heygemd.audiostats import AudioStats
+from heygemd.jobfiles import AUDIO_EXTS, VIDEO_EXTS, FileKind, allowed_extensions, extension
+from heygemd.media.types import MediaInfo
+from heygemd.report import Finding
+from heygemd.settings import LimitSettings, ValidationSettings
+from heygemd.validate.common import MB, pct, refuse, warn
+
+# ---------------------------------------------------------------- files and streams
+
+
+def check_extension(name: str, kind: FileKind) -> list[Finding]:
+    """A name without one of ``kind``'s extensions (:mod:`heygemd.jobfiles`) is refused."""
+    allowed = allowed_extensions(kind)
+    suffix = extension(name)
+    if suffix in allowed:
+        return []
+    return [
+        refuse(
+            "unsupported_format",
+            f"Files of type '{suffix or '(none)'}' are not supported as {kind}; "
+            f"convert it to one of {' '.join(allowed)}.",
+            file=name,
+            value=suffix,
+            limit=" ".join(allowed),
+        )
+    ]
+
+
+def check_file_size(size_bytes: int, limits: LimitSettings) -> list[Finding]:
+    mb = size_bytes / MB
+    if mb <= limits.max_file_mb:
+        return []
+    return [
+        refuse(
+            "file_too_large",
+            f"The file is {mb:.0f} MB, more than the {limits.max_file_mb:.0f} MB allowed; "
+            "shorten it or export it at a lower bitrate.",
+            value=round(mb, 1),
+            limit=limits.max_file_mb,
+        )
+    ]
+
+
+def _check_duration(seconds: float, low: float, high: float, what: str) -> list[Finding]:
+    if seconds < low:
+        return [
+            refuse(
+                f"{what}_too_short",
+                f"The {what} is only {seconds:.1f} s long; it must last at least {low:.1f} s.",
+                value=round(seconds, 2),
+                limit=low,
+            )
+        ]
+    if seconds > high:
+        return [
+            refuse(
+                f"{what}_too_long",
+                f"The {what} is {seconds:.0f} s long, more than the {high:.0f} s allowed; "
+                f"split it into parts of at most {high:.0f} s.",
+                value=round(seconds, 2),
+                limit=high,
+            )
+        ]
+    return []
+
+
+# ---------------------------------------------------------------- audio
+
+
+def validate_audio(
+    info: MediaInfo, stats: AudioStats | None, cfg: ValidationSettings, limits: LimitSettings
+) -> list[Finding]:
+    """Rules for the job's audio file. ``stats`` is None when the samples could not be decoded."""
+    findings = check_file_size(info.size_bytes, limits)
+    if info.audio is None:
+        return findings + [
+            refuse(
+                "no_audio_stream",
+                "The audio file contains no sound track; send the voice recording as "
+                f"{' '.join(AUDIO_EXTS)}.",
+            )
+        ]
+    seconds = stats.duration_s if stats is not None else info.duration
+    findings += _check_duration(seconds, cfg.min_audio_seconds, limits.max_audio_seconds, "audio")
+    if stats is not None:
+        findings += audio_content_findings(stats, cfg)
+    return findings
+
+
+def audio_content_findings(stats: AudioStats, cfg: ValidationSettings) -> list[Finding]:
+    """Silence, clipping, too little speech, too much noise (each a refusal)."""
+    if stats.rms_dbfs < cfg.silence_dbfs:
+        return [
+            refuse(
+                "silent_audio",
+                f"The audio is silent (level {stats.rms_dbfs:.0f} dBFS, at least "
+                f"{cfg.silence_dbfs:.0f} dBFS needed); check the microphone and record again.",
+                value=round(stats.rms_dbfs, 1),
+                limit=cfg.silence_dbfs,
+            )
+        ]
+    findings: list[Finding] = []
+    if stats.clipped_share > cfg.clipping_share:
+        findings.append(
+            refuse(
+                "clipped_audio",
+                f"The audio is distorted: {pct(stats.clipped_share)} of it is at the loudest "
+                f"possible level (clipping, at most {pct(cfg.clipping_share)} allowed); "
+                "record again with the input level turned down.",
+                value=round(stats.clipped_share, 4),
+                limit=cfg.clipping_share,
+            )
+        )
+    if stats.speech_share < cfg.min_speech_share:
+        findings.append(
+            refuse(
+                "too_little_speech",
+                f"Only {pct(stats.speech_share)} of the audio is speech (at least "
+                f"{pct(cfg.min_speech_share)} needed); send a recording of the person speaking.",
+                value=round(stats.speech_share, 3),
+                limit=cfg.min_speech_share,
+            )
+        )
+    if stats.snr_db < cfg.min_snr_db:
+        findings.append(
+            refuse(
+                "noisy_audio",
+                f"There is too much background noise: the voice is only {stats.snr_db:.0f} dB "
+                f"above the noise ({cfg.min_snr_db:.0f} dB needed); record in a quieter place "
+                "or closer to the microphone.",
+                value=round(stats.snr_db, 1),
+                limit=cfg.min_snr_db,
+            )
+        )
+    return findings
+
+
+# ---------------------------------------------------------------- video container
+
+
+def validate_video_info(
+    info: MediaInfo, cfg: ValidationSettings, limits: LimitSettings
+) -> list[Finding]:
+    """Rules that need only the probe: streams, size, duration, resolution, frame rate."""
+    findings = check_file_size(info.size_bytes, limits)
+    v = info.video
+    if v is None:
+        return findings + [
+            refuse(
+                "no_video_stream",
+                "The file contains no video picture; send a video of the person "
+                f"({' '.join(VIDEO_EXTS)}).",
+            )
+        ]
+    findings += _check_duration(
+        v.duration or info.duration, cfg.min_video_seconds, limits.max_video_seconds, "video"
+    )
+    pixels = v.width * v.height
+    if pixels > limits.max_pixels:
+        findings.append(
+            refuse(
+                "too_many_pixels",
+                f"The video is {v.width}x{v.height} ({pixels / 1e6:.1f} megapixels), more than "
+                f"the {limits.max_pixels / 1e6:.1f} allowed; export it at 4K (3840x2160) or less.",
+                value=pixels,
+                limit=limits.max_pixels,
+            )
+        )
+    findings += _resolution_findings(v.width, v.height, cfg)
+    if v.is_vfr:
+        findings.append(
+            warn(
+                "variable_frame_rate",
+                f"The video has a variable frame rate; it will be converted to a constant "
+                f"{v.avg_fps:.2f} frames per second.",
+                value=round(v.real_fps, 3),
+                limit=round(v.avg_fps, 3),
+            )
+        )
+    return findings
+
+
+def _resolution_findings(width: int, height: int, cfg: ValidationSettings) -> list[Finding]:
+    short = min(width, height)
+    if short < cfg.min_short_side:
+        return [
+            refuse(
+                "resolution_too_low",
+                f"The video is only {width}x{height}; its short side must be at least "
+                f"{cfg.min_short_side} pixels. Record or export at 720p or more.",
+                value=short,
+                limit=cfg.min_short_side,
+            )
+        ]
+    if short < cfg.min_short_side_warn:
+        return [
+            warn(
+                "low_resolution",
+                f"The video is {width}x{height}, below {cfg.min_short_side_warn}p; it will work, "
+                f"but the result looks sharper from a {cfg.min_short_side_warn}p or larger video.",
+                value=short,
+                limit=cfg.min_short_side_warn,
+            )
+        ]
+    return []
