@@ -175,3 +175,16 @@ def make_video(
             packets.extend(_encode_audio(sound, tone(seconds, 48000), 48000, "mono"))
         _mux_in_time_order(container, packets)
     return path
+
+
+def write_noise(path: Path, size: int, seed: int = 0) -> Path:
+    """``size`` random bytes: a file that no demuxer can read, whatever its extension."""
+    path.write_bytes(np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes())
+    return path
+
+
+def misnamed_audio(path: Path, real_suffix: str, seconds: float = 0.5) -> Path:
+    """A real audio file (``real_suffix``, e.g. ".m4a") saved under ``path``'s misleading name."""
+    real = make_audio(path.with_name(path.stem + "-real" + real_suffix), seconds=seconds)
+    real.rename(path)
+    return path

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any
 
 import cv2
 import numpy as np
 import structlog
 
+from heygemd.closing import Closing
 from heygemd.errors import ProcessingError
 from heygemd.faces.geometry import head_pose
 from heygemd.faces.types import N_LANDMARKS, FaceObservation
@@ -105,7 +105,7 @@ class _Track:
         return box_from_relative(self.rel_box, landmark_box(self.landmarks))
 
 
-class FaceAnalyzer:
+class FaceAnalyzer(Closing):
     """Finds faces and their 478 landmarks in RGB frames. Build once, reuse for every frame.
 
     tracking=False (validation, sampled frames): every frame is analysed from scratch.
@@ -149,17 +149,6 @@ class FaceAnalyzer:
                 graph.close()
         self._detector = None
         self._mesh = None
-
-    def __enter__(self) -> FaceAnalyzer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- public ----------------------------------------------------------------------------
     def analyze(self, frame: np.ndarray, frame_index: int) -> list[FaceObservation]:

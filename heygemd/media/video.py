@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import structlog
 
+from heygemd.closing import Closing
 from heygemd.errors import MediaError, ProcessingError
 from heygemd.media.probe import open_input, probe
 from heygemd.media.types import MediaInfo
@@ -88,7 +89,7 @@ def even_frame(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
 
 
-class VideoReader:
+class VideoReader(Closing):
     """Iterate the first video stream of ``path`` as upright RGB uint8 (H, W, 3) frames at a
     constant rate: the stream's average rate, or ``fps`` when given (frames are duplicated or
     dropped by timestamp). ``scale`` < 1 shrinks frames (even dimensions).
@@ -119,17 +120,6 @@ class VideoReader:
         seconds = video.duration or self.info.duration
         self.frame_count = max(1, int(round(seconds * self.fps))) if seconds else 0
         self._container: Any = open_input(self.path)
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self._container.close()
@@ -230,7 +220,7 @@ def output_frame_count(frames_written: int, audio_seconds: float, fps: float) ->
     return max(frames_written, int(round(audio_seconds * fps)))
 
 
-class VideoWriter:
+class VideoWriter(Closing):
     """Encode RGB uint8 (height, width, 3) frames + a sound track to an H.264/AAC MP4.
 
     H.264 (libx264, yuv420p, ``settings.crf`` / ``settings.preset``), AAC at
@@ -288,9 +278,6 @@ class VideoWriter:
                 format="fltp", layout=layout, rate=self.settings.audio_rate, frame_size=1024
             )
             self._audio_pts = 0
-
-    def __enter__(self) -> VideoWriter:
-        return self
 
     def __exit__(
         self,

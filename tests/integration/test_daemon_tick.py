@@ -31,6 +31,15 @@ def daemon(settings: Settings) -> Iterator[Daemon]:
         d.shutdown()
 
 
+def record_running(settings: Settings, job_id: str, name: str) -> None:
+    """The store as a crash leaves it: ``job_id`` running, publishing to ``name``."""
+    store = Store(settings.paths.state)
+    store.add(job_id, name)
+    store.transition(job_id, State.VALIDATING)
+    store.transition(job_id, State.RUNNING, outbox_name=name)
+    store.close()
+
+
 def run_until_idle(daemon: Daemon, ticks: int = 40) -> None:
     for _ in range(ticks):
         if not daemon.tick() and daemon.store.next_queued() is None and not daemon._candidates:
@@ -66,11 +75,7 @@ def test_claimed_but_unrecorded_job_is_adopted(harness: Harness, daemon: Daemon)
 
 
 def test_published_but_unrecorded_job_is_not_repeated(harness: Harness, settings: Settings) -> None:
-    store = Store(settings.paths.state)
-    store.add("J1", "already")
-    store.transition("J1", State.VALIDATING)
-    store.transition("J1", State.RUNNING, outbox_name="already")
-    store.close()
+    record_running(settings, "J1", "already")
     folder = harness.outbox / "already"
     (folder / "inputs").mkdir(parents=True)
     (folder / outbox.MARKER).write_text("J1\n")
@@ -89,11 +94,7 @@ def test_published_but_unrecorded_job_is_not_repeated(harness: Harness, settings
 
 def test_interrupted_publish_is_rolled_back_and_rerun(harness: Harness, settings: Settings) -> None:
     """Killed after moving the originals into staging, before the publishing rename."""
-    store = Store(settings.paths.state)
-    store.add("J2", "halfway")
-    store.transition("J2", State.VALIDATING)
-    store.transition("J2", State.RUNNING, outbox_name="halfway")
-    store.close()
+    record_running(settings, "J2", "halfway")
     staging = outbox.staging_dir(harness.outbox, "J2")
     harness.outbox.mkdir(exist_ok=True)
     harness.good_job("inputs", where=staging)

@@ -9,7 +9,7 @@ import pytest
 
 from heygemd.errors import MediaError
 from heygemd.media.audio import clip_unit, load_audio, to_mono, trim_padding
-from tests.mediagen import make_audio, make_video
+from tests.mediagen import make_audio, make_video, write_noise
 
 
 def _peak_hz(samples: np.ndarray, rate: int) -> float:
@@ -79,8 +79,7 @@ def test_video_without_audio(tmp_path: Path) -> None:
 
 
 def test_corrupt_and_empty_audio(tmp_path: Path) -> None:
-    noise = tmp_path / "noise.wav"
-    noise.write_bytes(np.random.default_rng(1).integers(0, 256, 2048, dtype=np.uint8).tobytes())
+    noise = write_noise(tmp_path / "noise.wav", 2048, seed=1)
     with pytest.raises(MediaError) as err:
         load_audio(noise)
     assert err.value.code == "unreadable_media" and "FFmpeg" in err.value.message

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from heygemd.media.probe import (
 )
 from heygemd.media.video import VideoWriter
 from heygemd.settings import OutputSettings
-from tests.mediagen import make_audio, make_video, pattern_frame
+from tests.mediagen import make_audio, make_video, misnamed_audio, pattern_frame, write_noise
 
 FAST = OutputSettings(preset="ultrafast")
 
@@ -137,8 +136,7 @@ def test_zero_byte_file(tmp_path: Path) -> None:
 
 
 def test_random_bytes(tmp_path: Path) -> None:
-    path = tmp_path / "noise.mp4"
-    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    path = write_noise(tmp_path / "noise.mp4", 4096)
     with pytest.raises(MediaError) as err:
         probe(path)
     assert err.value.code == "unreadable_media"
@@ -179,9 +177,7 @@ def test_check_complete() -> None:
 
 
 def test_wav_named_mp4(tmp_path: Path) -> None:
-    wav = make_audio(tmp_path / "speech.wav", seconds=0.5)
-    path = tmp_path / "speech.mp4"
-    shutil.copy(wav, path)
+    path = misnamed_audio(tmp_path / "speech.mp4", ".wav")
     with pytest.raises(MediaError) as err:
         probe(path)
     assert err.value.code == "wrong_extension"
@@ -195,8 +191,6 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_audio_only_mp4_probes_without_video(tmp_path: Path) -> None:
-    m4a = make_audio(tmp_path / "voice.m4a", seconds=0.5)
-    path = tmp_path / "voice.mp4"
-    shutil.copy(m4a, path)
+    path = misnamed_audio(tmp_path / "voice.mp4", ".m4a")
     info = probe(path)
     assert info.video is None and info.has_audio

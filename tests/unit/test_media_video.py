@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from heygemd.media.video import (
     upright,
 )
 from heygemd.settings import OutputSettings
-from tests.mediagen import make_audio, make_video, pattern_frame, tone
+from tests.mediagen import make_video, misnamed_audio, pattern_frame, tone
 
 FAST = OutputSettings(crf=18, preset="ultrafast", audio_bitrate_kbps=96, audio_rate=48000)
 
@@ -155,9 +154,7 @@ def test_read_frames_matches_iteration(tmp_path: Path) -> None:
 
 
 def test_reader_refuses_audio_only_named_as_video(tmp_path: Path) -> None:
-    m4a = make_audio(tmp_path / "voice.m4a", seconds=0.5)
-    path = tmp_path / "voice.mp4"
-    shutil.copy(m4a, path)
+    path = misnamed_audio(tmp_path / "voice.mp4", ".m4a")
     with pytest.raises(MediaError) as err:
         VideoReader(path)
     assert err.value.code == "no_video"
