@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import structlog
@@ -56,7 +59,7 @@ class AnalysisCache:
     def save_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> Path:
         """Write the npz entry atomically; returns its path."""
         path = self._path(key, "npz")
-        with self._atomic(path) as tmp:
+        with _atomic_file(path) as tmp:
             np.savez(tmp, **arrays)
         return path
 
@@ -76,29 +79,21 @@ class AnalysisCache:
         """A writable memory-mapped uint8 array of ``shape``; ``commit()`` publishes it."""
         return BigEntry(self._path(key, f"{name}.npy"), shape)
 
-    def _atomic(self, path: Path) -> _AtomicFile:
-        return _AtomicFile(path)
 
-
-class _AtomicFile:
-    """Context manager yielding an open temp file beside ``path``; renamed onto it on success."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> object:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=self.path.suffix)
-        self._tmp = Path(name)
-        self._fh = os.fdopen(fd, "wb")
-        return self._fh
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._fh.close()
-        if exc_type is None:
-            os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """An open temp file beside ``path``, renamed onto it when the block succeeds (removed when
+    it fails)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class BigEntry:

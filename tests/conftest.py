@@ -12,7 +12,7 @@ SHARED_MEDIA = ROOT.parent / "shared" / "media"
 
 @pytest.fixture(scope="session")
 def shared_media() -> Path:
-    """../shared/media (CI has it beside the checkout). Tests needing real faces or speech use it."""
+    """../shared/media (CI has it beside the checkout), for tests needing real faces or speech."""
     if not (SHARED_MEDIA / "MANIFEST.md").is_file():
         pytest.skip(f"real test media not found at {SHARED_MEDIA}")
     return SHARED_MEDIA
