@@ -96,3 +96,16 @@ def test_mesh_target_carries_the_source_mouth_into_the_base_pose() -> None:
 def test_runs_split_a_pingpong_sequence() -> None:
     assert render.runs(np.array([0, 1, 2, 3, 2, 1, 0, 1])) == [(0, 3, 1), (2, 0, -1), (1, 1, 1)]
     assert render.runs(np.array([5])) == [(5, 5, 1)]
+
+
+def test_restore_detail_sharpens_edges_and_leaves_flat_areas() -> None:
+    flat = torch.full((1, 3, 16, 16), 0.5)
+    assert torch.equal(render.restore_detail(flat, 0.2), flat)
+    step = flat.clone()
+    step[..., 8:] = 0.7
+    assert torch.equal(render.restore_detail(step, 0.0), step)
+    sharp = render.restore_detail(step, 0.2)
+    # the edge gains contrast on both sides (an unsharp mask), nothing else moves
+    assert sharp[0, 0, 0, 7] < 0.5 and sharp[0, 0, 0, 8] > 0.7
+    assert torch.equal(sharp[..., :6], step[..., :6])
+    assert torch.equal(sharp[..., 10:], step[..., 10:])

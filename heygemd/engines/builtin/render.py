@@ -19,6 +19,10 @@ from heygemd.engines.builtin.analysis import TemplateAnalysis
 REVERSE_BUDGET_BYTES = 512 * 1024 * 1024  # frames held at once while walking backwards
 FEATHER = 0.035  # mask edge softness, share of the crop side
 FEATHER_STEP = 4  # the feathering blur runs on a grid this many times coarser
+# Bicubic resampling at sub-pixel offsets softens the warped mouth: Laplacian variance 0.86-0.94
+# of the unwarped crop (template crops of the five clips, random 0.2-0.8 px shifts, +-5% scale).
+# A light 3x3 unsharp mask gives the finest detail back (amount 0.2: 1.03-1.13 on the same test).
+RESHARPEN = 0.2
 
 
 @dataclass(frozen=True)
@@ -121,9 +125,10 @@ def transplant(
     warped, covered = warp.warp_batch(np.stack(sources), affines, np.stack(tri_maps), device)
     base_t = torch.from_numpy(np.stack(bases)).to(device).permute(0, 3, 1, 2).float() / 255.0
     alpha, rim = blend_weights(torch.from_numpy(hard_masks(polygons, side)).to(device), covered)
-    src_mean, _ = compose.masked_mean_std(warped / 255.0, rim)
+    source_t = restore_detail(warped / 255.0, RESHARPEN)
+    src_mean, _ = compose.masked_mean_std(source_t, rim)
     ref_mean, _ = compose.masked_mean_std(base_t, rim)
-    matched = (warped / 255.0 + (ref_mean - src_mean)).clamp(0.0, 1.0)  # shift only: keeps contrast
+    matched = (source_t + (ref_mean - src_mean)).clamp(0.0, 1.0)  # shift only: keeps contrast
     out = compose.blend(base_t, matched, alpha)
     crops = torch.round(out * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     result = []
@@ -134,6 +139,22 @@ def transplant(
         new[y0 : y0 + h, x0 : x0 + w] = crop[:h, :w]
         result.append(new)
     return result
+
+
+def restore_detail(images: Any, amount: float) -> Any:
+    """Unsharp mask with a 3x3 binomial blur: x + amount * (x - blur(x)), clipped to [0, 1].
+
+    images: float (B, C, H, W) in 0..1. Written as shifted sums, which on a CPU is ~20x faster
+    than a grouped conv2d of the same kernel; identical on CPU and CUDA up to float rounding.
+    """
+    import torch.nn.functional as F
+
+    if amount <= 0:
+        return images
+    p = F.pad(images, (1, 1, 1, 1), mode="replicate")
+    rows = p[..., :, :-2] + 2 * p[..., :, 1:-1] + p[..., :, 2:]
+    blur = (rows[..., :-2, :] + 2 * rows[..., 1:-1, :] + rows[..., 2:, :]) / 16
+    return (images + amount * (images - blur)).clamp(0.0, 1.0)
 
 
 def hard_masks(polygons: list[np.ndarray], side: int) -> np.ndarray:
