@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import structlog
@@ -21,8 +24,9 @@ from heygemd.errors import HeygemError, InputRejected, ResourceError
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
 from heygemd.media.video import VideoWriter
-from heygemd.report import AudioResult, Finding, Severity, VideoResult, VideoStatus
+from heygemd.report import AudioResult, VideoResult, VideoStatus
 from heygemd.settings import Settings
+from heygemd.validate import refusals
 
 log = structlog.get_logger(__name__)
 
@@ -36,10 +40,6 @@ class AudioCheck:
     path: Path
     result: AudioResult
     samples: np.ndarray | None  # float32 (N,) mono at AUDIO_RATE; None when refused
-
-
-def _refusals(findings: list[Finding]) -> list[Finding]:
-    return [f for f in findings if f.severity is Severity.REFUSE]
 
 
 class Pipeline:
@@ -69,7 +69,7 @@ class Pipeline:
     def check_audio(self, audio: Path) -> AudioCheck:
         t0 = time.monotonic()
         exam = examine.examine_audio(audio, self.settings.validation, self.settings.limits)
-        accepted = exam.samples is not None and not _refusals(exam.findings)
+        accepted = exam.samples is not None and not refusals(exam.findings)
         log.info(
             "audio.examined",
             file=audio.name,
@@ -103,34 +103,18 @@ class Pipeline:
         timings: dict[str, float] = {}
         bound = log.bind(video=video.name)
         try:
-            t0 = time.monotonic()
-            bound.info("stage.start", stage="examine")
-            exam = examine.examine_video(
-                video, self.analyzer, self.settings.validation, self.settings.limits,
-                pictures_dir, progress_span(progress, 0.0, EXAMINE_SHARE),
-            )
-            timings["examine"] = _ms_since(t0)
-            bound.info("stage.finish", stage="examine", duration_ms=timings["examine"])
-            refused = _refusals(exam.findings)
-            if refused or exam.info is None or audio.samples is None:
-                first = refused[0] if refused else None
-                return VideoResult(
-                    name=video.name,
-                    status=VideoStatus.REJECTED,
-                    reason_code=first.code if first else "audio_rejected",
-                    message=first.message if first else "The job's audio file was refused.",
-                    findings=exam.findings,
-                    pictures=exam.pictures,
-                    timings_ms=timings,
-                    media=exam.info.summary() if exam.info else {},
+            with _stage(bound, timings, "examine"):
+                exam = examine.examine_video(
+                    video, self.analyzer, self.settings.validation, self.settings.limits,
+                    pictures_dir, progress_span(progress, 0.0, EXAMINE_SHARE),
                 )
-            t0 = time.monotonic()
-            bound.info("stage.start", stage="render")
-            metrics = self._render(
-                video, exam, audio, output, progress_span(progress, EXAMINE_SHARE, 1.0)
-            )
-            timings["render"] = _ms_since(t0)
-            bound.info("stage.finish", stage="render", duration_ms=timings["render"], **metrics)
+            if refusals(exam.findings) or exam.info is None or audio.samples is None:
+                return _rejection(video, exam, timings)
+            with _stage(bound, timings, "render") as facts:
+                metrics = self._render(
+                    video, exam, audio, output, progress_span(progress, EXAMINE_SHARE, 1.0)
+                )
+                facts.update(metrics)
             return VideoResult(
                 name=video.name,
                 status=VideoStatus.DONE,
@@ -184,6 +168,38 @@ class Pipeline:
         metrics = dict(rendering.metrics)
         metrics["output_seconds"] = round(len(audio.samples) / AUDIO_RATE, 3)
         return metrics
+
+
+@contextmanager
+def _stage(
+    bound: Any, timings: dict[str, float], stage: str
+) -> Iterator[dict[str, float]]:
+    """Log ``stage.start`` / ``stage.finish`` (with ``duration_ms`` and the facts the block
+    adds to the yielded dict) and record the duration in ``timings`` when the block succeeds."""
+    facts: dict[str, float] = {}
+    t0 = time.monotonic()
+    bound.info("stage.start", stage=stage)
+    yield facts
+    timings[stage] = _ms_since(t0)
+    bound.info("stage.finish", stage=stage, duration_ms=timings[stage], **facts)
+
+
+def _rejection(
+    video: Path, exam: examine.VideoExamination, timings: dict[str, float]
+) -> VideoResult:
+    """The video refused by its own first refusal, or (none) because the job's audio was."""
+    refused = refusals(exam.findings)
+    first = refused[0] if refused else None
+    return VideoResult(
+        name=video.name,
+        status=VideoStatus.REJECTED,
+        reason_code=first.code if first else "audio_rejected",
+        message=first.message if first else "The job's audio file was refused.",
+        findings=exam.findings,
+        pictures=exam.pictures,
+        timings_ms=timings,
+        media=exam.info.summary() if exam.info else {},
+    )
 
 
 def _ms_since(t0: float) -> float:
