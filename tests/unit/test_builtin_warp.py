@@ -109,3 +109,12 @@ def test_restore_detail_sharpens_edges_and_leaves_flat_areas() -> None:
     assert sharp[0, 0, 0, 7] < 0.5 and sharp[0, 0, 0, 8] > 0.7
     assert torch.equal(sharp[..., :6], step[..., :6])
     assert torch.equal(sharp[..., 10:], step[..., 10:])
+
+
+def test_mask_window_holds_every_polygon_on_the_feathering_grid() -> None:
+    polygons = [np.array([[30.5, 41.0], [70.2, 45.0], [50.0, 90.7]]),
+                np.array([[35.0, 38.0], [75.0, 60.0], [40.0, 80.0]])]
+    x0, y0, x1, y1 = render.mask_window(polygons, 128)
+    assert (x0, y0) == (28, 36) and (x1, y1) == (80, 96)
+    assert all(v % render.FEATHER_STEP == 0 for v in (x0, y0, x1, y1))
+    assert render.mask_window([np.array([[-5.0, -5.0], [140.0, 140.0]])], 128) == (0, 0, 128, 128)

@@ -112,33 +112,51 @@ def transplant(
     from heygemd.engines import compose
 
     side = analysis.crops.shape[1]
-    sources, affines, tri_maps, polygons, bases = [], [], [], [], []
+    sources, targets, sources_v, polygons, bases = [], [], [], [], []
     for frame, (b, s) in zip(frames, plan_rows, strict=True):
         ob, os_ = analysis.crop_origin[b], analysis.crop_origin[s]
-        src_v = mesh.vertices(analysis.landmarks[s]) - os_
-        dst_all = mesh.target_vertices(analysis.landmarks[s], analysis.landmarks[b]) - ob
+        sources_v.append(mesh.vertices(analysis.landmarks[s]) - os_)
+        targets.append(mesh.target_vertices(analysis.landmarks[s], analysis.landmarks[b]) - ob)
+        polygons.append(mesh.mask_polygon(targets[-1]))
         sources.append(np.asarray(analysis.crops[s]))
-        affines.append(warp.triangle_affines(src_v, dst_all, triangles))
-        tri_maps.append(warp.triangle_map(dst_all, triangles, side, side))
-        polygons.append(mesh.mask_polygon(dst_all))
         bases.append(_base_crop(frame, ob, side))
-    warped, covered = warp.warp_batch(np.stack(sources), affines, np.stack(tri_maps), device)
-    base_t = torch.from_numpy(np.stack(bases)).to(device).permute(0, 3, 1, 2).float() / 255.0
-    alpha, rim = blend_weights(torch.from_numpy(hard_masks(polygons, side)).to(device), covered)
+    # Only the blend mask's box changes (about a fifth of the crop): warp and blend just that.
+    x0, y0, x1, y1 = mask_window(polygons, side)
+    shift = np.array([x0, y0], dtype=np.float64)
+    h, w = y1 - y0, x1 - x0
+    affines = [warp.triangle_affines(sv, tv - shift, triangles)
+               for sv, tv in zip(sources_v, targets, strict=True)]
+    tri_maps = np.stack([warp.triangle_map(tv - shift, triangles, h, w) for tv in targets])
+    warped, covered = warp.warp_batch(np.stack(sources), affines, tri_maps, device)
+    base_np = np.stack(bases)[:, y0:y1, x0:x1]
+    base_t = torch.from_numpy(base_np).to(device).permute(0, 3, 1, 2).float() / 255.0
+    hard = torch.from_numpy(hard_masks([poly - shift for poly in polygons], h, w)).to(device)
+    alpha, rim = blend_weights(hard, covered, FEATHER * side)
     source_t = restore_detail(warped / 255.0, RESHARPEN)
     src_mean, _ = compose.masked_mean_std(source_t, rim)
     ref_mean, _ = compose.masked_mean_std(base_t, rim)
     matched = (source_t + (ref_mean - src_mean)).clamp(0.0, 1.0)  # shift only: keeps contrast
     out = compose.blend(base_t, matched, alpha)
-    crops = torch.round(out * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    windows = torch.round(out * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
     result = []
-    for frame, crop, (b, _) in zip(frames, crops, plan_rows, strict=True):
-        x0, y0 = analysis.crop_origin[b]
-        h, w = min(side, frame.shape[0] - y0), min(side, frame.shape[1] - x0)
+    for frame, window, (b, _) in zip(frames, windows.numpy(), plan_rows, strict=True):
+        fx, fy = int(analysis.crop_origin[b][0]) + x0, int(analysis.crop_origin[b][1]) + y0
+        hh, ww = max(0, min(h, frame.shape[0] - fy)), max(0, min(w, frame.shape[1] - fx))
         new = frame.copy()
-        new[y0 : y0 + h, x0 : x0 + w] = crop[:h, :w]
+        new[fy : fy + hh, fx : fx + ww] = window[:hh, :ww]
         result.append(new)
     return result
+
+
+def mask_window(polygons: list[np.ndarray], side: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) in crop pixels holding every polygon (P, 2) of a batch, with a margin;
+    corners on the feathering grid (multiples of FEATHER_STEP) so the feathering is unchanged."""
+    points = np.concatenate(polygons)
+    lo = np.floor(points.min(axis=0)) - 2
+    hi = np.ceil(points.max(axis=0)) + 2
+    lo = np.clip(lo // FEATHER_STEP * FEATHER_STEP, 0, side - 1).astype(int)
+    hi = np.clip(-(-hi // FEATHER_STEP) * FEATHER_STEP, lo + 1, side).astype(int)
+    return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
 
 
 def restore_detail(images: Any, amount: float) -> Any:
@@ -157,34 +175,36 @@ def restore_detail(images: Any, amount: float) -> Any:
     return (images + amount * (images - blur)).clamp(0.0, 1.0)
 
 
-def hard_masks(polygons: list[np.ndarray], side: int) -> np.ndarray:
-    """float32 (B, 1, side, side): 1 inside each convex polygon (P, 2) given in crop pixels."""
+def hard_masks(polygons: list[np.ndarray], side: int, width: int | None = None) -> np.ndarray:
+    """float32 (B, 1, side, width or side): 1 inside each convex polygon (P, 2) in pixels."""
     import cv2
 
-    out = np.zeros((len(polygons), 1, side, side), dtype=np.float32)
+    out = np.zeros((len(polygons), 1, side, width or side), dtype=np.float32)
     for i, poly in enumerate(polygons):
         pts = np.round(cv2.convexHull(poly.astype(np.float32)).reshape(-1, 2) * 16)
         cv2.fillConvexPoly(out[i, 0], pts.astype(np.int32), 1.0, lineType=cv2.LINE_8, shift=4)
     return out
 
 
-def blend_weights(hard: Any, covered: Any) -> tuple[Any, Any]:
-    """Feathered blend weight and colour-matching rim, two (B, 1, S, S) tensors.
+def blend_weights(hard: Any, covered: Any, feather_px: float | None = None) -> tuple[Any, Any]:
+    """Feathered blend weight and colour-matching rim, two (B, 1, H, W) tensors.
 
-    hard: (B, 1, S, S) hard mask; covered: (B, 1, S, S) 1 where the warped mesh has pixels. The
-    weight is 0 outside the mask and rises smoothly inside it (no hard edge); the rim is the
-    outer band where base and source both show skin. The wide blur runs at 1/FEATHER_STEP size.
+    hard: (B, 1, H, W) hard mask; covered: (B, 1, H, W) 1 where the warped mesh has pixels;
+    feather_px: edge softness (default FEATHER of the width). The weight is 0 outside the mask
+    and rises smoothly inside it (no hard edge); the rim is the outer band where base and source
+    both show skin. The wide blur runs at 1/FEATHER_STEP size.
     """
     import torch
     import torch.nn.functional as F
 
     from heygemd.engines import compose
 
-    side = covered.shape[-1]
+    size = tuple(covered.shape[-2:])
+    feather = FEATHER * size[1] if feather_px is None else feather_px
     hard = hard * covered
     small = F.avg_pool2d(hard, FEATHER_STEP, ceil_mode=True)
-    soft = compose.feather_inside((small > 0.999).float(), FEATHER * side / FEATHER_STEP)
-    up = F.interpolate(soft, size=(side, side), mode="bilinear", align_corners=False)
+    soft = compose.feather_inside((small > 0.999).float(), feather / FEATHER_STEP)
+    up = F.interpolate(soft, size=size, mode="bilinear", align_corners=False)
     alpha = up * hard
     rim = hard * (alpha < 0.5).float()
     rim = torch.where(rim.sum(dim=(2, 3), keepdim=True) > 0, rim, hard)
