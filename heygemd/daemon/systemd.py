@@ -27,7 +27,8 @@ def socket_address(value: str) -> str | bytes | None:
 
 def watchdog_interval(env: Mapping[str, str]) -> float | None:
     """Seconds between WATCHDOG=1 pings: half of systemd's WatchdogSec (``WATCHDOG_USEC``),
-    or None when the watchdog is off or meant for another process (``WATCHDOG_PID``)."""
+    or None when the watchdog is off or meant for another process (``WATCHDOG_PID``). A value
+    that is not a whole number is logged (``sd_notify.bad_watchdog_usec``) and read as off."""
     usec = env.get("WATCHDOG_USEC")
     pid = env.get("WATCHDOG_PID")
     if not usec or (pid and pid != str(os.getpid())):
@@ -35,6 +36,9 @@ def watchdog_interval(env: Mapping[str, str]) -> float | None:
     try:
         return max(int(usec) / 2e6, 0.1)
     except ValueError:
+        log.warning("sd_notify.bad_watchdog_usec", value=usec,
+                    hint="WATCHDOG_USEC must be whole microseconds; no WATCHDOG=1 is sent, "
+                         "so systemd's watchdog will stop the service")
         return None
 
 

@@ -64,6 +64,16 @@ def test_socket_address_and_watchdog_interval() -> None:
     assert watchdog_interval({}) is None
 
 
+def test_malformed_watchdog_usec_is_logged_not_silently_ignored() -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        assert watchdog_interval({"WATCHDOG_USEC": "30s"}) is None
+        assert watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 15.0
+    assert [(e["event"], e["log_level"], e["value"]) for e in logs] == [
+        ("sd_notify.bad_watchdog_usec", "warning", "30s")]
+
+
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
 40 22 0:35 / /mnt/share rw,relatime shared:20 - cifs //nas/jobs rw,vers=3.0
