@@ -79,6 +79,10 @@ def _with_file(findings: list[Finding], name: str) -> list[Finding]:
     return [f if f.file else f.model_copy(update={"file": name}) for f in findings]
 
 
+def _no_progress(fraction: float) -> None:
+    pass
+
+
 # ---------------------------------------------------------------- audio
 
 
@@ -99,24 +103,50 @@ def _vad_model() -> object:
 
 
 _VAD_LOCK = threading.Lock()  # the model keeps recurrent state between chunks
+VAD_BLOCK = 64  # VAD frames (of FRAME samples: ~2 s of audio, ~20 ms of CPU) per progress call
+DECODE_SHARE = 0.1  # of examine_audio's progress; the VAD pass is the rest
 
 
-def speech_probabilities(samples: np.ndarray) -> np.ndarray:
+def speech_probabilities(samples: np.ndarray, progress: ProgressFn | None = None) -> np.ndarray:
     """silero-vad speech probability per 512-sample frame: samples float32 (N,) at 16 kHz ->
-    float32 (ceil(N / 512),)."""
+    float32 (ceil(N / 512),).
+
+    The frames go through the model one by one (what silero's ``audio_forward`` does), so that
+    ``progress`` gets the fraction done every VAD_BLOCK frames; it may raise JobInterrupted.
+    """
     import torch
 
+    report = progress or _no_progress
     if len(samples) == 0:
+        report(1.0)
         return np.zeros(0, np.float32)
     model = _vad_model()
+    count = -(-len(samples) // FRAME)
+    padded = np.zeros(count * FRAME, np.float32)
+    padded[: len(samples)] = samples
+    frames = torch.from_numpy(padded).reshape(count, 1, FRAME)
+    out: list[torch.Tensor] = []
     with _VAD_LOCK, torch.inference_mode():
-        probs = model.audio_forward(torch.from_numpy(np.ascontiguousarray(samples)), RATE)  # type: ignore[attr-defined]
-    return probs.numpy().reshape(-1)[: -(-len(samples) // FRAME)].astype(np.float32)
+        model.reset_states()  # type: ignore[attr-defined]
+        for i in range(count):
+            if i % VAD_BLOCK == 0:
+                report(i / count)
+            out.append(model(frames[i], RATE))  # type: ignore[operator]
+    report(1.0)
+    return torch.cat(out, 1).numpy().reshape(-1).astype(np.float32)
 
 
-def examine_audio(path: Path, cfg: ValidationSettings, limits: LimitSettings) -> AudioExamination:
-    """Probe and decode the job's audio, measure it, apply the audio rules."""
+def examine_audio(
+    path: Path, cfg: ValidationSettings, limits: LimitSettings, progress: ProgressFn | None = None
+) -> AudioExamination:
+    """Probe and decode the job's audio, measure it, apply the audio rules.
+
+    ``progress`` gets the fraction (0..1) done: once before decoding, then at least every
+    VAD_BLOCK frames of the VAD pass (about every 20 ms of work); it may raise JobInterrupted,
+    which propagates (a BaseException, never a finding).
+    """
     t0 = time.monotonic()
+    report = progress or _no_progress
     findings = validate.check_extension(path.name, "audio")
     if findings:
         return AudioExamination(None, None, findings)
@@ -128,11 +158,13 @@ def examine_audio(path: Path, cfg: ValidationSettings, limits: LimitSettings) ->
     stats = None
     blocked = validate.check_file_size(info.size_bytes, limits) or info.audio is None
     if not blocked:
+        report(0.0)
         try:
             samples = load_audio(path, rate=RATE, mono=True)
         except MediaError as err:
             return AudioExamination(info, None, [_unreadable("audio", err, path.name)])
-        stats = measure_audio(samples, speech_probabilities(samples))
+        vad = speech_probabilities(samples, progress_span(report, DECODE_SHARE, 1.0))
+        stats = measure_audio(samples, vad)
     findings = _with_file(validate.validate_audio(info, stats, cfg, limits), path.name)
     log.info(
         "examine.audio",
@@ -158,10 +190,6 @@ def sample_indices(frame_count: int, fps: float, sample_fps: float, max_samples:
     step = max(fps / sample_fps, frame_count / max_samples, 1.0)
     n = max(1, min(max_samples, int(frame_count / step)))
     return sorted({min(frame_count - 1, int(round(k * step))) for k in range(n)})
-
-
-def _no_progress(fraction: float) -> None:
-    pass
 
 
 def sample_frames(

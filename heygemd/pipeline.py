@@ -66,9 +66,14 @@ class Pipeline:
             raise RuntimeError("Pipeline.startup() was not called")
         return self._analyzer
 
-    def check_audio(self, audio: Path) -> AudioCheck:
+    def check_audio(self, audio: Path, progress: ProgressFn | None = None) -> AudioCheck:
+        """Examine the job's audio once for all its videos. ``progress`` gets the fraction of
+        the check done (decoding, then the VAD pass) at least every half second of work; it
+        may raise JobInterrupted, which propagates."""
         t0 = time.monotonic()
-        exam = examine.examine_audio(audio, self.settings.validation, self.settings.limits)
+        exam = examine.examine_audio(
+            audio, self.settings.validation, self.settings.limits, progress
+        )
         accepted = exam.samples is not None and not refusals(exam.findings)
         log.info(
             "audio.examined",

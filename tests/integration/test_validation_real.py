@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,3 +290,44 @@ def test_vad_is_loaded_once_and_frames_line_up(jfk: np.ndarray) -> None:
     assert probs.shape == (-(-len(jfk) // 512),)
     assert probs.max() > 0.9  # JFK speaks
     assert examine.speech_probabilities(np.zeros(16000, np.float32)).max() < 0.5
+
+
+def test_vad_frame_by_frame_matches_silero_audio_forward(jfk: np.ndarray) -> None:
+    import torch
+
+    with torch.inference_mode():
+        whole = examine._vad_model().audio_forward(torch.from_numpy(jfk), 16000)  # type: ignore[attr-defined]
+    expected = whole.numpy().reshape(-1)[: -(-len(jfk) // 512)]
+    np.testing.assert_allclose(examine.speech_probabilities(jfk), expected, atol=1e-6)
+
+
+def test_examine_audio_reports_progress_through_the_vad_pass(
+    tmp_path: Path, jfk: np.ndarray
+) -> None:
+    calls: list[tuple[float, float]] = []
+    audio = write_wav(tmp_path / "jfk.wav", jfk)
+    exam = examine.examine_audio(audio, CFG, LIMITS, lambda f: calls.append((f, time.monotonic())))
+    assert exam.findings == [] and exam.samples is not None
+    fractions = [f for f, _ in calls]
+    vad_frames = -(-len(exam.samples) // 512)
+    assert len(fractions) >= vad_frames // examine.VAD_BLOCK + 2  # decode start + VAD blocks + end
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    gaps = np.diff([t for _, t in calls])
+    assert gaps.max() < 0.5, gaps.max()
+
+
+def test_interruption_from_progress_aborts_the_audio_check(tmp_path: Path, jfk: np.ndarray) -> None:
+    calls: list[float] = []
+
+    def interrupt(fraction: float) -> None:
+        calls.append(fraction)
+        if len(calls) == 3:  # inside the VAD pass
+            raise JobInterrupted("second stop signal")
+
+    clean = examine.speech_probabilities(jfk)
+    audio = write_wav(tmp_path / "jfk.wav", jfk)
+    with pytest.raises(JobInterrupted):
+        examine.examine_audio(audio, CFG, LIMITS, interrupt)
+    assert len(calls) == 3 and 0.0 < calls[-1] < 1.0
+    # the model's recurrent state, left mid-pass, is reset for the next user
+    np.testing.assert_array_equal(examine.speech_probabilities(jfk), clean)
