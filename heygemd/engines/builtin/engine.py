@@ -105,6 +105,7 @@ class BuiltinEngine:
         self._analyzer: Any = None
         self._voice = af.VoiceDetector()
         self._phones = PhoneRecognizer()
+        self._audio_ready = False
         self.last_plan: render.Plan | None = None  # the latest render's choices, for evaluation
 
     def prepare(self) -> None:
@@ -114,6 +115,11 @@ class BuiltinEngine:
             self._analyzer = FaceAnalyzer(self.ctx.faces, tracking=True)
         self._voice.load()
         self._phones.load()
+        if not self._audio_ready:
+            # the first log-mel imports librosa and compiles its kernels (~1.4 s): at startup,
+            # not inside the first job
+            af.log_mel(np.zeros(af.N_FFT, dtype=np.float32))
+            self._audio_ready = True
 
     def problems(self) -> list[str]:
         """Missing bundled models (pocketsphinx, silero-vad) or an unwritable cache folder."""
