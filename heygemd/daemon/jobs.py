@@ -2,6 +2,8 @@
 
 Runs inside the daemon's loop. A refused or failed job is still published (the user must see
 why); only JobInterrupted (a stop) puts the job back in the queue with nothing published.
+Each finished video is checkpointed in the job's work folder (:mod:`heygemd.daemon.checkpoint`),
+so a job put back, or re-queued after a crash, resumes with the videos it had left.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import structlog
 from pydantic import ValidationError
 
 from heygemd import __version__
-from heygemd.daemon import inbox, outbox
+from heygemd.daemon import checkpoint, inbox, outbox
 from heygemd.daemon.store import JobRow, State, Store, utc_now
 from heygemd.engines.base import Engine, ProgressFn
 from heygemd.errors import JobInterrupted
@@ -50,7 +52,7 @@ class PipelineLike(Protocol):
 
     def shutdown(self) -> None: ...
 
-    def check_audio(self, audio: Path) -> Any: ...
+    def check_audio(self, audio: Path, progress: ProgressFn | None = None) -> Any: ...
 
     def process_video(
         self, video: Path, audio: Any, output: Path, pictures_dir: Path, progress: ProgressFn
@@ -70,7 +72,8 @@ STATE_OF = {
 
 
 class WarmStop(JobInterrupted):  # noqa: N818 - a control-flow signal like its parent
-    """A stop was requested and the current video is done, but others remain."""
+    """A stop was requested and the current video is done (and checkpointed), but others
+    remain: the job goes back to the queue and resumes with them."""
 
 
 @dataclass(frozen=True)
@@ -181,32 +184,79 @@ class JobRunner:
     ) -> JobReport:
         count = len(files.videos)
         row = self.store.transition(row.job_id, State.RUNNING, video_count=count)
-        audio = self.pipeline.check_audio(paths.original / files.audio)
+
+        def audio_progress(fraction: float) -> None:
+            self._on_progress(row, 0, count, files.audio, fraction)
+
+        audio = self.pipeline.check_audio(paths.original / files.audio, audio_progress)
         if not audio.result.accepted:
             message = audio_refusal(audio.result)
             refused = rejected_videos(files.videos, "audio_rejected", message)
             return self._job_report(row, refused, JobStatus.REJECTED, "audio_rejected", message,
                                     audio=audio.result, settings=settings)
         names = outbox.output_names(files.videos)
+        keys = self._checkpoint_keys(paths.original, files, settings)
         videos: list[VideoResult] = []
         for index, video in enumerate(files.videos, start=1):
-            if index > 1 and self._should_stop():
-                raise WarmStop(f"stop requested before video {index} of {count}")
 
             def progress(fraction: float, index: int = index, video: str = video) -> None:
                 self._on_progress(row, index, count, video, fraction)
 
-            progress(0.0)
-            result = self.pipeline.process_video(
-                paths.original / video, audio, paths.staging / names[video], paths.staging,
-                progress,
-            )
-            log.info("video.result", video=video, status=result.status.value,
-                     reason=result.reason_code)
+            result = self._resume(paths, video, keys[video])
+            if result is None:
+                if videos and self._should_stop():
+                    raise WarmStop(f"stop requested before video {index} of {count}; "
+                                   f"{len(videos)} kept for the restart")
+                progress(0.0)
+                result = self.pipeline.process_video(
+                    paths.original / video, audio, paths.staging / names[video], paths.staging,
+                    progress,
+                )
+                log.info("video.result", video=video, status=result.status.value,
+                         reason=result.reason_code)
+                self._checkpoint(paths, video, keys[video], result)
             videos.append(result)
             progress(1.0)
         return self._job_report(row, videos, job_status(videos), None, None, audio=audio.result,
                                 settings=settings)
+
+    def _checkpoint_keys(
+        self, original: Path, files: inbox.JobFiles, settings: Settings
+    ) -> dict[str, str]:
+        """Video name -> the key of the inputs its checkpoint must have been made from."""
+        audio = checkpoint.FileStamp.of(original / files.audio)
+        dumped = settings.model_dump(mode="json")
+        return {
+            v: checkpoint.inputs_key(checkpoint.FileStamp.of(original / v), audio, dumped,
+                                     self.engine_info)
+            for v in files.videos
+        }
+
+    def _resume(self, paths: JobPaths, video: str, key: str) -> VideoResult | None:
+        """The checkpointed result of ``video``, its files put back into staging; None when
+        it must be processed (no trusted checkpoint, or putting it back failed)."""
+        found = checkpoint.load(paths.holder, video, key)
+        if found is None:
+            return None
+        try:
+            checkpoint.restore(found, paths.staging)
+        except OSError as err:
+            log.warning("checkpoint.restore_failed", video=video, error=str(err))
+            for name in found.files:
+                (paths.staging / name).unlink(missing_ok=True)
+            return None
+        log.info("video.resumed", video=video, status=found.result.status.value,
+                 reason=found.result.reason_code)
+        return found.result
+
+    def _checkpoint(self, paths: JobPaths, video: str, key: str, result: VideoResult) -> None:
+        """Keep a finished video for a restart; failing to is logged, never fatal."""
+        try:
+            checkpoint.save(paths.holder, video, key, result, paths.staging)
+        except OSError as err:
+            log.warning("checkpoint.write_failed", video=video, error=str(err))
+        else:
+            log.info("checkpoint.saved", video=video, status=result.status.value)
 
     def _job_report(
         self, row: JobRow, videos: list[VideoResult], status: JobStatus, code: str | None,

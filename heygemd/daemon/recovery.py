@@ -9,7 +9,7 @@ from pathlib import Path
 
 import structlog
 
-from heygemd.daemon import outbox
+from heygemd.daemon import checkpoint, outbox
 from heygemd.daemon.jobs import STATE_OF, JobPaths
 from heygemd.daemon.store import ACTIVE, FINAL, JobRow, State, Store
 from heygemd.report import JobStatus
@@ -31,6 +31,7 @@ def reconcile(settings: Settings, store: Store) -> None:
             log.error("recovery.originals_missing", job_id=row.job_id, name=row.name)
             store.transition(row.job_id, State.FAILED, status=JobStatus.FAILED.value,
                              message="The job's files were lost from the work area.")
+            shutil.rmtree(paths.holder, ignore_errors=True)  # only checkpoints can be left
     _drop_stale_staging(settings.paths.outbox)
 
 
@@ -42,9 +43,9 @@ def _adopt_unrecorded(work: Path, store: Store) -> None:
             if row.state in FINAL:  # published, then killed before cleaning up
                 shutil.rmtree(holder, ignore_errors=True)
             continue
-        inside = list(holder.iterdir())
+        inside = [p for p in holder.iterdir() if p.name != checkpoint.CHECKPOINTS]
         if not inside:
-            holder.rmdir()  # killed between mkdir and rename: nothing was claimed
+            shutil.rmtree(holder)  # killed between mkdir and rename: nothing was claimed
         elif len(inside) == 1 and inside[0].is_dir():
             store.add(holder.name, inside[0].name)
             log.warning("recovery.adopted", job_id=holder.name, name=inside[0].name)

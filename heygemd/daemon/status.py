@@ -24,9 +24,12 @@ class StatusView:
 
 
 def progress_words(row: JobRow) -> str:
-    """'video 1 of 3 (intro.mp4), 42%' or 'checking the files' (pure)."""
+    """'video 1 of 3 (intro.mp4), 42%', 'checking the audio (voice.wav), 40%' or 'checking
+    the files' (pure)."""
     if row.state is State.VALIDATING or row.video_count == 0:
         return "checking the files"
+    if row.video_index == 0 and row.video_name:
+        return f"checking the audio ({row.video_name}), {round(row.fraction * 100)}%"
     index = max(row.video_index, 1)
     name = f" ({row.video_name})" if row.video_name else ""
     return f"video {index} of {row.video_count}{name}, {round(row.fraction * 100)}%"

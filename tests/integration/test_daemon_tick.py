@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +165,105 @@ def test_second_stop_during_examine_aborts_and_the_job_reruns(
     daemon.stop_requested = daemon.abort_requested = False
     run_until_idle(daemon)
     assert harness.published()["cold"]["status"] == "done"
+
+
+def test_second_stop_during_the_audio_check_aborts_and_the_job_reruns(
+    harness: Harness, daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cold stop while the audio is decoded: the VAD pass must reach the daemon's progress hook
+    (which raises JobInterrupted) before any video is examined."""
+    from structlog.testing import capture_logs
+
+    from heygemd import examine
+
+    load = examine.load_audio
+    seen: list[int] = []
+
+    def load_then_stop(*args: Any, **kwargs: Any) -> Any:
+        seen.append(1)
+        daemon.request_stop()
+        daemon.request_stop()
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(examine, "load_audio", load_then_stop)
+    daemon.startup()
+    harness.good_job("cold")
+    with capture_logs() as logs:
+        for _ in range(60):
+            if daemon.tick():
+                break
+            time.sleep(0.1)
+    assert seen == [1] and daemon.stop_requested
+    events = [e["event"] for e in logs]
+    assert "job.interrupted" in events and "examine.audio" not in events
+    assert "stage.start" not in events
+    [row] = daemon.store.in_states(State.QUEUED)
+    assert row.name == "cold" and row.attempts == 0
+    assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt"]
+    monkeypatch.setattr(examine, "load_audio", load)
+    daemon.stop_requested = daemon.abort_requested = False
+    run_until_idle(daemon)
+    assert harness.published()["cold"]["status"] == "done"
+
+
+def test_warm_stop_keeps_finished_videos_and_stale_checkpoints_are_redone(
+    harness: Harness, daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first stop after video 1 of 2 puts the job back with video 1 checkpointed; the rerun
+    takes it from the checkpoint. A checkpoint made from other inputs is not used."""
+    from structlog.testing import capture_logs
+
+    from heygemd.daemon import checkpoint
+    from heygemd.pipeline import Pipeline
+
+    process = Pipeline.process_video
+    rendered: list[str] = []
+
+    def process_then_stop(self: Pipeline, video: Path, *args: Any, **kwargs: Any) -> Any:
+        rendered.append(video.name)
+        result = process(self, video, *args, **kwargs)
+        daemon.request_stop()
+        return result
+
+    monkeypatch.setattr(Pipeline, "process_video", process_then_stop)
+    daemon.startup()
+    harness.make_job("two", {"speech.wav": "speech.wav", "a.mp4": "face.mp4",
+                             "b.mp4": "face.mp4"})
+    run_until_idle(daemon)
+    assert rendered == ["a.mp4"] and daemon.stop_requested
+    [row] = daemon.store.in_states(State.QUEUED)
+    assert row.attempts == 0 and sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt"]
+    slot = checkpoint.slot_dir(harness.work / row.job_id, "a.mp4")
+    assert sorted(p.name for p in slot.iterdir()) == ["a.mp4", "a.warning.jpg", "result.json"]
+    daemon.stop_requested = False
+    monkeypatch.setattr(Pipeline, "process_video", process)
+    with capture_logs() as logs:
+        run_until_idle(daemon)
+    assert [(e["event"], e.get("video")) for e in logs if e["event"] == "video.resumed"] == [
+        ("video.resumed", "a.mp4")]
+    report = harness.published()["two"]
+    assert [(v["name"], v["status"]) for v in report["videos"]] == [
+        ("a.mp4", "done"), ("b.mp4", "done")]
+    assert (harness.outbox / "two" / "a.mp4").stat().st_size > 1000
+    assert (harness.outbox / "two" / "a.warning.jpg").is_file()
+    assert list(harness.work.iterdir()) == []
+    assert not any(p.name == checkpoint.CHECKPOINTS for p in harness.outbox.rglob("*"))
+
+    # The same job again, but its checkpoint was made from another audio file: redone.
+    daemon.stop_requested = False
+    monkeypatch.setattr(Pipeline, "process_video", process_then_stop)
+    rendered.clear()
+    harness.make_job("again", {"speech.wav": "speech.wav", "a.mp4": "face.mp4",
+                               "b.mp4": "face.mp4"})
+    daemon._last_rescan = float("-inf")  # find it now, not when the watcher's event arrives
+    run_until_idle(daemon)
+    [row] = daemon.store.in_states(State.QUEUED)
+    original = harness.work / row.job_id / "again"
+    os.utime(original / "speech.wav", ns=(1, 1_000_000_000))  # the audio "changed"
+    daemon.stop_requested = False
+    monkeypatch.setattr(Pipeline, "process_video", process)
+    with capture_logs() as logs:
+        run_until_idle(daemon)
+    events = [(e["event"], e.get("video")) for e in logs]
+    assert ("checkpoint.stale", "a.mp4") in events and ("video.resumed", "a.mp4") not in events
+    assert harness.published()["again"]["status"] == "done"

@@ -112,6 +112,9 @@ def test_status_text_shows_queue_progress_and_results() -> None:
                    fraction=0.456)
     assert progress_words(running) == "video 2 of 3 (b.mp4), 46%"
     assert progress_words(_row("x", State.VALIDATING)) == "checking the files"
+    checking = _row("y", State.RUNNING, video_index=0, video_count=3, video_name="v.wav",
+                    fraction=0.4)
+    assert progress_words(checking) == "checking the audio (v.wav), 40%"
     view = StatusView(
         updated_at="now", running=running, queued=[_row("q1", State.QUEUED),
                                                    _row("q2", State.QUEUED)],
