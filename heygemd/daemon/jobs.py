@@ -250,7 +250,13 @@ class JobRunner:
         return found.result
 
     def _checkpoint(self, paths: JobPaths, video: str, key: str, result: VideoResult) -> None:
-        """Keep a finished video for a restart; failing to is logged, never fatal."""
+        """Keep a finished video for a restart; failing to is logged, never fatal.
+
+        Only outcomes a rerun would repeat are kept: a made video, or input the user must fix.
+        A failure on our side (engine error, GPU memory, disk) may not recur, so it runs again.
+        """
+        if result.status is VideoStatus.FAILED:
+            return
         try:
             checkpoint.save(paths.holder, video, key, result, paths.staging)
         except OSError as err:

@@ -267,3 +267,43 @@ def test_warm_stop_keeps_finished_videos_and_stale_checkpoints_are_redone(
     events = [(e["event"], e.get("video")) for e in logs]
     assert ("checkpoint.stale", "a.mp4") in events and ("video.resumed", "a.mp4") not in events
     assert harness.published()["again"]["status"] == "done"
+
+
+def test_a_video_failed_on_our_side_is_not_kept_for_the_restart(
+    harness: Harness, daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure of ours (engine error, GPU memory, disk) may not recur: after a warm stop the
+    failed video runs again, while a made video is taken from its checkpoint."""
+    from heygemd.daemon import checkpoint
+    from heygemd.pipeline import Pipeline
+
+    process = Pipeline.process_video
+    rendered: list[str] = []
+
+    def process_then_stop(self: Pipeline, video: Path, *args: Any, **kwargs: Any) -> Any:
+        rendered.append(video.name)
+        result = process(self, video, *args, **kwargs)
+        if len(rendered) == 2:
+            daemon.request_stop()
+        return result
+
+    monkeypatch.setenv("HEYGEMD_FAKE_FAIL", "b.mp4")
+    monkeypatch.setattr(Pipeline, "process_video", process_then_stop)
+    daemon.startup()
+    harness.make_job("three", {"speech.wav": "speech.wav", "a.mp4": "face.mp4",
+                               "b.mp4": "face.mp4", "c.mp4": "face.mp4"})
+    run_until_idle(daemon)
+    assert rendered == ["a.mp4", "b.mp4"] and daemon.stop_requested
+    [row] = daemon.store.in_states(State.QUEUED)
+    assert checkpoint.slot_dir(harness.work / row.job_id, "a.mp4").is_dir()
+    assert not checkpoint.slot_dir(harness.work / row.job_id, "b.mp4").exists()
+
+    daemon.stop_requested = False
+    engine = daemon._runner.pipeline.engine  # the cause of the failure has gone away
+    engine.fail_on = ""
+    rendered.clear()
+    run_until_idle(daemon)
+    assert rendered == ["b.mp4", "c.mp4"]
+    report = harness.published()["three"]
+    assert [(v["name"], v["status"]) for v in report["videos"]] == [
+        ("a.mp4", "done"), ("b.mp4", "done"), ("c.mp4", "done")]
