@@ -40,6 +40,7 @@ class AudioCheck:
     path: Path
     result: AudioResult
     samples: np.ndarray | None  # float32 (N,) mono at AUDIO_RATE; None when refused
+    track: np.ndarray | None = None  # float32 (C, N) at output.audio_rate, the MP4's sound
 
 
 class Pipeline:
@@ -88,7 +89,11 @@ class Pipeline:
             findings=exam.findings,
             media=exam.info.summary() if exam.info else {},
         )
-        return AudioCheck(audio, result, exam.samples if accepted else None)
+        if not accepted:
+            return AudioCheck(audio, result, None)
+        # Decoded once per job at the output rate, all channels kept, for every video's MP4.
+        track = load_audio(audio, rate=self.settings.output.audio_rate, mono=False)
+        return AudioCheck(audio, result, exam.samples, track)
 
     def process_video(
         self,
@@ -157,7 +162,8 @@ class Pipeline:
         )
         rendering = self.engine.render(request, progress)
         out_cfg = self.settings.output
-        track = load_audio(audio.path, rate=out_cfg.audio_rate, mono=False)
+        track = audio.track
+        assert track is not None  # accepted audio always carries its track
         partial = output.with_name(f".{output.name}.partial")
         try:
             with VideoWriter(
