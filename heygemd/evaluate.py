@@ -43,6 +43,8 @@ class ClipScore:
     best_lag: int  # frames; > 0: output late
     r_best: float
     baseline_r: float  # template frames (audio ignored) vs ground truth
+    plan_r: float  # the chosen source frames' own opening (template analysis) vs ground truth
+    render_r: float  # output opening vs the chosen source frames' opening: what the render keeps
     silent_frames: int
     silent_closed: float  # share of silent frames whose output lips are closed
     truth_silent_closed: float  # the same share in the ground truth, for reference
@@ -233,6 +235,7 @@ def self_reenactment(
     lag, r_best = best_lag(out_open, truth_open)
     plan = getattr(engine, "last_plan", None)
     chosen = plan.source if plan is not None else base
+    promised = planned_opening(analysis.opening, chosen, base, plan.active if plan else None, n)
     sharp_t = template_sharpness(template, analysis.landmarks, analysis.usable)
     if sheet is not None:
         bases = dict(zip(sorted(keep), [None] * len(keep), strict=True))
@@ -252,6 +255,8 @@ def self_reenactment(
         clip=clip.name, frames=n, r=round(finite_pearson(out_open, truth_open), 3),
         best_lag=lag, r_best=round(r_best, 3),
         baseline_r=round(finite_pearson(analysis.opening[base], truth_open), 3),
+        plan_r=round(finite_pearson(promised, truth_open), 3),
+        render_r=round(finite_pearson(out_open, promised), 3),
         silent_frames=int(silent.sum()),
         silent_closed=_closed_share(out_open, silent),
         truth_silent_closed=_closed_share(truth_open, silent),
@@ -262,6 +267,17 @@ def self_reenactment(
         sync_r=float(rendering.metrics.get("sync_r", float("nan"))),
         seconds=round(time.monotonic() - t0, 1),
     )
+
+
+def planned_opening(
+    opening: np.ndarray, source: np.ndarray, base: np.ndarray, active: np.ndarray | None, n: int
+) -> np.ndarray:
+    """(n,) mouth opening the plan promises: the source frame's where a mouth is transplanted,
+    the base frame's where the frame passes through. opening (N,) per template frame."""
+    shown = opening[source[:n]]
+    if active is not None:
+        shown = np.where(active[:n], shown, opening[base[:n]])
+    return np.asarray(shown, dtype=np.float64)
 
 
 def _face_box(points: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -309,7 +325,8 @@ def dubbing(
 
 def summary(clips: list[ClipScore]) -> dict[str, float]:
     """Means over clips of the self-reenactment scores."""
-    keys = ("r", "r_best", "baseline_r", "silent_closed", "sharpness", "sharpness_vs_source")
+    keys = ("r", "r_best", "baseline_r", "plan_r", "render_r", "silent_closed", "sharpness",
+            "sharpness_vs_source")
     out = {f"mean_{k}": round(float(np.nanmean([getattr(c, k) for c in clips])), 3) for k in keys}
     out["max_abs_lag"] = float(max(abs(c.best_lag) for c in clips)) if clips else 0.0
     silent = sum(c.silent_frames for c in clips if np.isfinite(c.silent_closed))
@@ -374,12 +391,13 @@ def run(
 
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table of a :func:`run` result, for the CLI and the bench."""
-    lines = ["clip                                   frames     r  lag r_best  base  silent "
-             "closed truthC sharp  vsSrc sync_r"]
+    lines = ["clip                                   frames     r  lag r_best  base  plan render "
+             "silent closed truthC sharp  vsSrc sync_r"]
     for c in result["self_reenactment"]:
         lines.append(
             f"{c['clip'][:38]:38} {c['frames']:6} {c['r']:5.2f} {c['best_lag']:4} "
-            f"{c['r_best']:6.2f} {c['baseline_r']:5.2f} {c['silent_frames']:7} "
+            f"{c['r_best']:6.2f} {c['baseline_r']:5.2f} {c['plan_r']:5.2f} {c['render_r']:6.2f} "
+            f"{c['silent_frames']:7} "
             f"{c['silent_closed']:6.2f} {c['truth_silent_closed']:6.2f} {c['sharpness']:5.2f} "
             f"{c['sharpness_vs_source']:6.2f} {c['sync_r']:6.2f}"
         )
