@@ -62,3 +62,17 @@ def test_opening_scale_and_lead_frames() -> None:
     assert scale.closed < 0.02 and scale.open > 0.37
     assert motion.lead_frames_for(40.0, 25.0) == 1
     assert motion.lead_frames_for(0.0, 25.0) == 0
+
+
+def test_match_spread_gives_speech_the_template_range() -> None:
+    rng = np.random.default_rng(5)
+    shrunk = 0.1 + 0.01 * rng.normal(size=100)  # a regression's timid output
+    speech = np.ones(100, dtype=bool)
+    speech[:10] = False
+    reference = rng.uniform(0.05, 0.4, size=300)
+    out = motion.match_spread(shrunk, speech, reference)
+    assert abs(out[speech].mean() - reference.mean()) < 1e-9
+    assert abs(out[speech].std() - reference.std()) < 1e-9
+    assert motion.pearson(out, shrunk) > 0.999  # same shape, larger swing
+    flat = np.full(100, 0.2)
+    assert np.array_equal(motion.match_spread(flat, speech, reference), flat)

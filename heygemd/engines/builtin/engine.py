@@ -60,6 +60,10 @@ def drive(
     if has_speech:
         reliability = motion.holdout_reliability(analysis.features, opening, valid)
         ridge = motion.fit_ridge(analysis.features[valid], opening[valid]).predict(features)[:, 0]
+        spoken = valid & analysis.speech
+        ridge = motion.match_spread(
+            ridge, speech, opening[spoken] if spoken.sum() >= 5 else opening[valid]
+        )
     else:
         ridge = np.zeros(count)
     scale = motion.opening_scale(opening, valid, analysis.speech)
