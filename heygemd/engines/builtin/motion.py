@@ -2,7 +2,8 @@
 
 Two mappings are combined: a ridge regression fitted per template on its own paired audio and
 mouth data (seconds on a CPU), and the speaker-independent phone prior (phones.py). How much the
-regression is trusted is measured on a held-out tail of the template itself. Silence and b/p/m
+regression is trusted is measured on a held-out tail of the template itself. The regression's
+output is given the template's own speech-opening spread (ridge shrinks it). Silence and b/p/m
 close the mouth; the mouth leads the sound by ``lead_frames``.
 """
 
