@@ -238,14 +238,14 @@ def self_reenactment(
     promised = planned_opening(analysis.opening, chosen, base, plan.active if plan else None, n)
     sharp_t = template_sharpness(template, analysis.landmarks, analysis.usable)
     if sheet is not None:
-        bases = dict(zip(sorted(keep), [None] * len(keep), strict=True))
+        bases: dict[int, np.ndarray] = {}
         for i, frame in enumerate(frames_from(template, 0, analysis.n_frames)):
-            for k in bases:
+            for k in keep:
                 if k < n and base[k] == i:
                     bases[k] = frame
         rows = []
         for k in sorted(keep):
-            if bases.get(k) is None or k not in out.kept or k not in truth.kept:
+            if k not in bases or k not in out.kept or k not in truth.kept:
                 continue
             images = [bases[k], out.kept[k], truth.kept[k]]
             box = _face_box(analysis.landmarks[base[k]], images[0].shape)

@@ -22,6 +22,7 @@ from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import mesh, motion, render, select
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
 from heygemd.engines.builtin.phones import PhoneRecognizer
+from heygemd.engines.builtin.render import Plan
 from heygemd.errors import ProcessingError
 from heygemd.settings import BuiltinEngineSettings
 
@@ -42,7 +43,7 @@ def drive(
     cfg: BuiltinEngineSettings,
     voice: af.VoiceDetector,
     phones: PhoneRecognizer,
-) -> tuple[render.Plan, dict[str, float]]:
+) -> tuple[Plan, dict[str, float]]:
     """Decide, for each of ``count`` output frames, the base and the source template frame.
 
     audio: float32 (N,) 16 kHz. Returns the plan and metrics (sync_r, ridge reliability, ...).
@@ -93,7 +94,7 @@ def drive(
         "speech_share": round(float(speech.mean()), 4),
         "frames_passed_through": float((~active).sum()),
     }
-    return render.Plan(base=base, source=source, active=active), metrics
+    return Plan(base=base, source=source, active=active), metrics
 
 
 class BuiltinEngine:
@@ -110,7 +111,7 @@ class BuiltinEngine:
         self._voice = af.VoiceDetector()
         self._phones = PhoneRecognizer()
         self._audio_ready = False
-        self.last_plan: render.Plan | None = None  # the latest render's choices, for evaluation
+        self.last_plan: Plan | None = None  # the latest render's choices, for evaluation
 
     def prepare(self) -> None:
         from heygemd.faces.analyze import FaceAnalyzer
@@ -184,7 +185,7 @@ class BuiltinEngine:
         self,
         request: RenderRequest,
         analysis: TemplateAnalysis,
-        plan: render.Plan,
+        plan: Plan,
         progress: ProgressFn,
         start: float,
     ) -> Iterator[np.ndarray]:
@@ -215,7 +216,7 @@ class BuiltinEngine:
         self,
         batch: list[np.ndarray],
         rows: list[int],
-        plan: render.Plan,
+        plan: Plan,
         analysis: TemplateAnalysis,
         triangles: np.ndarray,
     ) -> Iterator[np.ndarray]:

@@ -182,7 +182,8 @@ def hard_masks(polygons: list[np.ndarray], side: int, width: int | None = None) 
     out = np.zeros((len(polygons), 1, side, width or side), dtype=np.float32)
     for i, poly in enumerate(polygons):
         pts = np.round(cv2.convexHull(poly.astype(np.float32)).reshape(-1, 2) * 16)
-        cv2.fillConvexPoly(out[i, 0], pts.astype(np.int32), 1.0, lineType=cv2.LINE_8, shift=4)
+        cv2.fillConvexPoly(out[i, 0], pts.astype(np.int32), (1.0,), lineType=cv2.LINE_8,
+                           shift=4)
     return out
 
 

@@ -24,7 +24,7 @@ def triangle_map(dst: np.ndarray, triangles: np.ndarray, height: int, width: int
     ids = np.full((height, width), -1, dtype=np.int32)
     corners = np.round(dst[triangles] * 16).astype(np.int32)  # 4 fractional bits
     for k in range(len(triangles)):
-        cv2.fillConvexPoly(ids, corners[k], int(k), lineType=cv2.LINE_8, shift=4)
+        cv2.fillConvexPoly(ids, corners[k], (int(k),), lineType=cv2.LINE_8, shift=4)
     return ids
 
 
