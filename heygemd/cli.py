@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from heygemd.daemon.lock import AlreadyRunning
 from heygemd.errors import ConfigError, HeygemError
 from heygemd.settings import Settings, load_settings
 
@@ -158,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"heygemd: {err.message}", file=sys.stderr)
         return EXIT_USAGE
+    except AlreadyRunning as err:
+        print(err.message, file=sys.stderr)
+        return EXIT_FAIL
     except HeygemError as err:
         print(f"heygemd: {err.code}: {err.message}", file=sys.stderr)
         return EXIT_FAIL

@@ -21,6 +21,7 @@ import structlog
 from heygemd import jobfiles
 from heygemd.daemon import inbox, recovery
 from heygemd.daemon.jobs import JobRunner, PipelineLike
+from heygemd.daemon.lock import InstanceLock
 from heygemd.daemon.outbox import write_atomic
 from heygemd.daemon.status import StatusView, status_line, status_text, store_view
 from heygemd.daemon.store import JobRow, Store
@@ -63,14 +64,29 @@ class Daemon:
         self._store: Store | None = None
         self._runner: JobRunner | None = None
         self._watcher: Watcher | None = None
+        self._lock = InstanceLock(settings.paths.state)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def startup(self) -> None:
-        """Dirs, store, crash recovery, the pipeline (models load here), the watcher, READY."""
+        """Dirs, the single-instance lock, store, crash recovery, the pipeline (models load
+        here), the watcher, READY. Raises AlreadyRunning when another daemon holds the state
+        directory: recovery must never "recover" a job that a live daemon is running."""
         paths = self.settings.paths
         for folder in (paths.work, paths.state, paths.outbox):
             folder.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            self._start_locked()
+        except BaseException:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            self._lock.release()
+            raise
+
+    def _start_locked(self) -> None:
+        paths = self.settings.paths
         if paths.inbox.is_dir() and not same_filesystem(paths.inbox, paths.work):
             raise ConfigError(
                 f"config error: paths.work: {paths.work} is not on the same filesystem as "
@@ -137,6 +153,7 @@ class Daemon:
             self._refresh_status(force=True, stopped=True)
             self._store.close()
             self._store = None
+        self._lock.release()
         log.info("daemon.stopped")
 
     def request_stop(self) -> None:

@@ -250,3 +250,23 @@ def test_once_with_job_toml_and_doctor(harness: Harness) -> None:
                      "face models"], doctor.stdout
     assert all(line.startswith("OK ") for line in lines), doctor.stdout
     assert doctor.returncode == 0
+
+
+def test_a_second_daemon_or_once_never_touches_a_running_job(harness: Harness) -> None:
+    """`run` or `once` next to a live daemon exits 1 with one line, before any recovery: the
+    live job is not re-queued, its work folder is not wiped, and it is published once."""
+    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "80"  # ~3 s of rendering
+    first = harness.start()
+    harness.good_job("busy")
+    wait_for(lambda: harness.log_has("stage.start", stage="render"), 60, "render start")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **harness.env}
+    base = [sys.executable, "-m", "heygemd", "--config", str(harness.root / "config.toml")]
+    for command in ("once", "run"):
+        second = subprocess.run([*base, command], capture_output=True, text=True, env=env,
+                                timeout=60)
+        assert second.returncode == 1, second.stderr[-2000:]
+        assert second.stderr.strip() == (
+            f"heygemd is already running (pid {first.pid}) on this state directory")
+    assert harness.wait_published(1)["busy"]["status"] == "done"
+    assert not harness.log_has("recovery.requeued") and not harness.log_has("job.requeued")
+    assert harness.stop(first) == 0
