@@ -79,7 +79,8 @@ def result_text(report: JobReport) -> str:
     if report.videos:
         lines.append("Videos:")
         lines += [_video_line(v.name, v.status, v.output, v.message) for v in report.videos]
-        warnings = [(v.name, f) for v in report.videos for f in v.findings if f.severity == "warn"]
+        warnings = [(v.name, f) for v in report.videos if v.status is VideoStatus.DONE
+                    for f in v.findings if f.severity == "warn"]
         if warnings:
             lines += ["", "Warnings (the video was still made):"]
             lines += [f"  {name}: {f.message}" for name, f in warnings]

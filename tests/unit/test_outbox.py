@@ -126,3 +126,18 @@ def test_status_text_shows_queue_progress_and_results() -> None:
     assert "  1. q1\n  2. q2" in text and "  - copying" in text and "PROBLEM: disk low" in text
     assert "rejected old -> outbox/old (No audio.)" in text
     assert status_line(view) == "running clip job: video 2 of 3 (b.mp4), 46%; 2 queued; disk low"
+
+
+def test_result_text_lists_warnings_only_for_videos_that_were_made() -> None:
+    small = Finding(code="low_res", severity=Severity.WARN, message="The video is small.")
+    dark = Finding(code="dark", severity=Severity.WARN, message="The video is dark.")
+    videos = [
+        VideoResult(name="made.mp4", status=VideoStatus.DONE, output="made.mp4", findings=[small]),
+        VideoResult(name="refused.mp4", status=VideoStatus.REJECTED, message="No face.",
+                    findings=[dark]),
+    ]
+    text = outbox.result_text(_report(JobStatus.PARTIAL, videos))
+    assert "made.mp4: The video is small." in text
+    assert "The video is dark." not in text
+    only_refused = outbox.result_text(_report(JobStatus.REJECTED, videos[1:]))
+    assert "Warnings" not in only_refused
