@@ -387,6 +387,13 @@ def format_findings(findings: Sequence[Finding], pictures_dir: Path | None = Non
     return lines
 
 
+def _nested_words(nested: Sequence[str]) -> str:
+    """'; found in a subfolder: 'inner/v.wav' (files must be ...)' or '' (pure)."""
+    if not nested:
+        return ""
+    return f"; found in a subfolder: {', '.join(nested)} ({jobfiles.SUBFOLDER_RULE})"
+
+
 def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
     """Dry run of a job folder: examine its audio and every video; nothing is rendered.
 
@@ -399,7 +406,15 @@ def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
     )
     audios = [n for n in names if jobfiles.classify(n) == "audio"]
     videos = [n for n in names if jobfiles.classify(n) == "video"]
-    others = [n for n in names if jobfiles.classify(n) is None]
+    others = [n for n in names if jobfiles.classify(n) is None and n.lower() != "job.toml"]
+    subfolders = sorted(
+        p.name for p in folder.iterdir()
+        if p.is_dir() and not p.is_symlink() and not jobfiles.is_ignored(p.name)
+    )
+    nested = sorted(
+        str(p.relative_to(folder)) for sub in subfolders for p in (folder / sub).rglob("*")
+        if p.is_file() and jobfiles.classify(p.name) is not None
+    )
     lines = [f"Validating {folder}"]
     problem = None
     if len(audios) != 1:
@@ -407,8 +422,11 @@ def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
             f"the folder must hold exactly one audio file ({' '.join(jobfiles.AUDIO_EXTS)})"
             f"; it holds {len(audios)}"
         )
+        if not audios:
+            problem += _nested_words([n for n in nested if jobfiles.classify(n) == "audio"])
     elif not videos:
         problem = f"the folder holds no video ({' '.join(jobfiles.VIDEO_EXTS)})"
+        problem += _nested_words([n for n in nested if jobfiles.classify(n) == "video"])
     pictures_dir = settings.paths.cache / "validate" / folder.name
     audio_ok = False
     for name in audios:
@@ -427,6 +445,7 @@ def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
             lines.append(f"video  {name}: {_verdict(exam_v.findings, exam_v.info is not None)}")
             lines += format_findings(exam_v.findings, pictures_dir)
     lines += [f"ignored {n}: not a supported audio or video file" for n in others]
+    lines += [f"ignored {n}/: a subfolder ({jobfiles.SUBFOLDER_RULE})" for n in subfolders]
     accepted = problem is None and audio_ok and accepted_videos > 0
     if problem:
         lines.append(f"Result: REFUSED: {problem}.")

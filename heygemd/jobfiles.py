@@ -6,6 +6,7 @@ Pure and below both users: the daemon's inbox (folder-level checks) and ``heygem
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Literal
 
@@ -18,6 +19,8 @@ IGNORED_PREFIXES = (".", "~$")  # hidden files (incl. ._* and .~lock*), Office l
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
 
 FileKind = Literal["audio", "video"]
+
+SUBFOLDER_RULE = "files must be directly in the job folder, not in subfolders"
 
 
 def is_ignored(name: str) -> bool:
@@ -47,3 +50,12 @@ def classify(name: str) -> FileKind | None:
     if ext in VIDEO_EXTS:
         return "video"
     return None
+
+
+def nested_hint(nested: Sequence[str]) -> str:
+    """Plain words for input files found in subfolders ('' when none): where they are and that
+    they must move up. ``nested`` holds paths relative to the job folder ('inner/v.wav')."""
+    if not nested:
+        return ""
+    shown = ", ".join(f"'{n}'" for n in nested[:3]) + (" ..." if len(nested) > 3 else "")
+    return f" Found in a subfolder: {shown}; {SUBFOLDER_RULE}: move it up into the job folder."

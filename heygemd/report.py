@@ -75,6 +75,8 @@ class JobReport(Record):
     message: str | None = None
     audio: AudioResult | None = None
     videos: list[VideoResult] = Field(default_factory=list)
+    ignored_files: list[str] = Field(default_factory=list)  # top-level, not audio/video
+    ignored_folders: list[str] = Field(default_factory=list)  # subfolders ("inner/")
     submitted_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -157,19 +157,39 @@ def classify(entries: Snapshot, limits: LimitSettings) -> JobFiles | FolderProbl
     audios = sorted(n for n in top if jobfiles.classify(n) == "audio")
     videos = tuple(sorted(n for n in top if jobfiles.classify(n) == "video"))
     exts = "/".join(sorted(e.lstrip(".") for e in jobfiles.AUDIO_EXTS))
+    nested = [e.rel for e in files if "/" in e.rel]
     if not audios:
+        hint = jobfiles.nested_hint([n for n in nested if jobfiles.classify(n) == "audio"])
         return FolderProblem(
-            "no_audio", f"The folder has no audio file. Add exactly one ({exts}).")
+            "no_audio", f"The folder has no audio file. Add exactly one ({exts}).{hint}")
     if len(audios) > 1:
         return FolderProblem(
             "multiple_audio", f"The folder has {len(audios)} audio files ({', '.join(audios)}). "
             "Keep exactly one.")
     if not videos:
         vexts = "/".join(sorted(e.lstrip(".") for e in jobfiles.VIDEO_EXTS))
+        hint = jobfiles.nested_hint([n for n in nested if jobfiles.classify(n) == "video"])
         return FolderProblem(
-            "no_video", f"The folder has no video file. Add one or more template videos ({vexts}).")
+            "no_video",
+            f"The folder has no video file. Add one or more template videos ({vexts}).{hint}")
     toml = next((n for n in top if n.lower() == JOB_TOML), None)
     return JobFiles(audios[0], videos, toml)
+
+
+def unused(entries: Snapshot) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(top-level files that are not inputs, e.g. 'notes.txt'; top-level subfolders, e.g.
+    'inner/') — what the job ignores, to tell the user (pure). Hidden/temporary files are not
+    listed."""
+    files = tuple(
+        e.rel for e in entries
+        if e.kind is EntryKind.FILE and "/" not in e.rel and not jobfiles.is_ignored(e.name)
+        and jobfiles.classify(e.rel) is None and e.rel.lower() != JOB_TOML
+    )
+    folders = tuple(
+        f"{e.rel}/" for e in entries
+        if e.kind is EntryKind.DIR and "/" not in e.rel and not jobfiles.is_ignored(e.name)
+    )
+    return files, folders
 
 
 def new_job_id(now: float | None = None) -> str:

@@ -159,12 +159,16 @@ class JobRunner:
                    "Check the input files (see inputs/), or report it to the operator.")
             return self._job_report(row, [], JobStatus.FAILED, "crash_loop", msg)
         entries = inbox.scan_entries(paths.original)
+        files, folders = inbox.unused(entries)
         found = inbox.classify(entries, self.settings.limits)
         if isinstance(found, inbox.FolderProblem):
             removed = inbox.strip_unsafe(paths.original, entries)
             log.warning("job.refused", code=found.code, file=found.file, removed=removed)
-            return self._job_report(row, [], JobStatus.REJECTED, found.code, found.message)
-        return self._process(row, paths, found)
+            report = self._job_report(row, [], JobStatus.REJECTED, found.code, found.message)
+        else:
+            report = self._process(row, paths, found)
+        return report.model_copy(
+            update={"ignored_files": list(files), "ignored_folders": list(folders)})
 
     def _process(self, row: JobRow, paths: JobPaths, files: inbox.JobFiles) -> JobReport:
         settings = self.settings

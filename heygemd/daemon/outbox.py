@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from heygemd import jobfiles
 from heygemd.report import JobReport, JobStatus, VideoStatus
 
 MARKER = ".heygemd-job"
@@ -85,8 +86,20 @@ def result_text(report: JobReport) -> str:
             lines += ["", "Warnings (the video was still made):"]
             lines += [f"  {name}: {f.message}" for name, f in warnings]
         lines.append("")
+    lines += _ignored_lines(report)
     lines.append("Your original files are in the 'inputs' folder. Details: report.json.")
     return "\n".join(lines) + "\n"
+
+
+def _ignored_lines(report: JobReport) -> list[str]:
+    lines = []
+    if report.ignored_folders:
+        names = ", ".join(f"'{n}'" for n in report.ignored_folders)
+        lines.append(f"Ignored subfolders: {names} ({jobfiles.SUBFOLDER_RULE}).")
+    if report.ignored_files:
+        names = ", ".join(f"'{n}'" for n in report.ignored_files)
+        lines.append(f"Ignored files: {names} (not an audio or video file).")
+    return lines + ([""] if lines else [])
 
 
 def write_atomic(path: Path, text: str) -> None:

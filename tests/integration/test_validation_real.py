@@ -284,6 +284,21 @@ def test_validate_folder_refuses_a_job_without_acceptable_video(
     assert not accepted and "exactly one audio file" in text
 
 
+def test_validate_folder_names_subfolders_and_the_inputs_in_them(
+    shared_media: Path, tmp_path: Path
+) -> None:
+    job = tmp_path / "nested"
+    job.mkdir()
+    make_job(job / "inner", shared_media, {
+        "v.wav": "speech/zh02_female_3s_cosyvoice_zero_shot_prompt.wav",
+        "p.mp4": "talking/th08_woman_older_en_real3dportrait_May5s.mp4",
+    })
+    text, accepted = examine.validate_folder(job, Settings(paths=PathSettings(cache=tmp_path)))
+    assert not accepted
+    assert "ignored inner/: a subfolder (files must be directly in the job folder" in text
+    assert "found in a subfolder: inner/v.wav" in text
+
+
 def test_vad_is_loaded_once_and_frames_line_up(jfk: np.ndarray) -> None:
     assert examine._vad_model() is examine._vad_model()
     probs = examine.speech_probabilities(jfk)

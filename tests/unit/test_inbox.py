@@ -106,3 +106,21 @@ def test_claim_is_a_rename_that_keeps_the_name(tmp_path: Path) -> None:
 def test_job_ids_sort_by_time_and_are_unique() -> None:
     a, b = inbox.new_job_id(1_000_000), inbox.new_job_id(2_000_000)
     assert a < b and len({inbox.new_job_id(5) for _ in range(50)}) == 50
+
+
+def test_missing_inputs_found_in_a_subfolder_are_named() -> None:
+    entries = (Entry("inner", EntryKind.DIR, 0, 1), *files("inner/p.mp4", "inner/v.wav"))
+    found = inbox.classify(entries, LIMITS)
+    assert isinstance(found, FolderProblem) and found.code == "no_audio"
+    assert "'inner/v.wav'" in found.message and "directly in the job folder" in found.message
+    found = inbox.classify((*entries, *files("v.wav")), LIMITS)
+    assert isinstance(found, FolderProblem) and found.code == "no_video"
+    assert "'inner/p.mp4'" in found.message and "inner/v.wav" not in found.message
+
+
+def test_unused_lists_other_files_and_subfolders_not_hidden_ones() -> None:
+    entries = (
+        Entry("inner", EntryKind.DIR, 0, 1), Entry(".git", EntryKind.DIR, 0, 1),
+        *files("a.wav", "v.mp4", "notes.txt", "job.toml", ".DS_Store", "inner/x.mp4"),
+    )
+    assert inbox.unused(entries) == (("notes.txt",), ("inner/",))

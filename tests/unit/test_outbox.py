@@ -141,3 +141,13 @@ def test_result_text_lists_warnings_only_for_videos_that_were_made() -> None:
     assert "The video is dark." not in text
     only_refused = outbox.result_text(_report(JobStatus.REJECTED, videos[1:]))
     assert "Warnings" not in only_refused
+
+
+def test_result_text_names_ignored_subfolders_and_files() -> None:
+    report = _report(JobStatus.REJECTED, [], reason_code="no_audio",
+                     message="The folder has no audio file.", ignored_files=["notes.txt"],
+                     ignored_folders=["inner/"])
+    text = outbox.result_text(report)
+    assert "Ignored subfolders: 'inner/' (files must be directly in the job folder" in text
+    assert "Ignored files: 'notes.txt' (not an audio or video file)" in text
+    assert "Ignored" not in outbox.result_text(_report(JobStatus.DONE, []))
