@@ -13,6 +13,15 @@ stage can never swallow a shutdown.
 
 from __future__ import annotations
 
+# Appended to every "cannot be read / truncated / empty" refusal: a copy that paused longer
+# than the settle time is the usual cause. Plain words; the setting names in parentheses.
+COPY_ADVICE = (
+    " If the file was still being copied, copy the file again. On a slow or network share, "
+    "ask the operator to have heygemd wait for a READY file (then add an empty file named "
+    "READY to the job folder once the copy is complete) or to wait longer before taking a job "
+    "(watch.require_ready_marker, watch.settle_seconds)."
+)
+
 
 class HeygemError(Exception):
     code: str = "error"

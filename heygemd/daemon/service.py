@@ -8,6 +8,7 @@ back to the queue). The watchdog observer thread only records names; this loop c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -20,11 +21,11 @@ import structlog
 
 from heygemd import jobfiles
 from heygemd.daemon import inbox, recovery
-from heygemd.daemon.jobs import JobRunner, PipelineLike
+from heygemd.daemon.jobs import JobPaths, JobRunner, PipelineLike
 from heygemd.daemon.lock import InstanceLock
 from heygemd.daemon.outbox import write_atomic
 from heygemd.daemon.status import StatusView, status_line, status_text, store_view
-from heygemd.daemon.store import JobRow, Store
+from heygemd.daemon.store import JobRow, State, Store
 from heygemd.daemon.systemd import Notifier
 from heygemd.daemon.watcher import Watcher, choose_mode, read_mount
 from heygemd.engines.base import resolve_device
@@ -35,6 +36,9 @@ log = structlog.get_logger(__name__)
 
 PipelineFactory = Callable[[Settings], PipelineLike]
 STATUS_INTERVAL = 1.0  # seconds between status file / STATUS= / store progress updates
+# After the claim, nothing in the job may change for min(settle_seconds, this) before it runs:
+# a writer that paused longer than settle_seconds and goes on writing is waited for.
+CLAIM_SETTLE_SECONDS = 5.0
 GIB = 1024**3
 
 
@@ -56,6 +60,8 @@ class Daemon:
         self.abort_requested = False
         self._stop_at = 0.0
         self._candidates: dict[str, inbox.Readiness] = {}
+        self._claimed: dict[str, inbox.Readiness] = {}  # job id -> stability since the claim
+        self._copying: set[str] = set()  # job ids whose files changed after the claim
         self._last_rescan = float("-inf")
         self._last_status = float("-inf")
         self._reported: set[str] = set()  # loose files / links already logged
@@ -179,11 +185,43 @@ class Daemon:
         """Discover and claim ready folders; run at most one queued job. True if a job ran."""
         self.notifier.ping()
         self._discover(time.monotonic())
-        row = None if self.stop_requested else self.store.next_queued()
+        row = None if self.stop_requested else self._next_settled(time.monotonic())
         if row is None or not self._has_disk_space():
             self._refresh_status()
             return False
         self._run(row)
+        return True
+
+    def _next_settled(self, now: float) -> JobRow | None:
+        """The oldest queued job whose files have not changed since its claim for the claim
+        settle window (jobs this process did not claim, e.g. recovered ones, count as settled)."""
+        for row in self.store.in_states(State.QUEUED):
+            if self._copy_finished(row, now):
+                return row
+        return None
+
+    def _copy_finished(self, row: JobRow, now: float) -> bool:
+        readiness = self._claimed.get(row.job_id)
+        if readiness is None:
+            return True
+        window = 0.0 if self.settings.watch.require_ready_marker else min(
+            self.settings.watch.settle_seconds, CLAIM_SETTLE_SECONDS)
+        claimed_at = readiness.changed_at
+        try:
+            readiness.observe(inbox.scan_entries(JobPaths.of(self.settings, row).original), now)
+        except OSError:
+            readiness.changed_at = now - window  # gone: let the runner report it
+        if readiness.changed_at > claimed_at and row.job_id not in self._copying:
+            self._copying.add(row.job_id)
+            log.warning("job.still_being_copied", job_id=row.job_id, name=row.name,
+                        hint="a file changed after the job was taken; waiting for the copy to "
+                             "finish (watch.require_ready_marker or a longer "
+                             "watch.settle_seconds avoid this)")
+            self._refresh_status(force=True)
+        if now - readiness.changed_at < window:
+            return False
+        del self._claimed[row.job_id]
+        self._copying.discard(row.job_id)
         return True
 
     def _run(self, row: JobRow) -> None:
@@ -287,11 +325,15 @@ class Daemon:
             return
         job_id = inbox.new_job_id()
         try:
-            inbox.claim(source, self.settings.paths.work, job_id)
+            target = inbox.claim(source, self.settings.paths.work, job_id)
         except OSError as err:
             log.error("job.claim_failed", name=name, error=str(err))
             return
         self.store.add(job_id, name)
+        settle = inbox.Readiness(first_seen=now)
+        with contextlib.suppress(OSError):  # the runner reports a folder it cannot read
+            settle.observe(inbox.scan_entries(target), now)
+        self._claimed[job_id] = settle
         del self._candidates[name]
         log.info("job.claimed", job_id=job_id, name=name)
         self._refresh_status(force=True)
@@ -314,7 +356,7 @@ class Daemon:
     def _view(self, stopped: bool = False) -> StatusView:
         return store_view(
             self.store, settling=sorted(self._candidates), problems=tuple(self._problems.values()),
-            stopped=stopped,
+            stopped=stopped, copying=tuple(self._copying),
         )
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:

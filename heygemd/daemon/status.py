@@ -21,6 +21,7 @@ class StatusView:
     settling: Sequence[str] = field(default_factory=tuple)
     problems: Sequence[str] = field(default_factory=tuple)
     stopped: bool = False
+    copying: Sequence[str] = field(default_factory=tuple)  # queued job ids still being written
 
 
 def progress_words(row: JobRow) -> str:
@@ -68,7 +69,11 @@ def status_text(view: StatusView) -> str:
     else:
         lines.append("Working on: nothing")
     lines.append(f"Waiting in queue: {len(view.queued)}")
-    lines += [f"  {i}. {row.name}" for i, row in enumerate(view.queued, start=1)]
+    lines += [
+        f"  {i}. {row.name}" + (" (waiting for the copy to finish)"
+                                if row.job_id in view.copying else "")
+        for i, row in enumerate(view.queued, start=1)
+    ]
     if view.settling:
         lines.append("Being copied (taken once nothing changes):")
         lines += [f"  - {name}" for name in view.settling]
@@ -79,7 +84,7 @@ def status_text(view: StatusView) -> str:
 
 def store_view(
     store: Store, settling: Sequence[str] = (), problems: Sequence[str] = (),
-    stopped: bool = False,
+    stopped: bool = False, copying: Sequence[str] = (),
 ) -> StatusView:
     """The view as the store has it (the daemon adds what only it knows: settling, problems)."""
     active = store.in_states(State.VALIDATING, State.RUNNING)
@@ -87,4 +92,5 @@ def store_view(
         updated_at=utc_now(), running=active[0] if active else None,
         queued=store.in_states(State.QUEUED), recent=store.recent(5),
         settling=tuple(settling), problems=tuple(problems), stopped=stopped,
+        copying=tuple(copying),
     )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from heygemd.errors import MediaError
+from heygemd.errors import COPY_ADVICE, MediaError
 from heygemd.media.probe import open_input
 
 log = structlog.get_logger(__name__)
@@ -100,7 +100,7 @@ def load_audio(path: Path, rate: int = 16000, mono: bool = True) -> np.ndarray:
     except av.FFmpegError as err:
         raise MediaError(
             f"The audio in {path.name} cannot be decoded; the file may be damaged or truncated "
-            f"(FFmpeg: {err.strerror or err}).",
+            f"(FFmpeg: {err.strerror or err}).{COPY_ADVICE}",
             code="unreadable_media",
         ) from None
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from heygemd.errors import MediaError
+from heygemd.errors import COPY_ADVICE, MediaError
 from heygemd.media.types import AudioStreamInfo, MediaInfo, VideoStreamInfo
 
 log = structlog.get_logger(__name__)
@@ -187,14 +187,14 @@ def open_input(path: Path) -> Any:
         raise MediaError(f"{path.name} does not exist or is not a file.", code="missing_file")
     if os.path.getsize(path) == 0:
         raise MediaError(
-            f"{path.name} is empty (0 bytes); the copy may not have finished.", code="empty_file"
+            f"{path.name} is empty (0 bytes).{COPY_ADVICE}", code="empty_file"
         )
     try:
         return av.open(str(path), mode="r")
     except av.FFmpegError as err:
         raise MediaError(
             f"{path.name} cannot be read as audio or video; it may be damaged, truncated or not a "
-            f"media file (FFmpeg: {err.strerror or err}).",
+            f"media file (FFmpeg: {err.strerror or err}).{COPY_ADVICE}",
             code="unreadable_media",
         ) from None
 
@@ -209,7 +209,7 @@ def check_complete(path: Path, size_bytes: int, index_ends: Sequence[int]) -> No
     if missing > 0:
         raise MediaError(
             f"{path.name} is incomplete: it ends {missing} bytes before the data its index "
-            "describes. The copy or download probably stopped early; copy the file again.",
+            f"describes: the copy or download probably stopped early.{COPY_ADVICE}",
             code="truncated_media",
             value=size_bytes,
         )
@@ -259,7 +259,7 @@ def probe(path: Path) -> MediaInfo:
         except av.FFmpegError as err:
             raise MediaError(
                 f"The video in {path.name} cannot be decoded; the file may be damaged or "
-                f"truncated (FFmpeg: {err.strerror or err}).",
+                f"truncated (FFmpeg: {err.strerror or err}).{COPY_ADVICE}",
                 code="unreadable_media",
             ) from None
         audio = _audio_info(audio_streams[0]) if audio_streams else None

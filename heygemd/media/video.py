@@ -21,7 +21,7 @@ import numpy as np
 import structlog
 
 from heygemd.closing import Closing
-from heygemd.errors import MediaError, ProcessingError
+from heygemd.errors import COPY_ADVICE, MediaError, ProcessingError
 from heygemd.media.probe import open_input, probe
 from heygemd.media.types import MediaInfo
 from heygemd.settings import OutputSettings
@@ -154,7 +154,7 @@ class VideoReader(Closing):
         except av.FFmpegError as err:
             raise MediaError(
                 f"The video in {self.path.name} stops decoding after {last or 0.0:.2f} s; the file "
-                f"is damaged or truncated (FFmpeg: {err.strerror or err}).",
+                f"is damaged or truncated (FFmpeg: {err.strerror or err}).{COPY_ADVICE}",
                 code="unreadable_media",
             ) from None
 

@@ -307,3 +307,33 @@ def test_a_video_failed_on_our_side_is_not_kept_for_the_restart(
     report = harness.published()["three"]
     assert [(v["name"], v["status"]) for v in report["videos"]] == [
         ("a.mp4", "done"), ("b.mp4", "done"), ("c.mp4", "done")]
+
+
+def test_a_copy_that_goes_on_after_the_claim_is_waited_for(
+    harness: Harness, daemon: Daemon
+) -> None:
+    """The writer paused longer than settle_seconds, the job was claimed, and the writer goes
+    on writing into the claimed folder: the job waits (queued) until nothing changes."""
+    daemon.startup()
+    folder = harness.good_job("paused")
+    data = harness.media["face.mp4"].read_bytes()
+    (folder / "face.mp4").write_bytes(data[: len(data) // 2])
+    for _ in range(40):
+        daemon.tick()
+        if daemon.store.in_states(State.QUEUED):
+            break
+        time.sleep(0.1)
+    [row] = daemon.store.in_states(State.QUEUED)
+    claimed = harness.work / row.job_id / "paused" / "face.mp4"
+    with open(claimed, "ab") as fh:  # the writer resumes
+        for i in range(len(data) // 2, len(data), len(data) // 8):
+            fh.write(data[i:i + len(data) // 8])
+            fh.flush()
+            assert daemon.tick() is False
+            assert daemon.store.get(row.job_id).state is State.QUEUED  # type: ignore[union-attr]
+            time.sleep(0.3)
+    status = (harness.outbox / "STATUS.txt").read_text()
+    assert "1. paused (waiting for the copy to finish)" in status
+    run_until_idle(daemon)
+    assert harness.published()["paused"]["status"] == "done"
+    assert (harness.outbox / "paused" / "inputs" / "face.mp4").read_bytes() == data

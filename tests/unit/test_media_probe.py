@@ -167,6 +167,7 @@ def test_truncated_faststart_mp4(tmp_path: Path) -> None:
         probe(path)
     assert err.value.code == "truncated_media"
     assert "copy the file again" in err.value.message
+    assert "READY" in err.value.message and "(watch.require_ready_marker" in err.value.message
 
 
 def test_check_complete() -> None:
