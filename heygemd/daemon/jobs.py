@@ -117,6 +117,21 @@ def job_settings(settings: Settings, job_toml: bytes) -> Settings:
     return settings.model_copy(update={"output": output})
 
 
+NOTHING_MADE = (JobStatus.REJECTED, JobStatus.FAILED)
+
+
+def overall_reason(videos: list[VideoResult]) -> tuple[str | None, str | None]:
+    """The job's reason when no video was made: the first refused or failed video's code and
+    'No video could be made: <its reason>' (pure)."""
+    first = next((v for v in videos if v.status is not VideoStatus.DONE), None)
+    if first is None:
+        return None, None
+    more = len(videos) - 1
+    others = f" (and {more} other video{'s' if more > 1 else ''}; see below)" if more else ""
+    reason = first.message or "no reason recorded"
+    return first.reason_code, f"No video could be made: {first.name}: {reason}{others}"
+
+
 def audio_refusal(audio: AudioResult) -> str:
     """Plain words for a refused audio (pure)."""
     reasons = [f.message for f in audio.findings if f.severity == "refuse"]
@@ -221,7 +236,9 @@ class JobRunner:
                 self._checkpoint(paths, video, keys[video], result)
             videos.append(result)
             progress(1.0)
-        return self._job_report(row, videos, job_status(videos), None, None, audio=audio.result,
+        status = job_status(videos)
+        code, message = overall_reason(videos) if status in NOTHING_MADE else (None, None)
+        return self._job_report(row, videos, status, code, message, audio=audio.result,
                                 settings=settings)
 
     def _checkpoint_keys(

@@ -337,3 +337,15 @@ def test_a_copy_that_goes_on_after_the_claim_is_waited_for(
     run_until_idle(daemon)
     assert harness.published()["paused"]["status"] == "done"
     assert (harness.outbox / "paused" / "inputs" / "face.mp4").read_bytes() == data
+
+
+def test_a_job_with_every_video_refused_has_a_reason(harness: Harness, daemon: Daemon) -> None:
+    daemon.startup()
+    harness.make_job("faceless", {"speech.wav": "speech.wav", "noface.mp4": "noface.mp4"})
+    run_until_idle(daemon)
+    report = harness.published()["faceless"]
+    assert report["status"] == "rejected"
+    assert report["reason_code"] == report["videos"][0]["reason_code"] is not None
+    assert report["message"].startswith("No video could be made: noface.mp4: ")
+    status = (harness.outbox / "STATUS.txt").read_text()
+    assert "faceless -> outbox/faceless (No video could be made: noface.mp4" in status

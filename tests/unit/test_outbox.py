@@ -151,3 +151,22 @@ def test_result_text_names_ignored_subfolders_and_files() -> None:
     assert "Ignored subfolders: 'inner/' (files must be directly in the job folder" in text
     assert "Ignored files: 'notes.txt' (not an audio or video file)" in text
     assert "Ignored" not in outbox.result_text(_report(JobStatus.DONE, []))
+
+
+def test_a_job_where_no_video_was_made_has_an_overall_reason() -> None:
+    from heygemd.daemon.jobs import overall_reason
+
+    videos = [
+        VideoResult(name="a.mp4", status=VideoStatus.REJECTED, reason_code="no_face",
+                    message="No face was found."),
+        VideoResult(name="b.mp4", status=VideoStatus.FAILED, reason_code="engine_error",
+                    message="The engine failed."),
+    ]
+    code, message = overall_reason(videos)
+    assert code == "no_face"
+    assert message == ("No video could be made: a.mp4: No face was found. "
+                       "(and 1 other video; see below)")
+    assert overall_reason(videos[:1])[1] == "No video could be made: a.mp4: No face was found."
+    text = outbox.result_text(_report(JobStatus.REJECTED, videos, reason_code=code,
+                                      message=message))
+    assert "Reason: No video could be made: a.mp4" in text
