@@ -237,8 +237,8 @@ class JobRunner:
             videos.append(result)
             progress(1.0)
         status = job_status(videos)
-        code, message = overall_reason(videos) if status in NOTHING_MADE else (None, None)
-        return self._job_report(row, videos, status, code, message, audio=audio.result,
+        code, reason = overall_reason(videos) if status in NOTHING_MADE else (None, None)
+        return self._job_report(row, videos, status, code, reason, audio=audio.result,
                                 settings=settings)
 
     def _checkpoint_keys(
