@@ -7,6 +7,7 @@ configuration error (one line naming the key), 1 anything else (e.g. a check fai
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -47,17 +48,25 @@ def cmd_once(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
-    from heygemd.daemon.status import status_text, store_view
-    from heygemd.daemon.store import DB_NAME, Store
+    from heygemd.daemon import inbox, lock
+    from heygemd.daemon.status import StatusView, inbox_words, status_text, store_view
+    from heygemd.daemon.store import DB_NAME, Store, utc_now
 
+    pid = lock.holder(settings.paths.state)
+    waiting = [
+        f"{name}: {inbox_words(snap, age, settings.watch)}"
+        for name, snap, age in inbox.waiting_folders(settings.paths.inbox)
+    ]
     if not (settings.paths.state / DB_NAME).is_file():
-        print(f"No jobs yet (no job database at {settings.paths.state}).")
-        return EXIT_OK
-    store = Store(settings.paths.state, readonly=True)
-    try:
-        print(status_text(store_view(store)), end="")
-    finally:
-        store.close()
+        view = StatusView(updated_at=utc_now(), running=None, queued=(), recent=())
+    else:
+        store = Store(settings.paths.state, readonly=True)
+        try:
+            view = store_view(store)
+        finally:
+            store.close()
+    view = dataclasses.replace(view, daemon_pid=pid, inbox=waiting, stopped=pid is None)
+    print(status_text(view), end="")
     return EXIT_OK
 
 

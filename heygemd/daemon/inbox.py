@@ -192,6 +192,27 @@ def unused(entries: Snapshot) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return files, folders
 
 
+def waiting_folders(inbox: Path) -> list[tuple[str, Snapshot, float | None]]:
+    """Job folders in the inbox, oldest first: (name, snapshot, seconds since the newest
+    change inside it, None when empty). For `heygemd status`; unreadable ones are skipped."""
+    found = []
+    try:
+        items = sorted(os.scandir(inbox), key=lambda d: d.stat(follow_symlinks=False).st_mtime)
+    except OSError:
+        return []
+    for item in items:
+        if jobfiles.is_ignored(item.name) or not item.is_dir(follow_symlinks=False):
+            continue
+        try:
+            snap = scan_entries(Path(item.path))
+        except OSError:
+            continue
+        newest = max((e.mtime_ns for e in snap), default=None)
+        age = None if newest is None else max(time.time() - newest / 1e9, 0.0)
+        found.append((item.name, snap, age))
+    return found
+
+
 def new_job_id(now: float | None = None) -> str:
     """Sortable, unique: 20240102T030405-1a2b3c."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))

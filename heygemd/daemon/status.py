@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from heygemd import jobfiles
+from heygemd.daemon.inbox import EntryKind, Snapshot
 from heygemd.daemon.store import JobRow, State, Store, utc_now
+from heygemd.settings import WatchSettings
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,10 @@ class StatusView:
     problems: Sequence[str] = field(default_factory=tuple)
     stopped: bool = False
     copying: Sequence[str] = field(default_factory=tuple)  # queued job ids still being written
+    # Only for `heygemd status` (another process): who holds the lock (None: nobody) and the
+    # inbox folders not yet taken, each with how ready it looks.
+    daemon_pid: int | None = None
+    inbox: Sequence[str] | None = None
 
 
 def progress_words(row: JobRow) -> str:
@@ -57,10 +64,34 @@ def _result_line(row: JobRow) -> str:
     return f"  {what:<8} {row.name}{where}{note}  [{row.finished_at or ''}]"
 
 
+def inbox_words(snap: Snapshot, age_seconds: float | None, watch: WatchSettings) -> str:
+    """How ready an inbox folder looks to `heygemd status` (pure). ``age_seconds``: since the
+    newest change inside it (None when empty)."""
+    if not any(e.kind is not EntryKind.DIR and not jobfiles.is_ignored(e.name) for e in snap):
+        return "empty"
+    if watch.require_ready_marker:
+        if any(e.rel == watch.ready_marker and e.kind is EntryKind.FILE for e in snap):
+            return "ready (READY file present)"
+        return f"waiting for a {watch.ready_marker} file"
+    if age_seconds is not None and age_seconds < watch.settle_seconds:
+        return f"still being copied (changed {age_seconds:.0f} s ago)"
+    return "looks ready (nothing changed lately)"
+
+
+def _head(view: StatusView) -> str:
+    if view.inbox is not None:  # `heygemd status`, from outside the daemon
+        if view.daemon_pid is None:
+            return f"heygemd is NOT RUNNING (jobs wait until it starts) - {view.updated_at}"
+        pid = f" (pid {view.daemon_pid})" if view.daemon_pid else ""
+        return f"heygemd is running{pid} - {view.updated_at}"
+    if view.stopped:
+        return f"heygemd is STOPPED (jobs wait until it starts again) - updated {view.updated_at}"
+    return f"heygemd - updated {view.updated_at}"
+
+
 def status_text(view: StatusView) -> str:
     """The STATUS file / `heygemd status` output (pure)."""
-    head = "heygemd is STOPPED (jobs wait until it starts again)" if view.stopped else "heygemd"
-    lines = [f"{head} - updated {view.updated_at}", ""]
+    lines = [_head(view), ""]
     lines += [f"PROBLEM: {p}" for p in view.problems]
     if view.problems:
         lines.append("")
@@ -77,6 +108,9 @@ def status_text(view: StatusView) -> str:
     if view.settling:
         lines.append("Being copied (taken once nothing changes):")
         lines += [f"  - {name}" for name in view.settling]
+    if view.inbox:
+        lines.append("In the inbox, not taken yet:")
+        lines += [f"  - {line}" for line in view.inbox]
     lines += ["", "Last results:"]
     lines += [_result_line(r) for r in view.recent] or ["  (none yet)"]
     return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,36 @@ def test_status_without_a_database(tmp_path: Path, capsys: pytest.CaptureFixture
     cfg = tmp_path / "config.toml"
     cfg.write_text('[paths]\nstate = "state"\n')
     assert main(["--config", str(cfg), "status"]) == 0
-    assert "No jobs yet" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("heygemd is NOT RUNNING") and "(none yet)" in out
+
+
+def test_status_says_whether_a_daemon_runs_and_lists_the_inbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from heygemd.daemon.lock import InstanceLock
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[paths]\nstate = "state"\ninbox = "inbox"\n[watch]\nsettle_seconds = 60\n')
+    (tmp_path / "inbox" / "fresh").mkdir(parents=True)
+    (tmp_path / "inbox" / "fresh" / "v.wav").write_bytes(b"x")
+    (tmp_path / "inbox" / "old").mkdir()
+    (tmp_path / "inbox" / "old" / "v.wav").write_bytes(b"x")
+    os.utime(tmp_path / "inbox" / "old" / "v.wav", (1, 1))
+    (tmp_path / "inbox" / "loose.wav").write_bytes(b"x")
+    assert main(["--config", str(cfg), "status"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("heygemd is NOT RUNNING")
+    assert "In the inbox, not taken yet:" in out
+    assert "  - fresh: still being copied" in out
+    assert "  - old: looks ready" in out and "loose.wav" not in out
+    held = InstanceLock(tmp_path / "state")
+    held.acquire()
+    try:
+        assert main(["--config", str(cfg), "status"]) == 0
+        assert capsys.readouterr().out.startswith(f"heygemd is running (pid {os.getpid()})")
+    finally:
+        held.release()
 
 
 def test_validate_refuses_a_missing_folder(tmp_path: Path) -> None:
