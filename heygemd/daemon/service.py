@@ -59,6 +59,8 @@ class Daemon:
         self.stop_requested = False
         self.abort_requested = False
         self._stop_at = 0.0
+        self._signals: list[int] = []  # appended by the handler, logged by the loop
+        self._stop_noted = self._abort_noted = False
         self._candidates: dict[str, inbox.Readiness] = {}
         self._claimed: dict[str, inbox.Readiness] = {}  # job id -> stability since the claim
         self._copying: set[str] = set()  # job ids whose files changed after the claim
@@ -150,6 +152,7 @@ class Daemon:
         return 0
 
     def shutdown(self) -> None:
+        self._note_stop()
         self.notifier.stopping()
         if self._watcher is not None:
             self._watcher.stop()
@@ -171,7 +174,25 @@ class Daemon:
             self._stop_at = time.monotonic()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signals.append(signum)
         self.request_stop()
+
+    def _note_stop(self) -> None:
+        """From the loop (never the handler): log a stop request once and show it."""
+        while self._signals:
+            log.warning("daemon.signal", signal=signal.Signals(self._signals.pop(0)).name)
+        if self.stop_requested and not self._stop_noted:
+            self._stop_noted = True
+            log.warning("daemon.stopping", hint="no new job is taken; the current video is "
+                        "finished", graceful_timeout_seconds=self.settings.daemon
+                        .graceful_timeout_seconds)
+            self.notifier.stopping()
+            if self._store is not None:
+                self._refresh_status(force=True)
+        if self.abort_requested and not self._abort_noted:
+            self._abort_noted = True
+            log.warning("daemon.aborting", hint="second stop: the running job goes back to "
+                        "the queue now")
 
     @property
     def store(self) -> Store:
@@ -184,6 +205,7 @@ class Daemon:
     def tick(self) -> bool:
         """Discover and claim ready folders; run at most one queued job. True if a job ran."""
         self.notifier.ping()
+        self._note_stop()
         self._discover(time.monotonic())
         row = None if self.stop_requested else self._next_settled(time.monotonic())
         if row is None or not self._has_disk_space():
@@ -239,6 +261,7 @@ class Daemon:
 
     def _on_progress(self, row: JobRow, index: int, count: int, video: str, frac: float) -> None:
         """Called from inside the pipeline: may abandon the job, keeps everyone informed."""
+        self._note_stop()
         if self.abort_requested:
             raise JobInterrupted("second stop signal")
         timeout = self.settings.daemon.graceful_timeout_seconds
@@ -357,6 +380,7 @@ class Daemon:
         return store_view(
             self.store, settling=sorted(self._candidates), problems=tuple(self._problems.values()),
             stopped=stopped, copying=tuple(self._copying),
+            stopping=self.stop_requested and not stopped,
         )
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:

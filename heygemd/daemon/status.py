@@ -27,6 +27,7 @@ class StatusView:
     copying: Sequence[str] = field(default_factory=tuple)  # queued job ids still being written
     # Only for `heygemd status` (another process): who holds the lock (None: nobody) and the
     # inbox folders not yet taken, each with how ready it looks.
+    stopping: bool = False  # a stop was requested; the current video is being finished
     daemon_pid: int | None = None
     inbox: Sequence[str] | None = None
 
@@ -43,11 +44,17 @@ def progress_words(row: JobRow) -> str:
     return f"video {index} of {row.video_count}{name}, {round(row.fraction * 100)}%"
 
 
+STOPPING_WORDS = ("stopping: finishing the current video; then the job is published if that "
+                  "was its last video, otherwise it goes back to the queue")
+
+
 def status_line(view: StatusView) -> str:
     """One line for systemd STATUS= (pure)."""
     parts = []
     if view.stopped:
         parts.append("stopped")
+    elif view.stopping:
+        parts.append(STOPPING_WORDS if view.running is not None else "stopping")
     if view.running is not None:
         parts.append(f"running {view.running.name}: {progress_words(view.running)}")
     elif not view.stopped:
@@ -95,6 +102,9 @@ def status_text(view: StatusView) -> str:
     lines += [f"PROBLEM: {p}" for p in view.problems]
     if view.problems:
         lines.append("")
+    if view.stopping:
+        lines += [STOPPING_WORDS[0].upper() + STOPPING_WORDS[1:] if view.running is not None
+                  else "Stopping: no new job is taken.", ""]
     if view.running is not None:
         lines.append(f"Working on: {view.running.name} - {progress_words(view.running)}")
     else:
@@ -118,7 +128,7 @@ def status_text(view: StatusView) -> str:
 
 def store_view(
     store: Store, settling: Sequence[str] = (), problems: Sequence[str] = (),
-    stopped: bool = False, copying: Sequence[str] = (),
+    stopped: bool = False, copying: Sequence[str] = (), stopping: bool = False,
 ) -> StatusView:
     """The view as the store has it (the daemon adds what only it knows: settling, problems)."""
     active = store.in_states(State.VALIDATING, State.RUNNING)
@@ -126,5 +136,5 @@ def store_view(
         updated_at=utc_now(), running=active[0] if active else None,
         queued=store.in_states(State.QUEUED), recent=store.recent(5),
         settling=tuple(settling), problems=tuple(problems), stopped=stopped,
-        copying=tuple(copying),
+        copying=tuple(copying), stopping=stopping,
     )

@@ -131,11 +131,15 @@ def test_bad_jobs_among_good_ones(harness: Harness) -> None:
 
 
 def test_sigterm_while_busy_finishes_the_video(harness: Harness) -> None:
-    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "80"  # ~3 s of rendering
+    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "150"  # ~6 s of rendering
     proc = harness.start()
     harness.good_job("warm")
     wait_for(lambda: harness.log_has("stage.start", stage="render"), 60, "render start")
     proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "Stopping: finishing the current video" in (
+        harness.outbox / "STATUS.txt").read_text(), 5, "the stop shown in STATUS.txt")
+    assert harness.log_has("daemon.signal", signal="SIGTERM")
+    assert harness.log_has("daemon.stopping")
     assert proc.wait(60) == 0
     assert harness.published()["warm"]["status"] == "done"
     assert list(harness.work.iterdir()) == []

@@ -170,3 +170,14 @@ def test_a_job_where_no_video_was_made_has_an_overall_reason() -> None:
     text = outbox.result_text(_report(JobStatus.REJECTED, videos, reason_code=code,
                                       message=message))
     assert "Reason: No video could be made: a.mp4" in text
+
+
+def test_status_shows_a_requested_stop() -> None:
+    row = JobRow("J", "clip", State.RUNNING, 1, "t", "t", None, None, None, None, 1, 2, "a.mp4",
+                 0.53)
+    view = StatusView(updated_at="now", running=row, queued=[], recent=[], stopping=True)
+    text = status_text(view)
+    assert "Stopping: finishing the current video" in text and "Working on: clip" in text
+    assert status_line(view).startswith("stopping: finishing the current video")
+    idle = StatusView(updated_at="now", running=None, queued=[], recent=[], stopping=True)
+    assert status_line(idle).startswith("stopping;")
