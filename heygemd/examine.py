@@ -278,12 +278,14 @@ def illustrate(
     findings: list[Finding],
     pictures_dir: Path,
     progress: ProgressFn | None = None,
+    fps: float | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """Write the picture of the deciding frame (refusals) or the worst frame (warnings).
 
     Returns the findings (those drawn now name the picture) and the picture names written.
     The frame is decoded again here, so the frame pass never holds more than one picture;
-    ``progress`` gets the fraction of that decoding done, once per decoded frame.
+    ``progress`` gets the fraction of that decoding done, once per decoded frame; ``fps`` (the
+    video's frame rate) turns the frame index into the time shown on the picture.
     """
     kind, group = _picture_group(findings)
     if not group:
@@ -306,7 +308,9 @@ def illustrate(
     if (pictures_dir / name).exists():  # another video of the job with the same stem
         name = f"{path.name}.{kind}.jpg"
     yaw = next((e.yaw for e in evidence if e.frame_index == index), None)
-    image = annotate.annotate(frame, sample.speaker, group, index, sample.speaker_occlusion, yaw)
+    image = annotate.annotate(
+        frame, sample.speaker, group, index, sample.speaker_occlusion, yaw, fps
+    )
     pictures_dir.mkdir(parents=True, exist_ok=True)
     annotate.save_jpeg(pictures_dir / name, image)
     drawn = {id(f) for f in group}
@@ -353,6 +357,7 @@ def examine_video(
     findings, pictures = illustrate(
         path, samples, evidence, findings, pictures_dir,
         progress_span(report, FRAME_PASS_SHARE, 1.0),
+        fps=info.video.avg_fps if info.video else None,
     )
     log.info(
         "examine.video",

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from heygemd import examine
+from heygemd import annotate, examine
 from heygemd.errors import JobInterrupted
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
@@ -173,7 +173,15 @@ def test_refused_videos_get_a_picture_of_the_deciding_frame(
     assert refusal.picture == name and refusal.frame_index is not None
     image = cv2.imdecode(np.frombuffer((pictures / name).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
     frame = read_frames(Path(exam.info.path), [refusal.frame_index])[refusal.frame_index]
-    assert image.shape == frame.shape
+    # The canvas holds the frame resized by annotate.frame_scale() in its top-left corner and the
+    # text panel below or beside it: only the thin face box and landmarks are drawn on the frame.
+    shown = annotate.fit_frame(frame)
+    h, w = shown.shape[:2]
+    assert min(h, w) >= min(annotate.MIN_SHORT_SIDE, *frame.shape[:2])
+    assert image.shape[0] >= h and image.shape[1] >= w and image.shape[:2] != (h, w)
+    drawn = cv2.cvtColor(image[:h, :w], cv2.COLOR_BGR2RGB).astype(np.int16)
+    changed = (np.abs(drawn - shown.astype(np.int16)) > 48).any(axis=2)
+    assert changed.mean() < 0.03, f"{changed.mean():.1%} of the frame drawn over"
 
 
 def validate_refusals(exam: examine.VideoExamination) -> list:
