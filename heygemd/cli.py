@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +81,36 @@ def _quiet_logging(settings: Settings) -> None:
                       None)
 
 
+# What mediapipe / TFLite / absl write straight to fd 2 while models load and run. Environment
+# settings (GLOG_minloglevel, TF_CPP_MIN_LOG_LEVEL) do not reach absl before its
+# InitializeLog() nor TFLite's own logger (checked with mediapipe 0.10), so one-off commands
+# filter these lines out of their stderr instead.
+NATIVE_NOISE = re.compile(
+    r"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
+    r"|[IWE]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\] )"
+)
+
+
+@contextmanager
+def _native_noise_filtered() -> Iterator[None]:
+    """Send fd 2 to a temporary file for the block, then pass on what is not NATIVE_NOISE."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if not NATIVE_NOISE.match(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     from heygemd.examine import validate_folder
 
@@ -85,7 +118,8 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise ConfigError(f"usage error: {folder} is not a folder")
-    text, ok = validate_folder(folder, settings)
+    with _native_noise_filtered():
+        text, ok = validate_folder(folder, settings)
     print(text, end="" if text.endswith("\n") else "\n")
     return EXIT_OK if ok else EXIT_FAIL
 
@@ -94,7 +128,8 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
     from heygemd.daemon.doctor import run_checks
 
     _quiet_logging(settings)
-    results = run_checks(settings)
+    with _native_noise_filtered():
+        results = run_checks(settings)
     for check in results:
         print(f"{'OK ' if check.ok else 'FIX'}  {check.name}: {check.detail}")
     return EXIT_OK if all(c.ok for c in results) else EXIT_FAIL

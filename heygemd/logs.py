@@ -7,6 +7,7 @@ every line (structlog contextvars) and copies those lines into the job's ``job.l
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.handlers
@@ -56,11 +57,14 @@ def configure_logging(cfg: LogSettings, log_file: Path | None) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            # Real UTF-8 (names are often Chinese), as in job.log.jsonl.
+            structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
     )
     handlers: list[logging.Handler] = []
     if cfg.stdout:
+        if isinstance(sys.stdout, io.TextIOWrapper):  # a non-UTF-8 locale must not crash a line
+            sys.stdout.reconfigure(errors="backslashreplace")
         handlers.append(logging.StreamHandler(sys.stdout))
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)

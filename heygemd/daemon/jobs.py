@@ -295,7 +295,9 @@ class JobRunner:
             message=message, audio=audio, videos=videos, submitted_at=row.submitted_at,
             started_at=row.started_at, finished_at=utc_now(),
             timings_ms={"videos": round(total, 1)},
-            engine=self.engine_info, settings=(settings or self.settings).model_dump(mode="json"),
+            engine=self.engine_info,
+            # what shaped the videos; never the server's paths (the report is on the share)
+            settings=(settings or self.settings).model_dump(mode="json", exclude={"paths"}),
             heygemd_version=__version__,
         )
 

@@ -36,6 +36,7 @@ def test_normal_job_is_published_complete(harness: Harness) -> None:
     assert report["status"] == "done", report
     assert report["engine"]["name"] == "echo" and report["engine"]["device"] == "cpu"
     assert report["settings"]["watch"]["settle_seconds"] == 0.6
+    assert "paths" not in report["settings"]  # no server paths on the users' share
     out = harness.outbox / "job1"
     frames, has_audio = frames_and_audio(out / "face.mp4")
     assert has_audio and abs(frames - round(1.5 * 25)) <= 2  # length follows the 1.5 s audio
@@ -182,6 +183,8 @@ def test_unsafe_and_unicode_names(harness: Harness, tmp_path: Path) -> None:
     assert not (harness.outbox / "linked" / "inputs" / "escape.mp4").exists()
     assert secret.read_text() == "outside the inbox"
     assert reports["中文任务"]["status"] == "done"
+    assert "中文任务".encode() in (harness.root / "stdout0.log").read_bytes()  # real UTF-8
+    assert "中文任务".encode() in (harness.root / "log" / "heygemd.log").read_bytes()
     assert (harness.outbox / "中文任务" / "视频.mp4").is_file()
     assert reports["a..b"]["status"] == "done"
     time.sleep(1.5)
@@ -253,6 +256,7 @@ def test_once_with_job_toml_and_doctor(harness: Harness) -> None:
     assert names == ["dirs", "same filesystem", "free disk", "filesystem", "device", "engine",
                      "face models"], doctor.stdout
     assert all(line.startswith("OK ") for line in lines), doctor.stdout
+    assert "TensorFlow Lite" not in doctor.stderr and "W0000" not in doctor.stderr
     assert doctor.returncode == 0
 
 

@@ -89,3 +89,16 @@ def test_job_toml_overrides_output_only() -> None:
         job_settings(base, b"[engine]\nname = 'x'\n")
     with pytest.raises(ValueError, match="cannot be read"):
         job_settings(base, b"[output\n")
+
+
+def test_native_library_noise_is_kept_off_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    from heygemd.cli import _native_noise_filtered
+
+    with _native_noise_filtered():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+                    b"WARNING: All log messages before absl::InitializeLog() is called are "
+                    b"written to STDERR\n"
+                    b"W0000 00:00:1795522922.636214   16143 inference_feedback_manager.cc:114] "
+                    b"Feedback manager requires a model with a single signature inference.\n"
+                    b"a real problem\n")
+    assert capfd.readouterr().err == "a real problem\n"
