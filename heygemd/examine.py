@@ -382,7 +382,10 @@ def format_findings(findings: Sequence[Finding], pictures_dir: Path | None = Non
     """One indented line per finding: severity, code, message, value, limit, frame, picture."""
     lines = []
     for f in findings:
-        facts = [f"{k} {v}" for k, v in (("value", f.value), ("limit", f.limit)) if v is not None]
+        facts = [  # a code carried as the value (e.g. unreadable_media) is not a measurement
+            f"{k} {v}" for k, v in (("value", f.value), ("limit", f.limit))
+            if v is not None and not (isinstance(v, str) and v.isidentifier())
+        ]
         if f.frame_index is not None:
             facts.append(f"frame {f.frame_index}")
         extra = f" ({', '.join(facts)})" if facts else ""

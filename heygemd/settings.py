@@ -11,6 +11,7 @@ from ``make run`` and from a systemd unit.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -184,11 +185,21 @@ def _resolve_paths(paths: PathSettings, base: Path) -> PathSettings:
     return paths.model_copy(update=updates)
 
 
-def _format_error(err: ValidationError) -> str:
+# pydantic's wording -> ours, for the errors an operator meets most.
+_PLAIN = {"extra_forbidden": "unknown setting"}
+
+
+def _format_error(err: ValidationError, environ: Mapping[str, str] | None = None) -> str:
+    """One line naming the key, what is wrong, the value, and the environment variable when
+    the value came from one."""
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"])
     value = first.get("input")
-    return f"config error: {key}: {first['msg']} (got {value!r})"
+    env_name = "HEYGEMD_" + "__".join(str(p) for p in first["loc"]).upper()
+    source = f" (from environment {env_name})" if env_name in (environ or os.environ) else ""
+    what = _PLAIN.get(first["type"], first["msg"])
+    got = "" if first["type"] == "extra_forbidden" else f" (got {value!r})"
+    return f"config error: {key}: {what}{got}{source}"
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:

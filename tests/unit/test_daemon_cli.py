@@ -102,3 +102,33 @@ def test_native_library_noise_is_kept_off_stderr(capfd: pytest.CaptureFixture[st
                     b"Feedback manager requires a model with a single signature inference.\n"
                     b"a real problem\n")
     assert capfd.readouterr().err == "a real problem\n"
+
+
+def test_config_errors_use_plain_words_and_name_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[watch]\nsetle_seconds = 3\n")
+    assert main(["--config", str(cfg), "status"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "heygemd: config error: watch.setle_seconds: unknown setting")
+    cfg.write_text("")
+    monkeypatch.setenv("HEYGEMD_WATCH__SETTLE_SECONDS", "abc")
+    assert main(["--config", str(cfg), "status"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "watch.settle_seconds" in err and "'abc'" in err
+    assert err.endswith("(from environment HEYGEMD_WATCH__SETTLE_SECONDS)")
+
+
+def test_validate_does_not_print_a_code_as_a_value() -> None:
+    from heygemd.examine import format_findings
+    from heygemd.report import Finding, Severity
+
+    lines = format_findings([
+        Finding(code="unreadable_media", severity=Severity.REFUSE, message="Cannot be read.",
+                value="unreadable_media"),
+        Finding(code="low_resolution", severity=Severity.WARN, message="Small.", value=512.0,
+                limit=720.0),
+    ])
+    assert lines[0].endswith("unreadable_media: Cannot be read.")
+    assert lines[1].endswith("(value 512.0, limit 720.0)")
