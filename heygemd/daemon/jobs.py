@@ -302,10 +302,10 @@ class JobRunner:
         )
 
     def _publish(self, row: JobRow, paths: JobPaths, report: JobReport) -> JobRow:
-        outbox.write_results(paths.staging, report)
-        moved = outbox.move_inputs(paths.original, paths.staging)
         out = self.settings.paths.outbox
         name = outbox.choose_name(outbox.safe_name(row.name), outbox.taken_names(out))
+        outbox.write_results(paths.staging, report, published_as=name)
+        moved = outbox.move_inputs(paths.original, paths.staging)
         self.store.update(row.job_id, outbox_name=name)
         outbox.publish(paths.staging, out, name)
         done = self.store.transition(

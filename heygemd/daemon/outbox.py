@@ -62,8 +62,9 @@ def _video_line(v_name: str, status: VideoStatus, output: str | None, message: s
     return f"  {word} {v_name}: {message or 'no reason recorded'}"
 
 
-def result_text(report: JobReport) -> str:
-    """RESULT.txt: what succeeded and, for each refused or failed file, why and what to change."""
+def result_text(report: JobReport, published_as: str | None = None) -> str:
+    """RESULT.txt: what succeeded and, for each refused or failed file, why and what to change.
+    ``published_as``: the outbox folder's name, mentioned when it is not the job's own."""
     headline = {
         JobStatus.DONE: "All videos were made.",
         JobStatus.PARTIAL: "Some videos were made; the others are listed below with the reason.",
@@ -71,6 +72,9 @@ def result_text(report: JobReport) -> str:
         JobStatus.FAILED: "Nothing was made: processing failed on our side (see below).",
     }[report.status]
     lines = [f"Job: {report.job_name}", f"Result: {report.status.value.upper()} - {headline}", ""]
+    wanted = safe_name(report.job_name)
+    if published_as is not None and published_as != wanted:
+        lines += [f"Your results are in '{published_as}' because '{wanted}' already existed.", ""]
     if report.message:
         lines += [f"Reason: {report.message}", ""]
     if report.audio is not None and not report.audio.accepted:
@@ -119,13 +123,13 @@ def staging_dir(outbox: Path, job_id: str) -> Path:
     return outbox / f"{STAGING_PREFIX}{job_id}"
 
 
-def write_results(staging: Path, report: JobReport) -> None:
+def write_results(staging: Path, report: JobReport, published_as: str | None = None) -> None:
     """report.json, RESULT.txt and the job-id marker into the staging folder."""
     (staging / "report.json").write_text(
         json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n",
         encoding="utf-8",
     )
-    (staging / "RESULT.txt").write_text(result_text(report), encoding="utf-8")
+    (staging / "RESULT.txt").write_text(result_text(report, published_as), encoding="utf-8")
     (staging / MARKER).write_text(report.job_id + "\n", encoding="utf-8")
 
 

@@ -206,6 +206,8 @@ def test_outbox_name_collisions_never_overwrite(harness: Harness) -> None:
     reports = harness.wait_published(2)
     assert set(reports) == {"job-2", "job-3"}
     assert (harness.outbox / "job" / "mine.txt").read_text() == "the user's own file"
+    assert "Your results are in 'job-3' because 'job' already existed." in (
+        harness.outbox / "job-3" / "RESULT.txt").read_text()
     assert reports["job-2"]["job_id"] != reports["job-3"]["job_id"]
 
 

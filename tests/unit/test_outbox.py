@@ -181,3 +181,10 @@ def test_status_shows_a_requested_stop() -> None:
     assert status_line(view).startswith("stopping: finishing the current video")
     idle = StatusView(updated_at="now", running=None, queued=[], recent=[], stopping=True)
     assert status_line(idle).startswith("stopping;")
+
+
+def test_result_text_says_when_the_outbox_folder_was_renamed() -> None:
+    report = _report(JobStatus.DONE, [])
+    assert "already existed" not in outbox.result_text(report, "my job")
+    assert ("Your results are in 'my job-2' because 'my job' already existed."
+            in outbox.result_text(report, "my job-2"))
