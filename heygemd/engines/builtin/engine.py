@@ -19,7 +19,7 @@ import structlog
 from heygemd.cache import AnalysisCache
 from heygemd.engines.base import EngineContext, ProgressFn, Rendering, RenderRequest
 from heygemd.engines.builtin import audio_features as af
-from heygemd.engines.builtin import mesh, motion, render, select
+from heygemd.engines.builtin import colour, mesh, motion, render, select
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
 from heygemd.engines.builtin.phones import PhoneRecognizer
 from heygemd.engines.builtin.render import Plan
@@ -192,6 +192,8 @@ class BuiltinEngine:
         ref = analysis.landmarks[int(np.flatnonzero(analysis.usable)[0])] if analysis.usable.any() \
             else None
         triangles = mesh.triangulate(ref) if ref is not None else np.zeros((0, 3), np.int64)
+        lips = colour.lip_colours(analysis.crops, analysis.landmarks, analysis.crop_origin,
+                                  analysis.usable, analysis.fps)
         frame_bytes = analysis.width * analysis.height * 3
         batch: list[np.ndarray] = []
         rows: list[int] = []
@@ -203,7 +205,7 @@ class BuiltinEngine:
             batch.append(frame)
             rows.append(t)
             if len(batch) >= self.cfg.batch_size or t == count - 1:
-                yield from self._flush(batch, rows, plan, analysis, triangles)
+                yield from self._flush(batch, rows, plan, analysis, triangles, lips)
                 done += len(batch)
                 batch, rows = [], []
                 if time.monotonic() - last > PROGRESS_SECONDS:
@@ -219,13 +221,14 @@ class BuiltinEngine:
         plan: Plan,
         analysis: TemplateAnalysis,
         triangles: np.ndarray,
+        lips: np.ndarray,
     ) -> Iterator[np.ndarray]:
         live = [i for i, t in enumerate(rows) if plan.active[t]]
         out = list(batch)
         if live:
             pairs = [(int(plan.base[rows[i]]), int(plan.source[rows[i]])) for i in live]
             done = render.transplant([batch[i] for i in live], pairs, analysis, triangles,
-                                     self.ctx.device)
+                                     self.ctx.device, lips)
             for i, frame in zip(live, done, strict=True):
                 out[i] = frame
         yield from out

@@ -24,6 +24,10 @@ ANCHORS: tuple[int, ...] = tuple(i for i in dict.fromkeys(lm.LOWER_FACE) if i no
 CONTOUR = np.asarray(lm.LOWER_FACE, dtype=np.int64)
 NOSE_BASE = (2, 97, 326, 98, 327)  # under the nose (anchors): the top of the blend mask
 N_RING = len(lm.LOWER_FACE)
+# positions of the lip contours and the mouth corners among the vertices (all are MOVING)
+LIP_OUTER_VERTICES = tuple(MOVING.index(i) for i in lm.LIPS_OUTER)
+LIP_INNER_VERTICES = tuple(MOVING.index(i) for i in lm.LIPS_INNER)
+CORNER_VERTICES = (MOVING.index(lm.MOUTH_RIGHT_CORNER), MOVING.index(lm.MOUTH_LEFT_CORNER))
 
 
 def ring_center(points: np.ndarray) -> np.ndarray:

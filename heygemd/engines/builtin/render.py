@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from heygemd.engines.builtin import mesh, warp
+from heygemd.engines.builtin import colour, mesh, warp
 from heygemd.engines.builtin.analysis import TemplateAnalysis
 
 REVERSE_BUDGET_BYTES = 512 * 1024 * 1024  # frames held at once while walking backwards
@@ -101,11 +101,13 @@ def transplant(
     analysis: TemplateAnalysis,
     triangles: np.ndarray,
     device: str,
+    lip_colours: np.ndarray,
 ) -> list[np.ndarray]:
     """Replace the lower face of each base frame with its source frame's mouth.
 
     frames: B base frames uint8 (H, W, 3) (modified copies are returned); plan_rows: B pairs
-    (base index, source index) into the analysis.
+    (base index, source index) into the analysis; lip_colours: float32 (N, 3) each template
+    frame's lip colour (colour.lip_colours): the transplanted lips take their base frame's.
     """
     import torch
 
@@ -133,9 +135,14 @@ def transplant(
     hard = torch.from_numpy(hard_masks([poly - shift for poly in polygons], h, w)).to(device)
     alpha, rim = blend_weights(hard, covered, FEATHER * side)
     source_t = restore_detail(warped / 255.0, RESHARPEN)
-    src_mean, _ = compose.masked_mean_std(source_t, rim)
-    ref_mean, _ = compose.masked_mean_std(base_t, rim)
-    matched = (source_t + (ref_mean - src_mean)).clamp(0.0, 1.0)  # shift only: keeps contrast
+    corner_y = torch.tensor([float(tv[list(mesh.CORNER_VERTICES), 1].mean()) - y0
+                             for tv in targets], device=device)
+    source_lips = torch.from_numpy(colour.lip_bands(
+        [(tv[list(mesh.LIP_OUTER_VERTICES)] - shift, tv[list(mesh.LIP_INNER_VERTICES)] - shift)
+         for tv in targets], h, w)).to(device)
+    lip_target = torch.from_numpy(lip_colours[[b for b, _ in plan_rows]]).to(device)
+    matched = colour.match_mouth(base_t, source_t, rim, corner_y,
+                                 lip_target.reshape(-1, 3, 1, 1), source_lips)
     out = compose.blend(base_t, matched, alpha)
     windows = torch.round(out * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
     result = []

@@ -1,0 +1,137 @@
+"""Colour of a transplanted mouth: the base frame's skin light and the base frame's own lips.
+
+Two shifts, both measured on pixels that show the same thing in the base and the warped source:
+
+* skin: the per-channel median of (base - source) over the mask rim *above the mouth corners*
+  (under the nose, the cheeks: anchored vertices, so both show the same skin). The rim below the
+  mouth follows the jaw, and when base and source open the mouth differently it holds chin in
+  one and neck, shadow or background in the other: a mean over the whole rim swung by 20-30
+  levels between neighbouring frames with the same source (th05: pale pink, then mauve lips).
+* lips: the mean of the base frame's own lip band minus the (skin-shifted) source's, applied
+  under a soft band around the transplanted lips. Templates do not hold one lip colour (th05's
+  lipstick spans b* 9-14, a* 33-40 over the clip); taking the base's keeps the output's lip
+  colour on the base walk, which is continuous, whatever source frames are chosen.
+
+Pure torch on batches: images float (B, 3, H, W) in [0, 1], masks float (B, 1, H, W).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from heygemd.faces import landmarks as lm
+
+MIN_RIM_PIXELS = 32  # fewer usable rim pixels above the mouth: the whole rim is used
+MIN_LIP_PIXELS = 24  # fewer lip pixels in base or source: no lip correction
+MAX_LIP_SHIFT = 0.1  # per channel (0..1): bad landmarks cannot paint the lips a wild colour
+LIP_SOFTNESS = 0.006  # lip weight blur sigma, share of the crop side
+# The per-frame lip mean of a template jitters by 2-3 levels of a* between neighbouring frames
+# (thin lips of an open mouth, landmark jitter): the lip target is smoothed over this long.
+LIP_SMOOTH_SECONDS = 0.08
+
+
+def skin_shift(base: Any, source: Any, rim: Any, corner_y: Any) -> Any:
+    """Per-channel shift (B, 3, 1, 1) taking ``source`` skin to ``base`` skin.
+
+    rim: (B, 1, H, W) colour-matching band; corner_y: (B,) row of the mouth corners in the
+    window. The median of base - source over the rim rows above corner_y (or over the whole
+    rim where that holds under MIN_RIM_PIXELS pixels).
+    """
+    import torch
+
+    rows = torch.arange(rim.shape[2], device=rim.device, dtype=torch.float32)
+    upper = rim * (rows.reshape(1, 1, -1, 1) < corner_y.reshape(-1, 1, 1, 1)).float()
+    diff = base - source
+    out = torch.zeros(base.shape[0], base.shape[1], 1, 1, device=base.device, dtype=base.dtype)
+    for i in range(base.shape[0]):
+        chosen = upper[i, 0] > 0.5
+        if int(chosen.sum()) < MIN_RIM_PIXELS:
+            chosen = rim[i, 0] > 0.5
+        if int(chosen.sum()) == 0:
+            continue
+        out[i, :, 0, 0] = diff[i][:, chosen].median(dim=1).values
+    return out
+
+
+def lip_shift(target: Any, source: Any, source_lips: Any) -> Any:
+    """Per-channel shift (B, 3, 1, 1) giving the source's lip band the ``target`` mean colour.
+
+    target: (B, 3, 1, 1), NaN where unknown; source_lips: (B, 1, H, W) lip band of ``source``.
+    Zero where the target is unknown or the band too small to trust; within +-MAX_LIP_SHIFT.
+    """
+    import torch
+
+    from heygemd.engines import compose
+
+    source_mean, _ = compose.masked_mean_std(source, source_lips)
+    known = torch.isfinite(target).all(dim=1, keepdim=True)
+    enough = source_lips.sum(dim=(2, 3), keepdim=True) >= MIN_LIP_PIXELS
+    shift = (torch.nan_to_num(target) - source_mean).clamp(-MAX_LIP_SHIFT, MAX_LIP_SHIFT)
+    return shift * (known & enough).float()
+
+
+def match_mouth(base: Any, source: Any, rim: Any, corner_y: Any, lip_target: Any,
+                source_lips: Any) -> Any:
+    """The warped ``source`` (B, 3, H, W) recoloured for ``base``: the skin shift everywhere,
+    and the lips taken to ``lip_target`` (B, 3, 1, 1) under a soft band round the source's lips
+    (source_lips (B, 1, H, W))."""
+    from heygemd.engines import compose
+
+    shifted = source + skin_shift(base, source, rim, corner_y)
+    lips = lip_shift(lip_target, shifted, source_lips)
+    side = float(max(source.shape[-2:]))
+    weight = (2.0 * compose.gaussian_blur(source_lips, LIP_SOFTNESS * side)).clamp(0.0, 1.0)
+    return (shifted + weight * lips).clamp(0.0, 1.0)
+
+
+def lip_colours(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
+                usable: np.ndarray, fps: float) -> np.ndarray:
+    """float32 (N, 3) in 0..1: each template frame's mean lip colour (RGB), smoothed over time
+    (Gaussian, LIP_SMOOTH_SECONDS); NaN where no usable frame is near.
+
+    crops: uint8 (N, S, S, 3) (memory-mapped; only each lip box is read); landmarks (N, 478, 3)
+    and origins (N, 2) in frame pixels; usable: bool (N,).
+    """
+    n = len(usable)
+    raw = np.zeros((n, 3))
+    weight = np.zeros(n)
+    side = crops.shape[1]
+    for i in np.flatnonzero(usable):
+        outer = landmarks[i, list(lm.LIPS_OUTER), :2] - origins[i]
+        inner = landmarks[i, list(lm.LIPS_INNER), :2] - origins[i]
+        x0, y0 = np.clip(np.floor(outer.min(axis=0)).astype(int) - 1, 0, side)
+        x1, y1 = np.clip(np.ceil(outer.max(axis=0)).astype(int) + 2, 0, side)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            continue
+        corner = np.array([x0, y0])
+        band = lip_bands([(outer - corner, inner - corner)], y1 - y0, x1 - x0)[0, 0] > 0
+        if band.sum() >= MIN_LIP_PIXELS:
+            raw[i] = np.asarray(crops[i, y0:y1, x0:x1], np.float64)[band].mean(axis=0) / 255.0
+            weight[i] = 1.0
+    from scipy.ndimage import gaussian_filter1d
+
+    sigma = max(LIP_SMOOTH_SECONDS * fps, 1e-3)
+    # a weighted Gaussian average over the frames with a measurement (zeros beyond the ends)
+    total = gaussian_filter1d(weight, sigma, mode="constant")
+    out = gaussian_filter1d(raw * weight[:, None], sigma, axis=0, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = out / total[:, None]
+    out[total < 0.25] = np.nan
+    return out.astype(np.float32)
+
+
+def lip_bands(contours: list[tuple[np.ndarray, np.ndarray]], height: int, width: int) -> np.ndarray:
+    """float32 (B, 1, height, width): 1 between each (outer, inner) lip contour pair ((P, 2)
+    each, window pixels), shrunk by a pixel so that the band holds no skin or teeth."""
+    import cv2
+
+    out = np.zeros((len(contours), 1, height, width), dtype=np.float32)
+    kernel = np.ones((3, 3), np.uint8)
+    for i, (outer, inner) in enumerate(contours):
+        band = np.zeros((height, width), np.uint8)
+        cv2.fillPoly(band, [np.round(outer * 16).astype(np.int32)], (1,), cv2.LINE_8, shift=4)
+        cv2.fillPoly(band, [np.round(inner * 16).astype(np.int32)], (0,), cv2.LINE_8, shift=4)
+        out[i, 0] = cv2.erode(band, kernel)
+    return out

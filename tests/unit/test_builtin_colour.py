@@ -1,0 +1,109 @@
+"""Colour of the transplanted mouth: skin light from the anchored rim, lips from the base."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from heygemd.engines import compose
+from heygemd.engines.builtin import colour
+
+SIZE = 96
+SKIN = (0.80, 0.60, 0.50)
+RED_LIPS = (0.70, 0.15, 0.20)  # the base frame's lipstick
+MAUVE_LIPS = (0.66, 0.18, 0.28)  # the same lipstick in another template frame
+OUTER = np.array([[28.0, 50], [48, 40], [68, 50], [48, 62]])
+INNER = np.array([[34.0, 50], [48, 47], [62, 50], [48, 54]])
+CORNER_Y = 50.0
+
+
+def _scene(light: float = 0.0) -> tuple[torch.Tensor, ...]:
+    """Base and warped source windows that show the same skin above the mouth corners, but below
+    them the base has its (open) chin where the source has the shadow under a closed jaw."""
+    base = torch.tensor(SKIN).reshape(1, 3, 1, 1).repeat(1, 1, SIZE, SIZE)
+    source = base.clone() + light
+    lips = torch.from_numpy(colour.lip_bands([(OUTER, INNER)], SIZE, SIZE)) > 0
+    base[:, :, lips[0, 0]] = torch.tensor(RED_LIPS).reshape(3, 1)
+    source[:, :, lips[0, 0]] = torch.tensor(MAUVE_LIPS).reshape(3, 1) + light
+    source[:, :, 70:] = 0.25  # shadow / neck where the base still shows its chin
+    rim = torch.zeros(1, 1, SIZE, SIZE)
+    rim[..., 8:16, 8:88] = 1  # under the nose
+    rim[..., 8:88, 8:16] = 1  # cheeks, down to the jaw
+    rim[..., 8:88, 80:88] = 1
+    rim[..., 80:88, 8:88] = 1  # along the chin
+    return base, source.clamp(0, 1), rim, lips.float()
+
+
+def _mean(image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    mean, _ = compose.masked_mean_std(compose.rgb_to_lab(image), mask)
+    return mean.reshape(3).numpy()
+
+
+def test_lips_take_the_base_lip_colour_and_skin_keeps_the_base_light() -> None:
+    base, source, rim, lips = _scene(light=0.06)  # the source frame is also a little brighter
+    target = torch.tensor(RED_LIPS).reshape(1, 3, 1, 1)
+    out = colour.match_mouth(base, source, rim, torch.tensor([CORNER_Y]), target, lips)
+    # lips: the base's lipstick (Lab within 1.5), not the source's mauve
+    assert np.abs(_mean(out, lips) - _mean(base, lips)).max() < 1.5
+    assert np.abs(_mean(source, lips) - _mean(base, lips)).max() > 4  # (the scene is a trap)
+    # skin above the mouth corners: the base's skin exactly (the source's extra light removed)
+    cheek = torch.zeros_like(lips)
+    cheek[..., 20:40, 20:30] = 1
+    assert np.abs(_mean(out, cheek) - _mean(base, cheek)).max() < 0.5
+
+
+def test_a_mean_over_the_whole_rim_is_the_trap_this_avoids() -> None:
+    base, source, rim, lips = _scene()
+    naive_shift = (compose.masked_mean_std(base, rim)[0] - compose.masked_mean_std(source, rim)[0])
+    robust = colour.skin_shift(base, source, rim, torch.tensor([CORNER_Y]))
+    assert float(naive_shift.abs().max()) > 0.05  # the chin/shadow band pulls the mean
+    assert float(robust.abs().max()) < 1e-6  # the same skin above the corners: no shift
+
+
+def test_lip_colour_follows_the_target_not_the_source_from_frame_to_frame() -> None:
+    base, _, rim, lips = _scene()
+    target = torch.tensor(RED_LIPS).reshape(1, 3, 1, 1)
+    means = []
+    for shade in (0.0, 0.01, -0.03, -0.015):  # four source frames, four lip shades
+        _, source, _, _ = _scene()
+        source = (source + shade * lips).clamp(0, 1)
+        out = colour.match_mouth(base, source, rim, torch.tensor([CORNER_Y]), target, lips)
+        means.append(_mean(out, lips))
+    assert np.abs(np.diff(np.array(means), axis=0)).max() < 1.0
+
+
+def test_unknown_target_or_tiny_band_leaves_the_lips_alone() -> None:
+    base, source, rim, lips = _scene()
+    unknown = torch.full((1, 3, 1, 1), float("nan"))
+    out = colour.match_mouth(base, source, rim, torch.tensor([CORNER_Y]), unknown, lips)
+    assert torch.isfinite(out).all()
+    assert np.abs(_mean(out, lips) - _mean(source, lips)).max() < 1e-3
+    tiny = torch.zeros_like(lips)
+    tiny[..., 50, 48] = 1
+    shift = colour.lip_shift(torch.tensor(RED_LIPS).reshape(1, 3, 1, 1), source, tiny)
+    assert float(shift.abs().max()) == 0.0
+
+
+def test_lip_colours_are_smoothed_over_time_and_nan_without_a_face() -> None:
+    n, side = 12, 64
+    rng = np.random.default_rng(0)
+    crops = np.zeros((n, side, side, 3), np.uint8)
+    landmarks = np.zeros((n, 478, 3), np.float32)
+    from heygemd.faces import landmarks as lm
+
+    angles = np.linspace(0, 2 * np.pi, len(lm.LIPS_OUTER), endpoint=False)
+    ring = np.stack([32 + 20 * np.cos(angles), 32 + 10 * np.sin(angles)], axis=1)
+    landmarks[:, list(lm.LIPS_OUTER), :2] = ring
+    landmarks[:, list(lm.LIPS_INNER), :2] = 32 + (ring - 32) * 0.4
+    level = 150 + rng.integers(-6, 7, size=n)  # per-frame jitter of the lip colour
+    crops[:] = level[:, None, None, None]
+    usable = np.ones(n, bool)
+    usable[-1] = False
+    out = colour.lip_colours(crops, landmarks, np.zeros((n, 2), np.int32), usable, fps=25.0)
+    assert out.shape == (n, 3)
+    raw_steps = np.abs(np.diff(level[:-1] / 255.0)).mean()
+    assert np.abs(np.diff(out[:-1, 0])).mean() < 0.6 * raw_steps
+    assert np.abs(out[:-1, 0] - level[:-1] / 255.0).max() < 6 / 255
+    usable[:] = False
+    assert np.isnan(colour.lip_colours(crops, landmarks, np.zeros((n, 2), np.int32), usable,
+                                       fps=25.0)).all()
