@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ SECONDS = 2.5
 
 
 @pytest.fixture(scope="module")
-def setup(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def setup(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     from heygemd.engines.builtin.engine import BuiltinEngine
     from heygemd.media.audio import load_audio
     from heygemd.media.probe import probe
