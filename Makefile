@@ -1,5 +1,9 @@
 # Two entry points that work on a fresh machine: `make run` and `make test`.
 PY ?= python3.11
+# Extra pip arguments for torch. Left empty, pip takes torch==2.13.0 from its configured sources
+# (on our machines a local CPU wheel). Elsewhere, point it at a CPU-only wheel index to avoid the
+# multi-GB CUDA build, e.g. make TORCH_PIP_ARGS="--index-url <cpu wheel index>" run
+TORCH_PIP_ARGS ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -10,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned, so nothing later pulls a CUDA build
-	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q $(TORCH_PIP_ARGS) torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
