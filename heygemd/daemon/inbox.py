@@ -47,6 +47,18 @@ class Entry:
 Snapshot = tuple[Entry, ...]
 
 
+def require_real_dir(folder: Path) -> None:
+    """Raise NotADirectoryError unless ``folder`` itself (not what a link points at) is a
+    directory: os.scandir and os.rename would otherwise act on a link's target."""
+    if not stat.S_ISDIR(os.lstat(folder).st_mode):
+        raise NotADirectoryError(f"{folder} is not a real folder (a link or a file)")
+
+
+def is_link(path: Path) -> bool:
+    """``path`` itself is a symlink (never follows it; False when it does not exist)."""
+    return path.is_symlink()
+
+
 def _kind(mode: int) -> EntryKind:
     if stat.S_ISLNK(mode):
         return EntryKind.SYMLINK
@@ -60,8 +72,10 @@ def _kind(mode: int) -> EntryKind:
 def scan_entries(folder: Path) -> Snapshot:
     """Everything under ``folder`` (lstat only, never following links), sorted by path.
 
-    Raises OSError when the folder cannot be read (e.g. it vanished).
+    Raises OSError when the folder cannot be read (e.g. it vanished) and NotADirectoryError
+    when ``folder`` itself is not a real directory (e.g. swapped for a link to elsewhere).
     """
+    require_real_dir(folder)
     found: list[Entry] = []
     pending = [("", folder)]
     while pending and len(found) <= MAX_WALK_ENTRIES:
@@ -227,6 +241,7 @@ def claim(source: Path, work: Path, job_id: str) -> Path:
     (removed at restart); the original name survives in the path even before the store records
     the job. Raises OSError (e.g. the folder vanished); then nothing is claimed.
     """
+    require_real_dir(source)  # a link would be renamed as a link: never claim one
     holder = work / job_id
     holder.mkdir(parents=True)
     target = holder / source.name
@@ -240,7 +255,10 @@ def claim(source: Path, work: Path, job_id: str) -> Path:
 
 def strip_unsafe(folder: Path, entries: Snapshot) -> list[str]:
     """Delete links, pipes and devices (never their targets) so the originals can be handed
-    back in the outbox without exposing anything outside it. Returns what was removed."""
+    back in the outbox without exposing anything outside it. Returns what was removed.
+    Nothing is done when ``folder`` itself is a link: its target is not ours."""
+    if is_link(folder):
+        return []
     removed = []
     for e in entries:
         if e.kind in (EntryKind.SYMLINK, EntryKind.SPECIAL):

@@ -118,6 +118,9 @@ def job_settings(settings: Settings, job_toml: bytes) -> Settings:
 
 
 NOTHING_MADE = (JobStatus.REJECTED, JobStatus.FAILED)
+SWAPPED_FOR_LINK = (
+    "The job folder was replaced by a link (shortcut) while it was waiting, so it was not used. "
+    "Put a real folder holding the audio and video files in the inbox instead.")
 
 
 def overall_reason(videos: list[VideoResult]) -> tuple[str | None, str | None]:
@@ -173,6 +176,9 @@ class JobRunner:
             msg = (f"This job stopped the service {row.attempts - 1} times and was given up. "
                    "Check the input files (see inputs/), or report it to the operator.")
             return self._job_report(row, [], JobStatus.FAILED, "crash_loop", msg)
+        if inbox.is_link(paths.original):  # swapped for a link while waiting: never follow it
+            log.warning("job.refused", code="symlink", file=None, removed=[])
+            return self._job_report(row, [], JobStatus.REJECTED, "symlink", SWAPPED_FOR_LINK)
         entries = inbox.scan_entries(paths.original)
         files, folders = inbox.unused(entries)
         found = inbox.classify(entries, self.settings.limits)

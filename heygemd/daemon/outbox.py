@@ -136,8 +136,12 @@ def write_results(staging: Path, report: JobReport, published_as: str | None = N
 def move_inputs(original: Path, staging: Path) -> bool:
     """Put the originals under ``staging/inputs``: a rename when work and outbox share a
     filesystem (returns True: moved), else a copy (returns False: the caller deletes the
-    originals only after publishing)."""
+    originals only after publishing). A job folder that is itself a link is never followed:
+    the link is removed and nothing is put under ``inputs`` (returns True)."""
     target = staging / INPUTS
+    if original.is_symlink():
+        original.unlink()
+        return True
     try:
         os.rename(original, target)
         return True

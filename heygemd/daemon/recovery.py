@@ -37,7 +37,7 @@ def reconcile(settings: Settings, store: Store) -> None:
 
 def _adopt_unrecorded(work: Path, store: Store) -> None:
     """work/<job_id>/<name> without a store row: claimed, then killed before recording."""
-    for holder in sorted(p for p in work.iterdir() if p.is_dir()):
+    for holder in sorted(p for p in work.iterdir() if p.is_dir() and not p.is_symlink()):
         row = store.get(holder.name)
         if row is not None:
             if row.state in FINAL:  # published, then killed before cleaning up
@@ -46,7 +46,7 @@ def _adopt_unrecorded(work: Path, store: Store) -> None:
         inside = [p for p in holder.iterdir() if p.name != checkpoint.CHECKPOINTS]
         if not inside:
             shutil.rmtree(holder)  # killed between mkdir and rename: nothing was claimed
-        elif len(inside) == 1 and inside[0].is_dir():
+        elif len(inside) == 1 and inside[0].is_dir() and not inside[0].is_symlink():
             store.add(holder.name, inside[0].name)
             log.warning("recovery.adopted", job_id=holder.name, name=inside[0].name)
         else:

@@ -124,3 +124,20 @@ def test_unused_lists_other_files_and_subfolders_not_hidden_ones() -> None:
         *files("a.wav", "v.mp4", "notes.txt", "job.toml", ".DS_Store", "inner/x.mp4"),
     )
     assert inbox.unused(entries) == (("notes.txt",), ("inner/",))
+
+
+def test_scan_claim_and_strip_never_follow_a_linked_job_folder(tmp_path: Path) -> None:
+    target = tmp_path / "server"
+    target.mkdir()
+    (target / "a.wav").write_bytes(b"x")
+    (target / "inner").symlink_to("/etc")
+    link = tmp_path / "inbox" / "x"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    with pytest.raises(NotADirectoryError):
+        inbox.scan_entries(link)
+    with pytest.raises(NotADirectoryError):
+        inbox.claim(link, tmp_path / "work", "J")
+    assert link.is_symlink() and not (tmp_path / "work" / "J").exists()
+    assert inbox.strip_unsafe(link, (Entry("inner", EntryKind.SYMLINK, 0, 1),)) == []
+    assert (target / "inner").is_symlink()

@@ -1,0 +1,111 @@
+"""Daemon.tick() against hostile or broken surroundings: job folders swapped for links,
+an outbox that cannot be written."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from heygemd.cli import build_pipeline
+from heygemd.daemon.service import Daemon
+from heygemd.daemon.store import State
+from heygemd.settings import Settings, load_settings
+from tests.integration.conftest import Harness
+
+
+@pytest.fixture
+def settings(harness: Harness) -> Settings:
+    return load_settings(harness.root / "config.toml")
+
+
+@pytest.fixture
+def daemon(settings: Settings) -> Iterator[Daemon]:
+    d = Daemon(settings, build_pipeline, env={})
+    yield d
+    if d._store is not None:
+        d.shutdown()
+
+
+def run_until_idle(daemon: Daemon, ticks: int = 40) -> None:
+    for _ in range(ticks):
+        if not daemon.tick() and daemon.store.next_queued() is None and not daemon._candidates:
+            return
+        time.sleep(0.1)
+
+
+def server_folder(harness: Harness) -> tuple[Path, dict[str, bytes]]:
+    """A folder outside the inbox that looks like a job (and holds a link of its own)."""
+    secret = harness.make_job("secret", {"a.wav": "speech.wav", "b.mp4": "face.mp4"},
+                              where=harness.root / "server")
+    (secret / "passwd").symlink_to("/etc/passwd")
+    return secret, {p.name: p.read_bytes() for p in secret.iterdir() if not p.is_symlink()}
+
+
+def assert_untouched(secret: Path, before: dict[str, bytes]) -> None:
+    assert {p.name: p.read_bytes() for p in secret.iterdir() if not p.is_symlink()} == before
+    assert (secret / "passwd").is_symlink()
+
+
+def outbox_files(harness: Harness) -> list[str]:
+    return sorted(str(p.relative_to(harness.outbox)) for p in harness.outbox.rglob("*"))
+
+
+def test_a_job_folder_swapped_for_a_link_while_settling_is_left_alone(
+    harness: Harness, daemon: Daemon
+) -> None:
+    secret, before = server_folder(harness)
+    daemon.startup()
+    (harness.inbox / "x").mkdir()
+    (harness.inbox / "x" / "notes.txt").write_text("first")
+    daemon.tick()
+    assert "x" in daemon._candidates  # seen as a real folder first
+    (harness.inbox / "x" / "notes.txt").unlink()
+    (harness.inbox / "x").rmdir()
+    (harness.inbox / "x").symlink_to(secret)
+    daemon._last_rescan = float("-inf")
+    run_until_idle(daemon)
+    for _ in range(10):  # past the settle time: still never claimed
+        daemon.tick()
+        time.sleep(0.1)
+    assert daemon.store.recent() == []
+    assert (harness.inbox / "x").is_symlink()
+    assert_untouched(secret, before)
+    assert outbox_files(harness) == ["STATUS.txt"]
+
+
+def test_a_claimed_job_that_is_a_link_is_refused_without_following_it(
+    harness: Harness, daemon: Daemon
+) -> None:
+    """The swap won the race with the claim: the runner refuses the link itself."""
+    secret, before = server_folder(harness)
+    daemon.startup()
+    holder = harness.work / "20240101T000000-abcdef"
+    holder.mkdir()
+    (holder / "x").symlink_to(secret)
+    daemon.store.add(holder.name, "x")
+    run_until_idle(daemon)
+    row = daemon.store.get(holder.name)
+    assert row is not None and row.state is State.REJECTED
+    report = harness.published()["x"]
+    assert report["reason_code"] == "symlink" and "link" in report["message"]
+    assert not (harness.outbox / "x" / "inputs").exists()
+    assert not any(p.is_symlink() for p in harness.outbox.rglob("*"))
+    assert_untouched(secret, before)
+    assert not holder.exists()
+
+
+def test_recovery_does_not_adopt_a_link(harness: Harness, daemon: Daemon) -> None:
+    secret, before = server_folder(harness)
+    holder = harness.work / "20240101T000000-abcdef"
+    holder.mkdir(parents=True)
+    (holder / "x").symlink_to(secret)
+    daemon.startup()
+    assert daemon.store.get(holder.name) is None
+    run_until_idle(daemon)
+    assert_untouched(secret, before)
+    assert outbox_files(harness) == ["STATUS.txt"]
+    assert os.path.islink(holder / "x")
