@@ -155,12 +155,17 @@ class JobRunner:
 
     def run(self, row: JobRow) -> JobRow:
         """Run and publish ``row`` (queued). Raises JobInterrupted with the job back in the queue;
-        OSError while writing results also puts it back (its attempt counts)."""
+        OSError while writing results also puts it back (its attempt counts, except when the
+        staging folder cannot even be made: an unwritable outbox is not the job's fault)."""
         paths = JobPaths.of(self.settings, row)
-        shutil.rmtree(paths.staging, ignore_errors=True)
-        paths.staging.mkdir(parents=True)
         row = self.store.transition(row.job_id, State.VALIDATING)
         t0 = time.monotonic()
+        try:
+            shutil.rmtree(paths.staging, ignore_errors=True)
+            paths.staging.mkdir(parents=True)
+        except BaseException:
+            self._put_back(row, paths, counts=False)
+            raise
         try:
             with job_log(row.job_id, paths.staging / "job.log.jsonl"):
                 log.info("job.start", name=row.name, attempt=row.attempts)

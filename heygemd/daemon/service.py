@@ -69,6 +69,7 @@ class Daemon:
         self._reported: set[str] = set()  # loose files / links already logged
         self._problems: dict[str, str] = {}  # kind -> plain words, shown in the status
         self._shown: tuple[str, ...] = ()  # the problems in the last status written
+        self._retry_at = float("-inf")  # monotonic: no job is taken before this (back-off)
         self._store: Store | None = None
         self._runner: JobRunner | None = None
         self._watcher: Watcher | None = None
@@ -207,7 +208,8 @@ class Daemon:
         self.notifier.ping()
         self._note_stop()
         self._discover(time.monotonic())
-        row = None if self.stop_requested else self._next_settled(time.monotonic())
+        now = time.monotonic()
+        row = None if self.stop_requested or now < self._retry_at else self._next_settled(now)
         if row is None or not self._has_disk_space():
             self._refresh_status()
             return False
@@ -254,10 +256,27 @@ class Daemon:
         except JobInterrupted as err:
             log.warning("job.interrupted", job_id=row.job_id, reason=str(err) or "stop")
             self.stop_requested = True
-        except Exception:  # the job was put back (attempt counted); the service goes on
+        except Exception as err:  # the job was put back; the service goes on, after a pause
             log.exception("job.error", job_id=row.job_id)
+            self._back_off(row, err)
+        else:
+            self._retry_at = float("-inf")
+            if self._problems.pop("job", None) is not None:
+                log.info("job.recovered", job_id=row.job_id)
         finally:
             self._refresh_status(force=True)
+
+    def _back_off(self, row: JobRow, err: Exception) -> None:
+        """Take no job for a while (the same one would fail again at once: a busy loop) and
+        say why in the status until a job succeeds."""
+        pause = self.settings.watch.rescan_seconds
+        self._retry_at = time.monotonic() + pause
+        outbox_path = str(self.settings.paths.outbox)
+        if isinstance(err, OSError) and str(err.filename or "").startswith(outbox_path):
+            what = f"cannot write results to the outbox: {err.strerror or err}"
+        else:
+            what = f"job '{row.name}' could not be finished: {err}"
+        self._problems["job"] = f"{what}; retrying in {pause:.0f} s"
 
     def _on_progress(self, row: JobRow, index: int, count: int, video: str, frac: float) -> None:
         """Called from inside the pipeline: may abandon the job, keeps everyone informed."""

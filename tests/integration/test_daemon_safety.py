@@ -3,6 +3,7 @@ an outbox that cannot be written."""
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Iterator
@@ -109,3 +110,40 @@ def test_recovery_does_not_adopt_a_link(harness: Harness, daemon: Daemon) -> Non
     assert_untouched(secret, before)
     assert outbox_files(harness) == ["STATUS.txt"]
     assert os.path.islink(holder / "x")
+
+
+def test_an_unwritable_outbox_backs_off_shows_why_and_recovers(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.configure(watch={"settle_seconds": 0.3, "rescan_seconds": 0.5})
+    d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    tries: list[float] = []
+    real_mkdir = Path.mkdir
+    broken = True
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        if broken and self.name.startswith(".heygemd-staging-"):
+            tries.append(time.monotonic())
+            # what chmod a-w (or a read-only mount) gives; chmod does not stop root
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    d.startup()
+    try:
+        harness.good_job("stuck")
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            d.tick()  # as fast as the loop can go: no sleep between ticks
+        assert 1 <= len(tries) <= 5, len(tries)  # about one try per rescan_seconds
+        status = (harness.outbox / "STATUS.txt").read_text()
+        assert "PROBLEM: cannot write results to the outbox: Permission denied; retrying in" \
+            in status
+        [row] = d.store.in_states(State.QUEUED)
+        assert row.attempts == 0  # the outbox's fault, not the job's: no crash_loop later
+        broken = False
+        run_until_idle(d, ticks=30)
+        assert harness.published()["stuck"]["status"] == "done"
+        assert "PROBLEM" not in (harness.outbox / "STATUS.txt").read_text()
+    finally:
+        d.shutdown()
