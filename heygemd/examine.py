@@ -36,7 +36,9 @@ from heygemd.validate import FrameEvidence
 log = structlog.get_logger(__name__)
 
 # Container refusals after which decoding the frames would be pointless or too costly.
-_NO_FRAME_PASS = {"no_video_stream", "file_too_large", "too_many_pixels"}
+_NO_FRAME_PASS = {"no_video_stream", "file_too_large", "too_many_pixels", "video_too_long"}
+# Decoded past the audio length limit by this much, a (lying) file is known to be too long.
+AUDIO_CAP_MARGIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -156,11 +158,14 @@ def examine_audio(
         return AudioExamination(None, None, [_unreadable("audio", err, path.name)])
     samples: np.ndarray | None = None
     stats = None
-    blocked = validate.check_file_size(info.size_bytes, limits) or info.audio is None
+    # refused on the probe alone (too big, no sound, declared too long): nothing is decoded
+    blocked = (validate.check_file_size(info.size_bytes, limits) or info.audio is None
+               or (info.duration or 0.0) > limits.max_audio_seconds)
     if not blocked:
         report(0.0)
         try:
-            samples = load_audio(path, rate=RATE, mono=True)
+            samples = load_audio(path, rate=RATE, mono=True, max_seconds=limits.max_audio_seconds
+                                 + AUDIO_CAP_MARGIN_SECONDS)
         except MediaError as err:
             return AudioExamination(info, None, [_unreadable("audio", err, path.name)])
         vad = speech_probabilities(samples, progress_span(report, DECODE_SHARE, 1.0))

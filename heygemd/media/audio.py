@@ -60,25 +60,39 @@ def _layout_name(channels: int) -> str:
     return {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
 
 
-def _decode_resampled(container: Any, stream: Any, rate: int, channels: int) -> np.ndarray:
-    """Decode ``stream`` and resample to fltp at ``rate`` -> float32 (C, N)."""
+def _decode_resampled(
+    container: Any, stream: Any, rate: int, channels: int, max_samples: int | None = None
+) -> np.ndarray:
+    """Decode ``stream`` and resample to fltp at ``rate`` -> float32 (C, N), stopping once
+    ``max_samples`` (per channel) are decoded, if given: N <= max_samples."""
     import av
 
     resampler = av.AudioResampler(format="fltp", layout=_layout_name(channels), rate=rate)
     chunks: list[np.ndarray] = []
+    total = 0
     for frame in container.decode(stream):
         frame.pts = None  # timestamps gaps must not make the resampler insert or drop samples
-        chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
-    chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+        for out in resampler.resample(frame):
+            chunks.append(out.to_ndarray())
+            total += chunks[-1].shape[-1]
+        if max_samples is not None and total >= max_samples:
+            break
+    else:
+        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
     if not chunks:
         return np.zeros((channels, 0), dtype=np.float32)
-    return np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+    return samples if max_samples is None else samples[:, :max_samples]
 
 
-def load_audio(path: Path, rate: int = 16000, mono: bool = True) -> np.ndarray:
+def load_audio(
+    path: Path, rate: int = 16000, mono: bool = True, max_seconds: float | None = None
+) -> np.ndarray:
     """The first audio stream of ``path`` (an audio file or a video's sound track).
 
-    Returns float32 in [-1, 1]: (N,) when ``mono``, else (C, N), at ``rate`` Hz.
+    Returns float32 in [-1, 1]: (N,) when ``mono``, else (C, N), at ``rate`` Hz. With
+    ``max_seconds``, decoding stops there (N <= max_seconds * rate): a file whose header
+    understates its length cannot make the decode use unbounded memory.
     Raises MediaError: no_audio when there is no audio stream, unreadable_media when FFmpeg
     cannot open or decode it (the message carries FFmpeg's words).
     """
@@ -95,7 +109,8 @@ def load_audio(path: Path, rate: int = 16000, mono: bool = True) -> np.ndarray:
             )
         stream = container.streams.audio[0]
         channels = min(max(int(stream.codec_context.channels or 1), 1), MAX_CHANNELS)
-        samples = _decode_resampled(container, stream, rate, channels)
+        cap = None if max_seconds is None else int(max_seconds * rate)
+        samples = _decode_resampled(container, stream, rate, channels, cap)
         samples = trim_padding(samples, _stream_seconds(stream), rate)
     except av.FFmpegError as err:
         raise MediaError(

@@ -88,3 +88,11 @@ def test_corrupt_and_empty_audio(tmp_path: Path) -> None:
     with pytest.raises(MediaError) as err:
         load_audio(empty)
     assert err.value.code == "empty_file"
+
+
+def test_max_seconds_stops_the_decode(tmp_path: Path) -> None:
+    path = make_audio(tmp_path / "long.wav", seconds=3.0, rate=48000, channels=2)
+    capped = load_audio(path, max_seconds=1.0)
+    assert capped.shape == (16000,)
+    assert np.array_equal(capped, load_audio(path)[:16000])
+    assert load_audio(path, max_seconds=10.0).shape == (48000,)

@@ -1,0 +1,61 @@
+"""Files over the length limits are refused on the probe, before anything is decoded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pytest
+
+from heygemd import examine
+from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.settings import LimitSettings, ValidationSettings
+from tests.mediagen import make_audio, make_video
+
+CFG = ValidationSettings()
+
+
+def refused(findings: list[Any]) -> list[str]:
+    return [f.code for f in findings if f.severity == "refuse"]
+
+
+def test_audio_declared_too_long_is_refused_without_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args: Any, **kwargs: Any) -> np.ndarray:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(examine, "load_audio", never)
+    path = make_audio(tmp_path / "long.wav", seconds=3.0)
+    exam = examine.examine_audio(path, CFG, LimitSettings(max_audio_seconds=2.0))
+    assert refused(exam.findings) == ["audio_too_long"] and exam.samples is None
+
+
+def test_audio_decode_is_capped_past_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caps: list[float | None] = []
+    real = examine.load_audio
+
+    def spy(*args: Any, max_seconds: float | None = None, **kwargs: Any) -> np.ndarray:
+        caps.append(max_seconds)
+        return real(*args, max_seconds=max_seconds, **kwargs)
+
+    monkeypatch.setattr(examine, "load_audio", spy)
+    path = make_audio(tmp_path / "ok.wav", seconds=1.0)
+    examine.examine_audio(path, CFG, LimitSettings(max_audio_seconds=2.0))
+    assert caps == [2.0 + examine.AUDIO_CAP_MARGIN_SECONDS]
+
+
+def test_video_declared_too_long_is_refused_without_the_frame_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("frames decoded")
+
+    monkeypatch.setattr(examine, "sample_frames", never)
+    path = make_video(tmp_path / "long.mp4", seconds=3.0)
+    exam = examine.examine_video(path, cast(FaceAnalyzer, None), CFG,
+                                 LimitSettings(max_video_seconds=2.0), tmp_path)
+    assert "video_too_long" in refused(exam.findings) and exam.pictures == []
