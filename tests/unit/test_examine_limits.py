@@ -38,9 +38,10 @@ def test_audio_decode_is_capped_past_the_limit(
     caps: list[float | None] = []
     real = examine.load_audio
 
-    def spy(*args: Any, max_seconds: float | None = None, **kwargs: Any) -> np.ndarray:
+    def spy(path: Path, rate: int = 16000, mono: bool = True,
+            max_seconds: float | None = None) -> np.ndarray:
         caps.append(max_seconds)
-        return real(*args, max_seconds=max_seconds, **kwargs)
+        return real(path, rate, mono, max_seconds)
 
     monkeypatch.setattr(examine, "load_audio", spy)
     path = make_audio(tmp_path / "ok.wav", seconds=1.0)
