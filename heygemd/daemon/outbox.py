@@ -163,10 +163,14 @@ def restore_inputs(staging: Path, original: Path) -> bool:
 
 
 def publish(staging: Path, outbox: Path, final_name: str) -> Path:
-    """Rename the complete staging folder to ``outbox/final_name`` (refusing to replace)."""
+    """Rename the complete staging folder to ``outbox/final_name`` (refusing to replace).
+
+    Every file and folder in staging is made durable first: after a power cut a published
+    folder holds whole files (an empty marker would make recovery fail a published job)."""
     target = outbox / final_name
     if target.exists() or target.is_symlink():
         raise FileExistsError(errno.EEXIST, "outbox name taken", str(target))
+    sync_tree(staging)
     os.rename(staging, target)
     _fsync_dir(outbox)
     return target
@@ -184,6 +188,28 @@ def published_job(outbox: Path, name: str | None) -> str | None:
 
 def taken_names(outbox: Path) -> set[str]:
     return {p.name for p in outbox.iterdir()}
+
+
+def sync_tree(folder: Path) -> None:
+    """fsync every regular file and folder under ``folder`` (links are not followed)."""
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(root, name)
+            if not path.is_symlink() and path.is_file():
+                _fsync_file(path)
+        for name in dirs:
+            sub = Path(root, name)
+            if not sub.is_symlink():  # os.walk lists links to folders here too
+                _fsync_dir(sub)
+    _fsync_dir(folder)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

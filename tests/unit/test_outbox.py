@@ -188,3 +188,29 @@ def test_result_text_says_when_the_outbox_folder_was_renamed() -> None:
     assert "already existed" not in outbox.result_text(report, "my job")
     assert ("Your results are in 'my job-2' because 'my job' already existed."
             in outbox.result_text(report, "my job-2"))
+
+
+def test_publish_makes_every_file_and_folder_durable_before_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    staging = outbox.staging_dir(tmp_path, "J1")
+    (staging / "inputs" / "sub").mkdir(parents=True)
+    outbox.write_results(staging, _report(JobStatus.DONE, []).model_copy(update={"job_id": "J1"}))
+    (staging / "job.log.jsonl").write_text("{}\n")
+    (staging / "inputs" / "a.wav").write_bytes(b"x")
+    (staging / "inputs" / "sub" / "b.txt").write_bytes(b"y")
+    (staging / "inputs" / "link").symlink_to("/etc")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    wanted = {str(p) for p in staging.rglob("*") if not p.is_symlink()} | {str(staging)}
+    outbox.publish(staging, tmp_path, "job")
+    assert wanted <= set(synced[:-1])  # all before the rename; the outbox folder after it
+    assert synced[-1] == str(tmp_path) and "/etc" not in synced
