@@ -112,7 +112,7 @@ def _native_noise_filtered() -> Iterator[None]:
 
 
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
-    from heygemd.examine import validate_folder
+    from heygemd.dryrun import validate_folder
 
     _quiet_logging(settings)
     folder = Path(args.folder)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from heygemd import annotate, jobfiles, validate
+from heygemd import annotate, validate
 from heygemd.audiostats import FRAME, RATE, measure_audio
 from heygemd.engines.base import ProgressFn, progress_span
 from heygemd.errors import MediaError
@@ -30,7 +30,7 @@ from heygemd.media.probe import probe
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import VideoReader, read_frames
 from heygemd.report import Finding, Severity
-from heygemd.settings import LimitSettings, Settings, ValidationSettings
+from heygemd.settings import LimitSettings, ValidationSettings
 from heygemd.validate import FrameEvidence
 
 log = structlog.get_logger(__name__)
@@ -373,100 +373,3 @@ def examine_video(
         duration_ms=round((time.monotonic() - t0) * 1000, 1),
     )
     return VideoExamination(info, findings, pictures, len(samples))
-
-
-# ---------------------------------------------------------------- heygemd validate FOLDER
-
-def _verdict(findings: Sequence[Finding], readable: bool = True) -> str:
-    if not readable or validate.refusals(findings):
-        return "REFUSED"
-    return "ACCEPTED WITH WARNINGS" if findings else "ACCEPTED"
-
-
-def format_findings(findings: Sequence[Finding], pictures_dir: Path | None = None) -> list[str]:
-    """One indented line per finding: severity, code, message, value, limit, frame, picture."""
-    lines = []
-    for f in findings:
-        facts = [  # a code carried as the value (e.g. unreadable_media) is not a measurement
-            f"{k} {v}" for k, v in (("value", f.value), ("limit", f.limit))
-            if v is not None and not (isinstance(v, str) and v.isidentifier())
-        ]
-        if f.frame_index is not None:
-            facts.append(f"frame {f.frame_index}")
-        extra = f" ({', '.join(facts)})" if facts else ""
-        lines.append(f"    {f.severity.value:<6} {f.code}: {f.message}{extra}")
-        if f.picture and pictures_dir is not None:
-            lines.append(f"           picture: {pictures_dir / f.picture}")
-    return lines
-
-
-def _nested_words(nested: Sequence[str]) -> str:
-    """'; found in a subfolder: 'inner/v.wav' (files must be ...)' or '' (pure)."""
-    if not nested:
-        return ""
-    return f"; found in a subfolder: {', '.join(nested)} ({jobfiles.SUBFOLDER_RULE})"
-
-
-def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
-    """Dry run of a job folder: examine its audio and every video; nothing is rendered.
-
-    Returns printable text (per file: ACCEPTED / ACCEPTED WITH WARNINGS / REFUSED and each
-    finding) and whether the job would be accepted (its audio and at least one video are).
-    Pictures of findings go to ``<paths.cache>/validate/<folder name>/``.
-    """
-    names = sorted(
-        p.name for p in folder.iterdir() if p.is_file() and not jobfiles.is_ignored(p.name)
-    )
-    audios = [n for n in names if jobfiles.classify(n) == "audio"]
-    videos = [n for n in names if jobfiles.classify(n) == "video"]
-    others = [n for n in names if jobfiles.classify(n) is None and n.lower() != "job.toml"]
-    subfolders = sorted(
-        p.name for p in folder.iterdir()
-        if p.is_dir() and not p.is_symlink() and not jobfiles.is_ignored(p.name)
-    )
-    nested = sorted(
-        str(p.relative_to(folder)) for sub in subfolders for p in (folder / sub).rglob("*")
-        if p.is_file() and jobfiles.classify(p.name) is not None
-    )
-    lines = [f"Validating {folder}"]
-    problem = None
-    if len(audios) != 1:
-        problem = (
-            f"the folder must hold exactly one audio file ({' '.join(jobfiles.AUDIO_EXTS)})"
-            f"; it holds {len(audios)}"
-        )
-        if not audios:
-            problem += _nested_words([n for n in nested if jobfiles.classify(n) == "audio"])
-    elif not videos:
-        problem = f"the folder holds no video ({' '.join(jobfiles.VIDEO_EXTS)})"
-        problem += _nested_words([n for n in nested if jobfiles.classify(n) == "video"])
-    pictures_dir = settings.paths.cache / "validate" / folder.name
-    audio_ok = False
-    for name in audios:
-        exam = examine_audio(folder / name, settings.validation, settings.limits)
-        readable = exam.samples is not None
-        audio_ok = readable and not validate.refusals(exam.findings)
-        lines.append(f"audio  {name}: {_verdict(exam.findings, readable)}")
-        lines += format_findings(exam.findings)
-    accepted_videos = 0
-    with FaceAnalyzer(settings.faces) as analyzer:
-        for name in videos:
-            exam_v = examine_video(
-                folder / name, analyzer, settings.validation, settings.limits, pictures_dir
-            )
-            accepted_videos += exam_v.info is not None and not validate.refusals(exam_v.findings)
-            lines.append(f"video  {name}: {_verdict(exam_v.findings, exam_v.info is not None)}")
-            lines += format_findings(exam_v.findings, pictures_dir)
-    lines += [f"ignored {n}: not a supported audio or video file" for n in others]
-    lines += [f"ignored {n}/: a subfolder ({jobfiles.SUBFOLDER_RULE})" for n in subfolders]
-    accepted = problem is None and audio_ok and accepted_videos > 0
-    if problem:
-        lines.append(f"Result: REFUSED: {problem}.")
-    elif accepted:
-        lines.append(
-            f"Result: ACCEPTED: {accepted_videos} of {len(videos)} videos would be lip-synced."
-        )
-    else:
-        why = "the audio is refused" if not audio_ok else "every video is refused"
-        lines.append(f"Result: REFUSED: {why}; fix the problems listed above.")
-    return "\n".join(lines) + "\n", accepted

@@ -1,14 +1,22 @@
-"""Which files of a job folder are inputs: the extension and ignore rules, in one place.
+"""What a job folder holds and whether it can be a job: the extension and ignore rules and
+the folder-level checks, in one place.
 
-Pure and below both users: the daemon's inbox (folder-level checks) and ``heygemd validate``
-(:mod:`heygemd.examine`, :mod:`heygemd.validate`) apply the same rules.
+Below both users: the daemon's inbox and ``heygemd validate`` (:mod:`heygemd.dryrun`) apply the
+same rules, so the dry run and the daemon give the same folder-level verdict. Everything is
+pure except :func:`scan_entries`, the one function that reads the filesystem (lstat only).
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
-from pathlib import PurePath
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path, PurePath
 from typing import Literal
+
+from heygemd.settings import LimitSettings
 
 # In the order the user reads them in messages.
 AUDIO_EXTS = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg")
@@ -21,6 +29,8 @@ IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
 FileKind = Literal["audio", "video"]
 
 SUBFOLDER_RULE = "files must be directly in the job folder, not in subfolders"
+JOB_TOML = "job.toml"
+MAX_WALK_ENTRIES = 2000  # a folder with more entries than this is refused without a full walk
 
 
 def is_ignored(name: str) -> bool:
@@ -59,3 +69,153 @@ def nested_hint(nested: Sequence[str]) -> str:
         return ""
     shown = ", ".join(f"'{n}'" for n in nested[:3]) + (" ..." if len(nested) > 3 else "")
     return f" Found in a subfolder: {shown}; {SUBFOLDER_RULE}: move it up into the job folder."
+
+
+class EntryKind(StrEnum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    SPECIAL = "special"  # fifo, socket, device
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One thing inside a job folder. ``rel`` uses '/' and is relative to the job folder."""
+
+    rel: str
+    kind: EntryKind
+    size: int  # bytes
+    mtime_ns: int
+
+    @property
+    def name(self) -> str:
+        """The last part of ``rel``."""
+        return self.rel.rsplit("/", 1)[-1]
+
+
+Snapshot = tuple[Entry, ...]
+
+
+def require_real_dir(folder: Path) -> None:
+    """Raise NotADirectoryError unless ``folder`` itself (not what a link points at) is a
+    directory: os.scandir and os.rename would otherwise act on a link's target."""
+    if not stat.S_ISDIR(os.lstat(folder).st_mode):
+        raise NotADirectoryError(f"{folder} is not a real folder (a link or a file)")
+
+
+def is_link(path: Path) -> bool:
+    """``path`` itself is a symlink (never follows it; False when it does not exist)."""
+    return path.is_symlink()
+
+
+def _kind(mode: int) -> EntryKind:
+    if stat.S_ISLNK(mode):
+        return EntryKind.SYMLINK
+    if stat.S_ISDIR(mode):
+        return EntryKind.DIR
+    if stat.S_ISREG(mode):
+        return EntryKind.FILE
+    return EntryKind.SPECIAL
+
+
+def scan_entries(folder: Path) -> Snapshot:
+    """Everything under ``folder`` (lstat only, never following links), sorted by path.
+
+    Raises OSError when the folder cannot be read (e.g. it vanished) and NotADirectoryError
+    when ``folder`` itself is not a real directory (e.g. swapped for a link to elsewhere).
+    """
+    require_real_dir(folder)
+    found: list[Entry] = []
+    pending = [("", folder)]
+    while pending and len(found) <= MAX_WALK_ENTRIES:
+        prefix, current = pending.pop()
+        with os.scandir(current) as it:
+            for item in it:
+                st = item.stat(follow_symlinks=False)
+                entry = Entry(prefix + item.name, _kind(st.st_mode), st.st_size, st.st_mtime_ns)
+                found.append(entry)
+                if entry.kind is EntryKind.DIR:
+                    pending.append((entry.rel + "/", Path(item.path)))
+    return tuple(sorted(found, key=lambda e: e.rel))
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """A job folder that passed the folder-level checks. Names are relative to the folder."""
+
+    audio: str
+    videos: tuple[str, ...]
+    job_toml: str | None
+
+
+@dataclass(frozen=True)
+class FolderProblem:
+    """Why a whole job folder is refused before any media is opened."""
+
+    code: str
+    message: str  # plain words: what is wrong and what to change
+    file: str | None = None
+
+
+def check_folder(entries: Snapshot, limits: LimitSettings) -> JobFiles | FolderProblem:
+    """Folder-level rules (pure). Only top-level files count as inputs; files in sub-folders are
+    carried along untouched. Unsafe entries anywhere (links, devices, pipes) refuse the job."""
+    for e in entries:
+        if e.kind is EntryKind.SYMLINK:
+            return FolderProblem(
+                "symlink", f"'{e.rel}' is a link (shortcut). Copy the real file into the folder "
+                "instead.", e.rel)
+        if e.kind is EntryKind.SPECIAL:
+            return FolderProblem(
+                "special_file", f"'{e.rel}' is not a regular file (a pipe or device). Remove it.",
+                e.rel)
+    files = [
+        e for e in entries if e.kind is EntryKind.FILE and not is_ignored(e.name)
+    ]
+    if len(files) > limits.max_job_files:
+        return FolderProblem(
+            "too_many_files", f"The folder holds {len(files)} files; at most "
+            f"{limits.max_job_files} are allowed. Split it into several jobs.")
+    max_bytes = limits.max_file_mb * 1024 * 1024
+    for e in files:
+        if e.size > max_bytes:
+            return FolderProblem(
+                "file_too_large", f"'{e.rel}' is {e.size / 1048576:.0f} MB; the limit is "
+                f"{limits.max_file_mb:.0f} MB per file. Use a shorter or smaller file.", e.rel)
+    top = [e.rel for e in files if "/" not in e.rel]
+    audios = sorted(n for n in top if classify(n) == "audio")
+    videos = tuple(sorted(n for n in top if classify(n) == "video"))
+    exts = "/".join(sorted(e.lstrip(".") for e in AUDIO_EXTS))
+    nested = [e.rel for e in files if "/" in e.rel]
+    if not audios:
+        hint = nested_hint([n for n in nested if classify(n) == "audio"])
+        return FolderProblem(
+            "no_audio", f"The folder has no audio file. Add exactly one ({exts}).{hint}")
+    if len(audios) > 1:
+        return FolderProblem(
+            "multiple_audio", f"The folder has {len(audios)} audio files ({', '.join(audios)}). "
+            "Keep exactly one.")
+    if not videos:
+        vexts = "/".join(sorted(e.lstrip(".") for e in VIDEO_EXTS))
+        hint = nested_hint([n for n in nested if classify(n) == "video"])
+        return FolderProblem(
+            "no_video",
+            f"The folder has no video file. Add one or more template videos ({vexts}).{hint}")
+    toml = next((n for n in top if n.lower() == JOB_TOML), None)
+    return JobFiles(audios[0], videos, toml)
+
+
+def unused(entries: Snapshot) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(top-level files that are not inputs, e.g. 'notes.txt'; top-level subfolders, e.g.
+    'inner/') — what the job ignores, to tell the user (pure). Hidden/temporary files are not
+    listed."""
+    files = tuple(
+        e.rel for e in entries
+        if e.kind is EntryKind.FILE and "/" not in e.rel and not is_ignored(e.name)
+        and classify(e.rel) is None and e.rel.lower() != JOB_TOML
+    )
+    folders = tuple(
+        f"{e.rel}/" for e in entries
+        if e.kind is EntryKind.DIR and "/" not in e.rel and not is_ignored(e.name)
+    )
+    return files, folders

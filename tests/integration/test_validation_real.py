@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 import wave
 from collections.abc import Iterator
@@ -11,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from heygemd import annotate, examine
+from heygemd import annotate, dryrun, examine
 from heygemd.errors import JobInterrupted
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
@@ -235,8 +237,8 @@ def test_interruption_from_progress_aborts_examine(
 
 def make_job(folder: Path, shared_media: Path, names: dict[str, str]) -> Path:
     folder.mkdir()
-    for name, source in names.items():
-        (folder / name).symlink_to(shared_media / source)
+    for name, source in names.items():  # copies: the daemon refuses links, so does validate
+        shutil.copyfile(shared_media / source, folder / name)
     return folder
 
 
@@ -253,7 +255,7 @@ def test_validate_folder_reports_each_file(shared_media: Path, tmp_path: Path) -
     )
     (job / "notes.txt").write_text("hello")
     settings = Settings(paths=PathSettings(cache=tmp_path / "cache"))
-    text, accepted = examine.validate_folder(job, settings)
+    text, accepted = dryrun.validate_folder(job, settings)
     assert accepted
     assert "audio  voice.FLAC: ACCEPTED\n" in text
     assert "video  good.mp4: ACCEPTED WITH WARNINGS" in text
@@ -274,7 +276,7 @@ def test_validate_folder_refuses_a_job_without_acceptable_video(
             "masked.mp4": "reject/rj04_masked_frontal_man_blackmask_still5s.mp4",
         },
     )
-    text, accepted = examine.validate_folder(job, Settings(paths=PathSettings(cache=tmp_path)))
+    text, accepted = dryrun.validate_folder(job, Settings(paths=PathSettings(cache=tmp_path)))
     assert not accepted
     assert "Result: REFUSED: every video is refused" in text
     two_audio = make_job(
@@ -286,10 +288,10 @@ def test_validate_folder_refuses_a_job_without_acceptable_video(
             "good.mp4": "talking/th08_woman_older_en_real3dportrait_May5s.mp4",
         },
     )
-    text, accepted = examine.validate_folder(
+    text, accepted = dryrun.validate_folder(
         two_audio, Settings(paths=PathSettings(cache=tmp_path))
     )
-    assert not accepted and "exactly one audio file" in text
+    assert not accepted and "Result: REFUSED: The folder has 2 audio files" in text
 
 
 def test_validate_folder_names_subfolders_and_the_inputs_in_them(
@@ -301,10 +303,36 @@ def test_validate_folder_names_subfolders_and_the_inputs_in_them(
         "v.wav": "speech/zh02_female_3s_cosyvoice_zero_shot_prompt.wav",
         "p.mp4": "talking/th08_woman_older_en_real3dportrait_May5s.mp4",
     })
-    text, accepted = examine.validate_folder(job, Settings(paths=PathSettings(cache=tmp_path)))
+    text, accepted = dryrun.validate_folder(job, Settings(paths=PathSettings(cache=tmp_path)))
     assert not accepted
     assert "ignored inner/: a subfolder (files must be directly in the job folder" in text
-    assert "found in a subfolder: inner/v.wav" in text
+    assert "Found in a subfolder: 'inner/v.wav'" in text
+
+
+def test_validate_folder_refuses_what_the_daemon_refuses(
+    shared_media: Path, tmp_path: Path
+) -> None:
+    """Links, devices and too many files: the dry run gives the daemon's folder verdict and
+    opens nothing through a link."""
+    media = {"voice.wav": "speech/zh02_female_3s_cosyvoice_zero_shot_prompt.wav",
+             "good.mp4": "talking/th08_woman_older_en_real3dportrait_May5s.mp4"}
+    settings = Settings(paths=PathSettings(cache=tmp_path / "cache"))
+    linked = make_job(tmp_path / "linked", shared_media, {"voice.wav": media["voice.wav"]})
+    (linked / "good.mp4").symlink_to(shared_media / media["good.mp4"])
+    text, accepted = dryrun.validate_folder(linked, settings)
+    assert not accepted and "Result: REFUSED: 'good.mp4' is a link" in text
+    assert "video  good.mp4" not in text
+    piped = make_job(tmp_path / "piped", shared_media, media)
+    os.mkfifo(piped / "sub.pipe")
+    text, accepted = dryrun.validate_folder(piped, settings)
+    assert not accepted and "is not a regular file" in text
+    crowded = make_job(tmp_path / "crowded", shared_media, media)
+    for i in range(3):
+        shutil.copyfile(crowded / "good.mp4", crowded / f"more{i}.mp4")
+    text, accepted = dryrun.validate_folder(
+        crowded, settings.model_copy(update={"limits": settings.limits.model_copy(
+            update={"max_job_files": 3})}))
+    assert not accepted and "at most 3 are allowed" in text
 
 
 def test_vad_is_loaded_once_and_frames_line_up(jfk: np.ndarray) -> None:

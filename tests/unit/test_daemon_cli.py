@@ -121,7 +121,7 @@ def test_config_errors_use_plain_words_and_name_the_environment(
 
 
 def test_validate_does_not_print_a_code_as_a_value() -> None:
-    from heygemd.examine import format_findings
+    from heygemd.dryrun import format_findings
     from heygemd.report import Finding, Severity
 
     lines = format_findings([

@@ -1,0 +1,113 @@
+"""``heygemd validate FOLDER``: a dry run of a job folder, nothing rendered.
+
+The folder-level verdict comes from the daemon's own rules (:func:`heygemd.jobfiles.
+check_folder` on an lstat snapshot), so the dry run never accepts a folder the daemon refuses;
+then the audio and every video are examined as the daemon would (:mod:`heygemd.examine`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from heygemd import jobfiles, validate
+from heygemd.examine import examine_audio, examine_video
+from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.report import Finding
+from heygemd.settings import Settings
+
+# Folder refusals after which the files are still worth examining (the user fixes both at once).
+_EXAMINE_ANYWAY = {"no_audio", "multiple_audio", "no_video"}
+
+
+def _verdict(findings: Sequence[Finding], readable: bool = True) -> str:
+    if not readable or validate.refusals(findings):
+        return "REFUSED"
+    return "ACCEPTED WITH WARNINGS" if findings else "ACCEPTED"
+
+
+def format_findings(findings: Sequence[Finding], pictures_dir: Path | None = None) -> list[str]:
+    """One indented line per finding: severity, code, message, value, limit, frame, picture."""
+    lines = []
+    for f in findings:
+        facts = [  # a code carried as the value (e.g. unreadable_media) is not a measurement
+            f"{k} {v}" for k, v in (("value", f.value), ("limit", f.limit))
+            if v is not None and not (isinstance(v, str) and v.isidentifier())
+        ]
+        if f.frame_index is not None:
+            facts.append(f"frame {f.frame_index}")
+        extra = f" ({', '.join(facts)})" if facts else ""
+        lines.append(f"    {f.severity.value:<6} {f.code}: {f.message}{extra}")
+        if f.picture and pictures_dir is not None:
+            lines.append(f"           picture: {pictures_dir / f.picture}")
+    return lines
+
+
+def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
+    """Dry run of a job folder: the daemon's folder checks, then its audio and every video
+    examined; nothing is rendered.
+
+    Returns printable text (per file: ACCEPTED / ACCEPTED WITH WARNINGS / REFUSED and each
+    finding) and whether the job would be accepted (folder checks pass, its audio and at least
+    one video are accepted). Pictures of findings go to ``<paths.cache>/validate/<folder>/``.
+    Links and devices are never opened.
+    """
+    lines = [f"Validating {folder}"]
+    try:
+        entries = jobfiles.scan_entries(folder)
+    except OSError as err:
+        lines.append(f"Result: REFUSED: the folder cannot be read ({err}).")
+        return "\n".join(lines) + "\n", False
+    found = jobfiles.check_folder(entries, settings.limits)
+    top = [e.rel for e in entries if e.kind is jobfiles.EntryKind.FILE and "/" not in e.rel
+           and not jobfiles.is_ignored(e.name)]
+    if isinstance(found, jobfiles.JobFiles):
+        audios, videos = [found.audio], list(found.videos)
+    elif found.code in _EXAMINE_ANYWAY:
+        audios = sorted(n for n in top if jobfiles.classify(n) == "audio")
+        videos = sorted(n for n in top if jobfiles.classify(n) == "video")
+    else:
+        audios, videos = [], []
+    audio_ok, accepted_videos = _examine(folder, settings, audios, videos, lines)
+    others, subfolders = jobfiles.unused(entries)
+    lines += [f"ignored {n}: not a supported audio or video file" for n in others]
+    lines += [f"ignored {n}: a subfolder ({jobfiles.SUBFOLDER_RULE})" for n in subfolders]
+    accepted = isinstance(found, jobfiles.JobFiles) and audio_ok and accepted_videos > 0
+    if isinstance(found, jobfiles.FolderProblem):
+        lines.append(f"Result: REFUSED: {found.message}")
+    elif accepted:
+        lines.append(
+            f"Result: ACCEPTED: {accepted_videos} of {len(videos)} videos would be lip-synced."
+        )
+    else:
+        why = "the audio is refused" if not audio_ok else "every video is refused"
+        lines.append(f"Result: REFUSED: {why}; fix the problems listed above.")
+    return "\n".join(lines) + "\n", accepted
+
+
+def _examine(
+    folder: Path, settings: Settings, audios: Sequence[str], videos: Sequence[str],
+    lines: list[str],
+) -> tuple[bool, int]:
+    """Examine each audio and video, appending their verdicts to ``lines``. Returns (the last
+    audio is accepted, how many videos are)."""
+    pictures_dir = settings.paths.cache / "validate" / folder.name
+    audio_ok = False
+    for name in audios:
+        exam = examine_audio(folder / name, settings.validation, settings.limits)
+        readable = exam.samples is not None
+        audio_ok = readable and not validate.refusals(exam.findings)
+        lines.append(f"audio  {name}: {_verdict(exam.findings, readable)}")
+        lines += format_findings(exam.findings)
+    accepted_videos = 0
+    if not videos:
+        return audio_ok, accepted_videos
+    with FaceAnalyzer(settings.faces) as analyzer:
+        for name in videos:
+            exam_v = examine_video(
+                folder / name, analyzer, settings.validation, settings.limits, pictures_dir
+            )
+            accepted_videos += exam_v.info is not None and not validate.refusals(exam_v.findings)
+            lines.append(f"video  {name}: {_verdict(exam_v.findings, exam_v.info is not None)}")
+            lines += format_findings(exam_v.findings, pictures_dir)
+    return audio_ok, accepted_videos
