@@ -9,6 +9,7 @@ The timing and geometry rules are pure functions (:func:`cfr_schedule`, :func:`s
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,19 +32,27 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-def cfr_schedule(timed: Iterable[tuple[float, float, T]], fps: float) -> Iterator[tuple[int, T]]:
+def cfr_schedule(
+    timed: Iterable[tuple[float, float, T]],
+    fps: float,
+    *,
+    t0: float | None = None,
+    start: int = 0,
+) -> Iterator[tuple[int, T]]:
     """Resample timed items to a constant rate: yields (output index, item) in order.
 
     timed: (start in seconds, duration in seconds, item) in presentation order. Output slot ``k``
-    (time ``t0 + k / fps``, t0 = the first start) holds the latest item whose start rounds to a
-    slot <= k, like FFmpeg's ``fps`` filter: items are repeated over gaps and dropped when
-    several fall into one slot. The output ends where the last item ends:
+    (time ``t0 + k / fps``, t0 = the first start unless given) holds the latest item whose start
+    rounds to a slot <= k, like FFmpeg's ``fps`` filter: items are repeated over gaps and dropped
+    when several fall into one slot. The output ends where the last item ends:
     ``round((end - t0) * fps)`` slots, and at least one slot for the last item.
+    start: yield the slots from this one on; ``timed`` may then begin at any item whose slot is
+    <= start (after a seek), and the slots yielded are those of the whole sequence.
     """
-    t0: float | None = None
     pending: T | None = None
     end = 0.0
-    next_index = 0
+    next_index = start
+    top = -1  # the highest slot of any item
     for t, duration, item in timed:
         if t0 is None:
             t0 = t
@@ -51,10 +60,10 @@ def cfr_schedule(timed: Iterable[tuple[float, float, T]], fps: float) -> Iterato
         while pending is not None and next_index < slot:
             yield next_index, pending
             next_index += 1
-        pending, end = item, t + duration
+        pending, end, top = item, t + duration, max(top, slot)
     if pending is None or t0 is None:
         return
-    total = max(next_index + 1, math.floor((end - t0) * fps + 0.5))
+    total = max(top + 1, math.floor((end - t0) * fps + 0.5))
     while next_index < total:
         yield next_index, pending
         next_index += 1
@@ -89,6 +98,10 @@ def even_frame(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
 
 
+class _NoTimestamp(Exception):
+    """After a seek: a frame has no timestamp, so its time is only known by counting."""
+
+
 class VideoReader(Closing):
     """Iterate the first video stream of ``path`` as upright RGB uint8 (H, W, 3) frames at a
     constant rate: the stream's average rate, or ``fps`` when given (frames are duplicated or
@@ -119,7 +132,12 @@ class VideoReader(Closing):
         self._scaled = scale != 1.0
         seconds = video.duration or self.info.duration
         self.frame_count = max(1, int(round(seconds * self.fps))) if seconds else 0
-        self._container: Any = open_input(self.path)
+        self._container: Any = self._open()
+
+    def _open(self) -> Any:
+        container = open_input(self.path)
+        container.streams.video[0].thread_type = "AUTO"  # settable only before decoding starts
+        return container
 
     def close(self) -> None:
         self._container.close()
@@ -135,17 +153,20 @@ class VideoReader(Closing):
             array = frame.to_ndarray(format="rgb24")
         return upright(array, self.rotation)
 
-    def _timed_frames(self) -> Iterator[tuple[float, float, Any]]:
-        """(start s, duration s, av.VideoFrame) in presentation order; gaps in timestamps filled."""
+    def _timed_frames(self, strict: bool = False) -> Iterator[tuple[float, float, Any]]:
+        """(start s, duration s, av.VideoFrame) in presentation order; gaps in timestamps filled.
+        strict (after a seek, where the previous frame's time is unknown): a frame without a
+        timestamp raises _NoTimestamp instead."""
         import av
 
         stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
         step = 1.0 / self._source_fps
         last: float | None = None
         try:
             for frame in self._container.decode(stream):
                 t = frame.time
+                if t is None and strict:
+                    raise _NoTimestamp
                 if t is None:
                     t = 0.0 if last is None else last + step
                 last = t
@@ -162,14 +183,68 @@ class VideoReader(Closing):
         """(CFR index, av.VideoFrame) without pixel conversion; a frame repeats over gaps."""
         return cfr_schedule(self._timed_frames(), self.fps)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def iter_raw_from(self, start: int) -> Iterator[tuple[int, Any]]:
+        """(CFR index, av.VideoFrame) for the indices from ``start`` on, numbered and timed
+        exactly as :meth:`iter_raw` does, but decoding from the keyframe at or before
+        ``start`` rather than from the beginning. Use it once per reader."""
+        if start <= 0:
+            return self.iter_raw()
+        return self._seeked(start)
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(CFR index, upright RGB frame) for start <= index < stop (to the end when None),
+        seeking to ``start``. A frame repeated over a gap is the same array object."""
         last_raw: Any = None
         last_rgb: np.ndarray | None = None
-        for _, frame in self.iter_raw():
+        for index, frame in self.iter_raw_from(start):
+            if stop is not None and index >= stop:
+                return
             if frame is not last_raw:
                 last_raw, last_rgb = frame, self.to_rgb(frame)
             assert last_rgb is not None
-            yield last_rgb
+            yield index, last_rgb
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for _, frame in self.frames():
+            yield frame
+
+    def _seeked(self, start: int) -> Iterator[tuple[int, Any]]:
+        done = start - 1  # the last index yielded
+        try:
+            for index, frame in self._seek_and_schedule(start):
+                done = index
+                yield index, frame
+            return
+        except _NoTimestamp:
+            pass
+        # frames without timestamps are timed by counting from the start: decode from there
+        self._container.close()
+        self._container = self._open()
+        for index, frame in self.iter_raw():
+            if index > done:
+                yield index, frame
+
+    def _seek_and_schedule(self, start: int) -> Iterator[tuple[int, Any]]:
+        """Seek to a keyframe whose slot is <= start (further back while the demuxer lands past
+        it), then resample from there, timed from the first frame as in :meth:`iter_raw`."""
+        stream = self._container.streams.video[0]
+        first = next(self._timed_frames(strict=True), None)
+        if first is None:
+            return
+        t0, time_base = first[0], stream.time_base
+        back = 0.0
+        while time_base is not None and start / self.fps - back > 0:
+            target = t0 + start / self.fps - back
+            self._container.seek(int(math.floor(target / time_base)), stream=stream,
+                                 backward=True, any_frame=False)
+            timed = self._timed_frames(strict=True)
+            head = next(timed, None)
+            if head is not None and math.floor((head[0] - t0) * self.fps + 0.5) <= start:
+                yield from cfr_schedule(itertools.chain([head], timed), self.fps, t0=t0,
+                                        start=start)
+                return
+            back = max(2 * back, 1.0)  # the demuxer landed past the frame: further back
+        raise _NoTimestamp  # no usable seek point: decode from the start
 
 
 def read_frames(
@@ -180,9 +255,10 @@ def read_frames(
 ) -> dict[int, np.ndarray]:
     """Upright RGB uint8 (H, W, 3) frames at the given CFR ``indices`` (the reader's numbering).
 
-    Decodes up to the largest index and converts only the frames asked for. Indices past the
-    end of the video are absent from the result. ``progress`` (if given) gets the fraction 0..1
-    of the decoding done after each decoded frame; what it raises propagates.
+    Decodes from the keyframe before the smallest index (a seek) up to the largest and converts
+    only the frames asked for. Indices past the end of the video are absent from the result.
+    ``progress`` (if given) gets the fraction 0..1 of the decoding done after each decoded frame;
+    what it raises propagates.
     """
     wanted = sorted({int(i) for i in indices if i >= 0})
     found: dict[int, np.ndarray] = {}
@@ -190,7 +266,7 @@ def read_frames(
         return found
     targets = set(wanted)
     with VideoReader(path, scale=scale) as reader:
-        for index, frame in reader.iter_raw():
+        for index, frame in reader.iter_raw_from(wanted[0]):
             if index in targets:
                 found[index] = reader.to_rgb(frame)
             if progress is not None:
@@ -198,6 +274,16 @@ def read_frames(
             if index >= wanted[-1]:
                 break
     return found
+
+
+def read_range(
+    path: Path, start: int, stop: int, *, scale: float = 1.0, fps: float | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(CFR index, upright RGB uint8 (H, W, 3) frame) for start <= index < stop, numbered as
+    iterating :class:`VideoReader` (same ``scale``, ``fps``) numbers them, but seeking to the
+    keyframe before ``start`` instead of decoding from the beginning. Fewer past the end."""
+    with VideoReader(path, fps=fps, scale=scale) as reader:
+        yield from reader.frames(start, stop)
 
 
 def _rate(fps: float) -> Fraction:

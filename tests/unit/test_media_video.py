@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from heygemd.media.video import (
     even_frame,
     output_frame_count,
     read_frames,
+    read_range,
     scaled_size,
     upright,
 )
@@ -151,6 +153,89 @@ def test_read_frames_matches_iteration(tmp_path: Path) -> None:
     for i, frame in picked.items():
         assert np.array_equal(frame, frames[i])
     assert read_frames(path, []) == {}
+
+
+def _keyframed(path: Path, *, seconds: float, gop: int, vfr: bool = False,
+               rotation: int = 0) -> Path:
+    """The moving pattern at 25 fps, 64x48, with a keyframe every ``gop`` frames (mediagen's
+    files have one keyframe, where every seek lands on frame 0). vfr: mediagen's alternating
+    0.6 / 1.4 frame gaps in a 1/1000 s time base."""
+    import av
+
+    from tests.mediagen import FORMATS, VIDEO_CODECS
+
+    count = int(round(seconds * 25))
+    gaps = [(1.4 if i % 2 else 0.6) / 25 if vfr else 1 / 25 for i in range(count)]
+    times = np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
+    with av.open(str(path), mode="w", format=FORMATS.get(path.suffix)) as container:
+        stream = container.add_stream(VIDEO_CODECS[path.suffix][0], rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.gop_size = gop
+        time_base = Fraction(1, 1000) if vfr else Fraction(1, 25)
+        stream.codec_context.time_base = time_base
+        if rotation:
+            stream.set_display_rotation(-rotation)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(pattern_frame(i, 64, 48), format="rgb24")
+            frame.pts, frame.time_base = int(round(t / time_base)), time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _sequential(path: Path, **kwargs: float) -> list[np.ndarray]:
+    with VideoReader(path, **kwargs) as reader:  # type: ignore[arg-type]
+        return list(reader)
+
+
+def _assert_range_matches(path: Path, frames: list[np.ndarray], start: int, stop: int,
+                          **kwargs: float) -> None:
+    got = list(read_range(path, start, stop, **kwargs))  # type: ignore[arg-type]
+    assert [i for i, _ in got] == list(range(start, min(stop, len(frames))))
+    for i, frame in got:
+        assert np.array_equal(frame, frames[i]), f"frame {i} (from {start})"
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "webm", "avi", "mov"])
+def test_read_range_seeks_to_the_same_frames_as_sequential_decoding(
+    tmp_path: Path, ext: str
+) -> None:
+    # a keyframe every 12 frames, so that seeks land mid-stream and decode forward
+    path = _keyframed(tmp_path / f"k.{ext}", seconds=3.0, gop=12)
+    frames = _sequential(path)
+    assert len(frames) == 75
+    for start in (0, 1, 11, 12, 13, 40, 74):
+        _assert_range_matches(path, frames, start, start + 9)
+    _assert_range_matches(path, frames, 70, 200)  # past the end: what there is
+    assert list(read_range(path, 80, 90)) == []
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "webm"])
+def test_read_range_keeps_the_vfr_resampling(tmp_path: Path, ext: str) -> None:
+    path = _keyframed(tmp_path / f"v.{ext}", seconds=2.0, gop=10, vfr=True)
+    for fps in (None, 30.0):
+        frames = _sequential(path, fps=fps) if fps else _sequential(path)
+        for start in (1, 17, 26, len(frames) - 3):
+            kwargs = {"fps": fps} if fps else {}
+            _assert_range_matches(path, frames, start, start + 7, **kwargs)
+
+
+def test_read_range_keeps_rotation_and_scale(tmp_path: Path) -> None:
+    path = _keyframed(tmp_path / "r.mp4", seconds=2.0, gop=8, rotation=90)
+    frames = _sequential(path, scale=0.5)
+    assert frames[0].shape == (32, 24, 3)
+    _assert_range_matches(path, frames, 21, 30, scale=0.5)
+
+
+def test_reader_frames_from_the_middle_repeat_over_gaps(tmp_path: Path) -> None:
+    path = _keyframed(tmp_path / "c.mp4", seconds=2.0, gop=10)
+    with VideoReader(path, fps=50) as reader:
+        got = list(reader.frames(31, 36))
+    assert [i for i, _ in got] == [31, 32, 33, 34, 35]
+    assert got[1][1] is got[2][1]  # slots 32 and 33 show the same source frame (same array)
+    assert _diff(got[1][1], pattern_frame(16, 64, 48)) < 12
 
 
 def test_reader_refuses_audio_only_named_as_video(tmp_path: Path) -> None:

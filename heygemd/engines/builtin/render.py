@@ -1,7 +1,8 @@
 """Streaming render: base frames in ping-pong order, each with a transplanted template mouth.
 
 Frames flow decode -> transplant (batched, torch) -> the caller's encoder; nothing holds the
-whole video. Walking the template backwards re-decodes it in chunks that fit a memory budget.
+whole video. Walking the template backwards decodes it in chunks that fit a memory budget, each
+from the keyframe before it (a seek), not from the start.
 """
 
 from __future__ import annotations
@@ -49,31 +50,33 @@ def runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 def _decode_range(path: Path, first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, frame) for first..last inclusive; the last decoded frame repeats past the end."""
-    from heygemd.media.video import VideoReader
+    """(index, frame) for first..last inclusive, seeking to ``first``; the last frame of the
+    video repeats past its end."""
+    from heygemd.media.video import read_range
 
-    previous: np.ndarray | None = None
-    index = -1
-    with VideoReader(path) as reader:
-        for index, raw in reader.iter_raw():
-            if index > last:
-                return
-            if index >= first:
-                previous = reader.to_rgb(raw)
-                yield index, previous
-    if previous is None:
-        previous = _last_frame(path)
-    for missing in range(max(first, index + 1), last + 1):
-        yield missing, previous
+    index = first - 1
+    for index, frame in read_range(path, first, last + 1):
+        yield index, frame
+    if index < last:
+        final = _last_frame(path)
+        for missing in range(index + 1, last + 1):
+            yield missing, final
 
 
 def _last_frame(path: Path) -> np.ndarray:
+    """The video's last frame: seeking near the end (the frame count is an estimate), else
+    decoding it all."""
     from heygemd.media.video import VideoReader
 
     frame: np.ndarray | None = None
     with VideoReader(path) as reader:
-        for frame in reader:  # noqa: B007 - we want the last one
+        near_end = max(0, reader.frame_count - 2 * int(round(reader.fps)))
+        for _, frame in reader.frames(near_end):  # noqa: B007 - we want the last one
             pass
+    if frame is None and near_end > 0:
+        with VideoReader(path) as reader:
+            for frame in reader:  # noqa: B007
+                pass
     if frame is None:
         raise ValueError(f"{path.name} has no frames")
     return frame

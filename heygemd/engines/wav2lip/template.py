@@ -2,7 +2,8 @@
 
 A template that fits the memory budget is kept decoded (filled during the face pass, so it is
 decoded once). A larger one is streamed forward, and read back in chunks of the budget's size
-for the backward half of each ping-pong cycle (re-decoding from the start: slower, bounded).
+for the backward half of each ping-pong cycle, each decoded from the keyframe before it (a
+seek, not a decode from the start).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from heygemd.media.video import VideoReader, read_frames
+from heygemd.media.video import VideoReader, read_range
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +28,7 @@ class TemplateFrames:
         self.chunk = max(1, budget_bytes // max(frame_bytes, 1))
         self._cache: list[np.ndarray] | None = []
         self._chunk_frames: dict[int, np.ndarray] = {}
-        self._stream: Iterator[np.ndarray] | None = None
+        self._stream: Iterator[tuple[int, np.ndarray]] | None = None
         self._reader: VideoReader | None = None
         self._position = 0  # index of the next frame the stream yields
         self._last = -1
@@ -59,28 +60,28 @@ class TemplateFrames:
         if backward:
             return self._load_chunk_ending_at(index)
         if self._stream is None or index < self._position:
-            self._open_stream()
+            self._open_stream(index)
         return self._advance_to(index)
 
     def _load_chunk_ending_at(self, index: int) -> np.ndarray:
         start = max(0, index - self.chunk + 1)
         self._chunk_frames = {}  # release the previous chunk before decoding the next
-        self._chunk_frames = read_frames(self.path, range(start, index + 1))
+        self._chunk_frames = dict(read_range(self.path, start, index + 1, fps=self.fps))
         return self._chunk_frames[index]
 
-    def _open_stream(self) -> None:
+    def _open_stream(self, start: int) -> None:
         self.close()
         self._reader = VideoReader(self.path, fps=self.fps)
-        self._stream = iter(self._reader)
-        self._position = 0
+        self._stream = self._reader.frames(start)
+        self._position = start
 
     def _advance_to(self, index: int) -> np.ndarray:
         assert self._stream is not None
         self._chunk_frames = {}
         while True:
-            frame = next(self._stream)
-            self._position += 1
-            if self._position - 1 == index:
+            position, frame = next(self._stream)
+            self._position = position + 1
+            if position == index:
                 return frame
 
     def close(self) -> None:
