@@ -385,7 +385,7 @@ def run(
         "summary": summary(clip_scores),
         "dubbing": as_dicts(dub_scores),
         "mean_coupling_r": round(float(np.nanmean([d.coupling_r for d in dub_scores])), 3)
-        if dub_scores else float("nan"),
+        if dub_scores else None,  # JSON has no NaN: no dubbing run -> null
     }
 
 
