@@ -178,8 +178,9 @@ class JobRunner:
 
     def _report(self, row: JobRow, paths: JobPaths) -> JobReport:
         if row.attempts > self.settings.daemon.max_attempts:
-            msg = (f"This job stopped the service {row.attempts - 1} times and was given up. "
-                   "Check the input files (see inputs/), or report it to the operator.")
+            msg = (f"This job could not be finished after {row.attempts - 1} attempts and was "
+                   "given up. Check the input files (see inputs/), or report it to the "
+                   "operator.")
             return self._job_report(row, [], JobStatus.FAILED, "crash_loop", msg)
         if inbox.is_link(paths.original):  # swapped for a link while waiting: never follow it
             log.warning("job.refused", code="symlink", file=None, removed=[])

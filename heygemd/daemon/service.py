@@ -24,7 +24,13 @@ from heygemd.daemon import inbox, recovery
 from heygemd.daemon.jobs import JobPaths, JobRunner, PipelineLike
 from heygemd.daemon.lock import InstanceLock
 from heygemd.daemon.outbox import write_atomic
-from heygemd.daemon.status import StatusView, status_line, status_text, store_view
+from heygemd.daemon.status import (
+    StatusView,
+    not_ready_words,
+    status_line,
+    status_text,
+    store_view,
+)
 from heygemd.daemon.store import JobRow, State, Store
 from heygemd.daemon.systemd import Notifier
 from heygemd.daemon.watcher import Watcher, choose_mode, read_mount
@@ -396,10 +402,17 @@ class Daemon:
     # -- what users see --------------------------------------------------------------------
 
     def _view(self, stopped: bool = False) -> StatusView:
+        settling, incomplete = [], []
+        for name, readiness in sorted(self._candidates.items()):
+            words = not_ready_words(readiness.snapshot)
+            if words is None:
+                settling.append(name)
+            else:
+                incomplete.append(f"{name}: {words}")
         return store_view(
-            self.store, settling=sorted(self._candidates), problems=tuple(self._problems.values()),
+            self.store, settling=settling, problems=tuple(self._problems.values()),
             stopped=stopped, copying=tuple(self._copying),
-            stopping=self.stop_requested and not stopped,
+            stopping=self.stop_requested and not stopped, incomplete=incomplete,
         )
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:

@@ -25,6 +25,8 @@ class StatusView:
     problems: Sequence[str] = field(default_factory=tuple)
     stopped: bool = False
     copying: Sequence[str] = field(default_factory=tuple)  # queued job ids still being written
+    # inbox folders that cannot become a job as they are: "name: what to do"
+    incomplete: Sequence[str] = field(default_factory=tuple)
     # Only for `heygemd status` (another process): who holds the lock (None: nobody) and the
     # inbox folders not yet taken, each with how ready it looks.
     stopping: bool = False  # a stop was requested; the current video is being finished
@@ -71,11 +73,26 @@ def _result_line(row: JobRow) -> str:
     return f"  {what:<8} {row.name}{where}{note}  [{row.finished_at or ''}]"
 
 
+EMPTY_WORDS = "empty: add the audio and video files"
+SUBFOLDERS_WORDS = "only subfolders: put the files directly in the job folder"
+
+
+def not_ready_words(snap: Snapshot | None) -> str | None:
+    """Why an inbox folder will never be taken as it is (pure): nothing in it but subfolders
+    or hidden/temporary files. None when it holds a file (then it is being copied or ready)."""
+    if snap is None or any(
+        e.kind is not EntryKind.DIR and not jobfiles.is_ignored(e.name) for e in snap
+    ):
+        return None
+    return SUBFOLDERS_WORDS if any(e.kind is EntryKind.DIR for e in snap) else EMPTY_WORDS
+
+
 def inbox_words(snap: Snapshot, age_seconds: float | None, watch: WatchSettings) -> str:
     """How ready an inbox folder looks to `heygemd status` (pure). ``age_seconds``: since the
     newest change inside it (None when empty)."""
-    if not any(e.kind is not EntryKind.DIR and not jobfiles.is_ignored(e.name) for e in snap):
-        return "empty"
+    words = not_ready_words(snap)
+    if words is not None:
+        return words
     if watch.require_ready_marker:
         if any(e.rel == watch.ready_marker and e.kind is EntryKind.FILE for e in snap):
             return "ready (READY file present)"
@@ -118,6 +135,9 @@ def status_text(view: StatusView) -> str:
     if view.settling:
         lines.append("Being copied (taken once nothing changes):")
         lines += [f"  - {name}" for name in view.settling]
+    if view.incomplete:
+        lines.append("Not taken (nothing to process yet):")
+        lines += [f"  - {line}" for line in view.incomplete]
     if view.inbox:
         lines.append("In the inbox, not taken yet:")
         lines += [f"  - {line}" for line in view.inbox]
@@ -129,6 +149,7 @@ def status_text(view: StatusView) -> str:
 def store_view(
     store: Store, settling: Sequence[str] = (), problems: Sequence[str] = (),
     stopped: bool = False, copying: Sequence[str] = (), stopping: bool = False,
+    incomplete: Sequence[str] = (),
 ) -> StatusView:
     """The view as the store has it (the daemon adds what only it knows: settling, problems)."""
     active = store.in_states(State.VALIDATING, State.RUNNING)
@@ -136,5 +157,5 @@ def store_view(
         updated_at=utc_now(), running=active[0] if active else None,
         queued=store.in_states(State.QUEUED), recent=store.recent(5),
         settling=tuple(settling), problems=tuple(problems), stopped=stopped,
-        copying=tuple(copying), stopping=stopping,
+        copying=tuple(copying), stopping=stopping, incomplete=tuple(incomplete),
     )

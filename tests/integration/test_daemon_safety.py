@@ -147,3 +147,36 @@ def test_an_unwritable_outbox_backs_off_shows_why_and_recovers(
         assert "PROBLEM" not in (harness.outbox / "STATUS.txt").read_text()
     finally:
         d.shutdown()
+
+
+def test_folders_that_cannot_become_a_job_say_what_to_do(
+    harness: Harness, daemon: Daemon
+) -> None:
+    daemon.startup()
+    (harness.inbox / "blank").mkdir()
+    (harness.inbox / "blank" / ".DS_Store").write_text("")
+    (harness.inbox / "nested" / "inner").mkdir(parents=True)
+    (harness.inbox / "copying").mkdir()
+    (harness.inbox / "copying" / "a.wav").write_bytes(b"x")
+    daemon.tick()
+    daemon._refresh_status(force=True)
+    status = (harness.outbox / "STATUS.txt").read_text()
+    being_copied = status.split("Being copied", 1)[1].split("Not taken", 1)[0]
+    assert "copying" in being_copied and "blank" not in being_copied
+    assert "nested" not in being_copied
+    assert "  - blank: empty: add the audio and video files" in status
+    assert "  - nested: only subfolders: put the files directly in the job folder" in status
+
+
+def test_a_job_given_up_counts_attempts_not_service_stops(
+    harness: Harness, daemon: Daemon
+) -> None:
+    daemon.startup()
+    holder = harness.work / "20240101T000000-abcdef"
+    harness.good_job("poison", where=holder)
+    daemon.store.add(holder.name, "poison")
+    daemon.store.update(holder.name, attempts=daemon.settings.daemon.max_attempts)
+    run_until_idle(daemon)
+    assert harness.published()["poison"]["reason_code"] == "crash_loop"
+    text = (harness.outbox / "poison" / "RESULT.txt").read_text()
+    assert "could not be finished after 3 attempts" in text and "stopped the service" not in text

@@ -214,3 +214,18 @@ def test_publish_makes_every_file_and_folder_durable_before_the_rename(
     outbox.publish(staging, tmp_path, "job")
     assert wanted <= set(synced[:-1])  # all before the rename; the outbox folder after it
     assert synced[-1] == str(tmp_path) and "/etc" not in synced
+
+
+def test_not_ready_words_for_folders_that_never_become_a_job() -> None:
+    from heygemd.daemon.inbox import Entry, EntryKind
+    from heygemd.daemon.status import inbox_words, not_ready_words
+    from heygemd.settings import WatchSettings
+
+    hidden = Entry(".DS_Store", EntryKind.FILE, 0, 1)
+    sub = Entry("inner", EntryKind.DIR, 0, 1)
+    assert not_ready_words(()) == not_ready_words((hidden,)) == "empty: add the audio and " \
+        "video files"
+    assert not_ready_words((sub,)).startswith("only subfolders")  # type: ignore[union-attr]
+    assert not_ready_words((sub, Entry("inner/a.wav", EntryKind.FILE, 1, 1))) is None
+    assert not_ready_words(None) is None
+    assert inbox_words((), None, WatchSettings()).startswith("empty: add")
