@@ -198,20 +198,25 @@ def sample_indices(frame_count: int, fps: float, sample_fps: float, max_samples:
 
 
 def sample_frames(
-    path: Path, analyzer: FaceAnalyzer, cfg: ValidationSettings, progress: ProgressFn | None = None
+    path: Path,
+    analyzer: FaceAnalyzer,
+    cfg: ValidationSettings,
+    progress: ProgressFn | None = None,
+    info: MediaInfo | None = None,
 ) -> tuple[list[SampledFrame], tuple[int, int]]:
     """Decode ``path`` once, analysing faces on the sampled frames only.
 
     Returns the sampled frames in order and the frame size (width, height) in pixels. Only one
     decoded picture is held at a time. ``progress`` gets the fraction (0..1) of the frames
     decoded, once per decoded frame (so at least once per sampled one), and may raise
-    JobInterrupted. Raises MediaError when decoding fails.
+    JobInterrupted. ``info``: the probe of ``path``, when the caller has it. Raises MediaError
+    when decoding fails.
     """
     report = progress or _no_progress
     from heygemd.faces.occlusion import mouth_occlusion_score
 
     samples: list[SampledFrame] = []
-    with VideoReader(path) as reader:
+    with VideoReader(path, info=info) as reader:
         wanted = sample_indices(reader.frame_count, reader.fps, cfg.sample_fps, cfg.max_samples)
         targets, last = set(wanted), wanted[-1]
         for index, raw in reader.iter_raw():
@@ -284,13 +289,15 @@ def illustrate(
     pictures_dir: Path,
     progress: ProgressFn | None = None,
     fps: float | None = None,
+    info: MediaInfo | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """Write the picture of the deciding frame (refusals) or the worst frame (warnings).
 
     Returns the findings (those drawn now name the picture) and the picture names written.
     The frame is decoded again here, so the frame pass never holds more than one picture;
     ``progress`` gets the fraction of that decoding done, once per decoded frame; ``fps`` (the
-    video's frame rate) turns the frame index into the time shown on the picture.
+    video's frame rate) turns the frame index into the time shown on the picture; ``info`` (the
+    probe of ``path``) spares probing it again.
     """
     kind, group = _picture_group(findings)
     if not group:
@@ -303,7 +310,7 @@ def illustrate(
     if index is None or sample is None:
         return findings, []
     try:
-        frame = read_frames(path, [index], progress=progress).get(index)
+        frame = read_frames(path, [index], progress=progress, info=info).get(index)
     except MediaError as err:
         log.warning("examine.picture_unreadable", file=path.name, error=err.message)
         return findings, []
@@ -352,7 +359,7 @@ def examine_video(
         return VideoExamination(info, container, [])
     try:
         samples, size = sample_frames(
-            path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE)
+            path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE), info=info
         )
     except MediaError as err:
         return VideoExamination(info, container + [_unreadable("video", err, path.name)], [])
@@ -363,6 +370,7 @@ def examine_video(
         path, samples, evidence, findings, pictures_dir,
         progress_span(report, FRAME_PASS_SHARE, 1.0),
         fps=info.video.avg_fps if info.video else None,
+        info=info,
     )
     log.info(
         "examine.video",

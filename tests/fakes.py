@@ -71,7 +71,7 @@ class EchoEngine:
     def render(self, request: RenderRequest, progress: ProgressFn) -> Rendering:
         if self.fail_on and self.fail_on in request.template.name:
             raise ProcessingError(f"echo engine told to fail on {request.template.name}")
-        with VideoReader(request.template, fps=request.fps) as reader:
+        with VideoReader(request.template, fps=request.fps, info=request.info) as reader:
             template = []
             for frame in reader:
                 template.append(frame)

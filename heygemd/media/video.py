@@ -108,13 +108,21 @@ class VideoReader(Closing):
     dropped by timestamp). ``scale`` < 1 shrinks frames (even dimensions).
 
     Attributes: width, height (of the frames yielded), fps, frame_count (estimated), info.
+    ``info``: the probe of ``path`` when the caller already has it (it is not probed again).
     A repeated frame is yielded as the same array object: copy it before changing it in place.
     Raises MediaError (no_video, unreadable_media, ...) for bad input.
     """
 
-    def __init__(self, path: Path, *, fps: float | None = None, scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fps: float | None = None,
+        scale: float = 1.0,
+        info: MediaInfo | None = None,
+    ) -> None:
         self.path = Path(path)
-        self.info: MediaInfo = probe(self.path)
+        self.info: MediaInfo = info if info is not None else probe(self.path)
         video = self.info.video
         if video is None:
             raise MediaError(
@@ -252,20 +260,21 @@ def read_frames(
     indices: Sequence[int],
     scale: float = 1.0,
     progress: Callable[[float], None] | None = None,
+    info: MediaInfo | None = None,
 ) -> dict[int, np.ndarray]:
     """Upright RGB uint8 (H, W, 3) frames at the given CFR ``indices`` (the reader's numbering).
 
     Decodes from the keyframe before the smallest index (a seek) up to the largest and converts
     only the frames asked for. Indices past the end of the video are absent from the result.
     ``progress`` (if given) gets the fraction 0..1 of the decoding done after each decoded frame;
-    what it raises propagates.
+    what it raises propagates. ``info``: the probe of ``path``, when the caller has it.
     """
     wanted = sorted({int(i) for i in indices if i >= 0})
     found: dict[int, np.ndarray] = {}
     if not wanted:
         return found
     targets = set(wanted)
-    with VideoReader(path, scale=scale) as reader:
+    with VideoReader(path, scale=scale, info=info) as reader:
         for index, frame in reader.iter_raw_from(wanted[0]):
             if index in targets:
                 found[index] = reader.to_rgb(frame)
@@ -277,12 +286,19 @@ def read_frames(
 
 
 def read_range(
-    path: Path, start: int, stop: int, *, scale: float = 1.0, fps: float | None = None
+    path: Path,
+    start: int,
+    stop: int,
+    *,
+    scale: float = 1.0,
+    fps: float | None = None,
+    info: MediaInfo | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(CFR index, upright RGB uint8 (H, W, 3) frame) for start <= index < stop, numbered as
     iterating :class:`VideoReader` (same ``scale``, ``fps``) numbers them, but seeking to the
-    keyframe before ``start`` instead of decoding from the beginning. Fewer past the end."""
-    with VideoReader(path, fps=fps, scale=scale) as reader:
+    keyframe before ``start`` instead of decoding from the beginning. Fewer past the end.
+    ``info``: the probe of ``path``, when the caller has it."""
+    with VideoReader(path, fps=fps, scale=scale, info=info) as reader:
         yield from reader.frames(start, stop)
 
 

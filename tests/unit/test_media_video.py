@@ -239,6 +239,34 @@ def test_reader_frames_from_the_middle_repeat_over_gaps(tmp_path: Path) -> None:
     assert _diff(got[1][1], pattern_frame(16, 64, 48)) < 12
 
 
+def test_readers_given_the_probe_do_not_probe_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _keyframed(tmp_path / "c.mp4", seconds=2.0, gop=10, rotation=90)
+    info = probe(path)
+    frames = _sequential(path, fps=50, scale=0.5)
+    picked = read_frames(path, [3, 40], scale=0.5)
+    ranged = list(read_range(path, 21, 30, fps=50, scale=0.5))
+
+    def no_probe(path: Path) -> None:
+        raise AssertionError(f"probed {path} again")
+
+    monkeypatch.setattr("heygemd.media.video.probe", no_probe)
+    with VideoReader(path, fps=50, scale=0.5, info=info) as reader:
+        assert reader.info is info
+        given = list(reader)
+    assert len(given) == len(frames) == 100
+    assert all(np.array_equal(a, b) for a, b in zip(given, frames, strict=True))
+    again = read_frames(path, [3, 40], scale=0.5, info=info)
+    assert sorted(again) == [3, 40]
+    assert all(np.array_equal(again[i], picked[i]) for i in picked)
+    got = list(read_range(path, 21, 30, fps=50, scale=0.5, info=info))
+    assert [i for i, _ in got] == [i for i, _ in ranged] == list(range(21, 30))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, ranged, strict=True))
+    with pytest.raises(AssertionError, match="probed"):
+        VideoReader(path)  # the stand-in is in place: without info the reader probes
+
+
 def test_reader_refuses_audio_only_named_as_video(tmp_path: Path) -> None:
     path = misnamed_audio(tmp_path / "voice.mp4", ".m4a")
     with pytest.raises(MediaError) as err:

@@ -108,7 +108,7 @@ class Wav2LipEngine:
         assert video is not None
         template = TemplateFrames(
             request.template, request.fps, video.width * video.height * 3,
-            self.cfg.template_cache_mb * 1024 * 1024,
+            self.cfg.template_cache_mb * 1024 * 1024, info=request.info,
         )  # fmt: skip
         try:
             framing = self._find_faces(template, request, ticker)

@@ -14,17 +14,27 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+from heygemd.media.types import MediaInfo
 from heygemd.media.video import VideoReader, read_range
 
 log = structlog.get_logger(__name__)
 
 
 class TemplateFrames:
-    """RGB uint8 (H, W, 3) frames of ``path`` by index; ``budget_bytes`` caps what is held."""
+    """RGB uint8 (H, W, 3) frames of ``path`` by index; ``budget_bytes`` caps what is held.
+    ``info``: the probe of ``path`` when known (the readers then do not probe it again)."""
 
-    def __init__(self, path: Path, fps: float, frame_bytes: int, budget_bytes: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        frame_bytes: int,
+        budget_bytes: int,
+        info: MediaInfo | None = None,
+    ) -> None:
         self.path = path
         self.fps = fps
+        self.info = info
         self.chunk = max(1, budget_bytes // max(frame_bytes, 1))
         self._cache: list[np.ndarray] | None = []
         self._chunk_frames: dict[int, np.ndarray] = {}
@@ -36,7 +46,7 @@ class TemplateFrames:
     def first_pass(self, limit: int) -> Iterator[tuple[int, np.ndarray]]:
         """Decode frames 0..limit-1 (fewer if the video is shorter) in order, keeping them when
         they fit the budget."""
-        with VideoReader(self.path, fps=self.fps) as reader:
+        with VideoReader(self.path, fps=self.fps, info=self.info) as reader:
             for index, frame in enumerate(reader):
                 if index >= limit:
                     break
@@ -66,12 +76,14 @@ class TemplateFrames:
     def _load_chunk_ending_at(self, index: int) -> np.ndarray:
         start = max(0, index - self.chunk + 1)
         self._chunk_frames = {}  # release the previous chunk before decoding the next
-        self._chunk_frames = dict(read_range(self.path, start, index + 1, fps=self.fps))
+        self._chunk_frames = dict(
+            read_range(self.path, start, index + 1, fps=self.fps, info=self.info)
+        )
         return self._chunk_frames[index]
 
     def _open_stream(self, start: int) -> None:
         self.close()
-        self._reader = VideoReader(self.path, fps=self.fps)
+        self._reader = VideoReader(self.path, fps=self.fps, info=self.info)
         self._stream = self._reader.frames(start)
         self._position = start
 
