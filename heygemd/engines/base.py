@@ -17,6 +17,7 @@ import numpy as np
 
 from heygemd.errors import ConfigError
 from heygemd.media.types import MediaInfo
+from heygemd.media.video import frames_for
 from heygemd.settings import EngineSettings, FaceSettings, PathSettings
 
 # Called by engines with the fraction (0..1) of the current video rendered. It may raise
@@ -51,7 +52,7 @@ class RenderRequest:
     """template: the template video file; info: its probe.
 
     audio: float32 (N,) mono at AUDIO_RATE, the new speech. The output has exactly
-    ``frame_count_for(len(audio))`` frames at ``fps`` (the template's rate): length follows the
+    ``frame_count`` frames at ``fps`` (the template's rate): length follows the
     audio.
     """
 
@@ -62,7 +63,8 @@ class RenderRequest:
 
     @property
     def frame_count(self) -> int:
-        return max(1, int(round(len(self.audio) / AUDIO_RATE * self.fps)))
+        """Frames the output holds: the audio's length at ``fps`` (:func:`frames_for`), >= 1."""
+        return max(1, frames_for(len(self.audio) / AUDIO_RATE, self.fps))
 
 
 @dataclass

@@ -32,6 +32,12 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+def frames_for(seconds: float, fps: float) -> int:
+    """Frames that cover ``seconds`` at ``fps``: the nearest count, halves rounded up (as
+    :func:`cfr_schedule` and FFmpeg's ``fps`` filter round; not Python's round-half-to-even)."""
+    return math.floor(seconds * fps + 0.5)
+
+
 def cfr_schedule(
     timed: Iterable[tuple[float, float, T]],
     fps: float,
@@ -56,14 +62,14 @@ def cfr_schedule(
     for t, duration, item in timed:
         if t0 is None:
             t0 = t
-        slot = math.floor((t - t0) * fps + 0.5)  # halves round up, as in FFmpeg
+        slot = frames_for(t - t0, fps)  # halves round up, as in FFmpeg
         while pending is not None and next_index < slot:
             yield next_index, pending
             next_index += 1
         pending, end, top = item, t + duration, max(top, slot)
     if pending is None or t0 is None:
         return
-    total = max(top + 1, math.floor((end - t0) * fps + 0.5))
+    total = max(top + 1, frames_for(end - t0, fps))
     while next_index < total:
         yield next_index, pending
         next_index += 1
@@ -139,7 +145,7 @@ class VideoReader(Closing):
         self._decode_size = (self.height, self.width) if turned else (self.width, self.height)
         self._scaled = scale != 1.0
         seconds = video.duration or self.info.duration
-        self.frame_count = max(1, int(round(seconds * self.fps))) if seconds else 0
+        self.frame_count = max(1, frames_for(seconds, self.fps)) if seconds else 0
         self._container: Any = self._open()
 
     def _open(self) -> Any:
@@ -247,7 +253,7 @@ class VideoReader(Closing):
                                  backward=True, any_frame=False)
             timed = self._timed_frames(strict=True)
             head = next(timed, None)
-            if head is not None and math.floor((head[0] - t0) * self.fps + 0.5) <= start:
+            if head is not None and frames_for(head[0] - t0, self.fps) <= start:
                 yield from cfr_schedule(itertools.chain([head], timed), self.fps, t0=t0,
                                         start=start)
                 return
@@ -319,7 +325,7 @@ def _audio_planar(audio: np.ndarray) -> np.ndarray:
 
 def output_frame_count(frames_written: int, audio_seconds: float, fps: float) -> int:
     """Frames the output holds: what was written, or more (the last frame held) to cover audio."""
-    return max(frames_written, int(round(audio_seconds * fps)))
+    return max(frames_written, frames_for(audio_seconds, fps))
 
 
 class VideoWriter(Closing):

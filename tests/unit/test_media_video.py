@@ -10,14 +10,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+from heygemd.engines.base import AUDIO_RATE, RenderRequest
 from heygemd.errors import MediaError, ProcessingError
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
+from heygemd.media.types import MediaInfo
 from heygemd.media.video import (
     VideoReader,
     VideoWriter,
     cfr_schedule,
     even_frame,
+    frames_for,
     output_frame_count,
     read_frames,
     read_range,
@@ -88,6 +91,20 @@ def test_output_frame_count_follows_audio() -> None:
     assert output_frame_count(10, 1.0, 25.0) == 25
     assert output_frame_count(30, 1.0, 25.0) == 30
     assert output_frame_count(0, 0.0, 25.0) == 0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "fps", "frames"), [(2.25, 2.0, 5), (1.25, 2.0, 3), (1.0, 25.0, 25)]
+)
+def test_one_frame_count_rule_rounds_halves_up(seconds: float, fps: float, frames: int) -> None:
+    # 4.5 and 2.5 frames: round() would give 4 and 2 (half to even); the CFR schedule gives 5, 3
+    assert frames_for(seconds, fps) == frames
+    assert output_frame_count(0, seconds, fps) == frames
+    assert len(list(cfr_schedule([(0.0, seconds, "only")], fps))) == frames
+    audio = np.zeros(int(seconds * AUDIO_RATE), dtype=np.float32)
+    info = MediaInfo(path="t.mp4", container="mp4", duration=seconds, size_bytes=0, bit_rate=None)
+    request = RenderRequest(template=Path("t.mp4"), info=info, audio=audio, fps=fps)
+    assert request.frame_count == frames
 
 
 @pytest.mark.parametrize("ext", ["mp4", "avi", "mov", "mkv", "webm", "flv"])
