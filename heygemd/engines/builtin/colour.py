@@ -77,13 +77,38 @@ def match_mouth(base: Any, source: Any, rim: Any, corner_y: Any, lip_target: Any
     """The warped ``source`` (B, 3, H, W) recoloured for ``base``: the skin shift everywhere,
     and the lips taken to ``lip_target`` (B, 3, 1, 1) under a soft band round the source's lips
     (source_lips (B, 1, H, W))."""
-    from heygemd.engines import compose
-
     shifted = source + skin_shift(base, source, rim, corner_y)
     lips = lip_shift(lip_target, shifted, source_lips)
     side = float(max(source.shape[-2:]))
-    weight = (2.0 * compose.gaussian_blur(source_lips, LIP_SOFTNESS * side)).clamp(0.0, 1.0)
+    weight = (2.0 * soft_band(source_lips, LIP_SOFTNESS * side)).clamp(0.0, 1.0)
     return (shifted + weight * lips).clamp(0.0, 1.0)
+
+
+def soft_band(masks: Any, sigma_px: float) -> Any:
+    """compose.gaussian_blur(masks, sigma_px) (edge-replicating) of (B, 1, H, W) masks.
+
+    On a CPU the same separable kernel runs through OpenCV, frame by frame: torch's grouped
+    conv2d took ~3 ms a frame for a 160x250 window (a third of the transplant), OpenCV ~0.1 ms.
+    Equal up to float rounding.
+    """
+    import torch
+
+    from heygemd.engines import compose
+
+    if masks.device.type != "cpu" or sigma_px <= 0:
+        return compose.gaussian_blur(masks, sigma_px)
+    import cv2
+
+    radius = max(1, int(np.ceil(3 * sigma_px)))
+    taps = np.arange(-radius, radius + 1, dtype=np.float32)
+    kernel = np.exp(-0.5 * (taps / np.float32(sigma_px)) ** 2)
+    kernel = (kernel / kernel.sum()).astype(np.float32)
+    data = masks.detach().numpy().astype(np.float32, copy=False)
+    out = np.empty_like(data)
+    for i in range(data.shape[0]):
+        out[i, 0] = cv2.sepFilter2D(data[i, 0], cv2.CV_32F, kernel, kernel,
+                                    borderType=cv2.BORDER_REPLICATE)
+    return torch.from_numpy(out).to(masks.dtype)
 
 
 def lip_colours(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
