@@ -31,6 +31,7 @@ from heygemd.media.types import MediaInfo
 from heygemd.media.video import VideoReader, read_frames
 from heygemd.report import Finding, Severity
 from heygemd.settings import LimitSettings, ValidationSettings
+from heygemd.timing import ms_since
 from heygemd.validate import FrameEvidence
 
 log = structlog.get_logger(__name__)
@@ -176,7 +177,7 @@ def examine_audio(
         file=path.name,
         findings=[f.code for f in findings],
         stats=stats.__dict__ if stats else None,
-        duration_ms=round((time.monotonic() - t0) * 1000, 1),
+        duration_ms=ms_since(t0),
     )
     return AudioExamination(info, samples, findings)
 
@@ -378,6 +379,6 @@ def examine_video(
         samples=len(samples),
         findings=[f.code for f in findings],
         pictures=pictures,
-        duration_ms=round((time.monotonic() - t0) * 1000, 1),
+        duration_ms=ms_since(t0),
     )
     return VideoExamination(info, findings, pictures, len(samples))

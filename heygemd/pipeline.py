@@ -26,6 +26,7 @@ from heygemd.media.audio import load_audio
 from heygemd.media.video import VideoWriter
 from heygemd.report import AudioResult, VideoResult, VideoStatus
 from heygemd.settings import Settings
+from heygemd.timing import ms_since
 from heygemd.validate import refusals
 
 log = structlog.get_logger(__name__)
@@ -81,7 +82,7 @@ class Pipeline:
             file=audio.name,
             accepted=accepted,
             findings=[f.code for f in exam.findings],
-            duration_ms=round((time.monotonic() - t0) * 1000, 1),
+            duration_ms=ms_since(t0),
         )
         result = AudioResult(
             name=audio.name,
@@ -191,7 +192,7 @@ def _stage(
     t0 = time.monotonic()
     bound.info("stage.start", stage=stage)
     yield facts
-    timings[stage] = _ms_since(t0)
+    timings[stage] = ms_since(t0)
     bound.info("stage.finish", stage=stage, duration_ms=timings[stage], **facts)
 
 
@@ -211,10 +212,6 @@ def _rejection(
         timings_ms=timings,
         media=exam.info.summary() if exam.info else {},
     )
-
-
-def _ms_since(t0: float) -> float:
-    return round((time.monotonic() - t0) * 1000, 1)
 
 
 def _failure(

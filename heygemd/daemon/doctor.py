@@ -8,7 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from heygemd.daemon.service import same_filesystem
 from heygemd.daemon.watcher import choose_mode, is_network_fs, read_mount
+from heygemd.engines.base import resolve_device
 from heygemd.errors import HeygemError
 from heygemd.settings import Settings
 
@@ -48,7 +50,7 @@ def check_same_fs(settings: Settings) -> Check:
     inbox, work = settings.paths.inbox, _nearest_existing(settings.paths.work)
     if not inbox.is_dir():
         return Check("same filesystem", False, f"the inbox {inbox} does not exist; create it")
-    if os.stat(inbox).st_dev != os.stat(work).st_dev:
+    if not same_filesystem(inbox, work):
         return Check("same filesystem", False, f"paths.work ({settings.paths.work}) must be on "
                      f"the inbox's filesystem ({inbox}) so claiming a job is an atomic rename")
     return Check("same filesystem", True, "inbox and work area share a filesystem")
@@ -82,13 +84,15 @@ def check_device(settings: Settings) -> Check:
     import torch
 
     want = settings.engine.device
-    if torch.cuda.is_available():
+    device = resolve_device(want)  # as the daemon chooses it at start-up
+    if device.startswith("cuda") and torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
         return Check("device", True, f"CUDA: {name} (engine.device={want})")
-    if want == "cuda":
-        return Check("device", False, "engine.device = \"cuda\" but torch sees no GPU: check the "
-                     "driver and the service user's access to /dev/nvidia*, or use \"auto\"")
-    return Check("device", True, f"CPU (no CUDA GPU visible; engine.device={want})")
+    if device.startswith("cuda"):
+        return Check("device", False, f"engine.device = \"{want}\" but torch sees no GPU: check "
+                     "the driver and the service user's access to /dev/nvidia*, or use \"auto\"")
+    seen = "a CUDA GPU is visible" if torch.cuda.is_available() else "no CUDA GPU visible"
+    return Check("device", True, f"{device.upper()} ({seen}; engine.device={want})")
 
 
 def check_engine(settings: Settings) -> Check:

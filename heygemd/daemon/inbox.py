@@ -27,9 +27,21 @@ from heygemd.jobfiles import (  # re-exported: the daemon's view of a job folder
 )
 
 __all__ = ["Entry", "EntryKind", "FolderProblem", "JobFiles", "Snapshot", "Readiness", "classify",
-           "claim", "is_link", "scan_entries", "strip_unsafe", "unused", "waiting_folders"]
+           "claim", "has_input", "has_marker", "is_link", "scan_entries", "strip_unsafe", "unused",
+           "waiting_folders"]
 
 classify = jobfiles.check_folder  # the folder rules, as the daemon names them
+
+
+def has_input(snap: Snapshot) -> bool:
+    """Whether the folder holds a file that could be a job's input (not a subfolder, not a
+    hidden or temporary file)."""
+    return any(e.kind is not EntryKind.DIR and not jobfiles.is_ignored(e.name) for e in snap)
+
+
+def has_marker(snap: Snapshot, marker: str) -> bool:
+    """Whether the ready marker file ``marker`` is in the folder (at its top level)."""
+    return any(e.rel == marker and e.kind is EntryKind.FILE for e in snap)
 
 
 @dataclass
@@ -57,12 +69,10 @@ class Readiness:
     def is_ready(self, now: float, settle_seconds: float, marker: str | None) -> bool:
         """Settled (or, with a marker name, the marker is present) and holding some input."""
         snap = self.snapshot
-        if not snap or not any(
-            e.kind is not jobfiles.EntryKind.DIR and not jobfiles.is_ignored(e.name) for e in snap
-        ):
+        if not snap or not has_input(snap):
             return False
         if marker is not None:
-            return any(e.rel == marker and e.kind is jobfiles.EntryKind.FILE for e in snap)
+            return has_marker(snap, marker)
         return now - self.changed_at >= settle_seconds
 
 

@@ -34,6 +34,7 @@ from heygemd.report import (
     job_status,
 )
 from heygemd.settings import OutputSettings, Settings
+from heygemd.timing import ms_since
 
 log = structlog.get_logger(__name__)
 
@@ -170,7 +171,7 @@ class JobRunner:
             with job_log(row.job_id, paths.staging / "job.log.jsonl"):
                 log.info("job.start", name=row.name, attempt=row.attempts)
                 report = self._report(row, paths)
-                log.info("job.finish", status=report.status.value, duration_ms=_ms(t0))
+                log.info("job.finish", status=report.status.value, duration_ms=ms_since(t0))
             return self._publish(row, paths, report)
         except BaseException as err:
             self._put_back(row, paths, counts=not isinstance(err, JobInterrupted))
@@ -345,7 +346,3 @@ class JobRunner:
 def _remove_holder(holder: Path) -> None:
     """work/<job_id> is empty once the originals moved; anything left is ours to delete."""
     shutil.rmtree(holder, ignore_errors=True)
-
-
-def _ms(t0: float) -> float:
-    return round((time.monotonic() - t0) * 1000, 1)

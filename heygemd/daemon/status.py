@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from heygemd import jobfiles
-from heygemd.daemon.inbox import EntryKind, Snapshot
+from heygemd.daemon.inbox import EntryKind, Snapshot, has_input, has_marker
 from heygemd.daemon.store import JobRow, State, Store, utc_now
 from heygemd.settings import WatchSettings
 
@@ -80,9 +79,7 @@ SUBFOLDERS_WORDS = "only subfolders: put the files directly in the job folder"
 def not_ready_words(snap: Snapshot | None) -> str | None:
     """Why an inbox folder will never be taken as it is (pure): nothing in it but subfolders
     or hidden/temporary files. None when it holds a file (then it is being copied or ready)."""
-    if snap is None or any(
-        e.kind is not EntryKind.DIR and not jobfiles.is_ignored(e.name) for e in snap
-    ):
+    if snap is None or has_input(snap):
         return None
     return SUBFOLDERS_WORDS if any(e.kind is EntryKind.DIR for e in snap) else EMPTY_WORDS
 
@@ -94,7 +91,7 @@ def inbox_words(snap: Snapshot, age_seconds: float | None, watch: WatchSettings)
     if words is not None:
         return words
     if watch.require_ready_marker:
-        if any(e.rel == watch.ready_marker and e.kind is EntryKind.FILE for e in snap):
+        if has_marker(snap, watch.ready_marker):
             return "ready (READY file present)"
         return f"waiting for a {watch.ready_marker} file"
     if age_seconds is not None and age_seconds < watch.settle_seconds:

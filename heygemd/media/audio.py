@@ -16,6 +16,7 @@ import structlog
 
 from heygemd.errors import COPY_ADVICE, MediaError
 from heygemd.media.probe import open_input
+from heygemd.timing import ms_since
 
 log = structlog.get_logger(__name__)
 
@@ -126,6 +127,6 @@ def load_audio(
         file=path.name,
         rate=rate,
         shape=out.shape,
-        duration_ms=round((time.monotonic() - t0) * 1000, 1),
+        duration_ms=ms_since(t0),
     )
     return out
