@@ -157,6 +157,8 @@ def make_video(
         stream = container.add_stream(
             codec or video_codec, rate=Fraction(fps).limit_denominator(1001)
         )
+        # the codec is named at run time, so PyAV's types cannot tell it makes a video stream
+        assert isinstance(stream, av.VideoStream), f"{codec or video_codec} is not a video codec"
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         time_base = Fraction(1, 1000) if vfr else 1 / Fraction(stream.codec_context.framerate)
         if vfr:

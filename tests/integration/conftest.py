@@ -61,8 +61,8 @@ def make_speech(source: Path, target: Path, start: float, seconds: float) -> Non
     with av.open(str(source)) as src:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
         for frame in src.decode(audio=0):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
+            for piece in resampler.resample(frame):
+                chunks.append(piece.to_ndarray().reshape(-1))
     samples = np.concatenate(chunks)[int(start * rate):int((start + seconds) * rate)]
     with av.open(str(target), "w", format="wav") as out:
         stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
