@@ -20,6 +20,9 @@ import av
 import numpy as np
 import pytest
 
+from heygemd.cli import build_pipeline
+from heygemd.daemon.service import Daemon
+from heygemd.settings import Settings, load_settings
 from tests.conftest import ROOT
 
 CLIP_SIZE = 256  # >= validation.min_short_side (240)
@@ -264,3 +267,26 @@ def harness(tmp_path: Path, job_media: dict[str, Path]) -> Iterator[Harness]:
     h.configure()
     yield h
     h.close()
+
+
+@pytest.fixture
+def settings(harness: Harness) -> Settings:
+    """The harness's config as the daemon would load it."""
+    return load_settings(harness.root / "config.toml")
+
+
+@pytest.fixture
+def daemon(settings: Settings) -> Iterator[Daemon]:
+    """A Daemon driven tick by tick in this process (no threads), shut down after the test."""
+    d = Daemon(settings, build_pipeline, env={})
+    yield d
+    if d._store is not None:
+        d.shutdown()
+
+
+def run_until_idle(daemon: Daemon, ticks: int = 40) -> None:
+    """Tick until there is nothing left to do (or ``ticks`` run out)."""
+    for _ in range(ticks):
+        if not daemon.tick() and daemon.store.next_queued() is None and not daemon._candidates:
+            return
+        time.sleep(0.1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,28 +13,8 @@ import pytest
 from heygemd.cli import build_pipeline
 from heygemd.daemon.service import Daemon
 from heygemd.daemon.store import State
-from heygemd.settings import Settings, load_settings
-from tests.integration.conftest import Harness
-
-
-@pytest.fixture
-def settings(harness: Harness) -> Settings:
-    return load_settings(harness.root / "config.toml")
-
-
-@pytest.fixture
-def daemon(settings: Settings) -> Iterator[Daemon]:
-    d = Daemon(settings, build_pipeline, env={})
-    yield d
-    if d._store is not None:
-        d.shutdown()
-
-
-def run_until_idle(daemon: Daemon, ticks: int = 40) -> None:
-    for _ in range(ticks):
-        if not daemon.tick() and daemon.store.next_queued() is None and not daemon._candidates:
-            return
-        time.sleep(0.1)
+from heygemd.settings import load_settings
+from tests.integration.conftest import Harness, run_until_idle
 
 
 def server_folder(harness: Harness) -> tuple[Path, dict[str, bytes]]:

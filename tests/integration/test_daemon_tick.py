@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,8 @@ from heygemd.daemon import outbox
 from heygemd.daemon.service import Daemon
 from heygemd.daemon.store import State, Store
 from heygemd.settings import Settings, load_settings
-from tests.integration.conftest import Harness
-
-
-@pytest.fixture
-def settings(harness: Harness) -> Settings:
-    return load_settings(harness.root / "config.toml")
-
-
-@pytest.fixture
-def daemon(settings: Settings) -> Iterator[Daemon]:
-    d = Daemon(settings, build_pipeline, env={})
-    yield d
-    if d._store is not None:
-        d.shutdown()
+from tests.fakes import EchoEngine
+from tests.integration.conftest import Harness, run_until_idle
 
 
 def record_running(settings: Settings, job_id: str, name: str) -> None:
@@ -39,13 +26,6 @@ def record_running(settings: Settings, job_id: str, name: str) -> None:
     store.transition(job_id, State.VALIDATING)
     store.transition(job_id, State.RUNNING, outbox_name=name)
     store.close()
-
-
-def run_until_idle(daemon: Daemon, ticks: int = 40) -> None:
-    for _ in range(ticks):
-        if not daemon.tick() and daemon.store.next_queued() is None and not daemon._candidates:
-            return
-        time.sleep(0.1)
 
 
 def test_disk_guard_holds_jobs_until_space_returns(harness: Harness) -> None:
@@ -299,8 +279,10 @@ def test_a_video_failed_on_our_side_is_not_kept_for_the_restart(
     assert not checkpoint.slot_dir(harness.work / row.job_id, "b.mp4").exists()
 
     daemon.stop_requested = False
-    engine = daemon._runner.pipeline.engine  # the cause of the failure has gone away
-    engine.fail_on = ""
+    assert daemon._runner is not None
+    engine = daemon._runner.pipeline.engine
+    assert isinstance(engine, EchoEngine)
+    engine.fail_on = ""  # the cause of the failure has gone away
     rendered.clear()
     run_until_idle(daemon)
     assert rendered == ["b.mp4", "c.mp4"]
