@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,59 @@ HOLD_COST = 0.25  # times continuity_weight: cost of showing the same template f
 # slightly parted mouth in a pause reads as "still talking".
 CLOSED_SHAPE_WEIGHT = 6.0
 PROGRESS_SECONDS = 0.5
+# Batches decoded and transplanted ahead, in a worker thread, while the caller encodes: torch,
+# OpenCV and the codecs release the GIL, so on two cores the transplant hides behind x264.
+PREFETCH_BATCHES = 1
+
+
+def prefetched(items: Iterator[Any], depth: int) -> Generator[Any, None, None]:
+    """``items`` produced in a worker thread, up to ``depth`` ahead of the consumer.
+
+    The worker's exceptions are raised here; closing this generator early (or an exception in
+    the consumer) stops the worker and closes ``items`` in it before returning.
+    """
+    import queue
+    import threading
+
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put("item", item):
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put("error", exc)
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        put("end", None)
+
+    worker = threading.Thread(target=work, name="builtin-render", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
 
 
 def drive(
@@ -195,22 +248,28 @@ class BuiltinEngine:
         lips = colour.lip_colours(analysis.crops, analysis.landmarks, analysis.crop_origin,
                                   analysis.usable, analysis.fps)
         frame_bytes = analysis.width * analysis.height * 3
-        batch: list[np.ndarray] = []
-        rows: list[int] = []
         count = len(plan.base)
+
+        def batches() -> Iterator[list[np.ndarray]]:
+            batch: list[np.ndarray] = []
+            rows: list[int] = []
+            for t, frame in enumerate(render.base_frames(request.template, plan.base,
+                                                         frame_bytes)):
+                if t >= count:
+                    break
+                batch.append(frame)
+                rows.append(t)
+                if len(batch) >= self.cfg.batch_size or t == count - 1:
+                    yield list(self._flush(batch, rows, plan, analysis, triangles, lips))
+                    batch, rows = [], []
+
         done, last = 0, time.monotonic()
-        for t, frame in enumerate(render.base_frames(request.template, plan.base, frame_bytes)):
-            if t >= count:
-                break
-            batch.append(frame)
-            rows.append(t)
-            if len(batch) >= self.cfg.batch_size or t == count - 1:
-                yield from self._flush(batch, rows, plan, analysis, triangles, lips)
-                done += len(batch)
-                batch, rows = [], []
-                if time.monotonic() - last > PROGRESS_SECONDS:
-                    progress(start + (1 - start) * done / count)
-                    last = time.monotonic()
+        for out in prefetched(batches(), PREFETCH_BATCHES):
+            yield from out
+            done += len(out)
+            if time.monotonic() - last > PROGRESS_SECONDS:
+                progress(start + (1 - start) * done / count)
+                last = time.monotonic()
         if done != count:
             raise ProcessingError(f"rendered {done} of {count} frames from {request.template.name}")
 
