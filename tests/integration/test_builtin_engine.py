@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from heygemd.engines.base import AUDIO_RATE, EngineContext, RenderRequest
+from heygemd.media.video import frames_for
 from heygemd.settings import Settings
 
 SECONDS = 2.5
@@ -54,7 +55,8 @@ def _template_frames(path: Path, count: int) -> list[np.ndarray]:
 
 def test_renders_the_right_number_of_frames_of_the_right_size(setup: dict) -> None:
     request, first, frames = setup["request"], setup["first"], setup["frames"]
-    assert len(frames) == request.frame_count == first.frame_count == round(SECONDS * 25)
+    # 2.5 s at 25 fps = 62.5 frames -> 63: halves round up, as FFmpeg's fps filter does
+    assert len(frames) == request.frame_count == first.frame_count == frames_for(SECONDS, 25) == 63
     assert all(f.shape == (first.height, first.width, 3) == (512, 512, 3) for f in frames)
     assert first.metrics["template_cached"] == 0.0
     assert first.metrics["frames_passed_through"] == 0.0
@@ -64,7 +66,7 @@ def test_renders_the_right_number_of_frames_of_the_right_size(setup: dict) -> No
 def test_mouth_changes_and_the_rest_stays(setup: dict) -> None:
     engine, request, frames = setup["engine"], setup["request"], setup["frames"]
     analysis = engine.analysis_of(request.template)
-    template = _template_frames(request.template, len(frames))  # ping-pong: no turn in 62 frames
+    template = _template_frames(request.template, len(frames))  # ping-pong: no turn in 63 frames
     side = analysis.crops.shape[1]
     mouth_diffs, outside_diffs = [], []
     for t, (out, base) in enumerate(zip(frames, template, strict=True)):
