@@ -176,6 +176,9 @@ class Pipeline:
             os.replace(partial, output)
         finally:
             partial.unlink(missing_ok=True)
+            close = getattr(rendering.frames, "close", None)
+            if close is not None:  # stop an engine's worker threads now, not at GC
+                close()
         progress(1.0)
         metrics = dict(rendering.metrics)
         metrics["output_seconds"] = round(len(audio.samples) / AUDIO_RATE, 3)

@@ -35,8 +35,11 @@ def test_closing_early_stops_and_closes_the_source() -> None:
         finally:
             closed.set()
 
+    before = set(threading.enumerate())  # other tests' renders may still hold workers
     stream = prefetched(items(), 1)
     assert next(stream) == 0
+    [worker] = [t for t in threading.enumerate() if t not in before]
+    assert worker.name == "builtin-render"
     stream.close()
     assert closed.is_set()
-    assert not any(t.name == "builtin-render" for t in threading.enumerate())
+    assert not worker.is_alive()

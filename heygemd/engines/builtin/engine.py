@@ -253,8 +253,8 @@ class BuiltinEngine:
         def batches() -> Iterator[list[np.ndarray]]:
             batch: list[np.ndarray] = []
             rows: list[int] = []
-            for t, frame in enumerate(render.base_frames(request.template, plan.base,
-                                                         frame_bytes)):
+            frames = render.base_frames(request.template, plan.base, frame_bytes, request.info)
+            for t, frame in enumerate(frames):
                 if t >= count:
                     break
                 batch.append(frame)

@@ -16,6 +16,7 @@ import numpy as np
 
 from heygemd.engines.builtin import colour, mesh, warp
 from heygemd.engines.builtin.analysis import TemplateAnalysis
+from heygemd.media.types import MediaInfo
 
 REVERSE_BUDGET_BYTES = 512 * 1024 * 1024  # frames held at once while walking backwards
 FEATHER = 0.035  # mask edge softness, share of the crop side
@@ -49,32 +50,34 @@ def runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
     return out
 
 
-def _decode_range(path: Path, first: int, last: int) -> Iterator[tuple[int, np.ndarray]]:
+def _decode_range(
+    path: Path, first: int, last: int, info: MediaInfo | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
     """(index, frame) for first..last inclusive, seeking to ``first``; the last frame of the
-    video repeats past its end."""
+    video repeats past its end. ``info``: the template's probe, so it is not probed again."""
     from heygemd.media.video import read_range
 
     index = first - 1
-    for index, frame in read_range(path, first, last + 1):
+    for index, frame in read_range(path, first, last + 1, info=info):
         yield index, frame
     if index < last:
-        final = _last_frame(path)
+        final = _last_frame(path, info)
         for missing in range(index + 1, last + 1):
             yield missing, final
 
 
-def _last_frame(path: Path) -> np.ndarray:
+def _last_frame(path: Path, info: MediaInfo | None = None) -> np.ndarray:
     """The video's last frame: seeking near the end (the frame count is an estimate), else
     decoding it all."""
     from heygemd.media.video import VideoReader
 
     frame: np.ndarray | None = None
-    with VideoReader(path) as reader:
+    with VideoReader(path, info=info) as reader:
         near_end = max(0, reader.frame_count - 2 * int(round(reader.fps)))
         for _, frame in reader.frames(near_end):  # noqa: B007 - we want the last one
             pass
     if frame is None and near_end > 0:
-        with VideoReader(path) as reader:
+        with VideoReader(path, info=info) as reader:
             for frame in reader:  # noqa: B007
                 pass
     if frame is None:
@@ -82,18 +85,21 @@ def _last_frame(path: Path) -> np.ndarray:
     return frame
 
 
-def base_frames(path: Path, order: np.ndarray, frame_bytes: int) -> Iterator[np.ndarray]:
-    """Full-resolution template frames in ``order`` (a ping-pong index sequence)."""
+def base_frames(
+    path: Path, order: np.ndarray, frame_bytes: int, info: MediaInfo | None = None
+) -> Iterator[np.ndarray]:
+    """Full-resolution template frames in ``order`` (a ping-pong index sequence); ``info`` is
+    the template's probe, passed on so the many short ranges do not probe it again."""
     chunk = max(1, REVERSE_BUDGET_BYTES // max(frame_bytes, 1))
     for start, stop, step in runs(order):
         if step > 0:
-            for _, frame in _decode_range(path, start, stop):
+            for _, frame in _decode_range(path, start, stop, info):
                 yield frame
             continue
         top = start
         while top >= stop:
             low = max(stop, top - chunk + 1)
-            held = [frame for _, frame in _decode_range(path, low, top)]
+            held = [frame for _, frame in _decode_range(path, low, top, info)]
             yield from reversed(held)
             top = low - 1
 
