@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
 
-class Closing:
+class Closing(ABC):
     """``with obj:`` hands ``obj`` in and calls ``obj.close()`` on the way out, even on error."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release the resource; safe to call twice."""
 
     def __enter__(self) -> Self:
         return self
