@@ -14,7 +14,8 @@ from pathlib import Path
 
 from heygemd.errors import MediaError
 from heygemd.media.audio import load_audio
-from heygemd.media.video import VideoReader, VideoWriter
+from heygemd.media.video import VideoReader
+from heygemd.media.writer import VideoWriter
 from heygemd.settings import OutputSettings
 
 

@@ -26,7 +26,7 @@ from heygemd.engines.base import AUDIO_RATE, EngineContext, RenderRequest  # noq
 from heygemd.engines.builtin.engine import BuiltinEngine  # noqa: E402
 from heygemd.media.audio import load_audio  # noqa: E402
 from heygemd.media.probe import probe  # noqa: E402
-from heygemd.media.video import VideoWriter  # noqa: E402
+from heygemd.media.writer import VideoWriter  # noqa: E402
 from heygemd.settings import OutputSettings, load_settings  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "media"

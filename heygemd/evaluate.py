@@ -152,7 +152,8 @@ def frames_from(path: Path, start: int, count: int) -> Iterator[np.ndarray]:
 def write_template(clip: Path, frames: int, out: Path) -> None:
     """The first ``frames`` frames of ``clip`` with their audio, as an MP4 (near-lossless)."""
     from heygemd.media.audio import load_audio
-    from heygemd.media.video import VideoReader, VideoWriter
+    from heygemd.media.video import VideoReader
+    from heygemd.media.writer import VideoWriter
 
     settings = OutputSettings(crf=12, preset="veryfast")
     with VideoReader(clip) as reader:

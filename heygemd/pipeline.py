@@ -23,7 +23,7 @@ from heygemd.engines.base import AUDIO_RATE, Engine, ProgressFn, RenderRequest, 
 from heygemd.errors import HeygemError, InputRejected, ResourceError
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
-from heygemd.media.video import VideoWriter
+from heygemd.media.writer import VideoWriter
 from heygemd.report import AudioResult, VideoResult, VideoStatus
 from heygemd.settings import Settings
 from heygemd.timing import ms_since

@@ -9,7 +9,8 @@ import pytest
 
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
-from heygemd.media.video import VideoReader, VideoWriter, read_frames
+from heygemd.media.video import VideoReader, read_frames
+from heygemd.media.writer import VideoWriter
 from heygemd.settings import OutputSettings
 
 FAST = OutputSettings(crf=23, preset="ultrafast", audio_bitrate_kbps=96, audio_rate=48000)

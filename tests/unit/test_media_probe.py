@@ -15,7 +15,7 @@ from heygemd.media.probe import (
     probe,
     rotation_clockwise,
 )
-from heygemd.media.video import VideoWriter
+from heygemd.media.writer import VideoWriter
 from heygemd.settings import OutputSettings
 from tests.mediagen import make_audio, make_video, misnamed_audio, pattern_frame, write_noise
 

@@ -1,4 +1,5 @@
-"""VideoReader / read_frames / VideoWriter on small synthetic files, and the pure helpers."""
+"""VideoReader / read_frames (media.video) and VideoWriter (media.writer) on small synthetic
+files, and the pure helpers."""
 
 from __future__ import annotations
 
@@ -17,16 +18,15 @@ from heygemd.media.probe import probe
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import (
     VideoReader,
-    VideoWriter,
     cfr_schedule,
     even_frame,
     frames_for,
-    output_frame_count,
     read_frames,
     read_range,
     scaled_size,
     upright,
 )
+from heygemd.media.writer import VideoWriter, output_frame_count
 from heygemd.settings import OutputSettings
 from tests.mediagen import make_video, misnamed_audio, pattern_frame, tone
 

@@ -1,0 +1,216 @@
+"""Encode RGB uint8 (H, W, 3) frames and a sound track to an H.264 + AAC MP4 with PyAV.
+
+:class:`VideoWriter` streams frames in one at a time; the output's length follows the audio
+(:func:`output_frame_count`: the last frame is held, or the audio padded, so both end together).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import structlog
+
+from heygemd.closing import Closing
+from heygemd.errors import ProcessingError
+from heygemd.media.video import even_frame, frames_for
+from heygemd.settings import OutputSettings
+
+log = structlog.get_logger(__name__)
+
+
+def _rate(fps: float) -> Fraction:
+    """A frame rate as a small fraction: 25.0 -> 25, 29.97 -> 30000/1001."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _audio_planar(audio: np.ndarray) -> np.ndarray:
+    """float32 (N,) or (C, N) -> float32 (C, N) with C in {1, 2} (more channels are averaged)."""
+    planar = audio[np.newaxis, :] if audio.ndim == 1 else audio
+    if planar.ndim != 2:
+        raise ValueError(f"audio must be (N,) or (C, N), got shape {audio.shape}")
+    if planar.shape[0] > 2:
+        planar = planar.mean(axis=0, keepdims=True)
+    return np.ascontiguousarray(np.clip(planar, -1.0, 1.0), dtype=np.float32)
+
+
+def output_frame_count(frames_written: int, audio_seconds: float, fps: float) -> int:
+    """Frames the output holds: what was written, or more (the last frame held) to cover audio."""
+    return max(frames_written, frames_for(audio_seconds, fps))
+
+
+class VideoWriter(Closing):
+    """Encode RGB uint8 (height, width, 3) frames + a sound track to an H.264/AAC MP4.
+
+    H.264 (libx264, yuv420p, ``settings.crf`` / ``settings.preset``), AAC at
+    ``settings.audio_bitrate_kbps`` and ``settings.audio_rate`` Hz, faststart. Odd sizes are
+    padded to even. audio: float32 (N,) or (C, N) at ``audio_rate`` Hz, or None for no sound.
+    The output's length follows the audio: on close the last frame is held until the audio
+    ends, and the audio is padded with silence (or trimmed by under half a frame) to end with
+    the video. An exception inside ``with`` closes the file and propagates (the caller deletes
+    the partial file). Encoder failures raise ProcessingError(code="encode_failed").
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        audio: np.ndarray | None,
+        audio_rate: int,
+        settings: OutputSettings,
+    ) -> None:
+        self.path = Path(path)
+        self.width, self.height = int(width), int(height)
+        self.fps = float(fps)
+        self.settings = settings
+        self.frames_written = 0
+        self._audio = None if audio is None else _audio_planar(audio)
+        self._audio_rate = int(audio_rate)
+        self._audio_fed = 0  # input samples handed to the resampler so far
+        self._last: np.ndarray | None = None
+        self._closed = False
+        with _encoding(self.path):
+            self._open()
+
+    def _open(self) -> None:
+        import av
+
+        self._container: Any = av.open(
+            str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"}
+        )
+        video = self._container.add_stream("libx264", rate=_rate(self.fps))
+        video.width, video.height = self.width + self.width % 2, self.height + self.height % 2
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": str(self.settings.crf), "preset": self.settings.preset}
+        self._video = video
+        self._audio_stream: Any = None
+        if self._audio is not None:
+            layout = "mono" if self._audio.shape[0] == 1 else "stereo"
+            stream = self._container.add_stream("aac", rate=self.settings.audio_rate)
+            stream.layout = layout
+            stream.bit_rate = self.settings.audio_bitrate_kbps * 1000
+            self._audio_stream = stream
+            self._resampler = av.AudioResampler(
+                format="fltp", layout=layout, rate=self.settings.audio_rate, frame_size=1024
+            )
+            self._audio_pts = 0
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 (height, width, 3) frame."""
+        import av
+
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ProcessingError(
+                f"frame {self.frames_written} is {frame.dtype} {frame.shape}, expected uint8 "
+                f"{(self.height, self.width, 3)}",
+                code="encode_failed",
+            )
+        self._last = frame
+        with _encoding(self.path):
+            video_frame = av.VideoFrame.from_ndarray(even_frame(frame), format="rgb24")
+            video_frame.pts = self.frames_written
+            self._mux(self._video.encode(video_frame))
+            self.frames_written += 1
+            self._feed_audio(self._input_samples(self.frames_written / self.fps))
+
+    def _input_samples(self, seconds: float) -> int:
+        return int(round(seconds * self._audio_rate))
+
+    def _feed_audio(self, until: int) -> None:
+        """Encode input audio up to sample ``until``, padding with silence past its end."""
+        if self._audio is None or until <= self._audio_fed:
+            return
+        import av
+
+        chunk = self._audio[:, self._audio_fed : until]
+        missing = until - self._audio_fed - chunk.shape[1]
+        if missing > 0:
+            chunk = np.pad(chunk, ((0, 0), (0, missing)))
+        layout = "mono" if chunk.shape[0] == 1 else "stereo"
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(chunk), format="fltp", layout=layout
+        )
+        frame.sample_rate = self._audio_rate
+        self._audio_fed = until
+        self._encode_audio(self._resampler.resample(frame))
+
+    def _encode_audio(self, frames: list[Any]) -> None:
+        for out in frames:
+            out.pts = self._audio_pts
+            self._audio_pts += out.samples
+            self._mux(self._audio_stream.encode(out))
+
+    def _mux(self, packets: list[Any]) -> None:
+        for packet in packets:
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        """Hold the last frame until the audio ends, pad the audio, flush and close the file."""
+        if self._closed:
+            return
+        with _encoding(self.path):
+            try:
+                self._finish()
+            finally:
+                self._closed = True
+                self._container.close()
+        log.debug("video.written", file=self.path.name, frames=self.frames_written)
+
+    def _finish(self) -> None:
+        audio_seconds = 0.0 if self._audio is None else self._audio.shape[1] / self._audio_rate
+        total = output_frame_count(self.frames_written, audio_seconds, self.fps)
+        if self._last is None and total > 0:
+            raise ProcessingError(
+                f"no frames were written to {self.path.name}", code="encode_failed"
+            )
+        while self.frames_written < total:
+            self.write(self._last)  # type: ignore[arg-type]
+        if self._audio is not None:
+            self._feed_audio(self._input_samples(total / self.fps))
+            self._encode_audio(self._resampler.resample(None))
+            self._mux(self._audio_stream.encode(None))
+        self._mux(self._video.encode(None))
+
+    def abort(self) -> None:
+        """Close the container without finishing the file (after an error)."""
+        import av
+
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.close()
+        except av.FFmpegError as err:
+            log.warning("video.abort_close_failed", file=self.path.name, error=str(err))
+
+
+@contextmanager
+def _encoding(path: Path) -> Iterator[None]:
+    """Turn FFmpeg errors raised inside into ProcessingError(code="encode_failed")."""
+    import av
+
+    try:
+        yield
+    except av.FFmpegError as err:
+        raise ProcessingError(
+            f"encoding {path.name} failed (FFmpeg: {err.strerror or err})", code="encode_failed"
+        ) from err
