@@ -124,32 +124,40 @@ def mouth_width(landmarks: np.ndarray) -> float:
     return float(width) / max(interocular(points), 1e-6)
 
 
-def similarity_transform(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (rotation, uniform scale, translation) mapping src onto dst.
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity between corresponding point sets, any dimension D.
 
-    src_pts, dst_pts: float (N, 2), N >= 2, corresponding points (extra columns are ignored).
-    Returns float64 (2, 3) M with dst ~= src @ M[:, :2].T + M[:, 2] (cv2.warpAffine's layout).
-    Umeyama (1991), without reflections.
+    src, dst: float (N, D). Returns (scale, R (D, D), t (D,)) with dst ~= scale * R @ src + t,
+    R a proper rotation (no reflection). Umeyama (1991).
     """
-    src = np.asarray(src_pts, dtype=np.float64)[:, :2]
-    dst = np.asarray(dst_pts, dtype=np.float64)[:, :2]
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or len(src) < 2:
-        raise ValueError(f"need matching (N>=2, 2) point sets, got {src.shape} and {dst.shape}")
+        raise ValueError(f"need matching (N>=2, D) point sets, got {src.shape} and {dst.shape}")
     mu_src, mu_dst = src.mean(axis=0), dst.mean(axis=0)
     src_c, dst_c = src - mu_src, dst - mu_dst
     var_src = float((src_c**2).sum()) / len(src)
     if var_src <= 0.0:
         raise ValueError("source points are all identical")
-    cov = dst_c.T @ src_c / len(src)
-    u, s, vt = np.linalg.svd(cov)
-    d = np.ones(2)
+    u, s, vt = np.linalg.svd(dst_c.T @ src_c / len(src))
+    d = np.ones(src.shape[1])
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[1] = -1.0
+        d[-1] = -1.0
     rot = u @ np.diag(d) @ vt
     scale = float((s * d).sum()) / var_src
+    return scale, rot, mu_dst - scale * rot @ mu_src
+
+
+def similarity_transform(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping src onto dst.
+
+    src_pts, dst_pts: float (N, 2), N >= 2, corresponding points (extra columns are ignored).
+    Returns float64 (2, 3) M with dst ~= src @ M[:, :2].T + M[:, 2] (cv2.warpAffine's layout).
+    """
+    scale, rot, shift = umeyama(np.asarray(src_pts)[:, :2], np.asarray(dst_pts)[:, :2])
     matrix = np.empty((2, 3))
     matrix[:, :2] = scale * rot
-    matrix[:, 2] = mu_dst - scale * rot @ mu_src
+    matrix[:, 2] = shift
     return matrix
 
 

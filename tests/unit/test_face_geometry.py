@@ -177,3 +177,16 @@ def test_one_euro_passes_nan_and_restarts() -> None:
     assert filt(np.array([1.0]))[0] == 1.0
     assert np.isnan(filt(np.array([np.nan]))[0])
     assert filt(np.array([7.0]))[0] == pytest.approx(7.0)  # back after a gap: no lag
+
+
+def test_umeyama_recovers_a_known_3d_similarity() -> None:
+    from heygemd.faces.geometry import pose_matrix, umeyama
+
+    rng = np.random.default_rng(3)
+    src = rng.normal(size=(30, 3)) * 50
+    rot = pose_matrix(20.0, -10.0, 5.0)
+    dst = 1.7 * src @ rot.T + np.array([3.0, -4.0, 9.0])
+    scale, fitted, shift = umeyama(src, dst)
+    assert scale == pytest.approx(1.7, rel=1e-9)
+    assert np.allclose(fitted, rot, atol=1e-9)
+    assert np.allclose(shift, [3.0, -4.0, 9.0], atol=1e-6)

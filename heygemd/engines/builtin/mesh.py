@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from heygemd.faces import geometry
 from heygemd.faces import landmarks as lm
 
 RING_SCALE = 1.3  # outer ring: lower-face contour pushed out from its centre by this factor
@@ -60,21 +61,6 @@ def triangulate(points: np.ndarray) -> np.ndarray:
     return np.asarray(Delaunay(vertices(points)).simplices, dtype=np.int64)
 
 
-def similarity_3d(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Umeyama similarity (scale, R (3, 3), t (3,)) with dst ~= scale * R @ src + t. (N, 3) each."""
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    sc, dc = src - mu_s, dst - mu_d
-    cov = dc.T @ sc / len(src)
-    u, s, vt = np.linalg.svd(cov)
-    d = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2] = -1.0
-    rot = u @ np.diag(d) @ vt
-    var = float((sc**2).sum()) / len(src)
-    scale = float((s * d).sum()) / max(var, 1e-12)
-    return scale, rot, mu_d - scale * rot @ mu_s
-
-
 def target_vertices(source: np.ndarray, base: np.ndarray) -> np.ndarray:
     """Where each mesh vertex goes in the base frame (V, 2).
 
@@ -84,7 +70,7 @@ def target_vertices(source: np.ndarray, base: np.ndarray) -> np.ndarray:
     """
     stable = list(lm.STABLE)
     src, dst = source[stable].astype(np.float64), base[stable].astype(np.float64)
-    scale, rot, t = similarity_3d(src, dst)
+    scale, rot, t = geometry.umeyama(src, dst)
     moved = (scale * source[list(MOVING)].astype(np.float64) @ rot.T + t)[:, :2]
     fixed = base.astype(np.float64)
     return np.concatenate([moved, fixed[list(ANCHORS), :2], ring_points(fixed)])
