@@ -290,3 +290,11 @@ def run_until_idle(daemon: Daemon, ticks: int = 40) -> None:
         if not daemon.tick() and daemon.store.next_queued() is None and not daemon._candidates:
             return
         time.sleep(0.1)
+
+
+def tick_until_work(daemon: Daemon, ticks: int = 60) -> None:
+    """Tick until one tick did a unit of work (a job ran, or was interrupted)."""
+    for _ in range(ticks):
+        if daemon.tick():
+            return
+        time.sleep(0.1)

@@ -16,7 +16,7 @@ from heygemd.daemon.service import Daemon
 from heygemd.daemon.store import State, Store
 from heygemd.settings import Settings, load_settings
 from tests.fakes import EchoEngine
-from tests.integration.conftest import Harness, run_until_idle
+from tests.integration.conftest import Harness, run_until_idle, tick_until_work
 
 
 def record_running(settings: Settings, job_id: str, name: str) -> None:
@@ -131,10 +131,7 @@ def test_second_stop_during_examine_aborts_and_the_job_reruns(
     daemon.startup()
     harness.good_job("cold")
     with capture_logs() as logs:
-        for _ in range(60):
-            if daemon.tick():
-                break
-            time.sleep(0.1)
+        tick_until_work(daemon)
     assert len(seen) == 1 and daemon.stop_requested
     events = [(e["event"], e.get("stage")) for e in logs]
     assert ("stage.start", "examine") in events and ("stage.start", "render") not in events
@@ -169,10 +166,7 @@ def test_second_stop_during_the_audio_check_aborts_and_the_job_reruns(
     daemon.startup()
     harness.good_job("cold")
     with capture_logs() as logs:
-        for _ in range(60):
-            if daemon.tick():
-                break
-            time.sleep(0.1)
+        tick_until_work(daemon)
     assert seen == [1] and daemon.stop_requested
     events = [e["event"] for e in logs]
     assert "job.interrupted" in events and "examine.audio" not in events
