@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from heygemd.daemon.outbox import write_atomic
+from heygemd.daemon.outbox import temp_twin, write_atomic
 from heygemd.report import VideoResult, VideoStatus
 
 log = structlog.get_logger(__name__)
@@ -146,7 +146,7 @@ def restore(checkpoint: Checkpoint, target: Path) -> None:
 def place(source: Path, target: Path) -> int:
     """Hard-link ``source`` as ``target`` (a copy across filesystems), durable before it
     appears under its name. Returns its size in bytes. Raises OSError."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = temp_twin(target)
     tmp.unlink(missing_ok=True)
     try:
         try:

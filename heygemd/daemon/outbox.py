@@ -20,6 +20,7 @@ from heygemd.report import JobReport, JobStatus, VideoStatus
 
 MARKER = ".heygemd-job"
 STAGING_PREFIX = ".heygemd-staging-"
+TEMP_SUFFIX = ".tmp"
 INPUTS = "inputs"
 RESERVED = frozenset({"report.json", "result.txt", "job.log.jsonl", INPUTS, MARKER.lower()})
 
@@ -106,9 +107,26 @@ def _ignored_lines(report: JobReport) -> list[str]:
     return lines + ([""] if lines else [])
 
 
+def temp_twin(path: Path) -> Path:
+    """The hidden name ``path`` is written under before its atomic rename: ``.NAME.PID.tmp``."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def sweep_temps(folder: Path) -> list[str]:
+    """Remove the temp twins other processes left in ``folder`` (a daemon killed mid-write).
+    Only safe while holding the single-instance lock. Returns the names removed."""
+    removed = []
+    for path in folder.glob(f".*{TEMP_SUFFIX}"):
+        pid = path.name[: -len(TEMP_SUFFIX)].rpartition(".")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` so readers see the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_twin(path)
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -83,3 +83,5 @@ def _drop_stale_staging(out: Path) -> None:
     for staging in out.glob(f"{outbox.STAGING_PREFIX}*"):
         shutil.rmtree(staging, ignore_errors=True)
         log.info("recovery.staging_removed", folder=staging.name)
+    for name in outbox.sweep_temps(out):  # e.g. STATUS.txt of a daemon killed mid-write
+        log.info("recovery.temp_removed", file=name)

@@ -80,12 +80,14 @@ def test_interrupted_publish_is_rolled_back_and_rerun(harness: Harness, settings
     harness.outbox.mkdir(exist_ok=True)
     harness.good_job("inputs", where=staging)
     (staging / "report.json").write_text("{}")
+    stale_status = harness.outbox / ".STATUS.txt.999999999.tmp"  # killed mid-write, too
+    stale_status.write_text("half")
     (harness.work / "J2").mkdir(parents=True)
     d = Daemon(settings, build_pipeline, env={})
     d.startup()
     try:
         assert (harness.work / "J2" / "halfway" / "face.mp4").is_file()
-        assert not staging.exists()
+        assert not staging.exists() and not stale_status.exists()
         row = d.store.get("J2")
         assert row is not None and row.state is State.QUEUED and row.attempts == 1
         run_until_idle(d)

@@ -107,6 +107,16 @@ def _row(name: str, state: State, **kw: object) -> JobRow:
     return JobRow(**base)  # type: ignore[arg-type]
 
 
+def test_sweep_temps_removes_only_what_other_processes_left(tmp_path: Path) -> None:
+    dead = tmp_path / ".STATUS.txt.999999999.tmp"  # a daemon killed mid-write
+    mine = outbox.temp_twin(tmp_path / "STATUS.txt")
+    user = tmp_path / ".notes.tmp"  # no pid: not ours
+    for path in (dead, mine, user):
+        path.write_text("x")
+    assert outbox.sweep_temps(tmp_path) == [dead.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, user.name])
+
+
 def test_status_text_shows_queue_progress_and_results() -> None:
     running = _row("clip job", State.RUNNING, video_index=2, video_count=3, video_name="b.mp4",
                    fraction=0.456)
