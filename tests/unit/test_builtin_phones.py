@@ -32,3 +32,33 @@ def test_recognizer_finds_phones_in_speech_like_audio() -> None:
     assert segments, "the decoder returned no segments"
     assert all(end >= start for _, start, end in segments)
     assert segments[-1][2] <= 101
+
+
+def test_viseme_frames_share_each_frame_between_classes() -> None:
+    # video frame 2 (phone frames 8-11) is half M, half AA; frame 0 is silence
+    segments = [("SIL", 0, 7), ("M", 8, 9), ("AA", 10, 15), ("XX", 16, 19)]
+    occupancy = phones.viseme_frames(segments, fps=25.0, count=6)
+    assert occupancy.shape == (6, phones.N_VISEME_CLASSES)
+    assert not occupancy[:2].any()  # silence has no class
+    bilabial, wide = phones.VISEME_CLASS["M"], phones.VISEME_CLASS["AA"]
+    assert np.allclose(occupancy[2, [bilabial, wide]], [0.5, 0.5])
+    assert np.allclose(occupancy[3, wide], 1.0)
+    assert np.allclose(occupancy[4, phones.OTHER_CLASS], 1.0)  # an unknown phone
+    assert np.allclose(occupancy[:5].sum(axis=1), [0, 0, 1, 1, 1])
+    assert not occupancy[5].any()
+
+
+def test_every_viseme_opening_phone_has_a_class() -> None:
+    assert set(phones.VISEME_OPENING) == set(phones.VISEME_CLASS)
+    assert max(phones.VISEME_CLASS.values()) < phones.OTHER_CLASS < phones.N_VISEME_CLASSES
+
+
+def test_the_same_audio_gives_the_same_phones_whatever_came_before() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(24000) / 16000
+    voice = (0.3 * np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 4 * t) > 0)).astype(np.float32)
+    noise = (0.2 * rng.standard_normal(32000)).astype(np.float32)
+    rec = phones.PhoneRecognizer()
+    first = rec.segments(voice)
+    rec.segments(noise)  # a decoder kept across calls would adapt to this
+    assert rec.segments(voice) == first

@@ -19,10 +19,11 @@ import structlog
 from heygemd.cache import AnalysisCache, content_key
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import mesh
+from heygemd.engines.builtin.listen import Heard, Listener
 
 log = structlog.get_logger(__name__)
 
-ANALYSIS_VERSION = "builtin-analysis-4"
+ANALYSIS_VERSION = "builtin-analysis-6"
 MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 30.0
 CROP_MARGIN = 1.25  # crop side = the first face's ring box side times this
@@ -34,8 +35,8 @@ class TemplateAnalysis:
 
     landmarks: float32 (N, 478, 3) full-resolution pixels, temporally smoothed, NaN without a face.
     pose: float32 (N, 3) yaw/pitch/roll degrees. usable: bool (N,) face found and not turned.
-    opening: float32 (N,) inner-lip gap / inter-ocular. features: float32 (N, D) normalised
-    log-mel context windows of the template's own audio; speech: bool (N,).
+    opening: float32 (N,) inner-lip gap / inter-ocular. features: float32 (N, D) what the
+    template's own audio sounds like (listen.feature_windows); speech: bool (N,).
     crop_origin: int32 (N, 2) (x0, y0) of each frame's crop; crops: uint8 (N, Hc, Wc, 3).
     """
 
@@ -94,19 +95,15 @@ def crop_side(landmarks: np.ndarray, width: int, height: int) -> tuple[int, int]
     return side, side
 
 
-def _audio_arrays(
-    path: Path, has_audio: bool, fps: float, count: int, voice: af.VoiceDetector
-) -> tuple[np.ndarray, np.ndarray]:
-    """(normalised context features (count, D), speech bool (count,)) of the template's audio."""
+def _hear_template(
+    path: Path, has_audio: bool, fps: float, count: int, listener: Listener
+) -> Heard:
+    """What the template's own audio track says, frame by frame (silence without one)."""
     from heygemd.media.audio import load_audio
 
-    dim = af.N_MELS * (2 * af.CONTEXT + 1)
     if not has_audio:
-        return np.zeros((count, dim), np.float32), np.zeros(count, bool)
-    audio = load_audio(path, rate=af.RATE, mono=True)
-    mel = af.to_video_frames(af.log_mel(audio), af.HOP / af.RATE, fps, count)
-    speech = voice.speech_mask(audio, fps, count)
-    return af.stack_context(af.normalise(mel, speech)), speech
+        return Heard.silence(count)
+    return listener.hear(load_audio(path, rate=af.RATE, mono=True), fps, count)
 
 
 def _face_arrays(faces: list[Any], scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +118,7 @@ def _face_arrays(faces: list[Any], scale: float) -> tuple[np.ndarray, np.ndarray
 def analyse_template(
     path: Path,
     analyzer: Any,
-    voice: af.VoiceDetector,
+    listener: Listener,
     cache: AnalysisCache,
     scale: float,
     progress: Callable[[float], None],
@@ -137,7 +134,7 @@ def analyse_template(
         log.info("template.cache_hit", template=path.name, key=key[:12])
         return TemplateAnalysis.from_arrays(arrays, crops), True
     t0 = time.monotonic()
-    analysis = _analyse(path, analyzer, voice, cache, key, scale, progress)
+    analysis = _analyse(path, analyzer, listener, cache, key, scale, progress)
     cache.save_arrays(key, analysis.arrays())
     log.info(
         "template.analysed", template=path.name, frames=analysis.n_frames,
@@ -149,7 +146,7 @@ def analyse_template(
 def _analyse(
     path: Path,
     analyzer: Any,
-    voice: af.VoiceDetector,
+    listener: Listener,
     cache: AnalysisCache,
     key: str,
     scale: float,
@@ -202,7 +199,7 @@ def _analyse(
             code="no_face",
         )
     return _finish(path, has_audio, fps, width, height, raw_landmarks, poses, origins,
-                   entry.commit(), voice)
+                   entry.commit(), listener)
 
 
 def _finish(
@@ -215,7 +212,7 @@ def _finish(
     poses: list[np.ndarray],
     origins: list[np.ndarray],
     crops: np.ndarray,
-    voice: af.VoiceDetector,
+    listener: Listener,
 ) -> TemplateAnalysis:
     from heygemd.faces.geometry import mouth_opening, smooth_sequence
 
@@ -228,9 +225,9 @@ def _finish(
         dtype=np.float32,
     )
     smooth = smooth_sequence(raw, fps).astype(np.float32)
-    features, speech = _audio_arrays(path, has_audio, fps, len(raw), voice)
+    heard = _hear_template(path, has_audio, fps, len(raw), listener)
     return TemplateAnalysis(
         fps=fps, width=width, height=height, landmarks=smooth, pose=pose, usable=usable,
-        opening=opening, features=features, speech=speech, crop_origin=np.stack(origins),
-        crops=crops,
+        opening=opening, features=heard.features, speech=heard.speech,
+        crop_origin=np.stack(origins), crops=crops,
     )

@@ -21,7 +21,7 @@ from heygemd.engines.base import EngineContext, ProgressFn, Rendering, RenderReq
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import colour, mesh, motion, render, select
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
-from heygemd.engines.builtin.phones import PhoneRecognizer
+from heygemd.engines.builtin.listen import Listener
 from heygemd.engines.builtin.render import Plan
 from heygemd.errors import ProcessingError
 from heygemd.settings import BuiltinEngineSettings
@@ -94,26 +94,23 @@ def drive(
     audio: np.ndarray,
     count: int,
     cfg: BuiltinEngineSettings,
-    voice: af.VoiceDetector,
-    phones: PhoneRecognizer,
+    listener: Listener,
 ) -> tuple[Plan, dict[str, float]]:
     """Decide, for each of ``count`` output frames, the base and the source template frame.
 
     audio: float32 (N,) 16 kHz. Returns the plan and metrics (sync_r, ridge reliability, ...).
     """
     fps = analysis.fps
-    mel = af.to_video_frames(af.log_mel(audio), af.HOP / af.RATE, fps, count)
-    level = af.loudness_db(audio, fps, count)
-    speech = voice.speech_mask(audio, fps, count)
-    features = af.stack_context(af.normalise(mel, speech))
-    phone_open, closed = phones.opening(audio, fps, count)
+    heard = listener.hear(audio, fps, count)
+    speech = heard.speech
     valid = analysis.usable & np.isfinite(analysis.opening)
     opening = np.nan_to_num(analysis.opening, nan=0.0)
     has_speech = bool((analysis.speech & valid).sum() >= 20)
     reliability = 0.0
     if has_speech:
         reliability = motion.holdout_reliability(analysis.features, opening, valid)
-        ridge = motion.fit_ridge(analysis.features[valid], opening[valid]).predict(features)[:, 0]
+        model = motion.fit_ridge(analysis.features[valid], opening[valid])
+        ridge = model.predict(heard.features)[:, 0]
         spoken = valid & analysis.speech
         ridge = motion.match_spread(
             ridge, speech, opening[spoken] if spoken.sum() >= 5 else opening[valid]
@@ -122,7 +119,8 @@ def drive(
         ridge = np.zeros(count)
     scale = motion.opening_scale(opening, valid, analysis.speech)
     target = motion.combine_targets(
-        ridge, phone_open, motion.RIDGE_WEIGHT if has_speech else 0.0, speech, closed, scale,
+        ridge, heard.phone_opening, motion.RIDGE_WEIGHT if has_speech else 0.0, speech,
+        heard.closed_lips, scale,
         motion.lead_frames_for(cfg.lead_ms, fps),
     )
     base = select.pingpong_indices(count, analysis.n_frames)
@@ -141,7 +139,7 @@ def drive(
     active = analysis.usable[base] & valid.any()
     shown = np.where(active, opening[source], opening[base])
     metrics = {
-        "sync_r": round(motion.pearson(shown, af.envelope(level)), 4),
+        "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
         "target_r": round(motion.pearson(shown, target), 4),
         "ridge_reliability": round(reliability, 4),
         "speech_share": round(float(speech.mean()), 4),
@@ -161,8 +159,7 @@ class BuiltinEngine:
         self.cfg = ctx.settings.builtin
         self.cache = AnalysisCache(ctx.paths.cache)
         self._analyzer: Any = None
-        self._voice = af.VoiceDetector()
-        self._phones = PhoneRecognizer()
+        self._listener = Listener()
         self._audio_ready = False
         self.last_plan: Plan | None = None  # the latest render's choices, for evaluation
 
@@ -171,8 +168,7 @@ class BuiltinEngine:
 
         if self._analyzer is None:
             self._analyzer = FaceAnalyzer(self.ctx.faces, tracking=True)
-        self._voice.load()
-        self._phones.load()
+        self._listener.load()
         if not self._audio_ready:
             # the first log-mel imports librosa and compiles its kernels (~1.4 s): at startup,
             # not inside the first job
@@ -206,7 +202,7 @@ class BuiltinEngine:
         """The (cached) analysis of ``template``, e.g. for evaluation."""
         self.prepare()
         analysis, _ = analyse_template(
-            template, self._analyzer, self._voice, self.cache, self.cfg.analysis_scale,
+            template, self._analyzer, self._listener, self.cache, self.cfg.analysis_scale,
             lambda f: None,
         )
         return analysis
@@ -216,13 +212,13 @@ class BuiltinEngine:
         self.prepare()
         t0 = time.monotonic()
         analysis, cached = analyse_template(
-            request.template, self._analyzer, self._voice, self.cache,
+            request.template, self._analyzer, self._listener, self.cache,
             self.cfg.analysis_scale, lambda f: progress(0.4 * f),
         )
         if abs(analysis.fps - request.fps) > 0.01:
             log.warning("engine.fps_mismatch", template_fps=analysis.fps, request_fps=request.fps)
         count = request.frame_count
-        plan, metrics = drive(analysis, request.audio, count, self.cfg, self._voice, self._phones)
+        plan, metrics = drive(analysis, request.audio, count, self.cfg, self._listener)
         self.last_plan = plan
         metrics["template_cached"] = float(cached)
         metrics["plan_ms"] = round((time.monotonic() - t0) * 1000, 1)

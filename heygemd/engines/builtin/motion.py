@@ -1,10 +1,12 @@
 """Audio features -> target mouth opening per output frame.
 
-Two mappings are combined: a ridge regression fitted per template on its own paired audio and
-mouth data (seconds on a CPU), and the speaker-independent phone prior (phones.py). How much the
-regression is trusted is measured on a held-out tail of the template itself. The regression's
-output is given the template's own speech-opening spread (ridge shrinks it). Silence and b/p/m
-close the mouth; the mouth leads the sound by ``lead_frames``.
+Two mappings: a ridge regression fitted per template on its own paired audio and mouth data
+(seconds on a CPU; its features include the decoded phones' viseme classes), and the
+speaker-independent phone prior (phones.py) for templates with too little speech to fit on.
+How much the regression is trusted is measured on a held-out tail of the template itself (a
+reported metric). The regression's output is given the template's own speech-opening spread
+(ridge shrinks it). Silence and b/p/m close the mouth; the mouth leads the sound by
+``lead_frames``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import numpy as np
 
 RIDGE_LAMBDA = 1000.0
 HOLDOUT = 0.3  # tail share of the template used to measure the regression's reliability
-# Measured on the five shared clips (template = first 60%): the regression alone predicts the
-# held-out opening with mean r 0.42, the phone prior alone 0.21; a held-out r on the template's
-# own tail did not tell good regressions from bad ones on such short templates, so the mix is fixed.
-RIDGE_WEIGHT = 0.85
+# Measured on the five shared clips (template = first 60%, plan r against ground truth): with
+# the phones' viseme classes among the regression's features (listen.py), the regression alone
+# 0.488, mixed 0.95/0.05 with the phone prior 0.477, 0.85/0.15 0.44. The phone prior stays for
+# templates without enough speech to fit on, and its b/p/m closures always apply.
+RIDGE_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,25 @@ VISEME_OPENING: dict[str, float] = {
     "AE": 0.9, "AH": 0.8, "AA": 1.0, "AO": 0.85, "AW": 0.9, "AY": 0.9,
 }
 CLOSED_PHONES = frozenset({"M", "B", "P"})
+
+# ARPAbet phone -> viseme class (phones that look alike on the lips share one). The classes are
+# features for the per-template regression, which learns what each looks like on this speaker.
+VISEME_CLASS: dict[str, int] = {
+    "M": 0, "B": 0, "P": 0,  # lips together
+    "F": 1, "V": 1,  # lower lip to teeth
+    "W": 2, "UW": 2, "UH": 2, "R": 2, "ER": 2,  # rounded
+    "OW": 3, "OY": 3, "AO": 3,  # rounded open
+    "TH": 4, "DH": 4, "T": 4, "D": 4, "N": 4, "L": 4,  # tongue to teeth / ridge
+    "S": 5, "Z": 5,  # teeth together
+    "SH": 6, "ZH": 6, "CH": 6, "JH": 6,  # lips forward
+    "Y": 7, "IY": 7, "IH": 7,  # spread
+    "K": 8, "G": 8, "NG": 8,  # back of the tongue
+    "HH": 9,
+    "EY": 10, "EH": 10,  # mid open
+    "AE": 11, "AH": 11, "AA": 11, "AW": 11, "AY": 11,  # wide open
+}
+OTHER_CLASS = 12  # a phone the table does not know (silence and noise get no class)
+N_VISEME_CLASSES = 13
 SILENT_PHONES = frozenset({"SIL", "+NSN+", "+SPN+", "+BREATH+", "+NOISE+"})
 
 
@@ -63,29 +82,55 @@ def phones_to_frames(
     return np.where(weight > 0, opening / np.maximum(weight, 1e-9), 0.0).astype(np.float32), closed
 
 
+def viseme_frames(segments: list[tuple[str, int, int]], fps: float, count: int) -> np.ndarray:
+    """Phone segments (as :func:`phones_to_frames`) -> float32 (count, N_VISEME_CLASSES): the
+    share of each video frame that each viseme class covers (rows of silence are all zero)."""
+    out = np.zeros((count, N_VISEME_CLASSES), dtype=np.float32)
+    for phone, start, end in segments:
+        if phone in SILENT_PHONES:
+            continue
+        k = VISEME_CLASS.get(phone, OTHER_CLASS)
+        t0, t1 = start / PHONE_RATE, (end + 1) / PHONE_RATE
+        for t in range(max(0, int(np.floor(t0 * fps))), min(count, int(np.ceil(t1 * fps)))):
+            overlap = min(t1, (t + 1) / fps) - max(t0, t / fps)
+            if overlap > 0:
+                out[t, k] += overlap * fps
+    return out
+
+
 class PhoneRecognizer:
-    """pocketsphinx all-phone decoder, built once (``load()``) and reused."""
+    """pocketsphinx all-phone decoder.
+
+    A decoder adapts its noise and cepstral-mean estimates from one utterance to the next, so
+    the same audio decoded twice gave other phones: each call gets a fresh decoder (about 0.1 s
+    to build) and the same audio always gives the same phones, whatever was decoded before.
+    """
 
     def __init__(self) -> None:
-        self._decoder: Any = None
+        self._options: dict[str, Any] | None = None
 
     def load(self) -> None:
-        if self._decoder is not None:
+        """Find the bundled models (and fail here, not mid-job, when they are missing)."""
+        if self._options is not None:
             return
         import pocketsphinx
 
-        model = Path(pocketsphinx.__file__).parent / "model"
-        self._decoder = pocketsphinx.Decoder(
-            hmm=str(model / "en-us" / "en-us"),
-            allphone=str(model / "en-us" / "en-us-phone.lm.bin"),
-            lm=None, beam=1e-20, pbeam=1e-20, lw=2.0, samprate=16000, logfn="/dev/null",
-        )
+        model = Path(pocketsphinx.__file__).parent / "model" / "en-us"
+        options = {
+            "hmm": str(model / "en-us"), "allphone": str(model / "en-us-phone.lm.bin"),
+            "lm": None, "beam": 1e-20, "pbeam": 1e-20, "lw": 2.0, "samprate": 16000,
+            "logfn": "/dev/null",
+        }
+        pocketsphinx.Decoder(**options)  # the models load
+        self._options = options
 
     def segments(self, audio: np.ndarray) -> list[tuple[str, int, int]]:
         """float32 (N,) 16 kHz -> [(phone, start_frame, end_frame)] at 100 frames/s."""
+        import pocketsphinx
+
         self.load()
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
-        decoder = self._decoder
+        decoder = pocketsphinx.Decoder(**(self._options or {}))
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()

@@ -1,0 +1,46 @@
+"""What the engine hears: one feature layout for the template's audio and the new audio."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from heygemd.engines.builtin import audio_features as af
+from heygemd.engines.builtin import listen
+from heygemd.engines.builtin import phones as ph
+
+
+def test_feature_windows_put_visemes_beside_the_normalised_mel() -> None:
+    rng = np.random.default_rng(0)
+    count = 30
+    mel = rng.normal(3.0, 2.0, (count, af.N_MELS)).astype(np.float32)
+    speech = np.ones(count, bool)
+    visemes = np.zeros((count, ph.N_VISEME_CLASSES), np.float32)
+    visemes[10, ph.VISEME_CLASS["AA"]] = 1.0
+    windows = listen.feature_windows(mel, speech, visemes)
+    assert windows.shape == (count, listen.FEATURE_DIM) and windows.dtype == np.float32
+    width = af.N_MELS + ph.N_VISEME_CLASSES
+    centre = windows[:, af.CONTEXT * width : (af.CONTEXT + 1) * width]  # each frame's own row
+    assert np.allclose(centre[:, : af.N_MELS].mean(axis=0), 0.0, atol=1e-4)
+    assert centre[10, af.N_MELS + ph.VISEME_CLASS["AA"]] == listen.VISEME_WEIGHT
+    # the neighbour one frame later sees frame 10 one slot to the left of centre
+    left = windows[11, (af.CONTEXT - 1) * width : af.CONTEXT * width]
+    assert left[af.N_MELS + ph.VISEME_CLASS["AA"]] == listen.VISEME_WEIGHT
+
+
+def test_a_silent_track_has_the_same_layout() -> None:
+    heard = listen.Heard.silence(7)
+    assert heard.features.shape == (7, listen.FEATURE_DIM)
+    assert not heard.speech.any() and not heard.closed_lips.any()
+
+
+def test_hear_a_voice_like_signal() -> None:
+    fps, seconds = 25.0, 2.0
+    t = np.arange(int(af.RATE * seconds)) / af.RATE
+    voiced = (np.sin(2 * np.pi * 3 * t) > 0).astype(np.float32)
+    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * voiced).astype(np.float32)
+    count = af.frame_count(len(audio), fps)
+    heard = listen.Listener().hear(audio, fps, count)
+    assert heard.features.shape == (count, listen.FEATURE_DIM)
+    assert heard.level.shape == heard.speech.shape == heard.phone_opening.shape == (count,)
+    assert np.isfinite(heard.features).all()
+    assert heard.level.max() > heard.level.min() + 20  # the gaps are heard as quiet
