@@ -143,12 +143,19 @@ class Daemon:
 
     def run_once(self) -> int:
         """Take every job that is ready (or becomes ready within one settle period), run the
-        queue dry, then stop."""
+        queue dry, then stop. Returns 1 at once when a job could not be finished on our side
+        (e.g. an unwritable outbox): the job stays queued for the next run, and a batch command
+        never sits out back-off pauses."""
         self.startup()
         deadline = time.monotonic() + self.settings.watch.settle_seconds + 2.0
         try:
             while not self.stop_requested:
                 worked = self.tick()
+                if "job" in self._problems:
+                    log.error("once.stopped", problem=self._problems["job"],
+                              hint="the job stays queued; run `heygemd once` again once the "
+                                   "problem is fixed")
+                    return 1
                 waiting = self._candidates and time.monotonic() < deadline
                 if not worked and not waiting and self.store.next_queued() is None:
                     break

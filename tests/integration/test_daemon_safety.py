@@ -159,3 +159,31 @@ def test_a_job_given_up_counts_attempts_not_service_stops(
     assert harness.published()["poison"]["reason_code"] == "crash_loop"
     text = (harness.outbox / "poison" / "RESULT.txt").read_text()
     assert "could not be finished after 3 attempts" in text and "stopped the service" not in text
+
+
+def test_once_stops_with_an_error_instead_of_waiting_out_back_offs(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.configure(watch={"settle_seconds": 0.3, "rescan_seconds": 600})
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        if self.name.startswith(".heygemd-staging-"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    harness.good_job("stuck")
+    time.sleep(0.5)  # settled before `once` starts
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    t0 = time.monotonic()
+    assert d.run_once() == 1
+    assert time.monotonic() - t0 < 60  # not the 600 s back-off
+    monkeypatch.undo()
+    d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    d.startup()
+    try:
+        [row] = d.store.in_states(State.QUEUED)  # kept for the next run
+        assert row.name == "stuck"
+    finally:
+        d.shutdown()
