@@ -3,34 +3,26 @@
 ``tick()`` does at most one unit of work (one job) and is what tests drive directly. Signal
 handlers only set flags: the first SIGTERM/SIGINT takes no new job and lets the current video
 finish; the second, or ``graceful_timeout_seconds`` after the first, abandons the job (it goes
-back to the queue). The watchdog observer thread only records names; this loop consumes them.
+back to the queue). The watchdog observer thread only records names; this loop consumes them
+through :class:`heygemd.daemon.intake.Intake`, which notices, waits for and claims job folders.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import FrameType
 
 import structlog
 
-from heygemd import jobfiles
-from heygemd.daemon import inbox, recovery
-from heygemd.daemon.jobs import JobPaths, JobRunner, PipelineLike
+from heygemd.daemon import recovery
+from heygemd.daemon.intake import Intake, same_filesystem
+from heygemd.daemon.jobs import JobRunner, PipelineLike
 from heygemd.daemon.lock import InstanceLock
 from heygemd.daemon.outbox import write_atomic
-from heygemd.daemon.status import (
-    StatusView,
-    not_ready_words,
-    status_line,
-    status_text,
-    store_view,
-)
+from heygemd.daemon.status import StatusView, status_line, status_text, store_view
 from heygemd.daemon.store import JobRow, State, Store
 from heygemd.daemon.systemd import Notifier
 from heygemd.daemon.watcher import Watcher, choose_mode, read_mount
@@ -42,14 +34,8 @@ log = structlog.get_logger(__name__)
 
 PipelineFactory = Callable[[Settings], PipelineLike]
 STATUS_INTERVAL = 1.0  # seconds between status file / STATUS= / store progress updates
-# After the claim, nothing in the job may change for min(settle_seconds, this) before it runs:
-# a writer that paused longer than settle_seconds and goes on writing is waited for.
-CLAIM_SETTLE_SECONDS = 5.0
 GIB = 1024**3
-
-
-def same_filesystem(a: Path, b: Path) -> bool:
-    return os.stat(a).st_dev == os.stat(b).st_dev
+__all__ = ["Daemon", "PipelineFactory", "same_filesystem"]  # same_filesystem: for the doctor
 
 
 class Daemon:
@@ -67,18 +53,14 @@ class Daemon:
         self._stop_at = 0.0
         self._signals: list[int] = []  # appended by the handler, logged by the loop
         self._stop_noted = self._abort_noted = False
-        self._candidates: dict[str, inbox.Readiness] = {}
-        self._claimed: dict[str, inbox.Readiness] = {}  # job id -> stability since the claim
-        self._copying: set[str] = set()  # job ids whose files changed after the claim
-        self._last_rescan = float("-inf")
         self._last_status = float("-inf")
-        self._reported: set[str] = set()  # loose files / links already logged
         self._problems: dict[str, str] = {}  # kind -> plain words, shown in the status
         self._shown: tuple[str, ...] = ()  # the problems in the last status written
         self._retry_at = float("-inf")  # monotonic: no job is taken before this (back-off)
         self._store: Store | None = None
         self._runner: JobRunner | None = None
         self._watcher: Watcher | None = None
+        self._intake: Intake | None = None
         self._lock = InstanceLock(settings.paths.state)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -123,6 +105,8 @@ class Daemon:
         )
         mode = choose_mode(self.settings.watch.mode, read_mount(paths.inbox.parent))
         self._watcher = Watcher(paths.inbox, mode, self.settings.watch.poll_interval_seconds)
+        self._intake = Intake(self.settings, self._store, self._watcher, self._problems,
+                              on_change=lambda: self._refresh_status(force=True))
         log.info("daemon.started", inbox=str(paths.inbox), outbox=str(paths.outbox),
                  watch_mode=mode, engine=engine_info)
         self._refresh_status(force=True)
@@ -156,7 +140,7 @@ class Daemon:
                               hint="the job stays queued; run `heygemd once` again once the "
                                    "problem is fixed")
                     return 1
-                waiting = self._candidates and time.monotonic() < deadline
+                waiting = self.intake.candidates and time.monotonic() < deadline
                 if not worked and not waiting and self.store.next_queued() is None:
                     break
                 if not worked:
@@ -214,51 +198,28 @@ class Daemon:
             raise RuntimeError("Daemon.startup() was not called")
         return self._store
 
+    @property
+    def intake(self) -> Intake:
+        """The inbox side: folders noticed, waited for, claimed (exists after startup())."""
+        if self._intake is None:
+            raise RuntimeError("Daemon.startup() was not called")
+        return self._intake
+
     # -- one unit of work ------------------------------------------------------------------
 
     def tick(self) -> bool:
         """Discover and claim ready folders; run at most one queued job. True if a job ran."""
         self.notifier.ping()
         self._note_stop()
-        self._discover(time.monotonic())
+        self.intake.discover(time.monotonic())
         now = time.monotonic()
-        row = None if self.stop_requested or now < self._retry_at else self._next_settled(now)
+        row = None
+        if not self.stop_requested and now >= self._retry_at:
+            row = self.intake.next_settled(self.store.in_states(State.QUEUED), now)
         if row is None or not self._has_disk_space():
             self._refresh_status()
             return False
         self._run(row)
-        return True
-
-    def _next_settled(self, now: float) -> JobRow | None:
-        """The oldest queued job whose files have not changed since its claim for the claim
-        settle window (jobs this process did not claim, e.g. recovered ones, count as settled)."""
-        for row in self.store.in_states(State.QUEUED):
-            if self._copy_finished(row, now):
-                return row
-        return None
-
-    def _copy_finished(self, row: JobRow, now: float) -> bool:
-        readiness = self._claimed.get(row.job_id)
-        if readiness is None:
-            return True
-        window = 0.0 if self.settings.watch.require_ready_marker else min(
-            self.settings.watch.settle_seconds, CLAIM_SETTLE_SECONDS)
-        claimed_at = readiness.changed_at
-        try:
-            readiness.observe(inbox.scan_entries(JobPaths.of(self.settings, row).original), now)
-        except OSError:
-            readiness.changed_at = now - window  # gone: let the runner report it
-        if readiness.changed_at > claimed_at and row.job_id not in self._copying:
-            self._copying.add(row.job_id)
-            log.warning("job.still_being_copied", job_id=row.job_id, name=row.name,
-                        hint="a file changed after the job was taken; waiting for the copy to "
-                             "finish (watch.require_ready_marker or a longer "
-                             "watch.settle_seconds avoid this)")
-            self._refresh_status(force=True)
-        if now - readiness.changed_at < window:
-            return False
-        del self._claimed[row.job_id]
-        self._copying.discard(row.job_id)
         return True
 
     def _run(self, row: JobRow) -> None:
@@ -306,93 +267,6 @@ class Daemon:
             self._refresh_status(force=frac in (0.0, 1.0))
         self.notifier.ping()
 
-    # -- the inbox -------------------------------------------------------------------------
-
-    def _inbox_available(self) -> bool:
-        """The inbox exists and is on the work filesystem (an unmounted share shows up as an
-        empty directory on another filesystem: never read that as 'no jobs')."""
-        paths = self.settings.paths
-        try:
-            ok = paths.inbox.is_dir() and same_filesystem(paths.inbox, paths.work)
-        except OSError:
-            ok = False
-        assert self._watcher is not None
-        if ok and "inbox" in self._problems:
-            del self._problems["inbox"]
-            log.info("inbox.available", inbox=str(paths.inbox))
-            self._last_rescan = float("-inf")
-        elif not ok and "inbox" not in self._problems:
-            self._problems["inbox"] = (
-                f"the inbox {paths.inbox} is missing or not mounted; retrying")
-            log.error("inbox.unavailable", inbox=str(paths.inbox))
-            self._watcher.stop()
-        if ok and not self._watcher.is_alive:
-            try:
-                self._watcher.start()
-            except OSError as err:
-                log.error("watcher.start_failed", error=str(err))
-        return ok
-
-    def _discover(self, now: float) -> None:
-        if not self._inbox_available():
-            return
-        assert self._watcher is not None
-        names = self._watcher.drain()
-        if now - self._last_rescan >= self.settings.watch.rescan_seconds:
-            self._last_rescan = now
-            try:
-                names |= set(os.listdir(self.settings.paths.inbox))
-            except OSError as err:
-                log.error("inbox.rescan_failed", error=str(err))
-        for name in names:
-            if name not in self._candidates and self._is_job_folder(name):
-                try:
-                    ctime = os.stat(self.settings.paths.inbox / name).st_ctime_ns
-                except OSError:
-                    continue  # gone again
-                self._candidates[name] = inbox.Readiness(first_seen=now, order=ctime)
-        order = sorted(self._candidates.items(), key=lambda kv: kv[1].sort_key)
-        for name, readiness in order:
-            self._observe(name, readiness, now)
-
-    def _is_job_folder(self, name: str) -> bool:
-        path = self.settings.paths.inbox / name
-        if jobfiles.is_ignored(name) or not os.path.lexists(path):
-            return False
-        if path.is_symlink() or not path.is_dir():
-            if name not in self._reported:
-                self._reported.add(name)
-                log.warning("inbox.not_a_job_folder", name=name,
-                            hint="put a folder (audio + videos) in the inbox; this is left alone")
-            return False
-        return True
-
-    def _observe(self, name: str, readiness: inbox.Readiness, now: float) -> None:
-        watch = self.settings.watch
-        source = self.settings.paths.inbox / name
-        try:
-            readiness.observe(inbox.scan_entries(source), now)
-        except OSError:
-            del self._candidates[name]  # renamed or removed by its owner
-            return
-        marker = watch.ready_marker if watch.require_ready_marker else None
-        if not readiness.is_ready(now, watch.settle_seconds, marker):
-            return
-        job_id = inbox.new_job_id()
-        try:
-            target = inbox.claim(source, self.settings.paths.work, job_id)
-        except OSError as err:
-            log.error("job.claim_failed", name=name, error=str(err))
-            return
-        self.store.add(job_id, name)
-        settle = inbox.Readiness(first_seen=now)
-        with contextlib.suppress(OSError):  # the runner reports a folder it cannot read
-            settle.observe(inbox.scan_entries(target), now)
-        self._claimed[job_id] = settle
-        del self._candidates[name]
-        log.info("job.claimed", job_id=job_id, name=name)
-        self._refresh_status(force=True)
-
     def _has_disk_space(self) -> bool:
         paths, need = self.settings.paths, self.settings.daemon.min_free_gb * GIB
         low = [p for p in (paths.work, paths.outbox) if shutil.disk_usage(p).free < need]
@@ -409,17 +283,11 @@ class Daemon:
     # -- what users see --------------------------------------------------------------------
 
     def _view(self, stopped: bool = False) -> StatusView:
-        settling, incomplete = [], []
-        for name, readiness in sorted(self._candidates.items()):
-            words = not_ready_words(readiness.snapshot)
-            if words is None:
-                settling.append(name)
-            else:
-                incomplete.append(f"{name}: {words}")
+        waiting = self.intake.waiting()
         return store_view(
-            self.store, settling=settling, problems=tuple(self._problems.values()),
-            stopped=stopped, copying=tuple(self._copying),
-            stopping=self.stop_requested and not stopped, incomplete=incomplete,
+            self.store, settling=waiting.settling, problems=tuple(self._problems.values()),
+            stopped=stopped, copying=self.intake.copying,
+            stopping=self.stop_requested and not stopped, incomplete=waiting.incomplete,
         )
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:

@@ -287,7 +287,8 @@ def daemon(settings: Settings) -> Iterator[Daemon]:
 def run_until_idle(daemon: Daemon, ticks: int = 40) -> None:
     """Tick until there is nothing left to do (or ``ticks`` run out)."""
     for _ in range(ticks):
-        if not daemon.tick() and daemon.store.next_queued() is None and not daemon._candidates:
+        idle = not daemon.tick() and daemon.store.next_queued() is None
+        if idle and not daemon.intake.candidates:
             return
         time.sleep(0.1)
 

@@ -42,11 +42,11 @@ def test_a_job_folder_swapped_for_a_link_while_settling_is_left_alone(
     (harness.inbox / "x").mkdir()
     (harness.inbox / "x" / "notes.txt").write_text("first")
     daemon.tick()
-    assert "x" in daemon._candidates  # seen as a real folder first
+    assert "x" in daemon.intake.candidates  # seen as a real folder first
     (harness.inbox / "x" / "notes.txt").unlink()
     (harness.inbox / "x").rmdir()
     (harness.inbox / "x").symlink_to(secret)
-    daemon._last_rescan = float("-inf")
+    daemon.intake.request_rescan()
     run_until_idle(daemon)
     for _ in range(10):  # past the settle time: still never claimed
         daemon.tick()

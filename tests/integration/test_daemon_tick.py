@@ -231,7 +231,7 @@ def test_warm_stop_keeps_finished_videos_and_stale_checkpoints_are_redone(
     rendered.clear()
     harness.make_job("again", {"speech.wav": "speech.wav", "a.mp4": "face.mp4",
                                "b.mp4": "face.mp4"})
-    daemon._last_rescan = float("-inf")  # find it now, not when the watcher's event arrives
+    daemon.intake.request_rescan()  # find it now, not when the watcher's event arrives
     run_until_idle(daemon)
     [row] = daemon.store.in_states(State.QUEUED)
     original = harness.work / row.job_id / "again"

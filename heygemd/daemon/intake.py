@@ -1,0 +1,221 @@
+"""The daemon's intake: from a folder appearing in the inbox to a queued job that may run.
+
+``Intake`` owns the inbox side of the loop: whether the inbox is there at all (an unmounted
+share is never read as "no jobs"), noticing job folders (watcher events plus periodic rescans),
+waiting until each is ready, claiming it atomically into the work area and queueing it in the
+store, and then waiting out a copy that goes on after the claim. The rules it applies live in
+:mod:`heygemd.daemon.inbox`; this is the state kept between ticks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+import structlog
+
+from heygemd import jobfiles
+from heygemd.daemon import inbox
+from heygemd.daemon.jobs import JobPaths
+from heygemd.daemon.status import not_ready_words
+from heygemd.daemon.store import JobRow, Store
+from heygemd.daemon.watcher import Watcher
+from heygemd.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# After the claim, nothing in the job may change for min(settle_seconds, this) before it runs:
+# a writer that paused longer than settle_seconds and goes on writing is waited for.
+CLAIM_SETTLE_SECONDS = 5.0
+
+
+def same_filesystem(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are on one filesystem (a rename between them is atomic)."""
+    return os.stat(a).st_dev == os.stat(b).st_dev
+
+
+class Waiting(NamedTuple):
+    """Inbox folders seen but not yet claimed, by name: ``settling`` ones look complete and
+    wait for their files to stop changing; ``incomplete`` ones read "name: what to do"."""
+
+    settling: list[str]
+    incomplete: list[str]
+
+
+class Intake:
+    """Inbox folders -> claimed, queued jobs. Driven by the daemon's loop, one call a tick.
+
+    ``problems`` is the daemon's shared kind -> plain-words dict shown in the status; the intake
+    sets and clears its ``"inbox"`` entry. ``on_change`` is called whenever what users see
+    changed at once (a job claimed, a claimed job found still being copied).
+    """
+
+    def __init__(
+        self, settings: Settings, store: Store, watcher: Watcher, problems: dict[str, str],
+        on_change: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._watcher = watcher
+        self._problems = problems
+        self._on_change = on_change
+        self._candidates: dict[str, inbox.Readiness] = {}
+        self._claimed: dict[str, inbox.Readiness] = {}  # job id -> stability since the claim
+        self._copying: set[str] = set()  # job ids whose files changed after the claim
+        self._reported: set[str] = set()  # loose files / links already logged
+        self._last_rescan = float("-inf")
+
+    # -- what the daemon asks ----------------------------------------------------------------
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """Names of the inbox folders seen but not yet claimed."""
+        return tuple(self._candidates)
+
+    @property
+    def copying(self) -> tuple[str, ...]:
+        """Ids of queued jobs whose files changed after the claim (waited for)."""
+        return tuple(self._copying)
+
+    def waiting(self) -> Waiting:
+        """The unclaimed folders as the status shows them, sorted by name."""
+        settling, incomplete = [], []
+        for name, readiness in sorted(self._candidates.items()):
+            words = not_ready_words(readiness.snapshot)
+            if words is None:
+                settling.append(name)
+            else:
+                incomplete.append(f"{name}: {words}")
+        return Waiting(settling, incomplete)
+
+    def request_rescan(self) -> None:
+        """List the whole inbox at the next ``discover`` instead of waiting for the rescan
+        interval (or a watcher event)."""
+        self._last_rescan = float("-inf")
+
+    # -- noticing and claiming ---------------------------------------------------------------
+
+    def available(self) -> bool:
+        """The inbox exists and is on the work filesystem (an unmounted share shows up as an
+        empty directory on another filesystem: never read that as 'no jobs'). Keeps the
+        watcher running while it is, and the ``"inbox"`` problem set while it is not."""
+        paths = self.settings.paths
+        try:
+            ok = paths.inbox.is_dir() and same_filesystem(paths.inbox, paths.work)
+        except OSError:
+            ok = False
+        if ok and "inbox" in self._problems:
+            del self._problems["inbox"]
+            log.info("inbox.available", inbox=str(paths.inbox))
+            self.request_rescan()
+        elif not ok and "inbox" not in self._problems:
+            self._problems["inbox"] = (
+                f"the inbox {paths.inbox} is missing or not mounted; retrying")
+            log.error("inbox.unavailable", inbox=str(paths.inbox))
+            self._watcher.stop()
+        if ok and not self._watcher.is_alive:
+            try:
+                self._watcher.start()
+            except OSError as err:
+                log.error("watcher.start_failed", error=str(err))
+        return ok
+
+    def discover(self, now: float) -> None:
+        """Take in new folder names (watcher events, and a full listing every
+        ``watch.rescan_seconds``), look at every candidate, oldest first, and claim the ready
+        ones. ``now``: monotonic seconds."""
+        if not self.available():
+            return
+        names = self._watcher.drain()
+        if now - self._last_rescan >= self.settings.watch.rescan_seconds:
+            self._last_rescan = now
+            try:
+                names |= set(os.listdir(self.settings.paths.inbox))
+            except OSError as err:
+                log.error("inbox.rescan_failed", error=str(err))
+        for name in names:
+            if name not in self._candidates and self._is_job_folder(name):
+                try:
+                    ctime = os.stat(self.settings.paths.inbox / name).st_ctime_ns
+                except OSError:
+                    continue  # gone again
+                self._candidates[name] = inbox.Readiness(first_seen=now, order=ctime)
+        order = sorted(self._candidates.items(), key=lambda kv: kv[1].sort_key)
+        for name, readiness in order:
+            self._observe(name, readiness, now)
+
+    def _is_job_folder(self, name: str) -> bool:
+        path = self.settings.paths.inbox / name
+        if jobfiles.is_ignored(name) or not os.path.lexists(path):
+            return False
+        if path.is_symlink() or not path.is_dir():
+            if name not in self._reported:
+                self._reported.add(name)
+                log.warning("inbox.not_a_job_folder", name=name,
+                            hint="put a folder (audio + videos) in the inbox; this is left alone")
+            return False
+        return True
+
+    def _observe(self, name: str, readiness: inbox.Readiness, now: float) -> None:
+        watch = self.settings.watch
+        source = self.settings.paths.inbox / name
+        try:
+            readiness.observe(inbox.scan_entries(source), now)
+        except OSError:
+            del self._candidates[name]  # renamed or removed by its owner
+            return
+        marker = watch.ready_marker if watch.require_ready_marker else None
+        if not readiness.is_ready(now, watch.settle_seconds, marker):
+            return
+        job_id = inbox.new_job_id()
+        try:
+            target = inbox.claim(source, self.settings.paths.work, job_id)
+        except OSError as err:
+            log.error("job.claim_failed", name=name, error=str(err))
+            return
+        self._store.add(job_id, name)
+        settle = inbox.Readiness(first_seen=now)
+        with contextlib.suppress(OSError):  # the runner reports a folder it cannot read
+            settle.observe(inbox.scan_entries(target), now)
+        self._claimed[job_id] = settle
+        del self._candidates[name]
+        log.info("job.claimed", job_id=job_id, name=name)
+        self._on_change()
+
+    # -- after the claim ---------------------------------------------------------------------
+
+    def next_settled(self, queued: Iterable[JobRow], now: float) -> JobRow | None:
+        """The first of ``queued`` (oldest first) whose files have not changed since its claim
+        for the claim settle window (jobs this process did not claim, e.g. recovered ones,
+        count as settled). ``now``: monotonic seconds."""
+        for row in queued:
+            if self._copy_finished(row, now):
+                return row
+        return None
+
+    def _copy_finished(self, row: JobRow, now: float) -> bool:
+        readiness = self._claimed.get(row.job_id)
+        if readiness is None:
+            return True
+        window = 0.0 if self.settings.watch.require_ready_marker else min(
+            self.settings.watch.settle_seconds, CLAIM_SETTLE_SECONDS)
+        claimed_at = readiness.changed_at
+        try:
+            readiness.observe(inbox.scan_entries(JobPaths.of(self.settings, row).original), now)
+        except OSError:
+            readiness.changed_at = now - window  # gone: let the runner report it
+        if readiness.changed_at > claimed_at and row.job_id not in self._copying:
+            self._copying.add(row.job_id)
+            log.warning("job.still_being_copied", job_id=row.job_id, name=row.name,
+                        hint="a file changed after the job was taken; waiting for the copy to "
+                             "finish (watch.require_ready_marker or a longer "
+                             "watch.settle_seconds avoid this)")
+            self._on_change()
+        if now - readiness.changed_at < window:
+            return False
+        del self._claimed[row.job_id]
+        self._copying.discard(row.job_id)
+        return True
