@@ -9,16 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import re
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from heygemd.daemon.lock import AlreadyRunning
 from heygemd.errors import ConfigError, HeygemError
+from heygemd.native_noise import filtered_stderr
 from heygemd.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -43,11 +41,13 @@ def _daemon(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
-    return int(_daemon(settings).run())
+    with filtered_stderr():
+        return int(_daemon(settings).run())
 
 
 def cmd_once(settings: Settings, _args: argparse.Namespace) -> int:
-    return int(_daemon(settings).run_once())
+    with filtered_stderr():
+        return int(_daemon(settings).run_once())
 
 
 def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
@@ -81,36 +81,6 @@ def _quiet_logging(settings: Settings) -> None:
                       None)
 
 
-# What mediapipe / TFLite / absl write straight to fd 2 while models load and run. Environment
-# settings (GLOG_minloglevel, TF_CPP_MIN_LOG_LEVEL) do not reach absl before its
-# InitializeLog() nor TFLite's own logger (checked with mediapipe 0.10), so one-off commands
-# filter these lines out of their stderr instead.
-NATIVE_NOISE = re.compile(
-    r"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
-    r"|[IWE]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\] )"
-)
-
-
-@contextmanager
-def _native_noise_filtered() -> Iterator[None]:
-    """Send fd 2 to a temporary file for the block, then pass on what is not NATIVE_NOISE."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not NATIVE_NOISE.match(line):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
-
-
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     from heygemd.dryrun import validate_folder
 
@@ -118,7 +88,7 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise ConfigError(f"usage error: {folder} is not a folder")
-    with _native_noise_filtered():
+    with filtered_stderr():
         text, ok = validate_folder(folder, settings)
     print(text, end="" if text.endswith("\n") else "\n")
     return EXIT_OK if ok else EXIT_FAIL
@@ -128,7 +98,7 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
     from heygemd.daemon.doctor import run_checks
 
     _quiet_logging(settings)
-    with _native_noise_filtered():
+    with filtered_stderr():
         results = run_checks(settings)
     for check in results:
         print(f"{'OK ' if check.ok else 'FIX'}  {check.name}: {check.detail}")
