@@ -1,0 +1,138 @@
+"""What the evaluation measures: mouth opening and sharpness per frame, and the statistics that
+compare two such series (best lag, Pearson r over finite frames, closed lips on silent frames).
+
+The series functions are pure; :func:`frames_from` and :func:`template_sharpness` read a video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heygemd.engines.builtin import audio_features as af
+from heygemd.engines.builtin.motion import pearson
+
+MAX_LAG = 5  # frames searched either way for the best lag
+CLOSED_OPENING = 0.05  # inner-lip gap / inter-ocular below this: lips closed (ENGINE-NOTES 6)
+
+
+def best_lag(out: np.ndarray, truth: np.ndarray, max_lag: int = MAX_LAG) -> tuple[int, float]:
+    """(lag, r) maximising r between out[t + lag] and truth[t]; NaNs ignored."""
+    best = (0, -2.0)
+    for lag in range(-max_lag, max_lag + 1):
+        a = out[max(lag, 0) : len(out) + min(lag, 0)]
+        b = truth[max(-lag, 0) : len(truth) - max(lag, 0)]
+        n = min(len(a), len(b))
+        r = finite_pearson(a[:n], b[:n])
+        if r > best[1]:
+            best = (lag, r)
+    return best
+
+
+def finite_pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r over the positions where both series are finite."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    return pearson(a[ok], b[ok])
+
+
+def closed_share(opening: np.ndarray, silent: np.ndarray) -> float:
+    """Share (3 decimals) of the silent frames with a finite opening whose lips are closed;
+    NaN when there are none. opening: (N,) float, silent: bool (N,)."""
+    values = opening[silent & np.isfinite(opening)]
+    return round(float((values < CLOSED_OPENING).mean()), 3) if len(values) else float("nan")
+
+
+def planned_opening(
+    opening: np.ndarray, source: np.ndarray, base: np.ndarray, active: np.ndarray | None, n: int
+) -> np.ndarray:
+    """(n,) mouth opening the plan promises: the source frame's where a mouth is transplanted,
+    the base frame's where the frame passes through. opening (N,) per template frame."""
+    shown = opening[source[:n]]
+    if active is not None:
+        shown = np.where(active[:n], shown, opening[base[:n]])
+    return np.asarray(shown, dtype=np.float64)
+
+
+def silent_mask(audio: np.ndarray, fps: float, count: int, voice: af.VoiceDetector) -> np.ndarray:
+    """bool (count,): no voice (silero) or quiet (35 dB under the peak)."""
+    quiet = af.quiet_frames(af.loudness_db(audio, fps, count))
+    return quiet | ~af.speech_mask_from_spans(voice.spans(audio), fps, count)
+
+
+def mouth_sharpness(frame: np.ndarray, landmarks: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey mouth region (outer-lip box, 30% margin)."""
+    import cv2
+
+    from heygemd.faces import landmarks as lm
+
+    lips = landmarks[list(lm.LIPS_OUTER), :2]
+    lo, hi = lips.min(axis=0), lips.max(axis=0)
+    pad = (hi - lo) * 0.3
+    x0, y0 = np.maximum(np.floor(lo - pad), 0).astype(int)
+    x1, y1 = np.ceil(hi + pad).astype(int)
+    crop = frame[y0:y1, x0:x1]
+    if crop.size == 0:
+        return float("nan")
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+@dataclass
+class Track:
+    """Per frame measurements of a frame stream; a few frames kept for the contact sheet."""
+
+    opening: list[float]
+    sharpness: list[float]
+    kept: dict[int, np.ndarray]
+
+
+def measure(
+    frames: Iterable[np.ndarray], analyzer: Any, scale: float, keep: set[int]
+) -> Track:
+    """Mouth opening and sharpness per frame of ``frames`` (analysed at ``scale``)."""
+    import cv2
+
+    from heygemd.faces.geometry import mouth_opening
+
+    track = Track([], [], {})
+    for i, frame in enumerate(frames):
+        small = frame if scale == 1.0 else cv2.resize(
+            frame, (round(frame.shape[1] * scale), round(frame.shape[0] * scale)),
+            interpolation=cv2.INTER_AREA,
+        )
+        faces = analyzer.analyze(small, i)
+        if faces:
+            points = np.asarray(faces[0].landmarks) / scale
+            track.opening.append(mouth_opening(points))
+            track.sharpness.append(mouth_sharpness(frame, points))
+        else:
+            track.opening.append(float("nan"))
+            track.sharpness.append(float("nan"))
+        if i in keep:
+            track.kept[i] = frame
+    return track
+
+
+def frames_from(path: Path, start: int, count: int) -> Iterator[np.ndarray]:
+    """``count`` frames of ``path`` from index ``start``."""
+    from heygemd.media.video import VideoReader
+
+    with VideoReader(path) as reader:
+        for i, frame in enumerate(reader):
+            if i >= start + count:
+                return
+            if i >= start:
+                yield frame
+
+
+def template_sharpness(template: Path, landmarks: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Mouth sharpness per template frame (N,), NaN where unusable (landmarks (N, 478, 3))."""
+    values = np.full(len(usable), np.nan)
+    for i, frame in enumerate(frames_from(template, 0, len(usable))):
+        if usable[i]:
+            values[i] = mouth_sharpness(frame, landmarks[i])
+    return values

@@ -1,0 +1,158 @@
+"""Scoring one clip: self-reenactment against the clip's own ground truth, and dubbing by
+another speech file (see :mod:`heygemd.evaluate`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from heygemd.engines.base import AUDIO_RATE, Engine, RenderRequest
+from heygemd.engines.builtin import audio_features as af
+from heygemd.engines.builtin.select import pingpong_indices
+from heygemd.evaluate.metrics import (
+    best_lag,
+    closed_share,
+    finite_pearson,
+    frames_from,
+    measure,
+    planned_opening,
+    silent_mask,
+    template_sharpness,
+)
+from heygemd.evaluate.sheet import sheet_indices, write_sheet
+from heygemd.settings import OutputSettings
+
+TEMPLATE_SHARE = 0.6
+
+
+@dataclass(frozen=True)
+class ClipScore:
+    clip: str
+    frames: int
+    r: float  # output vs ground-truth opening, lag 0
+    best_lag: int  # frames; > 0: output late
+    r_best: float
+    baseline_r: float  # template frames (audio ignored) vs ground truth
+    plan_r: float  # the chosen source frames' own opening (template analysis) vs ground truth
+    render_r: float  # output opening vs the chosen source frames' opening: what the render keeps
+    silent_frames: int
+    silent_closed: float  # share of silent frames whose output lips are closed
+    truth_silent_closed: float  # the same share in the ground truth, for reference
+    sharpness: float  # output mouth sharpness / template mouth sharpness (all usable frames)
+    sharpness_vs_source: float  # output / the template frames actually chosen (same content)
+    sync_r: float  # the engine's own metric (opening vs loudness envelope)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DubScore:
+    template: str
+    speech: str
+    frames: int
+    coupling_r: float  # output opening vs the speech's loudness envelope
+    baseline_coupling_r: float  # template frames (audio ignored) vs the same envelope
+    seconds: float
+
+
+def write_template(clip: Path, frames: int, out: Path) -> None:
+    """The first ``frames`` frames of ``clip`` with their audio, as an MP4 (near-lossless)."""
+    from heygemd.media.audio import load_audio
+    from heygemd.media.video import VideoReader
+    from heygemd.media.writer import VideoWriter
+
+    settings = OutputSettings(crf=12, preset="veryfast")
+    with VideoReader(clip) as reader:
+        audio = load_audio(clip, rate=settings.audio_rate, mono=True)
+        audio = audio[: int(frames / reader.fps * settings.audio_rate)]
+        with VideoWriter(out, reader.width, reader.height, reader.fps, audio=audio,
+                         audio_rate=settings.audio_rate, settings=settings) as writer:
+            for i, frame in enumerate(reader):
+                if i >= frames:
+                    break
+                writer.write(frame)
+
+
+def self_reenactment(
+    clip: Path, engine: Engine, analyzer: Any, voice: af.VoiceDetector, scale: float,
+    workdir: Path, sheet: Path | None,
+) -> ClipScore:
+    """Score ``engine`` on one talking clip (see :mod:`heygemd.evaluate`)."""
+    from heygemd.engines.builtin.analysis import TemplateAnalysis
+    from heygemd.media.audio import load_audio
+    from heygemd.media.probe import probe
+
+    t0 = time.monotonic()
+    info = probe(clip)
+    assert info.video is not None
+    fps = info.video.avg_fps
+    total = len(list(frames_from(clip, 0, 10**9))) if not info.video.frame_count \
+        else info.video.frame_count
+    cut = int(round(total * TEMPLATE_SHARE))
+    template = workdir / f"{clip.stem}.template.mp4"
+    write_template(clip, cut, template)
+    audio = load_audio(clip, rate=AUDIO_RATE)[int(cut / fps * AUDIO_RATE) :]
+    count = total - cut
+    audio = audio[: int(count / fps * AUDIO_RATE)]
+    request = RenderRequest(template=template, info=probe(template), audio=audio, fps=fps)
+    rendering = engine.render(request, lambda f: None)
+    keep = set(sheet_indices(request.frame_count))
+    out = measure(rendering.frames, analyzer, scale, keep)
+    truth = measure(frames_from(clip, cut, count), analyzer, scale, keep)
+    n = min(len(out.opening), len(truth.opening))
+    out_open, truth_open = np.array(out.opening[:n]), np.array(truth.opening[:n])
+    analysis: TemplateAnalysis = engine.analysis_of(template)  # type: ignore[attr-defined]
+    base = pingpong_indices(n, analysis.n_frames)
+    silent = silent_mask(audio, fps, n, voice)
+    lag, r_best = best_lag(out_open, truth_open)
+    plan = getattr(engine, "last_plan", None)
+    chosen = plan.source if plan is not None else base
+    promised = planned_opening(analysis.opening, chosen, base, plan.active if plan else None, n)
+    sharp_t = template_sharpness(template, analysis.landmarks, analysis.usable)
+    if sheet is not None:
+        write_sheet(sheet, template, analysis, base, n, keep, out, truth)
+    return ClipScore(
+        clip=clip.name, frames=n, r=round(finite_pearson(out_open, truth_open), 3),
+        best_lag=lag, r_best=round(r_best, 3),
+        baseline_r=round(finite_pearson(analysis.opening[base], truth_open), 3),
+        plan_r=round(finite_pearson(promised, truth_open), 3),
+        render_r=round(finite_pearson(out_open, promised), 3),
+        silent_frames=int(silent.sum()),
+        silent_closed=closed_share(out_open, silent),
+        truth_silent_closed=closed_share(truth_open, silent),
+        sharpness=round(float(np.nanmean(out.sharpness)) / float(np.nanmean(sharp_t)), 3),
+        sharpness_vs_source=round(
+            float(np.nanmean(out.sharpness)) / float(np.nanmean(sharp_t[chosen[:n]])), 3
+        ),
+        sync_r=float(rendering.metrics.get("sync_r", float("nan"))),
+        seconds=round(time.monotonic() - t0, 1),
+    )
+
+
+def dubbing(
+    template: Path, speech: Path, engine: Engine, analyzer: Any, scale: float, max_seconds: float,
+) -> DubScore:
+    """Drive ``template`` with ``speech`` (first ``max_seconds``); coupling with loudness."""
+    from heygemd.media.audio import load_audio
+    from heygemd.media.probe import probe
+
+    t0 = time.monotonic()
+    info = probe(template)
+    assert info.video is not None
+    audio = load_audio(speech, rate=AUDIO_RATE)[: int(max_seconds * AUDIO_RATE)]
+    request = RenderRequest(template=template, info=info, audio=audio, fps=info.video.avg_fps)
+    rendering = engine.render(request, lambda f: None)
+    out = measure(rendering.frames, analyzer, scale, set())
+    opening = np.array(out.opening)
+    env = af.envelope(af.loudness_db(audio, request.fps, len(opening)))
+    analysis = engine.analysis_of(template)  # type: ignore[attr-defined]
+    base = pingpong_indices(len(opening), analysis.n_frames)
+    return DubScore(
+        template=template.name, speech=speech.name, frames=len(opening),
+        coupling_r=round(finite_pearson(opening, env), 3),
+        baseline_coupling_r=round(finite_pearson(analysis.opening[base], env), 3),
+        seconds=round(time.monotonic() - t0, 1),
+    )
