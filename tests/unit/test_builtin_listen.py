@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import listen
@@ -44,3 +45,22 @@ def test_hear_a_voice_like_signal() -> None:
     assert heard.level.shape == heard.speech.shape == heard.phone_opening.shape == (count,)
     assert np.isfinite(heard.features).all()
     assert heard.level.max() > heard.level.min() + 20  # the gaps are heard as quiet
+
+
+def test_the_same_audio_is_heard_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    listener = listen.Listener(remember=2)
+    calls: list[int] = []
+
+    def hear(audio: np.ndarray, fps: float, count: int) -> listen.Heard:
+        calls.append(count)
+        return listen.Heard.silence(count)
+
+    monkeypatch.setattr(listener, "_hear", hear)
+    one = np.zeros(16000, np.float32)
+    other = np.full(16000, 0.1, np.float32)
+    first = listener.hear(one, 25.0, 25)
+    assert listener.hear(one.copy(), 25.0, 25) is first  # same content: remembered
+    listener.hear(one, 30.0, 30)  # another frame rate: heard again
+    listener.hear(other, 25.0, 25)  # evicts the oldest (one @ 25)
+    listener.hear(one, 25.0, 25)
+    assert calls == [25, 30, 25, 25]
