@@ -78,6 +78,9 @@ class Listener:
             self._heard.move_to_end(key)
             return self._heard[key]
         heard = self._hear(audio, fps, count)
+        for array in (heard.features, heard.speech, heard.level, heard.phone_opening,
+                      heard.closed_lips):
+            array.flags.writeable = False  # shared by every caller that hears this audio
         self._heard[key] = heard
         while len(self._heard) > self._remember:
             self._heard.popitem(last=False)
