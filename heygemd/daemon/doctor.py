@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from heygemd.daemon.service import same_filesystem
+from heygemd.daemon.intake import same_filesystem
 from heygemd.daemon.watcher import choose_mode, is_network_fs, read_mount
 from heygemd.engines.base import resolve_device
 from heygemd.errors import HeygemError

@@ -9,14 +9,20 @@ publish the store did not record before a crash is recognised instead of repeate
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+import structlog
+
 from heygemd import jobfiles
 from heygemd.report import JobReport, JobStatus, VideoStatus
+
+log = structlog.get_logger(__name__)
 
 MARKER = ".heygemd-job"
 STAGING_PREFIX = ".heygemd-staging-"
@@ -112,15 +118,25 @@ def temp_twin(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
 
 
-def sweep_temps(folder: Path) -> list[str]:
-    """Remove the temp twins other processes left in ``folder`` (a daemon killed mid-write).
-    Only safe while holding the single-instance lock. Returns the names removed."""
+def sweep_temp_twins(path: Path) -> list[str]:
+    """Remove the temp twins of ``path`` (``.NAME.PID.tmp`` beside it, exactly) that another
+    process left: a daemon killed while rewriting STATUS.txt. Nothing else in the folder (a
+    user's share) is touched. Only safe while holding the single-instance lock. Returns the
+    names removed; one that cannot be removed is logged and left."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+){re.escape(TEMP_SUFFIX)}", re.ASCII)
     removed = []
-    for path in folder.glob(f".*{TEMP_SUFFIX}"):
-        pid = path.name[: -len(TEMP_SUFFIX)].rpartition(".")[2]
-        if pid.isdigit() and int(pid) != os.getpid() and path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path.name)
+    for twin in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
+        found = pattern.fullmatch(twin.name)
+        if found is None or int(found.group(1)) == os.getpid() or not twin.is_file():
+            continue
+        try:
+            twin.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            log.warning("outbox.temp_not_removed", file=twin.name, error=str(err))
+            continue
+        removed.append(twin.name)
     return removed
 
 

@@ -33,6 +33,8 @@ def reconcile(settings: Settings, store: Store) -> None:
                              message="The job's files were lost from the work area.")
             shutil.rmtree(paths.holder, ignore_errors=True)  # only checkpoints can be left
     _drop_stale_staging(settings.paths.outbox)
+    for name in outbox.sweep_temp_twins(settings.status_file()):  # killed mid-write
+        log.warning("recovery.temp_removed", file=name)
 
 
 def _adopt_unrecorded(work: Path, store: Store) -> None:
@@ -83,5 +85,4 @@ def _drop_stale_staging(out: Path) -> None:
     for staging in out.glob(f"{outbox.STAGING_PREFIX}*"):
         shutil.rmtree(staging, ignore_errors=True)
         log.info("recovery.staging_removed", folder=staging.name)
-    for name in outbox.sweep_temps(out):  # e.g. STATUS.txt of a daemon killed mid-write
-        log.info("recovery.temp_removed", file=name)
+

@@ -35,7 +35,6 @@ log = structlog.get_logger(__name__)
 PipelineFactory = Callable[[Settings], PipelineLike]
 STATUS_INTERVAL = 1.0  # seconds between status file / STATUS= / store progress updates
 GIB = 1024**3
-__all__ = ["Daemon", "PipelineFactory", "same_filesystem"]  # same_filesystem: for the doctor
 
 
 class Daemon:
@@ -57,6 +56,8 @@ class Daemon:
         self._problems: dict[str, str] = {}  # kind -> plain words, shown in the status
         self._shown: tuple[str, ...] = ()  # the problems in the last status written
         self._retry_at = float("-inf")  # monotonic: no job is taken before this (back-off)
+        self._failed: set[str] = set()  # job ids that could not be finished on our side
+        self._skipped: set[str] = set()  # ... that `once` takes no more in this run
         self._store: Store | None = None
         self._runner: JobRunner | None = None
         self._watcher: Watcher | None = None
@@ -127,27 +128,35 @@ class Daemon:
 
     def run_once(self) -> int:
         """Take every job that is ready (or becomes ready within one settle period), run the
-        queue dry, then stop. Returns 1 at once when a job could not be finished on our side
-        (e.g. an unwritable outbox): the job stays queued for the next run, and a batch command
-        never sits out back-off pauses."""
+        queue dry, then stop. A job that cannot be finished on our side (e.g. an unwritable
+        outbox) is not waited for with back-off pauses: it stays queued for the next run, the
+        others go on, and the exit status is 1."""
         self.startup()
         deadline = time.monotonic() + self.settings.watch.settle_seconds + 2.0
         try:
             while not self.stop_requested:
                 worked = self.tick()
-                if "job" in self._problems:
-                    log.error("once.stopped", problem=self._problems["job"],
-                              hint="the job stays queued; run `heygemd once` again once the "
-                                   "problem is fixed")
-                    return 1
+                if self._failed - self._skipped:
+                    self._skipped |= self._failed
+                    self._retry_at = float("-inf")  # the others go on now
                 waiting = self.intake.candidates and time.monotonic() < deadline
-                if not worked and not waiting and self.store.next_queued() is None:
+                if not worked and not waiting and not self._runnable():
                     break
                 if not worked:
                     time.sleep(min(self.settings.daemon.idle_tick_seconds, 0.5))
+            if self._skipped:
+                log.error("once.unfinished", jobs=sorted(self._skipped),
+                          problem=self._problems.get("job"),
+                          hint="these jobs stay queued; run `heygemd once` again once the "
+                               "problem is fixed")
+                return 1
+            return 0
         finally:
             self.shutdown()
-        return 0
+
+    def _runnable(self) -> list[JobRow]:
+        """Queued jobs, less those this process has given up on for its run (``once``)."""
+        return [r for r in self.store.in_states(State.QUEUED) if r.job_id not in self._skipped]
 
     def shutdown(self) -> None:
         self._note_stop()
@@ -215,7 +224,7 @@ class Daemon:
         now = time.monotonic()
         row = None
         if not self.stop_requested and now >= self._retry_at:
-            row = self.intake.next_settled(self.store.in_states(State.QUEUED), now)
+            row = self.intake.next_settled(self._runnable(), now)
         if row is None or not self._has_disk_space():
             self._refresh_status()
             return False
@@ -235,6 +244,7 @@ class Daemon:
             self._back_off(row, err)
         else:
             self._retry_at = float("-inf")
+            self._failed.discard(row.job_id)
             if self._problems.pop("job", None) is not None:
                 log.info("job.recovered", job_id=row.job_id)
         finally:
@@ -245,6 +255,7 @@ class Daemon:
         say why in the status until a job succeeds."""
         pause = self.settings.watch.rescan_seconds
         self._retry_at = time.monotonic() + pause
+        self._failed.add(row.job_id)
         outbox_path = str(self.settings.paths.outbox)
         if isinstance(err, OSError) and str(err.filename or "").startswith(outbox_path):
             what = f"cannot write results to the outbox: {err.strerror or err}"

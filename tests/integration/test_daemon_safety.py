@@ -161,29 +161,41 @@ def test_a_job_given_up_counts_attempts_not_service_stops(
     assert "could not be finished after 3 attempts" in text and "stopped the service" not in text
 
 
-def test_once_stops_with_an_error_instead_of_waiting_out_back_offs(
+def test_once_goes_on_past_a_job_it_cannot_finish_and_exits_1(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A daemon-side failure (the outbox refuses the first job's folder) does not make `once`
+    sit out a 600 s back-off: the other job is made, the failed one stays queued, status 1."""
     harness.configure(watch={"settle_seconds": 0.3, "rescan_seconds": 600})
     real_mkdir = Path.mkdir
+    refused: list[str] = []
 
     def mkdir(self: Path, *args: object, **kwargs: object) -> None:
-        if self.name.startswith(".heygemd-staging-"):
+        if self.name.startswith(".heygemd-staging-") and not refused:
+            refused.append(self.name)
             raise PermissionError(errno.EACCES, "Permission denied", str(self))
         real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    harness.good_job("stuck")
-    time.sleep(0.5)  # settled before `once` starts
+    harness.good_job("first")
+    time.sleep(0.05)
+    harness.good_job("second")
+    time.sleep(0.5)  # both settled before `once` starts
     monkeypatch.setattr(Path, "mkdir", mkdir)
     d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
     t0 = time.monotonic()
     assert d.run_once() == 1
     assert time.monotonic() - t0 < 60  # not the 600 s back-off
+    assert len(refused) == 1
+    assert harness.published()["second"]["status"] == "done"
+    assert "first" not in harness.published()
     monkeypatch.undo()
     d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
     d.startup()
     try:
-        [row] = d.store.in_states(State.QUEUED)  # kept for the next run
-        assert row.name == "stuck"
+        [row] = d.store.in_states(State.QUEUED)  # kept for the next run, not held against it
+        assert row.name == "first" and row.attempts == 0
     finally:
         d.shutdown()
+    d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    assert d.run_once() == 0  # the outbox works again: the next run makes it
+    assert harness.published()["first"]["status"] == "done"

@@ -107,14 +107,30 @@ def _row(name: str, state: State, **kw: object) -> JobRow:
     return JobRow(**base)  # type: ignore[arg-type]
 
 
-def test_sweep_temps_removes_only_what_other_processes_left(tmp_path: Path) -> None:
+def test_sweep_removes_only_status_twins_that_other_processes_left(tmp_path: Path) -> None:
+    status = tmp_path / "STATUS.txt"
     dead = tmp_path / ".STATUS.txt.999999999.tmp"  # a daemon killed mid-write
-    mine = outbox.temp_twin(tmp_path / "STATUS.txt")
-    user = tmp_path / ".notes.tmp"  # no pid: not ours
-    for path in (dead, mine, user):
+    mine = outbox.temp_twin(status)
+    users = [tmp_path / n for n in (".holiday.2024.tmp", ".STATUS.txt.².tmp", ".STATUS.txt.tmp",
+                                    ".STATUS.txt.12.tmp.bak", ".report.json.77.tmp")]
+    for path in (dead, mine, *users):
         path.write_text("x")
-    assert outbox.sweep_temps(tmp_path) == [dead.name]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, user.name])
+    (tmp_path / ".STATUS.txt.5.tmp").mkdir()  # not a file: left
+    assert outbox.sweep_temp_twins(status) == [dead.name]
+    assert not dead.exists() and mine.exists() and all(p.exists() for p in users)
+
+
+def test_sweep_leaves_what_it_cannot_remove(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status = tmp_path / "STATUS.txt"
+    (tmp_path / ".STATUS.txt.999999999.tmp").write_text("x")
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)  # a read-only share: start-up goes on
+    assert outbox.sweep_temp_twins(status) == []
 
 
 def test_status_text_shows_queue_progress_and_results() -> None:
