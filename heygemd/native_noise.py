@@ -1,10 +1,14 @@
 """Keep the native libraries' log noise off stderr (journald, the terminal).
 
-mediapipe, TFLite and absl write straight to file descriptor 2 while models load and run, a few
-lines each time a face graph is built. Environment settings (GLOG_minloglevel,
-TF_CPP_MIN_LOG_LEVEL) do not reach absl before its InitializeLog() nor TFLite's own logger
-(checked with mediapipe 0.10), so for the length of a block fd 2 is a pipe read by a thread that
-passes every other line on to the real stderr as it comes.
+mediapipe, TFLite and absl write info and warning lines straight to file descriptor 2 each time
+a face graph is built. Environment settings (GLOG_minloglevel, TF_CPP_MIN_LOG_LEVEL) do not
+reach absl before its InitializeLog() nor TFLite's own logger (checked with mediapipe 0.10), so
+for the length of a block fd 2 is a pipe into a small filter process (``python -m
+heygemd.native_noise``) that passes every other line on to the real stderr as it comes.
+
+A process, not a thread: it drains the pipe whatever this process is doing (a native call that
+holds the GIL while it writes cannot block on a full pipe), and when this process dies (an
+abort after absl's "Check failed" line) it still passes on what was written before the end.
 """
 
 from __future__ import annotations
@@ -13,54 +17,72 @@ import contextlib
 import faulthandler
 import os
 import re
+import signal
+import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 
+# Info and warning lines only: errors (E...) and fatal lines (F...) always get through.
 NATIVE_NOISE = re.compile(
     rb"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
-    rb"|[IWE]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\] )"
+    rb"|[IW]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\] )"
 )
+DRAIN_SECONDS = 5.0
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
+def main() -> None:
+    """The filter: stdin -> stdout, line by line, without NATIVE_NOISE, until EOF. Stop
+    signals are for the daemon (the whole systemd control group gets them): the filter ends
+    when the last writer closes the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        if not NATIVE_NOISE.match(line):
+            out.write(line)
+            out.flush()
 
 
-def _pass_on(source: int, target: int) -> None:
-    """Copy lines from ``source`` to ``target`` until EOF, dropping NATIVE_NOISE."""
-    with os.fdopen(source, "rb") as lines:
-        for line in lines:
-            if not NATIVE_NOISE.match(line):
-                with contextlib.suppress(OSError):  # stderr itself gone: nothing more to say
-                    _write_all(target, line)
-
-
-@contextmanager
+@contextlib.contextmanager
 def filtered_stderr() -> Iterator[None]:
-    """Route fd 2 through the filter for the block. A fatal-signal dump (faulthandler) goes to
-    the real stderr directly, so a crash is never lost in the pipe; on exit the pipe is drained
-    before fd 2 is given back."""
+    """Route fd 2 through the filter process for the block; give it back on exit (also on an
+    exception). A fatal-signal dump (faulthandler) goes to the real stderr directly. Without a
+    usable stderr, or when the filter cannot start, the block runs unfiltered."""
     sys.stderr.flush()
-    real = os.dup(2)
-    source, sink = os.pipe()
-    os.dup2(sink, 2)
-    os.close(sink)
-    pump = threading.Thread(target=_pass_on, args=(source, real), name="stderr-filter",
-                            daemon=True)
-    pump.start()
+    try:
+        real = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep clean
+        yield
+        return
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "heygemd.native_noise"],
+            stdin=subprocess.PIPE, stdout=real, stderr=real,
+        )
+    except OSError:
+        os.close(real)
+        yield
+        return
+    assert child.stdin is not None
+    os.dup2(child.stdin.fileno(), 2)
+    child.stdin.close()  # fd 2 is now the pipe's only write end in this process
     was_enabled = faulthandler.is_enabled()
     faulthandler.enable(file=real)
     try:
         yield
     finally:
         sys.stderr.flush()
-        os.dup2(real, 2)  # closes the pipe's last write end: the pump reads EOF
-        pump.join(timeout=5.0)
+        os.dup2(real, 2)  # closes the pipe: the filter passes on what is left and ends
         if was_enabled:
             faulthandler.enable(file=sys.stderr)
         else:
             faulthandler.disable()
         os.close(real)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            # a library that kept a copy of fd 2 keeps the filter alive until this
+            # process ends; the filter writes to its own stdout, never to a reused fd here
+            child.wait(timeout=DRAIN_SECONDS)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ that maximises it, the share of silent frames with closed lips, mouth sharpness 
 template, and the same r for a no-op baseline (template frames, audio ignored).
 Dubbing: a template driven by another speech file; the coupling of the output's mouth opening
 with the audio's loudness envelope. Coupling is a check against the no-op baseline, not a
-target to maximise: the real speakers' own coupling (``truth_coupling_r`` of the
+target to maximise: the real speakers' own coupling (``truth_envelope_r`` of the
 self-reenactment) is only -0.16 to 0.20 on the five shared clips.
 
 What is measured on frames and series lives in :mod:`.metrics`, the contact-sheet PNGs in

@@ -45,8 +45,8 @@ class ClipScore:
     sharpness: float  # output mouth sharpness / template mouth sharpness (all usable frames)
     sharpness_vs_source: float  # output / the template frames actually chosen (same content)
     sync_r: float  # the engine's own metric (opening vs loudness envelope)
-    coupling_r: float  # output opening vs the audio's loudness envelope (as in dubbing)
-    truth_coupling_r: float  # the real speaker's: how much coupling real speech has
+    envelope_r: float  # output opening vs the audio's loudness envelope (dubbing's coupling)
+    truth_envelope_r: float  # the real speaker's: how much of that coupling real speech has
     seconds: float
 
 
@@ -131,8 +131,8 @@ def self_reenactment(
             float(np.nanmean(out.sharpness)) / float(np.nanmean(sharp_t[chosen[:n]])), 3
         ),
         sync_r=float(rendering.metrics.get("sync_r", float("nan"))),
-        coupling_r=round(finite_pearson(out_open, envelope), 3),
-        truth_coupling_r=round(finite_pearson(truth_open, envelope), 3),
+        envelope_r=round(finite_pearson(out_open, envelope), 3),
+        truth_envelope_r=round(finite_pearson(truth_open, envelope), 3),
         seconds=round(time.monotonic() - t0, 1),
     )
 

@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 def summary(clips: list[ClipScore]) -> dict[str, float]:
     """Means over clips of the self-reenactment scores."""
     keys = ("r", "r_best", "baseline_r", "plan_r", "render_r", "silent_closed", "sharpness",
-            "sharpness_vs_source", "coupling_r", "truth_coupling_r")
+            "sharpness_vs_source", "envelope_r", "truth_envelope_r")
     out = {f"mean_{k}": round(float(np.nanmean([getattr(c, k) for c in clips])), 3) for k in keys}
     out["max_abs_lag"] = float(max(abs(c.best_lag) for c in clips)) if clips else 0.0
     silent = sum(c.silent_frames for c in clips if np.isfinite(c.silent_closed))

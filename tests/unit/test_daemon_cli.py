@@ -91,38 +91,6 @@ def test_job_toml_overrides_output_only() -> None:
         job_settings(base, b"[output\n")
 
 
-def test_native_library_noise_is_kept_off_stderr(capfd: pytest.CaptureFixture[str]) -> None:
-    from heygemd.native_noise import filtered_stderr
-
-    with filtered_stderr():
-        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
-                    b"WARNING: All log messages before absl::InitializeLog() is called are "
-                    b"written to STDERR\n"
-                    b"W0000 00:00:1795522922.636214   16143 inference_feedback_manager.cc:114] "
-                    b"Feedback manager requires a model with a single signature inference.\n"
-                    b"a real problem\n")
-    assert capfd.readouterr().err == "a real problem\n"
-
-
-def test_stderr_is_passed_on_while_the_daemon_runs(capfd: pytest.CaptureFixture[str]) -> None:
-    """`run` lives for months: what is not noise reaches journald as it is written."""
-    import time
-
-    from heygemd.native_noise import filtered_stderr
-
-    with filtered_stderr():
-        os.write(2, b"I0000 00:00:1795522922.636214   16143 gl_context.cc:357] GL version\n"
-                    b"Traceback (most recent call last):\n")
-        deadline = time.monotonic() + 5.0
-        seen = ""
-        while "Traceback" not in seen and time.monotonic() < deadline:
-            time.sleep(0.01)
-            seen += capfd.readouterr().err
-        assert seen == "Traceback (most recent call last):\n"  # before the block ends
-        os.write(2, b"no newline at the end")
-    assert capfd.readouterr().err == "no newline at the end"
-
-
 def test_config_errors_use_plain_words_and_name_the_environment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,7 +19,7 @@ import structlog
 from heygemd.cache import AnalysisCache, content_key
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import mesh
-from heygemd.engines.builtin.listen import Heard, Listener
+from heygemd.engines.builtin.listen import Heard, Listener, feature_signature
 
 log = structlog.get_logger(__name__)
 
@@ -127,7 +127,7 @@ def analyse_template(
 
     analyzer: a tracking heygemd.faces.FaceAnalyzer; progress gets 0..1 of this analysis.
     """
-    key = content_key(path, f"{ANALYSIS_VERSION}-scale{scale:.3f}")
+    key = content_key(path, f"{ANALYSIS_VERSION}-{feature_signature()}-scale{scale:.3f}")
     arrays = cache.load_arrays(key)
     crops = cache.load_big(key, "crops") if arrays is not None else None
     if arrays is not None and crops is not None:
@@ -228,6 +228,6 @@ def _finish(
     heard = _hear_template(path, has_audio, fps, len(raw), listener)
     return TemplateAnalysis(
         fps=fps, width=width, height=height, landmarks=smooth, pose=pose, usable=usable,
-        opening=opening, features=heard.features, speech=heard.speech,
+        opening=opening, features=heard.features.copy(), speech=heard.speech.copy(),
         crop_origin=np.stack(origins), crops=crops,
     )

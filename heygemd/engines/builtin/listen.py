@@ -24,6 +24,18 @@ FEATURE_DIM = (af.N_MELS + ph.N_VISEME_CLASSES) * (2 * af.CONTEXT + 1)
 REMEMBER = 4  # results kept: a job's audio, plus templates analysed between its videos
 
 
+def feature_signature() -> str:
+    """What the features depend on besides the code's version: a cached template analysis made
+    with other constants or models must not meet new-audio features of another kind."""
+    from importlib.metadata import version
+
+    parts = [
+        VISEME_WEIGHT, FEATURE_DIM, af.N_MELS, af.CONTEXT, af.HOP, af.N_FFT, af.RATE,
+        sorted(ph.VISEME_CLASS.items()), version("pocketsphinx"), version("silero-vad"),
+    ]
+    return hashlib.blake2b(repr(parts).encode(), digest_size=6).hexdigest()
+
+
 @dataclass(frozen=True)
 class Heard:
     """Per video frame (T rows): features float32 (T, FEATURE_DIM); speech bool (T,); level
@@ -53,7 +65,8 @@ def feature_windows(mel: np.ndarray, speech: np.ndarray, visemes: np.ndarray) ->
 
 
 class Listener:
-    """The voice-activity detector and the phone decoder, loaded once and reused.
+    """The voice-activity detector (loaded once) and the phone decoder (its models found once,
+    a fresh decoder per track: see PhoneRecognizer).
 
     The last few results are remembered by content: the videos of one job all hear the same
     audio (a minute of speech is seconds of phone decoding), usually at the same frame rate.
@@ -66,11 +79,13 @@ class Listener:
         self._heard: OrderedDict[tuple[bytes, float, int], Heard] = OrderedDict()
 
     def load(self) -> None:
+        """Load the models now (start-up), not in the middle of the first job."""
         self.voice.load()
         self.phones.load()
 
     def hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
-        """float32 (N,) 16 kHz mono -> what ``count`` video frames at ``fps`` hear."""
+        """float32 (N,) 16 kHz mono -> what ``count`` video frames at ``fps`` hear. The arrays
+        are read-only: a remembered result is shared by every caller that hears this audio."""
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         digest = hashlib.blake2b(audio.tobytes(), digest_size=16).digest()
         key = (digest, round(float(fps), 6), int(count))

@@ -129,13 +129,10 @@ class PhoneRecognizer:
         import pocketsphinx
 
         self.load()
+        assert self._options is not None
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
-        decoder = pocketsphinx.Decoder(**(self._options or {}))
+        decoder = pocketsphinx.Decoder(**self._options)
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
         return [(s.word, int(s.start_frame), int(s.end_frame)) for s in decoder.seg()]
-
-    def opening(self, audio: np.ndarray, fps: float, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per video frame (opening prior (count,), closed-lips mask (count,))."""
-        return phones_to_frames(self.segments(audio), fps, count)
