@@ -108,7 +108,8 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     from heygemd.evaluate import run_cli
 
-    text, met = run_cli(settings, args)
+    with filtered_stderr():
+        text, met = run_cli(settings, args)
     print(text)
     return EXIT_OK if met else EXIT_FAIL
 
