@@ -23,11 +23,13 @@ from heygemd.engines.base import AUDIO_RATE, Engine, ProgressFn, RenderRequest, 
 from heygemd.errors import HeygemError, InputRejected, ResourceError
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
+from heygemd.media.video import frames_for
 from heygemd.media.writer import VideoWriter
-from heygemd.report import AudioResult, VideoResult, VideoStatus
+from heygemd.report import AudioResult, Finding, Severity, VideoResult, VideoStatus
 from heygemd.settings import Settings
 from heygemd.timing import ms_since
 from heygemd.validate import refusals
+from heygemd.validate.common import clock
 
 log = structlog.get_logger(__name__)
 
@@ -126,11 +128,12 @@ class Pipeline:
                     video, exam, audio, output, progress_span(progress, EXAMINE_SHARE, 1.0)
                 )
                 facts.update(metrics)
+            fps = exam.info.video.avg_fps if exam.info.video else 0.0
             return VideoResult(
                 name=video.name,
                 status=VideoStatus.DONE,
                 output=output.name,
-                findings=exam.findings,
+                findings=note_unshown_frames(exam.findings, len(audio.samples) / AUDIO_RATE, fps),
                 pictures=exam.pictures,
                 timings_ms=timings,
                 metrics=metrics,
@@ -183,6 +186,25 @@ class Pipeline:
         metrics = dict(rendering.metrics)
         metrics["output_seconds"] = round(len(audio.samples) / AUDIO_RATE, 3)
         return metrics
+
+
+def note_unshown_frames(findings: list[Finding], seconds: float, fps: float) -> list[Finding]:
+    """Warnings about a moment the output never reaches say so.
+
+    The output is as long as the audio and starts at the video's first frame, so with audio
+    shorter than the video, a warning found at 0:06.7 may be about frames no one will see.
+    """
+    if fps <= 0:
+        return findings
+    shown = frames_for(seconds, fps)
+    noted = []
+    for f in findings:
+        if f.severity is Severity.WARN and f.frame_index is not None and f.frame_index >= shown:
+            f = f.model_copy(update={"message": (
+                f"{f.message} (The audio is {clock(seconds)} long, so the result shows only the "
+                f"video's first {clock(seconds)}: the moment above may not appear in it.)")})
+        noted.append(f)
+    return noted
 
 
 @contextmanager
