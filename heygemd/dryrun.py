@@ -1,8 +1,9 @@
 """``heygemd validate FOLDER``: a dry run of a job folder, nothing rendered.
 
 The folder-level verdict comes from the daemon's own rules (:func:`heygemd.jobfiles.
-check_folder` on an lstat snapshot), so the dry run never accepts a folder the daemon refuses;
-then the audio and every video are examined as the daemon would (:mod:`heygemd.examine`).
+check_folder` on an lstat snapshot) and the daemon's own ``job.toml`` check
+(:func:`heygemd.daemon.jobs.job_settings`), so the dry run never accepts a folder the daemon
+refuses; then the audio and every video are examined as the daemon would (:mod:`heygemd.examine`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from heygemd import jobfiles, validate
+from heygemd.daemon.jobs import job_settings
 from heygemd.examine import examine_audio, examine_video
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.report import Finding
-from heygemd.settings import Settings
+from heygemd.settings import OutputSettings, Settings
 
 # Folder refusals after which the files are still worth examining (the user fixes both at once).
 _EXAMINE_ANYWAY = {"no_audio", "multiple_audio", "no_video"}
@@ -48,9 +50,9 @@ def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
     examined; nothing is rendered.
 
     Returns printable text (per file: ACCEPTED / ACCEPTED WITH WARNINGS / REFUSED and each
-    finding) and whether the job would be accepted (folder checks pass, its audio and at least
-    one video are accepted). Pictures of findings go to ``<paths.cache>/validate/<folder>/``.
-    Links and devices are never opened.
+    finding) and whether the job would be accepted (folder checks pass, its job.toml if any is
+    valid, its audio and at least one video are accepted). Pictures of findings go to
+    ``<paths.cache>/validate/<folder>/``. Links and devices are never opened.
     """
     lines = [f"Validating {folder}"]
     try:
@@ -59,6 +61,9 @@ def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
         lines.append(f"Result: REFUSED: the folder cannot be read ({err}).")
         return "\n".join(lines) + "\n", False
     found = jobfiles.check_folder(entries, settings.limits)
+    toml_problem = None
+    if isinstance(found, jobfiles.JobFiles) and found.job_toml is not None:
+        settings, toml_problem = _check_job_toml(folder / found.job_toml, settings, lines)
     top = [e.rel for e in entries if e.kind is jobfiles.EntryKind.FILE and "/" not in e.rel
            and not jobfiles.is_ignored(e.name)]
     if isinstance(found, jobfiles.JobFiles):
@@ -72,9 +77,12 @@ def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
     others, subfolders = jobfiles.unused(entries)
     lines += [f"ignored {n}: not a supported audio or video file" for n in others]
     lines += [f"ignored {n}: a subfolder ({jobfiles.SUBFOLDER_RULE})" for n in subfolders]
-    accepted = isinstance(found, jobfiles.JobFiles) and audio_ok and accepted_videos > 0
+    accepted = (isinstance(found, jobfiles.JobFiles) and toml_problem is None and audio_ok
+                and accepted_videos > 0)
     if isinstance(found, jobfiles.FolderProblem):
         lines.append(f"Result: REFUSED: {found.message}")
+    elif toml_problem is not None:  # the daemon refuses the whole job before any file
+        lines.append(f"Result: REFUSED: {toml_problem}")
     elif accepted:
         lines.append(
             f"Result: ACCEPTED: {accepted_videos} of {len(videos)} videos would be lip-synced."
@@ -83,6 +91,31 @@ def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
         why = "the audio is refused" if not audio_ok else "every video is refused"
         lines.append(f"Result: REFUSED: {why}; fix the problems listed above.")
     return "\n".join(lines) + "\n", accepted
+
+
+def _check_job_toml(
+    path: Path, settings: Settings, lines: list[str]
+) -> tuple[Settings, str | None]:
+    """Apply ``job.toml`` exactly as the daemon does, appending its verdict to ``lines``.
+
+    Returns (the job's settings, None), or (``settings`` unchanged, the daemon's plain-words
+    reason for refusing the whole job with code ``job_toml``)."""
+    try:
+        job = job_settings(settings, path.read_bytes())
+    except OSError as err:
+        problem = f"job.toml cannot be read: {err.strerror or err}. Fix or remove it."
+    except ValueError as err:
+        problem = str(err)
+    else:
+        lines.append(f"job    {path.name}: ACCEPTED: its output settings will be applied "
+                     f"({_describe(job.output)})")
+        return job, None
+    lines += [f"job    {path.name}: REFUSED", f"    refuse job_toml: {problem}"]
+    return settings, problem
+
+
+def _describe(output: OutputSettings) -> str:
+    return ", ".join(f"{k} = {v!r}" for k, v in output.model_dump().items())
 
 
 def _examine(

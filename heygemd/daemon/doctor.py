@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heygemd.daemon.intake import same_filesystem
+from heygemd.daemon.lock import holder
 from heygemd.daemon.watcher import choose_mode, is_network_fs, read_mount
 from heygemd.engines.base import resolve_device
 from heygemd.errors import HeygemError
@@ -44,6 +45,20 @@ def check_dirs(settings: Settings) -> Check:
     missing = [str(f) for f in wanted if not f.exists()]
     note = f" ({', '.join(missing)} will be created)" if missing else ""
     return Check("dirs", True, "inbox, outbox, work, state and log folders are writable" + note)
+
+
+def check_daemon(settings: Settings) -> Check:
+    """Informational, OK either way: whether a daemon holds the state directory's lock."""
+    state = settings.paths.state
+    try:
+        pid = holder(state)
+    except OSError as err:  # e.g. a state folder this user may not read
+        return Check("daemon", True, f"cannot tell whether a daemon is running on {state} "
+                     f"({err.strerror or err})")
+    if pid is None:
+        return Check("daemon", True, f"no daemon is running on this state directory ({state})")
+    who = f"pid {pid}" if pid else "pid unknown"
+    return Check("daemon", True, f"a daemon is running ({who}) on this state directory ({state})")
 
 
 def check_same_fs(settings: Settings) -> Check:
@@ -114,8 +129,8 @@ def check_face_models(settings: Settings) -> Check:
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
-    check_dirs, check_same_fs, check_disk, check_network_fs, check_device, check_engine,
-    check_face_models,
+    check_dirs, check_daemon, check_same_fs, check_disk, check_network_fs, check_device,
+    check_engine, check_face_models,
 )
 
 
