@@ -68,7 +68,8 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
             view = store_view(store)
         finally:
             store.close()
-    view = dataclasses.replace(view, daemon_pid=pid, inbox=waiting, stopped=pid is None)
+    view = dataclasses.replace(view, daemon_pid=pid, inbox=waiting, stopped=pid is None,
+                               loose=inbox.loose_entries(settings.paths.inbox))
     print(status_text(view), end="")
     return EXIT_OK
 

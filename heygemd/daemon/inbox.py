@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,8 @@ from heygemd.jobfiles import (  # re-exported: the daemon's view of a job folder
 )
 
 __all__ = ["Entry", "EntryKind", "FolderProblem", "JobFiles", "Snapshot", "Readiness", "classify",
-           "claim", "has_input", "has_marker", "is_link", "scan_entries", "strip_unsafe", "unused",
-           "waiting_folders"]
+           "claim", "has_input", "has_marker", "is_link", "is_loose", "loose_entries",
+           "scan_entries", "strip_unsafe", "unused", "waiting_folders"]
 
 classify = jobfiles.check_folder  # the folder rules, as the daemon names them
 
@@ -95,6 +96,28 @@ def waiting_folders(inbox: Path) -> list[tuple[str, Snapshot, float | None]]:
         age = None if newest is None else max(time.time() - newest / 1e9, 0.0)
         found.append((item.name, snap, age))
     return found
+
+
+def is_loose(path: Path) -> bool:
+    """Whether the inbox entry ``path`` is there but can never be a job: anything other than a
+    real folder (a file, a link, a pipe) whose name is not hidden or temporary. Such entries are
+    left alone where they are. Never follows a link."""
+    if jobfiles.is_ignored(path.name):
+        return False
+    try:
+        return not stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False  # gone
+
+
+def loose_entries(inbox: Path) -> list[str]:
+    """Names of the inbox's loose entries (see :func:`is_loose`), sorted; [] when the inbox
+    cannot be read. What `heygemd status` shows; the daemon keeps the same list as it goes."""
+    try:
+        names = os.listdir(inbox)
+    except OSError:
+        return []
+    return sorted(name for name in names if is_loose(inbox / name))
 
 
 def new_job_id(now: float | None = None) -> str:

@@ -39,10 +39,12 @@ def same_filesystem(a: Path, b: Path) -> bool:
 
 class Waiting(NamedTuple):
     """Inbox folders seen but not yet claimed, by name: ``settling`` ones look complete and
-    wait for their files to stop changing; ``incomplete`` ones read "name: what to do"."""
+    wait for their files to stop changing; ``incomplete`` ones read "name: what to do".
+    ``loose``: entries in the inbox itself that are not folders (left alone)."""
 
     settling: list[str]
     incomplete: list[str]
+    loose: list[str]
 
 
 class Intake:
@@ -65,7 +67,7 @@ class Intake:
         self._candidates: dict[str, inbox.Readiness] = {}
         self._claimed: dict[str, inbox.Readiness] = {}  # job id -> stability since the claim
         self._copying: set[str] = set()  # job ids whose files changed after the claim
-        self._reported: set[str] = set()  # loose files / links already logged
+        self._loose: set[str] = set()  # loose files / links in the inbox (logged once each)
         self._last_rescan = float("-inf")
 
     # -- what the daemon asks ----------------------------------------------------------------
@@ -89,7 +91,7 @@ class Intake:
                 settling.append(name)
             else:
                 incomplete.append(f"{name}: {words}")
-        return Waiting(settling, incomplete)
+        return Waiting(settling, incomplete, sorted(self._loose))
 
     def request_rescan(self) -> None:
         """List the whole inbox at the next ``discover`` instead of waiting for the rescan
@@ -133,9 +135,12 @@ class Intake:
         if now - self._last_rescan >= self.settings.watch.rescan_seconds:
             self._last_rescan = now
             try:
-                names |= set(os.listdir(self.settings.paths.inbox))
+                listing = set(os.listdir(self.settings.paths.inbox))
             except OSError as err:
                 log.error("inbox.rescan_failed", error=str(err))
+            else:
+                names |= listing
+                self._loose &= listing  # removed without an event reaching us
         for name in names:
             if name not in self._candidates and self._is_job_folder(name):
                 try:
@@ -148,16 +153,16 @@ class Intake:
             self._observe(name, readiness, now)
 
     def _is_job_folder(self, name: str) -> bool:
+        """Whether ``name`` is a folder in the inbox; keeps the loose entries up to date."""
         path = self.settings.paths.inbox / name
-        if jobfiles.is_ignored(name) or not os.path.lexists(path):
-            return False
-        if path.is_symlink() or not path.is_dir():
-            if name not in self._reported:
-                self._reported.add(name)
+        if inbox.is_loose(path):
+            if name not in self._loose:
+                self._loose.add(name)
                 log.warning("inbox.not_a_job_folder", name=name,
                             hint="put a folder (audio + videos) in the inbox; this is left alone")
             return False
-        return True
+        self._loose.discard(name)  # gone, or replaced by a folder
+        return not jobfiles.is_ignored(name) and os.path.lexists(path)
 
     def _observe(self, name: str, readiness: inbox.Readiness, now: float) -> None:
         watch = self.settings.watch

@@ -299,6 +299,7 @@ class Daemon:
             self.store, settling=waiting.settling, problems=tuple(self._problems.values()),
             stopped=stopped, copying=self.intake.copying,
             stopping=self.stop_requested and not stopped, incomplete=waiting.incomplete,
+            loose=waiting.loose,
         )
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:

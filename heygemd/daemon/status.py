@@ -31,6 +31,8 @@ class StatusView:
     stopping: bool = False  # a stop was requested; the current video is being finished
     daemon_pid: int | None = None
     inbox: Sequence[str] | None = None
+    # names of files / links in the inbox itself, not in a job folder (left alone)
+    loose: Sequence[str] = field(default_factory=tuple)
 
 
 def progress_words(row: JobRow) -> str:
@@ -99,6 +101,19 @@ def inbox_words(snap: Snapshot, age_seconds: float | None, watch: WatchSettings)
     return "looks ready (nothing changed lately)"
 
 
+LOOSE_SHOWN = 5  # loose names listed by name; the rest are counted
+
+
+def loose_words(names: Sequence[str]) -> str:
+    """The one status line for loose entries in the inbox (pure): "Not a job folder (left
+    alone): 'voice.wav' - put the audio and videos together in a folder"."""
+    shown = ", ".join(f"'{n}'" for n in names[:LOOSE_SHOWN])
+    if len(names) > LOOSE_SHOWN:
+        shown += f" and {len(names) - LOOSE_SHOWN} more"
+    return (f"Not a job folder (left alone): {shown} - put the audio and videos together in "
+            "a folder")
+
+
 def _head(view: StatusView) -> str:
     if view.inbox is not None:  # `heygemd status`, from outside the daemon
         if view.daemon_pid is None:
@@ -138,6 +153,8 @@ def status_text(view: StatusView) -> str:
     if view.inbox:
         lines.append("In the inbox, not taken yet:")
         lines += [f"  - {line}" for line in view.inbox]
+    if view.loose:
+        lines.append(loose_words(view.loose))
     lines += ["", "Last results:"]
     lines += [_result_line(r) for r in view.recent] or ["  (none yet)"]
     return "\n".join(lines) + "\n"
@@ -146,7 +163,7 @@ def status_text(view: StatusView) -> str:
 def store_view(
     store: Store, settling: Sequence[str] = (), problems: Sequence[str] = (),
     stopped: bool = False, copying: Sequence[str] = (), stopping: bool = False,
-    incomplete: Sequence[str] = (),
+    incomplete: Sequence[str] = (), loose: Sequence[str] = (),
 ) -> StatusView:
     """The view as the store has it (the daemon adds what only it knows: settling, problems)."""
     active = store.in_states(State.VALIDATING, State.RUNNING)
@@ -155,4 +172,5 @@ def store_view(
         queued=store.in_states(State.QUEUED), recent=store.recent(5),
         settling=tuple(settling), problems=tuple(problems), stopped=stopped,
         copying=tuple(copying), stopping=stopping, incomplete=tuple(incomplete),
+        loose=tuple(loose),
     )

@@ -147,6 +147,27 @@ def test_folders_that_cannot_become_a_job_say_what_to_do(
     assert "  - nested: only subfolders: put the files directly in the job folder" in status
 
 
+def test_loose_files_in_the_inbox_are_shown_until_they_go(harness: Harness, daemon: Daemon) -> None:
+    daemon.startup()
+    (harness.inbox / "loose voice.wav").write_bytes(b"x")
+    (harness.inbox / "clip.mp4").symlink_to(harness.root / "elsewhere.mp4")
+    (harness.inbox / "upload.mp4.part").write_bytes(b"x")  # temporary: not mentioned
+    daemon.intake.request_rescan()
+    run_until_idle(daemon)
+    daemon._refresh_status(force=True)
+    status = (harness.outbox / "STATUS.txt").read_text()
+    assert ("Not a job folder (left alone): 'clip.mp4', 'loose voice.wav' - put the audio and "
+            "videos together in a folder") in status
+    assert "upload.mp4.part" not in status
+    assert (harness.inbox / "loose voice.wav").is_file()  # left alone
+    (harness.inbox / "loose voice.wav").unlink()
+    (harness.inbox / "clip.mp4").unlink()
+    daemon.intake.request_rescan()
+    run_until_idle(daemon)
+    daemon._refresh_status(force=True)
+    assert "Not a job folder" not in (harness.outbox / "STATUS.txt").read_text()
+
+
 def test_a_job_given_up_counts_attempts_not_service_stops(
     harness: Harness, daemon: Daemon
 ) -> None:

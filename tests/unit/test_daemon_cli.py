@@ -58,7 +58,9 @@ def test_status_says_whether_a_daemon_runs_and_lists_the_inbox(
     assert out.startswith("heygemd is NOT RUNNING")
     assert "In the inbox, not taken yet:" in out
     assert "  - fresh: still being copied" in out
-    assert "  - old: looks ready" in out and "loose.wav" not in out
+    assert "  - old: looks ready" in out and "  - loose.wav" not in out
+    assert ("Not a job folder (left alone): 'loose.wav' - put the audio and videos together "
+            "in a folder") in out
     held = InstanceLock(tmp_path / "state")
     held.acquire()
     try:
