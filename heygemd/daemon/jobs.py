@@ -14,12 +14,13 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args, get_origin
 
+import annotated_types
 import structlog
 from pydantic import ValidationError
 
-from heygemd import __version__
+from heygemd import __version__, jobfiles
 from heygemd.daemon import checkpoint, inbox, outbox
 from heygemd.daemon.store import JobRow, State, Store, utc_now
 from heygemd.engines.base import Engine, ProgressFn
@@ -97,6 +98,24 @@ def rejected_videos(videos: tuple[str, ...], code: str, message: str) -> list[Vi
     ]
 
 
+NOT_CHECKED_WORDS = "not checked: the job was refused before the videos were looked at"
+AUDIO_REFUSED_WORDS = "not made: the audio file was refused (see above)"
+
+
+def not_checked(videos: tuple[str, ...]) -> list[VideoResult]:
+    """The videos of a job refused before any video was opened (pure)."""
+    return rejected_videos(videos, outbox.NOT_CHECKED, NOT_CHECKED_WORDS)
+
+
+def folder_videos(entries: inbox.Snapshot) -> tuple[str, ...]:
+    """The top-level video files of a job folder, in the order a job takes them (pure)."""
+    return tuple(sorted(
+        e.rel for e in entries
+        if e.kind is inbox.EntryKind.FILE and "/" not in e.rel
+        and not jobfiles.is_ignored(e.name) and jobfiles.classify(e.rel) == "video"
+    ))
+
+
 def job_settings(settings: Settings, job_toml: bytes) -> Settings:
     """Settings for one job: ``job.toml`` may override keys of its ``[output]`` table only.
 
@@ -109,13 +128,50 @@ def job_settings(settings: Settings, job_toml: bytes) -> Settings:
     extra = sorted(set(data) - {"output"})
     if extra:
         raise ValueError(f"job.toml may only hold an [output] table, not {', '.join(extra)}.")
+    table = data.get("output", {})
+    if not isinstance(table, dict):
+        raise ValueError("job.toml: output must be a table ([output] with keys under it). "
+                         "Fix or remove it.")
     try:
-        output = OutputSettings(**{**settings.output.model_dump(), **data.get("output", {})})
+        output = OutputSettings(**{**settings.output.model_dump(), **table})
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"job.toml: output.{key}: {first['msg']}. Fix or remove it.") from None
+        raise ValueError(output_error_words(err.errors()[0])) from None
     return settings.model_copy(update={"output": output})
+
+
+def _expected(key: str) -> tuple[str, str]:
+    """What an ``[output]`` key takes, in plain words: ('a whole number', '0-51') or
+    ('one of', 'fast, medium, ...') (pure)."""
+    field = OutputSettings.model_fields[key]
+    if get_origin(field.annotation) is Literal:
+        return "one of", ", ".join(str(c) for c in get_args(field.annotation))
+    low = next((m.ge for m in field.metadata if isinstance(m, annotated_types.Ge)), None)
+    high = next((m.le for m in field.metadata if isinstance(m, annotated_types.Le)), None)
+    kind = "a whole number" if field.annotation is int else "a number"
+    if low is not None and high is not None:
+        return kind, f"{low}-{high}"
+    return kind, f"at least {low}" if low is not None else ""
+
+
+def output_error_words(error: Any) -> str:
+    """One pydantic error of job.toml's ``[output]`` as plain words naming the key, the value
+    and what is expected: "job.toml: output.crf = 'high' is not a whole number (expected
+    0-51). Fix or remove it." (pure)."""
+    key = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden" or key not in OutputSettings.model_fields:
+        allowed = ", ".join(OutputSettings.model_fields)
+        return (f"job.toml: output.{key} is not a setting (allowed: {allowed}). "
+                "Fix or remove it.")
+    kind, allowed = _expected(key)
+    if kind == "one of":
+        problem, expected = "is not allowed", f"one of: {allowed}"
+    elif error["type"].startswith(("int_", "float_")):
+        problem, expected = f"is not {kind}", allowed or kind
+    else:
+        joiner = " of " if allowed.startswith("at least") else " "
+        problem, expected = "is out of range", f"{kind}{joiner}{allowed}".strip()
+    return (f"job.toml: output.{key} = {error.get('input')!r} {problem} (expected {expected}). "
+            "Fix or remove it.")
 
 
 NOTHING_MADE = (JobStatus.REJECTED, JobStatus.FAILED)
@@ -126,11 +182,15 @@ SWAPPED_FOR_LINK = (
 
 def overall_reason(videos: list[VideoResult]) -> tuple[str | None, str | None]:
     """The job's reason when no video was made: the first refused or failed video's code and
-    'No video could be made: <its reason>' (pure)."""
+    'No video could be made: <its reason> (and N other videos; see below)'; with one video
+    only, 'No video could be made: <name> was refused (see below).' (pure)."""
     first = next((v for v in videos if v.status is not VideoStatus.DONE), None)
     if first is None:
         return None, None
     more = len(videos) - 1
+    if not more:  # its reason is under Videos; said once there
+        word = "was refused" if first.status is VideoStatus.REJECTED else "failed"
+        return first.reason_code, f"No video could be made: {first.name} {word} (see below)."
     others = f" (and {more} other video{'s' if more > 1 else ''}; see below)" if more else ""
     reason = first.message or "no reason recorded"
     return first.reason_code, f"No video could be made: {first.name}: {reason}{others}"
@@ -192,7 +252,8 @@ class JobRunner:
         if isinstance(found, inbox.FolderProblem):
             removed = inbox.strip_unsafe(paths.original, entries)
             log.warning("job.refused", code=found.code, file=found.file, removed=removed)
-            report = self._job_report(row, [], JobStatus.REJECTED, found.code, found.message)
+            report = self._job_report(row, not_checked(folder_videos(entries)),
+                                      JobStatus.REJECTED, found.code, found.message)
         else:
             report = self._process(row, paths, found)
         return report.model_copy(
@@ -204,7 +265,8 @@ class JobRunner:
             try:
                 settings = job_settings(settings, (paths.original / files.job_toml).read_bytes())
             except ValueError as err:
-                return self._job_report(row, [], JobStatus.REJECTED, "job_toml", str(err))
+                return self._job_report(row, not_checked(files.videos), JobStatus.REJECTED,
+                                        "job_toml", str(err))
         base, self.pipeline.settings = self.pipeline.settings, settings
         try:
             return self._process_videos(row, paths, files, settings)
@@ -223,7 +285,7 @@ class JobRunner:
         audio = self.pipeline.check_audio(paths.original / files.audio, audio_progress)
         if not audio.result.accepted:
             message = audio_refusal(audio.result)
-            refused = rejected_videos(files.videos, "audio_rejected", message)
+            refused = rejected_videos(files.videos, "audio_rejected", AUDIO_REFUSED_WORDS)
             return self._job_report(row, refused, JobStatus.REJECTED, "audio_rejected", message,
                                     audio=audio.result, settings=settings)
         names = outbox.output_names(files.videos)

@@ -20,7 +20,7 @@ from pathlib import Path
 import structlog
 
 from heygemd import jobfiles
-from heygemd.report import JobReport, JobStatus, VideoStatus
+from heygemd.report import JobReport, JobStatus, Severity, VideoResult, VideoStatus
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +28,8 @@ MARKER = ".heygemd-job"
 STAGING_PREFIX = ".heygemd-staging-"
 TEMP_SUFFIX = ".tmp"
 INPUTS = "inputs"
+# reason_code of a video never looked at because the whole job was refused first
+NOT_CHECKED = "not_checked"
 RESERVED = frozenset({"report.json", "result.txt", "job.log.jsonl", INPUTS, MARKER.lower()})
 
 
@@ -50,23 +52,37 @@ def safe_name(name: str) -> str:
 
 
 def output_names(videos: Iterable[str]) -> dict[str, str]:
-    """Input video name -> output ``<stem>.mp4``, distinct even when stems repeat
-    (``a.mov`` and ``a.mp4`` -> ``a.mp4`` and ``a-2.mp4``) and never a reserved name (pure)."""
+    """Input video name -> output ``<stem>.mp4``, distinct even when stems repeat and never a
+    reserved name (pure). Videos already named ``.mp4`` choose first, so they keep their own
+    name (``a.mov`` and ``a.mp4`` -> ``a-2.mp4`` and ``a.mp4``); otherwise input order decides.
+    The dict is in input order."""
+    ordered = list(videos)
     taken: set[str] = set(RESERVED)
-    names: dict[str, str] = {}
-    for video in videos:
-        stem = safe_name(Path(video).stem)
-        chosen = choose_name(stem, taken | {n[:-4] for n in names.values()})
-        names[video] = f"{chosen}.mp4"
-        taken.add(chosen.lower())
-    return names
+    chosen: dict[str, str] = {}
+    for video in sorted(ordered, key=lambda v: jobfiles.extension(v) != ".mp4"):  # stable
+        stem = choose_name(safe_name(Path(video).stem), taken)
+        chosen[video] = f"{stem}.mp4"
+        taken.add(stem.lower())
+    return {video: chosen[video] for video in ordered}
 
 
-def _video_line(v_name: str, status: VideoStatus, output: str | None, message: str | None) -> str:
-    if status is VideoStatus.DONE:
-        return f"  OK       {v_name} -> {output}"
-    word = "REFUSED " if status is VideoStatus.REJECTED else "FAILED  "
-    return f"  {word} {v_name}: {message or 'no reason recorded'}"
+def _see_pictures(pictures: Iterable[str | None]) -> str:
+    """' (see picture: a.jpg)' / ' (see pictures: a.jpg, b.jpg)'; '' when there is none."""
+    names = list(dict.fromkeys(p for p in pictures if p))
+    if not names:
+        return ""
+    return f" (see picture{'s' if len(names) > 1 else ''}: {', '.join(names)})"
+
+
+def _video_line(video: VideoResult) -> str:
+    if video.status is VideoStatus.DONE:
+        return f"  OK       {video.name} -> {video.output}"
+    word = "REFUSED " if video.status is VideoStatus.REJECTED else "FAILED  "
+    if video.reason_code == NOT_CHECKED:
+        word = "SKIPPED "
+    refusals = [f.picture for f in video.findings if f.severity == Severity.REFUSE]
+    see = _see_pictures(refusals if any(refusals) else video.pictures)
+    return f"  {word} {video.name}: {video.message or 'no reason recorded'}{see}"
 
 
 def result_text(report: JobReport, published_as: str | None = None) -> str:
@@ -90,12 +106,12 @@ def result_text(report: JobReport, published_as: str | None = None) -> str:
         lines.append("")
     if report.videos:
         lines.append("Videos:")
-        lines += [_video_line(v.name, v.status, v.output, v.message) for v in report.videos]
+        lines += [_video_line(v) for v in report.videos]
         warnings = [(v.name, f) for v in report.videos if v.status is VideoStatus.DONE
                     for f in v.findings if f.severity == "warn"]
         if warnings:
             lines += ["", "Warnings (the video was still made):"]
-            lines += [f"  {name}: {f.message}" for name, f in warnings]
+            lines += [f"  {name}: {f.message}{_see_pictures([f.picture])}" for name, f in warnings]
         lines.append("")
     lines += _ignored_lines(report)
     lines.append("Your original files are in the 'inputs' folder. Details: report.json.")

@@ -3,6 +3,7 @@ systemd's STATUS= line. Pure: rows in, text out."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -67,10 +68,24 @@ def status_line(view: StatusView) -> str:
     return "; ".join(parts)
 
 
+RESULT_NOTE_CHARS = 100
+
+
+def _first_sentence(message: str) -> str:
+    """The first sentence of ``message``, at most RESULT_NOTE_CHARS long: the whole reason is
+    in the job's RESULT.txt (pure)."""
+    found = re.search(r"[.!?](?=\s)", message)
+    short = message[: found.end()] if found else message
+    if len(short) > RESULT_NOTE_CHARS:
+        short = short[: RESULT_NOTE_CHARS - 3].rstrip() + "..."
+    return short
+
+
 def _result_line(row: JobRow) -> str:
     where = f" -> outbox/{row.outbox_name}" if row.outbox_name else ""
     what = row.status or row.state.value
-    note = f" ({row.message})" if row.message and row.state is not State.DONE else ""
+    note = (f" ({_first_sentence(row.message)})" if row.message and row.state is not State.DONE
+            else "")
     return f"  {what:<8} {row.name}{where}{note}  [{row.finished_at or ''}]"
 
 

@@ -115,13 +115,16 @@ def test_bad_jobs_among_good_ones(harness: Harness) -> None:
     assert reports["noaudio"]["status"] == "rejected"
     assert reports["noaudio"]["reason_code"] == "no_audio"
     assert reports["twoaudio"]["reason_code"] == "multiple_audio"
+    for name in ("noaudio", "twoaudio"):  # refused before the videos: still listed
+        assert [(v["name"], v["reason_code"]) for v in reports[name]["videos"]] == [
+            ("face.mp4", "not_checked")]
     assert reports["silent"]["status"] == "rejected"
     assert all(v["reason_code"] == "audio_rejected" for v in reports["silent"]["videos"])
     mixed = {v["name"]: v for v in reports["mixed"]["videos"]}
     assert reports["mixed"]["status"] == "partial"
-    # same stem: the first in name order keeps it, the next gets a suffix
-    assert mixed["face.mov"]["status"] == "done" and mixed["face.mov"]["output"] == "face.mp4"
-    assert mixed["face.mp4"]["status"] == "done" and mixed["face.mp4"]["output"] == "face-2.mp4"
+    # same stem: the video already named .mp4 keeps its name, the other gets a suffix
+    assert mixed["face.mp4"]["status"] == "done" and mixed["face.mp4"]["output"] == "face.mp4"
+    assert mixed["face.mov"]["status"] == "done" and mixed["face.mov"]["output"] == "face-2.mp4"
     assert mixed["noface.mp4"]["status"] == "rejected"
     assert mixed["broken.mp4"]["status"] == "rejected"
     assert mixed["enginefail.mp4"]["status"] == "failed"

@@ -324,6 +324,29 @@ def test_a_job_with_every_video_refused_has_a_reason(harness: Harness, daemon: D
     report = harness.published()["faceless"]
     assert report["status"] == "rejected"
     assert report["reason_code"] == report["videos"][0]["reason_code"] is not None
-    assert report["message"].startswith("No video could be made: noface.mp4: ")
+    # one video: the job's reason points to it; its own reason is said once, under Videos
+    assert report["message"] == "No video could be made: noface.mp4 was refused (see below)."
+    reason = report["videos"][0]["message"]
+    assert (harness.outbox / "faceless" / "RESULT.txt").read_text().count(reason) == 1
     status = (harness.outbox / "STATUS.txt").read_text()
-    assert "faceless -> outbox/faceless (No video could be made: noface.mp4" in status
+    assert ("faceless -> outbox/faceless (No video could be made: noface.mp4 was refused "
+            "(see below).)") in status
+
+
+def test_a_refused_folder_still_lists_its_videos(harness: Harness, daemon: Daemon) -> None:
+    daemon.startup()
+    harness.make_job("noaudio", {"face.mp4": "face.mp4", "b.mov": "face.mp4"})
+    folder = harness.make_job("badtoml", {"speech.wav": "speech.wav", "face.mp4": "face.mp4"})
+    (folder / "job.toml").write_text("[output]\ncrf = 'high'\n")
+    run_until_idle(daemon)
+    reports = harness.published()
+    assert reports["noaudio"]["reason_code"] == "no_audio"
+    assert reports["badtoml"]["reason_code"] == "job_toml"
+    assert reports["badtoml"]["message"] == (
+        "job.toml: output.crf = 'high' is not a whole number (expected 0-51). Fix or remove it.")
+    for name, videos in (("noaudio", ["b.mov", "face.mp4"]), ("badtoml", ["face.mp4"])):
+        listed = reports[name]["videos"]
+        assert [v["name"] for v in listed] == videos
+        assert {(v["status"], v["reason_code"]) for v in listed} == {("rejected", "not_checked")}
+        result = (harness.outbox / name / "RESULT.txt").read_text()
+        assert "SKIPPED  face.mp4: not checked: the job was refused before the videos" in result

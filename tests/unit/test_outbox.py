@@ -37,9 +37,16 @@ def test_safe_name_is_one_visible_component(name: str, safe: str) -> None:
 
 def test_output_names_are_distinct_and_not_reserved() -> None:
     names = outbox.output_names(["a.mov", "a.mp4", "A.mkv", "report.mp4", "inputs.avi", "视频.mp4"])
-    assert names == {"a.mov": "a.mp4", "a.mp4": "a-2.mp4", "A.mkv": "A-3.mp4",
+    # a video already named .mp4 keeps its name; the others take the next free one in order
+    assert names == {"a.mov": "a-2.mp4", "a.mp4": "a.mp4", "A.mkv": "A-3.mp4",
                      "report.mp4": "report.mp4", "inputs.avi": "inputs-2.mp4",
                      "视频.mp4": "视频.mp4"}
+    assert list(names) == ["a.mov", "a.mp4", "A.mkv", "report.mp4", "inputs.avi", "视频.mp4"]
+    assert outbox.output_names(["anna.mov", "anna.mp4"]) == {"anna.mov": "anna-2.mp4",
+                                                              "anna.mp4": "anna.mp4"}
+    # two .mp4 names that differ only in case: input order decides; .MP4 counts as .mp4
+    assert outbox.output_names(["B.mov", "b.MP4", "B.mp4"]) == {
+        "B.mov": "B-3.mp4", "b.MP4": "b.mp4", "B.mp4": "B-2.mp4"}
 
 
 def _report(status: JobStatus, videos: list[VideoResult], **kw: object) -> JobReport:
@@ -192,7 +199,9 @@ def test_a_job_where_no_video_was_made_has_an_overall_reason() -> None:
     assert code == "no_face"
     assert message == ("No video could be made: a.mp4: No face was found. "
                        "(and 1 other video; see below)")
-    assert overall_reason(videos[:1])[1] == "No video could be made: a.mp4: No face was found."
+    # one video: its reason is printed once, under Videos
+    assert overall_reason(videos[:1])[1] == "No video could be made: a.mp4 was refused (see below)."
+    assert overall_reason(videos[1:])[1] == "No video could be made: b.mp4 failed (see below)."
     text = outbox.result_text(_report(JobStatus.REJECTED, videos, reason_code=code,
                                       message=message))
     assert "Reason: No video could be made: a.mp4" in text
@@ -255,3 +264,94 @@ def test_not_ready_words_for_folders_that_never_become_a_job() -> None:
     assert not_ready_words((sub, Entry("inner/a.wav", EntryKind.FILE, 1, 1))) is None
     assert not_ready_words(None) is None
     assert inbox_words((), None, WatchSettings()).startswith("empty: add")
+
+
+def test_a_refused_single_video_job_says_its_reason_once() -> None:
+    from heygemd.daemon.jobs import overall_reason
+
+    long = "The file is damaged. Copy it again from the camera, not from a chat app."
+    videos = [VideoResult(name="a.mp4", status=VideoStatus.REJECTED, reason_code="broken",
+                          message=long)]
+    code, message = overall_reason(videos)
+    text = outbox.result_text(_report(JobStatus.REJECTED, videos, reason_code=code,
+                                      message=message))
+    assert text.count("Copy it again") == 1 and "REFUSED  a.mp4: The file is damaged." in text
+    assert "Reason: No video could be made: a.mp4 was refused (see below)." in text
+
+
+def test_refused_and_warning_lines_name_their_picture() -> None:
+    side = Finding(code="profile", severity=Severity.REFUSE, message="The face is sideways.",
+                   picture="rj01_profile.f12.refused.jpg")
+    dark = Finding(code="dark", severity=Severity.WARN, message="The video is dark.",
+                   picture="ok.f3.warn.jpg")
+    small = Finding(code="low_res", severity=Severity.WARN, message="The video is small.")
+    videos = [
+        VideoResult(name="rj01_profile.mp4", status=VideoStatus.REJECTED,
+                    message="The face is sideways.", findings=[side],
+                    pictures=["rj01_profile.f12.refused.jpg"]),
+        VideoResult(name="ok.mp4", status=VideoStatus.DONE, output="ok.mp4",
+                    findings=[dark, small], pictures=["ok.f3.warn.jpg"]),
+        VideoResult(name="odd.mp4", status=VideoStatus.REJECTED, message="Odd.",
+                    pictures=["odd.f1.refused.jpg"]),  # no finding names it: the video's own
+        VideoResult(name="none.mp4", status=VideoStatus.FAILED, message="Encoder crashed."),
+    ]
+    text = outbox.result_text(_report(JobStatus.PARTIAL, videos))
+    assert ("REFUSED  rj01_profile.mp4: The face is sideways. "
+            "(see picture: rj01_profile.f12.refused.jpg)") in text
+    assert "ok.mp4: The video is dark. (see picture: ok.f3.warn.jpg)" in text
+    assert "ok.mp4: The video is small.\n" in text
+    assert "REFUSED  odd.mp4: Odd. (see picture: odd.f1.refused.jpg)" in text
+    assert "FAILED   none.mp4: Encoder crashed.\n" in text
+
+
+@pytest.mark.parametrize(("toml", "words"), [
+    (b"[output]\ncrf = 'high'\n",
+     "job.toml: output.crf = 'high' is not a whole number (expected 0-51). Fix or remove it."),
+    (b"[output]\ncrf = 99\n", "output.crf = 99 is out of range (expected a whole number 0-51)"),
+    (b"[output]\npreset = 'quick'\n",
+     "output.preset = 'quick' is not allowed (expected one of: ultrafast, superfast,"),
+    (b"[output]\naudio_rate = 100\n",
+     "output.audio_rate = 100 is out of range (expected a whole number of at least 8000)"),
+    (b"[output]\ncfr = 20\n", "output.cfr is not a setting (allowed: crf, preset,"),
+    (b"output = 3\n", "job.toml: output must be a table"),
+])
+def test_job_toml_errors_are_plain_words(toml: bytes, words: str) -> None:
+    from heygemd.daemon.jobs import job_settings
+    from heygemd.settings import Settings
+
+    with pytest.raises(ValueError) as raised:
+        job_settings(Settings(), toml)
+    assert words in str(raised.value)
+    assert "Input should" not in str(raised.value) and "parse" not in str(raised.value)
+
+
+def test_a_folder_level_refusal_lists_the_videos_as_not_checked() -> None:
+    from heygemd.daemon.inbox import Entry, EntryKind
+    from heygemd.daemon.jobs import folder_videos, not_checked
+
+    entries = (Entry("b.MOV", EntryKind.FILE, 1, 1), Entry("a.mp4", EntryKind.FILE, 1, 1),
+               Entry("x.wav", EntryKind.FILE, 1, 1), Entry("notes.txt", EntryKind.FILE, 1, 1),
+               Entry("._a.mp4", EntryKind.FILE, 1, 1), Entry("in", EntryKind.DIR, 0, 1),
+               Entry("in/c.mp4", EntryKind.FILE, 1, 1), Entry("l.mp4", EntryKind.SYMLINK, 0, 1))
+    assert folder_videos(entries) == ("a.mp4", "b.MOV")
+    videos = not_checked(folder_videos(entries))
+    assert [(v.status, v.reason_code) for v in videos] == [
+        (VideoStatus.REJECTED, outbox.NOT_CHECKED)] * 2
+    text = outbox.result_text(_report(JobStatus.REJECTED, videos, reason_code="multiple_audio",
+                                      message="The folder has 2 audio files."))
+    assert ("SKIPPED  a.mp4: not checked: the job was refused before the videos were looked at"
+            in text and "SKIPPED  b.MOV: not checked" in text)
+
+
+def test_status_keeps_a_result_to_one_short_sentence() -> None:
+    from heygemd.daemon.status import RESULT_NOTE_CHARS
+
+    long = ("The file is damaged. Copy it again from the camera, not from a chat app; a chat "
+            "app re-compresses it.")
+    rows = [_row("a", State.REJECTED, status="rejected", message=long),
+            _row("b", State.FAILED, status="failed", message="x" * 300)]
+    text = status_text(StatusView(updated_at="now", running=None, queued=[], recent=rows))
+    assert "rejected a (The file is damaged.)" in text and "Copy it again" not in text
+    line_b = next(line for line in text.splitlines() if " b (" in line)
+    assert "x" * (RESULT_NOTE_CHARS - 3) + "...)" in line_b
+    assert "x" * RESULT_NOTE_CHARS not in line_b
