@@ -2,7 +2,7 @@
 
 The folder-level verdict comes from the daemon's own rules (:func:`heygemd.jobfiles.
 check_folder` on an lstat snapshot) and the daemon's own ``job.toml`` check
-(:func:`heygemd.daemon.jobs.job_settings`), so the dry run never accepts a folder the daemon
+(:func:`heygemd.jobtoml.job_settings`), so the dry run never accepts a folder the daemon
 refuses; then the audio and every video are examined as the daemon would (:mod:`heygemd.examine`).
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from heygemd import jobfiles, validate
-from heygemd.daemon.jobs import job_settings
 from heygemd.examine import examine_audio, examine_video
 from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.jobtoml import job_settings
 from heygemd.report import Finding
 from heygemd.settings import OutputSettings, Settings
 

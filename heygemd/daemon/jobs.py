@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import shutil
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args, get_origin
+from typing import Any, Protocol
 
-import annotated_types
 import structlog
-from pydantic import ValidationError
 
 from heygemd import __version__, jobfiles
 from heygemd.daemon import checkpoint, inbox, outbox
 from heygemd.daemon.store import JobRow, State, Store, utc_now
 from heygemd.engines.base import Engine, ProgressFn
 from heygemd.errors import JobInterrupted
+from heygemd.jobtoml import job_settings
 from heygemd.logs import job_log
 from heygemd.report import (
     AudioResult,
@@ -34,7 +32,7 @@ from heygemd.report import (
     VideoStatus,
     job_status,
 )
-from heygemd.settings import OutputSettings, Settings
+from heygemd.settings import Settings
 from heygemd.timing import ms_since
 
 log = structlog.get_logger(__name__)
@@ -114,64 +112,6 @@ def folder_videos(entries: inbox.Snapshot) -> tuple[str, ...]:
         if e.kind is inbox.EntryKind.FILE and "/" not in e.rel
         and not jobfiles.is_ignored(e.name) and jobfiles.classify(e.rel) == "video"
     ))
-
-
-def job_settings(settings: Settings, job_toml: bytes) -> Settings:
-    """Settings for one job: ``job.toml`` may override keys of its ``[output]`` table only.
-
-    Raises ValueError with a plain-words message naming the bad key.
-    """
-    try:
-        data = tomllib.loads(job_toml.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ValueError(f"job.toml cannot be read: {err}. Fix or remove it.") from None
-    extra = sorted(set(data) - {"output"})
-    if extra:
-        raise ValueError(f"job.toml may only hold an [output] table, not {', '.join(extra)}.")
-    table = data.get("output", {})
-    if not isinstance(table, dict):
-        raise ValueError("job.toml: output must be a table ([output] with keys under it). "
-                         "Fix or remove it.")
-    try:
-        output = OutputSettings(**{**settings.output.model_dump(), **table})
-    except ValidationError as err:
-        raise ValueError(output_error_words(err.errors()[0])) from None
-    return settings.model_copy(update={"output": output})
-
-
-def _expected(key: str) -> tuple[str, str]:
-    """What an ``[output]`` key takes, in plain words: ('a whole number', '0-51') or
-    ('one of', 'fast, medium, ...') (pure)."""
-    field = OutputSettings.model_fields[key]
-    if get_origin(field.annotation) is Literal:
-        return "one of", ", ".join(str(c) for c in get_args(field.annotation))
-    low = next((m.ge for m in field.metadata if isinstance(m, annotated_types.Ge)), None)
-    high = next((m.le for m in field.metadata if isinstance(m, annotated_types.Le)), None)
-    kind = "a whole number" if field.annotation is int else "a number"
-    if low is not None and high is not None:
-        return kind, f"{low}-{high}"
-    return kind, f"at least {low}" if low is not None else ""
-
-
-def output_error_words(error: Any) -> str:
-    """One pydantic error of job.toml's ``[output]`` as plain words naming the key, the value
-    and what is expected: "job.toml: output.crf = 'high' is not a whole number (expected
-    0-51). Fix or remove it." (pure)."""
-    key = ".".join(str(p) for p in error["loc"])
-    if error["type"] == "extra_forbidden" or key not in OutputSettings.model_fields:
-        allowed = ", ".join(OutputSettings.model_fields)
-        return (f"job.toml: output.{key} is not a setting (allowed: {allowed}). "
-                "Fix or remove it.")
-    kind, allowed = _expected(key)
-    if kind == "one of":
-        problem, expected = "is not allowed", f"one of: {allowed}"
-    elif error["type"].startswith(("int_", "float_")):
-        problem, expected = f"is not {kind}", allowed or kind
-    else:
-        joiner = " of " if allowed.startswith("at least") else " "
-        problem, expected = "is out of range", f"{kind}{joiner}{allowed}".strip()
-    return (f"job.toml: output.{key} = {error.get('input')!r} {problem} (expected {expected}). "
-            "Fix or remove it.")
 
 
 NOTHING_MADE = (JobStatus.REJECTED, JobStatus.FAILED)

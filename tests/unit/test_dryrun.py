@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from heygemd import dryrun
-from heygemd.daemon.jobs import job_settings
+from heygemd.jobtoml import job_settings
 from heygemd.settings import Settings
 
 

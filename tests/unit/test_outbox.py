@@ -316,7 +316,7 @@ def test_refused_and_warning_lines_name_their_picture() -> None:
     (b"output = 3\n", "job.toml: output must be a table"),
 ])
 def test_job_toml_errors_are_plain_words(toml: bytes, words: str) -> None:
-    from heygemd.daemon.jobs import job_settings
+    from heygemd.jobtoml import job_settings
     from heygemd.settings import Settings
 
     with pytest.raises(ValueError) as raised:
