@@ -96,6 +96,14 @@ class Entry:
 Snapshot = tuple[Entry, ...]
 
 
+def written_since(before: Snapshot, after: Snapshot) -> tuple[str, ...]:
+    """Entries of ``after`` that are new or changed (size, time, kind) since ``before``: a copy
+    still going on. Entries that went away are not counted (the daemon itself strips unsafe
+    ones). Pure."""
+    earlier = set(before)
+    return tuple(e.rel for e in after if e not in earlier)
+
+
 def require_real_dir(folder: Path) -> None:
     """Raise NotADirectoryError unless ``folder`` itself (not what a link points at) is a
     directory: os.scandir and os.rename would otherwise act on a link's target."""

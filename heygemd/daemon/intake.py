@@ -192,6 +192,16 @@ class Intake:
 
     # -- after the claim ---------------------------------------------------------------------
 
+    def wait_for_copy(self, row: JobRow, now: float) -> None:
+        """``row``'s files changed while it ran (the copy went on after a long pause): it runs
+        again only once they have been still for the claim settle window."""
+        settle = inbox.Readiness(first_seen=now)
+        with contextlib.suppress(OSError):
+            settle.observe(inbox.scan_entries(JobPaths.of(self.settings, row).original), now)
+        self._claimed[row.job_id] = settle
+        self._copying.add(row.job_id)
+        self._on_change()
+
     def next_settled(self, queued: Iterable[JobRow], now: float) -> JobRow | None:
         """The first of ``queued`` (oldest first) whose files have not changed since its claim
         for the claim settle window (jobs this process did not claim, e.g. recovered ones,

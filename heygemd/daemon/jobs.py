@@ -76,6 +76,15 @@ class WarmStop(JobInterrupted):  # noqa: N818 - a control-flow signal like its p
     remain: the job goes back to the queue and resumes with them."""
 
 
+class FilesChanged(Exception):  # noqa: N818 - a control-flow signal
+    """The job's files changed while it ran (a copy that paused longer than the settle time and
+    went on): nothing is published, the job goes back to wait for the copy to finish."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
 @dataclass(frozen=True)
 class JobPaths:
     original: Path  # work/<job_id>/<name>: the user's folder as claimed
@@ -168,13 +177,18 @@ class JobRunner:
             self._put_back(row, paths, counts=False)
             raise
         try:
+            before = _snapshot(paths.original)
             with job_log(row.job_id, paths.staging / "job.log.jsonl"):
                 log.info("job.start", name=row.name, attempt=row.attempts)
                 report = self._report(row, paths)
                 log.info("job.finish", status=report.status.value, duration_ms=ms_since(t0))
+            after = _snapshot(paths.original)
+            changed = jobfiles.written_since(before, after) if before and after else ()
+            if changed:  # e.g. a video refused as truncated while its copy was going on
+                raise FilesChanged(changed)
             return self._publish(row, paths, report)
         except BaseException as err:
-            self._put_back(row, paths, counts=not isinstance(err, JobInterrupted))
+            self._put_back(row, paths, counts=not isinstance(err, (JobInterrupted, FilesChanged)))
             raise
 
     def _report(self, row: JobRow, paths: JobPaths) -> JobReport:
@@ -343,6 +357,14 @@ class JobRunner:
         attempts = current.attempts if counts else max(current.attempts - 1, 0)
         self.store.transition(row.job_id, State.QUEUED, attempts=attempts, outbox_name=None)
         log.warning("job.requeued", job_id=row.job_id, attempts=attempts, counted=counts)
+
+
+def _snapshot(folder: Path) -> inbox.Snapshot | None:
+    """The job folder's entries, or None when it cannot be read (the run reports that)."""
+    try:
+        return inbox.scan_entries(folder)
+    except OSError:
+        return None
 
 
 def _remove_holder(holder: Path) -> None:

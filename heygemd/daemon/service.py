@@ -19,7 +19,7 @@ import structlog
 
 from heygemd.daemon import recovery
 from heygemd.daemon.intake import Intake, same_filesystem
-from heygemd.daemon.jobs import JobRunner, PipelineLike
+from heygemd.daemon.jobs import FilesChanged, JobRunner, PipelineLike
 from heygemd.daemon.lock import InstanceLock
 from heygemd.daemon.outbox import write_atomic
 from heygemd.daemon.status import StatusView, status_line, status_text, store_view
@@ -239,6 +239,13 @@ class Daemon:
         except JobInterrupted as err:
             log.warning("job.interrupted", job_id=row.job_id, reason=str(err) or "stop")
             self.stop_requested = True
+        except FilesChanged as err:  # nothing published; runs again once the copy is done
+            log.warning("job.still_being_copied", job_id=row.job_id, name=row.name,
+                        changed=list(err.names),
+                        hint="files changed while the job ran; it waits for the copy to finish "
+                             "(watch.require_ready_marker or a longer watch.settle_seconds "
+                             "avoid this)")
+            self.intake.wait_for_copy(row, time.monotonic())
         except Exception as err:  # the job was put back; the service goes on, after a pause
             log.exception("job.error", job_id=row.job_id)
             self._back_off(row, err)

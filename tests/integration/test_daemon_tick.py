@@ -317,6 +317,41 @@ def test_a_copy_that_goes_on_after_the_claim_is_waited_for(
     assert (harness.outbox / "paused" / "inputs" / "face.mp4").read_bytes() == data
 
 
+def test_a_copy_that_goes_on_while_the_job_runs_is_not_published(
+    harness: Harness, daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer paused past both settle windows, the job ran on the half-written video (and
+    refused it as truncated), then the writer went on: nothing of that run is published; the
+    job waits for the copy and runs again on the whole file, the first run not counted."""
+    from heygemd.daemon.jobs import JobRunner
+
+    daemon.startup()
+    folder = harness.good_job("late")
+    data = (folder / "face.mp4").read_bytes()
+    (folder / "face.mp4").write_bytes(data[: len(data) // 2])
+    real_report = JobRunner._report
+    resumed: list[str] = []
+    runs: list[str] = []
+
+    def report_then_copy_goes_on(self: JobRunner, row: Any, paths: Any) -> Any:
+        report = real_report(self, row, paths)
+        runs.append(report.videos[0].status)
+        if not resumed:
+            resumed.append(row.job_id)
+            assert report.videos[0].status == "rejected"  # the half file: truncated
+            with open(paths.original / "face.mp4", "ab") as fh:
+                fh.write(data[len(data) // 2 :])
+        return report
+
+    monkeypatch.setattr(JobRunner, "_report", report_then_copy_goes_on)
+    run_until_idle(daemon, ticks=80)
+    assert runs == ["rejected", "done"]  # the first run was not published
+    report = harness.published()["late"]
+    assert report["status"] == "done", report
+    assert (harness.outbox / "late" / "inputs" / "face.mp4").read_bytes() == data
+    assert daemon.store.get(resumed[0]).attempts == 1  # type: ignore[union-attr]
+
+
 def test_a_job_with_every_video_refused_has_a_reason(harness: Harness, daemon: Daemon) -> None:
     daemon.startup()
     harness.make_job("faceless", {"speech.wav": "speech.wav", "noface.mp4": "noface.mp4"})

@@ -34,3 +34,16 @@ def test_validate_accepts_exactly_what_classify_calls_that_kind() -> None:
         for kind in ("audio", "video"):
             accepted = validate.check_extension(name, kind) == []
             assert accepted == (jobfiles.classify(name) == kind), (name, kind)
+
+
+def test_written_since_sees_growth_and_new_files_not_removals() -> None:
+    from heygemd.jobfiles import Entry, EntryKind, written_since
+
+    video = Entry("a.mp4", EntryKind.FILE, 100, 1)
+    audio = Entry("v.wav", EntryKind.FILE, 50, 1)
+    link = Entry("x", EntryKind.SYMLINK, 0, 1)
+    before = (video, audio, link)
+    assert written_since(before, (video, audio)) == ()  # the daemon stripped the link
+    grown = Entry("a.mp4", EntryKind.FILE, 200, 2)
+    new = Entry("b.mp4", EntryKind.FILE, 10, 3)
+    assert written_since(before, (grown, new, audio)) == ("a.mp4", "b.mp4")
