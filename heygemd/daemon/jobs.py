@@ -71,6 +71,9 @@ STATE_OF = {
 }
 
 
+JOB_LOG = "job.log.jsonl"
+
+
 class WarmStop(JobInterrupted):  # noqa: N818 - a control-flow signal like its parent
     """A stop was requested and the current video is done (and checkpointed), but others
     remain: the job goes back to the queue and resumes with them."""
@@ -95,6 +98,12 @@ class JobPaths:
     def of(cls, settings: Settings, row: JobRow) -> JobPaths:
         holder = settings.paths.work / row.job_id
         return cls(holder / row.name, holder, outbox.staging_dir(settings.paths.outbox, row.job_id))
+
+    @property
+    def log(self) -> Path:
+        """The job's log lines over all its attempts (an interrupted one included), kept beside
+        the checkpoints; copied into the outbox as job.log.jsonl when the job is published."""
+        return self.holder / checkpoint.CHECKPOINTS / JOB_LOG
 
 
 def rejected_videos(videos: tuple[str, ...], code: str, message: str) -> list[VideoResult]:
@@ -178,7 +187,8 @@ class JobRunner:
             raise
         try:
             before = _snapshot(paths.original)
-            with job_log(row.job_id, paths.staging / "job.log.jsonl"):
+            paths.log.parent.mkdir(parents=True, exist_ok=True)
+            with job_log(row.job_id, paths.log):
                 log.info("job.start", name=row.name, attempt=row.attempts)
                 report = self._report(row, paths)
                 log.info("job.finish", status=report.status.value, duration_ms=ms_since(t0))
@@ -334,6 +344,7 @@ class JobRunner:
         out = self.settings.paths.outbox
         name = outbox.choose_name(outbox.safe_name(row.name), outbox.taken_names(out))
         outbox.write_results(paths.staging, report, published_as=name)
+        shutil.copyfile(paths.log, paths.staging / JOB_LOG)
         moved = outbox.move_inputs(paths.original, paths.staging)
         self.store.update(row.job_id, outbox_name=name)
         outbox.publish(paths.staging, out, name)

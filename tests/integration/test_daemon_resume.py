@@ -4,6 +4,7 @@ video takes a second or two."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from collections import Counter
@@ -47,6 +48,13 @@ def assert_published_whole(harness: Harness) -> None:
     assert sorted(p.name for p in (folder / "inputs").iterdir()) == ["a.mp4", "b.mp4", "c.mp4",
                                                                     "speech.wav"]
     assert not any(p.name.startswith(".checkpoint") for p in folder.rglob("*"))
+    # the job's log keeps both attempts: the stopped one's first video, then the resumed one
+    lines = [json.loads(x) for x in (folder / "job.log.jsonl").read_text().splitlines()]
+    events = [(x["event"], x.get("video")) for x in lines]
+    starts = [i for i, e in enumerate(events) if e[0] == "job.start"]
+    assert len(starts) == 2, events
+    assert ("checkpoint.saved", "a.mp4") in events[starts[0] : starts[1]]
+    assert ("video.resumed", "a.mp4") in events[starts[1] :], events[starts[1] :]
     wait_for(lambda: not any(harness.work.iterdir()), 10, "empty work area")
     # STATUS.txt is rewritten through a hidden temp file: one may be mid-write right now,
     # but nothing hidden may stay (a killed daemon's leftovers are swept at start-up)
