@@ -97,11 +97,12 @@ Snapshot = tuple[Entry, ...]
 
 
 def written_since(before: Snapshot, after: Snapshot) -> tuple[str, ...]:
-    """Entries of ``after`` that are new or changed (size, time, kind) since ``before``: a copy
-    still going on. Entries that went away are not counted (the daemon itself strips unsafe
-    ones). Pure."""
+    """Files (and links, pipes) of ``after`` that are new or changed (size, time, kind) since
+    ``before``: a copy still going on. Entries that went away are not counted, nor folders,
+    whose times change when the daemon itself strips an unsafe entry from them (a file written
+    inside shows up on its own). Pure."""
     earlier = set(before)
-    return tuple(e.rel for e in after if e not in earlier)
+    return tuple(e.rel for e in after if e not in earlier and e.kind is not EntryKind.DIR)
 
 
 def require_real_dir(folder: Path) -> None:

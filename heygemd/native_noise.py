@@ -37,10 +37,11 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out = sys.stdout.buffer
-    for line in sys.stdin.buffer:
+    for line in sys.stdin.buffer:  # read to the end whatever happens: the daemon never blocks
         if not NATIVE_NOISE.match(line):
-            out.write(line)
-            out.flush()
+            with contextlib.suppress(OSError):  # stderr itself is gone: drop the line
+                out.write(line)
+                out.flush()
 
 
 @contextlib.contextmanager

@@ -118,9 +118,17 @@ NOT_CHECKED_WORDS = "not checked: the job was refused before the videos were loo
 AUDIO_REFUSED_WORDS = "not made: the audio file was refused (see above)"
 
 
-def not_checked(videos: tuple[str, ...]) -> list[VideoResult]:
-    """The videos of a job refused before any video was opened (pure)."""
-    return rejected_videos(videos, outbox.NOT_CHECKED, NOT_CHECKED_WORDS)
+def not_checked(
+    videos: tuple[str, ...], problem: inbox.FolderProblem | None = None
+) -> list[VideoResult]:
+    """The videos of a job refused before any video was opened; the one the folder's
+    ``problem`` names (e.g. a file too large) carries that reason instead (pure)."""
+    return [
+        rejected_videos((v,), problem.code, problem.message)[0]
+        if problem is not None and v == problem.file
+        else rejected_videos((v,), outbox.NOT_CHECKED, NOT_CHECKED_WORDS)[0]
+        for v in videos
+    ]
 
 
 def folder_videos(entries: inbox.Snapshot) -> tuple[str, ...]:
@@ -172,10 +180,12 @@ class JobRunner:
         self.engine_info = engine_info
         self._on_progress, self._should_stop = on_progress, should_stop
 
-    def run(self, row: JobRow) -> JobRow:
+    def run(self, row: JobRow, watch_copy: bool = True) -> JobRow:
         """Run and publish ``row`` (queued). Raises JobInterrupted with the job back in the queue;
         OSError while writing results also puts it back (its attempt counts, except when the
-        staging folder cannot even be made: an unwritable outbox is not the job's fault)."""
+        staging folder cannot even be made: an unwritable outbox is not the job's fault). With
+        ``watch_copy``, raises FilesChanged (the job back in the queue, uncounted, nothing
+        published) when the job's files were written to while it ran."""
         paths = JobPaths.of(self.settings, row)
         row = self.store.transition(row.job_id, State.VALIDATING)
         t0 = time.monotonic()
@@ -192,10 +202,15 @@ class JobRunner:
                 log.info("job.start", name=row.name, attempt=row.attempts)
                 report = self._report(row, paths)
                 log.info("job.finish", status=report.status.value, duration_ms=ms_since(t0))
-            after = _snapshot(paths.original)
-            changed = jobfiles.written_since(before, after) if before and after else ()
-            if changed:  # e.g. a video refused as truncated while its copy was going on
-                raise FilesChanged(changed)
+                after = _snapshot(paths.original)
+                changed = jobfiles.written_since(before, after) \
+                    if watch_copy and before is not None and after is not None else ()
+                if changed:  # e.g. a video refused as truncated while its copy went on
+                    log.warning("job.still_being_copied", name=row.name, changed=list(changed),
+                                hint="files changed while the job ran; nothing is published, "
+                                     "the job waits for the copy to finish "
+                                     "(watch.require_ready_marker avoids this)")
+                    raise FilesChanged(changed)
             return self._publish(row, paths, report)
         except BaseException as err:
             self._put_back(row, paths, counts=not isinstance(err, (JobInterrupted, FilesChanged)))
@@ -216,7 +231,7 @@ class JobRunner:
         if isinstance(found, inbox.FolderProblem):
             removed = inbox.strip_unsafe(paths.original, entries)
             log.warning("job.refused", code=found.code, file=found.file, removed=removed)
-            report = self._job_report(row, not_checked(folder_videos(entries)),
+            report = self._job_report(row, not_checked(folder_videos(entries), found),
                                       JobStatus.REJECTED, found.code, found.message)
         else:
             report = self._process(row, paths, found)
@@ -246,6 +261,8 @@ class JobRunner:
         def audio_progress(fraction: float) -> None:
             self._on_progress(row, 0, count, files.audio, fraction)
 
+        # stamped before anything is read: a file that changes later never matches its key
+        keys = self._checkpoint_keys(paths.original, files, settings)
         audio = self.pipeline.check_audio(paths.original / files.audio, audio_progress)
         if not audio.result.accepted:
             message = audio_refusal(audio.result)
@@ -253,14 +270,13 @@ class JobRunner:
             return self._job_report(row, refused, JobStatus.REJECTED, "audio_rejected", message,
                                     audio=audio.result, settings=settings)
         names = outbox.output_names(files.videos)
-        keys = self._checkpoint_keys(paths.original, files, settings)
         videos: list[VideoResult] = []
         for index, video in enumerate(files.videos, start=1):
 
             def progress(fraction: float, index: int = index, video: str = video) -> None:
                 self._on_progress(row, index, count, video, fraction)
 
-            result = self._resume(paths, video, keys[video])
+            result = self._resume(paths, video, keys[video], names[video])
             if result is None:
                 if videos and self._should_stop():
                     raise WarmStop(f"stop requested before video {index} of {count}; "
@@ -292,11 +308,17 @@ class JobRunner:
             for v in files.videos
         }
 
-    def _resume(self, paths: JobPaths, video: str, key: str) -> VideoResult | None:
+    def _resume(
+        self, paths: JobPaths, video: str, key: str, output: str
+    ) -> VideoResult | None:
         """The checkpointed result of ``video``, its files put back into staging; None when
-        it must be processed (no trusted checkpoint, or putting it back failed)."""
+        it must be processed (no trusted checkpoint, one made under another output name, or
+        putting it back failed)."""
         found = checkpoint.load(paths.holder, video, key)
         if found is None:
+            return None
+        if found.result.output not in (None, output):  # the job's files, hence names, changed
+            log.info("checkpoint.stale", video=video, reason="its output name changed")
             return None
         try:
             checkpoint.restore(found, paths.staging)

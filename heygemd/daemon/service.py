@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 PipelineFactory = Callable[[Settings], PipelineLike]
 STATUS_INTERVAL = 1.0  # seconds between status file / STATUS= / store progress updates
 GIB = 1024**3
+MAX_COPY_RERUNS = 3  # runs of one job undone because its files changed while it ran
 
 
 class Daemon:
@@ -57,6 +58,7 @@ class Daemon:
         self._shown: tuple[str, ...] = ()  # the problems in the last status written
         self._retry_at = float("-inf")  # monotonic: no job is taken before this (back-off)
         self._failed: set[str] = set()  # job ids that could not be finished on our side
+        self._copy_reruns: dict[str, int] = {}  # job id -> runs undone by files changing
         self._skipped: set[str] = set()  # ... that `once` takes no more in this run
         self._store: Store | None = None
         self._runner: JobRunner | None = None
@@ -235,16 +237,17 @@ class Daemon:
         assert self._runner is not None
         self._refresh_status(force=True)
         try:
-            self._runner.run(row)
+            # a READY marker says the copy is done; and a folder written to for ever is run as
+            # it is after a few tries rather than never
+            watch_copy = not self.settings.watch.require_ready_marker and \
+                self._copy_reruns.get(row.job_id, 0) < MAX_COPY_RERUNS
+            self._runner.run(row, watch_copy=watch_copy)
+            self._copy_reruns.pop(row.job_id, None)
         except JobInterrupted as err:
             log.warning("job.interrupted", job_id=row.job_id, reason=str(err) or "stop")
             self.stop_requested = True
-        except FilesChanged as err:  # nothing published; runs again once the copy is done
-            log.warning("job.still_being_copied", job_id=row.job_id, name=row.name,
-                        changed=list(err.names),
-                        hint="files changed while the job ran; it waits for the copy to finish "
-                             "(watch.require_ready_marker or a longer watch.settle_seconds "
-                             "avoid this)")
+        except FilesChanged:  # nothing published (logged in the job); runs again once done
+            self._copy_reruns[row.job_id] = self._copy_reruns.get(row.job_id, 0) + 1
             self.intake.wait_for_copy(row, time.monotonic())
         except Exception as err:  # the job was put back; the service goes on, after a pause
             log.exception("job.error", job_id=row.job_id)

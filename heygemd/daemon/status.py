@@ -84,8 +84,9 @@ def _first_sentence(message: str) -> str:
 def _result_line(row: JobRow) -> str:
     where = f" -> outbox/{row.outbox_name}" if row.outbox_name else ""
     what = row.status or row.state.value
-    note = (f" ({_first_sentence(row.message)})" if row.message and row.state is not State.DONE
-            else "")
+    # "see below" points into RESULT.txt; below this line are other jobs
+    note = (f" ({_first_sentence(row.message).replace('see below', 'see its RESULT.txt')})"
+            if row.message and row.state is not State.DONE else "")
     return f"  {what:<8} {row.name}{where}{note}  [{row.finished_at or ''}]"
 
 

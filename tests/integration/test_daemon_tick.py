@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -352,6 +353,57 @@ def test_a_copy_that_goes_on_while_the_job_runs_is_not_published(
     assert daemon.store.get(resumed[0]).attempts == 1  # type: ignore[union-attr]
 
 
+def test_a_link_in_a_subfolder_is_still_refused(harness: Harness, daemon: Daemon) -> None:
+    """Stripping the link changes its folder's time: that is the daemon's doing, not a copy
+    going on, so the refusal stands (it is not re-run and published as done)."""
+    daemon.startup()
+    folder = harness.good_job("linked")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "l.txt").symlink_to("/etc/hostname")
+    run_until_idle(daemon, ticks=60)
+    report = harness.published()["linked"]
+    assert (report["status"], report["reason_code"]) == ("rejected", "symlink")
+
+
+def test_audio_replaced_while_it_is_checked_is_not_published_from_the_old_one(
+    harness: Harness, daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy of the audio finishes while the audio is being examined: the video made from
+    the half audio is neither published nor resumed from its checkpoint; the rerun uses the
+    whole audio."""
+    import wave
+
+    from heygemd.media.probe import probe
+    from heygemd.pipeline import Pipeline
+
+    daemon.startup()
+    folder = harness.good_job("audio late")
+    with wave.open(str(folder / "speech.wav")) as w:
+        params, frames = w.getparams(), w.readframes(w.getnframes())
+    longer = harness.root / "longer.wav"
+    with wave.open(str(longer), "wb") as w:
+        w.setparams(params)
+        w.writeframes(frames + frames)
+    real_check = Pipeline.check_audio
+    replaced: list[bool] = []
+
+    def check_then_copy_finishes(self: Pipeline, path: Path, progress: Any) -> Any:
+        result = real_check(self, path, progress)
+        if not replaced:
+            replaced.append(True)
+            shutil.copyfile(longer, path)
+        return result
+
+    monkeypatch.setattr(Pipeline, "check_audio", check_then_copy_finishes)
+    run_until_idle(daemon, ticks=80)
+    assert replaced
+    out = harness.outbox / "audio late"
+    assert harness.published()["audio late"]["status"] == "done"
+    made = probe(out / "face.mp4").duration
+    whole = probe(out / "inputs" / "speech.wav").duration
+    assert made is not None and whole is not None and abs(made - whole) < 0.2, (made, whole)
+
+
 def test_a_job_with_every_video_refused_has_a_reason(harness: Harness, daemon: Daemon) -> None:
     daemon.startup()
     harness.make_job("faceless", {"speech.wav": "speech.wav", "noface.mp4": "noface.mp4"})
@@ -365,7 +417,7 @@ def test_a_job_with_every_video_refused_has_a_reason(harness: Harness, daemon: D
     assert (harness.outbox / "faceless" / "RESULT.txt").read_text().count(reason) == 1
     status = (harness.outbox / "STATUS.txt").read_text()
     assert ("faceless -> outbox/faceless (No video could be made: noface.mp4 was refused "
-            "(see below).)") in status
+            "(see its RESULT.txt).)") in status
 
 
 def test_a_refused_folder_still_lists_its_videos(harness: Harness, daemon: Daemon) -> None:

@@ -326,7 +326,7 @@ def test_job_toml_errors_are_plain_words(toml: bytes, words: str) -> None:
 
 
 def test_a_folder_level_refusal_lists_the_videos_as_not_checked() -> None:
-    from heygemd.daemon.inbox import Entry, EntryKind
+    from heygemd.daemon.inbox import Entry, EntryKind, FolderProblem
     from heygemd.daemon.jobs import folder_videos, not_checked
 
     entries = (Entry("b.MOV", EntryKind.FILE, 1, 1), Entry("a.mp4", EntryKind.FILE, 1, 1),
@@ -341,6 +341,10 @@ def test_a_folder_level_refusal_lists_the_videos_as_not_checked() -> None:
                                       message="The folder has 2 audio files."))
     assert ("SKIPPED  a.mp4: not checked: the job was refused before the videos were looked at"
             in text and "SKIPPED  b.MOV: not checked" in text)
+    big = FolderProblem("file_too_large", "'b.MOV' is 9000 MB; the limit is 4000 MB.", "b.MOV")
+    named = not_checked(folder_videos(entries), big)  # the file the refusal is about says so
+    assert [(v.name, v.reason_code) for v in named] == [
+        ("a.mp4", outbox.NOT_CHECKED), ("b.MOV", "file_too_large")]
 
 
 def test_status_keeps_a_result_to_one_short_sentence() -> None:
