@@ -20,6 +20,16 @@ import structlog
 from heygemd import __version__, jobfiles
 from heygemd.daemon import checkpoint, inbox, outbox
 from heygemd.daemon.store import JobRow, State, Store, utc_now
+from heygemd.daemon.verdicts import (
+    AUDIO_REFUSED_WORDS,
+    NOTHING_MADE,
+    SWAPPED_FOR_LINK,
+    audio_refusal,
+    folder_videos,
+    not_checked,
+    overall_reason,
+    rejected_videos,
+)
 from heygemd.engines.base import Engine, ProgressFn
 from heygemd.errors import JobInterrupted
 from heygemd.jobtoml import job_settings
@@ -104,69 +114,6 @@ class JobPaths:
         """The job's log lines over all its attempts (an interrupted one included), kept beside
         the checkpoints; copied into the outbox as job.log.jsonl when the job is published."""
         return self.holder / checkpoint.CHECKPOINTS / JOB_LOG
-
-
-def rejected_videos(videos: tuple[str, ...], code: str, message: str) -> list[VideoResult]:
-    """Every video refused for one job-wide reason (e.g. the audio was refused). Pure."""
-    return [
-        VideoResult(name=v, status=VideoStatus.REJECTED, reason_code=code, message=message)
-        for v in videos
-    ]
-
-
-NOT_CHECKED_WORDS = "not checked: the job was refused before the videos were looked at"
-AUDIO_REFUSED_WORDS = "not made: the audio file was refused (see above)"
-
-
-def not_checked(
-    videos: tuple[str, ...], problem: inbox.FolderProblem | None = None
-) -> list[VideoResult]:
-    """The videos of a job refused before any video was opened; the one the folder's
-    ``problem`` names (e.g. a file too large) carries that reason instead (pure)."""
-    return [
-        rejected_videos((v,), problem.code, problem.message)[0]
-        if problem is not None and v == problem.file
-        else rejected_videos((v,), outbox.NOT_CHECKED, NOT_CHECKED_WORDS)[0]
-        for v in videos
-    ]
-
-
-def folder_videos(entries: inbox.Snapshot) -> tuple[str, ...]:
-    """The top-level video files of a job folder, in the order a job takes them (pure)."""
-    return tuple(sorted(
-        e.rel for e in entries
-        if e.kind is inbox.EntryKind.FILE and "/" not in e.rel
-        and not jobfiles.is_ignored(e.name) and jobfiles.classify(e.rel) == "video"
-    ))
-
-
-NOTHING_MADE = (JobStatus.REJECTED, JobStatus.FAILED)
-SWAPPED_FOR_LINK = (
-    "The job folder was replaced by a link (shortcut) while it was waiting, so it was not used. "
-    "Put a real folder holding the audio and video files in the inbox instead.")
-
-
-def overall_reason(videos: list[VideoResult]) -> tuple[str | None, str | None]:
-    """The job's reason when no video was made: the first refused or failed video's code and
-    'No video could be made: <its reason> (and N other videos; see below)'; with one video
-    only, 'No video could be made: <name> was refused (see below).' (pure)."""
-    first = next((v for v in videos if v.status is not VideoStatus.DONE), None)
-    if first is None:
-        return None, None
-    more = len(videos) - 1
-    if not more:  # its reason is under Videos; said once there
-        word = "was refused" if first.status is VideoStatus.REJECTED else "failed"
-        return first.reason_code, f"No video could be made: {first.name} {word} (see below)."
-    others = f" (and {more} other video{'s' if more > 1 else ''}; see below)" if more else ""
-    reason = first.message or "no reason recorded"
-    return first.reason_code, f"No video could be made: {first.name}: {reason}{others}"
-
-
-def audio_refusal(audio: AudioResult) -> str:
-    """Plain words for a refused audio (pure)."""
-    reasons = [f.message for f in audio.findings if f.severity == "refuse"]
-    detail = " ".join(reasons) or "It could not be used."
-    return f"The audio file '{audio.name}' was refused: {detail}"
 
 
 class JobRunner:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from heygemd.daemon import outbox
-from heygemd.daemon.jobs import audio_refusal, rejected_videos
 from heygemd.daemon.status import StatusView, progress_words, status_line, status_text
 from heygemd.daemon.store import JobRow, State
+from heygemd.daemon.verdicts import audio_refusal, rejected_videos
 from heygemd.report import (
     AudioResult,
     Finding,
@@ -187,7 +187,7 @@ def test_result_text_names_ignored_subfolders_and_files() -> None:
 
 
 def test_a_job_where_no_video_was_made_has_an_overall_reason() -> None:
-    from heygemd.daemon.jobs import overall_reason
+    from heygemd.daemon.verdicts import overall_reason
 
     videos = [
         VideoResult(name="a.mp4", status=VideoStatus.REJECTED, reason_code="no_face",
@@ -267,7 +267,7 @@ def test_not_ready_words_for_folders_that_never_become_a_job() -> None:
 
 
 def test_a_refused_single_video_job_says_its_reason_once() -> None:
-    from heygemd.daemon.jobs import overall_reason
+    from heygemd.daemon.verdicts import overall_reason
 
     long = "The file is damaged. Copy it again from the camera, not from a chat app."
     videos = [VideoResult(name="a.mp4", status=VideoStatus.REJECTED, reason_code="broken",
@@ -327,7 +327,7 @@ def test_job_toml_errors_are_plain_words(toml: bytes, words: str) -> None:
 
 def test_a_folder_level_refusal_lists_the_videos_as_not_checked() -> None:
     from heygemd.daemon.inbox import Entry, EntryKind, FolderProblem
-    from heygemd.daemon.jobs import folder_videos, not_checked
+    from heygemd.daemon.verdicts import folder_videos, not_checked
 
     entries = (Entry("b.MOV", EntryKind.FILE, 1, 1), Entry("a.mp4", EntryKind.FILE, 1, 1),
                Entry("x.wav", EntryKind.FILE, 1, 1), Entry("notes.txt", EntryKind.FILE, 1, 1),
