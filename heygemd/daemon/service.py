@@ -9,6 +9,7 @@ through :class:`heygemd.daemon.intake.Intake`, which notices, waits for and clai
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 import time
@@ -59,6 +60,7 @@ class Daemon:
         self._retry_at = float("-inf")  # monotonic: no job is taken before this (back-off)
         self._failed: set[str] = set()  # job ids that could not be finished on our side
         self._copy_reruns: dict[str, int] = {}  # job id -> runs undone by files changing
+        self._ran_once = False  # `heygemd once`: the status says so when it stops
         self._skipped: set[str] = set()  # ... that `once` takes no more in this run
         self._store: Store | None = None
         self._runner: JobRunner | None = None
@@ -133,6 +135,7 @@ class Daemon:
         queue dry, then stop. A job that cannot be finished on our side (e.g. an unwritable
         outbox) is not waited for with back-off pauses: it stays queued for the next run, the
         others go on, and the exit status is 1."""
+        self._ran_once = True
         self.startup()
         deadline = time.monotonic() + self.settings.watch.settle_seconds + 2.0
         try:
@@ -305,12 +308,13 @@ class Daemon:
 
     def _view(self, stopped: bool = False) -> StatusView:
         waiting = self.intake.waiting()
-        return store_view(
+        view = store_view(
             self.store, settling=waiting.settling, problems=tuple(self._problems.values()),
             stopped=stopped, copying=self.intake.copying,
             stopping=self.stop_requested and not stopped, incomplete=waiting.incomplete,
             loose=waiting.loose,
         )
+        return dataclasses.replace(view, ran_once=self._ran_once)
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:
         now = time.monotonic()

@@ -34,6 +34,7 @@ class StatusView:
     inbox: Sequence[str] | None = None
     # names of files / links in the inbox itself, not in a job folder (left alone)
     loose: Sequence[str] = field(default_factory=tuple)
+    ran_once: bool = False  # written by `heygemd once` (a batch run), not the service
 
 
 def progress_words(row: JobRow) -> str:
@@ -136,6 +137,9 @@ def _head(view: StatusView) -> str:
             return f"heygemd is NOT RUNNING (jobs wait until it starts) - {view.updated_at}"
         pid = f" (pid {view.daemon_pid})" if view.daemon_pid else ""
         return f"heygemd is running{pid} - {view.updated_at}"
+    if view.stopped and view.ran_once:
+        return ("heygemd ran once and stopped (new jobs wait for its next run) - updated "
+                f"{view.updated_at}")
     if view.stopped:
         return f"heygemd is STOPPED (jobs wait until it starts again) - updated {view.updated_at}"
     return f"heygemd - updated {view.updated_at}"

@@ -220,3 +220,5 @@ def test_once_goes_on_past_a_job_it_cannot_finish_and_exits_1(
     d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
     assert d.run_once() == 0  # the outbox works again: the next run makes it
     assert harness.published()["first"]["status"] == "done"
+    assert (harness.outbox / "STATUS.txt").read_text().startswith(
+        "heygemd ran once and stopped (new jobs wait for its next run)")
