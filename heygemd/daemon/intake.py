@@ -182,10 +182,7 @@ class Intake:
             log.error("job.claim_failed", name=name, error=str(err))
             return
         self._store.add(job_id, name)
-        settle = inbox.Readiness(first_seen=now)
-        with contextlib.suppress(OSError):  # the runner reports a folder it cannot read
-            settle.observe(inbox.scan_entries(target), now)
-        self._claimed[job_id] = settle
+        self._settle_after_claim(job_id, target, now)
         del self._candidates[name]
         log.info("job.claimed", job_id=job_id, name=name)
         self._on_change()
@@ -195,12 +192,16 @@ class Intake:
     def wait_for_copy(self, row: JobRow, now: float) -> None:
         """``row``'s files changed while it ran (the copy went on after a long pause): it runs
         again only once they have been still for the claim settle window."""
-        settle = inbox.Readiness(first_seen=now)
-        with contextlib.suppress(OSError):
-            settle.observe(inbox.scan_entries(JobPaths.of(self.settings, row).original), now)
-        self._claimed[row.job_id] = settle
+        self._settle_after_claim(row.job_id, JobPaths.of(self.settings, row).original, now)
         self._copying.add(row.job_id)
         self._on_change()
+
+    def _settle_after_claim(self, job_id: str, folder: Path, now: float) -> None:
+        """Watch the claimed ``folder`` from ``now``: next_settled waits until it is still."""
+        settle = inbox.Readiness(first_seen=now)
+        with contextlib.suppress(OSError):  # the runner reports a folder it cannot read
+            settle.observe(inbox.scan_entries(folder), now)
+        self._claimed[job_id] = settle
 
     def next_settled(self, queued: Iterable[JobRow], now: float) -> JobRow | None:
         """The first of ``queued`` (oldest first) whose files have not changed since its claim

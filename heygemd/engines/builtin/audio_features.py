@@ -140,7 +140,12 @@ class VoiceDetector:
             )
         return [(s["start"] / RATE, s["end"] / RATE) for s in stamps]
 
-    def speech_mask(self, audio: np.ndarray, fps: float, count: int) -> np.ndarray:
-        """bool (count,) per video frame: voice present (silero) and not quiet."""
+    def speech_mask(
+        self, audio: np.ndarray, fps: float, count: int, level: np.ndarray | None = None
+    ) -> np.ndarray:
+        """bool (count,) per video frame: voice present (silero) and not quiet. ``level``: the
+        frames' loudness_db when the caller has it already."""
         mask = speech_mask_from_spans(self.spans(audio), fps, count)
-        return mask & ~quiet_frames(loudness_db(audio, fps, count))
+        if level is None:
+            level = loudness_db(audio, fps, count)
+        return mask & ~quiet_frames(level)

@@ -6,6 +6,7 @@ planning), so the per-template regression is fitted and applied on exactly the s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ FEATURE_DIM = (af.N_MELS + ph.N_VISEME_CLASSES) * (2 * af.CONTEXT + 1)
 REMEMBER = 4  # results kept: a job's audio, plus templates analysed between its videos
 
 
+@functools.cache
 def feature_signature() -> str:
     """What the features depend on besides the code's version: a cached template analysis made
     with other constants or models must not meet new-audio features of another kind."""
@@ -103,11 +105,11 @@ class Listener:
 
     def _hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
         mel = af.to_video_frames(af.log_mel(audio), af.HOP / af.RATE, fps, count)
-        speech = self.voice.speech_mask(audio, fps, count)
+        level = af.loudness_db(audio, fps, count)
+        speech = self.voice.speech_mask(audio, fps, count, level)
         segments = self.phones.segments(audio)
         phone_opening, closed = ph.phones_to_frames(segments, fps, count)
         return Heard(
             features=feature_windows(mel, speech, ph.viseme_frames(segments, fps, count)),
-            speech=speech, level=af.loudness_db(audio, fps, count),
-            phone_opening=phone_opening, closed_lips=closed,
+            speech=speech, level=level, phone_opening=phone_opening, closed_lips=closed,
         )
