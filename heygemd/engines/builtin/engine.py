@@ -19,20 +19,14 @@ import structlog
 from heygemd.cache import AnalysisCache
 from heygemd.engines.base import EngineContext, ProgressFn, Rendering, RenderRequest
 from heygemd.engines.builtin import audio_features as af
-from heygemd.engines.builtin import colour, mesh, motion, render, select
+from heygemd.engines.builtin import colour, mesh, planning, render
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
 from heygemd.engines.builtin.listen import Listener
 from heygemd.engines.builtin.render import Plan
 from heygemd.errors import ProcessingError
-from heygemd.settings import BuiltinEngineSettings
 
 log = structlog.get_logger(__name__)
 
-JUMP_COST = 0.5  # times continuity_weight: cost of a non-consecutive template frame
-HOLD_COST = 0.25  # times continuity_weight: cost of showing the same template frame again
-# Closed lips in silence and on b/p/m matter more than the exact opening while speaking: a
-# slightly parted mouth in a pause reads as "still talking".
-CLOSED_SHAPE_WEIGHT = 6.0
 PROGRESS_SECONDS = 0.5
 # Batches decoded and transplanted ahead, in a worker thread, while the caller encodes: torch,
 # OpenCV and the codecs release the GIL, so on two cores the transplant hides behind x264.
@@ -87,65 +81,6 @@ def prefetched(items: Iterator[Any], depth: int) -> Generator[Any, None, None]:
     finally:
         stop.set()
         worker.join()
-
-
-def drive(
-    analysis: TemplateAnalysis,
-    audio: np.ndarray,
-    count: int,
-    cfg: BuiltinEngineSettings,
-    listener: Listener,
-) -> tuple[Plan, dict[str, float]]:
-    """Decide, for each of ``count`` output frames, the base and the source template frame.
-
-    audio: float32 (N,) 16 kHz. Returns the plan and metrics (sync_r, ridge reliability, ...).
-    """
-    fps = analysis.fps
-    heard = listener.hear(audio, fps, count)
-    speech = heard.speech
-    valid = analysis.usable & np.isfinite(analysis.opening)
-    opening = np.nan_to_num(analysis.opening, nan=0.0)
-    has_speech = bool((analysis.speech & valid).sum() >= 20)
-    reliability = 0.0
-    if has_speech:
-        reliability = motion.holdout_reliability(analysis.features, opening, valid)
-        model = motion.fit_ridge(analysis.features[valid], opening[valid])
-        ridge = model.predict(heard.features)[:, 0]
-        spoken = valid & analysis.speech
-        ridge = motion.match_spread(
-            ridge, speech, opening[spoken] if spoken.sum() >= 5 else opening[valid]
-        )
-    else:
-        ridge = np.zeros(count)
-    scale = motion.opening_scale(opening, valid, analysis.speech)
-    target = motion.combine_targets(
-        ridge, heard.phone_opening, motion.RIDGE_WEIGHT if has_speech else 0.0, speech,
-        heard.closed_lips, scale,
-        motion.lead_frames_for(cfg.lead_ms, fps),
-    )
-    base = select.pingpong_indices(count, analysis.n_frames)
-    costs = select.SelectionCosts(
-        jump_cost=JUMP_COST * cfg.continuity_weight, hold_cost=HOLD_COST * cfg.continuity_weight,
-        pose_weight=cfg.pose_weight,
-    )
-    spread = max((scale.open - scale.closed) / 4, 1e-3)
-    unary = select.unary_costs(
-        target, opening, valid, np.nan_to_num(analysis.pose[base]), np.nan_to_num(analysis.pose),
-        spread, costs.pose_weight,
-        np.where(target <= scale.closed + 1e-6, CLOSED_SHAPE_WEIGHT, 1.0),
-    )
-    # no usable template frame at all: every frame passes through unchanged
-    source = select.viterbi(unary, costs) if valid.any() else base
-    active = analysis.usable[base] & valid.any()
-    shown = np.where(active, opening[source], opening[base])
-    metrics = {
-        "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
-        "target_r": round(motion.pearson(shown, target), 4),
-        "ridge_reliability": round(reliability, 4),
-        "speech_share": round(float(speech.mean()), 4),
-        "frames_passed_through": float((~active).sum()),
-    }
-    return Plan(base=base, source=source, active=active), metrics
 
 
 class BuiltinEngine:
@@ -218,7 +153,7 @@ class BuiltinEngine:
         if abs(analysis.fps - request.fps) > 0.01:
             log.warning("engine.fps_mismatch", template_fps=analysis.fps, request_fps=request.fps)
         count = request.frame_count
-        plan, metrics = drive(analysis, request.audio, count, self.cfg, self._listener)
+        plan, metrics = planning.drive(analysis, request.audio, count, self.cfg, self._listener)
         self.last_plan = plan
         metrics["template_cached"] = float(cached)
         metrics["plan_ms"] = round((time.monotonic() - t0) * 1000, 1)
