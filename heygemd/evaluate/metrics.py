@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 
 from heygemd.engines.builtin import audio_features as af
-from heygemd.engines.builtin.motion import pearson
+from heygemd.engines.builtin.motion import CLOSED_OPENING, pearson
 
 MAX_LAG = 5  # frames searched either way for the best lag
-CLOSED_OPENING = 0.05  # inner-lip gap / inter-ocular below this: lips closed (ENGINE-NOTES 6)
 
 
 def best_lag(out: np.ndarray, truth: np.ndarray, max_lag: int = MAX_LAG) -> tuple[int, float]:

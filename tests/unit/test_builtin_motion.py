@@ -30,18 +30,20 @@ def test_holdout_reliability_high_for_learnable_and_low_for_noise() -> None:
 
 
 def test_combine_closes_silence_and_bilabials_and_leads() -> None:
-    scale = motion.OpeningScale(closed=0.02, open=0.3)
+    scale = motion.OpeningScale(closed=0.01, open=0.3)
     n = 10
     phone = np.full(n, 1.0, dtype=np.float32)
     speech = np.array([0, 1, 1, 1, 1, 1, 1, 1, 1, 0], dtype=bool)
     closed = np.zeros(n, dtype=bool)
     closed[5] = True
     target = motion.combine_targets(np.zeros(n), phone, 0.0, speech, closed, scale, lead_frames=0)
-    assert target[0] == target[9] == target[5] == np.float32(0.02)
-    assert np.allclose(target[[1, 2, 3, 4, 6, 7, 8]], 0.3)
+    assert target.opening[0] == target.opening[9] == target.opening[5] == np.float32(0.01)
+    assert np.allclose(target.opening[[1, 2, 3, 4, 6, 7, 8]], 0.3)
+    assert target.closed.tolist() == [True] + [False] * 4 + [True] + [False] * 3 + [True]
     led = motion.combine_targets(np.zeros(n), phone, 0.0, speech, closed, scale, lead_frames=1)
-    assert led[4] == np.float32(0.02)  # the closure shows one frame before its sound
-    assert len(led) == n
+    assert led.opening[4] == np.float32(0.01)  # the closure shows one frame before its sound
+    assert led.closed[4] and not led.closed[5]
+    assert len(led.opening) == len(led.closed) == n
 
 
 def test_combine_weights_reliable_regression() -> None:
@@ -52,7 +54,7 @@ def test_combine_weights_reliable_regression() -> None:
     phone = np.zeros(4, dtype=np.float32)
     trusted = motion.combine_targets(ridge, phone, 0.8, ones, none, scale, 0)
     ignored = motion.combine_targets(ridge, phone, -0.5, ones, none, scale, 0)
-    assert np.allclose(trusted, 0.72) and np.allclose(ignored, 0.0)
+    assert np.allclose(trusted.opening, 0.72) and np.allclose(ignored.opening, 0.0)
 
 
 def test_opening_scale_and_lead_frames() -> None:

@@ -22,6 +22,11 @@ HOLDOUT = 0.3  # tail share of the template used to measure the regression's rel
 # 0.488, mixed 0.95/0.05 with the phone prior 0.477, 0.85/0.15 0.44. The phone prior stays for
 # templates without enough speech to fit on, and its b/p/m closures always apply.
 RIDGE_WEIGHT = 1.0
+CLOSED_OPENING = 0.05  # inner-lip gap / inter-ocular below this: lips closed (ENGINE-NOTES 6)
+# Pauses aim at the template's closed end. Real speakers pause with parted lips (ENGINE-NOTES 6;
+# in the shared clips' ground truth no silent frame of th02, th05 or th08 is closed), so closing
+# them costs r against the truth: aiming pauses at a looser 0.03 raised plan r 0.438 -> 0.480 on
+# four clips, but the rendered pauses then measured open (silent frames closed 0.93 -> 0.69).
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,15 @@ def match_spread(
     return scaled.astype(np.float64)
 
 
+@dataclass(frozen=True)
+class Target:
+    """Per output frame: opening float32 (T,) in template opening units; closed bool (T,):
+    the mouth is meant to be closed there (a pause, or b/p/m), after the lead."""
+
+    opening: np.ndarray
+    closed: np.ndarray
+
+
 def combine_targets(
     ridge_opening: np.ndarray,
     phone_opening: np.ndarray,
@@ -114,20 +128,24 @@ def combine_targets(
     closed_lips: np.ndarray,
     scale: OpeningScale,
     lead_frames: int,
-) -> np.ndarray:
-    """Target opening per output frame (T,), in template opening units.
+) -> Target:
+    """Target mouth per output frame (T rows).
 
     ridge_opening: regression output (T,); phone_opening: prior in [0, 1] (T,); ridge_weight:
     the regression's share (the phone prior gets the rest); speech / closed_lips: bool (T,).
+    Pauses and b/p/m aim at the template's closed end.
     """
     w = float(np.clip(ridge_weight, 0.0, 1.0))
     phone = scale.closed + phone_opening * (scale.open - scale.closed)
     ridge = np.clip(ridge_opening, scale.closed, scale.open)
     target = w * ridge + (1 - w) * phone
-    target = np.where(speech & ~closed_lips, target, scale.closed)
+    closed = ~speech | closed_lips
+    target = np.where(closed, scale.closed, target)
     if lead_frames > 0 and len(target) > 1:
         target = np.concatenate([target[lead_frames:], np.repeat(target[-1:], lead_frames)])
-    return target[: len(ridge_opening)].astype(np.float32)
+        closed = np.concatenate([closed[lead_frames:], np.repeat(closed[-1:], lead_frames)])
+    n = len(ridge_opening)
+    return Target(opening=target[:n].astype(np.float32), closed=closed[:n])
 
 
 def lead_frames_for(lead_ms: float, fps: float) -> int:

@@ -62,9 +62,9 @@ def drive(
     )
     spread = max((scale.open - scale.closed) / 4, 1e-3)
     unary = select.unary_costs(
-        target, opening, valid, np.nan_to_num(analysis.pose[base]), np.nan_to_num(analysis.pose),
-        spread, costs.pose_weight,
-        np.where(target <= scale.closed + 1e-6, CLOSED_SHAPE_WEIGHT, 1.0),
+        target.opening, opening, valid, np.nan_to_num(analysis.pose[base]),
+        np.nan_to_num(analysis.pose), spread, costs.pose_weight,
+        np.where(target.closed, CLOSED_SHAPE_WEIGHT, 1.0),
     )
     # no usable template frame at all: every frame passes through unchanged
     source = select.viterbi(unary, costs) if valid.any() else base
@@ -72,7 +72,7 @@ def drive(
     shown = np.where(active, opening[source], opening[base])
     metrics = {
         "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
-        "target_r": round(motion.pearson(shown, target), 4),
+        "target_r": round(motion.pearson(shown, target.opening), 4),
         "ridge_reliability": round(reliability, 4),
         "speech_share": round(float(speech.mean()), 4),
         "frames_passed_through": float((~active).sum()),
