@@ -57,6 +57,12 @@ class DubScore:
     frames: int
     coupling_r: float  # output opening vs the speech's loudness envelope
     baseline_coupling_r: float  # template frames (audio ignored) vs the same envelope
+    # Timing, in any language: the lag (frames; < 0: the mouth moves first) maximising r
+    # between the output opening and the speech's voice activity (silero), and that r. The
+    # engine leads the sound by one frame at 25 fps (lead_ms 40); the envelope's own best lag
+    # is no timing measure (loudness peaks late in a syllable).
+    voice_lag: int
+    voice_r: float
     seconds: float
 
 
@@ -138,7 +144,8 @@ def self_reenactment(
 
 
 def dubbing(
-    template: Path, speech: Path, engine: Engine, analyzer: Any, scale: float, max_seconds: float,
+    template: Path, speech: Path, engine: Engine, analyzer: Any, voice: af.VoiceDetector,
+    scale: float, max_seconds: float,
 ) -> DubScore:
     """Drive ``template`` with ``speech`` (first ``max_seconds``); coupling with loudness."""
     from heygemd.media.audio import load_audio
@@ -153,11 +160,14 @@ def dubbing(
     out = measure(rendering.frames, analyzer, scale, set())
     opening = np.array(out.opening)
     env = af.envelope(af.loudness_db(audio, request.fps, len(opening)))
+    voiced = ~silent_mask(audio, request.fps, len(opening), voice)
+    voice_lag, voice_r = best_lag(opening, voiced.astype(np.float64))
     analysis = engine.analysis_of(template)  # type: ignore[attr-defined]
     base = pingpong_indices(len(opening), analysis.n_frames)
     return DubScore(
         template=template.name, speech=speech.name, frames=len(opening),
         coupling_r=round(finite_pearson(opening, env), 3),
         baseline_coupling_r=round(finite_pearson(analysis.opening[base], env), 3),
+        voice_lag=voice_lag, voice_r=round(voice_r, 3),
         seconds=round(time.monotonic() - t0, 1),
     )

@@ -72,7 +72,7 @@ def run(
             clip_scores.append(score)
         for clip in clips:
             for audio in speech:
-                dub = dubbing(clip, audio, engine, analyzer, scale, dub_seconds)
+                dub = dubbing(clip, audio, engine, analyzer, voice, scale, dub_seconds)
                 log.info("eval.dub", **asdict(dub))
                 dub_scores.append(dub)
     engine.close()
@@ -80,8 +80,10 @@ def run(
         "self_reenactment": as_dicts(clip_scores),
         "summary": summary(clip_scores),
         "dubbing": as_dicts(dub_scores),
+        # JSON has no NaN: no dubbing run -> null
         "mean_coupling_r": round(float(np.nanmean([d.coupling_r for d in dub_scores])), 3)
-        if dub_scores else None,  # JSON has no NaN: no dubbing run -> null
+        if dub_scores else None,
+        "max_abs_voice_lag": max(abs(d.voice_lag) for d in dub_scores) if dub_scores else None,
     }
 
 
@@ -100,8 +102,10 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(f"summary: {result['summary']}")
     for d in result["dubbing"]:
         lines.append(f"dub {d['template'][:30]:30} x {d['speech'][:30]:30} "
-                     f"r={d['coupling_r']:5.2f} base={d['baseline_coupling_r']:5.2f}")
-    lines.append(f"mean coupling r: {result['mean_coupling_r']}")
+                     f"r={d['coupling_r']:5.2f} base={d['baseline_coupling_r']:5.2f} "
+                     f"voice lag={d['voice_lag']:+d} r={d['voice_r']:4.2f}")
+    lines.append(f"mean coupling r: {result['mean_coupling_r']}; "
+                 f"largest voice lag: {result['max_abs_voice_lag']}")
     return "\n".join(lines)
 
 

@@ -30,3 +30,23 @@ def test_planned_opening_uses_the_base_frame_where_nothing_is_transplanted() -> 
     shown = evaluate.planned_opening(opening, source, base, active, 3)
     assert np.allclose(shown, [0.3, 0.1, 0.2])
     assert np.allclose(evaluate.planned_opening(opening, source, base, None, 2), [0.3, 0.3])
+
+
+def test_a_mouth_that_opens_before_the_voice_has_a_negative_voice_lag() -> None:
+    voiced = np.zeros(120)
+    for start in (10, 45, 80):
+        voiced[start : start + 20] = 1.0
+    opening = np.concatenate([voiced[1:], [0.0]]) * 0.2  # opens and closes one frame early
+    lag, r = evaluate.best_lag(opening, voiced)
+    assert lag == -1 and r > 0.99
+
+
+def test_the_table_shows_each_dub_with_its_voice_lag() -> None:
+    from heygemd.evaluate.suite import format_table
+
+    dub = {"template": "anna.mp4", "speech": "zh01.wav", "frames": 150, "coupling_r": 0.25,
+           "baseline_coupling_r": 0.02, "voice_lag": -1, "voice_r": 0.56, "seconds": 3.0}
+    table = format_table({"self_reenactment": [], "summary": {}, "dubbing": [dub],
+                          "mean_coupling_r": 0.25, "max_abs_voice_lag": 1})
+    assert "anna.mp4" in table and "voice lag=-1 r=0.56" in table
+    assert "largest voice lag: 1" in table
