@@ -34,6 +34,9 @@ class ClipScore:
     clip: str
     frames: int
     r: float  # output vs ground-truth opening, lag 0
+    # the same over the voiced frames only: the audio -> mouth mapping where the product's
+    # closed pauses (real speakers often pause with parted lips) do not enter
+    voiced_r: float
     best_lag: int  # frames; > 0: output late
     r_best: float
     baseline_r: float  # template frames (audio ignored) vs ground truth
@@ -125,6 +128,7 @@ def self_reenactment(
         write_sheet(sheet, template, analysis, base, n, keep, out, truth)
     return ClipScore(
         clip=clip.name, frames=n, r=round(finite_pearson(out_open, truth_open), 3),
+        voiced_r=round(finite_pearson(out_open[~silent], truth_open[~silent]), 3),
         best_lag=lag, r_best=round(r_best, 3),
         baseline_r=round(finite_pearson(analysis.opening[base], truth_open), 3),
         plan_r=round(finite_pearson(promised, truth_open), 3),

@@ -20,8 +20,8 @@ log = structlog.get_logger(__name__)
 
 def summary(clips: list[ClipScore]) -> dict[str, float]:
     """Means over clips of the self-reenactment scores."""
-    keys = ("r", "r_best", "baseline_r", "plan_r", "render_r", "silent_closed", "sharpness",
-            "sharpness_vs_source", "envelope_r", "truth_envelope_r")
+    keys = ("r", "voiced_r", "r_best", "baseline_r", "plan_r", "render_r", "silent_closed",
+            "sharpness", "sharpness_vs_source", "envelope_r", "truth_envelope_r")
     out = {f"mean_{k}": round(float(np.nanmean([getattr(c, k) for c in clips])), 3) for k in keys}
     out["max_abs_lag"] = float(max(abs(c.best_lag) for c in clips)) if clips else 0.0
     silent = sum(c.silent_frames for c in clips if np.isfinite(c.silent_closed))
@@ -89,13 +89,13 @@ def run(
 
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table of a :func:`run` result, for the CLI and the bench."""
-    lines = ["clip                                   frames     r  lag r_best  base  plan render "
-             "silent closed truthC sharp  vsSrc sync_r"]
+    lines = ["clip                                   frames     r voiced  lag r_best  base  plan "
+             "render silent closed truthC sharp  vsSrc sync_r"]
     for c in result["self_reenactment"]:
         lines.append(
-            f"{c['clip'][:38]:38} {c['frames']:6} {c['r']:5.2f} {c['best_lag']:4} "
-            f"{c['r_best']:6.2f} {c['baseline_r']:5.2f} {c['plan_r']:5.2f} {c['render_r']:6.2f} "
-            f"{c['silent_frames']:7} "
+            f"{c['clip'][:38]:38} {c['frames']:6} {c['r']:5.2f} {c['voiced_r']:6.2f} "
+            f"{c['best_lag']:4} {c['r_best']:6.2f} {c['baseline_r']:5.2f} {c['plan_r']:5.2f} "
+            f"{c['render_r']:6.2f} {c['silent_frames']:7} "
             f"{c['silent_closed']:6.2f} {c['truth_silent_closed']:6.2f} {c['sharpness']:5.2f} "
             f"{c['sharpness_vs_source']:6.2f} {c['sync_r']:6.2f}"
         )

@@ -50,3 +50,21 @@ def test_the_table_shows_each_dub_with_its_voice_lag() -> None:
                           "mean_coupling_r": 0.25, "max_abs_voice_lag": 1})
     assert "anna.mp4" in table and "voice lag=-1 r=0.56" in table
     assert "largest voice lag: 1" in table
+
+
+def test_summary_means_the_voiced_r_beside_the_r() -> None:
+    from dataclasses import fields
+
+    from heygemd.evaluate.score import ClipScore
+    from heygemd.evaluate.suite import format_table, summary
+
+    def clip(name: str, r: float, voiced_r: float) -> ClipScore:
+        values = {f.name: 1 if f.type in ("int", int) else 0.5 for f in fields(ClipScore)}
+        return ClipScore(**{**values, "clip": name, "r": r, "voiced_r": voiced_r})
+
+    scores = [clip("a.mp4", 0.4, 0.6), clip("b.mp4", 0.2, 0.4)]
+    means = summary(scores)
+    assert means["mean_r"] == 0.3 and means["mean_voiced_r"] == 0.5
+    table = format_table({"self_reenactment": [s.__dict__ for s in scores], "summary": means,
+                          "dubbing": [], "mean_coupling_r": None, "max_abs_voice_lag": None})
+    assert "voiced" in table.splitlines()[0] and " 0.60 " in table.splitlines()[1]
