@@ -4,11 +4,17 @@
 encodes it with its own sound track at the given output settings (our VideoWriter). Engine
 benchmarks divide their wall time by this number, so what they report is the cost of the
 engine itself over the unavoidable media I/O.
+
+One run in a fresh process is not that number: the first decode+encode pays for loading codecs
+and warming caches (th08 measured 1.19-2.06 s between runs). ``plain_runs`` warms the path up
+once, untimed, then times several runs; ``Spread`` summarises them (median, min, max).
 """
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +85,42 @@ def measure_decode_encode(video: Path, out: Path, settings: OutputSettings) -> D
 def plain_decode_encode(video: Path, out: Path, settings: OutputSettings) -> float:
     """Seconds for a plain PyAV decode of ``video`` + encode to ``out`` at ``settings``."""
     return measure_decode_encode(video, out, settings).total_s
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Repeated wall-clock measurements in seconds: the median is the number to report, the
+    range (max - min) says how noisy the machine was."""
+
+    runs: tuple[float, ...]
+
+    @classmethod
+    def of(cls, runs: Sequence[float]) -> Spread:
+        if not runs:
+            raise ValueError("no runs to summarise")
+        return cls(tuple(float(r) for r in runs))
+
+    @property
+    def median(self) -> float:
+        return float(statistics.median(self.runs))
+
+    @property
+    def low(self) -> float:
+        return min(self.runs)
+
+    @property
+    def high(self) -> float:
+        return max(self.runs)
+
+    @property
+    def range(self) -> float:
+        return self.high - self.low
+
+
+def plain_runs(
+    video: Path, out: Path, settings: OutputSettings, runs: int = 3, warm_up: int = 1
+) -> Spread:
+    """``runs`` timed plain decode+encodes of ``video`` after ``warm_up`` untimed ones."""
+    for _ in range(warm_up):
+        plain_decode_encode(video, out, settings)
+    return Spread.of([plain_decode_encode(video, out, settings) for _ in range(max(1, runs))])

@@ -1,29 +1,49 @@
 """Throughput of the builtin engine: job time / a plain PyAV decode+encode of the same video.
 
     .venv/bin/python bench/bench_engine.py [--clips th08 th10] [--preset medium] [--whole-job]
+                                           [--repeat 3]
 
 For each talking clip, the clip is lip-synced to its own audio (same length) and encoded with the
-same output settings as the plain decode+encode (bench/baseline.py): once with a cold template
-cache, once warm. Ratios in one run on one machine; aim <= 2.5 cold, <= 1.5 warm (issue 4).
+same output settings as the plain decode+encode (bench/baseline.py): with a cold template cache
+(emptied before each cold run) and warm. Aim: <= 2.5 cold, <= 1.5 warm (issue 4).
 --whole-job times what the daemon does per video instead (audio check, validation, render,
 encode; the outbox's renames aside). Writes bench/out/bench-engine|job-<time>.json.
+
+How it is measured, so that one noisy run on a shared machine does not decide:
+
+- the plain path is warmed up once (untimed) per clip, and the first clip's whole job is run
+  once untimed: a daemon pays its first-call costs (TorchScript's profiling runs, mediapipe's
+  first graph run) once per process, not per job;
+- then ``--repeat`` rounds of plain, cold, warm, each timed once per round; reported are the
+  medians (``plain_s``, ``cold_s``, ``warm_s``; the ratios are median / median), every run, and
+  the spread (max - min);
+- every timed run hears audio never heard before, as a real job does. The engine remembers
+  what it heard by content (a job's videos share their audio): without care the warm run
+  skipped hearing altogether (it reused the cold run's memory of the same audio), and every
+  cold run after the first skipped hearing the template's own track. So the job's audio is the
+  clip's own sound with its level changed by a hair for each run (a new WAV for whole jobs),
+  and the engine's memory of heard audio is emptied before each timed run (``forget_heard``);
+- beside each run's seconds, the CPU seconds other processes used meanwhile (``*_others_cpu_s``,
+  from /proc/stat): a run that shared the machine with another job says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from baseline import plain_decode_encode  # noqa: E402
+from baseline import Spread, plain_decode_encode  # noqa: E402
 
 from heygemd.engines.base import AUDIO_RATE, EngineContext, RenderRequest  # noqa: E402
 from heygemd.engines.builtin.engine import BuiltinEngine  # noqa: E402
@@ -34,14 +54,66 @@ from heygemd.pipeline import Pipeline  # noqa: E402
 from heygemd.settings import OutputSettings, load_settings  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "media"
+GAIN_STEP = 1e-3  # each timed run's audio is this much quieter than the one before
 
 
-def job_seconds(engine: BuiltinEngine, clip: Path, out: Path, settings: OutputSettings) -> float:
-    """Render ``clip`` driven by its own audio and encode it: wall seconds, like a job."""
+def machine_busy_s() -> float | None:
+    """CPU seconds all processes have used since boot (/proc/stat), None where unknown."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds used by this process and its living child processes (an engine's workers)."""
+    import multiprocessing
+
+    times = os.times()
+    total = times.user + times.system
+    for child in multiprocessing.active_children():
+        try:
+            with open(f"/proc/{child.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def with_others(run: Callable[[], float]) -> tuple[float, float | None]:
+    """(``run()``'s result, CPU seconds other processes used meanwhile, None where unknown)."""
+    before, own_before = machine_busy_s(), own_cpu_s()
+    result = run()
+    after, own_after = machine_busy_s(), own_cpu_s()
+    if before is None or after is None:
+        return result, None
+    return result, max(0.0, after - before - (own_after - own_before))
+
+
+def gain_for(run: int) -> float:
+    """The level of the ``run``-th timed run's audio (run 0: the warm-up, 1.0)."""
+    return 1.0 - GAIN_STEP * run
+
+
+def forget_heard(engine: BuiltinEngine) -> None:
+    """Empty the engine's memory of heard audio: a timed run must hear its audio (the job's
+    and, cold, the template's own track) as a job with new audio and a new template does.
+    Reaches into the Listener: it has no public way to forget."""
+    engine._listener._heard.clear()  # a benchmark's reset, not engine use
+
+
+def job_seconds(
+    engine: BuiltinEngine, clip: Path, out: Path, settings: OutputSettings, gain: float = 1.0
+) -> float:
+    """Render ``clip`` driven by its own audio (times ``gain``) and encode it: wall seconds."""
     t0 = time.perf_counter()
     info = probe(clip)
     assert info.video is not None
-    audio = load_audio(clip, rate=AUDIO_RATE)
+    audio = load_audio(clip, rate=AUDIO_RATE) * gain
     request = RenderRequest(template=clip, info=info, audio=audio, fps=info.video.avg_fps)
     rendering = engine.render(request, lambda f: None)
     track = load_audio(clip, rate=settings.audio_rate, mono=False)
@@ -52,13 +124,14 @@ def job_seconds(engine: BuiltinEngine, clip: Path, out: Path, settings: OutputSe
     return time.perf_counter() - t0
 
 
-def own_track_as_wav(clip: Path, out: Path) -> Path:
-    """The clip's own sound as a 16-bit 48 kHz WAV: a job's audio is a file of its own."""
+def own_track_as_wav(clip: Path, out: Path, gain: float = 1.0) -> Path:
+    """The clip's own sound (times ``gain``) as a 16-bit 48 kHz WAV: a job's audio is a file of
+    its own."""
     import wave
 
     import numpy as np
 
-    track = load_audio(clip, rate=48000, mono=False)  # (C, N) float32
+    track = load_audio(clip, rate=48000, mono=False) * gain  # (C, N) float32
     pcm = (np.clip(track.T, -1.0, 1.0) * 32767).astype("<i2")
     with wave.open(str(out), "wb") as w:
         w.setnchannels(pcm.shape[1])
@@ -79,6 +152,52 @@ def whole_job_seconds(pipeline: Any, clip: Path, wav: Path, out: Path) -> float:
     return time.perf_counter() - t0
 
 
+def summary(
+    clip: Path, plain: Spread, cold: Spread, warm: Spread,
+    others: dict[str, list[float | None]] | None = None,
+) -> dict[str, Any]:
+    """One clip's row: medians and ratios (the fields earlier runs wrote), then every run and
+    (``others``) the CPU seconds other processes used during each."""
+    row: dict[str, Any] = {
+        "clip": clip.name, "plain_s": round(plain.median, 2), "cold_s": round(cold.median, 2),
+        "warm_s": round(warm.median, 2), "cold_ratio": round(cold.median / plain.median, 2),
+        "warm_ratio": round(warm.median / plain.median, 2),
+    }
+    for name, spread in (("plain", plain), ("cold", cold), ("warm", warm)):
+        row[f"{name}_runs"] = [round(r, 3) for r in spread.runs]
+        row[f"{name}_spread_s"] = round(spread.range, 3)
+    row["cold_ratio_range"] = [round(cold.low / plain.high, 2), round(cold.high / plain.low, 2)]
+    row["warm_ratio_range"] = [round(warm.low / plain.high, 2), round(warm.high / plain.low, 2)]
+    for name, seconds in (others or {}).items():
+        row[f"{name}_others_cpu_s"] = [None if s is None else round(s, 2) for s in seconds]
+    return row
+
+
+def measure_clip(
+    clip: Path, timed: Callable[[Path, Path, float], float], plain: Callable[[Path], float],
+    cache: Path, tmp: Path, repeat: int, warm_up_job: bool,
+) -> dict[str, Any]:
+    """Warm-ups, then ``repeat`` rounds of plain / cold / warm; the clip's summary row."""
+    plain(tmp / "plain.mp4")  # warm-up, untimed
+    if warm_up_job:
+        shutil.rmtree(cache, ignore_errors=True)
+        timed(clip, tmp / "warm-up.mp4", gain_for(0))
+    runs: dict[str, list[float]] = {"plain": [], "cold": [], "warm": []}
+    others: dict[str, list[float | None]] = {"plain": [], "cold": [], "warm": []}
+    for round_ in range(repeat):
+        for name in ("plain", "cold", "warm"):
+            if name == "cold":
+                shutil.rmtree(cache, ignore_errors=True)
+            number = 2 * round_ + (1 if name == "cold" else 2)
+            seconds, other = with_others(
+                lambda name=name, number=number: plain(tmp / "plain.mp4") if name == "plain"
+                else timed(clip, tmp / f"{name}.mp4", gain_for(number)))
+            runs[name].append(seconds)
+            others[name].append(other)
+    return summary(clip, Spread.of(runs["plain"]), Spread.of(runs["cold"]),
+                   Spread.of(runs["warm"]), others)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", nargs="*", default=[], help="name prefixes (default: all)")
@@ -86,6 +205,8 @@ def main() -> None:
     parser.add_argument("--whole-job", action="store_true",
                         help="time the daemon's whole per-video work (audio check, validation, "
                              "render, encode), not the engine and encoder alone")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of plain / cold / warm per clip (medians are reported)")
     args = parser.parse_args()
     settings = load_settings(ROOT / "config.toml")
     output = settings.output
@@ -94,8 +215,9 @@ def main() -> None:
     clips = [p for p in sorted((MEDIA / "talking").iterdir())
              if not args.clips or any(p.name.startswith(c) for c in args.clips)]
     results = []
-    with tempfile.TemporaryDirectory(prefix="heygemd-bench-") as tmp:
-        cache = Path(tmp) / "cache"
+    with tempfile.TemporaryDirectory(prefix="heygemd-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        cache = tmp / "cache"
         settings = settings.model_copy(update={
             "output": output, "paths": settings.paths.model_copy(update={"cache": cache})})
         ctx = EngineContext(settings=settings.engine, faces=settings.faces,
@@ -104,20 +226,18 @@ def main() -> None:
         pipeline = Pipeline(settings, engine)
         pipeline.startup()  # prepares the engine too
 
-        def timed(clip: Path, out: Path) -> float:
+        def timed(clip: Path, out: Path, gain: float) -> float:
+            forget_heard(engine)
             if args.whole_job:
-                wav = own_track_as_wav(clip, Path(tmp) / f"{clip.stem}.wav")
+                wav = own_track_as_wav(clip, tmp / f"{clip.stem}.wav", gain)
                 return whole_job_seconds(pipeline, clip, wav, out)
-            return job_seconds(engine, clip, out, output)
+            return job_seconds(engine, clip, out, output, gain)
 
-        for clip in clips:
-            plain = plain_decode_encode(clip, Path(tmp) / "plain.mp4", output)
-            shutil.rmtree(cache, ignore_errors=True)
-            cold = timed(clip, Path(tmp) / "cold.mp4")
-            warm = timed(clip, Path(tmp) / "warm.mp4")
-            row = {"clip": clip.name, "plain_s": round(plain, 2), "cold_s": round(cold, 2),
-                   "warm_s": round(warm, 2), "cold_ratio": round(cold / plain, 2),
-                   "warm_ratio": round(warm / plain, 2)}
+        for number, clip in enumerate(clips):
+            row = measure_clip(
+                clip, timed, lambda out, clip=clip: plain_decode_encode(clip, out, output),
+                cache, tmp, max(1, args.repeat), warm_up_job=number == 0,
+            )
             print(json.dumps(row), flush=True)
             results.append(row)
         pipeline.shutdown()
@@ -125,8 +245,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     kind = "job" if args.whole_job else "engine"
     path = out / f"bench-{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"preset": output.preset, "measured": kind, "results": results},
-                               indent=2))
+    path.write_text(json.dumps({
+        "preset": output.preset, "measured": kind, "repeat": max(1, args.repeat),
+        "method": "medians of --repeat rounds (plain, cold, warm) after untimed warm-ups; "
+                  "each timed run hears new audio", "results": results,
+    }, indent=2))
     print(f"written: {path}")
 
 
