@@ -69,18 +69,25 @@ def machine_busy_s() -> float | None:
 
 
 def own_cpu_s() -> float:
-    """CPU seconds used by this process and its living child processes (an engine's workers)."""
-    import multiprocessing
-
+    """CPU seconds used by this process and its living descendants (an engine's workers)."""
     times = os.times()
     total = times.user + times.system
-    for child in multiprocessing.active_children():
-        try:
-            with open(f"/proc/{child.pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
+    children: dict[int, list[tuple[int, float]]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
             continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        children.setdefault(int(fields[1]), []).append((int(entry), cpu))
+    todo = [os.getpid()]
+    while todo:
+        for pid, cpu in children.get(todo.pop(), []):
+            total += cpu
+            todo.append(pid)
     return total
 
 
@@ -97,13 +104,6 @@ def with_others(run: Callable[[], float]) -> tuple[float, float | None]:
 def gain_for(run: int) -> float:
     """The level of the ``run``-th timed run's audio (run 0: the warm-up, 1.0)."""
     return 1.0 - GAIN_STEP * run
-
-
-def forget_heard(engine: BuiltinEngine) -> None:
-    """Empty the engine's memory of heard audio: a timed run must hear its audio (the job's
-    and, cold, the template's own track) as a job with new audio and a new template does.
-    Reaches into the Listener: it has no public way to forget."""
-    engine._listener._heard.clear()  # a benchmark's reset, not engine use
 
 
 def job_seconds(
@@ -227,7 +227,7 @@ def main() -> None:
         pipeline.startup()  # prepares the engine too
 
         def timed(clip: Path, out: Path, gain: float) -> float:
-            forget_heard(engine)
+            engine.forget_heard()  # hear the job's (and, cold, the template's) audio
             if args.whole_job:
                 wav = own_track_as_wav(clip, tmp / f"{clip.stem}.wav", gain)
                 return whole_job_seconds(pipeline, clip, wav, out)

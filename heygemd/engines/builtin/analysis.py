@@ -8,7 +8,8 @@ memory-mapped, so memory does not grow with the template's length.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ import structlog
 from heygemd.cache import AnalysisCache, content_key
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import mesh
-from heygemd.engines.builtin.listen import Heard, Listener, feature_signature
+from heygemd.engines.builtin.hearing import Hearing
+from heygemd.engines.builtin.listen import Heard, feature_signature
+from heygemd.engines.builtin.prefetch import prefetched
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +30,7 @@ ANALYSIS_VERSION = "builtin-analysis-6"
 MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 30.0
 CROP_MARGIN = 1.25  # crop side = the first face's ring box side times this
+DECODE_AHEAD = 4  # frames decoded (and shrunk) ahead, in a worker thread, of the face analysis
 
 
 @dataclass(frozen=True)
@@ -95,15 +99,18 @@ def crop_side(landmarks: np.ndarray, width: int, height: int) -> tuple[int, int]
     return side, side
 
 
-def _hear_template(
-    path: Path, has_audio: bool, fps: float, count: int, listener: Listener
-) -> Heard:
-    """What the template's own audio track says, frame by frame (silence without one)."""
+def _own_track(path: Path, has_audio: bool) -> np.ndarray | None:
+    """The template's own sound, float32 (N,) at 16 kHz, or None without a sound track."""
     from heygemd.media.audio import load_audio
 
-    if not has_audio:
+    return load_audio(path, rate=af.RATE, mono=True) if has_audio else None
+
+
+def _hear_template(track: np.ndarray | None, fps: float, count: int, hearing: Hearing) -> Heard:
+    """What the template's own audio track says, frame by frame (silence without one)."""
+    if track is None:
         return Heard.silence(count)
-    return listener.hear(load_audio(path, rate=af.RATE, mono=True), fps, count)
+    return hearing.hear(track, fps, count)
 
 
 def _face_arrays(faces: list[Any], scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -118,14 +125,16 @@ def _face_arrays(faces: list[Any], scale: float) -> tuple[np.ndarray, np.ndarray
 def analyse_template(
     path: Path,
     analyzer: Any,
-    listener: Listener,
+    hearing: Hearing,
     cache: AnalysisCache,
     scale: float,
     progress: Callable[[float], None],
 ) -> tuple[TemplateAnalysis, bool]:
     """Analyse ``path`` (or load it from ``cache``). Returns (analysis, was_cached).
 
-    analyzer: a tracking heygemd.faces.FaceAnalyzer; progress gets 0..1 of this analysis.
+    analyzer: a tracking heygemd.faces.FaceAnalyzer; progress gets 0..1 of this analysis. The
+    template's own track is asked of ``hearing`` before the frames are decoded, so that it is
+    heard (in the hearing worker) while the faces are analysed.
     """
     key = content_key(path, f"{ANALYSIS_VERSION}-{feature_signature()}-scale{scale:.3f}")
     arrays = cache.load_arrays(key)
@@ -134,7 +143,7 @@ def analyse_template(
         log.info("template.cache_hit", template=path.name, key=key[:12])
         return TemplateAnalysis.from_arrays(arrays, crops), True
     t0 = time.monotonic()
-    analysis = _analyse(path, analyzer, listener, cache, key, scale, progress)
+    analysis = _analyse(path, analyzer, hearing, cache, key, scale, progress)
     cache.save_arrays(key, analysis.arrays())
     log.info(
         "template.analysed", template=path.name, frames=analysis.n_frames,
@@ -143,68 +152,95 @@ def analyse_template(
     return analysis, False
 
 
+def _decoded(
+    frames: Iterator[np.ndarray], capacity: int, small_size: tuple[int, int], scale: float
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(index, frame, frame at ``small_size``) for the first ``capacity`` frames."""
+    import cv2
+
+    for index, frame in enumerate(frames):
+        if index >= capacity:
+            return
+        small = frame if scale == 1.0 else cv2.resize(
+            frame, small_size, interpolation=cv2.INTER_AREA
+        )
+        yield index, frame, small
+
+
 def _analyse(
     path: Path,
     analyzer: Any,
-    listener: Listener,
+    hearing: Hearing,
     cache: AnalysisCache,
     key: str,
     scale: float,
     progress: Callable[[float], None],
 ) -> TemplateAnalysis:
-    import cv2
-
     from heygemd.media.video import VideoReader
 
     with VideoReader(path) as reader:
         width, height, fps = reader.width, reader.height, reader.fps
+        track = _own_track(path, reader.info.has_audio)
+        if track is not None:  # heard beside the face analysis; the estimate is usually exact
+            hearing.ask(track, fps, reader.frame_count)
         capacity = reader.frame_count + 8
         small_size = (max(2, round(width * scale)), max(2, round(height * scale)))
         raw_landmarks, poses, origins = [], [], []
-        entry: Any = None
-        side: tuple[int, int] | None = None
+        crops: _CropBank | None = None
         last_report = time.monotonic()
+        # decoded in a worker thread (PyAV and OpenCV release the GIL) while the faces are
+        # found; closed (the worker stopped) before the reader is
+        frames = closing(prefetched(_decoded(iter(reader), capacity, small_size, scale),
+                                    DECODE_AHEAD, name="builtin-decode"))
         try:
-            for index, frame in enumerate(reader):
-                if index >= capacity:
-                    break
-                small = frame if scale == 1.0 else cv2.resize(
-                    frame, small_size, interpolation=cv2.INTER_AREA
-                )
-                points, pose = _face_arrays(analyzer.analyze(small, index), scale)
-                raw_landmarks.append(points)
-                poses.append(pose)
-                if side is None and not np.isnan(points).any():
-                    side = crop_side(points, width, height)
-                    entry = cache.big_writer(key, "crops", (capacity, side[0], side[1], 3))
-                origin = np.zeros(2, np.int32)
-                if side is not None and not np.isnan(points).any():
-                    origin = crop_origin_for(mesh.ring_center(points), side, width, height)
-                    entry.array[index] = frame[origin[1] : origin[1] + side[0],
-                                               origin[0] : origin[0] + side[1]]
-                origins.append(origin)
-                if time.monotonic() - last_report > 0.5:
-                    progress(min(index / max(capacity, 1), 0.99))
-                    last_report = time.monotonic()
+            with frames as decoded:
+                for index, frame, small in decoded:
+                    points, pose = _face_arrays(analyzer.analyze(small, index), scale)
+                    raw_landmarks.append(points)
+                    poses.append(pose)
+                    if crops is None and not np.isnan(points).any():
+                        crops = _CropBank(cache.big_writer(
+                            key, "crops", (capacity, *crop_side(points, width, height), 3)))
+                    origins.append(crops.store(index, frame, points) if crops is not None
+                                   else np.zeros(2, np.int32))
+                    if time.monotonic() - last_report > 0.5:
+                        progress(min(index / max(capacity, 1), 0.99))
+                        last_report = time.monotonic()
         except BaseException:
-            if entry is not None:
-                entry.discard()
+            if crops is not None:
+                crops.entry.discard()
             raise
-        has_audio = reader.info.has_audio
-    if entry is None:
+    if crops is None:
         from heygemd.errors import InputRejected
 
         raise InputRejected(
             f"No face was found in any frame of {path.name}; use a video showing one face.",
             code="no_face",
         )
-    return _finish(path, has_audio, fps, width, height, raw_landmarks, poses, origins,
-                   entry.commit(), listener)
+    return _finish(track, fps, width, height, raw_landmarks, poses, origins,
+                   crops.entry.commit(), hearing)
+
+
+class _CropBank:
+    """The crops entry being filled: each frame's lower face, cut around its mouth ring."""
+
+    def __init__(self, entry: Any) -> None:
+        self.entry = entry
+        self.side: tuple[int, int] = entry.array.shape[1:3]
+
+    def store(self, index: int, frame: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Keep frame ``index``'s crop (where its face was found); its origin (x0, y0)."""
+        if np.isnan(points).any():
+            return np.zeros(2, np.int32)
+        height, width = frame.shape[:2]
+        origin = crop_origin_for(mesh.ring_center(points), self.side, width, height)
+        self.entry.array[index] = frame[origin[1] : origin[1] + self.side[0],
+                                        origin[0] : origin[0] + self.side[1]]
+        return origin
 
 
 def _finish(
-    path: Path,
-    has_audio: bool,
+    track: np.ndarray | None,
     fps: float,
     width: int,
     height: int,
@@ -212,7 +248,7 @@ def _finish(
     poses: list[np.ndarray],
     origins: list[np.ndarray],
     crops: np.ndarray,
-    listener: Listener,
+    hearing: Hearing,
 ) -> TemplateAnalysis:
     from heygemd.faces.geometry import mouth_opening, smooth_sequence
 
@@ -225,7 +261,7 @@ def _finish(
         dtype=np.float32,
     )
     smooth = smooth_sequence(raw, fps).astype(np.float32)
-    heard = _hear_template(path, has_audio, fps, len(raw), listener)
+    heard = _hear_template(track, fps, len(raw), hearing)
     return TemplateAnalysis(
         fps=fps, width=width, height=height, landmarks=smooth, pose=pose, usable=usable,
         opening=opening, features=heard.features.copy(), speech=heard.speech.copy(),

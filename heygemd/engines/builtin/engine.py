@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import structlog
@@ -21,9 +21,12 @@ from heygemd.engines.base import EngineContext, ProgressFn, Rendering, RenderReq
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import colour, mesh, planning, render
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
+from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Listener
+from heygemd.engines.builtin.prefetch import prefetched
 from heygemd.engines.builtin.render import Plan
 from heygemd.errors import ProcessingError
+from heygemd.media.types import MediaInfo
 
 log = structlog.get_logger(__name__)
 
@@ -33,68 +36,27 @@ PROGRESS_SECONDS = 0.5
 PREFETCH_BATCHES = 1
 
 
-def prefetched(items: Iterator[Any], depth: int) -> Generator[Any, None, None]:
-    """``items`` produced in a worker thread, up to ``depth`` ahead of the consumer.
-
-    The worker's exceptions are raised here; closing this generator early (or an exception in
-    the consumer) stops the worker and closes ``items`` in it before returning.
-    """
-    import queue
-    import threading
-
-    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def put(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                box.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put("item", item):
-                    break
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            put("error", exc)
-            return
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-        put("end", None)
-
-    worker = threading.Thread(target=work, name="builtin-render", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = box.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        worker.join()
+def template_fps(info: MediaInfo) -> float:
+    """The rate a template's frames are analysed at (VideoReader's choice for its stream)."""
+    video = info.video
+    return (video.avg_fps or video.real_fps or 25.0) if video is not None else 25.0
 
 
 class BuiltinEngine:
-    """The default engine. Heavy parts (face analyzer, VAD, phone decoder) built in prepare()."""
+    """The default engine. Heavy parts (face analyzer, VAD, phone decoder) built in prepare();
+    tracks are heard in a worker process beside the video work (``hearing_worker``, see
+    :mod:`heygemd.engines.builtin.hearing`)."""
 
     name = "builtin"
     version = "0.1.0"
 
-    def __init__(self, ctx: EngineContext) -> None:
+    def __init__(self, ctx: EngineContext, hearing_worker: bool = True) -> None:
         self.ctx = ctx
         self.cfg = ctx.settings.builtin
         self.cache = AnalysisCache(ctx.paths.cache)
         self._analyzer: Any = None
-        self._listener = Listener()
+        self._listener = Listener(remember=0)  # answers are remembered by the Hearing
+        self._hearing = Hearing(self._listener, use_worker=hearing_worker)
         self._audio_ready = False
         self.last_plan: Plan | None = None  # the latest render's choices, for evaluation
 
@@ -103,7 +65,7 @@ class BuiltinEngine:
 
         if self._analyzer is None:
             self._analyzer = FaceAnalyzer(self.ctx.faces, tracking=True)
-        self._listener.load()
+        self._hearing.start()  # loads the listener too
         if not self._audio_ready:
             # the first log-mel imports librosa and compiles its kernels (~1.4 s): at startup,
             # not inside the first job
@@ -129,31 +91,52 @@ class BuiltinEngine:
         return found
 
     def close(self) -> None:
+        self._hearing.close()
         if self._analyzer is not None:
             self._analyzer.close()
             self._analyzer = None
+
+    def forget_heard(self) -> None:
+        """Forget the audio heard so far (a benchmark's timed run must hear its audio)."""
+        self._hearing.forget()
 
     def analysis_of(self, template: Path) -> TemplateAnalysis:
         """The (cached) analysis of ``template``, e.g. for evaluation."""
         self.prepare()
         analysis, _ = analyse_template(
-            template, self._analyzer, self._listener, self.cache, self.cfg.analysis_scale,
+            template, self._analyzer, self._hearing, self.cache, self.cfg.analysis_scale,
             lambda f: None,
         )
         return analysis
 
     def render(self, request: RenderRequest, progress: ProgressFn) -> Rendering:
-        """Analyse the template (cached), plan the mouths, and return the lazy frame stream."""
+        """Analyse the template (cached), plan the mouths, and return the lazy frame stream.
+
+        The new audio is asked of the hearing worker first: it is heard while the template is
+        analysed (or loaded from the cache), and planning takes the answer.
+        """
         self.prepare()
         t0 = time.monotonic()
-        analysis, cached = analyse_template(
-            request.template, self._analyzer, self._listener, self.cache,
-            self.cfg.analysis_scale, lambda f: progress(0.4 * f),
-        )
-        if abs(analysis.fps - request.fps) > 0.01:
-            log.warning("engine.fps_mismatch", template_fps=analysis.fps, request_fps=request.fps)
         count = request.frame_count
-        plan, metrics = planning.drive(analysis, request.audio, count, self.cfg, self._listener)
+        self._hearing.ask(request.audio, template_fps(request.info), count)
+        done = [0.0]
+
+        def analysing(fraction: float) -> None:
+            done[0] = 0.4 * fraction
+            progress(done[0])
+
+        with self._hearing.reporting(lambda: progress(done[0])):
+            analysis, cached = analyse_template(
+                request.template, self._analyzer, self._hearing, self.cache,
+                self.cfg.analysis_scale, analysing,
+            )
+            if abs(analysis.fps - request.fps) > 0.01:
+                log.warning("engine.fps_mismatch", template_fps=analysis.fps,
+                            request_fps=request.fps)
+            # planning hears through the Hearing (Listener.hear's signature): the answer
+            # asked above
+            listener = cast(Listener, self._hearing)
+            plan, metrics = planning.drive(analysis, request.audio, count, self.cfg, listener)
         self.last_plan = plan
         metrics["template_cached"] = float(cached)
         metrics["plan_ms"] = round((time.monotonic() - t0) * 1000, 1)

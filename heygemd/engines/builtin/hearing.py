@@ -1,0 +1,283 @@
+"""Hearing beside the video work: the Listener runs in a worker process, asked early.
+
+Hearing a track (listen.Listener: log-mel, silero VAD, pocketsphinx phones) is ~0.35 s of CPU per
+5 s of audio, and a job hears two tracks when its template is new (the template's own and the
+new audio). pocketsphinx holds the GIL while it decodes and mediapipe needs it between graph
+calls, so hearing in a thread does not overlap the template's face analysis (th08: hear 0.36 s +
+faces 1.02 s in turn, 1.44 s in two threads); a process does. The engine asks for each track as
+soon as it knows it (:meth:`Hearing.ask`) and takes the answer when planning needs it
+(:meth:`Hearing.hear`). Answers are remembered by content, as the Listener itself does: the
+videos of one job hear the job's audio once.
+
+The worker is ``python -c`` with a socket to this process: no multiprocessing start method, no
+import of the parent's ``__main__``. It ignores SIGINT/SIGTERM (the daemon decides when to stop)
+and ends when its socket closes, the daemon's death included. When it cannot start or is lost,
+tracks are heard in this process, by the same code: the answers are the same, only slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from heygemd.engines.builtin.listen import REMEMBER, Heard, Listener, feature_signature
+
+log = structlog.get_logger(__name__)
+
+START_SECONDS = 120.0  # the worker's start-up (torch, silero, pocketsphinx, librosa) at most
+STOP_SECONDS = 5.0
+WAIT_STEP_SECONDS = 0.5  # a waiting caller's progress callback runs this often
+
+Key = tuple[bytes, float, int]
+
+
+def key_of(audio: np.ndarray, fps: float, count: int) -> Key:
+    """What a track is remembered by: its samples' digest, the frame rate and frame count."""
+    samples = np.ascontiguousarray(audio, dtype=np.float32)
+    digest = hashlib.blake2b(samples.tobytes(), digest_size=16).digest()
+    return digest, round(float(fps), 6), int(count)
+
+
+def _no_report() -> None:
+    pass
+
+
+class WorkerLost(Exception):
+    """The worker process is gone (or never answered): hear in this process instead."""
+
+
+class Hearing:
+    """What the engine hears, asked early and answered by a worker process.
+
+    Not thread-safe: one engine thread asks and hears. ``listener`` hears in this process when
+    there is no worker; give it ``remember=0`` (answers are remembered here).
+    """
+
+    def __init__(self, listener: Listener, use_worker: bool = True,
+                 remember: int = REMEMBER) -> None:
+        self.listener = listener
+        self.use_worker = use_worker
+        self._remember = remember
+        self._heard: OrderedDict[Key, Heard] = OrderedDict()
+        self._asked: OrderedDict[Key, Future[Heard]] = OrderedDict()
+        self._worker: _Worker | None = None
+        self._waiting: Callable[[], None] = _no_report
+
+    def start(self) -> None:
+        """Start the worker (once; again after it was lost) and wait until it is ready. Loads
+        the in-process listener too: it answers when the worker cannot."""
+        self.listener.load()
+        if not self.use_worker or (self._worker is not None and self._worker.alive):
+            return
+        if self._worker is not None:
+            self._worker.close()
+        try:
+            self._worker = _Worker.start()
+        except WorkerLost as err:
+            log.warning("hearing.worker_unavailable", error=str(err))
+            self._worker = None
+
+    @property
+    def has_worker(self) -> bool:
+        return self._worker is not None and self._worker.alive
+
+    def ask(self, audio: np.ndarray, fps: float, count: int) -> None:
+        """Start hearing ``audio`` (float32 (N,) 16 kHz) for ``count`` frames at ``fps`` now, in
+        the worker; :meth:`hear` takes the answer. Without a worker this does nothing."""
+        key = key_of(audio, fps, count)
+        if key in self._heard or key in self._asked or not self.has_worker:
+            return
+        assert self._worker is not None
+        self._asked[key] = self._worker.submit(audio, fps, count)
+        while len(self._asked) > self._remember:  # asked by jobs that were interrupted
+            self._asked.popitem(last=False)
+
+    def hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
+        """What ``count`` frames at ``fps`` hear of ``audio``, as :meth:`Listener.hear` answers
+        (read-only arrays): remembered, asked earlier, or heard now."""
+        key = key_of(audio, fps, count)
+        if key in self._heard:
+            self._heard.move_to_end(key)
+            return self._heard[key]
+        self.ask(audio, fps, count)
+        heard = None
+        if key in self._asked:
+            heard = self._answer(key)
+        if heard is None:
+            heard = self.listener.hear(audio, fps, count)
+        for array in (heard.features, heard.speech, heard.level, heard.phone_opening,
+                      heard.closed_lips):
+            array.flags.writeable = False  # shared by every caller that hears this audio
+        self._heard[key] = heard
+        while len(self._heard) > self._remember:
+            self._heard.popitem(last=False)
+        return heard
+
+    @contextmanager
+    def reporting(self, report: Callable[[], None]) -> Iterator[None]:
+        """Within the block, :meth:`hear` calls ``report`` every WAIT_STEP_SECONDS while it
+        waits for the worker (a progress callback: what it raises, JobInterrupted included,
+        propagates; the answer stays asked)."""
+        self._waiting = report
+        try:
+            yield
+        finally:
+            self._waiting = _no_report
+
+    def forget(self) -> None:
+        """Forget every remembered answer (a benchmark's timed run must hear its audio)."""
+        self._heard.clear()
+
+    def close(self) -> None:
+        """Stop the worker (answers not taken are dropped)."""
+        self._asked.clear()
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def _answer(self, key: Key) -> Heard | None:
+        """The worker's answer for ``key`` (None when the worker failed: hear it here)."""
+        future = self._asked[key]
+        while True:
+            try:
+                heard = future.result(timeout=WAIT_STEP_SECONDS)
+                break
+            except FutureTimeout:
+                self._waiting()  # may raise JobInterrupted: the answer stays asked
+            except WorkerLost as err:
+                del self._asked[key]
+                log.warning("hearing.worker_lost", error=str(err))
+                return None
+        del self._asked[key]
+        return heard
+
+
+class _Worker:
+    """The worker process and the one thread that talks to it (a request, then its answer)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
+        from multiprocessing.connection import Connection
+
+        self.process = process
+        self.sock = sock
+        self.conn = Connection(os.dup(sock.fileno()))
+        self.alive = True
+        self._talk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="builtin-hearing")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def start(cls) -> _Worker:
+        ours, theirs = socket.socketpair()
+        root = str(Path(__file__).resolve().parents[3])  # the heygemd package's parent
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        code = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "from heygemd.engines.builtin.hearing import serve; serve()")
+        t0 = time.monotonic()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", code, str(theirs.fileno())], pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
+                start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
+            )
+        except OSError as err:
+            ours.close()
+            raise WorkerLost(f"cannot start the hearing worker: {err}") from err
+        finally:
+            theirs.close()
+        worker = cls(process, ours)
+        try:
+            if not worker.conn.poll(START_SECONDS):
+                raise WorkerLost(f"no answer from the hearing worker in {START_SECONDS:.0f} s")
+            kind, signature = worker.conn.recv()
+            if kind != "ready" or signature != feature_signature():
+                raise WorkerLost(f"the hearing worker hears otherwise ({kind}, {signature})")
+        except (EOFError, OSError, WorkerLost) as err:
+            worker.close()
+            raise WorkerLost(str(err)) from err
+        log.info("hearing.worker_ready", pid=process.pid,
+                 duration_ms=round((time.monotonic() - t0) * 1000, 1))
+        return worker
+
+    def submit(self, audio: np.ndarray, fps: float, count: int) -> Future[Heard]:
+        samples = np.ascontiguousarray(audio, dtype=np.float32)
+        return self._talk.submit(self._round_trip, samples, float(fps), int(count))
+
+    def _round_trip(self, audio: np.ndarray, fps: float, count: int) -> Heard:
+        with self._lock:
+            if not self.alive:
+                raise WorkerLost("the hearing worker was stopped")
+            try:
+                self.conn.send(("hear", audio, fps, count))
+                kind, answer = self.conn.recv()
+            except (EOFError, OSError) as err:
+                self.alive = False
+                raise WorkerLost(f"the hearing worker is gone ({err})") from err
+        if kind != "heard":
+            raise WorkerLost(f"the hearing worker failed: {answer}")
+        return Heard(**answer)
+
+    def close(self) -> None:
+        """Shut the socket down (the worker ends on it, and a round trip waiting on it wakes),
+        wait for the worker, then for the talking thread."""
+        self.alive = False
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        try:
+            self.process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._talk.shutdown(wait=True, cancel_futures=True)
+        self.conn.close()
+        self.sock.close()
+
+
+def serve() -> None:
+    """The worker process's life: hear what the socket (fd in argv[1]) asks until it closes.
+    SIGINT and SIGTERM are ignored (before this module is imported): the daemon stops it."""
+    from multiprocessing.connection import Connection
+
+    import structlog as slog
+
+    slog.configure(wrapper_class=slog.make_filtering_bound_logger(30),
+                   logger_factory=slog.PrintLoggerFactory(sys.stderr))
+    conn = Connection(int(sys.argv[1]))
+    listener = Listener(remember=0)
+    listener.load()
+    listener.hear(np.zeros(1600, np.float32), 25.0, 4)  # librosa's kernels compile now
+    conn.send(("ready", feature_signature()))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        _, audio, fps, count = request
+        try:
+            heard = listener.hear(audio, fps, count)
+            answer: tuple[str, Any] = ("heard", {
+                "features": heard.features, "speech": heard.speech, "level": heard.level,
+                "phone_opening": heard.phone_opening, "closed_lips": heard.closed_lips})
+        except Exception as err:  # noqa: BLE001 - the parent hears it again and raises it
+            answer = ("failed", f"{type(err).__name__}: {err}")
+        try:
+            conn.send(answer)
+        except (EOFError, OSError):
+            return

@@ -1,0 +1,111 @@
+"""The hearing worker process (heygemd.engines.builtin.hearing) on real speech: it hears exactly
+what the Listener hears in this process, starts and stops cleanly, and is not needed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heygemd.engines.builtin import hearing as hearing_module
+from heygemd.engines.builtin.hearing import Hearing
+from heygemd.engines.builtin.listen import Heard, Listener
+
+FPS = 25.0
+FIELDS = ("features", "speech", "level", "phone_opening", "closed_lips")
+
+
+@pytest.fixture(scope="module")
+def speech(shared_media: Path) -> np.ndarray:
+    from heygemd.media.audio import load_audio
+
+    return load_audio(shared_media / "speech" / "en01_male_jfk_inaugural_11s.flac")[: 4 * 16000]
+
+
+@pytest.fixture(scope="module")
+def here(speech: np.ndarray) -> Heard:
+    """What a Listener in this process hears."""
+    return Listener().hear(speech, FPS, 100)
+
+
+@pytest.fixture
+def hearing() -> Iterator[Hearing]:
+    hearing = Hearing(Listener(remember=0))
+    hearing.start()
+    yield hearing
+    hearing.close()
+
+
+def assert_same(a: Heard, b: Heard) -> None:
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_the_worker_hears_what_this_process_hears(
+    hearing: Hearing, speech: np.ndarray, here: Heard
+) -> None:
+    assert hearing.has_worker
+    hearing.ask(speech, FPS, 100)
+    heard = hearing.hear(speech, FPS, 100)
+    assert_same(heard, here)
+    assert not heard.features.flags.writeable  # shared answers are read-only
+    assert hearing.hear(speech, FPS, 100) is heard  # remembered by content
+    other = hearing.hear(speech * 0.5, FPS, 100)  # other samples: heard again
+    assert other is not heard
+
+
+def test_a_lost_worker_is_replaced_by_hearing_here(
+    hearing: Hearing, speech: np.ndarray, here: Heard
+) -> None:
+    assert hearing._worker is not None
+    process = hearing._worker.process
+    process.kill()
+    process.wait()
+    hearing.ask(speech, FPS, 100)
+    assert_same(hearing.hear(speech, FPS, 100), here)  # answered in this process
+    assert not hearing.has_worker
+    hearing.start()  # the engine's prepare() starts a new one
+    assert hearing.has_worker and hearing._worker is not None
+    assert hearing._worker.process.pid != process.pid
+
+
+def test_the_worker_ignores_stop_signals_and_ends_with_its_socket(hearing: Hearing) -> None:
+    assert hearing._worker is not None
+    process = hearing._worker.process
+    os.kill(process.pid, signal.SIGTERM)  # systemd's or a terminal's: the daemon decides
+    os.kill(process.pid, signal.SIGINT)
+    time.sleep(0.3)
+    assert process.poll() is None
+    hearing.close()
+    assert process.poll() is not None and not hearing.has_worker
+
+
+def test_an_interrupted_wait_leaves_the_answer_for_later(
+    hearing: Hearing, speech: np.ndarray, here: Heard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Stop(BaseException):
+        pass
+
+    monkeypatch.setattr(hearing_module, "WAIT_STEP_SECONDS", 0.01)  # hearing takes ~0.3 s
+    def interrupt() -> None:
+        raise Stop
+
+    hearing.ask(speech, FPS, 100)
+    with pytest.raises(Stop), hearing.reporting(interrupt):
+        hearing.hear(speech, FPS, 100)  # the first wait step interrupts
+    assert_same(hearing.hear(speech, FPS, 100), here)  # no report outside the block
+
+
+def test_without_a_worker_the_answers_are_the_same(speech: np.ndarray, here: Heard) -> None:
+    hearing = Hearing(Listener(remember=0), use_worker=False)
+    hearing.start()
+    hearing.ask(speech, FPS, 100)  # nothing to ask
+    assert not hearing.has_worker
+    assert_same(hearing.hear(speech, FPS, 100), here)
+    hearing.forget()
+    hearing.close()
