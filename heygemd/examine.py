@@ -332,22 +332,12 @@ def illustrate(
     ]
 
 
-def examine_video(
-    path: Path,
-    analyzer: FaceAnalyzer,
-    cfg: ValidationSettings,
-    limits: LimitSettings,
-    pictures_dir: Path,
-    progress: ProgressFn | None = None,
+def check_container(
+    path: Path, cfg: ValidationSettings, limits: LimitSettings
 ) -> VideoExamination:
-    """Probe ``path``, examine sampled frames for the speaker's face, apply the video rules and
-    write the picture of the deciding (refused) or worst (warned) frame into ``pictures_dir``.
-
-    ``progress`` gets the fraction (0..1) of the frame pass done, at least once per sampled
-    frame; it may raise JobInterrupted, which propagates (a BaseException, never a finding).
-    """
-    t0 = time.monotonic()
-    report = progress or _no_progress
+    """The video rules that need no decoded frame: extension, probe, container (size, length,
+    pixels). Cheap; :func:`examine_frames` goes on from its result when
+    :func:`needs_frame_pass` says so."""
     findings = validate.check_extension(path.name, "video")
     if findings:
         return VideoExamination(None, findings, [])
@@ -355,9 +345,37 @@ def examine_video(
         info = probe(path)
     except MediaError as err:
         return VideoExamination(None, [_unreadable("video", err, path.name)], [])
-    container = _with_file(validate.validate_video_info(info, cfg, limits), path.name)
-    if any(f.code in _NO_FRAME_PASS for f in container):
-        return VideoExamination(info, container, [])
+    return VideoExamination(info, _with_file(validate.validate_video_info(info, cfg, limits),
+                                             path.name), [])
+
+
+def needs_frame_pass(checked: VideoExamination) -> bool:
+    """Whether the frames of a video whose container was checked are worth examining: it was
+    probed and no container refusal makes decoding pointless or too costly."""
+    return checked.info is not None and not any(f.code in _NO_FRAME_PASS
+                                                 for f in checked.findings)
+
+
+def examine_frames(
+    path: Path,
+    checked: VideoExamination,
+    analyzer: FaceAnalyzer,
+    cfg: ValidationSettings,
+    limits: LimitSettings,
+    pictures_dir: Path,
+    progress: ProgressFn | None = None,
+) -> VideoExamination:
+    """Go on from :func:`check_container`: examine sampled frames for the speaker's face,
+    apply the video rules and write the picture of the deciding (refused) or worst (warned)
+    frame into ``pictures_dir``. ``checked.info`` must be set (:func:`needs_frame_pass`).
+
+    ``progress`` gets the fraction (0..1) of the frame pass done, at least once per sampled
+    frame; it may raise JobInterrupted, which propagates (a BaseException, never a finding).
+    """
+    t0 = time.monotonic()
+    report = progress or _no_progress
+    info, container = checked.info, checked.findings
+    assert info is not None
     try:
         samples, size = sample_frames(
             path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE), info=info
@@ -382,3 +400,24 @@ def examine_video(
         duration_ms=ms_since(t0),
     )
     return VideoExamination(info, findings, pictures, len(samples))
+
+
+def examine_video(
+    path: Path,
+    analyzer: FaceAnalyzer,
+    cfg: ValidationSettings,
+    limits: LimitSettings,
+    pictures_dir: Path,
+    progress: ProgressFn | None = None,
+) -> VideoExamination:
+    """Probe ``path``, examine sampled frames for the speaker's face, apply the video rules and
+    write the picture of the deciding (refused) or worst (warned) frame into ``pictures_dir``:
+    :func:`check_container`, then (when :func:`needs_frame_pass`) :func:`examine_frames`.
+
+    ``progress`` gets the fraction (0..1) of the frame pass done, at least once per sampled
+    frame; it may raise JobInterrupted, which propagates (a BaseException, never a finding).
+    """
+    checked = check_container(path, cfg, limits)
+    if not needs_frame_pass(checked):
+        return checked
+    return examine_frames(path, checked, analyzer, cfg, limits, pictures_dir, progress)

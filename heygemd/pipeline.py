@@ -3,6 +3,12 @@
 Knows nothing of inbox, outbox or job folders: the caller (the daemon, `heygemd eval`, a bench)
 names the input files and where the output goes, and gets typed results back. One bad video
 becomes a VideoResult with a reason, never an exception that stops the job's other videos.
+
+A video whose container passes (and whose job audio was accepted) has its frames examined in a
+worker thread while the engine plans the video (``Engine.render``, which only analyses and
+plans: frames are made when the encoder pulls them). Nothing is encoded before the verdict; a
+refusal found meanwhile stops the engine at its next progress call. On short clips the frame
+pass (~0.3 s for 5 s at 512x512) is then hidden behind the engine's planning.
 """
 
 from __future__ import annotations
@@ -19,9 +25,17 @@ import numpy as np
 import structlog
 
 from heygemd import examine
-from heygemd.engines.base import AUDIO_RATE, Engine, ProgressFn, RenderRequest, progress_span
+from heygemd.engines.base import (
+    AUDIO_RATE,
+    Engine,
+    ProgressFn,
+    Rendering,
+    RenderRequest,
+    progress_span,
+)
 from heygemd.errors import HeygemError, InputRejected, ResourceError
 from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.framepass import FramePass, RefusedMeanwhile, Shares
 from heygemd.media.audio import load_audio
 from heygemd.media.video import frames_for
 from heygemd.media.writer import VideoWriter
@@ -108,37 +122,31 @@ class Pipeline:
     ) -> VideoResult:
         """Examine ``video``; if acceptable, lip-sync it to ``audio`` into ``output`` (MP4).
 
-        Annotated pictures of findings go into ``pictures_dir``. ``progress`` gets the fraction
-        of the video done (examining is the first EXAMINE_SHARE, rendering the rest) at least
-        once per sampled or rendered frame. Never raises for bad input or engine failure (those
-        become the result); lets JobInterrupted (raised by ``progress``) through.
+        Annotated pictures of findings go into ``pictures_dir``. When the container passes and
+        the job's audio was accepted, the frames are examined beside the engine's planning
+        (:mod:`heygemd.framepass`); nothing is encoded before their verdict. ``progress`` gets
+        the fraction of the video done (examining is EXAMINE_SHARE of it, rendering the rest),
+        from this thread, at least once per engine progress report or a quarter second of
+        waiting. Never raises for bad input or engine failure (those become the result); lets
+        JobInterrupted (raised by ``progress``) through.
         """
         timings: dict[str, float] = {}
         bound = log.bind(video=video.name)
         try:
+            cfg, limits = self.settings.validation, self.settings.limits
+            checked = examine.check_container(video, cfg, limits)
+            if (audio.samples is not None and examine.needs_frame_pass(checked)
+                    and not refusals(checked.findings)):
+                return self._examine_beside_render(
+                    video, checked, audio, output, pictures_dir, progress, bound, timings)
             with _stage(bound, timings, "examine"):
-                exam = examine.examine_video(
-                    video, self.analyzer, self.settings.validation, self.settings.limits,
-                    pictures_dir, progress_span(progress, 0.0, EXAMINE_SHARE),
-                )
-            if refusals(exam.findings) or exam.info is None or audio.samples is None:
-                return _rejection(video, exam, timings)
-            with _stage(bound, timings, "render") as facts:
-                metrics = self._render(
-                    video, exam, audio, output, progress_span(progress, EXAMINE_SHARE, 1.0)
-                )
-                facts.update(metrics)
-            fps = exam.info.video.avg_fps if exam.info.video else 0.0
-            return VideoResult(
-                name=video.name,
-                status=VideoStatus.DONE,
-                output=output.name,
-                findings=note_unshown_frames(exam.findings, len(audio.samples) / AUDIO_RATE, fps),
-                pictures=exam.pictures,
-                timings_ms=timings,
-                metrics=metrics,
-                media=exam.info.summary(),
-            )
+                exam = checked
+                if examine.needs_frame_pass(checked):
+                    exam = examine.examine_frames(
+                        video, checked, self.analyzer, cfg, limits, pictures_dir,
+                        progress_span(progress, 0.0, EXAMINE_SHARE),
+                    )
+            return _rejection(video, exam, timings)  # refused, or the job's audio was
         except InputRejected as err:
             return _failure(video, VideoStatus.REJECTED, err.code, err.message, timings)
         except ResourceError as err:
@@ -152,19 +160,64 @@ class Pipeline:
             msg = f"Internal error while processing this video ({type(err).__name__}: {err})."
             return _failure(video, VideoStatus.FAILED, "internal_error", msg, timings)
 
-    def _render(
+    def _examine_beside_render(
         self,
         video: Path,
-        exam: examine.VideoExamination,
+        checked: examine.VideoExamination,
         audio: AudioCheck,
         output: Path,
+        pictures_dir: Path,
         progress: ProgressFn,
+        bound: Any,
+        timings: dict[str, float],
+    ) -> VideoResult:
+        """The frame pass in a worker thread while the engine plans; encode on its verdict.
+
+        Progress: the frame pass is EXAMINE_SHARE of the video, the engine the rest, reported
+        from this thread only (the caller's callback need not be thread-safe). A refusal found
+        while the engine plans stops the engine at its next progress call; an engine error
+        counts only when the frames pass.
+        """
+        info, samples = checked.info, audio.samples
+        assert info is not None and info.video is not None and samples is not None
+        cfg, limits = self.settings.validation, self.settings.limits
+        request = RenderRequest(template=video, info=info, audio=samples, fps=info.video.avg_fps)
+        bound.info("stage.start", stage="examine")
+        bound.info("stage.start", stage="render", beside="examine")
+        t0 = time.monotonic()
+        rendering: Rendering | None = None
+        failure: Exception | None = None
+        with FramePass(lambda report: examine.examine_frames(
+                video, checked, self.analyzer, cfg, limits, pictures_dir, report)) as frames:
+            shares = Shares(progress, frames, EXAMINE_SHARE)
+            try:
+                try:
+                    rendering = self.engine.render(request, shares.rendering)
+                except RefusedMeanwhile:
+                    pass
+                except Exception as err:  # the frames' verdict decides whether this counts
+                    failure = err
+                exam = frames.wait(shares.waiting)
+                timings["examine"] = frames.duration_ms
+                bound.info("stage.finish", stage="examine", duration_ms=timings["examine"])
+                refused = bool(refusals(exam.findings))
+                if failure is not None and not refused:
+                    raise failure
+                if refused or rendering is None:
+                    return _rejection(video, exam, timings)
+                metrics = self._encode(rendering, audio, output, shares.rendering)
+            finally:
+                _close(rendering)
+        timings["render"] = ms_since(t0)
+        bound.info("stage.finish", stage="render", duration_ms=timings["render"],
+                   beside_examine_ms=timings["examine"], **metrics)
+        return _done(video, output, exam, audio, timings, metrics)
+
+    def _encode(
+        self, rendering: Rendering, audio: AudioCheck, output: Path, progress: ProgressFn
     ) -> dict[str, float]:
-        assert exam.info is not None and exam.info.video is not None and audio.samples is not None
-        request = RenderRequest(
-            template=video, info=exam.info, audio=audio.samples, fps=exam.info.video.avg_fps
-        )
-        rendering = self.engine.render(request, progress)
+        """Pull the engine's frames into an MP4 at ``output`` with the job's sound track."""
+        assert audio.samples is not None
         out_cfg = self.settings.output
         track = audio.track
         assert track is not None  # accepted audio always carries its track
@@ -179,13 +232,36 @@ class Pipeline:
             os.replace(partial, output)
         finally:
             partial.unlink(missing_ok=True)
-            close = getattr(rendering.frames, "close", None)
-            if close is not None:  # stop an engine's worker threads now, not at GC
-                close()
+            _close(rendering)
         progress(1.0)
         metrics = dict(rendering.metrics)
         metrics["output_seconds"] = round(len(audio.samples) / AUDIO_RATE, 3)
         return metrics
+
+
+def _close(rendering: Rendering | None) -> None:
+    """Stop an engine's frame stream (and its worker threads) now, not at GC."""
+    close = getattr(rendering.frames, "close", None) if rendering is not None else None
+    if close is not None:
+        close()
+
+
+def _done(
+    video: Path, output: Path, exam: examine.VideoExamination, audio: AudioCheck,
+    timings: dict[str, float], metrics: dict[str, float],
+) -> VideoResult:
+    assert exam.info is not None and audio.samples is not None
+    fps = exam.info.video.avg_fps if exam.info.video else 0.0
+    return VideoResult(
+        name=video.name,
+        status=VideoStatus.DONE,
+        output=output.name,
+        findings=note_unshown_frames(exam.findings, len(audio.samples) / AUDIO_RATE, fps),
+        pictures=exam.pictures,
+        timings_ms=timings,
+        metrics=metrics,
+        media=exam.info.summary(),
+    )
 
 
 def note_unshown_frames(findings: list[Finding], seconds: float, fps: float) -> list[Finding]:

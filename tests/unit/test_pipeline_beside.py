@@ -1,0 +1,160 @@
+"""Pipeline.process_video: the frames are examined beside the engine's planning, and the
+frames' verdict decides (synthetic video, a scripted frame pass, a scripted engine)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pytest
+
+from heygemd import examine
+from heygemd.engines.base import AUDIO_RATE, Engine, ProgressFn, Rendering, RenderRequest
+from heygemd.errors import ProcessingError
+from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.pipeline import AudioCheck, Pipeline
+from heygemd.report import AudioResult, Finding, Severity, VideoStatus
+from heygemd.settings import Settings
+from tests.mediagen import make_video
+
+NO_FACE = Finding(code="no_face", severity=Severity.REFUSE, message="No face was found.")
+
+
+class ScriptedEngine:
+    """Plans for ``plan_seconds`` (reporting progress as it goes), then streams grey frames."""
+
+    name = "scripted"
+    version = "1"
+
+    def __init__(self, plan_seconds: float = 0.0, fail: bool = False) -> None:
+        self.plan_seconds = plan_seconds
+        self.fail = fail
+        self.planning = threading.Event()
+        self.stopped_by: BaseException | None = None
+        self.closed = False
+
+    def prepare(self) -> None: ...
+
+    def problems(self) -> list[str]:
+        return []
+
+    def close(self) -> None: ...
+
+    def render(self, request: RenderRequest, progress: ProgressFn) -> Rendering:
+        self.planning.set()
+        deadline = time.monotonic() + self.plan_seconds
+        try:
+            while time.monotonic() < deadline:
+                progress(0.1)
+                time.sleep(0.01)
+        except BaseException as err:
+            self.stopped_by = err
+            raise
+        if self.fail:
+            raise ProcessingError("the engine broke", code="engine_failed")
+        count = request.frame_count
+        info = request.info.video
+        assert info is not None
+
+        def frames() -> Iterator[np.ndarray]:
+            try:
+                for i in range(count):
+                    progress(i / count)
+                    yield np.full((info.height, info.width, 3), 128, np.uint8)
+            finally:
+                self.closed = True
+
+        return Rendering(info.width, info.height, request.fps, count, frames())
+
+
+@pytest.fixture
+def video(tmp_path: Path) -> Path:
+    return make_video(tmp_path / "clip.mp4", width=320, height=240, seconds=1.2)
+
+
+def run(video: Path, engine: ScriptedEngine, frame_pass: Any,
+        monkeypatch: pytest.MonkeyPatch, progress: ProgressFn | None = None) -> Any:
+    """process_video with ``frame_pass`` standing in for examine.examine_frames."""
+    monkeypatch.setattr(examine, "examine_frames", frame_pass)
+    pipeline = Pipeline(Settings(), cast(Engine, engine))
+    pipeline._analyzer = cast(FaceAnalyzer, object())  # the scripted pass needs none
+    samples = np.zeros(int(1.2 * AUDIO_RATE), np.float32)
+    audio = AudioCheck(video, AudioResult(name="a.wav", accepted=True), samples,
+                       np.zeros((1, int(1.2 * 48000)), np.float32))
+    return pipeline.process_video(video, audio, video.parent / "out.mp4", video.parent / "pics",
+                                  progress or (lambda f: None))
+
+
+def test_the_frames_are_examined_while_the_engine_plans(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = ScriptedEngine(plan_seconds=0.3)
+    overlapped: list[bool] = []
+
+    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any) -> Any:
+        overlapped.append(engine.planning.wait(5))  # only true if the engine plans meanwhile
+        return checked
+
+    result = run(video, engine, frame_pass, monkeypatch)
+    assert overlapped == [True]
+    assert result.status is VideoStatus.DONE and (video.parent / "out.mp4").stat().st_size > 0
+    assert set(result.timings_ms) == {"examine", "render"} and engine.closed
+
+
+def test_a_refusal_found_meanwhile_stops_the_engine_and_decides(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = ScriptedEngine(plan_seconds=30.0)  # would plan for long: it is stopped instead
+
+    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any) -> Any:
+        return examine.VideoExamination(checked.info, [NO_FACE], [])
+
+    t0 = time.monotonic()
+    result = run(video, engine, frame_pass, monkeypatch)
+    assert time.monotonic() - t0 < 5
+    assert result.status is VideoStatus.REJECTED and result.reason_code == "no_face"
+    assert engine.stopped_by is not None and not (video.parent / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("refused", [True, False])
+def test_an_engine_error_counts_only_when_the_frames_pass(
+    video: Path, monkeypatch: pytest.MonkeyPatch, refused: bool
+) -> None:
+    engine = ScriptedEngine(fail=True)
+
+    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any) -> Any:
+        time.sleep(0.1)  # the engine fails first
+        return examine.VideoExamination(checked.info, [NO_FACE] if refused else [], [])
+
+    result = run(video, engine, frame_pass, monkeypatch)
+    if refused:
+        assert result.status is VideoStatus.REJECTED and result.reason_code == "no_face"
+    else:
+        assert result.status is VideoStatus.FAILED and result.reason_code == "engine_failed"
+
+
+def test_progress_comes_from_the_job_thread_and_only_grows(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = ScriptedEngine(plan_seconds=0.2)
+    calls: list[tuple[float, str]] = []
+
+    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any) -> Any:
+        report = args[-1]
+        for i in range(30):
+            report(i / 30)
+            time.sleep(0.02)
+        return checked
+
+    def progress(fraction: float) -> None:
+        calls.append((fraction, threading.current_thread().name))
+
+    result = run(video, engine, frame_pass, monkeypatch, progress)
+    assert result.status is VideoStatus.DONE
+    fractions = [f for f, _ in calls]
+    assert {name for _, name in calls} == {threading.current_thread().name}
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
