@@ -25,6 +25,16 @@ def _skew(v: np.ndarray) -> np.ndarray:
     return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
 
 
+def _skew_rows(points: np.ndarray) -> np.ndarray:
+    """(N, 2, 3): the first two rows of :func:`_skew` of each of the (N, 3) points, at once."""
+    rows = np.zeros((len(points), 2, 3))
+    rows[:, 0, 1] = -points[:, 2]
+    rows[:, 0, 2] = points[:, 1]
+    rows[:, 1, 0] = points[:, 2]
+    rows[:, 1, 2] = -points[:, 0]
+    return rows
+
+
 def _rotation(w: np.ndarray) -> np.ndarray:
     """Rotation (3, 3) for the rotation vector w (axis * angle in radians), Rodrigues' formula."""
     angle = float(np.linalg.norm(w))
@@ -55,7 +65,7 @@ def fit_weak_perspective(model: np.ndarray, image: np.ndarray) -> tuple[np.ndarr
         turned = model @ rot.T
         residual = (scale * turned[:, :2] - image).ravel()
         jacobian = np.empty((len(model), 2, 4))
-        jacobian[:, :, :3] = -scale * np.stack([_skew(p)[:2] for p in turned])
+        jacobian[:, :, :3] = -scale * _skew_rows(turned)
         jacobian[:, :, 3] = turned[:, :2]
         step = np.linalg.lstsq(jacobian.reshape(-1, 4), -residual, rcond=None)[0]
         rot, scale = _rotation(step[:3]) @ rot, scale + float(step[3])
