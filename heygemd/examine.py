@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from heygemd import annotate, validate
+from heygemd import annotate, validate, voice
 from heygemd.audiostats import FRAME, RATE, measure_audio
 from heygemd.engines.base import ProgressFn, progress_span
 from heygemd.errors import MediaError
@@ -116,6 +116,7 @@ def speech_probabilities(samples: np.ndarray, progress: ProgressFn | None = None
 
     The frames go through the model one by one (what silero's ``audio_forward`` does), so that
     ``progress`` gets the fraction done every VAD_BLOCK frames; it may raise JobInterrupted.
+    The probabilities are remembered (:mod:`heygemd.voice`) for the engine's VAD.
     """
     import torch
 
@@ -136,7 +137,9 @@ def speech_probabilities(samples: np.ndarray, progress: ProgressFn | None = None
                 report(i / count)
             out.append(model(frames[i], RATE))  # type: ignore[operator]
     report(1.0)
-    return torch.cat(out, 1).numpy().reshape(-1).astype(np.float32)
+    probabilities = torch.cat(out, 1).numpy().reshape(-1).astype(np.float32)
+    voice.remember(samples, probabilities)  # the engine's VAD takes them (heygemd.voice)
+    return probabilities
 
 
 def examine_audio(

@@ -128,10 +128,26 @@ class VoiceDetector:
                 self._model = load_silero_vad()
 
     def spans(self, audio: np.ndarray) -> list[tuple[float, float]]:
-        """Speech spans (start, end) in seconds of float32 (N,) 16 kHz audio."""
+        """Speech spans (start, end) in seconds of float32 (N,) 16 kHz audio.
+
+        Where the audio check already ran silero over these samples (heygemd.voice remembers
+        its probabilities: the same model, frames and numbers), only the spans are derived
+        (silero-vad versions with get_speech_timestamps_from_probs, which the model path ends in).
+        """
+        import silero_vad
         import torch
         from silero_vad import get_speech_timestamps
 
+        from heygemd import voice
+
+        from_probs = getattr(silero_vad, "get_speech_timestamps_from_probs", None)
+        known = voice.recall(audio) if from_probs is not None else None
+        if from_probs is not None and known is not None:
+            stamps = from_probs(
+                known.tolist(), sampling_rate=RATE, min_silence_duration_ms=120,
+                speech_pad_ms=20, audio_length_samples=len(audio),
+            )
+            return [(s["start"] / RATE, s["end"] / RATE) for s in stamps]
         self.load()
         with torch.no_grad():
             stamps = get_speech_timestamps(

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from heygemd import voice
 from heygemd.engines.builtin.listen import REMEMBER, Heard, Listener, feature_signature
 
 log = structlog.get_logger(__name__)
@@ -217,15 +218,19 @@ class _Worker:
         return worker
 
     def submit(self, audio: np.ndarray, fps: float, count: int) -> Future[Heard]:
+        """Hear ``audio`` in the worker; the speech probabilities this process remembers of it
+        (the audio check's, heygemd.voice) go along, so the worker's VAD does not run again."""
         samples = np.ascontiguousarray(audio, dtype=np.float32)
-        return self._talk.submit(self._round_trip, samples, float(fps), int(count))
+        return self._talk.submit(self._round_trip, samples, float(fps), int(count),
+                                 voice.recall(samples))
 
-    def _round_trip(self, audio: np.ndarray, fps: float, count: int) -> Heard:
+    def _round_trip(self, audio: np.ndarray, fps: float, count: int,
+                    speech: np.ndarray | None) -> Heard:
         with self._lock:
             if not self.alive:
                 raise WorkerLost("the hearing worker was stopped")
             try:
-                self.conn.send(("hear", audio, fps, count))
+                self.conn.send(("hear", audio, fps, count, speech))
                 kind, answer = self.conn.recv()
             except (EOFError, OSError) as err:
                 self.alive = False
@@ -269,8 +274,10 @@ def serve() -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return
-        _, audio, fps, count = request
+        _, audio, fps, count, speech = request
         try:
+            if speech is not None:  # the parent's audio check ran silero on these samples
+                voice.remember(audio, speech)
             heard = listener.hear(audio, fps, count)
             answer: tuple[str, Any] = ("heard", {
                 "features": heard.features, "speech": heard.speech, "level": heard.level,
