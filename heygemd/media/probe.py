@@ -24,6 +24,11 @@ VFR_PACKETS = 48  # video packets whose timestamps decide whether the rate is va
 VFR_TOLERANCE = 0.25  # relative deviation from the median frame spacing that is irregular
 VFR_IRREGULAR_SHARE = 0.1  # share of irregular gaps above which a stream counts as VFR
 REORDER_DEPTH = 16  # decode-order reordering depth (B-pyramids) to ignore at the end
+# FFmpeg reads up to 5 MB of a file to learn its streams: ~1 s of 48 kHz stereo PCM, ~20 ms per
+# open. A PCM WAV's header already says everything (probe results and decoded samples of 33
+# WAVs, u8..f32, 1-2 channels, 16-48 kHz, came out the same), so WAVs are opened reading this
+# much, and opened again the usual way when the WAV does not hold PCM.
+WAV_PROBE_BYTES = 65536
 
 # Which FFmpeg demuxers a file extension may legitimately hold. Extensions not listed are not
 # checked (the content decides).
@@ -190,6 +195,12 @@ def open_input(path: Path) -> Any:
             f"{path.name} is empty (0 bytes).{COPY_ADVICE}", code="empty_file"
         )
     try:
+        if _is_wave(path):
+            container = av.open(str(path), mode="r", options={"probesize": str(WAV_PROBE_BYTES)})
+            streams = list(container.streams)
+            if streams and all(s.codec_context.name.startswith("pcm_") for s in streams):
+                return container
+            container.close()
         return av.open(str(path), mode="r")
     except av.FFmpegError as err:
         raise MediaError(
@@ -197,6 +208,13 @@ def open_input(path: Path) -> Any:
             f"media file (FFmpeg: {err.strerror or err}).{COPY_ADVICE}",
             code="unreadable_media",
         ) from None
+
+
+def _is_wave(path: Path) -> bool:
+    """Whether the file starts as a RIFF (or RF64/BW64) WAVE file does."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    return head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE"
 
 
 def check_complete(path: Path, size_bytes: int, index_ends: Sequence[int]) -> None:
