@@ -72,9 +72,12 @@ def test_match_spread_gives_speech_the_template_range() -> None:
     speech = np.ones(100, dtype=bool)
     speech[:10] = False
     reference = rng.uniform(0.05, 0.4, size=300)
-    out = motion.match_spread(shrunk, speech, reference)
+    out = motion.match_spread(shrunk, speech, reference, gain=1.0)
     assert abs(out[speech].mean() - reference.mean()) < 1e-9
     assert abs(out[speech].std() - reference.std()) < 1e-9
     assert motion.pearson(out, shrunk) > 0.999  # same shape, larger swing
+    lively = motion.match_spread(shrunk, speech, reference)  # the engine's default gain
+    assert abs(lively[speech].mean() - reference.mean()) < 1e-9
+    assert abs(lively[speech].std() - motion.SPREAD_GAIN * reference.std()) < 1e-9
     flat = np.full(100, 0.2)
     assert np.array_equal(motion.match_spread(flat, speech, reference), flat)
