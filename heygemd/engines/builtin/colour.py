@@ -80,8 +80,8 @@ def match_mouth(base: Any, source: Any, rim: Any, corner_y: Any, lip_target: Any
     shifted = source + skin_shift(base, source, rim, corner_y)
     lips = lip_shift(lip_target, shifted, source_lips)
     side = float(max(source.shape[-2:]))
-    weight = (2.0 * soft_band(source_lips, LIP_SOFTNESS * side)).clamp(0.0, 1.0)
-    return (shifted + weight * lips).clamp(0.0, 1.0)
+    weight = (2.0 * soft_band(source_lips, LIP_SOFTNESS * side)).clamp_(0.0, 1.0)
+    return shifted.add_(weight * lips).clamp_(0.0, 1.0)  # in place: the same sums
 
 
 def soft_band(masks: Any, sigma_px: float) -> Any:

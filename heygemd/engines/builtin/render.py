@@ -153,7 +153,7 @@ def transplant(
     matched = colour.match_mouth(base_t, source_t, rim, corner_y,
                                  lip_target.reshape(-1, 3, 1, 1), source_lips)
     out = compose.blend(base_t, matched, alpha)
-    windows = torch.round(out * 255.0).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+    windows = out.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
     result = []
     for frame, window, (b, _) in zip(frames, windows.numpy(), plan_rows, strict=True):
         fx, fy = int(analysis.crop_origin[b][0]) + x0, int(analysis.crop_origin[b][1]) + y0
@@ -185,10 +185,14 @@ def restore_detail(images: Any, amount: float) -> Any:
 
     if amount <= 0:
         return images
+    import torch
+
+    # in place where a temporary would be made, each sum in the same order (same roundings)
     p = F.pad(images, (1, 1, 1, 1), mode="replicate")
-    rows = p[..., :, :-2] + 2 * p[..., :, 1:-1] + p[..., :, 2:]
-    blur = (rows[..., :-2, :] + 2 * rows[..., 1:-1, :] + rows[..., 2:, :]) / 16
-    return (images + amount * (images - blur)).clamp(0.0, 1.0)
+    rows = torch.add(p[..., :, :-2], p[..., :, 1:-1], alpha=2).add_(p[..., :, 2:])
+    blur = torch.add(rows[..., :-2, :], rows[..., 1:-1, :], alpha=2).add_(rows[..., 2:, :])
+    detail = torch.sub(images, blur.div_(16), out=blur).mul_(amount)
+    return detail.add_(images).clamp_(0.0, 1.0)
 
 
 def hard_masks(polygons: list[np.ndarray], side: int, width: int | None = None) -> np.ndarray:

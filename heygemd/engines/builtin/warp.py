@@ -73,11 +73,18 @@ def warp_batch(
     sx = np.empty((b, ho, wo), dtype=np.float32)
     sy = np.empty((b, ho, wo), dtype=np.float32)
     ys, xs = np.mgrid[0:ho, 0:wo].astype(np.float32)
+    term = np.empty((ho, wo), dtype=np.float32)
     for i in range(b):
-        ids = np.clip(tri_maps[i], 0, None)
-        a = np.asarray(affines[i], dtype=np.float32).reshape(-1, 6)[ids].transpose(2, 0, 1)
-        sx[i] = a[0] * xs + a[1] * ys + a[2]
-        sy[i] = a[3] * xs + a[4] * ys + a[5]
+        # each coefficient looked up as a plane of its own (contiguous; pixels outside the mesh,
+        # -1, take triangle 0's), the sums formed in place in the same order as
+        # (a0 * x + a1 * y) + a2: the same float32 roundings
+        ids = tri_maps[i]
+        table = np.asarray(affines[i], dtype=np.float32).reshape(-1, 6).T.copy()
+        for out, (ax, ay, a0) in ((sx[i], table[0:3]), (sy[i], table[3:6])):
+            np.multiply(ax.take(ids, mode="clip"), xs, out=out)
+            np.multiply(ay.take(ids, mode="clip"), ys, out=term)
+            out += term
+            out += a0.take(ids, mode="clip")
     # Only the part of the sources the samples reach (bicubic: 2 pixels around) goes to the
     # device as floats; clamping to the crop's border is unchanged because the cut stays inside.
     x0 = int(np.clip(np.floor(sx.min()) - 3, 0, ws - 1))
