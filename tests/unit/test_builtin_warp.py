@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -118,3 +120,19 @@ def test_mask_window_holds_every_polygon_on_the_feathering_grid() -> None:
     assert (x0, y0) == (28, 36) and (x1, y1) == (80, 96)
     assert all(v % render.FEATHER_STEP == 0 for v in (x0, y0, x1, y1))
     assert render.mask_window([np.array([[-5.0, -5.0], [140.0, 140.0]])], 128) == (0, 0, 128, 128)
+
+
+def test_restore_detail_leaves_its_input_as_it_was() -> None:
+    images = torch.rand(2, 3, 12, 10)
+    before = images.clone()
+    render.restore_detail(images, 0.2)
+    assert torch.equal(images, before)
+
+
+def test_base_frames_come_from_held_frames_in_pingpong_order(tmp_path: Path) -> None:
+    held = [np.full((4, 4, 3), i, np.uint8) for i in range(5)]
+    order = np.array([0, 1, 2, 3, 4, 3, 2, 1, 0])
+    missing = tmp_path / "not-decoded.mp4"  # would be opened if the frames were decoded
+    frames = list(render.base_frames(missing, order, 48, decoded=held))
+    assert [int(f[0, 0, 0]) for f in frames] == order.tolist()
+    assert frames[5] is held[3]  # no copies: the render copies what it changes

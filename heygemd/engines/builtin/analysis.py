@@ -31,6 +31,9 @@ MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 30.0
 CROP_MARGIN = 1.25  # crop side = the first face's ring box side times this
 DECODE_AHEAD = 4  # frames decoded (and shrunk) ahead, in a worker thread, of the face analysis
+# A template this small (all its frames at full size) is kept decoded after its analysis, for
+# the render that follows, instead of being decoded again (th08: 125 frames, 98 MB).
+KEEP_DECODED_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,10 @@ def analyse_template(
     cache: AnalysisCache,
     scale: float,
     progress: Callable[[float], None],
-) -> tuple[TemplateAnalysis, bool]:
-    """Analyse ``path`` (or load it from ``cache``). Returns (analysis, was_cached).
+) -> tuple[TemplateAnalysis, bool, list[np.ndarray] | None]:
+    """Analyse ``path`` (or load it from ``cache``). Returns (analysis, was_cached, frames):
+    ``frames`` are the template's decoded frames (uint8 (H, W, 3), index = frame index) when it
+    was analysed now and they fit KEEP_DECODED_BYTES, else None.
 
     analyzer: a tracking heygemd.faces.FaceAnalyzer; progress gets 0..1 of this analysis. The
     template's own track is asked of ``hearing`` before the frames are decoded, so that it is
@@ -141,15 +146,15 @@ def analyse_template(
     crops = cache.load_big(key, "crops") if arrays is not None else None
     if arrays is not None and crops is not None:
         log.info("template.cache_hit", template=path.name, key=key[:12])
-        return TemplateAnalysis.from_arrays(arrays, crops), True
+        return TemplateAnalysis.from_arrays(arrays, crops), True, None
     t0 = time.monotonic()
-    analysis = _analyse(path, analyzer, hearing, cache, key, scale, progress)
+    analysis, frames = _analyse(path, analyzer, hearing, cache, key, scale, progress)
     cache.save_arrays(key, analysis.arrays())
     log.info(
         "template.analysed", template=path.name, frames=analysis.n_frames,
         usable=int(analysis.usable.sum()), duration_ms=round((time.monotonic() - t0) * 1000, 1),
     )
-    return analysis, False
+    return analysis, False, frames
 
 
 def _decoded(
@@ -175,7 +180,7 @@ def _analyse(
     key: str,
     scale: float,
     progress: Callable[[float], None],
-) -> TemplateAnalysis:
+) -> tuple[TemplateAnalysis, list[np.ndarray] | None]:
     from heygemd.media.video import VideoReader
 
     with VideoReader(path) as reader:
@@ -185,6 +190,8 @@ def _analyse(
             hearing.ask(track, fps, reader.frame_count)
         capacity = reader.frame_count + 8
         small_size = (max(2, round(width * scale)), max(2, round(height * scale)))
+        kept: list[np.ndarray] | None = (
+            [] if capacity * width * height * 3 <= KEEP_DECODED_BYTES else None)
         raw_landmarks, poses, origins = [], [], []
         crops: _CropBank | None = None
         last_report = time.monotonic()
@@ -195,6 +202,8 @@ def _analyse(
         try:
             with frames as decoded:
                 for index, frame, small in decoded:
+                    if kept is not None:
+                        kept.append(frame)
                     points, pose = _face_arrays(analyzer.analyze(small, index), scale)
                     raw_landmarks.append(points)
                     poses.append(pose)
@@ -218,7 +227,7 @@ def _analyse(
             code="no_face",
         )
     return _finish(track, fps, width, height, raw_landmarks, poses, origins,
-                   crops.entry.commit(), hearing)
+                   crops.entry.commit(), hearing), kept
 
 
 class _CropBank:

@@ -103,7 +103,7 @@ class BuiltinEngine:
     def analysis_of(self, template: Path) -> TemplateAnalysis:
         """The (cached) analysis of ``template``, e.g. for evaluation."""
         self.prepare()
-        analysis, _ = analyse_template(
+        analysis, _, _ = analyse_template(
             template, self._analyzer, self._hearing, self.cache, self.cfg.analysis_scale,
             lambda f: None,
         )
@@ -126,7 +126,7 @@ class BuiltinEngine:
             progress(done[0])
 
         with self._hearing.reporting(lambda: progress(done[0])):
-            analysis, cached = analyse_template(
+            analysis, cached, decoded = analyse_template(
                 request.template, self._analyzer, self._hearing, self.cache,
                 self.cfg.analysis_scale, analysing,
             )
@@ -142,7 +142,8 @@ class BuiltinEngine:
         metrics["plan_ms"] = round((time.monotonic() - t0) * 1000, 1)
         log.info("engine.planned", frames=count, **metrics)
         start = 0.0 if cached else 0.4
-        frames = self._frames(request, analysis, plan, progress, start)
+        # a template analysed just now may still be held decoded: not decoded again
+        frames = self._frames(request, analysis, plan, progress, start, decoded)
         return Rendering(
             width=analysis.width, height=analysis.height, fps=analysis.fps,
             frame_count=count, frames=frames, metrics=metrics,
@@ -155,6 +156,7 @@ class BuiltinEngine:
         plan: Plan,
         progress: ProgressFn,
         start: float,
+        decoded: list[np.ndarray] | None = None,
     ) -> Iterator[np.ndarray]:
         ref = analysis.landmarks[int(np.flatnonzero(analysis.usable)[0])] if analysis.usable.any() \
             else None
@@ -167,7 +169,8 @@ class BuiltinEngine:
         def batches() -> Iterator[list[np.ndarray]]:
             batch: list[np.ndarray] = []
             rows: list[int] = []
-            frames = render.base_frames(request.template, plan.base, frame_bytes, request.info)
+            frames = render.base_frames(request.template, plan.base, frame_bytes, request.info,
+                                        decoded)
             for t, frame in enumerate(frames):
                 if t >= count:
                     break

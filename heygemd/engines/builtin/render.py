@@ -86,10 +86,16 @@ def _last_frame(path: Path, info: MediaInfo | None = None) -> np.ndarray:
 
 
 def base_frames(
-    path: Path, order: np.ndarray, frame_bytes: int, info: MediaInfo | None = None
+    path: Path, order: np.ndarray, frame_bytes: int, info: MediaInfo | None = None,
+    decoded: list[np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
     """Full-resolution template frames in ``order`` (a ping-pong index sequence); ``info`` is
-    the template's probe, passed on so the many short ranges do not probe it again."""
+    the template's probe, passed on so the many short ranges do not probe it again.
+    ``decoded``: the template's frames already decoded (index = frame index), when held."""
+    if decoded is not None and len(order) and int(np.max(order)) < len(decoded):
+        for index in order:
+            yield decoded[int(index)]
+        return
     chunk = max(1, REVERSE_BUDGET_BYTES // max(frame_bytes, 1))
     for start, stop, step in runs(order):
         if step > 0:
