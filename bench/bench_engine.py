@@ -24,7 +24,8 @@ How it is measured, so that one noisy run on a shared machine does not decide:
   clip's own sound with its level changed by a hair for each run (a new WAV for whole jobs),
   and the engine's memory of heard audio is emptied before each timed run (``forget_heard``);
 - beside each run's seconds, the CPU seconds other processes used meanwhile (``*_others_cpu_s``,
-  from /proc/stat): a run that shared the machine with another job says so.
+  from /proc/stat; this process's descendants, the engine's hearing worker, count as ours): a
+  run that shared the machine with another job says so; medians of such runs are not results.
 """
 
 from __future__ import annotations
