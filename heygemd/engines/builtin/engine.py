@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import structlog
@@ -133,10 +133,9 @@ class BuiltinEngine:
             if abs(analysis.fps - request.fps) > 0.01:
                 log.warning("engine.fps_mismatch", template_fps=analysis.fps,
                             request_fps=request.fps)
-            # planning hears through the Hearing (Listener.hear's signature): the answer
-            # asked above
-            listener = cast(Listener, self._hearing)
-            plan, metrics = planning.drive(analysis, request.audio, count, self.cfg, listener)
+            # planning hears through the Hearing: the answer asked above
+            plan, metrics = planning.drive(analysis, request.audio, count, self.cfg,
+                                           self._hearing)
         self.last_plan = plan
         metrics["template_cached"] = float(cached)
         metrics["plan_ms"] = round((time.monotonic() - t0) * 1000, 1)

@@ -18,7 +18,6 @@ tracks are heard in this process, by the same code: the answers are the same, on
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import subprocess
@@ -37,23 +36,21 @@ import numpy as np
 import structlog
 
 from heygemd import voice
-from heygemd.engines.builtin.listen import REMEMBER, Heard, Listener, feature_signature
+from heygemd.engines.builtin.listen import (
+    REMEMBER,
+    Heard,
+    HeardMemory,
+    Key,
+    Listener,
+    feature_signature,
+    key_of,
+)
 
 log = structlog.get_logger(__name__)
 
 START_SECONDS = 120.0  # the worker's start-up (torch, silero, pocketsphinx, librosa) at most
 STOP_SECONDS = 5.0
 WAIT_STEP_SECONDS = 0.5  # a waiting caller's progress callback runs this often
-
-Key = tuple[bytes, float, int]
-
-
-def key_of(audio: np.ndarray, fps: float, count: int) -> Key:
-    """What a track is remembered by: its samples' digest, the frame rate and frame count."""
-    samples = np.ascontiguousarray(audio, dtype=np.float32)
-    digest = hashlib.blake2b(samples.tobytes(), digest_size=16).digest()
-    return digest, round(float(fps), 6), int(count)
-
 
 def _no_report() -> None:
     pass
@@ -75,7 +72,7 @@ class Hearing:
         self.listener = listener
         self.use_worker = use_worker
         self._remember = remember
-        self._heard: OrderedDict[Key, Heard] = OrderedDict()
+        self._heard = HeardMemory(remember)
         self._asked: OrderedDict[Key, Future[Heard]] = OrderedDict()
         self._worker: _Worker | None = None
         self._waiting: Callable[[], None] = _no_report
@@ -113,22 +110,16 @@ class Hearing:
         """What ``count`` frames at ``fps`` hear of ``audio``, as :meth:`Listener.hear` answers
         (read-only arrays): remembered, asked earlier, or heard now."""
         key = key_of(audio, fps, count)
-        if key in self._heard:
-            self._heard.move_to_end(key)
-            return self._heard[key]
+        remembered = self._heard.get(key)
+        if remembered is not None:
+            return remembered
         self.ask(audio, fps, count)
         heard = None
         if key in self._asked:
             heard = self._answer(key)
         if heard is None:
             heard = self.listener.hear(audio, fps, count)
-        for array in (heard.features, heard.speech, heard.level, heard.phone_opening,
-                      heard.closed_lips):
-            array.flags.writeable = False  # shared by every caller that hears this audio
-        self._heard[key] = heard
-        while len(self._heard) > self._remember:
-            self._heard.popitem(last=False)
-        return heard
+        return self._heard.put(key, heard)
 
     @contextmanager
     def reporting(self, report: Callable[[], None]) -> Iterator[None]:

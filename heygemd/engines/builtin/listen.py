@@ -10,6 +10,7 @@ import functools
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -66,6 +67,53 @@ def feature_windows(mel: np.ndarray, speech: np.ndarray, visemes: np.ndarray) ->
     return af.stack_context(rows).astype(np.float32)
 
 
+Key = tuple[bytes, float, int]
+
+
+def key_of(audio: np.ndarray, fps: float, count: int) -> Key:
+    """What a track is remembered by: its samples' digest, the frame rate and frame count."""
+    samples = np.ascontiguousarray(audio, dtype=np.float32)
+    digest = hashlib.blake2b(samples.tobytes(), digest_size=16).digest()
+    return digest, round(float(fps), 6), int(count)
+
+
+class Hears(Protocol):
+    """What planning needs: :meth:`Listener.hear`'s signature (a Listener, or the engine's
+    Hearing, which asks a worker process)."""
+
+    def hear(self, audio: np.ndarray, fps: float, count: int) -> Heard: ...
+
+
+class HeardMemory:
+    """The last ``size`` answers, by :func:`key_of`. Their arrays are made read-only: a
+    remembered answer is shared by every caller that hears the same audio."""
+
+    def __init__(self, size: int = REMEMBER) -> None:
+        self.size = size
+        self._items: OrderedDict[Key, Heard] = OrderedDict()
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._items
+
+    def get(self, key: Key) -> Heard | None:
+        heard = self._items.get(key)
+        if heard is not None:
+            self._items.move_to_end(key)
+        return heard
+
+    def put(self, key: Key, heard: Heard) -> Heard:
+        for array in (heard.features, heard.speech, heard.level, heard.phone_opening,
+                      heard.closed_lips):
+            array.flags.writeable = False
+        self._items[key] = heard
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return heard
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
 class Listener:
     """The voice-activity detector (loaded once) and the phone decoder (its models found once,
     a fresh decoder per track: see PhoneRecognizer).
@@ -77,8 +125,7 @@ class Listener:
     def __init__(self, remember: int = REMEMBER) -> None:
         self.voice = af.VoiceDetector()
         self.phones = ph.PhoneRecognizer()
-        self._remember = remember
-        self._heard: OrderedDict[tuple[bytes, float, int], Heard] = OrderedDict()
+        self._heard = HeardMemory(remember)
 
     def load(self) -> None:
         """Load the models now (start-up), not in the middle of the first job."""
@@ -89,19 +136,9 @@ class Listener:
         """float32 (N,) 16 kHz mono -> what ``count`` video frames at ``fps`` hear. The arrays
         are read-only: a remembered result is shared by every caller that hears this audio."""
         audio = np.ascontiguousarray(audio, dtype=np.float32)
-        digest = hashlib.blake2b(audio.tobytes(), digest_size=16).digest()
-        key = (digest, round(float(fps), 6), int(count))
-        if key in self._heard:
-            self._heard.move_to_end(key)
-            return self._heard[key]
-        heard = self._hear(audio, fps, count)
-        for array in (heard.features, heard.speech, heard.level, heard.phone_opening,
-                      heard.closed_lips):
-            array.flags.writeable = False  # shared by every caller that hears this audio
-        self._heard[key] = heard
-        while len(self._heard) > self._remember:
-            self._heard.popitem(last=False)
-        return heard
+        key = key_of(audio, fps, count)
+        heard = self._heard.get(key)
+        return heard if heard is not None else self._heard.put(key, self._hear(audio, fps, count))
 
     def _hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
         mel = af.to_video_frames(af.log_mel(audio), af.HOP / af.RATE, fps, count)

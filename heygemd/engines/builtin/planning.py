@@ -10,7 +10,7 @@ import numpy as np
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import motion, select
 from heygemd.engines.builtin.analysis import TemplateAnalysis
-from heygemd.engines.builtin.listen import Listener
+from heygemd.engines.builtin.listen import Hears
 from heygemd.engines.builtin.render import Plan
 from heygemd.settings import BuiltinEngineSettings
 
@@ -26,7 +26,7 @@ def drive(
     audio: np.ndarray,
     count: int,
     cfg: BuiltinEngineSettings,
-    listener: Listener,
+    listener: Hears,
 ) -> tuple[Plan, dict[str, float]]:
     """Decide, for each of ``count`` output frames, the base and the source template frame.
 
