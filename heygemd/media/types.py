@@ -20,6 +20,12 @@ class VideoStreamInfo:
     pix_fmt: str | None
     bit_rate: int | None
 
+    @property
+    def frame_rate(self) -> float:
+        """The rate frames are read at (VideoReader's default): the average rate, else the
+        stream's base rate, else 25."""
+        return self.avg_fps or self.real_fps or 25.0
+
 
 @dataclass(frozen=True)
 class AudioStreamInfo:

@@ -133,7 +133,7 @@ class VideoReader(Closing):
                 code="no_video",
             )
         self.rotation = video.rotation
-        self._source_fps = video.avg_fps or video.real_fps or 25.0
+        self._source_fps = video.frame_rate
         self.fps = float(fps) if fps else self._source_fps
         self.width, self.height = scaled_size(video.width, video.height, scale)
         # The decoder works before rotation: swap the target size back for quarter turns.

@@ -26,7 +26,6 @@ from heygemd.engines.builtin.listen import Listener
 from heygemd.engines.builtin.prefetch import prefetched
 from heygemd.engines.builtin.render import Plan
 from heygemd.errors import ProcessingError
-from heygemd.media.types import MediaInfo
 
 log = structlog.get_logger(__name__)
 
@@ -34,12 +33,6 @@ PROGRESS_SECONDS = 0.5
 # Batches decoded and transplanted ahead, in a worker thread, while the caller encodes: torch,
 # OpenCV and the codecs release the GIL, so on two cores the transplant hides behind x264.
 PREFETCH_BATCHES = 1
-
-
-def template_fps(info: MediaInfo) -> float:
-    """The rate a template's frames are analysed at (VideoReader's choice for its stream)."""
-    video = info.video
-    return (video.avg_fps or video.real_fps or 25.0) if video is not None else 25.0
 
 
 class BuiltinEngine:
@@ -118,7 +111,9 @@ class BuiltinEngine:
         self.prepare()
         t0 = time.monotonic()
         count = request.frame_count
-        self._hearing.ask(request.audio, template_fps(request.info), count)
+        video = request.info.video
+        # the rate the template is analysed at (VideoReader's), so that the answer fits planning
+        self._hearing.ask(request.audio, video.frame_rate if video else 25.0, count)
         done = [0.0]
 
         def analysing(fraction: float) -> None:

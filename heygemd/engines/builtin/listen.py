@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from heygemd import voice
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import phones as ph
 
@@ -72,9 +73,7 @@ Key = tuple[bytes, float, int]
 
 def key_of(audio: np.ndarray, fps: float, count: int) -> Key:
     """What a track is remembered by: its samples' digest, the frame rate and frame count."""
-    samples = np.ascontiguousarray(audio, dtype=np.float32)
-    digest = hashlib.blake2b(samples.tobytes(), digest_size=16).digest()
-    return digest, round(float(fps), 6), int(count)
+    return voice.digest(audio), round(float(fps), 6), int(count)
 
 
 class Hears(Protocol):
