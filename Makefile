@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test soak bench lint clean
+.PHONY: run test soak gpu bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m soak
+
+# On a machine with CUDA: CPU-vs-CUDA agreement tests, then a whole render on both devices.
+gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -m gpu tests/gpu
+	$(BIN)/python bench/compare_devices.py --clips th08 th05
 
 bench: $(STAMP)
 	set -e; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done

@@ -1,7 +1,7 @@
 """Throughput of the builtin engine: job time / a plain PyAV decode+encode of the same video.
 
     .venv/bin/python bench/bench_engine.py [--clips th08 th10] [--preset medium] [--whole-job]
-                                           [--repeat 3]
+                                           [--repeat 3] [--device auto|cpu|cuda]
 
 For each talking clip, the clip is lip-synced to its own audio (same length) and encoded with the
 same output settings as the plain decode+encode (bench/baseline.py): with a cold template cache
@@ -46,7 +46,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from baseline import Spread, plain_decode_encode  # noqa: E402
 
-from heygemd.engines.base import AUDIO_RATE, EngineContext, RenderRequest  # noqa: E402
+from heygemd.engines.base import (  # noqa: E402
+    AUDIO_RATE,
+    EngineContext,
+    RenderRequest,
+    resolve_device,
+)
 from heygemd.engines.builtin.engine import BuiltinEngine  # noqa: E402
 from heygemd.media.audio import load_audio  # noqa: E402
 from heygemd.media.probe import probe  # noqa: E402
@@ -208,6 +213,8 @@ def main() -> None:
                              "render, encode), not the engine and encoder alone")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of plain / cold / warm per clip (medians are reported)")
+    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+                        help="where the engine renders (default: config.toml's engine.device)")
     args = parser.parse_args()
     settings = load_settings(ROOT / "config.toml")
     output = settings.output
@@ -221,8 +228,9 @@ def main() -> None:
         cache = tmp / "cache"
         settings = settings.model_copy(update={
             "output": output, "paths": settings.paths.model_copy(update={"cache": cache})})
+        device = resolve_device(args.device or settings.engine.device)
         ctx = EngineContext(settings=settings.engine, faces=settings.faces,
-                            paths=settings.paths, device="cpu")
+                            paths=settings.paths, device=device)
         engine = BuiltinEngine(ctx)
         pipeline = Pipeline(settings, engine)
         pipeline.startup()  # prepares the engine too
@@ -239,6 +247,7 @@ def main() -> None:
                 clip, timed, lambda out, clip=clip: plain_decode_encode(clip, out, output),
                 cache, tmp, max(1, args.repeat), warm_up_job=number == 0,
             )
+            row["device"] = device
             print(json.dumps(row), flush=True)
             results.append(row)
         pipeline.shutdown()
@@ -248,6 +257,7 @@ def main() -> None:
     path = out / f"bench-{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps({
         "preset": output.preset, "measured": kind, "repeat": max(1, args.repeat),
+        "device": device,
         "method": "medians of --repeat rounds (plain, cold, warm) after untimed warm-ups; "
                   "each timed run hears new audio", "results": results,
     }, indent=2))
