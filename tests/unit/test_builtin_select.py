@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from heygemd.engines.builtin import select
+from heygemd.faces import landmarks as lm
 
 
 def test_viterbi_follows_the_unary_minimum_without_transition_costs() -> None:
@@ -56,3 +57,45 @@ def test_pingpong_walks_forward_and_back_without_a_jump() -> None:
     assert idx.tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1]
     assert np.abs(np.diff(idx)).max() == 1
     assert select.pingpong_indices(3, 1).tolist() == [0, 0, 0]
+
+
+def _face(lip_band_px: float) -> np.ndarray:
+    """478 landmarks: eyes 100 px apart, the lips' middle band ``lip_band_px`` high (split evenly
+    between the upper and the lower lip around a closed mouth)."""
+    points = np.zeros((478, 3))
+    points[lm.RIGHT_EYE_OUTER, :2] = (0, 0)
+    points[lm.LEFT_EYE_OUTER, :2] = (100, 0)
+    points[lm.UPPER_LIP_OUTER, :2] = (50, 80 - lip_band_px / 2)
+    points[lm.UPPER_LIP_INNER, :2] = (50, 80)
+    points[lm.LOWER_LIP_INNER, :2] = (50, 80)
+    points[lm.LOWER_LIP_OUTER, :2] = (50, 80 + lip_band_px / 2)
+    return points
+
+
+def test_lip_band_is_the_visible_lip_height_over_the_eye_distance() -> None:
+    faces = np.stack([_face(18.0), _face(9.0), np.full((478, 3), np.nan)])
+    band = select.lip_band(faces)
+    assert band[:2] == pytest.approx([0.18, 0.09])
+    assert np.isnan(band[2])
+
+
+def test_rolled_in_lips_cost_more_and_usual_mouths_nothing() -> None:
+    band = np.array([0.18, 0.17, 0.19, 0.16, 0.09, np.nan, 0.05])
+    usable = np.array([True, True, True, True, True, False, False])
+    costs = select.hidden_lip_costs(band, usable)  # median of the usable: 0.17
+    assert costs[:4] == pytest.approx(0.0)  # 0.94-1.12 of the median
+    assert costs[4] == pytest.approx(select.LIP_BAND_WEIGHT * ((0.8 - 0.09 / 0.17) / 0.2) ** 2)
+    assert costs[5] == 0.0  # unusable frames are forbidden by unary_costs, not here
+    assert costs[6] > costs[4]
+    assert select.hidden_lip_costs(band, np.zeros(7, bool)) == pytest.approx(np.zeros(7))
+
+
+def test_frame_cost_steers_the_choice_between_equally_shaped_frames() -> None:
+    opening = np.array([0.0, 0.0])
+    usable = np.array([True, True])
+    poses = np.zeros((2, 3))
+    plain = select.unary_costs(np.zeros(1), opening, usable, np.zeros((1, 3)), poses, 0.05, 0.3)
+    steered = select.unary_costs(np.zeros(1), opening, usable, np.zeros((1, 3)), poses, 0.05,
+                                 0.3, frame_cost=np.array([2.0, 0.0]))  # fmt: skip
+    assert plain[0, 0] == plain[0, 1]
+    assert int(np.argmin(steered[0])) == 1 and steered[0, 0] == pytest.approx(2.0)

@@ -3,6 +3,7 @@
 Cost of picking template frame j for output frame t:
     shape:  ((opening[j] - target[t]) / spread)^2
     pose:   pose_weight * (angle between base frame t's pose and j's pose / 10 deg)^2
+    lips:   a cost for frames whose lips are rolled in (pressed out of sight), whatever t
     moves:  0 for j = previous + 1 (the template's own co-articulation), ``hold_cost`` for
             j = previous, ``jump_cost`` for anything else.
 Because every non-consecutive move costs the same, the pass is O(T * N) rather than O(T * N^2).
@@ -14,7 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from heygemd.faces import landmarks as lm
+
 POSE_UNIT_DEG = 10.0
+# Lips pressed and rolled in show a thin band of lip: a rest or a b/p/m shown that way reads as
+# a grimace, and the lipstick vanishes for that frame (th05 frame 62: 0.53 of its median band).
+# Frames whose band is under LIP_BAND_FLOOR of the template's median cost more, growing with the
+# square of the shortfall; the usual closed mouths measure 0.85-1.4 of the median.
+LIP_BAND_FLOOR = 0.8
+LIP_BAND_WEIGHT = 4.0
 
 
 @dataclass(frozen=True)
@@ -33,12 +42,14 @@ def unary_costs(
     spread: float,
     pose_weight: float,
     shape_weight: np.ndarray | None = None,
+    frame_cost: np.ndarray | None = None,
 ) -> np.ndarray:
     """(T, N) float64 cost table.
 
     target (T,), opening (N,), usable bool (N,), base_pose (T, 3) and pose (N, 3) in degrees
     (yaw, pitch, roll), spread: opening units per unit of cost; shape_weight (T,): how much the
-    shape matters per output frame (default 1). Unusable frames cost inf.
+    shape matters per output frame (default 1); frame_cost (N,): added for each template frame
+    whatever the output frame (:func:`hidden_lip_costs`). Unusable frames cost inf.
     """
     shape = ((opening[None, :] - target[:, None]) / max(spread, 1e-6)) ** 2
     if shape_weight is not None:
@@ -46,8 +57,32 @@ def unary_costs(
     diff = base_pose[:, None, :2] - pose[None, :, :2]  # yaw and pitch; roll is warped away
     pose_cost = pose_weight * (np.linalg.norm(diff, axis=2) / POSE_UNIT_DEG) ** 2
     cost = shape + np.nan_to_num(pose_cost, nan=0.0)
+    if frame_cost is not None:
+        cost += frame_cost[None, :]
     cost[:, ~usable] = np.inf
     return cost
+
+
+def lip_band(landmarks: np.ndarray) -> np.ndarray:
+    """(N, 478, >=2) landmarks -> float64 (N,): the lips' visible height at the middle (outer
+    to inner edge, upper plus lower) over the inter-ocular distance; NaN without a face."""
+    points = np.asarray(landmarks, dtype=np.float64)[..., :2]
+    upper = np.linalg.norm(points[:, lm.UPPER_LIP_INNER] - points[:, lm.UPPER_LIP_OUTER], axis=1)
+    lower = np.linalg.norm(points[:, lm.LOWER_LIP_OUTER] - points[:, lm.LOWER_LIP_INNER], axis=1)
+    eyes = np.linalg.norm(points[:, lm.LEFT_EYE_OUTER] - points[:, lm.RIGHT_EYE_OUTER], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (upper + lower) / eyes
+
+
+def hidden_lip_costs(band: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """float64 (N,): the cost of showing each template frame's lips, from :func:`lip_band` (N,)
+    and the usable frames (bool (N,)): 0 down to LIP_BAND_FLOOR of the usable frames' median."""
+    known = usable & np.isfinite(band)
+    if not known.any():
+        return np.zeros(len(band))
+    ratio = band / float(np.median(band[known]))
+    shortfall = np.clip((LIP_BAND_FLOOR - ratio) / (1 - LIP_BAND_FLOOR), 0.0, None)
+    return LIP_BAND_WEIGHT * np.nan_to_num(shortfall, nan=0.0) ** 2
 
 
 def viterbi(unary: np.ndarray, costs: SelectionCosts) -> np.ndarray:

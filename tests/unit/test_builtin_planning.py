@@ -1,0 +1,104 @@
+"""planning.drive on a synthetic template and a fake listener: the plan follows what is heard."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from heygemd.engines.builtin import planning, select
+from heygemd.engines.builtin.analysis import TemplateAnalysis
+from heygemd.engines.builtin.listen import FEATURE_DIM, Heard
+from heygemd.faces import landmarks as lm
+from heygemd.settings import BuiltinEngineSettings
+
+N = 120  # template frames
+FPS = 25.0
+
+
+def _face(band: float) -> np.ndarray:
+    """478 landmarks with eyes 100 px apart and a lip band ``band`` (x the eye distance)."""
+    points = np.zeros((478, 3), np.float32)
+    points[lm.LEFT_EYE_OUTER, 0] = 100
+    points[lm.UPPER_LIP_OUTER, 1] = 80 - 50 * band
+    points[lm.UPPER_LIP_INNER, 1] = points[lm.LOWER_LIP_INNER, 1] = 80
+    points[lm.LOWER_LIP_OUTER, 1] = 80 + 50 * band
+    return points
+
+
+def _features(loudness: np.ndarray) -> np.ndarray:
+    """One informative feature column (the rest noise-free zeros)."""
+    rows = np.zeros((len(loudness), FEATURE_DIM), np.float32)
+    rows[:, 0] = loudness
+    return rows
+
+
+def _template(rolled_in: int | None = None) -> TemplateAnalysis:
+    """Speech where the opening follows feature 0; its pauses (every 4th second) rest half open
+    with silent features, as real speakers do. ``rolled_in``: one closed frame with its lips
+    pressed out of sight."""
+    rng = np.random.default_rng(0)
+    t = np.arange(N)
+    speech = (t // 25) % 4 != 3
+    loud = np.where(speech, rng.uniform(0, 1, N), 0.0)
+    opening = np.where(speech, 0.02 + 0.3 * loud, 0.12).astype(np.float32)
+    opening[[5, 6, 40, 41, 70, 71]] = 0.0  # closed mouths to choose from in pauses
+    bands = np.full(N, 0.18)
+    if rolled_in is not None:
+        opening[rolled_in] = 0.0
+        bands[rolled_in] = 0.08
+    return TemplateAnalysis(
+        fps=FPS, width=256, height=256,
+        landmarks=np.stack([_face(b) for b in bands]), pose=np.zeros((N, 3), np.float32),
+        usable=np.ones(N, bool), opening=opening, features=_features(loud), speech=speech,
+        crop_origin=np.zeros((N, 2), np.int32), crops=np.zeros((N, 8, 8, 3), np.uint8),
+    )
+
+
+class FakeListener:
+    """Hears a fixed loudness track: speech where it is above zero."""
+
+    def __init__(self, loudness: np.ndarray) -> None:
+        self.loudness = loudness
+
+    def hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
+        loud = self.loudness[:count]
+        return Heard(
+            features=_features(loud), speech=loud > 0, level=np.where(loud > 0, -20.0, -80.0),
+            phone_opening=loud.astype(np.float32), closed_lips=np.zeros(count, bool),
+        )
+
+
+def _drive(analysis: TemplateAnalysis, loudness: np.ndarray) -> tuple[np.ndarray, dict]:
+    cfg = BuiltinEngineSettings()
+    plan, metrics = planning.drive(analysis, np.zeros(16000, np.float32), len(loudness), cfg,
+                                   FakeListener(loudness))  # fmt: skip
+    assert plan.active.all()
+    return analysis.opening[plan.source], metrics
+
+
+def test_the_mouth_follows_the_heard_speech_and_closes_in_pauses() -> None:
+    rng = np.random.default_rng(1)
+    loudness = np.repeat(rng.uniform(0.05, 1, 10), 5)  # syllables of 5 frames
+    loudness[20:30] = 0.0  # a pause
+    shown, metrics = _drive(_template(), loudness)
+    ahead = loudness[1:]  # the mouth leads the sound by one frame (lead_ms 40 at 25 fps)
+    spoken = ahead > 0
+    assert np.corrcoef(shown[:-1][spoken], ahead[spoken])[0, 1] > 0.8
+    # the pause is closed (the mouth leads the sound by a frame at each edge), although the
+    # template's own pauses rest half open
+    assert (shown[21:29] < 0.01).all()
+    assert metrics["ridge_reliability"] > 0.7 and metrics["target_r"] > 0.9
+
+
+def test_pauses_avoid_rolled_in_lips() -> None:
+    loudness = np.concatenate([np.full(10, 0.5), np.zeros(20), np.full(10, 0.5)])
+    shown_frames = []
+    for rolled_in in (None, 90):
+        analysis = _template(rolled_in)
+        cfg = BuiltinEngineSettings()
+        plan, _ = planning.drive(analysis, np.zeros(16000, np.float32), len(loudness), cfg,
+                                 FakeListener(loudness))  # fmt: skip
+        shown_frames.append(plan.source)
+    band = select.lip_band(_template(90).landmarks)
+    assert 90 not in shown_frames[1].tolist()  # a closed mouth, but its lips out of sight
+    assert band[90] < 0.5 * np.median(band)
+    assert (_template(90).opening[shown_frames[1][12:28]] < 0.01).all()  # still closed
