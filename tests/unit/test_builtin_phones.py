@@ -62,3 +62,18 @@ def test_the_same_audio_gives_the_same_phones_whatever_came_before() -> None:
     first = rec.segments(voice)
     rec.segments(noise)  # a decoder kept across calls would adapt to this
     assert rec.segments(voice) == first
+
+
+def test_a_decoder_built_ahead_gives_the_phones_of_one_built_in_the_call() -> None:
+    t = np.arange(24000) / 16000
+    voice = (0.3 * np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 4 * t) > 0)).astype(np.float32)
+    rec = phones.PhoneRecognizer()
+    fresh = rec.segments(voice)
+    rec.make_spare()
+    rec.make_spare()
+    assert rec.spares == 2
+    rec.segments(voice[::-1].copy())  # takes one spare; the other stays unused meanwhile
+    assert rec.spares == 1
+    assert rec.segments(voice) == fresh
+    assert rec.spares == 0
+    assert rec.segments(voice) == fresh  # none left: built in the call

@@ -7,7 +7,9 @@ calls, so hearing in a thread does not overlap the template's face analysis (th0
 faces 1.02 s in turn, 1.44 s in two threads); a process does. The engine asks for each track as
 soon as it knows it (:meth:`Hearing.ask`) and takes the answer when planning needs it
 (:meth:`Hearing.hear`). Answers are remembered by content, as the Listener itself does: the
-videos of one job hear the job's audio once.
+videos of one job hear the job's audio once. While no request waits, the worker builds the
+phone decoders of the next tracks ahead (phones.SPARE_DECODERS; ~0.1 s each): a track asked
+does not wait for its decoder (th08's 5 s: answered in ~0.25 s instead of ~0.33 s).
 
 The worker is ``python -c`` with a socket to this process: no multiprocessing start method, no
 import of the parent's ``__main__``. It ignores SIGINT/SIGTERM (the daemon decides when to stop)
@@ -45,6 +47,7 @@ from heygemd.engines.builtin.listen import (
     feature_signature,
     key_of,
 )
+from heygemd.engines.builtin.phones import SPARE_DECODERS
 
 log = structlog.get_logger(__name__)
 
@@ -259,6 +262,7 @@ def serve() -> None:
     listener = Listener(remember=0)
     listener.load()
     listener.hear(np.zeros(1600, np.float32), 25.0, 4)  # librosa's kernels compile now
+    _make_spares(listener, conn)
     conn.send(("ready", feature_signature()))
     while True:
         try:
@@ -277,5 +281,13 @@ def serve() -> None:
             answer = ("failed", f"{type(err).__name__}: {err}")
         try:
             conn.send(answer)
+            _make_spares(listener, conn)
         except (EOFError, OSError):
             return
+
+
+def _make_spares(listener: Listener, conn: Any) -> None:
+    """Build phone decoders ahead (SPARE_DECODERS) while no request waits: a track asked later
+    does not wait for its decoder (~0.1 s of its ~0.3 s)."""
+    while listener.phones.spares < SPARE_DECODERS and not conn.poll(0):
+        listener.phones.make_spare()

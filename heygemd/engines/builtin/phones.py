@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 
 PHONE_RATE = 100.0  # pocketsphinx frames per second
+# Decoders built ahead, while the hearing worker is idle: a cold job hears two tracks (the
+# template's own and the new audio), each with a fresh decoder (~0.1 s to build).
+SPARE_DECODERS = 2
 
 # ARPAbet phone -> mouth opening prior (0 closed .. 1 wide open).
 VISEME_OPENING: dict[str, float] = {
@@ -104,10 +107,13 @@ class PhoneRecognizer:
     A decoder adapts its noise and cepstral-mean estimates from one utterance to the next, so
     the same audio decoded twice gave other phones: each call gets a fresh decoder (about 0.1 s
     to build) and the same audio always gives the same phones, whatever was decoded before.
+    Decoders may be built ahead (:meth:`make_spares`, when idle): one built ahead and never
+    used is as fresh as one built in the call, and gives the same phones.
     """
 
     def __init__(self) -> None:
         self._options: dict[str, Any] | None = None
+        self._spares: list[Any] = []  # fresh decoders, never used
 
     def load(self) -> None:
         """Find the bundled models (and fail here, not mid-job, when they are missing)."""
@@ -124,6 +130,19 @@ class PhoneRecognizer:
         pocketsphinx.Decoder(**options)  # the models load
         self._options = options
 
+    @property
+    def spares(self) -> int:
+        """Fresh decoders held for the next calls of :meth:`segments`."""
+        return len(self._spares)
+
+    def make_spare(self) -> None:
+        """Build one fresh decoder now (~0.1 s, ~20 MB) for a later call of :meth:`segments`."""
+        import pocketsphinx
+
+        self.load()
+        assert self._options is not None
+        self._spares.append(pocketsphinx.Decoder(**self._options))
+
     def segments(self, audio: np.ndarray) -> list[tuple[str, int, int]]:
         """float32 (N,) 16 kHz -> [(phone, start_frame, end_frame)] at 100 frames/s."""
         import pocketsphinx
@@ -131,7 +150,7 @@ class PhoneRecognizer:
         self.load()
         assert self._options is not None
         pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
-        decoder = pocketsphinx.Decoder(**self._options)
+        decoder = self._spares.pop() if self._spares else pocketsphinx.Decoder(**self._options)
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
