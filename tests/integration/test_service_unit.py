@@ -1,0 +1,146 @@
+"""The systemd unit (systemd/heygemd.service) and what a real `heygemd run` says to systemd.
+
+The unit was run under a real systemd 252 (docs/service.md, "What was checked"); these tests keep
+what that showed: the unit parses cleanly, it keeps the settings the daemon was seen to need, and
+the daemon speaks sd_notify the way `Type=notify` + the unit's `WatchdogSec=` expect: READY=1 once
+started, WATCHDOG=1 at least every WatchdogSec/2 (about every second while idle; from the job's
+progress reports while one runs, where gaps of several seconds are normal), STOPPING=1 on
+SIGTERM, exit 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.conftest import Harness, wait_for
+
+UNIT = ROOT / "systemd" / "heygemd.service"
+IDLE_PING_GAP = 2.0  # s: idle, the loop pings every second (harness idle tick 0.2 s)
+
+
+def read_unit(path: Path) -> dict[str, dict[str, list[str]]]:
+    """section -> key -> values, in order (a key may repeat, e.g. DeviceAllow=)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        key, _, value = line.partition("=")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    """`systemd-analyze verify` on a copy whose paths point at this checkout: no warning about
+    the unit (a misspelt key or value is only a warning, and the exit status stays 0)."""
+    analyze = shutil.which("systemd-analyze")
+    script = Path(sys.executable).parent / "heygemd"
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    if not script.is_file():
+        pytest.skip(f"no heygemd entry point beside {sys.executable}")
+    text = UNIT.read_text(encoding="utf-8").replace("/opt/heygemd/.venv/bin/heygemd", str(script))
+    text = text.replace("/opt/heygemd", str(ROOT))
+    for old in ("/srv/heygemd", "/var/lib/heygemd", "/var/log/heygemd", "/etc/heygemd"):
+        new = tmp_path / old.strip("/").replace("/", "-")
+        new.mkdir()
+        text = text.replace(old, str(new))
+    copy = tmp_path / "heygemd.service"
+    copy.write_text(text, encoding="utf-8")
+    result = subprocess.run([analyze, "verify", "--man=no", str(copy)], capture_output=True,
+                            text=True, timeout=60)
+    about_unit = [line for line in (result.stdout + result.stderr).splitlines()
+                  if "heygemd" in line]
+    assert result.returncode == 0 and about_unit == [], result.stdout + result.stderr
+
+
+def test_unit_keeps_what_a_real_systemd_showed() -> None:
+    unit = read_unit(UNIT)
+    service = unit["Service"]
+    assert service["Type"] == ["notify"] and service["NotifyAccess"] == ["main"]
+    # SIGTERM to the daemon only: its children end when it closes their pipe / socket
+    assert service["KillMode"] == ["mixed"]
+    # User= already brings the user's groups; a group the machine lacks fails with 216/GROUP
+    assert "SupplementaryGroups" not in service
+    # numba (librosa) cannot start with it: "cannot allocate executable memory"
+    assert service["MemoryDenyWriteExecute"] == ["no"]
+    # sd_notify and the hearing worker's socket pair
+    assert "AF_UNIX" in " ".join(service["RestrictAddressFamilies"]).split()
+    config = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
+    graceful = float(config["daemon"]["graceful_timeout_seconds"])
+    assert float(service["TimeoutStopSec"][0]) > graceful  # a warm stop is not SIGKILLed
+    assert float(service["WatchdogSec"][0]) >= 2 * 1.0  # the daemon pings at most every 1 s
+    writable = " ".join(service["ReadWritePaths"]).split()
+    numba = [e.split("=", 1)[1] for e in service["Environment"]
+             if e.startswith("NUMBA_CACHE_DIR=")]
+    assert numba and any(numba[0].startswith(p + "/") for p in writable), numba
+
+
+@pytest.mark.slow
+def test_run_speaks_sd_notify(harness: Harness) -> None:
+    watchdog_sec = float(read_unit(UNIT)["Service"]["WatchdogSec"][0])
+    name = f"heygemd-notify-{uuid.uuid4().hex}"
+    got: list[tuple[float, str]] = []
+    done = threading.Event()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(b"\0" + name.encode())
+        server.settimeout(0.1)
+
+        def listen() -> None:
+            while not done.is_set():
+                try:
+                    data = server.recv(4096)
+                except TimeoutError:
+                    continue
+                got.append((time.monotonic(), data.decode()))
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        harness.env |= {"NOTIFY_SOCKET": "@" + name,
+                        "WATCHDOG_USEC": str(int(watchdog_sec * 1e6))}
+        proc = harness.start()
+        try:
+            wait_for(lambda: any(m.startswith("READY=1") for _, m in got), 30, "READY=1")
+            time.sleep(3.0)  # idle
+            dropped_at = time.monotonic()
+            harness.good_job("job1")
+            assert harness.wait_published(1)["job1"]["status"] == "done"
+            published_at = time.monotonic()
+            time.sleep(3.0)  # idle again
+            term_at = time.monotonic()
+            assert harness.stop(proc) == 0
+            wait_for(lambda: any(m == "STOPPING=1" for _, m in got), 5, "STOPPING=1")
+        finally:
+            done.set()
+            listener.join(5)
+    messages = [m for _, m in got]
+    ready = [i for i, m in enumerate(messages) if m.startswith("READY=1")]
+    assert len(ready) == 1 and messages[ready[0]].startswith("READY=1\nSTATUS="), messages
+    ready_at = got[ready[0]][0]
+    assert any(m.startswith("STATUS=running job1") for m in messages), messages
+    assert [t for t, m in got if m == "STOPPING=1"][0] >= term_at
+    pings = [t for t, m in got[ready[0]:] if m == "WATCHDOG=1"]
+
+    def gaps(start: float, end: float) -> list[float]:
+        marks = [start, *(t for t in pings if start <= t <= end), end]
+        return [b - a for a, b in itertools.pairwise(marks)]
+
+    assert max(gaps(ready_at, term_at)) <= watchdog_sec / 2, gaps(ready_at, term_at)
+    idle = gaps(ready_at, dropped_at) + gaps(published_at, term_at)
+    assert max(idle) <= IDLE_PING_GAP, idle
