@@ -40,11 +40,22 @@ def same_filesystem(a: Path, b: Path) -> bool:
 class Waiting(NamedTuple):
     """Inbox folders seen but not yet claimed, by name: ``settling`` ones look complete and
     wait for their files to stop changing; ``incomplete`` ones read "name: what to do".
-    ``loose``: entries in the inbox itself that are not folders (left alone)."""
+    ``loose``: entries in the inbox itself that are not folders (left alone). ``blocked``: ready
+    folders the service could not move out of the inbox, "name: what to do"."""
 
     settling: list[str]
     incomplete: list[str]
     loose: list[str]
+    blocked: list[str]
+
+
+def claim_failure_words(err: OSError) -> str:
+    """What to do about a ready folder that could not be moved out of the inbox (pure)."""
+    if isinstance(err, PermissionError):
+        return ("the service may not move it out of the inbox (permission denied): make the "
+                "folder and everything in it writable by the service's user or group; it is "
+                "taken as soon as it is")
+    return f"it could not be moved out of the inbox ({err.strerror or err}); it is tried again"
 
 
 class Intake:
@@ -68,6 +79,7 @@ class Intake:
         self._claimed: dict[str, inbox.Readiness] = {}  # job id -> stability since the claim
         self._copying: set[str] = set()  # job ids whose files changed after the claim
         self._loose: set[str] = set()  # loose files / links in the inbox (logged once each)
+        self._blocked: dict[str, str] = {}  # ready folders the claim failed on -> what to do
         self._last_rescan = float("-inf")
 
     # -- what the daemon asks ----------------------------------------------------------------
@@ -84,14 +96,16 @@ class Intake:
 
     def waiting(self) -> Waiting:
         """The unclaimed folders as the status shows them, sorted by name."""
-        settling, incomplete = [], []
+        settling, incomplete, blocked = [], [], []
         for name, readiness in sorted(self._candidates.items()):
             words = not_ready_words(readiness.snapshot)
-            if words is None:
+            if name in self._blocked:
+                blocked.append(f"{name}: {self._blocked[name]}")
+            elif words is None:
                 settling.append(name)
             else:
                 incomplete.append(f"{name}: {words}")
-        return Waiting(settling, incomplete, sorted(self._loose))
+        return Waiting(settling, incomplete, sorted(self._loose), blocked)
 
     def request_rescan(self) -> None:
         """List the whole inbox at the next ``discover`` instead of waiting for the rescan
@@ -171,6 +185,7 @@ class Intake:
             readiness.observe(inbox.scan_entries(source), now)
         except OSError:
             del self._candidates[name]  # renamed or removed by its owner
+            self._blocked.pop(name, None)
             return
         marker = watch.ready_marker if watch.require_ready_marker else None
         if not readiness.is_ready(now, watch.settle_seconds, marker):
@@ -179,13 +194,23 @@ class Intake:
         try:
             target = inbox.claim(source, self.settings.paths.work, job_id)
         except OSError as err:
-            log.error("job.claim_failed", name=name, error=str(err))
+            self._claim_failed(name, err)
             return
+        self._blocked.pop(name, None)
         self._store.add(job_id, name)
         self._settle_after_claim(job_id, target, now)
         del self._candidates[name]
         log.info("job.claimed", job_id=job_id, name=name)
         self._on_change()
+
+    def _claim_failed(self, name: str, err: OSError) -> None:
+        """Show why the ready folder ``name`` stays in the inbox. The claim is tried again
+        every tick, so fixing the folder is enough; the log says it once per cause."""
+        words = claim_failure_words(err)
+        if self._blocked.get(name) != words:
+            log.error("job.claim_failed", name=name, error=str(err), hint=words)
+            self._blocked[name] = words
+            self._on_change()
 
     # -- after the claim ---------------------------------------------------------------------
 

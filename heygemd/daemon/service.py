@@ -312,7 +312,7 @@ class Daemon:
             self.store, settling=waiting.settling, problems=tuple(self._problems.values()),
             stopped=stopped, copying=self.intake.copying,
             stopping=self.stop_requested and not stopped, incomplete=waiting.incomplete,
-            loose=waiting.loose,
+            loose=waiting.loose, blocked=waiting.blocked,
         )
         return dataclasses.replace(view, ran_once=self._ran_once)
 

@@ -34,6 +34,8 @@ class StatusView:
     inbox: Sequence[str] | None = None
     # names of files / links in the inbox itself, not in a job folder (left alone)
     loose: Sequence[str] = field(default_factory=tuple)
+    # ready inbox folders the service could not move out of the inbox: "name: what to do"
+    blocked: Sequence[str] = field(default_factory=tuple)
     ran_once: bool = False  # written by `heygemd once` (a batch run), not the service
 
 
@@ -65,6 +67,8 @@ def status_line(view: StatusView) -> str:
     elif not view.stopped:
         parts.append("idle")
     parts.append(f"{len(view.queued)} queued")
+    if view.blocked:
+        parts.append(f"{len(view.blocked)} ready in the inbox but cannot be taken")
     parts += list(view.problems)
     return "; ".join(parts)
 
@@ -167,6 +171,9 @@ def status_text(view: StatusView) -> str:
     if view.settling:
         lines.append("Being copied (taken once nothing changes):")
         lines += [f"  - {name}" for name in view.settling]
+    if view.blocked:
+        lines.append("Ready but cannot be taken:")
+        lines += [f"  - {line}" for line in view.blocked]
     if view.incomplete:
         lines.append("Not taken (nothing to process yet):")
         lines += [f"  - {line}" for line in view.incomplete]
@@ -183,7 +190,7 @@ def status_text(view: StatusView) -> str:
 def store_view(
     store: Store, settling: Sequence[str] = (), problems: Sequence[str] = (),
     stopped: bool = False, copying: Sequence[str] = (), stopping: bool = False,
-    incomplete: Sequence[str] = (), loose: Sequence[str] = (),
+    incomplete: Sequence[str] = (), loose: Sequence[str] = (), blocked: Sequence[str] = (),
 ) -> StatusView:
     """The view as the store has it (the daemon adds what only it knows: settling, problems)."""
     active = store.in_states(State.VALIDATING, State.RUNNING)
@@ -192,5 +199,5 @@ def store_view(
         queued=store.in_states(State.QUEUED), recent=store.recent(5),
         settling=tuple(settling), problems=tuple(problems), stopped=stopped,
         copying=tuple(copying), stopping=stopping, incomplete=tuple(incomplete),
-        loose=tuple(loose),
+        loose=tuple(loose), blocked=tuple(blocked),
     )

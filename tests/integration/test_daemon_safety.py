@@ -222,3 +222,49 @@ def test_once_goes_on_past_a_job_it_cannot_finish_and_exits_1(
     assert harness.published()["first"]["status"] == "done"
     assert (harness.outbox / "STATUS.txt").read_text().startswith(
         "heygemd ran once and stopped (new jobs wait for its next run)")
+
+
+def test_a_folder_the_service_may_not_move_is_shown_and_taken_once_fixed(
+    harness: Harness, daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder copied in by another user (say with sudo) that the service may not move: the
+    status says so and what to do, the log says it once, and it is taken once fixed. (The
+    tests run as root, who may move anything, so the refusal is the kernel's answer faked.)"""
+    from structlog.testing import capture_logs
+
+    from heygemd.daemon import inbox
+    from heygemd.daemon.status import status_line
+
+    real_claim = inbox.claim
+    allowed = {"yes": False}
+
+    def claim(source: Path, work: Path, job_id: str) -> Path:
+        if not allowed["yes"]:
+            raise PermissionError(errno.EACCES, "Permission denied", str(source))
+        return real_claim(source, work, job_id)
+
+    monkeypatch.setattr(inbox, "claim", claim)
+    daemon.startup()
+    harness.good_job("from sudo")
+    deadline = time.monotonic() + 10
+    with capture_logs() as logs:
+        while not daemon.intake.waiting().blocked and time.monotonic() < deadline:
+            daemon.tick()
+            time.sleep(0.1)
+        for _ in range(5):  # tried again every tick, said once
+            daemon.tick()
+    assert [e["event"] for e in logs].count("job.claim_failed") == 1
+    line = status_line(daemon._view())
+    assert line.endswith("0 queued; 1 ready in the inbox but cannot be taken")
+    daemon._refresh_status(force=True)
+    status = (harness.outbox / "STATUS.txt").read_text()
+    assert ("Ready but cannot be taken:\n  - from sudo: the service may not move it out of the "
+            "inbox (permission denied): make the folder and everything in it writable by the "
+            "service's user or group") in status
+    assert "Being copied" not in status
+    allowed["yes"] = True
+    run_until_idle(daemon)
+    daemon._refresh_status(force=True)
+    status = (harness.outbox / "STATUS.txt").read_text()
+    assert "cannot be taken" not in status
+    assert (harness.outbox / "from sudo").is_dir()
