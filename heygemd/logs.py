@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import logging.handlers
+import os
 import sys
 import threading
 from collections.abc import Iterator, MutableMapping
@@ -21,6 +22,8 @@ from typing import Any, TextIO
 import structlog
 
 from heygemd.settings import LogSettings
+
+LOG_FILE_MODE = 0o640  # a new log file's permissions (before the umask), as logrotate's create
 
 _sinks: dict[str, TextIO] = {}
 _sinks_lock = threading.Lock()
@@ -68,6 +71,8 @@ def configure_logging(cfg: LogSettings, log_file: Path | None) -> None:
         handlers.append(logging.StreamHandler(sys.stdout))
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        # made 0640 (job names are in it), as logrotate.conf makes its successors
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, LOG_FILE_MODE))
         handlers.append(logging.handlers.WatchedFileHandler(log_file, encoding="utf-8"))
     root = logging.getLogger()
     for old in list(root.handlers):

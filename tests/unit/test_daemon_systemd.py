@@ -18,6 +18,12 @@ from heygemd.logs import configure_logging, job_log
 from heygemd.settings import LogSettings
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _receive(sock: socket.socket) -> list[str]:
     out = []
     sock.setblocking(False)
@@ -111,6 +117,9 @@ def test_job_log_copies_that_jobs_lines_with_its_id(tmp_path: Path) -> None:
             handler.close()
     lines = [json.loads(x) for x in (tmp_path / "job.log.jsonl").read_text().splitlines()]
     assert [x["event"] for x in lines] == ["stage.start", "inner"]
+    # the service's log file is made as logrotate.conf makes its successors (0640)
+    mode = (tmp_path / "log" / "heygemd.log").stat().st_mode & 0o777
+    assert mode == 0o640 & ~_umask()
     assert all(x["job_id"] == "J1" for x in lines) and lines[1]["名"] == "值"
     main = [json.loads(x) for x in (tmp_path / "log" / "heygemd.log").read_text().splitlines()]
     assert [x["event"] for x in main] == ["before", "stage.start", "inner", "after"]
