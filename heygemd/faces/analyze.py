@@ -178,6 +178,18 @@ class FaceAnalyzer(Closing):
         )
         return results
 
+    def reset(self) -> None:
+        """Forget the faces followed so far: the next frame is analysed from scratch."""
+        self._tracks = []
+        self._last_index = None
+        self._since_detect = 0
+
+    def would_track(self, frame_index: int) -> bool:
+        """Whether :meth:`analyze` of ``frame_index`` next would follow the faces of the frame
+        before (else it runs the full-frame detector, as a fresh analyzer would: what it
+        finds from there on depends only on the frames)."""
+        return self.tracking and self._can_track(frame_index)
+
     # -- detection path --------------------------------------------------------------------
     def detect_boxes(self, frame: np.ndarray) -> list[tuple[Box, float]]:
         """Full-range detector on the whole frame: [(box pixels clipped, score)], any order."""

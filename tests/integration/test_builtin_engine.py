@@ -163,3 +163,31 @@ def test_lips_keep_the_base_lipstick_without_flicker(setup: dict, shared_media: 
     assert np.median(gap, axis=0).max() < 1.5 and gap[:, 1:].max() < 4.0
     steps = np.abs(np.diff(out, axis=0))
     assert steps.max() < 6.0 and steps[:, 1:].mean() < 0.8
+
+
+def test_a_template_analysed_in_two_halves_is_analysed_as_in_one(
+    setup: dict, shared_media: Path, tmp_path: Path
+) -> None:
+    """th05 (200 frames, all kept): with a helper analyzer the second half is found in a thread
+    from frame 100 on; every array, crop and kept frame equals the analysis in one pass."""
+    from heygemd.cache import AnalysisCache
+    from heygemd.engines.builtin.analysis import analyse_template
+    from heygemd.faces.analyze import FaceAnalyzer
+
+    engine = setup["engine"]
+    template = shared_media / "talking" / "th05_woman_flagbg_en_sadtalker_WDA_AOC.mp4"
+    scale = engine.cfg.analysis_scale
+    results = []
+    with FaceAnalyzer(setup["settings"].faces, tracking=True) as first, \
+            FaceAnalyzer(setup["settings"].faces, tracking=True) as helper:
+        for name, second in (("one", None), ("halves", helper)):
+            cache = AnalysisCache(tmp_path / name)
+            analysis, cached, kept = analyse_template(
+                template, first, engine._hearing, cache, scale, lambda f: None, second)
+            assert not cached and kept is not None and len(kept) == analysis.n_frames == 200
+            results.append((analysis, kept))
+    (one, one_kept), (halves, halves_kept) = results
+    for name, array in one.arrays().items():
+        np.testing.assert_array_equal(array, halves.arrays()[name], err_msg=name)
+    np.testing.assert_array_equal(np.asarray(one.crops), np.asarray(halves.crops))
+    assert all(np.array_equal(a, b) for a, b in zip(one_kept, halves_kept, strict=True))

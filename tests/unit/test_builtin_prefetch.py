@@ -1,4 +1,4 @@
-"""The builtin engine's render-ahead worker thread (engine.prefetched)."""
+"""The builtin engine's render-ahead worker thread (prefetch.Ahead, prefetch.prefetched)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from heygemd.engines.builtin.engine import prefetched
+from heygemd.engines.builtin.prefetch import Ahead, prefetched
 
 
 def test_yields_everything_in_order() -> None:
@@ -43,3 +43,47 @@ def test_closing_early_stops_and_closes_the_source() -> None:
     stream.close()
     assert closed.is_set()
     assert not worker.is_alive()
+
+
+def test_ahead_works_before_it_is_asked_and_closes_untouched() -> None:
+    made: list[int] = []
+    started, closed = threading.Event(), threading.Event()
+
+    def items() -> Iterator[int]:
+        try:
+            for i in range(1000):
+                made.append(i)
+                started.set()
+                yield i
+        finally:
+            closed.set()
+
+    ahead = Ahead(items(), 1)
+    assert started.wait(5)  # made before anyone asked
+    ahead.close()  # never iterated: the worker stops all the same
+    assert closed.is_set()
+    assert len(made) < 10  # no further than its depth (plus the item in its hands)
+    assert list(ahead) == []
+
+
+def test_held_items_are_kept_for_consumers_in_any_order() -> None:
+    from heygemd.engines.builtin.prefetch import Held
+
+    held = Held(iter(range(20)))
+    assert held.get(15) == 15 and held.get(3) == 3  # waits for the later one
+    assert held.get(20) is None and held.items == list(range(20))
+    held.close()
+
+
+def test_held_raises_the_worker_error_past_what_was_made() -> None:
+    from heygemd.engines.builtin.prefetch import Held
+
+    def items() -> Iterator[int]:
+        yield 0
+        raise ValueError("boom")
+
+    held = Held(items())
+    assert held.get(0) == 0
+    with pytest.raises(ValueError, match="boom"):
+        held.get(1)
+    held.close()

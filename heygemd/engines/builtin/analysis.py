@@ -7,6 +7,8 @@ memory-mapped, so memory does not grow with the template's length.
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -22,7 +24,7 @@ from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import mesh
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Heard, feature_signature
-from heygemd.engines.builtin.prefetch import prefetched
+from heygemd.engines.builtin.prefetch import Held, prefetched
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +134,7 @@ def analyse_template(
     cache: AnalysisCache,
     scale: float,
     progress: Callable[[float], None],
+    helper: Any = None,
 ) -> tuple[TemplateAnalysis, bool, list[np.ndarray] | None]:
     """Analyse ``path`` (or load it from ``cache``). Returns (analysis, was_cached, frames):
     ``frames`` are the template's decoded frames (uint8 (H, W, 3), index = frame index) when it
@@ -139,7 +142,9 @@ def analyse_template(
 
     analyzer: a tracking heygemd.faces.FaceAnalyzer; progress gets 0..1 of this analysis. The
     template's own track is asked of ``hearing`` before the frames are decoded, so that it is
-    heard (in the hearing worker) while the faces are analysed.
+    heard (in the hearing worker) while the faces are analysed. ``helper``: a second tracking
+    analyzer; with it a template whose frames are all kept is analysed in two halves at once
+    (:func:`_in_halves`: th08 on two free cores 1.0 -> 0.65 s), with the same results.
     """
     key = content_key(path, f"{ANALYSIS_VERSION}-{feature_signature()}-scale{scale:.3f}")
     arrays = cache.load_arrays(key)
@@ -148,7 +153,7 @@ def analyse_template(
         log.info("template.cache_hit", template=path.name, key=key[:12])
         return TemplateAnalysis.from_arrays(arrays, crops), True, None
     t0 = time.monotonic()
-    analysis, frames = _analyse(path, analyzer, hearing, cache, key, scale, progress)
+    analysis, frames = _analyse(path, analyzer, hearing, cache, key, scale, progress, helper)
     cache.save_arrays(key, analysis.arrays())
     log.info(
         "template.analysed", template=path.name, frames=analysis.n_frames,
@@ -180,6 +185,7 @@ def _analyse(
     key: str,
     scale: float,
     progress: Callable[[float], None],
+    helper: Any = None,
 ) -> tuple[TemplateAnalysis, list[np.ndarray] | None]:
     from heygemd.media.video import VideoReader
 
@@ -190,44 +196,164 @@ def _analyse(
             hearing.ask(track, fps, reader.frame_count)
         capacity = reader.frame_count + 8
         small_size = (max(2, round(width * scale)), max(2, round(height * scale)))
-        kept: list[np.ndarray] | None = (
-            [] if capacity * width * height * 3 <= KEEP_DECODED_BYTES else None)
-        raw_landmarks, poses, origins = [], [], []
-        crops: _CropBank | None = None
-        last_report = time.monotonic()
-        # decoded in a worker thread (PyAV and OpenCV release the GIL) while the faces are
-        # found; closed (the worker stopped) before the reader is
-        frames = closing(prefetched(_decoded(iter(reader), capacity, small_size, scale),
-                                    DECODE_AHEAD, name="builtin-decode"))
+        keep = capacity * width * height * 3 <= KEEP_DECODED_BYTES
+        found = _Found(cache, key, capacity, width, height, scale)
+        decoded = _decoded(iter(reader), capacity, small_size, scale)
         try:
-            with frames as decoded:
-                for index, frame, small in decoded:
-                    if kept is not None:
-                        kept.append(frame)
-                    points, pose = _face_arrays(analyzer.analyze(small, index), scale)
-                    raw_landmarks.append(points)
-                    poses.append(pose)
-                    if crops is None and not np.isnan(points).any():
-                        crops = _CropBank(cache.big_writer(
-                            key, "crops", (capacity, *crop_side(points, width, height), 3)))
-                    origins.append(crops.store(index, frame, points) if crops is not None
-                                   else np.zeros(2, np.int32))
-                    if time.monotonic() - last_report > 0.5:
-                        progress(min(index / max(capacity, 1), 0.99))
-                        last_report = time.monotonic()
+            if keep and helper is not None:
+                kept: list[np.ndarray] | None = _in_halves(
+                    decoded, analyzer, helper, found, reader.frame_count, progress)
+            else:
+                kept = _in_order(decoded, analyzer, found, capacity, keep, progress)
         except BaseException:
-            if crops is not None:
-                crops.entry.discard()
+            found.discard()
             raise
-    if crops is None:
+    if found.crops is None:
         from heygemd.errors import InputRejected
 
         raise InputRejected(
             f"No face was found in any frame of {path.name}; use a video showing one face.",
             code="no_face",
         )
-    return _finish(track, fps, width, height, raw_landmarks, poses, origins,
-                   crops.entry.commit(), hearing), kept
+    return _finish(track, fps, width, height, found.landmarks, found.poses, found.origins,
+                   found.crops.entry.commit(), hearing), kept
+
+
+def _in_order(
+    decoded: Iterator[tuple[int, np.ndarray, np.ndarray]],
+    analyzer: Any,
+    found: _Found,
+    capacity: int,
+    keep: bool,
+    progress: Callable[[float], None],
+) -> list[np.ndarray] | None:
+    """Every frame through ``analyzer`` in order; the frames, when ``keep``."""
+    kept: list[np.ndarray] | None = [] if keep else None
+    last_report = time.monotonic()
+    # decoded in a worker thread (PyAV and OpenCV release the GIL) while the faces are found;
+    # closed (the worker stopped) before the reader is
+    with closing(prefetched(decoded, DECODE_AHEAD, name="builtin-decode")) as frames:
+        for index, frame, small in frames:
+            if kept is not None:
+                kept.append(frame)
+            found.take(index, frame, analyzer.analyze(small, index))
+            if time.monotonic() - last_report > 0.5:
+                progress(min(index / max(capacity, 1), 0.99))
+                last_report = time.monotonic()
+    return kept
+
+
+def _in_halves(
+    decoded: Iterator[tuple[int, np.ndarray, np.ndarray]],
+    analyzer: Any,
+    helper: Any,
+    found: _Found,
+    estimate: int,
+    progress: Callable[[float], None],
+) -> list[np.ndarray]:
+    """The frames of a template held whole, analysed in two halves at once: ``analyzer`` from
+    the start, ``helper`` (a second tracking analyzer, in a thread) from a frame where the
+    tracker re-detects anyway (a multiple of its re-detection period). The helper starts there
+    with the full-frame detector; what the tracker finds from a detection on depends only on
+    the frames, so its half is what ``analyzer`` would have found, as long as ``analyzer``
+    would re-detect there too (no face lost on the way). Otherwise its half is dropped and
+    ``analyzer`` goes on alone. Either way the results equal one analyzer's in order."""
+    from heygemd.faces.analyze import REDETECT_EVERY
+
+    split = REDETECT_EVERY * round(estimate / (2 * REDETECT_EVERY))
+    frames = Held(decoded)
+    helper.reset()
+    second = _Half(helper, frames, split)
+    try:
+        index, last_report = 0, time.monotonic()
+        while index < split and (item := frames.get(index)) is not None:
+            found.take(index, item[1], analyzer.analyze(item[2], index))
+            index += 1
+            if time.monotonic() - last_report > 0.5:
+                progress(min((index + second.done) / max(estimate, 1), 0.99))
+                last_report = time.monotonic()
+        faces = second.result()
+        valid = index == split and not analyzer.would_track(split)
+        log.debug("template.halves", split=split, second=len(faces), valid=valid)
+        if valid:
+            for offset, observed in enumerate(faces):
+                found.take(split + offset, frames.items[split + offset][1], observed)
+            index += len(faces)
+        while (item := frames.get(index)) is not None:  # the helper's half was not valid
+            found.take(index, item[1], analyzer.analyze(item[2], index))
+            index += 1
+    finally:
+        second.stop()
+        frames.close()
+    return [frame for _, frame, _ in frames.items]
+
+
+class _Half:
+    """``analyzer`` over ``frames`` from ``start`` to their end, in a worker thread."""
+
+    def __init__(self, analyzer: Any, frames: Held, start: int) -> None:
+        self.faces: list[Any] = []
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._run, analyzer, frames,
+                                                                  start),
+                                        name="builtin-faces", daemon=True)
+        self._thread.start()
+
+    @property
+    def done(self) -> int:
+        return len(self.faces)
+
+    def _run(self, analyzer: Any, frames: Held, start: int) -> None:
+        try:
+            index = start
+            while not self._stop.is_set() and (item := frames.get(index)) is not None:
+                self.faces.append(analyzer.analyze(item[2], index))
+                index += 1
+        except BaseException as err:  # noqa: BLE001 - raised in the waiting thread
+            self._error = err
+
+    def result(self) -> list[Any]:
+        """The faces found in each frame from ``start`` on; the worker's exception raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.faces
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _Found:
+    """What the analysis found, in frame order: landmarks and pose per frame, and each
+    frame's crop in the crops entry (opened at the first face found, sized on it)."""
+
+    def __init__(self, cache: AnalysisCache, key: str, capacity: int, width: int, height: int,
+                 scale: float) -> None:
+        self.cache, self.key, self.capacity = cache, key, capacity
+        self.width, self.height, self.scale = width, height, scale
+        self.landmarks: list[np.ndarray] = []
+        self.poses: list[np.ndarray] = []
+        self.origins: list[np.ndarray] = []
+        self.crops: _CropBank | None = None
+
+    def take(self, index: int, frame: np.ndarray, faces: list[Any]) -> None:
+        """Frame ``index`` (the next in order) and the faces found in it at ``scale``."""
+        points, pose = _face_arrays(faces, self.scale)
+        self.landmarks.append(points)
+        self.poses.append(pose)
+        if self.crops is None and not np.isnan(points).any():
+            self.crops = _CropBank(self.cache.big_writer(
+                self.key, "crops", (self.capacity, *crop_side(points, self.width, self.height),
+                                    3)))
+        self.origins.append(self.crops.store(index, frame, points) if self.crops is not None
+                            else np.zeros(2, np.int32))
+
+    def discard(self) -> None:
+        if self.crops is not None:
+            self.crops.entry.discard()
 
 
 class _CropBank:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from heygemd.engines.builtin import colour, mesh, planning, render
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Listener
-from heygemd.engines.builtin.prefetch import prefetched
+from heygemd.engines.builtin.prefetch import Ahead
 from heygemd.engines.builtin.render import Plan
 from heygemd.errors import ProcessingError
 
@@ -31,7 +32,9 @@ log = structlog.get_logger(__name__)
 
 PROGRESS_SECONDS = 0.5
 # Batches decoded and transplanted ahead, in a worker thread, while the caller encodes: torch,
-# OpenCV and the codecs release the GIL, so on two cores the transplant hides behind x264.
+# OpenCV and the codecs release the GIL, so on two cores the transplant hides behind x264. The
+# worker starts when the plan is made: while the pipeline waits for the frame pass's verdict,
+# the first batches are already being made.
 PREFETCH_BATCHES = 1
 
 
@@ -48,6 +51,7 @@ class BuiltinEngine:
         self.cfg = ctx.settings.builtin
         self.cache = AnalysisCache(ctx.paths.cache)
         self._analyzer: Any = None
+        self._helper: Any = None  # a second tracking analyzer: small templates in two halves
         self._listener = Listener(remember=0)  # answers are remembered by the Hearing
         self._hearing = Hearing(self._listener, use_worker=hearing_worker)
         self._audio_ready = False
@@ -58,6 +62,7 @@ class BuiltinEngine:
 
         if self._analyzer is None:
             self._analyzer = FaceAnalyzer(self.ctx.faces, tracking=True)
+            self._helper = FaceAnalyzer(self.ctx.faces, tracking=True)
         self._hearing.start()  # loads the listener too
         if not self._audio_ready:
             # the first log-mel imports librosa and compiles its kernels (~1.4 s): at startup,
@@ -85,9 +90,10 @@ class BuiltinEngine:
 
     def close(self) -> None:
         self._hearing.close()
-        if self._analyzer is not None:
-            self._analyzer.close()
-            self._analyzer = None
+        for analyzer in (self._analyzer, self._helper):
+            if analyzer is not None:
+                analyzer.close()
+        self._analyzer = self._helper = None
 
     def forget_heard(self) -> None:
         """Forget the audio heard so far (a benchmark's timed run must hear its audio)."""
@@ -98,7 +104,7 @@ class BuiltinEngine:
         self.prepare()
         analysis, _, _ = analyse_template(
             template, self._analyzer, self._hearing, self.cache, self.cfg.analysis_scale,
-            lambda f: None,
+            lambda f: None, self._helper,
         )
         return analysis
 
@@ -106,7 +112,8 @@ class BuiltinEngine:
         """Analyse the template (cached), plan the mouths, and return the lazy frame stream.
 
         The new audio is asked of the hearing worker first: it is heard while the template is
-        analysed (or loaded from the cache), and planning takes the answer.
+        analysed (or loaded from the cache), and planning takes the answer. The frames are made
+        ahead in a worker thread from the moment the plan is made (:class:`_Frames`).
         """
         self.prepare()
         t0 = time.monotonic()
@@ -123,11 +130,13 @@ class BuiltinEngine:
         with self._hearing.reporting(lambda: progress(done[0])):
             analysis, cached, decoded = analyse_template(
                 request.template, self._analyzer, self._hearing, self.cache,
-                self.cfg.analysis_scale, analysing,
+                self.cfg.analysis_scale, analysing, self._helper,
             )
             if abs(analysis.fps - request.fps) > 0.01:
                 log.warning("engine.fps_mismatch", template_fps=analysis.fps,
                             request_fps=request.fps)
+            # what the render needs besides the plan: found while the new audio is still heard
+            triangles, lips = _render_constants(analysis)
             # planning hears through the Hearing: the answer asked above
             plan, metrics = planning.drive(analysis, request.audio, count, self.cfg,
                                            self._hearing)
@@ -137,52 +146,37 @@ class BuiltinEngine:
         log.info("engine.planned", frames=count, **metrics)
         start = 0.0 if cached else 0.4
         # a template analysed just now may still be held decoded: not decoded again
-        frames = self._frames(request, analysis, plan, progress, start, decoded)
+        batches = self._batches(request, analysis, plan, triangles, lips, decoded)
+        frames = _Frames(batches, len(plan.base), progress, start, request.template.name)
         return Rendering(
             width=analysis.width, height=analysis.height, fps=analysis.fps,
             frame_count=count, frames=frames, metrics=metrics,
         )
 
-    def _frames(
+    def _batches(
         self,
         request: RenderRequest,
         analysis: TemplateAnalysis,
         plan: Plan,
-        progress: ProgressFn,
-        start: float,
+        triangles: np.ndarray,
+        lips: np.ndarray,
         decoded: list[np.ndarray] | None = None,
-    ) -> Iterator[np.ndarray]:
-        ref = analysis.landmarks[int(np.flatnonzero(analysis.usable)[0])] if analysis.usable.any() \
-            else None
-        triangles = mesh.triangulate(ref) if ref is not None else np.zeros((0, 3), np.int64)
-        lips = colour.lip_colours(analysis.crops, analysis.landmarks, analysis.crop_origin,
-                                  analysis.usable, analysis.fps)
+    ) -> Iterator[list[np.ndarray]]:
+        """The output frames in batches of ``batch_size``, base frames with their mouths."""
         frame_bytes = analysis.width * analysis.height * 3
         count = len(plan.base)
-
-        def batches() -> Iterator[list[np.ndarray]]:
-            batch: list[np.ndarray] = []
-            rows: list[int] = []
-            frames = render.base_frames(request.template, plan.base, frame_bytes, request.info,
-                                        decoded)
-            for t, frame in enumerate(frames):
-                if t >= count:
-                    break
-                batch.append(frame)
-                rows.append(t)
-                if len(batch) >= self.cfg.batch_size or t == count - 1:
-                    yield list(self._flush(batch, rows, plan, analysis, triangles, lips))
-                    batch, rows = [], []
-
-        done, last = 0, time.monotonic()
-        for out in prefetched(batches(), PREFETCH_BATCHES):
-            yield from out
-            done += len(out)
-            if time.monotonic() - last > PROGRESS_SECONDS:
-                progress(start + (1 - start) * done / count)
-                last = time.monotonic()
-        if done != count:
-            raise ProcessingError(f"rendered {done} of {count} frames from {request.template.name}")
+        batch: list[np.ndarray] = []
+        rows: list[int] = []
+        frames = render.base_frames(request.template, plan.base, frame_bytes, request.info,
+                                    decoded)
+        for t, frame in enumerate(frames):
+            if t >= count:
+                break
+            batch.append(frame)
+            rows.append(t)
+            if len(batch) >= self.cfg.batch_size or t == count - 1:
+                yield list(self._flush(batch, rows, plan, analysis, triangles, lips))
+                batch, rows = [], []
 
     def _flush(
         self,
@@ -202,3 +196,55 @@ class BuiltinEngine:
             for i, frame in zip(live, done, strict=True):
                 out[i] = frame
         yield from out
+
+
+def _render_constants(analysis: TemplateAnalysis) -> tuple[np.ndarray, np.ndarray]:
+    """(triangles (K, 3) of the mouth mesh, lip colour float32 (N, 3) of each template frame):
+    what every batch's transplant uses besides the plan."""
+    ref = analysis.landmarks[int(np.flatnonzero(analysis.usable)[0])] if analysis.usable.any() \
+        else None
+    triangles = mesh.triangulate(ref) if ref is not None else np.zeros((0, 3), np.int64)
+    lips = colour.lip_colours(analysis.crops, analysis.landmarks, analysis.crop_origin,
+                              analysis.usable, analysis.fps)
+    return triangles, lips
+
+
+class _Frames:
+    """The render's frames, one at a time, from batches made ahead in a worker thread that
+    starts at construction (:class:`Ahead`): the pipeline examines the video's frames while
+    the first batches are made, and encodes only after that verdict. ``progress`` gets
+    ``start`` .. 1 as frames are taken (at most every PROGRESS_SECONDS). :meth:`close` (also
+    when the stream is dropped) stops the worker, taken from or not."""
+
+    def __init__(self, batches: Iterator[list[np.ndarray]], count: int, progress: ProgressFn,
+                 start: float, name: str) -> None:
+        self._ahead = Ahead(batches, PREFETCH_BATCHES)
+        self._closer = weakref.finalize(self, self._ahead.close)
+        self._stream = self._frames(count, progress, start, name)
+
+    def _frames(self, count: int, progress: ProgressFn, start: float,
+                name: str) -> Generator[np.ndarray, None, None]:
+        done, last = 0, time.monotonic()
+        for out in self._ahead:
+            yield from out
+            done += len(out)
+            if time.monotonic() - last > PROGRESS_SECONDS:
+                progress(start + (1 - start) * done / count)
+                last = time.monotonic()
+        if done != count:
+            raise ProcessingError(f"rendered {done} of {count} frames from {name}")
+
+    def __iter__(self) -> _Frames:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        try:
+            return next(self._stream)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the worker and wait for it (at most a batch). Idempotent."""
+        self._stream.close()
+        self._closer()
