@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import threading
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,15 +91,7 @@ def _no_progress(fraction: float) -> None:
 @functools.cache
 def _vad_model() -> object:
     """silero-vad (TorchScript, shipped in the wheel), loaded once per process on first use."""
-    import torch
-
-    threads = torch.get_num_threads()  # silero_vad's import pins torch to one thread
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated
-        from silero_vad import load_silero_vad
-
-        model = load_silero_vad()
-    torch.set_num_threads(threads)
+    model = voice.load_model()
     log.debug("examine.vad_loaded")
     return model
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import warnings
 from collections import OrderedDict
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -62,3 +65,28 @@ def forget() -> None:
     """Forget every track (a benchmark's timed run must run the model)."""
     with _lock:
         _known.clear()
+
+
+def silero() -> ModuleType:
+    """The silero_vad package, imported without its side effect: importing it sets torch to
+    one thread for the whole process (silero_vad/model.py), which left every later torch
+    computation in the daemon (the builtin engine's transplant, Wav2Lip on the CPU) on one core.
+    Every use of silero goes through here."""
+    import torch
+
+    threads = torch.get_num_threads()
+    import silero_vad
+
+    torch.set_num_threads(threads)
+    return silero_vad
+
+
+def load_model() -> Any:
+    """silero-vad's TorchScript model (bundled in the wheel: nothing is downloaded)."""
+    vad = silero()
+    with warnings.catch_warnings():
+        # silero-vad ships a TorchScript model; torch 2.13 deprecates jit.load itself.
+        warnings.filterwarnings(
+            "ignore", message=r".*torch\.jit\.load.* is deprecated", category=DeprecationWarning
+        )
+        return vad.load_silero_vad()

@@ -44,3 +44,16 @@ def test_only_the_latest_tracks_are_kept() -> None:
 def test_probabilities_must_cover_the_frames() -> None:
     with pytest.raises(ValueError, match="31 probabilities for 32 frames"):
         voice.remember(samples(0), np.zeros(31, np.float32))
+
+
+def test_silero_leaves_torchs_thread_count_alone() -> None:
+    """silero_vad's import sets torch to one thread for the whole process; through voice it
+    does not (a fresh interpreter: in this one silero may be imported already)."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(3); from heygemd import voice; "
+            "voice.load_model(); voice.silero(); print(torch.get_num_threads())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)  # fmt: skip
+    assert done.stdout.strip() == "3"

@@ -115,17 +115,9 @@ class VoiceDetector:
 
     def load(self) -> None:
         if self._model is None:
-            import warnings
+            from heygemd import voice
 
-            from silero_vad import load_silero_vad
-
-            with warnings.catch_warnings():
-                # silero-vad ships a TorchScript model; torch 2.13 deprecates jit.load itself.
-                warnings.filterwarnings(
-                    "ignore", message=r".*torch\.jit\.load.* is deprecated",
-                    category=DeprecationWarning,
-                )
-                self._model = load_silero_vad()
+            self._model = voice.load_model()
 
     def spans(self, audio: np.ndarray) -> list[tuple[float, float]]:
         """Speech spans (start, end) in seconds of float32 (N,) 16 kHz audio.
@@ -134,12 +126,11 @@ class VoiceDetector:
         its probabilities: the same model, frames and numbers), only the spans are derived
         (silero-vad versions with get_speech_timestamps_from_probs, which the model path ends in).
         """
-        import silero_vad
         import torch
-        from silero_vad import get_speech_timestamps
 
         from heygemd import voice
 
+        silero_vad = voice.silero()
         from_probs = getattr(silero_vad, "get_speech_timestamps_from_probs", None)
         known = voice.recall(audio) if from_probs is not None else None
         if from_probs is not None and known is not None:
@@ -150,7 +141,7 @@ class VoiceDetector:
             return [(s["start"] / RATE, s["end"] / RATE) for s in stamps]
         self.load()
         with torch.no_grad():
-            stamps = get_speech_timestamps(
+            stamps = silero_vad.get_speech_timestamps(
                 torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
                 self._model, sampling_rate=RATE, min_silence_duration_ms=120, speech_pad_ms=20,
             )
