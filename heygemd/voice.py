@@ -72,13 +72,17 @@ def silero() -> ModuleType:
     one thread for the whole process (silero_vad/model.py), which left every later torch
     computation in the daemon (the builtin engine's transplant, Wav2Lip on the CPU) on one core.
     Every use of silero goes through here."""
-    import torch
+    import sys
 
-    threads = torch.get_num_threads()
-    import silero_vad
+    with _lock:
+        if "silero_vad" not in sys.modules:
+            import torch
 
-    torch.set_num_threads(threads)
-    return silero_vad
+            threads = torch.get_num_threads()
+            import silero_vad  # noqa: F401 - sets torch to one thread
+
+            torch.set_num_threads(threads)
+        return sys.modules["silero_vad"]
 
 
 def load_model() -> Any:

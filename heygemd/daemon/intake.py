@@ -49,9 +49,11 @@ class Waiting(NamedTuple):
     blocked: list[str]
 
 
-def claim_failure_words(err: OSError) -> str:
-    """What to do about a ready folder that could not be moved out of the inbox (pure)."""
-    if isinstance(err, PermissionError):
+def claim_failure_words(err: OSError, source: Path) -> str:
+    """What to do about the ready folder ``source`` that could not be moved out of the inbox
+    (pure). Only a refusal about the folder itself is the folder's to fix; one about the work
+    area (its job folder could not be made) is the service's."""
+    if isinstance(err, PermissionError) and err.filename == str(source):
         return ("the service may not move it out of the inbox (permission denied): make the "
                 "folder and everything in it writable by the service's user or group; it is "
                 "taken as soon as it is")
@@ -189,12 +191,14 @@ class Intake:
             return
         marker = watch.ready_marker if watch.require_ready_marker else None
         if not readiness.is_ready(now, watch.settle_seconds, marker):
+            if self._blocked.pop(name, None) is not None:  # changed: no longer "ready"
+                self._on_change()
             return
         job_id = inbox.new_job_id()
         try:
             target = inbox.claim(source, self.settings.paths.work, job_id)
         except OSError as err:
-            self._claim_failed(name, err)
+            self._claim_failed(name, claim_failure_words(err, source), err)
             return
         self._blocked.pop(name, None)
         self._store.add(job_id, name)
@@ -203,10 +207,10 @@ class Intake:
         log.info("job.claimed", job_id=job_id, name=name)
         self._on_change()
 
-    def _claim_failed(self, name: str, err: OSError) -> None:
-        """Show why the ready folder ``name`` stays in the inbox. The claim is tried again
-        every tick, so fixing the folder is enough; the log says it once per cause."""
-        words = claim_failure_words(err)
+    def _claim_failed(self, name: str, words: str, err: OSError) -> None:
+        """Show why the ready folder ``name`` stays in the inbox (``words``: what to do). The
+        claim is tried again every tick, so fixing the folder is enough; the log says it once
+        per cause."""
         if self._blocked.get(name) != words:
             log.error("job.claim_failed", name=name, error=str(err), hint=words)
             self._blocked[name] = words

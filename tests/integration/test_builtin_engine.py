@@ -170,6 +170,8 @@ def test_a_template_analysed_in_two_halves_is_analysed_as_in_one(
 ) -> None:
     """th05 (200 frames, all kept): with a helper analyzer the second half is found in a thread
     from frame 100 on; every array, crop and kept frame equals the analysis in one pass."""
+    from structlog.testing import capture_logs
+
     from heygemd.cache import AnalysisCache
     from heygemd.engines.builtin.analysis import analyse_template
     from heygemd.faces.analyze import FaceAnalyzer
@@ -182,10 +184,14 @@ def test_a_template_analysed_in_two_halves_is_analysed_as_in_one(
             FaceAnalyzer(setup["settings"].faces, tracking=True) as helper:
         for name, second in (("one", None), ("halves", helper)):
             cache = AnalysisCache(tmp_path / name)
-            analysis, cached, kept = analyse_template(
-                template, first, engine._hearing, cache, scale, lambda f: None, second)
+            with capture_logs() as logs:
+                analysis, cached, kept = analyse_template(
+                    template, first, engine._hearing, cache, scale, lambda f: None, second)
             assert not cached and kept is not None and len(kept) == analysis.n_frames == 200
             results.append((analysis, kept))
+            halves_used = [e for e in logs if e["event"] == "template.halves"]
+    # the helper's half was used (not found invalid and done again by the first analyzer)
+    assert [(e["split"], e["valid"]) for e in halves_used] == [(100, True)]
     (one, one_kept), (halves, halves_kept) = results
     for name, array in one.arrays().items():
         np.testing.assert_array_equal(array, halves.arrays()[name], err_msg=name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from heygemd.engines.builtin import planning, select
 from heygemd.engines.builtin.analysis import TemplateAnalysis
@@ -89,16 +90,17 @@ def test_the_mouth_follows_the_heard_speech_and_closes_in_pauses() -> None:
     assert metrics["ridge_reliability"] > 0.7 and metrics["target_r"] > 0.9
 
 
-def test_pauses_avoid_rolled_in_lips() -> None:
+def test_pauses_avoid_rolled_in_lips(monkeypatch: pytest.MonkeyPatch) -> None:
     loudness = np.concatenate([np.full(10, 0.5), np.zeros(20), np.full(10, 0.5)])
-    shown_frames = []
-    for rolled_in in (None, 90):
-        analysis = _template(rolled_in)
-        cfg = BuiltinEngineSettings()
-        plan, _ = planning.drive(analysis, np.zeros(16000, np.float32), len(loudness), cfg,
-                                 FakeListener(loudness))  # fmt: skip
-        shown_frames.append(plan.source)
-    band = select.lip_band(_template(90).landmarks)
-    assert 90 not in shown_frames[1].tolist()  # a closed mouth, but its lips out of sight
-    assert band[90] < 0.5 * np.median(band)
-    assert (_template(90).opening[shown_frames[1][12:28]] < 0.01).all()  # still closed
+    analysis = _template(rolled_in=90)
+    shown = {}
+    for weight in (0.0, select.LIP_BAND_WEIGHT):
+        monkeypatch.setattr(select, "LIP_BAND_WEIGHT", weight)
+        plan, _ = planning.drive(analysis, np.zeros(16000, np.float32), len(loudness),
+                                 BuiltinEngineSettings(), FakeListener(loudness))  # fmt: skip
+        shown[weight] = plan.source
+    band = select.lip_band(analysis.landmarks)
+    assert band[90] < 0.5 * np.median(band)  # a closed mouth, but its lips out of sight
+    assert 90 in shown[0.0].tolist()  # without the cost it is the pause's best match
+    assert 90 not in shown[select.LIP_BAND_WEIGHT].tolist()
+    assert (analysis.opening[shown[select.LIP_BAND_WEIGHT][12:28]] < 0.01).all()  # still closed

@@ -87,3 +87,31 @@ def test_held_raises_the_worker_error_past_what_was_made() -> None:
     with pytest.raises(ValueError, match="boom"):
         held.get(1)
     held.close()
+
+
+def test_a_dropped_render_stream_stops_its_worker_at_once() -> None:
+    """The engine's frame stream, dropped without close (a caller that raised): its worker
+    stops then, not whenever the garbage collector next runs."""
+    import gc
+
+    import numpy as np
+
+    from heygemd.engines.builtin.engine import _Frames
+
+    closed = threading.Event()
+
+    def batches() -> Iterator[list[np.ndarray]]:
+        try:
+            while True:
+                yield [np.zeros((2, 2, 3), np.uint8)]
+        finally:
+            closed.set()
+
+    frames = _Frames(batches(), 100, lambda f: None, 0.0, "t.mp4")
+    next(frames)
+    gc.disable()
+    try:
+        del frames
+        assert closed.wait(5)
+    finally:
+        gc.enable()

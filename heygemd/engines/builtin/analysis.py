@@ -264,14 +264,22 @@ def _in_halves(
     frames = Held(decoded)
     helper.reset()
     second = _Half(helper, frames, split)
+    last_report = time.monotonic()
+
+    def report(done: int) -> None:  # at least twice a second, whichever loop runs
+        nonlocal last_report
+        if time.monotonic() - last_report > 0.5:
+            progress(min(done / max(estimate, 1), 0.99))
+            last_report = time.monotonic()
+
     try:
-        index, last_report = 0, time.monotonic()
+        index = 0
         while index < split and (item := frames.get(index)) is not None:
             found.take(index, item[1], analyzer.analyze(item[2], index))
             index += 1
-            if time.monotonic() - last_report > 0.5:
-                progress(min((index + second.done) / max(estimate, 1), 0.99))
-                last_report = time.monotonic()
+            report(index + second.done)
+        while not second.finished(0.1):
+            report(index + second.done)
         faces = second.result()
         valid = index == split and not analyzer.would_track(split)
         log.debug("template.halves", split=split, second=len(faces), valid=valid)
@@ -282,6 +290,7 @@ def _in_halves(
         while (item := frames.get(index)) is not None:  # the helper's half was not valid
             found.take(index, item[1], analyzer.analyze(item[2], index))
             index += 1
+            report(index)
     finally:
         second.stop()
         frames.close()
@@ -313,6 +322,11 @@ class _Half:
                 index += 1
         except BaseException as err:  # noqa: BLE001 - raised in the waiting thread
             self._error = err
+
+    def finished(self, wait: float) -> bool:
+        """Whether the worker is done, after waiting at most ``wait`` seconds for it."""
+        self._thread.join(wait)
+        return not self._thread.is_alive()
 
     def result(self) -> list[Any]:
         """The faces found in each frame from ``start`` on; the worker's exception raised."""

@@ -209,6 +209,20 @@ def _render_constants(analysis: TemplateAnalysis) -> tuple[np.ndarray, np.ndarra
     return triangles, lips
 
 
+def _taken(ahead: Ahead, count: int, progress: ProgressFn, start: float,
+           name: str) -> Generator[np.ndarray, None, None]:
+    """The frames of ``ahead``'s batches one by one, with progress; all ``count`` of them."""
+    done, last = 0, time.monotonic()
+    for out in ahead:
+        yield from out
+        done += len(out)
+        if time.monotonic() - last > PROGRESS_SECONDS:
+            progress(start + (1 - start) * done / count)
+            last = time.monotonic()
+    if done != count:
+        raise ProcessingError(f"rendered {done} of {count} frames from {name}")
+
+
 class _Frames:
     """The render's frames, one at a time, from batches made ahead in a worker thread that
     starts at construction (:class:`Ahead`): the pipeline examines the video's frames while
@@ -220,19 +234,9 @@ class _Frames:
                  start: float, name: str) -> None:
         self._ahead = Ahead(batches, PREFETCH_BATCHES)
         self._closer = weakref.finalize(self, self._ahead.close)
-        self._stream = self._frames(count, progress, start, name)
-
-    def _frames(self, count: int, progress: ProgressFn, start: float,
-                name: str) -> Generator[np.ndarray, None, None]:
-        done, last = 0, time.monotonic()
-        for out in self._ahead:
-            yield from out
-            done += len(out)
-            if time.monotonic() - last > PROGRESS_SECONDS:
-                progress(start + (1 - start) * done / count)
-                last = time.monotonic()
-        if done != count:
-            raise ProcessingError(f"rendered {done} of {count} frames from {name}")
+        # the stream must not hold self: dropped, this object then goes at once (no cycle for
+        # the collector to find some time later), and its finalizer stops the worker
+        self._stream = _taken(self._ahead, count, progress, start, name)
 
     def __iter__(self) -> _Frames:
         return self

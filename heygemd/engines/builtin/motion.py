@@ -77,7 +77,8 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 def holdout_reliability(
     features: np.ndarray, opening: np.ndarray, valid: np.ndarray, lam: float = RIDGE_LAMBDA
 ) -> float:
-    """r of a ridge fitted on the template's head, tested on its tail (valid frames only)."""
+    """r of a ridge fitted on the head of the ``valid`` frames (planning passes the usable
+    speech frames), tested on their tail."""
     idx = np.flatnonzero(valid)
     if len(idx) < 40:
         return 0.0

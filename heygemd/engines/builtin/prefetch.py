@@ -68,10 +68,12 @@ class Ahead:
         raise StopIteration
 
     def close(self) -> None:
-        """Stop the worker (at its next item) and wait for it. Idempotent."""
+        """Stop the worker (at its next item) and wait for it. Idempotent; from the worker
+        itself (a finalizer that ran there) it only asks it to stop."""
         self._ended = True
         self._stop.set()
-        self._worker.join()
+        if threading.current_thread() is not self._worker:
+            self._worker.join()
 
     def __enter__(self) -> Ahead:
         return self

@@ -66,10 +66,12 @@ def unary_costs(
 def lip_band(landmarks: np.ndarray) -> np.ndarray:
     """(N, 478, >=2) landmarks -> float64 (N,): the lips' visible height at the middle (outer
     to inner edge, upper plus lower) over the inter-ocular distance; NaN without a face."""
-    points = np.asarray(landmarks, dtype=np.float64)[..., :2]
-    upper = np.linalg.norm(points[:, lm.UPPER_LIP_INNER] - points[:, lm.UPPER_LIP_OUTER], axis=1)
-    lower = np.linalg.norm(points[:, lm.LOWER_LIP_OUTER] - points[:, lm.LOWER_LIP_INNER], axis=1)
-    eyes = np.linalg.norm(points[:, lm.LEFT_EYE_OUTER] - points[:, lm.RIGHT_EYE_OUTER], axis=1)
+    used = [lm.UPPER_LIP_OUTER, lm.UPPER_LIP_INNER, lm.LOWER_LIP_INNER, lm.LOWER_LIP_OUTER,
+            lm.RIGHT_EYE_OUTER, lm.LEFT_EYE_OUTER]
+    p = np.asarray(landmarks)[:, used, :2].astype(np.float64)  # six points, not a copy of all
+    upper = np.linalg.norm(p[:, 1] - p[:, 0], axis=1)
+    lower = np.linalg.norm(p[:, 3] - p[:, 2], axis=1)
+    eyes = np.linalg.norm(p[:, 5] - p[:, 4], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (upper + lower) / eyes
 
@@ -78,9 +80,10 @@ def hidden_lip_costs(band: np.ndarray, usable: np.ndarray) -> np.ndarray:
     """float64 (N,): the cost of showing each template frame's lips, from :func:`lip_band` (N,)
     and the usable frames (bool (N,)): 0 down to LIP_BAND_FLOOR of the usable frames' median."""
     known = usable & np.isfinite(band)
-    if not known.any():
+    median = float(np.median(band[known])) if known.any() else 0.0
+    if median <= 0:
         return np.zeros(len(band))
-    ratio = band / float(np.median(band[known]))
+    ratio = band / median
     shortfall = np.clip((LIP_BAND_FLOOR - ratio) / (1 - LIP_BAND_FLOOR), 0.0, None)
     return LIP_BAND_WEIGHT * np.nan_to_num(shortfall, nan=0.0) ** 2
 
