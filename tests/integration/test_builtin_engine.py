@@ -182,7 +182,7 @@ def test_a_template_analysed_in_two_halves_is_analysed_as_in_one(
     results = []
     with FaceAnalyzer(setup["settings"].faces, tracking=True) as first, \
             FaceAnalyzer(setup["settings"].faces, tracking=True) as helper:
-        for name, second in (("one", None), ("halves", helper)):
+        for name, second in (("one", None), ("halves", lambda: helper)):
             cache = AnalysisCache(tmp_path / name)
             with capture_logs() as logs:
                 analysis, cached, kept = analyse_template(

@@ -7,7 +7,6 @@ memory-mapped, so memory does not grow with the template's length.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import mesh
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Heard, feature_signature
-from heygemd.engines.builtin.prefetch import Held, prefetched
+from heygemd.engines.builtin.prefetch import Held, prefetched, start_worker
 
 log = structlog.get_logger(__name__)
 
@@ -134,7 +133,7 @@ def analyse_template(
     cache: AnalysisCache,
     scale: float,
     progress: Callable[[float], None],
-    helper: Any = None,
+    helper: Callable[[], Any] | None = None,
 ) -> tuple[TemplateAnalysis, bool, list[np.ndarray] | None]:
     """Analyse ``path`` (or load it from ``cache``). Returns (analysis, was_cached, frames):
     ``frames`` are the template's decoded frames (uint8 (H, W, 3), index = frame index) when it
@@ -142,9 +141,10 @@ def analyse_template(
 
     analyzer: a tracking heygemd.faces.FaceAnalyzer; progress gets 0..1 of this analysis. The
     template's own track is asked of ``hearing`` before the frames are decoded, so that it is
-    heard (in the hearing worker) while the faces are analysed. ``helper``: a second tracking
-    analyzer; with it a template whose frames are all kept is analysed in two halves at once
-    (:func:`_in_halves`: th08 on two free cores 1.0 -> 0.65 s), with the same results.
+    heard (in the hearing worker) while the faces are analysed. ``helper``: gives a second
+    tracking analyzer (asked only when it is used: a template whose frames are all kept is
+    analysed in two halves at once
+    (:func:`_in_halves`: th08 on two free cores 1.0 -> 0.65 s), with the same results).
     """
     key = content_key(path, f"{ANALYSIS_VERSION}-{feature_signature()}-scale{scale:.3f}")
     arrays = cache.load_arrays(key)
@@ -185,7 +185,7 @@ def _analyse(
     key: str,
     scale: float,
     progress: Callable[[float], None],
-    helper: Any = None,
+    helper: Callable[[], Any] | None = None,
 ) -> tuple[TemplateAnalysis, list[np.ndarray] | None]:
     from heygemd.media.video import VideoReader
 
@@ -202,7 +202,7 @@ def _analyse(
         try:
             if keep and helper is not None:
                 kept: list[np.ndarray] | None = _in_halves(
-                    decoded, analyzer, helper, found, reader.frame_count, progress)
+                    decoded, analyzer, helper(), found, reader.frame_count, progress)
             else:
                 kept = _in_order(decoded, analyzer, found, capacity, keep, progress)
         except BaseException:
@@ -304,11 +304,7 @@ class _Half:
         self.faces: list[Any] = []
         self._error: BaseException | None = None
         self._stop = threading.Event()
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(target=context.run, args=(self._run, analyzer, frames,
-                                                                  start),
-                                        name="builtin-faces", daemon=True)
-        self._thread.start()
+        self._thread = start_worker(lambda: self._run(analyzer, frames, start), "builtin-faces")
 
     @property
     def done(self) -> int:

@@ -51,7 +51,7 @@ class BuiltinEngine:
         self.cfg = ctx.settings.builtin
         self.cache = AnalysisCache(ctx.paths.cache)
         self._analyzer: Any = None
-        self._helper: Any = None  # a second tracking analyzer: small templates in two halves
+        self._helper: Any = None  # a second tracking analyzer, made for the first small template
         self._listener = Listener(remember=0)  # answers are remembered by the Hearing
         self._hearing = Hearing(self._listener, use_worker=hearing_worker)
         self._audio_ready = False
@@ -62,7 +62,6 @@ class BuiltinEngine:
 
         if self._analyzer is None:
             self._analyzer = FaceAnalyzer(self.ctx.faces, tracking=True)
-            self._helper = FaceAnalyzer(self.ctx.faces, tracking=True)
         self._hearing.start()  # loads the listener too
         if not self._audio_ready:
             # the first log-mel imports librosa and compiles its kernels (~1.4 s): at startup,
@@ -95,6 +94,15 @@ class BuiltinEngine:
                 analyzer.close()
         self._analyzer = self._helper = None
 
+    def _helper_analyzer(self) -> Any:
+        """The second tracking analyzer (~80 MB), built the first time a template is small
+        enough to be analysed in two halves."""
+        from heygemd.faces.analyze import FaceAnalyzer
+
+        if self._helper is None:
+            self._helper = FaceAnalyzer(self.ctx.faces, tracking=True)
+        return self._helper
+
     def forget_heard(self) -> None:
         """Forget the audio heard so far (a benchmark's timed run must hear its audio)."""
         self._hearing.forget()
@@ -104,7 +112,7 @@ class BuiltinEngine:
         self.prepare()
         analysis, _, _ = analyse_template(
             template, self._analyzer, self._hearing, self.cache, self.cfg.analysis_scale,
-            lambda f: None, self._helper,
+            lambda f: None, self._helper_analyzer,
         )
         return analysis
 
@@ -130,7 +138,7 @@ class BuiltinEngine:
         with self._hearing.reporting(lambda: progress(done[0])):
             analysis, cached, decoded = analyse_template(
                 request.template, self._analyzer, self._hearing, self.cache,
-                self.cfg.analysis_scale, analysing, self._helper,
+                self.cfg.analysis_scale, analysing, self._helper_analyzer,
             )
             if abs(analysis.fps - request.fps) > 0.01:
                 log.warning("engine.fps_mismatch", template_fps=analysis.fps,

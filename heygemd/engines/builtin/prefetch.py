@@ -9,8 +9,24 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
+
+
+def start_worker(work: Callable[[], None], name: str) -> threading.Thread:
+    """A started daemon thread running ``work`` in a copy of the caller's context (log lines
+    from the worker keep the job's id)."""
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(work,), name=name, daemon=True)
+    worker.start()
+    return worker
+
+
+def _close(items: Iterator[Any]) -> None:
+    """Close ``items`` when it can be closed (a generator: its ``finally`` runs now)."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 class Ahead:
@@ -25,10 +41,7 @@ class Ahead:
         self._box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._ended = False
-        context = contextvars.copy_context()  # log lines from the worker keep the job's id
-        self._worker = threading.Thread(target=context.run, args=(self._work,), name=name,
-                                        daemon=True)
-        self._worker.start()
+        self._worker = start_worker(self._work, name)
 
     def _put(self, kind: str, value: Any) -> bool:
         while not self._stop.is_set():
@@ -48,9 +61,7 @@ class Ahead:
             self._put("error", exc)
             return
         finally:
-            close = getattr(self._items, "close", None)
-            if close is not None:
-                close()
+            _close(self._items)
         self._put("end", None)
 
     def __iter__(self) -> Ahead:
@@ -108,10 +119,7 @@ class Held:
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._changed = threading.Condition()
-        context = contextvars.copy_context()
-        self._worker = threading.Thread(target=context.run, args=(self._work,), name=name,
-                                        daemon=True)
-        self._worker.start()
+        self._worker = start_worker(self._work, name)
 
     def _work(self) -> None:
         try:
@@ -124,9 +132,7 @@ class Held:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumers
             self._error = exc
         finally:
-            close = getattr(self._source, "close", None)
-            if close is not None:
-                close()
+            _close(self._source)
             with self._changed:
                 self._ended = True
                 self._changed.notify_all()
