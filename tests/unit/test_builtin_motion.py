@@ -1,4 +1,4 @@
-"""Audio -> mouth target: per-template ridge regression and target combination."""
+"""Audio -> mouth target: per-template kernel regression and target combination."""
 
 from __future__ import annotations
 
@@ -14,10 +14,31 @@ def _paired(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, x @ w + 0.05 * rng.normal(size=n)
 
 
-def test_ridge_recovers_a_linear_map() -> None:
-    x, y = _paired(400)
-    model = motion.fit_ridge(x[:300], y[:300], lam=1.0)
-    assert motion.pearson(model.predict(x[300:])[:, 0], y[300:]) > 0.99
+def test_kernel_regression_learns_a_nonlinear_map() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 6))
+    y = np.sin(2 * x[:, 0]) + x[:, 1] ** 2 + 0.05 * rng.normal(size=400)
+    model = motion.fit_kernel(x[:300], y[:300], lam=0.1, width=0.5)
+    assert motion.pearson(model.predict(x[300:]), y[300:]) > 0.8
+    # a straight line through the same data cannot follow it
+    design = np.c_[x[:300], np.ones(300)]
+    line = np.linalg.lstsq(design, y[:300], rcond=None)[0]
+    assert motion.pearson(np.c_[x[300:], np.ones(100)] @ line, y[300:]) < 0.5
+
+
+def test_kernel_regression_thins_long_inputs_and_predicts_in_chunks() -> None:
+    x, y = _paired(500)
+    model = motion.fit_kernel(x, y, max_rows=120)
+    assert model.rows.shape == (120, 12)
+    assert np.array_equal(model.rows[0], x[0]) and np.array_equal(model.rows[-1], x[-1])
+    many = np.repeat(x, 5, axis=0)  # 2500 rows: more than one prediction block
+    assert np.allclose(model.predict(many), np.repeat(model.predict(x), 5))
+    assert motion.pearson(model.predict(x), y) > 0.9
+
+
+def test_kernel_regression_of_identical_rows_is_their_mean() -> None:
+    model = motion.fit_kernel(np.ones((5, 3)), np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+    assert np.allclose(model.predict(np.ones((2, 3))), 3.0)
 
 
 def test_holdout_reliability_high_for_learnable_and_low_for_noise() -> None:
@@ -41,8 +62,11 @@ def test_combine_closes_silence_and_bilabials_and_leads() -> None:
     assert np.allclose(target.opening[[1, 2, 3, 4, 6, 7, 8]], 0.3)
     assert target.closed.tolist() == [True] + [False] * 4 + [True] + [False] * 3 + [True]
     led = motion.combine_targets(np.zeros(n), phone, 0.0, speech, closed, scale, lead_frames=1)
-    assert led.opening[4] == np.float32(0.01)  # the closure shows one frame before its sound
-    assert led.closed[4] and not led.closed[5]
+    # the b/p/m closure shows one frame before its sound and holds through it
+    assert led.opening[4] == led.opening[5] == np.float32(0.01)
+    assert led.closed[4] and led.closed[5] and not led.closed[3] and not led.closed[6]
+    # a pause closes one frame early and opens one frame before the sound
+    assert led.closed[8] and led.closed[9] and not led.closed[0]
     assert len(led.opening) == len(led.closed) == n
 
 
@@ -50,10 +74,10 @@ def test_combine_weights_reliable_regression() -> None:
     scale = motion.OpeningScale(closed=0.0, open=1.0)
     ones = np.ones(4, dtype=bool)
     none = np.zeros(4, dtype=bool)
-    ridge = np.full(4, 0.9)
+    fitted = np.full(4, 0.9)
     phone = np.zeros(4, dtype=np.float32)
-    trusted = motion.combine_targets(ridge, phone, 0.8, ones, none, scale, 0)
-    ignored = motion.combine_targets(ridge, phone, -0.5, ones, none, scale, 0)
+    trusted = motion.combine_targets(fitted, phone, 0.8, ones, none, scale, 0)
+    ignored = motion.combine_targets(fitted, phone, -0.5, ones, none, scale, 0)
     assert np.allclose(trusted.opening, 0.72) and np.allclose(ignored.opening, 0.0)
 
 

@@ -87,7 +87,7 @@ def test_the_mouth_follows_the_heard_speech_and_closes_in_pauses() -> None:
     # the pause is closed (the mouth leads the sound by a frame at each edge), although the
     # template's own pauses rest half open
     assert (shown[21:29] < 0.01).all()
-    assert metrics["ridge_reliability"] > 0.7 and metrics["target_r"] > 0.9
+    assert metrics["regression_reliability"] > 0.7 and metrics["target_r"] > 0.9
 
 
 def test_pauses_avoid_rolled_in_lips(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,7 @@ def drive(
 ) -> tuple[Plan, dict[str, float]]:
     """Decide, for each of ``count`` output frames, the base and the source template frame.
 
-    audio: float32 (N,) 16 kHz. Returns the plan and metrics (sync_r, ridge reliability, ...).
+    audio: float32 (N,) 16 kHz. Returns the plan and metrics (sync_r, regression reliability, ...).
     """
     fps = analysis.fps
     heard = listener.hear(audio, fps, count)
@@ -44,17 +44,16 @@ def drive(
         # Fitted on the template's speech only: the new audio's pauses are closed whatever the
         # regression says, and the template's own pauses (lips parted, no voice) only taught it
         # that silence looks half open. Measured (plan r against the ground truth, five shared
-        # clips): 0.499 -> 0.508 with the template = first 60% of each clip, 0.340 -> 0.343 with
-        # the first 50%.
+        # clips, linear ridge at the time): 0.499 -> 0.508 with the template = first 60% of each
+        # clip, 0.340 -> 0.343 with the first 50%.
         reliability = motion.holdout_reliability(analysis.features, opening, spoken)
-        model = motion.fit_ridge(analysis.features[spoken], opening[spoken])
-        ridge = model.predict(heard.features)[:, 0]
-        ridge = motion.match_spread(ridge, speech, opening[spoken])
+        model = motion.fit_kernel(analysis.features[spoken], opening[spoken])
+        fitted = motion.match_spread(model.predict(heard.features), speech, opening[spoken])
     else:
-        ridge = np.zeros(count)
+        fitted = np.zeros(count)
     scale = motion.opening_scale(opening, valid, analysis.speech)
     target = motion.combine_targets(
-        ridge, heard.phone_opening, motion.RIDGE_WEIGHT if has_speech else 0.0, speech,
+        fitted, heard.phone_opening, motion.REGRESSION_WEIGHT if has_speech else 0.0, speech,
         heard.closed_lips, scale,
         motion.lead_frames_for(cfg.lead_ms, fps),
     )
@@ -77,7 +76,7 @@ def drive(
     metrics = {
         "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
         "target_r": round(motion.pearson(shown, target.opening), 4),
-        "ridge_reliability": round(reliability, 4),
+        "regression_reliability": round(reliability, 4),
         "speech_share": round(float(speech.mean()), 4),
         "frames_passed_through": float((~active).sum()),
     }
