@@ -1,4 +1,5 @@
-"""Content-addressed cache of template analyses (``paths.cache``; safe to delete).
+"""Content-addressed cache of template analyses and the frame pass's faces (``paths.cache``;
+safe to delete).
 
 Key = sha256 of the file's bytes + the analysis version, so a re-uploaded template with another
 name still hits, and changing the analysis code (bumping its version) invalidates old entries.
@@ -11,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,14 +25,38 @@ import structlog
 log = structlog.get_logger(__name__)
 
 CHUNK = 1 << 20
+DIGESTS_KEPT = 64
+
+_digests: OrderedDict[tuple[str, int, int, int, int], bytes] = OrderedDict()
+_digests_lock = threading.Lock()
 
 
-def content_key(path: Path, version: str) -> str:
-    """sha256 hex of the file's bytes followed by ``version``."""
+def file_digest(path: Path) -> bytes:
+    """sha256 of the file's bytes, remembered while its identity (device, inode, size, mtime)
+    stays the same: a job's video is keyed by the frame pass and by the engine, and a 1 GB
+    file takes seconds to read."""
+    st = os.stat(path)
+    ident = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _digests_lock:
+        known = _digests.get(ident)
+        if known is not None:
+            _digests.move_to_end(ident)
+            return known
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(CHUNK):
             digest.update(block)
+    value = digest.digest()
+    with _digests_lock:
+        _digests[ident] = value
+        while len(_digests) > DIGESTS_KEPT:
+            _digests.popitem(last=False)
+    return value
+
+
+def content_key(path: Path, version: str) -> str:
+    """sha256 hex of the file's bytes followed by ``version``."""
+    digest = hashlib.sha256(file_digest(path))
     digest.update(b"\0" + version.encode())
     return digest.hexdigest()
 
@@ -55,6 +82,10 @@ class AnalysisCache:
             log.warning("cache.unreadable", path=str(path), error=str(err))
             path.unlink(missing_ok=True)
             return None
+
+    def drop(self, key: str) -> None:
+        """Remove the npz entry (one that cannot be used)."""
+        self._path(key, "npz").unlink(missing_ok=True)
 
     def save_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> Path:
         """Write the npz entry atomically; returns its path."""

@@ -21,6 +21,7 @@ from heygemd import annotate, validate, voice
 from heygemd.audiostats import FRAME, RATE, measure_audio
 from heygemd.engines.base import ProgressFn, progress_span
 from heygemd.errors import MediaError
+from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.faces.geometry import generic_head_yaw
 from heygemd.faces.types import FaceObservation
@@ -358,6 +359,8 @@ def examine_frames(
     limits: LimitSettings,
     pictures_dir: Path,
     progress: ProgressFn | None = None,
+    *,
+    face_cache: FaceCache | None = None,
 ) -> VideoExamination:
     """Go on from :func:`check_container`: examine sampled frames for the speaker's face,
     apply the video rules and write the picture of the deciding (refused) or worst (warned)
@@ -365,17 +368,23 @@ def examine_frames(
 
     ``progress`` gets the fraction (0..1) of the frame pass done, at least once per sampled
     frame; it may raise JobInterrupted, which propagates (a BaseException, never a finding).
+    ``face_cache``: where the sampled frames' faces of a video seen before are read back (and
+    new ones kept), instead of decoding and analysing them again.
     """
     t0 = time.monotonic()
     report = progress or _no_progress
     info, container = checked.info, checked.findings
     assert info is not None
+    key = face_cache.key(path) if face_cache is not None else None
+    known = face_cache.load(key) if face_cache is not None and key is not None else None
     try:
-        samples, size = sample_frames(
+        samples, size = known or sample_frames(
             path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE), info=info
         )
     except MediaError as err:
         return VideoExamination(info, container + [_unreadable("video", err, path.name)], [])
+    if face_cache is not None and key is not None and known is None:
+        face_cache.save(key, samples, size)
     samples = attach_speaker(samples, size)
     evidence = [evidence_of(s, size) for s in samples]
     findings = _with_file(validate.validate_video(info, evidence, cfg, limits), path.name)
@@ -389,6 +398,7 @@ def examine_frames(
         "examine.video",
         file=path.name,
         samples=len(samples),
+        evidence_cached=known is not None,
         findings=[f.code for f in findings],
         pictures=pictures,
         duration_ms=ms_since(t0),

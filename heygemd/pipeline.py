@@ -34,6 +34,7 @@ from heygemd.engines.base import (
     progress_span,
 )
 from heygemd.errors import HeygemError, InputRejected, ResourceError
+from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.framepass import FramePass, RefusedMeanwhile, Shares
 from heygemd.media.audio import load_audio
@@ -67,6 +68,7 @@ class Pipeline:
         self.settings = settings
         self.engine = engine
         self._analyzer: FaceAnalyzer | None = None
+        self.face_cache = FaceCache(settings.paths.cache, settings.faces, settings.validation)
 
     def startup(self) -> None:
         self._analyzer = FaceAnalyzer(self.settings.faces)
@@ -144,7 +146,7 @@ class Pipeline:
                 if examine.needs_frame_pass(checked):
                     exam = examine.examine_frames(
                         video, checked, self.analyzer, cfg, limits, pictures_dir,
-                        progress_span(progress, 0.0, EXAMINE_SHARE),
+                        progress_span(progress, 0.0, EXAMINE_SHARE), face_cache=self.face_cache,
                     )
             return _rejection(video, exam, timings)  # refused, or the job's audio was
         except InputRejected as err:
@@ -188,7 +190,8 @@ class Pipeline:
         rendering: Rendering | None = None
         failure: Exception | None = None
         with FramePass(lambda report: examine.examine_frames(
-                video, checked, self.analyzer, cfg, limits, pictures_dir, report)) as frames:
+                video, checked, self.analyzer, cfg, limits, pictures_dir, report,
+                face_cache=self.face_cache)) as frames:
             shares = Shares(progress, frames, EXAMINE_SHARE)
             try:
                 try:

@@ -8,6 +8,7 @@ import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 from heygemd import annotate, dryrun, examine
 from heygemd.errors import JobInterrupted
+from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
 from heygemd.media.video import read_frames
@@ -382,3 +384,34 @@ def test_interruption_from_progress_aborts_the_audio_check(tmp_path: Path, jfk: 
     assert len(calls) == 3 and 0.0 < calls[-1] < 1.0
     # the model's recurrent state, left mid-pass, is reset for the next user
     np.testing.assert_array_equal(examine.speech_probabilities(jfk), clean)
+
+
+# ---------------------------------------------------------------- faces cached by content
+
+
+class NoAnalysis:
+    """An analyzer that must not be asked: the faces come from the cache."""
+
+    def analyze(self, *args: object) -> list:
+        raise AssertionError("the frames were analysed again")
+
+
+@pytest.mark.parametrize("clip", ["talking/th08", "reject/rj02", "reject/rj04"])
+def test_a_video_seen_before_gets_the_same_verdict_from_its_cached_faces(
+    shared_media: Path, analyzer: FaceAnalyzer, examined: dict, tmp_path: Path, clip: str
+) -> None:
+    folder, prefix = clip.split("/")
+    video = next((shared_media / folder).glob(prefix + "*"))
+    faces = FaceCache(tmp_path / "cache", SETTINGS.faces, CFG)
+    checked = examine.check_container(video, CFG, LIMITS)
+    first = examine.examine_frames(video, checked, analyzer, CFG, LIMITS, tmp_path / "a",
+                                   face_cache=faces)
+    again = examine.examine_frames(video, checked, cast(FaceAnalyzer, NoAnalysis()), CFG,
+                                   LIMITS, tmp_path / "b", face_cache=faces)
+    uncached = examined[prefix]
+    for exam in (first, again):
+        assert exam.findings == uncached.findings and exam.pictures == uncached.pictures
+        assert exam.frames_examined == uncached.frames_examined
+    # the picture is drawn afresh from the video, the same as the first time
+    for name in again.pictures:
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()

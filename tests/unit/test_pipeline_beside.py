@@ -95,7 +95,7 @@ def test_the_frames_are_examined_while_the_engine_plans(
     engine = ScriptedEngine(plan_seconds=0.3)
     overlapped: list[bool] = []
 
-    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any) -> Any:
+    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any, **kw: Any) -> Any:
         overlapped.append(engine.planning.wait(5))  # only true if the engine plans meanwhile
         return checked
 
@@ -110,7 +110,7 @@ def test_a_refusal_found_meanwhile_stops_the_engine_and_decides(
 ) -> None:
     engine = ScriptedEngine(plan_seconds=30.0)  # would plan for long: it is stopped instead
 
-    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any) -> Any:
+    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any, **kw: Any) -> Any:
         return examine.VideoExamination(checked.info, [NO_FACE], [])
 
     t0 = time.monotonic()
@@ -126,7 +126,7 @@ def test_an_engine_error_counts_only_when_the_frames_pass(
 ) -> None:
     engine = ScriptedEngine(fail=True)
 
-    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any) -> Any:
+    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any, **kw: Any) -> Any:
         time.sleep(0.1)  # the engine fails first
         return examine.VideoExamination(checked.info, [NO_FACE] if refused else [], [])
 
@@ -143,7 +143,7 @@ def test_progress_comes_from_the_job_thread_and_only_grows(
     engine = ScriptedEngine(plan_seconds=0.2)
     calls: list[tuple[float, str]] = []
 
-    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any) -> Any:
+    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any, **kw: Any) -> Any:
         report = args[-1]
         for i in range(30):
             report(i / 30)

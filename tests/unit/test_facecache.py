@@ -1,0 +1,108 @@
+"""The frame pass's faces, cached by content: what goes in comes back, keys follow the content
+and the settings, a bad entry is a miss."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heygemd import cache
+from heygemd.examine import SampledFrame
+from heygemd.facecache import FaceCache, from_arrays, to_arrays
+from heygemd.faces.types import N_LANDMARKS, FaceObservation
+from heygemd.settings import FaceSettings, ValidationSettings
+
+
+def face(index: int, seed: int) -> FaceObservation:
+    rng = np.random.default_rng(seed)
+    return FaceObservation(
+        frame_index=index, box=(10.5, 20.25, 110.0, 140.75), score=0.93 - seed / 100,
+        landmarks=rng.normal(size=(N_LANDMARKS, 3)).astype(np.float32),
+        yaw=12.5 + seed, pitch=-3.25, roll=1.0 / 3,
+    )
+
+
+def samples() -> list[SampledFrame]:
+    return [
+        SampledFrame(0, [face(0, 1), face(0, 2)], [0.1, 0.7]),
+        SampledFrame(8, [], []),  # no face found
+        SampledFrame(16, [face(2, 3), face(2, 4), face(2, 5)], [0.2]),  # only the first scored
+    ]
+
+
+def same(a: list[SampledFrame], b: list[SampledFrame]) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if (x.frame_index, x.occlusions, len(x.faces)) != (y.frame_index, y.occlusions,
+                                                            len(y.faces)):
+            return False
+        for f, g in zip(x.faces, y.faces, strict=True):
+            if (f.frame_index, f.box, f.score, f.yaw, f.pitch, f.roll) != \
+                    (g.frame_index, g.box, g.score, g.yaw, g.pitch, g.roll):
+                return False
+            if not np.array_equal(f.landmarks, g.landmarks):
+                return False
+    return True
+
+
+def test_sampled_frames_come_back_exactly() -> None:
+    back, size = from_arrays(to_arrays(samples(), (640, 480)))
+    assert size == (640, 480) and same(back, samples())
+    assert back[2].occlusions == [0.2] and len(back[2].faces) == 3
+    empty, size = from_arrays(to_arrays([], (32, 24)))
+    assert empty == [] and size == (32, 24)
+
+
+def test_an_entry_is_keyed_by_content_and_by_what_the_faces_depend_on(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    a.write_bytes(b"one video")
+    b.write_bytes(b"one video")
+    faces, cfg = FaceSettings(), ValidationSettings()
+    store = FaceCache(tmp_path / "cache", faces, cfg)
+    assert store.key(a) == store.key(b)  # the same bytes under another name
+    assert store.load(store.key(a)) is None
+    store.save(store.key(a), samples(), (640, 480))
+    hit = store.load(store.key(b))
+    assert hit is not None and same(hit[0], samples())
+    others = [
+        FaceCache(tmp_path / "cache", FaceSettings(detector_confidence=0.6), cfg),
+        FaceCache(tmp_path / "cache", faces, ValidationSettings(sample_fps=5.0)),
+        FaceCache(tmp_path / "cache", faces, ValidationSettings(max_samples=10)),
+    ]
+    assert all(other.load(other.key(a)) is None for other in others)
+    # rule settings are not part of the key: the rules run afresh on the faces
+    rules = FaceCache(tmp_path / "cache", faces, ValidationSettings(max_yaw_degrees=20.0))
+    assert rules.key(a) == store.key(a)
+
+
+def test_an_entry_that_does_not_read_back_is_a_miss_and_dropped(tmp_path: Path) -> None:
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"video")
+    store = FaceCache(tmp_path / "cache", FaceSettings(), ValidationSettings())
+    key = store.key(video)
+    arrays = to_arrays(samples(), (640, 480))
+    del arrays["landmarks"]  # written by another version, say
+    cache.AnalysisCache(tmp_path / "cache").save_arrays(key, arrays)
+    assert store.load(key) is None
+    assert not list((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_a_file_digest_is_remembered_only_while_the_file_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "v.mp4"
+    path.write_bytes(b"first content")
+    first = cache.file_digest(path)
+    reads: list[str] = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: reads.append(str(p))
+                        or real_open(p, *a, **k))
+    assert cache.file_digest(path) == first and reads == []  # remembered, not read again
+    path.write_bytes(b"other content")  # same size, new bytes
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert cache.file_digest(path) != first and reads == [str(path)]
