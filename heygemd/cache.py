@@ -1,8 +1,9 @@
 """Content-addressed cache of template analyses and the frame pass's faces (``paths.cache``;
 safe to delete).
 
-Key = sha256 of the file's bytes + the analysis version, so a re-uploaded template with another
-name still hits, and changing the analysis code (bumping its version) invalidates old entries.
+Key = sha256 of (the sha256 of the file's bytes, a version string), so a re-uploaded template with
+another name still hits, and changing the analysis code (bumping its version) invalidates old
+entries. A file's digest is remembered while the file stays the same (:func:`file_digest`).
 Entries are written to a temporary file in the same folder and renamed into place (atomic: a
 crash never leaves a half-written entry that a later job would read).
 """
@@ -13,8 +14,10 @@ import hashlib
 import os
 import tempfile
 import threading
+import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -27,31 +30,42 @@ log = structlog.get_logger(__name__)
 CHUNK = 1 << 20
 DIGESTS_KEPT = 64
 
-_digests: OrderedDict[tuple[str, int, int, int, int], bytes] = OrderedDict()
+_digests: OrderedDict[tuple[str, int, int, int, int, int], Future[bytes]] = OrderedDict()
 _digests_lock = threading.Lock()
 
 
 def file_digest(path: Path) -> bytes:
-    """sha256 of the file's bytes, remembered while its identity (device, inode, size, mtime)
-    stays the same: a job's video is keyed by the frame pass and by the engine, and a 1 GB
-    file takes seconds to read."""
+    """sha256 of the file's bytes, remembered while its identity (device, inode, size, mtime,
+    ctime) stays the same: a job's video is keyed by the frame pass and by the engine at the
+    same moment, and a 1 GB file takes seconds to read. A second caller asking while the first
+    reads waits for that reading instead of starting its own."""
     st = os.stat(path)
-    ident = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    ident = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+             st.st_ctime_ns)
     with _digests_lock:
         known = _digests.get(ident)
         if known is not None:
             _digests.move_to_end(ident)
-            return known
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(CHUNK):
-            digest.update(block)
-    value = digest.digest()
-    with _digests_lock:
-        _digests[ident] = value
-        while len(_digests) > DIGESTS_KEPT:
-            _digests.popitem(last=False)
-    return value
+        else:
+            mine: Future[bytes] = Future()
+            _digests[ident] = mine
+            while len(_digests) > DIGESTS_KEPT:
+                _digests.popitem(last=False)
+    if known is not None:
+        return known.result()
+    try:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(CHUNK):
+                digest.update(block)
+    except BaseException as err:
+        with _digests_lock:
+            if _digests.get(ident) is mine:
+                del _digests[ident]
+        mine.set_exception(err)
+        raise
+    mine.set_result(digest.digest())
+    return mine.result()
 
 
 def content_key(path: Path, version: str) -> str:
@@ -76,9 +90,10 @@ class AnalysisCache:
         if not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
+            # opened here, not by np.load, which leaves its file open when the zip is damaged
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 return {name: data[name] for name in data.files}
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             log.warning("cache.unreadable", path=str(path), error=str(err))
             path.unlink(missing_ok=True)
             return None

@@ -24,7 +24,7 @@ from heygemd.errors import MediaError
 from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.faces.geometry import generic_head_yaw
-from heygemd.faces.types import FaceObservation
+from heygemd.faces.types import SampledFrame
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
 from heygemd.media.types import MediaInfo
@@ -55,17 +55,6 @@ class VideoExamination:
     findings: list[Finding]
     pictures: list[str]  # file names written into pictures_dir
     frames_examined: int = 0  # sampled frames the face rules looked at
-
-
-@dataclass(frozen=True)
-class SampledFrame:
-    """One examined frame: where it is, every face found, and the speaker with its scores."""
-
-    frame_index: int  # in the video at its constant frame rate
-    faces: list[FaceObservation]  # all faces, largest first
-    occlusions: list[float]  # mouth-occlusion score per face in ``faces``
-    speaker: FaceObservation | None = None
-    speaker_occlusion: float | None = None
 
 
 def _unreadable(kind: str, err: MediaError, name: str) -> Finding:
@@ -375,16 +364,18 @@ def examine_frames(
     report = progress or _no_progress
     info, container = checked.info, checked.findings
     assert info is not None
-    key = face_cache.key(path) if face_cache is not None else None
-    known = face_cache.load(key) if face_cache is not None and key is not None else None
-    try:
-        samples, size = known or sample_frames(
-            path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE), info=info
-        )
-    except MediaError as err:
-        return VideoExamination(info, container + [_unreadable("video", err, path.name)], [])
-    if face_cache is not None and key is not None and known is None:
-        face_cache.save(key, samples, size)
+    key, known = face_cache.recall(path) if face_cache is not None else (None, None)
+    cached = known is not None
+    if known is None:
+        try:
+            known = sample_frames(
+                path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE), info=info
+            )
+        except MediaError as err:
+            return VideoExamination(info, container + [_unreadable("video", err, path.name)], [])
+        if face_cache is not None and key is not None:
+            face_cache.keep(key, known)
+    samples, size = known
     samples = attach_speaker(samples, size)
     evidence = [evidence_of(s, size) for s in samples]
     findings = _with_file(validate.validate_video(info, evidence, cfg, limits), path.name)
@@ -398,7 +389,7 @@ def examine_frames(
         "examine.video",
         file=path.name,
         samples=len(samples),
-        evidence_cached=known is not None,
+        faces_cached=cached,
         findings=[f.code for f in findings],
         pictures=pictures,
         duration_ms=ms_since(t0),

@@ -8,8 +8,10 @@ scores, the frame size); the rules, the findings and their pictures are made afr
 so a change of rule settings (yaw limits, face size) never needs a new entry.
 
 Key = the file's content (:func:`heygemd.cache.content_key`) + FRAME_PASS_VERSION + what the
-evidence depends on: the face analyzer's settings, the sampling settings and mediapipe's
-version. Bump FRAME_PASS_VERSION when face analysis, occlusion scoring or sampling changes.
+evidence depends on: the face analyzer's settings, the sampling settings, mediapipe's and
+OpenCV's versions and the source of the code that finds the faces (heygemd/faces/*.py and
+examine.py, which samples the frames and scores occlusion), so a change there is never met by
+old entries. A cache that cannot be read or written costs only the time: the frame pass runs.
 """
 
 from __future__ import annotations
@@ -17,30 +19,41 @@ from __future__ import annotations
 import functools
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import structlog
 
 from heygemd.cache import AnalysisCache, content_key
-from heygemd.faces.types import N_LANDMARKS, FaceObservation
+from heygemd.faces.types import N_LANDMARKS, FaceObservation, SampledFrame
 from heygemd.settings import FaceSettings, ValidationSettings
 
-if TYPE_CHECKING:
-    from heygemd.examine import SampledFrame
+log = structlog.get_logger(__name__)
 
 FRAME_PASS_VERSION = "frame-pass-1"
 
+Evidence = tuple[list[SampledFrame], tuple[int, int]]  # sampled frames, (width, height)
+
 
 @functools.cache
-def _mediapipe_version() -> str:
+def code_signature() -> str:
+    """What the faces depend on besides settings: library versions and our own source."""
     from importlib.metadata import version
 
-    return version("mediapipe")
+    package = Path(__file__).parent
+    digest = hashlib.blake2b(digest_size=8)
+    for name in ("mediapipe", "opencv-contrib-python", "opencv-python"):
+        try:
+            digest.update(f"{name}={version(name)};".encode())
+        except Exception:  # noqa: BLE001 - one of the OpenCV wheels is installed, not both
+            continue
+    for source in sorted((package / "faces").glob("*.py")) + [package / "examine.py"]:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
 
 
 def evidence_key(path: Path, faces: FaceSettings, cfg: ValidationSettings) -> str:
     """The cache key of ``path``'s frame-pass evidence under these settings."""
-    parts = [FRAME_PASS_VERSION, _mediapipe_version(), faces.model_dump(mode="json"),
+    parts = [FRAME_PASS_VERSION, code_signature(), faces.model_dump(mode="json"),
              cfg.sample_fps, cfg.max_samples]
     signature = hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
     return content_key(path, f"{FRAME_PASS_VERSION}-{signature}")
@@ -69,10 +82,8 @@ def to_arrays(samples: list[SampledFrame], size: tuple[int, int]) -> dict[str, n
     }
 
 
-def from_arrays(arrays: dict[str, np.ndarray]) -> tuple[list[SampledFrame], tuple[int, int]]:
+def from_arrays(arrays: dict[str, np.ndarray]) -> Evidence:
     """The inverse of :func:`to_arrays`."""
-    from heygemd.examine import SampledFrame
-
     samples, at = [], 0
     for index, count, scored in zip(
         arrays["frame_index"], arrays["face_count"], arrays["scored_count"], strict=True
@@ -97,26 +108,42 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> tuple[list[SampledFrame], tupl
 
 
 class FaceCache:
-    """The frame pass's evidence per video content, in an :class:`AnalysisCache` folder."""
+    """The frame pass's evidence per video content, in an :class:`AnalysisCache` folder. Its
+    methods never raise for the cache's own trouble (unreadable file, read-only or full disk):
+    they log it and the frame pass runs as if there were no cache."""
 
     def __init__(self, root: Path, faces: FaceSettings, cfg: ValidationSettings) -> None:
         self._cache = AnalysisCache(root)
         self._faces = faces
         self._cfg = cfg
 
-    def key(self, path: Path) -> str:
-        return evidence_key(path, self._faces, self._cfg)
-
-    def load(self, key: str) -> tuple[list[SampledFrame], tuple[int, int]] | None:
-        """The cached evidence, or None on a miss (or an entry that does not read back)."""
-        arrays = self._cache.load_arrays(key)
-        if arrays is None:
-            return None
+    def recall(self, path: Path) -> tuple[str | None, Evidence | None]:
+        """(the key of ``path``'s evidence, the evidence when cached). The key is None when the
+        file cannot be read (the frame pass then says why)."""
         try:
-            return from_arrays(arrays)
-        except (KeyError, ValueError, IndexError):
-            self._cache.drop(key)
-            return None
+            key = evidence_key(path, self._faces, self._cfg)
+        except OSError as err:
+            log.warning("facecache.unavailable", file=path.name, error=str(err))
+            return None, None
+        try:
+            arrays = self._cache.load_arrays(key)
+            return key, None if arrays is None else from_arrays(arrays)
+        except (KeyError, ValueError, IndexError) as err:  # another layout: drop it
+            log.warning("facecache.unreadable", file=path.name, error=str(err))
+            self._forget(key)
+        except OSError as err:
+            log.warning("facecache.unavailable", file=path.name, error=str(err))
+        return key, None
 
-    def save(self, key: str, samples: list[SampledFrame], size: tuple[int, int]) -> None:
-        self._cache.save_arrays(key, to_arrays(samples, size))
+    def keep(self, key: str, evidence: Evidence) -> None:
+        """Store the evidence found for ``key`` (from :meth:`recall`)."""
+        try:
+            self._cache.save_arrays(key, to_arrays(*evidence))
+        except OSError as err:
+            log.warning("facecache.unavailable", error=str(err))
+
+    def _forget(self, key: str) -> None:
+        try:
+            self._cache.drop(key)
+        except OSError as err:
+            log.warning("facecache.unavailable", error=str(err))

@@ -39,3 +39,14 @@ class FaceObservation:
     @property
     def center(self) -> tuple[float, float]:
         return ((self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2)
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """One examined frame: where it is, every face found, and the speaker with its scores."""
+
+    frame_index: int  # in the video at its constant frame rate
+    faces: list[FaceObservation]  # all faces, largest first
+    occlusions: list[float]  # mouth-occlusion score per face in ``faces``
+    speaker: FaceObservation | None = None
+    speaker_occlusion: float | None = None

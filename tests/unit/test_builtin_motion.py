@@ -36,6 +36,14 @@ def test_kernel_regression_thins_long_inputs_and_predicts_in_chunks() -> None:
     assert motion.pearson(model.predict(x), y) > 0.9
 
 
+def test_kernel_regression_leaves_out_rows_it_cannot_use() -> None:
+    x, y = _paired(200)
+    x[5, 3], y[9] = np.nan, np.inf
+    model = motion.fit_kernel(x, y)
+    assert model.rows.shape == (198, 12) and np.isfinite(model.coef).all()
+    assert np.allclose(motion.fit_kernel(x[:0], y[:0]).predict(x[:3]), 0.0)
+
+
 def test_kernel_regression_of_identical_rows_is_their_mean() -> None:
     model = motion.fit_kernel(np.ones((5, 3)), np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
     assert np.allclose(model.predict(np.ones((2, 3))), 3.0)
@@ -68,6 +76,10 @@ def test_combine_closes_silence_and_bilabials_and_leads() -> None:
     # a pause closes one frame early and opens one frame before the sound
     assert led.closed[8] and led.closed[9] and not led.closed[0]
     assert len(led.opening) == len(led.closed) == n
+    # a lead longer than the audio (two frames, a 120 ms lead at 25 fps)
+    short = motion.combine_targets(np.zeros(2), phone[:2], 0.0, speech[1:3], closed[4:6],
+                                   scale, lead_frames=3)
+    assert len(short.opening) == len(short.closed) == 2 and short.closed[1]
 
 
 def test_combine_weights_reliable_regression() -> None:

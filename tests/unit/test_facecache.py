@@ -3,16 +3,19 @@ and the settings, a bad entry is a miss."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from heygemd import cache
-from heygemd.examine import SampledFrame
+from heygemd import cache, facecache
 from heygemd.facecache import FaceCache, from_arrays, to_arrays
-from heygemd.faces.types import N_LANDMARKS, FaceObservation
+from heygemd.faces.types import N_LANDMARKS, FaceObservation, SampledFrame
 from heygemd.settings import FaceSettings, ValidationSettings
 
 
@@ -63,36 +66,73 @@ def test_an_entry_is_keyed_by_content_and_by_what_the_faces_depend_on(tmp_path: 
     b.write_bytes(b"one video")
     faces, cfg = FaceSettings(), ValidationSettings()
     store = FaceCache(tmp_path / "cache", faces, cfg)
-    assert store.key(a) == store.key(b)  # the same bytes under another name
-    assert store.load(store.key(a)) is None
-    store.save(store.key(a), samples(), (640, 480))
-    hit = store.load(store.key(b))
-    assert hit is not None and same(hit[0], samples())
+    key, known = store.recall(a)
+    assert key is not None and known is None
+    store.keep(key, (samples(), (640, 480)))
+    key_b, hit = store.recall(b)  # the same bytes under another name
+    assert key_b == key and hit is not None and same(hit[0], samples())
     others = [
         FaceCache(tmp_path / "cache", FaceSettings(detector_confidence=0.6), cfg),
         FaceCache(tmp_path / "cache", faces, ValidationSettings(sample_fps=5.0)),
         FaceCache(tmp_path / "cache", faces, ValidationSettings(max_samples=10)),
     ]
-    assert all(other.load(other.key(a)) is None for other in others)
+    assert all(other.recall(a)[1] is None for other in others)
     # rule settings are not part of the key: the rules run afresh on the faces
     rules = FaceCache(tmp_path / "cache", faces, ValidationSettings(max_yaw_degrees=20.0))
-    assert rules.key(a) == store.key(a)
+    assert rules.recall(a)[1] is not None
 
 
-def test_an_entry_that_does_not_read_back_is_a_miss_and_dropped(tmp_path: Path) -> None:
+def test_the_key_follows_the_face_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     video = tmp_path / "v.mp4"
     video.write_bytes(b"video")
     store = FaceCache(tmp_path / "cache", FaceSettings(), ValidationSettings())
-    key = store.key(video)
+    before = store.recall(video)[0]
+    monkeypatch.setattr(facecache, "code_signature", lambda: "other code")
+    assert store.recall(video)[0] != before
+
+
+@pytest.mark.parametrize("damage", ["other layout", "cut short", "empty", "not a zip"])
+def test_an_entry_that_does_not_read_back_is_a_miss_and_dropped(
+    tmp_path: Path, damage: str
+) -> None:
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"video")
+    store = FaceCache(tmp_path / "cache", FaceSettings(), ValidationSettings())
+    key, _ = store.recall(video)
+    assert key is not None
     arrays = to_arrays(samples(), (640, 480))
-    del arrays["landmarks"]  # written by another version, say
-    cache.AnalysisCache(tmp_path / "cache").save_arrays(key, arrays)
-    assert store.load(key) is None
+    if damage == "other layout":
+        del arrays["landmarks"]
+    entry = cache.AnalysisCache(tmp_path / "cache").save_arrays(key, arrays)
+    if damage == "cut short":
+        entry.write_bytes(entry.read_bytes()[:100])
+    elif damage == "empty":
+        entry.write_bytes(b"")
+    elif damage == "not a zip":
+        entry.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    assert store.recall(video) == (key, None)
     assert not list((tmp_path / "cache").rglob("*.npz"))
 
 
+def test_a_cache_that_cannot_be_written_costs_only_time(tmp_path: Path) -> None:
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"video")
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    store = FaceCache(blocked, FaceSettings(), ValidationSettings())
+    key, known = store.recall(video)
+    assert key is not None and known is None
+    store.keep(key, (samples(), (640, 480)))  # logged, not raised
+    assert store.recall(tmp_path / "missing.mp4") == (None, None)
+
+
+@pytest.fixture
+def fresh_digests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "_digests", OrderedDict())
+
+
 def test_a_file_digest_is_remembered_only_while_the_file_is_the_same(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_digests: None
 ) -> None:
     path = tmp_path / "v.mp4"
     path.write_bytes(b"first content")
@@ -102,7 +142,37 @@ def test_a_file_digest_is_remembered_only_while_the_file_is_the_same(
     monkeypatch.setattr("builtins.open", lambda p, *a, **k: reads.append(str(p))
                         or real_open(p, *a, **k))
     assert cache.file_digest(path) == first and reads == []  # remembered, not read again
-    path.write_bytes(b"other content")  # same size, new bytes
+    # new bytes of the same size with the old times put back (cp -p, rsync -a): the inode
+    # change time still moves
     st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    time.sleep(0.01)
+    path.write_bytes(b"other content")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert cache.file_digest(path) != first and reads == [str(path)]
+
+
+def test_two_callers_at_once_read_a_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_digests: None
+) -> None:
+    path = tmp_path / "big.mp4"
+    path.write_bytes(b"x" * (3 * cache.CHUNK))
+    reads: list[int] = []
+    real_sha = hashlib.sha256
+
+    class Slow:
+        def __init__(self) -> None:
+            self._h = real_sha()
+
+        def update(self, block: bytes) -> None:
+            reads.append(len(block))
+            time.sleep(0.05)
+            self._h.update(block)
+
+        def digest(self) -> bytes:
+            return self._h.digest()
+
+    monkeypatch.setattr(cache.hashlib, "sha256", lambda *a: Slow() if not a else real_sha(*a))
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: cache.file_digest(path), range(2)))
+    assert results[0] == results[1] == real_sha(path.read_bytes()).digest()
+    assert len(reads) == 3  # three chunks, read by one of the two

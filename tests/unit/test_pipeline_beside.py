@@ -15,6 +15,7 @@ import pytest
 from heygemd import examine
 from heygemd.engines.base import AUDIO_RATE, Engine, ProgressFn, Rendering, RenderRequest
 from heygemd.errors import ProcessingError
+from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.pipeline import AudioCheck, Pipeline
 from heygemd.report import AudioResult, Finding, Severity, VideoStatus
@@ -97,6 +98,7 @@ def test_the_frames_are_examined_while_the_engine_plans(
 
     def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any, **kw: Any) -> Any:
         overlapped.append(engine.planning.wait(5))  # only true if the engine plans meanwhile
+        assert isinstance(kw["face_cache"], FaceCache)  # a template sent again is not re-read
         return checked
 
     result = run(video, engine, frame_pass, monkeypatch)

@@ -25,7 +25,8 @@ import numpy as np
 KERNEL_WIDTH = 1.0
 KERNEL_LAMBDA = 1.0
 # Rows the kernel is fitted on at most (evenly strided beyond): the solve is cubic in rows.
-# 2000 rows are 80 s of speech at 25 fps: 0.4 s to fit on 2 cores, 32 MB of kernel.
+# 2000 rows are 80 s of speech at 25 fps: 0.4 s to fit on 2 cores, 32 MB of kernel (~80 MB
+# at the peak, with the solver's copy).
 MAX_KERNEL_ROWS = 2000
 PREDICT_CHUNK = 2048  # new-audio rows per kernel block while predicting
 HOLDOUT = 0.3  # tail share of the template used to measure the regression's reliability
@@ -81,21 +82,31 @@ def fit_kernel(
     width: float = KERNEL_WIDTH,
     max_rows: int = MAX_KERNEL_ROWS,
 ) -> KernelModel:
-    """Closed-form kernel ridge regression of targets (N,) on features (N, D), N >= 1.
+    """Closed-form kernel ridge regression of targets (N,) on features (N, D).
 
-    More than ``max_rows`` rows are thinned to every k-th row (the solve is cubic in rows).
+    Rows with a non-finite feature or target are left out; more than ``max_rows`` rows are
+    thinned to ``max_rows`` evenly spaced ones (the solve is cubic in rows). The kernel width
+    comes from the median of the positive squared distances between rows (1.0 when all rows
+    are the same). With no rows the model predicts 0.
     """
     x = features.astype(np.float64)
     y = targets.astype(np.float64).reshape(-1)
+    finite = np.isfinite(x).all(axis=1) & np.isfinite(y)
+    x, y = x[finite], y[finite]
     if len(x) > max_rows:
         keep = np.linspace(0, len(x) - 1, max_rows).round().astype(int)
         x, y = x[keep], y[keep]
-    d2 = _squared_distances(x, x)
-    off_diagonal = d2[~np.eye(len(x), dtype=bool)]
-    median = float(np.median(off_diagonal)) if len(off_diagonal) else 0.0
-    gamma = width / median if median > 1e-12 else 1.0
+    if len(x) == 0:
+        return KernelModel(rows=x, coef=np.zeros(0), gamma=1.0, bias=0.0)
+    kernel = _squared_distances(x, x)
+    pairs = kernel[np.triu_indices(len(x), 1)]
+    pairs = pairs[pairs > 1e-12]
+    gamma = width / float(np.median(pairs)) if len(pairs) else 1.0
+    np.multiply(kernel, -gamma, out=kernel)
+    np.exp(kernel, out=kernel)
+    kernel[np.diag_indices(len(x))] += lam
     bias = float(y.mean())
-    coef = np.linalg.solve(np.exp(-gamma * d2) + lam * np.eye(len(x)), y - bias)
+    coef = np.linalg.solve(kernel, y - bias)
     return KernelModel(rows=x, coef=coef, gamma=gamma, bias=bias)
 
 
@@ -146,7 +157,7 @@ def match_spread(
     mean of ``reference`` (the template's own speech openings, (M,)) and ``gain`` times its
     spread.
 
-    Ridge output is shrunk towards the mean; left so, the speaking mouth barely moves next to
+    Regression output is shrunk towards the mean; left so, the speaking mouth barely moves next to
     the closed pauses and the selection follows the template's runs instead of the audio.
     Measured on the five shared clips: plan r 0.32 -> 0.43, better on every clip.
     """
@@ -162,7 +173,8 @@ def match_spread(
 @dataclass(frozen=True)
 class Target:
     """Per output frame: opening float32 (T,) in template opening units; closed bool (T,):
-    the mouth is meant to be closed there (a pause, or b/p/m), after the lead."""
+    the mouth is meant to be closed there (a pause, led by the lead; a b/p/m, from the lead
+    before its sound through its end)."""
 
     opening: np.ndarray
     closed: np.ndarray
@@ -196,10 +208,12 @@ def combine_targets(
     if lead_frames > 0 and len(target) > 1:
         target = np.concatenate([target[lead_frames:], np.repeat(target[-1:], lead_frames)])
         closed = np.concatenate([closed[lead_frames:], np.repeat(closed[-1:], lead_frames)])
-        target = np.where(closed_lips, scale.closed, target)
-        closed = closed | closed_lips
     n = len(regression_opening)
-    return Target(opening=target[:n].astype(np.float32), closed=closed[:n])
+    target, closed = target[:n], closed[:n]
+    if lead_frames > 0:
+        target = np.where(closed_lips[: len(target)], scale.closed, target)
+        closed = closed | closed_lips[: len(closed)]
+    return Target(opening=target.astype(np.float32), closed=closed)
 
 
 def lead_frames_for(lead_ms: float, fps: float) -> int:
