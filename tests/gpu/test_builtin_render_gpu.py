@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from heygemd.engines.base import AUDIO_RATE, EngineContext, RenderRequest
+from heygemd.engines.base import EngineContext
 from heygemd.settings import Settings
+from tests.realmedia import th08_request
 
 pytestmark = [
     pytest.mark.gpu,
@@ -26,17 +27,10 @@ SECONDS = 2.5
 
 def test_cuda_render_matches_cpu(shared_media: Path, tmp_path: Path) -> None:
     from heygemd.engines.builtin.engine import BuiltinEngine
-    from heygemd.media.audio import load_audio
-    from heygemd.media.probe import probe
 
     settings = Settings()
     paths = settings.paths.model_copy(update={"cache": tmp_path / "cache"})
-    template = shared_media / "talking" / "th08_woman_older_en_real3dportrait_May5s.mp4"
-    speech = shared_media / "speech" / "en01_male_jfk_inaugural_11s.flac"
-    audio = load_audio(speech, rate=AUDIO_RATE)[: int(SECONDS * AUDIO_RATE)]
-    info = probe(template)
-    assert info.video is not None
-    request = RenderRequest(template=template, info=info, audio=audio, fps=info.video.avg_fps)
+    request = th08_request(shared_media, SECONDS)
     frames = {}
     for device in ("cpu", "cuda"):
         engine = BuiltinEngine(EngineContext(settings=settings.engine, faces=settings.faces,

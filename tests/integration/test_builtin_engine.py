@@ -11,6 +11,7 @@ import pytest
 from heygemd.engines.base import AUDIO_RATE, EngineContext, RenderRequest
 from heygemd.media.video import frames_for
 from heygemd.settings import Settings
+from tests.realmedia import th08_request
 
 SECONDS = 2.5
 
@@ -18,8 +19,6 @@ SECONDS = 2.5
 @pytest.fixture(scope="module")
 def setup(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     from heygemd.engines.builtin.engine import BuiltinEngine
-    from heygemd.media.audio import load_audio
-    from heygemd.media.probe import probe
 
     settings = Settings()
     cache = tmp_path_factory.mktemp("cache")
@@ -29,12 +28,7 @@ def setup(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     )
     engine = BuiltinEngine(ctx)
     engine.prepare()
-    template = shared_media / "talking" / "th08_woman_older_en_real3dportrait_May5s.mp4"
-    speech = shared_media / "speech" / "en01_male_jfk_inaugural_11s.flac"
-    audio = load_audio(speech, rate=AUDIO_RATE)[: int(SECONDS * AUDIO_RATE)]
-    info = probe(template)
-    assert info.video is not None
-    request = RenderRequest(template=template, info=info, audio=audio, fps=info.video.avg_fps)
+    request = th08_request(shared_media, SECONDS)
     progress: list[float] = []
     first = engine.render(request, progress.append)
     frames = list(first.frames)
