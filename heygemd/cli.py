@@ -1,7 +1,9 @@
-"""`heygemd [--config PATH] run|once|status|validate FOLDER|doctor`.
+"""`heygemd [--config PATH] run|once|status|validate FOLDER|doctor [--config PATH]`.
 
 argv -> Settings -> logging -> the daemon or a one-off command. Exit status: 0 ok, 2 usage or
-configuration error (one line naming the key), 1 anything else (e.g. a check failed).
+configuration error (one line naming the key), 1 anything else (e.g. a check failed). The global
+options (:data:`GLOBAL_OPTIONS`) are accepted before and after the command; given in both places,
+the one after the command wins.
 """
 
 from __future__ import annotations
@@ -145,13 +147,46 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+@dataclass(frozen=True)
+class GlobalOption:
+    """An option every command takes, before or after the command's name."""
+
+    flag: str
+    metavar: str
+    help: str
+    type: Callable[[str], object]
+    default: object = None
+
+
+# Extend here: each is accepted on both sides of the command (`heygemd --config F once` and
+# `heygemd once --config F`).
+GLOBAL_OPTIONS: tuple[GlobalOption, ...] = (
+    GlobalOption("--config", "PATH", "config.toml (default: $HEYGEMD_CONFIG, else ./config.toml)",
+                 Path),
+)
+
+_WHERE = {False: "; also accepted after the command, where it wins over one given before it",
+          True: "; also accepted before the command; given in both places, this one wins"}
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """The global options on ``parser``. After the command they have no default of their own
+    (argparse.SUPPRESS), so a value given before the command is kept unless repeated there."""
+    for option in GLOBAL_OPTIONS:
+        parser.add_argument(
+            option.flag, type=option.type, metavar=option.metavar,
+            default=argparse.SUPPRESS if after_command else option.default,
+            help=option.help + _WHERE[after_command],
+        )
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heygemd", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=None,
-                        help="config.toml (default: $HEYGEMD_CONFIG, else ./config.toml)")
+    _add_global_options(parser, after_command=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         child = sub.add_parser(name, help=command.help, description=command.help)
+        _add_global_options(child, after_command=True)
         if command.add_arguments is not None:
             command.add_arguments(child)
     return parser

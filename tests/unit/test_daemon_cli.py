@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from heygemd.cli import COMMANDS, main
+from heygemd.cli import COMMANDS, GLOBAL_OPTIONS, main, make_parser
 from heygemd.jobtoml import job_settings
 from heygemd.settings import Settings
 
@@ -121,3 +121,50 @@ def test_validate_does_not_print_a_code_as_a_value() -> None:
     ])
     assert lines[0].endswith("unreadable_media: Cannot be read.")
     assert lines[1].endswith("(value 512.0, limit 720.0)")
+
+
+def _arguments_of(name: str) -> list[str]:
+    """The smallest valid arguments of command ``name`` besides the global options."""
+    return {"validate": ["folder"]}.get(name, [])
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_global_options_go_before_or_after_any_command(name: str) -> None:
+    parser = make_parser()
+    own = _arguments_of(name)
+    assert parser.parse_args([name, *own]).config is None
+    assert parser.parse_args(["--config", "a.toml", name, *own]).config == Path("a.toml")
+    assert parser.parse_args([name, *own, "--config", "b.toml"]).config == Path("b.toml")
+    assert parser.parse_args([name, "--config", "b.toml", *own]).config == Path("b.toml")
+    both = parser.parse_args(["--config", "a.toml", name, "--config", "b.toml", *own])
+    assert both.config == Path("b.toml")  # the one after the command wins
+
+
+def test_every_global_option_is_offered_after_every_command() -> None:
+    parser = make_parser()
+    for name in COMMANDS:
+        for option in GLOBAL_OPTIONS:
+            args = parser.parse_args([name, *_arguments_of(name), option.flag, "x"])
+            assert getattr(args, option.flag.lstrip("-").replace("-", "_")) == option.type("x")
+
+
+def test_config_after_the_command_is_used_and_wins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text('[paths]\nstate = "state"\ninbox = "inbox"\n')
+    bad.write_text("[watch]\nsettle_seconds = -1\n")
+    assert main(["status", "--config", str(good)]) == 0
+    assert capsys.readouterr().out.startswith("heygemd is NOT RUNNING")
+    assert main(["--config", str(bad), "status", "--config", str(good)]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(good), "status", "--config", str(bad)]) == 2
+    assert "watch.settle_seconds" in capsys.readouterr().err
+
+
+def test_help_says_where_the_global_options_go(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["once", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--config PATH" in text and "wins" in text
