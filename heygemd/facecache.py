@@ -12,6 +12,8 @@ evidence depends on: the face analyzer's settings, the sampling settings, mediap
 OpenCV's versions and the source of the code that finds the faces (heygemd/faces/*.py and
 examine.py, which samples the frames and scores occlusion), so a change there is never met by
 old entries. A cache that cannot be read or written costs only the time: the frame pass runs.
+The folder is shared with the engine's template analyses and held to one size limit
+(``paths.cache_max_gb``, least recently used first: :class:`heygemd.cache.AnalysisCache`).
 """
 
 from __future__ import annotations
@@ -110,10 +112,13 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Evidence:
 class FaceCache:
     """The frame pass's evidence per video content, in an :class:`AnalysisCache` folder. Its
     methods never raise for the cache's own trouble (unreadable file, read-only or full disk):
-    they log it and the frame pass runs as if there were no cache."""
+    they log it and the frame pass runs as if there were no cache. ``max_bytes``: the folder's
+    size limit, enforced after each entry kept (None: none; ``PathSettings.cache_max_bytes()``).
+    """
 
-    def __init__(self, root: Path, faces: FaceSettings, cfg: ValidationSettings) -> None:
-        self._cache = AnalysisCache(root)
+    def __init__(self, root: Path, faces: FaceSettings, cfg: ValidationSettings,
+                 max_bytes: int | None = None) -> None:
+        self._cache = AnalysisCache(root, max_bytes)
         self._faces = faces
         self._cfg = cfg
 
@@ -136,7 +141,8 @@ class FaceCache:
         return key, None
 
     def keep(self, key: str, evidence: Evidence) -> None:
-        """Store the evidence found for ``key`` (from :meth:`recall`)."""
+        """Store the evidence found for ``key`` (from :meth:`recall`), then trim the folder to
+        its size limit (this entry kept)."""
         try:
             self._cache.save_arrays(key, to_arrays(*evidence))
         except OSError as err:

@@ -32,6 +32,9 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+GIB = 1024**3  # bytes in the "GB" of the *_gb settings
+
+
 class PathSettings(Section):
     inbox: Path = Path("inbox")
     outbox: Path = Path("outbox")
@@ -40,7 +43,14 @@ class PathSettings(Section):
     log_file: Path | None = Path(".heygemd/log/heygemd.log")
     models: Path = Path("models")
     cache: Path = Path(".heygemd/cache")
+    # the cache's size limit, least recently used removed first; beside `cache` because the
+    # engines receive this section (EngineContext.paths) and write there too
+    cache_max_gb: float = Field(4.0, gt=0)
     status_file: Path | None = None  # default: <outbox>/STATUS.txt
+
+    def cache_max_bytes(self) -> int:
+        """``cache_max_gb`` in bytes."""
+        return int(self.cache_max_gb * GIB)
 
 
 class WatchSettings(Section):

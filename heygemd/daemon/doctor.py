@@ -82,6 +82,27 @@ def check_disk(settings: Settings) -> Check:
     return Check("free disk", True, ", ".join(f"{p}: {gb:.1f} GB free" for p, gb in free.items()))
 
 
+def _amount(size: float) -> str:
+    """Bytes in plain words, one decimal: MB below a GB, else GB."""
+    return f"{size / 1024**2:.1f} MB" if size < GIB else f"{size / GIB:.1f} GB"
+
+
+def check_cache(settings: Settings) -> Check:
+    """Informational, OK either way: the cache folder's size against paths.cache_max_gb."""
+    from heygemd.cache import cache_size
+
+    p = settings.paths
+    size, limit = cache_size(p.cache), p.cache_max_bytes()
+    limit_words = f"{p.cache_max_gb:g} GB (paths.cache_max_gb)"
+    used = f"{_amount(size)} of {limit_words} used" if size else f"empty, at most {limit_words}"
+    detail = (f"{used} in {p.cache}: template analyses and faces found, the least recently "
+              "used removed first")
+    if size > limit:
+        detail += ("; over the limit: the oldest are removed when the next entry is written "
+                   "(or delete the folder now: it is safe)")
+    return Check("cache", True, detail)
+
+
 def check_network_fs(settings: Settings) -> Check:
     mount = read_mount(_nearest_existing(settings.paths.inbox))
     mode = choose_mode(settings.watch.mode, mount)
@@ -129,8 +150,8 @@ def check_face_models(settings: Settings) -> Check:
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
-    check_dirs, check_daemon, check_same_fs, check_disk, check_network_fs, check_device,
-    check_engine, check_face_models,
+    check_dirs, check_daemon, check_same_fs, check_disk, check_cache, check_network_fs,
+    check_device, check_engine, check_face_models,
 )
 
 

@@ -38,3 +38,26 @@ def test_an_unreadable_state_is_still_ok_and_says_it_cannot_tell(tmp_path: Path)
     state.write_text("")  # opening state/heygemd.lock fails with ENOTDIR
     check = doctor.check_daemon(_settings(state))
     assert check.ok and check.detail.startswith("cannot tell whether a daemon is running")
+
+
+def test_doctor_shows_the_cache_size_against_its_limit(tmp_path: Path) -> None:
+    import numpy as np
+
+    from heygemd.cache import AnalysisCache
+
+    root = tmp_path / "cache"
+    settings = Settings.model_validate(
+        {"paths": {"cache": str(root), "cache_max_gb": 0.5}})
+    assert doctor.check_cache in doctor.CHECKS
+    empty = doctor.check_cache(settings)
+    assert empty.ok and empty.name == "cache"
+    assert empty.detail.startswith(f"empty, at most 0.5 GB (paths.cache_max_gb) in {root}:")
+    AnalysisCache(root).save_arrays("ab" * 32, {"x": np.zeros(300_000, np.uint8)})
+    (root / "validate").mkdir()  # the dry run's pictures are not cache entries
+    (root / "validate" / "a.jpg").write_bytes(b"x" * 10**6)
+    used = doctor.check_cache(settings)
+    assert used.ok and used.detail.startswith("0.3 MB of 0.5 GB (paths.cache_max_gb) used in ")
+    assert "least recently used removed first" in used.detail and "over" not in used.detail
+    small = Settings.model_validate({"paths": {"cache": str(root), "cache_max_gb": 0.0001}})
+    over = doctor.check_cache(small)
+    assert over.ok and "over the limit" in over.detail and "delete the folder" in over.detail

@@ -176,3 +176,18 @@ def test_two_callers_at_once_read_a_file_once(
         results = list(pool.map(lambda _: cache.file_digest(path), range(2)))
     assert results[0] == results[1] == real_sha(path.read_bytes()).digest()
     assert len(reads) == 3  # three chunks, read by one of the two
+
+
+def test_keeping_faces_holds_the_shared_folder_to_its_limit(tmp_path: Path) -> None:
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"video")
+    root = tmp_path / "cache"
+    old = cache.AnalysisCache(root).save_arrays("ab" * 32, {"x": np.zeros(5000, np.uint8)})
+    os.utime(old, (1, 1))  # an engine's template analysis, last used long ago
+    store = FaceCache(root, FaceSettings(), ValidationSettings(), max_bytes=10)
+    key, _ = store.recall(video)
+    assert key is not None
+    store.keep(key, (samples(), (640, 480)))
+    assert not old.exists()  # the oldest went; the faces just kept stayed, alone over the limit
+    hit = store.recall(video)[1]
+    assert hit is not None and same(hit[0], samples())

@@ -55,6 +55,7 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
         ('[watch]\nmode = "sometimes"\n', "watch.mode"),
         ("[watch]\nsetle_seconds = 3\n", "watch.setle_seconds"),
         ("[output]\ncrf = 99\n", "output.crf"),
+        ("[paths]\ncache_max_gb = 0\n", "paths.cache_max_gb"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_key(tmp_path, text, key):
@@ -72,3 +73,12 @@ def test_malformed_toml_is_a_config_error(tmp_path):
     cfg.write_text("[watch\n")
     with pytest.raises(ConfigError):
         load_settings(cfg)
+
+
+def test_the_cache_limit_defaults_to_4_gb_and_is_not_a_path(tmp_path):
+    assert Settings().paths.cache_max_bytes() == 4 * 1024**3
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[paths]\ncache_max_gb = 0.5\n")
+    paths = load_settings(cfg).paths
+    assert paths.cache_max_gb == 0.5 and paths.cache_max_bytes() == 512 * 1024**2
+    assert paths.cache == tmp_path / ".heygemd/cache"

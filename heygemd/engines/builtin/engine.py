@@ -49,7 +49,7 @@ class BuiltinEngine:
     def __init__(self, ctx: EngineContext, hearing_worker: bool = True) -> None:
         self.ctx = ctx
         self.cfg = ctx.settings.builtin
-        self.cache = AnalysisCache(ctx.paths.cache)
+        self.cache = AnalysisCache(ctx.paths.cache, ctx.paths.cache_max_bytes())
         self._analyzer: Any = None
         self._helper: Any = None  # a second tracking analyzer, made for the first small template
         self._listener = Listener(remember=0)  # answers are remembered by the Hearing
