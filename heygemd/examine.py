@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from heygemd import annotate, validate, voice
+from heygemd import annotate, names, validate, voice
 from heygemd.audiostats import FRAME, RATE, measure_audio
 from heygemd.engines.base import ProgressFn, progress_span
 from heygemd.errors import MediaError
@@ -266,6 +266,24 @@ def _picture_group(findings: list[Finding]) -> tuple[str, list[Finding]]:
     return "warning", [f for f in findings if f.severity is Severity.WARN]
 
 
+def picture_name(video: str, kind: str, taken: set[str]) -> str:
+    """``<stem>.<kind>.jpg`` for a picture of ``video``; ``<name>.<kind>.jpg`` when another
+    video of the job with the same stem took that (ignoring case); numbered after that. Always
+    one name of at most 255 bytes (pure)."""
+    suffix = f".{kind}.jpg"
+    first = names.fit(Path(video).stem, suffix)
+    if first.casefold() not in {t.casefold() for t in taken}:
+        return first
+    return names.choose(video, suffix, taken)
+
+
+def _names_in(folder: Path) -> set[str]:
+    try:
+        return {p.name for p in folder.iterdir()}
+    except FileNotFoundError:
+        return set()
+
+
 def illustrate(
     path: Path,
     samples: list[SampledFrame],
@@ -301,9 +319,7 @@ def illustrate(
         return findings, []
     if frame is None:
         return findings, []
-    name = f"{path.stem}.{kind}.jpg"
-    if (pictures_dir / name).exists():  # another video of the job with the same stem
-        name = f"{path.name}.{kind}.jpg"
+    name = picture_name(path.name, kind, _names_in(pictures_dir))
     yaw = next((e.yaw for e in evidence if e.frame_index == index), None)
     image = annotate.annotate(
         frame, sample.speaker, group, index, sample.speaker_occlusion, yaw, fps

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from heygemd import jobfiles
+from heygemd import jobfiles, names
 from heygemd.report import JobReport, JobStatus, Severity, VideoResult, VideoStatus
 
 log = structlog.get_logger(__name__)
@@ -35,14 +35,8 @@ RESERVED = frozenset({"report.json", "result.txt", "job.log.jsonl", INPUTS, MARK
 
 def choose_name(wanted: str, taken: Iterable[str]) -> str:
     """``wanted``, else ``wanted-2``, ``wanted-3``... — the first not in ``taken`` (pure,
-    case-insensitive because SMB shares are)."""
-    lower = {t.lower() for t in taken}
-    if wanted.lower() not in lower:
-        return wanted
-    n = 2
-    while f"{wanted}-{n}".lower() in lower:
-        n += 1
-    return f"{wanted}-{n}"
+    case-insensitive because SMB shares are), cut to fit one name (:mod:`heygemd.names`)."""
+    return names.choose(wanted, "", taken)
 
 
 def safe_name(name: str) -> str:
@@ -60,9 +54,10 @@ def output_names(videos: Iterable[str]) -> dict[str, str]:
     taken: set[str] = set(RESERVED)
     chosen: dict[str, str] = {}
     for video in sorted(ordered, key=lambda v: jobfiles.extension(v) != ".mp4"):  # stable
-        stem = choose_name(safe_name(Path(video).stem), taken)
+        stem = names.choose(safe_name(Path(video).stem), "", taken,
+                            limit=names.NAME_MAX - len(".mp4"))
         chosen[video] = f"{stem}.mp4"
-        taken.add(stem.lower())
+        taken.add(stem)
     return {video: chosen[video] for video in ordered}
 
 
@@ -100,6 +95,10 @@ def result_text(report: JobReport, published_as: str | None = None) -> str:
         lines += [f"Your results are in '{published_as}' because '{wanted}' already existed.", ""]
     if report.message:
         lines += [f"Reason: {report.message}", ""]
+    if report.interruptions:
+        times = "once" if report.interruptions == 1 else f"{report.interruptions} times"
+        lines += [f"Note: the service was stopped or restarted {times} while this job was being "
+                  "made; it went on from where it was each time, and nothing was lost.", ""]
     if report.audio is not None and not report.audio.accepted:
         lines.append(f"Audio {report.audio.name}: refused")
         lines += [f"  - {f.message}" for f in report.audio.findings if f.severity == "refuse"]
