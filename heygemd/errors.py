@@ -73,3 +73,10 @@ class ConfigError(HeygemError):
 
 class JobInterrupted(BaseException):  # noqa: N818 - a control-flow signal, not an error
     """Raised from a progress callback when the daemon must abandon the running job now."""
+
+
+class DiskFull(ResourceError):
+    """No space left (or quota reached) where results are written. The machine's problem, never
+    the input's: the job goes back to the queue and runs again when there is space."""
+
+    code = "disk_full"

@@ -14,13 +14,14 @@ abort after absl's "Check failed" line) it still passes on what was written befo
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import os
 import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+
+from heygemd import fatal
 
 # Info and warning lines only: errors (E...) and fatal lines (F...) always get through.
 NATIVE_NOISE = re.compile(
@@ -67,17 +68,12 @@ def filtered_stderr() -> Iterator[None]:
     assert child.stdin is not None
     os.dup2(child.stdin.fileno(), 2)
     child.stdin.close()  # fd 2 is now the pipe's only write end in this process
-    was_enabled = faulthandler.is_enabled()
-    faulthandler.enable(file=real)
     try:
-        yield
+        with fatal.dumps_to(real):
+            yield
     finally:
         sys.stderr.flush()
         os.dup2(real, 2)  # closes the pipe: the filter passes on what is left and ends
-        if was_enabled:
-            faulthandler.enable(file=sys.stderr)
-        else:
-            faulthandler.disable()
         os.close(real)
         with contextlib.suppress(subprocess.TimeoutExpired):
             # a library that kept a copy of fd 2 keeps the filter alive until this

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from heygemd import examine
+from heygemd import examine, faults, names
 from heygemd.engines.base import (
     AUDIO_RATE,
     Engine,
@@ -33,7 +33,7 @@ from heygemd.engines.base import (
     RenderRequest,
     progress_span,
 )
-from heygemd.errors import HeygemError, InputRejected, ResourceError
+from heygemd.errors import DiskFull, HeygemError, InputRejected, ResourceError
 from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.framepass import FramePass, RefusedMeanwhile, Shares
@@ -68,7 +68,8 @@ class Pipeline:
         self.settings = settings
         self.engine = engine
         self._analyzer: FaceAnalyzer | None = None
-        self.face_cache = FaceCache(settings.paths.cache, settings.faces, settings.validation)
+        self.face_cache = FaceCache(settings.paths.cache, settings.faces, settings.validation,
+                                    settings.paths.cache_max_bytes())
 
     def startup(self) -> None:
         self._analyzer = FaceAnalyzer(self.settings.faces)
@@ -130,7 +131,8 @@ class Pipeline:
         the fraction of the video done (examining is EXAMINE_SHARE of it, rendering the rest),
         from this thread, at least once per engine progress report or a quarter second of
         waiting. Never raises for bad input or engine failure (those become the result); lets
-        JobInterrupted (raised by ``progress``) through.
+        JobInterrupted (raised by ``progress``) through, and raises DiskFull when the disk
+        fills (the machine's problem: the caller keeps the video for later).
         """
         timings: dict[str, float] = {}
         bound = log.bind(video=video.name)
@@ -151,15 +153,22 @@ class Pipeline:
             return _rejection(video, exam, timings)  # refused, or the job's audio was
         except InputRejected as err:
             return _failure(video, VideoStatus.REJECTED, err.code, err.message, timings)
-        except ResourceError as err:
-            bound.error("video.resource_error", code=err.code, error=err.message)
-            return _failure(video, VideoStatus.FAILED, err.code, err.message, timings)
-        except HeygemError as err:
-            bound.error("video.failed", code=err.code, error=err.message)
-            return _failure(video, VideoStatus.FAILED, err.code, err.message, timings)
-        except Exception as err:  # one broken video must not stop the job's others
+        except Exception as err:
+            if faults.is_out_of_space(err):  # the machine's: the job waits for space
+                bound.error("video.disk_full", error=str(err))
+                raise DiskFull("No space was left on the disk while this video was being "
+                               "made.") from err
+            if isinstance(err, ResourceError):
+                bound.error("video.resource_error", code=err.code, error=err.message)
+                return _failure(video, VideoStatus.FAILED, err.code, err.message, timings)
+            if isinstance(err, HeygemError):
+                bound.error("video.failed", code=err.code, error=err.message)
+                return _failure(video, VideoStatus.FAILED, err.code, err.message, timings)
+            # one broken video must not stop the job's others; the details (which may name
+            # server paths) go to the log, the user reads plain words
             bound.exception("video.internal_error")
-            msg = f"Internal error while processing this video ({type(err).__name__}: {err})."
+            msg = ("Something went wrong on our side while making this video (an internal "
+                   f"error, {type(err).__name__}); the operator has the details in the log.")
             return _failure(video, VideoStatus.FAILED, "internal_error", msg, timings)
 
     def _examine_beside_render(
@@ -224,7 +233,7 @@ class Pipeline:
         out_cfg = self.settings.output
         track = audio.track
         assert track is not None  # accepted audio always carries its track
-        partial = output.with_name(f".{output.name}.partial")
+        partial = output.with_name(names.fit(f".{output.stem}", ".mp4.partial"))
         try:
             with VideoWriter(
                 partial, rendering.width, rendering.height, rendering.fps,

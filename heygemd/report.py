@@ -82,6 +82,8 @@ class JobReport(Record):
     finished_at: datetime | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     engine: dict[str, str] = Field(default_factory=dict)  # name, version, device
+    # times the service was stopped, killed or restarted while the job ran (it resumed)
+    interruptions: int = 0
     settings: dict[str, Any] = Field(default_factory=dict)  # effective settings used
     heygemd_version: str = ""
 

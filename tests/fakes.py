@@ -9,6 +9,7 @@ visible change that depends on the new audio, with exactly ``request.frame_count
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Iterator
 
@@ -50,6 +51,8 @@ class EchoEngine:
     ``HEYGEMD_FAKE_SLOW_MS``: extra milliseconds per frame (tests that must catch a job mid-run).
     ``HEYGEMD_FAKE_FAIL``: a substring; templates whose name contains it fail with
     ProcessingError (a bad video among good ones, on our side).
+    ``HEYGEMD_FAKE_CRASH``: a substring; rendering a template whose name contains it kills the
+    process with SIGABRT (as a native library's crash would), no core file.
     """
 
     name = "echo"
@@ -61,6 +64,7 @@ class EchoEngine:
         self.prepared = False
         self.slow = float(os.environ.get("HEYGEMD_FAKE_SLOW_MS", "0")) / 1000.0
         self.fail_on = os.environ.get("HEYGEMD_FAKE_FAIL", "")
+        self.crash_on = os.environ.get("HEYGEMD_FAKE_CRASH", "")
 
     def prepare(self) -> None:
         self.prepared = True
@@ -69,6 +73,9 @@ class EchoEngine:
         return []
 
     def render(self, request: RenderRequest, progress: ProgressFn) -> Rendering:
+        if self.crash_on and self.crash_on in request.template.name:
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            os.abort()
         if self.fail_on and self.fail_on in request.template.name:
             raise ProcessingError(f"echo engine told to fail on {request.template.name}")
         with VideoReader(request.template, fps=request.fps, info=request.info) as reader:

@@ -1,7 +1,11 @@
 """One claimed job, start to finish: folder checks -> audio -> each video -> report -> publish.
 
 Runs inside the daemon's loop. A refused or failed job is still published (the user must see
-why); only JobInterrupted (a stop) puts the job back in the queue with nothing published.
+why). A run that cannot finish puts the job back in the queue with nothing published, and what
+ended it decides whether it is held against the job (:func:`ended_by`): only the job's own
+doing counts (an error of ours it sets off; a crash of the process while it runs, told apart
+from a kill from outside by the fatal-signal dump in its work folder, see
+:mod:`heygemd.fatal`). A stop, a kill -9, a full or read-only outbox never count.
 Each finished video is checkpointed in the job's work folder (:mod:`heygemd.daemon.checkpoint`),
 so a job put back, or re-queued after a crash, resumes with the videos it had left.
 """
@@ -12,12 +16,13 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
-from heygemd import __version__, jobfiles
+from heygemd import __version__, fatal, faults, jobfiles
 from heygemd.daemon import checkpoint, inbox, outbox
 from heygemd.daemon.store import JobRow, State, Store, utc_now
 from heygemd.daemon.verdicts import (
@@ -25,6 +30,7 @@ from heygemd.daemon.verdicts import (
     NOTHING_MADE,
     SWAPPED_FOR_LINK,
     audio_refusal,
+    crashed_video,
     folder_videos,
     not_checked,
     overall_reason,
@@ -82,6 +88,27 @@ STATE_OF = {
 
 
 JOB_LOG = "job.log.jsonl"
+FATAL_DUMP = "fatal.txt"  # beside the checkpoints: the running attempt's fatal-signal dump
+
+
+class Ended(StrEnum):
+    """What ended a run that published nothing; only FAULT is held against the job."""
+
+    INTERRUPTED = "interrupted"  # a stop (SIGTERM), or a kill from outside (see recovery)
+    COPYING = "copying"  # the job's files changed while it ran
+    MACHINE = "machine"  # a full, read-only or unreachable place: the machine's problem
+    FAULT = "fault"  # an error of ours that this job set off
+
+
+def ended_by(err: BaseException) -> Ended:
+    """Whose doing ``err`` was, for a run that published nothing (pure)."""
+    if isinstance(err, JobInterrupted):
+        return Ended.INTERRUPTED
+    if isinstance(err, FilesChanged):
+        return Ended.COPYING
+    if faults.is_machine_fault(err):
+        return Ended.MACHINE
+    return Ended.FAULT
 
 
 class WarmStop(JobInterrupted):  # noqa: N818 - a control-flow signal like its parent
@@ -115,6 +142,12 @@ class JobPaths:
         the checkpoints; copied into the outbox as job.log.jsonl when the job is published."""
         return self.holder / checkpoint.CHECKPOINTS / JOB_LOG
 
+    @property
+    def fatal_dump(self) -> Path:
+        """Where a fatal signal during the running attempt dumps its traceback: read (and
+        emptied) by recovery after a restart; empty means the process was killed from outside."""
+        return self.holder / checkpoint.CHECKPOINTS / FATAL_DUMP
+
 
 class JobRunner:
     """Runs one job at a time with a pipeline built once by the daemon."""
@@ -128,47 +161,51 @@ class JobRunner:
         self._on_progress, self._should_stop = on_progress, should_stop
 
     def run(self, row: JobRow, watch_copy: bool = True) -> JobRow:
-        """Run and publish ``row`` (queued). Raises JobInterrupted with the job back in the queue;
-        OSError while writing results also puts it back (its attempt counts, except when the
-        staging folder cannot even be made: an unwritable outbox is not the job's fault). With
-        ``watch_copy``, raises FilesChanged (the job back in the queue, uncounted, nothing
-        published) when the job's files were written to while it ran."""
+        """Run and publish ``row`` (queued). Anything that ends the run before the publish
+        puts the job back in the queue and is raised again: JobInterrupted (a stop),
+        FilesChanged (with ``watch_copy``: the job's files were written to while it ran), a
+        machine fault (e.g. OSError or DiskFull: the outbox is full or read-only), or an error
+        of ours; only the last counts against the job (:func:`ended_by`)."""
         paths = JobPaths.of(self.settings, row)
         row = self.store.transition(row.job_id, State.VALIDATING)
         t0 = time.monotonic()
         try:
             shutil.rmtree(paths.staging, ignore_errors=True)
             paths.staging.mkdir(parents=True)
-        except BaseException:
-            self._put_back(row, paths, counts=False)
+            paths.log.parent.mkdir(parents=True, exist_ok=True)
+            dump = open(paths.fatal_dump, "w", encoding="utf-8")  # noqa: SIM115 - held below
+        except BaseException as err:
+            self._put_back(row, paths, ended_by(err))
             raise
         try:
-            before = _snapshot(paths.original)
-            paths.log.parent.mkdir(parents=True, exist_ok=True)
-            with job_log(row.job_id, paths.log):
-                log.info("job.start", name=row.name, attempt=row.attempts)
-                report = self._report(row, paths)
-                log.info("job.finish", status=report.status.value, duration_ms=ms_since(t0))
-                after = _snapshot(paths.original)
-                changed = jobfiles.written_since(before, after) \
-                    if watch_copy and before is not None and after is not None else ()
-                if changed:  # e.g. a video refused as truncated while its copy went on
-                    log.warning("job.still_being_copied", name=row.name, changed=list(changed),
-                                hint="files changed while the job ran; nothing is published, "
-                                     "the job waits for the copy to finish "
-                                     "(watch.require_ready_marker avoids this)")
-                    raise FilesChanged(changed)
-            return self._publish(row, paths, report)
+            with dump, fatal.dumps_to(dump):
+                return self._run(row, paths, t0, watch_copy)
         except BaseException as err:
-            self._put_back(row, paths, counts=not isinstance(err, (JobInterrupted, FilesChanged)))
+            self._put_back(row, paths, ended_by(err))
             raise
 
+    def _run(self, row: JobRow, paths: JobPaths, t0: float, watch_copy: bool) -> JobRow:
+        """Check and make the job's videos into staging, then publish (raises as run says)."""
+        before = _snapshot(paths.original)
+        with job_log(row.job_id, paths.log):
+            log.info("job.start", name=row.name, attempt=row.attempts,
+                     interruptions=row.interruptions, faults=row.faults)
+            report = self._report(row, paths)
+            log.info("job.finish", status=report.status.value, duration_ms=ms_since(t0))
+            after = _snapshot(paths.original)
+            changed = jobfiles.written_since(before, after) \
+                if watch_copy and before is not None and after is not None else ()
+            if changed:  # e.g. a video refused as truncated while its copy went on
+                log.warning("job.still_being_copied", name=row.name, changed=list(changed),
+                            hint="files changed while the job ran; nothing is published, "
+                                 "the job waits for the copy to finish "
+                                 "(watch.require_ready_marker avoids this)")
+                raise FilesChanged(changed)
+        return self._publish(row, paths, report)
+
     def _report(self, row: JobRow, paths: JobPaths) -> JobReport:
-        if row.attempts > self.settings.daemon.max_attempts:
-            msg = (f"This job could not be finished after {row.attempts - 1} attempts and was "
-                   "given up. Check the input files (see inputs/), or report it to the "
-                   "operator.")
-            return self._job_report(row, [], JobStatus.FAILED, "crash_loop", msg)
+        if row.faults >= self.settings.daemon.max_attempts:
+            return self._job_report(row, [], JobStatus.FAILED, "crash_loop", gave_up(row.faults))
         if inbox.is_link(paths.original):  # swapped for a link while waiting: never follow it
             log.warning("job.refused", code="symlink", file=None, removed=[])
             return self._job_report(row, [], JobStatus.REJECTED, "symlink", SWAPPED_FOR_LINK)
@@ -217,6 +254,7 @@ class JobRunner:
             return self._job_report(row, refused, JobStatus.REJECTED, "audio_rejected", message,
                                     audio=audio.result, settings=settings)
         names = outbox.output_names(files.videos)
+        crashes = row.crash_counts()
         videos: list[VideoResult] = []
         for index, video in enumerate(files.videos, start=1):
 
@@ -224,7 +262,10 @@ class JobRunner:
                 self._on_progress(row, index, count, video, fraction)
 
             result = self._resume(paths, video, keys[video], names[video])
-            if result is None:
+            if result is None and crashes.get(video, 0) >= settings.daemon.max_attempts:
+                log.error("video.set_aside", video=video, crashes=crashes[video])
+                result = crashed_video(video, crashes[video])
+            elif result is None:
                 if videos and self._should_stop():
                     raise WarmStop(f"stop requested before video {index} of {count}; "
                                    f"{len(videos)} kept for the restart")
@@ -304,6 +345,7 @@ class JobRunner:
             started_at=row.started_at, finished_at=utc_now(),
             timings_ms={"videos": round(total, 1)},
             engine=self.engine_info,
+            interruptions=row.interruptions,
             # what shaped the videos; never the server's paths (the report is on the share)
             settings=(settings or self.settings).model_dump(mode="json", exclude={"paths"}),
             heygemd_version=__version__,
@@ -327,16 +369,29 @@ class JobRunner:
         log.info("job.published", job_id=row.job_id, outbox=name, status=report.status.value)
         return done
 
-    def _put_back(self, row: JobRow, paths: JobPaths, *, counts: bool) -> None:
-        """Undo a run that did not publish: originals back in work/, staging gone, queued."""
+    def _put_back(self, row: JobRow, paths: JobPaths, ended: Ended) -> None:
+        """Undo a run that did not publish: originals back in work/, staging gone, queued;
+        the job's fault count goes up only when ``ended`` was its own doing."""
         outbox.restore_inputs(paths.staging, paths.original)
         shutil.rmtree(paths.staging, ignore_errors=True)
         current = self.store.get(row.job_id)
         if current is None or current.state not in (State.VALIDATING, State.RUNNING):
             return
-        attempts = current.attempts if counts else max(current.attempts - 1, 0)
-        self.store.transition(row.job_id, State.QUEUED, attempts=attempts, outbox_name=None)
-        log.warning("job.requeued", job_id=row.job_id, attempts=attempts, counted=counts)
+        counts: dict[str, object] = {}
+        if ended is Ended.FAULT:
+            counts["faults"] = current.faults + 1
+        elif ended is Ended.INTERRUPTED:
+            counts["interruptions"] = current.interruptions + 1
+        self.store.transition(row.job_id, State.QUEUED, outbox_name=None, **counts)
+        log.warning("job.requeued", job_id=row.job_id, ended=ended.value, **counts)
+
+
+def gave_up(times: int) -> str:
+    """RESULT.txt's reason for a job given up after ``times`` failures of ours (pure)."""
+    return (f"Making this job failed on our side {times} time{'s' if times != 1 else ''}, so it "
+            "was given up. This is not a problem with your files as far as we can tell; the "
+            "operator can find the details in the service log. Putting the folder in the "
+            "inbox again starts it afresh.")
 
 
 def _snapshot(folder: Path) -> inbox.Snapshot | None:

@@ -17,6 +17,8 @@ from heygemd.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+DUMP_LOGGED = 4000  # first characters of a crash dump kept in the log line (the signal, the stacks)
+
 
 def reconcile(settings: Settings, store: Store) -> None:
     """Adopt claimed-but-unrecorded folders, finish recorded-but-unpublished state changes,
@@ -68,8 +70,42 @@ def _recover_active(settings: Settings, store: Store, row: JobRow) -> None:
         return
     outbox.restore_inputs(paths.staging, paths.original)
     shutil.rmtree(paths.staging, ignore_errors=True)
-    store.transition(row.job_id, State.QUEUED, outbox_name=None)
-    log.warning("recovery.requeued", job_id=row.job_id, name=row.name, attempts=row.attempts)
+    counts = _what_ended(row, _take_dump(paths.fatal_dump))
+    store.transition(row.job_id, State.QUEUED, outbox_name=None, **counts)
+    log.warning("recovery.requeued", job_id=row.job_id, name=row.name, attempts=row.attempts,
+                **counts)
+
+
+def _what_ended(row: JobRow, dump: str) -> dict[str, object]:
+    """The store counts to raise for a run the process did not survive. A fatal-signal dump
+    means it crashed: held against the video it was making (or the job, before the first
+    video). No dump: killed from outside (kill -9, the OOM killer, a power cut), never held
+    against the job."""
+    if not dump:
+        log.warning("recovery.interrupted", job_id=row.job_id, name=row.name,
+                    video=row.video_name, hint="the service was killed from outside while this "
+                    "job ran; it resumes and this does not count against it")
+        return {"interruptions": row.interruptions + 1}
+    log.error("recovery.crashed", job_id=row.job_id, name=row.name, video=row.video_name,
+              dump=dump[:DUMP_LOGGED])
+    if row.video_index > 0 and row.video_name:
+        crashes = row.crash_counts()
+        crashes[row.video_name] = crashes.get(row.video_name, 0) + 1
+        return {"crashes": json.dumps(crashes, ensure_ascii=False)}
+    return {"faults": row.faults + 1}
+
+
+def _take_dump(path: Path) -> str:
+    """The fatal-signal dump a crashed run left (read, then removed); "" when there is none."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except FileNotFoundError:
+        return ""
+    except OSError as err:
+        log.warning("recovery.dump_unreadable", error=str(err))
+        return ""
+    path.unlink(missing_ok=True)
+    return text
 
 
 def _published_status(folder: Path) -> JobStatus:

@@ -18,6 +18,7 @@ from types import FrameType
 
 import structlog
 
+from heygemd import faults
 from heygemd.daemon import recovery
 from heygemd.daemon.intake import Intake, same_filesystem
 from heygemd.daemon.jobs import FilesChanged, JobRunner, PipelineLike
@@ -134,7 +135,8 @@ class Daemon:
         """Take every job that is ready (or becomes ready within one settle period), run the
         queue dry, then stop. A job that cannot be finished on our side (e.g. an unwritable
         outbox) is not waited for with back-off pauses: it stays queued for the next run, the
-        others go on, and the exit status is 1."""
+        others go on, and the exit status is 1. Below ``daemon.min_free_gb`` no job starts:
+        the queued ones stay queued, and it stops with status 1 and a line saying why."""
         self._ran_once = True
         self.startup()
         deadline = time.monotonic() + self.settings.watch.settle_seconds + 2.0
@@ -145,13 +147,19 @@ class Daemon:
                     self._skipped |= self._failed
                     self._retry_at = float("-inf")  # the others go on now
                 waiting = self.intake.candidates and time.monotonic() < deadline
-                if not worked and not waiting and not self._runnable():
-                    break
+                if not worked and not waiting:
+                    runnable = self._runnable()
+                    if not runnable:
+                        break
+                    if "disk" in self._problems:  # no job can start until space is freed
+                        self._skipped |= {r.job_id for r in runnable}
+                        break
                 if not worked:
                     time.sleep(min(self.settings.daemon.idle_tick_seconds, 0.5))
             if self._skipped:
+                problems = [self._problems[k] for k in ("disk", "job") if k in self._problems]
                 log.error("once.unfinished", jobs=sorted(self._skipped),
-                          problem=self._problems.get("job"),
+                          problem="; ".join(problems) or None,
                           hint="these jobs stay queued; run `heygemd once` again once the "
                                "problem is fixed")
                 return 1
@@ -269,12 +277,15 @@ class Daemon:
         pause = self.settings.watch.rescan_seconds
         self._retry_at = time.monotonic() + pause
         self._failed.add(row.job_id)
-        outbox_path = str(self.settings.paths.outbox)
-        if isinstance(err, OSError) and str(err.filename or "").startswith(outbox_path):
-            what = f"cannot write results to the outbox: {err.strerror or err}"
-        else:
-            what = f"job '{row.name}' could not be finished: {err}"
-        self._problems["job"] = f"{what}; retrying in {pause:.0f} s"
+        paths = self.settings.paths
+        if faults.is_machine_fault(err):
+            place = faults.place_of(err, {"the outbox": paths.outbox, "the work area": paths.work,
+                                          "the cache": paths.cache})
+            what = (f"job '{row.name}' is waiting: {faults.machine_words(err, place)}; it runs "
+                    "again once that is fixed")
+        else:  # an error of ours: the words for the operator are in the log, not on the share
+            what = f"job '{row.name}' could not be finished (an internal error, see the log)"
+        self._problems["job"] = f"{what}; next try in {pause:.0f} s"
 
     def _on_progress(self, row: JobRow, index: int, count: int, video: str, frac: float) -> None:
         """Called from inside the pipeline: may abandon the job, keeps everyone informed."""

@@ -7,6 +7,7 @@ when the daemon died is put back to queued at the next start (see ``service.reco
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,7 +55,7 @@ class JobRow:
     job_id: str
     name: str  # the folder name the user gave
     state: State
-    attempts: int  # runs started (a run that crashed the daemon counts)
+    attempts: int  # runs started, whatever ended them
     submitted_at: str  # ISO 8601 UTC
     started_at: str | None
     finished_at: str | None
@@ -65,6 +66,17 @@ class JobRow:
     video_count: int
     video_name: str | None
     fraction: float  # 0..1 of the running video
+    faults: int = 0  # runs ended by the job's own doing (an error of ours it set off, a crash)
+    interruptions: int = 0  # runs ended from outside (stop, kill -9, power cut, full disk)
+    crashes: str = "{}"  # JSON {video name: process crashes while it was being made}
+
+    def crash_counts(self) -> dict[str, int]:
+        """Video name -> how many times the process died of a fatal signal while making it."""
+        try:
+            found = json.loads(self.crashes)
+        except ValueError:
+            return {}
+        return {str(k): int(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 _SCHEMA = """
@@ -87,10 +99,18 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
 """
+# Columns added after the first release: (name, declaration), added to an older database at
+# open; a read-only reader of an older database sees their defaults.
+_ADDED = (
+    ("faults", "INTEGER NOT NULL DEFAULT 0"),
+    ("interruptions", "INTEGER NOT NULL DEFAULT 0"),
+    ("crashes", "TEXT NOT NULL DEFAULT '{}'"),
+)
 _COLUMNS = (
     "job_id, name, state, attempts, submitted_at, started_at, finished_at, outbox_name, status, "
-    "message, video_index, video_count, video_name, fraction"
+    "message, video_index, video_count, video_name, fraction, faults, interruptions, crashes"
 )
+_DEFAULTS = {"faults": "0", "interruptions": "0", "crashes": "'{}'"}
 
 
 def _row(values: tuple[Any, ...]) -> JobRow:
@@ -116,13 +136,32 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._add_columns()
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._select = self._select_list()
+
+    def _present(self) -> set[str]:
+        return {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+
+    def _add_columns(self) -> None:
+        present = self._present()
+        for name, declaration in _ADDED:
+            if name not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {declaration}")
+
+    def _select_list(self) -> str:
+        """_COLUMNS, with a default standing in for a column an older database lacks."""
+        present = self._present()
+        names = _COLUMNS.replace(" ", "").split(",")
+        if not present:  # no table yet (a reader before the daemon's first start)
+            return _COLUMNS
+        return ", ".join(n if n in present else f"{_DEFAULTS[n]} AS {n}" for n in names)
 
     def close(self) -> None:
         self._db.close()
 
     def _rows(self, where: str, args: tuple[object, ...] = ()) -> list[JobRow]:
-        cur = self._db.execute(f"SELECT {_COLUMNS} FROM jobs {where}", args)
+        cur = self._db.execute(f"SELECT {self._select} FROM jobs {where}", args)
         return [_row(r) for r in cur.fetchall()]
 
     def add(self, job_id: str, name: str, submitted_at: str | None = None) -> None:

@@ -20,6 +20,16 @@ def rejected_videos(videos: tuple[str, ...], code: str, message: str) -> list[Vi
     ]
 
 
+def crashed_video(video: str, times: int) -> VideoResult:
+    """A video set aside because making it crashed the service ``times`` times (pure)."""
+    return VideoResult(
+        name=video, status=VideoStatus.FAILED, reason_code="crash_loop",
+        message=(f"Making this video crashed the service {times} times, so it was set aside "
+                 "and the job's other videos were made. The file may be damaged in a way our "
+                 "checks did not catch: exporting it again (for example as an H.264 MP4) "
+                 "usually helps. The operator can find the details in the service log."))
+
+
 NOT_CHECKED_WORDS = "not checked: the job was refused before the videos were looked at"
 AUDIO_REFUSED_WORDS = "not made: the audio file was refused (see above)"
 

@@ -179,9 +179,8 @@ class VideoWriter(Closing):
         audio_seconds = 0.0 if self._audio is None else self._audio.shape[1] / self._audio_rate
         total = output_frame_count(self.frames_written, audio_seconds, self.fps)
         if self._last is None and total > 0:
-            raise ProcessingError(
-                f"no frames were written to {self.path.name}", code="encode_failed"
-            )
+            raise ProcessingError("The engine made no frames for this video.",
+                                  code="encode_failed")
         while self.frames_written < total:
             self.write(self._last)  # type: ignore[arg-type]
         if self._audio is not None:
@@ -211,6 +210,8 @@ def _encoding(path: Path) -> Iterator[None]:
     try:
         yield
     except av.FFmpegError as err:
+        log.error("video.encode_failed", file=path.name, error=str(err))
         raise ProcessingError(
-            f"encoding {path.name} failed (FFmpeg: {err.strerror or err})", code="encode_failed"
+            "The result could not be encoded (the video encoder reported: "
+            f"{err.strerror or type(err).__name__}).", code="encode_failed",
         ) from err

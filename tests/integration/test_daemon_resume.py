@@ -69,7 +69,7 @@ def test_warm_stop_after_the_first_video_resumes_without_redoing_it(harness: Har
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert harness.published() == {}
-    assert harness.log_has("job.requeued", counted=False)
+    assert harness.log_has("job.requeued", ended="interrupted", interruptions=1)
     kept = events(harness, "checkpoint.saved")
     assert kept[0] == "a.mp4" and len(kept) < 3  # the job went back with videos left
 

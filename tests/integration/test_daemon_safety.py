@@ -116,10 +116,11 @@ def test_an_unwritable_outbox_backs_off_shows_why_and_recovers(
             d.tick()  # as fast as the loop can go: no sleep between ticks
         assert 1 <= len(tries) <= 5, len(tries)  # about one try per rescan_seconds
         status = (harness.outbox / "STATUS.txt").read_text()
-        assert "PROBLEM: cannot write results to the outbox: Permission denied; retrying in" \
-            in status
+        assert ("PROBLEM: job 'stuck' is waiting: the service is not allowed to write to the "
+                "outbox; it runs again once that is fixed; next try in") in status
+        assert str(harness.root) not in status and "Errno" not in status
         [row] = d.store.in_states(State.QUEUED)
-        assert row.attempts == 0  # the outbox's fault, not the job's: no crash_loop later
+        assert row.faults == 0  # the outbox's fault, not the job's: no crash_loop later
         broken = False
         run_until_idle(d, ticks=30)
         assert harness.published()["stuck"]["status"] == "done"
@@ -168,18 +169,21 @@ def test_loose_files_in_the_inbox_are_shown_until_they_go(harness: Harness, daem
     assert "Not a job folder" not in (harness.outbox / "STATUS.txt").read_text()
 
 
-def test_a_job_given_up_counts_attempts_not_service_stops(
+def test_a_job_given_up_counts_its_own_faults_not_service_stops(
     harness: Harness, daemon: Daemon
 ) -> None:
     daemon.startup()
     holder = harness.work / "20240101T000000-abcdef"
     harness.good_job("poison", where=holder)
     daemon.store.add(holder.name, "poison")
-    daemon.store.update(holder.name, attempts=daemon.settings.daemon.max_attempts)
+    daemon.store.update(holder.name, attempts=20, interruptions=17,
+                        faults=daemon.settings.daemon.max_attempts)
     run_until_idle(daemon)
     assert harness.published()["poison"]["reason_code"] == "crash_loop"
     text = (harness.outbox / "poison" / "RESULT.txt").read_text()
-    assert "could not be finished after 3 attempts" in text and "stopped the service" not in text
+    assert "failed on our side 3 times, so it was given up" in text
+    assert "not a problem with your files" in text and "Check the input" not in text
+    assert "stopped or restarted 17 times" in text
 
 
 def test_once_goes_on_past_a_job_it_cannot_finish_and_exits_1(
@@ -214,7 +218,7 @@ def test_once_goes_on_past_a_job_it_cannot_finish_and_exits_1(
     d.startup()
     try:
         [row] = d.store.in_states(State.QUEUED)  # kept for the next run, not held against it
-        assert row.name == "first" and row.attempts == 0
+        assert row.name == "first" and row.faults == 0
     finally:
         d.shutdown()
     d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})

@@ -16,8 +16,8 @@ from tests.integration.test_daemon import frames_and_audio
 
 def soak(harness: Harness, jobs: int, kills: int, seed: int) -> None:
     rng = random.Random(seed)
-    harness.configure(daemon={"max_attempts": 100, "min_free_gb": 0.0,
-                              "idle_tick_seconds": 0.1},
+    # the default max_attempts: kills from outside are never held against a job
+    harness.configure(daemon={"min_free_gb": 0.0, "idle_tick_seconds": 0.1},
                       watch={"settle_seconds": 0.3, "rescan_seconds": 1.0})
     names = [f"soak{i:03d}" for i in range(jobs)]
     drop_gap = rng.uniform(0.1, 0.4)
@@ -67,16 +67,53 @@ def test_kill9_soak_long(harness: Harness) -> None:
     soak(harness, jobs=120, kills=30, seed=int(time.time()))
 
 
-def test_poison_job_is_failed_after_max_attempts(harness: Harness) -> None:
+def test_kills_from_outside_never_give_a_job_up(harness: Harness) -> None:
+    """Three kill -9s while one job renders (an operator, the OOM killer, a power cut) with
+    max_attempts 1: the job is made, and its RESULT.txt says it was interrupted."""
     harness.configure(daemon={"max_attempts": 1})
     harness.env["HEYGEMD_FAKE_SLOW_MS"] = "300"
-    proc = harness.start()
-    harness.good_job("poison")
-    wait_for(lambda: harness.log_has("stage.start", stage="render"), 60, "render start")
-    proc.kill()
-    proc.wait(10)
+    harness.good_job("sturdy")
+    for n in range(3):
+        proc = harness.start()
+        wait_for(lambda: harness.log_has("stage.start", stage="render"), 60, "render start")
+        proc.kill()
+        proc.wait(10)
+        if n:
+            assert harness.log_has("recovery.interrupted")
+    harness.env.pop("HEYGEMD_FAKE_SLOW_MS")
     harness.start()
-    report = harness.wait_published(1)["poison"]
-    assert report["status"] == "failed" and report["reason_code"] == "crash_loop"
-    assert "given up" in (harness.outbox / "poison" / "RESULT.txt").read_text()
-    assert (harness.outbox / "poison" / "inputs" / "face.mp4").is_file()
+    report = harness.wait_published(1)["sturdy"]
+    assert report["status"] == "done" and report["interruptions"] == 3, report
+    text = (harness.outbox / "sturdy" / "RESULT.txt").read_text()
+    assert "stopped or restarted 3 times" in text and "given up" not in text
+    assert not harness.log_has("recovery.crashed")
+
+
+def test_a_video_that_crashes_the_service_is_set_aside_and_the_others_made(
+    harness: Harness,
+) -> None:
+    """A video whose processing kills the process (SIGABRT, as a native crash) is held
+    against that video only: after max_attempts crashes it is set aside, the job's other
+    video is made (from its checkpoint), and RESULT.txt says what happened."""
+    harness.configure(daemon={"max_attempts": 2})
+    harness.env["HEYGEMD_FAKE_CRASH"] = "crashy"
+    harness.make_job("mixed", {"speech.wav": "speech.wav", "a-good.mp4": "face.mp4",
+                               "b-crashy.mp4": "face.mp4"})
+    for _ in range(2):
+        proc = harness.start()
+        assert proc.wait(120) == -signal.SIGABRT, harness.stderr()
+    harness.start()
+    report = harness.wait_published(1)["mixed"]
+    assert report["status"] == "partial", report
+    videos = {v["name"]: v for v in report["videos"]}
+    assert videos["a-good.mp4"]["status"] == "done"
+    assert videos["b-crashy.mp4"]["status"] == "failed"
+    assert videos["b-crashy.mp4"]["reason_code"] == "crash_loop"
+    assert report["interruptions"] == 0
+    crashed = [line for n in range(3) for line in harness.log_lines(n)
+               if line.get("event") == "recovery.crashed"]
+    assert [c["video"] for c in crashed] == ["b-crashy.mp4", "b-crashy.mp4"]
+    assert "Fatal Python error: Aborted" in crashed[0]["dump"]
+    text = (harness.outbox / "mixed" / "RESULT.txt").read_text()
+    assert "crashed the service 2 times, so it was set aside" in text
+    assert (harness.outbox / "mixed" / "a-good.mp4").is_file()

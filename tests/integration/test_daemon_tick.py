@@ -141,7 +141,8 @@ def test_second_stop_during_examine_aborts_and_the_job_reruns(
     assert ("stage.start", "examine") in events
     assert ("stage.finish", "examine") not in events and ("stage.finish", "render") not in events
     assert [r.name for r in daemon.store.in_states(State.QUEUED)] == ["cold"]
-    assert daemon.store.in_states(State.QUEUED)[0].attempts == 0
+    [row] = daemon.store.in_states(State.QUEUED)
+    assert row.faults == 0 and row.interruptions == 1  # a stop is never held against a job
     assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt"]
     monkeypatch.setattr(FaceAnalyzer, "analyze", analyze)
     daemon.stop_requested = daemon.abort_requested = False
@@ -177,7 +178,7 @@ def test_second_stop_during_the_audio_check_aborts_and_the_job_reruns(
     assert "job.interrupted" in events and "examine.audio" not in events
     assert "stage.start" not in events
     [row] = daemon.store.in_states(State.QUEUED)
-    assert row.name == "cold" and row.attempts == 0
+    assert row.name == "cold" and row.faults == 0 and row.interruptions == 1
     assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt"]
     monkeypatch.setattr(examine, "load_audio", load)
     daemon.stop_requested = daemon.abort_requested = False
@@ -211,7 +212,8 @@ def test_warm_stop_keeps_finished_videos_and_stale_checkpoints_are_redone(
     run_until_idle(daemon)
     assert rendered == ["a.mp4"] and daemon.stop_requested
     [row] = daemon.store.in_states(State.QUEUED)
-    assert row.attempts == 0 and sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt"]
+    assert row.faults == 0 and row.interruptions == 1
+    assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt"]
     slot = checkpoint.slot_dir(harness.work / row.job_id, "a.mp4")
     assert sorted(p.name for p in slot.iterdir()) == ["a.mp4", "a.warning.jpg", "result.json"]
     daemon.stop_requested = False
@@ -352,7 +354,8 @@ def test_a_copy_that_goes_on_while_the_job_runs_is_not_published(
     report = harness.published()["late"]
     assert report["status"] == "done", report
     assert (harness.outbox / "late" / "inputs" / "face.mp4").read_bytes() == data
-    assert daemon.store.get(resumed[0]).attempts == 1  # type: ignore[union-attr]
+    row = daemon.store.get(resumed[0])
+    assert row is not None and row.attempts == 2 and row.faults == row.interruptions == 0
 
 
 def test_a_link_in_a_subfolder_is_still_refused(harness: Harness, daemon: Daemon) -> None:

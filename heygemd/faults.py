@@ -1,0 +1,91 @@
+"""Whose fault is an error: the user's input, the machine, or our code (pure).
+
+A run that ends because the machine is short of something (space, permission to write, a
+share that stopped answering) is never held against the job: the job waits and runs again.
+The words here are for STATUS.txt and RESULT.txt, which users read on the share: they name the
+kind of place ("the outbox"), never a server path, and never an errno.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from heygemd.errors import ResourceError
+
+SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+READ_ONLY_ERRNOS = frozenset({errno.EROFS})
+DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+UNREACHABLE_ERRNOS = frozenset({
+    errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT, errno.EHOSTDOWN,
+    errno.EHOSTUNREACH, errno.ENETDOWN, errno.ENETUNREACH, errno.ECONNRESET,
+})
+SHORT_ERRNOS = frozenset({errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EAGAIN})
+MACHINE_ERRNOS = (SPACE_ERRNOS | READ_ONLY_ERRNOS | DENIED_ERRNOS | UNREACHABLE_ERRNOS
+                  | SHORT_ERRNOS)
+
+
+def chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and the exceptions it was raised from or during, outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def os_error(err: BaseException) -> OSError | None:
+    """The first OSError with an errno in ``err``'s chain (PyAV's errors are OSErrors too)."""
+    return next((e for e in chain(err) if isinstance(e, OSError) and e.errno is not None), None)
+
+
+def is_out_of_space(err: BaseException) -> bool:
+    """A disk (or quota) was full somewhere in ``err``'s chain."""
+    found = os_error(err)
+    return found is not None and found.errno in SPACE_ERRNOS
+
+
+def is_machine_fault(err: BaseException) -> bool:
+    """The machine's problem (a full, read-only, forbidden or unreachable place; memory or file
+    handles short), not the job's: its run does not count against it."""
+    if any(isinstance(e, ResourceError) for e in chain(err)):
+        return True
+    found = os_error(err)
+    return found is not None and found.errno in MACHINE_ERRNOS
+
+
+def place_of(err: BaseException, places: Mapping[str, Path]) -> str | None:
+    """The name of the place (a key of ``places``, e.g. "the outbox") under which the failing
+    file lies, or None when it is none of them or unknown."""
+    found = os_error(err)
+    filename = str(found.filename or "") if found is not None else ""
+    if not filename:
+        return None
+    for name, root in places.items():
+        try:
+            Path(filename).relative_to(root)
+        except ValueError:
+            continue
+        return name
+    return None
+
+
+def machine_words(err: BaseException, place: str | None) -> str:
+    """What went wrong, in a sentence fragment a user understands:
+    'no space is left on the disk that holds the outbox'."""
+    where = place or "the server's disk"
+    found = os_error(err)
+    code = found.errno if found is not None else None
+    if code in SPACE_ERRNOS or (code is None and is_out_of_space(err)):
+        return f"no space is left on the disk that holds {where}"
+    if code in READ_ONLY_ERRNOS:
+        return f"{where} is read-only"
+    if code in DENIED_ERRNOS:
+        return f"the service is not allowed to write to {where}"
+    if code in UNREACHABLE_ERRNOS:
+        return f"{where} did not respond (a disk or network share problem)"
+    if code in SHORT_ERRNOS:
+        return "the server ran short of memory or open files"
+    return "the server could not write the results"
