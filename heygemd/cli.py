@@ -49,7 +49,11 @@ def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_once(settings: Settings, _args: argparse.Namespace) -> int:
     with filtered_stderr():
-        return int(_daemon(settings).run_once())
+        daemon = _daemon(settings)
+        status = int(daemon.run_once())
+    if daemon.unfinished:
+        print(f"heygemd once: {daemon.unfinished}", file=sys.stderr)
+    return status
 
 
 def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:

@@ -77,6 +77,7 @@ def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
     others, subfolders = jobfiles.unused(entries)
     lines += [f"ignored {n}: not a supported audio or video file" for n in others]
     lines += [f"ignored {n}: a subfolder ({jobfiles.SUBFOLDER_RULE})" for n in subfolders]
+    lines += [f"ignored {n}: {jobfiles.HIDDEN_RULE}" for n in jobfiles.hidden_inputs(entries)]
     accepted = (isinstance(found, jobfiles.JobFiles) and toml_problem is None and audio_ok
                 and accepted_videos > 0)
     if isinstance(found, jobfiles.FolderProblem):

@@ -80,3 +80,7 @@ class DiskFull(ResourceError):
     the input's: the job goes back to the queue and runs again when there is space."""
 
     code = "disk_full"
+
+    def __init__(self, message: str, *, folder: str | None = None) -> None:
+        super().__init__(message)
+        self.folder = folder  # where the writing failed (for the operator's words), if known

@@ -12,7 +12,7 @@ import errno
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from heygemd.errors import ResourceError
+from heygemd.errors import DiskFull, ResourceError
 
 SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 READ_ONLY_ERRNOS = frozenset({errno.EROFS})
@@ -59,9 +59,10 @@ def is_machine_fault(err: BaseException) -> bool:
 def place_of(err: BaseException, places: Mapping[str, Path]) -> str | None:
     """The name of the place (a key of ``places``, e.g. "the outbox") under which the failing
     file lies, or None when it is none of them or unknown."""
+    full = next((e for e in chain(err) if isinstance(e, DiskFull) and e.folder), None)
     found = os_error(err)
-    filename = str(found.filename or "") if found is not None else ""
-    if not filename:
+    filename = full.folder if full is not None else found.filename if found is not None else None
+    if not filename:  # e.g. ENOSPC from write(), which names no file
         return None
     for name, root in places.items():
         try:
@@ -79,7 +80,8 @@ def machine_words(err: BaseException, place: str | None) -> str:
     found = os_error(err)
     code = found.errno if found is not None else None
     if code in SPACE_ERRNOS or (code is None and is_out_of_space(err)):
-        return f"no space is left on the disk that holds {where}"
+        return f"no space is left on the disk that holds {place}" if place \
+            else "no space is left on the server's disk"
     if code in READ_ONLY_ERRNOS:
         return f"{where} is read-only"
     if code in DENIED_ERRNOS:

@@ -43,6 +43,30 @@ def is_ignored(name: str) -> bool:
     )
 
 
+HIDDEN_RULE = "a name that starts with a dot is hidden and not used: rename it without the dot"
+APPLE_DOUBLE = "._"  # macOS's metadata twin of a file on a share: hidden, never named to users
+
+
+def hidden_inputs(entries: Sequence[Entry]) -> tuple[str, ...]:
+    """Top-level files named like an audio or video but hidden (a leading dot), so never used:
+    the user is told, since such a name is rarely meant ('..\\clip.mp4', '.clip.mp4'). macOS
+    metadata twins ('._clip.mp4') are left out (pure)."""
+    return tuple(
+        e.rel for e in entries
+        if e.kind is EntryKind.FILE and "/" not in e.rel and e.rel.startswith(".")
+        and not e.rel.startswith(APPLE_DOUBLE) and classify(e.rel) is not None
+        and not e.rel.lower().endswith(IGNORED_SUFFIXES)
+    )
+
+
+def hidden_hint(names: Sequence[str]) -> str:
+    """' Not used: '.a.wav' (a name that starts with a dot ...).' for hidden inputs; '' none."""
+    if not names:
+        return ""
+    shown = ", ".join(f"'{n}'" for n in names[:3]) + (" ..." if len(names) > 3 else "")
+    return f" Not used: {shown} ({HIDDEN_RULE})."
+
+
 def extension(name: str) -> str:
     """The lower-case extension with its dot ("" without one): "Clip.MP4" -> ".mp4"."""
     return PurePath(name).suffix.lower()
@@ -196,8 +220,10 @@ def check_folder(entries: Snapshot, limits: LimitSettings) -> JobFiles | FolderP
     videos = tuple(sorted(n for n in top if classify(n) == "video"))
     exts = "/".join(sorted(e.lstrip(".") for e in AUDIO_EXTS))
     nested = [e.rel for e in files if "/" in e.rel]
+    hidden = hidden_inputs(entries)
     if not audios:
-        hint = nested_hint([n for n in nested if classify(n) == "audio"])
+        hint = nested_hint([n for n in nested if classify(n) == "audio"]) + \
+            hidden_hint([n for n in hidden if classify(n) == "audio"])
         return FolderProblem(
             "no_audio", f"The folder has no audio file. Add exactly one ({exts}).{hint}")
     if len(audios) > 1:
@@ -206,7 +232,8 @@ def check_folder(entries: Snapshot, limits: LimitSettings) -> JobFiles | FolderP
             "Keep exactly one.")
     if not videos:
         vexts = "/".join(sorted(e.lstrip(".") for e in VIDEO_EXTS))
-        hint = nested_hint([n for n in nested if classify(n) == "video"])
+        hint = nested_hint([n for n in nested if classify(n) == "video"]) + \
+            hidden_hint([n for n in hidden if classify(n) == "video"])
         return FolderProblem(
             "no_video",
             f"The folder has no video file. Add one or more template videos ({vexts}).{hint}")

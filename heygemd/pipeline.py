@@ -157,7 +157,7 @@ class Pipeline:
             if faults.is_out_of_space(err):  # the machine's: the job waits for space
                 bound.error("video.disk_full", error=str(err))
                 raise DiskFull("No space was left on the disk while this video was being "
-                               "made.") from err
+                               "made.", folder=str(output.parent)) from err
             if isinstance(err, ResourceError):
                 bound.error("video.resource_error", code=err.code, error=err.message)
                 return _failure(video, VideoStatus.FAILED, err.code, err.message, timings)

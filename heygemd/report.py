@@ -77,6 +77,7 @@ class JobReport(Record):
     videos: list[VideoResult] = Field(default_factory=list)
     ignored_files: list[str] = Field(default_factory=list)  # top-level, not audio/video
     ignored_folders: list[str] = Field(default_factory=list)  # subfolders ("inner/")
+    hidden_files: list[str] = Field(default_factory=list)  # named like inputs, but hidden
     submitted_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

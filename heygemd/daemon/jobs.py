@@ -219,8 +219,9 @@ class JobRunner:
                                       JobStatus.REJECTED, found.code, found.message)
         else:
             report = self._process(row, paths, found)
-        return report.model_copy(
-            update={"ignored_files": list(files), "ignored_folders": list(folders)})
+        return report.model_copy(update={
+            "ignored_files": list(files), "ignored_folders": list(folders),
+            "hidden_files": list(jobfiles.hidden_inputs(entries))})
 
     def _process(self, row: JobRow, paths: JobPaths, files: inbox.JobFiles) -> JobReport:
         settings = self.settings

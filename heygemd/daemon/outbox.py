@@ -125,6 +125,10 @@ def _ignored_lines(report: JobReport) -> list[str]:
     if report.ignored_files:
         names = ", ".join(f"'{n}'" for n in report.ignored_files)
         lines.append(f"Ignored files: {names} (not an audio or video file).")
+    hidden = [n for n in report.hidden_files if f"'{n}'" not in (report.message or "")]
+    if hidden:
+        names = ", ".join(f"'{n}'" for n in hidden)
+        lines.append(f"Not used: {names} ({jobfiles.HIDDEN_RULE}).")
     return lines + ([""] if lines else [])
 
 

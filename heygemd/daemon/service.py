@@ -63,6 +63,7 @@ class Daemon:
         self._copy_reruns: dict[str, int] = {}  # job id -> runs undone by files changing
         self._ran_once = False  # `heygemd once`: the status says so when it stops
         self._skipped: set[str] = set()  # ... that `once` takes no more in this run
+        self.unfinished: str | None = None  # `once`: why jobs are left waiting, in a line
         self._store: Store | None = None
         self._runner: JobRunner | None = None
         self._watcher: Watcher | None = None
@@ -158,6 +159,11 @@ class Daemon:
                     time.sleep(min(self.settings.daemon.idle_tick_seconds, 0.5))
             if self._skipped:
                 problems = [self._problems[k] for k in ("disk", "job") if k in self._problems]
+                names = sorted(r.name for r in self.store.in_states(State.QUEUED)
+                               if r.job_id in self._skipped)
+                self.unfinished = (f"{len(names)} job{'s' if len(names) != 1 else ''} still "
+                                   f"waiting ({', '.join(names)}): {'; '.join(problems)}. "
+                                   "Run `heygemd once` again once that is fixed.")
                 log.error("once.unfinished", jobs=sorted(self._skipped),
                           problem="; ".join(problems) or None,
                           hint="these jobs stay queued; run `heygemd once` again once the "

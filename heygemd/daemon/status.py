@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from heygemd import jobfiles
 from heygemd.daemon.inbox import EntryKind, Snapshot, has_input, has_marker
 from heygemd.daemon.store import JobRow, State, Store, utc_now
 from heygemd.settings import WatchSettings
@@ -104,6 +105,11 @@ def not_ready_words(snap: Snapshot | None) -> str | None:
     or hidden/temporary files. None when it holds a file (then it is being copied or ready)."""
     if snap is None or has_input(snap):
         return None
+    hidden = jobfiles.hidden_inputs(snap)
+    if hidden:
+        shown = ", ".join(f"'{n}'" for n in hidden[:LOOSE_SHOWN])
+        more = f" and {len(hidden) - LOOSE_SHOWN} more" if len(hidden) > LOOSE_SHOWN else ""
+        return f"only hidden files ({shown}{more}): {jobfiles.HIDDEN_RULE}"
     return SUBFOLDERS_WORDS if any(e.kind is EntryKind.DIR for e in snap) else EMPTY_WORDS
 
 
