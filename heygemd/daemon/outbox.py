@@ -201,8 +201,25 @@ def move_inputs(original: Path, staging: Path) -> bool:
     except OSError as err:
         if err.errno != errno.EXDEV:
             raise
-    shutil.copytree(original, target, symlinks=True)
+    copy_tree(original, target)
     return False
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy ``source`` to the new folder ``target`` (links copied as links, never followed).
+    The first error is raised as it is (shutil.copytree gathers them into one shutil.Error and
+    loses their errno, so a full disk would not read as one)."""
+    target.mkdir()
+    for root, dirs, files in os.walk(source):
+        into = target / Path(root).relative_to(source)
+        for name in dirs + files:
+            src, dst = Path(root, name), into / name
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+            elif name in dirs:
+                dst.mkdir()
+            else:
+                shutil.copy2(src, dst)
 
 
 def restore_inputs(staging: Path, original: Path) -> bool:

@@ -150,3 +150,66 @@ def test_hidden_inputs_and_backslash_names_are_named_to_the_user(
     status = (harness.outbox / "STATUS.txt").read_text()
     assert "hidden: only hidden files ('.clip.mp4', '.voice.wav'): a name that starts with a dot" \
         in status, status
+
+
+@pytest.mark.soak
+def test_fault_soak_full_outbox_and_kills(harness: Harness) -> None:
+    """30 small real jobs arrive while the outbox's disk fills and empties and the daemon is
+    killed at random: in the end every job is published once, done, nothing held against any
+    job, and nothing partial is left anywhere."""
+    import random
+    import signal
+    import threading
+
+    from tests.integration.test_daemon import frames_and_audio
+
+    rng = random.Random(int(time.time()))
+    jobs, kills = 30, 10
+    names_ = [f"fault{i:02d}" for i in range(jobs)]
+    with tmpfs(harness.outbox, 32 * 1024 * 1024):
+        harness.configure(daemon={"min_free_gb": 0.0, "idle_tick_seconds": 0.1},
+                          watch={"settle_seconds": 0.3, "rescan_seconds": 1.0})
+        stop = threading.Event()
+
+        def drop() -> None:
+            for name in names_:
+                harness.good_job(name)
+                time.sleep(rng.uniform(0.1, 0.6))
+
+        def fill_and_empty() -> None:
+            while not stop.is_set():
+                filler = fill(harness.outbox, rng.choice([0, 16 * 1024, LEFT_FREE]))
+                stop.wait(rng.uniform(0.5, 3.0))
+                filler.unlink(missing_ok=True)
+                stop.wait(rng.uniform(0.5, 3.0))
+
+        dropper = threading.Thread(target=drop)
+        filler_thread = threading.Thread(target=fill_and_empty)
+        dropper.start()
+        filler_thread.start()
+        try:
+            for _ in range(kills):
+                proc = harness.start(ready=False)
+                time.sleep(rng.uniform(1.0, 6.0))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+        finally:
+            dropper.join()
+            stop.set()
+            filler_thread.join()
+        (harness.outbox / ".filler").unlink(missing_ok=True)
+        proc = harness.start()
+        reports = harness.wait_published(jobs, timeout=120 + 5 * jobs)
+        assert sorted(reports) == names_  # exactly once each
+        for name, report in reports.items():
+            assert report["status"] == "done", (name, report)
+            frames, has_audio = frames_and_audio(harness.outbox / name / "face.mp4")
+            assert has_audio and frames > 30
+        wait_for(lambda: not any(harness.work.iterdir()), 10, "empty work area")
+        assert list(harness.inbox.iterdir()) == []
+        assert [p.name for p in harness.outbox.iterdir() if p.name.startswith(".")] == []
+        assert harness.stop(proc) == 0
+        logs = [x for n in range(len(harness.procs)) for x in harness.log_lines(n)]
+        assert not [x for x in logs if x.get("event") == "job.requeued"
+                    and x.get("ended") == "fault"]
+        assert any(x.get("ended") == "machine" for x in logs), "the disk never filled mid-job"
