@@ -30,18 +30,22 @@ def requeues(harness: Harness, ended: str) -> int:
                if line.get("event") == "job.requeued" and line.get("ended") == ended)
 
 
-def test_a_full_outbox_makes_the_job_wait_not_fail(harness: Harness) -> None:
+@pytest.mark.parametrize("fills", ["picture", "encode"])
+def test_a_full_outbox_makes_the_job_wait_not_fail(harness: Harness, fills: str) -> None:
     """The outbox's disk is full for longer than max_attempts back-offs: the job waits (its
-    encode fails on the full disk each time, never counted), STATUS.txt says why in plain
-    words, and once space is freed the job is made and published as done."""
+    warning picture, or with no picture its encode, fails on the full disk each time, never
+    counted), STATUS.txt says why in plain words, and once space is freed the job is made and
+    published as done."""
     with tmpfs(harness.outbox, 20 * 1024 * 1024):
         harness.configure(daemon={"max_attempts": 2, "min_free_gb": 0.0},
-                          watch={"settle_seconds": 0.3, "rescan_seconds": 1.0})
+                          watch={"settle_seconds": 0.3, "rescan_seconds": 1.0},
+                          validation={"min_short_side_warn": 720 if fills == "picture" else 240})
         filler = fill(harness.outbox, LEFT_FREE)
         proc = harness.start()
         harness.good_job("full")
         wait_for(lambda: requeues(harness, "machine") >= 4, 120, "four tries on a full disk")
-        assert harness.log_has("video.disk_full")
+        [full, *_] = [x for x in harness.log_lines() if x.get("event") == "video.disk_full"]
+        assert ("picture" if fills == "picture" else "could not be encoded") in full["error"]
         status = (harness.outbox / "STATUS.txt").read_text()
         assert "no space is left on the disk that holds the outbox" in status, status
         assert str(harness.root) not in status and "Errno" not in status
