@@ -61,15 +61,17 @@ def place_of(err: BaseException, places: Mapping[str, Path]) -> str | None:
     file lies, or None when it is none of them or unknown."""
     full = next((e for e in chain(err) if isinstance(e, DiskFull) and e.folder), None)
     found = os_error(err)
-    filename = full.folder if full is not None else found.filename if found is not None else None
-    if not filename:  # e.g. ENOSPC from write(), which names no file
-        return None
-    for name, root in places.items():
-        try:
-            Path(filename).relative_to(root)
-        except ValueError:
-            continue
-        return name
+    files: list[object] = [full.folder] if full is not None else []
+    if found is not None:  # a copy names both files; a write error is the target's
+        both = [found.filename2, found.filename]
+        files += both if found.errno in SPACE_ERRNOS | READ_ONLY_ERRNOS else both[::-1]
+    for filename in files:  # none for e.g. ENOSPC from write(), which names no file
+        for name, root in places.items() if filename else ():
+            try:
+                Path(str(filename)).relative_to(root)
+            except ValueError:
+                continue
+            return name
     return None
 
 

@@ -57,6 +57,15 @@ def test_a_full_disk_without_a_file_name_says_the_servers_disk() -> None:
     assert faults.place_of(told, PLACES) == "the outbox"
 
 
+def test_a_copy_that_fills_the_disk_names_its_target() -> None:
+    err = OSError(errno.ENOSPC, "No space left on device", "/srv/share/work/j/a.wav", None,
+                  "/srv/share/outbox/.staging/inputs/a.wav")
+    assert faults.place_of(err, PLACES) == "the outbox"
+    denied = OSError(errno.EACCES, "Permission denied", "/srv/share/work/j/a.wav", None,
+                     "/srv/share/outbox/x")
+    assert faults.place_of(denied, PLACES) == "the work area"
+
+
 def test_errors_of_ours_are_not_the_machines() -> None:
     assert not faults.is_machine_fault(ValueError("a bug"))
     assert not faults.is_machine_fault(OSError(errno.ENOENT, "gone", "/srv/x"))
