@@ -290,6 +290,11 @@ _OUTLINES = ((lm.FACE_OVAL, True), (lm.LIPS_OUTER, True), (lm.NOSE_BRIDGE + (lm.
 _KEY_POINTS = lm.EYE_CORNERS + (lm.RIGHT_IRIS_CENTER, lm.LEFT_IRIS_CENTER, lm.NOSE_TIP)
 
 
+# A face drawn smaller than this share of the picture's longer side is also ringed, this share
+# in radius: on a 1280x720 frame a face of 6% of the height (43 px) gets a 80 px ring.
+SMALL_FACE_RING = 1 / 16
+
+
 def draw_face(
     image: np.ndarray,
     face: FaceObservation,
@@ -300,10 +305,14 @@ def draw_face(
     """Face box and landmarks onto ``image`` (RGB uint8 (H, W, 3)), in place; the face's
     coordinates are multiplied by ``scale`` (the frame's resize). A full mesh is drawn as thin
     outlines (face, lips, nose) and dots (eye corners, irises); other landmark sets as dots.
-    ``mouth``: ring the mouth (mouth findings)."""
+    ``mouth``: ring the mouth (mouth findings). A small face is ringed too (SMALL_FACE_RING)."""
     thickness = max(2, round(min(image.shape[:2]) / 360))
     x0, y0, x1, y1 = (round(c * scale) for c in face.box)
     cv2.rectangle(image, (x0, y0), (x1, y1), color, thickness, cv2.LINE_AA)
+    ring = max(image.shape[:2]) * SMALL_FACE_RING
+    if max(x1 - x0, y1 - y0) < ring:  # a far-away face: ringed, to be found at a glance
+        centre = (round((x0 + x1) / 2), round((y0 + y1) / 2))
+        cv2.circle(image, centre, round(ring), color, thickness, cv2.LINE_AA)
     points = mesh = np.asarray(face.landmarks)[:, :2] * scale
     radius = max(1, round(min(image.shape[:2]) / 400))
     if len(points) > max(lm.LIPS_OUTER + lm.FACE_OVAL):  # a full mesh: outlines, not 478 dots

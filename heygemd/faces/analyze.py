@@ -1,9 +1,13 @@
 """Face analysis on RGB frames: mediapipe full-range detection + face mesh on a crop per face.
 
-The detector runs on the whole frame; FaceMesh then runs on a square crop around each detected
-box, resized so the face is about FACE_PX pixels wide (FaceMesh's own short-range detector
-misses small or tilted faces on a whole frame). The 478 landmarks are mapped back to frame
-pixels, and head pose comes from :func:`heygemd.faces.geometry.head_pose`.
+The detector runs on the whole frame; where that finds nothing it runs again on overlapping
+tiles, and a box too small for its size to be trusted is measured again on a zoomed square
+(:mod:`heygemd.faces.search`: the detector sees the frame at 192x192 and misses faces under
+about 8% of a frame's height, or reports them up to twice too big). FaceMesh then runs on a
+square crop around each detected box, resized so the face is about FACE_PX pixels wide
+(FaceMesh's own short-range detector misses small or tilted faces on a whole frame). The 478
+landmarks are mapped back to frame pixels, and head pose comes from
+:func:`heygemd.faces.geometry.head_pose`.
 
 mediapipe is imported when a FaceAnalyzer is built, never at module import.
 """
@@ -21,6 +25,15 @@ import structlog
 from heygemd.closing import Closing
 from heygemd.errors import ProcessingError
 from heygemd.faces.geometry import head_pose
+from heygemd.faces.search import (
+    Box,
+    Square,
+    is_small,
+    merge_boxes,
+    pick_in,
+    tile_squares,
+    zoom_square,
+)
 from heygemd.faces.types import N_LANDMARKS, FaceObservation
 from heygemd.settings import FaceSettings
 
@@ -29,8 +42,6 @@ log = structlog.get_logger(__name__)
 FACE_PX = 256  # detector-box width the mesh crop is resized to, pixels
 MIN_BOX_PX = 8.0  # detections smaller than this (either side, pixels) are noise
 REDETECT_EVERY = 10  # tracking mode: run the full-frame detector at least this often (frames)
-
-Box = tuple[float, float, float, float]
 
 
 def _check_frame(frame: np.ndarray) -> np.ndarray:
@@ -191,19 +202,50 @@ class FaceAnalyzer(Closing):
         return self.tracking and self._can_track(frame_index)
 
     # -- detection path --------------------------------------------------------------------
-    def detect_boxes(self, frame: np.ndarray) -> list[tuple[Box, float]]:
-        """Full-range detector on the whole frame: [(box pixels clipped, score)], any order."""
+    def detect_boxes(self, frame: np.ndarray, tiles: bool = True) -> list[tuple[Box, float]]:
+        """Faces the detector finds in frame (uint8 (H, W, 3) RGB): [(box in frame pixels,
+        clipped to it; score)], any order.
+
+        The whole frame first; where that finds nothing and ``tiles``, overlapping tiles
+        (:func:`~heygemd.faces.search.tile_squares`). A box too small for its size to be
+        trusted (:func:`~heygemd.faces.search.is_small`) takes the detector's box on a zoomed
+        square around it. A frame whose faces the whole frame shows at a trusted size costs one
+        detector run; the tiles cost 3-8 more, only where nothing was found.
+        """
         h, w = frame.shape[:2]
-        result = self._detector.process(frame)
+        found = self._detect_in(frame, (0, 0))
+        if not found and tiles:  # a face in two tiles is found twice: merged, zoomed once
+            found = merge_boxes([hit for square in tile_squares(w, h)
+                                 for hit in self._detect_in_square(frame, square)])
+        if any(is_small(box, w, h) for box, _ in found):
+            found = merge_boxes([self._zoom(frame, box, score) if is_small(box, w, h)
+                                 else (box, score) for box, score in found])
         boxes: list[tuple[Box, float]] = []
-        for det in result.detections or []:
-            rel = det.location_data.relative_bounding_box
-            box = (rel.xmin * w, rel.ymin * h, (rel.xmin + rel.width) * w,
-                   (rel.ymin + rel.height) * h)  # fmt: skip
+        for box, score in found:
             box = _clip_box(box, w, h)
             if box[2] - box[0] >= MIN_BOX_PX and box[3] - box[1] >= MIN_BOX_PX:
-                boxes.append((box, float(det.score[0])))
+                boxes.append((box, score))
         return boxes
+
+    def _detect_in(self, image: np.ndarray, offset: tuple[int, int]) -> list[tuple[Box, float]]:
+        """The detector on one image: [(box in pixels shifted by offset, score)], unclipped."""
+        h, w = image.shape[:2]
+        result = self._detector.process(image)
+        found: list[tuple[Box, float]] = []
+        for det in result.detections or []:
+            rel = det.location_data.relative_bounding_box
+            x0, y0 = rel.xmin * w + offset[0], rel.ymin * h + offset[1]
+            found.append(((x0, y0, x0 + rel.width * w, y0 + rel.height * h), float(det.score[0])))
+        return found
+
+    def _detect_in_square(self, frame: np.ndarray, square: Square) -> list[tuple[Box, float]]:
+        x0, y0, side = square
+        return self._detect_in(crop_square(frame, x0, y0, side), (x0, y0))
+
+    def _zoom(self, frame: np.ndarray, box: Box, score: float) -> tuple[Box, float]:
+        """The detector's look at ``box``'s face on a zoomed square; ``box`` itself if it finds
+        no face there."""
+        return pick_in(box, self._detect_in_square(frame, zoom_square(box))) or (box, score)
 
     def mesh_in_box(self, frame: np.ndarray, box: Box) -> np.ndarray | None:
         """float32 (478, 3) landmarks in frame pixels for the face in box, or None if no mesh.
@@ -235,11 +277,19 @@ class FaceAnalyzer(Closing):
 
     def _detect_faces(self, frame: np.ndarray, frame_index: int) -> list[FaceObservation]:
         faces = []
-        for box, score in self.detect_boxes(frame):
+        for box, score in self.detect_boxes(frame, tiles=self._tiles_at(frame_index)):
             points = self.mesh_in_box(frame, box)
             if points is not None:
                 faces.append(_observation(frame_index, box, score, points))
         return _largest_first(faces)
+
+    def _tiles_at(self, frame_index: int) -> bool:
+        """Whether a frame where the whole-frame pass finds nothing is searched in tiles: always
+        for sampled frames; while tracking, on every ``redetect_every``-th frame only (a video
+        with long stretches without a face stays cheap; a small face appears by the next one).
+        Decided by the index alone, so a fresh analyzer started on such a frame finds the same
+        (the engine's two-half analysis splits there)."""
+        return not self.tracking or frame_index % self.redetect_every == 0
 
     # -- tracking path ---------------------------------------------------------------------
     def _can_track(self, frame_index: int) -> bool:

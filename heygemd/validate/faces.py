@@ -117,7 +117,7 @@ def _no_face_findings(
         message = (
             f"No face was found in {pct(share)} of the video (at most "
             f"{pct(cfg.max_no_face_share)} allowed), first at {when}; record the person's "
-            "whole face, well lit and facing the camera."
+            "whole face from close by, well lit and facing the camera."
         )
     else:
         severity, code = Severity.WARN, "face_missing_briefly"

@@ -140,10 +140,10 @@ def test_tracking_mode_matches_detection_and_skips_the_detector(talking_clips: l
         calls = 0
         detect = tracked.detect_boxes
 
-        def counting(frame: np.ndarray) -> list:
+        def counting(frame: np.ndarray, tiles: bool = True) -> list:
             nonlocal calls
             calls += 1
-            return detect(frame)
+            return detect(frame, tiles)
 
         tracked.detect_boxes = counting  # type: ignore[method-assign]
         for i in sorted(frames):

@@ -112,6 +112,17 @@ def test_box_is_red_for_refusals_and_amber_for_warnings() -> None:
     assert tuple(warned[480 + 3, 5]) == annotate.AMBER
 
 
+def test_a_far_away_face_is_ringed_to_be_found_a_near_one_is_not() -> None:
+    frame = np.zeros((720, 1280, 3), np.uint8)  # shown at scale 1
+    ring = round(1280 * annotate.SMALL_FACE_RING)
+    small = synthetic_face((500, 300, 530, 330))  # 4% of the height
+    out = annotate.annotate(frame, small, [REFUSAL])
+    assert tuple(out[315, 515 + ring]) == annotate.RED  # the ring's right edge
+    big = synthetic_face((400, 200, 600, 400))
+    out = annotate.annotate(frame, big, [REFUSAL])
+    assert tuple(out[300, 500 + ring]) != annotate.RED
+
+
 def test_landmarks_are_drawn_and_scaled_with_the_frame() -> None:
     frame = np.zeros((240, 320, 3), np.uint8)  # shown at scale 2
     face = synthetic_face()

@@ -252,6 +252,14 @@ def test_face_too_small() -> None:
     assert (f.code, f.value, f.frame_index) == ("face_too_small", 0.04, 40)
 
 
+@pytest.mark.parametrize("size", [0.04, 0.05])
+def test_a_far_away_face_is_too_small_in_words_not_missing(size: float) -> None:
+    [f] = v.validate_faces([face(i, size=size) for i in range(10)], CFG, 25.0)
+    assert (f.code, f.severity) == ("face_too_small", Severity.REFUSE)
+    assert f.message.startswith("The face is too small:") and "closer" in f.message
+    assert "No face" not in f.message and "well lit" not in f.message
+
+
 def test_turned_face_in_most_frames_is_refused() -> None:
     frames = [face(i, yaw=38.0 + (i == 4) * 10) for i in range(7)] + [face(i) for i in range(7, 10)]
     [f] = v.validate_faces(frames, CFG, 25.0)
