@@ -2,7 +2,7 @@
 
 HeygemError
  +-- InputRejected      the user must fix something (stable ``code`` + plain-words ``message``)
- |    +-- MediaError    a file cannot be read or decoded (carries FFmpeg's message)
+ |    +-- MediaError    a file cannot be read or decoded (FFmpeg's own words go to the log)
  +-- ProcessingError    engine / encoder / IO trouble on good input; may be retried
  +-- ResourceError      GPU out of memory, disk full: the machine, not the input
  +-- ConfigError        a bad setting; stops start-up with one line naming the key
@@ -13,13 +13,19 @@ stage can never swallow a shutdown.
 
 from __future__ import annotations
 
-# Appended to every "cannot be read / truncated / empty" refusal: a copy that paused longer
-# than the settle time is the usual cause. Plain words; the setting names in parentheses.
+# Appended to every "cannot be read / incomplete / empty" refusal: a copy that paused longer
+# than the settle time is the usual cause. The user's words only; the settings behind it go to
+# the log (COPY_HINT), for the operator.
 COPY_ADVICE = (
-    " If the file was still being copied, copy the file again. On a slow or network share, "
-    "ask the operator to have heygemd wait for a READY file (then add an empty file named "
-    "READY to the job folder once the copy is complete) or to wait longer before taking a job "
-    "(watch.require_ready_marker, watch.settle_seconds)."
+    " If the file was still being copied, copy it again. If copies into the folder are slow "
+    "(a network share), ask the operator to make heygemd wait longer before taking a job, or "
+    "to make it wait for a file named READY: then add an empty file named READY to the job "
+    "folder once the copy is complete."
+)
+# Logged beside a refusal that carries COPY_ADVICE: what the operator can change.
+COPY_HINT = (
+    "if files arrive by a slow copy: watch.require_ready_marker = true, or a longer "
+    "watch.settle_seconds"
 )
 
 
@@ -54,7 +60,8 @@ class InputRejected(HeygemError):
 
 
 class MediaError(InputRejected):
-    """A file is unreadable, truncated, empty, or not what its extension says."""
+    """A file is unreadable, truncated, empty, or not what its extension says. The message is
+    the user's: no setting names, FFmpeg words, paths or error numbers (those are logged)."""
 
     code = "unreadable_media"
 

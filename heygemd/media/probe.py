@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from heygemd.errors import COPY_ADVICE, MediaError
+from heygemd.errors import COPY_ADVICE, COPY_HINT, MediaError
 from heygemd.media.types import AudioStreamInfo, MediaInfo, VideoStreamInfo
 
 log = structlog.get_logger(__name__)
@@ -62,7 +62,21 @@ CONTAINER_NAMES: dict[str, str] = {
     "aac": "an AAC file",
     "flac": "a FLAC file",
     "ogg": "an Ogg file",
+    "mpegts": "an MPEG-TS file",
+    "mpeg": "an MPEG file",
+    "asf": "a WMV/WMA file",
 }
+# FFmpeg's demuxers for still pictures (any other ``*_pipe`` is one too), by their usual name.
+PICTURE_NAMES: dict[str, str] = {
+    "jpeg_pipe": "JPEG",
+    "png_pipe": "PNG",
+    "webp_pipe": "WebP",
+    "bmp_pipe": "BMP",
+    "tiff_pipe": "TIFF",
+    "gif": "GIF",
+    "image2": "image",
+}
+TEXT_PROBE_BYTES = 512  # how much of an unreadable file is looked at to tell it is text
 
 
 def rotation_clockwise(display_rotation: float | None, rotate_tag: str | None) -> int:
@@ -103,18 +117,59 @@ def is_variable_rate(times: Sequence[float], tolerance: float = VFR_TOLERANCE) -
     return float(irregular.mean()) > VFR_IRREGULAR_SHARE
 
 
+def picture_kind(container: str) -> str | None:
+    """The usual name of the still-picture format FFmpeg's demuxer ``container`` reads
+    ("JPEG" for jpeg_pipe), or None when it is not a picture demuxer."""
+    if container in PICTURE_NAMES:
+        return PICTURE_NAMES[container]
+    if container.endswith("_pipe"):
+        return container.removesuffix("_pipe").upper()
+    return None
+
+
+def wrong_extension_message(name: str, suffix: str, container: str) -> str:
+    """What a user is told when ``name``'s extension ``suffix`` lies about what the file holds
+    (``container``: FFmpeg's demuxer name, never shown)."""
+    picture = picture_kind(container)
+    if picture is not None:
+        return (
+            f"{name} is a still picture ({picture}), not a video or a sound recording; send "
+            "the video or the recording itself."
+        )
+    really = CONTAINER_NAMES.get(container)
+    if really is None:
+        return (
+            f"{name} is not what its '{suffix}' extension says: it holds another kind of file. "
+            "Export it again from the program that made it."
+        )
+    return (
+        f"{name} is really {really}, not what its '{suffix}' extension says; rename it with "
+        "the right extension or export it again."
+    )
+
+
 def check_extension(path: Path, container: str) -> None:
     """Raise MediaError(code="wrong_extension") when ``path``'s extension lies about its content."""
     allowed = EXTENSION_CONTAINERS.get(path.suffix.lower())
     if allowed is None or container in allowed:
         return
-    really = CONTAINER_NAMES.get(container, f"a '{container}' file")
+    log.info("media.wrong_extension", file=path.name, container=container)
     raise MediaError(
-        f"{path.name} is really {really}, not what its '{path.suffix}' extension says; "
-        "rename it with the right extension or export it again.",
+        wrong_extension_message(path.name, path.suffix, container),
         code="wrong_extension",
         value=container,
     )
+
+
+def looks_like_text(head: bytes) -> bool:
+    """Whether the first bytes of a file are text (UTF-8, no control characters but line
+    breaks and tabs): a script or notes saved under a media name."""
+    if not head:
+        return False
+    text = head.decode("utf-8", errors="replace")
+    if text.count("\ufffd") > 1:  # one: a character cut at the end of ``head``
+        return False
+    return all(c.isprintable() or c in "\n\r\t\f" for c in text.replace("\ufffd", ""))
 
 
 def _fraction(value: Fraction | None) -> float:
@@ -191,9 +246,8 @@ def open_input(path: Path) -> Any:
     if not path.is_file():
         raise MediaError(f"{path.name} does not exist or is not a file.", code="missing_file")
     if os.path.getsize(path) == 0:
-        raise MediaError(
-            f"{path.name} is empty (0 bytes).{COPY_ADVICE}", code="empty_file"
-        )
+        log.info("media.unreadable", file=path.name, code="empty_file", hint=COPY_HINT)
+        raise MediaError(f"{path.name} is empty (0 bytes).{COPY_ADVICE}", code="empty_file")
     try:
         if _is_wave(path):
             container = av.open(str(path), mode="r", options={"probesize": str(WAV_PROBE_BYTES)})
@@ -203,11 +257,25 @@ def open_input(path: Path) -> Any:
             container.close()
         return av.open(str(path), mode="r")
     except av.FFmpegError as err:
-        raise MediaError(
-            f"{path.name} cannot be read as audio or video; it may be damaged, truncated or not a "
-            f"media file (FFmpeg: {err.strerror or err}).{COPY_ADVICE}",
+        raise _unopenable(path, err) from None
+
+
+def _unopenable(path: Path, err: Exception) -> MediaError:
+    """The MediaError for a file FFmpeg cannot open; FFmpeg's words go to the log."""
+    with open(path, "rb") as fh:
+        is_text = looks_like_text(fh.read(TEXT_PROBE_BYTES))
+    log.info("media.unreadable", file=path.name, code="unreadable_media", ffmpeg=str(err),
+             text=is_text, hint=None if is_text else COPY_HINT)
+    if is_text:
+        return MediaError(
+            f"{path.name} holds text, not sound or pictures; send the recording itself.",
             code="unreadable_media",
-        ) from None
+        )
+    return MediaError(
+        f"{path.name} cannot be read as audio or video; it may be damaged, cut short or not a "
+        f"media file.{COPY_ADVICE}",
+        code="unreadable_media",
+    )
 
 
 def _is_wave(path: Path) -> bool:
@@ -225,9 +293,11 @@ def check_complete(path: Path, size_bytes: int, index_ends: Sequence[int]) -> No
     """
     missing = max(index_ends, default=0) - size_bytes
     if missing > 0:
+        log.info("media.unreadable", file=path.name, code="truncated_media",
+                 missing_bytes=missing, hint=COPY_HINT)
         raise MediaError(
-            f"{path.name} is incomplete: it ends {missing} bytes before the data its index "
-            f"describes: the copy or download probably stopped early.{COPY_ADVICE}",
+            f"{path.name} is incomplete: its end is missing, so the copy or download probably "
+            f"stopped early.{COPY_ADVICE}",
             code="truncated_media",
             value=size_bytes,
         )
@@ -256,8 +326,8 @@ def probe(path: Path) -> MediaInfo:
     """What ``path`` holds: container, first video and audio stream facts, duration (s).
 
     Raises MediaError (codes: missing_file, empty_file, unreadable_media, wrong_extension,
-    truncated_media, no_streams) with a plain-words message that includes FFmpeg's own where
-    there is one.
+    truncated_media, no_streams) with a message in the user's words; FFmpeg's own, and the
+    settings an operator may change, are logged (``media.unreadable``).
     """
     import av
 
@@ -268,16 +338,21 @@ def probe(path: Path) -> MediaInfo:
         check_complete(path, os.path.getsize(path), _index_ends(container))
         streams = [s for s in container.streams if s.type in ("video", "audio")]
         if not streams:
-            raise MediaError(f"{path.name} contains no audio or video streams.", code="no_streams")
+            raise MediaError(
+                f"{path.name} contains neither sound nor pictures; send the recording itself.",
+                code="no_streams",
+            )
         names = tuple(f"{s.type}:{s.codec_context.codec.canonical_name}" for s in container.streams)
         video_streams = [s for s in container.streams.video if not _is_cover_art(s)]
         audio_streams = list(container.streams.audio)
         try:
             video = _video_info(container, video_streams[0]) if video_streams else None
         except av.FFmpegError as err:
+            log.info("media.unreadable", file=path.name, code="unreadable_media",
+                     ffmpeg=str(err), hint=COPY_HINT)
             raise MediaError(
-                f"The video in {path.name} cannot be decoded; the file may be damaged or "
-                f"truncated (FFmpeg: {err.strerror or err}).{COPY_ADVICE}",
+                f"The video in {path.name} cannot be decoded; the file may be damaged or cut "
+                f"short.{COPY_ADVICE}",
                 code="unreadable_media",
             ) from None
         audio = _audio_info(audio_streams[0]) if audio_streams else None
