@@ -262,7 +262,8 @@ def test_validate_folder_reports_each_file(shared_media: Path, tmp_path: Path) -
     assert "audio  voice.FLAC: ACCEPTED\n" in text
     assert "video  good.mp4: ACCEPTED WITH WARNINGS" in text
     assert "video  masked.mp4: REFUSED" in text and "mouth_covered" in text
-    assert "ignored notes.txt" in text and ".hidden" not in text
+    assert "ignored notes.txt" in text
+    assert "ignored .hidden.mp4: a name that starts with a dot is hidden" in text
     assert "Result: ACCEPTED: 1 of 2 videos" in text
     assert (tmp_path / "cache" / "validate" / "job" / "masked.refused.jpg").is_file()
 
