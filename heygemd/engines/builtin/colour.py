@@ -5,7 +5,7 @@ Two shifts, both measured on pixels that show the same thing in the base and the
 * skin: the per-channel median of (base - source) over the mask rim *above the mouth corners*
   (under the nose, the cheeks: anchored vertices, so both show the same skin). The rim below the
   mouth follows the jaw, and when base and source open the mouth differently it holds chin in
-  one and neck, shadow or background in the other: a mean over the whole rim swung by 20-30
+  one and neck, shadow or background in the other: a mean over the whole rim swings by 20-30
   levels between neighbouring frames with the same source (th05: pale pink, then mauve lips).
 * lips: the mean of the base frame's own lip band minus the (skin-shifted) source's, applied
   under a soft band around the transplanted lips. Templates do not hold one lip colour (th05's
@@ -88,7 +88,7 @@ def soft_band(masks: Any, sigma_px: float) -> Any:
     """compose.gaussian_blur(masks, sigma_px) (edge-replicating) of (B, 1, H, W) masks.
 
     On a CPU the same separable kernel runs through OpenCV, frame by frame: torch's grouped
-    conv2d took ~3 ms a frame for a 160x250 window (a third of the transplant), OpenCV ~0.1 ms.
+    conv2d takes ~3 ms a frame for a 160x250 window (a third of the transplant), OpenCV ~0.1 ms.
     Equal up to float rounding.
     """
     import torch

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 # Kernel ridge regression with a Gaussian kernel, exp(-gamma |a - b|^2), gamma = KERNEL_WIDTH /
-# the median squared distance between training rows. A template gives 50-250 speech frames
-# against 477 feature columns: a linear ridge (lambda 1000) had little to stand on. Measured
-# (plan r against the ground truth, five shared clips, three template splits: first 60/50/70%
-# of each clip): linear ridge 0.508/0.343/0.435, kernel 0.514/0.362/0.455; voiced frames alone
-# 0.530/0.405/0.458 -> 0.555/0.440/0.543. Width 0.5-2 and lambda 0.3-3 were tried; this pair
-# was best on the mean of the splits.
+# the median squared distance between training rows; a template gives 50-250 speech frames
+# against 477 feature columns. Plan r against the truth (five shared clips, template = first
+# 60/50/70% of each) is 0.514/0.362/0.455, voiced frames 0.555/0.440/0.543, against a linear
+# ridge's (lambda 1000) 0.508/0.343/0.435 and 0.530/0.405/0.458; this pair has the best mean of
+# the splits within width 0.5-2 and lambda 0.3-3.
 KERNEL_WIDTH = 1.0
 KERNEL_LAMBDA = 1.0
 # Rows the kernel is fitted on at most (evenly strided beyond): the solve is cubic in rows.
@@ -30,23 +29,22 @@ KERNEL_LAMBDA = 1.0
 MAX_KERNEL_ROWS = 2000
 PREDICT_CHUNK = 2048  # new-audio rows per kernel block while predicting
 HOLDOUT = 0.3  # tail share of the template used to measure the regression's reliability
-# Measured on the five shared clips (template = first 60%, plan r against ground truth): with
-# the phones' viseme classes among the regression's features (listen.py), the regression alone
-# 0.488, mixed 0.95/0.05 with the phone prior 0.477, 0.85/0.15 0.44 (linear ridge at the time).
-# The phone prior stays for templates without enough speech to fit on, and its b/p/m closures
-# always apply.
+# The regression alone gives plan r 0.488 against the truth on the five shared clips (template =
+# first 60%, linear ridge), against 0.477 mixed 0.95/0.05 with the phone prior and 0.44 at
+# 0.85/0.15. The phone prior stays for templates without enough speech to fit on, and its b/p/m
+# closures always apply.
 REGRESSION_WEIGHT = 1.0
 # The speaking mouth is given more than the template's own speech spread: the closed pauses
 # (below) sit at the far end of the opening range while the real speaker's pauses rest mid-range,
-# and a livelier speaking mouth keeps them from dominating the track. Measured on the five shared
-# clips (target r against the ground truth): gain 1.0 0.473, 1.25 0.485, 1.5 0.489, 2.0 0.489;
-# with the kernel regression (plan r, mean of three splits): 1.25 0.431, 1.5 0.444, 2.0 0.438.
+# and a livelier speaking mouth keeps them from dominating the track. 1.5: plan r 0.444 against
+# the truth on the five shared clips (mean of three template splits), against 0.431 at 1.25 and
+# 0.438 at 2.0.
 SPREAD_GAIN = 1.5
 CLOSED_OPENING = 0.05  # inner-lip gap / inter-ocular below this: lips closed (ENGINE-NOTES 6)
 # Pauses aim at the template's closed end. Real speakers pause with parted lips (ENGINE-NOTES 6;
 # in the shared clips' ground truth no silent frame of th02, th05 or th08 is closed), so closing
-# them costs r against the truth: aiming pauses at a looser 0.03 raised plan r 0.438 -> 0.480 on
-# four clips, but the rendered pauses then measured open (silent frames closed 0.93 -> 0.69).
+# them costs r against the truth: on four clips (linear ridge) plan r is 0.438 with 0.93 of the
+# rendered silent frames closed, where pauses aimed at a looser 0.03 give 0.480 but 0.69 closed.
 
 
 def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -159,7 +157,8 @@ def match_spread(
 
     Regression output is shrunk towards the mean; left so, the speaking mouth barely moves next to
     the closed pauses and the selection follows the template's runs instead of the audio.
-    Measured on the five shared clips: plan r 0.32 -> 0.43, better on every clip.
+    Rescaled, plan r on the five shared clips is 0.43 against 0.32 (linear ridge), higher on
+    every clip.
     """
     rows = prediction[speech] if int(speech.sum()) >= 5 else prediction
     spread = float(rows.std()) if len(rows) else 0.0
@@ -195,9 +194,9 @@ def combine_targets(
     regression_weight: the regression's share (the phone prior gets the rest); speech /
     closed_lips: bool (T,). Pauses and b/p/m aim at the template's closed end, ``lead_frames``
     ahead of the sound; a b/p/m's lips stay closed through it as well (in the shared clips' truth
-    they close for two frames: shifting its one or two frames ahead only opened the mouth where
-    the sound is. Measured, plan r against the truth, three template splits: 0.514/0.362/0.455
-    -> 0.534/0.374/0.455).
+    they close for two frames; shifted ahead alone, the closure leaves the mouth open where the
+    sound is): plan r against the truth over three template splits 0.534/0.374/0.455, against
+    0.514/0.362/0.455 with the shift alone.
     """
     w = float(np.clip(regression_weight, 0.0, 1.0))
     phone = scale.closed + phone_opening * (scale.open - scale.closed)

@@ -105,7 +105,7 @@ class PhoneRecognizer:
     """pocketsphinx all-phone decoder.
 
     A decoder adapts its noise and cepstral-mean estimates from one utterance to the next, so
-    the same audio decoded twice gave other phones: each call gets a fresh decoder (about 0.1 s
+    the same audio decoded twice gives other phones: each call gets a fresh decoder (about 0.1 s
     to build) and the same audio always gives the same phones, whatever was decoded before.
     Decoders may be built ahead (:meth:`make_spare`, when idle): one built ahead and never
     used is as fresh as one built in the call, and gives the same phones.

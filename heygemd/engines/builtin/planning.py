@@ -42,10 +42,10 @@ def drive(
     reliability = 0.0
     if has_speech:
         # Fitted on the template's speech only: the new audio's pauses are closed whatever the
-        # regression says, and the template's own pauses (lips parted, no voice) only taught it
-        # that silence looks half open. Measured (plan r against the ground truth, five shared
-        # clips, linear ridge at the time): 0.499 -> 0.508 with the template = first 60% of each
-        # clip, 0.340 -> 0.343 with the first 50%.
+        # regression says, and the template's own pauses (lips parted, no voice) would only teach
+        # it that silence looks half open. Plan r against the truth (five shared clips, linear
+        # ridge) is 0.508 against 0.499 fitted on all frames with the template = first 60% of each
+        # clip, 0.343 against 0.340 with the first 50%.
         reliability = motion.holdout_reliability(analysis.features, opening, spoken)
         model = motion.fit_kernel(analysis.features[spoken], opening[spoken])
         fitted = motion.match_spread(model.predict(heard.features), speech, opening[spoken])
