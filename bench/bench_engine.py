@@ -232,7 +232,7 @@ def main() -> None:
         ctx = EngineContext(settings=settings.engine, faces=settings.faces,
                             paths=settings.paths, device=device)
         engine = BuiltinEngine(ctx)
-        pipeline = Pipeline(settings, engine)
+        pipeline = Pipeline.from_settings(settings, engine)
         pipeline.startup()  # prepares the engine too
 
         def timed(clip: Path, out: Path, gain: float) -> float:

@@ -31,7 +31,7 @@ def build_pipeline(settings: Settings):  # type: ignore[no-untyped-def]  # -> Pi
 
     device = resolve_device(settings.engine.device)
     engine = create_engine(EngineContext(settings.engine, settings.faces, settings.paths, device))
-    return Pipeline(settings, engine)
+    return Pipeline.from_settings(settings, engine)
 
 
 def _daemon(settings: Settings):  # type: ignore[no-untyped-def]

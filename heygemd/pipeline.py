@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,13 @@ from heygemd.media.audio import load_audio
 from heygemd.media.video import frames_for
 from heygemd.media.writer import VideoWriter
 from heygemd.report import AudioResult, Finding, Severity, VideoResult, VideoStatus
-from heygemd.settings import Settings
+from heygemd.settings import (
+    FaceSettings,
+    LimitSettings,
+    OutputSettings,
+    Settings,
+    ValidationSettings,
+)
 from heygemd.timing import ms_since
 from heygemd.validate import refusals
 from heygemd.validate.common import clock
@@ -59,20 +65,37 @@ class AudioCheck:
     result: AudioResult
     samples: np.ndarray | None  # float32 (N,) mono at AUDIO_RATE; None when refused
     track: np.ndarray | None = None  # float32 (C, N) at output.audio_rate, the MP4's sound
+    # the job's output settings: the track was decoded at their audio_rate, and the job's
+    # videos are encoded with them (a job.toml may override the configured ones)
+    output: OutputSettings = field(default_factory=OutputSettings)
 
 
 class Pipeline:
-    """Built once per daemon (heavy things in startup()), then used for every video."""
+    """Built once per daemon (heavy things in startup()), then used for every video. Holds
+    the sections that are the same for every job; a job's output settings travel with its
+    audio check (:meth:`check_audio`)."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
-        self.settings = settings
+    def __init__(
+        self, engine: Engine, *, validation: ValidationSettings, limits: LimitSettings,
+        faces: FaceSettings, output: OutputSettings, face_cache: FaceCache,
+    ) -> None:
         self.engine = engine
+        self.validation, self.limits, self.faces = validation, limits, faces
+        self.output = output  # the configured output settings, for jobs that bring none
+        self.face_cache = face_cache
         self._analyzer: FaceAnalyzer | None = None
-        self.face_cache = FaceCache(settings.paths.cache, settings.faces, settings.validation,
-                                    settings.paths.cache_max_bytes())
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine) -> Pipeline:
+        """A pipeline of the configured sections (validation, limits, faces, output, the
+        cache under paths)."""
+        cache = FaceCache(settings.paths.cache, settings.faces, settings.validation,
+                          settings.paths.cache_max_bytes())
+        return cls(engine, validation=settings.validation, limits=settings.limits,
+                   faces=settings.faces, output=settings.output, face_cache=cache)
 
     def startup(self) -> None:
-        self._analyzer = FaceAnalyzer(self.settings.faces)
+        self._analyzer = FaceAnalyzer(self.faces)
         self.engine.prepare()
 
     def shutdown(self) -> None:
@@ -87,14 +110,17 @@ class Pipeline:
             raise RuntimeError("Pipeline.startup() was not called")
         return self._analyzer
 
-    def check_audio(self, audio: Path, progress: ProgressFn | None = None) -> AudioCheck:
-        """Examine the job's audio once for all its videos. ``progress`` gets the fraction of
-        the check done (decoding, then the VAD pass) at least every half second of work; it
-        may raise JobInterrupted, which propagates."""
+    def check_audio(
+        self, audio: Path, progress: ProgressFn | None = None, *,
+        output: OutputSettings | None = None,
+    ) -> AudioCheck:
+        """Examine the job's audio once for all its videos. ``output``: the job's output
+        settings (default: the configured ones); its videos are encoded with them. ``progress``
+        gets the fraction of the check done (decoding, then the VAD pass) at least every half
+        second of work; it may raise JobInterrupted, which propagates."""
+        output = output or self.output
         t0 = time.monotonic()
-        exam = examine.examine_audio(
-            audio, self.settings.validation, self.settings.limits, progress
-        )
+        exam = examine.examine_audio(audio, self.validation, self.limits, progress)
         accepted = exam.samples is not None and not refusals(exam.findings)
         log.info(
             "audio.examined",
@@ -110,10 +136,10 @@ class Pipeline:
             media=exam.info.summary() if exam.info else {},
         )
         if not accepted:
-            return AudioCheck(audio, result, None)
+            return AudioCheck(audio, result, None, output=output)
         # Decoded once per job at the output rate, all channels kept, for every video's MP4.
-        track = load_audio(audio, rate=self.settings.output.audio_rate, mono=False)
-        return AudioCheck(audio, result, exam.samples, track)
+        track = load_audio(audio, rate=output.audio_rate, mono=False)
+        return AudioCheck(audio, result, exam.samples, track, output=output)
 
     def process_video(
         self,
@@ -137,7 +163,7 @@ class Pipeline:
         timings: dict[str, float] = {}
         bound = log.bind(video=video.name)
         try:
-            cfg, limits = self.settings.validation, self.settings.limits
+            cfg, limits = self.validation, self.limits
             checked = examine.check_container(video, cfg, limits)
             if (audio.samples is not None and examine.needs_frame_pass(checked)
                     and not refusals(checked.findings)):
@@ -191,7 +217,7 @@ class Pipeline:
         """
         info, samples = checked.info, audio.samples
         assert info is not None and info.video is not None and samples is not None
-        cfg, limits = self.settings.validation, self.settings.limits
+        cfg, limits = self.validation, self.limits
         request = RenderRequest(template=video, info=info, audio=samples, fps=info.video.avg_fps)
         bound.info("stage.start", stage="examine")
         bound.info("stage.start", stage="render", beside="examine")
@@ -230,7 +256,7 @@ class Pipeline:
     ) -> dict[str, float]:
         """Pull the engine's frames into an MP4 at ``output`` with the job's sound track."""
         assert audio.samples is not None
-        out_cfg = self.settings.output
+        out_cfg = audio.output
         track = audio.track
         assert track is not None  # accepted audio always carries its track
         partial = output.with_name(names.fit(f".{output.stem}", ".mp4.partial"))

@@ -21,7 +21,7 @@ from heygemd import jobfiles
 from heygemd.daemon import inbox
 from heygemd.daemon.jobs import JobPaths
 from heygemd.daemon.status import not_ready_words
-from heygemd.daemon.store import JobRow, Store
+from heygemd.daemon.store import JobRow, JobStore
 from heygemd.daemon.watcher import Watcher
 from heygemd.settings import Settings
 
@@ -69,7 +69,7 @@ class Intake:
     """
 
     def __init__(
-        self, settings: Settings, store: Store, watcher: Watcher, problems: dict[str, str],
+        self, settings: Settings, store: JobStore, watcher: Watcher, problems: dict[str, str],
         on_change: Callable[[], None],
     ) -> None:
         self.settings = settings

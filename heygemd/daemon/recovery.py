@@ -11,7 +11,7 @@ import structlog
 
 from heygemd.daemon import checkpoint, outbox
 from heygemd.daemon.jobs import STATE_OF, JobPaths
-from heygemd.daemon.store import ACTIVE, FINAL, JobRow, State, Store
+from heygemd.daemon.store import ACTIVE, FINAL, JobRow, JobStore, State
 from heygemd.report import JobStatus
 from heygemd.settings import Settings
 
@@ -20,7 +20,7 @@ log = structlog.get_logger(__name__)
 DUMP_LOGGED = 4000  # first characters of a crash dump kept in the log line (the signal, the stacks)
 
 
-def reconcile(settings: Settings, store: Store) -> None:
+def reconcile(settings: Settings, store: JobStore) -> None:
     """Adopt claimed-but-unrecorded folders, finish recorded-but-unpublished state changes,
     re-queue interrupted jobs (their originals restored), and drop stale staging folders."""
     _adopt_unrecorded(settings.paths.work, store)
@@ -39,7 +39,7 @@ def reconcile(settings: Settings, store: Store) -> None:
         log.warning("recovery.temp_removed", file=name)
 
 
-def _adopt_unrecorded(work: Path, store: Store) -> None:
+def _adopt_unrecorded(work: Path, store: JobStore) -> None:
     """work/<job_id>/<name> without a store row: claimed, then killed before recording."""
     for holder in sorted(p for p in work.iterdir() if p.is_dir() and not p.is_symlink()):
         row = store.get(holder.name)
@@ -57,7 +57,7 @@ def _adopt_unrecorded(work: Path, store: Store) -> None:
             log.error("recovery.unknown_work_folder", folder=str(holder))
 
 
-def _recover_active(settings: Settings, store: Store, row: JobRow) -> None:
+def _recover_active(settings: Settings, store: JobStore, row: JobRow) -> None:
     """A job that was validating or running when the daemon died."""
     paths = JobPaths.of(settings, row)
     out = settings.paths.outbox

@@ -25,7 +25,7 @@ from heygemd.daemon.jobs import FilesChanged, JobRunner, PipelineLike
 from heygemd.daemon.lock import InstanceLock
 from heygemd.daemon.outbox import write_atomic
 from heygemd.daemon.status import StatusView, status_line, status_text, store_view
-from heygemd.daemon.store import JobRow, State, Store
+from heygemd.daemon.store import JobRow, JobStore, State, Store
 from heygemd.daemon.systemd import Notifier
 from heygemd.daemon.watcher import Watcher, choose_mode, read_mount
 from heygemd.engines.base import resolve_device
@@ -64,7 +64,7 @@ class Daemon:
         self._ran_once = False  # `heygemd once`: the status says so when it stops
         self._skipped: set[str] = set()  # ... that `once` takes no more in this run
         self.unfinished: str | None = None  # `once`: why jobs are left waiting, in a line
-        self._store: Store | None = None
+        self._store: JobStore | None = None
         self._runner: JobRunner | None = None
         self._watcher: Watcher | None = None
         self._intake: Intake | None = None
@@ -221,7 +221,7 @@ class Daemon:
                         "the queue now")
 
     @property
-    def store(self) -> Store:
+    def store(self) -> JobStore:
         if self._store is None:
             raise RuntimeError("Daemon.startup() was not called")
         return self._store

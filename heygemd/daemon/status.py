@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from heygemd import jobfiles
 from heygemd.daemon.inbox import EntryKind, Snapshot, has_input, has_marker
-from heygemd.daemon.store import JobRow, State, Store, utc_now
+from heygemd.daemon.store import JobRow, JobStore, State, utc_now
 from heygemd.settings import WatchSettings
 
 
@@ -194,7 +194,7 @@ def status_text(view: StatusView) -> str:
 
 
 def store_view(
-    store: Store, settling: Sequence[str] = (), problems: Sequence[str] = (),
+    store: JobStore, settling: Sequence[str] = (), problems: Sequence[str] = (),
     stopped: bool = False, copying: Sequence[str] = (), stopping: bool = False,
     incomplete: Sequence[str] = (), loose: Sequence[str] = (), blocked: Sequence[str] = (),
 ) -> StatusView:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 DB_NAME = "jobs.sqlite3"
 
@@ -121,6 +121,26 @@ def _row(values: tuple[Any, ...]) -> JobRow:
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class JobStore(Protocol):
+    """What the daemon needs of a job store; :class:`Store` (SQLite) is the one built in."""
+
+    def close(self) -> None: ...
+
+    def add(self, job_id: str, name: str, submitted_at: str | None = None) -> None: ...
+
+    def get(self, job_id: str) -> JobRow | None: ...
+
+    def in_states(self, *states: State) -> list[JobRow]: ...
+
+    def next_queued(self) -> JobRow | None: ...
+
+    def recent(self, limit: int = 5) -> list[JobRow]: ...
+
+    def transition(self, job_id: str, new: State, **fields: object) -> JobRow: ...
+
+    def update(self, job_id: str, **fields: object) -> None: ...
 
 
 class Store:

@@ -328,27 +328,27 @@ def test_a_copy_that_goes_on_while_the_job_runs_is_not_published(
     """The writer paused past both settle windows, the job ran on the half-written video (and
     refused it as truncated), then the writer went on: nothing of that run is published; the
     job waits for the copy and runs again on the whole file, the first run not counted."""
-    from heygemd.daemon.jobs import JobRunner
+    from heygemd.daemon import jobs
 
     daemon.startup()
     folder = harness.good_job("late")
     data = (folder / "face.mp4").read_bytes()
     (folder / "face.mp4").write_bytes(data[: len(data) // 2])
-    real_report = JobRunner._report
+    real_make = jobs.make_job
     resumed: list[str] = []
     runs: list[str] = []
 
-    def report_then_copy_goes_on(self: JobRunner, row: Any, paths: Any) -> Any:
-        report = real_report(self, row, paths)
+    def make_then_copy_goes_on(job: Any, *args: Any) -> Any:
+        report = real_make(job, *args)
         runs.append(report.videos[0].status)
         if not resumed:
-            resumed.append(row.job_id)
+            resumed.append(job.job_id)
             assert report.videos[0].status == "rejected"  # the half file: truncated
-            with open(paths.original / "face.mp4", "ab") as fh:
+            with open(job.folder / "face.mp4", "ab") as fh:
                 fh.write(data[len(data) // 2 :])
         return report
 
-    monkeypatch.setattr(JobRunner, "_report", report_then_copy_goes_on)
+    monkeypatch.setattr(jobs, "make_job", make_then_copy_goes_on)
     run_until_idle(daemon, ticks=80)
     assert runs == ["rejected", "done"]  # the first run was not published
     report = harness.published()["late"]
@@ -392,8 +392,8 @@ def test_audio_replaced_while_it_is_checked_is_not_published_from_the_old_one(
     real_check = Pipeline.check_audio
     replaced: list[bool] = []
 
-    def check_then_copy_finishes(self: Pipeline, path: Path, progress: Any) -> Any:
-        result = real_check(self, path, progress)
+    def check_then_copy_finishes(self: Pipeline, path: Path, progress: Any, **kw: Any) -> Any:
+        result = real_check(self, path, progress, **kw)
         if not replaced:
             replaced.append(True)
             shutil.copyfile(longer, path)

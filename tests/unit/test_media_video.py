@@ -377,4 +377,7 @@ def test_writer_output_failure_is_processing_error(tmp_path: Path) -> None:
         for i in range(30):
             writer.write(pattern_frame(i, 64, 48))
     assert err.value.code == "encode_failed"
-    assert "FFmpeg" in err.value.message and "o.mp4" in err.value.message
+    # plain words for the user; the file (a temp name in the daemon) goes only to the log
+    assert err.value.message == ("The result could not be encoded (the video encoder reported: "
+                                 "No such file or directory).")
+    assert isinstance(err.value.__cause__, OSError)

@@ -81,7 +81,7 @@ def run(video: Path, engine: ScriptedEngine, frame_pass: Any,
         monkeypatch: pytest.MonkeyPatch, progress: ProgressFn | None = None) -> Any:
     """process_video with ``frame_pass`` standing in for examine.examine_frames."""
     monkeypatch.setattr(examine, "examine_frames", frame_pass)
-    pipeline = Pipeline(Settings(), cast(Engine, engine))
+    pipeline = Pipeline.from_settings(Settings(), cast(Engine, engine))
     pipeline._analyzer = cast(FaceAnalyzer, object())  # the scripted pass needs none
     samples = np.zeros(int(1.2 * AUDIO_RATE), np.float32)
     audio = AudioCheck(video, AudioResult(name="a.wav", accepted=True), samples,
