@@ -26,11 +26,11 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 def build_pipeline(settings: Settings):  # type: ignore[no-untyped-def]  # -> Pipeline
     """The real pipeline with the configured engine (imports the heavy modules)."""
-    from heygemd.engines.base import EngineContext, create_engine, resolve_device
+    from heygemd.engines.base import create_engine, resolve_device
     from heygemd.pipeline import Pipeline
 
     device = resolve_device(settings.engine.device)
-    engine = create_engine(EngineContext(settings.engine, settings.faces, settings.paths, device))
+    engine = create_engine(settings.engine, settings.faces, settings.paths, device)
     return Pipeline.from_settings(settings, engine)
 
 
@@ -57,8 +57,17 @@ def cmd_once(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
+    """The running daemon's own snapshot (status.json: its problems included) when there is
+    one, else the store's; either way with the inbox as it looks now."""
     from heygemd.daemon import inbox, lock
-    from heygemd.daemon.status import StatusView, inbox_words, status_text, store_view
+    from heygemd.daemon.status import (
+        STATUS_JSON,
+        StatusView,
+        inbox_words,
+        snapshot_from_json,
+        status_text,
+        store_view,
+    )
     from heygemd.daemon.store import DB_NAME, Store, utc_now
 
     pid = lock.holder(settings.paths.state)
@@ -66,9 +75,16 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
         f"{name}: {inbox_words(snap, age, settings.watch)}"
         for name, snap, age in inbox.waiting_folders(settings.paths.inbox)
     ]
-    if not (settings.paths.state / DB_NAME).is_file():
+    view: StatusView | None = None
+    if pid is not None:
+        try:
+            snapshot = settings.status_file().with_name(STATUS_JSON).read_text(encoding="utf-8")
+            view = snapshot_from_json(snapshot)
+        except (OSError, ValueError):  # not written yet, or by another version
+            view = None
+    if view is None and not (settings.paths.state / DB_NAME).is_file():
         view = StatusView(updated_at=utc_now(), running=None, queued=(), recent=())
-    else:
+    elif view is None:
         store = Store(settings.paths.state, readonly=True)
         try:
             view = store_view(store)

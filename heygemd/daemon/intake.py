@@ -131,7 +131,8 @@ class Intake:
             self.request_rescan()
         elif not ok and "inbox" not in self._problems:
             self._problems["inbox"] = (
-                f"the inbox {paths.inbox} is missing or not mounted; retrying")
+                "the inbox is missing or not mounted (the service log names its path); "
+                "retrying")
             log.error("inbox.unavailable", inbox=str(paths.inbox))
             self._watcher.stop()
         if ok and not self._watcher.is_alive:

@@ -11,6 +11,7 @@ import structlog
 
 from heygemd.daemon import checkpoint, outbox
 from heygemd.daemon.jobs import STATE_OF, JobPaths
+from heygemd.daemon.status import STATUS_JSON
 from heygemd.daemon.store import ACTIVE, FINAL, JobRow, JobStore, State
 from heygemd.report import JobStatus
 from heygemd.settings import Settings
@@ -35,8 +36,10 @@ def reconcile(settings: Settings, store: JobStore) -> None:
                              message="The job's files were lost from the work area.")
             shutil.rmtree(paths.holder, ignore_errors=True)  # only checkpoints can be left
     _drop_stale_staging(settings.paths.outbox)
-    for name in outbox.sweep_temp_twins(settings.status_file()):  # killed mid-write
-        log.warning("recovery.temp_removed", file=name)
+    status_file = settings.status_file()
+    for path in (status_file, status_file.with_name(STATUS_JSON)):
+        for name in outbox.sweep_temp_twins(path):  # killed mid-write
+            log.warning("recovery.temp_removed", file=name)
 
 
 def _adopt_unrecorded(work: Path, store: JobStore) -> None:

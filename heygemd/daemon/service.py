@@ -9,7 +9,6 @@ through :class:`heygemd.daemon.intake.Intake`, which notices, waits for and clai
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import signal
 import time
@@ -24,7 +23,15 @@ from heygemd.daemon.intake import Intake, same_filesystem
 from heygemd.daemon.jobs import FilesChanged, JobRunner, PipelineLike
 from heygemd.daemon.lock import InstanceLock
 from heygemd.daemon.outbox import write_atomic
-from heygemd.daemon.status import StatusView, status_line, status_text, store_view
+from heygemd.daemon.status import (
+    STATUS_JSON,
+    Problem,
+    StatusView,
+    snapshot_json,
+    status_line,
+    status_text,
+    store_view,
+)
 from heygemd.daemon.store import JobRow, JobStore, State, Store
 from heygemd.daemon.systemd import Notifier
 from heygemd.daemon.watcher import Watcher, choose_mode, read_mount
@@ -56,7 +63,7 @@ class Daemon:
         self._signals: list[int] = []  # appended by the handler, logged by the loop
         self._stop_noted = self._abort_noted = False
         self._last_status = float("-inf")
-        self._problems: dict[str, str] = {}  # kind -> plain words, shown in the status
+        self._problems: dict[str, str] = {}  # Problem kind -> its words, shown in the status
         self._shown: tuple[str, ...] = ()  # the problems in the last status written
         self._retry_at = float("-inf")  # monotonic: no job is taken before this (back-off)
         self._failed: set[str] = set()  # job ids that could not be finished on our side
@@ -312,9 +319,11 @@ class Daemon:
         paths, need = self.settings.paths, self.settings.daemon.min_free_gb * GIB
         low = [p for p in (paths.work, paths.outbox) if shutil.disk_usage(p).free < need]
         if low and "disk" not in self._problems:
+            places = " and ".join("the outbox" if p == paths.outbox else "the work area"
+                                  for p in low)
             self._problems["disk"] = (
-                f"less than {self.settings.daemon.min_free_gb:g} GB free on "
-                f"{', '.join(map(str, low))}; new jobs wait")
+                f"less than {self.settings.daemon.min_free_gb:g} GB free on the disk that "
+                f"holds {places}; new jobs wait")
             log.error("disk.low", paths=[str(p) for p in low])
         elif not low and "disk" in self._problems:
             del self._problems["disk"]
@@ -325,13 +334,13 @@ class Daemon:
 
     def _view(self, stopped: bool = False) -> StatusView:
         waiting = self.intake.waiting()
-        view = store_view(
-            self.store, settling=waiting.settling, problems=tuple(self._problems.values()),
+        return store_view(
+            self.store, settling=waiting.settling,
+            problems=tuple(Problem(kind, words) for kind, words in self._problems.items()),
             stopped=stopped, copying=self.intake.copying,
             stopping=self.stop_requested and not stopped, incomplete=waiting.incomplete,
-            loose=waiting.loose, blocked=waiting.blocked,
+            loose=waiting.loose, blocked=waiting.blocked, ran_once=self._ran_once,
         )
-        return dataclasses.replace(view, ran_once=self._ran_once)
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:
         now = time.monotonic()
@@ -340,8 +349,11 @@ class Daemon:
             return
         self._last_status, self._shown = now, problems
         view = self._view(stopped)
-        try:
-            write_atomic(self.settings.status_file(), status_text(view))
-        except OSError as err:
-            log.warning("status.write_failed", error=str(err))
+        status_file = self.settings.status_file()
+        for path, text in ((status_file, status_text(view)),
+                           (status_file.with_name(STATUS_JSON), snapshot_json(view))):
+            try:
+                write_atomic(path, text)
+            except OSError as err:
+                log.warning("status.write_failed", file=path.name, error=str(err))
         self.notifier.status(status_line(view), force=force)

@@ -1,29 +1,47 @@
-"""What users see without a terminal: the STATUS file beside the outbox, `heygemd status`, and
-systemd's STATUS= line. Pure: rows in, text out."""
+"""What users and operators see without a terminal. One typed snapshot (:class:`StatusView`,
+built by :func:`store_view`) and its views: status.json (the snapshot itself, for programs and
+the web page), the STATUS file beside the outbox and `heygemd status` (:func:`status_text`),
+and systemd's STATUS= line (:func:`status_line`). Pure: rows in, text out."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from heygemd import jobfiles
 from heygemd.daemon.inbox import EntryKind, Snapshot, has_input, has_marker
 from heygemd.daemon.store import JobRow, JobStore, State, utc_now
 from heygemd.settings import WatchSettings
 
+SNAPSHOT_FORMAT = 1  # status.json's "format": raised when a field changes meaning
+STATUS_JSON = "status.json"  # beside the STATUS file
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A service problem, shown until it goes away. ``kind``: "inbox" (missing or not
+    mounted), "disk" (below daemon.min_free_gb), "job" (a job waits on a machine fault or an
+    error of ours); ``words``: plain words for users, no server path."""
+
+    kind: str
+    words: str
+
 
 @dataclass(frozen=True)
 class StatusView:
-    """Everything the status text shows. ``problems``: plain-words service problems (inbox
-    unavailable, disk low); ``settling``: inbox folders seen but not yet complete."""
+    """The status snapshot: everything the status views show. ``problems``: service problems
+    (inbox unavailable, disk low); ``settling``: inbox folders seen but not yet complete."""
 
     updated_at: str
     running: JobRow | None
     queued: Sequence[JobRow]
     recent: Sequence[JobRow]
     settling: Sequence[str] = field(default_factory=tuple)
-    problems: Sequence[str] = field(default_factory=tuple)
+    problems: Sequence[Problem] = field(default_factory=tuple)
     stopped: bool = False
     copying: Sequence[str] = field(default_factory=tuple)  # queued job ids still being written
     # inbox folders that cannot become a job as they are: "name: what to do"
@@ -70,7 +88,7 @@ def status_line(view: StatusView) -> str:
     parts.append(f"{len(view.queued)} queued")
     if view.blocked:
         parts.append(f"{len(view.blocked)} ready in the inbox but cannot be taken")
-    parts += list(view.problems)
+    parts += [p.words for p in view.problems]
     return "; ".join(parts)
 
 
@@ -158,7 +176,7 @@ def _head(view: StatusView) -> str:
 def status_text(view: StatusView) -> str:
     """The STATUS file / `heygemd status` output (pure)."""
     lines = [_head(view), ""]
-    lines += [f"PROBLEM: {p}" for p in view.problems]
+    lines += [f"PROBLEM: {p.words}" for p in view.problems]
     if view.problems:
         lines.append("")
     if view.stopping:
@@ -194,16 +212,49 @@ def status_text(view: StatusView) -> str:
 
 
 def store_view(
-    store: JobStore, settling: Sequence[str] = (), problems: Sequence[str] = (),
+    store: JobStore, settling: Sequence[str] = (), problems: Sequence[Problem] = (),
     stopped: bool = False, copying: Sequence[str] = (), stopping: bool = False,
     incomplete: Sequence[str] = (), loose: Sequence[str] = (), blocked: Sequence[str] = (),
+    ran_once: bool = False,
 ) -> StatusView:
-    """The view as the store has it (the daemon adds what only it knows: settling, problems)."""
+    """The snapshot: the store's jobs, and what only the daemon knows (settling folders,
+    problems, ...) as it gives them. The one way a StatusView is built, by the daemon and by
+    `heygemd status` alike."""
     active = store.in_states(State.VALIDATING, State.RUNNING)
     return StatusView(
         updated_at=utc_now(), running=active[0] if active else None,
         queued=store.in_states(State.QUEUED), recent=store.recent(5),
         settling=tuple(settling), problems=tuple(problems), stopped=stopped,
         copying=tuple(copying), stopping=stopping, incomplete=tuple(incomplete),
-        loose=tuple(loose), blocked=tuple(blocked),
+        loose=tuple(loose), blocked=tuple(blocked), ran_once=ran_once,
     )
+
+
+def snapshot_json(view: StatusView) -> str:
+    """status.json: the snapshot as JSON (pure). Job rows carry their store columns; states
+    are their names ("queued", "running", ...)."""
+    data = {"format": SNAPSHOT_FORMAT, **dataclasses.asdict(view)}
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def snapshot_from_json(text: str) -> StatusView:
+    """The snapshot status.json holds; ValueError when it is not one of this format."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.pop("format", None) != SNAPSHOT_FORMAT:
+        raise ValueError("not a heygemd status snapshot of this format")
+
+    def row(fields: dict[str, Any]) -> JobRow:
+        return JobRow(**{**fields, "state": State(fields["state"])})
+
+    try:
+        return StatusView(**{
+            **data,
+            "running": row(data["running"]) if data.get("running") else None,
+            "queued": tuple(row(r) for r in data["queued"]),
+            "recent": tuple(row(r) for r in data["recent"]),
+            "problems": tuple(Problem(**p) for p in data.get("problems", ())),
+            **{k: tuple(data[k]) for k in ("settling", "copying", "incomplete", "loose",
+                                           "blocked") if data.get(k) is not None},
+        })
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"damaged status snapshot: {err}") from err

@@ -162,7 +162,7 @@ def test_second_sigterm_aborts_and_the_job_reruns(harness: Harness) -> None:
     assert proc.wait(30) == 0
     assert time.monotonic() - t0 < 5
     assert harness.published() == {}
-    assert [p.name for p in harness.outbox.iterdir()] == ["STATUS.txt"]
+    assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt", "status.json"]
     assert "Waiting in queue: 1" in (harness.outbox / "STATUS.txt").read_text()
     harness.env.pop("HEYGEMD_FAKE_SLOW_MS")
     harness.start()

@@ -49,6 +49,14 @@ def test_a_full_outbox_makes_the_job_wait_not_fail(harness: Harness, fills: str)
         status = (harness.outbox / "STATUS.txt").read_text()
         assert "no space is left on the disk that holds the outbox" in status, status
         assert str(harness.root) not in status and "Errno" not in status
+        snapshot = json.loads((harness.outbox / "status.json").read_text())
+        assert [p["kind"] for p in snapshot["problems"]] == ["job"]
+        assert snapshot["queued"][0]["name"] == "full" and snapshot["queued"][0]["faults"] == 0
+        told = subprocess.run(  # `heygemd status` shows the running daemon's own problems
+            [sys.executable, "-m", "heygemd", "status", "--config",
+             str(harness.root / "config.toml")], capture_output=True, text=True, timeout=60,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+        assert "PROBLEM: job 'full' is waiting: no space is left" in told.stdout, told.stdout
         assert harness.published() == {}
         filler.unlink()
         report = harness.wait_published(1, timeout=60)["full"]

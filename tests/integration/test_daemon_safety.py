@@ -54,7 +54,7 @@ def test_a_job_folder_swapped_for_a_link_while_settling_is_left_alone(
     assert daemon.store.recent() == []
     assert (harness.inbox / "x").is_symlink()
     assert_untouched(secret, before)
-    assert outbox_files(harness) == ["STATUS.txt"]
+    assert outbox_files(harness) == ["STATUS.txt", "status.json"]
 
 
 def test_a_claimed_job_that_is_a_link_is_refused_without_following_it(
@@ -87,7 +87,7 @@ def test_recovery_does_not_adopt_a_link(harness: Harness, daemon: Daemon) -> Non
     assert daemon.store.get(holder.name) is None
     run_until_idle(daemon)
     assert_untouched(secret, before)
-    assert outbox_files(harness) == ["STATUS.txt"]
+    assert outbox_files(harness) == ["STATUS.txt", "status.json"]
     assert os.path.islink(holder / "x")
 
 

@@ -69,7 +69,8 @@ def test_published_but_unrecorded_job_is_not_repeated(harness: Harness, settings
         row = d.store.get("J1")
         assert row is not None and row.state is State.DONE and row.status == "partial"
         assert not (harness.work / "J1").exists()
-        assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt", "already"]
+        assert sorted(p.name for p in harness.outbox.iterdir()) == [
+            "STATUS.txt", "already", "status.json"]
     finally:
         d.shutdown()
 
@@ -143,7 +144,7 @@ def test_second_stop_during_examine_aborts_and_the_job_reruns(
     assert [r.name for r in daemon.store.in_states(State.QUEUED)] == ["cold"]
     [row] = daemon.store.in_states(State.QUEUED)
     assert row.faults == 0 and row.interruptions == 1  # a stop is never held against a job
-    assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt"]
+    assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt", "status.json"]
     monkeypatch.setattr(FaceAnalyzer, "analyze", analyze)
     daemon.stop_requested = daemon.abort_requested = False
     run_until_idle(daemon)
@@ -179,7 +180,7 @@ def test_second_stop_during_the_audio_check_aborts_and_the_job_reruns(
     assert "stage.start" not in events
     [row] = daemon.store.in_states(State.QUEUED)
     assert row.name == "cold" and row.faults == 0 and row.interruptions == 1
-    assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt"]
+    assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt", "status.json"]
     monkeypatch.setattr(examine, "load_audio", load)
     daemon.stop_requested = daemon.abort_requested = False
     run_until_idle(daemon)
@@ -213,7 +214,7 @@ def test_warm_stop_keeps_finished_videos_and_stale_checkpoints_are_redone(
     assert rendered == ["a.mp4"] and daemon.stop_requested
     [row] = daemon.store.in_states(State.QUEUED)
     assert row.faults == 0 and row.interruptions == 1
-    assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt"]
+    assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt", "status.json"]
     slot = checkpoint.slot_dir(harness.work / row.job_id, "a.mp4")
     assert sorted(p.name for p in slot.iterdir()) == ["a.mp4", "a.warning.jpg", "result.json"]
     daemon.stop_requested = False

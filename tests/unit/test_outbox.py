@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
 from heygemd.daemon import outbox
-from heygemd.daemon.status import StatusView, progress_words, status_line, status_text
+from heygemd.daemon.status import (
+    Problem,
+    StatusView,
+    progress_words,
+    snapshot_from_json,
+    snapshot_json,
+    status_line,
+    status_text,
+)
 from heygemd.daemon.store import JobRow, State
 from heygemd.daemon.verdicts import audio_refusal, rejected_videos
 from heygemd.report import (
@@ -153,12 +163,34 @@ def test_status_text_shows_queue_progress_and_results() -> None:
                                                    _row("q2", State.QUEUED)],
         recent=[_row("old", State.REJECTED, status="rejected", outbox_name="old",
                      message="No audio.")],
-        settling=["copying"], problems=["disk low"])
+        settling=["copying"], problems=[Problem("disk", "disk low")])
     text = status_text(view)
     assert "Working on: clip job - video 2 of 3 (b.mp4), 46%" in text
     assert "  1. q1\n  2. q2" in text and "  - copying" in text and "PROBLEM: disk low" in text
     assert "rejected old -> outbox/old (No audio.)" in text
     assert status_line(view) == "running clip job: video 2 of 3 (b.mp4), 46%; 2 queued; disk low"
+
+
+def test_the_snapshot_round_trips_through_status_json() -> None:
+    running = _row("clip job", State.RUNNING, video_index=2, video_count=3, video_name="b.mp4",
+                   fraction=0.456, crashes='{"a.mp4": 1}')
+    view = StatusView(
+        updated_at="now", running=running, queued=[_row("q1", State.QUEUED)],
+        recent=[_row("old", State.DONE, status="partial", outbox_name="old")],
+        settling=["copying"], problems=[Problem("disk", "less than 2 GB free")],
+        blocked=["root-owned: ask the operator"], ran_once=True)
+    text = snapshot_json(view)
+    data = json.loads(text)
+    assert data["format"] == 1 and data["running"]["state"] == "running"
+    assert data["problems"] == [{"kind": "disk", "words": "less than 2 GB free"}]
+    back = snapshot_from_json(text)
+    assert back == dataclasses.replace(view, queued=tuple(view.queued),
+                                       recent=tuple(view.recent), settling=("copying",),
+                                       problems=tuple(view.problems),
+                                       blocked=tuple(view.blocked))
+    assert status_text(back) == status_text(view)
+    with pytest.raises(ValueError):
+        snapshot_from_json('{"format": 99}')
 
 
 def test_result_text_lists_warnings_only_for_videos_that_were_made() -> None:
