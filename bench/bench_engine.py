@@ -46,12 +46,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from baseline import Spread, plain_decode_encode  # noqa: E402
 
-from heygemd.engines.base import (  # noqa: E402
-    AUDIO_RATE,
-    EngineContext,
-    RenderRequest,
-    resolve_device,
-)
+from heygemd.contract import AUDIO_RATE  # noqa: E402
+from heygemd.engines.base import EngineContext, RenderRequest, resolve_device  # noqa: E402
 from heygemd.engines.builtin.engine import BuiltinEngine  # noqa: E402
 from heygemd.media.audio import load_audio  # noqa: E402
 from heygemd.media.probe import probe  # noqa: E402
@@ -229,8 +225,8 @@ def main() -> None:
         settings = settings.model_copy(update={
             "output": output, "paths": settings.paths.model_copy(update={"cache": cache})})
         device = resolve_device(args.device or settings.engine.device)
-        ctx = EngineContext(settings=settings.engine, faces=settings.faces,
-                            paths=settings.paths, device=device)
+        ctx = EngineContext.within(settings.paths, options=settings.engine.builtin,
+                                   faces=settings.faces, device=device)
         engine = BuiltinEngine(ctx)
         pipeline = Pipeline.from_settings(settings, engine)
         pipeline.startup()  # prepares the engine too

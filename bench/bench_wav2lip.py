@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from heygemd.contract import AUDIO_RATE
 from heygemd.engines.base import EngineContext, RenderRequest
 from heygemd.engines.wav2lip.engine import Wav2LipEngine
 from heygemd.engines.wav2lip.model import Wav2LipGenerator
@@ -66,15 +67,15 @@ def job_fps(device: str, seconds: float, models: Path) -> dict[str, float]:
         models / "wav2lip_gan.pth", _use_new_zipfile_serialization=False,
     )  # fmt: skip
     settings = Settings()
-    ctx = EngineContext(
-        settings=settings.engine,
+    ctx = EngineContext.within(
+        settings.paths.model_copy(update={"models": models}),
+        options=settings.engine.wav2lip,
         faces=settings.faces,
-        paths=settings.paths.model_copy(update={"models": models}),
         device=device,
     )
     engine = Wav2LipEngine(ctx)
     engine.prepare()
-    audio = load_audio(SPEECH)[: int(seconds * 16000)]
+    audio = load_audio(SPEECH)[: int(seconds * AUDIO_RATE)]
     info = probe(TEMPLATE)
     request = RenderRequest(template=TEMPLATE, info=info, audio=audio, fps=info.video.avg_fps)
     start = time.perf_counter()

@@ -27,7 +27,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from heygemd.engines.base import AUDIO_RATE, EngineContext, RenderRequest  # noqa: E402
+from heygemd.contract import AUDIO_RATE  # noqa: E402
+from heygemd.engines.base import EngineContext, RenderRequest  # noqa: E402
 from heygemd.engines.builtin.engine import BuiltinEngine  # noqa: E402
 from heygemd.media.audio import load_audio  # noqa: E402
 from heygemd.media.probe import probe  # noqa: E402
@@ -40,7 +41,7 @@ def render_frames(engine: BuiltinEngine, request: RenderRequest) -> tuple[list[n
     """Every output frame of ``request`` and the wall seconds the render took."""
     start = time.perf_counter()
     frames = list(engine.render(request, lambda fraction: None).frames)
-    if engine.ctx.device == "cuda":
+    if engine.device == "cuda":
         torch.cuda.synchronize()
     return frames, time.perf_counter() - start
 
@@ -70,8 +71,8 @@ def engines(settings: Settings, cache: Path) -> dict[str, BuiltinEngine]:
     paths = settings.paths.model_copy(update={"cache": cache})
     made = {}
     for device in ("cpu", "cuda"):
-        ctx = EngineContext(settings=settings.engine, faces=settings.faces, paths=paths,
-                            device=device)
+        ctx = EngineContext.within(paths, options=settings.engine.builtin, faces=settings.faces,
+                                   device=device)
         made[device] = BuiltinEngine(ctx)
         made[device].prepare()
     return made

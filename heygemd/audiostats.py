@@ -1,6 +1,6 @@
 """Pure measurements of a job's audio: level, clipping, speech share and estimated SNR.
 
-Everything works on ``float32 (N,)`` mono samples at 16 kHz (``engines.base.AUDIO_RATE``) cut
+Everything works on ``float32 (N,)`` mono samples at 16 kHz (``contract.AUDIO_RATE``) cut
 into frames of 512 samples (32 ms), the frame size of silero-vad, so a per-frame speech
 probability from the VAD lines up with the per-frame powers measured here.
 
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RATE = 16000  # Hz, analysis rate
+from heygemd.contract import AUDIO_RATE
+
 FRAME = 512  # samples per frame (32 ms at 16 kHz), silero-vad's window
 SPEECH_PROBABILITY = 0.5  # a frame with VAD probability at or above this is speech
 CLIP_LEVEL = 0.99  # |sample| at or above this (full scale = 1.0) counts as clipped
@@ -116,7 +117,7 @@ def estimate_snr_db(powers: np.ndarray, is_speech: np.ndarray) -> float:
 
 
 def measure_audio(
-    samples: np.ndarray, speech_probabilities: np.ndarray, rate: int = RATE
+    samples: np.ndarray, speech_probabilities: np.ndarray, rate: int = AUDIO_RATE
 ) -> AudioStats:
     """All stats of ``samples`` (float32 (N,) mono at ``rate``) given per-frame VAD
     probabilities (F,) for frames of :data:`FRAME` samples."""

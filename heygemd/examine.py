@@ -18,8 +18,8 @@ import numpy as np
 import structlog
 
 from heygemd import annotate, names, validate, voice
-from heygemd.audiostats import FRAME, RATE, measure_audio
-from heygemd.engines.base import ProgressFn, progress_span
+from heygemd.audiostats import FRAME, measure_audio
+from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.errors import MediaError
 from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
@@ -116,7 +116,7 @@ def speech_probabilities(samples: np.ndarray, progress: ProgressFn | None = None
         for i in range(count):
             if i % VAD_BLOCK == 0:
                 report(i / count)
-            out.append(model(frames[i], RATE))  # type: ignore[operator]
+            out.append(model(frames[i], AUDIO_RATE))  # type: ignore[operator]
     report(1.0)
     probabilities = torch.cat(out, 1).numpy().reshape(-1).astype(np.float32)
     voice.remember(samples, probabilities)  # the engine's VAD takes them (heygemd.voice)
@@ -149,8 +149,8 @@ def examine_audio(
     if not blocked:
         report(0.0)
         try:
-            samples = load_audio(path, rate=RATE, mono=True, max_seconds=limits.max_audio_seconds
-                                 + AUDIO_CAP_MARGIN_SECONDS)
+            samples = load_audio(path, rate=AUDIO_RATE, mono=True,
+                                 max_seconds=limits.max_audio_seconds + AUDIO_CAP_MARGIN_SECONDS)
         except MediaError as err:
             return AudioExamination(info, None, [_unreadable("audio", err, path.name)])
         vad = speech_probabilities(samples, progress_span(report, DECODE_SHARE, 1.0))

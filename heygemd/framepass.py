@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from heygemd.engines.base import ProgressFn
+from heygemd.contract import ProgressFn
 from heygemd.errors import JobInterrupted
 from heygemd.examine import VideoExamination
 from heygemd.timing import ms_since

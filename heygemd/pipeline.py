@@ -25,14 +25,8 @@ import numpy as np
 import structlog
 
 from heygemd import examine, faults, names
-from heygemd.engines.base import (
-    AUDIO_RATE,
-    Engine,
-    ProgressFn,
-    Rendering,
-    RenderRequest,
-    progress_span,
-)
+from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
+from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import DiskFull, HeygemError, InputRejected, ResourceError
 from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer

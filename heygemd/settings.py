@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,7 +45,7 @@ class PathSettings(Section):
     models: Path = Path("models")
     cache: Path = Path(".heygemd/cache")
     # the cache's size limit, least recently used removed first; beside `cache` because the
-    # engines receive this section (EngineContext.paths) and write there too
+    # engines (EngineContext.cache_max_bytes) and the frame pass write there too
     cache_max_gb: float = Field(4.0, gt=0)
     status_file: Path | None = None  # default: <outbox>/STATUS.txt
 
@@ -123,11 +124,43 @@ class Wav2LipSettings(Section):
     template_cache_mb: int = Field(2048, ge=1)
 
 
+def _engine_table(value: Any) -> Any:
+    """Any other key of [engine] must be a table ([engine.<engine name>]): a value is a typo."""
+    if not isinstance(value, dict):
+        raise PydanticCustomError("extra_forbidden", "unknown setting")
+    return value
+
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
 class EngineSettings(Section):
+    """[engine]: which engine, on which device, and each engine's own options table
+    [engine.<the engine's name>], validated by that engine's ``Options`` model (:meth:`options`).
+
+    The shipped engines' tables are typed here, so config.toml documents them and an unknown key
+    is refused at load; a custom engine's table is kept as given until its engine is created.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, Annotated[dict[str, Any], BeforeValidator(_engine_table)]] = (
+        Field(init=False))
+
     name: str = "builtin"  # builtin | wav2lip | "module:Class" (a custom engine)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     builtin: BuiltinEngineSettings = BuiltinEngineSettings()
     wav2lip: Wav2LipSettings = Wav2LipSettings()
+
+    def options(self, table: str, model: type[OptionsT]) -> OptionsT:
+        """[engine.<table>] validated by ``model`` (an engine's ``Options``); an absent table
+        is empty (the model's defaults). Raises ConfigError with one line naming the key."""
+        given = self.model_extra or {}
+        typed = getattr(self, table, None) if table in type(self).model_fields else None
+        raw = typed.model_dump() if isinstance(typed, BaseModel) else given.get(table, {})
+        try:
+            return model.model_validate(raw)
+        except ValidationError as err:
+            raise ConfigError(_format_error(err, prefix=("engine", table))) from None
 
 
 class OutputSettings(Section):
@@ -199,13 +232,16 @@ def _resolve_paths(paths: PathSettings, base: Path) -> PathSettings:
 _PLAIN = {"extra_forbidden": "unknown setting"}
 
 
-def _format_error(err: ValidationError, environ: Mapping[str, str] | None = None) -> str:
-    """One line naming the key, what is wrong, the value, and the environment variable when
-    the value came from one."""
+def _format_error(
+    err: ValidationError, environ: Mapping[str, str] | None = None, prefix: tuple[str, ...] = (),
+) -> str:
+    """One line naming the key (under ``prefix``, the table validated), what is wrong, the
+    value, and the environment variable when the value came from one."""
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
+    loc = (*prefix, *first["loc"])
+    key = ".".join(str(p) for p in loc)
     value = first.get("input")
-    env_name = "HEYGEMD_" + "__".join(str(p) for p in first["loc"]).upper()
+    env_name = "HEYGEMD_" + "__".join(str(p) for p in loc).upper()
     source = f" (from environment {env_name})" if env_name in (environ or os.environ) else ""
     what = _PLAIN.get(first["type"], first["msg"])
     got = "" if first["type"] == "extra_forbidden" else f" (got {value!r})"

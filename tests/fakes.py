@@ -1,5 +1,6 @@
 """Test-double engines: real implementations of heygemd.engines.base.Engine, cheap enough for
-daemon tests (configure with ``engine.name = "tests.fakes:EchoEngine"``).
+daemon tests (configure with ``engine.name = "tests.fakes:EchoEngine"``; its options table is
+[engine.echo], validated by :class:`EchoOptions` when the engine is created).
 
 EchoEngine plays the template's own frames (forwards then backwards, so any audio length is
 covered) and paints a bar across the bottom whose brightness follows the audio's loudness: a
@@ -12,15 +13,26 @@ import os
 import resource
 import time
 from collections.abc import Iterator
+from typing import ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from heygemd.engines.base import AUDIO_RATE, EngineContext, ProgressFn, Rendering, RenderRequest
+from heygemd.contract import AUDIO_RATE, ProgressFn
+from heygemd.engines.base import EngineContext, Rendering, RenderRequest
 from heygemd.errors import ProcessingError
 from heygemd.media.video import VideoReader
 
 BAR_FRACTION = 0.08  # height of the loudness bar, as a share of the frame height
 MAX_TEMPLATE_FRAMES = 250  # frames held in memory from the template
+
+
+class EchoOptions(BaseModel):
+    """[engine.echo]: a custom engine's own options table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bar_fraction: float = Field(BAR_FRACTION, gt=0, le=1)  # loudness bar height / frame height
 
 
 def loudness_per_frame(audio: np.ndarray, frame_count: int) -> np.ndarray:
@@ -55,11 +67,13 @@ class EchoEngine:
     process with SIGABRT (as a native library's crash would), no core file.
     """
 
+    Options: ClassVar[type[BaseModel]] = EchoOptions
     name = "echo"
     version = "1.0"
 
-    def __init__(self, ctx: EngineContext) -> None:
+    def __init__(self, ctx: EngineContext[EchoOptions]) -> None:
         self.ctx = ctx
+        self.options = ctx.options
         self.device = ctx.device
         self.prepared = False
         self.slow = float(os.environ.get("HEYGEMD_FAKE_SLOW_MS", "0")) / 1000.0
@@ -97,7 +111,7 @@ class EchoEngine:
         rendering: Rendering,
     ) -> Iterator[np.ndarray]:
         levels = loudness_per_frame(audio, count)
-        bar = max(2, int(template[0].shape[0] * BAR_FRACTION))
+        bar = max(2, int(template[0].shape[0] * self.options.bar_fraction))
         last = time.monotonic()
         for i, src in enumerate(ping_pong(count, len(template))):
             frame = template[src].copy()

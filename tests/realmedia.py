@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from heygemd.engines.base import AUDIO_RATE, RenderRequest
+from heygemd.contract import AUDIO_RATE
+from heygemd.engines.base import RenderRequest
 
 TEMPLATE = "talking/th08_woman_older_en_real3dportrait_May5s.mp4"
 SPEECH = "speech/en01_male_jfk_inaugural_11s.flac"

@@ -132,10 +132,9 @@ def check_device(settings: Settings) -> Check:
 
 
 def check_engine(settings: Settings) -> Check:
-    from heygemd.engines.base import EngineContext, create_engine
+    from heygemd.engines.base import create_engine
 
-    ctx = EngineContext(settings.engine, settings.faces, settings.paths, "cpu")
-    problems = create_engine(ctx).problems()
+    problems = create_engine(settings.engine, settings.faces, settings.paths, "cpu").problems()
     if problems:
         return Check("engine", False, f"{settings.engine.name}: " + "; ".join(problems))
     return Check("engine", True, f"{settings.engine.name}: ready")

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import structlog
 
 from heygemd import __version__, jobfiles
+from heygemd.contract import ProgressFn
 from heygemd.daemon import inbox, outbox
 from heygemd.daemon.store import utc_now
 from heygemd.daemon.verdicts import (
@@ -29,7 +30,7 @@ from heygemd.daemon.verdicts import (
     overall_reason,
     rejected_videos,
 )
-from heygemd.engines.base import Engine, ProgressFn
+from heygemd.engines.base import Engine
 from heygemd.errors import JobInterrupted
 from heygemd.jobtoml import job_settings
 from heygemd.report import AudioResult, JobReport, JobStatus, VideoResult, job_status

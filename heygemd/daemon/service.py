@@ -35,7 +35,6 @@ from heygemd.daemon.status import (
 from heygemd.daemon.store import JobRow, JobStore, State, Store
 from heygemd.daemon.systemd import Notifier
 from heygemd.daemon.watcher import Watcher, choose_mode, read_mount
-from heygemd.engines.base import resolve_device
 from heygemd.errors import ConfigError, JobInterrupted
 from heygemd.settings import Settings
 
@@ -110,8 +109,7 @@ class Daemon:
         engine = pipeline.engine
         engine_info = {
             "name": str(engine.name), "version": str(engine.version),
-            "device": str(getattr(engine, "device", None)
-                          or resolve_device(self.settings.engine.device)),
+            "device": engine.device,
         }
         self._runner = JobRunner(
             self.settings, self._store, pipeline, engine_info, self._on_progress,

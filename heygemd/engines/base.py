@@ -1,50 +1,57 @@
 """The Engine protocol and the engine registry.
 
 An engine turns (template video, new audio) into a stream of RGB frames showing the template's
-person speaking the audio. It never touches the inbox or outbox; the pipeline encodes what it
-yields. Heavy things (models, detectors) are built in ``prepare()``, once per daemon, not per job.
+person speaking the audio. It never touches the inbox or outbox (its :class:`EngineContext` names
+only the models and cache folders); the pipeline encodes what it yields. Heavy things (models,
+detectors) are built in ``prepare()``, once per daemon, not per job. Each engine class names the
+pydantic model of its options table, ``Options``; :func:`create_engine` validates the table with it.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
+from heygemd.contract import AUDIO_RATE, ProgressFn
 from heygemd.errors import ConfigError
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import frames_for
 from heygemd.settings import EngineSettings, FaceSettings, PathSettings
 
-# Called by engines with the fraction (0..1) of the current video rendered. It may raise
-# heygemd.errors.JobInterrupted: engines must let that propagate (it is a BaseException).
-ProgressFn = Callable[[float], None]
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
 
-def progress_span(progress: ProgressFn, start: float, stop: float) -> ProgressFn:
-    """A callback for one part of a task: its fractions 0..1 reach ``progress`` as
-    ``start``..``stop`` (e.g. examining is the first tenth of a video's progress)."""
+class NoOptions(BaseModel):
+    """The options of an engine with nothing to configure: its table must be empty."""
 
-    def part(fraction: float) -> None:
-        progress(start + (stop - start) * fraction)
-
-    return part
-
-AUDIO_RATE = 16000  # the rate of RenderRequest.audio
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
-class EngineContext:
-    """What an engine may know about its environment: its settings, paths, and the device."""
+class EngineContext(Generic[OptionsT]):
+    """What an engine may know about its environment: its own options table, the face
+    settings, where operator-supplied weights lie, where it may keep what it derives (and how
+    much), and the device. Never the daemon's folders (inbox, outbox, work)."""
 
-    settings: EngineSettings
+    options: OptionsT  # [engine.<name>], validated by the engine's Options model
     faces: FaceSettings
-    paths: PathSettings  # models dir (operator-supplied weights) and cache dir
-    device: str  # "cpu" or "cuda" (resolved from settings.device)
+    models: Path  # operator-supplied weights (paths.models)
+    cache: Path  # derived data, shared with the frame pass (paths.cache)
+    cache_max_bytes: int  # the cache's size limit (paths.cache_max_gb)
+    device: str  # "cpu" or "cuda" (resolved from engine.device)
+
+    @classmethod
+    def within(
+        cls, paths: PathSettings, options: OptionsT, faces: FaceSettings, device: str
+    ) -> EngineContext[OptionsT]:
+        """The context of an engine run under ``paths``: of those, only models and cache."""
+        return cls(options, faces, paths.models, paths.cache, paths.cache_max_bytes(), device)
 
 
 @dataclass(frozen=True)
@@ -85,8 +92,15 @@ class Rendering:
 
 @runtime_checkable
 class Engine(Protocol):
+    """What the pipeline and the daemon use of an engine. The class is built with an
+    :class:`EngineContext` by :func:`create_engine`; ``name`` (a class attribute) names its
+    options table [engine.<name>], validated by ``Options`` (a pydantic model; :class:`NoOptions`
+    when there is nothing to configure)."""
+
+    Options: ClassVar[type[BaseModel]]
     name: str
     version: str
+    device: str  # where it renders: "cpu" or "cuda", recorded with each job
 
     def prepare(self) -> None:
         """Load models / build detectors. Called once at daemon start-up."""
@@ -104,6 +118,53 @@ class Engine(Protocol):
         """Release models and devices."""
 
 
+class TemplateFacts(Protocol):
+    """Per template frame (N frames): what an engine measured of a template."""
+
+    @property
+    def n_frames(self) -> int: ...
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        """float32 (N, 478, 3) pixels, NaN where no face was found."""
+        ...
+
+    @property
+    def usable(self) -> np.ndarray:
+        """bool (N,): a face found and not turned away."""
+        ...
+
+    @property
+    def opening(self) -> np.ndarray:
+        """float32 (N,): inner-lip gap / inter-ocular distance."""
+        ...
+
+
+class PlannedFrames(Protocol):
+    """Per output frame (T,): the template frame whose mouth was used, and whether it was."""
+
+    @property
+    def source(self) -> np.ndarray: ...
+
+    @property
+    def active(self) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Evaluable(Engine, Protocol):
+    """Optional, for `heygemd eval`: an engine that shows how it read a template and what it
+    chose for its latest render (the builtin engine does; Wav2Lip does not)."""
+
+    @property
+    def last_plan(self) -> PlannedFrames | None:
+        """The latest render's choices, complete once its frames are exhausted; None before."""
+        ...
+
+    def analysis_of(self, template: Path) -> TemplateFacts:
+        """The engine's analysis of ``template`` (cached where the engine caches)."""
+        ...
+
+
 def resolve_device(requested: str) -> str:
     """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
     if requested != "auto":
@@ -113,14 +174,16 @@ def resolve_device(requested: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def create_engine(ctx: EngineContext) -> Engine:
-    """Build the engine named in settings: 'builtin', 'wav2lip', or 'package.module:Class'
-    (a custom engine class taking an EngineContext). Does not load models (see prepare())."""
-    name = ctx.settings.name
-    target = {
-        "builtin": "heygemd.engines.builtin.engine:BuiltinEngine",
-        "wav2lip": "heygemd.engines.wav2lip.engine:Wav2LipEngine",
-    }.get(name, name)
+ENGINES = {
+    "builtin": "heygemd.engines.builtin.engine:BuiltinEngine",
+    "wav2lip": "heygemd.engines.wav2lip.engine:Wav2LipEngine",
+}
+
+
+def engine_class(name: str) -> Any:
+    """The engine class named in settings: 'builtin', 'wav2lip', or 'package.module:Class'
+    (a custom engine). Raises ConfigError naming engine.name."""
+    target = ENGINES.get(name, name)
     module_name, _, class_name = target.partition(":")
     if not class_name:
         raise ConfigError(
@@ -131,5 +194,23 @@ def create_engine(ctx: EngineContext) -> Engine:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as err:
         raise ConfigError(f"config error: engine.name: cannot load {target!r}: {err}") from None
-    engine: Engine = cls(ctx)
+    options = getattr(cls, "Options", None)
+    if not isinstance(getattr(cls, "name", None), str) or not (
+            isinstance(options, type) and issubclass(options, BaseModel)):
+        raise ConfigError(
+            f"config error: engine.name: {target!r} is not an engine class (it needs a name "
+            "and an Options model as class attributes)"
+        )
+    return cls
+
+
+def create_engine(
+    settings: EngineSettings, faces: FaceSettings, paths: PathSettings, device: str
+) -> Engine:
+    """Build the engine named in settings with its options table [engine.<its name>] validated
+    by its own Options (ConfigError naming the key) and, of ``paths``, only the models and cache
+    folders. Does not load models (see prepare())."""
+    cls = engine_class(settings.name)
+    options = settings.options(cls.name, cls.Options)
+    engine: Engine = cls(EngineContext.within(paths, options, faces, device))
     return engine

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from heygemd.engines.base import AUDIO_RATE, Engine, RenderRequest
+from heygemd.contract import AUDIO_RATE
+from heygemd.engines.base import Evaluable, RenderRequest
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin.select import pingpong_indices
 from heygemd.evaluate.metrics import (
@@ -88,11 +89,10 @@ def write_template(clip: Path, frames: int, out: Path) -> None:
 
 
 def self_reenactment(
-    clip: Path, engine: Engine, analyzer: Any, voice: af.VoiceDetector, scale: float,
+    clip: Path, engine: Evaluable, analyzer: Any, voice: af.VoiceDetector, scale: float,
     workdir: Path, sheet: Path | None,
 ) -> ClipScore:
     """Score ``engine`` on one talking clip (see :mod:`heygemd.evaluate`)."""
-    from heygemd.engines.builtin.analysis import TemplateAnalysis
     from heygemd.media.audio import load_audio
     from heygemd.media.probe import probe
 
@@ -115,11 +115,11 @@ def self_reenactment(
     truth = measure(frames_from(clip, cut, count), analyzer, scale, keep)
     n = min(len(out.opening), len(truth.opening))
     out_open, truth_open = np.array(out.opening[:n]), np.array(truth.opening[:n])
-    analysis: TemplateAnalysis = engine.analysis_of(template)  # type: ignore[attr-defined]
+    analysis = engine.analysis_of(template)
     base = pingpong_indices(n, analysis.n_frames)
     silent = silent_mask(audio, fps, n, voice)
     lag, r_best = best_lag(out_open, truth_open)
-    plan = getattr(engine, "last_plan", None)
+    plan = engine.last_plan
     chosen = plan.source if plan is not None else base
     promised = planned_opening(analysis.opening, chosen, base, plan.active if plan else None, n)
     sharp_t = template_sharpness(template, analysis.landmarks, analysis.usable)
@@ -148,7 +148,7 @@ def self_reenactment(
 
 
 def dubbing(
-    template: Path, speech: Path, engine: Engine, analyzer: Any, voice: af.VoiceDetector,
+    template: Path, speech: Path, engine: Evaluable, analyzer: Any, voice: af.VoiceDetector,
     scale: float, max_seconds: float,
 ) -> DubScore:
     """Drive ``template`` with ``speech`` (first ``max_seconds``); coupling with loudness."""
@@ -166,7 +166,7 @@ def dubbing(
     env = af.envelope(af.loudness_db(audio, request.fps, len(opening)))
     voiced = ~silent_mask(audio, request.fps, len(opening), voice)
     voice_lag, voice_r = best_lag(opening, voiced.astype(np.float64))
-    analysis = engine.analysis_of(template)  # type: ignore[attr-defined]
+    analysis = engine.analysis_of(template)
     base = pingpong_indices(len(opening), analysis.n_frames)
     return DubScore(
         template=template.name, speech=speech.name, frames=len(opening),

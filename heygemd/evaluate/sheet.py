@@ -11,7 +11,7 @@ import numpy as np
 from heygemd.evaluate.metrics import Track, frames_from
 
 if TYPE_CHECKING:
-    from heygemd.engines.builtin.analysis import TemplateAnalysis
+    from heygemd.engines.base import TemplateFacts
 
 SHEET_ROWS = 6
 SHEET_HEIGHT = 220  # pixels per contact-sheet tile
@@ -51,7 +51,7 @@ def contact_sheet(rows: list[list[np.ndarray]], path: Path) -> None:
 
 
 def write_sheet(
-    path: Path, template: Path, analysis: TemplateAnalysis, base: np.ndarray, n: int,
+    path: Path, template: Path, analysis: TemplateFacts, base: np.ndarray, n: int,
     keep: set[int], out: Track, truth: Track,
 ) -> None:
     """Contact sheet for the kept output frames k < n: the template frame base[k] the output

@@ -13,6 +13,7 @@ import numpy as np
 import structlog
 
 from heygemd.engines.builtin import audio_features as af
+from heygemd.errors import ConfigError
 from heygemd.evaluate.score import ClipScore, DubScore, dubbing, self_reenactment
 
 log = structlog.get_logger(__name__)
@@ -46,17 +47,21 @@ def run(
 
     settings: heygemd.settings.Settings (engine, faces, paths sections). Contact sheets and the
     split templates go to ``out_dir``. Returns a JSON-ready dict of per-clip scores and means.
+    The engine must be :class:`~heygemd.engines.base.Evaluable` (else ConfigError).
     """
     import tempfile
 
-    from heygemd.engines.base import EngineContext, create_engine, resolve_device
+    from heygemd.engines.base import Evaluable, create_engine, resolve_device
     from heygemd.faces.analyze import FaceAnalyzer
 
-    ctx = EngineContext(
-        settings=settings.engine, faces=settings.faces, paths=settings.paths,
-        device=resolve_device(settings.engine.device),
-    )
-    engine = create_engine(ctx)
+    engine = create_engine(settings.engine, settings.faces, settings.paths,
+                           resolve_device(settings.engine.device))
+    if not isinstance(engine, Evaluable):
+        raise ConfigError(
+            f"config error: engine.name: {settings.engine.name!r} cannot be evaluated: "
+            "heygemd eval needs an engine that shows its template analysis and its plan "
+            "(analysis_of, last_plan), as the builtin engine does"
+        )
     engine.prepare()
     voice = af.VoiceDetector()
     scale = settings.engine.builtin.analysis_scale

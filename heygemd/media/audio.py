@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from heygemd.contract import AUDIO_RATE
 from heygemd.errors import COPY_ADVICE, MediaError
 from heygemd.media.probe import open_input
 from heygemd.timing import ms_since
@@ -87,7 +88,7 @@ def _decode_resampled(
 
 
 def load_audio(
-    path: Path, rate: int = 16000, mono: bool = True, max_seconds: float | None = None
+    path: Path, rate: int = AUDIO_RATE, mono: bool = True, max_seconds: float | None = None
 ) -> np.ndarray:
     """The first audio stream of ``path`` (an audio file or a video's sound track).
 

@@ -33,8 +33,8 @@ def test_cuda_render_matches_cpu(shared_media: Path, tmp_path: Path) -> None:
     request = th08_request(shared_media, SECONDS)
     frames = {}
     for device in ("cpu", "cuda"):
-        engine = BuiltinEngine(EngineContext(settings=settings.engine, faces=settings.faces,
-                                             paths=paths, device=device))  # fmt: skip
+        engine = BuiltinEngine(EngineContext.within(paths, options=settings.engine.builtin,
+                                                    faces=settings.faces, device=device))
         engine.prepare()
         try:
             frames[device] = np.stack(list(engine.render(request, lambda f: None).frames))

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heygemd.engines.base import AUDIO_RATE, EngineContext, RenderRequest
+from heygemd.contract import AUDIO_RATE
+from heygemd.engines.base import EngineContext, RenderRequest
 from heygemd.media.video import frames_for
 from heygemd.settings import Settings
 from tests.realmedia import th08_request
@@ -22,9 +23,9 @@ def setup(shared_media: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     settings = Settings()
     cache = tmp_path_factory.mktemp("cache")
-    ctx = EngineContext(
-        settings=settings.engine, faces=settings.faces,
-        paths=settings.paths.model_copy(update={"cache": cache}), device="cpu",
+    ctx = EngineContext.within(
+        settings.paths.model_copy(update={"cache": cache}), options=settings.engine.builtin,
+        faces=settings.faces, device="cpu",
     )
     engine = BuiltinEngine(ctx)
     engine.prepare()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import hearing as hearing_module
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Heard, Listener
@@ -24,7 +25,8 @@ FIELDS = ("features", "speech", "level", "phone_opening", "closed_lips")
 def speech(shared_media: Path) -> np.ndarray:
     from heygemd.media.audio import load_audio
 
-    return load_audio(shared_media / "speech" / "en01_male_jfk_inaugural_11s.flac")[: 4 * 16000]
+    speech = load_audio(shared_media / "speech" / "en01_male_jfk_inaugural_11s.flac")
+    return speech[: 4 * AUDIO_RATE]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from heygemd.engines.base import EngineContext, RenderRequest, create_engine
+from heygemd.contract import AUDIO_RATE
+from heygemd.engines.base import RenderRequest, create_engine
 from heygemd.engines.wav2lip.engine import Wav2LipEngine
 from heygemd.engines.wav2lip.framing import ping_pong_index
 from heygemd.engines.wav2lip.model import Wav2LipGenerator
@@ -39,13 +40,12 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wav2LipEngine]:
     torch.manual_seed(3)
     save_training_checkpoint(Wav2LipGenerator(), models / "wav2lip_gan.pth", prefix="module.")
     settings = Settings()
-    ctx = EngineContext(
-        settings=settings.engine.model_copy(update={"name": "wav2lip"}),
-        faces=settings.faces,
-        paths=settings.paths.model_copy(update={"models": models}),
-        device="cpu",
+    built = create_engine(
+        settings.engine.model_copy(update={"name": "wav2lip"}),
+        settings.faces,
+        settings.paths.model_copy(update={"models": models}),
+        "cpu",
     )
-    built = create_engine(ctx)
     assert isinstance(built, Wav2LipEngine)
     assert built.problems() == []
     built.prepare()
@@ -61,8 +61,8 @@ def template(shared_media: Path) -> Path:
 @pytest.fixture(scope="module")
 def audio(speech_files: list[Path]) -> np.ndarray:
     jfk = load_audio(next(p for p in speech_files if p.name.startswith("en01")))
-    speech = jfk[int(0.4 * 16000) : int((0.4 + SPEECH_S) * 16000)]
-    return np.concatenate([speech, np.zeros(int(SILENCE_S * 16000), dtype=np.float32)])
+    speech = jfk[int(0.4 * AUDIO_RATE) : int((0.4 + SPEECH_S) * AUDIO_RATE)]
+    return np.concatenate([speech, np.zeros(int(SILENCE_S * AUDIO_RATE), dtype=np.float32)])
 
 
 @pytest.fixture(scope="module")

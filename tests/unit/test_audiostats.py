@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from heygemd import audiostats as a
-
-RATE = a.RATE
+from heygemd.contract import AUDIO_RATE as RATE
 
 
 def tone(seconds: float, amplitude: float, hz: float = 220.0) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import audio_features as af
 
 
@@ -16,9 +17,9 @@ def test_to_video_frames_averages_rows_per_frame() -> None:
 
 
 def test_loudness_tracks_level_and_silence_is_floored() -> None:
-    t = np.arange(af.RATE) / af.RATE
+    t = np.arange(AUDIO_RATE) / AUDIO_RATE
     tone = 0.5 * np.sin(2 * np.pi * 220 * t)
-    audio = np.concatenate([tone, np.zeros(af.RATE)]).astype(np.float32)
+    audio = np.concatenate([tone, np.zeros(AUDIO_RATE)]).astype(np.float32)
     level = af.loudness_db(audio, 25.0, 50)
     assert np.allclose(level[:25], 20 * np.log10(0.5 / np.sqrt(2)), atol=0.2)
     assert np.all(level[25:] == af.FLOOR_DB)
@@ -54,10 +55,10 @@ def test_stack_context_shapes_and_neighbours() -> None:
 
 
 def test_log_mel_rows_follow_the_hop() -> None:
-    audio = np.random.default_rng(2).normal(size=af.RATE).astype(np.float32) * 0.1
+    audio = np.random.default_rng(2).normal(size=AUDIO_RATE).astype(np.float32) * 0.1
     mel = af.log_mel(audio)
     assert mel.shape[1] == af.N_MELS
-    assert abs(len(mel) - af.RATE // af.HOP) <= 2
+    assert abs(len(mel) - AUDIO_RATE // af.HOP) <= 2
 
 
 def test_speech_mask_from_spans() -> None:

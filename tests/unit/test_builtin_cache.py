@@ -68,10 +68,10 @@ def test_corrupt_entry_is_a_miss(tmp_path: Path) -> None:
 
 
 def test_the_builtin_engine_caches_within_paths_cache_max_gb(tmp_path: Path) -> None:
-    from heygemd.engines.base import EngineContext, create_engine
+    from heygemd.engines.base import create_engine
     from heygemd.settings import Settings
 
     settings = Settings()
     paths = settings.paths.model_copy(update={"cache": tmp_path, "cache_max_gb": 0.5})
-    engine = create_engine(EngineContext(settings.engine, settings.faces, paths, "cpu"))
+    engine = create_engine(settings.engine, settings.faces, paths, "cpu")
     assert engine.cache.max_bytes == 512 * 1024**2  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import listen
 from heygemd.engines.builtin import phones as ph
@@ -36,7 +37,7 @@ def test_a_silent_track_has_the_same_layout() -> None:
 
 def test_hear_a_voice_like_signal() -> None:
     fps, seconds = 25.0, 2.0
-    t = np.arange(int(af.RATE * seconds)) / af.RATE
+    t = np.arange(int(AUDIO_RATE * seconds)) / AUDIO_RATE
     voiced = (np.sin(2 * np.pi * 3 * t) > 0).astype(np.float32)
     audio = (0.3 * np.sin(2 * np.pi * 180 * t) * voiced).astype(np.float32)
     count = af.frame_count(len(audio), fps)
@@ -56,8 +57,8 @@ def test_the_same_audio_is_heard_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return listen.Heard.silence(count)
 
     monkeypatch.setattr(listener, "_hear", hear)
-    one = np.zeros(16000, np.float32)
-    other = np.full(16000, 0.1, np.float32)
+    one = np.zeros(AUDIO_RATE, np.float32)
+    other = np.full(AUDIO_RATE, 0.1, np.float32)
     first = listener.hear(one, 25.0, 25)
     assert listener.hear(one.copy(), 25.0, 25) is first  # same content: remembered
     listener.hear(one, 30.0, 30)  # another frame rate: heard again

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import phones
 
 
@@ -26,7 +27,7 @@ def test_phones_to_frames_places_closure_and_vowel() -> None:
 
 def test_recognizer_finds_phones_in_speech_like_audio() -> None:
     rec = phones.PhoneRecognizer()
-    t = np.arange(16000) / 16000
+    t = np.arange(AUDIO_RATE) / AUDIO_RATE
     tone = (0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
     segments = rec.segments(tone)
     assert segments, "the decoder returned no segments"
@@ -55,7 +56,7 @@ def test_every_viseme_opening_phone_has_a_class() -> None:
 
 def test_the_same_audio_gives_the_same_phones_whatever_came_before() -> None:
     rng = np.random.default_rng(1)
-    t = np.arange(24000) / 16000
+    t = np.arange(24000) / AUDIO_RATE
     voice = (0.3 * np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 4 * t) > 0)).astype(np.float32)
     noise = (0.2 * rng.standard_normal(32000)).astype(np.float32)
     rec = phones.PhoneRecognizer()
@@ -65,7 +66,7 @@ def test_the_same_audio_gives_the_same_phones_whatever_came_before() -> None:
 
 
 def test_a_decoder_built_ahead_gives_the_phones_of_one_built_in_the_call() -> None:
-    t = np.arange(24000) / 16000
+    t = np.arange(24000) / AUDIO_RATE
     voice = (0.3 * np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 4 * t) > 0)).astype(np.float32)
     rec = phones.PhoneRecognizer()
     fresh = rec.segments(voice)

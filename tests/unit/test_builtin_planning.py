@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import planning, select
 from heygemd.engines.builtin.analysis import TemplateAnalysis
 from heygemd.engines.builtin.listen import FEATURE_DIM, Heard
@@ -70,7 +71,7 @@ class FakeListener:
 
 def _drive(analysis: TemplateAnalysis, loudness: np.ndarray) -> tuple[np.ndarray, dict]:
     cfg = BuiltinEngineSettings()
-    plan, metrics = planning.drive(analysis, np.zeros(16000, np.float32), len(loudness), cfg,
+    plan, metrics = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness), cfg,
                                    FakeListener(loudness))  # fmt: skip
     assert plan.active.all()
     return analysis.opening[plan.source], metrics
@@ -96,7 +97,7 @@ def test_pauses_avoid_rolled_in_lips(monkeypatch: pytest.MonkeyPatch) -> None:
     shown = {}
     for weight in (0.0, select.LIP_BAND_WEIGHT):
         monkeypatch.setattr(select, "LIP_BAND_WEIGHT", weight)
-        plan, _ = planning.drive(analysis, np.zeros(16000, np.float32), len(loudness),
+        plan, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
                                  BuiltinEngineSettings(), FakeListener(loudness))  # fmt: skip
         shown[weight] = plan.source
     band = select.lip_band(analysis.landmarks)

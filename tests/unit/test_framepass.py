@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from heygemd.engines.base import ProgressFn
+from heygemd.contract import ProgressFn
 from heygemd.errors import JobInterrupted
 from heygemd.examine import VideoExamination
 from heygemd.framepass import FramePass, RefusedMeanwhile, Shares

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from heygemd.engines.base import AUDIO_RATE, RenderRequest
+from heygemd.contract import AUDIO_RATE
+from heygemd.engines.base import RenderRequest
 from heygemd.errors import MediaError, ProcessingError
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe

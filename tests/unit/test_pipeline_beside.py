@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from heygemd import examine
-from heygemd.engines.base import AUDIO_RATE, Engine, ProgressFn, Rendering, RenderRequest
+from heygemd.contract import AUDIO_RATE, ProgressFn
+from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import ProcessingError
 from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from heygemd.errors import ConfigError
-from heygemd.settings import Settings, load_settings
+from heygemd.settings import BuiltinEngineSettings, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +56,9 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
         ("[watch]\nsetle_seconds = 3\n", "watch.setle_seconds"),
         ("[output]\ncrf = 99\n", "output.crf"),
         ("[paths]\ncache_max_gb = 0\n", "paths.cache_max_gb"),
+        ('[engine]\ndevcie = "cpu"\n', "engine.devcie"),
+        ("[engine.builtin]\nlead_mss = 20\n", "engine.builtin.lead_mss"),
+        ('[engine.wav2lip]\ncolour_match = "hsv"\n', "engine.wav2lip.colour_match"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_key(tmp_path, text, key):
@@ -82,3 +85,21 @@ def test_the_cache_limit_defaults_to_4_gb_and_is_not_a_path(tmp_path):
     paths = load_settings(cfg).paths
     assert paths.cache_max_gb == 0.5 and paths.cache_max_bytes() == 512 * 1024**2
     assert paths.cache == tmp_path / ".heygemd/cache"
+
+
+def test_another_engine_table_is_kept_as_given_beside_the_typed_ones(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[engine]\nname = "pkg.mod:Mine"\n[engine.mine]\nstrength = 2\n')
+    monkeypatch.setenv("HEYGEMD_ENGINE__MINE__STYLE", "calm")
+    engine = load_settings(cfg).engine
+    assert engine.model_extra == {"mine": {"strength": 2, "style": "calm"}}
+    dumped = engine.model_dump(mode="json")
+    assert dumped["mine"] == {"strength": 2, "style": "calm"}
+    assert dumped["builtin"] == BuiltinEngineSettings().model_dump(mode="json")
+
+
+def test_a_shipped_table_validates_as_its_engine_options():
+    engine = Settings().engine
+    assert engine.options("builtin", BuiltinEngineSettings) == engine.builtin
+    with pytest.raises(ConfigError, match="^config error: engine.wav2lip.checkpoint: unknown"):
+        engine.options("wav2lip", BuiltinEngineSettings)

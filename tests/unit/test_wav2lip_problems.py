@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from heygemd.engines.base import EngineContext
+from heygemd.engines.base import EngineContext, Evaluable
 from heygemd.engines.wav2lip.engine import Wav2LipEngine
 from heygemd.engines.wav2lip.framing import ping_pong_index
 from heygemd.engines.wav2lip.template import TemplateFrames
@@ -20,10 +20,10 @@ from tests.mediagen import make_video
 def engine_for(models: Path) -> Wav2LipEngine:
     settings = Settings()
     return Wav2LipEngine(
-        EngineContext(
-            settings=settings.engine,
+        EngineContext.within(
+            settings.paths.model_copy(update={"models": models}),
+            options=settings.engine.wav2lip,
             faces=settings.faces,
-            paths=settings.paths.model_copy(update={"models": models}),
             device="cpu",
         )
     )
@@ -35,6 +35,12 @@ def test_missing_checkpoint_is_explained(tmp_path: Path) -> None:
     assert f"place your Wav2Lip checkpoint at {tmp_path / 'wav2lip_gan.pth'}" in problem
     with pytest.raises(ConfigError, match="engine.wav2lip.checkpoint"):
         engine.prepare()
+
+
+def test_wav2lip_shows_no_evaluation_hooks(tmp_path: Path) -> None:
+    engine = engine_for(tmp_path)
+    assert engine.device == "cpu" and engine.cfg == Settings().engine.wav2lip
+    assert not isinstance(engine, Evaluable)  # `heygemd eval` refuses it in one line
 
 
 def test_wrong_checkpoint_is_explained_and_rechecked_when_replaced(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import structlog
 
 from heygemd.cache import AnalysisCache, content_key
-from heygemd.engines.builtin import audio_features as af
+from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import mesh
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Heard, feature_signature
@@ -107,7 +107,7 @@ def _own_track(path: Path, has_audio: bool) -> np.ndarray | None:
     """The template's own sound, float32 (N,) at 16 kHz, or None without a sound track."""
     from heygemd.media.audio import load_audio
 
-    return load_audio(path, rate=af.RATE, mono=True) if has_audio else None
+    return load_audio(path, rate=AUDIO_RATE, mono=True) if has_audio else None
 
 
 def _hear_template(track: np.ndarray | None, fps: float, count: int, hearing: Hearing) -> Heard:

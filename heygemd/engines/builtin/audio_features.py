@@ -1,7 +1,7 @@
 """Audio -> per-video-frame features: log-mel context windows, loudness, voice activity.
 
 Everything here is pure array -> array except :class:`VoiceDetector`, which holds the silero-vad
-model (built once, in the engine's ``prepare()``). Audio is float32 (N,) mono at 16 kHz.
+model (built once, in the engine's ``prepare()``). Audio is float32 (N,) mono at AUDIO_RATE.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-RATE = 16000
+from heygemd.contract import AUDIO_RATE
+
 HOP = 160  # 10 ms mel hop
 N_FFT = 512
 N_MELS = 40
@@ -21,7 +22,7 @@ FLOOR_DB = -80.0
 
 def frame_count(n_samples: int, fps: float) -> int:
     """Video frames covering ``n_samples`` of 16 kHz audio (at least one)."""
-    return max(1, int(round(n_samples / RATE * fps)))
+    return max(1, int(round(n_samples / AUDIO_RATE * fps)))
 
 
 def log_mel(audio: np.ndarray) -> np.ndarray:
@@ -32,7 +33,7 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     if len(audio) < N_FFT:
         audio = np.pad(audio, (0, N_FFT - len(audio)))
     mel = librosa.feature.melspectrogram(
-        y=audio, sr=RATE, n_fft=N_FFT, hop_length=HOP, win_length=400, n_mels=N_MELS,
+        y=audio, sr=AUDIO_RATE, n_fft=N_FFT, hop_length=HOP, win_length=400, n_mels=N_MELS,
         fmin=60.0, fmax=7600.0,
     )
     return np.log(mel.T + 1e-6).astype(np.float32)
@@ -55,7 +56,7 @@ def to_video_frames(rows: np.ndarray, hop_seconds: float, fps: float, count: int
 def loudness_db(audio: np.ndarray, fps: float, count: int) -> np.ndarray:
     """RMS level per video frame in dBFS, float32 (count,), floored at FLOOR_DB."""
     audio = np.asarray(audio, dtype=np.float32)
-    per = RATE / fps
+    per = AUDIO_RATE / fps
     out = np.full(count, FLOOR_DB, dtype=np.float32)
     for t in range(count):
         chunk = audio[int(t * per) : int((t + 1) * per)]
@@ -135,17 +136,18 @@ class VoiceDetector:
         known = voice.recall(audio) if from_probs is not None else None
         if from_probs is not None and known is not None:
             stamps = from_probs(
-                known.tolist(), sampling_rate=RATE, min_silence_duration_ms=120,
+                known.tolist(), sampling_rate=AUDIO_RATE, min_silence_duration_ms=120,
                 speech_pad_ms=20, audio_length_samples=len(audio),
             )
-            return [(s["start"] / RATE, s["end"] / RATE) for s in stamps]
+            return [(s["start"] / AUDIO_RATE, s["end"] / AUDIO_RATE) for s in stamps]
         self.load()
         with torch.no_grad():
             stamps = silero_vad.get_speech_timestamps(
                 torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
-                self._model, sampling_rate=RATE, min_silence_duration_ms=120, speech_pad_ms=20,
+                self._model, sampling_rate=AUDIO_RATE, min_silence_duration_ms=120,
+                speech_pad_ms=20,
             )
-        return [(s["start"] / RATE, s["end"] / RATE) for s in stamps]
+        return [(s["start"] / AUDIO_RATE, s["end"] / AUDIO_RATE) for s in stamps]
 
     def speech_mask(
         self, audio: np.ndarray, fps: float, count: int, level: np.ndarray | None = None

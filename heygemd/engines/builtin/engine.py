@@ -12,13 +12,15 @@ import time
 import weakref
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import structlog
+from pydantic import BaseModel
 
 from heygemd.cache import AnalysisCache
-from heygemd.engines.base import EngineContext, ProgressFn, Rendering, RenderRequest
+from heygemd.contract import ProgressFn
+from heygemd.engines.base import EngineContext, Evaluable, Rendering, RenderRequest
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import colour, mesh, planning, render
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
@@ -27,6 +29,7 @@ from heygemd.engines.builtin.listen import Listener
 from heygemd.engines.builtin.prefetch import Ahead
 from heygemd.engines.builtin.render import Plan
 from heygemd.errors import ProcessingError
+from heygemd.settings import BuiltinEngineSettings
 
 log = structlog.get_logger(__name__)
 
@@ -43,13 +46,16 @@ class BuiltinEngine:
     tracks are heard in a worker process beside the video work (``hearing_worker``, see
     :mod:`heygemd.engines.builtin.hearing`)."""
 
+    Options: ClassVar[type[BaseModel]] = BuiltinEngineSettings  # [engine.builtin]
     name = "builtin"
     version = "0.1.0"
 
-    def __init__(self, ctx: EngineContext, hearing_worker: bool = True) -> None:
+    def __init__(self, ctx: EngineContext[BuiltinEngineSettings],
+                 hearing_worker: bool = True) -> None:
         self.ctx = ctx
-        self.cfg = ctx.settings.builtin
-        self.cache = AnalysisCache(ctx.paths.cache, ctx.paths.cache_max_bytes())
+        self.cfg = ctx.options
+        self.device = ctx.device
+        self.cache = AnalysisCache(ctx.cache, ctx.cache_max_bytes)
         self._analyzer: Any = None
         self._helper: Any = None  # a second tracking analyzer, made for the first small template
         self._listener = Listener(remember=0)  # answers are remembered by the Hearing
@@ -81,7 +87,7 @@ class BuiltinEngine:
             if origin is None or not (origin / relative).is_file():
                 found.append(f"builtin engine: {package} model {relative} is missing; "
                              f"reinstall the {package} package")
-        cache = self.ctx.paths.cache
+        cache = self.ctx.cache
         existing = next((p for p in (cache, *cache.parents) if p.exists()), None)
         if existing is None or not os.access(existing, os.W_OK):
             found.append(f"builtin engine: cache folder {cache} is not writable")
@@ -200,7 +206,7 @@ class BuiltinEngine:
         if live:
             pairs = [(int(plan.base[rows[i]]), int(plan.source[rows[i]])) for i in live]
             done = render.transplant([batch[i] for i in live], pairs, analysis, triangles,
-                                     self.ctx.device, lips)
+                                     self.device, lips)
             for i, frame in zip(live, done, strict=True):
                 out[i] = frame
         yield from out
@@ -260,3 +266,7 @@ class _Frames:
         """Stop the worker and wait for it (at most a batch). Idempotent."""
         self._stream.close()
         self._closer()
+
+
+if TYPE_CHECKING:  # mypy holds the class to the protocol it serves
+    _SERVES: type[Evaluable] = BuiltinEngine

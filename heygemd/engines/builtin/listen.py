@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from heygemd import voice
+from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import phones as ph
 
@@ -34,7 +35,7 @@ def feature_signature() -> str:
     from importlib.metadata import version
 
     parts = [
-        VISEME_WEIGHT, FEATURE_DIM, af.N_MELS, af.CONTEXT, af.HOP, af.N_FFT, af.RATE,
+        VISEME_WEIGHT, FEATURE_DIM, af.N_MELS, af.CONTEXT, af.HOP, af.N_FFT, AUDIO_RATE,
         sorted(ph.VISEME_CLASS.items()), version("pocketsphinx"), version("silero-vad"),
     ]
     return hashlib.blake2b(repr(parts).encode(), digest_size=6).hexdigest()
@@ -140,7 +141,7 @@ class Listener:
         return heard if heard is not None else self._heard.put(key, self._hear(audio, fps, count))
 
     def _hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
-        mel = af.to_video_frames(af.log_mel(audio), af.HOP / af.RATE, fps, count)
+        mel = af.to_video_frames(af.log_mel(audio), af.HOP / AUDIO_RATE, fps, count)
         level = af.loudness_db(audio, fps, count)
         speech = self.voice.speech_mask(audio, fps, count, level)
         segments = self.phones.segments(audio)

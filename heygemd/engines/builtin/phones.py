@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from heygemd.contract import AUDIO_RATE
+
 PHONE_RATE = 100.0  # pocketsphinx frames per second
 # Decoders built ahead, while the hearing worker is idle: a cold job hears two tracks (the
 # template's own and the new audio), each with a fresh decoder (~0.1 s to build).
@@ -124,7 +126,7 @@ class PhoneRecognizer:
         model = Path(pocketsphinx.__file__).parent / "model" / "en-us"
         options = {
             "hmm": str(model / "en-us"), "allphone": str(model / "en-us-phone.lm.bin"),
-            "lm": None, "beam": 1e-20, "pbeam": 1e-20, "lw": 2.0, "samprate": 16000,
+            "lm": None, "beam": 1e-20, "pbeam": 1e-20, "lw": 2.0, "samprate": AUDIO_RATE,
             "logfn": "/dev/null",
         }
         pocketsphinx.Decoder(**options)  # the models load

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-SAMPLE_RATE = 16000
+from heygemd.contract import AUDIO_RATE
+
 PREEMPHASIS = 0.97
 N_FFT = 800
 HOP = 200
@@ -23,7 +24,7 @@ REF_LEVEL_DB = 20.0
 MIN_LEVEL_DB = -100.0
 MAX_ABS = 4.0
 MEL_STEPS = 16  # columns per video frame
-COLUMNS_PER_SECOND = SAMPLE_RATE / HOP  # 80
+COLUMNS_PER_SECOND = AUDIO_RATE / HOP  # 80
 
 # Slaney's mel scale: linear below 1 kHz, logarithmic above.
 _F_SP = 200.0 / 3
@@ -50,7 +51,7 @@ def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
 
 def mel_filterbank() -> np.ndarray:
     """Area-normalised triangular filters: float64 (80, N_FFT // 2 + 1)."""
-    fft_hz = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    fft_hz = np.linspace(0.0, AUDIO_RATE / 2, N_FFT // 2 + 1)
     edges_hz = mel_to_hz(np.linspace(hz_to_mel(FMIN), hz_to_mel(FMAX), N_MELS + 2))
     widths = np.diff(edges_hz)
     offsets = edges_hz[:, None] - fft_hz[None, :]  # (N_MELS + 2, bins)
@@ -110,7 +111,7 @@ def frame_levels_dbfs(wav: np.ndarray, fps: float, frame_count: int) -> np.ndarr
     Frame i covers samples [i, i + 1) / fps seconds; frames beyond the audio read as -120 dBFS.
     """
     wav = np.asarray(wav, dtype=np.float64).reshape(-1)
-    bounds = np.round(np.arange(frame_count + 1) * SAMPLE_RATE / fps).astype(np.int64)
+    bounds = np.round(np.arange(frame_count + 1) * AUDIO_RATE / fps).astype(np.int64)
     squares = np.concatenate([[0.0], np.cumsum(wav * wav)])
     lo = np.minimum(bounds[:-1], len(wav))
     hi = np.minimum(bounds[1:], len(wav))

@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import structlog
 import torch
+from pydantic import BaseModel
 
-from heygemd.engines.base import EngineContext, ProgressFn, Rendering, RenderRequest
+from heygemd.contract import ProgressFn
+from heygemd.engines.base import Engine, EngineContext, Rendering, RenderRequest
 from heygemd.engines.wav2lip import audio as w2l_audio
 from heygemd.engines.wav2lip.checkpoint import checkpoint_problems, load_generator
 from heygemd.engines.wav2lip.framing import Framing, build_framing, ping_pong_index, pixel_box
@@ -26,6 +28,7 @@ from heygemd.engines.wav2lip.paste import FaceJob, PasteOptions, paste_batch
 from heygemd.engines.wav2lip.template import TemplateFrames
 from heygemd.errors import ProcessingError, ResourceError
 from heygemd.faces.track import build_track
+from heygemd.settings import Wav2LipSettings
 
 log = structlog.get_logger(__name__)
 
@@ -38,12 +41,13 @@ SILENCE_RAMP_S = 0.12
 class Wav2LipEngine:
     """The Engine protocol (heygemd.engines.base) over a Wav2Lip generator checkpoint."""
 
+    Options: ClassVar[type[BaseModel]] = Wav2LipSettings  # [engine.wav2lip]
     name = "wav2lip"
     version = "1.0"
 
-    def __init__(self, ctx: EngineContext) -> None:
+    def __init__(self, ctx: EngineContext[Wav2LipSettings]) -> None:
         self.ctx = ctx
-        self.cfg = ctx.settings.wav2lip
+        self.cfg = ctx.options
         self.device = ctx.device
         self._model: Wav2LipGenerator | None = None
         self._analyzer: Any = None
@@ -51,7 +55,7 @@ class Wav2LipEngine:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.ctx.paths.models / self.cfg.checkpoint
+        return self.ctx.models / self.cfg.checkpoint
 
     def prepare(self) -> None:
         """Load the checkpoint (fp16 on CUDA, fp32 on CPU) and build the face analyzer; once."""
@@ -235,3 +239,7 @@ class _Counts:
             "template_frames": float(template_frames),
             "generator_fps": round(self.generated / self.generate_s, 2) if self.generate_s else 0.0,
         }
+
+
+if TYPE_CHECKING:  # mypy holds the class to the protocol it serves
+    _SERVES: type[Engine] = Wav2LipEngine
