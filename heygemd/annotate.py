@@ -384,7 +384,9 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
 
 def save_jpeg(path: Path, image: np.ndarray) -> None:
     """Write ``image`` (RGB uint8) as a JPEG; any unicode ``path`` works (no cv2.imwrite)."""
+    data = encode_jpeg(image)
     try:
-        path.write_bytes(encode_jpeg(image))
+        path.write_bytes(data)
     except OSError as err:
-        raise ProcessingError(f"could not write picture {path.name}: {err}") from err
+        path.unlink(missing_ok=True)  # a picture cut short by a full disk is no picture
+        raise ProcessingError(f"The picture {path.name} could not be written.") from err

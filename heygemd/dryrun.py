@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
+
 from heygemd import jobfiles, validate
 from heygemd.examine import examine_audio, examine_video
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.jobtoml import job_settings
 from heygemd.report import Finding
 from heygemd.settings import OutputSettings, Settings
+
+log = structlog.get_logger(__name__)
 
 # Folder refusals after which the files are still worth examining (the user fixes both at once).
 _EXAMINE_ANYWAY = {"no_audio", "multiple_audio", "no_video"}
@@ -58,7 +62,9 @@ def validate_folder(folder: Path, settings: Settings) -> tuple[str, bool]:
     try:
         entries = jobfiles.scan_entries(folder)
     except OSError as err:
-        lines.append(f"Result: REFUSED: the folder cannot be read ({err}).")
+        log.warning("validate.unreadable_folder", error=str(err))
+        lines.append("Result: REFUSED: the folder cannot be read (it is gone, or this user may "
+                     "not open it).")
         return "\n".join(lines) + "\n", False
     found = jobfiles.check_folder(entries, settings.limits)
     toml_problem = None

@@ -82,12 +82,19 @@ class JobInterrupted(BaseException):  # noqa: N818 - a control-flow signal, not 
     """Raised from a progress callback when the daemon must abandon the running job now."""
 
 
-class DiskFull(ResourceError):
-    """No space left (or quota reached) where results are written. The machine's problem, never
-    the input's: the job goes back to the queue and runs again when there is space."""
+class MachineFault(ResourceError):
+    """A video could not be made because of the machine, not its input: a place it reads or
+    writes is full, read-only, forbidden or not answering. The job goes back to the queue and
+    runs again once that is fixed; it never fails for it."""
 
-    code = "disk_full"
+    code = "machine_fault"
 
     def __init__(self, message: str, *, folder: str | None = None) -> None:
         super().__init__(message)
         self.folder = folder  # where the writing failed (for the operator's words), if known
+
+
+class DiskFull(MachineFault):
+    """No space left (or quota reached) where results are written."""
+
+    code = "disk_full"

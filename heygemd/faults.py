@@ -12,7 +12,7 @@ import errno
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from heygemd.errors import DiskFull, ResourceError
+from heygemd.errors import MachineFault, ResourceError
 
 SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 READ_ONLY_ERRNOS = frozenset({errno.EROFS})
@@ -59,12 +59,13 @@ def is_machine_fault(err: BaseException) -> bool:
 def place_of(err: BaseException, places: Mapping[str, Path]) -> str | None:
     """The name of the place (a key of ``places``, e.g. "the outbox") under which the failing
     file lies, or None when it is none of them or unknown."""
-    full = next((e for e in chain(err) if isinstance(e, DiskFull) and e.folder), None)
+    full = next((e for e in chain(err) if isinstance(e, MachineFault) and e.folder), None)
     found = os_error(err)
-    files: list[object] = [full.folder] if full is not None else []
+    files: list[object] = []
     if found is not None:  # a copy names both files; a write error is the target's
         both = [found.filename2, found.filename]
         files += both if found.errno in SPACE_ERRNOS | READ_ONLY_ERRNOS else both[::-1]
+    files += [full.folder] if full is not None else []  # where a file was being written
     for filename in files:  # none for e.g. ENOSPC from write(), which names no file
         for name, root in places.items() if filename else ():
             try:

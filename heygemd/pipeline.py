@@ -27,7 +27,7 @@ import structlog
 from heygemd import examine, faults, names
 from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.engines.base import Engine, Rendering, RenderRequest
-from heygemd.errors import DiskFull, HeygemError, InputRejected, ResourceError
+from heygemd.errors import DiskFull, HeygemError, InputRejected, MachineFault, ResourceError
 from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.framepass import FramePass, RefusedMeanwhile, Shares
@@ -151,8 +151,9 @@ class Pipeline:
         the fraction of the video done (examining is EXAMINE_SHARE of it, rendering the rest),
         from this thread, at least once per engine progress report or a quarter second of
         waiting. Never raises for bad input or engine failure (those become the result); lets
-        JobInterrupted (raised by ``progress``) through, and raises DiskFull when the disk
-        fills (the machine's problem: the caller keeps the video for later).
+        JobInterrupted (raised by ``progress``) through, and raises MachineFault (DiskFull when
+        the disk fills) when a file cannot be read or written for the machine's reasons (full,
+        read-only, forbidden, not answering): the caller keeps the video for later.
         """
         timings: dict[str, float] = {}
         bound = log.bind(video=video.name)
@@ -178,6 +179,10 @@ class Pipeline:
                 bound.error("video.disk_full", error=str(err))
                 raise DiskFull("No space was left on the disk while this video was being "
                                "made.", folder=str(output.parent)) from err
+            if faults.os_error(err) is not None and faults.is_machine_fault(err):
+                bound.error("video.machine_fault", error=str(err))
+                raise MachineFault("A file could not be read or written while this video was "
+                                   "being made.", folder=str(output.parent)) from err
             if isinstance(err, ResourceError):
                 bound.error("video.resource_error", code=err.code, error=err.message)
                 return _failure(video, VideoStatus.FAILED, err.code, err.message, timings)

@@ -19,7 +19,7 @@ import numpy as np
 import structlog
 
 from heygemd.closing import Closing
-from heygemd.errors import COPY_ADVICE, MediaError
+from heygemd.errors import COPY_ADVICE, COPY_HINT, MediaError
 from heygemd.media.probe import open_input, probe
 from heygemd.media.types import MediaInfo
 
@@ -127,9 +127,11 @@ class VideoReader(Closing):
         self.info: MediaInfo = info if info is not None else probe(self.path)
         video = self.info.video
         if video is None:
+            log.info("media.no_video", file=self.path.name, streams=list(self.info.streams))
+            holds = "only sound" if self.info.audio is not None else "no picture or sound"
             raise MediaError(
-                f"{self.path.name} has no video picture (it holds only "
-                f"{', '.join(self.info.streams) or 'nothing'}); a template must be a video.",
+                f"{self.path.name} has no video picture (it holds {holds}); a template must be "
+                "a video of the person.",
                 code="no_video",
             )
         self.rotation = video.rotation
@@ -183,9 +185,10 @@ class VideoReader(Closing):
                 duration = float(frame.duration * frame.time_base) if frame.duration else step
                 yield t, duration, frame
         except av.FFmpegError as err:
+            log.info("media.unreadable", file=self.path.name, ffmpeg=str(err), hint=COPY_HINT)
             raise MediaError(
                 f"The video in {self.path.name} stops decoding after {last or 0.0:.2f} s; the file "
-                f"is damaged or truncated (FFmpeg: {err.strerror or err}).{COPY_ADVICE}",
+                f"is damaged or cut short.{COPY_ADVICE}",
                 code="unreadable_media",
             ) from None
 

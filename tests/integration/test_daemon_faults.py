@@ -96,6 +96,31 @@ def test_a_disk_that_fills_while_encoding_is_the_machines_problem(
         assert sorted(p.name for p in small.iterdir()) == [".filler"]
 
 
+def test_a_read_only_outbox_is_the_machines_problem(harness: Harness, tmp_path: Path) -> None:
+    """Writing the video into a read-only place: MachineFault (the job will wait), never a
+    failed video; its words say so without a path."""
+    from heygemd import faults
+    from heygemd.cli import build_pipeline
+    from heygemd.errors import MachineFault
+    from heygemd.settings import load_settings
+
+    frozen = tmp_path / "frozen"
+    with tmpfs(frozen, 1024 * 1024):
+        subprocess.run(["mount", "-o", "remount,ro", str(frozen)], check=True)
+        settings = load_settings(harness.root / "config.toml")
+        pipeline = build_pipeline(settings)
+        pipeline.startup()
+        try:
+            audio = pipeline.check_audio(harness.media["speech.wav"])
+            with pytest.raises(MachineFault) as caught:
+                pipeline.process_video(harness.media["face.mp4"], audio, frozen / "face.mp4",
+                                       frozen, lambda fraction: None)
+        finally:
+            pipeline.shutdown()
+    place = faults.place_of(caught.value, {"the outbox": frozen})
+    assert faults.machine_words(caught.value, place) == "the outbox is read-only"
+
+
 def test_once_exits_with_the_reason_when_free_space_is_low(harness: Harness) -> None:
     harness.configure(daemon={"min_free_gb": 1e6}, watch={"settle_seconds": 0.3})
     harness.good_job("waits")

@@ -66,6 +66,15 @@ def test_a_copy_that_fills_the_disk_names_its_target() -> None:
     assert faults.place_of(denied, PLACES) == "the work area"
 
 
+def test_a_machine_fault_reading_an_input_names_the_input_s_place() -> None:
+    from heygemd.errors import MachineFault
+
+    gone = OSError(errno.ESTALE, "Stale file handle", "/srv/share/work/j/clip.mp4")
+    err = raised_from(gone, MachineFault("x", folder="/srv/share/outbox/.staging-j"))
+    assert ended_by(err) is Ended.MACHINE
+    assert faults.place_of(err, PLACES) == "the work area"
+
+
 def test_errors_of_ours_are_not_the_machines() -> None:
     assert not faults.is_machine_fault(ValueError("a bug"))
     assert not faults.is_machine_fault(OSError(errno.ENOENT, "gone", "/srv/x"))
