@@ -16,16 +16,16 @@ from pathlib import Path
 
 import structlog
 
-from heygemd import examine, validate
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.settings import Settings
+from heygemd.validation import examine, rules
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def verdict(exam: examine.VideoExamination) -> str:
-    if exam.info is None or validate.refusals(exam.findings):
-        return "REFUSED " + ",".join(f.code for f in validate.refusals(exam.findings))
+    if exam.info is None or rules.refusals(exam.findings):
+        return "REFUSED " + ",".join(f.code for f in rules.refusals(exam.findings))
     codes = ",".join(f.code for f in exam.findings)
     return f"ACCEPTED {codes}".strip()
 

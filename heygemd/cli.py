@@ -105,7 +105,7 @@ def _quiet_logging(settings: Settings) -> None:
 
 
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
-    from heygemd.dryrun import validate_folder
+    from heygemd.validation.dryrun import validate_folder
 
     _quiet_logging(settings)
     folder = Path(args.folder)
@@ -118,7 +118,7 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
-    from heygemd.daemon.doctor import run_checks
+    from heygemd.doctor import run_checks
 
     _quiet_logging(settings)
     with filtered_stderr():

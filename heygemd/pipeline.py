@@ -24,13 +24,11 @@ from typing import Any
 import numpy as np
 import structlog
 
-from heygemd import examine, faults, names
+from heygemd import faults, names
 from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import DiskFull, HeygemError, InputRejected, MachineFault, ResourceError
-from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
-from heygemd.framepass import FramePass, RefusedMeanwhile, Shares
 from heygemd.media.audio import load_audio
 from heygemd.media.video import frames_for
 from heygemd.media.writer import VideoWriter
@@ -43,8 +41,11 @@ from heygemd.settings import (
     ValidationSettings,
 )
 from heygemd.timing import ms_since
-from heygemd.validate import refusals
-from heygemd.validate.common import clock
+from heygemd.validation import examine
+from heygemd.validation.facecache import FaceCache
+from heygemd.validation.framepass import FramePass, RefusedMeanwhile, Shares
+from heygemd.validation.rules import refusals
+from heygemd.validation.rules.common import clock
 
 log = structlog.get_logger(__name__)
 
@@ -145,15 +146,15 @@ class Pipeline:
     ) -> VideoResult:
         """Examine ``video``; if acceptable, lip-sync it to ``audio`` into ``output`` (MP4).
 
-        Annotated pictures of findings go into ``pictures_dir``. When the container passes and
-        the job's audio was accepted, the frames are examined beside the engine's planning
-        (:mod:`heygemd.framepass`); nothing is encoded before their verdict. ``progress`` gets
-        the fraction of the video done (examining is EXAMINE_SHARE of it, rendering the rest),
-        from this thread, at least once per engine progress report or a quarter second of
-        waiting. Never raises for bad input or engine failure (those become the result); lets
-        JobInterrupted (raised by ``progress``) through, and raises MachineFault (DiskFull when
-        the disk fills) when a file cannot be read or written for the machine's reasons (full,
-        read-only, forbidden, not answering): the caller keeps the video for later.
+        Annotated pictures of findings go into ``pictures_dir``. When the container passes and the
+        job's audio was accepted, the frames are examined beside the engine's planning
+        (:mod:`heygemd.validation.framepass`); nothing is encoded before their verdict. ``progress``
+        gets the fraction of the video done (examining is EXAMINE_SHARE of it, rendering the rest),
+        from this thread, at least once per engine progress report or a quarter second of waiting.
+        Never raises for bad input or engine failure (those become the result); lets JobInterrupted
+        (raised by ``progress``) through, and raises MachineFault (DiskFull when the disk fills)
+        when a file cannot be read or written for the machine's reasons (full, read-only, forbidden,
+        not answering): the caller keeps the video for later.
         """
         timings: dict[str, float] = {}
         bound = log.bind(video=video.name)

@@ -1,6 +1,6 @@
 """Job folders in the inbox: discovery, readiness, input safety, and the atomic claim.
 
-The pure middle (``Readiness``; the folder rules are :mod:`heygemd.jobfiles`, shared with
+The pure middle (``Readiness``; the folder rules are :mod:`heygemd.validation.jobfiles`, shared with
 ``heygemd validate``) decides; the edges (``claim``, ``strip_unsafe``, and jobfiles'
 ``scan_entries``) touch the filesystem. Nothing here follows a symlink.
 """
@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from heygemd import jobfiles
-from heygemd.jobfiles import (  # re-exported: the daemon's view of a job folder
+from heygemd.validation import jobfiles
+from heygemd.validation.jobfiles import (  # re-exported: the daemon's view of a job folder
     Entry,
     EntryKind,
     FolderProblem,

@@ -17,13 +17,13 @@ from typing import NamedTuple
 
 import structlog
 
-from heygemd import jobfiles
 from heygemd.daemon import inbox
 from heygemd.daemon.jobs import JobPaths
 from heygemd.daemon.status import not_ready_words
 from heygemd.daemon.store import JobRow, JobStore
 from heygemd.daemon.watcher import Watcher
 from heygemd.settings import Settings
+from heygemd.validation import jobfiles
 
 log = structlog.get_logger(__name__)
 

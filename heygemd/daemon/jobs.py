@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from heygemd import fatal, faults, jobfiles
+from heygemd import fatal, faults
 from heygemd.daemon import checkpoint, inbox, outbox
 from heygemd.daemon.making import ClaimedJob, PipelineLike, WarmStop, make_job
 from heygemd.daemon.store import JobRow, JobStore, State
@@ -31,6 +31,7 @@ from heygemd.logs import job_log
 from heygemd.report import JobReport, JobStatus, VideoResult, VideoStatus
 from heygemd.settings import Settings
 from heygemd.timing import ms_since
+from heygemd.validation import jobfiles
 
 __all__ = ["STATE_OF", "Ended", "FilesChanged", "JobPaths", "JobRunner", "PipelineLike",
            "WarmStop", "ended_by"]

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from heygemd import __version__, jobfiles
+from heygemd import __version__
 from heygemd.contract import ProgressFn
 from heygemd.daemon import inbox, outbox
 from heygemd.daemon.store import utc_now
@@ -32,9 +32,10 @@ from heygemd.daemon.verdicts import (
 )
 from heygemd.engines.base import Engine
 from heygemd.errors import JobInterrupted
-from heygemd.jobtoml import job_settings
 from heygemd.report import AudioResult, JobReport, JobStatus, VideoResult, job_status
 from heygemd.settings import OutputSettings, Settings
+from heygemd.validation import jobfiles
+from heygemd.validation.jobtoml import job_settings
 
 log = structlog.get_logger(__name__)
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import structlog
 
-from heygemd import jobfiles, names
+from heygemd import names
 from heygemd.report import JobReport, JobStatus, Severity, VideoResult, VideoStatus
+from heygemd.validation import jobfiles
 
 log = structlog.get_logger(__name__)
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from heygemd import jobfiles
 from heygemd.daemon.inbox import EntryKind, Snapshot, has_input, has_marker
 from heygemd.daemon.store import JobRow, JobStore, State, utc_now
 from heygemd.settings import WatchSettings
+from heygemd.validation import jobfiles
 
 SNAPSHOT_FORMAT = 1  # status.json's "format": raised when a field changes meaning
 STATUS_JSON = "status.json"  # beside the STATUS file

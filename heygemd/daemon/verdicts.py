@@ -7,9 +7,9 @@ reason when nothing was made, and a refused audio.
 
 from __future__ import annotations
 
-from heygemd import jobfiles
 from heygemd.daemon import inbox, outbox
 from heygemd.report import AudioResult, JobStatus, VideoResult, VideoStatus
+from heygemd.validation import jobfiles
 
 
 def rejected_videos(videos: tuple[str, ...], code: str, message: str) -> list[VideoResult]:

@@ -1,4 +1,5 @@
-"""Pure geometry on face-mesh landmarks: head pose, mouth measures, alignment, smoothing.
+"""Pure geometry on face-mesh landmarks and face boxes: head pose, mouth measures, box
+overlap, alignment, smoothing.
 
 Landmarks are float (478, 3) arrays in image pixels (x right, y down, z away from the camera in
 the same pixel scale), as in :class:`heygemd.faces.types.FaceObservation`. Only x and y are used:
@@ -9,6 +10,7 @@ every function runs on synthetic arrays.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -108,6 +110,15 @@ def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
     yaw = math.degrees(math.atan2(-r[0, 2], r[2, 2]))
     roll = math.degrees(math.atan2(r[1, 0], r[1, 1]))
     return yaw, pitch, roll
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes; 0 when either is empty."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def interocular(landmarks: np.ndarray) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from heygemd.faces.track import box_iou
+from heygemd.faces.geometry import box_iou
 
 Box = tuple[float, float, float, float]  # (x0, y0, x1, y1), pixels
 Square = tuple[int, int, int]  # (x0, y0, side), pixels

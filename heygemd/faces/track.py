@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from heygemd.faces.geometry import interocular, smooth_sequence
+from heygemd.faces.geometry import box_iou, interocular, smooth_sequence
 from heygemd.faces.types import N_LANDMARKS, FaceObservation
 
 MIN_IOU = 0.2  # boxes overlapping at least this much are the same face
@@ -27,15 +27,6 @@ class _Tracklet:
     @property
     def last(self) -> FaceObservation:
         return self.observations[-1]
-
-
-def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes; 0 when either is empty."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _affinity(track: FaceObservation, obs: FaceObservation) -> float:

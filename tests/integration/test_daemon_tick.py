@@ -158,7 +158,7 @@ def test_second_stop_during_the_audio_check_aborts_and_the_job_reruns(
     (which raises JobInterrupted) before any video is examined."""
     from structlog.testing import capture_logs
 
-    from heygemd import examine
+    from heygemd.validation import examine
 
     load = examine.load_audio
     seen: list[int] = []

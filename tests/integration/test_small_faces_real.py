@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from heygemd import examine
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.video import read_frames
 from heygemd.settings import Settings
+from heygemd.validation import examine
 
 SETTINGS = Settings()
 FACE_CLIP = "talking/th08_woman_older_en_real3dportrait_May5s.mp4"

@@ -14,14 +14,15 @@ import cv2
 import numpy as np
 import pytest
 
-from heygemd import annotate, dryrun, examine
+from heygemd import voice
 from heygemd.errors import JobInterrupted
-from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
 from heygemd.media.video import read_frames
 from heygemd.report import Severity
 from heygemd.settings import PathSettings, Settings
+from heygemd.validation import annotate, dryrun, examine
+from heygemd.validation.facecache import FaceCache
 
 SETTINGS = Settings()
 CFG, LIMITS = SETTINGS.validation, SETTINGS.limits
@@ -339,20 +340,20 @@ def test_validate_folder_refuses_what_the_daemon_refuses(
 
 
 def test_vad_is_loaded_once_and_frames_line_up(jfk: np.ndarray) -> None:
-    assert examine._vad_model() is examine._vad_model()
-    probs = examine.speech_probabilities(jfk)
+    assert voice.model() is voice.model()
+    probs = voice.speech_probabilities(jfk)
     assert probs.shape == (-(-len(jfk) // 512),)
     assert probs.max() > 0.9  # JFK speaks
-    assert examine.speech_probabilities(np.zeros(16000, np.float32)).max() < 0.5
+    assert voice.speech_probabilities(np.zeros(16000, np.float32)).max() < 0.5
 
 
 def test_vad_frame_by_frame_matches_silero_audio_forward(jfk: np.ndarray) -> None:
     import torch
 
     with torch.inference_mode():
-        whole = examine._vad_model().audio_forward(torch.from_numpy(jfk), 16000)  # type: ignore[attr-defined]
+        whole = voice.model().audio_forward(torch.from_numpy(jfk), 16000)  # type: ignore[attr-defined]
     expected = whole.numpy().reshape(-1)[: -(-len(jfk) // 512)]
-    np.testing.assert_allclose(examine.speech_probabilities(jfk), expected, atol=1e-6)
+    np.testing.assert_allclose(voice.speech_probabilities(jfk), expected, atol=1e-6)
 
 
 def test_examine_audio_reports_progress_through_the_vad_pass(
@@ -364,7 +365,7 @@ def test_examine_audio_reports_progress_through_the_vad_pass(
     assert exam.findings == [] and exam.samples is not None
     fractions = [f for f, _ in calls]
     vad_frames = -(-len(exam.samples) // 512)
-    assert len(fractions) >= vad_frames // examine.VAD_BLOCK + 2  # decode start + VAD blocks + end
+    assert len(fractions) >= vad_frames // voice.VAD_BLOCK + 2  # decode start + VAD blocks + end
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
     gaps = np.diff([t for _, t in calls])
     assert gaps.max() < 0.5, gaps.max()
@@ -378,13 +379,13 @@ def test_interruption_from_progress_aborts_the_audio_check(tmp_path: Path, jfk: 
         if len(calls) == 3:  # inside the VAD pass
             raise JobInterrupted("second stop signal")
 
-    clean = examine.speech_probabilities(jfk)
+    clean = voice.speech_probabilities(jfk)
     audio = write_wav(tmp_path / "jfk.wav", jfk)
     with pytest.raises(JobInterrupted):
         examine.examine_audio(audio, CFG, LIMITS, interrupt)
     assert len(calls) == 3 and 0.0 < calls[-1] < 1.0
     # the model's recurrent state, left mid-pass, is reset for the next user
-    np.testing.assert_array_equal(examine.speech_probabilities(jfk), clean)
+    np.testing.assert_array_equal(voice.speech_probabilities(jfk), clean)
 
 
 # ---------------------------------------------------------------- faces cached by content

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heygemd import examine, voice
+from heygemd import voice
 from heygemd.engines.builtin.audio_features import VoiceDetector
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Listener
@@ -41,14 +41,14 @@ def test_spans_from_the_checks_probabilities_are_the_models_spans(
     by_model = [detector.spans(audio) for audio in tracks]
     monkeypatch.setattr(silero_vad, "get_speech_timestamps", model_again)
     for audio, expected in zip(tracks, by_model, strict=True):
-        examine.speech_probabilities(audio)  # the audio check: remembers them
+        voice.speech_probabilities(audio)  # the audio check: remembers them
         assert detector.spans(audio) == expected
 
 
 def test_the_hearing_worker_takes_them_and_hears_the_same(tracks: list[np.ndarray]) -> None:
     audio = tracks[0][: 4 * 16000]
     here = Listener().hear(audio, 25.0, 100)
-    examine.speech_probabilities(audio)
+    voice.speech_probabilities(audio)
     hearing = Hearing(Listener(remember=0))
     hearing.start()
     try:

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from heygemd import annotate
 from heygemd.faces import landmarks as lm
 from heygemd.faces.types import N_LANDMARKS, FaceObservation
 from heygemd.report import Finding, Severity
+from heygemd.validation import annotate
 
 
 def synthetic_face(box: tuple[float, float, float, float] = (100, 80, 220, 240)) -> FaceObservation:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heygemd import audiostats as a
 from heygemd.contract import AUDIO_RATE as RATE
+from heygemd.validation import audiostats as a
 
 
 def tone(seconds: float, amplitude: float, hz: float = 220.0) -> np.ndarray:

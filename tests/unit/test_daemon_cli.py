@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from heygemd.cli import COMMANDS, GLOBAL_OPTIONS, main, make_parser
-from heygemd.jobtoml import job_settings
 from heygemd.settings import Settings
+from heygemd.validation.jobtoml import job_settings
 
 
 def test_bad_config_value_is_one_line_naming_the_key(
@@ -110,8 +110,8 @@ def test_config_errors_use_plain_words_and_name_the_environment(
 
 
 def test_validate_does_not_print_a_code_as_a_value() -> None:
-    from heygemd.dryrun import format_findings
     from heygemd.report import Finding, Severity
+    from heygemd.validation.dryrun import format_findings
 
     lines = format_findings([
         Finding(code="unreadable_media", severity=Severity.REFUSE, message="Cannot be read.",

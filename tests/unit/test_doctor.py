@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from heygemd.daemon import doctor
+from heygemd import doctor
 from heygemd.daemon.lock import InstanceLock
 from heygemd.settings import Settings
 

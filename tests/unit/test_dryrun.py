@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from heygemd import dryrun
-from heygemd.jobtoml import job_settings
 from heygemd.settings import Settings
+from heygemd.validation import dryrun
+from heygemd.validation.jobtoml import job_settings
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from heygemd import examine
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.settings import LimitSettings, ValidationSettings
+from heygemd.validation import examine
 from tests.mediagen import make_audio, make_video
 
 CFG = ValidationSettings()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from heygemd.faces.track import associate, box_iou, build_track
+from heygemd.faces.geometry import box_iou
+from heygemd.faces.track import associate, build_track
 from heygemd.faces.types import N_LANDMARKS, FaceObservation
 
 FRAME = (640, 480)

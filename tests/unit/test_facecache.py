@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heygemd import cache, facecache
-from heygemd.facecache import FaceCache, from_arrays, to_arrays
+from heygemd import cache
 from heygemd.faces.types import N_LANDMARKS, FaceObservation, SampledFrame
 from heygemd.settings import FaceSettings, ValidationSettings
+from heygemd.validation import facecache
+from heygemd.validation.facecache import FaceCache, from_arrays, to_arrays
 
 
 def face(index: int, seed: int) -> FaceObservation:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from heygemd import faults, jobfiles
+from heygemd import faults
 from heygemd.daemon.jobs import Ended, FilesChanged, WarmStop, ended_by
 from heygemd.daemon.store import State, Store
 from heygemd.errors import DiskFull, JobInterrupted, ProcessingError
+from heygemd.validation import jobfiles
 
 PLACES = {"the outbox": Path("/srv/share/outbox"), "the work area": Path("/srv/share/work")}
 

@@ -1,4 +1,4 @@
-"""The frame pass beside the engine (heygemd.framepass): threads, progress, stopping."""
+"""The frame pass beside the engine (heygemd.validation.framepass): threads, progress, stopping."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from heygemd.contract import ProgressFn
 from heygemd.errors import JobInterrupted
-from heygemd.examine import VideoExamination
-from heygemd.framepass import FramePass, RefusedMeanwhile, Shares
 from heygemd.report import Finding, Severity
+from heygemd.validation.examine import VideoExamination
+from heygemd.validation.framepass import FramePass, RefusedMeanwhile, Shares
 
 ACCEPTED = VideoExamination(None, [], [])
 REFUSED = VideoExamination(None, [Finding(code="no_face", severity=Severity.REFUSE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from heygemd import jobfiles, validate
+from heygemd.validation import jobfiles, rules
 
 
 @pytest.mark.parametrize("name", [
@@ -32,12 +32,12 @@ def test_validate_accepts_exactly_what_classify_calls_that_kind() -> None:
     for ext in jobfiles.AUDIO_EXTS + jobfiles.VIDEO_EXTS + (".txt", ".wmv"):
         name = f"x{ext.upper()}"
         for kind in ("audio", "video"):
-            accepted = validate.check_extension(name, kind) == []
+            accepted = rules.check_extension(name, kind) == []
             assert accepted == (jobfiles.classify(name) == kind), (name, kind)
 
 
 def test_written_since_sees_growth_and_new_files_not_removals() -> None:
-    from heygemd.jobfiles import Entry, EntryKind, written_since
+    from heygemd.validation.jobfiles import Entry, EntryKind, written_since
 
     video = Entry("a.mp4", EntryKind.FILE, 100, 1)
     audio = Entry("v.wav", EntryKind.FILE, 50, 1)

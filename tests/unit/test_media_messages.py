@@ -11,11 +11,11 @@ import cv2
 import pytest
 from structlog.testing import capture_logs
 
-from heygemd import examine
 from heygemd.media.probe import looks_like_text, picture_kind, wrong_extension_message
 from heygemd.media.writer import VideoWriter
 from heygemd.report import Finding, Severity
 from heygemd.settings import LimitSettings, OutputSettings, ValidationSettings
+from heygemd.validation import examine
 from tests.mediagen import make_video, pattern_frame, write_noise
 
 CFG = ValidationSettings()

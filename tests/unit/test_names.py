@@ -8,7 +8,7 @@ import pytest
 
 from heygemd import names
 from heygemd.daemon import outbox
-from heygemd.examine import picture_name
+from heygemd.validation.examine import picture_name
 
 LONG_LATIN = "a" * 251 + ".mov"  # 255 bytes
 LONG_CHINESE = "视频" * 41 + "x.mp4"  # 6 * 41 + 5 = 251 bytes

@@ -348,8 +348,8 @@ def test_refused_and_warning_lines_name_their_picture() -> None:
     (b"output = 3\n", "job.toml: output must be a table"),
 ])
 def test_job_toml_errors_are_plain_words(toml: bytes, words: str) -> None:
-    from heygemd.jobtoml import job_settings
     from heygemd.settings import Settings
+    from heygemd.validation.jobtoml import job_settings
 
     with pytest.raises(ValueError) as raised:
         job_settings(Settings(), toml)

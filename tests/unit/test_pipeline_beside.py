@@ -12,15 +12,15 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from heygemd import examine
 from heygemd.contract import AUDIO_RATE, ProgressFn
 from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import ProcessingError
-from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.pipeline import AudioCheck, Pipeline
 from heygemd.report import AudioResult, Finding, Severity, VideoStatus
 from heygemd.settings import Settings
+from heygemd.validation import examine
+from heygemd.validation.facecache import FaceCache
 from tests.mediagen import make_video
 
 NO_FACE = Finding(code="no_face", severity=Severity.REFUSE, message="No face was found.")

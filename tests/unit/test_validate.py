@@ -7,13 +7,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from heygemd import validate as v
-from heygemd.audiostats import AudioStats
 from heygemd.faces import geometry
 from heygemd.media.types import AudioStreamInfo, MediaInfo, VideoStreamInfo
 from heygemd.report import Severity
 from heygemd.settings import LimitSettings, ValidationSettings
-from heygemd.validate import FrameEvidence
+from heygemd.validation import rules as v
+from heygemd.validation.audiostats import AudioStats
+from heygemd.validation.rules import FrameEvidence
 
 CFG = ValidationSettings()
 LIMITS = LimitSettings()

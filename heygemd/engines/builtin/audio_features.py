@@ -1,15 +1,15 @@
 """Audio -> per-video-frame features: log-mel context windows, loudness, voice activity.
 
-Everything here is pure array -> array except :class:`VoiceDetector`, which holds the silero-vad
-model (built once, in the engine's ``prepare()``). Audio is float32 (N,) mono at AUDIO_RATE.
+Everything here is pure array -> array except :class:`VoiceDetector`, which runs silero-vad
+(the process's one model, :mod:`heygemd.voice`; loaded in the engine's ``prepare()``). Audio is
+float32 (N,) mono at AUDIO_RATE.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from heygemd import voice
 from heygemd.contract import AUDIO_RATE
 
 HOP = 160  # 10 ms mel hop
@@ -109,16 +109,12 @@ def speech_mask_from_spans(
 
 
 class VoiceDetector:
-    """silero-vad, loaded once (bundled in the wheel: nothing is downloaded)."""
-
-    def __init__(self) -> None:
-        self._model: Any = None
+    """Speech spans from silero-vad: the process's one model (:func:`heygemd.voice.model`,
+    bundled in the wheel: nothing is downloaded)."""
 
     def load(self) -> None:
-        if self._model is None:
-            from heygemd import voice
-
-            self._model = voice.load_model()
+        """Load the model now (start-up), not in the middle of the first job."""
+        voice.model()
 
     def spans(self, audio: np.ndarray) -> list[tuple[float, float]]:
         """Speech spans (start, end) in seconds of float32 (N,) 16 kHz audio.
@@ -129,8 +125,6 @@ class VoiceDetector:
         """
         import torch
 
-        from heygemd import voice
-
         silero_vad = voice.silero()
         from_probs = getattr(silero_vad, "get_speech_timestamps_from_probs", None)
         known = voice.recall(audio) if from_probs is not None else None
@@ -140,11 +134,10 @@ class VoiceDetector:
                 speech_pad_ms=20, audio_length_samples=len(audio),
             )
             return [(s["start"] / AUDIO_RATE, s["end"] / AUDIO_RATE) for s in stamps]
-        self.load()
-        with torch.no_grad():
+        with voice.running() as model, torch.no_grad():
             stamps = silero_vad.get_speech_timestamps(
                 torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
-                self._model, sampling_rate=AUDIO_RATE, min_silence_duration_ms=120,
+                model, sampling_rate=AUDIO_RATE, min_silence_duration_ms=120,
                 speech_pad_ms=20,
             )
         return [(s["start"] / AUDIO_RATE, s["end"] / AUDIO_RATE) for s in stamps]

@@ -1,7 +1,8 @@
 """A job folder's optional ``job.toml``: per-job overrides of the ``[output]`` settings.
 
-Shared by the daemon (heygemd.daemon.jobs) and the dry run (heygemd.dryrun), so ``validate``
-never accepts a job.toml the daemon would refuse. Pure: bytes in, Settings or plain words out.
+Shared by the daemon (heygemd.daemon.making) and the dry run (heygemd.validation.dryrun), so
+``validate`` never accepts a job.toml the daemon would refuse. Pure: bytes in, Settings or plain
+words out.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from heygemd.errors import ProcessingError
 from heygemd.faces import landmarks as lm
 from heygemd.faces.types import FaceObservation
 from heygemd.report import Finding, Severity
-from heygemd.validate.common import clock
+from heygemd.validation.rules.common import clock
 
 RED = (230, 40, 40)  # RGB
 AMBER = (250, 190, 20)

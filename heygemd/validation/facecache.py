@@ -10,9 +10,9 @@ so a change of rule settings (yaw limits, face size) never needs a new entry.
 Key = the file's content (:func:`heygemd.cache.content_key`) + FRAME_PASS_VERSION + what the
 evidence depends on: the face analyzer's settings, the sampling settings, mediapipe's and
 OpenCV's versions and the source of the code that finds the faces (heygemd/faces/*.py and
-examine.py, which samples the frames and scores occlusion), so a change there is never met by
-old entries. A cache that cannot be read or written costs only the time: the frame pass runs.
-The folder is shared with the engine's template analyses and held to one size limit
+validation/examine.py, which samples the frames and scores occlusion), so a change there is
+never met by old entries. A cache that cannot be read or written costs only the time: the frame
+pass runs. The folder is shared with the engine's template analyses and held to one size limit
 (``paths.cache_max_gb``, least recently used first: :class:`heygemd.cache.AnalysisCache`).
 """
 
@@ -41,14 +41,14 @@ def code_signature() -> str:
     """What the faces depend on besides settings: library versions and our own source."""
     from importlib.metadata import version
 
-    package = Path(__file__).parent
+    here = Path(__file__).parent  # heygemd/validation
     digest = hashlib.blake2b(digest_size=8)
     for name in ("mediapipe", "opencv-contrib-python", "opencv-python"):
         try:
             digest.update(f"{name}={version(name)};".encode())
         except Exception:  # noqa: BLE001 - one of the OpenCV wheels is installed, not both
             continue
-    for source in sorted((package / "faces").glob("*.py")) + [package / "examine.py"]:
+    for source in sorted((here.parent / "faces").glob("*.py")) + [here / "examine.py"]:
         digest.update(source.name.encode() + b"\0" + source.read_bytes())
     return digest.hexdigest()
 

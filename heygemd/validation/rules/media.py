@@ -4,18 +4,25 @@ video's resolution and frame rate. Pure: they read a probe (:class:`MediaInfo`) 
 
 from __future__ import annotations
 
-from heygemd.audiostats import AudioStats
-from heygemd.jobfiles import AUDIO_EXTS, VIDEO_EXTS, FileKind, allowed_extensions, extension
 from heygemd.media.types import MediaInfo
 from heygemd.report import Finding
 from heygemd.settings import LimitSettings, ValidationSettings
-from heygemd.validate.common import MB, pct, refuse, warn
+from heygemd.validation.audiostats import AudioStats
+from heygemd.validation.jobfiles import (
+    AUDIO_EXTS,
+    VIDEO_EXTS,
+    FileKind,
+    allowed_extensions,
+    extension,
+)
+from heygemd.validation.rules.common import MB, pct, refuse, warn
 
 # ---------------------------------------------------------------- files and streams
 
 
 def check_extension(name: str, kind: FileKind) -> list[Finding]:
-    """A name without one of ``kind``'s extensions (:mod:`heygemd.jobfiles`) is refused."""
+    """A name without one of ``kind``'s extensions (:mod:`heygemd.validation.jobfiles`) is
+    refused."""
     allowed = allowed_extensions(kind)
     suffix = extension(name)
     if suffix in allowed:

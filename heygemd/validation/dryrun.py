@@ -1,9 +1,10 @@
 """``heygemd validate FOLDER``: a dry run of a job folder, nothing rendered.
 
-The folder-level verdict comes from the daemon's own rules (:func:`heygemd.jobfiles.
-check_folder` on an lstat snapshot) and the daemon's own ``job.toml`` check
-(:func:`heygemd.jobtoml.job_settings`), so the dry run never accepts a folder the daemon
-refuses; then the audio and every video are examined as the daemon would (:mod:`heygemd.examine`).
+The folder-level verdict comes from the daemon's own rules
+(:func:`heygemd.validation.jobfiles.check_folder` on an lstat snapshot) and the daemon's own
+``job.toml`` check (:func:`heygemd.validation.jobtoml.job_settings`), so the dry run never
+accepts a folder the daemon refuses; then the audio and every video are examined as the daemon
+would (:mod:`heygemd.validation.examine`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from pathlib import Path
 
 import structlog
 
-from heygemd import jobfiles, validate
-from heygemd.examine import examine_audio, examine_video
 from heygemd.faces.analyze import FaceAnalyzer
-from heygemd.jobtoml import job_settings
 from heygemd.report import Finding
 from heygemd.settings import OutputSettings, Settings
+from heygemd.validation import jobfiles, rules
+from heygemd.validation.examine import examine_audio, examine_video
+from heygemd.validation.jobtoml import job_settings
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +28,7 @@ _EXAMINE_ANYWAY = {"no_audio", "multiple_audio", "no_video"}
 
 
 def _verdict(findings: Sequence[Finding], readable: bool = True) -> str:
-    if not readable or validate.refusals(findings):
+    if not readable or rules.refusals(findings):
         return "REFUSED"
     return "ACCEPTED WITH WARNINGS" if findings else "ACCEPTED"
 
@@ -136,7 +137,7 @@ def _examine(
     for name in audios:
         exam = examine_audio(folder / name, settings.validation, settings.limits)
         readable = exam.samples is not None
-        audio_ok = readable and not validate.refusals(exam.findings)
+        audio_ok = readable and not rules.refusals(exam.findings)
         lines.append(f"audio  {name}: {_verdict(exam.findings, readable)}")
         lines += format_findings(exam.findings)
     accepted_videos = 0
@@ -147,7 +148,7 @@ def _examine(
             exam_v = examine_video(
                 folder / name, analyzer, settings.validation, settings.limits, pictures_dir
             )
-            accepted_videos += exam_v.info is not None and not validate.refusals(exam_v.findings)
+            accepted_videos += exam_v.info is not None and not rules.refusals(exam_v.findings)
             lines.append(f"video  {name}: {_verdict(exam_v.findings, exam_v.info is not None)}")
             lines += format_findings(exam_v.findings, pictures_dir)
     return audio_ok, accepted_videos

@@ -1,10 +1,10 @@
 """Validation's frame pass in a worker thread, beside the engine's planning.
 
 The pipeline starts the frame pass (decode the sampled frames, find the faces, apply the rules:
-:func:`heygemd.examine.examine_frames`) in a thread, and meanwhile asks the engine to plan the
-video. Nothing is encoded before the frames' verdict. Progress from both reaches the caller's
-callback from the calling thread only (the daemon's callback writes its SQLite store), and a
-refusal found meanwhile is raised into the engine through its progress callback
+:func:`heygemd.validation.examine.examine_frames`) in a thread, and meanwhile asks the engine
+to plan the video. Nothing is encoded before the frames' verdict. Progress from both reaches
+the caller's callback from the calling thread only (the daemon's callback writes its SQLite
+store), and a refusal found meanwhile is raised into the engine through its progress callback
 (:class:`RefusedMeanwhile`, a JobInterrupted: engines let it through) so that it stops.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from heygemd.contract import ProgressFn
 from heygemd.errors import JobInterrupted
-from heygemd.examine import VideoExamination
 from heygemd.timing import ms_since
-from heygemd.validate import refusals
+from heygemd.validation.examine import VideoExamination
+from heygemd.validation.rules import refusals
 
 WAIT_STEP_SECONDS = 0.25  # progress is reported this often while waiting for the frame pass
 

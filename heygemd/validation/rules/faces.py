@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from heygemd.media.types import MediaInfo
 from heygemd.report import Finding, Severity
 from heygemd.settings import LimitSettings, ValidationSettings
-from heygemd.validate.common import clock, finding, median, pct, refuse, warn
-from heygemd.validate.media import validate_video_info
+from heygemd.validation.rules.common import clock, finding, median, pct, refuse, warn
+from heygemd.validation.rules.media import validate_video_info
 
 
 @dataclass(frozen=True)

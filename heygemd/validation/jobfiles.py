@@ -1,9 +1,9 @@
 """What a job folder holds and whether it can be a job: the extension and ignore rules and
 the folder-level checks, in one place.
 
-Below both users: the daemon's inbox and ``heygemd validate`` (:mod:`heygemd.dryrun`) apply the
-same rules, so the dry run and the daemon give the same folder-level verdict. Everything is
-pure except :func:`scan_entries`, the one function that reads the filesystem (lstat only).
+Below both users: the daemon's inbox and ``heygemd validate`` (:mod:`heygemd.validation.dryrun`)
+apply the same rules, so the dry run and the daemon give the same folder-level verdict. Everything
+is pure except :func:`scan_entries`, the one function that reads the filesystem (lstat only).
 """
 
 from __future__ import annotations

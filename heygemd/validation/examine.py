@@ -1,29 +1,24 @@
 """The I/O edge of validation: probe files, decode audio, sample video frames, run the face
 analyzer and the VAD, write pictures of findings. The rules themselves are pure
-(:mod:`heygemd.validate`); this module only gathers their evidence.
+(:mod:`heygemd.validation.rules`); this module only gathers their evidence.
 
 Never raises for bad input: an unreadable file becomes a refuse finding.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import structlog
 
-from heygemd import annotate, names, validate, voice
-from heygemd.audiostats import FRAME, measure_audio
+from heygemd import names, voice
 from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.errors import MediaError
-from heygemd.facecache import FaceCache
 from heygemd.faces.analyze import FaceAnalyzer
-from heygemd.faces.geometry import generic_head_yaw
+from heygemd.faces.geometry import box_iou, generic_head_yaw
 from heygemd.faces.types import SampledFrame
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
@@ -32,7 +27,10 @@ from heygemd.media.video import VideoReader, read_frames
 from heygemd.report import Finding, Severity
 from heygemd.settings import LimitSettings, ValidationSettings
 from heygemd.timing import ms_since
-from heygemd.validate import FrameEvidence
+from heygemd.validation import annotate, rules
+from heygemd.validation.audiostats import measure_audio
+from heygemd.validation.facecache import FaceCache
+from heygemd.validation.rules import FrameEvidence
 
 log = structlog.get_logger(__name__)
 
@@ -78,49 +76,7 @@ def _no_progress(fraction: float) -> None:
 # ---------------------------------------------------------------- audio
 
 
-@functools.cache
-def _vad_model() -> object:
-    """silero-vad (TorchScript, shipped in the wheel), loaded once per process on first use."""
-    model = voice.load_model()
-    log.debug("examine.vad_loaded")
-    return model
-
-
-_VAD_LOCK = threading.Lock()  # the model keeps recurrent state between chunks
-VAD_BLOCK = 64  # VAD frames (of FRAME samples: ~2 s of audio, ~20 ms of CPU) per progress call
 DECODE_SHARE = 0.1  # of examine_audio's progress; the VAD pass is the rest
-
-
-def speech_probabilities(samples: np.ndarray, progress: ProgressFn | None = None) -> np.ndarray:
-    """silero-vad speech probability per 512-sample frame: samples float32 (N,) at 16 kHz ->
-    float32 (ceil(N / 512),).
-
-    The frames go through the model one by one (what silero's ``audio_forward`` does), so that
-    ``progress`` gets the fraction done every VAD_BLOCK frames; it may raise JobInterrupted.
-    The probabilities are remembered (:mod:`heygemd.voice`) for the engine's VAD.
-    """
-    import torch
-
-    report = progress or _no_progress
-    if len(samples) == 0:
-        report(1.0)
-        return np.zeros(0, np.float32)
-    model = _vad_model()
-    count = -(-len(samples) // FRAME)
-    padded = np.zeros(count * FRAME, np.float32)
-    padded[: len(samples)] = samples
-    frames = torch.from_numpy(padded).reshape(count, 1, FRAME)
-    out: list[torch.Tensor] = []
-    with _VAD_LOCK, torch.inference_mode():
-        model.reset_states()  # type: ignore[attr-defined]
-        for i in range(count):
-            if i % VAD_BLOCK == 0:
-                report(i / count)
-            out.append(model(frames[i], AUDIO_RATE))  # type: ignore[operator]
-    report(1.0)
-    probabilities = torch.cat(out, 1).numpy().reshape(-1).astype(np.float32)
-    voice.remember(samples, probabilities)  # the engine's VAD takes them (heygemd.voice)
-    return probabilities
 
 
 def examine_audio(
@@ -129,12 +85,12 @@ def examine_audio(
     """Probe and decode the job's audio, measure it, apply the audio rules.
 
     ``progress`` gets the fraction (0..1) done: once before decoding, then at least every
-    VAD_BLOCK frames of the VAD pass (about every 20 ms of work); it may raise JobInterrupted,
-    which propagates (a BaseException, never a finding).
+    voice.VAD_BLOCK frames of the VAD pass (about every 20 ms of work); it may raise
+    JobInterrupted, which propagates (a BaseException, never a finding).
     """
     t0 = time.monotonic()
     report = progress or _no_progress
-    findings = validate.check_extension(path.name, "audio")
+    findings = rules.check_extension(path.name, "audio")
     if findings:
         return AudioExamination(None, None, findings)
     try:
@@ -144,7 +100,7 @@ def examine_audio(
     samples: np.ndarray | None = None
     stats = None
     # refused on the probe alone (too big, no sound, declared too long): nothing is decoded
-    blocked = (validate.check_file_size(info.size_bytes, limits) or info.audio is None
+    blocked = (rules.check_file_size(info.size_bytes, limits) or info.audio is None
                or (info.duration or 0.0) > limits.max_audio_seconds)
     if not blocked:
         report(0.0)
@@ -153,9 +109,9 @@ def examine_audio(
                                  max_seconds=limits.max_audio_seconds + AUDIO_CAP_MARGIN_SECONDS)
         except MediaError as err:
             return AudioExamination(info, None, [_unreadable("audio", err, path.name)])
-        vad = speech_probabilities(samples, progress_span(report, DECODE_SHARE, 1.0))
+        vad = voice.speech_probabilities(samples, progress_span(report, DECODE_SHARE, 1.0))
         stats = measure_audio(samples, vad)
-    findings = _with_file(validate.validate_audio(info, stats, cfg, limits), path.name)
+    findings = _with_file(rules.validate_audio(info, stats, cfg, limits), path.name)
     log.info(
         "examine.audio",
         file=path.name,
@@ -218,14 +174,6 @@ def sample_frames(
     return samples, size
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0.0) * max(h, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[SampledFrame]:
     """Follow the speaker over the samples (faces.track) and pick their occlusion scores."""
     from heygemd.faces.track import build_track
@@ -237,7 +185,7 @@ def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[S
     for s, speaker in zip(samples, track.observations, strict=True):
         occlusion = None
         if speaker is not None and s.occlusions:
-            overlaps = [_iou(speaker.box, f.box) for f in s.faces[: len(s.occlusions)]]
+            overlaps = [box_iou(speaker.box, f.box) for f in s.faces[: len(s.occlusions)]]
             occlusion = s.occlusions[int(np.argmax(overlaps))]
         out.append(SampledFrame(s.frame_index, s.faces, s.occlusions, speaker, occlusion))
     return out
@@ -260,7 +208,7 @@ def evidence_of(s: SampledFrame, frame_size: tuple[int, int]) -> FrameEvidence:
 
 
 def _picture_group(findings: list[Finding]) -> tuple[str, list[Finding]]:
-    refused = validate.refusals(findings)
+    refused = rules.refusals(findings)
     if refused:
         return "refused", refused
     return "warning", [f for f in findings if f.severity is Severity.WARN]
@@ -307,7 +255,7 @@ def illustrate(
         return findings, []
     index = next((f.frame_index for f in group if f.frame_index is not None), None)
     if index is None:
-        fallback = validate.deciding_frame(evidence, "representative")
+        fallback = rules.deciding_frame(evidence, "representative")
         index = fallback.frame_index if fallback else None
     sample = next((s for s in samples if s.frame_index == index), None)
     if index is None or sample is None:
@@ -338,14 +286,14 @@ def check_container(
     """The video rules that need no decoded frame: extension, probe, container (size, length,
     pixels). Cheap; :func:`examine_frames` goes on from its result when
     :func:`needs_frame_pass` says so."""
-    findings = validate.check_extension(path.name, "video")
+    findings = rules.check_extension(path.name, "video")
     if findings:
         return VideoExamination(None, findings, [])
     try:
         info = probe(path)
     except MediaError as err:
         return VideoExamination(None, [_unreadable("video", err, path.name)], [])
-    return VideoExamination(info, _with_file(validate.validate_video_info(info, cfg, limits),
+    return VideoExamination(info, _with_file(rules.validate_video_info(info, cfg, limits),
                                              path.name), [])
 
 
@@ -394,7 +342,7 @@ def examine_frames(
     samples, size = known
     samples = attach_speaker(samples, size)
     evidence = [evidence_of(s, size) for s in samples]
-    findings = _with_file(validate.validate_video(info, evidence, cfg, limits), path.name)
+    findings = _with_file(rules.validate_video(info, evidence, cfg, limits), path.name)
     findings, pictures = illustrate(
         path, samples, evidence, findings, pictures_dir,
         progress_span(report, FRAME_PASS_SHARE, 1.0),
