@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test soak gpu bench lint clean
+.PHONY: run test test-deps soak gpu bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,14 +22,18 @@ run: $(STAMP)
 	mkdir -p inbox outbox
 	$(BIN)/heygemd --config config.toml run
 
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -q
+
+# Real components the tests drive: headless Chromium and its driver (the web page test).
+test-deps:
+	.ci/need-packages chromium:chromium chromedriver:chromium-driver
 
 lint: $(STAMP)
 	$(BIN)/ruff check heygemd tests bench
 	$(BIN)/mypy heygemd
 
-soak: $(STAMP)
+soak: $(STAMP) test-deps
 	$(BIN)/python -m pytest -q -m soak
 
 # On a machine with CUDA: CPU-vs-CUDA agreement tests, then a whole render on both devices.

@@ -128,6 +128,21 @@ def cmd_doctor(settings: Settings, _args: argparse.Namespace) -> int:
     return EXIT_OK if all(c.ok for c in results) else EXIT_FAIL
 
 
+def cmd_web(settings: Settings, _args: argparse.Namespace) -> int:
+    """The read-only page, /api/status and /metrics, until SIGTERM/SIGINT (uvicorn's own)."""
+    import uvicorn
+
+    from heygemd.logs import configure_logging
+    from heygemd.web.app import create_app, split_listen
+
+    configure_logging(settings.logging, None)
+    app = create_app(settings)  # ConfigError (exit 2) before listening when access is unsafe
+    host, port = split_listen(settings.web.listen)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                server_header=False, proxy_headers=False)
+    return EXIT_OK
+
+
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     from heygemd.evaluate import run_cli
 
@@ -162,6 +177,8 @@ COMMANDS: dict[str, Command] = {
     "validate": Command("dry run: what in FOLDER would be accepted or refused, and why",
                         cmd_validate, _folder_argument),
     "doctor": Command("check the installation: one line per check, OK or what to do", cmd_doctor),
+    "web": Command("serve the read-only status page, /api/status and /metrics ([web] listen)",
+                   cmd_web),
     "eval": Command("measure lip-sync quality on real talking clips (self-reenactment, dubbing)",
                     cmd_eval, _eval_arguments),
 }

@@ -274,6 +274,7 @@ class Pipeline:
         progress(1.0)
         metrics = dict(rendering.metrics)
         metrics["output_seconds"] = round(len(audio.samples) / AUDIO_RATE, 3)
+        metrics["frames"] = float(writer.frames_written)
         return metrics
 
 

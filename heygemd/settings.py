@@ -177,6 +177,13 @@ class LogSettings(Section):
     stdout: bool = True
 
 
+class WebSettings(Section):
+    """`heygemd web`: where the read-only page listens, and the token it asks for."""
+
+    listen: str = "127.0.0.1:8750"  # HOST:PORT; beyond loopback a token is required
+    token: str = ""  # empty: none (loopback only)
+
+
 class Settings(BaseSettings):
     """Everything configurable. Sections mirror the tables of config.toml."""
 
@@ -196,6 +203,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = EngineSettings()
     output: OutputSettings = OutputSettings()
     logging: LogSettings = LogSettings()
+    web: WebSettings = WebSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -25,7 +25,7 @@ import structlog
 from heygemd import fatal, faults
 from heygemd.daemon import checkpoint, inbox, outbox
 from heygemd.daemon.making import ClaimedJob, PipelineLike, WarmStop, make_job
-from heygemd.daemon.store import JobRow, JobStore, State
+from heygemd.daemon.store import JobRow, JobStore, State, VideoFact
 from heygemd.errors import JobInterrupted
 from heygemd.logs import job_log
 from heygemd.report import JobReport, JobStatus, VideoResult, VideoStatus
@@ -175,9 +175,10 @@ class JobRunner:
         moved = outbox.move_inputs(paths.original, paths.staging)
         self.store.update(row.job_id, outbox_name=name)
         outbox.publish(paths.staging, out, name)
+        self.store.add_videos(video_facts(report))
         done = self.store.transition(
             row.job_id, STATE_OF[report.status], status=report.status.value,
-            message=report.message,
+            message=report.message, reason_code=report.reason_code,
         )
         if not moved:
             shutil.rmtree(paths.original)
@@ -265,6 +266,20 @@ class _Kept:
             log.warning("checkpoint.write_failed", video=video, error=str(err))
         else:
             log.info("checkpoint.saved", video=video, status=result.status.value)
+
+
+def video_facts(report: JobReport) -> list[VideoFact]:
+    """The report's videos as the store records them for the metrics (pure)."""
+    finished = report.finished_at.isoformat(timespec="seconds") if report.finished_at else None
+    return [
+        VideoFact(job_id=report.job_id, name=v.name, status=v.status.value,
+                  reason_code=v.reason_code,
+                  output_seconds=float(v.metrics.get("output_seconds", 0.0)),
+                  frames=int(v.metrics.get("frames", 0)),
+                  examine_ms=float(v.timings_ms.get("examine", 0.0)),
+                  render_ms=float(v.timings_ms.get("render", 0.0)), finished_at=finished)
+        for v in report.videos
+    ]
 
 
 def _snapshot(folder: Path) -> inbox.Snapshot | None:

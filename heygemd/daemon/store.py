@@ -69,6 +69,7 @@ class JobRow:
     faults: int = 0  # runs ended by the job's own doing (an error of ours it set off, a crash)
     interruptions: int = 0  # runs ended from outside (stop, kill -9, power cut, full disk)
     crashes: str = "{}"  # JSON {video name: process crashes while it was being made}
+    reason_code: str | None = None  # the report's, when the job made no video
 
     def crash_counts(self) -> dict[str, int]:
         """Video name -> how many times the process died of a fatal signal while making it."""
@@ -98,6 +99,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     fraction REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
+CREATE TABLE IF NOT EXISTS videos (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason_code TEXT,
+    output_seconds REAL NOT NULL DEFAULT 0,
+    frames INTEGER NOT NULL DEFAULT 0,
+    examine_ms REAL NOT NULL DEFAULT 0,
+    render_ms REAL NOT NULL DEFAULT 0,
+    finished_at TEXT,
+    PRIMARY KEY (job_id, name)
+);
 """
 # Columns added after the first release: (name, declaration), added to an older database at
 # open; a read-only reader of an older database sees their defaults.
@@ -105,12 +118,32 @@ _ADDED = (
     ("faults", "INTEGER NOT NULL DEFAULT 0"),
     ("interruptions", "INTEGER NOT NULL DEFAULT 0"),
     ("crashes", "TEXT NOT NULL DEFAULT '{}'"),
+    ("reason_code", "TEXT"),
 )
 _COLUMNS = (
     "job_id, name, state, attempts, submitted_at, started_at, finished_at, outbox_name, status, "
-    "message, video_index, video_count, video_name, fraction, faults, interruptions, crashes"
+    "message, video_index, video_count, video_name, fraction, faults, interruptions, crashes, "
+    "reason_code"
 )
-_DEFAULTS = {"faults": "0", "interruptions": "0", "crashes": "'{}'"}
+_DEFAULTS = {"faults": "0", "interruptions": "0", "crashes": "'{}'", "reason_code": "NULL"}
+
+
+@dataclass(frozen=True)
+class VideoFact:
+    """One finished video as the metrics count it (a row of the videos table)."""
+
+    job_id: str
+    name: str
+    status: str  # done | rejected | failed
+    reason_code: str | None
+    output_seconds: float
+    frames: int
+    examine_ms: float
+    render_ms: float
+    finished_at: str | None
+
+
+_VIDEO_COLUMNS = tuple(VideoFact.__dataclass_fields__)
 
 
 def _row(values: tuple[Any, ...]) -> JobRow:
@@ -141,6 +174,10 @@ class JobStore(Protocol):
     def transition(self, job_id: str, new: State, **fields: object) -> JobRow: ...
 
     def update(self, job_id: str, **fields: object) -> None: ...
+
+    def add_videos(self, facts: list[VideoFact]) -> None: ...
+
+    def video_facts(self) -> list[VideoFact]: ...
 
 
 class Store:
@@ -244,3 +281,25 @@ class Store:
         self._db.execute(
             f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*fields.values(), job_id)
         )
+
+    def add_videos(self, facts: list[VideoFact]) -> None:
+        """Record a published job's videos (again: the same rows replace the old)."""
+        marks = ",".join("?" * len(_VIDEO_COLUMNS))
+        rows = [tuple(getattr(f, c) for c in _VIDEO_COLUMNS) for f in facts]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO videos ({', '.join(_VIDEO_COLUMNS)}) VALUES ({marks})",
+                rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def video_facts(self) -> list[VideoFact]:
+        """Every recorded video (none from a database older than the videos table)."""
+        try:
+            cur = self._db.execute(f"SELECT {', '.join(_VIDEO_COLUMNS)} FROM videos")
+        except sqlite3.OperationalError:  # a read-only look at a database not yet migrated
+            return []
+        return [VideoFact(*r) for r in cur.fetchall()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,18 @@ def test_readonly_store_sees_writes_of_the_daemon(tmp_path: Path) -> None:
         reader.add("J2", "y")
     reader.close()
     writer.close()
+
+
+def test_videos_are_recorded_once_per_job_and_name(tmp_path: Path) -> None:
+    from heygemd.daemon.store import VideoFact
+
+    store = Store(tmp_path)
+    fact = VideoFact(job_id="J1", name="a.mp4", status="done", reason_code=None,
+                     output_seconds=5.0, frames=125, examine_ms=300.0, render_ms=2000.0,
+                     finished_at="2026-12-03T08:00:00+00:00")
+    store.add_videos([fact, dataclasses.replace(fact, name="b.mp4", status="rejected",
+                                                reason_code="no_face")])
+    store.add_videos([fact])  # published again after a crash: replaced, not doubled
+    assert sorted((f.name, f.status) for f in store.video_facts()) == [
+        ("a.mp4", "done"), ("b.mp4", "rejected")]
+    store.close()
