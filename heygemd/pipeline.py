@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from heygemd import faults, names
+from heygemd import faults, names, preview
 from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import DiskFull, HeygemError, InputRejected, MachineFault, ResourceError
@@ -41,7 +41,7 @@ from heygemd.settings import (
     ValidationSettings,
 )
 from heygemd.timing import ms_since
-from heygemd.validation import examine
+from heygemd.validation import annotate, examine
 from heygemd.validation.facecache import FaceCache
 from heygemd.validation.framepass import FramePass, RefusedMeanwhile, Shares
 from heygemd.validation.rules import refusals
@@ -243,18 +243,44 @@ class Pipeline:
                     raise failure
                 if refused or rendering is None:
                     return _rejection(video, exam, timings)
-                metrics = self._encode(rendering, audio, output, shares.rendering)
+                sampler = preview.Sampler.for_video(rendering.frame_count, rendering.fps)
+                metrics = self._encode(rendering, audio, output, shares.rendering, sampler)
             finally:
                 _close(rendering)
         timings["render"] = ms_since(t0)
         bound.info("stage.finish", stage="render", duration_ms=timings["render"],
                    beside_examine_ms=timings["examine"], **metrics)
-        return _done(video, output, exam, audio, timings, metrics)
+        shown = self._preview(sampler, audio, rendering.fps, int(metrics["frames"]), output,
+                              pictures_dir, bound, timings)
+        return _done(video, output, exam, audio, timings, metrics).model_copy(
+            update={"preview": shown})
+
+    def _preview(
+        self, sampler: preview.Sampler, audio: AudioCheck, fps: float, frame_count: int,
+        output: Path, pictures_dir: Path, bound: Any, timings: dict[str, float],
+    ) -> str | None:
+        """``<stem>.preview.jpg`` in ``pictures_dir``: its name, or None when it could not
+        be made (logged; the video stands). A full or unwritable disk raises as usual."""
+        assert audio.samples is not None
+        name = names.fit(output.stem, preview.SUFFIX)
+        with _stage(bound, timings, "preview") as facts:
+            try:
+                image = preview.picture(sampler, self.analyzer, audio.samples, fps, frame_count)
+                annotate.save_jpeg(pictures_dir / name, image)
+            except Exception as err:
+                if faults.is_machine_fault(err):
+                    raise
+                bound.warning("video.preview_failed", error=str(err))
+                return None
+            facts["measured_frames"] = len(sampler.kept)
+        return name
 
     def _encode(
-        self, rendering: Rendering, audio: AudioCheck, output: Path, progress: ProgressFn
+        self, rendering: Rendering, audio: AudioCheck, output: Path, progress: ProgressFn,
+        sampler: preview.Sampler,
     ) -> dict[str, float]:
-        """Pull the engine's frames into an MP4 at ``output`` with the job's sound track."""
+        """Pull the engine's frames into an MP4 at ``output`` with the job's sound track;
+        ``sampler`` sees every frame (it keeps a few for the preview)."""
         assert audio.samples is not None
         out_cfg = audio.output
         track = audio.track
@@ -265,8 +291,9 @@ class Pipeline:
                 partial, rendering.width, rendering.height, rendering.fps,
                 audio=track, audio_rate=out_cfg.audio_rate, settings=out_cfg,
             ) as writer:
-                for frame in rendering.frames:
+                for index, frame in enumerate(rendering.frames):
                     writer.write(frame)
+                    sampler.see(index, frame)
             os.replace(partial, output)
         finally:
             partial.unlink(missing_ok=True)

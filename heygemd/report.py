@@ -48,6 +48,7 @@ class VideoResult(Record):
     message: str | None = None
     findings: list[Finding] = Field(default_factory=list)
     pictures: list[str] = Field(default_factory=list)
+    preview: str | None = None  # <stem>.preview.jpg beside the output: frames, voice, mouth
     timings_ms: dict[str, float] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     media: dict[str, Any] = Field(default_factory=dict)  # a MediaInfo summary

@@ -82,8 +82,11 @@ def slot_dir(holder: Path, video: str) -> Path:
 
 
 def produced_files(result: VideoResult) -> list[str]:
-    """The files a result names in the job folder: its output (done) and its pictures (pure)."""
+    """The files a result names in the job folder: its output and preview (done) and its
+    pictures (pure)."""
     names = [result.output] if result.status is VideoStatus.DONE and result.output else []
+    if result.status is VideoStatus.DONE and result.preview:
+        names.append(result.preview)
     return names + [p for p in result.pictures if p not in names]
 
 

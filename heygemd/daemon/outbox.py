@@ -72,7 +72,8 @@ def _see_pictures(pictures: Iterable[str | None]) -> str:
 
 def _video_line(video: VideoResult) -> str:
     if video.status is VideoStatus.DONE:
-        return f"  OK       {video.name} -> {video.output}"
+        shown = f" (preview: {video.preview})" if video.preview else ""
+        return f"  OK       {video.name} -> {video.output}{shown}"
     word = "REFUSED " if video.status is VideoStatus.REJECTED else "FAILED  "
     if video.reason_code == NOT_CHECKED:
         word = "SKIPPED "

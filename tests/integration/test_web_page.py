@@ -121,6 +121,11 @@ def test_the_page_follows_a_job_to_its_verdicts(harness: Harness, browser: Any) 
     assert shown["anna.mp4"].startswith("OK") and "→ anna.mp4" in shown["anna.mp4"]
     assert shown["blank.mp4"].lower().startswith("rejected")
     assert refused["message"] in shown["blank.mp4"]  # the same words as RESULT.txt
+    made = next(v for v in report["videos"] if v["name"] == "anna.mp4")
+    assert made["preview"] == "anna.preview.jpg"
+    assert "OK       anna.mp4 -> anna.mp4 (preview: anna.preview.jpg)" in (
+        harness.outbox / "spring lesson" / "RESULT.txt").read_text()
+    assert browser.find_elements(By.CSS_SELECTOR, f'{card} [data-video="anna.mp4"] a.preview img')
     images = browser.find_elements(By.CSS_SELECTOR, f"{card} img")
     assert images and all(browser.execute_script(
         "return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images)

@@ -65,6 +65,8 @@ def test_file_stamp_reads_name_size_and_mtime(tmp_path: Path) -> None:
 
 def test_produced_files() -> None:
     assert checkpoint.produced_files(done_result()) == ["a.mp4", "a.warning.jpg"]
+    with_preview = done_result().model_copy(update={"preview": "a.preview.jpg"})
+    assert checkpoint.produced_files(with_preview) == ["a.mp4", "a.preview.jpg", "a.warning.jpg"]
     refused = VideoResult(name="b.mov", status=VideoStatus.REJECTED, pictures=["b.refused.jpg"])
     assert checkpoint.produced_files(refused) == ["b.refused.jpg"]
     failed = VideoResult(name="c.mp4", status=VideoStatus.FAILED, output="c.mp4")

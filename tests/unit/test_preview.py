@@ -1,0 +1,54 @@
+"""The preview picture: what is sampled, the loudness per frame, and the drawing (synthetic)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from heygemd import preview
+from heygemd.contract import AUDIO_RATE
+from heygemd.faces.types import FaceObservation
+
+
+def test_sampling_keeps_about_four_frames_a_second_and_at_most_the_cap() -> None:
+    assert preview.sample_step(125, 25.0) == 6
+    assert preview.sample_step(300 * 30, 30.0) == 38  # 5 min at 30 fps: <= MAX_SAMPLES kept
+    sampler = preview.Sampler.for_video(50, 25.0)
+    for i in range(50):
+        sampler.see(i, np.zeros((1080, 1920, 3), np.uint8))
+    assert [i for i, _ in sampler.kept] == list(range(0, 50, 6))
+    assert sampler.kept[0][1].shape == (180, 320, 3)  # shrunk while kept
+
+
+def test_loudness_follows_the_voice_under_each_frame() -> None:
+    t = np.arange(AUDIO_RATE * 2) / AUDIO_RATE
+    audio = np.where(t < 1.0, 0.5 * np.sin(2 * np.pi * 220 * t), 0.0).astype(np.float32)
+    level = preview.loudness_db(audio, 25.0, 60)  # 60 frames: 2.4 s, past the audio's end
+    assert np.all(level[:25] > -10) and np.all(level[25:] == preview.FLOOR_DB)
+
+
+class Mouths:
+    """A stand-in analyzer: a face whose mouth opens with the frame index, none after 40."""
+
+    def analyze(self, frame: np.ndarray, frame_index: int) -> list[FaceObservation]:
+        if frame_index >= 40:
+            return []
+        marks = np.zeros((478, 3), np.float32)
+        marks[:, 0] = np.linspace(0, 100, 478)
+        marks[13, 1], marks[14, 1] = 50.0, 50.0 + frame_index % 10  # inner lips apart
+        return [FaceObservation(frame_index, (0.0, 0.0, 100.0, 100.0), 0.9, marks, 0, 0, 0)]
+
+
+def test_the_picture_has_the_sheet_above_the_timeline_and_shades_missing_faces() -> None:
+    sampler = preview.Sampler.for_video(50, 25.0)
+    for i in range(50):
+        sampler.see(i, np.full((480, 640, 3), 90, np.uint8))
+    opened = preview.openings(sampler.kept, Mouths())
+    assert np.isnan(opened[-1]) and np.all(np.isfinite(opened[:-2]))
+    audio = (0.3 * np.sin(np.arange(2 * AUDIO_RATE) / 8.0)).astype(np.float32)
+    image = preview.picture(sampler, Mouths(), audio, 25.0, 50)
+    width = preview.SHEET_COLUMNS * preview.THUMB_WIDTH
+    assert image.dtype == np.uint8 and image.shape[1] == width and image.shape[2] == 3
+    plot = image[-preview.PLOT_HEIGHT:][: preview.PLOT_HEIGHT - 34]  # above axis and legend
+    missing = np.all(plot == preview.MISSING, axis=2)
+    assert missing[:, width * 9 // 10:].any() and not missing[:, : width // 2].any()
+    assert np.all(plot == preview.MOUTH, axis=2).any()  # the mouth line is drawn
