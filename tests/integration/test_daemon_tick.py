@@ -216,7 +216,8 @@ def test_warm_stop_keeps_finished_videos_and_stale_checkpoints_are_redone(
     assert row.faults == 0 and row.interruptions == 1
     assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt", "status.json"]
     slot = checkpoint.slot_dir(harness.work / row.job_id, "a.mp4")
-    assert sorted(p.name for p in slot.iterdir()) == ["a.mp4", "a.preview.jpg", "a.warning.jpg", "result.json"]
+    assert sorted(p.name for p in slot.iterdir()) == [
+        "a.mp4", "a.preview.jpg", "a.warning.jpg", "result.json"]
     daemon.stop_requested = False
     monkeypatch.setattr(Pipeline, "process_video", process)
     with capture_logs() as logs:
