@@ -25,9 +25,10 @@ run: $(STAMP)
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -q
 
-# Real components the tests drive: headless Chromium and its driver (the web page test).
+# Real components the tests drive: headless Chromium and its driver (the web page test) and
+# systemd-analyze (the units' checks).
 test-deps:
-	.ci/need-packages chromium:chromium chromedriver:chromium-driver
+	.ci/need-packages chromium:chromium chromedriver:chromium-driver systemd-analyze:systemd
 
 lint: $(STAMP)
 	$(BIN)/ruff check heygemd tests bench

@@ -31,6 +31,7 @@ from tests.conftest import ROOT
 from tests.integration.conftest import Harness, wait_for
 
 UNIT = ROOT / "systemd" / "heygemd.service"
+WEB_UNIT = ROOT / "systemd" / "heygemd-web.service"
 SYSTEMD_CHECK = ROOT / "tests" / "systemd_check.sh"
 IDLE_PING_GAP = 2.0  # s: idle, the loop pings every second (harness idle tick 0.2 s)
 MAX_EXPOSURE = 2.0  # systemd-analyze security's overall rating (0 safest .. 10); 3.0 before
@@ -62,20 +63,21 @@ def systemd_analyze() -> str:
     return found
 
 
-def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unit", [UNIT, WEB_UNIT], ids=lambda u: u.name)
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path, unit: Path) -> None:
     """`systemd-analyze verify` on a copy whose paths point at this checkout: no warning about
     the unit (a misspelt key or value is only a warning, and the exit status stays 0)."""
     analyze = systemd_analyze()
     script = Path(sys.executable).parent / "heygemd"
     if not script.is_file():
         pytest.skip(f"no heygemd entry point beside {sys.executable}")
-    text = UNIT.read_text(encoding="utf-8").replace("/opt/heygemd/.venv/bin/heygemd", str(script))
+    text = unit.read_text(encoding="utf-8").replace("/opt/heygemd/.venv/bin/heygemd", str(script))
     text = text.replace("/opt/heygemd", str(ROOT))
     for old in ("/srv/heygemd", "/var/lib/heygemd", "/var/log/heygemd", "/etc/heygemd"):
         new = tmp_path / old.strip("/").replace("/", "-")
         new.mkdir()
         text = text.replace(old, str(new))
-    copy = tmp_path / "heygemd.service"
+    copy = tmp_path / unit.name
     copy.write_text(text, encoding="utf-8")
     result = subprocess.run([analyze, "verify", "--man=no", str(copy)], capture_output=True,
                             text=True, timeout=60)
@@ -84,11 +86,13 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert result.returncode == 0 and about_unit == [], result.stdout + result.stderr
 
 
-def test_unit_exposure_is_at_most_two() -> None:
-    """`systemd-analyze security --offline=yes` rates the unit as written at <= 2.0 (3.0 before
-    the system call filter, the private network and mounts, RemoveIPC)."""
+@pytest.mark.parametrize("unit", [UNIT, WEB_UNIT], ids=lambda u: u.name)
+def test_unit_exposure_is_at_most_two(unit: Path) -> None:
+    """`systemd-analyze security --offline=yes` rates each unit as written at <= 2.0 (the
+    daemon's was 3.0 before the system call filter, the private network and mounts,
+    RemoveIPC; the web page's is 0.9)."""
     result = subprocess.run(
-        [systemd_analyze(), "security", "--offline=yes", "--no-pager", str(UNIT)],
+        [systemd_analyze(), "security", "--offline=yes", "--no-pager", str(unit)],
         capture_output=True, text=True, timeout=60,
         env={**os.environ, "SYSTEMD_COLORS": "0"},
     )
@@ -197,3 +201,11 @@ def test_unit_under_a_real_systemd() -> None:
         pytest.fail(result.stderr.strip().splitlines()[-1], pytrace=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "FAIL" not in result.stdout and "all checks passed" in result.stdout, result.stdout
+
+
+def test_the_web_unit_only_reads_and_only_talks_to_localhost() -> None:
+    service = read_unit(WEB_UNIT)["Service"]
+    assert "ReadWritePaths" not in service and "StateDirectory" not in service
+    assert service["ProtectSystem"] == ["strict"]
+    assert service["IPAddressDeny"] == ["any"] and service["IPAddressAllow"] == ["localhost"]
+    assert service["ExecStart"][0].endswith(" web")
