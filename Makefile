@@ -26,9 +26,9 @@ test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -q
 
 # Real components the tests drive: headless Chromium and its driver (the web page test) and
-# systemd-analyze (the units' checks).
+# systemd-analyze (the units' checks), redis-server (the farm's broker, started by its tests).
 test-deps:
-	.ci/need-packages chromium:chromium chromedriver:chromium-driver systemd-analyze:systemd
+	.ci/need-packages chromium:chromium chromedriver:chromium-driver systemd-analyze:systemd redis-server:redis-server
 
 lint: $(STAMP)
 	$(BIN)/ruff check heygemd tests bench

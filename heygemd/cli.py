@@ -39,7 +39,35 @@ def _daemon(settings: Settings):  # type: ignore[no-untyped-def]
     from heygemd.logs import configure_logging
 
     configure_logging(settings.logging, settings.paths.log_file)
-    return Daemon(settings, build_pipeline)
+    if not settings.farm.broker:
+        return Daemon(settings, build_pipeline)
+    from heygemd.farm.intake import Farm, farm_maker
+
+    farm = Farm(settings)  # the intake: videos are made by `heygemd worker`s
+    return Daemon(settings, lambda _settings: farm, make=farm_maker(farm), notes=farm.notes)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """A farm worker: Celery, one video at a time, until SIGTERM (warm) / a second (cold)."""
+    from heygemd.farm.worker import run_worker
+    from heygemd.logs import configure_logging
+
+    if not settings.farm.broker:
+        raise ConfigError("config error: farm.broker: a worker needs the farm's broker "
+                          '(e.g. broker = "redis://10.0.0.5:6379/0" under [farm])')
+    if args.gpu is not None:  # before anything imports torch
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+        settings = settings.model_copy(update={
+            "engine": settings.engine.model_copy(update={"device": "cuda"})})
+    configure_logging(settings.logging, None)
+    with filtered_stderr():
+        return run_worker(settings, build_pipeline(settings), args.gpu)
+
+
+def _worker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gpu", type=int, metavar="N", default=None,
+                        help="the GPU this worker uses (CUDA_VISIBLE_DEVICES=N); default: "
+                             "[engine] device")
 
 
 def cmd_run(settings: Settings, _args: argparse.Namespace) -> int:
@@ -177,6 +205,8 @@ COMMANDS: dict[str, Command] = {
     "validate": Command("dry run: what in FOLDER would be accepted or refused, and why",
                         cmd_validate, _folder_argument),
     "doctor": Command("check the installation: one line per check, OK or what to do", cmd_doctor),
+    "worker": Command("a farm worker: make videos sent by the intake ([farm] broker)",
+                      cmd_worker, _worker_arguments),
     "web": Command("serve the read-only status page, /api/status and /metrics ([web] listen)",
                    cmd_web),
     "eval": Command("measure lip-sync quality on real talking clips (self-reenactment, dubbing)",

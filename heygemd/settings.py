@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -184,6 +191,25 @@ class WebSettings(Section):
     token: str = ""  # empty: none (loopback only)
 
 
+class FarmSettings(Section):
+    """[farm]: a broker switches `heygemd run` into the farm's intake (docs/farm.md); empty: the
+    single-machine service, no broker needed."""
+
+    broker: str = ""  # e.g. "redis://:PASSWORD@10.0.0.5:6379/0"
+    queue: str = "heygemd"
+    task_time_limit_seconds: float = Field(3600.0, gt=0)  # one video on a worker, at most
+    # a task unacknowledged this long goes to another worker: above the longest video allowed
+    visibility_timeout_seconds: float = Field(7200.0, gt=0)
+    poll_seconds: float = Field(0.5, gt=0)  # the intake's look at the share for results
+
+    @model_validator(mode="after")
+    def _visibility_above_limit(self) -> FarmSettings:
+        if self.broker and self.visibility_timeout_seconds <= self.task_time_limit_seconds:
+            raise ValueError("visibility_timeout_seconds must be above task_time_limit_seconds "
+                             "(else a running video is handed to a second worker)")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything configurable. Sections mirror the tables of config.toml."""
 
@@ -204,6 +230,7 @@ class Settings(BaseSettings):
     output: OutputSettings = OutputSettings()
     logging: LogSettings = LogSettings()
     web: WebSettings = WebSettings()
+    farm: FarmSettings = FarmSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from heygemd import fatal, faults
 from heygemd.daemon import checkpoint, inbox, outbox
-from heygemd.daemon.making import ClaimedJob, PipelineLike, WarmStop, make_job
+from heygemd.daemon.making import ClaimedJob, JobHooks, PipelineLike, WarmStop, make_job
 from heygemd.daemon.store import JobRow, JobStore, State, VideoFact
 from heygemd.errors import JobInterrupted
 from heygemd.logs import job_log
@@ -42,6 +43,8 @@ log = structlog.get_logger(__name__)
 # (job row, 1-based video index, video count, video name, fraction 0..1); may raise
 # JobInterrupted. Called with fraction 0 before each video and 1 after it.
 ProgressHook = Callable[[JobRow, int, int, str, float], None]
+# make_job's shape: how a claimed job becomes a report (the farm's intake sends its videos out)
+MakeJob = Callable[[ClaimedJob, Any, Settings, dict[str, str], JobHooks], JobReport]
 
 STATE_OF = {
     JobStatus.DONE: State.DONE,
@@ -114,8 +117,10 @@ class JobRunner:
     def __init__(
         self, settings: Settings, store: JobStore, pipeline: PipelineLike,
         engine_info: dict[str, str], on_progress: ProgressHook, should_stop: Callable[[], bool],
+        make: MakeJob | None = None,
     ) -> None:
         self.settings, self.store, self.pipeline = settings, store, pipeline
+        self._make = make  # None: make_job (looked up at each run)
         self.engine_info = engine_info
         self._on_progress, self._should_stop = on_progress, should_stop
 
@@ -154,7 +159,8 @@ class JobRunner:
                 submitted_at=row.submitted_at, started_at=row.started_at, faults=row.faults,
                 interruptions=row.interruptions, crashes=row.crash_counts())
             hooks = _Kept(self, row, paths)
-            report = make_job(job, self.pipeline, self.settings, self.engine_info, hooks)
+            make = self._make if self._make is not None else make_job
+            report = make(job, self.pipeline, self.settings, self.engine_info, hooks)
             log.info("job.finish", status=report.status.value, duration_ms=ms_since(t0))
             after = _snapshot(paths.original)
             changed = jobfiles.written_since(before, after) \

@@ -20,7 +20,7 @@ import structlog
 from heygemd import faults
 from heygemd.daemon import recovery
 from heygemd.daemon.intake import Intake, same_filesystem
-from heygemd.daemon.jobs import FilesChanged, JobRunner, PipelineLike
+from heygemd.daemon.jobs import FilesChanged, JobRunner, MakeJob, PipelineLike
 from heygemd.daemon.lock import InstanceLock
 from heygemd.daemon.outbox import write_atomic
 from heygemd.daemon.status import (
@@ -51,10 +51,13 @@ class Daemon:
 
     def __init__(
         self, settings: Settings, pipeline_factory: PipelineFactory,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None, make: MakeJob | None = None,
+        notes: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self.settings = settings
         self._factory = pipeline_factory
+        self._make = make
+        self._notes = notes  # more problems for the status (the farm's broker)
         self.notifier = Notifier(env)
         self.stop_requested = False
         self.abort_requested = False
@@ -113,7 +116,7 @@ class Daemon:
         }
         self._runner = JobRunner(
             self.settings, self._store, pipeline, engine_info, self._on_progress,
-            lambda: self.stop_requested,
+            lambda: self.stop_requested, self._make,
         )
         mode = choose_mode(self.settings.watch.mode, read_mount(paths.inbox.parent))
         self._watcher = Watcher(paths.inbox, mode, self.settings.watch.poll_interval_seconds)
@@ -342,6 +345,10 @@ class Daemon:
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:
         now = time.monotonic()
+        if self._notes is not None:  # kinds "farm...": replaced by the latest
+            for kind in [k for k in self._problems if k.startswith("farm")]:
+                del self._problems[kind]
+            self._problems.update(self._notes())
         problems = tuple(self._problems.values())
         if not force and now - self._last_status < STATUS_INTERVAL and problems == self._shown:
             return

@@ -1,0 +1,55 @@
+"""The Celery app of the farm, built from [farm] (never at import)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from heygemd.settings import FarmSettings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+TASK_NAME = "heygemd.make_video"
+
+
+def make_app(farm: FarmSettings) -> Celery:
+    """A Celery app on ``farm.broker``: late acks (a message leaves the broker only once its
+    video is on the share), one message at a time per worker, no result backend (results are
+    files on the share)."""
+    from celery import Celery
+
+    app = Celery("heygemd", broker=farm.broker, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=1,
+        task_default_queue=farm.queue,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        # a message unacknowledged this long is handed to another worker (a worker killed
+        # mid-video): above the longest video a task may take
+        broker_transport_options={"visibility_timeout": farm.visibility_timeout_seconds},
+        task_time_limit=farm.task_time_limit_seconds,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker waits for the broker for ever
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_hijack_root_logger=False,
+        worker_enable_remote_control=False,
+        # the intake sends while the broker is down: fail fast, it says so and tries again
+        task_publish_retry_policy={"max_retries": 1, "interval_start": 0.2,
+                                   "interval_step": 0.2, "interval_max": 0.5},
+        broker_connection_timeout=2.0,
+    )
+    return app
+
+
+def broker_reachable(app: Celery) -> str | None:
+    """None when the broker answers, else why not (one line)."""
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+    except Exception as err:  # kombu raises whatever the transport's client raises
+        return f"{type(err).__name__}: {err}"
+    return None

@@ -1,0 +1,216 @@
+"""The farm's intake: `heygemd run` with ``[farm] broker``. The daemon does everything it does
+alone (watch, settle, claim, its own SQLite store, publish by rename); only making a job
+differs: :func:`make_farm_job` checks the folder as :func:`heygemd.daemon.making.make_job` does,
+then sends one Celery task per video and collects the results the workers put on the share.
+The videos of a job run on as many workers as are free; the job is published once all are
+back. A result already on the share (from before an intake restart) is taken, not made again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from heygemd.daemon import outbox
+from heygemd.daemon.making import ClaimedJob, JobHooks, WarmStop, _Making
+from heygemd.daemon.verdicts import (
+    AUDIO_REFUSED_WORDS,
+    NOTHING_MADE,
+    audio_refusal,
+    overall_reason,
+    rejected_videos,
+)
+from heygemd.farm import share
+from heygemd.farm.app import TASK_NAME, broker_reachable, make_app
+from heygemd.report import AudioResult, JobReport, JobStatus, job_status
+from heygemd.settings import Settings
+from heygemd.validation import jobfiles
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+log = structlog.get_logger(__name__)
+
+BROKER_CHECK_SECONDS = 5.0  # while videos are out: how often the broker is asked if it is up
+
+
+@dataclass(frozen=True)
+class FarmEngine:
+    """What the intake's report names until a worker's engine is known."""
+
+    name: str
+    version: str = "farm"
+    device: str = "farm"
+
+
+@dataclass
+class Running:
+    """A video out on the farm, as the status shows it."""
+
+    job: str
+    video: str
+    worker: str | None = None
+    fraction: float = 0.0
+
+
+@dataclass
+class Farm:
+    """The intake's side of the farm: the Celery app (built at startup, never at import), the
+    broker's state and what runs where. The daemon's "pipeline": it makes nothing itself."""
+
+    settings: Settings
+    engine: FarmEngine = field(init=False)
+    app: Celery | None = None
+    problem: str | None = None  # why videos wait (the broker is down), for the status
+    running: list[Running] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.engine = FarmEngine(self.settings.engine.name)
+
+    def startup(self) -> None:
+        self.app = make_app(self.settings.farm)
+
+    def shutdown(self) -> None:
+        if self.app is not None:
+            self.app.close()
+
+    def send(self, order: share.VideoOrder) -> bool:
+        """Send one task; False (and :attr:`problem` says why) when the broker is unreachable."""
+        assert self.app is not None, "Farm.startup() was not called"
+        try:
+            self.app.send_task(TASK_NAME, kwargs=order.model_dump(mode="json"),
+                               queue=self.settings.farm.queue)
+        except Exception as err:  # kombu's OperationalError, or the client's own
+            self._unreachable(f"{type(err).__name__}: {err}")
+            return False
+        self._reachable()
+        return True
+
+    def check_broker(self) -> None:
+        assert self.app is not None, "Farm.startup() was not called"
+        why = broker_reachable(self.app)
+        if why is None:
+            self._reachable()
+        else:
+            self._unreachable(why)
+
+    def _unreachable(self, why: str) -> None:
+        if self.problem is None:
+            log.error("farm.broker_unreachable", error=why)
+        where = safe_url(self.settings.farm.broker)
+        self.problem = f"the farm's broker {where} cannot be reached; videos wait for it ({why})"
+
+    def notes(self) -> dict[str, str]:
+        """The farm's problems for the status: a broker that is down."""
+        return {} if self.problem is None else {"farm.broker": self.problem}
+
+    def _reachable(self) -> None:
+        if self.problem is not None:
+            log.info("farm.broker_back")
+        self.problem = None
+
+
+def safe_url(url: str) -> str:
+    """The broker's address without its password (pure)."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+def farm_maker(farm: Farm) -> Any:
+    """A ``make_job``-shaped function that makes jobs on ``farm`` (for JobRunner)."""
+
+    def make(job: ClaimedJob, _pipeline: Any, settings: Settings, engine_info: dict[str, str],
+             hooks: JobHooks) -> JobReport:
+        return _FarmMaking(job, _pipeline, settings, engine_info, hooks, farm).report()
+
+    return make
+
+
+@dataclass
+class _FarmMaking(_Making):
+    farm: Farm = field(default=None)  # type: ignore[assignment]
+
+    def _videos(self, files: jobfiles.JobFiles, settings: Settings) -> JobReport:
+        job, hooks = self.job, self.hooks
+        hooks.running(files, settings)
+        work = self.settings.paths.work
+        dumped = settings.model_dump(mode="json")
+        names = outbox.output_names(files.videos)
+        orders = [share.VideoOrder(
+            job_id=job.job_id, name=job.name, index=i, video=v, audio=files.audio,
+            output=names[v], job_toml=files.job_toml,
+            key=share.order_key(job.folder, v, files.audio, dumped))
+            for i, v in enumerate(files.videos, start=1)]
+        results = self._collect(orders)
+        for order in orders:
+            share.copy_result(work, order, results[order.video], job.staging)
+        videos = [results[o.video].video for o in orders]
+        audio = results[orders[0].video].audio
+        self.engine_info = {**results[orders[0].video].engine,
+                            "workers": ", ".join(sorted({r.worker for r in results.values()}))}
+        if not audio.accepted:
+            return self._refused_audio(files, audio, settings)
+        status = job_status(videos)
+        code, reason = overall_reason(videos) if status in NOTHING_MADE else (None, None)
+        return self._report(videos, status, code, reason, audio, settings)
+
+    def _refused_audio(
+        self, files: jobfiles.JobFiles, audio: AudioResult, settings: Settings,
+    ) -> JobReport:
+        refused = rejected_videos(files.videos, "audio_rejected", AUDIO_REFUSED_WORDS)
+        return self._report(refused, JobStatus.REJECTED, "audio_rejected", audio_refusal(audio),
+                            audio, settings)
+
+    def _collect(self, orders: list[share.VideoOrder]) -> dict[str, share.FarmResult]:
+        """Send every video without a result on the share, then wait for all of them."""
+        work, farm, count = self.settings.paths.work, self.farm, len(orders)
+        results: dict[str, share.FarmResult] = {}
+        unsent = [o for o in orders if share.read_result(work, o) is None]
+        next_check = time.monotonic() + BROKER_CHECK_SECONDS
+        try:
+            while True:
+                unsent = [o for o in unsent if not farm.send(o)] if unsent else unsent
+                for order in orders:
+                    if order.video not in results:
+                        found = share.read_result(work, order)
+                        if found is not None:
+                            results[order.video] = found
+                            log.info("farm.video_back", video=order.video, worker=found.worker,
+                                     status=found.video.status.value)
+                self._show(orders, results)
+                if len(results) == count:
+                    return results
+                if self.hooks.should_stop():
+                    raise WarmStop(f"stop requested; {count - len(results)} of {count} videos "
+                                   "are left with the workers, collected after the restart")
+                if time.monotonic() >= next_check and not unsent:
+                    farm.check_broker()
+                    next_check = time.monotonic() + BROKER_CHECK_SECONDS
+                time.sleep(self.settings.farm.poll_seconds)
+        finally:
+            farm.running = [r for r in farm.running if r.job != self.job.name]
+
+    def _show(self, orders: list[share.VideoOrder], results: dict[str, Any]) -> None:
+        """Progress into the store (the most advanced video out) and what runs where."""
+        work, count = self.settings.paths.work, len(orders)
+        running: list[Running] = []
+        for order in orders:
+            if order.video in results:
+                continue
+            seen = share.read_progress(work, order)
+            running.append(Running(self.job.name, order.video, seen.worker if seen else None,
+                                   seen.fraction if seen else 0.0))
+        self.farm.running = running
+        done = len(results)
+        ahead = max(running, key=lambda r: r.fraction, default=None)
+        if ahead is None:
+            self.hooks.progress(count, count, orders[-1].video, 1.0)
+        else:
+            self.hooks.progress(min(done + 1, count), count, ahead.video, ahead.fraction)
+
+

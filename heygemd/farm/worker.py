@@ -1,0 +1,171 @@
+"""`heygemd worker [--gpu N]`: a Celery worker that makes one video at a time.
+
+The pipeline (engine, face models) is built once, before the worker takes its first message,
+and reused for every video. The worker runs Celery's solo pool: the video is made in this
+process, so a kill -9 leaves its message unacknowledged in the broker, which hands it to
+another worker after the visibility timeout. SIGTERM: warm shutdown (the current video is
+finished); a second one or SIGQUIT: cold (the message goes back).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from heygemd.daemon.making import PipelineLike
+from heygemd.daemon.verdicts import AUDIO_REFUSED_WORDS, crashed_video, rejected_videos
+from heygemd.errors import MachineFault, ProcessingError
+from heygemd.farm import share
+from heygemd.farm.app import TASK_NAME, make_app
+from heygemd.report import VideoResult, VideoStatus
+from heygemd.settings import Settings
+from heygemd.validation.jobtoml import job_settings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+log = structlog.get_logger(__name__)
+
+PROGRESS_INTERVAL = 1.0  # seconds between progress files on the share
+RETRY_SECONDS = 30.0  # a machine fault (share full or gone): the video is tried again after
+
+
+class TimeLimitExceeded(ProcessingError):
+    """A video took longer than ``farm.task_time_limit_seconds``."""
+
+
+def worker_name(gpu: int | None) -> str:
+    """host/device/pid: which machine, which GPU, which process (pure but for the lookups)."""
+    return f"{socket.gethostname()}/{'cpu' if gpu is None else f'gpu{gpu}'}/{os.getpid()}"
+
+
+def make_video(
+    pipeline: PipelineLike, settings: Settings, engine: dict[str, str], worker: str,
+    order: share.VideoOrder,
+) -> str:
+    """Make ``order``'s video into the share's result slot. Returns what happened: "made",
+    "duplicate" (another run got there first), "gone" (the job left the work area)."""
+    work = settings.paths.work
+    folder = work / order.job_id / order.name
+    if share.read_result(work, order) is not None:
+        return "duplicate"
+    if not folder.is_dir():
+        return "gone"
+    try:
+        starts = share.start_attempt(work, order)
+        scratch = share.new_scratch(work, order.job_id)
+    except FileNotFoundError:  # published meanwhile (its holder deleted)
+        return "gone"
+    try:
+        video, audio = _made(pipeline, settings, worker, order, scratch, starts)
+        result = share.FarmResult(video=video, audio=audio, engine={**engine, "worker": worker},
+                                  worker=worker, files=share.listed_files(scratch))
+        won = share.finish(scratch, work, order, result)
+    except FileNotFoundError:
+        if (work / order.job_id).is_dir():
+            raise
+        return "gone"  # the job was published while this (second) run made its video
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    log.info("farm.video_done", job_id=order.job_id, video=order.video,
+             status=video.status.value, duplicate=not won)
+    return "made" if won else "duplicate"
+
+
+def _made(
+    pipeline: PipelineLike, settings: Settings, worker: str, order: share.VideoOrder,
+    scratch: Any, starts: int,
+) -> tuple[VideoResult, Any]:
+    folder = settings.paths.work / order.job_id / order.name
+    if order.job_toml is not None:
+        settings = job_settings(settings, (folder / order.job_toml).read_bytes())
+    checked = pipeline.check_audio(folder / order.audio, output=settings.output)
+    if not checked.result.accepted:
+        refused = rejected_videos((order.video,), "audio_rejected", AUDIO_REFUSED_WORDS)[0]
+        return refused, checked.result
+    if starts > settings.daemon.max_attempts:  # it killed the workers that tried it before
+        log.error("video.set_aside", video=order.video, starts=starts)
+        return crashed_video(order.video, starts - 1), checked.result
+    progress = _progress(settings, worker, order)
+    try:
+        video = pipeline.process_video(folder / order.video, checked, scratch / order.output,
+                                       scratch, progress)
+    except MachineFault:
+        raise
+    except Exception as err:  # an error of ours: the video's result says so, the job goes on
+        log.exception("farm.video_error", video=order.video)
+        video = VideoResult(name=order.video, status=VideoStatus.FAILED,
+                            reason_code="internal_error", message=f"Making this video failed on "
+                            f"our side ({type(err).__name__}); the operator can find the "
+                            "details in the worker's log.")
+    return video, checked.result
+
+
+def _progress(settings: Settings, worker: str, order: share.VideoOrder) -> Callable[[float], None]:
+    """The progress callback: a progress file now and then, and the task's time limit."""
+    limit = settings.farm.task_time_limit_seconds
+    started = time.monotonic()
+    last = [float("-inf")]
+
+    def progress(fraction: float) -> None:
+        now = time.monotonic()
+        if now - started > limit:
+            raise TimeLimitExceeded(f"the video took longer than {limit:.0f} s")
+        if now - last[0] >= PROGRESS_INTERVAL or fraction >= 1.0:
+            last[0] = now
+            try:
+                share.write_progress(settings.paths.work, order, share.Progress(
+                    worker=worker, job_id=order.job_id, video=order.video,
+                    fraction=round(fraction, 3), at=time.time()))
+            except OSError as err:
+                log.warning("farm.progress_failed", error=str(err))
+
+    return progress
+
+
+def build_app(
+    settings: Settings, pipeline: PipelineLike, engine: dict[str, str], worker: str,
+) -> Celery:
+    """The Celery app with the make-video task bound to this worker's pipeline."""
+    app = make_app(settings.farm)
+
+    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True,
+              max_retries=None)
+    def make_video_task(task: Any, **fields: Any) -> str:
+        order = share.VideoOrder.model_validate(fields)
+        bound = structlog.contextvars.bound_contextvars(job_id=order.job_id, video=order.video)
+        with bound:
+            try:
+                return make_video(pipeline, settings, engine, worker, order)
+            except MachineFault as err:
+                log.error("farm.machine_fault", error=str(err), retry_in_s=RETRY_SECONDS)
+                raise task.retry(countdown=RETRY_SECONDS) from err
+
+    return app
+
+
+def run_worker(settings: Settings, pipeline: PipelineLike, gpu: int | None) -> int:
+    """Prepare the engine once, then take videos until stopped. The exit status."""
+    pipeline.startup()
+    try:
+        engine = pipeline.engine
+        info = {"name": str(engine.name), "version": str(engine.version),
+                "device": str(engine.device)}
+        name = worker_name(gpu)
+        app = build_app(settings, pipeline, info, name)
+        log.info("worker.started", worker=name, engine=info, queue=settings.farm.queue)
+        worker = app.Worker(
+            hostname=f"heygemd-{name.replace('/', '-')}",
+            pool="solo", concurrency=1, queues=[settings.farm.queue], without_gossip=True,
+            without_mingle=True, without_heartbeat=True, loglevel="WARNING",
+            redirect_stdouts=False)
+        worker.start()
+        return int(worker.exitcode or 0)
+    finally:
+        pipeline.shutdown()
