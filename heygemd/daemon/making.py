@@ -205,9 +205,24 @@ class _Making:
             engine=self.engine_info,
             interruptions=job.interruptions,
             # what shaped the videos; never the server's paths (the report is on the share)
-            settings=(settings or self.settings).model_dump(mode="json", exclude={"paths"}),
+            settings=report_settings(settings or self.settings),
             heygemd_version=__version__,
         )
+
+
+# Settings never written into report.json (on the users' share): server paths, where the
+# page listens and its token, the farm's broker address (it may hold a password), and the
+# operator's Wav2Lip checkpoint path.
+PRIVATE_SETTINGS: dict[str, Any] = {
+    "paths": True, "web": True, "farm": True, "engine": {"wav2lip": {"checkpoint"}},
+}
+
+
+def report_settings(settings: Settings) -> dict[str, Any]:
+    """The settings that shaped a job, as report.json records them (pure): no secrets, no
+    server paths."""
+    present = {k: v for k, v in PRIVATE_SETTINGS.items() if k in type(settings).model_fields}
+    return settings.model_dump(mode="json", exclude=present)
 
 
 def gave_up(times: int) -> str:

@@ -4,6 +4,7 @@ store's new counters on an older database."""
 from __future__ import annotations
 
 import errno
+import json
 import sqlite3
 from pathlib import Path
 
@@ -129,3 +130,16 @@ def test_an_older_database_gains_the_new_counters(tmp_path: Path) -> None:
     row = store.get("J1")
     assert row is not None and row.crash_counts() == {"a.mp4": 2} and row.interruptions == 3
     store.close()
+
+
+def test_report_settings_carry_no_secrets_or_server_paths(tmp_path: Path) -> None:
+    from heygemd.daemon.making import report_settings
+    from heygemd.settings import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text('[web]\nlisten = "0.0.0.0:8750"\ntoken = "s3cret-token"\n'
+                      '[engine.wav2lip]\ncheckpoint = "/srv/models/w.pth"\n', encoding="utf-8")
+    dumped = report_settings(load_settings(config))
+    text = json.dumps(dumped)
+    assert "s3cret-token" not in text and "/srv/models" not in text and str(tmp_path) not in text
+    assert dumped["output"]["crf"] == 18 and dumped["watch"]["settle_seconds"] == 10.0
