@@ -145,8 +145,30 @@ class JobRunner:
             with dump, fatal.dumps_to(dump):
                 return self._run(row, paths, t0, watch_copy)
         except BaseException as err:
+            done = self._already_published(row, paths)
+            if done is not None:  # failed after the publishing rename: the job is out
+                log.warning("job.published_then_failed", job_id=row.job_id, error=str(err))
+                return done
             self._put_back(row, paths, ended_by(err))
             raise
+
+    def _already_published(self, row: JobRow, paths: JobPaths) -> JobRow | None:
+        """When the job's folder is in the outbox (the rename was done, a later step failed),
+        record it as recovery would and return the final row; else None."""
+        current = self.store.get(row.job_id)
+        out = self.settings.paths.outbox
+        if current is None or current.state not in (State.VALIDATING, State.RUNNING) or \
+                outbox.published_job(out, current.outbox_name) != row.job_id:
+            return None
+        status, report = outbox.published_report(out / str(current.outbox_name))
+        if report is not None:
+            self.store.add_videos(video_facts(report))
+        done = self.store.transition(
+            row.job_id, STATE_OF[status], status=status.value,
+            message=report.message if report is not None else None,
+            reason_code=report.reason_code if report is not None else None)
+        _remove_holder(paths.holder)
+        return done
 
     def _run(self, row: JobRow, paths: JobPaths, t0: float, watch_copy: bool) -> JobRow:
         """Make the job's videos into staging, then publish (raises as :meth:`run` says)."""

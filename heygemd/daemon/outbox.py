@@ -248,6 +248,20 @@ def publish(staging: Path, outbox: Path, final_name: str) -> Path:
     return target
 
 
+def published_report(folder: Path) -> tuple[JobStatus, JobReport | None]:
+    """The status and report of a published job folder: its report.json's status (done when
+    unreadable: the folder is there), and the whole report when it reads as one."""
+    try:
+        data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        status = JobStatus(data["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return JobStatus.DONE, None
+    try:
+        return status, JobReport.model_validate(data)
+    except ValueError:
+        return status, None
+
+
 def published_job(outbox: Path, name: str | None) -> str | None:
     """The job id recorded in ``outbox/name``'s marker, if that folder was published by us."""
     if not name:

@@ -13,7 +13,7 @@ from heygemd.daemon import checkpoint, outbox
 from heygemd.daemon.jobs import STATE_OF, JobPaths, video_facts
 from heygemd.daemon.status import STATUS_JSON
 from heygemd.daemon.store import ACTIVE, FINAL, JobRow, JobStore, State
-from heygemd.report import JobReport, JobStatus
+from heygemd.report import JobStatus
 from heygemd.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -65,7 +65,7 @@ def _recover_active(settings: Settings, store: JobStore, row: JobRow) -> None:
     paths = JobPaths.of(settings, row)
     out = settings.paths.outbox
     if outbox.published_job(out, row.outbox_name) == row.job_id:
-        status, report = _published(out / str(row.outbox_name))
+        status, report = outbox.published_report(out / str(row.outbox_name))
         if report is not None:
             store.add_videos(video_facts(report))
         store.transition(row.job_id, STATE_OF[status], status=status.value,
@@ -113,20 +113,6 @@ def _take_dump(path: Path) -> str:
         return ""
     path.unlink(missing_ok=True)
     return text
-
-
-def _published(folder: Path) -> tuple[JobStatus, JobReport | None]:
-    """The status and report of a job published before the crash: its report.json's status
-    (done when unreadable: its folder is there), and the whole report when it reads as one."""
-    try:
-        data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        status = JobStatus(data["status"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return JobStatus.DONE, None
-    try:
-        return status, JobReport.model_validate(data)
-    except ValueError:
-        return status, None
 
 
 def _drop_stale_staging(out: Path) -> None:

@@ -7,6 +7,7 @@ import errno
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -272,3 +273,36 @@ def test_a_folder_the_service_may_not_move_is_shown_and_taken_once_fixed(
     status = (harness.outbox / "STATUS.txt").read_text()
     assert "cannot be taken" not in status
     assert (harness.outbox / "from sudo").is_dir()
+
+
+def test_a_failure_after_the_publishing_rename_never_requeues_the_job(
+    harness: Harness, daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store refuses the videos' rows right after the job's folder was renamed into the
+    outbox: the job is recorded as published (not put back to run again on files it no longer
+    has), and the queue goes on."""
+    import sqlite3
+
+    from heygemd.daemon.store import Store
+
+    real = Store.add_videos
+    refused: list[int] = []
+
+    def locked_once(self: Store, facts: Any) -> None:
+        if not refused:
+            refused.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        real(self, facts)
+
+    monkeypatch.setattr(Store, "add_videos", locked_once)
+    daemon.startup()
+    harness.good_job("once")
+    time.sleep(0.05)
+    harness.good_job("twice")
+    run_until_idle(daemon, ticks=80)
+    assert refused == [1]
+    assert sorted(harness.published()) == ["once", "twice"]
+    rows = {r.name: r for r in daemon.store.in_states(State.DONE)}
+    assert set(rows) == {"once", "twice"} and rows["once"].faults == 0
+    assert daemon.store.in_states(State.QUEUED) == []
+    assert not list(harness.work.iterdir())
