@@ -148,9 +148,33 @@ def check_face_models(settings: Settings) -> Check:
     return Check("face models", True, "mediapipe face detector and mesh load")
 
 
+def check_farm(settings: Settings) -> Check:
+    """[farm] broker: it answers, and the work area on the share is writable from here."""
+    farm = settings.farm
+    if not farm.broker:
+        return Check("farm", True, "off (single machine; [farm] broker is empty)")
+    from heygemd.farm.app import broker_reachable, make_app
+    from heygemd.farm.intake import safe_url
+
+    app = make_app(farm)
+    try:
+        why = broker_reachable(app)
+    finally:
+        app.close()
+    where = safe_url(farm.broker)
+    if why is not None:
+        return Check("farm", False, f"the broker {where} does not answer ({why}): start Redis "
+                     "there, or fix [farm] broker (address, password); docs/farm.md")
+    work = settings.paths.work
+    if not os.access(work, os.W_OK | os.X_OK):
+        return Check("farm", False, f"the broker {where} answers, but the work area {work} is "
+                     "not writable here: mount the share at paths.work (docs/farm.md)")
+    return Check("farm", True, f"the broker {where} answers; the work area {work} is writable")
+
+
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
     check_dirs, check_daemon, check_same_fs, check_disk, check_cache, check_network_fs,
-    check_device, check_engine, check_face_models,
+    check_device, check_engine, check_face_models, check_farm,
 )
 
 

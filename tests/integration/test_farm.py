@@ -98,3 +98,22 @@ def test_intake_killed_mid_job_finishes_it_once_after_restart(
     time.sleep(3)  # a second publish would come now, from a video sent twice
     assert list(harness.published()) == ["three"]
 
+
+
+def test_doctor_checks_the_broker(harness: Harness, redis_server: RedisServer) -> None:  # noqa: F811
+    from heygemd.doctor import check_farm
+    from heygemd.settings import load_settings
+
+    farm_config(harness, redis_server.url.replace("redis://", "redis://:secret@"))
+    harness.work.mkdir()
+    settings = load_settings(harness.root / "config.toml")
+    found = check_farm(settings)
+    # this server asks for no password, so the one given is refused... or ignored: either way
+    # the line never shows it
+    assert "secret" not in found.detail
+    farm_config(harness, redis_server.url)
+    settings = load_settings(harness.root / "config.toml")
+    assert check_farm(settings).ok, check_farm(settings).detail
+    redis_server.stop()
+    down = check_farm(settings)
+    assert not down.ok and "does not answer" in down.detail, down.detail
