@@ -9,6 +9,7 @@ kind of place ("the outbox"), never a server path, and never an errno.
 from __future__ import annotations
 
 import errno
+import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -21,7 +22,7 @@ UNREACHABLE_ERRNOS = frozenset({
     errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT, errno.EHOSTDOWN,
     errno.EHOSTUNREACH, errno.ENETDOWN, errno.ENETUNREACH, errno.ECONNRESET,
 })
-SHORT_ERRNOS = frozenset({errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EAGAIN})
+SHORT_ERRNOS = frozenset({errno.ENOMEM, errno.EMFILE, errno.ENFILE})
 MACHINE_ERRNOS = (SPACE_ERRNOS | READ_ONLY_ERRNOS | DENIED_ERRNOS | UNREACHABLE_ERRNOS
                   | SHORT_ERRNOS)
 
@@ -33,7 +34,8 @@ def chain(err: BaseException) -> Iterator[BaseException]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        hidden = current.__suppress_context__  # `raise X from None`: not caused by it
+        current = current.__cause__ or (None if hidden else current.__context__)
 
 
 def os_error(err: BaseException) -> OSError | None:
@@ -50,10 +52,24 @@ def is_out_of_space(err: BaseException) -> bool:
 def is_machine_fault(err: BaseException) -> bool:
     """The machine's problem (a full, read-only, forbidden or unreachable place; memory or file
     handles short), not the job's: its run does not count against it."""
-    if any(isinstance(e, ResourceError) for e in chain(err)):
+    if any(isinstance(e, ResourceError) or _store_full(e) for e in chain(err)):
         return True
     found = os_error(err)
     return found is not None and found.errno in MACHINE_ERRNOS
+
+
+def _store_full(err: BaseException) -> bool:
+    """SQLite's own disk errors (not OSErrors): the job database's disk is full or failing."""
+    return isinstance(err, sqlite3.OperationalError) and any(
+        words in str(err) for words in ("disk is full", "disk I/O error"))
+
+
+def is_unreadable_input(err: BaseException, path: Path) -> bool:
+    """The service may not read the user's own file ``path`` (e.g. copied in as another user
+    with no read rights): the user's to fix, not the machine's."""
+    found = os_error(err)
+    return found is not None and found.errno in DENIED_ERRNOS and \
+        found.filename is not None and Path(str(found.filename)) == path
 
 
 def place_of(err: BaseException, places: Mapping[str, Path]) -> str | None:

@@ -50,6 +50,13 @@ from heygemd.validation.rules.common import clock
 log = structlog.get_logger(__name__)
 
 EXAMINE_SHARE = 0.1  # of a video's progress; rendering and encoding are the rest
+UNREADABLE = "unreadable_file"
+
+
+def unreadable_words(name: str) -> str:
+    """A refusal for a file the service may not read (pure)."""
+    return (f"The service is not allowed to read {name} (the file's permissions let only its "
+            "owner read it). Copy the file again, or ask the operator to make it readable.")
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,16 @@ class Pipeline:
         second of work; it may raise JobInterrupted, which propagates."""
         output = output or self.output
         t0 = time.monotonic()
-        exam = examine.examine_audio(audio, self.validation, self.limits, progress)
+        try:
+            exam = examine.examine_audio(audio, self.validation, self.limits, progress)
+        except OSError as err:
+            if not faults.is_unreadable_input(err, audio):
+                raise
+            log.warning("audio.unreadable", file=audio.name, error=str(err))
+            refusal = Finding(code=UNREADABLE, severity=Severity.REFUSE, file=audio.name,
+                              message=unreadable_words(audio.name))
+            return AudioCheck(audio, AudioResult(name=audio.name, accepted=False,
+                                                 findings=[refusal]), None, output=output)
         accepted = exam.samples is not None and not refusals(exam.findings)
         log.info(
             "audio.examined",
@@ -176,6 +192,10 @@ class Pipeline:
         except InputRejected as err:
             return _failure(video, VideoStatus.REJECTED, err.code, err.message, timings)
         except Exception as err:
+            if faults.is_unreadable_input(err, video):  # the user's to fix: say how
+                bound.warning("video.unreadable", error=str(err))
+                return _failure(video, VideoStatus.REJECTED, UNREADABLE,
+                                unreadable_words(video.name), timings)
             if faults.is_out_of_space(err):  # the machine's: the job waits for space
                 bound.error("video.disk_full", error=str(err))
                 raise DiskFull("No space was left on the disk while this video was being "

@@ -306,3 +306,35 @@ def test_a_failure_after_the_publishing_rename_never_requeues_the_job(
     assert set(rows) == {"once", "twice"} and rows["once"].faults == 0
     assert daemon.store.in_states(State.QUEUED) == []
     assert not list(harness.work.iterdir())
+
+
+def test_a_file_the_service_may_not_read_is_refused_and_the_queue_goes_on(
+    harness: Harness, daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A video copied in by another account without read rights (root ignores chmod, so the
+    denial is made here): that video is refused in words saying what to do, the job's other
+    video is made, and the next job is not held up."""
+    from heygemd.validation import examine
+
+    real = examine.probe
+
+    def denied(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if path.name == "locked.mp4":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(examine, "probe", denied)
+    daemon.startup()
+    harness.make_job("mixed", {"speech.wav": "speech.wav", "locked.mp4": "face.mp4",
+                               "open.mp4": "face.mp4"})
+    time.sleep(0.05)
+    harness.good_job("next")
+    run_until_idle(daemon, ticks=80)
+    published = harness.published()
+    assert published["next"]["status"] == "done"
+    videos = {v["name"]: v for v in published["mixed"]["videos"]}
+    assert published["mixed"]["status"] == "partial" and videos["open.mp4"]["status"] == "done"
+    locked = videos["locked.mp4"]
+    assert locked["status"] == "rejected" and locked["reason_code"] == "unreadable_file"
+    assert "not allowed to read locked.mp4" in locked["message"]
+    assert str(harness.root) not in locked["message"]

@@ -143,3 +143,21 @@ def test_report_settings_carry_no_secrets_or_server_paths(tmp_path: Path) -> Non
     text = json.dumps(dumped)
     assert "s3cret-token" not in text and "/srv/models" not in text and str(tmp_path) not in text
     assert dumped["output"]["crf"] == 18 and dumped["watch"]["settle_seconds"] == 10.0
+
+
+def test_what_is_not_the_machines() -> None:
+    import sqlite3
+
+    inside = Path("/srv/share/work/j/job/clip.mp4")
+    denied = PermissionError(errno.EACCES, "Permission denied", str(inside))
+    assert faults.is_unreadable_input(denied, inside)
+    assert not faults.is_unreadable_input(denied, Path("/srv/share/work/j/job/other.mp4"))
+    assert faults.is_machine_fault(sqlite3.OperationalError("database or disk is full"))
+    assert not faults.is_machine_fault(OSError(errno.EAGAIN, "try again"))
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "full")
+        except OSError:
+            raise ValueError("a bug of ours, not caused by the disk") from None
+    except ValueError as hidden:
+        assert not faults.is_machine_fault(hidden)
