@@ -283,16 +283,16 @@ class Pipeline:
         be made (logged; the video stands). A full or unwritable disk raises as usual."""
         assert audio.samples is not None
         name = names.fit(output.stem, preview.SUFFIX)
-        with _stage(bound, timings, "preview") as facts:
-            try:
+        try:
+            with _stage(bound, timings, "preview") as facts:
                 image = preview.picture(sampler, self.analyzer, audio.samples, fps, frame_count)
                 annotate.save_jpeg(pictures_dir / name, image)
-            except Exception as err:
-                if faults.is_machine_fault(err):
-                    raise
-                bound.warning("video.preview_failed", error=str(err))
-                return None
-            facts["measured_frames"] = len(sampler.kept)
+                facts["measured_frames"] = len(sampler.kept)
+        except Exception as err:
+            if faults.is_machine_fault(err):
+                raise
+            bound.warning("video.preview_failed", error=str(err))
+            return None
         return name
 
     def _encode(

@@ -77,8 +77,9 @@ def _recover_active(settings: Settings, store: JobStore, row: JobRow) -> None:
         return
     outbox.restore_inputs(paths.staging, paths.original)
     shutil.rmtree(paths.staging, ignore_errors=True)
-    counts = _what_ended(row, _take_dump(paths.fatal_dump))
+    counts = _what_ended(row, _read_dump(paths.fatal_dump))
     store.transition(row.job_id, State.QUEUED, outbox_name=None, **counts)
+    paths.fatal_dump.unlink(missing_ok=True)  # counted: a kill before this counts it again
     log.warning("recovery.requeued", job_id=row.job_id, name=row.name, attempts=row.attempts,
                 **counts)
 
@@ -102,8 +103,8 @@ def _what_ended(row: JobRow, dump: str) -> dict[str, object]:
     return {"faults": row.faults + 1}
 
 
-def _take_dump(path: Path) -> str:
-    """The fatal-signal dump a crashed run left (read, then removed); "" when there is none."""
+def _read_dump(path: Path) -> str:
+    """The fatal-signal dump a crashed run left; "" when there is none."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace").strip()
     except FileNotFoundError:
@@ -111,7 +112,6 @@ def _take_dump(path: Path) -> str:
     except OSError as err:
         log.warning("recovery.dump_unreadable", error=str(err))
         return ""
-    path.unlink(missing_ok=True)
     return text
 
 

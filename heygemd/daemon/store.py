@@ -2,7 +2,7 @@
 daemon writes).
 
 queued -> validating -> running -> done | rejected | failed. A job that was validating or running
-when the daemon died is put back to queued at the next start (see ``service.reconcile``).
+when the daemon died is put back to queued at the next start (see ``recovery.reconcile``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class JobRow:
     video_name: str | None
     fraction: float  # 0..1 of the running video
     faults: int = 0  # runs ended by the job's own doing (an error of ours it set off, a crash)
-    interruptions: int = 0  # runs ended from outside (stop, kill -9, power cut, full disk)
+    interruptions: int = 0  # runs ended from outside (a stop, kill -9, the OOM killer, power cut)
     crashes: str = "{}"  # JSON {video name: process crashes while it was being made}
     reason_code: str | None = None  # the report's, when the job made no video
 
@@ -183,10 +183,16 @@ class JobStore(Protocol):
 class Store:
     """The job table. Every write is its own transaction (autocommit + explicit BEGIN)."""
 
-    def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, state_dir: Path, *, readonly: bool = False, unchanging: bool = False
+    ) -> None:
+        """``readonly``: a reader beside the daemon. ``unchanging`` (with readonly): no daemon
+        writes meanwhile, so SQLite need not create its shared-memory file (a reader that may
+        not write in the state folder, the web page's unit, opens a cleanly closed database)."""
         path = state_dir / DB_NAME
         if readonly:
-            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            flags = "mode=ro&immutable=1" if unchanging else "mode=ro"
+            self._db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None)
         else:
             state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None)

@@ -115,9 +115,10 @@ def load_audio(
         samples = _decode_resampled(container, stream, rate, channels, cap)
         samples = trim_padding(samples, _stream_seconds(stream), rate)
     except av.FFmpegError as err:
+        log.info("media.unreadable", file=path.name, ffmpeg=str(err))
         raise MediaError(
-            f"The audio in {path.name} cannot be decoded; the file may be damaged or truncated "
-            f"(FFmpeg: {err.strerror or err}).{COPY_ADVICE}",
+            f"The audio in {path.name} cannot be decoded; the file may be damaged or cut "
+            f"short.{COPY_ADVICE}",
             code="unreadable_media",
         ) from None
     finally:

@@ -19,6 +19,7 @@ from prometheus_client.registry import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -139,7 +140,11 @@ def create_app(settings: Settings) -> Starlette:
         Route("/api/status", status), Route("/metrics", metrics),
         Route("/files/{job_id:str}/{index:int}", job_file),
     ]
-    middleware = [Middleware(Headers)]
+    host, _ = split_listen(settings.web.listen)
+    # Without a token only this machine's names are answered (a page elsewhere cannot rebind
+    # its own name to 127.0.0.1 and read this one); with a token, any name the LAN uses.
+    hosts = ["*"] if settings.web.token else ["localhost", "127.0.0.1", "::1", "[::1]", host]
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts), Middleware(Headers)]
     if settings.web.token:
         middleware.append(Middleware(TokenGate, token=settings.web.token))
     return Starlette(routes=routes, middleware=middleware)

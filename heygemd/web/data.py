@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,15 +21,23 @@ from typing import Any
 from heygemd.daemon import lock
 from heygemd.daemon.status import (
     STATUS_JSON,
+    Problem,
     StatusView,
     progress_words,
     snapshot_from_json,
     store_view,
 )
 from heygemd.daemon.store import DB_NAME, JobRow, State, Store, utc_now
+from heygemd.report import JobReport
 from heygemd.settings import Settings
 
 RESULTS_SHOWN = 10  # recent jobs on the page
+
+
+def open_store(settings: Settings) -> Store:
+    """The job store, read-only; with no daemon running, opened as unchanging (see Store)."""
+    stopped = lock.holder(settings.paths.state) is None
+    return Store(settings.paths.state, readonly=True, unchanging=stopped)
 PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -71,7 +80,7 @@ def read_snapshot(settings: Settings) -> StatusView:
     if not (settings.paths.state / DB_NAME).is_file():
         return StatusView(updated_at=utc_now(), running=None, queued=(), recent=(),
                           stopped=pid is None)
-    store = Store(settings.paths.state, readonly=True)
+    store = open_store(settings)
     try:
         view = store_view(store, stopped=pid is None)
     finally:
@@ -82,7 +91,7 @@ def read_snapshot(settings: Settings) -> StatusView:
 def recent_rows(settings: Settings, limit: int = RESULTS_SHOWN) -> list[JobRow]:
     if not (settings.paths.state / DB_NAME).is_file():
         return []
-    store = Store(settings.paths.state, readonly=True)
+    store = open_store(settings)
     try:
         return store.recent(limit)
     finally:
@@ -92,7 +101,7 @@ def recent_rows(settings: Settings, limit: int = RESULTS_SHOWN) -> list[JobRow]:
 def job_row(settings: Settings, job_id: str) -> JobRow | None:
     if not (settings.paths.state / DB_NAME).is_file():
         return None
-    store = Store(settings.paths.state, readonly=True)
+    store = open_store(settings)
     try:
         return store.get(job_id)
     finally:
@@ -104,10 +113,11 @@ def read_report(outbox: Path, row: JobRow) -> dict[str, Any] | None:
     if row.outbox_name is None or row.state not in (State.DONE, State.REJECTED, State.FAILED):
         return None
     try:
-        data = json.loads((outbox / row.outbox_name / "report.json").read_text(encoding="utf-8"))
+        text = (outbox / row.outbox_name / "report.json").read_text(encoding="utf-8")
+        report = JobReport.model_validate_json(text)  # on the share: anyone may have edited it
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("job_id") == row.job_id else None
+    return report.model_dump(mode="json") if report.job_id == row.job_id else None
 
 
 def is_plain_name(name: object) -> bool:
@@ -241,9 +251,14 @@ def _uptime(pid: int | None, now: float) -> int | None:
 def page_data(settings: Settings, web_started: float) -> dict[str, Any]:
     """Everything /api/status returns: the snapshot and the cards built from it."""
     now = time.time()
-    view = read_snapshot(settings)
-    results = [result_card(row, read_report(settings.paths.outbox, row))
-               for row in recent_rows(settings)]
+    try:
+        view = read_snapshot(settings)
+        results = [result_card(row, read_report(settings.paths.outbox, row))
+                   for row in recent_rows(settings)]
+    except sqlite3.Error as err:  # shown on the page, not a 500
+        view = StatusView(updated_at=utc_now(), running=None, queued=(), recent=(),
+                          problems=(Problem("store", f"the job database cannot be read ({err})"),))
+        results = []
     return {
         "updated_at": view.updated_at,
         "stopped": view.stopped, "stopping": view.stopping,

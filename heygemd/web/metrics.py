@@ -21,8 +21,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from heygemd.daemon import lock
-from heygemd.daemon.store import DB_NAME, FINAL, State, Store, VideoFact
+from heygemd.daemon.store import DB_NAME, FINAL, State, VideoFact
 from heygemd.settings import Settings
+from heygemd.web.data import open_store
 
 # seconds; a 5 s clip's examine takes ~0.1-0.5 s, a minute of 1080p renders for minutes
 STAGE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -130,7 +131,7 @@ class StoreCollector(Collector):
         videos: list[VideoFact] = []
         queued = running = 0
         if (paths.state / DB_NAME).is_file():
-            store = Store(paths.state, readonly=True)
+            store = open_store(self.settings)
             try:
                 jobs = [(r.status or r.state.value, r.reason_code, r.finished_at)
                         for r in store.in_states(*FINAL)]

@@ -6,7 +6,9 @@ that try to leave the outbox get nothing; beyond loopback a token is needed."""
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -175,3 +177,36 @@ def test_beyond_loopback_a_token_is_needed(harness: Harness) -> None:
     status, _ = get(port, "/?token=s3cret-token")
     assert status == 303  # remembered in a cookie, dropped from the address
     assert get(port, "/api/status", {"Authorization": "Bearer wrong"})[0] == 401
+
+
+def test_the_page_reads_a_stopped_daemons_store_from_a_read_only_folder(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """As under heygemd-web.service (ReadOnlyPaths= on the state folder): after a clean stop
+    SQLite's -wal/-shm files are gone and a reader may not make them; the page and /metrics
+    still answer, with the daemon shown as stopped."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.fail("this check needs root and unshare(1) (util-linux) for a read-only bind mount")
+    proc = harness.start()
+    harness.good_job("before")
+    harness.wait_published(1)
+    assert harness.stop(proc) == 0
+    state = harness.root / "state"
+    assert not (state / "jobs.sqlite3-shm").exists()
+    script = (
+        "import json; from heygemd.settings import load_settings; from heygemd.web import data, "
+        "metrics; from prometheus_client import generate_latest, CollectorRegistry; "
+        f"s = load_settings(__import__('pathlib').Path({str(harness.root / 'config.toml')!r})); "
+        "d = data.page_data(s, 0.0); r = CollectorRegistry(); "
+        "r.register(metrics.StoreCollector(s)); text = generate_latest(r).decode(); "
+        "print(json.dumps({'stopped': d['stopped'], 'problems': d['problems'], "
+        "'results': [c['name'] for c in d['results']], 'up': 'heygemd_daemon_up 0.0' in text}))")
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f'mount --bind -o ro "{state}" "{state}" && '
+         f'"{sys.executable}" -c "$0"', script],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if "mount" in done.stderr and done.returncode != 0:
+        pytest.fail(f"a read-only bind mount is not possible here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"stopped": True, "problems": [], "results": ["before"], "up": True}
