@@ -25,7 +25,14 @@ import structlog
 
 from heygemd import fatal, faults
 from heygemd.daemon import checkpoint, inbox, outbox
-from heygemd.daemon.making import ClaimedJob, JobHooks, PipelineLike, WarmStop, make_job
+from heygemd.daemon.making import (
+    ClaimedJob,
+    JobHooks,
+    PipelineLike,
+    Prepared,
+    WarmStop,
+    make_job,
+)
 from heygemd.daemon.store import JobRow, JobStore, State, VideoFact
 from heygemd.errors import JobInterrupted
 from heygemd.logs import job_log
@@ -115,7 +122,7 @@ class JobRunner:
     """Runs one job at a time with a pipeline built once by the daemon."""
 
     def __init__(
-        self, settings: Settings, store: JobStore, pipeline: PipelineLike,
+        self, settings: Settings, store: JobStore, pipeline: Prepared,
         engine_info: dict[str, str], on_progress: ProgressHook, should_stop: Callable[[], bool],
         make: MakeJob | None = None,
     ) -> None:
@@ -181,8 +188,12 @@ class JobRunner:
                 submitted_at=row.submitted_at, started_at=row.started_at, faults=row.faults,
                 interruptions=row.interruptions, crashes=row.crash_counts())
             hooks = _Kept(self, row, paths)
-            make = self._make if self._make is not None else make_job
-            report = make(job, self.pipeline, self.settings, self.engine_info, hooks)
+            if self._make is not None:
+                report = self._make(job, self.pipeline, self.settings, self.engine_info, hooks)
+            elif isinstance(self.pipeline, PipelineLike):
+                report = make_job(job, self.pipeline, self.settings, self.engine_info, hooks)
+            else:
+                raise TypeError("without a make function the daemon needs a pipeline")
             log.info("job.finish", status=report.status.value, duration_ms=ms_since(t0))
             after = _snapshot(paths.original)
             changed = jobfiles.written_since(before, after) \

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -49,14 +49,37 @@ class AudioCheckLike(Protocol):
     result: AudioResult
 
 
-class PipelineLike(Protocol):
-    """What making a job needs of heygemd.pipeline.Pipeline."""
+class EngineFacts(Protocol):
+    """What a report and the status name of whatever makes the videos."""
 
-    engine: Engine
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def device(self) -> str: ...
+
+
+class Prepared(Protocol):
+    """What the daemon builds once to make jobs (the pipeline, or the farm's intake): started,
+    shut down, and its engine named in reports."""
+
+    @property
+    def engine(self) -> EngineFacts: ...
 
     def startup(self) -> None: ...
 
     def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class PipelineLike(Prepared, Protocol):
+    """What making a job here needs of heygemd.pipeline.Pipeline."""
+
+    @property
+    def engine(self) -> Engine: ...
 
     def check_audio(
         self, audio: Path, progress: ProgressFn | None = None, *,

@@ -20,8 +20,9 @@ import structlog
 from heygemd import faults
 from heygemd.daemon import recovery
 from heygemd.daemon.intake import Intake, same_filesystem
-from heygemd.daemon.jobs import FilesChanged, JobRunner, MakeJob, PipelineLike
+from heygemd.daemon.jobs import FilesChanged, JobRunner, MakeJob
 from heygemd.daemon.lock import InstanceLock
+from heygemd.daemon.making import Prepared
 from heygemd.daemon.outbox import write_atomic
 from heygemd.daemon.status import (
     STATUS_JSON,
@@ -40,7 +41,7 @@ from heygemd.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-PipelineFactory = Callable[[Settings], PipelineLike]
+PipelineFactory = Callable[[Settings], Prepared]
 STATUS_INTERVAL = 1.0  # seconds between status file / STATUS= / store progress updates
 GIB = 1024**3
 MAX_COPY_RERUNS = 3  # runs of one job undone because its files changed while it ran
