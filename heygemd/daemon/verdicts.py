@@ -53,6 +53,7 @@ def folder_videos(entries: inbox.Snapshot) -> tuple[str, ...]:
         e.rel for e in entries
         if e.kind is inbox.EntryKind.FILE and "/" not in e.rel
         and not jobfiles.is_ignored(e.name) and jobfiles.classify(e.rel) == "video"
+        and jobfiles.is_text(e.rel)
     ))
 
 

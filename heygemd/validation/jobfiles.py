@@ -54,7 +54,7 @@ def hidden_inputs(entries: Sequence[Entry]) -> tuple[str, ...]:
     return tuple(
         e.rel for e in entries
         if e.kind is EntryKind.FILE and "/" not in e.rel and e.rel.startswith(".")
-        and not e.rel.startswith(APPLE_DOUBLE) and classify(e.rel) is not None
+        and is_text(e.rel) and not e.rel.startswith(APPLE_DOUBLE) and classify(e.rel) is not None
         and not e.rel.lower().endswith(IGNORED_SUFFIXES)
     )
 
@@ -190,9 +190,31 @@ class FolderProblem:
     file: str | None = None
 
 
+def is_text(name: str) -> bool:
+    """The name decodes as UTF-8 (a name written under another character set arrives with
+    undecodable bytes, which no report, log line or message can carry)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(name: str) -> str:
+    """``name`` as a person can read it: undecodable bytes as '�' (pure)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def check_folder(entries: Snapshot, limits: LimitSettings) -> JobFiles | FolderProblem:
     """Folder-level rules (pure). Only top-level files count as inputs; files in sub-folders are
-    carried along untouched. Unsafe entries anywhere (links, devices, pipes) refuse the job."""
+    carried along untouched. Unsafe entries anywhere (links, devices, pipes) refuse the job, and
+    so does a name that is not valid text."""
+    garbled = next((e.rel for e in entries if not is_text(e.rel)), None)
+    if garbled is not None:
+        return FolderProblem(
+            "unreadable_name", f"The name '{shown(garbled)}' is not valid text (it was written "
+            "with another character set). Rename it using plain letters and copy the folder "
+            "again.")
     for e in entries:
         if e.kind is EntryKind.SYMLINK:
             return FolderProblem(
@@ -248,10 +270,11 @@ def unused(entries: Snapshot) -> tuple[tuple[str, ...], tuple[str, ...]]:
     files = tuple(
         e.rel for e in entries
         if e.kind is EntryKind.FILE and "/" not in e.rel and not is_ignored(e.name)
-        and classify(e.rel) is None and e.rel.lower() != JOB_TOML
+        and classify(e.rel) is None and e.rel.lower() != JOB_TOML and is_text(e.rel)
     )
     folders = tuple(
         f"{e.rel}/" for e in entries
         if e.kind is EntryKind.DIR and "/" not in e.rel and not is_ignored(e.name)
+        and is_text(e.rel)
     )
     return files, folders

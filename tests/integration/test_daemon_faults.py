@@ -250,3 +250,23 @@ def test_fault_soak_full_outbox_and_kills(harness: Harness) -> None:
         assert not [x for x in logs if x.get("event") == "job.requeued"
                     and x.get("ended") == "fault"]
         assert any(x.get("ended") == "machine" for x in logs), "the disk never filled mid-job"
+
+
+def test_a_name_that_is_not_text_refuses_the_job_in_words_not_our_failure(
+    harness: Harness, daemon: Daemon
+) -> None:
+    """A file named under another character set (Latin-1 'café' on a UTF-8 share): the job is
+    refused at once, saying which name and what to do, and the original comes back."""
+    import os
+
+    daemon.startup()
+    folder = harness.good_job("odd")
+    latin1 = os.fsdecode(b"caf\xe9.mp4")
+    (folder / "face.mp4").rename(folder / latin1)
+    run_until_idle(daemon, ticks=60)
+    report = harness.published()["odd"]
+    assert report["status"] == "rejected" and report["reason_code"] == "unreadable_name"
+    assert "caf\ufffd.mp4" in report["message"] and "Rename it" in report["message"]
+    assert (harness.outbox / "odd" / "inputs" / latin1).is_file()
+    [row] = daemon.store.in_states(State.REJECTED)
+    assert row.faults == 0
