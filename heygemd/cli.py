@@ -88,36 +88,14 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
     """The running daemon's own snapshot (status.json: its problems included) when there is
     one, else the store's; either way with the inbox as it looks now."""
     from heygemd.daemon import inbox, lock
-    from heygemd.daemon.status import (
-        STATUS_JSON,
-        StatusView,
-        inbox_words,
-        snapshot_from_json,
-        status_text,
-        store_view,
-    )
-    from heygemd.daemon.store import DB_NAME, Store, utc_now
+    from heygemd.daemon.status import STATUS_JSON, inbox_words, read_view, status_text
 
     pid = lock.holder(settings.paths.state)
     waiting = [
         f"{name}: {inbox_words(snap, age, settings.watch)}"
         for name, snap, age in inbox.waiting_folders(settings.paths.inbox)
     ]
-    view: StatusView | None = None
-    if pid is not None:
-        try:
-            snapshot = settings.status_file().with_name(STATUS_JSON).read_text(encoding="utf-8")
-            view = snapshot_from_json(snapshot)
-        except (OSError, ValueError):  # not written yet, or by another version
-            view = None
-    if view is None and not (settings.paths.state / DB_NAME).is_file():
-        view = StatusView(updated_at=utc_now(), running=None, queued=(), recent=())
-    elif view is None:
-        store = Store(settings.paths.state, readonly=True)
-        try:
-            view = store_view(store)
-        finally:
-            store.close()
+    view = read_view(settings.paths.state, settings.status_file().with_name(STATUS_JSON))
     view = dataclasses.replace(view, daemon_pid=pid, inbox=waiting, stopped=pid is None,
                                loose=inbox.loose_entries(settings.paths.inbox))
     print(status_text(view), end="")

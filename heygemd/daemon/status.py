@@ -1,7 +1,8 @@
 """What users and operators see without a terminal. One typed snapshot (:class:`StatusView`,
 built by :func:`store_view`) and its views: status.json (the snapshot itself, for programs and
 the web page), the STATUS file beside the outbox and `heygemd status` (:func:`status_text`),
-and systemd's STATUS= line (:func:`status_line`). Pure: rows in, text out."""
+and systemd's STATUS= line (:func:`status_line`). Pure: rows in, text out, but for
+:func:`read_view`, the one reader other processes (`heygemd status`, the web page) use."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from heygemd.daemon import lock
 from heygemd.daemon.inbox import EntryKind, Snapshot, has_input, has_marker
-from heygemd.daemon.store import JobRow, JobStore, State, utc_now
+from heygemd.daemon.store import DB_NAME, JobRow, JobStore, State, Store, utc_now
 from heygemd.settings import WatchSettings
 from heygemd.validation import jobfiles
 
@@ -228,6 +231,32 @@ def store_view(
         copying=tuple(copying), stopping=stopping, incomplete=tuple(incomplete),
         loose=tuple(loose), blocked=tuple(blocked), ran_once=ran_once,
     )
+
+
+def read_view(state: Path, status_json: Path) -> StatusView:
+    """The view from outside the daemon: the running daemon's own snapshot (``status_json``:
+    its problems included) when one holds ``state``, else the store's, marked stopped (opened
+    unchanging then, so a reader that may not write in ``state`` can open it)."""
+    pid = lock.holder(state)
+    written = _written_snapshot(status_json) if pid is not None else None
+    if written is not None:
+        return written
+    if not (state / DB_NAME).is_file():
+        return StatusView(updated_at=utc_now(), running=None, queued=(), recent=(),
+                          stopped=pid is None)
+    store = Store(state, readonly=True, unchanging=pid is None)
+    try:
+        return store_view(store, stopped=pid is None)
+    finally:
+        store.close()
+
+
+def _written_snapshot(path: Path) -> StatusView | None:
+    """status.json, or None when it is not there yet or from another version."""
+    try:
+        return snapshot_from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def snapshot_json(view: StatusView) -> str:

@@ -24,8 +24,7 @@ from heygemd.daemon.status import (
     Problem,
     StatusView,
     progress_words,
-    snapshot_from_json,
-    store_view,
+    read_view,
 )
 from heygemd.daemon.store import DB_NAME, JobRow, State, Store, utc_now
 from heygemd.report import JobReport
@@ -68,24 +67,8 @@ class ResultCard:
 
 
 def read_snapshot(settings: Settings) -> StatusView:
-    """The running daemon's own snapshot (its problems included); without a running daemon,
-    the store's view, marked stopped."""
-    pid = lock.holder(settings.paths.state)
-    if pid is not None:
-        try:
-            text = settings.status_file().with_name(STATUS_JSON).read_text(encoding="utf-8")
-            return snapshot_from_json(text)
-        except (OSError, ValueError):
-            pass  # not written yet: the store's view below
-    if not (settings.paths.state / DB_NAME).is_file():
-        return StatusView(updated_at=utc_now(), running=None, queued=(), recent=(),
-                          stopped=pid is None)
-    store = open_store(settings)
-    try:
-        view = store_view(store, stopped=pid is None)
-    finally:
-        store.close()
-    return view
+    """The status as `heygemd status` sees it (:func:`heygemd.daemon.status.read_view`)."""
+    return read_view(settings.paths.state, settings.status_file().with_name(STATUS_JSON))
 
 
 def recent_rows(settings: Settings, limit: int = RESULTS_SHOWN) -> list[JobRow]:
