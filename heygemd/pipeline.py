@@ -264,7 +264,8 @@ class Pipeline:
                 if refused or rendering is None:
                     return _rejection(video, exam, timings)
                 sampler = preview.Sampler.for_video(rendering.frame_count, rendering.fps)
-                metrics = self._encode(rendering, audio, output, shares.rendering, sampler)
+                metrics, encoder = self._encode(rendering, audio, output, shares.rendering,
+                                                sampler)
             finally:
                 _close(rendering)
         timings["render"] = ms_since(t0)
@@ -273,7 +274,7 @@ class Pipeline:
         shown = self._preview(sampler, audio, rendering.fps, int(metrics["frames"]), output,
                               pictures_dir, bound, timings)
         return _done(video, output, exam, audio, timings, metrics).model_copy(
-            update={"preview": shown})
+            update={"preview": shown, "encoder": encoder})
 
     def _preview(
         self, sampler: preview.Sampler, audio: AudioCheck, fps: float, frame_count: int,
@@ -298,9 +299,10 @@ class Pipeline:
     def _encode(
         self, rendering: Rendering, audio: AudioCheck, output: Path, progress: ProgressFn,
         sampler: preview.Sampler,
-    ) -> dict[str, float]:
+    ) -> tuple[dict[str, float], dict[str, str]]:
         """Pull the engine's frames into an MP4 at ``output`` with the job's sound track;
-        ``sampler`` sees every frame (it keeps a few for the preview)."""
+        ``sampler`` sees every frame (it keeps a few for the preview). Returns the metrics and
+        the encoder used (its report.json summary)."""
         assert audio.samples is not None
         out_cfg = audio.output
         track = audio.track
@@ -322,7 +324,7 @@ class Pipeline:
         metrics = dict(rendering.metrics)
         metrics["output_seconds"] = round(len(audio.samples) / AUDIO_RATE, 3)
         metrics["frames"] = float(writer.frames_written)
-        return metrics
+        return metrics, writer.encoder.summary()
 
 
 def _close(rendering: Rendering | None) -> None:

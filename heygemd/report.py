@@ -52,6 +52,9 @@ class VideoResult(Record):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     media: dict[str, Any] = Field(default_factory=dict)  # a MediaInfo summary
+    # the H.264 encoder the output was made with: name (libx264 | h264_nvenc), asked
+    # (output.encoder: auto | libx264 | nvenc), why (plain words)
+    encoder: dict[str, str] = Field(default_factory=dict)
 
 
 class JobStatus(StrEnum):

@@ -20,6 +20,7 @@ import structlog
 
 from heygemd.closing import Closing
 from heygemd.errors import COPY_ADVICE, COPY_HINT, MediaError
+from heygemd.media import hardware
 from heygemd.media.probe import open_input, probe
 from heygemd.media.types import MediaInfo
 
@@ -144,15 +145,45 @@ class VideoReader(Closing):
         self._scaled = scale != 1.0
         seconds = video.duration or self.info.duration
         self.frame_count = max(1, frames_for(seconds, self.fps)) if seconds else 0
+        self._hw_allowed = True  # until the hardware decoder fails on this file
+        self._hw: Any = None  # the NVDEC decoder in use, else None (the stream's own decoder)
         self._container: Any = self._open()
 
     def _open(self) -> Any:
         container = open_input(self.path)
-        container.streams.video[0].thread_type = "AUTO"  # settable only before decoding starts
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # settable only before decoding starts
+        self._hw = hardware.open_decoder(stream, self.path.name) if self._hw_allowed else None
         return container
 
     def close(self) -> None:
+        self._hw = None
         self._container.close()
+
+    @property
+    def decoder(self) -> str:
+        """The name of the decoder in use (e.g. hevc, or hevc_cuvid on the GPU)."""
+        return str(self._hw.name if self._hw is not None
+                   else self._container.streams.video[0].codec_context.name)
+
+    def _decoded(self, stream: Any) -> Iterator[Any]:
+        """The stream's frames from where the demuxer stands, by the NVDEC decoder when one is
+        open (fed the same packets the stream's own decoder would get), else in software."""
+        if self._hw is None:
+            yield from self._container.decode(stream)
+            return
+        self._hw.flush_buffers()  # after a seek, nothing from before it
+        for packet in self._container.demux(stream):
+            yield from self._hw.decode(packet)
+
+    def _software_again(self, error: Exception) -> None:
+        """The hardware decoder failed on this file: say so (once), decode in software from the
+        start of the file."""
+        assert self._hw is not None
+        hardware.fell_back(self._hw.name, str(error), self.path.name)
+        self._hw_allowed = False
+        self._container.close()
+        self._container = self._open()
 
     def to_rgb(self, frame: Any) -> np.ndarray:
         """A decoded av.VideoFrame -> upright RGB uint8 (height, width, 3)."""
@@ -175,7 +206,7 @@ class VideoReader(Closing):
         step = 1.0 / self._source_fps
         last: float | None = None
         try:
-            for frame in self._container.decode(stream):
+            for frame in self._frames_or_software(stream, strict):
                 t = frame.time
                 if t is None and strict:
                     raise _NoTimestamp
@@ -191,6 +222,30 @@ class VideoReader(Closing):
                 f"is damaged or cut short.{COPY_ADVICE}",
                 code="unreadable_media",
             ) from None
+
+    def _frames_or_software(self, stream: Any, strict: bool) -> Iterator[Any]:
+        """:meth:`_decoded`, going on in software where the hardware decoder fails: from the
+        start of the file past the frames already given (strict, after a seek: _NoTimestamp,
+        which makes :meth:`_seeked` decode from the start)."""
+        import av
+
+        given, last = 0, None  # frames given, the time of the last one
+        try:
+            for frame in self._decoded(stream):
+                given, last = given + 1, frame.time
+                yield frame
+            return
+        except av.FFmpegError as err:
+            if self._hw is None:
+                raise
+            self._software_again(err)
+        if strict:
+            raise _NoTimestamp
+        stream = self._container.streams.video[0]
+        for number, frame in enumerate(self._container.decode(stream)):
+            timed = last is not None and frame.time is not None
+            if (frame.time > last) if timed else number >= given:
+                yield frame
 
     def iter_raw(self) -> Iterator[tuple[int, Any]]:
         """(CFR index, av.VideoFrame) without pixel conversion; a frame repeats over gaps."""

@@ -18,6 +18,7 @@ import structlog
 
 from heygemd.closing import Closing
 from heygemd.errors import ProcessingError
+from heygemd.media.encoder import EncoderChoice, encoder_for
 from heygemd.media.video import even_frame, frames_for
 from heygemd.settings import OutputSettings
 
@@ -47,7 +48,8 @@ def output_frame_count(frames_written: int, audio_seconds: float, fps: float) ->
 class VideoWriter(Closing):
     """Encode RGB uint8 (height, width, 3) frames + a sound track to an H.264/AAC MP4.
 
-    H.264 (libx264, yuv420p, ``settings.crf`` / ``settings.preset``), AAC at
+    H.264 (yuv420p; libx264 or NVENC as ``settings.encoder`` asks, :mod:`heygemd.media.encoder`:
+    ``encoder`` says which and why; ``settings.crf`` / ``settings.preset``), AAC at
     ``settings.audio_bitrate_kbps`` and ``settings.audio_rate`` Hz, faststart. Odd sizes are
     padded to even. audio: float32 (N,) or (C, N) at ``audio_rate`` Hz, or None for no sound.
     The output's length follows the audio: on close the last frame is held until the audio
@@ -77,6 +79,7 @@ class VideoWriter(Closing):
         self._audio_fed = 0  # input samples handed to the resampler so far
         self._last: np.ndarray | None = None
         self._closed = False
+        self.encoder: EncoderChoice
         with _encoding(self.path):
             self._open()
 
@@ -86,10 +89,14 @@ class VideoWriter(Closing):
         self._container: Any = av.open(
             str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"}
         )
-        video = self._container.add_stream("libx264", rate=_rate(self.fps))
-        video.width, video.height = self.width + self.width % 2, self.height + self.height % 2
+        rate = _rate(self.fps)
+        width, height = self.width + self.width % 2, self.height + self.height % 2
+        cfg = self.settings
+        self.encoder = encoder_for(cfg.encoder, cfg.crf, cfg.preset, width, height, rate)
+        video: Any = self._container.add_stream(self.encoder.codec, rate=rate)
+        video.width, video.height = width, height
         video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(self.settings.crf), "preset": self.settings.preset}
+        video.options = dict(self.encoder.options)
         self._video = video
         self._audio_stream: Any = None
         if self._audio is not None:
