@@ -177,6 +177,9 @@ class OutputSettings(Section):
     ] = "medium"
     audio_bitrate_kbps: int = Field(192, ge=32, le=512)
     audio_rate: int = Field(48000, ge=8000)
+    # auto: NVENC (h264_nvenc) where a CUDA device is present and the encoder opens, else
+    # libx264; nvenc asked for but unavailable falls back to libx264 (logged and in report.json)
+    encoder: Literal["auto", "libx264", "nvenc"] = "auto"
 
 
 class LogSettings(Section):
