@@ -42,6 +42,7 @@ log = structlog.get_logger(__name__)
 FACE_PX = 256  # detector-box width the mesh crop is resized to, pixels
 MIN_BOX_PX = 8.0  # detections smaller than this (either side, pixels) are noise
 REDETECT_EVERY = 10  # tracking mode: run the full-frame detector at least this often (frames)
+RETRY_CROP_SCALE = 2.6  # a followed face whose mesh is lost is tried once more on a crop this wide
 
 
 def _check_frame(frame: np.ndarray) -> np.ndarray:
@@ -141,6 +142,10 @@ class FaceAnalyzer(Closing):
         self._detector: Any = mp.solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=cfg.detector_confidence
         )
+        # the second try where the full-range model finds nothing: faces that fill the frame
+        self._near: Any = mp.solutions.face_detection.FaceDetection(
+            model_selection=0, min_detection_confidence=cfg.detector_confidence
+        )
         self._mesh: Any = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True,
             refine_landmarks=True,
@@ -150,15 +155,17 @@ class FaceAnalyzer(Closing):
         self._tracks: list[_Track] = []
         self._last_index: int | None = None
         self._since_detect = 0
+        self.was_fresh = True  # the last analyze() came from its frame alone (see would_track)
         log.debug("faces.analyzer_ready", tracking=tracking)
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
         """Release the mediapipe graphs. Idempotent."""
-        for graph in (self._detector, self._mesh):
+        for graph in (self._detector, self._near, self._mesh):
             if graph is not None:
                 graph.close()
         self._detector = None
+        self._near = None
         self._mesh = None
 
     # -- public ----------------------------------------------------------------------------
@@ -167,13 +174,26 @@ class FaceAnalyzer(Closing):
         if self._detector is None:
             raise ProcessingError("FaceAnalyzer used after close()")
         frame = _check_frame(frame)
-        if self.tracking and self._can_track(frame_index):
+        self.was_fresh = True
+        if not self.tracking:
+            return self._detect_faces(frame, frame_index)
+        follows = self._follows(frame_index)
+        meshed = follows and self._since_detect < self.redetect_every
+        if meshed:
             faces = self._track_faces(frame, frame_index)
             if faces is not None:
                 return faces
         faces = self._detect_faces(frame, frame_index)
-        if self.tracking:
-            self._remember(faces, frame_index)
+        if not faces and follows:
+            # the detector is the re-seed, not the judge: where it misses a face the mesh still
+            # follows (close-ups cut by the frame's edge, glasses), the face is kept
+            scales = (RETRY_CROP_SCALE,) if meshed else (None, RETRY_CROP_SCALE)
+            kept = self._track_faces(frame, frame_index, scales)
+            if kept is not None:
+                self.was_fresh = False
+                self._since_detect = 1  # try the detector again after a full period
+                return kept
+        self._remember(faces, frame_index)
         return faces
 
     def analyze_many(self, frames: Iterable[tuple[int, np.ndarray]]) -> list[list[FaceObservation]]:
@@ -196,10 +216,12 @@ class FaceAnalyzer(Closing):
         self._since_detect = 0
 
     def would_track(self, frame_index: int) -> bool:
-        """Whether :meth:`analyze` of ``frame_index`` next would follow the faces of the frame
-        before (else it runs the full-frame detector, as a fresh analyzer would: what it
-        finds from there on depends only on the frames)."""
-        return self.tracking and self._can_track(frame_index)
+        """Whether :meth:`analyze` of ``frame_index`` next would first follow the faces of the
+        frame before (else it runs the full-frame detector, as a fresh analyzer would; where
+        that finds nothing it may still follow them: :attr:`was_fresh` says afterwards whether
+        the answer came from the frame alone)."""
+        return self.tracking and self._follows(frame_index) \
+            and self._since_detect < self.redetect_every
 
     # -- detection path --------------------------------------------------------------------
     def detect_boxes(self, frame: np.ndarray, tiles: bool = True) -> list[tuple[Box, float]]:
@@ -214,6 +236,8 @@ class FaceAnalyzer(Closing):
         """
         h, w = frame.shape[:2]
         found = self._detect_in(frame, (0, 0))
+        if not found:  # a face filling the frame, cut by its edges: the full-range model misses
+            found = self._detect_in(frame, (0, 0), self._near)
         if not found and tiles:  # a face in two tiles is found twice: merged, zoomed once
             found = merge_boxes([hit for square in tile_squares(w, h)
                                  for hit in self._detect_in_square(frame, square)])
@@ -227,10 +251,12 @@ class FaceAnalyzer(Closing):
                 boxes.append((box, score))
         return boxes
 
-    def _detect_in(self, image: np.ndarray, offset: tuple[int, int]) -> list[tuple[Box, float]]:
-        """The detector on one image: [(box in pixels shifted by offset, score)], unclipped."""
+    def _detect_in(self, image: np.ndarray, offset: tuple[int, int],
+                   graph: Any = None) -> list[tuple[Box, float]]:
+        """The detector (``graph``: the full-range one unless given) on one image: [(box in
+        pixels shifted by offset, score)], unclipped."""
         h, w = image.shape[:2]
-        result = self._detector.process(image)
+        result = (graph or self._detector).process(image)
         found: list[tuple[Box, float]] = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box
@@ -247,12 +273,14 @@ class FaceAnalyzer(Closing):
         no face there."""
         return pick_in(box, self._detect_in_square(frame, zoom_square(box))) or (box, score)
 
-    def mesh_in_box(self, frame: np.ndarray, box: Box) -> np.ndarray | None:
+    def mesh_in_box(self, frame: np.ndarray, box: Box,
+                    crop_scale: float | None = None) -> np.ndarray | None:
         """float32 (478, 3) landmarks in frame pixels for the face in box, or None if no mesh.
 
-        The mesh must lie on this box (its centre inside it), not on a neighbouring face.
+        The crop is ``crop_scale`` (default: the settings') times the box. The mesh must lie
+        on this box (its centre inside it), not on a neighbouring face.
         """
-        x0, y0, side = square_crop_box(box, self.cfg.crop_scale)
+        x0, y0, side = square_crop_box(box, crop_scale or self.cfg.crop_scale)
         crop = crop_square(frame, x0, y0, side)
         face_w = max(box[2] - box[0], box[3] - box[1])
         target = int(round(side * FACE_PX / max(face_w, 1.0)))
@@ -292,21 +320,25 @@ class FaceAnalyzer(Closing):
         return not self.tracking or frame_index % self.redetect_every == 0
 
     # -- tracking path ---------------------------------------------------------------------
-    def _can_track(self, frame_index: int) -> bool:
-        return (
-            bool(self._tracks)
-            and self._last_index is not None
+    def _follows(self, frame_index: int) -> bool:
+        """Whether faces of the frame just before ``frame_index`` are remembered."""
+        return bool(self._tracks) and self._last_index is not None \
             and frame_index == self._last_index + 1
-            and self._since_detect < self.redetect_every
-        )
 
-    def _track_faces(self, frame: np.ndarray, frame_index: int) -> list[FaceObservation] | None:
-        """Mesh around each remembered face; None (re-detect) when any mesh is lost."""
+    def _track_faces(self, frame: np.ndarray, frame_index: int,
+                     crop_scales: tuple[float | None, ...] = (None,)
+                     ) -> list[FaceObservation] | None:
+        """Mesh around each remembered face, on crops of ``crop_scales`` (None: the settings')
+        until one holds a mesh; None (re-detect) when any face's mesh is lost."""
         h, w = frame.shape[:2]
         faces = []
         for track in self._tracks:
             box = _clip_box(track.predicted_box(), w, h)
-            points = self.mesh_in_box(frame, box)
+            points = None
+            for scale in crop_scales:
+                points = self.mesh_in_box(frame, box, scale)
+                if points is not None:
+                    break
             if points is None:
                 return None
             track.landmarks = points

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -24,10 +25,11 @@ from heygemd.engines.builtin import mesh
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Heard, feature_signature
 from heygemd.engines.builtin.prefetch import Held, prefetched, start_worker
+from heygemd.faces.bridge import Filled, GapBridge, bridge_gaps, max_gap_frames
 
 log = structlog.get_logger(__name__)
 
-ANALYSIS_VERSION = "builtin-analysis-6"
+ANALYSIS_VERSION = "builtin-analysis-7"
 MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 30.0
 CROP_MARGIN = 1.25  # crop side = the first face's ring box side times this
@@ -42,10 +44,15 @@ class TemplateAnalysis:
     """Everything the engine knows about a template, per frame (N frames at ``fps``).
 
     landmarks: float32 (N, 478, 3) full-resolution pixels, temporally smoothed, NaN without a face.
-    pose: float32 (N, 3) yaw/pitch/roll degrees. usable: bool (N,) face found and not turned.
-    opening: float32 (N,) inner-lip gap / inter-ocular. features: float32 (N, D) what the
-    template's own audio sounds like (listen.feature_windows); speech: bool (N,).
+    pose: float32 (N, 3) yaw/pitch/roll degrees. usable: bool (N,) a mouth can be placed on the
+    frame: its face measured or bridged (:mod:`heygemd.faces.bridge`), turned at most
+    MAX_YAW_DEG / MAX_PITCH_DEG. opening: float32 (N,) inner-lip gap / inter-ocular, NaN where
+    the mouth was not seen (no face, or bridged): only those frames are mouth sources.
+    features: float32 (N, D) what the template's own audio sounds like
+    (listen.feature_windows); speech: bool (N,).
     crop_origin: int32 (N, 2) (x0, y0) of each frame's crop; crops: uint8 (N, Hc, Wc, 3).
+    bridged: bool (N,) frames whose face was filled in from both sides (a gap of at most
+    bridge.MAX_GAP_SECONDS), not measured.
     """
 
     fps: float
@@ -59,6 +66,7 @@ class TemplateAnalysis:
     speech: np.ndarray
     crop_origin: np.ndarray
     crops: np.ndarray
+    bridged: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
@@ -71,6 +79,8 @@ class TemplateAnalysis:
             "meta": meta, "landmarks": self.landmarks, "pose": self.pose, "usable": self.usable,
             "opening": self.opening, "features": self.features, "speech": self.speech,
             "crop_origin": self.crop_origin,
+            "bridged": self.bridged if self.bridged is not None else np.zeros(len(self.usable),
+                                                                               bool),
         }
 
     @classmethod
@@ -81,6 +91,7 @@ class TemplateAnalysis:
             pose=arrays["pose"], usable=arrays["usable"].astype(bool), opening=arrays["opening"],
             features=arrays["features"], speech=arrays["speech"].astype(bool),
             crop_origin=arrays["crop_origin"], crops=crops,
+            bridged=arrays["bridged"].astype(bool),
         )
 
 
@@ -115,6 +126,9 @@ def _hear_template(track: np.ndarray | None, fps: float, count: int, hearing: He
     if track is None:
         return Heard.silence(count)
     return hearing.hear(track, fps, count)
+
+
+_NO_FACE = np.full((478, 3), np.nan, np.float32)
 
 
 def _face_arrays(faces: list[Any], scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +212,7 @@ def _analyse(
         capacity = reader.frame_count + 8
         small_size = (max(2, round(width * scale)), max(2, round(height * scale)))
         keep = capacity * width * height * 3 <= KEEP_DECODED_BYTES
-        found = _Found(cache, key, capacity, width, height, scale)
+        found = _Found(cache, key, capacity, width, height, scale, fps)
         decoded = _decoded(iter(reader), capacity, small_size, scale)
         try:
             if keep and helper is not None:
@@ -206,6 +220,7 @@ def _analyse(
                     decoded, analyzer, helper(), found, reader.frame_count, progress)
             else:
                 kept = _in_order(decoded, analyzer, found, capacity, keep, progress)
+            found.close()
         except BaseException:
             found.discard()
             raise
@@ -216,8 +231,8 @@ def _analyse(
             f"No face was found in any frame of {path.name}; use a video showing one face.",
             code="no_face",
         )
-    return _finish(track, fps, width, height, found.landmarks, found.poses, found.origins,
-                   found.crops.entry.commit(), hearing), kept
+    return _finish(track, fps, width, height, found.landmarks, found.poses, found.bridged,
+                   found.origins, found.crops.entry.commit(), hearing), kept
 
 
 def _in_order(
@@ -256,8 +271,10 @@ def _in_halves(
     the start, ``helper`` (a second tracking analyzer, in a thread) from a frame where the
     tracker re-detects anyway (a multiple of its re-detection period). The helper starts there
     with the full-frame detector; what the tracker finds from a detection on depends only on
-    the frames, so its half is what ``analyzer`` would have found, as long as ``analyzer``
-    would re-detect there too (no face lost on the way). Otherwise its half is dropped and
+    the frames, so its half is what ``analyzer`` would have found, as long as ``analyzer``'s
+    own answer at the split came from that frame alone (it re-detected there, no face lost on
+    the way, and the detector did not miss a face it was following: ``was_fresh``); it
+    analyses that one frame too to know. Otherwise the helper's half is dropped and
     ``analyzer`` goes on alone. Either way the results equal one analyzer's in order."""
     from heygemd.faces.analyze import REDETECT_EVERY
 
@@ -279,10 +296,16 @@ def _in_halves(
             found.take(index, item[1], analyzer.analyze(item[2], index))
             index += 1
             report(index + second.done)
+        valid = False
+        if index == split and (item := frames.get(split)) is not None:
+            at_split = analyzer.analyze(item[2], split)
+            valid = analyzer.was_fresh
+            if not valid:
+                found.take(split, item[1], at_split)
+                index += 1
         while not second.finished(0.1):
             report(index + second.done)
         faces = second.result()
-        valid = index == split and not analyzer.would_track(split)
         log.debug("template.halves", split=split, second=len(faces), valid=valid)
         if valid:
             for offset, observed in enumerate(faces):
@@ -338,29 +361,46 @@ class _Half:
 
 
 class _Found:
-    """What the analysis found, in frame order: landmarks and pose per frame, and each
-    frame's crop in the crops entry (opened at the first face found, sized on it)."""
+    """What the analysis found, in frame order: landmarks and pose per frame (short gaps
+    bridged: :class:`heygemd.faces.bridge.GapBridge`; the frames of an open gap are held until
+    it closes), and each frame's crop in the crops entry (opened at the first face found, sized
+    on it)."""
 
     def __init__(self, cache: AnalysisCache, key: str, capacity: int, width: int, height: int,
-                 scale: float) -> None:
+                 scale: float, fps: float) -> None:
         self.cache, self.key, self.capacity = cache, key, capacity
         self.width, self.height, self.scale = width, height, scale
         self.landmarks: list[np.ndarray] = []
         self.poses: list[np.ndarray] = []
+        self.bridged: list[bool] = []
         self.origins: list[np.ndarray] = []
         self.crops: _CropBank | None = None
+        self._bridge = GapBridge(max_gap_frames(fps))
+        self._held: deque[tuple[int, np.ndarray]] = deque()
 
     def take(self, index: int, frame: np.ndarray, faces: list[Any]) -> None:
         """Frame ``index`` (the next in order) and the faces found in it at ``scale``."""
         points, pose = _face_arrays(faces, self.scale)
-        self.landmarks.append(points)
-        self.poses.append(pose)
-        if self.crops is None and not np.isnan(points).any():
-            self.crops = _CropBank(self.cache.big_writer(
-                self.key, "crops", (self.capacity, *crop_side(points, self.width, self.height),
-                                    3)))
-        self.origins.append(self.crops.store(index, frame, points) if self.crops is not None
-                            else np.zeros(2, np.int32))
+        self._held.append((index, frame))
+        self._settle(self._bridge.push(points, pose))
+
+    def close(self) -> None:
+        """No more frames: the frames of a gap still open are settled (without a face)."""
+        self._settle(self._bridge.finish())
+
+    def _settle(self, settled: list[Filled]) -> None:
+        for item in settled:
+            index, frame = self._held.popleft()
+            points = item.landmarks if item.landmarks is not None else _NO_FACE
+            self.landmarks.append(points)
+            self.poses.append(item.pose)
+            self.bridged.append(item.bridged)
+            if self.crops is None and item.landmarks is not None:
+                self.crops = _CropBank(self.cache.big_writer(
+                    self.key, "crops",
+                    (self.capacity, *crop_side(points, self.width, self.height), 3)))
+            self.origins.append(self.crops.store(index, frame, points)
+                                if self.crops is not None else np.zeros(2, np.int32))
 
     def discard(self) -> None:
         if self.crops is not None:
@@ -385,6 +425,51 @@ class _CropBank:
         return origin
 
 
+@dataclass(frozen=True)
+class FacePass:
+    """The speaker's face in every frame of a template, at full resolution.
+
+    landmarks: float32 (N, 478, 3) raw (unsmoothed) pixels, NaN without a face.
+    pose: float32 (N, 3) yaw/pitch/roll degrees, NaN without a face.
+    bridged: bool (N,) frames whose face was filled in from both sides, not measured.
+    """
+
+    landmarks: np.ndarray
+    pose: np.ndarray
+    bridged: np.ndarray
+
+
+def face_pass(frames: list[np.ndarray], analyzer: Any, scale: float, fps: float) -> FacePass:
+    """The faces of ``frames`` (uint8 (H, W, 3) RGB, already shrunk by ``scale``, in order, at
+    ``fps``) as the template analysis finds them (one tracking analyzer, gaps bridged), without
+    its crops: for measuring (bench/face_coverage.py)."""
+    points, poses = [], []
+    for index, frame in enumerate(frames):
+        p, pose = _face_arrays(analyzer.analyze(frame, index), scale)
+        points.append(p)
+        poses.append(pose)
+    if not frames:
+        return FacePass(np.zeros((0, 478, 3), np.float32), np.zeros((0, 3), np.float32),
+                        np.zeros(0, bool))
+    return FacePass(*bridge_gaps(np.stack(points), np.stack(poses), max_gap_frames(fps)))
+
+
+def usable_mask(landmarks: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """bool (N,): frames a mouth is rendered on (a face, turned at most MAX_YAW/PITCH_DEG)."""
+    found = ~np.isnan(landmarks).any(axis=(1, 2))
+    with np.errstate(invalid="ignore"):
+        return found & (np.abs(pose[:, 0]) <= MAX_YAW_DEG) & (np.abs(pose[:, 1]) <= MAX_PITCH_DEG)
+
+
+def openings(landmarks: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """float32 (N,) inner-lip gap / inter-ocular of each frame in ``found``, NaN elsewhere."""
+    from heygemd.faces.geometry import mouth_opening
+
+    return np.array([mouth_opening(p) if ok else np.nan for p, ok in zip(landmarks, found,
+                                                                         strict=True)],
+                    dtype=np.float32)
+
+
 def _finish(
     track: np.ndarray | None,
     fps: float,
@@ -392,24 +477,23 @@ def _finish(
     height: int,
     raw_landmarks: list[np.ndarray],
     poses: list[np.ndarray],
+    bridged: list[bool],
     origins: list[np.ndarray],
     crops: np.ndarray,
     hearing: Hearing,
 ) -> TemplateAnalysis:
-    from heygemd.faces.geometry import mouth_opening, smooth_sequence
+    from heygemd.faces.geometry import smooth_sequence
 
     raw = np.stack(raw_landmarks)
     pose = np.stack(poses)
+    filled = np.array(bridged, bool)
     found = ~np.isnan(raw).any(axis=(1, 2))
-    usable = found & (np.abs(pose[:, 0]) <= MAX_YAW_DEG) & (np.abs(pose[:, 1]) <= MAX_PITCH_DEG)
-    opening = np.array(
-        [mouth_opening(p) if ok else np.nan for p, ok in zip(raw, found, strict=True)],
-        dtype=np.float32,
-    )
+    usable = usable_mask(raw, pose)
+    opening = openings(raw, found & ~filled)  # a bridged frame's mouth was not seen
     smooth = smooth_sequence(raw, fps).astype(np.float32)
     heard = _hear_template(track, fps, len(raw), hearing)
     return TemplateAnalysis(
         fps=fps, width=width, height=height, landmarks=smooth, pose=pose, usable=usable,
         opening=opening, features=heard.features.copy(), speech=heard.speech.copy(),
-        crop_origin=np.stack(origins), crops=crops,
+        crop_origin=np.stack(origins), crops=crops, bridged=filled,
     )
