@@ -1,0 +1,451 @@
+"""Speed and memory of whole `heygemd once` jobs against a plain decode + encode (issue 15).
+
+    .venv/bin/python bench/bench_speed.py [--part all|speed|memory] [--minutes 1 2 5]
+                                          [--device auto|cpu|cuda]
+
+speed: for each pair (th10 1080x1920 + en01, th08 512x512 + en01), in one run: a cold job
+(`heygemd once` in a fresh process, empty template cache), a warm job (`heygemd once` again,
+the cache filled, audio never heard before: en01 quieter by a hair), and the plain cost of the
+same output: the template decoded with PyAV (looped as far as the audio goes) and encoded with
+libx264 at the same settings (config.toml's [output]: preset medium, crf 18) with en01's sound.
+Both the process's wall time (what `heygemd once` makes a user wait, its start-up included)
+and the job's own time (report.json: started_at -> finished_at) are divided by the plain time.
+memory: th10 driven by en02 (60 s) looped to each of --minutes, one `heygemd once` each; the
+peak RSS of the heygemd process (its ru_maxrss) and of its process tree (sampled every 0.2 s:
+the engine's hearing worker is a process of its own). Flat in length means the job streams.
+minute (on a GPU machine: bench/gpu_check.sh): th10 driven by en02, one minute of 1080x1920
+output, cold and warm `heygemd once` with ``--engine`` (builtin, or wav2lip with a randomly
+initialised generator saved as the operator's checkpoint: the same cost as real weights);
+seconds per minute of output, the device named.
+profile: where a warm job's wall time goes (th10 + en01, in this process, the engine prepared and
+the template analysed by an untimed cold job first): every thread's stack sampled every 5 ms,
+seconds per function (inclusive: on the stack; self: at its top), per thread.
+
+Each run also records the CPU seconds other processes used meanwhile (``*_others_cpu_s``): on a
+shared machine a ratio measured beside someone else's job says so. The machine (cores, CPU
+model, GPU) is in the output, bench/out/bench-speed-<time>.json. On 2 cores the whole run takes
+about an hour (5 minutes of 1080p output alone ~30 min): run it once, ``nice -n 10``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_engine import own_track_as_wav, with_others  # noqa: E402
+
+from heygemd.media.audio import load_audio  # noqa: E402
+from heygemd.media.video import VideoReader, frames_for  # noqa: E402
+from heygemd.media.writer import VideoWriter  # noqa: E402
+from heygemd.settings import OutputSettings, load_settings  # noqa: E402
+
+MEDIA = ROOT.parent / "shared" / "media"
+TH10 = MEDIA / "talking" / "th10_man_standing_portrait1080x1920_latentsync_demo2.mp4"
+TH08 = MEDIA / "talking" / "th08_woman_older_en_real3dportrait_May5s.mp4"
+EN01 = MEDIA / "speech" / "en01_male_jfk_inaugural_11s.flac"
+EN02 = MEDIA / "speech" / "en02_male_news_commentary_60s_musetalk_eng.wav"
+WARM_GAIN = 0.999  # the warm job's audio: en01 this much quieter (never heard before)
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU model, memory and (where torch sees one) the GPU of this machine."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    facts: dict[str, Any] = {"cores": os.cpu_count(), "cpu": model, "host": platform.node(),
+                             "memory_gb": round(os.sysconf("SC_PAGE_SIZE")
+                                                * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            facts["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return facts
+
+
+def installation(root: Path, output: OutputSettings, device: str,
+                 engine: str = "builtin") -> Path:
+    """A temp heygemd installation under ``root`` (its own folders, models and cache) with the
+    repository's [output] settings; returns its config.toml."""
+    out = "\n".join(f"{k} = {json.dumps(v)}" for k, v in output.model_dump().items())
+    config = root / "config.toml"
+    config.write_text(
+        '[paths]\ninbox = "inbox"\noutbox = "outbox"\nwork = "work"\nstate = "state"\n'
+        'log_file = "log/heygemd.log"\ncache = "cache"\nmodels = "models"\n'
+        '[watch]\nsettle_seconds = 0.5\n[daemon]\nmin_free_gb = 0.0\n'
+        f'[engine]\nname = "{engine}"\ndevice = "{device}"\n'
+        '[limits]\nmax_audio_seconds = 900.0\n'
+        f'[logging]\nstdout = false\n[output]\n{out}\n', encoding="utf-8")
+    return config
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants, MB (0 where it has gone)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        rss[int(entry)] = int(fields[21])  # pages
+    total, todo = 0, [pid]
+    while todo:
+        one = todo.pop()
+        total += rss.get(one, 0)
+        todo.extend(children.get(one, []))
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_once(config: Path, job: str, files: dict[str, Path]) -> dict[str, Any]:
+    """Put one job (``files``: name in the job folder -> source) in the inbox and run
+    `heygemd once` on it: wall seconds, the job's own seconds, peak RSS (process, tree), and
+    what report.json says of the video (status, encoder, stage times)."""
+    root = config.parent
+    folder = root / "inbox" / job
+    folder.mkdir(parents=True)
+    for name, source in files.items():
+        shutil.copyfile(source, folder / name)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    peak_tree = 0.0
+    timeline: list[tuple[float, float]] = []  # (seconds since start, tree RSS MB) every 10 s
+    t0 = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "heygemd", "--config", str(config), "once"],
+                             cwd=root, env=env, stdout=subprocess.DEVNULL)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_tree
+        while not done.wait(0.2):
+            now = tree_rss_mb(child.pid)
+            peak_tree = max(peak_tree, now)
+            seconds = time.perf_counter() - t0
+            if not timeline or seconds - timeline[-1][0] >= 10:
+                timeline.append((round(seconds, 1), round(now, 1)))
+                print(f"  {job}: {seconds:6.0f} s  tree RSS {now:7.1f} MB  peak "
+                      f"{peak_tree:7.1f} MB", flush=True)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    report = json.loads((root / "outbox" / job / "report.json").read_text())
+    video = report["videos"][0]
+    if video["status"] != "done":
+        raise SystemExit(f"{job}: {video['status']} {video.get('reason_code')} "
+                         f"{video.get('message')}")
+    started = datetime.fromisoformat(report["started_at"])
+    finished = datetime.fromisoformat(report["finished_at"])
+    return {
+        "wall_s": round(wall, 2), "job_s": round((finished - started).total_seconds(), 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "peak_tree_rss_mb": round(peak_tree, 1),
+        "exit": child.returncode, "encoder": video.get("encoder", {}),
+        "stages_ms": video.get("timings_ms", {}), "metrics": video.get("metrics", {}),
+        "frames": video.get("metrics", {}).get("frames"), "rss_timeline": timeline,
+    }
+
+
+def plain_same_length(template: Path, audio: Path, out: Path, settings: OutputSettings) -> float:
+    """Seconds to decode ``template`` (looped) for as many frames as ``audio`` lasts and encode
+    them with ``audio``'s sound into ``out`` with libx264 at ``settings``: the unavoidable
+    media work of the job's output."""
+    t0 = time.perf_counter()
+    track = load_audio(audio, rate=settings.audio_rate, mono=False)
+    x264 = settings.model_copy(update={"encoder": "libx264"})
+    with VideoReader(template) as probe_reader:
+        width, height, fps = probe_reader.width, probe_reader.height, probe_reader.fps
+    total = frames_for(track.shape[-1] / settings.audio_rate, fps)
+    written = 0
+    with VideoWriter(out, width, height, fps, audio=track, audio_rate=settings.audio_rate,
+                     settings=x264) as writer:
+        while written < total:
+            with VideoReader(template) as reader:
+                for frame in reader:
+                    if written >= total:
+                        break
+                    writer.write(frame)
+                    written += 1
+    return time.perf_counter() - t0
+
+
+def timed(run: Any) -> tuple[Any, float | None]:
+    """(``run()``, CPU seconds other processes used meanwhile)."""
+    box: list[Any] = []
+
+    def seconds() -> float:
+        box.append(run())
+        return 0.0
+
+    _, others = with_others(seconds)
+    return box[0], None if others is None else round(others, 2)
+
+
+def speed_pair(tmp: Path, template: Path, output: OutputSettings, device: str) -> dict[str, Any]:
+    """Cold job, warm job and the plain decode + encode for ``template`` + en01: a row."""
+    root = tmp / template.stem[:4]
+    root.mkdir()
+    config = installation(root, output, device)
+    cold_wav = own_track_as_wav(EN01, tmp / "en01.wav", 1.0)
+    warm_wav = own_track_as_wav(EN01, tmp / "en01-warm.wav", WARM_GAIN)
+    suffix = template.suffix
+    cold, cold_others = timed(lambda: run_once(config, "cold", {
+        f"template{suffix}": template, "en01.wav": cold_wav}))
+    warm, warm_others = timed(lambda: run_once(config, "warm", {
+        f"template{suffix}": template, "en01.wav": warm_wav}))
+    plain, plain_others = timed(lambda: plain_same_length(template, cold_wav, tmp / "plain.mp4",
+                                                          output))
+    row: dict[str, Any] = {
+        "clip": template.name, "audio": EN01.name, "plain_s": round(plain, 2),
+        "cold_s": cold["wall_s"], "warm_s": warm["wall_s"],
+        "cold_ratio": round(cold["wall_s"] / plain, 2),
+        "warm_ratio": round(warm["wall_s"] / plain, 2),
+        "cold_job_s": cold["job_s"], "warm_job_s": warm["job_s"],
+        "cold_job_ratio": round(cold["job_s"] / plain, 2),
+        "warm_job_ratio": round(warm["job_s"] / plain, 2),
+        "frames": cold["frames"], "encoder": cold["encoder"],
+        "cold_stages_ms": cold["stages_ms"], "warm_stages_ms": warm["stages_ms"],
+        "cold_metrics": cold["metrics"], "warm_metrics": warm["metrics"],
+        "peak_tree_rss_mb": {"cold": cold["peak_tree_rss_mb"], "warm": warm["peak_tree_rss_mb"]},
+        "others_cpu_s": {"cold": cold_others, "warm": warm_others, "plain": plain_others},
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def looped_wav(source: Path, minutes: float, out: Path) -> Path:
+    """``source``'s sound repeated to ``minutes`` long, a 16-bit 48 kHz WAV."""
+    import wave
+
+    track = load_audio(source, rate=48000, mono=False)
+    count = int(round(minutes * 60 * 48000))
+    reps = -(-count // track.shape[-1])
+    looped = np.tile(track, (1, reps))[:, :count]
+    pcm = (np.clip(looped.T, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(pcm.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(pcm.tobytes())
+    return out
+
+
+def memory_row(tmp: Path, minutes: float, output: OutputSettings, device: str) -> dict[str, Any]:
+    """th10 + en02 looped to ``minutes``: one `heygemd once`, its peak memory."""
+    root = tmp / f"mem-{minutes:g}"
+    root.mkdir()
+    config = installation(root, output, device)
+    wav = looped_wav(EN02, minutes, tmp / f"en02-{minutes:g}min.wav")
+    result, others = timed(lambda: run_once(config, "long", {
+        f"template{TH10.suffix}": TH10, "speech.wav": wav}))
+    row = {"minutes": minutes, "clip": TH10.name, "audio": f"{EN02.name} looped",
+           "frames": result["frames"], "wall_s": result["wall_s"], "job_s": result["job_s"],
+           "peak_rss_mb": result["peak_rss_mb"], "peak_tree_rss_mb": result["peak_tree_rss_mb"],
+           "encoder": result["encoder"], "others_cpu_s": others,
+           "rss_timeline": result["rss_timeline"]}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def random_wav2lip(models: Path) -> None:
+    """A randomly initialised Wav2Lip generator saved as the operator's checkpoint would be."""
+    import torch
+
+    from heygemd.engines.wav2lip.model import Wav2LipGenerator
+
+    models.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": Wav2LipGenerator().state_dict(), "optimizer": {},
+                "global_step": 0, "global_epoch": 0}, models / "wav2lip_gan.pth",
+               _use_new_zipfile_serialization=False)
+
+
+def minute_rows(tmp: Path, engine: str, output: OutputSettings, device: str) -> dict[str, Any]:
+    """th10 + en02 (one minute of 1080x1920 output), cold then warm: seconds per minute."""
+    root = tmp / f"minute-{engine}"
+    root.mkdir()
+    config = installation(root, output, device, engine)
+    if engine == "wav2lip":
+        random_wav2lip(root / "models")
+    minutes = load_audio(EN02, rate=16000).shape[-1] / 16000 / 60
+    cold_wav = own_track_as_wav(EN02, tmp / f"en02-{engine}.wav", 1.0)
+    warm_wav = own_track_as_wav(EN02, tmp / f"en02-{engine}-warm.wav", WARM_GAIN)
+    row: dict[str, Any] = {"engine": engine, "clip": TH10.name, "audio": EN02.name,
+                           "output_minutes": round(minutes, 3)}
+    for name, wav in (("cold", cold_wav), ("warm", warm_wav)):
+        result, others = timed(lambda name=name, wav=wav: run_once(config, name, {
+            f"template{TH10.suffix}": TH10, "speech.wav": wav}))
+        row[name] = {**result, "others_cpu_s": others,
+                     "wall_s_per_minute": round(result["wall_s"] / minutes, 1),
+                     "job_s_per_minute": round(result["job_s"] / minutes, 1)}
+        print(json.dumps({"engine": engine, "run": name, **row[name]}), flush=True)
+    return row
+
+
+class StackSampler:
+    """Samples every thread's Python stack every ``interval`` seconds (wall clock, so time a
+    thread waits counts where it waits): seconds per (thread, function), inclusive and self."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.inclusive: dict[tuple[str, str], int] = {}
+        self.own: dict[tuple[str, str], int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stack-sampler", daemon=True)
+
+    def __enter__(self) -> StackSampler:
+        self._t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.seconds = time.perf_counter() - self._t0
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while not self._stop.wait(self.interval):
+            names = {t.ident: t.name for t in threading.enumerate()}
+            self.samples += 1
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                thread = names.get(ident, str(ident))
+                seen: set[str] = set()
+                top: Any = frame
+                while frame is not None:
+                    code = frame.f_code
+                    where = f"{Path(code.co_filename).name}:{code.co_name}"
+                    if where not in seen:
+                        seen.add(where)
+                        key = (thread, where)
+                        self.inclusive[key] = self.inclusive.get(key, 0) + 1
+                    frame = frame.f_back
+                code = top.f_code
+                key = (thread, f"{Path(code.co_filename).name}:{code.co_name}")
+                self.own[key] = self.own.get(key, 0) + 1
+
+    def table(self, counts: dict[tuple[str, str], int], top: int) -> dict[str, dict[str, float]]:
+        """thread -> {function: seconds}, the ``top`` largest per thread."""
+        per_sample = self.seconds / max(1, self.samples)
+        threads: dict[str, dict[str, float]] = {}
+        for (thread, where), n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            row = threads.setdefault(thread, {})
+            if len(row) < top:
+                row[where] = round(n * per_sample, 2)
+        return threads
+
+
+def profile_warm(tmp: Path, settings: Any, device: str) -> dict[str, Any]:
+    """A warm th10 + en01 job in this process under :class:`StackSampler`."""
+    from bench_engine import whole_job_seconds
+
+    from heygemd.engines.base import EngineContext, resolve_device
+    from heygemd.engines.builtin.engine import BuiltinEngine
+    from heygemd.pipeline import Pipeline
+
+    cache = tmp / "profile-cache"
+    settings = settings.model_copy(update={
+        "paths": settings.paths.model_copy(update={"cache": cache})})
+    ctx = EngineContext.within(settings.paths, options=settings.engine.builtin,
+                               faces=settings.faces, device=resolve_device(device))
+    engine = BuiltinEngine(ctx)
+    pipeline = Pipeline.from_settings(settings, engine)
+    pipeline.startup()
+    cold = whole_job_seconds(pipeline, TH10, own_track_as_wav(EN01, tmp / "p-cold.wav"),
+                             tmp / "p-cold.mp4")
+    engine.forget_heard()
+    wav = own_track_as_wav(EN01, tmp / "p-warm.wav", WARM_GAIN)
+    with StackSampler() as sampler:
+        warm = whole_job_seconds(pipeline, TH10, wav, tmp / "p-warm.mp4")
+    pipeline.shutdown()
+    return {"clip": TH10.name, "audio": EN01.name, "cold_s": round(cold, 2),
+            "warm_s": round(warm, 2), "samples": sampler.samples,
+            "inclusive_s": sampler.table(sampler.inclusive, 40),
+            "self_s": sampler.table(sampler.own, 25)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=["all", "speed", "memory", "minute", "profile"],
+                        default="all")
+    parser.add_argument("--engine", nargs="*", default=["builtin", "wav2lip"],
+                        help="--part minute: the engines to time")
+    parser.add_argument("--minutes", type=float, nargs="*", default=[1.0, 2.0, 5.0])
+    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+                        help="the jobs' engine.device (default: config.toml's)")
+    args = parser.parse_args()
+    settings = load_settings(ROOT / "config.toml")
+    output, device = settings.output, args.device or settings.engine.device
+    result: dict[str, Any] = {"machine": machine(), "device": device,
+                              "output": output.model_dump(), "started": time.strftime("%c")}
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-speed-{args.part}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    with tempfile.TemporaryDirectory(prefix="heygemd-speed-") as tmp_name:
+        tmp = Path(tmp_name)
+        if args.part in ("all", "speed"):
+            result["speed"] = []
+            for clip in (TH10, TH08):
+                result["speed"].append(speed_pair(tmp, clip, output, device))
+                path.write_text(json.dumps(result, indent=2))  # a row at a time: kept if cut
+        if args.part in ("all", "memory"):
+            result["memory"] = []
+            for minutes in args.minutes:
+                result["memory"].append(memory_row(tmp, minutes, output, device))
+                result["memory_mb_per_minute"] = slope(result["memory"])
+                path.write_text(json.dumps(result, indent=2))
+        if args.part == "profile":
+            result["profile"] = profile_warm(tmp, settings, device)
+        if args.part == "minute":
+            result["minute"] = []
+            for engine in args.engine:
+                result["minute"].append(minute_rows(tmp, engine, output, device))
+                path.write_text(json.dumps(result, indent=2))
+    result["finished"] = time.strftime("%c")
+    path.write_text(json.dumps(result, indent=2))
+    print(f"written: {path}")
+
+
+def slope(rows: list[dict[str, Any]]) -> float | None:
+    """Peak tree RSS growth per minute of output (least squares), MB; None under two rows."""
+    if len(rows) < 2:
+        return None
+    minutes = np.array([r["minutes"] for r in rows], float)
+    peaks = np.array([r["peak_tree_rss_mb"] for r in rows], float)
+    return round(float(np.polyfit(minutes, peaks, 1)[0]), 1)
+
+
+if __name__ == "__main__":
+    main()
