@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
 import structlog
@@ -26,6 +26,7 @@ from heygemd.daemon.making import Prepared
 from heygemd.daemon.outbox import write_atomic
 from heygemd.daemon.status import (
     STATUS_JSON,
+    FarmVideo,
     Problem,
     StatusView,
     snapshot_json,
@@ -54,11 +55,13 @@ class Daemon:
         self, settings: Settings, pipeline_factory: PipelineFactory,
         env: Mapping[str, str] | None = None, make: MakeJob | None = None,
         notes: Callable[[], dict[str, str]] | None = None,
+        farm_videos: Callable[[], Sequence[FarmVideo]] | None = None,
     ) -> None:
         self.settings = settings
         self._factory = pipeline_factory
         self._make = make
         self._notes = notes  # more problems for the status (the farm's broker)
+        self._farm_videos = farm_videos  # the farm's intake: videos out on the workers
         self.notifier = Notifier(env)
         self.stop_requested = False
         self.abort_requested = False
@@ -342,6 +345,7 @@ class Daemon:
             stopped=stopped, copying=self.intake.copying,
             stopping=self.stop_requested and not stopped, incomplete=waiting.incomplete,
             loose=waiting.loose, blocked=waiting.blocked, ran_once=self._ran_once,
+            farm=self._farm_videos() if self._farm_videos is not None else (),
         )
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:

@@ -35,6 +35,41 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class FarmVideo:
+    """A video out on the farm's workers (the farm's intake only): ``worker`` (host/device/
+    pid) is None until a worker has taken it; ``fraction`` 0..1 of the video as that worker
+    last reported, ``report_age_s`` seconds before the snapshot."""
+
+    job: str
+    video: str
+    worker: str | None = None
+    fraction: float = 0.0
+    report_age_s: float | None = None
+
+    @property
+    def host(self) -> str | None:
+        return None if self.worker is None else self.worker.split("/")[0]
+
+
+STALE_REPORT_S = 15.0  # a worker reports at least once a second while it makes a video
+
+
+def farm_words(item: FarmVideo) -> str:
+    """'v1.mp4 of first: on gpu-box-2 (gpu0, pid 4242), 42%' (pure)."""
+    head = f"{item.video} of {item.job}"
+    if item.worker is None:
+        return f"{head}: waiting for a free worker"
+    host, _, rest = item.worker.partition("/")
+    device, _, pid = rest.partition("/")
+    where = f"on {host} ({device}, pid {pid})" if pid else f"on {item.worker}"
+    words = f"{head}: {where}, {round(item.fraction * 100)}%"
+    if item.report_age_s is not None and item.report_age_s > STALE_REPORT_S:
+        words += (f", no report for {item.report_age_s:.0f} s (if that worker is gone, "
+                  "another one takes the video over)")
+    return words
+
+
+@dataclass(frozen=True)
 class StatusView:
     """The status snapshot: everything the status views show. ``problems``: service problems
     (inbox unavailable, disk low); ``settling``: inbox folders seen but not yet complete."""
@@ -59,6 +94,7 @@ class StatusView:
     # ready inbox folders the service could not move out of the inbox: "name: what to do"
     blocked: Sequence[str] = field(default_factory=tuple)
     ran_once: bool = False  # written by `heygemd once` (a batch run), not the service
+    farm: Sequence[FarmVideo] = field(default_factory=tuple)  # videos out on the workers
 
 
 def progress_words(row: JobRow) -> str:
@@ -88,6 +124,9 @@ def status_line(view: StatusView) -> str:
         parts.append(f"running {view.running.name}: {progress_words(view.running)}")
     elif not view.stopped:
         parts.append("idle")
+    if view.farm:
+        taken = sum(1 for item in view.farm if item.worker is not None)
+        parts.append(f"{taken} of {len(view.farm)} videos out on workers")
     parts.append(f"{len(view.queued)} queued")
     if view.blocked:
         parts.append(f"{len(view.blocked)} ready in the inbox but cannot be taken")
@@ -189,6 +228,9 @@ def status_text(view: StatusView) -> str:
         lines.append(f"Working on: {view.running.name} - {progress_words(view.running)}")
     else:
         lines.append("Working on: nothing")
+    if view.farm:
+        lines.append("On the farm's workers:")
+        lines += [f"  - {farm_words(item)}" for item in view.farm]
     lines.append(f"Waiting in queue: {len(view.queued)}")
     lines += [
         f"  {i}. {row.name}" + (" (waiting for the copy to finish)"
@@ -218,7 +260,7 @@ def store_view(
     store: JobStore, settling: Sequence[str] = (), problems: Sequence[Problem] = (),
     stopped: bool = False, copying: Sequence[str] = (), stopping: bool = False,
     incomplete: Sequence[str] = (), loose: Sequence[str] = (), blocked: Sequence[str] = (),
-    ran_once: bool = False,
+    ran_once: bool = False, farm: Sequence[FarmVideo] = (),
 ) -> StatusView:
     """The snapshot: the store's jobs, and what only the daemon knows (settling folders,
     problems, ...) as it gives them. The one way a StatusView is built, by the daemon and by
@@ -229,7 +271,7 @@ def store_view(
         queued=store.in_states(State.QUEUED), recent=store.recent(5),
         settling=tuple(settling), problems=tuple(problems), stopped=stopped,
         copying=tuple(copying), stopping=stopping, incomplete=tuple(incomplete),
-        loose=tuple(loose), blocked=tuple(blocked), ran_once=ran_once,
+        loose=tuple(loose), blocked=tuple(blocked), ran_once=ran_once, farm=tuple(farm),
     )
 
 
@@ -282,6 +324,7 @@ def snapshot_from_json(text: str) -> StatusView:
             "queued": tuple(row(r) for r in data["queued"]),
             "recent": tuple(row(r) for r in data["recent"]),
             "problems": tuple(Problem(**p) for p in data.get("problems", ())),
+            "farm": tuple(FarmVideo(**f) for f in data.get("farm", ())),
             **{k: tuple(data[k]) for k in ("settling", "copying", "incomplete", "loose",
                                            "blocked") if data.get(k) is not None},
         })

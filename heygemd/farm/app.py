@@ -30,7 +30,10 @@ def make_app(farm: FarmSettings) -> Celery:
         accept_content=["json"],
         # a message unacknowledged this long is handed to another worker (a worker killed
         # mid-video): above the longest video a task may take
-        broker_transport_options={"visibility_timeout": farm.visibility_timeout_seconds},
+        # throttle 1: every worker looks for such messages each unacked_restore_interval
+        # (10 s), not every 10th time (kombu's default: a killed worker's video waited ~100 s)
+        broker_transport_options={"visibility_timeout": farm.visibility_timeout_seconds,
+                                  "unacked_restore_throttle": 1},
         task_time_limit=farm.task_time_limit_seconds,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker waits for the broker for ever
@@ -43,6 +46,28 @@ def make_app(farm: FarmSettings) -> Celery:
         broker_connection_timeout=2.0,
     )
     return app
+
+
+BROKER_WORDS = (  # what the client's message says -> plain words (first match wins)
+    (("connection refused", "error 111"), "connection refused"),
+    (("timed out", "timeout"), "no answer"),
+    (("name or service not known", "name resolution", "nodename nor servname",
+      "error -2 ", "error -3 "), "its address is not known"),
+    (("noauth", "wrongpass", "invalid password", "authentication", "invalid username"),
+     "its password was refused"),
+    (("connection reset", "closed by server", "broken pipe", "error 104", "error 32"),
+     "the connection was dropped"),
+)
+
+
+def broker_words(why: str) -> str:
+    """Plain words for why the broker cannot be used, from the client's message (pure):
+    "connection refused", "no answer", ... or "it cannot be reached"."""
+    low = why.lower()
+    for needles, words in BROKER_WORDS:
+        if any(n in low for n in needles):
+            return words
+    return "it cannot be reached"
 
 
 def broker_reachable(app: Celery) -> str | None:

@@ -16,6 +16,7 @@ import structlog
 
 from heygemd.daemon import outbox
 from heygemd.daemon.making import ClaimedJob, JobHooks, WarmStop, _Making
+from heygemd.daemon.status import FarmVideo
 from heygemd.daemon.verdicts import (
     AUDIO_REFUSED_WORDS,
     NOTHING_MADE,
@@ -24,7 +25,7 @@ from heygemd.daemon.verdicts import (
     rejected_videos,
 )
 from heygemd.farm import share
-from heygemd.farm.app import TASK_NAME, broker_reachable, make_app
+from heygemd.farm.app import TASK_NAME, broker_reachable, broker_words, make_app
 from heygemd.report import AudioResult, JobReport, JobStatus, job_status
 from heygemd.settings import Settings
 from heygemd.validation import jobfiles
@@ -47,16 +48,6 @@ class FarmEngine:
 
 
 @dataclass
-class Running:
-    """A video out on the farm, as the status shows it."""
-
-    job: str
-    video: str
-    worker: str | None = None
-    fraction: float = 0.0
-
-
-@dataclass
 class Farm:
     """The intake's side of the farm: the Celery app (built at startup, never at import), the
     broker's state and what runs where. The daemon's "pipeline": it makes nothing itself."""
@@ -65,7 +56,8 @@ class Farm:
     engine: FarmEngine = field(init=False)
     app: Celery | None = None
     problem: str | None = None  # why videos wait (the broker is down), for the status
-    running: list[Running] = field(default_factory=list)
+    down_since: float | None = None  # time.time() the broker was first found down
+    running: list[FarmVideo] = field(default_factory=list)  # videos out, for the status
 
     def __post_init__(self) -> None:
         self.engine = FarmEngine(self.settings.engine.name)
@@ -98,19 +90,30 @@ class Farm:
             self._unreachable(why)
 
     def _unreachable(self, why: str) -> None:
-        if self.problem is None:
+        if self.down_since is None:
+            self.down_since = time.time()
             log.error("farm.broker_unreachable", error=why)
-        where = safe_url(self.settings.farm.broker)
-        self.problem = f"the farm's broker {where} cannot be reached; videos wait for it ({why})"
+        self.problem = broker_problem(safe_url(self.settings.farm.broker), why, self.down_since)
+
+    def videos_out(self) -> tuple[FarmVideo, ...]:
+        """The videos out on the workers, for the status (which machine, how far)."""
+        return tuple(self.running)
 
     def notes(self) -> dict[str, str]:
         """The farm's problems for the status: a broker that is down."""
         return {} if self.problem is None else {"farm.broker": self.problem}
 
     def _reachable(self) -> None:
-        if self.problem is not None:
-            log.info("farm.broker_back")
-        self.problem = None
+        if self.down_since is not None:
+            log.info("farm.broker_back", down_s=round(time.time() - self.down_since, 1))
+        self.problem = self.down_since = None
+
+
+def broker_problem(where: str, why: str, since: float) -> str:
+    """The status's words while the broker is down (pure): "videos wait for the task broker at
+    redis://10.0.0.5:6379/0: connection refused since 12:01 UTC"."""
+    at = time.strftime("%H:%M", time.gmtime(since))
+    return f"videos wait for the task broker at {where}: {broker_words(why)} since {at} UTC"
 
 
 def safe_url(url: str) -> str:
@@ -197,14 +200,15 @@ class _FarmMaking(_Making):
 
     def _show(self, orders: list[share.VideoOrder], results: dict[str, Any]) -> None:
         """Progress into the store (the most advanced video out) and what runs where."""
-        work, count = self.settings.paths.work, len(orders)
-        running: list[Running] = []
+        work, count, now = self.settings.paths.work, len(orders), time.time()
+        running: list[FarmVideo] = []
         for order in orders:
             if order.video in results:
                 continue
             seen = share.read_progress(work, order)
-            running.append(Running(self.job.name, order.video, seen.worker if seen else None,
-                                   seen.fraction if seen else 0.0))
+            running.append(FarmVideo(self.job.name, order.video) if seen is None else FarmVideo(
+                self.job.name, order.video, seen.worker, seen.fraction,
+                round(max(now - seen.at, 0.0), 1)))
         self.farm.running = running
         done = len(results)
         ahead = max(running, key=lambda r: r.fraction, default=None)
@@ -212,5 +216,3 @@ class _FarmMaking(_Making):
             self.hooks.progress(count, count, orders[-1].video, 1.0)
         else:
             self.hooks.progress(min(done + 1, count), count, ahead.video, ahead.fraction)
-
-

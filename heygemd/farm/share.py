@@ -62,13 +62,16 @@ class FarmResult(BaseModel):
 
 
 class Progress(BaseModel):
+    """``progress/<key>.json``: which worker makes a video and how far it is."""
+
     model_config = ConfigDict(frozen=True)
 
-    worker: str
+    worker: str  # host/device/pid (heygemd.farm.worker.worker_name)
     job_id: str
     video: str
-    fraction: float
+    fraction: float  # 0..1 of this video
     at: float  # time.time() of the report
+    started: float | None = None  # time.time() the worker started the video
 
 
 def order_key(folder: Path, video: str, audio: str, settings: dict[str, object]) -> str:
@@ -139,12 +142,24 @@ def copy_result(work: Path, order: VideoOrder, result: FarmResult, staging: Path
             shutil.copy2(source / name, target)
 
 
-def start_attempt(work: Path, order: VideoOrder) -> int:
-    """Record one more start of ``order``; how many starts there have been, this one included."""
+def start_attempt(work: Path, order: VideoOrder) -> Path:
+    """Record one more start of ``order``: the marker file of this start (removed again when
+    the start was ended from outside, not by the video)."""
     made_dir(work, order.job_id, "attempts")
     folder = made_dir(work, order.job_id, "attempts", order.key[:16])
-    (folder / uuid.uuid4().hex).touch()
-    return len(list(folder.iterdir()))
+    marker = folder / uuid.uuid4().hex
+    marker.touch()
+    return marker
+
+
+def attempts(marker: Path) -> int:
+    """How many starts of the video ``marker`` records there have been, this one included."""
+    return len(list(marker.parent.iterdir()))
+
+
+def clear_progress(work: Path, order: VideoOrder) -> None:
+    (farm_dir(work, order.job_id) / "progress" / f"{order.key[:16]}.json").unlink(
+        missing_ok=True)
 
 
 def write_progress(work: Path, order: VideoOrder, progress: Progress) -> None:

@@ -4,7 +4,8 @@ The pipeline (engine, face models) is built once, before the worker takes its fi
 and reused for every video. The worker runs Celery's solo pool: the video is made in this
 process, so a kill -9 leaves its message unacknowledged in the broker, which hands it to
 another worker after the visibility timeout. SIGTERM: warm shutdown (the current video is
-finished); a second one or SIGQUIT: cold (the message goes back).
+finished); a second one or SIGQUIT: cold (the message goes back). The broker lost and back:
+the Celery loop is started afresh (:mod:`heygemd.farm.control`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import structlog
 
 from heygemd.daemon.making import PipelineLike
 from heygemd.daemon.verdicts import AUDIO_REFUSED_WORDS, crashed_video, rejected_videos
-from heygemd.errors import MachineFault, ProcessingError
+from heygemd.errors import JobInterrupted, MachineFault, ProcessingError
 from heygemd.farm import share
 from heygemd.farm.app import TASK_NAME, make_app
+from heygemd.farm.control import WorkerControl, reset_celery_state
 from heygemd.report import VideoResult, VideoStatus
 from heygemd.settings import Settings
 from heygemd.validation.jobtoml import job_settings
@@ -47,10 +49,12 @@ def worker_name(gpu: int | None) -> str:
 
 def make_video(
     pipeline: PipelineLike, settings: Settings, engine: dict[str, str], worker: str,
-    order: share.VideoOrder,
+    order: share.VideoOrder, check: Callable[[], None] = lambda: None,
 ) -> str:
     """Make ``order``'s video into the share's result slot. Returns what happened: "made",
-    "duplicate" (another run got there first), "gone" (the job left the work area)."""
+    "duplicate" (another run got there first), "gone" (the job left the work area).
+    ``check`` is called at each progress report; it may raise JobInterrupted (a cold stop):
+    nothing is left on the share then and the start is not counted against the video."""
     work = settings.paths.work
     folder = work / order.job_id / order.name
     if share.read_result(work, order) is not None:
@@ -58,12 +62,18 @@ def make_video(
     if not folder.is_dir():
         return "gone"
     try:
-        starts = share.start_attempt(work, order)
+        marker = share.start_attempt(work, order)
         scratch = share.new_scratch(work, order.job_id)
     except FileNotFoundError:  # published meanwhile (its holder deleted)
         return "gone"
     try:
-        video, audio = _made(pipeline, settings, worker, order, scratch, starts)
+        try:
+            video, audio = _made(pipeline, settings, worker, order, scratch,
+                                 share.attempts(marker), check)
+        except JobInterrupted:
+            marker.unlink(missing_ok=True)  # stopped from outside: not the video's doing
+            share.clear_progress(work, order)
+            raise
         result = share.FarmResult(video=video, audio=audio, engine={**engine, "worker": worker},
                                   worker=worker, files=share.listed_files(scratch))
         won = share.finish(scratch, work, order, result)
@@ -80,7 +90,7 @@ def make_video(
 
 def _made(
     pipeline: PipelineLike, settings: Settings, worker: str, order: share.VideoOrder,
-    scratch: Any, starts: int,
+    scratch: Any, starts: int, check: Callable[[], None],
 ) -> tuple[VideoResult, Any]:
     folder = settings.paths.work / order.job_id / order.name
     if order.job_toml is not None:
@@ -92,7 +102,7 @@ def _made(
     if starts > settings.daemon.max_attempts:  # it killed the workers that tried it before
         log.error("video.set_aside", video=order.video, starts=starts)
         return crashed_video(order.video, starts - 1), checked.result
-    progress = _progress(settings, worker, order)
+    progress = _progress(settings, worker, order, check)
     try:
         video = pipeline.process_video(folder / order.video, checked, scratch / order.output,
                                        scratch, progress)
@@ -107,13 +117,18 @@ def _made(
     return video, checked.result
 
 
-def _progress(settings: Settings, worker: str, order: share.VideoOrder) -> Callable[[float], None]:
-    """The progress callback: a progress file now and then, and the task's time limit."""
+def _progress(
+    settings: Settings, worker: str, order: share.VideoOrder, check: Callable[[], None],
+) -> Callable[[float], None]:
+    """The progress callback: a progress file now and then, the task's time limit, and
+    ``check`` (a cold stop)."""
     limit = settings.farm.task_time_limit_seconds
     started = time.monotonic()
+    wall_start = time.time()
     last = [float("-inf")]
 
     def progress(fraction: float) -> None:
+        check()
         now = time.monotonic()
         if now - started > limit:
             raise TimeLimitExceeded(f"the video took longer than {limit:.0f} s")
@@ -122,7 +137,7 @@ def _progress(settings: Settings, worker: str, order: share.VideoOrder) -> Calla
             try:
                 share.write_progress(settings.paths.work, order, share.Progress(
                     worker=worker, job_id=order.job_id, video=order.video,
-                    fraction=round(fraction, 3), at=time.time()))
+                    fraction=round(fraction, 3), at=time.time(), started=wall_start))
             except OSError as err:
                 log.warning("farm.progress_failed", error=str(err))
 
@@ -131,18 +146,25 @@ def _progress(settings: Settings, worker: str, order: share.VideoOrder) -> Calla
 
 def build_app(
     settings: Settings, pipeline: PipelineLike, engine: dict[str, str], worker: str,
+    control: WorkerControl,
 ) -> Celery:
     """The Celery app with the make-video task bound to this worker's pipeline."""
+    from celery.exceptions import Reject
+
     app = make_app(settings.farm)
 
-    @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True,
-              max_retries=None)
+    # shared=False: a later app of this process (the loop started afresh) registers its own
+    @app.task(name=TASK_NAME, bind=True, shared=False, acks_late=True,
+              reject_on_worker_lost=True, max_retries=None)
     def make_video_task(task: Any, **fields: Any) -> str:
         order = share.VideoOrder.model_validate(fields)
         bound = structlog.contextvars.bound_contextvars(job_id=order.job_id, video=order.video)
         with bound:
             try:
-                return make_video(pipeline, settings, engine, worker, order)
+                return make_video(pipeline, settings, engine, worker, order, control.check)
+            except JobInterrupted as err:  # a cold stop: the message goes back to the queue
+                log.warning("farm.video_returned", reason=str(err))
+                raise Reject(str(err), requeue=True) from None
             except MachineFault as err:
                 log.error("farm.machine_fault", error=str(err), retry_in_s=RETRY_SECONDS)
                 raise task.retry(countdown=RETRY_SECONDS) from err
@@ -151,21 +173,43 @@ def build_app(
 
 
 def run_worker(settings: Settings, pipeline: PipelineLike, gpu: int | None) -> int:
-    """Prepare the engine once, then take videos until stopped. The exit status."""
+    """Prepare the engine once, then take videos until stopped. The exit status. The Celery
+    loop is started again (engine kept) when it was stopped for the broker's return."""
+    from celery import signals
+
     pipeline.startup()
+    control = WorkerControl()
+    signals.worker_shutting_down.connect(control.on_shutting_down, weak=False)
     try:
         engine = pipeline.engine
         info = {"name": str(engine.name), "version": str(engine.version),
                 "device": str(engine.device)}
         name = worker_name(gpu)
-        app = build_app(settings, pipeline, info, name)
         log.info("worker.started", worker=name, engine=info, queue=settings.farm.queue)
-        worker = app.Worker(
-            hostname=f"heygemd-{name.replace('/', '-')}",
-            pool="solo", concurrency=1, queues=[settings.farm.queue], without_gossip=True,
-            without_mingle=True, without_heartbeat=True, loglevel="WARNING",
-            redirect_stdouts=False)
-        worker.start()
-        return int(worker.exitcode or 0)
+        while True:
+            status = _run_celery(settings, build_app(settings, pipeline, info, name, control),
+                                 name, control)
+            if not control.should_restart:
+                log.info("worker.stopped", exit_status=status, cold=control.is_cold)
+                return status
+            log.warning("worker.restarting", reason="the broker is back")
     finally:
+        signals.worker_shutting_down.disconnect(control.on_shutting_down)
         pipeline.shutdown()
+
+
+def _run_celery(settings: Settings, app: Celery, name: str, control: WorkerControl) -> int:
+    """One run of Celery's worker loop (solo pool) with the broker watched; its exit status."""
+    reset_celery_state()
+    worker = app.Worker(
+        hostname=f"heygemd-{name.replace('/', '-')}",
+        pool="solo", concurrency=1, queues=[settings.farm.queue], without_gossip=True,
+        without_mingle=True, without_heartbeat=True, loglevel="WARNING",
+        redirect_stdouts=False)
+    control.watch(app)
+    try:
+        worker.start()
+    finally:
+        control.end_watch()
+        app.close()
+    return int(worker.exitcode or 0)

@@ -21,8 +21,10 @@ from typing import Any
 from heygemd.daemon import lock
 from heygemd.daemon.status import (
     STATUS_JSON,
+    FarmVideo,
     Problem,
     StatusView,
+    farm_words,
     progress_words,
     read_view,
 )
@@ -190,6 +192,19 @@ def running_card(row: JobRow | None, now: float) -> dict[str, Any] | None:
             "left_s": None if left is None else round(left)}
 
 
+def farm_card(item: FarmVideo) -> dict[str, Any]:
+    """A video out on the farm's workers: which machine (host, device, process) makes it and
+    how far it is, in STATUS.txt's words too (pure)."""
+    host, device, pid = (None, None, None)
+    if item.worker is not None:
+        host, _, rest = item.worker.partition("/")
+        device, _, pid = rest.partition("/")
+    return {"job": item.job, "video": item.video, "worker": item.worker, "host": host,
+            "device": device or None, "pid": int(pid) if pid and pid.isdigit() else None,
+            "percent": round(100 * item.fraction, 1), "report_age_s": item.report_age_s,
+            "words": farm_words(item)}
+
+
 def queue_cards(view: StatusView) -> list[dict[str, str]]:
     """Every folder the daemon knows and has not finished, in order, with its state in the
     same words as STATUS.txt (pure)."""
@@ -247,6 +262,7 @@ def page_data(settings: Settings, web_started: float) -> dict[str, Any]:
         "stopped": view.stopped, "stopping": view.stopping,
         "problems": [asdict(p) for p in view.problems],
         "running": running_card(view.running, now),
+        "farm": [farm_card(item) for item in view.farm],
         "queue": queue_cards(view),
         "loose": list(view.loose),
         "results": [asdict(card) for card in results],

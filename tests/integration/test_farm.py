@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import subprocess
 import time
 
 import pytest
@@ -45,14 +48,44 @@ def test_four_videos_spread_over_workers_published_once(
     workers = start_workers(harness, 3)
     intake = harness.start()
     job_of(harness, "four", 4)
+    pids = {p.pid for p in workers}
+    shown = wait_for(lambda: workers_shown(harness), 120, "the status to show a worker")
+    item, line, page = shown
+    host = socket.gethostname()
+    assert item["worker"].startswith(f"{host}/cpu/") and int(item["worker"].split("/")[2]) in pids
+    assert 0 < item["fraction"] < 1 and item["report_age_s"] < 5, item
+    assert line.startswith(f"  - {item['video']} of four: on {host} (cpu, pid "), line
+    assert page["host"] == host and page["device"] == "cpu" and page["pid"] in pids, page
     harness.wait_published(1, timeout=180)
     report = assert_published_once(harness, "four", 4)
+    assert json.loads((harness.outbox / "status.json").read_text())["farm"] == []
     made_by = {w.strip() for w in report["engine"]["workers"].split(",")}
     assert len(made_by) >= 2, report["engine"]  # the videos ran on more than one worker
     assert report["engine"]["name"] == "echo"
     assert harness.stop(intake) == 0
     for proc in workers:
         assert harness.stop(proc, timeout=60) == 0
+
+
+def workers_shown(harness: Harness) -> tuple[dict, str, dict] | None:
+    """A video some worker makes, as status.json, STATUS.txt and the web page's data show it,
+    once a report of progress above 0 is in all three."""
+    from heygemd.settings import load_settings
+    from heygemd.web.data import page_data
+
+    try:
+        snapshot = json.loads((harness.outbox / "status.json").read_text())
+        text = (harness.outbox / "STATUS.txt").read_text()
+    except (OSError, ValueError):
+        return None
+    taken = [f for f in snapshot.get("farm", ()) if f["worker"] and f["fraction"] > 0]
+    if not taken or "On the farm's workers:" not in text:
+        return None
+    item = taken[0]
+    lines = [ln for ln in text.splitlines() if ln.startswith(f"  - {item['video']} of ")]
+    page = [f for f in page_data(load_settings(harness.root / "config.toml"), 0.0)["farm"]
+            if f["video"] == item["video"] and f["worker"]]
+    return (item, lines[0], page[0]) if lines and page else None
 
 
 def test_worker_killed_mid_video_is_redone_elsewhere(
@@ -98,6 +131,48 @@ def test_intake_killed_mid_job_finishes_it_once_after_restart(
     time.sleep(3)  # a second publish would come now, from a video sent twice
     assert list(harness.published()) == ["three"]
 
+
+def test_sigterm_warm_finishes_the_video_twice_cold_hands_it_on(
+    harness: Harness, redis_server: RedisServer,  # noqa: F811
+) -> None:
+    farm_config(harness, redis_server.url)
+    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "300"  # ~11 s a video
+    workers = start_workers(harness, 2)
+    by_pid = {str(p.pid): p for p in workers}
+    harness.start()
+
+    def on_video() -> subprocess.Popen[bytes]:
+        seen = wait_for(lambda: progress_workers(harness), 120, "a worker on the video")
+        return by_pid[next(iter(seen)).rsplit("/", 1)[1]]
+
+    # warm: the video is finished by the worker that had it, which then exits 0
+    job_of(harness, "warm", 1)
+    busy = on_video()
+    busy.send_signal(signal.SIGTERM)
+    time.sleep(2)
+    assert busy.poll() is None, "a warm stop ended the worker before its video"
+    assert busy.wait(60) == 0
+    report = harness.wait_published(1, timeout=60)["warm"]
+    assert report["status"] == "done" and report["engine"]["workers"].endswith(f"/{busy.pid}")
+
+    # cold: a second SIGTERM abandons the video; its message goes back and another worker,
+    # started since, makes it from the start
+    (fresh,) = start_workers(harness, 1)
+    by_pid[str(fresh.pid)] = fresh
+    for f in harness.work.glob("*/.farm/progress/*.json"):
+        f.unlink()
+    job_of(harness, "cold", 1)
+    busy = on_video()
+    busy.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    busy.send_signal(signal.SIGTERM)
+    busy.wait(15)  # well before its video would be done
+    other = next(p for p in by_pid.values() if p.poll() is None)
+    report = harness.wait_published(2, timeout=120)["cold"]
+    assert report["status"] == "done", report
+    assert report["engine"]["workers"].endswith(f"/{other.pid}"), report["engine"]
+    assert report["videos"][0]["status"] == "done"
+    assert harness.log_has("farm.video_returned", harness.procs.index(busy))
 
 
 def test_doctor_checks_the_broker(harness: Harness, redis_server: RedisServer) -> None:  # noqa: F811

@@ -94,6 +94,10 @@ function draw(data) {
   document.getElementById("problems").hidden = data.problems.length === 0;
   fill(document.getElementById("problem-list"), data.problems.map(p => el("li", {text: p.words})));
   drawRunning(data.running);
+  const farm = document.getElementById("farm");
+  farm.hidden = !data.farm || data.farm.length === 0;
+  fill(farm, (data.farm || []).map(f => el("li", {class: "farm-video", "data-video": f.video},
+    el("span", {text: f.words}))));
   document.getElementById("queue-empty").hidden = data.queue.length > 0;
   fill(document.getElementById("queue"), data.queue.map(q =>
     el("li", {class: "queued", "data-job": q.name}, el("strong", {text: q.name}),
