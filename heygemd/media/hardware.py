@@ -9,6 +9,7 @@ said once per process and decoder in the log; readers then decode in software by
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -27,7 +28,10 @@ _said_using: set[str] = set()
 
 @functools.cache
 def cuda_present() -> bool:
-    """Whether torch sees a CUDA device (False where torch is missing)."""
+    """Whether torch sees a CUDA device (False where torch is missing). Without an NVIDIA
+    device node torch is not imported (a process that decodes video need not load it)."""
+    if not any(Path("/dev").glob("nvidia[0-9]*")) and not Path("/proc/driver/nvidia").exists():
+        return False
     try:
         import torch
     except ImportError:
