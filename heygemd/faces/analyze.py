@@ -1,6 +1,9 @@
 """Face analysis on RGB frames: mediapipe full-range detection + face mesh on a crop per face.
 
-The detector runs on the whole frame; where that finds nothing it runs again on overlapping
+The detector runs on the whole frame; where that finds nothing, mediapipe's short-range model
+looks at the whole frame (a face filling the frame, cut by its edges, as in tight 512x512
+crops: the full-range model missed such plain frontal faces in 1 frame of 20 on c07, the
+short-range one found them all), then the full-range model on overlapping
 tiles, and a box too small for its size to be trusted is measured again on a zoomed square
 (:mod:`heygemd.faces.search`: the detector sees the frame at 192x192 and misses faces under
 about 8% of a frame's height, or reports them up to twice too big). FaceMesh then runs on a
@@ -124,8 +127,11 @@ class FaceAnalyzer(Closing):
     tracking=True (engines, every frame of a video in order): after a detection, the next frames
     mesh a crop around the previous frame's landmarks and skip the full-frame detector; it runs
     again every ``redetect_every`` frames, when a mesh is lost, or when frame indices jump.
-    New faces therefore appear at the next re-detection. Boxes of tracked frames are placed on
-    the landmarks the way the detector placed them at the last detection; scores are carried.
+    The detector re-seeds the faces followed, it does not judge them: where it finds nothing
+    in a frame following faces, their meshes are tried there (a lost one once more on a crop
+    RETRY_CROP_SCALE wide) and kept if they hold. New faces therefore appear at the next
+    re-detection. Boxes of tracked frames are placed on the landmarks the way the detector
+    placed them at the last detection; scores are carried.
     """
 
     def __init__(
@@ -155,7 +161,8 @@ class FaceAnalyzer(Closing):
         self._tracks: list[_Track] = []
         self._last_index: int | None = None
         self._since_detect = 0
-        self.was_fresh = True  # the last analyze() came from its frame alone (see would_track)
+        # whether the last analyze() answer came from its frame alone, not from faces followed
+        self.was_fresh = True
         log.debug("faces.analyzer_ready", tracking=tracking)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -182,6 +189,7 @@ class FaceAnalyzer(Closing):
         if meshed:
             faces = self._track_faces(frame, frame_index)
             if faces is not None:
+                self.was_fresh = False
                 return faces
         faces = self._detect_faces(frame, frame_index)
         if not faces and follows:
@@ -228,11 +236,13 @@ class FaceAnalyzer(Closing):
         """Faces the detector finds in frame (uint8 (H, W, 3) RGB): [(box in frame pixels,
         clipped to it; score)], any order.
 
-        The whole frame first; where that finds nothing and ``tiles``, overlapping tiles
-        (:func:`~heygemd.faces.search.tile_squares`). A box too small for its size to be
+        The whole frame first; where that finds nothing, the short-range model on the whole
+        frame (a face filling it); where that finds nothing either and ``tiles``, overlapping
+        tiles (:func:`~heygemd.faces.search.tile_squares`). A box too small for its size to be
         trusted (:func:`~heygemd.faces.search.is_small`) takes the detector's box on a zoomed
         square around it. A frame whose faces the whole frame shows at a trusted size costs one
-        detector run; the tiles cost 3-8 more, only where nothing was found.
+        detector run; the short-range look one more and the tiles 3-8 more, only where nothing
+        was found.
         """
         h, w = frame.shape[:2]
         found = self._detect_in(frame, (0, 0))

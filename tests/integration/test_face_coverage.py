@@ -74,7 +74,7 @@ def test_a_close_up_has_a_face_in_every_frame(shared_media: Path, analyzer: Face
     sizes = np.array([interocular(p) for p in faces.landmarks[found]])
     steps = np.linalg.norm(np.diff(faces.landmarks[found, :, :2].mean(axis=1), axis=0), axis=1)
     assert steps.max() < 0.25 * np.median(sizes)
-    assert 0.85 < sizes.min() / np.median(sizes) and sizes.max() / np.median(sizes) < 1.15
+    assert sizes.min() / np.median(sizes) > 0.85 and sizes.max() / np.median(sizes) < 1.15
     assert np.abs(faces.pose[found, :2]).max() < 30.0
 
 
