@@ -15,10 +15,22 @@
 # not systemd (a build container or VM). Exit 0: every check passed; 1: a check failed; 2: cannot
 # run here. Usage: tests/systemd_check.sh [unit file]   (HOLD=seconds keeps the machine up at the
 # end for a look inside with nsenter).
+#
+# tests/systemd_check.sh --farm [unit file]: the job farm instead (docs/farm.md): a redis-server
+# (a transient unit on 127.0.0.1:6390), systemd/heygemd-worker@.service verbatim but for its
+# ExecStart without --gpu (this machine has none: a drop-in), heygemd.service as the intake with
+# docs/farm.md's network drop-in; then: the worker's sandbox in force, a real job made by the
+# worker and published by the intake, `systemctl stop` of the worker during a video (Celery's warm
+# shutdown: the video finished, exit 0, nothing left in its cgroup) and no error, traceback or
+# EPERM in the worker's journal.
 set -euo pipefail
 
+if [[ ${1:-} == --farm ]]; then export SYSTEMD_CHECK_FARM=1; shift; fi
+FARM=${SYSTEMD_CHECK_FARM:-0}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 UNIT=$(realpath "${1:-$REPO/systemd/heygemd.service}")
+WORKER_UNIT=$REPO/systemd/heygemd-worker@.service
+REDIS_PORT=6390
 MEDIA=${HEYGEMD_MEDIA:-$REPO/../shared/media}
 CLIP=$MEDIA/talking/th08_woman_older_en_real3dportrait_May5s.mp4
 SPEECH=$MEDIA/speech/zh02_female_3s_cosyvoice_zero_shot_prompt.wav
@@ -37,7 +49,7 @@ if [[ ${SYSTEMD_CHECK_INNER:-} != 1 ]]; then
         || cannot "no overlayfs in this kernel"
     [[ $(readlink /proc/1/exe || true) != */systemd ]] \
         || cannot "PID 1 is systemd: install the unit on this machine instead (docs/service.md)"
-    for f in "$CLIP" "$SPEECH" "$LONG_SPEECH" "$VENV/bin/heygemd" "$UNIT"; do
+    for f in "$CLIP" "$SPEECH" "$LONG_SPEECH" "$VENV/bin/heygemd" "$UNIT" "$WORKER_UNIT"; do
         [[ -e $f ]] || cannot "missing $f"
     done
     # a private mount namespace for this script: every mount below ends with it
@@ -119,8 +131,19 @@ sed -e 's#^inbox = .*#inbox = "/srv/heygemd/inbox"#' \
     -e 's#^settle_seconds = .*#settle_seconds = 3.0#' \
     "$R/opt/heygemd/config.toml" > "$R/etc/heygemd/config.toml"
 install -m 0644 "$R/opt/heygemd/systemd/heygemd.service" "$R/etc/systemd/system/heygemd.service"
-ln -sf /etc/systemd/system/heygemd.service \
-    "$R/etc/systemd/system/multi-user.target.wants/heygemd.service"   # enable
+if (( FARM )); then   # started by hand once Redis is up; the farm's config and drop-ins
+    sed -i "s#^broker = .*#broker = \"redis://127.0.0.1:$REDIS_PORT/0\"#" "$R/etc/heygemd/config.toml"
+    install -m 0644 "$WORKER_UNIT" "$R/etc/systemd/system/heygemd-worker@.service"
+    mkdir -p "$R/etc/systemd/system/heygemd.service.d" "$R/etc/systemd/system/heygemd-worker@.service.d"
+    printf '[Service]\nPrivateNetwork=no\nIPAddressAllow=localhost\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n' \
+        > "$R/etc/systemd/system/heygemd.service.d/farm.conf"
+    exec_start=$(sed -n 's/^ExecStart=//p' "$WORKER_UNIT" | sed 's/ --gpu %i$//')
+    printf '[Service]\nExecStart=\nExecStart=%s\n' "$exec_start" \
+        > "$R/etc/systemd/system/heygemd-worker@.service.d/no-gpu.conf"
+else
+    ln -sf /etc/systemd/system/heygemd.service \
+        "$R/etc/systemd/system/multi-user.target.wants/heygemd.service"   # enable
+fi
 # a quiet machine: nothing else of this host's services, timers or consoles
 for u in postgresql.service getty@tty1.service console-getty.service e2scrub_reap.service \
          systemd-timesyncd.service systemd-pstore.service cron.service ssh.service \
@@ -132,7 +155,7 @@ done
 mkdir -p "$R/etc/systemd/system/heygemd.service.d"
 filter=$(sed -n 's/^SystemCallFilter=//p' "$UNIT" | head -1)
 [[ -n $filter ]] || { bad "the unit has a SystemCallFilter="; exit 1; }
-printf '[Service]\nSystemCallFilter=\nSystemCallLog=~%s\n' "$filter" \
+(( FARM )) || printf '[Service]\nSystemCallFilter=\nSystemCallLog=~%s\n' "$filter" \
     > "$R/etc/systemd/system/heygemd.service.d/log-syscalls.conf"
 
 # --- boot -------------------------------------------------------------------------------------
@@ -197,6 +220,56 @@ stopped_clean() {  # after a stop: exit 0, result success, no process left in th
     [[ $status == 0 && $result == success && -z $procs ]]
 }
 kernel_log_since_mark() { dmesg | sed -n "/heygemd-check $$ phase 1/,\$p"; }
+
+# --- the farm (--farm) ------------------------------------------------------------------------
+if (( FARM )); then
+    W0=heygemd-worker@0.service
+    wj() { inside journalctl -q -o cat -u "$W0" "$@"; }
+    wprop() { inside systemctl show -p "$1" --value "$W0"; }
+    log "farm: redis-server on 127.0.0.1:$REDIS_PORT, $W0 (ExecStart without --gpu), the intake"
+    inside systemd-run --quiet --unit=heygemd-redis -p User=heygemd /usr/bin/redis-server \
+        --port "$REDIS_PORT" --bind 127.0.0.1 --dir /var/lib/heygemd --appendonly yes --save ""
+    redis_up() { inside redis-cli -p "$REDIS_PORT" ping | grep -q PONG; }
+    wait_until 30 "redis answers" redis_up || exit 1
+    inside systemd-analyze security "$W0" --no-pager | tail -1 | sed 's/^/      /'
+    inside systemctl start "$W0"
+    worker_ready() { wj | grep -q '"worker.started"'; }
+    wait_until 300 "the worker started (journal: worker.started)" worker_ready || { wj | tail -30; exit 1; }
+    main=$(wprop MainPID)
+    st=$(inside cat "/proc/$main/status" || true)
+    check "worker: seccomp filter on the main process" grep -q '^Seccomp:[[:space:]]*2' <<<"$st"
+    check "worker: no new privileges" grep -q '^NoNewPrivs:[[:space:]]*1' <<<"$st"
+    check "worker: no capabilities" grep -q '^CapEff:[[:space:]]*0000000000000000' <<<"$st"
+    t=$(date +%s)
+    inside systemctl start heygemd.service
+    check "intake started (READY=1 in $(( $(date +%s) - t ))s)" started
+    drop_job farm1 "$SPEECH"
+    wait_until 900 "farm1 published" published farm1 || { j | tail -20; wj | tail -20; exit 1; }
+    check "farm1 done ($(report_status farm1))" test "$(report_status farm1)" == "done done"
+    made_by=$("$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["engine"]["workers"])' "$R/srv/heygemd/outbox/farm1/report.json")
+    check "farm1 made by the worker's process ($made_by)" test "${made_by##*/}" == "$main"
+    drop_job farm2 "$LONG_SPEECH"
+    on_video() { compgen -G "$R/srv/heygemd/.work/*/.farm/progress/*.json"; }
+    wait_until 600 "the worker on farm2's video" on_video || { wj | tail -20; exit 1; }
+    t=$(date +%s)
+    inside systemctl stop "$W0"
+    log "      worker stop during a video took $(( $(date +%s) - t ))s"
+    status=$(wprop ExecMainStatus); result=$(wprop Result)
+    procs=$(cat "$CG/system.slice/system-heygemd\x2dworker.slice/$W0/cgroup.procs" 2>/dev/null || true)
+    check "worker stop during a video: exit $status, $result, nothing left (${procs:-none})" \
+        test "$status" == 0 -a "$result" == success -a -z "$procs"
+    wait_until 120 "farm2 published from the video the stopping worker finished" published farm2
+    published farm2 && check "farm2 done ($(report_status farm2))" test "$(report_status farm2)" == "done done"
+    errors=$(wj | grep -cE '"level": "(error|critical)"|Traceback|Operation not permitted|EPERM' || true)
+    check "no error, traceback or EPERM in the worker's journal ($errors)" test "$errors" == 0
+    (( errors == 0 )) || wj | grep -E '"level": "(error|critical)"|Traceback|EPERM' | head -5 | cut -c1-300
+    inside systemctl stop heygemd.service
+    check "intake stop: clean" stopped_clean
+    log "worker journal (last 5 lines):"
+    wj | tail -5 | cut -c1-200 | sed 's/^/      /'
+    (( FAILED == 0 )) && log "all checks passed" || log "some checks FAILED"
+    exit $FAILED
+fi
 
 # --- phase 1: what the daemon calls outside the filter ----------------------------------------
 log "phase 1: SystemCallFilter=$filter only logged (SystemCallLog=~$filter)"

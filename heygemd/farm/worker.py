@@ -15,13 +15,14 @@ import shutil
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from heygemd.daemon.making import PipelineLike
 from heygemd.daemon.verdicts import AUDIO_REFUSED_WORDS, crashed_video, rejected_videos
-from heygemd.errors import JobInterrupted, MachineFault, ProcessingError
+from heygemd.errors import JobInterrupted, MachineFault, MediaError, ProcessingError
 from heygemd.farm import share
 from heygemd.farm.app import TASK_NAME, make_app
 from heygemd.farm.control import WorkerControl, reset_celery_state
@@ -74,6 +75,13 @@ def make_video(
             marker.unlink(missing_ok=True)  # stopped from outside: not the video's doing
             share.clear_progress(work, order)
             raise
+        except MediaError as err:
+            if err.code != "missing_file" or _has_inputs(folder, order):
+                raise
+            # the intake moves a job's inputs only to publish it or put it back (it sends
+            # its videos again then), never while it waits for this video: nothing to make
+            log.info("farm.inputs_gone", job_id=order.job_id, video=order.video)
+            return "gone"
         result = share.FarmResult(video=video, audio=audio, engine={**engine, "worker": worker},
                                   worker=worker, files=share.listed_files(scratch))
         won = share.finish(scratch, work, order, result)
@@ -86,6 +94,10 @@ def make_video(
     log.info("farm.video_done", job_id=order.job_id, video=order.video,
              status=video.status.value, duplicate=not won)
     return "made" if won else "duplicate"
+
+
+def _has_inputs(folder: Path, order: share.VideoOrder) -> bool:
+    return (folder / order.audio).is_file() and (folder / order.video).is_file()
 
 
 def _made(
@@ -201,10 +213,12 @@ def run_worker(settings: Settings, pipeline: PipelineLike, gpu: int | None) -> i
 def _run_celery(settings: Settings, app: Celery, name: str, control: WorkerControl) -> int:
     """One run of Celery's worker loop (solo pool) with the broker watched; its exit status."""
     reset_celery_state()
+    if control.is_stopping:  # the operator's stop came between two runs: none more
+        return 0
     worker = app.Worker(
         hostname=f"heygemd-{name.replace('/', '-')}",
         pool="solo", concurrency=1, queues=[settings.farm.queue], without_gossip=True,
-        without_mingle=True, without_heartbeat=True, loglevel="WARNING",
+        without_mingle=True, without_heartbeat=True, loglevel=settings.logging.level.upper(),
         redirect_stdouts=False)
     control.watch(app)
     try:

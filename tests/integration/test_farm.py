@@ -36,7 +36,9 @@ def assert_published_once(harness: Harness, name: str, videos: int) -> dict:
     for i in range(1, videos + 1):
         assert (out / f"v{i}.mp4").stat().st_size > 1000
     assert not [p for p in harness.outbox.iterdir() if p.name.startswith(".heygemd")]
-    assert list(harness.work.iterdir()) == [] and list(harness.inbox.iterdir()) == []
+    # the holder goes just after the publishing rename
+    wait_for(lambda: not any(harness.work.iterdir()), 10, "an empty work area")
+    assert list(harness.inbox.iterdir()) == []
     return report
 
 

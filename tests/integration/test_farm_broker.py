@@ -65,8 +65,23 @@ def test_broker_down_then_back_loses_no_job_and_status_says_why(
     assert worker.poll() is None, harness.stderr(0)
     assert published["second"]["engine"]["workers"].endswith(f"/{worker.pid}")
     assert harness.log_has("worker.broker_lost", 0) and harness.log_has("worker.restarting", 0)
+
+    # down while the intake is idle: the next job's videos cannot be sent; they are once it is back
+    redis_server.stop()
+    job_of(harness, "third", 2)
+    wait_for(lambda: "task broker" in status.read_text(), 60, "the status to name the broker")
+    third = next(x["job_id"] for x in harness.log_lines(1)
+                 if x.get("event") == "job.claimed" and x.get("name") == "third")
+    assert any(x.get("event") == "farm.broker_unreachable" and x.get("job_id") == third
+               for x in harness.log_lines(1))  # its videos could not be sent
+    time.sleep(3)
+    redis_server.start()
+    harness.wait_published(3, timeout=240)
+    assert [v["status"] for v in harness.published()["third"]["videos"]] == ["done", "done"]
+    restarts = [x for x in harness.log_lines(0) if x.get("event") == "worker.restarting"]
+    assert len(restarts) == 2, restarts
     time.sleep(3)  # a video sent twice would publish a job again now
-    assert sorted(harness.published()) == ["first", "second"]
-    assert list(harness.work.iterdir()) == []
+    assert sorted(harness.published()) == ["first", "second", "third"]
+    wait_for(lambda: not any(harness.work.iterdir()), 10, "an empty work area")
     assert harness.stop(intake) == 0
     assert harness.stop(worker, timeout=60) == 0

@@ -6,7 +6,10 @@ sandbox otherwise. The unit under a real systemd: tests/systemd_check.sh --farm 
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from heygemd.settings import FarmSettings
 from tests.conftest import ROOT
@@ -19,6 +22,7 @@ from tests.integration.test_service_unit import (
 )
 
 WORKER_UNIT = ROOT / "systemd" / "heygemd-worker@.service"
+SYSTEMD_CHECK = ROOT / "tests" / "systemd_check.sh"
 DAEMON_UNIT = ROOT / "systemd" / "heygemd.service"
 
 
@@ -56,3 +60,17 @@ def test_worker_unit_keeps_what_a_worker_needs() -> None:
     # the GPU's device nodes, nothing else
     assert service["DevicePolicy"] == ["closed"]
     assert sorted(service["DeviceAllow"]) == ["char-drm rw", "char-nvidia* rw"]
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(1600)
+def test_farm_units_under_a_real_systemd() -> None:
+    """tests/systemd_check.sh --farm: systemd booted as PID 1 in its own namespaces, Redis, the
+    worker unit (no --gpu here) and the intake; a real job made by the worker, the worker
+    stopped during a video (warm: finished, exit 0), no error or EPERM in its journal."""
+    result = subprocess.run(["bash", str(SYSTEMD_CHECK), "--farm"], capture_output=True,
+                            text=True, timeout=1500)
+    if result.returncode == 2:  # cannot run here: the one line that says why
+        pytest.fail(result.stderr.strip().splitlines()[-1], pytrace=False)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "FAIL" not in result.stdout and "all checks passed" in result.stdout, result.stdout
