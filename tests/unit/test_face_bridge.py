@@ -97,6 +97,6 @@ def test_stream_holds_the_open_gap_and_gives_every_frame_back_in_order() -> None
 
 
 def test_max_gap_frames_scales_with_the_frame_rate() -> None:
-    assert max_gap_frames(25.0) == 5
-    assert max_gap_frames(30.0) == 6
+    assert max_gap_frames(25.0) == 3
+    assert max_gap_frames(30.0) == 4
     assert max_gap_frames(1.0) == 1
