@@ -132,6 +132,13 @@ sed -e 's#^inbox = .*#inbox = "/srv/heygemd/inbox"#' \
     "$R/opt/heygemd/config.toml" > "$R/etc/heygemd/config.toml"
 install -m 0644 "$R/opt/heygemd/systemd/heygemd.service" "$R/etc/systemd/system/heygemd.service"
 if (( FARM )); then   # started by hand once Redis is up; the farm's config and drop-ins
+    # the venv runs on Debian's python3.11 here (3.11.2; see above): redis-py needs
+    # async-timeout below 3.11.3, which pip left out for the venv's own 3.11.7. A Debian 12
+    # install resolves it with pip; here it goes into the overlay's copy of the venv only.
+    if ! chroot "$R" /opt/heygemd/.venv/bin/python -c 'import redis' 2>/dev/null; then
+        "$VENV/bin/pip" install -q --no-deps --target "$R$VENV/lib/python3.11/site-packages" \
+            'async-timeout>=4.0.3' || cannot "redis-py needs async-timeout on this python (pip)"
+    fi
     sed -i "s#^broker = .*#broker = \"redis://127.0.0.1:$REDIS_PORT/0\"#" "$R/etc/heygemd/config.toml"
     install -m 0644 "$WORKER_UNIT" "$R/etc/systemd/system/heygemd-worker@.service"
     mkdir -p "$R/etc/systemd/system/heygemd.service.d" "$R/etc/systemd/system/heygemd-worker@.service.d"
