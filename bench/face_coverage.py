@@ -7,8 +7,10 @@ as c06 th08) goes through the engine's own face pass (analysis.face_pass: the fr
 analysis_scale, one tracking FaceAnalyzer, the gaps bridged), as a new template would. Columns:
 frames, face (share of frames with landmarks), bridged (share filled in from both sides), usable
 (face found and not turned: the frames a mouth is rendered on), mouth (usable with a measurable
-mouth opening), frames/s of the face pass, and the frames lost (ranges of frame indices with no
-face). Not part of `make bench`: all 51 clips take several minutes on two cores.
+mouth opening: the frames a mouth can be taken from), wall frames/s of the face pass alone
+(decoding not counted; on a shared machine it says little: compare CPU time or model runs), and
+the frames lost (ranges of frame indices with no face). Not part of `make bench`: all 51 clips
+take 3-4 minutes on two free cores.
 """
 
 from __future__ import annotations
