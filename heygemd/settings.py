@@ -117,6 +117,9 @@ class BuiltinEngineSettings(Section):
     continuity_weight: float = Field(1.0, ge=0)
     pose_weight: float = Field(0.3, ge=0)
     batch_size: int = Field(16, ge=1)
+    # the speaker-independent mouth model (models/MODEL_CARD.md) beside each template's own
+    # regression; off: the template's regression alone
+    speaker_model: bool = True
 
 
 class Wav2LipSettings(Section):

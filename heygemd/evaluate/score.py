@@ -48,6 +48,8 @@ class ClipScore:
     truth_silent_closed: float  # the same share in the ground truth, for reference
     sharpness: float  # output mouth sharpness / template mouth sharpness (all usable frames)
     sharpness_vs_source: float  # output / the template frames actually chosen (same content)
+    sharpness_vs_truth: float  # output / the real held-out frames (the person's real mouth)
+    face_found: float  # share of the template's frames with a usable face
     sync_r: float  # the engine's own metric (opening vs loudness envelope)
     envelope_r: float  # output opening vs the audio's loudness envelope (dubbing's coupling)
     truth_envelope_r: float  # the real speaker's: how much of that coupling real speech has
@@ -140,6 +142,9 @@ def self_reenactment(
         sharpness_vs_source=round(
             float(np.nanmean(out.sharpness)) / float(np.nanmean(sharp_t[chosen[:n]])), 3
         ),
+        sharpness_vs_truth=round(
+            float(np.nanmean(out.sharpness)) / float(np.nanmean(truth.sharpness)), 3),
+        face_found=round(float(analysis.usable.mean()), 4),
         sync_r=float(rendering.metrics.get("sync_r", float("nan"))),
         envelope_r=round(finite_pearson(out_open, envelope), 3),
         truth_envelope_r=round(finite_pearson(truth_open, envelope), 3),

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from heygemd.contract import AUDIO_RATE
-from heygemd.engines.builtin import planning, select
+from heygemd.engines.builtin import motion, planning, select
 from heygemd.engines.builtin.analysis import TemplateAnalysis
 from heygemd.engines.builtin.listen import FEATURE_DIM, Heard
+from heygemd.engines.builtin.mouthmodel import MouthModel, mel_columns
 from heygemd.faces import landmarks as lm
 from heygemd.settings import BuiltinEngineSettings
 
@@ -105,3 +106,32 @@ def test_pauses_avoid_rolled_in_lips(monkeypatch: pytest.MonkeyPatch) -> None:
     assert 90 in shown[0.0].tolist()  # without the cost it is the pause's best match
     assert 90 not in shown[select.LIP_BAND_WEIGHT].tolist()
     assert (analysis.opening[shown[select.LIP_BAND_WEIGHT][12:28]] < 0.01).all()  # still closed
+
+
+def _column_model(column: int) -> MouthModel:
+    """A speaker-independent model that answers mel column ``column`` of the features."""
+    width = len(mel_columns(FEATURE_DIM))
+    weights = np.zeros(width, np.float32)
+    weights[column] = 1.0
+    return MouthModel(mean=np.zeros(width, np.float32), scale=np.ones(width, np.float32),
+                      weights=weights, bias=0.0)
+
+
+def test_the_speaker_independent_model_shares_the_target_with_the_templates_fit() -> None:
+    rng = np.random.default_rng(1)
+    loudness = np.repeat(rng.uniform(0.05, 1, 10), 5)
+    analysis = _template()
+    spoken = int((analysis.usable & analysis.speech).sum())
+    plan, metrics = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
+                                   BuiltinEngineSettings(), FakeListener(loudness),
+                                   _column_model(0))
+    assert metrics["template_weight"] == round(motion.template_weight(spoken, 0.0), 4)
+    assert 0.0 < metrics["template_weight"] < 1.0
+    shown = analysis.opening[plan.source]
+    ahead = loudness[1:]
+    # a model hearing the same thing as the template's fit: the mouth still follows the sound
+    assert np.corrcoef(shown[:-1], ahead)[0, 1] > 0.8
+    # a model that hears nothing of it (a silent column) pulls the mouth away from the sound
+    _, deaf = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
+                             BuiltinEngineSettings(), FakeListener(loudness), _column_model(1))
+    assert deaf["target_r"] < metrics["target_r"]

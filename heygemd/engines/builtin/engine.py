@@ -22,10 +22,11 @@ from heygemd.cache import AnalysisCache
 from heygemd.contract import ProgressFn
 from heygemd.engines.base import EngineContext, Evaluable, Rendering, RenderRequest
 from heygemd.engines.builtin import audio_features as af
-from heygemd.engines.builtin import colour, mesh, planning, render
+from heygemd.engines.builtin import colour, mesh, mouthmodel, planning, render
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Listener
+from heygemd.engines.builtin.mouthmodel import MouthModel
 from heygemd.engines.builtin.prefetch import Ahead
 from heygemd.engines.builtin.render import Plan
 from heygemd.errors import ProcessingError
@@ -51,7 +52,7 @@ class BuiltinEngine:
     version = "0.1.0"
 
     def __init__(self, ctx: EngineContext[BuiltinEngineSettings],
-                 hearing_worker: bool = True) -> None:
+                 hearing_worker: bool = True, mouth_model: MouthModel | None = None) -> None:
         self.ctx = ctx
         self.cfg = ctx.options
         self.device = ctx.device
@@ -62,6 +63,9 @@ class BuiltinEngine:
         self._hearing = Hearing(self._listener, use_worker=hearing_worker)
         self._audio_ready = False
         self.last_plan: Plan | None = None  # the latest render's choices, for evaluation
+        # the speaker-independent model planning uses (prepare() loads the shipped one unless
+        # one was given, e.g. an evaluation's model that never heard the clip's speaker)
+        self.mouth_model = mouth_model
 
     def prepare(self) -> None:
         from heygemd.faces.analyze import FaceAnalyzer
@@ -69,6 +73,8 @@ class BuiltinEngine:
         if self._analyzer is None:
             self._analyzer = FaceAnalyzer(self.ctx.faces, tracking=True)
         self._hearing.start()  # loads the listener too
+        if self.mouth_model is None and self.cfg.speaker_model:
+            self.mouth_model = mouthmodel.shipped()
         if not self._audio_ready:
             # the first log-mel imports librosa and compiles its kernels (~1.4 s): at startup,
             # not inside the first job
@@ -153,7 +159,8 @@ class BuiltinEngine:
             triangles, lips = _render_constants(analysis)
             # planning hears through the Hearing: the answer asked above
             plan, metrics = planning.drive(analysis, request.audio, count, self.cfg,
-                                           self._hearing)
+                                           self._hearing,
+                                           self.mouth_model if self.cfg.speaker_model else None)
         self.last_plan = plan
         metrics["template_cached"] = float(cached)
         metrics["plan_ms"] = round((time.monotonic() - t0) * 1000, 1)

@@ -108,6 +108,16 @@ def fit_kernel(
     return KernelModel(rows=x, coef=coef, gamma=gamma, bias=bias)
 
 
+# The template's own regression and the speaker-independent model (mouthmodel.py) are averaged;
+# the template's share grows with its speech: n / (n + TEMPLATE_HALF) of usable speech frames.
+TEMPLATE_HALF = 250.0
+
+
+def template_weight(speech_frames: int, reliability: float) -> float:
+    """The per-template regression's share (0..1) beside the speaker-independent model."""
+    return float(speech_frames / (speech_frames + TEMPLATE_HALF))
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson r of two (T,) series; 0.0 when either is constant or too short."""
     a = np.asarray(a, dtype=np.float64)

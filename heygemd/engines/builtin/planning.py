@@ -11,6 +11,7 @@ from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import motion, select
 from heygemd.engines.builtin.analysis import TemplateAnalysis
 from heygemd.engines.builtin.listen import Hears
+from heygemd.engines.builtin.mouthmodel import MouthModel, in_template_units
 from heygemd.engines.builtin.render import Plan
 from heygemd.settings import BuiltinEngineSettings
 
@@ -27,10 +28,12 @@ def drive(
     count: int,
     cfg: BuiltinEngineSettings,
     listener: Hears,
+    model: MouthModel | None = None,
 ) -> tuple[Plan, dict[str, float]]:
     """Decide, for each of ``count`` output frames, the base and the source template frame.
 
-    audio: float32 (N,) 16 kHz. Returns the plan and metrics (sync_r, regression reliability, ...).
+    audio: float32 (N,) 16 kHz; model: the speaker-independent mouth model (None: the template's
+    own regression alone). Returns the plan and metrics (sync_r, regression reliability, ...).
     """
     fps = analysis.fps
     heard = listener.hear(audio, fps, count)
@@ -40,6 +43,7 @@ def drive(
     spoken = valid & analysis.speech
     has_speech = bool(spoken.sum() >= 20)
     reliability = 0.0
+    weight = 0.0
     if has_speech:
         # Fitted on the template's speech only: the new audio's pauses are closed whatever the
         # regression says, and the template's own pauses (lips parted, no voice) would only teach
@@ -47,8 +51,13 @@ def drive(
         # ridge) is 0.508 against 0.499 fitted on all frames with the template = first 60% of each
         # clip, 0.343 against 0.340 with the first 50%.
         reliability = motion.holdout_reliability(analysis.features, opening, spoken)
-        model = motion.fit_kernel(analysis.features[spoken], opening[spoken])
-        fitted = motion.match_spread(model.predict(heard.features), speech, opening[spoken])
+        kernel = motion.fit_kernel(analysis.features[spoken], opening[spoken])
+        fitted = motion.match_spread(kernel.predict(heard.features), speech, opening[spoken])
+        if model is not None:
+            weight = motion.template_weight(int(spoken.sum()), reliability)
+            learned = in_template_units(model.predict(heard.features), opening[spoken])
+            learned = motion.match_spread(learned, speech, opening[spoken])
+            fitted = weight * fitted + (1 - weight) * learned
     else:
         fitted = np.zeros(count)
     scale = motion.opening_scale(opening, valid, analysis.speech)
@@ -77,6 +86,7 @@ def drive(
         "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
         "target_r": round(motion.pearson(shown, target.opening), 4),
         "regression_reliability": round(reliability, 4),
+        "template_weight": round(weight, 4) if model is not None else 1.0,
         "speech_share": round(float(speech.mean()), 4),
         "frames_passed_through": float((~active).sum()),
     }

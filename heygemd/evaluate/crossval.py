@@ -1,0 +1,268 @@
+"""Leave-one-speaker-out evaluation of the builtin engine's plan over a corpus of talking clips.
+
+For every clip and template share (50/60/70%), the template is the clip's head and its own
+tail's audio drives it; the speaker-independent mouth model used is one that never heard the
+clip's speaker (trained on the shippable clips of every other speaker). What is scored is the
+plan: the real template mouths chosen per output frame, their measured opening against the
+speaker's real opening in the tail (the render keeps that opening: ``render_r`` of the full
+evaluation). Means come with a 95% bootstrap interval over clips, overall and per language.
+
+The clip's whole analysis is made once (cached by content); the template's head reuses its face
+geometry, and its audio features are heard again on the head's own audio, as a job would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from heygemd.contract import AUDIO_RATE
+from heygemd.engines.builtin import planning
+from heygemd.engines.builtin.listen import Heard
+from heygemd.engines.builtin.mouthmodel import MouthModel
+from heygemd.engines.builtin.select import pingpong_indices
+from heygemd.evaluate.metrics import CLOSED_OPENING, best_lag, finite_pearson
+from heygemd.learn.corpus import ClipData, ClipFacts
+
+SHARES = (0.5, 0.6, 0.7)
+BOOTSTRAP = 2000
+
+
+@dataclass(frozen=True)
+class PlanScore:
+    clip: str
+    speaker: str
+    language: str
+    share: float
+    frames: int
+    r: float  # chosen mouths' opening vs the real tail's
+    voiced_r: float  # the same over frames with speech
+    noop_r: float  # the template looped with the audio ignored
+    best_shift: int  # frames (> 0: the plan is late) maximising r within +-MAX_LAG
+    silent_closed: float  # share of the tail's silent frames shown closed
+    face_found: float  # share of the clip's frames with a usable face
+    template_weight: float
+
+
+def head_analysis(full: Any, cut: int, heard: Any) -> Any:
+    """The whole clip's TemplateAnalysis cut to its first ``cut`` frames, with the audio
+    features and speech of ``heard`` (the head's)."""
+    return replace(
+        full, landmarks=full.landmarks[:cut], pose=full.pose[:cut], usable=full.usable[:cut],
+        opening=full.opening[:cut], features=np.asarray(heard.features),
+        speech=np.asarray(heard.speech), crop_origin=full.crop_origin[:cut],
+        crops=full.crops[:0],
+    )
+
+
+def heard_slice(heard: Heard, start: int, stop: int) -> Heard:
+    """Frames [start, stop) of what was heard in a whole track."""
+    return Heard(features=heard.features[start:stop], speech=heard.speech[start:stop],
+                 level=heard.level[start:stop], phone_opening=heard.phone_opening[start:stop],
+                 closed_lips=heard.closed_lips[start:stop])
+
+
+class _Heard:
+    """A listener that has already heard the track planning asks about."""
+
+    def __init__(self, heard: Heard) -> None:
+        self.heard = heard
+
+    def hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
+        return heard_slice(self.heard, 0, count)
+
+
+def score_split(
+    facts: ClipFacts, full: Any, heard: Heard, share: float, cfg: Any, model: MouthModel | None,
+) -> PlanScore:
+    """Plan the clip's tail from its head (``share`` of the frames) and score it.
+
+    full: the whole clip's TemplateAnalysis; heard: the whole clip's track as heard (one
+    hearing, sliced into the head's and the tail's: a job hears each on its own, so the
+    per-utterance normalisation's statistics differ a little from here).
+    """
+    n = full.n_frames
+    cut = int(round(n * share))
+    count = n - cut
+    head = head_analysis(full, cut, heard_slice(heard, 0, cut))
+    tail = heard_slice(heard, cut, n)
+    plan, metrics = planning.drive(head, np.zeros(0, np.float32), count, cfg, _Heard(tail),
+                                   model)
+    opening = np.nan_to_num(head.opening, nan=0.0)
+    shown = np.where(plan.active, opening[plan.source], opening[plan.base])
+    truth = np.where(full.usable[cut:], full.opening[cut:], np.nan).astype(np.float64)
+    speech = np.asarray(tail.speech)
+    base = pingpong_indices(count, cut)
+    lag, _ = best_lag(shown, truth)
+    silent = ~speech & np.isfinite(truth)
+    return PlanScore(
+        clip=facts.name, speaker=facts.speaker, language=facts.language, share=share,
+        frames=count, r=round(finite_pearson(shown, truth), 3),
+        voiced_r=round(finite_pearson(shown[speech], truth[speech]), 3),
+        noop_r=round(finite_pearson(opening[base], truth), 3), best_shift=lag,
+        silent_closed=round(float((shown[silent] < CLOSED_OPENING).mean()), 3)
+        if silent.any() else float("nan"),
+        face_found=round(float(full.usable.mean()), 4),
+        template_weight=float(metrics.get("template_weight", 1.0)),
+    )
+
+
+def loso_models(
+    clips: list[ClipData], train: Callable[[list[ClipData]], MouthModel]
+) -> dict[str, MouthModel]:
+    """Speaker -> a model trained on the shippable clips of every other speaker (speakers
+    outside the training pool share the model of the whole pool)."""
+    pool = [c for c in clips if c.facts.trainable]
+    everyone = train(pool)
+    models = {c.facts.speaker: everyone for c in clips}
+    for speaker in {c.facts.speaker for c in pool}:
+        models[speaker] = train([c for c in pool if c.facts.speaker != speaker])
+    return models
+
+
+def interval(values: Iterable[float], seed: int = 0) -> tuple[float, float, float]:
+    """Mean and its 95% bootstrap interval (resampling the values) -> (mean, low, high)."""
+    v = np.array([x for x in values if np.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(BOOTSTRAP, len(v)))].mean(axis=1)
+    return (round(float(v.mean()), 3), round(float(np.percentile(means, 2.5)), 3),
+            round(float(np.percentile(means, 97.5)), 3))
+
+
+def per_clip(scores: list[PlanScore]) -> dict[str, dict[str, float]]:
+    """Clip -> its scores averaged over the template shares."""
+    out: dict[str, dict[str, float]] = {}
+    for name in dict.fromkeys(s.clip for s in scores):
+        rows = [s for s in scores if s.clip == name]
+        out[name] = {k: round(float(np.nanmean([getattr(s, k) for s in rows])), 3)
+                     for k in ("r", "voiced_r", "noop_r", "silent_closed", "face_found")}
+        out[name]["language"] = rows[0].language  # type: ignore[assignment]
+        out[name]["max_abs_shift"] = float(max(abs(s.best_shift) for s in rows))
+    return out
+
+
+def summarise(scores: list[PlanScore]) -> dict[str, Any]:
+    """Means with intervals over clips (each clip's mean over shares), overall and per
+    language; the pooled silent-closed share."""
+    clips = per_clip(scores)
+    groups: dict[str, list[dict[str, float]]] = {"all": list(clips.values())}
+    for c in clips.values():
+        groups.setdefault(str(c["language"]), []).append(c)
+    out: dict[str, Any] = {}
+    for name, rows in groups.items():
+        out[name] = {
+            "clips": len(rows),
+            "r": interval(c["r"] for c in rows),
+            "voiced_r": interval(c["voiced_r"] for c in rows),
+            "noop_r": interval(c["noop_r"] for c in rows),
+            "silent_closed": interval(c["silent_closed"] for c in rows),
+        }
+    frames = [(s.silent_closed, s.frames) for s in scores if np.isfinite(s.silent_closed)]
+    out["max_abs_shift"] = max((abs(s.best_shift) for s in scores), default=0)
+    out["clips_over_one_frame_shift"] = sorted({s.clip for s in scores if abs(s.best_shift) > 1})
+    out["lowest_face_found"] = min((s.face_found for s in scores), default=float("nan"))
+    out["silent_closed_mean"] = round(float(np.mean([f for f, _ in frames])), 3) \
+        if frames else float("nan")
+    return out
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The corpus ready to score: each clip's facts and whole analysis, and per speaker the
+    model that never heard them."""
+
+    facts: list[ClipFacts]
+    analyses: dict[str, Any]
+    models: dict[str, MouthModel]
+
+    def model_for(self, clip: str) -> MouthModel:
+        speaker = next(f.speaker for f in self.facts if f.name == clip)
+        return self.models[speaker]
+
+
+def folds(
+    settings: Any, media: Any, train: Callable[[list[ClipData]], MouthModel] | None = None,
+    analyse: Callable[[ClipFacts], Any] | None = None,
+) -> Folds:
+    """Analyse every clip of ``media``'s talking and corpus folders and train the
+    leave-one-speaker-out models. train: clips -> model (default heygemd.learn.fit.fit);
+    analyse: a clip -> its whole TemplateAnalysis (default: the builtin engine's, cached)."""
+    from heygemd.learn.corpus import analysing_engine, corpus_clips, from_analysis
+    from heygemd.learn.fit import fit
+
+    facts = corpus_clips(media)
+    if analyse is not None:
+        analyses = {f.name: analyse(f) for f in facts}
+    else:
+        engine = analysing_engine(settings)
+        try:
+            analyses = {f.name: engine.analysis_of(f.path)  # type: ignore[attr-defined]
+                        for f in facts}
+        finally:
+            engine.close()
+    data = [from_analysis(f, analyses[f.name]) for f in facts]
+    return Folds(facts=facts, analyses=analyses, models=loso_models(data, train or fit))
+
+
+def run(
+    settings: Any, corpus: Folds, shares: tuple[float, ...] = SHARES,
+    only: list[str] | None = None,
+) -> dict[str, Any]:
+    """The leave-one-speaker-out plan evaluation of ``corpus`` (only: clip name prefixes
+    scored). Scores the engine with its template regression alone and with the learned model
+    beside it; JSON-ready."""
+    from heygemd.engines.builtin.listen import Listener
+
+    listener = Listener()
+    listener.load()
+    alone, learned = _score_all(corpus, shares, settings.engine.builtin, listener, only)
+    gains = [a["r"] - b["r"] for a, b in zip(
+        per_clip(learned).values(), per_clip(alone).values(), strict=True)]
+    return {
+        "template_only": {"summary": summarise(alone), "per_clip": per_clip(alone)},
+        "learned": {"summary": summarise(learned), "per_clip": per_clip(learned)},
+        "paired_gain": interval(gains),
+        "scores": [vars(s) for s in learned],
+    }
+
+
+def _score_all(
+    corpus: Folds, shares: tuple[float, ...], cfg: Any, listener: Any, only: list[str] | None,
+) -> tuple[list[PlanScore], list[PlanScore]]:
+    from heygemd.media.audio import load_audio
+
+    alone: list[PlanScore] = []
+    learned: list[PlanScore] = []
+    for f in corpus.facts:
+        if only and not any(f.name.startswith(p) for p in only):
+            continue
+        full = corpus.analyses[f.name]
+        audio = load_audio(f.path, rate=AUDIO_RATE)
+        heard = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)], full.fps,
+                              full.n_frames)
+        for share in shares:
+            alone.append(score_split(f, full, heard, share, cfg, None))
+            learned.append(score_split(f, full, heard, share, cfg, corpus.models[f.speaker]))
+    return alone, learned
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Plain text: per clip (means over the template shares) with and without the learned
+    model, then the summaries."""
+    alone, learned = result["template_only"]["per_clip"], result["learned"]["per_clip"]
+    lines = ["clip                                  lang  r(only)  r  voiced  noop  shift "
+             "silentC  face"]
+    for name, c in learned.items():
+        lines.append(
+            f"{name[:37]:37} {c['language']:5} {alone[name]['r']:6.2f} {c['r']:5.2f} "
+            f"{c['voiced_r']:6.2f} {c['noop_r']:5.2f} {c['max_abs_shift']:5.0f} "
+            f"{c['silent_closed']:7.2f} {c['face_found']:5.3f}")
+    for key in ("template_only", "learned"):
+        lines.append(f"{key}: {result[key]['summary']}")
+    lines.append(f"paired gain in r (learned - template only): {result['paired_gain']}")
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""The leave-one-speaker-out evaluation's parts: folds, intervals, one split's score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from heygemd.engines.builtin.listen import FEATURE_DIM
+from heygemd.evaluate import crossval
+from heygemd.learn.corpus import ClipData, ClipFacts
+from heygemd.settings import BuiltinEngineSettings
+from heygemd.engines.builtin.listen import Heard
+from tests.unit.test_builtin_planning import _features, _template
+
+PER_FRAME = 640  # 16 kHz samples per frame at 25 fps
+
+
+class AudioLoudness:
+    """Hears, in each frame's samples, a constant: the frame's loudness (speech above zero)."""
+
+    def hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
+        loud = audio[: count * PER_FRAME].reshape(count, PER_FRAME).mean(axis=1)
+        return Heard(
+            features=_features(loud), speech=loud > 0, level=np.where(loud > 0, -20.0, -80.0),
+            phone_opening=loud.astype(np.float32), closed_lips=np.zeros(count, bool),
+        )
+
+
+def _data(speaker: str, trainable: bool) -> ClipData:
+    facts = ClipFacts(path=Path(f"{speaker}.mp4"), speaker=speaker, language="en",
+                      licence="MIT" if trainable else "none found")
+    return ClipData(facts=facts, fps=25.0, features=np.zeros((4, FEATURE_DIM), np.float32),
+                    opening=np.zeros(4, np.float32), usable=np.ones(4, bool),
+                    speech=np.ones(4, bool))
+
+
+def test_each_speaker_is_scored_by_a_model_that_never_heard_them() -> None:
+    clips = [_data("a", True), _data("b", True), _data("c", False)]
+    models = crossval.loso_models(clips, lambda cs: tuple(c.facts.speaker for c in cs))
+    assert models == {"a": ("b",), "b": ("a",), "c": ("a", "b")}
+
+
+def test_interval_is_the_mean_inside_its_bootstrap_bounds() -> None:
+    mean, low, high = crossval.interval([0.1, 0.2, 0.3, 0.4, float("nan")])
+    assert mean == 0.25 and low < mean < high and low >= 0.1 and high <= 0.4
+    assert crossval.interval([5.0, 5.0]) == (5.0, 5.0, 5.0)
+
+
+def test_a_split_is_scored_against_the_real_tail() -> None:
+    full = _template()
+    n = full.n_frames
+    audio = np.repeat(np.where(full.speech, full.features[:, 0], 0.0), PER_FRAME)
+    heard = AudioLoudness().hear(audio.astype(np.float32), 25.0, n)
+    facts = ClipFacts(path=Path("x.mp4"), speaker="x", language="en", licence="MIT")
+    score = crossval.score_split(facts, full, heard, 0.5, BuiltinEngineSettings(lead_ms=0),
+                                 None)
+    assert score.frames == n - 60 and score.face_found == 1.0
+    # the opening follows the loudness heard (frame by frame: no lead), and so does the plan
+    assert score.r > 0.6 > score.noop_r and score.voiced_r > 0.7 and score.best_shift == 0
+    assert score.silent_closed == 1.0
+    summary = crossval.summarise([score])
+    assert summary["all"]["clips"] == 1 and summary["en"]["r"][0] == score.r
