@@ -65,8 +65,8 @@ class DubScore:
     baseline_coupling_r: float  # template frames (audio ignored) vs the same envelope
     # Timing, in any language: the lag (frames; < 0: the mouth moves first) maximising r
     # between the output opening and the speech's voice activity (silero), and that r. The
-    # engine leads the sound by one frame at 25 fps (lead_ms 40); the envelope's own best lag
-    # is no timing measure (loudness peaks late in a syllable).
+    # engine adds engine.builtin.lead_ms (0 by default) to what its fits learned; the
+    # envelope's own best lag is no timing measure (loudness peaks late in a syllable).
     voice_lag: int
     voice_r: float
     seconds: float
