@@ -242,7 +242,7 @@ def _score_all(
         if only and not any(f.name.startswith(p) for p in only):
             continue
         full = corpus.analyses[f.name]
-        audio = load_audio(f.path, rate=AUDIO_RATE)
+        audio = load_audio(f.path, rate=AUDIO_RATE, from_first_frame=True)
         heard = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)], full.fps,
                               full.n_frames)
         for share in shares:

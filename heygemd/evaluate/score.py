@@ -80,7 +80,7 @@ def write_template(clip: Path, frames: int, out: Path) -> None:
 
     settings = OutputSettings(crf=12, preset="veryfast")
     with VideoReader(clip) as reader:
-        audio = load_audio(clip, rate=settings.audio_rate, mono=True)
+        audio = load_audio(clip, rate=settings.audio_rate, mono=True, from_first_frame=True)
         audio = audio[: int(frames / reader.fps * settings.audio_rate)]
         with VideoWriter(out, reader.width, reader.height, reader.fps, audio=audio,
                          audio_rate=settings.audio_rate, settings=settings) as writer:
@@ -107,7 +107,7 @@ def self_reenactment(
     cut = int(round(total * TEMPLATE_SHARE))
     template = workdir / f"{clip.stem}.template.mp4"
     write_template(clip, cut, template)
-    audio = load_audio(clip, rate=AUDIO_RATE)[int(cut / fps * AUDIO_RATE) :]
+    audio = load_audio(clip, rate=AUDIO_RATE, from_first_frame=True)[int(cut / fps * AUDIO_RATE) :]
     count = total - cut
     audio = audio[: int(count / fps * AUDIO_RATE)]
     request = RenderRequest(template=template, info=probe(template), audio=audio, fps=fps)

@@ -52,6 +52,30 @@ def trim_padding(samples: np.ndarray, seconds: float | None, rate: int) -> np.nd
     return samples
 
 
+def shift_start(samples: np.ndarray, seconds: float, rate: int) -> np.ndarray:
+    """(C, N) samples starting ``seconds`` later (> 0: the first samples dropped) or earlier
+    (< 0: silence put before them)."""
+    shift = int(round(seconds * rate))
+    if shift > 0:
+        return samples[..., shift:]
+    if shift < 0:
+        pad = np.zeros((*samples.shape[:-1], -shift), dtype=samples.dtype)
+        return np.concatenate([pad, samples], axis=-1)
+    return samples
+
+
+def _first_video_time(path: Path) -> float | None:
+    """The presentation time of the first video frame (what VideoReader counts frames from)."""
+    container = open_input(path)
+    try:
+        if not container.streams.video:
+            return None
+        frame = next(container.decode(container.streams.video[0]), None)
+        return None if frame is None else frame.time
+    finally:
+        container.close()
+
+
 def _stream_seconds(stream: Any) -> float | None:
     if not stream.duration or stream.time_base is None:
         return None
@@ -64,15 +88,19 @@ def _layout_name(channels: int) -> str:
 
 def _decode_resampled(
     container: Any, stream: Any, rate: int, channels: int, max_samples: int | None = None
-) -> np.ndarray:
+) -> tuple[np.ndarray, float | None]:
     """Decode ``stream`` and resample to fltp at ``rate`` -> float32 (C, N), stopping once
-    ``max_samples`` (per channel) are decoded, if given: N <= max_samples."""
+    ``max_samples`` (per channel) are decoded, if given: N <= max_samples; and the first
+    decoded frame's presentation time (None when unknown)."""
     import av
 
     resampler = av.AudioResampler(format="fltp", layout=_layout_name(channels), rate=rate)
     chunks: list[np.ndarray] = []
     total = 0
+    first: float | None = None
     for frame in container.decode(stream):
+        if not chunks and first is None:
+            first = frame.time
         frame.pts = None  # timestamps gaps must not make the resampler insert or drop samples
         for out in resampler.resample(frame):
             chunks.append(out.to_ndarray())
@@ -82,19 +110,23 @@ def _decode_resampled(
     else:
         chunks.extend(out.to_ndarray() for out in resampler.resample(None))
     if not chunks:
-        return np.zeros((channels, 0), dtype=np.float32)
+        return np.zeros((channels, 0), dtype=np.float32), first
     samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    return samples if max_samples is None else samples[:, :max_samples]
+    return (samples if max_samples is None else samples[:, :max_samples]), first
 
 
 def load_audio(
-    path: Path, rate: int = AUDIO_RATE, mono: bool = True, max_seconds: float | None = None
+    path: Path, rate: int = AUDIO_RATE, mono: bool = True, max_seconds: float | None = None,
+    from_first_frame: bool = False,
 ) -> np.ndarray:
     """The first audio stream of ``path`` (an audio file or a video's sound track).
 
     Returns float32 in [-1, 1]: (N,) when ``mono``, else (C, N), at ``rate`` Hz. With
     ``max_seconds``, decoding stops there (N <= max_seconds * rate): a file whose header
-    understates its length cannot make the decode use unbounded memory.
+    understates its length cannot make the decode use unbounded memory. ``from_first_frame``: a
+    video's sound timed from its first video frame, as VideoReader counts frames (a sound track
+    that starts later gets silence before it; one that starts earlier loses what comes before
+    the picture), so that sample t / rate is heard with frame t * fps / rate.
     Raises MediaError: no_audio when there is no audio stream, unreadable_media when FFmpeg
     cannot open or decode it (the message carries FFmpeg's words).
     """
@@ -112,8 +144,12 @@ def load_audio(
         stream = container.streams.audio[0]
         channels = min(max(int(stream.codec_context.channels or 1), 1), MAX_CHANNELS)
         cap = None if max_seconds is None else int(max_seconds * rate)
-        samples = _decode_resampled(container, stream, rate, channels, cap)
+        samples, first = _decode_resampled(container, stream, rate, channels, cap)
         samples = trim_padding(samples, _stream_seconds(stream), rate)
+        if from_first_frame and first is not None:
+            video_start = _first_video_time(path)
+            if video_start is not None:
+                samples = shift_start(samples, video_start - first, rate)
     except av.FFmpegError as err:
         log.info("media.unreadable", file=path.name, ffmpeg=str(err))
         raise MediaError(

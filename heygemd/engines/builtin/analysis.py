@@ -29,7 +29,7 @@ from heygemd.faces.bridge import Filled, GapBridge, bridge_gaps, max_gap_frames
 
 log = structlog.get_logger(__name__)
 
-ANALYSIS_VERSION = "builtin-analysis-7"
+ANALYSIS_VERSION = "builtin-analysis-8"
 MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 30.0
 CROP_MARGIN = 1.25  # crop side = the first face's ring box side times this
@@ -118,7 +118,8 @@ def _own_track(path: Path, has_audio: bool) -> np.ndarray | None:
     """The template's own sound, float32 (N,) at 16 kHz, or None without a sound track."""
     from heygemd.media.audio import load_audio
 
-    return load_audio(path, rate=AUDIO_RATE, mono=True) if has_audio else None
+    return load_audio(path, rate=AUDIO_RATE, mono=True, from_first_frame=True) \
+        if has_audio else None
 
 
 def _hear_template(track: np.ndarray | None, fps: float, count: int, hearing: Hearing) -> Heard:
