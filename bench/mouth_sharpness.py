@@ -22,6 +22,7 @@ Sharpness is heygemd.evaluate.metrics.mouth_sharpness (Laplacian variance in the
 per clip, a PNG of mouth crops: output | chosen source | truth, rows spread over the clip, and
 the lower face of the output (the blend's edge) beside the truth's. ``--fps`` times the render
 alone (analysis cached, frames consumed, nothing measured) before the measured run.
+``--grain S`` adds camera-like grain (sigma S levels) to the whole clip first.
 Writes bench/out/mouth-sharpness-<time>.json.
 """
 
@@ -78,6 +79,26 @@ def write_lossless(clip: Path, frames: int, out: Path) -> None:
                 if i >= frames:
                     break
                 writer.write(frame)
+
+
+def with_grain(clip: Path, sigma: float, out: Path) -> Path:
+    """``clip`` with camera-like grain added (Gaussian, ``sigma`` levels, new in every frame,
+    the same on the three channels), written losslessly with its sound: footage as a camera
+    gives it, which the heavily compressed clips of the corpus are not."""
+    from heygemd.media.audio import load_audio
+    from heygemd.media.video import VideoReader
+    from heygemd.media.writer import VideoWriter
+
+    settings = OutputSettings(crf=0, preset="ultrafast")
+    rng = np.random.default_rng(0)
+    with VideoReader(clip) as reader:
+        audio = load_audio(clip, rate=settings.audio_rate, mono=True)
+        with VideoWriter(out, reader.width, reader.height, reader.fps, audio=audio,
+                         audio_rate=settings.audio_rate, settings=settings) as writer:
+            for frame in reader:
+                noise = rng.normal(0.0, sigma, frame.shape[:2]).astype(np.float32)[..., None]
+                writer.write(np.clip(frame + noise, 0, 255).astype(np.uint8))
+    return out
 
 
 def landmarks_of(frame: np.ndarray, analyzer: Any, scale: float, index: int) -> np.ndarray | None:
@@ -322,6 +343,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None, help="use at most this much")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fps", action="store_true", help="time the render alone first")
+    parser.add_argument("--grain", type=float, default=0.0,
+                        help="add camera-like grain of this sigma (levels) to the clip first")
     parser.add_argument("--encode", action="store_true",
                         help="measure output and truth after the default output encode")
     args = parser.parse_args()
@@ -339,7 +362,10 @@ def main() -> None:
         with FaceAnalyzer(settings.faces, tracking=True) as analyzer:
             for name in args.clips:
                 t0 = time.perf_counter()
-                row = score_clip(find_clip(name), engine, analyzer, scale, Path(tmp),
+                clip = find_clip(name)
+                if args.grain > 0:
+                    clip = with_grain(clip, args.grain, Path(tmp) / f"{clip.stem}.grain.mp4")
+                row = score_clip(clip, engine, analyzer, scale, Path(tmp),
                                  args.sheets, args.seconds, args.fps, args.encode)
                 row["seconds"] = round(time.perf_counter() - t0, 1)
                 print(json.dumps(row), flush=True)
@@ -348,7 +374,7 @@ def main() -> None:
     out = ROOT / "bench" / "out" / f"mouth-sharpness-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"analysis_scale": scale, "device": args.device,
-                               "encoded": args.encode,
+                               "encoded": args.encode, "grain": args.grain,
                                "clips": results}, indent=1))
     print(f"wrote {out}")
 
