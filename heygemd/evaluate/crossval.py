@@ -228,6 +228,8 @@ def run(
         "learned": {"summary": summarise(learned), "per_clip": per_clip(learned)},
         "paired_gain": interval(gains),
         "scores": [vars(s) for s in learned],
+        # speaker -> the clips their model learned from
+        "folds": {speaker: list(model.trained_on) for speaker, model in corpus.models.items()},
     }
 
 

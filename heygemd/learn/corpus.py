@@ -86,9 +86,11 @@ def _facts_of(path: Path, row: dict[str, str]) -> ClipFacts:
 
 def corpus_clips(media: Path) -> list[ClipFacts]:
     """Every clip of ``media``/talking (listed in ``media``/MANIFEST.md) and ``media``/corpus
-    (its own MANIFEST.md), with its facts."""
-    return read_manifest(media / "MANIFEST.md", media / "talking") + \
-        read_manifest(media / "corpus" / "MANIFEST.md", media / "corpus")
+    (its own MANIFEST.md), with its facts; a folder or manifest that is not there adds none."""
+    places = [(media / "MANIFEST.md", media / "talking"),
+              (media / "corpus" / "MANIFEST.md", media / "corpus")]
+    return [f for manifest, folder in places if manifest.is_file() and folder.is_dir()
+            for f in read_manifest(manifest, folder)]
 
 
 @dataclass(frozen=True)
