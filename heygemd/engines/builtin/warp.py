@@ -152,8 +152,10 @@ def warp_batch(
     grid[..., 0] = sx * np.float32(2 / max(ws - 1, 1)) - 1
     grid[..., 1] = sy * np.float32(2 / max(hs - 1, 1)) - 1
     coarse, detail = detail_split(np.ascontiguousarray(sources))
+    # (B, 3, H, W) laid out as such: grid_sample's output follows its input's layout, and the
+    # colour match's per-frame masked medians run several times slower on a channels-last one
     warped = F.grid_sample(
-        torch.from_numpy(coarse).to(device).permute(0, 3, 1, 2),
+        torch.from_numpy(coarse).to(device).permute(0, 3, 1, 2).contiguous(),
         torch.from_numpy(grid).to(device), mode="bicubic", padding_mode="border",
         align_corners=True,
     )
