@@ -70,27 +70,41 @@ def machine_busy_s() -> float | None:
     return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def own_cpu_s() -> float:
-    """CPU seconds used by this process and its living descendants (an engine's workers)."""
-    times = os.times()
-    total = times.user + times.system
-    children: dict[int, list[tuple[int, float]]] = {}
+def process_stats() -> dict[int, list[str]]:
+    """pid -> the fields of /proc/<pid>/stat after the command name (state first: index 1 is
+    the parent pid, 11/12 user/system ticks, 21 resident pages); empty without /proc."""
+    stats: dict[int, list[str]] = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
+                stats[int(entry)] = stat.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        children.setdefault(int(fields[1]), []).append((int(entry), cpu))
-    todo = [os.getpid()]
+    return stats
+
+
+def descendants(root: int, stats: dict[int, list[str]]) -> list[int]:
+    """The living descendants of ``root`` in ``stats`` (process_stats)."""
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    found, todo = [], [root]
     while todo:
-        for pid, cpu in children.get(todo.pop(), []):
-            total += cpu
-            todo.append(pid)
-    return total
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def own_cpu_s() -> float:
+    """CPU seconds used by this process and its living descendants (an engine's workers)."""
+    times = os.times()
+    stats = process_stats()
+    return times.user + times.system + sum(
+        (int(stats[pid][11]) + int(stats[pid][12])) / os.sysconf("SC_CLK_TCK")
+        for pid in descendants(os.getpid(), stats))
 
 
 def with_others(run: Callable[[], float]) -> tuple[float, float | None]:

@@ -48,7 +48,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_engine import own_track_as_wav, with_others  # noqa: E402
+from bench_engine import (  # noqa: E402
+    descendants,
+    own_track_as_wav,
+    process_stats,
+    with_others,
+)
 
 from heygemd.media.audio import load_audio  # noqa: E402
 from heygemd.media.video import VideoReader, frames_for  # noqa: E402
@@ -104,24 +109,9 @@ def installation(root: Path, output: OutputSettings, device: str,
 
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and its descendants, MB (0 where it has gone)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-        rss[int(entry)] = int(fields[21])  # pages
-    total, todo = 0, [pid]
-    while todo:
-        one = todo.pop()
-        total += rss.get(one, 0)
-        todo.extend(children.get(one, []))
-    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+    stats = process_stats()
+    pages = sum(int(stats[p][21]) for p in [pid, *descendants(pid, stats)] if p in stats)
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def run_once(config: Path, job: str, files: dict[str, Path]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from heygemd.contract import AUDIO_RATE  # noqa: E402
 from heygemd.engines.base import EngineContext, RenderRequest, resolve_device  # noqa: E402
 from heygemd.engines.builtin.engine import BuiltinEngine  # noqa: E402
 from heygemd.evaluate.metrics import frames_from, mouth_sharpness  # noqa: E402
+from heygemd.evaluate.score import write_template  # noqa: E402
 from heygemd.settings import OutputSettings, load_settings  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "media"
@@ -65,20 +66,8 @@ def find_clip(name: str) -> Path:
 
 def write_lossless(clip: Path, frames: int, out: Path) -> None:
     """The first ``frames`` frames of ``clip`` with their audio, losslessly (x264 crf 0)."""
-    from heygemd.media.audio import load_audio
-    from heygemd.media.video import VideoReader
-    from heygemd.media.writer import VideoWriter
-
-    settings = OutputSettings(crf=0, preset="ultrafast")
-    with VideoReader(clip) as reader:
-        audio = load_audio(clip, rate=settings.audio_rate, mono=True)
-        audio = audio[: int(frames / reader.fps * settings.audio_rate)]
-        with VideoWriter(out, reader.width, reader.height, reader.fps, audio=audio,
-                         audio_rate=settings.audio_rate, settings=settings) as writer:
-            for i, frame in enumerate(reader):
-                if i >= frames:
-                    break
-                writer.write(frame)
+    write_template(clip, frames, out,
+                   OutputSettings(crf=0, preset="ultrafast", encoder="libx264"))
 
 
 def with_grain(clip: Path, sigma: float, out: Path) -> Path:

@@ -28,6 +28,9 @@ from heygemd.evaluate.sheet import sheet_indices, write_sheet
 from heygemd.settings import OutputSettings
 
 TEMPLATE_SHARE = 0.6
+# the split template's encode: near-lossless, and libx264 on every machine (NVENC would make
+# the evaluation's templates differ between a GPU server and a CPU)
+TEMPLATE_OUTPUT = OutputSettings(crf=12, preset="veryfast", encoder="libx264")
 
 
 @dataclass(frozen=True)
@@ -72,13 +75,15 @@ class DubScore:
     seconds: float
 
 
-def write_template(clip: Path, frames: int, out: Path) -> None:
-    """The first ``frames`` frames of ``clip`` with their audio, as an MP4 (near-lossless)."""
+def write_template(
+    clip: Path, frames: int, out: Path, settings: OutputSettings = TEMPLATE_OUTPUT
+) -> None:
+    """The first ``frames`` frames of ``clip`` with their audio, as an MP4 (``settings``;
+    near-lossless by default)."""
     from heygemd.media.audio import load_audio
     from heygemd.media.video import VideoReader
     from heygemd.media.writer import VideoWriter
 
-    settings = OutputSettings(crf=12, preset="veryfast")
     with VideoReader(clip) as reader:
         audio = load_audio(clip, rate=settings.audio_rate, mono=True, from_first_frame=True)
         audio = audio[: int(frames / reader.fps * settings.audio_rate)]
