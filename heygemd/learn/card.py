@@ -24,12 +24,16 @@ def card_text(pool: list[ClipData], options: FitOptions, scores: dict[str, float
         "",
         "What a mouth does for a sound, learned from many speakers: per video frame, the mouth",
         "opening (inner-lip gap / inter-ocular distance, as a z-score over the speaker's own",
-        "speech frames) from the per-utterance normalised log-mel of +-4 frames around it (no",
-        "phones: it serves Mandarin as it serves English). The builtin engine averages it with",
-        "each template's own regression (heygemd/engines/builtin/planning.py).",
+        "speech frames) from the per-utterance normalised log-mel of +-4 frames around it",
+        "and the English phone decoder's viseme classes beside it (the log-mel carries it" if
+        options.phones else "(no phones).",
+        "where the decoder hears nothing, as in Mandarin)." if options.phones else "",
+        "The builtin engine averages it with each template's own regression",
+        "(heygemd/engines/builtin/planning.py).",
         "",
         f"- file: `{MODEL_FILE}`, blake2b-8 `{digest}`; numpy inference",
-        f"- model: ridge regression, lambda {options.ridge:g}",
+        f"- model: ridge regression, lambda {options.ridge:g}, "
+        f"{'log-mel and phones' if options.phones else 'log-mel alone'}",
         f"- trained on {len(pool)} clips, {len(pool)} speakers, {seconds:.0f} s, "
         f"{sum(int(c.spoken.sum()) for c in pool)} spoken frames",
         "- trained again by: `python -m heygemd.learn` (from the checkout, `../shared/media` "

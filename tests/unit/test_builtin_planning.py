@@ -110,10 +110,12 @@ def test_pauses_avoid_rolled_in_lips(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _column_model(column: int) -> MouthModel:
     """A speaker-independent model that answers mel column ``column`` of the features."""
-    width = len(mel_columns(FEATURE_DIM))
+    columns = mel_columns(FEATURE_DIM)
+    width = len(columns)
     weights = np.zeros(width, np.float32)
     weights[column] = 1.0
-    return MouthModel(mean=np.zeros(width, np.float32), scale=np.ones(width, np.float32),
+    return MouthModel(columns=columns, mean=np.zeros(width, np.float32),
+                      scale=np.ones(width, np.float32),
                       weights=weights, bias=0.0)
 
 

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from heygemd.engines.builtin.listen import FEATURE_DIM
+from heygemd.engines.builtin.listen import FEATURE_DIM, Heard
 from heygemd.evaluate import crossval
 from heygemd.learn.corpus import ClipData, ClipFacts
 from heygemd.settings import BuiltinEngineSettings
-from heygemd.engines.builtin.listen import Heard
 from tests.unit.test_builtin_planning import _features, _template
 
 PER_FRAME = 640  # 16 kHz samples per frame at 25 fps

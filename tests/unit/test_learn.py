@@ -5,13 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
+from structlog.testing import capture_logs
 
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import mouthmodel
-from heygemd.engines.builtin.listen import FEATURE_DIM
+from heygemd.engines.builtin.listen import FEATURE_DIM, feature_signature
 from heygemd.learn.card import card_text
 from heygemd.learn.corpus import ClipData, ClipFacts, read_manifest
-from heygemd.learn.fit import FitOptions, fit, held_out_r, speaker_units, training_rows
+from heygemd.learn.fit import (
+    FitOptions,
+    columns_for,
+    fit,
+    held_out_r,
+    speaker_units,
+    training_rows,
+)
 
 CORPUS_MANIFEST = """# corpus
 
@@ -106,12 +115,16 @@ def test_fit_learns_a_new_speaker_and_is_deterministic(tmp_path: Path) -> None:
     x = _clip("new", 9).features
     assert np.allclose(loaded.predict(x), model.predict(x)) and loaded.trained_on == ("s0", "s1",
                                                                                      "s2")
+    assert loaded.features == feature_signature() and np.array_equal(loaded.columns,
+                                                                     model.columns)
 
 
 def test_training_rows_are_the_spoken_frames_only() -> None:
     clip = _clip("a", 0, n=50)
-    x, y = training_rows([clip])
+    x, y = training_rows([clip], columns_for(FEATURE_DIM, phones=False))
     assert len(x) == len(y) == int(clip.spoken.sum()) == 40
+    assert x.shape[1] == af.N_MELS * (2 * af.CONTEXT + 1)
+    assert len(columns_for(FEATURE_DIM, phones=True)) == FEATURE_DIM
 
 
 def test_in_template_units_takes_the_templates_mean_and_spread() -> None:
@@ -127,6 +140,19 @@ def test_the_shipped_model_loads_and_its_card_names_each_training_clip() -> None
     assert model.predict(np.zeros((3, FEATURE_DIM), np.float32)).shape == (3,)
     card = (Path(mouthmodel.__file__).parent / "models" / "MODEL_CARD.md").read_text()
     assert all(name in card for name in model.trained_on)
+
+
+def test_a_shipped_model_of_other_features_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from heygemd.engines.builtin import listen
+
+    mouthmodel.shipped.cache_clear()
+    monkeypatch.setattr(listen, "feature_signature", lambda: "other-features")
+    try:
+        with capture_logs() as logs:
+            assert mouthmodel.shipped() is None
+        assert [e["event"] for e in logs] == ["mouthmodel.stale"]
+    finally:
+        mouthmodel.shipped.cache_clear()
 
 
 def test_card_lists_clips_licences_and_held_out_scores() -> None:

@@ -1,11 +1,12 @@
 """The speaker-independent audio -> mouth model: what a mouth does for a sound, learned from many
 speakers (heygemd.learn trains it; models/MODEL_CARD.md says on what and how well).
 
-It reads only the log-mel part of the listen features (no phones: the phone decoder knows
-English only, and Mandarin must not depend on it) and answers in speaker units: the opening's
-z-score over the speaker's own speech frames. The template's own speech openings turn that into
-this person's opening (:func:`in_template_units`). A linear map (ridge regression; numpy),
-whose weights ship inside the package.
+It reads the listen features (the per-utterance normalised log-mel, and the English phone
+decoder's viseme classes beside it; trained with the phones, held-out r is higher in Mandarin
+too, and the log-mel alone carries it where the decoder hears nothing) and answers in speaker
+units: the opening's z-score over the speaker's own speech frames. The template's own speech
+openings turn that into this person's opening (:func:`in_template_units`). A linear map (ridge
+regression; numpy), whose weights ship inside the package.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import structlog
 
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import phones as ph
 
 MODEL_FILE = "mouth-v1.npz"
 _BLOCK = af.N_MELS + ph.N_VISEME_CLASSES  # one context frame's columns in the listen features
+
+log = structlog.get_logger(__name__)
 
 
 def mel_columns(width: int) -> np.ndarray:
@@ -33,45 +37,61 @@ def mel_columns(width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MouthModel:
-    """opening = ((mel columns - mean) / scale) . weights + bias, in speaker units.
+    """opening = ((features[:, columns] - mean) / scale) . weights + bias, in speaker units.
 
-    mean, scale, weights: float32 (D,); ``trained_on``: the clip names it learned from.
+    columns: int (D,) the listen-feature columns it reads; mean, scale, weights: float32 (D,);
+    ``features``: listen.feature_signature() of the features it learned from (a model meets
+    only features of that kind); ``trained_on``: the clip names it learned from.
     """
 
+    columns: np.ndarray
     mean: np.ndarray
     scale: np.ndarray
     weights: np.ndarray
     bias: float
+    features: str = ""
     trained_on: tuple[str, ...] = ()
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Listen features float32 (T, FEATURE_DIM) -> float64 (T,) opening in speaker units."""
-        x = features[:, mel_columns(features.shape[1])].astype(np.float32)
+        x = features[:, self.columns].astype(np.float32)
         return (((x - self.mean) / self.scale) @ self.weights + self.bias).astype(np.float64)
 
     def save(self, path: Path) -> None:
         with path.open("wb") as f:
-            np.savez(f, mean=self.mean, scale=self.scale, weights=self.weights,
-                     bias=np.float32(self.bias), trained_on=np.array(self.trained_on, dtype=str))
+            np.savez(f, columns=self.columns, mean=self.mean, scale=self.scale,
+                     weights=self.weights, bias=np.float32(self.bias),
+                     features=np.array(self.features), trained_on=np.array(self.trained_on,
+                                                                            dtype=str))
 
     @classmethod
     def load(cls, path: Path) -> MouthModel:
         with np.load(path) as z:
             return cls(
-                mean=z["mean"].astype(np.float32), scale=z["scale"].astype(np.float32),
-                weights=z["weights"].astype(np.float32), bias=float(z["bias"]),
+                columns=z["columns"].astype(np.int64), mean=z["mean"].astype(np.float32),
+                scale=z["scale"].astype(np.float32), weights=z["weights"].astype(np.float32),
+                bias=float(z["bias"]), features=str(z["features"]),
                 trained_on=tuple(str(s) for s in z["trained_on"]),
             )
 
 
 @functools.cache
 def shipped() -> MouthModel | None:
-    """The model inside the package (loaded once); None when the package has none."""
+    """The model inside the package (loaded once); None when the package has none or it was
+    trained on features of another kind than listen makes now (said in the log)."""
+    from heygemd.engines.builtin.listen import feature_signature
+
     ref = resources.files("heygemd.engines.builtin") / "models" / MODEL_FILE
     if not ref.is_file():
         return None
     with resources.as_file(ref) as path:
-        return MouthModel.load(path)
+        model = MouthModel.load(path)
+    if model.features != feature_signature():
+        log.warning("mouthmodel.stale", trained_on_features=model.features,
+                    features=feature_signature(),
+                    hint="train it again: python -m heygemd.learn")
+        return None
+    return model
 
 
 def in_template_units(prediction: np.ndarray, reference: np.ndarray) -> np.ndarray:
