@@ -110,9 +110,9 @@ def fit_kernel(
 
 # The template's own regression and the speaker-independent model (mouthmodel.py) are averaged;
 # the template's share grows with its speech: n / (n + TEMPLATE_HALF) of usable speech frames.
-# Leave-one-speaker-out plan r over 51 clips (templates at 50/60/70%, lead 0): 0.400 at 50
-# (paired gain over the template's fit alone +0.051, 95% interval 0.030-0.074), 0.391 at 30,
-# 0.401 at 100, 0.349 with the template's fit alone.
+# Leave-one-speaker-out plan r over 51 clips (templates at 50/60/70%, lead 0): 0.386 at 50
+# (paired gain over the template's fit alone +0.037, 95% interval 0.018-0.059), 0.383 at 30
+# and 100, 0.317 with the learned model alone, 0.349 with the template's fit alone.
 TEMPLATE_HALF = 50.0
 
 

@@ -1,11 +1,11 @@
 """The speaker-independent audio -> mouth model: what a mouth does for a sound, learned from many
 speakers (heygemd.learn trains it; models/MODEL_CARD.md says on what and how well).
 
-It reads the listen features (the per-utterance normalised log-mel, and the English phone
-decoder's viseme classes beside it; trained with the phones, held-out r is higher in Mandarin
-too, and the log-mel alone carries it where the decoder hears nothing) and answers in speaker
-units: the opening's z-score over the speaker's own speech frames. The template's own speech
-openings turn that into this person's opening (:func:`in_template_units`). A linear map (ridge
+It reads the listen-feature columns it was trained on (the shipped one: the per-utterance
+normalised log-mel alone, so Mandarin does not depend on the English phone decoder; see
+heygemd.learn.fit.FitOptions for the phones) and answers in speaker units: the opening's
+z-score over the speaker's own speech frames. The template's own speech openings turn that
+into this person's opening (:func:`in_template_units`). A linear map (ridge
 regression; numpy), whose weights ship inside the package.
 """
 
