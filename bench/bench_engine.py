@@ -140,21 +140,25 @@ def job_seconds(
     return time.perf_counter() - t0
 
 
-def own_track_as_wav(clip: Path, out: Path, gain: float = 1.0) -> Path:
-    """The clip's own sound (times ``gain``) as a 16-bit 48 kHz WAV: a job's audio is a file of
-    its own."""
+def write_wav(samples: Any, out: Path, rate: int = 48000) -> Path:
+    """float32 (C, N) samples in [-1, 1] as a 16-bit WAV at ``rate``."""
     import wave
 
     import numpy as np
 
-    track = load_audio(clip, rate=48000, mono=False) * gain  # (C, N) float32
-    pcm = (np.clip(track.T, -1.0, 1.0) * 32767).astype("<i2")
+    pcm = (np.clip(samples.T, -1.0, 1.0) * 32767).astype("<i2")
     with wave.open(str(out), "wb") as w:
         w.setnchannels(pcm.shape[1])
         w.setsampwidth(2)
-        w.setframerate(48000)
+        w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     return out
+
+
+def own_track_as_wav(clip: Path, out: Path, gain: float = 1.0) -> Path:
+    """The clip's own sound (times ``gain``) as a 16-bit 48 kHz WAV: a job's audio is a file of
+    its own."""
+    return write_wav(load_audio(clip, rate=48000, mono=False) * gain, out)
 
 
 def whole_job_seconds(pipeline: Any, clip: Path, wav: Path, out: Path) -> float:

@@ -53,6 +53,7 @@ from bench_engine import (  # noqa: E402
     own_track_as_wav,
     process_stats,
     with_others,
+    write_wav,
 )
 
 from heygemd.media.audio import load_audio  # noqa: E402
@@ -235,19 +236,10 @@ def speed_pair(tmp: Path, template: Path, output: OutputSettings, device: str) -
 
 def looped_wav(source: Path, minutes: float, out: Path) -> Path:
     """``source``'s sound repeated to ``minutes`` long, a 16-bit 48 kHz WAV."""
-    import wave
-
     track = load_audio(source, rate=48000, mono=False)
     count = int(round(minutes * 60 * 48000))
     reps = -(-count // track.shape[-1])
-    looped = np.tile(track, (1, reps))[:, :count]
-    pcm = (np.clip(looped.T, -1.0, 1.0) * 32767).astype("<i2")
-    with wave.open(str(out), "wb") as w:
-        w.setnchannels(pcm.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(48000)
-        w.writeframes(pcm.tobytes())
-    return out
+    return write_wav(np.tile(track, (1, reps))[:, :count], out)
 
 
 def memory_row(tmp: Path, minutes: float, output: OutputSettings, device: str) -> dict[str, Any]:

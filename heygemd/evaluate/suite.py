@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
@@ -15,6 +15,9 @@ import structlog
 from heygemd.engines.builtin import audio_features as af
 from heygemd.errors import ConfigError
 from heygemd.evaluate.score import ClipScore, DubScore, dubbing, self_reenactment
+
+if TYPE_CHECKING:
+    from heygemd.evaluate.crossval import Folds
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +46,7 @@ def run(
     speech: list[Path],
     out_dir: Path,
     dub_seconds: float = 6.0,
-    models: Any = None,
+    models: Folds | None = None,
 ) -> dict[str, Any]:
     """Self-reenactment on ``clips`` and dubbing of each clip by each of ``speech``.
 

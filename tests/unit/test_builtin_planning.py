@@ -127,7 +127,7 @@ def test_the_speaker_independent_model_shares_the_target_with_the_templates_fit(
     plan, metrics = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
                                    BuiltinEngineSettings(), FakeListener(loudness),
                                    _column_model(0))
-    assert metrics["template_weight"] == round(motion.template_weight(spoken, 0.0), 4)
+    assert metrics["template_weight"] == round(motion.template_weight(spoken), 4)
     assert 0.0 < metrics["template_weight"] < 1.0
     shown = analysis.opening[plan.source]
     # a model hearing the same thing as the template's fit: the mouth still follows the sound

@@ -116,7 +116,7 @@ def fit_kernel(
 TEMPLATE_HALF = 50.0
 
 
-def template_weight(speech_frames: int, reliability: float) -> float:
+def template_weight(speech_frames: int) -> float:
     """The per-template regression's share (0..1) beside the speaker-independent model."""
     return float(speech_frames / (speech_frames + TEMPLATE_HALF))
 

@@ -54,7 +54,7 @@ def drive(
         kernel = motion.fit_kernel(analysis.features[spoken], opening[spoken])
         fitted = motion.match_spread(kernel.predict(heard.features), speech, opening[spoken])
         if model is not None:
-            weight = motion.template_weight(int(spoken.sum()), reliability)
+            weight = motion.template_weight(int(spoken.sum()))
             learned = in_template_units(model.predict(heard.features), opening[spoken])
             learned = motion.match_spread(learned, speech, opening[spoken])
             fitted = weight * fitted + (1 - weight) * learned
