@@ -72,6 +72,57 @@ def test_lip_colour_follows_the_target_not_the_source_from_frame_to_frame() -> N
     assert np.abs(np.diff(np.array(means), axis=0)).max() < 1.0
 
 
+def _two_shades(image: torch.Tensor, lips: torch.Tensor, mean: tuple, spread: tuple) -> None:
+    """Paint the lip band in alternate rows mean + spread and mean - spread (in place): a
+    per-channel mean ``mean`` and std ``spread`` over the band."""
+    band = lips[0, 0] > 0
+    rows = torch.arange(band.shape[0]).reshape(-1, 1).expand_as(band)
+    centre, step = torch.tensor(mean).reshape(3, 1), torch.tensor(spread).reshape(3, 1)
+    image[0][:, band & (rows % 2 == 0)] = centre + step
+    image[0][:, band & (rows % 2 == 1)] = centre - step
+
+
+def test_a_more_saturated_and_contrasted_source_lipstick_takes_the_base_colour_and_spread() -> None:
+    """The base's lipstick in two soft shades; the source's more saturated (a* +8) and more
+    contrasted: the output lips have the base's Lab mean and spread. Given the mean alone (as the
+    shift did before), the source's contrast stays."""
+    base, source, rim, lips = _scene()
+    _two_shades(base, lips, RED_LIPS, (0.10, 0.05, 0.05))
+    _two_shades(source, lips, (0.78, 0.10, 0.16), (0.12, 0.06, 0.06))  # 1.2x the spread
+    mean, spread = compose.masked_mean_std(base, lips)
+    band = lips[0, 0] > 0
+
+    def lab_stats(image: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        pixels = compose.rgb_to_lab(image)[0][:, band]
+        return pixels.mean(dim=1).numpy(), pixels.std(dim=1).numpy()
+
+    (base_mean, base_std), (source_mean, _) = lab_stats(base), lab_stats(source)
+    assert source_mean[1] - base_mean[1] > 6  # (the scene is a trap: far redder lips)
+    out = colour.match_mouth(base, source, rim, torch.tensor([CORNER_Y]),
+                             torch.cat([mean, spread], dim=1), lips)
+    out_mean, out_std = lab_stats(out)
+    assert np.abs(out_mean - base_mean).max() < 1.0
+    assert np.abs(out_std - base_std).max() < 0.3
+    mean_only = colour.match_mouth(base, source, rim, torch.tensor([CORNER_Y]), mean, lips)
+    assert (lab_stats(mean_only)[1] - base_std).max() > 1.0
+
+
+def test_the_lip_gain_is_clamped_and_one_without_a_spread() -> None:
+    base, source, rim, lips = _scene()
+    mean = torch.tensor(RED_LIPS).reshape(1, 3, 1, 1)
+    _two_shades(source, lips, (0.66, 0.18, 0.28), (0.05, 0.05, 0.05))
+    wild = torch.cat([mean, torch.full((1, 3, 1, 1), 0.5)], dim=1)  # 10x the source's spread
+    gain, _, _ = colour.lip_transfer(wild, source, lips)
+    assert torch.allclose(gain, torch.full_like(gain, colour.MAX_LIP_GAIN))
+    flat = torch.cat([mean, torch.zeros(1, 3, 1, 1)], dim=1)
+    gain, _, _ = colour.lip_transfer(flat, source, lips)
+    assert torch.allclose(gain, torch.full_like(gain, colour.MIN_LIP_GAIN))
+    unknown = torch.cat([mean, torch.full((1, 3, 1, 1), float("nan"))], dim=1)
+    for target in (mean, unknown):
+        gain, _, shift = colour.lip_transfer(target, source, lips)
+        assert torch.equal(gain, torch.ones_like(gain)) and float(shift.abs().max()) > 0.01
+
+
 def test_unknown_target_or_tiny_band_leaves_the_lips_alone() -> None:
     base, source, rim, lips = _scene()
     unknown = torch.full((1, 3, 1, 1), float("nan"))
@@ -100,7 +151,8 @@ def test_lip_colours_are_smoothed_over_time_and_nan_without_a_face() -> None:
     usable = np.ones(n, bool)
     usable[-1] = False
     out = colour.lip_colours(crops, landmarks, np.zeros((n, 2), np.int32), usable, fps=25.0)
-    assert out.shape == (n, 3)
+    assert out.shape == (n, 6)
+    assert np.abs(out[:-1, 3:]).max() < 1e-6  # one level over each frame's lips: no spread
     raw_steps = np.abs(np.diff(level[:-1] / 255.0)).mean()
     assert np.abs(np.diff(out[:-1, 0])).mean() < 0.6 * raw_steps
     assert np.abs(out[:-1, 0] - level[:-1] / 255.0).max() < 6 / 255

@@ -1,16 +1,19 @@
 """Colour of a transplanted mouth: the base frame's skin light and the base frame's own lips.
 
-Two shifts, both measured on pixels that show the same thing in the base and the warped source:
+Two corrections, both measured on pixels that show the same thing in the base and the warped source:
 
 * skin: the per-channel median of (base - source) over the mask rim *above the mouth corners*
   (under the nose, the cheeks: anchored vertices, so both show the same skin). The rim below the
   mouth follows the jaw, and when base and source open the mouth differently it holds chin in
   one and neck, shadow or background in the other: a mean over the whole rim swings by 20-30
   levels between neighbouring frames with the same source (th05: pale pink, then mauve lips).
-* lips: the mean of the base frame's own lip band minus the (skin-shifted) source's, applied
-  under a soft band around the transplanted lips. Templates do not hold one lip colour (th05's
-  lipstick spans b* 9-14, a* 33-40 over the clip); taking the base's keeps the output's lip
-  colour on the base walk, which is continuous, whatever source frames are chosen.
+* lips: the source's (skin-shifted) lip band is given the mean and, per channel, the spread of
+  the base frame's own lip band (a gain about the mean), under a soft band around the
+  transplanted lips. Templates do not hold one lip colour (th05's lipstick spans b* 9-14, a*
+  33-40 over the clip); taking the base's keeps the output's lip colour on the base walk, which
+  is continuous, whatever source frames are chosen. A mean shift alone keeps the contrast of an
+  open source mouth's band (the shadow at the lips' inner edge): on th05 such lips came out up
+  to 4.5 a* off the base's.
 
 Pure torch on batches: images float (B, 3, H, W) in [0, 1], masks float (B, 1, H, W).
 """
@@ -26,9 +29,15 @@ from heygemd.faces import landmarks as lm
 MIN_RIM_PIXELS = 32  # fewer usable rim pixels above the mouth: the whole rim is used
 MIN_LIP_PIXELS = 24  # fewer lip pixels in base or source: no lip correction
 MAX_LIP_SHIFT = 0.1  # per channel (0..1): bad landmarks cannot paint the lips a wild colour
+# The lip band's spread is scaled by no less / no more than these. 0.8-1.25: th05 under
+# Mandarin news (the lipstick test) keeps its lips within a*/b* 3.5 of the base's (4.5 with the
+# mean shift alone, 3.5 with 0.67-1.5 too); the base/source spread ratio there spans 0.7-1.5.
+MIN_LIP_GAIN = 0.8
+MAX_LIP_GAIN = 1.25
 LIP_SOFTNESS = 0.006  # lip weight blur sigma, share of the crop side
 # The per-frame lip mean of a template jitters by 2-3 levels of a* between neighbouring frames
-# (thin lips of an open mouth, landmark jitter): the lip target is smoothed over this long.
+# (thin lips of an open mouth, landmark jitter): the lip target (mean and spread) is smoothed
+# over this long.
 LIP_SMOOTH_SECONDS = 0.08
 
 
@@ -58,30 +67,51 @@ def skin_shift(base: Any, source: Any, rim: Any, corner_y: Any) -> Any:
 def lip_shift(target: Any, source: Any, source_lips: Any) -> Any:
     """Per-channel shift (B, 3, 1, 1) giving the source's lip band the ``target`` mean colour.
 
-    target: (B, 3, 1, 1), NaN where unknown; source_lips: (B, 1, H, W) lip band of ``source``.
-    Zero where the target is unknown or the band too small to trust; within +-MAX_LIP_SHIFT.
+    target: (B, 3, 1, 1) (or (B, 6, 1, 1), mean then spread: the spread is not read), NaN where
+    unknown; source_lips: (B, 1, H, W) lip band of ``source``. Zero where the target is unknown
+    or the band too small to trust; within +-MAX_LIP_SHIFT.
+    """
+    return lip_transfer(target, source, source_lips)[2]
+
+
+def lip_transfer(target: Any, source: Any, source_lips: Any) -> tuple[Any, Any, Any]:
+    """(gain, source mean, shift), three (B, 3, 1, 1): ``mean + shift + gain * (x - mean)`` gives
+    the source's lip band (source_lips (B, 1, H, W)) the ``target`` colour.
+
+    target: (B, 3, 1, 1) mean RGB, or (B, 6, 1, 1) mean then per-channel spread (std) RGB; NaN
+    where unknown. The gain (target spread / source spread) is within [MIN_LIP_GAIN,
+    MAX_LIP_GAIN], the shift within +-MAX_LIP_SHIFT; gain 1 and shift 0 where the target is
+    unknown or the band holds under MIN_LIP_PIXELS pixels (gain 1 too for a mean-only target).
     """
     import torch
 
     from heygemd.engines import compose
 
-    source_mean, _ = compose.masked_mean_std(source, source_lips)
-    known = torch.isfinite(target).all(dim=1, keepdim=True)
+    source_mean, source_std = compose.masked_mean_std(source, source_lips)
     enough = source_lips.sum(dim=(2, 3), keepdim=True) >= MIN_LIP_PIXELS
-    shift = (torch.nan_to_num(target) - source_mean).clamp(-MAX_LIP_SHIFT, MAX_LIP_SHIFT)
-    return shift * (known & enough).float()
+    mean = target[:, :3]
+    known = (torch.isfinite(mean).all(dim=1, keepdim=True) & enough).float()
+    shift = (torch.nan_to_num(mean) - source_mean).clamp(-MAX_LIP_SHIFT, MAX_LIP_SHIFT) * known
+    gain = torch.ones_like(source_std)
+    if target.shape[1] == 6:
+        spread = target[:, 3:]
+        ratio = torch.nan_to_num(spread, nan=1.0) / source_std.clamp(min=1e-3)
+        usable = known * torch.isfinite(spread).all(dim=1, keepdim=True).float()
+        gain = 1.0 + (ratio.clamp(MIN_LIP_GAIN, MAX_LIP_GAIN) - 1.0) * usable
+    return gain, source_mean, shift
 
 
 def match_mouth(base: Any, source: Any, rim: Any, corner_y: Any, lip_target: Any,
                 source_lips: Any) -> Any:
     """The warped ``source`` (B, 3, H, W) recoloured for ``base``: the skin shift everywhere,
-    and the lips taken to ``lip_target`` (B, 3, 1, 1) under a soft band round the source's lips
-    (source_lips (B, 1, H, W))."""
+    and the lips taken to ``lip_target`` ((B, 3, 1, 1) mean, or (B, 6, 1, 1) mean and spread:
+    lip_transfer) under a soft band round the source's lips (source_lips (B, 1, H, W))."""
     shifted = source + skin_shift(base, source, rim, corner_y)
-    lips = lip_shift(lip_target, shifted, source_lips)
+    gain, mean, shift = lip_transfer(lip_target, shifted, source_lips)
     side = float(max(source.shape[-2:]))
     weight = (2.0 * soft_band(source_lips, LIP_SOFTNESS * side)).clamp_(0.0, 1.0)
-    return shifted.add_(weight * lips).clamp_(0.0, 1.0)  # in place: the same sums
+    change = (shifted - mean).mul_(gain - 1.0).add_(shift)
+    return shifted.add_(change.mul_(weight)).clamp_(0.0, 1.0)  # in place: the same sums
 
 
 def soft_band(masks: Any, sigma_px: float) -> Any:
@@ -113,14 +143,15 @@ def soft_band(masks: Any, sigma_px: float) -> Any:
 
 def lip_colours(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
                 usable: np.ndarray, fps: float) -> np.ndarray:
-    """float32 (N, 3) in 0..1: each template frame's mean lip colour (RGB), smoothed over time
-    (Gaussian, LIP_SMOOTH_SECONDS); NaN where no usable frame is near.
+    """float32 (N, 6) in 0..1: each template frame's lip colour, the mean RGB (columns 0-2) and
+    per-channel spread (std, columns 3-5) of its lip band, both smoothed over time (Gaussian,
+    LIP_SMOOTH_SECONDS); NaN where no usable frame is near.
 
     crops: uint8 (N, S, S, 3) (memory-mapped; only each lip box is read); landmarks (N, 478, 3)
     and origins (N, 2) in frame pixels; usable: bool (N,).
     """
     n = len(usable)
-    raw = np.zeros((n, 3))
+    raw = np.zeros((n, 6))
     weight = np.zeros(n)
     side = crops.shape[1]
     for i in np.flatnonzero(usable):
@@ -133,7 +164,8 @@ def lip_colours(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
         corner = np.array([x0, y0])
         band = lip_bands([(outer - corner, inner - corner)], y1 - y0, x1 - x0)[0, 0] > 0
         if band.sum() >= MIN_LIP_PIXELS:
-            raw[i] = np.asarray(crops[i, y0:y1, x0:x1], np.float64)[band].mean(axis=0) / 255.0
+            pixels = np.asarray(crops[i, y0:y1, x0:x1], np.float64)[band] / 255.0
+            raw[i, :3], raw[i, 3:] = pixels.mean(axis=0), pixels.std(axis=0)
             weight[i] = 1.0
     from scipy.ndimage import gaussian_filter1d
 

@@ -220,7 +220,7 @@ class BuiltinEngine:
 
 
 def _render_constants(analysis: TemplateAnalysis) -> tuple[np.ndarray, np.ndarray]:
-    """(triangles (K, 3) of the mouth mesh, lip colour float32 (N, 3) of each template frame):
+    """(triangles (K, 3) of the mouth mesh, lip colour float32 (N, 6) of each template frame):
     what every batch's transplant uses besides the plan."""
     ref = analysis.landmarks[int(np.flatnonzero(analysis.usable)[0])] if analysis.usable.any() \
         else None

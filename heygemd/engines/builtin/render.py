@@ -117,7 +117,7 @@ def transplant(
     """Replace the lower face of each base frame with its source frame's mouth.
 
     frames: B base frames uint8 (H, W, 3) (modified copies are returned); plan_rows: B pairs
-    (base index, source index) into the analysis; lip_colours: float32 (N, 3) each template
+    (base index, source index) into the analysis; lip_colours: float32 (N, 6) each template
     frame's lip colour (colour.lip_colours): the transplanted lips take their base frame's.
     """
     import torch
@@ -153,7 +153,7 @@ def transplant(
          for tv in targets], h, w)).to(device)
     lip_target = torch.from_numpy(lip_colours[[b for b, _ in plan_rows]]).to(device)
     matched = colour.match_mouth(base_t, source_t, rim, corner_y,
-                                 lip_target.reshape(-1, 3, 1, 1), source_lips)
+                                 lip_target.reshape(len(plan_rows), -1, 1, 1), source_lips)
     out = compose.blend(base_t, matched, alpha)
     windows = out.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
     result = []
