@@ -25,9 +25,10 @@ def card_text(pool: list[ClipData], options: FitOptions, scores: dict[str, float
         "What a mouth does for a sound, learned from many speakers: per video frame, the mouth",
         "opening (inner-lip gap / inter-ocular distance, as a z-score over the speaker's own",
         "speech frames) from the per-utterance normalised log-mel of +-4 frames around it",
-        "and the English phone decoder's viseme classes beside it (the log-mel carries it" if
-        options.phones else "(no phones).",
-        "where the decoder hears nothing, as in Mandarin)." if options.phones else "",
+        *(["and the English phone decoder's viseme classes beside it (the log-mel carries it",
+           "where the decoder hears nothing, as in Mandarin)."] if options.phones
+          else ["(no phones)."]),
+        "",
         "The builtin engine averages it with each template's own regression",
         "(heygemd/engines/builtin/planning.py).",
         "",
