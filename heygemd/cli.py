@@ -26,9 +26,11 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 def build_pipeline(settings: Settings):  # type: ignore[no-untyped-def]  # -> Pipeline
     """The real pipeline with the configured engine (imports the heavy modules)."""
+    from heygemd import allocator
     from heygemd.engines.base import create_engine, resolve_device
     from heygemd.pipeline import Pipeline
 
+    allocator.for_frames()
     device = resolve_device(settings.engine.device)
     engine = create_engine(settings.engine, settings.faces, settings.paths, device)
     return Pipeline.from_settings(settings, engine)

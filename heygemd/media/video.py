@@ -345,6 +345,37 @@ def read_frames(
     return found
 
 
+# Frames held while a range is walked backwards are kept as the decoder gave them, in 8-bit
+# 4:2:0 (half the bytes of RGB); other formats are converted to it as they are held.
+HELD_FORMATS = ("yuv420p", "yuvj420p", "nv12")
+HELD_BYTES_PER_PIXEL = 1.5
+
+
+def read_range_backwards(
+    path: Path, start: int, stop: int, *, info: MediaInfo | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(CFR index, upright RGB uint8 frame) for stop - 1 down to start, numbered as
+    :func:`read_range` numbers them (fewer past the end). The range is decoded forwards from the
+    keyframe before ``start`` and held in 8-bit 4:2:0 (``HELD_BYTES_PER_PIXEL`` per pixel), each
+    frame turned to RGB only as it is given: the caller sizes ranges by that."""
+    with VideoReader(path, info=info) as reader:
+        held: list[tuple[int, Any]] = []
+        for index, frame in reader.iter_raw_from(start):
+            if index >= stop:
+                break
+            if frame.format.name not in HELD_FORMATS:
+                frame = frame.reformat(format="yuv420p")
+            held.append((index, frame))
+        last_raw: Any = None
+        last_rgb: np.ndarray | None = None
+        while held:
+            index, frame = held.pop()  # given back to the pool as it is turned to RGB
+            if frame is not last_raw:
+                last_raw, last_rgb = frame, reader.to_rgb(frame)
+            assert last_rgb is not None
+            yield index, last_rgb
+
+
 def read_range(
     path: Path,
     start: int,

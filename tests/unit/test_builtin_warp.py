@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from heygemd.engines.builtin import mesh, render, warp
@@ -184,3 +185,23 @@ def test_base_frames_come_from_held_frames_in_pingpong_order(tmp_path: Path) -> 
     frames = list(render.base_frames(missing, order, 48, decoded=held))
     assert [int(f[0, 0, 0]) for f in frames] == order.tolist()
     assert frames[5] is held[3]  # no copies: the render copies what it changes
+
+
+def test_base_frames_walk_a_video_back_in_chunks_as_it_was_forward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoded (not held) frames in ping-pong order, the backward runs in chunks of 4 frames
+    (a budget of 4 held 4:2:0 frames), each frame as sequential decoding gives it; indices past
+    the end show the last frame."""
+    from heygemd.media.video import HELD_BYTES_PER_PIXEL, VideoReader
+    from tests.mediagen import make_video
+
+    path = make_video(tmp_path / "walk.mp4", seconds=1.0, fps=25, audio=False)
+    with VideoReader(path) as reader:
+        decoded = list(reader)
+    monkeypatch.setattr(render, "REVERSE_BUDGET_BYTES", int(4 * 64 * 48 * HELD_BYTES_PER_PIXEL))
+    order = np.array([*range(0, 25), 26, 25, *range(24, -1, -1), *range(1, 11)])
+    frames = list(render.base_frames(path, order, 64 * 48 * 3))
+    assert len(frames) == len(order)
+    for index, frame in zip(order, frames, strict=True):
+        assert np.array_equal(frame, decoded[min(int(index), len(decoded) - 1)]), int(index)

@@ -24,6 +24,7 @@ from heygemd.media.video import (
     frames_for,
     read_frames,
     read_range,
+    read_range_backwards,
     scaled_size,
     upright,
 )
@@ -175,7 +176,7 @@ def test_read_frames_matches_iteration(tmp_path: Path) -> None:
 
 
 def _keyframed(path: Path, *, seconds: float, gop: int, vfr: bool = False,
-               rotation: int = 0) -> Path:
+               rotation: int = 0, pix_fmt: str = "yuv420p") -> Path:
     """The moving pattern at 25 fps, 64x48, with a keyframe every ``gop`` frames (mediagen's
     files have one keyframe, where every seek lands on frame 0). vfr: mediagen's alternating
     0.6 / 1.4 frame gaps in a 1/1000 s time base."""
@@ -188,7 +189,7 @@ def _keyframed(path: Path, *, seconds: float, gop: int, vfr: bool = False,
     times = np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
     with av.open(str(path), mode="w", format=FORMATS.get(path.suffix)) as container:
         stream: Any = container.add_stream(VIDEO_CODECS[path.suffix][0], rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
         stream.codec_context.gop_size = gop
         time_base = Fraction(1, 1000) if vfr else Fraction(1, 25)
         stream.codec_context.time_base = time_base
@@ -246,6 +247,26 @@ def test_read_range_keeps_rotation_and_scale(tmp_path: Path) -> None:
     frames = _sequential(path, scale=0.5)
     assert frames[0].shape == (32, 24, 3)
     _assert_range_matches(path, frames, 21, 30, scale=0.5)
+
+
+def test_read_range_backwards_gives_the_forward_frames_in_reverse(tmp_path: Path) -> None:
+    path = _keyframed(tmp_path / "b.mp4", seconds=3.0, gop=12, rotation=90)
+    frames = _sequential(path)
+    for start, stop in ((0, 9), (13, 40), (70, 200)):  # the last one runs past the end
+        got = list(read_range_backwards(path, start, stop))
+        assert [i for i, _ in got] == list(range(min(stop, len(frames)) - 1, start - 1, -1))
+        for i, frame in got:
+            assert np.array_equal(frame, frames[i]), f"frame {i} (from {start})"
+    assert list(read_range_backwards(path, 80, 90)) == []
+
+
+def test_read_range_backwards_holds_other_formats_as_4_2_0(tmp_path: Path) -> None:
+    """A 4:4:4 source is held as 4:2:0: the same frames but for the chroma's finer detail."""
+    path = _keyframed(tmp_path / "full.mkv", seconds=1.0, gop=8, pix_fmt="yuv444p")
+    frames = _sequential(path)
+    got = list(read_range_backwards(path, 3, 20))
+    assert [i for i, _ in got] == list(range(19, 2, -1))
+    assert all(_diff(frame, frames[i]) < 6 for i, frame in got)
 
 
 def test_reader_frames_from_the_middle_repeat_over_gaps(tmp_path: Path) -> None:

@@ -40,6 +40,10 @@ PROGRESS_SECONDS = 0.5
 # worker starts when the plan is made: while the pipeline waits for the frame pass's verdict,
 # the first batches are already being made.
 PREFETCH_BATCHES = 1
+# A batch holds at most this many bytes of full frames (and as many again of their copies):
+# batch_size frames at 512x512, fewer at 1080p (7 of 1080x1920), so that the frames in flight
+# between decoder and encoder do not grow with the picture.
+BATCH_BYTES = 48 * 1024 * 1024
 
 
 class BuiltinEngine:
@@ -183,8 +187,10 @@ class BuiltinEngine:
         lips: np.ndarray,
         decoded: list[np.ndarray] | None = None,
     ) -> Iterator[list[np.ndarray]]:
-        """The output frames in batches of ``batch_size``, base frames with their mouths."""
+        """The output frames in batches of ``batch_size`` (fewer where that would pass
+        BATCH_BYTES), base frames with their mouths."""
         frame_bytes = analysis.width * analysis.height * 3
+        size = max(1, min(self.cfg.batch_size, BATCH_BYTES // frame_bytes))
         count = len(plan.base)
         batch: list[np.ndarray] = []
         rows: list[int] = []
@@ -195,7 +201,7 @@ class BuiltinEngine:
                 break
             batch.append(frame)
             rows.append(t)
-            if len(batch) >= self.cfg.batch_size or t == count - 1:
+            if len(batch) >= size or t == count - 1:
                 yield list(self._flush(batch, rows, plan, analysis, triangles, lips))
                 batch, rows = [], []
 

@@ -2,7 +2,8 @@
 
 Frames flow decode -> transplant (batched, torch) -> the caller's encoder; nothing holds the
 whole video. Walking the template backwards decodes it in chunks that fit a memory budget, each
-from the keyframe before it (a seek), not from the start.
+from the keyframe before it (a seek), not from the start, and holds a chunk's frames in the
+decoder's 4:2:0 form (half the bytes of RGB) until each is given.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import numpy as np
 from heygemd.engines.builtin import colour, mesh, warp
 from heygemd.engines.builtin.analysis import TemplateAnalysis
 from heygemd.media.types import MediaInfo
+from heygemd.media.video import HELD_BYTES_PER_PIXEL
 
-REVERSE_BUDGET_BYTES = 512 * 1024 * 1024  # frames held at once while walking backwards
+REVERSE_BUDGET_BYTES = 256 * 1024 * 1024  # decoded frames held at once while walking backwards
 FEATHER = 0.035  # mask edge softness, share of the crop side
 FEATHER_STEP = 4  # the feathering blur runs on a grid this many times coarser
 
@@ -62,6 +64,26 @@ def _decode_range(
             yield missing, final
 
 
+def _decode_backwards(
+    path: Path, first: int, last: int, info: MediaInfo | None = None
+) -> Iterator[np.ndarray]:
+    """Frames last..first, in that order (see video.read_range_backwards); the video's last
+    frame stands for those past its end."""
+    from heygemd.media.video import read_range_backwards
+
+    frames = read_range_backwards(path, first, last + 1, info=info)
+    top = next(frames, None)
+    present = top[0] if top is not None else first - 1
+    if present < last:
+        final = _last_frame(path, info)
+        for _ in range(present + 1, last + 1):
+            yield final
+    if top is not None:
+        yield top[1]
+        for _, frame in frames:
+            yield frame
+
+
 def _last_frame(path: Path, info: MediaInfo | None = None) -> np.ndarray:
     """The video's last frame: seeking near the end (the frame count is an estimate), else
     decoding it all."""
@@ -92,7 +114,8 @@ def base_frames(
         for index in order:
             yield decoded[int(index)]
         return
-    chunk = max(1, REVERSE_BUDGET_BYTES // max(frame_bytes, 1))
+    held_bytes = frame_bytes / 3 * HELD_BYTES_PER_PIXEL  # RGB frame -> its held 4:2:0 form
+    chunk = max(1, int(REVERSE_BUDGET_BYTES // max(held_bytes, 1)))
     for start, stop, step in runs(order):
         if step > 0:
             for _, frame in _decode_range(path, start, stop, info):
@@ -101,8 +124,7 @@ def base_frames(
         top = start
         while top >= stop:
             low = max(stop, top - chunk + 1)
-            held = [frame for _, frame in _decode_range(path, low, top, info)]
-            yield from reversed(held)
+            yield from _decode_backwards(path, low, top, info)
             top = low - 1
 
 
