@@ -76,6 +76,31 @@ def test_a_lost_worker_is_replaced_by_hearing_here(
     assert hearing._worker.process.pid != process.pid
 
 
+def test_a_launched_worker_boots_while_the_caller_works(
+    speech: np.ndarray, here: Heard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """launch() returns before the worker is ready (nothing is asked of it until start() has
+    waited for it); start() then waits. A worker that never says it is ready is given up:
+    tracks are heard here."""
+    hearing = Hearing(Listener(remember=0))
+    t0 = time.monotonic()
+    hearing.launch()
+    assert time.monotonic() - t0 < 1.0 and not hearing.has_worker
+    hearing.start()
+    assert hearing.has_worker
+    hearing.ask(speech, FPS, 100)
+    assert_same(hearing.hear(speech, FPS, 100), here)
+    hearing.close()
+
+    monkeypatch.setattr(hearing_module, "START_SECONDS", 0.0)  # no worker is ready that soon
+    slow = Hearing(Listener(remember=0))
+    slow.start()
+    assert not slow.has_worker
+    slow.ask(speech, FPS, 100)
+    assert_same(slow.hear(speech, FPS, 100), here)
+    slow.close()
+
+
 def test_the_worker_ignores_stop_signals_and_ends_with_its_socket(hearing: Hearing) -> None:
     assert hearing._worker is not None
     process = hearing._worker.process

@@ -74,9 +74,9 @@ class BuiltinEngine:
     def prepare(self) -> None:
         from heygemd.faces.analyze import FaceAnalyzer
 
+        self._hearing.launch()  # the worker boots while this process builds its own parts
         if self._analyzer is None:
             self._analyzer = FaceAnalyzer(self.ctx.faces, tracking=True)
-        self._hearing.start()  # loads the listener too
         if self.mouth_model is None and self.cfg.speaker_model:
             self.mouth_model = mouthmodel.shipped()
         if not self._audio_ready:
@@ -84,6 +84,7 @@ class BuiltinEngine:
             # not inside the first job
             af.log_mel(np.zeros(af.N_FFT, dtype=np.float32))
             self._audio_ready = True
+        self._hearing.start()  # loads the listener too, then waits for the worker
 
     def problems(self) -> list[str]:
         """Missing bundled models (pocketsphinx, silero-vad) or an unwritable cache folder."""

@@ -80,23 +80,36 @@ class Hearing:
         self._worker: _Worker | None = None
         self._waiting: Callable[[], None] = _no_report
 
-    def start(self) -> None:
-        """Start the worker (once; again after it was lost) and wait until it is ready. Loads
-        the in-process listener too: it answers when the worker cannot."""
-        self.listener.load()
+    def launch(self) -> None:
+        """Start the worker process (once; again after it was lost) without waiting for it: it
+        boots (~4 s: torch, silero, pocketsphinx, librosa) while the caller builds its own
+        parts; :meth:`start` waits for it."""
         if not self.use_worker or (self._worker is not None and self._worker.alive):
             return
         if self._worker is not None:
             self._worker.close()
         try:
-            self._worker = _Worker.start()
+            self._worker = _Worker.launch()
+        except WorkerLost as err:
+            log.warning("hearing.worker_unavailable", error=str(err))
+            self._worker = None
+
+    def start(self) -> None:
+        """:meth:`launch`, load the in-process listener (it answers when the worker cannot),
+        then wait until the worker is ready."""
+        self.launch()
+        self.listener.load()
+        if self._worker is None or self._worker.ready:
+            return
+        try:
+            self._worker.wait_ready()
         except WorkerLost as err:
             log.warning("hearing.worker_unavailable", error=str(err))
             self._worker = None
 
     @property
     def has_worker(self) -> bool:
-        return self._worker is not None and self._worker.alive
+        return self._worker is not None and self._worker.alive and self._worker.ready
 
     def ask(self, audio: np.ndarray, fps: float, count: int) -> None:
         """Start hearing ``audio`` (float32 (N,) 16 kHz) for ``count`` frames at ``fps`` now, in
@@ -173,11 +186,14 @@ class _Worker:
         self.sock = sock
         self.conn = Connection(os.dup(sock.fileno()))
         self.alive = True
+        self.ready = False  # it said it hears as this process does (wait_ready)
+        self._launched = time.monotonic()
         self._talk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="builtin-hearing")
         self._lock = threading.Lock()
 
     @classmethod
-    def start(cls) -> _Worker:
+    def launch(cls) -> _Worker:
+        """The worker process, started; not yet ready (:meth:`wait_ready`)."""
         ours, theirs = socket.socketpair()
         root = str(Path(__file__).resolve().parents[3])  # the heygemd package's parent
         env = dict(os.environ)
@@ -185,7 +201,6 @@ class _Worker:
         code = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
                 "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
                 "from heygemd.engines.builtin.hearing import serve; serve()")
-        t0 = time.monotonic()
         try:
             process = subprocess.Popen(
                 [sys.executable, "-c", code, str(theirs.fileno())], pass_fds=[theirs.fileno()],
@@ -197,19 +212,23 @@ class _Worker:
             raise WorkerLost(f"cannot start the hearing worker: {err}") from err
         finally:
             theirs.close()
-        worker = cls(process, ours)
+        return cls(process, ours)
+
+    def wait_ready(self) -> None:
+        """Wait (START_SECONDS at most) for the worker to say it is ready and hears with the
+        same features as this process; WorkerLost (the worker closed) when it does not."""
         try:
-            if not worker.conn.poll(START_SECONDS):
+            if not self.conn.poll(max(0.0, START_SECONDS - (time.monotonic() - self._launched))):
                 raise WorkerLost(f"no answer from the hearing worker in {START_SECONDS:.0f} s")
-            kind, signature = worker.conn.recv()
+            kind, signature = self.conn.recv()
             if kind != "ready" or signature != feature_signature():
                 raise WorkerLost(f"the hearing worker hears otherwise ({kind}, {signature})")
         except (EOFError, OSError, WorkerLost) as err:
-            worker.close()
+            self.close()
             raise WorkerLost(str(err)) from err
-        log.info("hearing.worker_ready", pid=process.pid,
-                 duration_ms=round((time.monotonic() - t0) * 1000, 1))
-        return worker
+        self.ready = True
+        log.info("hearing.worker_ready", pid=self.process.pid,
+                 duration_ms=round((time.monotonic() - self._launched) * 1000, 1))
 
     def submit(self, audio: np.ndarray, fps: float, count: int) -> Future[Heard]:
         """Hear ``audio`` in the worker; the speech probabilities this process remembers of it
