@@ -12,7 +12,8 @@ Both the process's wall time (what `heygemd once` makes a user wait, its start-u
 and the job's own time (report.json: started_at -> finished_at) are divided by the plain time.
 memory: th10 driven by en02 (60 s) looped to each of --minutes, one `heygemd once` each; the
 peak RSS of the heygemd process (its ru_maxrss) and of its process tree (sampled every 0.2 s:
-the engine's hearing worker is a process of its own). Flat in length means the job streams.
+the engine's hearing worker is a process of its own), and the tree's peak PSS (the libraries
+both processes map counted once). Flat in length means the job streams.
 minute (on a GPU machine: bench/gpu_check.sh): th10 driven by en02, one minute of 1080x1920
 output, cold and warm `heygemd once` with ``--engine`` (builtin, or wav2lip with a randomly
 initialised generator saved as the operator's checkpoint: the same cost as real weights);
@@ -115,6 +116,20 @@ def tree_rss_mb(pid: int) -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def tree_pss_mb(pid: int) -> float:
+    """Proportional resident memory of ``pid`` and its descendants, MB: pages shared between
+    them (the libraries both map: torch, numpy) counted once in all, as the kernel's Pss does."""
+    stats = process_stats()
+    total = 0
+    for p in [pid, *descendants(pid, stats)]:
+        try:
+            with open(f"/proc/{p}/smaps_rollup", encoding="ascii") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
 def run_once(config: Path, job: str, files: dict[str, Path]) -> dict[str, Any]:
     """Put one job (``files``: name in the job folder -> source) in the inbox and run
     `heygemd once` on it: wall seconds, the job's own seconds, peak RSS (process, tree), and
@@ -126,7 +141,7 @@ def run_once(config: Path, job: str, files: dict[str, Path]) -> dict[str, Any]:
         shutil.copyfile(source, folder / name)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    peak_tree = 0.0
+    peak_tree = peak_pss = 0.0
     timeline: list[tuple[float, float]] = []  # (seconds since start, tree RSS MB) every 10 s
     t0 = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "heygemd", "--config", str(config), "once"],
@@ -134,15 +149,16 @@ def run_once(config: Path, job: str, files: dict[str, Path]) -> dict[str, Any]:
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak_tree
+        nonlocal peak_tree, peak_pss
         while not done.wait(0.2):
             now = tree_rss_mb(child.pid)
             peak_tree = max(peak_tree, now)
+            peak_pss = max(peak_pss, tree_pss_mb(child.pid))
             seconds = time.perf_counter() - t0
             if not timeline or seconds - timeline[-1][0] >= 10:
                 timeline.append((round(seconds, 1), round(now, 1)))
                 print(f"  {job}: {seconds:6.0f} s  tree RSS {now:7.1f} MB  peak "
-                      f"{peak_tree:7.1f} MB", flush=True)
+                      f"{peak_tree:7.1f} MB, tree PSS peak {peak_pss:7.1f} MB", flush=True)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -161,6 +177,7 @@ def run_once(config: Path, job: str, files: dict[str, Path]) -> dict[str, Any]:
     return {
         "wall_s": round(wall, 2), "job_s": round((finished - started).total_seconds(), 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "peak_tree_rss_mb": round(peak_tree, 1),
+        "peak_tree_pss_mb": round(peak_pss, 1),
         "exit": child.returncode, "encoder": video.get("encoder", {}),
         "stages_ms": video.get("timings_ms", {}), "metrics": video.get("metrics", {}),
         "frames": video.get("metrics", {}).get("frames"), "rss_timeline": timeline,
@@ -253,6 +270,7 @@ def memory_row(tmp: Path, minutes: float, output: OutputSettings, device: str) -
     row = {"minutes": minutes, "clip": TH10.name, "audio": f"{EN02.name} looped",
            "frames": result["frames"], "wall_s": result["wall_s"], "job_s": result["job_s"],
            "peak_rss_mb": result["peak_rss_mb"], "peak_tree_rss_mb": result["peak_tree_rss_mb"],
+           "peak_tree_pss_mb": result["peak_tree_pss_mb"],
            "encoder": result["encoder"], "others_cpu_s": others,
            "rss_timeline": result["rss_timeline"]}
     print(json.dumps(row), flush=True)
