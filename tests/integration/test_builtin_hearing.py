@@ -39,6 +39,7 @@ def here(speech: np.ndarray) -> Heard:
 def hearing() -> Iterator[Hearing]:
     hearing = Hearing(Listener(remember=0))
     hearing.start()
+    assert hearing.wait_ready()  # its signal handlers are in place
     yield hearing
     hearing.close()
 
@@ -76,28 +77,29 @@ def test_a_lost_worker_is_replaced_by_hearing_here(
     assert hearing._worker.process.pid != process.pid
 
 
-def test_a_launched_worker_boots_while_the_caller_works(
+def test_a_started_worker_boots_while_the_caller_works(
     speech: np.ndarray, here: Heard, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """launch() returns before the worker is ready (nothing is asked of it until start() has
-    waited for it); start() then waits. A worker that never says it is ready is given up:
-    tracks are heard here."""
+    """start() returns before the worker is ready; the first track asked waits for it. A
+    worker that never says it is ready is given up: tracks are heard here."""
     hearing = Hearing(Listener(remember=0))
     t0 = time.monotonic()
-    hearing.launch()
-    assert time.monotonic() - t0 < 1.0 and not hearing.has_worker
     hearing.start()
-    assert hearing.has_worker
+    assert time.monotonic() - t0 < 3.0 and hearing.has_worker
+    assert hearing._worker is not None and not hearing._worker.ready
     hearing.ask(speech, FPS, 100)
     assert_same(hearing.hear(speech, FPS, 100), here)
+    assert hearing.has_worker and hearing._worker.ready
     hearing.close()
 
     monkeypatch.setattr(hearing_module, "START_SECONDS", 0.0)  # no worker is ready that soon
     slow = Hearing(Listener(remember=0))
     slow.start()
-    assert not slow.has_worker
     slow.ask(speech, FPS, 100)
     assert_same(slow.hear(speech, FPS, 100), here)
+    assert not slow.has_worker
+    slow.start()  # the engine's next prepare() launches another
+    assert slow.has_worker
     slow.close()
 
 

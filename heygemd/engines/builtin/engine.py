@@ -74,17 +74,18 @@ class BuiltinEngine:
     def prepare(self) -> None:
         from heygemd.faces.analyze import FaceAnalyzer
 
-        self._hearing.launch()  # the worker boots while this process builds its own parts
+        # the worker boots (~4 s) while this process builds its own parts and takes its first
+        # job: the first track asked of it waits until it is ready
+        self._hearing.start()
         if self._analyzer is None:
             self._analyzer = FaceAnalyzer(self.ctx.faces, tracking=True)
         if self.mouth_model is None and self.cfg.speaker_model:
             self.mouth_model = mouthmodel.shipped()
-        if not self._audio_ready:
-            # the first log-mel imports librosa and compiles its kernels (~1.4 s): at startup,
-            # not inside the first job
+        if not self._audio_ready and not self._hearing.has_worker:
+            # tracks are heard here: the first log-mel imports librosa and compiles its kernels
+            # (~1.4 s), at startup, not inside the first job
             af.log_mel(np.zeros(af.N_FFT, dtype=np.float32))
             self._audio_ready = True
-        self._hearing.start()  # loads the listener too, then waits for the worker
 
     def problems(self) -> list[str]:
         """Missing bundled models (pocketsphinx, silero-vad) or an unwritable cache folder."""

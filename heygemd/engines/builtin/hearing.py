@@ -82,8 +82,8 @@ class Hearing:
 
     def launch(self) -> None:
         """Start the worker process (once; again after it was lost) without waiting for it: it
-        boots (~4 s: torch, silero, pocketsphinx, librosa) while the caller builds its own
-        parts; :meth:`start` waits for it."""
+        boots (~4 s: torch, silero, pocketsphinx, librosa) while this process goes on; the
+        first track asked of it waits until it is ready."""
         if not self.use_worker or (self._worker is not None and self._worker.alive):
             return
         if self._worker is not None:
@@ -95,21 +95,27 @@ class Hearing:
             self._worker = None
 
     def start(self) -> None:
-        """:meth:`launch`, load the in-process listener (it answers when the worker cannot),
-        then wait until the worker is ready."""
+        """:meth:`launch`, and load the in-process listener (it answers when the worker
+        cannot)."""
         self.launch()
         self.listener.load()
-        if self._worker is None or self._worker.ready:
-            return
+
+    def wait_ready(self) -> bool:
+        """Wait until the worker is ready (a track asked waits for this anyway); False when
+        there is none or it never became ready (tracks are heard here)."""
+        if self._worker is None:
+            return False
         try:
             self._worker.wait_ready()
         except WorkerLost as err:
             log.warning("hearing.worker_unavailable", error=str(err))
-            self._worker = None
+            return False
+        return True
 
     @property
     def has_worker(self) -> bool:
-        return self._worker is not None and self._worker.alive and self._worker.ready
+        """A worker is running or booting (not known to be lost)."""
+        return self._worker is not None and self._worker.alive
 
     def ask(self, audio: np.ndarray, fps: float, count: int) -> None:
         """Start hearing ``audio`` (float32 (N,) 16 kHz) for ``count`` frames at ``fps`` now, in
@@ -215,16 +221,27 @@ class _Worker:
         return cls(process, ours)
 
     def wait_ready(self) -> None:
-        """Wait (START_SECONDS at most) for the worker to say it is ready and hears with the
-        same features as this process; WorkerLost (the worker closed) when it does not."""
+        """Wait (START_SECONDS from its launch at most) for the worker to say it is ready and
+        hears with the same features as this process; WorkerLost (and the worker marked lost)
+        when it does not."""
+        with self._lock:
+            self._ready_or_lost()
+
+    def _ready_or_lost(self) -> None:
+        """:meth:`wait_ready` with the lock held (the talking thread's first round trip)."""
+        if self.ready:
+            return
+        if not self.alive:
+            raise WorkerLost("the hearing worker was stopped")
         try:
-            if not self.conn.poll(max(0.0, START_SECONDS - (time.monotonic() - self._launched))):
+            left = START_SECONDS - (time.monotonic() - self._launched)
+            if not self.conn.poll(max(0.0, left)):
                 raise WorkerLost(f"no answer from the hearing worker in {START_SECONDS:.0f} s")
             kind, signature = self.conn.recv()
             if kind != "ready" or signature != feature_signature():
                 raise WorkerLost(f"the hearing worker hears otherwise ({kind}, {signature})")
         except (EOFError, OSError, WorkerLost) as err:
-            self.close()
+            self.alive = False  # closed by whoever launches the next one, or at close()
             raise WorkerLost(str(err)) from err
         self.ready = True
         log.info("hearing.worker_ready", pid=self.process.pid,
@@ -240,6 +257,7 @@ class _Worker:
     def _round_trip(self, audio: np.ndarray, fps: float, count: int,
                     speech: np.ndarray | None) -> Heard:
         with self._lock:
+            self._ready_or_lost()
             if not self.alive:
                 raise WorkerLost("the hearing worker was stopped")
             try:
