@@ -367,8 +367,8 @@ class StackSampler:
         return threads
 
 
-def profile_warm(tmp: Path, settings: Any, device: str) -> dict[str, Any]:
-    """A warm th10 + en01 job in this process under :class:`StackSampler`."""
+def profile_warm(tmp: Path, settings: Any, device: str, clip: Path = TH10) -> dict[str, Any]:
+    """A warm ``clip`` + en01 job in this process under :class:`StackSampler`."""
     from bench_engine import whole_job_seconds
 
     from heygemd.engines.base import EngineContext, resolve_device
@@ -383,14 +383,14 @@ def profile_warm(tmp: Path, settings: Any, device: str) -> dict[str, Any]:
     engine = BuiltinEngine(ctx)
     pipeline = Pipeline.from_settings(settings, engine)
     pipeline.startup()
-    cold = whole_job_seconds(pipeline, TH10, own_track_as_wav(EN01, tmp / "p-cold.wav"),
+    cold = whole_job_seconds(pipeline, clip, own_track_as_wav(EN01, tmp / "p-cold.wav"),
                              tmp / "p-cold.mp4")
     engine.forget_heard()
     wav = own_track_as_wav(EN01, tmp / "p-warm.wav", WARM_GAIN)
     with StackSampler() as sampler:
-        warm = whole_job_seconds(pipeline, TH10, wav, tmp / "p-warm.mp4")
+        warm = whole_job_seconds(pipeline, clip, wav, tmp / "p-warm.mp4")
     pipeline.shutdown()
-    return {"clip": TH10.name, "audio": EN01.name, "cold_s": round(cold, 2),
+    return {"clip": clip.name, "audio": EN01.name, "cold_s": round(cold, 2),
             "warm_s": round(warm, 2), "samples": sampler.samples,
             "inclusive_s": sampler.table(sampler.inclusive, 40),
             "self_s": sampler.table(sampler.own, 25)}
@@ -403,6 +403,8 @@ def main() -> None:
     parser.add_argument("--engine", nargs="*", default=["builtin", "wav2lip"],
                         help="--part minute: the engines to time")
     parser.add_argument("--minutes", type=float, nargs="*", default=[1.0, 2.0, 5.0])
+    parser.add_argument("--clip", choices=["th10", "th08"], default="th10",
+                        help="--part profile: the template")
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
                         help="the jobs' engine.device (default: config.toml's)")
     args = parser.parse_args()
@@ -427,7 +429,8 @@ def main() -> None:
                 result["memory_mb_per_minute"] = slope(result["memory"])
                 path.write_text(json.dumps(result, indent=2))
         if args.part == "profile":
-            result["profile"] = profile_warm(tmp, settings, device)
+            result["profile"] = profile_warm(tmp, settings, device,
+                                             {"th10": TH10, "th08": TH08}[args.clip])
         if args.part == "minute":
             result["minute"] = []
             for engine in args.engine:
