@@ -4,7 +4,9 @@ Self-reenactment: a talking clip's first 60% is the template, its own last 40% o
 it, and the real last 40% is the ground truth. Mouth opening (inner-lip gap / inter-ocular) is
 measured by face analysis on the OUTPUT pixels and compared with the truth: Pearson r, the lag
 that maximises it, the share of silent frames with closed lips, mouth sharpness against the
-template, and the same r for a no-op baseline (template frames, audio ignored).
+template and the truth, and the same r for a no-op baseline (template frames, audio ignored).
+The sharpness ceiling is the template's own frames of the truth's openings against the truth:
+where it is under the target, the held-out footage is sharper than any template mouth.
 Dubbing: a template driven by another speech file; the coupling of the output's mouth opening
 with the audio's loudness envelope. Coupling is a check against the no-op baseline, not a
 target to maximise: the real speakers' own coupling (``truth_envelope_r`` of the

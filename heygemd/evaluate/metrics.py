@@ -17,6 +17,9 @@ from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin.motion import CLOSED_OPENING, pearson
 
 MAX_LAG = 5  # frames searched either way for the best lag
+# Template frames averaged per opening by :func:`opening_matched`. 5: the sharpness ceilings of
+# the 51 corpus clips move 0.016 (mean) from 3 or 9 frames, against 0.037 from the nearest one.
+MATCH_NEIGHBOURS = 5
 
 
 def best_lag(out: np.ndarray, truth: np.ndarray, max_lag: int = MAX_LAG) -> tuple[int, float]:
@@ -54,6 +57,27 @@ def planned_opening(
     if active is not None:
         shown = np.where(active[:n], shown, opening[base[:n]])
     return np.asarray(shown, dtype=np.float64)
+
+
+def opening_matched(
+    values: np.ndarray, opening: np.ndarray, wanted: np.ndarray, k: int = MATCH_NEIGHBOURS
+) -> np.ndarray:
+    """Per wanted opening, the mean of ``values`` over the ``k`` frames whose opening is
+    nearest (frames where either is NaN are skipped): what frames of that opening measure.
+
+    values, opening: (N,) per template frame; wanted: (M,) -> float64 (M,), NaN where
+    ``wanted`` is NaN or no frame is finite.
+    """
+    ok = np.isfinite(values) & np.isfinite(opening)
+    out = np.full(len(wanted), np.nan)
+    have = np.isfinite(wanted)
+    if not ok.any() or not have.any():
+        return out
+    k = min(k, int(ok.sum()))
+    distance = np.abs(np.asarray(wanted, np.float64)[have, None] - opening[ok][None, :])
+    nearest = np.argpartition(distance, k - 1, axis=1)[:, :k]
+    out[have] = np.asarray(values, np.float64)[ok][nearest].mean(axis=1)
+    return out
 
 
 def silent_mask(audio: np.ndarray, fps: float, count: int, voice: af.VoiceDetector) -> np.ndarray:

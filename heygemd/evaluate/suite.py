@@ -14,7 +14,13 @@ import structlog
 
 from heygemd.engines.builtin import audio_features as af
 from heygemd.errors import ConfigError
-from heygemd.evaluate.score import ClipScore, DubScore, dubbing, self_reenactment
+from heygemd.evaluate.score import (
+    SHARPNESS_TARGET,
+    ClipScore,
+    DubScore,
+    dubbing,
+    self_reenactment,
+)
 
 if TYPE_CHECKING:
     from heygemd.evaluate.crossval import Folds
@@ -25,14 +31,25 @@ log = structlog.get_logger(__name__)
 def summary(clips: list[ClipScore]) -> dict[str, float]:
     """Means over clips of the self-reenactment scores."""
     keys = ("r", "voiced_r", "r_best", "baseline_r", "plan_r", "render_r", "silent_closed",
-            "sharpness", "sharpness_vs_source", "sharpness_vs_truth", "face_found", "envelope_r",
-            "truth_envelope_r")
+            "sharpness", "sharpness_vs_source", "sharpness_vs_truth", "sharpness_ceiling",
+            "sharpness_template_vs_truth", "face_found", "envelope_r", "truth_envelope_r")
     out = {f"mean_{k}": round(float(np.nanmean([getattr(c, k) for c in clips])), 3) for k in keys}
+    short = sharpness_shortfall(clips)
+    out["clips_under_sharpness_target"] = float(len(short["under_target"]))
+    out["of_which_under_ceiling"] = float(len(short["under_ceiling"]))
     out["max_abs_lag"] = float(max(abs(c.best_lag) for c in clips)) if clips else 0.0
     silent = sum(c.silent_frames for c in clips if np.isfinite(c.silent_closed))
     closed = sum(c.silent_closed * c.silent_frames for c in clips if np.isfinite(c.silent_closed))
     out["pooled_silent_closed"] = round(closed / silent, 3) if silent else float("nan")
     return out
+
+
+def sharpness_shortfall(clips: list[ClipScore]) -> dict[str, list[str]]:
+    """The clips whose mouth is less sharp than SHARPNESS_TARGET of the held-out frames', and
+    of those the ones whose template cannot reach it (sharpness_ceiling under the target)."""
+    under = [c for c in clips if c.sharpness_vs_truth < SHARPNESS_TARGET]
+    return {"under_target": [c.clip for c in under],
+            "under_ceiling": [c.clip for c in under if c.sharpness_ceiling < SHARPNESS_TARGET]}
 
 
 def as_dicts(scores: Iterable[ClipScore | DubScore]) -> list[dict[str, Any]]:
@@ -92,6 +109,7 @@ def run(
     return {
         "self_reenactment": as_dicts(clip_scores),
         "summary": summary(clip_scores),
+        "sharpness_shortfall": sharpness_shortfall(clip_scores),
         "dubbing": as_dicts(dub_scores),
         # JSON has no NaN: no dubbing run -> null
         "mean_coupling_r": round(float(np.nanmean([d.coupling_r for d in dub_scores])), 3)
@@ -103,7 +121,7 @@ def run(
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table of a :func:`run` result, for the CLI and the bench."""
     lines = ["clip                                   frames     r voiced  lag r_best  base  plan "
-             "render silent closed truthC sharp  vsSrc vsTru  face sync_r"]
+             "render silent closed truthC sharp  vsSrc vsTru  ceil  face sync_r"]
     for c in result["self_reenactment"]:
         lines.append(
             f"{c['clip'][:38]:38} {c['frames']:6} {c['r']:5.2f} {c['voiced_r']:6.2f} "
@@ -111,9 +129,16 @@ def format_table(result: dict[str, Any]) -> str:
             f"{c['render_r']:6.2f} {c['silent_frames']:7} "
             f"{c['silent_closed']:6.2f} {c['truth_silent_closed']:6.2f} {c['sharpness']:5.2f} "
             f"{c['sharpness_vs_source']:6.2f} {c['sharpness_vs_truth']:5.2f} "
+            f"{c['sharpness_ceiling']:5.2f} "
             f"{c['face_found']:5.3f} {c['sync_r']:6.2f}"
         )
     lines.append(f"summary: {result['summary']}")
+    short = result.get("sharpness_shortfall")
+    if short and short["under_target"]:
+        lines.append(f"mouth under {SHARPNESS_TARGET} of the truth's sharpness: "
+                     f"{', '.join(short['under_target'])}; of which the template cannot reach "
+                     f"it (ceiling under {SHARPNESS_TARGET}): "
+                     f"{', '.join(short['under_ceiling']) or 'none'}")
     for d in result["dubbing"]:
         lines.append(f"dub {d['template'][:30]:30} x {d['speech'][:30]:30} "
                      f"r={d['coupling_r']:5.2f} base={d['baseline_coupling_r']:5.2f} "

@@ -68,3 +68,46 @@ def test_summary_means_the_voiced_r_beside_the_r() -> None:
     table = format_table({"self_reenactment": [s.__dict__ for s in scores], "summary": means,
                           "dubbing": [], "mean_coupling_r": None, "max_abs_voice_lag": None})
     assert "voiced" in table.splitlines()[0] and " 0.60 " in table.splitlines()[1]
+
+
+def test_opening_matched_averages_the_frames_of_the_nearest_openings() -> None:
+    from heygemd.evaluate.metrics import opening_matched
+
+    opening = np.array([0.0, 0.01, 0.02, 0.10, 0.11, 0.12, np.nan])
+    sharp = np.array([10.0, 20.0, 30.0, 100.0, 110.0, np.nan, 500.0])
+    got = opening_matched(sharp, opening, np.array([0.105, 0.0, np.nan]), k=2)
+    assert np.allclose(got[:2], [105.0, 15.0]) and np.isnan(got[2])
+
+
+def test_a_clip_under_the_sharpness_target_is_put_down_to_its_template_only_under_ceiling(
+) -> None:
+    from dataclasses import fields, replace
+
+    from heygemd.evaluate.metrics import Track
+    from heygemd.evaluate.score import ClipScore, sharpness_ceilings
+    from heygemd.evaluate.suite import format_table, sharpness_shortfall, summary
+
+    # the held-out frames open wider than the template mostly does, and open mouths are
+    # sharper: the whole template is under 0.9 of them, its frames of their openings are not
+    template_opening = np.array([0.0] * 15 + [0.1] * 5)
+    template_sharp = np.array([50.0] * 15 + [100.0] * 5)
+    truth = Track(opening=[0.1, 0.1, np.nan], sharpness=[100.0, 100.0, np.nan], kept={})
+    open_truth = sharpness_ceilings(template_sharp, template_opening, truth)
+    assert open_truth == {"sharpness_ceiling": 1.0, "sharpness_template_vs_truth": 0.625}
+    blurred = sharpness_ceilings(template_sharp * 0.5, template_opening, truth)
+    assert blurred["sharpness_ceiling"] == 0.5
+
+    values = {f.name: 1 if f.type in ("int", int) else 1.0 for f in fields(ClipScore)}
+    sharp = ClipScore(**{**values, "clip": "sharp.mp4"})
+    chosen = replace(sharp, clip="closed.mp4", sharpness_vs_truth=0.7, **open_truth)
+    footage = replace(sharp, clip="footage.mp4", sharpness_vs_truth=0.6, **blurred)
+    clips = [sharp, chosen, footage]
+    assert sharpness_shortfall(clips) == {"under_target": ["closed.mp4", "footage.mp4"],
+                                          "under_ceiling": ["footage.mp4"]}
+    means = summary(clips)
+    assert means["clips_under_sharpness_target"] == 2 and means["of_which_under_ceiling"] == 1
+    table = format_table({"self_reenactment": [s.__dict__ for s in clips], "summary": means,
+                          "sharpness_shortfall": sharpness_shortfall(clips), "dubbing": [],
+                          "mean_coupling_r": None, "max_abs_voice_lag": None})
+    assert "ceil" in table.splitlines()[0]
+    assert "(ceiling under 0.9): footage.mp4" in table
