@@ -32,9 +32,12 @@ from heygemd.settings import OutputSettings
 TEMPLATE_SHARE = 0.6
 # Issue #11: the output's mouth at least this sharp against the real held-out frames'.
 SHARPNESS_TARGET = 0.9
-# the split template's encode: near-lossless, and libx264 on every machine (NVENC would make
-# the evaluation's templates differ between a GPU server and a CPU)
-TEMPLATE_OUTPUT = OutputSettings(crf=12, preset="veryfast", encoder="libx264")
+# the split template's encode: lossless (crf 0), and libx264 on every machine (NVENC would make
+# a GPU server's templates differ from a CPU's). Lossy libx264 output changes from run to run
+# even on one thread (c10 at crf 12: decoded frames up to 26 levels apart), and with it the
+# template's analysis and the render's scores (c10's sharpness 0.87-1.11 over three runs);
+# lossless frames decode the same every time.
+TEMPLATE_OUTPUT = OutputSettings(crf=0, preset="veryfast", encoder="libx264")
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def write_template(
     clip: Path, frames: int, out: Path, settings: OutputSettings = TEMPLATE_OUTPUT
 ) -> None:
     """The first ``frames`` frames of ``clip`` with their audio, as an MP4 (``settings``;
-    near-lossless by default)."""
+    lossless by default)."""
     from heygemd.media.audio import load_audio
     from heygemd.media.video import VideoReader
     from heygemd.media.writer import VideoWriter
