@@ -99,10 +99,11 @@ def descendants(root: int, stats: dict[int, list[str]]) -> list[int]:
 
 
 def own_cpu_s() -> float:
-    """CPU seconds used by this process and its living descendants (an engine's workers)."""
+    """CPU seconds used by this process, its descendants that have ended and been waited for
+    (a `heygemd once` run), and its living descendants (an engine's workers)."""
     times = os.times()
     stats = process_stats()
-    return times.user + times.system + sum(
+    return times.user + times.system + times.children_user + times.children_system + sum(
         (int(stats[pid][11]) + int(stats[pid][12])) / os.sysconf("SC_CLK_TCK")
         for pid in descendants(os.getpid(), stats))
 
