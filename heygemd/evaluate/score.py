@@ -32,11 +32,10 @@ from heygemd.settings import OutputSettings
 TEMPLATE_SHARE = 0.6
 # Issue #11: the output's mouth at least this sharp against the real held-out frames'.
 SHARPNESS_TARGET = 0.9
-# the split template's encode: lossless (crf 0), and libx264 on every machine (NVENC would make
-# a GPU server's templates differ from a CPU's). Lossy libx264 output changes from run to run
-# even on one thread (c10 at crf 12: decoded frames up to 26 levels apart), and with it the
-# template's analysis and the render's scores (c10's sharpness 0.87-1.11 over three runs);
-# lossless frames decode the same every time.
+# the split template's encode: lossless (crf 0), so that its frames decode the same on every
+# run (lossy libx264 output varies from run to run even on one thread: c10 at crf 12, frames up
+# to 26 levels apart, and the render's scores with them); libx264 on every machine, so that a
+# GPU server's templates equal a CPU's.
 TEMPLATE_OUTPUT = OutputSettings(crf=0, preset="veryfast", encoder="libx264")
 
 

@@ -20,6 +20,10 @@ log = structlog.get_logger(__name__)
 HW_DECODERS = {"h264": "h264_cuvid", "hevc": "hevc_cuvid"}
 HW_PIXEL_FORMATS = {"h264": {"yuv420p", "yuvj420p"},
                     "hevc": {"yuv420p", "yuvj420p", "yuv420p10le"}}
+# profiles NVDEC does not decode, even where the pixel format is 4:2:0: lossless H.264 (x264 at
+# crf 0 writes High 4:4:4 Predictive for yuv420p), H.264's 10-bit and 4:2:2 profiles, HEVC's
+# range extensions
+HW_REFUSED_PROFILES = {"h264": ("4:4:4", "4:2:2", "High 10"), "hevc": ("Rext",)}
 
 # decoder -> why it could not be used, so that it is said (and tried) once per process
 _unavailable: dict[str, str] = {}
@@ -39,11 +43,13 @@ def cuda_present() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def hw_decoder_name(codec: str, pix_fmt: str | None) -> str | None:
-    """The NVDEC decoder for a stream of ``codec`` in ``pix_fmt``, None where there is none
-    (pure)."""
+def hw_decoder_name(codec: str, pix_fmt: str | None, profile: str | None = None) -> str | None:
+    """The NVDEC decoder for a stream of ``codec`` in ``pix_fmt`` and ``profile``, None where
+    there is none (pure)."""
     name = HW_DECODERS.get(codec)
     if name is None or pix_fmt not in HW_PIXEL_FORMATS[codec]:
+        return None
+    if profile and any(part in profile for part in HW_REFUSED_PROFILES.get(codec, ())):
         return None
     return name
 
@@ -55,7 +61,8 @@ def open_decoder(stream: Any, file: str) -> Any | None:
     if not cuda_present():
         return None
     source = stream.codec_context
-    name = hw_decoder_name(source.name, source.format.name if source.format else None)
+    name = hw_decoder_name(source.name, source.format.name if source.format else None,
+                           source.profile)
     if name is None or name in _unavailable:
         return None
     import av

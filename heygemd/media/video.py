@@ -345,33 +345,45 @@ def read_frames(
     return found
 
 
-# Frames held while a range is walked backwards are kept as the decoder gave them, in 8-bit
-# 4:2:0 (half the bytes of RGB); other formats are converted to it as they are held.
+# Frames held while a range is walked backwards: 8-bit 4:2:0 frames as the decoder gave them
+# (half the bytes of RGB), turned to RGB as each is given; other formats as RGB at once, so that
+# every frame equals the one a forward walk gives.
 HELD_FORMATS = ("yuv420p", "yuvj420p", "nv12")
 HELD_BYTES_PER_PIXEL = 1.5
+
+
+def held_bytes_per_pixel(pix_fmt: str | None) -> float:
+    """Bytes per pixel :func:`read_range_backwards` holds for a stream of ``pix_fmt``."""
+    return HELD_BYTES_PER_PIXEL if pix_fmt in HELD_FORMATS else 3.0
 
 
 def read_range_backwards(
     path: Path, start: int, stop: int, *, info: MediaInfo | None = None
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(CFR index, upright RGB uint8 frame) for stop - 1 down to start, numbered as
-    :func:`read_range` numbers them (fewer past the end). The range is decoded forwards from the
-    keyframe before ``start`` and held in 8-bit 4:2:0 (``HELD_BYTES_PER_PIXEL`` per pixel), each
-    frame turned to RGB only as it is given: the caller sizes ranges by that."""
+    """(CFR index, upright RGB uint8 frame) for stop - 1 down to start, the frames
+    :func:`read_range` gives, numbered alike (fewer past the end). The range is decoded forwards
+    from the keyframe before ``start`` and held (:func:`held_bytes_per_pixel` per pixel: the
+    caller sizes ranges by it) until each frame is given."""
     with VideoReader(path, info=info) as reader:
         held: list[tuple[int, Any]] = []
+        last_raw: Any = None
         for index, frame in reader.iter_raw_from(start):
             if index >= stop:
                 break
-            if frame.format.name not in HELD_FORMATS:
-                frame = frame.reformat(format="yuv420p")
-            held.append((index, frame))
-        last_raw: Any = None
+            if frame.format.name in HELD_FORMATS:
+                held.append((index, frame))
+            elif frame is last_raw:  # repeated over a gap: the same array again
+                held.append((index, held[-1][1]))
+            else:
+                held.append((index, reader.to_rgb(frame)))
+            last_raw = frame
+        last_held: Any = None
         last_rgb: np.ndarray | None = None
         while held:
-            index, frame = held.pop()  # given back to the pool as it is turned to RGB
-            if frame is not last_raw:
-                last_raw, last_rgb = frame, reader.to_rgb(frame)
+            index, item = held.pop()  # given back to the pool as it is turned to RGB
+            if item is not last_held:
+                last_held = item
+                last_rgb = item if isinstance(item, np.ndarray) else reader.to_rgb(item)
             assert last_rgb is not None
             yield index, last_rgb
 

@@ -26,3 +26,5 @@ def test_frames_are_mapped_and_arenas_few() -> None:
 
 def test_the_operators_environment_wins() -> None:
     assert _run({"MALLOC_ARENA_MAX": "4"}) == {"MALLOC_MMAP_THRESHOLD_": 4 * 1024 * 1024}
+    assert _run({"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"}) == {
+        "MALLOC_ARENA_MAX": 2}

@@ -84,8 +84,8 @@ def _two_shades(image: torch.Tensor, lips: torch.Tensor, mean: tuple, spread: tu
 
 def test_a_more_saturated_and_contrasted_source_lipstick_takes_the_base_colour_and_spread() -> None:
     """The base's lipstick in two soft shades; the source's more saturated (a* +8) and more
-    contrasted: the output lips have the base's Lab mean and spread. Given the mean alone (as the
-    shift did before), the source's contrast stays."""
+    contrasted: the output lips have the base's Lab mean and spread. Given the mean alone, the
+    source's contrast stays."""
     base, source, rim, lips = _scene()
     _two_shades(base, lips, RED_LIPS, (0.10, 0.05, 0.05))
     _two_shades(source, lips, (0.78, 0.10, 0.16), (0.12, 0.06, 0.06))  # 1.2x the spread

@@ -193,6 +193,7 @@ def test_base_frames_walk_a_video_back_in_chunks_as_it_was_forward(
     """Decoded (not held) frames in ping-pong order, the backward runs in chunks of 4 frames
     (a budget of 4 held 4:2:0 frames), each frame as sequential decoding gives it; indices past
     the end show the last frame."""
+    from heygemd.media.probe import probe
     from heygemd.media.video import HELD_BYTES_PER_PIXEL, VideoReader
     from tests.mediagen import make_video
 
@@ -201,7 +202,7 @@ def test_base_frames_walk_a_video_back_in_chunks_as_it_was_forward(
         decoded = list(reader)
     monkeypatch.setattr(render, "REVERSE_BUDGET_BYTES", int(4 * 64 * 48 * HELD_BYTES_PER_PIXEL))
     order = np.array([*range(0, 25), 26, 25, *range(24, -1, -1), *range(1, 11)])
-    frames = list(render.base_frames(path, order, 64 * 48 * 3))
+    frames = list(render.base_frames(path, order, 64 * 48 * 3, probe(path)))
     assert len(frames) == len(order)
     for index, frame in zip(order, frames, strict=True):
         assert np.array_equal(frame, decoded[min(int(index), len(decoded) - 1)]), int(index)

@@ -96,6 +96,11 @@ def test_hw_decoder_names() -> None:
     assert hardware.hw_decoder_name("h264", "yuv420p") == "h264_cuvid"
     assert hardware.hw_decoder_name("h264", "yuv444p") is None  # NVDEC: 4:2:0 only here
     assert hardware.hw_decoder_name("vp9", "yuv420p") is None
+    assert hardware.hw_decoder_name("h264", "yuv420p", "High") == "h264_cuvid"
+    assert hardware.hw_decoder_name("hevc", "yuv420p10le", "Main 10") == "hevc_cuvid"
+    # lossless x264 output (crf 0) is yuv420p but High 4:4:4 Predictive: not for NVDEC
+    assert hardware.hw_decoder_name("h264", "yuv420p", "High 4:4:4 Predictive") is None
+    assert hardware.hw_decoder_name("hevc", "yuv420p", "Rext") is None
 
 
 def stand_in(monkeypatch: pytest.MonkeyPatch, fail_after: int | None = None) -> list[StandIn]:

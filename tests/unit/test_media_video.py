@@ -260,13 +260,17 @@ def test_read_range_backwards_gives_the_forward_frames_in_reverse(tmp_path: Path
     assert list(read_range_backwards(path, 80, 90)) == []
 
 
-def test_read_range_backwards_holds_other_formats_as_4_2_0(tmp_path: Path) -> None:
-    """A 4:4:4 source is held as 4:2:0: the same frames but for the chroma's finer detail."""
-    path = _keyframed(tmp_path / "full.mkv", seconds=1.0, gop=8, pix_fmt="yuv444p")
+@pytest.mark.parametrize("pix_fmt", ["yuv444p", "yuv422p"])
+def test_read_range_backwards_gives_other_formats_as_forwards(tmp_path: Path, pix_fmt: str) -> None:
+    """Frames not in 8-bit 4:2:0 are held as RGB: the very frames a forward walk gives."""
+    from heygemd.media.video import held_bytes_per_pixel
+
+    path = _keyframed(tmp_path / "full.mkv", seconds=1.0, gop=8, pix_fmt=pix_fmt)
     frames = _sequential(path)
     got = list(read_range_backwards(path, 3, 20))
     assert [i for i, _ in got] == list(range(19, 2, -1))
-    assert all(_diff(frame, frames[i]) < 6 for i, frame in got)
+    assert all(np.array_equal(frame, frames[i]) for i, frame in got)
+    assert held_bytes_per_pixel(pix_fmt) == 3.0 and held_bytes_per_pixel("yuv420p") == 1.5
 
 
 def test_reader_frames_from_the_middle_repeat_over_gaps(tmp_path: Path) -> None:

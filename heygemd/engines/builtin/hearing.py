@@ -298,8 +298,11 @@ def serve() -> None:
     listener = Listener(remember=0)
     listener.load()
     listener.hear(np.zeros(1600, np.float32), 25.0, 4)  # librosa's kernels compile now
-    _make_spares(listener, conn)
-    conn.send(("ready", feature_signature()))
+    try:
+        _make_spares(listener, conn)
+        conn.send(("ready", feature_signature()))
+    except (EOFError, OSError):  # the daemon went while this process was starting
+        return
     while True:
         try:
             request = conn.recv()

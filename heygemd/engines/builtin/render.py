@@ -3,7 +3,7 @@
 Frames flow decode -> transplant (batched, torch) -> the caller's encoder; nothing holds the
 whole video. Walking the template backwards decodes it in chunks that fit a memory budget, each
 from the keyframe before it (a seek), not from the start, and holds a chunk's frames in the
-decoder's 4:2:0 form (half the bytes of RGB) until each is given.
+decoder's 8-bit 4:2:0 form (half the bytes of RGB) where the template has it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from heygemd.engines.builtin import colour, mesh, warp
 from heygemd.engines.builtin.analysis import TemplateAnalysis
 from heygemd.media.types import MediaInfo
-from heygemd.media.video import HELD_BYTES_PER_PIXEL
+from heygemd.media.video import held_bytes_per_pixel
 
 REVERSE_BUDGET_BYTES = 256 * 1024 * 1024  # decoded frames held at once while walking backwards
 FEATHER = 0.035  # mask edge softness, share of the crop side
@@ -114,7 +114,8 @@ def base_frames(
         for index in order:
             yield decoded[int(index)]
         return
-    held_bytes = frame_bytes / 3 * HELD_BYTES_PER_PIXEL  # RGB frame -> its held 4:2:0 form
+    video = info.video if info is not None else None
+    held_bytes = frame_bytes / 3 * held_bytes_per_pixel(video.pix_fmt if video else None)
     chunk = max(1, int(REVERSE_BUDGET_BYTES // max(held_bytes, 1)))
     for start, stop, step in runs(order):
         if step > 0:
