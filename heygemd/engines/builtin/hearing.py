@@ -244,8 +244,9 @@ class _Worker:
             self.alive = False  # closed by whoever launches the next one, or at close()
             raise WorkerLost(str(err)) from err
         self.ready = True
+        # read when the first track is asked: the worker may have been ready long before
         log.info("hearing.worker_ready", pid=self.process.pid,
-                 duration_ms=round((time.monotonic() - self._launched) * 1000, 1))
+                 since_launch_ms=round((time.monotonic() - self._launched) * 1000, 1))
 
     def submit(self, audio: np.ndarray, fps: float, count: int) -> Future[Heard]:
         """Hear ``audio`` in the worker; the speech probabilities this process remembers of it
