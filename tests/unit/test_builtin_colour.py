@@ -107,6 +107,25 @@ def test_a_more_saturated_and_contrasted_source_lipstick_takes_the_base_colour_a
     assert (lab_stats(mean_only)[1] - base_std).max() > 1.0
 
 
+def test_the_lip_spread_leaves_the_teeth_beside_the_lips_alone() -> None:
+    """White teeth inside the inner lip edge: the spread's gain changes the lip band, not them
+    (they take the mean's shift, as with a mean-only target)."""
+    base, source, rim, lips = _scene()
+    _two_shades(source, lips, (0.78, 0.10, 0.16), (0.12, 0.06, 0.06))
+    teeth = torch.zeros_like(lips)
+    teeth[..., 48:53, 38:59] = 1
+    teeth *= 1 - lips
+    source = torch.where(teeth > 0, torch.tensor([0.95, 0.93, 0.90]).reshape(1, 3, 1, 1), source)
+    mean, spread = compose.masked_mean_std(base, lips)
+    for wide in (0.5, 0.01):  # gains clamped at 1.25 and 0.8
+        target = torch.cat([mean, torch.full_like(spread, wide)], dim=1)
+        out = colour.match_mouth(base, source, rim, torch.tensor([CORNER_Y]), target, lips)
+        mean_only = colour.match_mouth(base, source, rim, torch.tensor([CORNER_Y]), mean, lips)
+        band = teeth[0, 0] > 0
+        assert float((out - mean_only)[0][:, band].abs().max()) < 1e-6
+        assert float((out - mean_only)[0][:, lips[0, 0] > 0].abs().max()) > 0.005
+
+
 def test_the_lip_gain_is_clamped_and_one_without_a_spread() -> None:
     base, source, rim, lips = _scene()
     mean = torch.tensor(RED_LIPS).reshape(1, 3, 1, 1)

@@ -105,12 +105,15 @@ def match_mouth(base: Any, source: Any, rim: Any, corner_y: Any, lip_target: Any
                 source_lips: Any) -> Any:
     """The warped ``source`` (B, 3, H, W) recoloured for ``base``: the skin shift everywhere,
     and the lips taken to ``lip_target`` ((B, 3, 1, 1) mean, or (B, 6, 1, 1) mean and spread:
-    lip_transfer) under a soft band round the source's lips (source_lips (B, 1, H, W))."""
+    lip_transfer): the mean under a soft band round the source's lips (source_lips
+    (B, 1, H, W)), the spread on the band itself."""
     shifted = source + skin_shift(base, source, rim, corner_y)
     gain, mean, shift = lip_transfer(lip_target, shifted, source_lips)
     side = float(max(source.shape[-2:]))
     weight = (2.0 * soft_band(source_lips, LIP_SOFTNESS * side)).clamp_(0.0, 1.0)
-    change = (shifted - mean).mul_(gain - 1.0).add_(shift)
+    # the spread's gain on the lip band itself: teeth and skin beside it, far from the lip mean,
+    # keep their contrast (at the band's edge the pixels are lip-coloured: no step shows)
+    change = (shifted - mean).mul_(gain - 1.0).mul_(source_lips).add_(shift)
     return shifted.add_(change.mul_(weight)).clamp_(0.0, 1.0)  # in place: the same sums
 
 
