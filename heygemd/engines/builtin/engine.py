@@ -44,9 +44,9 @@ PREFETCH_BATCHES = 1
 # batch_size frames at 512x512, fewer at 1080p (7 of 1080x1920), so that the frames in flight
 # between decoder and encoder do not grow with the picture.
 BATCH_BYTES = 48 * 1024 * 1024
-# torch threads of the thread that transplants (OpenMP: set per thread): its ops are small
-# (one mouth window each) and the encoder works beside it, so a second thread only waits for
-# a core. 16 frames' skin shift on a 2-core machine with x264 running: 606 ms on 2 threads,
+# torch threads of the thread that transplants (and the default of threads started after it;
+# threads already running keep theirs): its ops are small (one mouth window each) and the
+# encoder works beside it, so a second thread only waits for a core. 16 frames' skin shift on a 2-core machine with x264 running: 606 ms on 2 threads,
 # 56 ms on 1.
 RENDER_THREADS = 1
 

@@ -2,8 +2,8 @@
 speakers (heygemd.learn trains it; models/MODEL_CARD.md says on what and how well).
 
 It reads the listen-feature columns it was trained on (the shipped one: the per-utterance
-normalised log-mel alone, so Mandarin does not depend on the English phone decoder; see
-heygemd.learn.fit.FitOptions for the phones) and answers in speaker units: the opening's
+normalised log-mel and the English phone decoder's viseme classes; the log-mel carries it where
+the decoder hears nothing, as in Mandarin) and answers in speaker units: the opening's
 z-score over the speaker's own speech frames. The template's own speech openings turn that
 into this person's opening (:func:`in_template_units`). A linear map (ridge
 regression; numpy), whose weights ship inside the package.
