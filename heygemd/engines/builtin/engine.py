@@ -46,8 +46,8 @@ PREFETCH_BATCHES = 1
 BATCH_BYTES = 48 * 1024 * 1024
 # torch threads of the thread that transplants (and the default of threads started after it;
 # threads already running keep theirs): its ops are small (one mouth window each) and the
-# encoder works beside it, so a second thread only waits for a core. 16 frames' skin shift on a 2-core machine with x264 running: 606 ms on 2 threads,
-# 56 ms on 1.
+# encoder works beside it, so a second thread only waits for a core. 16 frames' skin shift on
+# a 2-core machine with x264 running: 606 ms on 2 threads, 56 ms on 1.
 RENDER_THREADS = 1
 
 
