@@ -1,7 +1,7 @@
 """The job farm's throughput on this machine: jobs/hour with 1 and 3 workers, and what the farm
 path costs per video against the single-machine path.
 
-    .venv/bin/python bench/bench_farm.py [--jobs 4] [--videos 3] [--overhead-jobs 6]
+    .venv/bin/python bench/bench_farm.py [--shapes 6x1,4x3] [--overhead-jobs 6]
                                          [--slow-ms 250] [--parts scaling,overhead]
 
 Real processes as in production: a redis-server on 127.0.0.1 (a free port, a temp dir), the
@@ -10,8 +10,10 @@ validation's frame pass, encode), the engine the test double tests/fakes.py:Echo
 copies the template's frames and sleeps --slow-ms per frame: the stand-in for GPU time, which
 does not compete for these CPU cores. Clips are 1.6 s, 256x256 (tests/integration/conftest.py).
 
-- scaling: --jobs jobs of --videos videos each, dropped at once into a running farm of 1, then 3
-  workers; seconds from the drop to the last publish -> jobs/hour, videos/hour, the ratio;
+- scaling: for each of --shapes (JOBSxVIDEOS: 6 jobs of one video, 4 jobs of three), the jobs
+  dropped at once into a running farm of 1, then 3 workers; seconds from the drop to the last
+  publish -> jobs/hour, videos/hour, the ratio 3 to 1 per shape (one-video jobs scale only
+  because the intake runs jobs side by side);
 - overhead: --overhead-jobs jobs of one video each, in the inbox before the start, made by
   `heygemd once` (the single-machine path) and by an intake with one warm worker; seconds from
   "daemon.started" to the last "job.published" in each's log (start-up not counted); the
@@ -127,25 +129,32 @@ def start_farm(inst: Install, workers: int) -> Path:
     return log
 
 
-def scaling_run(tmp: Path, media: dict[str, Path], workers: int, args: argparse.Namespace,
-                ) -> dict[str, Any]:
-    redis = RedisServer(tmp / f"redis-{workers}")
+def scaling_run(tmp: Path, media: dict[str, Path], workers: int, jobs: int, videos: int,
+                slow_ms: int) -> dict[str, Any]:
+    where = tmp / f"{jobs}x{videos}-{workers}"
+    where.mkdir()
+    redis = RedisServer(where / "redis")
     redis.folder.mkdir()
     redis.start()
-    inst = Install(tmp / f"scale-{workers}", farm_settings(redis.url), args.slow_ms)
+    inst = Install(where / "farm", farm_settings(redis.url), slow_ms)
     try:
         start_farm(inst, workers)
         t0 = time.monotonic()
-        for n in range(args.jobs):
-            inst.drop(f"job{n:02d}", args.videos, media)
-        wait(lambda: inst.published() >= args.jobs, 3600, "the jobs to be published")
+        for n in range(jobs):
+            inst.drop(f"job{n:02d}", videos, media)
+        wait(lambda: inst.published() >= jobs, 3600, "the jobs to be published")
         seconds = time.monotonic() - t0
     finally:
         inst.close()
         redis.stop()
-    return {"workers": workers, "jobs": args.jobs, "videos_per_job": args.videos,
-            "seconds": round(seconds, 1), "jobs_per_hour": round(args.jobs / seconds * 3600),
-            "videos_per_hour": round(args.jobs * args.videos / seconds * 3600)}
+    return {"workers": workers, "jobs": jobs, "videos_per_job": videos,
+            "seconds": round(seconds, 1), "jobs_per_hour": round(jobs / seconds * 3600),
+            "videos_per_hour": round(jobs * videos / seconds * 3600)}
+
+
+def shapes(text: str) -> list[tuple[int, int]]:
+    """"6x1,4x3" -> [(6, 1), (4, 3)]: jobs x videos a job."""
+    return [(int(j), int(v)) for j, v in (part.split("x") for part in text.split(","))]
 
 
 def farm_settings(url: str) -> dict[str, Any]:
@@ -195,8 +204,8 @@ def overhead_run(tmp: Path, media: dict[str, Path], args: argparse.Namespace) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=4)
-    parser.add_argument("--videos", type=int, default=3)
+    parser.add_argument("--shapes", type=shapes, default=shapes("6x1,4x3"),
+                        help="JOBSxVIDEOS,...: the jobs dropped at once in each scaling run")
     parser.add_argument("--overhead-jobs", type=int, default=6)
     parser.add_argument("--slow-ms", type=int, default=250,
                         help="the engine's stand-in for GPU time, ms a frame (40 frames a video)")
@@ -211,12 +220,16 @@ def main() -> None:
         media = {"face": tmp / "face.mp4", "speech": tmp / "speech.wav"}
         make_face_video(MEDIA / FACE_CLIP, media["face"])
         make_speech(MEDIA / SPEECH, media["speech"], 2.0, 1.5)
-        runs = []
-        for workers in (1, 3) if "scaling" in args.parts else ():
-            runs.append(scaling_run(tmp, media, workers, args))
-            print(json.dumps(runs[-1]), flush=True)
+        runs, ratios = [], {}
+        for jobs, videos in args.shapes if "scaling" in args.parts else ():
+            pair = []
+            for workers in (1, 3):
+                pair.append(scaling_run(tmp, media, workers, jobs, videos, args.slow_ms))
+                print(json.dumps(pair[-1]), flush=True)
+            ratios[f"{jobs}x{videos}"] = round(pair[1]["jobs_per_hour"] /
+                                               pair[0]["jobs_per_hour"], 2)
+            runs += pair
         overhead = overhead_run(tmp, media, args) if "overhead" in args.parts else None
-    ratio = round(runs[1]["jobs_per_hour"] / runs[0]["jobs_per_hour"], 2) if runs else None
     result = {
         "machine": {"cpu_cores": cores, "load_before": [round(x, 2) for x in load_before],
                     "load_after": [round(x, 2) for x in os.getloadavg()],
@@ -226,7 +239,7 @@ def main() -> None:
                             "for GPU time) does not"},
         "engine": f"tests.fakes:EchoEngine, {args.slow_ms} ms a frame, 40 frames a video",
         "parts": args.parts,
-        "scaling": runs, "ratio_3_to_1_workers": ratio, "overhead": overhead,
+        "scaling": runs, "ratio_3_to_1_workers": ratios, "overhead": overhead,
     }
     print(f"this machine: {cores} CPU cores (shared); load {load_before[0]:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after")
@@ -234,8 +247,8 @@ def main() -> None:
         print(f"{run['workers']} worker(s): {run['jobs']} jobs x {run['videos_per_job']} videos "
               f"in {run['seconds']} s -> {run['jobs_per_hour']} jobs/hour, "
               f"{run['videos_per_hour']} videos/hour")
-    if ratio is not None:
-        print(f"3 workers / 1 worker: {ratio}x")
+    for shape, ratio in ratios.items():
+        print(f"3 workers / 1 worker, {shape} (jobs x videos): {ratio}x")
     if overhead is not None:
         print(f"per video: single machine (heygemd once) {overhead['single_s_per_video']} s, "
               f"farm (1 worker) {overhead['farm_s_per_video']} s: overhead "

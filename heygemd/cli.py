@@ -46,8 +46,7 @@ def _daemon(settings: Settings):  # type: ignore[no-untyped-def]
     from heygemd.farm.intake import Farm, farm_maker
 
     farm = Farm(settings)  # the intake: videos are made by `heygemd worker`s
-    return Daemon(settings, lambda _settings: farm, make=farm_maker(farm), notes=farm.notes,
-                  farm_videos=farm.videos_out)
+    return Daemon(settings, lambda _settings: farm, make=farm_maker(farm), farm=farm)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:

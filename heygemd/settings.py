@@ -210,6 +210,8 @@ class FarmSettings(Section):
     # a task unacknowledged this long goes to another worker: above the longest video allowed
     visibility_timeout_seconds: float = Field(7200.0, gt=0)
     poll_seconds: float = Field(0.5, gt=0)  # the intake's look at the share for results
+    # jobs out at once, at most; the next starts only once every video sent is with a worker
+    jobs_at_once: int = Field(16, ge=1)
 
     @model_validator(mode="after")
     def _visibility_above_limit(self) -> FarmSettings:

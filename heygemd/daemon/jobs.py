@@ -13,7 +13,9 @@ count.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,17 +121,22 @@ class JobPaths:
 
 
 class JobRunner:
-    """Runs one job at a time with a pipeline built once by the daemon."""
+    """Runs jobs with a pipeline built once by the daemon: one at a time, or (``side_by_side``,
+    the farm's intake, which makes nothing in-process) several at once, one per thread."""
 
     def __init__(
         self, settings: Settings, store: JobStore, pipeline: Prepared,
         engine_info: dict[str, str], on_progress: ProgressHook, should_stop: Callable[[], bool],
-        make: MakeJob | None = None,
+        make: MakeJob | None = None, side_by_side: bool = False,
     ) -> None:
         self.settings, self.store, self.pipeline = settings, store, pipeline
         self._make = make  # None: make_job (looked up at each run)
         self.engine_info = engine_info
         self._on_progress, self._should_stop = on_progress, should_stop
+        # a fatal signal's dump goes to one file per process: it names the job only when one
+        # job runs at a time (side by side, a crash is counted against none of them)
+        self._dumps = not side_by_side
+        self._publishing = threading.Lock()  # choosing a free outbox name, then taking it
 
     def run(self, row: JobRow, watch_copy: bool = True) -> JobRow:
         """Run and publish ``row`` (queued). Anything that ends the run before the publish
@@ -149,7 +156,7 @@ class JobRunner:
             self._put_back(row, paths, ended_by(err))
             raise
         try:
-            with dump, fatal.dumps_to(dump):
+            with dump, fatal.dumps_to(dump) if self._dumps else contextlib.nullcontext():
                 return self._run(row, paths, t0, watch_copy)
         except BaseException as err:
             done = self._already_published(row, paths)
@@ -208,12 +215,13 @@ class JobRunner:
 
     def _publish(self, row: JobRow, paths: JobPaths, report: JobReport) -> JobRow:
         out = self.settings.paths.outbox
-        name = outbox.choose_name(outbox.safe_name(row.name), outbox.taken_names(out))
-        outbox.write_results(paths.staging, report, published_as=name)
-        shutil.copyfile(paths.log, paths.staging / JOB_LOG)
-        moved = outbox.move_inputs(paths.original, paths.staging)
-        self.store.update(row.job_id, outbox_name=name)
-        outbox.publish(paths.staging, out, name)
+        with self._publishing:
+            name = outbox.choose_name(outbox.safe_name(row.name), outbox.taken_names(out))
+            outbox.write_results(paths.staging, report, published_as=name)
+            shutil.copyfile(paths.log, paths.staging / JOB_LOG)
+            moved = outbox.move_inputs(paths.original, paths.staging)
+            self.store.update(row.job_id, outbox_name=name)
+            outbox.publish(paths.staging, out, name)
         self.store.add_videos(video_facts(report))
         done = self.store.transition(
             row.job_id, STATE_OF[report.status], status=report.status.value,

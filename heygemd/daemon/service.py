@@ -1,19 +1,26 @@
 """The Daemon: startup() -> while not stopping: tick() -> shutdown().
 
-``tick()`` does at most one unit of work (one job) and is what tests drive directly. Signal
-handlers only set flags: the first SIGTERM/SIGINT takes no new job and lets the current video
-finish; the second, or ``graceful_timeout_seconds`` after the first, abandons the job (it goes
-back to the queue). The watchdog observer thread only records names; this loop consumes them
-through :class:`heygemd.daemon.intake.Intake`, which notices, waits for and claims job folders.
+``tick()`` does at most one unit of work (starts one job) and is what tests drive directly.
+Alone, the daemon runs that job in the loop itself, one job at a time. The farm's intake
+(``farm``) makes nothing itself, so its jobs run side by side, each in a thread of its own, as
+long as the farm has room (:meth:`Farmed.room_beside`); the loop alone then writes the status
+and settles how each job ended. Signal handlers only set flags: the first SIGTERM/SIGINT takes
+no new job and lets the current video finish; the second, or ``graceful_timeout_seconds`` after
+the first, abandons the job (it goes back to the queue). The watchdog observer thread only
+records names; this loop consumes them through :class:`heygemd.daemon.intake.Intake`, which
+notices, waits for and claims job folders.
 """
 
 from __future__ import annotations
 
+import queue
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
+from typing import Protocol
 
 import structlog
 
@@ -48,20 +55,39 @@ GIB = 1024**3
 MAX_COPY_RERUNS = 3  # runs of one job undone because its files changed while it ran
 
 
+class Farmed(Protocol):
+    """What the daemon asks of the farm's intake (:class:`heygemd.farm.intake.Farm`)."""
+
+    def notes(self) -> dict[str, str]:
+        """More problems for the status (kind "farm...": the broker down), replacing the last."""
+        ...
+
+    def videos_out(self) -> Sequence[FarmVideo]:
+        """The videos out on the workers, for the status."""
+        ...
+
+    def room_beside(self, running: Sequence[str]) -> bool:
+        """May one more job start beside ``running`` (their job ids)?"""
+        ...
+
+
 class Daemon:
     """The service. Build it with settings and a factory for the (heavy) pipeline."""
 
     def __init__(
         self, settings: Settings, pipeline_factory: PipelineFactory,
         env: Mapping[str, str] | None = None, make: MakeJob | None = None,
-        notes: Callable[[], dict[str, str]] | None = None,
-        farm_videos: Callable[[], Sequence[FarmVideo]] | None = None,
+        farm: Farmed | None = None,
     ) -> None:
         self.settings = settings
         self._factory = pipeline_factory
         self._make = make
-        self._notes = notes  # more problems for the status (the farm's broker)
-        self._farm_videos = farm_videos  # the farm's intake: videos out on the workers
+        self._farm = farm  # the farm's intake: jobs side by side, their videos on workers
+        # the farm's jobs in flight (job id -> its thread) and how each ended, for the loop
+        self._flying: dict[str, threading.Thread] = {}
+        self._landed: queue.SimpleQueue[tuple[JobRow, BaseException | None]] = \
+            queue.SimpleQueue()
+        self._progress_shown: dict[str, tuple[int, int, str, float]] = {}  # by the job threads
         self.notifier = Notifier(env)
         self.stop_requested = False
         self.abort_requested = False
@@ -120,7 +146,7 @@ class Daemon:
         }
         self._runner = JobRunner(
             self.settings, self._store, pipeline, engine_info, self._on_progress,
-            lambda: self.stop_requested, self._make,
+            lambda: self.stop_requested, self._make, side_by_side=self._farm is not None,
         )
         mode = choose_mode(self.settings.watch.mode, read_mount(paths.inbox.parent))
         self._watcher = Watcher(paths.inbox, mode, self.settings.watch.poll_interval_seconds)
@@ -137,7 +163,7 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_signal)
         self.startup()
         try:
-            while not self.stop_requested:
+            while not self.stop_requested or self._flying:  # a stop waits for the jobs out
                 if not self.tick():
                     time.sleep(self.settings.daemon.idle_tick_seconds)
         finally:
@@ -160,7 +186,7 @@ class Daemon:
                     self._skipped |= self._failed
                     self._retry_at = float("-inf")  # the others go on now
                 waiting = self.intake.candidates and time.monotonic() < deadline
-                if not worked and not waiting:
+                if not worked and not waiting and not self._flying:
                     runnable = self._runnable()
                     if not runnable:
                         break
@@ -186,8 +212,10 @@ class Daemon:
             self.shutdown()
 
     def _runnable(self) -> list[JobRow]:
-        """Queued jobs, less those this process has given up on for its run (``once``)."""
-        return [r for r in self.store.in_states(State.QUEUED) if r.job_id not in self._skipped]
+        """Queued jobs, less those this process has given up on for its run (``once``) and
+        those just started in a thread of their own (still queued in the store a moment)."""
+        return [r for r in self.store.in_states(State.QUEUED)
+                if r.job_id not in self._skipped and r.job_id not in self._flying]
 
     def shutdown(self) -> None:
         self._note_stop()
@@ -248,44 +276,87 @@ class Daemon:
     # -- one unit of work ------------------------------------------------------------------
 
     def tick(self) -> bool:
-        """Discover and claim ready folders; run at most one queued job. True if a job ran."""
+        """Settle the farm's jobs that ended; discover and claim ready folders; start at most
+        one queued job (alone: run it to its end). True if a job started or ended."""
         self.notifier.ping()
         self._note_stop()
+        landed = self._land()
         self.intake.discover(time.monotonic())
         now = time.monotonic()
         row = None
-        if not self.stop_requested and now >= self._retry_at:
+        if not self.stop_requested and now >= self._retry_at and self._has_room():
             row = self.intake.next_settled(self._runnable(), now)
         if row is None or not self._has_disk_space():
             self._refresh_status()
-            return False
-        self._run(row)
+            return landed
+        self._start(row)
         return True
 
-    def _run(self, row: JobRow) -> None:
-        assert self._runner is not None
+    def _has_room(self) -> bool:
+        if self._farm is None or not self._flying:
+            return True
+        return self._farm.room_beside(tuple(self._flying))
+
+    def _start(self, row: JobRow) -> None:
+        """Run ``row``: here, to its end; on the farm, in a thread of its own (it lands in
+        :attr:`_landed`, settled by :meth:`_land`)."""
+        runner = self._runner
+        assert runner is not None
         self._refresh_status(force=True)
+        # a READY marker says the copy is done; and a folder written to for ever is run as
+        # it is after a few tries rather than never
+        watch_copy = not self.settings.watch.require_ready_marker and \
+            self._copy_reruns.get(row.job_id, 0) < MAX_COPY_RERUNS
+
+        def attempt() -> BaseException | None:
+            try:
+                runner.run(row, watch_copy=watch_copy)
+            except BaseException as err:  # settled by the loop (_settle), raised there if fatal
+                return err
+            return None
+
+        if self._farm is None:
+            self._settle(row, attempt())
+            return
+        thread = threading.Thread(target=lambda: self._landed.put((row, attempt())),
+                                  name=f"heygemd-job-{row.job_id}", daemon=True)
+        self._flying[row.job_id] = thread
+        thread.start()
+        log.info("farm.job_started", job_id=row.job_id, beside=len(self._flying) - 1)
+
+    def _land(self) -> bool:
+        """Settle every farm job whose thread ended. True if one did."""
+        landed = False
+        while True:
+            try:
+                row, err = self._landed.get_nowait()
+            except queue.Empty:
+                return landed
+            self._flying.pop(row.job_id).join()
+            self._progress_shown.pop(row.job_id, None)
+            self._settle(row, err)
+            landed = True
+
+    def _settle(self, row: JobRow, err: BaseException | None) -> None:
+        """What the loop does after a job's run, by how it ended (``err``; None: published)."""
         try:
-            # a READY marker says the copy is done; and a folder written to for ever is run as
-            # it is after a few tries rather than never
-            watch_copy = not self.settings.watch.require_ready_marker and \
-                self._copy_reruns.get(row.job_id, 0) < MAX_COPY_RERUNS
-            self._runner.run(row, watch_copy=watch_copy)
-            self._copy_reruns.pop(row.job_id, None)
-        except JobInterrupted as err:
-            log.warning("job.interrupted", job_id=row.job_id, reason=str(err) or "stop")
-            self.stop_requested = True
-        except FilesChanged:  # nothing published (logged in the job); runs again once done
-            self._copy_reruns[row.job_id] = self._copy_reruns.get(row.job_id, 0) + 1
-            self.intake.wait_for_copy(row, time.monotonic())
-        except Exception as err:  # the job was put back; the service goes on, after a pause
-            log.exception("job.error", job_id=row.job_id)
-            self._back_off(row, err)
-        else:
-            self._retry_at = float("-inf")
-            self._failed.discard(row.job_id)
-            if self._problems.pop("job", None) is not None:
-                log.info("job.recovered", job_id=row.job_id)
+            if err is None:
+                self._copy_reruns.pop(row.job_id, None)
+                self._retry_at = float("-inf")
+                self._failed.discard(row.job_id)
+                if self._problems.pop("job", None) is not None:
+                    log.info("job.recovered", job_id=row.job_id)
+            elif isinstance(err, JobInterrupted):
+                log.warning("job.interrupted", job_id=row.job_id, reason=str(err) or "stop")
+                self.stop_requested = True
+            elif isinstance(err, FilesChanged):  # nothing published (logged in the job); runs
+                self._copy_reruns[row.job_id] = self._copy_reruns.get(row.job_id, 0) + 1
+                self.intake.wait_for_copy(row, time.monotonic())  # again once the copy is done
+            elif isinstance(err, Exception):  # the job was put back; the service goes on,
+                log.error("job.error", job_id=row.job_id, exc_info=err)  # after a pause
+                self._back_off(row, err)
+            else:  # KeyboardInterrupt, SystemExit: the process ends
+                raise err
         finally:
             self._refresh_status(force=True)
 
@@ -306,13 +377,23 @@ class Daemon:
         self._problems["job"] = f"{what}; next try in {pause:.0f} s"
 
     def _on_progress(self, row: JobRow, index: int, count: int, video: str, frac: float) -> None:
-        """Called from inside the pipeline: may abandon the job, keeps everyone informed."""
-        self._note_stop()
+        """Called from inside the pipeline: may abandon the job, keeps everyone informed. In a
+        farm job's thread it only records the progress: the loop writes the status."""
+        threaded = self._farm is not None
+        if not threaded:
+            self._note_stop()
         if self.abort_requested:
             raise JobInterrupted("second stop signal")
         timeout = self.settings.daemon.graceful_timeout_seconds
         if self.stop_requested and time.monotonic() - self._stop_at > timeout:
             raise JobInterrupted(f"graceful stop took longer than {timeout:.0f} s")
+        if threaded:  # the farm's progress comes once a poll: only a change is written
+            shown = (index, count, video, round(frac, 3))
+            if self._progress_shown.get(row.job_id) != shown:
+                self._progress_shown[row.job_id] = shown
+                self.store.update(row.job_id, video_index=index, video_count=count,
+                                  video_name=video, fraction=shown[3])
+            return
         now = time.monotonic()
         if frac in (0.0, 1.0) or now - self._last_status >= STATUS_INTERVAL:
             self.store.update(row.job_id, video_index=index, video_count=count, video_name=video,
@@ -345,15 +426,15 @@ class Daemon:
             stopped=stopped, copying=self.intake.copying,
             stopping=self.stop_requested and not stopped, incomplete=waiting.incomplete,
             loose=waiting.loose, blocked=waiting.blocked, ran_once=self._ran_once,
-            farm=self._farm_videos() if self._farm_videos is not None else (),
+            farm=self._farm.videos_out() if self._farm is not None else (),
         )
 
     def _refresh_status(self, *, force: bool = False, stopped: bool = False) -> None:
         now = time.monotonic()
-        if self._notes is not None:  # kinds "farm...": replaced by the latest
+        if self._farm is not None:  # kinds "farm...": replaced by the latest
             for kind in [k for k in self._problems if k.startswith("farm")]:
                 del self._problems[kind]
-            self._problems.update(self._notes())
+            self._problems.update(self._farm.notes())
         problems = tuple(self._problems.values())
         if not force and now - self._last_status < STATUS_INTERVAL and problems == self._shown:
             return

@@ -95,6 +95,8 @@ class StatusView:
     blocked: Sequence[str] = field(default_factory=tuple)
     ran_once: bool = False  # written by `heygemd once` (a batch run), not the service
     farm: Sequence[FarmVideo] = field(default_factory=tuple)  # videos out on the workers
+    # the farm's intake runs jobs side by side: the ones beside ``running`` (oldest first)
+    also_running: Sequence[JobRow] = field(default_factory=tuple)
 
 
 def progress_words(row: JobRow) -> str:
@@ -122,6 +124,8 @@ def status_line(view: StatusView) -> str:
         parts.append(STOPPING_WORDS if view.running is not None else "stopping")
     if view.running is not None:
         parts.append(f"running {view.running.name}: {progress_words(view.running)}")
+        if view.also_running:
+            parts.append(f"also running {', '.join(r.name for r in view.also_running)}")
     elif not view.stopped:
         parts.append("idle")
     if view.farm:
@@ -226,6 +230,8 @@ def status_text(view: StatusView) -> str:
                   else "Stopping: no new job is taken.", ""]
     if view.running is not None:
         lines.append(f"Working on: {view.running.name} - {progress_words(view.running)}")
+        lines += [f"Also working on: {row.name} - {progress_words(row)}"
+                  for row in view.also_running]
     else:
         lines.append("Working on: nothing")
     if view.farm:
@@ -268,6 +274,7 @@ def store_view(
     active = store.in_states(State.VALIDATING, State.RUNNING)
     return StatusView(
         updated_at=utc_now(), running=active[0] if active else None,
+        also_running=tuple(active[1:]),
         queued=store.in_states(State.QUEUED), recent=store.recent(5),
         settling=tuple(settling), problems=tuple(problems), stopped=stopped,
         copying=tuple(copying), stopping=stopping, incomplete=tuple(incomplete),
@@ -325,6 +332,7 @@ def snapshot_from_json(text: str) -> StatusView:
             "recent": tuple(row(r) for r in data["recent"]),
             "problems": tuple(Problem(**p) for p in data.get("problems", ())),
             "farm": tuple(FarmVideo(**f) for f in data.get("farm", ())),
+            "also_running": tuple(row(r) for r in data.get("also_running", ())),
             **{k: tuple(data[k]) for k in ("settling", "copying", "incomplete", "loose",
                                            "blocked") if data.get(k) is not None},
         })

@@ -7,13 +7,16 @@ when the daemon died is put back to queued at the next start (see ``recovery.rec
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 DB_NAME = "jobs.sqlite3"
 
@@ -180,8 +183,24 @@ class JobStore(Protocol):
     def video_facts(self) -> list[VideoFact]: ...
 
 
+_T = TypeVar("_T")
+
+
+def _locked(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run ``method`` holding the store's lock (the connection is shared by threads)."""
+
+    @functools.wraps(method)
+    def call(self: Store, *args: Any, **kwargs: Any) -> _T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return call
+
+
 class Store:
-    """The job table. Every write is its own transaction (autocommit + explicit BEGIN)."""
+    """The job table. Every write is its own transaction (autocommit + explicit BEGIN). One
+    connection, shared by the daemon's threads (the farm's intake runs jobs side by side): each
+    call holds the store's lock."""
 
     def __init__(
         self, state_dir: Path, *, readonly: bool = False, unchanging: bool = False
@@ -192,16 +211,18 @@ class Store:
         path = state_dir / DB_NAME
         if readonly:
             flags = "mode=ro&immutable=1" if unchanging else "mode=ro"
-            self._db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None)
+            self._db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None,
+                                       check_same_thread=False)
         else:
             state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             self._add_columns()
         self._db.execute("PRAGMA busy_timeout=5000")
         self._select = self._select_list()
+        self._lock = threading.RLock()
 
     def _present(self) -> set[str]:
         return {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
@@ -220,13 +241,16 @@ class Store:
             return _COLUMNS
         return ", ".join(n if n in present else f"{_DEFAULTS[n]} AS {n}" for n in names)
 
+    @_locked
     def close(self) -> None:
         self._db.close()
 
+    @_locked
     def _rows(self, where: str, args: tuple[object, ...] = ()) -> list[JobRow]:
         cur = self._db.execute(f"SELECT {self._select} FROM jobs {where}", args)
         return [_row(r) for r in cur.fetchall()]
 
+    @_locked
     def add(self, job_id: str, name: str, submitted_at: str | None = None) -> None:
         self._db.execute(
             "INSERT INTO jobs (job_id, name, state, submitted_at) VALUES (?, ?, ?, ?)",
@@ -250,6 +274,7 @@ class Store:
             "WHERE state IN ('done', 'rejected', 'failed') ORDER BY finished_at DESC, seq DESC "
             "LIMIT ?", (limit,))
 
+    @_locked
     def transition(self, job_id: str, new: State, **fields: object) -> JobRow:
         """Move a job to ``new`` (checked against TRANSITIONS), updating extra columns."""
         self._db.execute("BEGIN IMMEDIATE")
@@ -274,6 +299,7 @@ class Store:
         assert updated is not None
         return updated
 
+    @_locked
     def update(self, job_id: str, **fields: object) -> None:
         """Set columns that are not the state (progress, the chosen outbox name)."""
         self._update(job_id, **fields)
@@ -288,6 +314,7 @@ class Store:
             f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*fields.values(), job_id)
         )
 
+    @_locked
     def add_videos(self, facts: list[VideoFact]) -> None:
         """Record a published job's videos (again: the same rows replace the old)."""
         marks = ",".join("?" * len(_VIDEO_COLUMNS))
@@ -302,6 +329,7 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
 
+    @_locked
     def video_facts(self) -> list[VideoFact]:
         """Every recorded video (none from a database older than the videos table)."""
         try:

@@ -4,11 +4,17 @@ differs: :func:`make_farm_job` checks the folder as :func:`heygemd.daemon.making
 then sends one Celery task per video and collects the results the workers put on the share.
 The videos of a job run on as many workers as are free; the job is published once all are
 back. A result already on the share (from before an intake restart) is taken, not made again.
+
+Jobs run side by side (the daemon gives each a thread): the next job starts once every video
+sent so far has been taken by a worker (:meth:`Farm.room_beside`), so a free worker finds the
+next job's videos waiting whatever the jobs' sizes, and the queue holds no more than it must.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +63,11 @@ class Farm:
     app: Celery | None = None
     problem: str | None = None  # why videos wait (the broker is down), for the status
     down_since: float | None = None  # time.time() the broker was first found down
-    running: list[FarmVideo] = field(default_factory=list)  # videos out, for the status
+    # job id -> its videos out (for the status) and whether every one is with a worker; set
+    # by each job's thread, read by the daemon's loop
+    running: dict[str, list[FarmVideo]] = field(default_factory=dict)
+    all_taken: dict[str, bool] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # the broker's client
 
     def __post_init__(self) -> None:
         self.engine = FarmEngine(self.settings.engine.name)
@@ -72,22 +82,24 @@ class Farm:
     def send(self, order: share.VideoOrder) -> bool:
         """Send one task; False (and :attr:`problem` says why) when the broker is unreachable."""
         assert self.app is not None, "Farm.startup() was not called"
-        try:
-            self.app.send_task(TASK_NAME, kwargs=order.model_dump(mode="json"),
-                               queue=self.settings.farm.queue)
-        except Exception as err:  # kombu's OperationalError, or the client's own
-            self._unreachable(f"{type(err).__name__}: {err}")
-            return False
-        self._reachable()
-        return True
+        with self._lock:
+            try:
+                self.app.send_task(TASK_NAME, kwargs=order.model_dump(mode="json"),
+                                   queue=self.settings.farm.queue)
+            except Exception as err:  # kombu's OperationalError, or the client's own
+                self._unreachable(f"{type(err).__name__}: {err}")
+                return False
+            self._reachable()
+            return True
 
     def check_broker(self) -> None:
         assert self.app is not None, "Farm.startup() was not called"
-        why = broker_reachable(self.app)
-        if why is None:
-            self._reachable()
-        else:
-            self._unreachable(why)
+        with self._lock:
+            why = broker_reachable(self.app)
+            if why is None:
+                self._reachable()
+            else:
+                self._unreachable(why)
 
     def _unreachable(self, why: str) -> None:
         if self.down_since is None:
@@ -97,7 +109,16 @@ class Farm:
 
     def videos_out(self) -> tuple[FarmVideo, ...]:
         """The videos out on the workers, for the status (which machine, how far)."""
-        return tuple(self.running)
+        return tuple(item for videos in list(self.running.values()) for item in videos)
+
+    def room_beside(self, running: Sequence[str]) -> bool:
+        """May one more job start beside ``running`` (job ids)? Only while fewer than
+        ``farm.jobs_at_once`` run and each has every video it sent taken by a worker: a job
+        still being checked, or with a video unsent (the broker down) or queued, holds the
+        next one back."""
+        if len(running) >= self.settings.farm.jobs_at_once:
+            return False
+        return all(self.all_taken.get(job_id, False) for job_id in running)
 
     def notes(self) -> dict[str, str]:
         """The farm's problems for the status: a broker that is down."""
@@ -185,7 +206,7 @@ class _FarmMaking(_Making):
                             results[order.video] = found
                             log.info("farm.video_back", video=order.video, worker=found.worker,
                                      status=found.video.status.value)
-                self._show(orders, results)
+                self._show(orders, results, unsent)
                 if len(results) == count:
                     return results
                 if self.hooks.should_stop():
@@ -196,10 +217,13 @@ class _FarmMaking(_Making):
                     next_check = time.monotonic() + BROKER_CHECK_SECONDS
                 time.sleep(self.settings.farm.poll_seconds)
         finally:
-            farm.running = [r for r in farm.running if r.job != self.job.name]
+            farm.running.pop(self.job.job_id, None)
+            farm.all_taken.pop(self.job.job_id, None)
 
-    def _show(self, orders: list[share.VideoOrder], results: dict[str, Any]) -> None:
-        """Progress into the store (the most advanced video out) and what runs where."""
+    def _show(self, orders: list[share.VideoOrder], results: dict[str, Any],
+              unsent: list[share.VideoOrder]) -> None:
+        """Progress into the store (the most advanced video out), what runs where, and whether
+        every video is with a worker (room for the next job)."""
         work, count, now = self.settings.paths.work, len(orders), time.time()
         running: list[FarmVideo] = []
         for order in orders:
@@ -209,7 +233,9 @@ class _FarmMaking(_Making):
             running.append(FarmVideo(self.job.name, order.video) if seen is None else FarmVideo(
                 self.job.name, order.video, seen.worker, seen.fraction,
                 round(max(now - seen.at, 0.0), 1)))
-        self.farm.running = running
+        self.farm.running[self.job.job_id] = running
+        self.farm.all_taken[self.job.job_id] = not unsent and \
+            all(item.worker is not None for item in running)
         done = len(results)
         ahead = max(running, key=lambda r: r.fraction, default=None)
         if ahead is None:

@@ -105,6 +105,8 @@ def _made(
     scratch: Any, starts: int, check: Callable[[], None],
 ) -> tuple[VideoResult, Any]:
     folder = settings.paths.work / order.job_id / order.name
+    progress = _progress(settings, worker, order, check)
+    progress(0.0)  # taken: the intake may start its next job (Farm.room_beside)
     if order.job_toml is not None:
         settings = job_settings(settings, (folder / order.job_toml).read_bytes())
     checked = pipeline.check_audio(folder / order.audio, output=settings.output)
@@ -114,7 +116,6 @@ def _made(
     if starts > settings.daemon.max_attempts:  # it killed the workers that tried it before
         log.error("video.set_aside", video=order.video, starts=starts)
         return crashed_video(order.video, starts - 1), checked.result
-    progress = _progress(settings, worker, order, check)
     try:
         video = pipeline.process_video(folder / order.video, checked, scratch / order.output,
                                        scratch, progress)

@@ -262,6 +262,7 @@ def page_data(settings: Settings, web_started: float) -> dict[str, Any]:
         "stopped": view.stopped, "stopping": view.stopping,
         "problems": [asdict(p) for p in view.problems],
         "running": running_card(view.running, now),
+        "also_running": [running_card(row, now) for row in view.also_running],
         "farm": [farm_card(item) for item in view.farm],
         "queue": queue_cards(view),
         "loose": list(view.loose),

@@ -29,16 +29,22 @@ pytestmark = pytest.mark.slow
 def assert_published_once(harness: Harness, name: str, videos: int) -> dict:
     published = harness.published()
     assert list(published) == [name], published
-    report = published[name]
+    report = assert_done(harness, name, videos)
+    # the holder goes just after the publishing rename
+    wait_for(lambda: not any(harness.work.iterdir()), 10, "an empty work area")
+    assert list(harness.inbox.iterdir()) == []
+    return report
+
+
+def assert_done(harness: Harness, name: str, videos: int) -> dict:
+    """``name``'s report, every video made, nothing of the publishing left in the outbox."""
+    report = harness.published()[name]
     assert report["status"] == "done", report
     assert [v["status"] for v in report["videos"]] == ["done"] * videos
     out = harness.outbox / name
     for i in range(1, videos + 1):
         assert (out / f"v{i}.mp4").stat().st_size > 1000
     assert not [p for p in harness.outbox.iterdir() if p.name.startswith(".heygemd")]
-    # the holder goes just after the publishing rename
-    wait_for(lambda: not any(harness.work.iterdir()), 10, "an empty work area")
-    assert list(harness.inbox.iterdir()) == []
     return report
 
 
@@ -64,6 +70,28 @@ def test_four_videos_spread_over_workers_published_once(
     made_by = {w.strip() for w in report["engine"]["workers"].split(",")}
     assert len(made_by) >= 2, report["engine"]  # the videos ran on more than one worker
     assert report["engine"]["name"] == "echo"
+    assert harness.stop(intake) == 0
+    for proc in workers:
+        assert harness.stop(proc, timeout=60) == 0
+
+
+def test_one_video_jobs_run_side_by_side_on_free_workers(
+    harness: Harness, redis_server: RedisServer,  # noqa: F811
+) -> None:
+    farm_config(harness, redis_server.url)
+    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "200"  # ~8 s a video
+    workers = start_workers(harness, 2)
+    intake = harness.start()
+    job_of(harness, "first", 1)
+    job_of(harness, "second", 1)
+    status = harness.outbox / "STATUS.txt"
+    wait_for(lambda: status.is_file() and "Also working on: " in status.read_text(), 120,
+             "the two jobs out at once")
+    harness.wait_published(2, timeout=180)
+    reports = {name: assert_done(harness, name, 1) for name in ("first", "second")}
+    first, second = reports["first"], reports["second"]
+    assert first["engine"]["workers"] != second["engine"]["workers"], reports
+    assert second["started_at"] < first["finished_at"], reports  # made at the same time
     assert harness.stop(intake) == 0
     for proc in workers:
         assert harness.stop(proc, timeout=60) == 0

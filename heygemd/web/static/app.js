@@ -94,6 +94,10 @@ function draw(data) {
   document.getElementById("problems").hidden = data.problems.length === 0;
   fill(document.getElementById("problem-list"), data.problems.map(p => el("li", {text: p.words})));
   drawRunning(data.running);
+  const also = document.getElementById("also-running");
+  also.hidden = !data.also_running || data.also_running.length === 0;
+  fill(also, (data.also_running || []).map(r => el("li", {class: "also-job", "data-job": r.name},
+    el("strong", {text: r.name}), el("span", {class: "muted", text: ` — ${r.words}`}))));
   const farm = document.getElementById("farm");
   farm.hidden = !data.farm || data.farm.length === 0;
   fill(farm, (data.farm || []).map(f => el("li", {class: "farm-video", "data-video": f.video},
