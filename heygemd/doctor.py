@@ -149,16 +149,21 @@ def check_face_models(settings: Settings) -> Check:
 
 
 def check_farm(settings: Settings) -> Check:
-    """[farm] broker: it answers, and the work area on the share is writable from here."""
+    """[farm] broker: it answers, this machine's paths.work is the intake's share (its mark is
+    the one the intake gave the broker: the same files seen from both sides), and writable."""
     farm = settings.farm
     if not farm.broker:
         return Check("farm", True, "off (single machine; [farm] broker is empty)")
-    from heygemd.farm.app import broker_reachable, make_app
+    from heygemd.farm.app import announced_share, broker_reachable, make_app
     from heygemd.farm.intake import safe_url
+    from heygemd.farm.share import SHARE_MARK, share_id
 
     app = make_app(farm)
     try:
         why = broker_reachable(app)
+        announced = announced_share(app, farm.queue) if why is None else None
+    except Exception as err:  # kombu/redis raise their own
+        why, announced = f"{type(err).__name__}: {err}", None
     finally:
         app.close()
     where = safe_url(farm.broker)
@@ -166,10 +171,21 @@ def check_farm(settings: Settings) -> Check:
         return Check("farm", False, f"the broker {where} does not answer ({why}): start Redis "
                      "there, or fix [farm] broker (address, password); docs/farm.md")
     work = settings.paths.work
+    mark = share_id(work)
+    if announced is not None and mark != announced:
+        seen = "has no share mark" if mark is None else f"holds another share's mark ({mark[:8]})"
+        return Check("farm", False, f"paths.work {work} here {seen}, not the intake's share "
+                     f"(mark {announced[:8]}, file {SHARE_MARK}): mount the intake's work area "
+                     "at paths.work (docs/farm.md)")
     if not os.access(work, os.W_OK | os.X_OK):
         return Check("farm", False, f"the broker {where} answers, but the work area {work} is "
                      "not writable here: mount the share at paths.work (docs/farm.md)")
-    return Check("farm", True, f"the broker {where} answers; the work area {work} is writable")
+    if announced is None:
+        return Check("farm", True, f"the broker {where} answers; the work area {work} is "
+                     "writable; no intake has announced its share yet, so it could not be "
+                     "compared (run this again once `heygemd run` has started on the intake)")
+    return Check("farm", True, f"the broker {where} answers; the work area {work} is the "
+                 f"intake's share (mark {announced[:8]} seen from both sides) and writable")
 
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (

@@ -70,6 +70,27 @@ def broker_words(why: str) -> str:
     return "it cannot be reached"
 
 
+def share_key(queue: str) -> str:
+    """The broker's key for the intake's share mark (farm.share.SHARE_MARK) of ``queue``."""
+    return f"heygemd:{queue}:share"
+
+
+def announce_share(app: Celery, queue: str, mark: str) -> None:
+    """Tell the broker the intake's share mark, for `heygemd doctor` on the workers (raises
+    what the client raises when the broker cannot be reached)."""
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+        conn.default_channel.client.set(share_key(queue), mark)
+
+
+def announced_share(app: Celery, queue: str) -> str | None:
+    """The intake's share mark as the broker holds it; None before an intake announced one."""
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+        found = conn.default_channel.client.get(share_key(queue))
+    return found.decode() if isinstance(found, bytes) else found
+
+
 def broker_reachable(app: Celery) -> str | None:
     """None when the broker answers, else why not (one line)."""
     try:

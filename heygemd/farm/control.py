@@ -64,6 +64,12 @@ class WorkerControl:
         if self.is_cold:
             raise JobInterrupted("cold shutdown of the worker")
 
+    def hold(self, seconds: float) -> None:
+        """Wait ``seconds``, less once the operator stops the worker."""
+        deadline = time.monotonic() + seconds
+        while not self.is_stopping and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
+
     def watch(self, app: Celery) -> None:
         """Start the broker watch for one run of the Celery loop."""
         self.restart.clear()

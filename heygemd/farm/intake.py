@@ -31,7 +31,13 @@ from heygemd.daemon.verdicts import (
     rejected_videos,
 )
 from heygemd.farm import share
-from heygemd.farm.app import TASK_NAME, broker_reachable, broker_words, make_app
+from heygemd.farm.app import (
+    TASK_NAME,
+    announce_share,
+    broker_reachable,
+    broker_words,
+    make_app,
+)
 from heygemd.report import AudioResult, JobReport, JobStatus, job_status
 from heygemd.settings import Settings
 from heygemd.validation import jobfiles
@@ -68,12 +74,29 @@ class Farm:
     running: dict[str, list[FarmVideo]] = field(default_factory=dict)
     all_taken: dict[str, bool] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)  # the broker's client
+    share_mark: str = ""  # the share's mark (share.SHARE_MARK), sent in every order
+    _announced: bool = False  # the broker holds the mark (for the workers' doctor)
 
     def __post_init__(self) -> None:
         self.engine = FarmEngine(self.settings.engine.name)
 
     def startup(self) -> None:
+        self.share_mark = share.mark_share(self.settings.paths.work)
         self.app = make_app(self.settings.farm)
+        with self._lock:
+            self._announce()
+        log.info("farm.intake_ready", share=self.share_mark[:8], announced=self._announced)
+
+    def _announce(self) -> None:
+        """Give the broker the share's mark once it answers (called holding the lock)."""
+        if self._announced or self.app is None:
+            return
+        try:
+            announce_share(self.app, self.settings.farm.queue, self.share_mark)
+        except Exception as err:  # the broker down: the next successful look announces
+            log.info("farm.share_not_announced", error=f"{type(err).__name__}: {err}")
+        else:
+            self._announced = True
 
     def shutdown(self) -> None:
         if self.app is not None:
@@ -90,6 +113,7 @@ class Farm:
                 self._unreachable(f"{type(err).__name__}: {err}")
                 return False
             self._reachable()
+            self._announce()
             return True
 
     def check_broker(self) -> None:
@@ -98,6 +122,7 @@ class Farm:
             why = broker_reachable(self.app)
             if why is None:
                 self._reachable()
+                self._announce()
             else:
                 self._unreachable(why)
 
@@ -168,7 +193,7 @@ class _FarmMaking(_Making):
         orders = [share.VideoOrder(
             job_id=job.job_id, name=job.name, index=i, video=v, audio=files.audio,
             output=names[v], job_toml=files.job_toml,
-            key=share.order_key(job.folder, v, files.audio, dumped))
+            key=share.order_key(job.folder, v, files.audio, dumped), share=self.farm.share_mark)
             for i, v in enumerate(files.videos, start=1)]
         results = self._collect(orders)
         for order in orders:

@@ -11,6 +11,11 @@ A claimed job's holder (``<paths.work>/<job_id>``) gets a ``.farm`` folder:
 
 The key names the inputs a result depends on (files' size and mtime, the job's settings), so a
 result of files since replaced is never taken.
+
+``<paths.work>/.heygemd-farm-share`` marks the share: a random id the intake writes at its first
+start and sends in every order. A worker whose paths.work lacks it, or holds another id, is not
+looking at the intake's share (not mounted, or another one): it makes nothing and hands the
+video back (:class:`ShareNotSeen`); `heygemd doctor` compares the two sides.
 """
 
 from __future__ import annotations
@@ -24,10 +29,60 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from heygemd.daemon.checkpoint import FileStamp, inputs_key
+from heygemd.errors import MachineFault
 from heygemd.report import AudioResult, VideoResult
 
 FARM = ".farm"
 RESULT_JSON = "result.json"
+SHARE_MARK = ".heygemd-farm-share"  # in paths.work: the id of the intake's share
+
+
+class ShareNotSeen(MachineFault):
+    """This machine's paths.work is not the share the intake claims jobs into."""
+
+
+def mark_share(work: Path) -> str:
+    """The id in ``work``'s share mark, written now if there is none (the intake, at start;
+    kept across restarts; of two intakes racing, the first mark stays)."""
+    found = share_id(work)
+    if found is not None:
+        return found
+    new = uuid.uuid4().hex
+    tmp = work / f".{SHARE_MARK}.{new}.tmp"
+    tmp.write_text(new + "\n", encoding="utf-8")
+    try:
+        os.link(tmp, work / SHARE_MARK)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    marked = share_id(work)
+    if marked is None:
+        raise ShareNotSeen(f"the share mark {work / SHARE_MARK} cannot be read back",
+                           folder=str(work))
+    return marked
+
+
+def share_id(work: Path) -> str | None:
+    """The id in ``work``'s share mark; None when there is none (or it cannot be read)."""
+    try:
+        return (work / SHARE_MARK).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def check_share(work: Path, expected: str) -> None:
+    """Raise ShareNotSeen unless ``work`` holds the mark ``expected`` (empty: not checked,
+    an order from an intake that sent no mark)."""
+    if not expected:
+        return
+    seen = share_id(work)
+    if seen == expected:
+        return
+    what = "has no share mark" if seen is None else f"holds another share (mark {seen[:8]})"
+    raise ShareNotSeen(f"paths.work {work} on this machine {what}, not the intake's (mark "
+                       f"{expected[:8]}): mount the intake's work area there (docs/farm.md)",
+                       folder=str(work))
 
 
 class VideoOrder(BaseModel):
@@ -43,6 +98,7 @@ class VideoOrder(BaseModel):
     output: str  # the output file's name (outbox.output_names)
     job_toml: str | None = None
     key: str
+    share: str = ""  # the intake's share mark (SHARE_MARK): the worker must see the same
 
     @property
     def slot(self) -> str:

@@ -37,6 +37,9 @@ log = structlog.get_logger(__name__)
 
 PROGRESS_INTERVAL = 1.0  # seconds between progress files on the share
 RETRY_SECONDS = 30.0  # a machine fault (share full or gone): the video is tried again after
+# this machine does not see the intake's share: the video is held this long (the other workers
+# take the queue meanwhile), then handed back
+SHARE_HOLD_SECONDS = 10.0
 
 
 class TimeLimitExceeded(ProcessingError):
@@ -57,6 +60,7 @@ def make_video(
     ``check`` is called at each progress report; it may raise JobInterrupted (a cold stop):
     nothing is left on the share then and the start is not counted against the video."""
     work = settings.paths.work
+    share.check_share(work, order.share)  # raises ShareNotSeen: nothing is judged "gone"
     folder = work / order.job_id / order.name
     if share.read_result(work, order) is not None:
         return "duplicate"
@@ -177,6 +181,12 @@ def build_app(
                 return make_video(pipeline, settings, engine, worker, order, control.check)
             except JobInterrupted as err:  # a cold stop: the message goes back to the queue
                 log.warning("farm.video_returned", reason=str(err))
+                raise Reject(str(err), requeue=True) from None
+            except share.ShareNotSeen as err:
+                log.error("farm.share_not_seen", error=str(err), held_s=SHARE_HOLD_SECONDS,
+                          hint="the video goes back to the queue for a worker that sees the "
+                               "share; `heygemd doctor` on this machine says more")
+                control.hold(SHARE_HOLD_SECONDS)
                 raise Reject(str(err), requeue=True) from None
             except MachineFault as err:
                 log.error("farm.machine_fault", error=str(err), retry_in_s=RETRY_SECONDS)

@@ -95,6 +95,13 @@ def job_of(harness: Harness, name: str, videos: int) -> Path:
     return harness.make_job(name, {"speech.wav": "speech.wav", **files})
 
 
+def work_is_empty(harness: Harness) -> bool:
+    """Nothing in the work area but the share's mark (every job published, its holder gone)."""
+    from heygemd.farm.share import SHARE_MARK
+
+    return not [p for p in harness.work.iterdir() if p.name != SHARE_MARK]
+
+
 def farm_results(harness: Harness) -> list[Path]:
     return sorted(harness.work.glob("*/.farm/results/*"))
 

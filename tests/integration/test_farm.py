@@ -21,6 +21,7 @@ from tests.integration.farm import (
     progress_workers,
     redis_server,  # noqa: F401 - the fixture
     start_workers,
+    work_is_empty,
 )
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ def assert_published_once(harness: Harness, name: str, videos: int) -> dict:
     assert list(published) == [name], published
     report = assert_done(harness, name, videos)
     # the holder goes just after the publishing rename
-    wait_for(lambda: not any(harness.work.iterdir()), 10, "an empty work area")
+    wait_for(lambda: work_is_empty(harness), 10, "an empty work area")
     assert list(harness.inbox.iterdir()) == []
     return report
 
@@ -66,7 +67,9 @@ def test_four_videos_spread_over_workers_published_once(
     assert page["host"] == host and page["device"] == "cpu" and page["pid"] in pids, page
     harness.wait_published(1, timeout=180)
     report = assert_published_once(harness, "four", 4)
-    assert json.loads((harness.outbox / "status.json").read_text())["farm"] == []
+    # the loop settles the job's end (and rewrites the status) within a tick of the publish
+    wait_for(lambda: json.loads((harness.outbox / "status.json").read_text())["farm"] == [], 5,
+             "the status to show no video out")
     made_by = {w.strip() for w in report["engine"]["workers"].split(",")}
     assert len(made_by) >= 2, report["engine"]  # the videos ran on more than one worker
     assert report["engine"]["name"] == "echo"
@@ -95,6 +98,24 @@ def test_one_video_jobs_run_side_by_side_on_free_workers(
     assert harness.stop(intake) == 0
     for proc in workers:
         assert harness.stop(proc, timeout=60) == 0
+
+
+def test_the_builtin_engine_makes_a_real_clip_on_a_worker(
+    harness: Harness, redis_server: RedisServer,  # noqa: F811
+) -> None:
+    harness.configure(engine={"name": "builtin", "device": "cpu"},
+                      farm={"broker": redis_server.url, "poll_seconds": 0.2})
+    (worker,) = start_workers(harness, 1)
+    intake = harness.start()
+    job_of(harness, "real", 1)
+    harness.wait_published(1, timeout=300)
+    report = assert_published_once(harness, "real", 1)
+    assert report["engine"]["name"] == "builtin", report["engine"]
+    assert report["engine"]["workers"].endswith(f"/{worker.pid}")
+    (video,) = report["videos"]
+    assert video["metrics"]["frames"] >= 30 and video["metrics"]["output_seconds"] > 1.0, video
+    assert harness.stop(intake) == 0
+    assert harness.stop(worker, timeout=60) == 0
 
 
 def workers_shown(harness: Harness) -> tuple[dict, str, dict] | None:
@@ -219,6 +240,40 @@ def test_doctor_checks_the_broker(harness: Harness, redis_server: RedisServer) -
     farm_config(harness, redis_server.url)
     settings = load_settings(harness.root / "config.toml")
     assert check_farm(settings).ok, check_farm(settings).detail
+    assert "no intake has announced its share yet" in check_farm(settings).detail
+    intake = harness.start()  # marks the share and tells the broker
+    found = check_farm(settings)
+    assert found.ok and "is the intake's share (mark " in found.detail, found.detail
+    elsewhere = harness.root / "local-work"  # a worker that mounted nothing at paths.work
+    elsewhere.mkdir()
+    local = settings.model_copy(update={"paths": settings.paths.model_copy(
+        update={"work": elsewhere})})
+    wrong = check_farm(local)
+    assert not wrong.ok and f"paths.work {elsewhere} here has no share mark" in wrong.detail
+    assert harness.stop(intake) == 0
     redis_server.stop()
     down = check_farm(settings)
     assert not down.ok and "does not answer" in down.detail, down.detail
+
+
+def test_a_worker_that_does_not_see_the_share_hands_videos_back(
+    harness: Harness, redis_server: RedisServer,  # noqa: F811
+) -> None:
+    farm_config(harness, redis_server.url)
+    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "100"
+    elsewhere = harness.root / "local-work"
+    elsewhere.mkdir()
+    harness.env["HEYGEMD_PATHS__WORK"] = str(elsewhere)  # its own empty folder, not the share
+    (blind,) = start_workers(harness, 1)
+    del harness.env["HEYGEMD_PATHS__WORK"]
+    harness.start()
+    job_of(harness, "first", 1)
+    wait_for(lambda: harness.log_has("farm.share_not_seen", 0), 120,
+             "the blind worker to take the video and see no share")
+    assert not list(elsewhere.iterdir())  # it made nothing there
+    assert harness.published() == {}  # and the video was not judged gone
+    (seeing,) = start_workers(harness, 1)
+    harness.wait_published(1, timeout=120)
+    report = assert_published_once(harness, "first", 1)
+    assert report["engine"]["workers"].endswith(f"/{seeing.pid}")
+    assert blind.poll() is None  # it stays up: the share may be mounted later

@@ -19,6 +19,7 @@ from tests.integration.farm import (
     progress_workers,
     redis_server,  # noqa: F401 - the fixture
     start_workers,
+    work_is_empty,
 )
 
 pytestmark = pytest.mark.slow
@@ -82,6 +83,6 @@ def test_broker_down_then_back_loses_no_job_and_status_says_why(
     assert len(restarts) == 2, restarts
     time.sleep(3)  # a video sent twice would publish a job again now
     assert sorted(harness.published()) == ["first", "second", "third"]
-    wait_for(lambda: not any(harness.work.iterdir()), 10, "an empty work area")
+    wait_for(lambda: work_is_empty(harness), 10, "an empty work area")
     assert harness.stop(intake) == 0
     assert harness.stop(worker, timeout=60) == 0

@@ -17,6 +17,7 @@ from tests.integration.farm import (
     job_of,
     redis_server,  # noqa: F401 - the fixture
     start_workers,
+    work_is_empty,
 )
 
 JOBS = 40
@@ -79,7 +80,7 @@ def test_farm_soak_every_job_once_through_kills(
         for i in range(1, sizes[name] + 1):
             assert (harness.outbox / name / f"v{i}.mp4").stat().st_size > 1000
     assert len({r["job_id"] for r in reports.values()}) == JOBS
-    wait_for(lambda: not any(harness.work.iterdir()), 30, "an empty work area")
+    wait_for(lambda: work_is_empty(harness), 30, "an empty work area")
     assert list(harness.inbox.iterdir()) == []
     assert [p.name for p in harness.outbox.iterdir() if p.name.startswith(".")] == []
     assert "intake" in kills and any(k.startswith("worker") for k in kills), (seed, kills)
