@@ -22,7 +22,7 @@ from heygemd.cache import AnalysisCache
 from heygemd.contract import ProgressFn
 from heygemd.engines.base import EngineContext, Evaluable, Rendering, RenderRequest
 from heygemd.engines.builtin import audio_features as af
-from heygemd.engines.builtin import colour, mesh, mouthmodel, planning, render
+from heygemd.engines.builtin import colour, crops, mesh, mouthmodel, planning, render
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Listener
@@ -40,7 +40,8 @@ PROGRESS_SECONDS = 0.5
 # worker starts when the plan is made: while the pipeline waits for the frame pass's verdict,
 # the first batches are already being made.
 PREFETCH_BATCHES = 1
-# A batch holds at most this many bytes of full frames (and as many again of their copies):
+# A batch holds at most this many bytes of full frames (and as many again of their copies
+# while it is made):
 # batch_size frames at 512x512, fewer at 1080p (7 of 1080x1920), so that the frames in flight
 # between decoder and encoder do not grow with the picture.
 BATCH_BYTES = 48 * 1024 * 1024
@@ -213,8 +214,10 @@ class BuiltinEngine:
             batch.append(frame)
             rows.append(t)
             if len(batch) >= size or t == count - 1:
-                yield list(self._flush(batch, rows, plan, analysis, triangles, lips))
+                done = list(self._flush(batch, rows, plan, analysis, triangles, lips))
+                # base frames that took a mouth go now, not while the batch waits in the queue
                 batch, rows = [], []
+                yield done
 
     def _flush(
         self,
@@ -244,6 +247,7 @@ def _render_constants(analysis: TemplateAnalysis) -> tuple[np.ndarray, np.ndarra
     triangles = mesh.triangulate(ref) if ref is not None else np.zeros((0, 3), np.int64)
     lips = colour.lip_colours(analysis.crops, analysis.landmarks, analysis.crop_origin,
                               analysis.usable, analysis.fps)
+    crops.let_go(analysis.crops)  # every frame's lip box was read through the map
     return triangles, lips
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from heygemd.engines.builtin import colour, mesh, warp
+from heygemd.engines.builtin import colour, crops, mesh, warp
 from heygemd.engines.builtin.analysis import TemplateAnalysis
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import held_bytes_per_pixel
@@ -148,14 +148,14 @@ def transplant(
     from heygemd.engines import compose
 
     side = analysis.crops.shape[1]
-    sources, targets, sources_v, polygons, bases = [], [], [], [], []
+    targets, sources_v, polygons, bases = [], [], [], []
     for frame, (b, s) in zip(frames, plan_rows, strict=True):
         ob, os_ = analysis.crop_origin[b], analysis.crop_origin[s]
         sources_v.append(mesh.vertices(analysis.landmarks[s]) - os_)
         targets.append(mesh.target_vertices(analysis.landmarks[s], analysis.landmarks[b]) - ob)
         polygons.append(mesh.mask_polygon(targets[-1]))
-        sources.append(np.asarray(analysis.crops[s]))
         bases.append(_base_crop(frame, ob, side))
+    sources = crops.take(analysis.crops, [s for _, s in plan_rows])
     # Only the blend mask's box changes (about a fifth of the crop): warp and blend just that.
     x0, y0, x1, y1 = mask_window(polygons, side)
     shift = np.array([x0, y0], dtype=np.float64)
@@ -163,7 +163,7 @@ def transplant(
     affines = [warp.triangle_affines(sv, tv - shift, triangles)
                for sv, tv in zip(sources_v, targets, strict=True)]
     tri_maps = np.stack([warp.triangle_map(tv - shift, triangles, h, w) for tv in targets])
-    warped, covered = warp.warp_batch(np.stack(sources), affines, tri_maps, device)
+    warped, covered = warp.warp_batch(sources, affines, tri_maps, device)
     base_np = np.stack(bases)[:, y0:y1, x0:x1]
     base_t = torch.from_numpy(base_np).to(device).permute(0, 3, 1, 2).float() / 255.0
     hard = torch.from_numpy(hard_masks([poly - shift for poly in polygons], h, w)).to(device)
