@@ -54,7 +54,9 @@ def test_farm_soak_every_job_once_through_kills(
               "visibility_timeout_seconds": 15.0, "poll_seconds": 0.2},
         watch={"settle_seconds": 0.3, "rescan_seconds": 1.0},
         daemon={"min_free_gb": 0.0, "idle_tick_seconds": 0.2, "max_attempts": 20})
-    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "15"
+    # ~6 s a video: the intake runs jobs side by side, so with quicker videos the 40 jobs are
+    # through before many kills land mid-video
+    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "150"
     procs = {f"worker{i}": p for i, p in enumerate(start_workers(harness, WORKERS))}
     procs["intake"] = harness.start()
     names = [f"soak{i:02d}" for i in range(JOBS)]
@@ -83,4 +85,6 @@ def test_farm_soak_every_job_once_through_kills(
     wait_for(lambda: work_is_empty(harness), 30, "an empty work area")
     assert list(harness.inbox.iterdir()) == []
     assert [p.name for p in harness.outbox.iterdir() if p.name.startswith(".")] == []
-    assert "intake" in kills and any(k.startswith("worker") for k in kills), (seed, kills)
+    print(f"farm soak (seed {seed}): {JOBS} jobs published once each through "
+          f"{sum(k != 'intake' for k in kills)} worker and {kills.count('intake')} intake kills")
+    assert kills.count("intake") >= 2 and len(kills) >= 10, (seed, kills)
