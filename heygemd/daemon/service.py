@@ -5,10 +5,11 @@ Alone, the daemon runs that job in the loop itself, one job at a time. The farm'
 (``farm``) makes nothing itself, so its jobs run side by side, each in a thread of its own, as
 long as the farm has room (:meth:`Farmed.room_beside`); the loop alone then writes the status
 and settles how each job ended. Signal handlers only set flags: the first SIGTERM/SIGINT takes
-no new job and lets the current video finish; the second, or ``graceful_timeout_seconds`` after
-the first, abandons the job (it goes back to the queue). The watchdog observer thread only
-records names; this loop consumes them through :class:`heygemd.daemon.intake.Intake`, which
-notices, waits for and claims job folders.
+no new job and lets the current video finish (on the farm: each job out goes back to the queue
+at once, its videos left with the workers and collected after the restart); the second, or
+``graceful_timeout_seconds`` after the first, abandons the job (it goes back to the queue). The
+watchdog observer thread only records names; this loop consumes them through
+:class:`heygemd.daemon.intake.Intake`, which notices, waits for and claims job folders.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ PipelineFactory = Callable[[Settings], Prepared]
 STATUS_INTERVAL = 1.0  # seconds between status file / STATUS= / store progress updates
 GIB = 1024**3
 MAX_COPY_RERUNS = 3  # runs of one job undone because its files changed while it ran
+DRAIN_SECONDS = 60.0  # shutting down: how long the farm's job threads get to put their jobs back
 
 
 class Farmed(Protocol):
@@ -220,6 +222,7 @@ class Daemon:
     def shutdown(self) -> None:
         self._note_stop()
         self.notifier.stopping()
+        self._drain()
         if self._watcher is not None:
             self._watcher.stop()
         if self._runner is not None:
@@ -230,6 +233,24 @@ class Daemon:
             self._store = None
         self._lock.release()
         log.info("daemon.stopped")
+
+    def _drain(self) -> None:
+        """Before the store closes: every farm job still out is abandoned (put back, its videos
+        left with the workers) and settled, for at most DRAIN_SECONDS. The loop ends with jobs
+        out only when it is left by an error or a KeyboardInterrupt (`heygemd once`)."""
+        if not self._flying:
+            return
+        self.stop_requested = self.abort_requested = True
+        log.warning("daemon.draining", jobs=sorted(self._flying), limit_s=DRAIN_SECONDS)
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while self._flying and time.monotonic() < deadline:
+            try:
+                self._land()
+            except BaseException as err:  # shutting down already: say it, settle the rest
+                log.error("daemon.drain_error", error=repr(err))
+            time.sleep(0.1)
+        if self._flying:  # recovery puts them back at the next start
+            log.error("daemon.drain_timeout", jobs=sorted(self._flying))
 
     def request_stop(self) -> None:
         """First call: warm stop. Second: abort the running job. Only sets flags."""
@@ -321,7 +342,12 @@ class Daemon:
         thread = threading.Thread(target=lambda: self._landed.put((row, attempt())),
                                   name=f"heygemd-job-{row.job_id}", daemon=True)
         self._flying[row.job_id] = thread
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as err:  # no thread to be had: the job stays queued, tried later
+            del self._flying[row.job_id]
+            self._settle(row, err)
+            return
         log.info("farm.job_started", job_id=row.job_id, beside=len(self._flying) - 1)
 
     def _land(self) -> bool:
@@ -342,10 +368,14 @@ class Daemon:
         try:
             if err is None:
                 self._copy_reruns.pop(row.job_id, None)
-                self._retry_at = float("-inf")
                 self._failed.discard(row.job_id)
-                if self._problems.pop("job", None) is not None:
-                    log.info("job.recovered", job_id=row.job_id)
+                # the pause and the problem's words are for the jobs that could not be finished:
+                # they stay while one of them still waits (side by side, another job may end
+                # well meanwhile)
+                if not self._failed:
+                    self._retry_at = float("-inf")
+                    if self._problems.pop("job", None) is not None:
+                        log.info("job.recovered", job_id=row.job_id)
             elif isinstance(err, JobInterrupted):
                 log.warning("job.interrupted", job_id=row.job_id, reason=str(err) or "stop")
                 self.stop_requested = True

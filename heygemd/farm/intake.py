@@ -76,6 +76,8 @@ class Farm:
     _lock: threading.Lock = field(default_factory=threading.Lock)  # the broker's client
     share_mark: str = ""  # the share's mark (share.SHARE_MARK), sent in every order
     _announced: bool = False  # the broker holds the mark (for the workers' doctor)
+    _next_look: float = 0.0  # monotonic: no look at the broker before this (all jobs together)
+    _next_send: float = 0.0  # monotonic: while it is down, no send tried before this
 
     def __post_init__(self) -> None:
         self.engine = FarmEngine(self.settings.engine.name)
@@ -103,9 +105,12 @@ class Farm:
             self.app.close()
 
     def send(self, order: share.VideoOrder) -> bool:
-        """Send one task; False (and :attr:`problem` says why) when the broker is unreachable."""
+        """Send one task; False (and :attr:`problem` says why) when the broker is unreachable.
+        While it is down, one send is tried per BROKER_CHECK_SECONDS, whichever job's."""
         assert self.app is not None, "Farm.startup() was not called"
         with self._lock:
+            if self.problem is not None and time.monotonic() < self._next_send:
+                return False
             try:
                 self.app.send_task(TASK_NAME, kwargs=order.model_dump(mode="json"),
                                    queue=self.settings.farm.queue)
@@ -117,16 +122,29 @@ class Farm:
             return True
 
     def check_broker(self) -> None:
+        """Look whether the broker answers (and give it the share's mark again: a Redis that
+        lost its data has forgotten it), at most once per BROKER_CHECK_SECONDS whichever job's
+        thread asks; a thread that finds another one looking goes on at once."""
         assert self.app is not None, "Farm.startup() was not called"
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if time.monotonic() < self._next_look:
+                return
+            self._next_look = time.monotonic() + BROKER_CHECK_SECONDS
             why = broker_reachable(self.app)
             if why is None:
                 self._reachable()
+                self._announced = False
                 self._announce()
             else:
                 self._unreachable(why)
+        finally:
+            self._lock.release()
 
     def _unreachable(self, why: str) -> None:
+        self._announced = False
+        self._next_send = time.monotonic() + BROKER_CHECK_SECONDS
         if self.down_since is None:
             self.down_since = time.time()
             log.error("farm.broker_unreachable", error=why)

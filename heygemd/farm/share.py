@@ -86,9 +86,10 @@ def check_share(work: Path, expected: str) -> None:
 
 
 class VideoOrder(BaseModel):
-    """One Celery task: make one video of a claimed job (paths relative to ``paths.work``)."""
+    """One Celery task: make one video of a claimed job (paths relative to ``paths.work``).
+    Fields a later intake adds are ignored (workers are upgraded before the intake)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     job_id: str
     name: str  # the job folder's name inside the holder

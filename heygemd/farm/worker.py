@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from heygemd.daemon.making import PipelineLike
+from heygemd.daemon.status import STALE_REPORT_S
 from heygemd.daemon.verdicts import AUDIO_REFUSED_WORDS, crashed_video, rejected_videos
 from heygemd.errors import JobInterrupted, MachineFault, MediaError, ProcessingError
 from heygemd.farm import share
-from heygemd.farm.app import TASK_NAME, make_app
+from heygemd.farm.app import TASK_NAME, announced_share, make_app
 from heygemd.farm.control import WorkerControl, reset_celery_state
 from heygemd.report import VideoResult, VideoStatus
 from heygemd.settings import Settings
@@ -67,16 +68,20 @@ def make_video(
     if not folder.is_dir():
         return "gone"
     try:
-        marker = share.start_attempt(work, order)
+        # a second copy of the order (sent again by a restarted intake) while another worker
+        # makes the video is not a start of its own: only starts that may have killed their
+        # worker count toward setting the video aside
+        marker = None if _made_beside(work, order, worker) else share.start_attempt(work, order)
         scratch = share.new_scratch(work, order.job_id)
     except FileNotFoundError:  # published meanwhile (its holder deleted)
         return "gone"
     try:
         try:
             video, audio = _made(pipeline, settings, worker, order, scratch,
-                                 share.attempts(marker), check)
+                                 0 if marker is None else share.attempts(marker), check)
         except JobInterrupted:
-            marker.unlink(missing_ok=True)  # stopped from outside: not the video's doing
+            if marker is not None:  # stopped from outside: not the video's doing
+                marker.unlink(missing_ok=True)
             share.clear_progress(work, order)
             raise
         except MediaError as err:
@@ -98,6 +103,12 @@ def make_video(
     log.info("farm.video_done", job_id=order.job_id, video=order.video,
              status=video.status.value, duplicate=not won)
     return "made" if won else "duplicate"
+
+
+def _made_beside(work: Path, order: share.VideoOrder, worker: str) -> bool:
+    """Another worker reported progress on this video within STALE_REPORT_S."""
+    seen = share.read_progress(work, order)
+    return seen is not None and seen.worker != worker and time.time() - seen.at < STALE_REPORT_S
 
 
 def _has_inputs(folder: Path, order: share.VideoOrder) -> bool:
@@ -183,6 +194,11 @@ def build_app(
                 log.warning("farm.video_returned", reason=str(err))
                 raise Reject(str(err), requeue=True) from None
             except share.ShareNotSeen as err:
+                if _stale(app, settings, order):
+                    log.warning("farm.order_stale", share=order.share[:8],
+                                hint="an order of an earlier share (the work area was made "
+                                     "anew); its intake sends its videos again")
+                    return "stale"
                 log.error("farm.share_not_seen", error=str(err), held_s=SHARE_HOLD_SECONDS,
                           hint="the video goes back to the queue for a worker that sees the "
                                "share; `heygemd doctor` on this machine says more")
@@ -193,6 +209,18 @@ def build_app(
                 raise task.retry(countdown=RETRY_SECONDS) from err
 
     return app
+
+
+def _stale(app: Celery, settings: Settings, order: share.VideoOrder) -> bool:
+    """The order names a share mark, but this machine sees the intake's current share (its
+    mark is the one the intake gave the broker): the order is of an earlier share."""
+    seen = share.share_id(settings.paths.work)
+    if seen is None:
+        return False
+    try:
+        return announced_share(app, settings.farm.queue) == seen
+    except Exception:  # the broker gone meanwhile: not known, so not stale
+        return False
 
 
 def run_worker(settings: Settings, pipeline: PipelineLike, gpu: int | None) -> int:

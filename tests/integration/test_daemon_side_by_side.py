@@ -13,7 +13,7 @@ from heygemd.cli import build_pipeline
 from heygemd.daemon.making import ClaimedJob, JobHooks, make_job
 from heygemd.daemon.service import Daemon
 from heygemd.daemon.status import FarmVideo
-from heygemd.daemon.store import State
+from heygemd.daemon.store import State, Store
 from heygemd.report import JobReport
 from heygemd.settings import Settings
 from tests.integration.conftest import Harness, wait_for
@@ -27,6 +27,7 @@ class StandInFarm:
     room: int = 8
     started: list[str] = field(default_factory=list)  # job names, in the order they started
     release: dict[str, threading.Event] = field(default_factory=dict)
+    fail: set[str] = field(default_factory=set)  # job names whose first run breaks
     # the real farm makes nothing in the intake; here the one pipeline makes each job's video,
     # one at a time (its face models are not for two threads at once)
     making: threading.Lock = field(default_factory=threading.Lock)
@@ -48,6 +49,9 @@ class StandInFarm:
             hooks.progress(1, 1, "face.mp4", 0.5)
             if hooks.should_stop():
                 break
+        if job.name in self.fail:
+            self.fail.discard(job.name)
+            raise RuntimeError(f"{job.name} broke on our side")
         with self.making:
             return make_job(job, pipeline, settings, engine, hooks)
 
@@ -80,8 +84,9 @@ def test_jobs_run_side_by_side_and_each_is_published_once(harness: Harness,
                    "the status to show all three")
         assert "Working on: first - " in status.read_text()
         farm.release["second"].set()  # the second ends first: nothing waits on the first
-        tick_until(daemon, lambda: "second" in harness.published(), "the second published")
-        assert "first" not in harness.published()
+        second = next(r.job_id for r in rows if r.name == "second")
+        tick_until(daemon, lambda: second not in daemon._flying, "the second settled")
+        assert "second" in harness.published() and "first" not in harness.published()
         assert len(daemon._flying) == 2
         for gate in farm.release.values():
             gate.set()
@@ -145,3 +150,58 @@ def test_a_stop_waits_for_every_job_out(harness: Harness, settings: Settings) ->
         assert not daemon._flying
     finally:
         stopper.join(60)
+
+
+def test_leaving_the_loop_with_jobs_out_puts_each_back_before_the_store_closes(
+    harness: Harness, settings: Settings,
+) -> None:
+    farm = StandInFarm()
+    daemon = farm_daemon(settings, farm)
+    daemon.startup()
+    harness.good_job("first")
+    harness.good_job("second")
+    tick_until(daemon, lambda: len(farm.started) == 2, "two jobs started")
+    daemon.shutdown()  # as after an error or a Ctrl-C in `heygemd once`: no stop was asked
+    assert not daemon._flying and harness.published() == {}
+    store = Store(settings.paths.state)
+    try:
+        rows = store.in_states(State.QUEUED)
+        assert sorted(r.name for r in rows) == ["first", "second"]
+        assert all(r.interruptions == 1 and r.faults == 0 for r in rows), rows
+    finally:
+        store.close()
+
+
+def test_a_job_that_breaks_goes_back_while_the_others_are_published(
+    harness: Harness, settings: Settings,
+) -> None:
+    farm = StandInFarm(fail={"broken"})
+    # the back-off pause: long, so the broken job's next try comes after the test
+    settings = settings.model_copy(update={"watch": settings.watch.model_copy(
+        update={"rescan_seconds": 600.0})})
+    daemon = farm_daemon(settings, farm)
+    daemon.startup()
+    try:
+        harness.good_job("broken")
+        harness.good_job("fine")
+        tick_until(daemon, lambda: len(farm.started) == 2, "two jobs started")
+        farm.release["broken"].set()
+        tick_until(daemon, lambda: len(daemon._flying) == 1, "the broken job settled")
+        status = harness.outbox / "STATUS.txt"
+        tick_until(daemon, lambda: "job 'broken' could not be finished" in status.read_text(),
+                   "the status to say so")
+        farm.release["fine"].set()
+        tick_until(daemon, lambda: "fine" in harness.published() and not daemon._flying,
+                   "the other one published")
+        daemon.tick()
+        # the broken job still waits for its next try: the words stay until it is finished
+        assert "job 'broken' could not be finished" in status.read_text()
+        broken = daemon.store.in_states(State.QUEUED)
+        assert [r.name for r in broken] == ["broken"] and broken[0].faults == 1
+    finally:
+        for gate in farm.release.values():
+            gate.set()
+        daemon.stop_requested = True
+        while daemon._flying:
+            daemon.tick()
+        daemon.shutdown()

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,12 @@ from tests.integration.farm import (
     start_workers,
     work_is_empty,
 )
+from tests.integration.test_web_page import (
+    browser,  # noqa: F401 - the fixture
+    start_web,
+    text_of,
+)
+from tests.integration.test_web_page import free_port as web_port
 
 pytestmark = pytest.mark.slow
 
@@ -79,17 +86,30 @@ def test_four_videos_spread_over_workers_published_once(
 
 
 def test_one_video_jobs_run_side_by_side_on_free_workers(
-    harness: Harness, redis_server: RedisServer,  # noqa: F811
+    harness: Harness, redis_server: RedisServer, browser: Any,  # noqa: F811
 ) -> None:
+    from selenium.webdriver.common.by import By
+
+    port = web_port()
     farm_config(harness, redis_server.url)
+    harness.configure(web={"listen": f"127.0.0.1:{port}"},
+                      farm={"broker": redis_server.url, "poll_seconds": 0.2})
     harness.env["HEYGEMD_FAKE_SLOW_MS"] = "200"  # ~8 s a video
     workers = start_workers(harness, 2)
     intake = harness.start()
+    start_web(harness, port)
+    browser.get(f"http://127.0.0.1:{port}/")
     job_of(harness, "first", 1)
     job_of(harness, "second", 1)
     status = harness.outbox / "STATUS.txt"
     wait_for(lambda: status.is_file() and "Also working on: " in status.read_text(), 120,
              "the two jobs out at once")
+    shown = wait_for(lambda: text_of(browser, "#running-name") and text_of(
+        browser, "#also-running") and (text_of(browser, "#running-name"), [
+            li.get_attribute("data-job")
+            for li in browser.find_elements(By.CSS_SELECTOR, "#also-running li")]), 30,
+        "the page to show both jobs")
+    assert sorted([shown[0], *shown[1]]) == ["first", "second"], shown
     harness.wait_published(2, timeout=180)
     reports = {name: assert_done(harness, name, 1) for name in ("first", "second")}
     first, second = reports["first"], reports["second"]

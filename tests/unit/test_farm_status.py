@@ -72,6 +72,31 @@ def test_the_farm_survives_status_json() -> None:
     assert back.farm == FARM and back.farm[0].host == "gpu-box-2"
 
 
+def test_jobs_side_by_side_in_every_view() -> None:
+    from heygemd.daemon.status import StatusView
+    from heygemd.daemon.store import JobRow, State
+
+    def row(job_id: str, name: str, fraction: float) -> JobRow:
+        return JobRow(job_id, name, State.RUNNING, 1, "2026-12-03T12:00:00+00:00",
+                      "2026-12-03T12:00:01+00:00", None, None, None, None, 1, 1, "a.mp4",
+                      fraction)
+
+    view = StatusView(updated_at="2026-12-03T12:00:05+00:00", running=row("J1", "intro", 0.5),
+                      queued=(), recent=(), also_running=(row("J2", "outro", 0.25),
+                                                          row("J3", "recap", 0.0)))
+    text = status_text(view)
+    assert "Working on: intro - video 1 of 1 (a.mp4), 50%\n" \
+        "Also working on: outro - video 1 of 1 (a.mp4), 25%\n" \
+        "Also working on: recap - video 1 of 1 (a.mp4), 0%\n" in text
+    assert "running intro: video 1 of 1 (a.mp4), 50%; also running outro, recap" \
+        in status_line(view)
+    back = snapshot_from_json(snapshot_json(view))
+    assert back.also_running == view.also_running and back.running == view.running
+    from heygemd.web.data import running_card
+
+    assert [running_card(r, 0.0)["name"] for r in back.also_running] == ["outro", "recap"]  # type: ignore[index]
+
+
 def test_the_page_card_of_a_farm_video() -> None:
     card = farm_card(FARM[0])
     assert (card["host"], card["device"], card["pid"], card["percent"]) == \

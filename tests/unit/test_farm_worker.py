@@ -1,0 +1,76 @@
+"""The worker's make_video on a stand-in pipeline: which starts count toward setting a video
+aside, and orders for a share this machine does not see."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from heygemd.farm import share
+from heygemd.farm.worker import make_video
+from heygemd.report import AudioResult, VideoResult, VideoStatus
+from heygemd.settings import PathSettings, Settings
+
+
+class StandIn:
+    """check_audio accepts; process_video writes a small output."""
+
+    def check_audio(self, path: Path, output: Any = None) -> Any:
+        return SimpleNamespace(result=AudioResult(name=path.name, accepted=True))
+
+    def process_video(self, video: Path, checked: Any, output: Path, scratch: Path,
+                      progress: Any) -> VideoResult:
+        progress(0.5)
+        output.write_bytes(b"made")
+        return VideoResult(name=video.name, status=VideoStatus.DONE, output=output.name)
+
+
+def order_in(work: Path, mark: str) -> share.VideoOrder:
+    folder = work / "J1" / "lesson"
+    folder.mkdir(parents=True)
+    (folder / "a.mp4").write_bytes(b"video")
+    (folder / "voice.wav").write_bytes(b"audio")
+    return share.VideoOrder(job_id="J1", name="lesson", index=1, video="a.mp4",
+                            audio="voice.wav", output="a.mp4", key="k" * 32, share=mark)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(paths=PathSettings(work=tmp_path / "work", inbox=tmp_path / "inbox"))
+
+
+def starts(work: Path, order: share.VideoOrder) -> int:
+    folder = share.farm_dir(work, order.job_id) / "attempts" / order.key[:16]
+    return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+
+def test_a_start_counts_toward_setting_the_video_aside(settings: Settings) -> None:
+    work = settings.paths.work
+    work.mkdir()
+    order = order_in(work, share.mark_share(work))
+    assert make_video(StandIn(), settings, {}, "box-1/cpu/11", order) == "made"  # type: ignore[arg-type]
+    assert starts(work, order) == 1
+    assert share.read_result(work, order).video.status is VideoStatus.DONE  # type: ignore[union-attr]
+
+
+def test_a_copy_taken_while_another_worker_reports_is_not_a_start(settings: Settings) -> None:
+    work = settings.paths.work
+    work.mkdir()
+    order = order_in(work, share.mark_share(work))
+    share.write_progress(work, order, share.Progress(
+        worker="box-2/gpu0/22", job_id="J1", video="a.mp4", fraction=0.4, at=time.time()))
+    assert make_video(StandIn(), settings, {}, "box-1/cpu/11", order) == "made"  # type: ignore[arg-type]
+    assert starts(work, order) == 0  # a restarted intake's second copy: no crash of anyone's
+
+
+def test_an_order_for_a_share_not_seen_here_makes_nothing(settings: Settings) -> None:
+    work = settings.paths.work
+    work.mkdir()
+    order = order_in(work, "a" * 32)  # this work area is unmarked: not the intake's share
+    with pytest.raises(share.ShareNotSeen):
+        make_video(StandIn(), settings, {}, "box-1/cpu/11", order)  # type: ignore[arg-type]
+    assert starts(work, order) == 0 and share.read_result(work, order) is None
