@@ -65,6 +65,8 @@ class EchoEngine:
     ProcessingError (a bad video among good ones, on our side).
     ``HEYGEMD_FAKE_CRASH``: a substring; rendering a template whose name contains it kills the
     process with SIGABRT (as a native library's crash would), no core file.
+    ``HEYGEMD_FAKE_HANG``: a substring; rendering a template whose name contains it sleeps an
+    hour without a progress report (an engine stuck in a native call).
     """
 
     Options: ClassVar[type[BaseModel]] = EchoOptions
@@ -79,6 +81,7 @@ class EchoEngine:
         self.slow = float(os.environ.get("HEYGEMD_FAKE_SLOW_MS", "0")) / 1000.0
         self.fail_on = os.environ.get("HEYGEMD_FAKE_FAIL", "")
         self.crash_on = os.environ.get("HEYGEMD_FAKE_CRASH", "")
+        self.hang_on = os.environ.get("HEYGEMD_FAKE_HANG", "")
 
     def prepare(self) -> None:
         self.prepared = True
@@ -90,6 +93,8 @@ class EchoEngine:
         if self.crash_on and self.crash_on in request.template.name:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             os.abort()
+        if self.hang_on and self.hang_on in request.template.name:
+            time.sleep(3600)  # stuck, as in a native call: no progress, no error
         if self.fail_on and self.fail_on in request.template.name:
             raise ProcessingError(f"echo engine told to fail on {request.template.name}")
         with VideoReader(request.template, fps=request.fps, info=request.info) as reader:

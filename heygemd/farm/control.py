@@ -4,6 +4,11 @@
   second SIGTERM (or a SIGQUIT): cold; :meth:`WorkerControl.check` raises ``JobInterrupted``
   from the video's progress callback, the task rejects its message back to the queue and the
   worker exits; another worker makes the video.
+- A video that reports no progress for ``task_time_limit_seconds`` is hung (an engine stuck in
+  a native call cannot be interrupted from Python): :meth:`WorkerControl.watch_hangs` ends the
+  process with EX_HUNG. Its message was not acknowledged, so Redis hands it to another worker
+  after the visibility timeout; systemd starts the worker again; the start counts toward
+  ``daemon.max_attempts`` like a crash.
 - The broker lost and back: kombu's Redis transport can miss that its connection died while a
   video was being made (the worker stays up but takes no message again; celery issues #8091,
   #10205). A thread asks the broker every few seconds on a connection of its own; once it
@@ -13,8 +18,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +38,8 @@ log = structlog.get_logger(__name__)
 
 BROKER_WATCH_SECONDS = 2.0  # between the watch's looks at the broker
 EX_TEMPFAIL = 75  # the Celery loop's exit status when it is stopped to be started afresh
+EX_HUNG = 70  # the process's exit status when a video hung (EX_SOFTWARE)
+HANG_WATCH_SECONDS = 1.0  # between the hang watch's looks
 
 
 @dataclass
@@ -42,6 +52,9 @@ class WorkerControl:
     restart: threading.Event = field(default_factory=threading.Event)
     _stop_watch: threading.Event = field(default_factory=threading.Event)
     _watch: threading.Thread | None = None
+    # monotonic time of the running video's last progress report; None between videos
+    last_report: float | None = None
+    video: str | None = None  # the running video, for the hang's log line
 
     @property
     def is_stopping(self) -> bool:
@@ -61,8 +74,39 @@ class WorkerControl:
 
     def check(self) -> None:
         """Called at each progress report of a video: abandon it on a cold stop."""
+        self.last_report = time.monotonic()
         if self.is_cold:
             raise JobInterrupted("cold shutdown of the worker")
+
+    def begin(self, video: str) -> None:
+        """A video starts (its first report is now)."""
+        self.video, self.last_report = video, time.monotonic()
+
+    def end(self) -> None:
+        self.video = self.last_report = None
+
+    def hung_for(self, now: float) -> float:
+        """Seconds since the running video's last report (0 between videos)."""
+        last = self.last_report
+        return 0.0 if last is None else now - last
+
+    def watch_hangs(self, limit: float, exit: Callable[[int], object] = os._exit) -> None:
+        """Start the hang watch: a video silent for ``limit`` seconds ends the process."""
+
+        def look() -> None:
+            while True:
+                time.sleep(HANG_WATCH_SECONDS)
+                silent = self.hung_for(time.monotonic())
+                if silent > limit:
+                    log.critical("worker.hung", video=self.video, silent_s=round(silent, 1),
+                                 hint="no progress for the task's time limit: the process "
+                                      "ends; another worker makes the video after the "
+                                      "visibility timeout")
+                    logging.shutdown()
+                    exit(EX_HUNG)
+                    return
+
+        threading.Thread(target=look, name="heygemd-hang-watch", daemon=True).start()
 
     def hold(self, seconds: float) -> None:
         """Wait ``seconds``, less once the operator stops the worker."""

@@ -188,6 +188,7 @@ def build_app(
         order = share.VideoOrder.model_validate(fields)
         bound = structlog.contextvars.bound_contextvars(job_id=order.job_id, video=order.video)
         with bound:
+            control.begin(order.video)
             try:
                 return make_video(pipeline, settings, engine, worker, order, control.check)
             except JobInterrupted as err:  # a cold stop: the message goes back to the queue
@@ -202,11 +203,14 @@ def build_app(
                 log.error("farm.share_not_seen", error=str(err), held_s=SHARE_HOLD_SECONDS,
                           hint="the video goes back to the queue for a worker that sees the "
                                "share; `heygemd doctor` on this machine says more")
+                control.end()  # held, not hung
                 control.hold(SHARE_HOLD_SECONDS)
                 raise Reject(str(err), requeue=True) from None
             except MachineFault as err:
                 log.error("farm.machine_fault", error=str(err), retry_in_s=RETRY_SECONDS)
                 raise task.retry(countdown=RETRY_SECONDS) from err
+            finally:
+                control.end()
 
     return app
 
@@ -230,6 +234,7 @@ def run_worker(settings: Settings, pipeline: PipelineLike, gpu: int | None) -> i
 
     pipeline.startup()
     control = WorkerControl()
+    control.watch_hangs(settings.farm.task_time_limit_seconds)
     signals.worker_shutting_down.connect(control.on_shutting_down, weak=False)
     try:
         engine = pipeline.engine

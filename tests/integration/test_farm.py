@@ -138,6 +138,23 @@ def test_the_builtin_engine_makes_a_real_clip_on_a_worker(
     assert harness.stop(worker, timeout=60) == 0
 
 
+def test_a_hung_video_ends_its_worker_and_is_made_elsewhere(
+    harness: Harness, redis_server: RedisServer,  # noqa: F811
+) -> None:
+    farm_config(harness, redis_server.url, task_time_limit_seconds=4.0)
+    harness.env["HEYGEMD_FAKE_HANG"] = "v1"
+    (stuck,) = start_workers(harness, 1)
+    del harness.env["HEYGEMD_FAKE_HANG"]
+    harness.start()
+    job_of(harness, "hangs", 1)
+    assert stuck.wait(60) == 70  # EX_HUNG: no progress for the task's time limit
+    assert harness.log_has("worker.hung", 0, video="v1.mp4")
+    (fresh,) = start_workers(harness, 1)  # as systemd's Restart= would
+    harness.wait_published(1, timeout=120)  # after the visibility timeout
+    report = assert_published_once(harness, "hangs", 1)
+    assert report["engine"]["workers"].endswith(f"/{fresh.pid}")
+
+
 def workers_shown(harness: Harness) -> tuple[dict, str, dict] | None:
     """A video some worker makes, as status.json, STATUS.txt and the web page's data show it,
     once a report of progress above 0 is in all three."""

@@ -126,3 +126,30 @@ def test_sigquit_is_cold_at_once_and_a_stop_is_never_a_restart() -> None:
     fresh = WorkerControl()
     fresh.restart.set()
     assert fresh.should_restart
+
+
+def test_a_video_silent_for_the_time_limit_ends_the_worker() -> None:
+    import threading
+    import time
+
+    from heygemd.farm.control import EX_HUNG
+
+    control = WorkerControl()
+    ended: list[int] = []
+    fired = threading.Event()
+
+    def exit_(status: int) -> None:
+        ended.append(status)
+        fired.set()
+
+    control.watch_hangs(1.5, exit=exit_)
+    control.begin("a.mp4")
+    for _ in range(4):  # reports keep it alive past the limit
+        time.sleep(0.6)
+        control.check()
+    assert not ended
+    control.end()  # between videos: nothing to watch
+    time.sleep(2.5)
+    assert not ended
+    control.begin("b.mp4")  # then silent
+    assert fired.wait(5) and ended == [EX_HUNG]
