@@ -15,13 +15,15 @@ Blocks of 4 MB and more are mapped: 1080p RGB frames (6 MB) and the torch batche
 
 Applied once per process by :func:`for_frames` (the pipeline's builder), never at import; an
 operator's own ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_ARENA_MAX`` (or the same in
-``GLIBC_TUNABLES``) are left as they are.
+``GLIBC_TUNABLES``) are left as they are. :func:`give_back` returns the heaps' free pages after
+a burst of smaller blocks (a backward walk's 4:2:0 frames) is freed.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 
 import structlog
@@ -36,15 +38,32 @@ _ENVIRONMENT = {M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_", M_ARENA_MAX: "MALLOC
 _TUNABLES = {M_MMAP_THRESHOLD: "glibc.malloc.mmap_threshold", M_ARENA_MAX: "glibc.malloc.arena_max"}
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def give_back() -> bool:
+    """Hand the heaps' free pages back to the system (glibc's ``malloc_trim(0)``), after a
+    burst of blocks under the mmap threshold was freed (a backward walk's 4:2:0 frames, a
+    decoder's pool): the holes they leave between blocks still in use otherwise stay resident.
+    Returns whether memory was given back (False where the C library is not glibc).
+
+    After each decoded run of a th10 (1080x1920) render, 150 s of output: the process's
+    resident floor stays at 1.1 GB instead of creeping from 1.24 to 1.51 GB, the peak 1.64
+    instead of 1.72 GB; the pages mapped again cost about 1% more CPU (two 40 s pairs)."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    return bool(trim(ctypes.c_size_t(0))) if trim is not None else False
+
+
 def for_frames() -> dict[str, int]:
     """Set the mmap threshold and arena count (those the environment does not set); returns
     what was set, by environment name (empty where the C library is not glibc)."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        libc = None
-    mallopt = getattr(libc, "mallopt", None)
+    mallopt = getattr(_libc(), "mallopt", None)
     if mallopt is None:
         return {}
     chosen = {M_MMAP_THRESHOLD: MMAP_THRESHOLD_BYTES, M_ARENA_MAX: ARENA_MAX}

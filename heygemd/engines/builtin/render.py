@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from heygemd import allocator
 from heygemd.engines.builtin import colour, crops, mesh, warp
 from heygemd.engines.builtin.analysis import TemplateAnalysis
 from heygemd.media.types import MediaInfo
@@ -121,11 +122,14 @@ def base_frames(
         if step > 0:
             for _, frame in _decode_range(path, start, stop, info):
                 yield frame
+            allocator.give_back()
             continue
         top = start
         while top >= stop:
             low = max(stop, top - chunk + 1)
             yield from _decode_backwards(path, low, top, info)
+            # the chunk's frames and the decoder's pool are freed: their pages go back now
+            allocator.give_back()
             top = low - 1
 
 
