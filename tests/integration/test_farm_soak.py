@@ -46,17 +46,17 @@ def test_farm_soak_every_job_once_through_kills(
 ) -> None:
     seed = int(time.time())
     rng = random.Random(seed)
-    # short limits: a killed worker's video is handed on within ~25 s. A worker cannot tell a
+    # short limits: a killed worker's video is handed on within ~40 s. A worker cannot tell a
     # kill -9 from a crash of its video, and counts both toward daemon.max_attempts: with this
     # many kills, set high enough that no video is set aside for them
     harness.configure(
-        farm={"broker": redis_server.url, "task_time_limit_seconds": 12.0,
-              "visibility_timeout_seconds": 15.0, "poll_seconds": 0.2},
+        farm={"broker": redis_server.url, "task_time_limit_seconds": 24.0,
+              "visibility_timeout_seconds": 28.0, "poll_seconds": 0.2},
         watch={"settle_seconds": 0.3, "rescan_seconds": 1.0},
         daemon={"min_free_gb": 0.0, "idle_tick_seconds": 0.2, "max_attempts": 20})
-    # ~6 s a video: the intake runs jobs side by side, so with quicker videos the 40 jobs are
-    # through before many kills land mid-video
-    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "150"
+    # ~4 s a video: the intake runs jobs side by side, so with quicker videos the 40 jobs are
+    # through before many kills land mid-video; the time limit leaves room for a loaded machine
+    harness.env["HEYGEMD_FAKE_SLOW_MS"] = "100"
     procs = {f"worker{i}": p for i, p in enumerate(start_workers(harness, WORKERS))}
     procs["intake"] = harness.start()
     names = [f"soak{i:02d}" for i in range(JOBS)]
