@@ -263,16 +263,25 @@ class Pipeline:
                     raise failure
                 if refused or rendering is None:
                     return _rejection(video, exam, timings)
-                sampler = preview.Sampler.for_video(rendering.frame_count, rendering.fps)
-                metrics, encoder = self._encode(rendering, audio, output, shares.rendering,
-                                                sampler)
+                # the frame pass has ended: its analyzer measures the preview's frames now
+                sampler = preview.Sampler.for_video(rendering.frame_count, rendering.fps,
+                                                    self.analyzer)
+                try:
+                    metrics, encoder = self._encode(rendering, audio, output, shares.rendering,
+                                                    sampler)
+                except BaseException:
+                    sampler.close()
+                    raise
             finally:
                 _close(rendering)
         timings["render"] = ms_since(t0)
         bound.info("stage.finish", stage="render", duration_ms=timings["render"],
                    beside_examine_ms=timings["examine"], **metrics)
-        shown = self._preview(sampler, audio, rendering.fps, int(metrics["frames"]), output,
-                              pictures_dir, bound, timings)
+        try:
+            shown = self._preview(sampler, audio, rendering.fps, int(metrics["frames"]), output,
+                                  pictures_dir, bound, timings)
+        finally:
+            sampler.close()
         return _done(video, output, exam, audio, timings, metrics).model_copy(
             update={"preview": shown, "encoder": encoder})
 

@@ -3,15 +3,16 @@ contact sheet of frames across the video and, under it on one time axis, the new
 loudness and the output's mouth opening, with the stretches where no face was found (the
 frames passed through unchanged) shaded.
 
-:class:`Sampler` keeps a few shrunk output frames while the video is encoded; the mouth is
-measured on them afterwards by the face analyzer the caller passes; the drawing is pure.
+:class:`Sampler` keeps a few shrunk output frames while the video is encoded and (given the
+face analyzer) measures their mouths meanwhile in a thread of its own; the drawing is pure.
 """
 
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import cv2
@@ -154,20 +155,69 @@ class Analyzer(Protocol):
     def analyze(self, frame: np.ndarray, frame_index: int) -> list[FaceObservation]: ...
 
 
-@dataclass
 class Sampler:
-    """Keeps every ``step``-th output frame, shrunk to SAMPLE_SIDE, as it is encoded."""
+    """Keeps every ``step``-th output frame, shrunk to SAMPLE_SIDE, as it is encoded.
 
-    step: int
-    kept: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    Given an ``analyzer``, a thread of its own measures each kept frame's mouth as it comes
+    (while the video is still being made, its cores shared with the encoder) instead of all of
+    them after the encode; :meth:`close` ends that thread, whatever happened meanwhile.
+    """
+
+    def __init__(self, step: int, analyzer: Analyzer | None = None) -> None:
+        self.step = step
+        self.kept: list[tuple[int, np.ndarray]] = []
+        self._analyzer = analyzer
+        self._measured: list[float] = []
+        self._queue: queue.SimpleQueue[tuple[int, np.ndarray] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
 
     @classmethod
-    def for_video(cls, frame_count: int, fps: float) -> Sampler:
-        return cls(sample_step(frame_count, fps))
+    def for_video(cls, frame_count: int, fps: float, analyzer: Analyzer | None = None
+                  ) -> Sampler:
+        return cls(sample_step(frame_count, fps), analyzer)
 
     def see(self, index: int, frame: np.ndarray) -> None:
-        if index % self.step == 0:
-            self.kept.append((index, shrink(frame)))
+        if index % self.step:
+            return
+        small = shrink(frame)
+        self.kept.append((index, small))
+        if self._analyzer is None:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._measure, args=(self._analyzer,),
+                                            name="preview-measure", daemon=True)
+            self._thread.start()
+        self._queue.put((index, small))
+
+    def _measure(self, analyzer: Analyzer) -> None:
+        while (item := self._queue.get()) is not None and not self._stop.is_set():
+            try:
+                self._measured.append(float(openings([item], analyzer)[0]))
+            except Exception as err:  # noqa: BLE001 - raised again by openings_of()
+                self._error = err
+                return
+
+    def openings_of(self, analyzer: Analyzer) -> np.ndarray:
+        """float (len(kept),): :func:`openings` of the kept frames; those measured meanwhile
+        are waited for, not measured again."""
+        if self._thread is None:
+            return openings(self.kept, analyzer)
+        self._queue.put(None)
+        self._thread.join()
+        self._thread = None
+        if self._error is not None:
+            raise self._error
+        return np.asarray(self._measured, dtype=float)
+
+    def close(self) -> None:
+        """Stop measuring (the frames not measured yet are dropped) and end the thread."""
+        if self._thread is not None:
+            self._stop.set()
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def openings(kept: Sequence[tuple[int, np.ndarray]], analyzer: Analyzer) -> np.ndarray:
@@ -193,5 +243,5 @@ def picture(
         if kept else []
     thumbs = [(kept[p][0] / fps, kept[p][1]) for p in picks]
     return preview(thumbs, frame_count / fps if fps > 0 else 0.0,
-                   loudness_db(audio, fps, frame_count), fps, openings(kept, analyzer),
+                   loudness_db(audio, fps, frame_count), fps, sampler.openings_of(analyzer),
                    fps / sampler.step if fps > 0 else 1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from heygemd import preview
 from heygemd.contract import AUDIO_RATE
@@ -52,3 +53,48 @@ def test_the_picture_has_the_sheet_above_the_timeline_and_shades_missing_faces()
     missing = np.all(plot == preview.MISSING, axis=2)
     assert missing[:, width * 9 // 10:].any() and not missing[:, : width // 2].any()
     assert np.all(plot == preview.MOUTH, axis=2).any()  # the mouth line is drawn
+
+
+class Recording(Mouths):
+    """Mouths that notes the thread each frame was measured in; fails on ``fail_at``."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.threads: set[str] = set()
+        self.fail_at = fail_at
+
+    def analyze(self, frame: np.ndarray, frame_index: int) -> list[FaceObservation]:
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        if frame_index == self.fail_at:
+            raise RuntimeError("the analyzer broke")
+        return super().analyze(frame, frame_index)
+
+
+def test_given_the_analyzer_the_sampler_measures_while_frames_come_and_agrees() -> None:
+    frames = [np.full((480, 640, 3), i, np.uint8) for i in range(50)]
+    plain = preview.Sampler.for_video(50, 25.0)
+    analyzer = Recording()
+    measuring = preview.Sampler.for_video(50, 25.0, analyzer)
+    for i, frame in enumerate(frames):
+        plain.see(i, frame)
+        measuring.see(i, frame)
+    opened = measuring.openings_of(Mouths())
+    np.testing.assert_array_equal(opened, preview.openings(plain.kept, Mouths()))
+    assert analyzer.threads == {"preview-measure"}  # none measured in the caller's thread
+    measuring.close()  # after openings_of: nothing left to end
+
+
+def test_a_failing_measure_reaches_the_caller_and_close_ends_the_thread() -> None:
+    import threading
+
+    failing = preview.Sampler.for_video(50, 25.0, Recording(fail_at=12))
+    for i in range(50):
+        failing.see(i, np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(RuntimeError, match="broke"):
+        failing.openings_of(Mouths())
+    stopped = preview.Sampler.for_video(50, 25.0, Recording())
+    for i in range(20):
+        stopped.see(i, np.zeros((48, 64, 3), np.uint8))
+    stopped.close()  # e.g. the encode failed: the thread ends, the rest is dropped
+    assert not any(t.name == "preview-measure" for t in threading.enumerate())
