@@ -142,10 +142,10 @@ class Intake:
                 log.error("watcher.start_failed", error=str(err))
         return ok
 
-    def discover(self, now: float) -> None:
+    def discover(self, now: float, claim: bool = True) -> None:
         """Take in new folder names (watcher events, and a full listing every
         ``watch.rescan_seconds``), look at every candidate, oldest first, and claim the ready
-        ones. ``now``: monotonic seconds."""
+        ones (``claim``; else only look: their settling starts). ``now``: monotonic seconds."""
         if not self.available():
             return
         names = self._watcher.drain()
@@ -167,7 +167,7 @@ class Intake:
                 self._candidates[name] = inbox.Readiness(first_seen=now, order=ctime)
         order = sorted(self._candidates.items(), key=lambda kv: kv[1].sort_key)
         for name, readiness in order:
-            self._observe(name, readiness, now)
+            self._observe(name, readiness, now, claim)
 
     def _is_job_folder(self, name: str) -> bool:
         """Whether ``name`` is a folder in the inbox; keeps the loose entries up to date."""
@@ -181,7 +181,7 @@ class Intake:
         self._loose.discard(name)  # gone, or replaced by a folder
         return not jobfiles.is_ignored(name) and os.path.lexists(path)
 
-    def _observe(self, name: str, readiness: inbox.Readiness, now: float) -> None:
+    def _observe(self, name: str, readiness: inbox.Readiness, now: float, claim: bool) -> None:
         watch = self.settings.watch
         source = self.settings.paths.inbox / name
         try:
@@ -194,6 +194,8 @@ class Intake:
         if not readiness.is_ready(now, watch.settle_seconds, marker):
             if self._blocked.pop(name, None) is not None:  # changed: no longer "ready"
                 self._on_change()
+            return
+        if not claim:
             return
         job_id = inbox.new_job_id()
         try:

@@ -124,6 +124,8 @@ class Daemon:
         try:
             self._start_locked()
         except BaseException:
+            if self._watcher is not None:
+                self._watcher.stop()
             if self._store is not None:
                 self._store.close()
                 self._store = None
@@ -139,6 +141,14 @@ class Daemon:
             )
         self._store = Store(paths.state)
         recovery.reconcile(self.settings, self._store)
+        mode = choose_mode(self.settings.watch.mode, read_mount(paths.inbox.parent))
+        self._watcher = Watcher(paths.inbox, mode, self.settings.watch.poll_interval_seconds)
+        self._intake = Intake(self.settings, self._store, self._watcher, self._problems,
+                              on_change=lambda: self._refresh_status(force=True))
+        # the folders already waiting start settling now, while the models load (seconds),
+        # not after; nothing leaves the inbox before the daemon is ready
+        self._intake.discover(time.monotonic(), claim=False)
+        self._intake.request_rescan()  # the first tick lists the whole inbox again
         pipeline = self._factory(self.settings)
         pipeline.startup()
         engine = pipeline.engine
@@ -150,10 +160,6 @@ class Daemon:
             self.settings, self._store, pipeline, engine_info, self._on_progress,
             lambda: self.stop_requested, self._make, side_by_side=self._farm is not None,
         )
-        mode = choose_mode(self.settings.watch.mode, read_mount(paths.inbox.parent))
-        self._watcher = Watcher(paths.inbox, mode, self.settings.watch.poll_interval_seconds)
-        self._intake = Intake(self.settings, self._store, self._watcher, self._problems,
-                              on_change=lambda: self._refresh_status(force=True))
         log.info("daemon.started", inbox=str(paths.inbox), outbox=str(paths.outbox),
                  watch_mode=mode, engine=engine_info)
         self._refresh_status(force=True)

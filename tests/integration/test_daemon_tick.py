@@ -444,3 +444,43 @@ def test_a_refused_folder_still_lists_its_videos(harness: Harness, daemon: Daemo
         assert {(v["status"], v["reason_code"]) for v in listed} == {("rejected", "not_checked")}
         result = (harness.outbox / name / "RESULT.txt").read_text()
         assert "SKIPPED  face.mp4: not checked: the job was refused before the videos" in result
+
+
+def test_a_waiting_folder_settles_while_the_models_load(harness: Harness) -> None:
+    """A folder already in the inbox at start is first looked at before the pipeline starts:
+    its settle time runs beside the models' loading, and it is claimed at the first tick."""
+    harness.configure(watch={"settle_seconds": 1.0, "rescan_seconds": 1.0,
+                             "poll_interval_seconds": 0.3})
+    harness.good_job("early")
+
+    def slow_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
+        pipeline = build_pipeline(settings)
+        assert list(harness.inbox.iterdir()), "a folder left the inbox before the daemon was ready"
+        time.sleep(1.2)  # models loading
+        return pipeline
+
+    d = Daemon(load_settings(harness.root / "config.toml"), slow_pipeline, env={})
+    d.startup()
+    try:
+        d.tick()  # settled during startup: claimed at once (the claim's own settle follows)
+        assert [r.name for r in d.store.in_states(State.QUEUED)] == ["early"]
+        assert not any(harness.inbox.iterdir())
+    finally:
+        d.shutdown()
+
+
+def test_a_failed_start_leaves_the_waiting_folders_in_the_inbox(harness: Harness) -> None:
+    harness.configure(watch={"settle_seconds": 0.0, "rescan_seconds": 1.0,
+                             "poll_interval_seconds": 0.3})
+    folder = harness.good_job("stays")
+
+    def broken(settings: Settings):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no models")
+
+    d = Daemon(load_settings(harness.root / "config.toml"), broken, env={})
+    with pytest.raises(RuntimeError, match="no models"):
+        d.startup()
+    assert folder.is_dir() and not any(harness.work.iterdir())
+    d2 = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    d2.startup()  # the lock and the watcher were let go
+    d2.shutdown()
