@@ -1,11 +1,17 @@
-"""Audio features of the builtin engine on synthetic signals."""
+"""Audio features of the builtin engine: synthetic signals, and the log-mel against librosa's."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import audio_features as af
+from heygemd.media.audio import load_audio
 
 
 def test_to_video_frames_averages_rows_per_frame() -> None:
@@ -59,6 +65,45 @@ def test_log_mel_rows_follow_the_hop() -> None:
     mel = af.log_mel(audio)
     assert mel.shape[1] == af.N_MELS
     assert abs(len(mel) - AUDIO_RATE // af.HOP) <= 2
+
+
+def librosa_log_mel(audio: np.ndarray) -> np.ndarray:
+    """The engine's log-mel settings computed with librosa (keyword arguments only)."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=audio, sr=AUDIO_RATE, n_fft=512, hop_length=160, win_length=400, n_mels=40,
+        fmin=60.0, fmax=7600.0,
+    )
+    return np.log(mel.T + 1e-6).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["en01", "zh01"])
+def test_log_mel_gives_librosa_s_numbers_on_real_speech(speech_files: list[Path],
+                                                        name: str) -> None:
+    audio = load_audio(next(p for p in speech_files if p.name.startswith(name)))
+    mine = af.log_mel(audio)
+    assert mine.dtype == np.float32 and mine.shape == (1 + len(audio) // af.HOP, af.N_MELS)
+    np.testing.assert_allclose(mine, librosa_log_mel(audio), atol=1e-5, rtol=0)
+
+
+def test_log_mel_of_noise_silence_and_a_short_clip_match_librosa() -> None:
+    rng = np.random.default_rng(3)
+    for audio in (0.1 * rng.standard_normal(3 * AUDIO_RATE), np.zeros(AUDIO_RATE),
+                  0.2 * rng.standard_normal(300)):  # shorter than one FFT window
+        audio = audio.astype(np.float32)
+        padded = np.pad(audio, (0, max(0, af.N_FFT - len(audio))))
+        np.testing.assert_allclose(af.log_mel(audio), librosa_log_mel(padded), atol=1e-5, rtol=0)
+
+
+def test_hearing_a_track_imports_neither_librosa_nor_numba() -> None:
+    """The hearing worker's start-up (and an engine hearing in process) skips their ~2 s."""
+    code = ("import sys, numpy as np; from heygemd.engines.builtin import audio_features as af; "
+            "af.log_mel(np.zeros(16000, np.float32)); "
+            "print(sorted(m for m in ('librosa', 'numba', 'scipy.signal') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_speech_mask_from_spans() -> None:

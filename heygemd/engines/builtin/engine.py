@@ -21,7 +21,6 @@ from pydantic import BaseModel
 from heygemd.cache import AnalysisCache
 from heygemd.contract import ProgressFn
 from heygemd.engines.base import EngineContext, Evaluable, Rendering, RenderRequest
-from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import colour, crops, mesh, mouthmodel, planning, render
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
 from heygemd.engines.builtin.hearing import Hearing
@@ -71,7 +70,6 @@ class BuiltinEngine:
         self._helper: Any = None  # a second tracking analyzer, made for the first small template
         self._listener = Listener(remember=0)  # answers are remembered by the Hearing
         self._hearing = Hearing(self._listener, use_worker=hearing_worker)
-        self._audio_ready = False
         self.last_plan: Plan | None = None  # the latest render's choices, for evaluation
         # the speaker-independent model planning uses (prepare() loads the shipped one unless
         # one was given, e.g. an evaluation's model that never heard the clip's speaker)
@@ -80,18 +78,13 @@ class BuiltinEngine:
     def prepare(self) -> None:
         from heygemd.faces.analyze import FaceAnalyzer
 
-        # the worker boots (~4 s) while this process builds its own parts and takes its first
+        # the worker boots (~2 s) while this process builds its own parts and takes its first
         # job: the first track asked of it waits until it is ready
         self._hearing.start()
         if self._analyzer is None:
             self._analyzer = FaceAnalyzer(self.ctx.faces, tracking=True)
         if self.mouth_model is None and self.cfg.speaker_model:
             self.mouth_model = mouthmodel.shipped()
-        if not self._audio_ready and not self._hearing.has_worker:
-            # tracks are heard here: the first log-mel imports librosa and compiles its kernels
-            # (~1.4 s), at startup, not inside the first job
-            af.log_mel(np.zeros(af.N_FFT, dtype=np.float32))
-            self._audio_ready = True
 
     def problems(self) -> list[str]:
         """Missing bundled models (pocketsphinx, silero-vad) or an unwritable cache folder."""

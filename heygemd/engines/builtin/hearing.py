@@ -52,7 +52,7 @@ from heygemd.engines.builtin.phones import SPARE_DECODERS
 
 log = structlog.get_logger(__name__)
 
-START_SECONDS = 120.0  # the worker's start-up (torch, silero, pocketsphinx, librosa) at most
+START_SECONDS = 120.0  # the worker's start-up (torch, silero, pocketsphinx) at most
 WAIT_STEP_SECONDS = 0.5  # a waiting caller's progress callback runs this often
 
 def _no_report() -> None:
@@ -82,7 +82,7 @@ class Hearing:
 
     def launch(self) -> None:
         """Start the worker process (once; again after it was lost) without waiting for it: it
-        boots (~4 s: torch, silero, pocketsphinx, librosa) while this process goes on; the
+        boots (~2 s: torch, silero, pocketsphinx) while this process goes on; the
         first track asked of it waits until it is ready."""
         if not self.use_worker or (self._worker is not None and self._worker.alive):
             return
@@ -298,7 +298,7 @@ def serve() -> None:
     conn = Connection(int(sys.argv[1]))
     listener = Listener(remember=0)
     listener.load()
-    listener.hear(np.zeros(1600, np.float32), 25.0, 4)  # librosa's kernels compile now
+    listener.hear(np.zeros(1600, np.float32), 25.0, 4)  # the models' first run, now
     try:
         _make_spares(listener, conn)
         conn.send(("ready", feature_signature()))

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from heygemd.contract import AUDIO_RATE
+from heygemd.engines import melscale
 
 PREEMPHASIS = 0.97
 N_FFT = 800
@@ -26,39 +27,9 @@ MAX_ABS = 4.0
 MEL_STEPS = 16  # columns per video frame
 COLUMNS_PER_SECOND = AUDIO_RATE / HOP  # 80
 
-# Slaney's mel scale: linear below 1 kHz, logarithmic above.
-_F_SP = 200.0 / 3
-_MIN_LOG_HZ = 1000.0
-_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
-_LOG_STEP = np.log(6.4) / 27.0
-
-
-def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    """Slaney mel of frequencies in Hz (float64, any shape)."""
-    hz = np.asarray(hz, dtype=np.float64)
-    linear = hz / _F_SP
-    logarithmic = _MIN_LOG_MEL + np.log(np.maximum(hz, _MIN_LOG_HZ) / _MIN_LOG_HZ) / _LOG_STEP
-    return np.where(hz >= _MIN_LOG_HZ, logarithmic, linear)
-
-
-def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
-    """Inverse of :func:`hz_to_mel`."""
-    mel = np.asarray(mel, dtype=np.float64)
-    linear = mel * _F_SP
-    logarithmic = _MIN_LOG_HZ * np.exp(_LOG_STEP * (mel - _MIN_LOG_MEL))
-    return np.where(mel >= _MIN_LOG_MEL, logarithmic, linear)
-
-
 def mel_filterbank() -> np.ndarray:
     """Area-normalised triangular filters: float64 (80, N_FFT // 2 + 1)."""
-    fft_hz = np.linspace(0.0, AUDIO_RATE / 2, N_FFT // 2 + 1)
-    edges_hz = mel_to_hz(np.linspace(hz_to_mel(FMIN), hz_to_mel(FMAX), N_MELS + 2))
-    widths = np.diff(edges_hz)
-    offsets = edges_hz[:, None] - fft_hz[None, :]  # (N_MELS + 2, bins)
-    rising = -offsets[:-2] / widths[:-1, None]
-    falling = offsets[2:] / widths[1:, None]
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    return weights * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return melscale.filterbank(AUDIO_RATE, N_FFT, N_MELS, FMIN, FMAX)
 
 
 def stft_magnitude(wav: np.ndarray) -> np.ndarray:
