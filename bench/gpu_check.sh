@@ -61,7 +61,7 @@ fi
 import importlib, sys
 missing = []
 for name in ("torch", "av", "numpy", "structlog", "pydantic_settings", "mediapipe", "cv2",
-             "librosa", "silero_vad", "pocketsphinx", "watchdog", "heygemd.cli"):
+             "silero_vad", "pocketsphinx", "watchdog", "heygemd.cli"):
     try:
         importlib.import_module(name)
     except Exception as err:  # any failure to import is what this line is for

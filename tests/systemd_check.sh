@@ -282,7 +282,7 @@ fi
 log "phase 1: SystemCallFilter=$filter only logged (SystemCallLog=~$filter)"
 inside systemctl start --no-block heygemd.service   # enabled: normally started at boot already
 wait_until 300 "started with the logging drop-in" started || { j | tail -30; exit 1; }
-ok "started at boot (READY=1 within $(( $(date +%s) - T0 ))s of the boot, numba's first compile included)"
+ok "started at boot (READY=1 within $(( $(date +%s) - T0 ))s of the boot)"
 drop_job job1 "$SPEECH"
 wait_until 600 "job1 published" published job1 || { j | tail -30; exit 1; }
 check "job1 done ($(report_status job1))" test "$(report_status job1)" == "done done"

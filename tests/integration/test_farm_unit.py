@@ -53,10 +53,8 @@ def test_worker_unit_keeps_what_a_worker_needs() -> None:
                 "PrivateTmp", "ProtectHome", "RestrictNamespaces", "LockPersonality"):
         assert service[key] == daemon[key], key
     assert "ProcSubset" not in service  # torch's CPU kernels need /proc/cpuinfo
-    writable = " ".join(service["ReadWritePaths"]).split()
-    numba = [e.split("=", 1)[1] for e in service["Environment"]
-             if e.startswith("NUMBA_CACHE_DIR=")]
-    assert numba and any(numba[0].startswith(p + "/") for p in writable), numba
+    # nothing compiles into the read-only install at run time (numba is not loaded)
+    assert not any(e.startswith("NUMBA_") for e in service.get("Environment", []))
     # the GPU's device nodes, nothing else
     assert service["DevicePolicy"] == ["closed"]
     assert sorted(service["DeviceAllow"]) == ["char-drm rw", "char-nvidia* rw"]

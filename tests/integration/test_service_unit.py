@@ -110,7 +110,8 @@ def test_unit_keeps_what_a_real_systemd_showed() -> None:
     assert service["KillMode"] == ["mixed"]
     # User= already brings the user's groups; a group the machine lacks fails with 216/GROUP
     assert "SupplementaryGroups" not in service
-    # numba (librosa) cannot start with it: "cannot allocate executable memory"
+    # torch's oneDNN kernels are made at run time: with =yes every render fails
+    # ("could not create a primitive")
     assert service["MemoryDenyWriteExecute"] == ["no"]
     # sd_notify and the hearing worker's socket pair; nothing else, and no network at all
     assert " ".join(service["RestrictAddressFamilies"]).split() == ["AF_UNIX"]
@@ -129,10 +130,8 @@ def test_unit_keeps_what_a_real_systemd_showed() -> None:
     graceful = float(config["daemon"]["graceful_timeout_seconds"])
     assert float(service["TimeoutStopSec"][0]) > graceful  # a warm stop is not SIGKILLed
     assert float(service["WatchdogSec"][0]) >= 2 * 1.0  # the daemon pings at most every 1 s
-    writable = " ".join(service["ReadWritePaths"]).split()
-    numba = [e.split("=", 1)[1] for e in service["Environment"]
-             if e.startswith("NUMBA_CACHE_DIR=")]
-    assert numba and any(numba[0].startswith(p + "/") for p in writable), numba
+    # nothing compiles into the read-only install at run time (numba is not loaded)
+    assert not any(e.startswith("NUMBA_") for e in service.get("Environment", []))
 
 
 @pytest.mark.slow
