@@ -20,6 +20,7 @@ N_FFT = 512
 WIN_LENGTH = 400  # 25 ms
 N_MELS = 40
 FMIN, FMAX = 60.0, 7600.0  # Hz, the mel filters' range
+MEL_BLOCK = 2048  # log-mel rows computed at once (20 s of audio)
 CONTEXT = 4  # video frames each side stacked into one feature window (+-160 ms at 25 fps)
 QUIET_DB = 35.0  # frames this far below the loudest are quiet (ENGINE-NOTES 6)
 FLOOR_DB = -80.0
@@ -40,12 +41,15 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     audio = np.asarray(audio, dtype=np.float32)
     if len(audio) < N_FFT:
         audio = np.pad(audio, (0, N_FFT - len(audio)))
-    padded = np.pad(audio.astype(np.float64), N_FFT // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
-    spectrum = np.fft.rfft(frames * _window(), axis=1).astype(np.complex64)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-    mel = power @ _mel_filters().T
-    return np.log(mel + 1e-6).astype(np.float32)
+    padded = np.pad(audio, N_FFT // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]  # a view
+    out = np.empty((len(frames), N_MELS), dtype=np.float32)
+    for start in range(0, len(frames), MEL_BLOCK):  # ~10 MB of spectra at a time
+        block = np.fft.rfft(frames[start : start + MEL_BLOCK] * _window(), axis=1)  # float64
+        spectrum = block.astype(np.complex64)
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        out[start : start + MEL_BLOCK] = np.log(power @ _mel_filters().T + 1e-6)
+    return out
 
 
 @functools.cache
