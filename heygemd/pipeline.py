@@ -228,7 +228,28 @@ class Pipeline:
         bound: Any,
         timings: dict[str, float],
     ) -> VideoResult:
-        """The frame pass in a worker thread while the engine plans; encode on its verdict.
+        """:meth:`_made_and_shown`, its preview sampler's thread ended however it ends."""
+        sampler = preview.Sampler(self.analyzer)
+        try:
+            return self._made_and_shown(video, checked, audio, output, pictures_dir, progress,
+                                        bound, timings, sampler)
+        finally:
+            sampler.close()
+
+    def _made_and_shown(
+        self,
+        video: Path,
+        checked: examine.VideoExamination,
+        audio: AudioCheck,
+        output: Path,
+        pictures_dir: Path,
+        progress: ProgressFn,
+        bound: Any,
+        timings: dict[str, float],
+        sampler: preview.Sampler,
+    ) -> VideoResult:
+        """The frame pass in a worker thread while the engine plans; encode on its verdict;
+        the preview (``sampler`` keeps and measures its frames during the encode).
 
         Progress: the frame pass is EXAMINE_SHARE of the video, the engine the rest, reported
         from this thread only (the caller's callback need not be thread-safe). A refusal found
@@ -264,24 +285,16 @@ class Pipeline:
                 if refused or rendering is None:
                     return _rejection(video, exam, timings)
                 # the frame pass has ended: its analyzer measures the preview's frames now
-                sampler = preview.Sampler.for_video(rendering.frame_count, rendering.fps,
-                                                    self.analyzer)
-                try:
-                    metrics, encoder = self._encode(rendering, audio, output, shares.rendering,
-                                                    sampler)
-                except BaseException:
-                    sampler.close()
-                    raise
+                sampler.pace(rendering.frame_count, rendering.fps)
+                metrics, encoder = self._encode(rendering, audio, output, shares.rendering,
+                                                sampler)
             finally:
                 _close(rendering)
         timings["render"] = ms_since(t0)
         bound.info("stage.finish", stage="render", duration_ms=timings["render"],
                    beside_examine_ms=timings["examine"], **metrics)
-        try:
-            shown = self._preview(sampler, audio, rendering.fps, int(metrics["frames"]), output,
-                                  pictures_dir, bound, timings)
-        finally:
-            sampler.close()
+        shown = self._preview(sampler, audio, rendering.fps, int(metrics["frames"]), output,
+                              pictures_dir, bound, timings)
         return _done(video, output, exam, audio, timings, metrics).model_copy(
             update={"preview": shown, "encoder": encoder})
 

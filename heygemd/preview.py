@@ -9,6 +9,7 @@ face analyzer) measures their mouths meanwhile in a thread of its own; the drawi
 
 from __future__ import annotations
 
+import contextvars
 import math
 import queue
 import threading
@@ -163,7 +164,7 @@ class Sampler:
     them after the encode; :meth:`close` ends that thread, whatever happened meanwhile.
     """
 
-    def __init__(self, step: int, analyzer: Analyzer | None = None) -> None:
+    def __init__(self, analyzer: Analyzer | None = None, step: int = 1) -> None:
         self.step = step
         self.kept: list[tuple[int, np.ndarray]] = []
         self._analyzer = analyzer
@@ -176,7 +177,13 @@ class Sampler:
     @classmethod
     def for_video(cls, frame_count: int, fps: float, analyzer: Analyzer | None = None
                   ) -> Sampler:
-        return cls(sample_step(frame_count, fps), analyzer)
+        sampler = cls(analyzer)
+        sampler.pace(frame_count, fps)
+        return sampler
+
+    def pace(self, frame_count: int, fps: float) -> None:
+        """Keep about SAMPLE_FPS frames a second of a video of ``frame_count`` at ``fps``."""
+        self.step = sample_step(frame_count, fps)
 
     def see(self, index: int, frame: np.ndarray) -> None:
         if index % self.step:
@@ -186,9 +193,12 @@ class Sampler:
         if self._analyzer is None:
             return
         if self._thread is None:
-            self._thread = threading.Thread(target=self._measure, args=(self._analyzer,),
-                                            name="preview-measure", daemon=True)
-            self._thread.start()
+            # the job's log context goes with it (its lines keep the job id)
+            context = contextvars.copy_context()
+            thread = threading.Thread(target=context.run, args=(self._measure, self._analyzer),
+                                      name="preview-measure", daemon=True)
+            thread.start()
+            self._thread = thread
         self._queue.put((index, small))
 
     def _measure(self, analyzer: Analyzer) -> None:
@@ -209,6 +219,9 @@ class Sampler:
         self._thread = None
         if self._error is not None:
             raise self._error
+        if len(self._measured) != len(self.kept):
+            raise RuntimeError(f"{len(self._measured)} of {len(self.kept)} preview frames "
+                               "were measured")
         return np.asarray(self._measured, dtype=float)
 
     def close(self) -> None:

@@ -114,9 +114,10 @@ class Daemon:
     # -- lifecycle -------------------------------------------------------------------------
 
     def startup(self) -> None:
-        """Dirs, the single-instance lock, store, crash recovery, the pipeline (models load
-        here), the watcher, READY. Raises AlreadyRunning when another daemon holds the state
-        directory: recovery must never "recover" a job that a live daemon is running."""
+        """Dirs, the single-instance lock, store, crash recovery, the watcher and a first look
+        at the inbox (no claim), the pipeline (models load here), READY. Raises AlreadyRunning
+        when another daemon holds the state directory: recovery must never "recover" a job
+        that a live daemon is running."""
         paths = self.settings.paths
         for folder in (paths.work, paths.state, paths.outbox):
             folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Slaney's mel scale and area-normalised triangular mel filterbanks (as librosa's
 ``filters.mel(htk=False, norm="slaney")`` and Wav2Lip's audio code make them). Pure numpy, shared
-by the engines' audio features: neither needs librosa (and its scipy.signal and numba start-up,
-about 2 s in a fresh process) at run time.
+by the engines' audio features: neither needs librosa (whose import, with numba's kernels,
+takes about 2 s in a fresh process) at run time.
 """
 
 from __future__ import annotations

@@ -481,6 +481,7 @@ def test_a_failed_start_leaves_the_waiting_folders_in_the_inbox(harness: Harness
     with pytest.raises(RuntimeError, match="no models"):
         d.startup()
     assert folder.is_dir() and not any(harness.work.iterdir())
+    assert d._watcher is not None and not d._watcher.is_alive  # its threads ended
     d2 = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
-    d2.startup()  # the lock and the watcher were let go
+    d2.startup()  # the lock was let go
     d2.shutdown()

@@ -32,9 +32,11 @@ class ScriptedEngine:
     name = "scripted"
     version = "1"
 
-    def __init__(self, plan_seconds: float = 0.0, fail: bool = False) -> None:
+    def __init__(self, plan_seconds: float = 0.0, fail: bool = False,
+                 break_at: int | None = None) -> None:
         self.plan_seconds = plan_seconds
         self.fail = fail
+        self.break_at = break_at  # the frame stream raises here
         self.planning = threading.Event()
         self.stopped_by: BaseException | None = None
         self.closed = False
@@ -66,6 +68,8 @@ class ScriptedEngine:
             try:
                 for i in range(count):
                     progress(i / count)
+                    if i == self.break_at:
+                        raise ProcessingError("the engine broke mid-video", code="engine_failed")
                     yield np.full((info.height, info.width, 3), 128, np.uint8)
             finally:
                 self.closed = True
@@ -79,11 +83,13 @@ def video(tmp_path: Path) -> Path:
 
 
 def run(video: Path, engine: ScriptedEngine, frame_pass: Any,
-        monkeypatch: pytest.MonkeyPatch, progress: ProgressFn | None = None) -> Any:
+        monkeypatch: pytest.MonkeyPatch, progress: ProgressFn | None = None,
+        analyzer: Any = None) -> Any:
     """process_video with ``frame_pass`` standing in for examine.examine_frames."""
     monkeypatch.setattr(examine, "examine_frames", frame_pass)
     pipeline = Pipeline.from_settings(Settings(), cast(Engine, engine))
-    pipeline._analyzer = cast(FaceAnalyzer, object())  # the scripted pass needs none
+    # the scripted pass needs none; the preview's measuring gets this one
+    pipeline._analyzer = cast(FaceAnalyzer, analyzer or object())
     samples = np.zeros(int(1.2 * AUDIO_RATE), np.float32)
     audio = AudioCheck(video, AudioResult(name="a.wav", accepted=True), samples,
                        np.zeros((1, int(1.2 * 48000)), np.float32))
@@ -162,3 +168,42 @@ def test_progress_comes_from_the_job_thread_and_only_grows(
     fractions = [f for f, _ in calls]
     assert {name for _, name in calls} == {threading.current_thread().name}
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+
+
+class SlowFaces:
+    """A preview analyzer that takes its time and finds no face."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def analyze(self, frame: np.ndarray, frame_index: int) -> list[Any]:
+        self.calls += 1
+        time.sleep(0.05)
+        return []
+
+
+def measuring_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "preview-measure"]
+
+
+def test_an_encode_broken_mid_video_leaves_no_preview_thread(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faces = SlowFaces()
+    result = run(video, ScriptedEngine(break_at=20), lambda p, checked, *a, **k: checked,
+                 monkeypatch, analyzer=faces)
+    assert result.status is VideoStatus.FAILED and result.reason_code == "engine_failed"
+    assert faces.calls >= 1 and not measuring_threads()  # it measured, then it was ended
+
+
+def test_the_preview_is_measured_during_the_encode_and_drawn(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faces = SlowFaces()
+    (video.parent / "pics").mkdir()
+    result = run(video, ScriptedEngine(), lambda p, checked, *a, **k: checked, monkeypatch,
+                 analyzer=faces)
+    assert result.status is VideoStatus.DONE and result.preview == "out.preview.jpg"
+    assert (video.parent / "pics" / "out.preview.jpg").is_file()
+    kept = range(0, int(result.metrics["frames"]), 6)  # 25 fps: every 6th frame
+    assert faces.calls == len(kept) and not measuring_threads()
