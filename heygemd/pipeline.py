@@ -179,8 +179,11 @@ class Pipeline:
             checked = examine.check_container(video, cfg, limits)
             if (audio.samples is not None and examine.needs_frame_pass(checked)
                     and not refusals(checked.findings)):
-                return self._examine_beside_render(
-                    video, checked, audio, output, pictures_dir, progress, bound, timings)
+                # the preview's frames are measured in a thread: it ends however the video ends
+                with preview.Sampler(self.analyzer) as sampler:
+                    return self._examine_beside_render(video, checked, audio, output,
+                                                       pictures_dir, progress, bound, timings,
+                                                       sampler)
             with _stage(bound, timings, "examine"):
                 exam = checked
                 if examine.needs_frame_pass(checked):
@@ -218,25 +221,6 @@ class Pipeline:
             return _failure(video, VideoStatus.FAILED, "internal_error", msg, timings)
 
     def _examine_beside_render(
-        self,
-        video: Path,
-        checked: examine.VideoExamination,
-        audio: AudioCheck,
-        output: Path,
-        pictures_dir: Path,
-        progress: ProgressFn,
-        bound: Any,
-        timings: dict[str, float],
-    ) -> VideoResult:
-        """:meth:`_made_and_shown`, its preview sampler's thread ended however it ends."""
-        sampler = preview.Sampler(self.analyzer)
-        try:
-            return self._made_and_shown(video, checked, audio, output, pictures_dir, progress,
-                                        bound, timings, sampler)
-        finally:
-            sampler.close()
-
-    def _made_and_shown(
         self,
         video: Path,
         checked: examine.VideoExamination,

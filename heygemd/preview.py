@@ -224,6 +224,12 @@ class Sampler:
                                "were measured")
         return np.asarray(self._measured, dtype=float)
 
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Stop measuring (the frames not measured yet are dropped) and end the thread."""
         if self._thread is not None:
