@@ -46,7 +46,7 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     out = np.empty((len(frames), N_MELS), dtype=np.float32)
     for start in range(0, len(frames), MEL_BLOCK):  # ~10 MB of spectra at a time
         block = np.fft.rfft(frames[start : start + MEL_BLOCK] * _window(), axis=1)  # float64
-        spectrum = block.astype(np.complex64)
+        spectrum = block.astype(np.complex64)  # rounded where librosa's stft rounds
         power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
         out[start : start + MEL_BLOCK] = np.log(power @ _mel_filters().T + 1e-6)
     return out
