@@ -30,6 +30,7 @@ from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import DiskFull, HeygemError, InputRejected, MachineFault, ResourceError
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
+from heygemd.media.tap import FrameTap
 from heygemd.media.video import frames_for
 from heygemd.media.writer import VideoWriter
 from heygemd.report import AudioResult, Finding, Severity, VideoResult, VideoStatus
@@ -243,7 +244,10 @@ class Pipeline:
         info, samples = checked.info, audio.samples
         assert info is not None and info.video is not None and samples is not None
         cfg, limits = self.validation, self.limits
-        request = RenderRequest(template=video, info=info, audio=samples, fps=info.video.avg_fps)
+        # the frame pass takes its samples from the engine's decode of the template, if it makes one
+        tap = FrameTap() if getattr(self.engine, "offers_template_frames", False) else None
+        request = RenderRequest(template=video, info=info, audio=samples,
+                                fps=info.video.avg_fps, tap=tap)
         bound.info("stage.start", stage="examine")
         bound.info("stage.start", stage="render", beside="examine")
         t0 = time.monotonic()
@@ -251,7 +255,7 @@ class Pipeline:
         failure: Exception | None = None
         with FramePass(lambda report: examine.examine_frames(
                 video, checked, self.analyzer, cfg, limits, pictures_dir, report,
-                face_cache=self.face_cache)) as frames:
+                face_cache=self.face_cache, tap=tap)) as frames:
             shares = Shares(progress, frames, EXAMINE_SHARE)
             try:
                 try:
@@ -260,6 +264,9 @@ class Pipeline:
                     pass
                 except Exception as err:  # the frames' verdict decides whether this counts
                     failure = err
+                finally:
+                    if tap is not None:  # whatever the engine did, it offers no more now
+                        tap.close()
                 exam = frames.wait(shares.waiting)
                 timings["examine"] = frames.duration_ms
                 bound.info("stage.finish", stage="examine", duration_ms=timings["examine"])

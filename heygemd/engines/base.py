@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from heygemd.contract import AUDIO_RATE, ProgressFn
 from heygemd.errors import ConfigError
+from heygemd.media.tap import FrameTap
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import frames_for
 from heygemd.settings import EngineSettings, FaceSettings, PathSettings
@@ -61,12 +62,18 @@ class RenderRequest:
     audio: float32 (N,) mono at AUDIO_RATE, the new speech. The output has exactly
     ``frame_count`` frames at ``fps`` (the template's rate): length follows the
     audio.
+
+    tap: where an engine that decodes every frame of the template in order (its analysis)
+    offers them (:meth:`FrameTap.offer`), closing it when it decodes no more, so that the
+    validation's frame pass beside it need not decode the file again. Given only to an engine
+    whose class sets ``offers_template_frames = True``.
     """
 
     template: Path
     info: MediaInfo
     audio: np.ndarray
     fps: float
+    tap: FrameTap | None = None
 
     @property
     def frame_count(self) -> int:

@@ -22,6 +22,7 @@ from heygemd.faces.geometry import box_iou, generic_head_yaw
 from heygemd.faces.types import SampledFrame
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
+from heygemd.media.tap import FrameTap
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import VideoReader, read_frames
 from heygemd.report import Finding, Severity
@@ -144,34 +145,64 @@ def sample_frames(
     cfg: ValidationSettings,
     progress: ProgressFn | None = None,
     info: MediaInfo | None = None,
+    tap: FrameTap | None = None,
 ) -> tuple[list[SampledFrame], tuple[int, int]]:
-    """Decode ``path`` once, analysing faces on the sampled frames only.
+    """Analyse faces on the sampled frames of ``path``, decoding it at most once.
 
     Returns the sampled frames in order and the frame size (width, height) in pixels. Only one
     decoded picture is held at a time. ``progress`` gets the fraction (0..1) of the frames
     decoded, once per decoded frame (so at least once per sampled one), and may raise
-    JobInterrupted. ``info``: the probe of ``path``, when the caller has it. Raises MediaError
-    when decoding fails.
+    JobInterrupted. ``info``: the probe of ``path``, when the caller has it. ``tap``: where
+    another reader's decode of the same file hands the sampled frames over (the engine's
+    template analysis); what it did not hand over is decoded here, and the tap is stopped
+    before this returns. Raises MediaError when decoding fails.
     """
     report = progress or _no_progress
+    samples: list[SampledFrame] = []
+    try:
+        with VideoReader(path, info=info) as reader:
+            wanted = sample_indices(reader.frame_count, reader.fps, cfg.sample_fps,
+                                    cfg.max_samples)
+            last = wanted[-1]
+            done = [0.0]
+
+            def seen(index: int) -> None:
+                done[0] = index / last if last else 0.0
+                report(done[0])
+
+            if tap is not None:
+                for index, frame in tap.take(wanted, lambda: report(done[0])):
+                    seen(index)
+                    samples.append(_sampled(analyzer, index, frame, len(samples)))
+                tap.stop()
+            had = {s.frame_index for s in samples}
+            rest = [i for i in wanted if i not in had]
+            if rest:  # decoded here from the first frame not handed over, in order
+                samples = [s for s in samples if s.frame_index < rest[0]]
+                targets = set(rest)
+                for index, raw in reader.iter_raw_from(rest[0]):
+                    seen(index)
+                    if index in targets:
+                        samples.append(_sampled(analyzer, index, reader.to_rgb(raw),
+                                                len(samples)))
+                    if index >= last:
+                        break
+            size = (reader.width, reader.height)
+    finally:
+        if tap is not None:
+            tap.stop()
+    return samples, size
+
+
+def _sampled(analyzer: FaceAnalyzer, index: int, frame: np.ndarray,
+             position: int) -> SampledFrame:
+    """Frame ``index``'s faces and their mouth-occlusion scores."""
     from heygemd.faces.occlusion import mouth_occlusion_score
 
-    samples: list[SampledFrame] = []
-    with VideoReader(path, info=info) as reader:
-        wanted = sample_indices(reader.frame_count, reader.fps, cfg.sample_fps, cfg.max_samples)
-        targets, last = set(wanted), wanted[-1]
-        for index, raw in reader.iter_raw():
-            report(index / last if last else 0.0)
-            if index in targets:
-                frame = reader.to_rgb(raw)
-                # The analyzer numbers observations by sample position (the track's frame axis).
-                faces = analyzer.analyze(frame, len(samples))
-                scores = [mouth_occlusion_score(frame, f) for f in faces[:MAX_FACES_SCORED]]
-                samples.append(SampledFrame(index, faces, scores))
-            if index >= last:
-                break
-        size = (reader.width, reader.height)
-    return samples, size
+    # The analyzer numbers observations by sample position (the track's frame axis).
+    faces = analyzer.analyze(frame, position)
+    scores = [mouth_occlusion_score(frame, f) for f in faces[:MAX_FACES_SCORED]]
+    return SampledFrame(index, faces, scores)
 
 
 def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[SampledFrame]:
@@ -314,6 +345,7 @@ def examine_frames(
     progress: ProgressFn | None = None,
     *,
     face_cache: FaceCache | None = None,
+    tap: FrameTap | None = None,
 ) -> VideoExamination:
     """Go on from :func:`check_container`: examine sampled frames for the speaker's face,
     apply the video rules and write the picture of the deciding (refused) or worst (warned)
@@ -322,23 +354,31 @@ def examine_frames(
     ``progress`` gets the fraction (0..1) of the frame pass done, at least once per sampled
     frame; it may raise JobInterrupted, which propagates (a BaseException, never a finding).
     ``face_cache``: where the sampled frames' faces of a video seen before are read back (and
-    new ones kept), instead of decoding and analysing them again.
+    new ones kept), instead of decoding and analysing them again. ``tap``: where the engine's
+    decode of the same video hands the sampled frames over (:func:`sample_frames`); stopped
+    once the faces are known, whichever way.
     """
     t0 = time.monotonic()
     report = progress or _no_progress
     info, container = checked.info, checked.findings
     assert info is not None
-    key, known = face_cache.recall(path) if face_cache is not None else (None, None)
-    cached = known is not None
-    if known is None:
-        try:
-            known = sample_frames(
-                path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE), info=info
-            )
-        except MediaError as err:
-            return VideoExamination(info, container + [_unreadable("video", err, path.name)], [])
-        if face_cache is not None and key is not None:
-            face_cache.keep(key, known)
+    try:
+        key, known = face_cache.recall(path) if face_cache is not None else (None, None)
+        cached = known is not None
+        if known is None:
+            try:
+                known = sample_frames(
+                    path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE),
+                    info=info, tap=tap,
+                )
+            except MediaError as err:
+                return VideoExamination(info, container + [_unreadable("video", err, path.name)],
+                                        [])
+            if face_cache is not None and key is not None:
+                face_cache.keep(key, known)
+    finally:
+        if tap is not None:
+            tap.stop()
     samples, size = known
     samples = attach_speaker(samples, size)
     evidence = [evidence_of(s, size) for s in samples]
@@ -354,6 +394,7 @@ def examine_frames(
         file=path.name,
         samples=len(samples),
         faces_cached=cached,
+        frames_shared=tap.handed if tap is not None else 0,
         findings=[f.code for f in findings],
         pictures=pictures,
         duration_ms=ms_since(t0),

@@ -192,3 +192,39 @@ def test_a_template_analysed_in_two_halves_is_analysed_as_in_one(
         np.testing.assert_array_equal(array, halves.arrays()[name], err_msg=name)
     np.testing.assert_array_equal(np.asarray(one.crops), np.asarray(halves.crops))
     assert all(np.array_equal(a, b) for a, b in zip(one_kept, halves_kept, strict=True))
+
+
+def test_the_analysis_offers_its_decoded_frames_and_closes_the_tap(
+    setup: dict, shared_media: Path, tmp_path: Path
+) -> None:
+    """th08 analysed with a tap: the frames wanted by the frame pass beside it are handed over
+    as decoded (equal to the template's frames), and the tap is closed when the analysis ends;
+    analysed again (cached), it decodes nothing and closes the tap at once."""
+    import threading
+
+    from heygemd.cache import AnalysisCache
+    from heygemd.engines.builtin.analysis import analyse_template
+    from heygemd.media.tap import FrameTap
+
+    engine = setup["engine"]
+    template = setup["request"].template
+    wanted = [0, 7, 50, 124]
+    truth = _template_frames(template, 125)
+    cache = AnalysisCache(tmp_path / "cache")
+    for run in ("cold", "cached"):
+        tap = FrameTap()
+        got: list[tuple[int, np.ndarray]] = []
+        taking = threading.Thread(
+            target=lambda t=tap, g=got: g.extend(t.take(wanted, lambda: None)))
+        taking.start()
+        _, cached, _ = analyse_template(template, engine._analyzer, engine._hearing, cache,
+                                        engine.cfg.analysis_scale, lambda f: None,
+                                        engine._helper_analyzer, tap)
+        taking.join(10)
+        assert not taking.is_alive()  # the tap was closed: the take ended
+        assert cached == (run == "cached")
+        if run == "cold":
+            assert [i for i, _ in got] == wanted
+            assert all(np.array_equal(f, truth[i]) for i, f in got)
+        else:
+            assert got == [] and tap.handed == 0

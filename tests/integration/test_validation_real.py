@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -18,7 +19,8 @@ from heygemd import voice
 from heygemd.errors import JobInterrupted
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
-from heygemd.media.video import read_frames
+from heygemd.media.tap import FrameTap
+from heygemd.media.video import VideoReader, read_frames
 from heygemd.report import Severity
 from heygemd.settings import PathSettings, Settings
 from heygemd.validation import annotate, dryrun, examine
@@ -417,3 +419,45 @@ def test_a_video_seen_before_gets_the_same_verdict_from_its_cached_faces(
     # the picture is drawn afresh from the video, the same as the first time
     for name in again.pictures:
         assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+
+
+def decoding_into(tap: FrameTap, video: Path, stop_after: int | None = None) -> threading.Thread:
+    """A thread decoding ``video`` in order as the engine's template analysis does, offering
+    each frame to ``tap`` (only the first ``stop_after`` ones), then closing it."""
+
+    def run() -> None:
+        try:
+            with VideoReader(video) as reader:
+                for index, frame in enumerate(reader):
+                    if stop_after is not None and index >= stop_after:
+                        break
+                    tap.offer(index, frame)
+        finally:
+            tap.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("clip,stop_after", [("talking/th08", None), ("reject/rj02", None),
+                                             ("talking/th08", 40)])
+def test_frames_handed_over_by_another_decode_give_the_same_faces(
+    shared_media: Path, analyzer: FaceAnalyzer, clip: str, stop_after: int | None
+) -> None:
+    """The frame pass's samples taken from the engine's decode (all of them, or the first 40
+    frames' with the rest decoded by the pass itself) are the frames it would decode."""
+    folder, prefix = clip.split("/")
+    video = next((shared_media / folder).glob(prefix + "*"))
+    own, size = examine.sample_frames(video, analyzer, CFG)
+    tap = FrameTap()
+    producer = decoding_into(tap, video, stop_after)
+    shared, shared_size = examine.sample_frames(video, analyzer, CFG, tap=tap)
+    producer.join(30)
+    assert not producer.is_alive()
+    assert shared_size == size
+    assert [s.frame_index for s in shared] == [s.frame_index for s in own]
+    assert [[f.box for f in s.faces] for s in shared] == [[f.box for f in s.faces] for s in own]
+    assert [s.occlusions for s in shared] == [s.occlusions for s in own]
+    handed = sum(1 for s in own if stop_after is None or s.frame_index < stop_after)
+    assert tap.handed == handed and handed > 0

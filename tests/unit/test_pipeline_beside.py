@@ -16,6 +16,8 @@ from heygemd.contract import AUDIO_RATE, ProgressFn
 from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import ProcessingError
 from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.media.tap import FrameTap
+from heygemd.media.video import VideoReader
 from heygemd.pipeline import AudioCheck, Pipeline
 from heygemd.report import AudioResult, Finding, Severity, VideoStatus
 from heygemd.settings import Settings
@@ -207,3 +209,77 @@ def test_the_preview_is_measured_during_the_encode_and_drawn(
     assert (video.parent / "pics" / "out.preview.jpg").is_file()
     kept = range(0, int(result.metrics["frames"]), 6)  # 25 fps: every 6th frame
     assert faces.calls == len(kept) and not measuring_threads()
+
+
+class DecodingEngine(ScriptedEngine):
+    """Decodes the template in order before planning, offering each frame to the request's tap
+    (as the builtin engine's analysis does); ``fail_after``: raises after that many frames."""
+
+    offers_template_frames = True
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__(fail=False)
+        self.fail_after = fail_after
+        self.tap: FrameTap | None = None
+
+    def render(self, request: RenderRequest, progress: ProgressFn) -> Rendering:
+        self.tap = request.tap
+        assert request.tap is not None
+        with VideoReader(request.template) as reader:
+            for index, frame in enumerate(reader):
+                if index == self.fail_after:
+                    raise ProcessingError("the engine broke", code="engine_failed")
+                request.tap.offer(index, frame)
+                progress(0.01)
+        request.tap.close()
+        return super().render(request, progress)
+
+
+class NoFaces:
+    def analyze(self, frame: np.ndarray, index: int) -> list:
+        return []
+
+
+def sampling_pass(taken: list[list[int]]) -> Any:
+    """A frame pass that samples the frames for real (no faces to find) through the tap."""
+
+    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any, **kw: Any) -> Any:
+        samples, _ = examine.sample_frames(path, cast(FaceAnalyzer, NoFaces()),
+                                           Settings().validation, tap=kw["tap"])
+        taken.append([s.frame_index for s in samples])
+        return checked
+
+    return frame_pass
+
+
+def test_the_frame_pass_takes_its_samples_from_the_engines_decode(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken: list[list[int]] = []
+    engine = DecodingEngine()
+    result = run(video, engine, sampling_pass(taken), monkeypatch)
+    assert result.status is VideoStatus.DONE
+    own, _ = examine.sample_frames(video, cast(FaceAnalyzer, NoFaces()), Settings().validation)
+    assert taken == [[s.frame_index for s in own]]
+    assert engine.tap is not None and engine.tap.handed == len(own) > 1
+
+
+def test_an_engine_that_fails_mid_decode_leaves_the_frame_pass_to_decode_the_rest(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken: list[list[int]] = []
+    engine = DecodingEngine(fail_after=10)
+    result = run(video, engine, sampling_pass(taken), monkeypatch)
+    own, _ = examine.sample_frames(video, cast(FaceAnalyzer, NoFaces()), Settings().validation)
+    assert taken == [[s.frame_index for s in own]]  # every sample, none waited for in vain
+    assert engine.tap is not None and 0 < engine.tap.handed < len(own)
+    assert result.status is VideoStatus.FAILED and result.reason_code == "engine_failed"
+
+
+def test_an_engine_that_does_not_offer_frames_gets_no_tap(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+    result = run(video, ScriptedEngine(), lambda p, checked, *a, **k: seen.append(k["tap"])
+                 or checked, monkeypatch)
+    assert result.status is VideoStatus.DONE and seen == [None]

@@ -26,6 +26,7 @@ from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Heard, feature_signature
 from heygemd.engines.builtin.prefetch import Held, prefetched, start_worker
 from heygemd.faces.bridge import Filled, GapBridge, bridge_gaps, max_gap_frames
+from heygemd.media.tap import FrameTap
 
 log = structlog.get_logger(__name__)
 
@@ -149,6 +150,7 @@ def analyse_template(
     scale: float,
     progress: Callable[[float], None],
     helper: Callable[[], Any] | None = None,
+    tap: FrameTap | None = None,
 ) -> tuple[TemplateAnalysis, bool, list[np.ndarray] | None]:
     """Analyse ``path`` (or load it from ``cache``). Returns (analysis, was_cached, frames):
     ``frames`` are the template's decoded frames (uint8 (H, W, 3), index = frame index) when it
@@ -160,16 +162,24 @@ def analyse_template(
     tracking analyzer (asked only when it is used: a template whose frames are all kept is
     analysed in two halves at once
     (:func:`_in_halves`: th08 on two free cores in 0.65 s against 1.0 s in one pass), with the
-    same results).
+    same results). ``tap``: each decoded frame is offered there, and it is closed once no more
+    will be (at once when the analysis is cached).
     """
     key = content_key(path, f"{ANALYSIS_VERSION}-{feature_signature()}-scale{scale:.3f}")
     arrays = cache.load_arrays(key)
     crops = cache.load_big(key, "crops") if arrays is not None else None
     if arrays is not None and crops is not None:
+        if tap is not None:
+            tap.close()
         log.info("template.cache_hit", template=path.name, key=key[:12])
         return TemplateAnalysis.from_arrays(arrays, crops), True, None
     t0 = time.monotonic()
-    analysis, frames = _analyse(path, analyzer, hearing, cache, key, scale, progress, helper)
+    try:
+        analysis, frames = _analyse(path, analyzer, hearing, cache, key, scale, progress,
+                                    helper, tap)
+    finally:
+        if tap is not None:
+            tap.close()
     cache.save_arrays(key, analysis.arrays())
     log.info(
         "template.analysed", template=path.name, frames=analysis.n_frames,
@@ -179,14 +189,18 @@ def analyse_template(
 
 
 def _decoded(
-    frames: Iterator[np.ndarray], capacity: int, small_size: tuple[int, int], scale: float
+    frames: Iterator[np.ndarray], capacity: int, small_size: tuple[int, int], scale: float,
+    tap: FrameTap | None = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """(index, frame, frame at ``small_size``) for the first ``capacity`` frames."""
+    """(index, frame, frame at ``small_size``) for the first ``capacity`` frames, each offered
+    to ``tap`` first."""
     import cv2
 
     for index, frame in enumerate(frames):
         if index >= capacity:
             return
+        if tap is not None:
+            tap.offer(index, frame)
         small = frame if scale == 1.0 else cv2.resize(
             frame, small_size, interpolation=cv2.INTER_AREA
         )
@@ -202,6 +216,7 @@ def _analyse(
     scale: float,
     progress: Callable[[float], None],
     helper: Callable[[], Any] | None = None,
+    tap: FrameTap | None = None,
 ) -> tuple[TemplateAnalysis, list[np.ndarray] | None]:
     from heygemd.media.video import VideoReader
 
@@ -214,13 +229,15 @@ def _analyse(
         small_size = (max(2, round(width * scale)), max(2, round(height * scale)))
         keep = capacity * width * height * 3 <= KEEP_DECODED_BYTES
         found = _Found(cache, key, capacity, width, height, scale, fps)
-        decoded = _decoded(iter(reader), capacity, small_size, scale)
+        decoded = _decoded(iter(reader), capacity, small_size, scale, tap)
         try:
             if keep and helper is not None:
                 kept: list[np.ndarray] | None = _in_halves(
                     decoded, analyzer, helper(), found, reader.frame_count, progress)
             else:
                 kept = _in_order(decoded, analyzer, found, capacity, keep, progress)
+            if tap is not None:  # every frame decoded: the frame pass is never kept waiting
+                tap.close()
             found.close()
         except BaseException:
             found.discard()

@@ -59,6 +59,7 @@ class BuiltinEngine:
     Options: ClassVar[type[BaseModel]] = BuiltinEngineSettings  # [engine.builtin]
     name = "builtin"
     version = "0.1.0"
+    offers_template_frames: ClassVar[bool] = True  # a cold analysis feeds RenderRequest.tap
 
     def __init__(self, ctx: EngineContext[BuiltinEngineSettings],
                  hearing_worker: bool = True, mouth_model: MouthModel | None = None) -> None:
@@ -155,7 +156,7 @@ class BuiltinEngine:
         with self._hearing.reporting(lambda: progress(done[0])):
             analysis, cached, decoded = analyse_template(
                 request.template, self._analyzer, self._hearing, self.cache,
-                self.cfg.analysis_scale, analysing, self._helper_analyzer,
+                self.cfg.analysis_scale, analysing, self._helper_analyzer, request.tap,
             )
             if abs(analysis.fps - request.fps) > 0.01:
                 log.warning("engine.fps_mismatch", template_fps=analysis.fps,

@@ -1,0 +1,101 @@
+"""One decode of a video seen by two readers.
+
+The builtin engine's template analysis decodes every frame of a template; the validation's frame
+pass, running beside it, wants a few of the same frames (its samples). Without a tap the frame
+pass decodes the whole file a second time to reach them: th10 (20 s of 1080x1920 HEVC) costs
+3.1 CPU-s to decode, on a 2-core machine whose cold job is CPU-bound while the two passes run.
+With a tap, the engine's decode hands the wanted frames over as it makes them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+
+DEPTH = 2  # wanted frames waiting to be taken before the producer waits (1080p: 6 MB each)
+WAIT_STEP_SECONDS = 0.1  # the consumer reports at least this often while it waits
+
+
+class FrameTap:
+    """Frames of one video by CFR index (:class:`heygemd.media.video.VideoReader`'s numbering),
+    handed from a producer that decodes them all in order to a consumer that wants some.
+
+    The consumer says which frames it wants and takes them as they come (:meth:`take`); the
+    producer offers every frame it decodes (:meth:`offer`) and closes the tap when it decodes
+    no more (:meth:`close`: after its last frame, on an error, or at once when it has nothing to
+    decode). Neither side waits on one that has gone: once the consumer has stopped
+    (:meth:`stop`), offers return at once; once the producer has closed, :meth:`take` ends and
+    the consumer decodes what it did not get itself. Thread-safe; one producer, one consumer.
+    """
+
+    def __init__(self, depth: int = DEPTH) -> None:
+        self._depth = depth
+        self._cond = threading.Condition()
+        self._wanted: frozenset[int] | None = None  # None until the consumer says
+        self._waiting: deque[tuple[int, np.ndarray]] = deque()
+        self._closed = False  # the producer offers no more
+        self._stopped = False  # the consumer takes no more
+        self.handed = 0  # frames the consumer took from the tap
+
+    # the producer's side
+
+    def offer(self, index: int, frame: np.ndarray) -> None:
+        """Frame ``index`` (uint8 (H, W, 3), not modified afterwards) as it is decoded. Waits
+        until the consumer has said what it wants, and while DEPTH wanted frames are waiting;
+        returns at once for a frame not wanted or once the consumer has stopped."""
+        with self._cond:
+            while self._wanted is None and not self._stopped:
+                self._cond.wait()
+            if self._stopped or self._closed or index not in (self._wanted or ()):
+                return
+            while len(self._waiting) >= self._depth and not self._stopped:
+                self._cond.wait()
+            if not self._stopped:
+                self._waiting.append((index, frame))
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """The producer decodes no more; the consumer's :meth:`take` ends when it has taken
+        what is waiting. Idempotent."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # the consumer's side
+
+    def take(
+        self, wanted: Iterable[int], report: Callable[[], None]
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, frame) for the ``wanted`` indices the producer offers, in its order, until
+        it closes. ``report`` runs at least every WAIT_STEP_SECONDS while nothing comes; what it
+        raises propagates (the caller then calls :meth:`stop`)."""
+        with self._cond:
+            self._wanted = frozenset(int(i) for i in wanted)
+            self._cond.notify_all()
+        while True:
+            with self._cond:
+                if not self._waiting and not self._closed and not self._stopped:
+                    self._cond.wait(WAIT_STEP_SECONDS)
+                if self._waiting:
+                    item: tuple[int, np.ndarray] | None = self._waiting.popleft()
+                    self.handed += 1
+                    self._cond.notify_all()
+                elif self._closed or self._stopped:
+                    return
+                else:
+                    item = None
+            if item is None:
+                report()
+            else:
+                yield item
+
+    def stop(self) -> None:
+        """The consumer takes no more (done, refused, or failed): waiting frames are dropped and
+        the producer is never held again. Idempotent."""
+        with self._cond:
+            self._stopped = True
+            self._waiting.clear()
+            self._cond.notify_all()

@@ -1,0 +1,117 @@
+"""FrameTap (heygemd.media.tap): frames of one decode handed from its thread to another reader."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from heygemd.errors import JobInterrupted
+from heygemd.media.tap import FrameTap
+
+
+def frame(index: int) -> np.ndarray:
+    return np.full((4, 6, 3), index % 256, np.uint8)
+
+
+def produce(tap: FrameTap, count: int, close: bool = True, pause: float = 0.0) -> threading.Thread:
+    """Offer frames 0..count-1 from a thread, as a decode would; close after them."""
+
+    def run() -> None:
+        for i in range(count):
+            tap.offer(i, frame(i))
+            time.sleep(pause)
+        if close:
+            tap.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_the_wanted_frames_arrive_in_order_and_nothing_else() -> None:
+    tap = FrameTap()
+    producer = produce(tap, 40)
+    got = list(tap.take([3, 17, 18, 39], lambda: None))
+    producer.join(5)
+    assert not producer.is_alive()
+    assert [i for i, _ in got] == [3, 17, 18, 39]
+    assert all((f == i).all() for i, f in got)
+    assert tap.handed == 4
+
+
+def test_the_producer_waits_for_the_consumer_to_say_what_it_wants() -> None:
+    tap = FrameTap()
+    producer = produce(tap, 10)
+    time.sleep(0.2)  # frames offered now would be lost: the producer must still be at frame 0
+    assert producer.is_alive()
+    assert [i for i, _ in tap.take([0, 9], lambda: None)] == [0, 9]
+    producer.join(5)
+    assert not producer.is_alive()
+
+
+def test_at_most_depth_frames_wait_and_the_producer_is_held_meanwhile() -> None:
+    tap = FrameTap(depth=2)
+    producer = produce(tap, 10)
+    taking = tap.take(range(10), lambda: None)
+    first = next(taking)
+    time.sleep(0.2)
+    assert producer.is_alive() and len(tap._waiting) == 2  # held at the third frame waiting
+    rest = list(taking)
+    assert [i for i, _ in [first, *rest]] == list(range(10))
+    producer.join(5)
+
+
+def test_a_producer_that_closes_early_ends_the_take() -> None:
+    tap = FrameTap()
+    producer = produce(tap, 5)  # offers 0..4 only
+    got = [i for i, _ in tap.take([2, 4, 8, 12], lambda: None)]
+    assert got == [2, 4]  # 8 and 12 are the consumer's to decode
+    producer.join(5)
+
+
+def test_a_consumer_that_stops_never_holds_the_producer() -> None:
+    tap = FrameTap(depth=1)
+    producer = produce(tap, 200)
+    taking = tap.take(range(200), lambda: None)
+    next(taking)
+    tap.stop()
+    producer.join(5)
+    assert not producer.is_alive()  # every later offer returned at once
+    assert list(taking) == []  # and nothing more is handed over
+
+
+def test_a_consumer_that_stops_before_saying_releases_the_producer() -> None:
+    tap = FrameTap()
+    producer = produce(tap, 10)
+    time.sleep(0.1)
+    tap.stop()  # e.g. the faces came from the cache
+    producer.join(5)
+    assert not producer.is_alive()
+
+
+def test_the_consumer_reports_while_it_waits_and_what_report_raises_ends_it() -> None:
+    tap = FrameTap()
+    reports: list[float] = []
+
+    def report() -> None:
+        reports.append(time.monotonic())
+        if len(reports) >= 3:
+            raise JobInterrupted("stopped")
+
+    producer = produce(tap, 1, close=False)  # a producer that goes quiet without closing
+    with pytest.raises(JobInterrupted):
+        list(tap.take([0, 5], report))
+    tap.stop()
+    producer.join(5)
+    assert len(reports) == 3 and reports[-1] - reports[0] < 1.0
+
+
+def test_close_before_take_ends_it_at_once() -> None:
+    tap = FrameTap()
+    tap.close()  # e.g. the engine's analysis was cached: it decodes nothing
+    assert list(tap.take([0, 1], lambda: None)) == []
+    tap.offer(0, frame(0))  # a late offer after the close is ignored, not held
+    assert tap.handed == 0
