@@ -244,7 +244,7 @@ class Pipeline:
         info, samples = checked.info, audio.samples
         assert info is not None and info.video is not None and samples is not None
         cfg, limits = self.validation, self.limits
-        # the frame pass takes its samples from the engine's decode of the template, if it makes one
+        # the frame pass takes its samples from the engine's decode of the template, if any
         tap = FrameTap() if getattr(self.engine, "offers_template_frames", False) else None
         request = RenderRequest(template=video, info=info, audio=samples,
                                 fps=info.video.avg_fps, tap=tap)
@@ -253,9 +253,17 @@ class Pipeline:
         t0 = time.monotonic()
         rendering: Rendering | None = None
         failure: Exception | None = None
-        with FramePass(lambda report: examine.examine_frames(
-                video, checked, self.analyzer, cfg, limits, pictures_dir, report,
-                face_cache=self.face_cache, tap=tap)) as frames:
+
+        def examining(report: ProgressFn) -> examine.VideoExamination:
+            try:
+                return examine.examine_frames(video, checked, self.analyzer, cfg, limits,
+                                              pictures_dir, report, face_cache=self.face_cache,
+                                              tap=tap)
+            finally:  # however the pass ends, the engine's decode is never held for it
+                if tap is not None:
+                    tap.stop()
+
+        with FramePass(examining) as frames:
             shares = Shares(progress, frames, EXAMINE_SHARE)
             try:
                 try:

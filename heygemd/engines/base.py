@@ -102,7 +102,8 @@ class Engine(Protocol):
     """What the pipeline and the daemon use of an engine. The class is built with an
     :class:`EngineContext` by :func:`create_engine`; ``name`` (a class attribute) names its
     options table [engine.<name>], validated by ``Options`` (a pydantic model; :class:`NoOptions`
-    when there is nothing to configure)."""
+    when there is nothing to configure). An engine whose class sets ``offers_template_frames =
+    True`` gets a :class:`RenderRequest` with a ``tap`` (without it: None)."""
 
     Options: ClassVar[type[BaseModel]]
     name: str

@@ -25,10 +25,11 @@ class FrameTap:
 
     The consumer says which frames it wants and takes them as they come (:meth:`take`); the
     producer offers every frame it decodes (:meth:`offer`) and closes the tap when it decodes
-    no more (:meth:`close`: after its last frame, on an error, or at once when it has nothing to
-    decode). Neither side waits on one that has gone: once the consumer has stopped
-    (:meth:`stop`), offers return at once; once the producer has closed, :meth:`take` ends and
-    the consumer decodes what it did not get itself. Thread-safe; one producer, one consumer.
+    no more (:meth:`close`; ``finished`` when its decode reached the end of the file, so that a
+    wanted frame never offered does not exist). Neither side waits on one that has gone: once
+    the consumer has stopped (:meth:`stop`), offers return at once; once the producer has
+    closed, :meth:`take` ends and the consumer decodes what it did not get itself. Thread-safe;
+    one producer, one consumer.
     """
 
     def __init__(self, depth: int = DEPTH) -> None:
@@ -36,7 +37,9 @@ class FrameTap:
         self._cond = threading.Condition()
         self._wanted: frozenset[int] | None = None  # None until the consumer says
         self._waiting: deque[tuple[int, np.ndarray]] = deque()
+        self._offered = -1  # the highest index offered so far
         self._closed = False  # the producer offers no more
+        self._finished = False  # ... because it decoded the whole file
         self._stopped = False  # the consumer takes no more
         self.handed = 0  # frames the consumer took from the tap
 
@@ -49,20 +52,30 @@ class FrameTap:
         with self._cond:
             while self._wanted is None and not self._stopped:
                 self._cond.wait()
-            if self._stopped or self._closed or index not in (self._wanted or ()):
-                return
-            while len(self._waiting) >= self._depth and not self._stopped:
-                self._cond.wait()
-            if not self._stopped:
-                self._waiting.append((index, frame))
-                self._cond.notify_all()
+            if not (self._stopped or self._closed) and index in (self._wanted or ()):
+                while len(self._waiting) >= self._depth and not self._stopped:
+                    self._cond.wait()
+                if not self._stopped:
+                    self._waiting.append((index, frame))
+            # once the last wanted frame is waiting (or passed), the take ends after it
+            self._offered = max(self._offered, index)
+            self._cond.notify_all()
 
-    def close(self) -> None:
-        """The producer decodes no more; the consumer's :meth:`take` ends when it has taken
-        what is waiting. Idempotent."""
+    def close(self, finished: bool = False) -> None:
+        """The producer decodes no more; ``finished``: it decoded the file to its end. The
+        consumer's :meth:`take` ends when it has taken what is waiting. Idempotent (a later
+        close never unsays ``finished``)."""
         with self._cond:
             self._closed = True
+            self._finished = self._finished or finished
             self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        """Whether the producer decoded the whole file: every frame it did not hand over is
+        either not wanted or not in the file."""
+        with self._cond:
+            return self._finished
 
     # the consumer's side
 
@@ -70,20 +83,22 @@ class FrameTap:
         self, wanted: Iterable[int], report: Callable[[], None]
     ) -> Iterator[tuple[int, np.ndarray]]:
         """(index, frame) for the ``wanted`` indices the producer offers, in its order, until
-        it closes. ``report`` runs at least every WAIT_STEP_SECONDS while nothing comes; what it
-        raises propagates (the caller then calls :meth:`stop`)."""
+        the last of them has been handed over or passed, or the producer closes. ``report``
+        runs at least every WAIT_STEP_SECONDS while nothing comes; what it raises propagates
+        (the caller then calls :meth:`stop`)."""
         with self._cond:
             self._wanted = frozenset(int(i) for i in wanted)
+            last = max(self._wanted, default=-1)
             self._cond.notify_all()
         while True:
             with self._cond:
-                if not self._waiting and not self._closed and not self._stopped:
+                if not self._waiting and not self._over(last):
                     self._cond.wait(WAIT_STEP_SECONDS)
                 if self._waiting:
                     item: tuple[int, np.ndarray] | None = self._waiting.popleft()
                     self.handed += 1
                     self._cond.notify_all()
-                elif self._closed or self._stopped:
+                elif self._over(last):
                     return
                 else:
                     item = None
@@ -91,6 +106,10 @@ class FrameTap:
                 report()
             else:
                 yield item
+
+    def _over(self, last: int) -> bool:
+        """Nothing more will come (called holding the lock)."""
+        return self._closed or self._stopped or self._offered >= last
 
     def stop(self) -> None:
         """The consumer takes no more (done, refused, or failed): waiting frames are dropped and

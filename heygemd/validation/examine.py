@@ -147,14 +147,15 @@ def sample_frames(
     info: MediaInfo | None = None,
     tap: FrameTap | None = None,
 ) -> tuple[list[SampledFrame], tuple[int, int]]:
-    """Analyse faces on the sampled frames of ``path``, decoding it at most once.
+    """Analyse faces on the sampled frames of ``path``.
 
-    Returns the sampled frames in order and the frame size (width, height) in pixels. Only one
-    decoded picture is held at a time. ``progress`` gets the fraction (0..1) of the frames
-    decoded, once per decoded frame (so at least once per sampled one), and may raise
-    JobInterrupted. ``info``: the probe of ``path``, when the caller has it. ``tap``: where
-    another reader's decode of the same file hands the sampled frames over (the engine's
-    template analysis); what it did not hand over is decoded here, and the tap is stopped
+    Returns the sampled frames in order and the frame size (width, height) in pixels.
+    ``progress`` gets the fraction (0..1) of the frames decoded, at least once per sampled
+    frame, and may raise JobInterrupted. ``info``: the probe of ``path``, when the caller has
+    it. ``tap``: where another reader's decode of the same file (the engine's template
+    analysis) hands the sampled frames over; where it stopped short of the last sample (an
+    error, a cached analysis), the file is decoded here from its start (a damaged stretch is
+    met as without a tap) and only the frames not handed over are analysed. The tap is stopped
     before this returns. Raises MediaError when decoding fails.
     """
     report = progress or _no_progress
@@ -163,35 +164,50 @@ def sample_frames(
         with VideoReader(path, info=info) as reader:
             wanted = sample_indices(reader.frame_count, reader.fps, cfg.sample_fps,
                                     cfg.max_samples)
-            last = wanted[-1]
-            done = [0.0]
-
-            def seen(index: int) -> None:
-                done[0] = index / last if last else 0.0
-                report(done[0])
-
             if tap is not None:
-                for index, frame in tap.take(wanted, lambda: report(done[0])):
-                    seen(index)
-                    samples.append(_sampled(analyzer, index, frame, len(samples)))
+                samples = _taken(tap, wanted, analyzer, report)
                 tap.stop()
-            had = {s.frame_index for s in samples}
-            rest = [i for i in wanted if i not in had]
-            if rest:  # decoded here from the first frame not handed over, in order
-                samples = [s for s in samples if s.frame_index < rest[0]]
-                targets = set(rest)
-                for index, raw in reader.iter_raw_from(rest[0]):
-                    seen(index)
-                    if index in targets:
-                        samples.append(_sampled(analyzer, index, reader.to_rgb(raw),
-                                                len(samples)))
-                    if index >= last:
-                        break
+            # every sample handed over: the producer decoded up to the last of them, as far
+            # as a decode here would go; a file that ended sooner (finished) has no more
+            if tap is None or (len(samples) < len(wanted) and not tap.finished):
+                samples = _decoded_samples(reader, wanted, samples, analyzer, report)
             size = (reader.width, reader.height)
     finally:
         if tap is not None:
             tap.stop()
     return samples, size
+
+
+def _taken(tap: FrameTap, wanted: list[int], analyzer: FaceAnalyzer,
+           report: ProgressFn) -> list[SampledFrame]:
+    """The sampled frames the tap's producer hands over, in order."""
+    samples: list[SampledFrame] = []
+    last = wanted[-1]
+    done = [0.0]  # while the tap waits, it reports the last sample's place again
+    for index, frame in tap.take(wanted, lambda: report(done[0])):
+        done[0] = index / last if last else 0.0
+        report(done[0])
+        samples.append(_sampled(analyzer, index, frame, len(samples)))
+    return samples
+
+
+def _decoded_samples(reader: VideoReader, wanted: list[int], had: list[SampledFrame],
+                     analyzer: FaceAnalyzer, report: ProgressFn) -> list[SampledFrame]:
+    """Every wanted frame, decoding ``reader`` from the start up to the last of them; those in
+    ``had`` (handed over before, in order) are kept without being analysed again. Only one
+    decoded picture is held at a time."""
+    known = {s.frame_index: s for s in had}
+    samples: list[SampledFrame] = []
+    targets, last = set(wanted), wanted[-1]
+    for index, raw in reader.iter_raw():
+        report(index / last if last else 0.0)
+        if index in known:
+            samples.append(known[index])
+        elif index in targets:
+            samples.append(_sampled(analyzer, index, reader.to_rgb(raw), len(samples)))
+        if index >= last:
+            break
+    return samples
 
 
 def _sampled(analyzer: FaceAnalyzer, index: int, frame: np.ndarray,
@@ -356,7 +372,7 @@ def examine_frames(
     ``face_cache``: where the sampled frames' faces of a video seen before are read back (and
     new ones kept), instead of decoding and analysing them again. ``tap``: where the engine's
     decode of the same video hands the sampled frames over (:func:`sample_frames`); stopped
-    once the faces are known, whichever way.
+    once the faces are known, whichever way (at once when they are cached).
     """
     t0 = time.monotonic()
     report = progress or _no_progress

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -194,17 +195,16 @@ def test_a_template_analysed_in_two_halves_is_analysed_as_in_one(
     assert all(np.array_equal(a, b) for a, b in zip(one_kept, halves_kept, strict=True))
 
 
+@pytest.mark.parametrize("halves", [True, False])
 def test_the_analysis_offers_its_decoded_frames_and_closes_the_tap(
-    setup: dict, shared_media: Path, tmp_path: Path
+    setup: dict, tmp_path: Path, halves: bool
 ) -> None:
-    """th08 analysed with a tap: the frames wanted by the frame pass beside it are handed over
-    as decoded (equal to the template's frames), and the tap is closed when the analysis ends;
-    analysed again (cached), it decodes nothing and closes the tap at once."""
-    import threading
-
+    """th08 analysed with a tap (in two halves, and in one pass as a template too large to keep
+    is): the frames wanted by the frame pass beside it are handed over as decoded (equal to the
+    template's frames) and the tap is closed finished; analysed again (cached), it decodes
+    nothing and closes the tap at once, not finished."""
     from heygemd.cache import AnalysisCache
     from heygemd.engines.builtin.analysis import analyse_template
-    from heygemd.media.tap import FrameTap
 
     engine = setup["engine"]
     template = setup["request"].template
@@ -212,19 +212,43 @@ def test_the_analysis_offers_its_decoded_frames_and_closes_the_tap(
     truth = _template_frames(template, 125)
     cache = AnalysisCache(tmp_path / "cache")
     for run in ("cold", "cached"):
-        tap = FrameTap()
-        got: list[tuple[int, np.ndarray]] = []
-        taking = threading.Thread(
-            target=lambda t=tap, g=got: g.extend(t.take(wanted, lambda: None)))
-        taking.start()
+        tap, taking, got = _taking(wanted)
         _, cached, _ = analyse_template(template, engine._analyzer, engine._hearing, cache,
                                         engine.cfg.analysis_scale, lambda f: None,
-                                        engine._helper_analyzer, tap)
+                                        engine._helper_analyzer if halves else None, tap)
         taking.join(10)
         assert not taking.is_alive()  # the tap was closed: the take ended
         assert cached == (run == "cached")
         if run == "cold":
-            assert [i for i, _ in got] == wanted
+            assert [i for i, _ in got] == wanted and tap.finished
             assert all(np.array_equal(f, truth[i]) for i, f in got)
         else:
-            assert got == [] and tap.handed == 0
+            assert got == [] and tap.handed == 0 and not tap.finished
+
+
+def test_render_hands_the_request_tap_to_the_analysis(setup: dict) -> None:
+    """The engine's render passes RenderRequest.tap on: th08 is cached by now, so the tap is
+    closed at once (a render that dropped it would leave the frame pass waiting)."""
+    from dataclasses import replace
+
+    tap, taking, got = _taking([0, 10])
+    rendering = setup["engine"].render(replace(setup["request"], tap=tap), lambda f: None)
+    taking.join(10)
+    assert not taking.is_alive() and got == [] and not tap.finished
+    assert rendering.metrics["template_cached"] == 1.0
+    for _ in rendering.frames:
+        pass
+
+
+def _taking(wanted: list[int]) -> tuple[Any, Any, list[tuple[int, np.ndarray]]]:
+    """A tap, a thread taking ``wanted`` from it (started), and what it took."""
+    import threading
+
+    from heygemd.media.tap import FrameTap
+
+    tap = FrameTap()
+    got: list[tuple[int, np.ndarray]] = []
+    taking = threading.Thread(target=lambda: got.extend(tap.take(wanted, lambda: None)),
+                              daemon=True)
+    taking.start()
+    return tap, taking, got

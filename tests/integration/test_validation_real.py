@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from heygemd import voice
-from heygemd.errors import JobInterrupted
+from heygemd.errors import JobInterrupted, MediaError
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.media.audio import load_audio
 from heygemd.media.tap import FrameTap
@@ -423,17 +423,23 @@ def test_a_video_seen_before_gets_the_same_verdict_from_its_cached_faces(
 
 def decoding_into(tap: FrameTap, video: Path, stop_after: int | None = None) -> threading.Thread:
     """A thread decoding ``video`` in order as the engine's template analysis does, offering
-    each frame to ``tap`` (only the first ``stop_after`` ones), then closing it."""
+    each frame to ``tap`` (only the first ``stop_after`` ones), then closing it (finished when
+    it reached the end of the file; a decoding error ends the thread)."""
 
     def run() -> None:
+        finished = False
         try:
             with VideoReader(video) as reader:
                 for index, frame in enumerate(reader):
                     if stop_after is not None and index >= stop_after:
                         break
                     tap.offer(index, frame)
+                else:
+                    finished = True
+        except MediaError:  # the engine's decode fails: it closes the tap short
+            pass
         finally:
-            tap.close()
+            tap.close(finished)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -461,3 +467,54 @@ def test_frames_handed_over_by_another_decode_give_the_same_faces(
     assert [s.occlusions for s in shared] == [s.occlusions for s in own]
     handed = sum(1 for s in own if stop_after is None or s.frame_index < stop_after)
     assert tap.handed == handed and handed > 0
+
+
+def damaged_video(tmp_path: Path) -> Path:
+    """150 frames of H.264 with a keyframe every 25, frames 46-49 overwritten with garbage: a
+    decode from the start fails there, one that seeks to frame 50 does not."""
+    import av
+
+    clean = tmp_path / "clean.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(clean), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"g": "25", "keyint_min": "25", "sc_threshold": "0"}
+        for i in range(150):
+            image = np.full((240, 320, 3), (i * 3) % 255, np.uint8)
+            image[100:140, 100:140] = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with av.open(str(clean)) as source:
+        stream = source.streams.video[0]
+        step = int(1 / (stream.time_base * 25))
+        places = [(p.pos, p.size) for p in source.demux(stream)
+                  if p.size and p.pts is not None and 46 * step <= p.pts <= 49 * step]
+    data = bytearray(clean.read_bytes())
+    for pos, size in places:
+        data[pos : pos + size] = b"\xff" * size
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
+def test_a_decode_that_fails_on_the_way_fails_the_frame_pass_as_its_own_would(
+    analyzer: FaceAnalyzer, tmp_path: Path
+) -> None:
+    """The engine's decode stops short of the damage's keyframe (after frame 43, as a decoder
+    that reports an error a few frames early) and closes the tap short: the pass decodes the
+    file from its start and meets the damage too. Resuming at its first sample not handed over
+    (50, just past the damage's GOP) would have seen none."""
+    video = damaged_video(tmp_path)
+    with pytest.raises(MediaError):
+        examine.sample_frames(video, analyzer, CFG)
+    with VideoReader(video) as reader:  # a decode seeking to frame 50 reads to the end
+        assert max(i for i, _ in reader.iter_raw_from(50)) == 149
+    tap = FrameTap()
+    producer = decoding_into(tap, video, stop_after=44)
+    with pytest.raises(MediaError):
+        examine.sample_frames(video, analyzer, CFG, tap=tap)
+    producer.join(30)
+    assert not producer.is_alive() and not tap.finished and tap.handed > 0

@@ -231,7 +231,7 @@ class DecodingEngine(ScriptedEngine):
                     raise ProcessingError("the engine broke", code="engine_failed")
                 request.tap.offer(index, frame)
                 progress(0.01)
-        request.tap.close()
+        request.tap.close(finished=True)
         return super().render(request, progress)
 
 

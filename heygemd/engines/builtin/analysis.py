@@ -193,18 +193,24 @@ def _decoded(
     tap: FrameTap | None = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(index, frame, frame at ``small_size``) for the first ``capacity`` frames, each offered
-    to ``tap`` first."""
+    to ``tap`` first; the tap is closed as the decoding ends (finished at the file's end)."""
     import cv2
 
-    for index, frame in enumerate(frames):
-        if index >= capacity:
-            return
+    finished = False
+    try:
+        for index, frame in enumerate(frames):
+            if index >= capacity:
+                return
+            if tap is not None:
+                tap.offer(index, frame)
+            small = frame if scale == 1.0 else cv2.resize(
+                frame, small_size, interpolation=cv2.INTER_AREA
+            )
+            yield index, frame, small
+        finished = True
+    finally:
         if tap is not None:
-            tap.offer(index, frame)
-        small = frame if scale == 1.0 else cv2.resize(
-            frame, small_size, interpolation=cv2.INTER_AREA
-        )
-        yield index, frame, small
+            tap.close(finished)
 
 
 def _analyse(
@@ -236,9 +242,10 @@ def _analyse(
                     decoded, analyzer, helper(), found, reader.frame_count, progress)
             else:
                 kept = _in_order(decoded, analyzer, found, capacity, keep, progress)
-            if tap is not None:  # every frame decoded: the frame pass is never kept waiting
-                tap.close()
             found.close()
+            # a refusal the frame pass found meanwhile stops the engine here, before the crops
+            # of a refused template are kept
+            progress(1.0)
         except BaseException:
             found.discard()
             raise
