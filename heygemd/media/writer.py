@@ -31,13 +31,19 @@ def _rate(fps: float) -> Fraction:
 
 
 def _audio_planar(audio: np.ndarray) -> np.ndarray:
-    """float32 (N,) or (C, N) -> float32 (C, N) with C in {1, 2} (more channels are averaged)."""
+    """float32 (N,) or (C, N) -> (C, N), a view (the job's track is not copied)."""
     planar = audio[np.newaxis, :] if audio.ndim == 1 else audio
     if planar.ndim != 2:
         raise ValueError(f"audio must be (N,) or (C, N), got shape {audio.shape}")
-    if planar.shape[0] > 2:
-        planar = planar.mean(axis=0, keepdims=True)
-    return np.ascontiguousarray(np.clip(planar, -1.0, 1.0), dtype=np.float32)
+    return planar
+
+
+def _encodable(chunk: np.ndarray) -> np.ndarray:
+    """A slice of the track (C, n) -> float32 (1 or 2, n) within [-1, 1], contiguous: more than
+    two channels are averaged. Done per slice, so the track itself is never copied whole."""
+    if chunk.shape[0] > 2:
+        chunk = chunk.mean(axis=0, keepdims=True)
+    return np.ascontiguousarray(np.clip(chunk, -1.0, 1.0), dtype=np.float32)
 
 
 def output_frame_count(frames_written: int, audio_seconds: float, fps: float) -> int:
@@ -51,7 +57,8 @@ class VideoWriter(Closing):
     H.264 (yuv420p; libx264 or NVENC as ``settings.encoder`` asks, :mod:`heygemd.media.encoder`:
     ``encoder`` says which and why; ``settings.crf`` / ``settings.preset``), AAC at
     ``settings.audio_bitrate_kbps`` and ``settings.audio_rate`` Hz, faststart. Odd sizes are
-    padded to even. audio: float32 (N,) or (C, N) at ``audio_rate`` Hz, or None for no sound.
+    padded to even. audio: float32 (N,) or (C, N) at ``audio_rate`` Hz, or None for no sound
+    (mixed and clipped a slice at a time as it is encoded: never copied whole).
     The output's length follows the audio: on close the last frame is held until the audio
     ends, and the audio is padded with silence (or trimmed by under half a frame) to end with
     the video. An exception inside ``with`` closes the file and propagates (the caller deletes
@@ -100,7 +107,7 @@ class VideoWriter(Closing):
         self._video = video
         self._audio_stream: Any = None
         if self._audio is not None:
-            layout = "mono" if self._audio.shape[0] == 1 else "stereo"
+            layout = "stereo" if self._audio.shape[0] == 2 else "mono"
             stream = self._container.add_stream("aac", rate=self.settings.audio_rate)
             stream.layout = layout
             stream.bit_rate = self.settings.audio_bitrate_kbps * 1000
@@ -148,14 +155,12 @@ class VideoWriter(Closing):
             return
         import av
 
-        chunk = self._audio[:, self._audio_fed : until]
+        chunk = _encodable(self._audio[:, self._audio_fed : until])
         missing = until - self._audio_fed - chunk.shape[1]
         if missing > 0:
             chunk = np.pad(chunk, ((0, 0), (0, missing)))
         layout = "mono" if chunk.shape[0] == 1 else "stereo"
-        frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(chunk), format="fltp", layout=layout
-        )
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
         frame.sample_rate = self._audio_rate
         self._audio_fed = until
         self._encode_audio(self._resampler.resample(frame))

@@ -355,6 +355,33 @@ def test_writer_pads_audio_when_frames_are_longer(tmp_path: Path) -> None:
     assert np.abs(samples[16000 + 800 :]).max() < 0.02  # then silence
 
 
+def test_writer_mixes_many_channels_to_mono(tmp_path: Path) -> None:
+    """Six channels (a 5.1 track) are averaged to one as the track is encoded."""
+    six = tone(1.0, 16000, channels=6)
+    six[3:] *= -1.0  # half the channels in opposite phase: the mean is silence
+    info = _write(tmp_path / "o.mp4", 25, six)
+    assert info.audio is not None and info.audio.channels == 1
+    assert np.abs(load_audio(tmp_path / "o.mp4")).max() < 0.01
+
+
+def test_writer_does_not_copy_the_track_whole(tmp_path: Path) -> None:
+    """A job's track (60 s of 48 kHz stereo: 23 MB) is read a slice at a time: the writer's
+    Python-side allocations stay a small part of it (a whole copy was held before)."""
+    import tracemalloc
+
+    track = tone(60.0, 48000, channels=2)
+    tracemalloc.start()
+    try:
+        with VideoWriter(tmp_path / "o.mp4", 64, 48, 25.0, audio=track, audio_rate=48000,
+                         settings=FAST) as writer:
+            for i in range(10):  # the last frame is then held for the 60 s of sound
+                writer.write(pattern_frame(i, 64, 48))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < track.nbytes / 4
+
+
 def test_writer_pads_odd_size_and_works_without_audio(tmp_path: Path) -> None:
     info = _write(tmp_path / "o.mp4", 5, None, size=(63, 47))
     assert info.video is not None and info.audio is None
