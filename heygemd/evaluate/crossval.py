@@ -253,6 +253,26 @@ def _score_all(
     return alone, learned
 
 
+def against(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """A change judged as the brief asks: the per-clip difference in plan r (learned model)
+    from an earlier run's result (``before``, as :func:`run` returns it) to ``now``, with its
+    mean and 95% bootstrap interval overall and per language, and how many clips went up or
+    down. Clips scored in only one of the runs are left out (and counted)."""
+    old, new = before["learned"]["per_clip"], now["learned"]["per_clip"]
+    shared = [name for name in new if name in old]
+    out: dict[str, Any] = {"clips": len(shared),
+                           "left_out": len(set(old) ^ set(new))}
+    groups: dict[str, list[float]] = {"all": []}
+    for name in shared:
+        change = float(new[name]["r"]) - float(old[name]["r"])
+        groups["all"].append(change)
+        groups.setdefault(str(new[name]["language"]), []).append(change)
+    for group, changes in groups.items():
+        out[group] = {"r_change": interval(changes), "up": sum(c > 0 for c in changes),
+                      "down": sum(c < 0 for c in changes)}
+    return out
+
+
 def format_table(result: dict[str, Any]) -> str:
     """Plain text: per clip (means over the template shares) with and without the learned
     model, then the summaries."""
@@ -267,4 +287,10 @@ def format_table(result: dict[str, Any]) -> str:
     for key in ("template_only", "learned"):
         lines.append(f"{key}: {result[key]['summary']}")
     lines.append(f"paired gain in r (learned - template only): {result['paired_gain']}")
+    if "against" in result:
+        change = result["against"]
+        lines.append(f"change in r against {change.get('file', 'the earlier run')} "
+                     f"({change['clips']} clips): " + ", ".join(
+                         f"{group} {v['r_change']} (up {v['up']}, down {v['down']})"
+                         for group, v in change.items() if isinstance(v, dict)))
     return "\n".join(lines)

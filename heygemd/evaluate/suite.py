@@ -164,6 +164,9 @@ def add_cli_arguments(parser: Any) -> None:
                         "rendered and measured at 60%% (an hour or more on a CPU)")
     parser.add_argument("--render", action="store_true",
                         help="with --corpus: render and measure every clip too")
+    parser.add_argument("--against", type=Path, default=None, metavar="EVAL_CORPUS_JSON",
+                        help="with --corpus: an earlier run's eval-corpus-*.json; prints the "
+                        "per-clip change in plan r with its 95%% interval, per language")
 
 
 def _corpus_cli(settings: Any, args: Any, media: Path) -> tuple[str, bool]:
@@ -172,8 +175,12 @@ def _corpus_cli(settings: Any, args: Any, media: Path) -> tuple[str, bool]:
 
     from heygemd.evaluate import crossval
 
+    before = None if args.against is None else json.loads(args.against.read_text())["plan"]
     corpus = crossval.folds(settings, media)
     result: dict[str, Any] = {"plan": crossval.run(settings, corpus, only=args.clips or None)}
+    if before is not None:
+        result["plan"]["against"] = {**crossval.against(before, result["plan"]),
+                                     "file": args.against.name}
     text = crossval.format_table(result["plan"])
     if args.render:
         clips = [f.path for f in corpus.facts

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from heygemd.engines.builtin.listen import FEATURE_DIM, Heard
 from heygemd.evaluate import crossval
@@ -60,3 +61,19 @@ def test_a_split_is_scored_against_the_real_tail() -> None:
     assert score.silent_closed == 1.0
     summary = crossval.summarise([score])
     assert summary["all"]["clips"] == 1 and summary["en"]["r"][0] == score.r
+
+
+def test_a_change_is_judged_per_clip_against_an_earlier_run() -> None:
+    def run_of(rs: dict[str, tuple[str, float]]) -> dict:
+        return {"learned": {"per_clip": {name: {"language": lang, "r": r}
+                                         for name, (lang, r) in rs.items()}}}
+
+    before = run_of({"a": ("en", 0.30), "b": ("en", 0.50), "c": ("zh", 0.40), "gone": ("en", 0.9)})
+    now = run_of({"a": ("en", 0.35), "b": ("en", 0.45), "c": ("zh", 0.50), "new": ("en", 0.1)})
+    change = crossval.against(before, now)
+    assert change["clips"] == 3 and change["left_out"] == 2
+    mean, low, high = change["all"]["r_change"]
+    assert mean == pytest.approx(0.1 / 3, abs=1e-3) and low <= mean <= high
+    assert (change["all"]["up"], change["all"]["down"]) == (2, 1)
+    assert change["zh"]["r_change"] == (0.1, 0.1, 0.1)
+    assert change["en"]["up"] == 1 and change["en"]["down"] == 1
