@@ -174,13 +174,6 @@ class Sampler:
         self._stop = threading.Event()
         self._error: BaseException | None = None
 
-    @classmethod
-    def for_video(cls, frame_count: int, fps: float, analyzer: Analyzer | None = None
-                  ) -> Sampler:
-        sampler = cls(analyzer)
-        sampler.pace(frame_count, fps)
-        return sampler
-
     def pace(self, frame_count: int, fps: float) -> None:
         """Keep about SAMPLE_FPS frames a second of a video of ``frame_count`` at ``fps``."""
         self.step = sample_step(frame_count, fps)

@@ -166,7 +166,6 @@ def sample_frames(
                                     cfg.max_samples)
             if tap is not None:
                 samples = _taken(tap, wanted, analyzer, report)
-                tap.stop()
             # every sample handed over: the producer decoded up to the last of them, as far
             # as a decode here would go; a file that ended sooner (finished) has no more
             if tap is None or (len(samples) < len(wanted) and not tap.finished):
@@ -378,23 +377,20 @@ def examine_frames(
     report = progress or _no_progress
     info, container = checked.info, checked.findings
     assert info is not None
-    try:
-        key, known = face_cache.recall(path) if face_cache is not None else (None, None)
-        cached = known is not None
-        if known is None:
-            try:
-                known = sample_frames(
-                    path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE),
-                    info=info, tap=tap,
-                )
-            except MediaError as err:
-                return VideoExamination(info, container + [_unreadable("video", err, path.name)],
-                                        [])
-            if face_cache is not None and key is not None:
-                face_cache.keep(key, known)
-    finally:
-        if tap is not None:
-            tap.stop()
+    key, known = face_cache.recall(path) if face_cache is not None else (None, None)
+    cached = known is not None
+    if known is None:  # sample_frames stops the tap, however it ends
+        try:
+            known = sample_frames(
+                path, analyzer, cfg, progress_span(report, 0.0, FRAME_PASS_SHARE), info=info,
+                tap=tap,
+            )
+        except MediaError as err:
+            return VideoExamination(info, container + [_unreadable("video", err, path.name)], [])
+        if face_cache is not None and key is not None:
+            face_cache.keep(key, known)
+    elif tap is not None:  # the faces are known: the engine's decode is not held for the picture
+        tap.stop()
     samples, size = known
     samples = attach_speaker(samples, size)
     evidence = [evidence_of(s, size) for s in samples]

@@ -518,3 +518,28 @@ def test_a_decode_that_fails_on_the_way_fails_the_frame_pass_as_its_own_would(
         examine.sample_frames(video, analyzer, CFG, tap=tap)
     producer.join(30)
     assert not producer.is_alive() and not tap.finished and tap.handed > 0
+
+
+def test_faces_read_from_the_cache_release_the_engines_decode_at_once(
+    shared_media: Path, analyzer: FaceAnalyzer, tmp_path: Path
+) -> None:
+    """A video seen before: its faces come from the cache, so the tap is stopped before the
+    picture is drawn and an engine offering frames is never held by the pass."""
+    video = next((shared_media / "talking").glob("th08*"))
+    faces = FaceCache(tmp_path / "cache", SETTINGS.faces, CFG)
+    checked = examine.check_container(video, CFG, LIMITS)
+    examine.examine_frames(video, checked, analyzer, CFG, LIMITS, tmp_path / "a",
+                           face_cache=faces)
+    tap = FrameTap()
+    offered = threading.Event()
+
+    def offer_once() -> None:
+        tap.offer(0, np.zeros((4, 4, 3), np.uint8))  # held while the consumer has not said
+        offered.set()
+
+    producer = threading.Thread(target=offer_once, daemon=True)
+    producer.start()
+    again = examine.examine_frames(video, checked, cast(FaceAnalyzer, NoAnalysis()), CFG,
+                                   LIMITS, tmp_path / "b", face_cache=faces, tap=tap)
+    assert offered.wait(10) and tap.handed == 0
+    assert again.pictures  # th08's low-resolution warning, drawn after the release

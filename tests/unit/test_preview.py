@@ -10,10 +10,17 @@ from heygemd.contract import AUDIO_RATE
 from heygemd.faces.types import FaceObservation
 
 
+def paced(analyzer: object = None) -> preview.Sampler:
+    """A sampler paced for 50 frames at 25 fps, as the pipeline paces it."""
+    sampler = preview.Sampler(analyzer)  # type: ignore[arg-type]
+    sampler.pace(50, 25.0)
+    return sampler
+
+
 def test_sampling_keeps_about_four_frames_a_second_and_at_most_the_cap() -> None:
     assert preview.sample_step(125, 25.0) == 6
     assert preview.sample_step(300 * 30, 30.0) == 38  # 5 min at 30 fps: <= MAX_SAMPLES kept
-    sampler = preview.Sampler.for_video(50, 25.0)
+    sampler = paced()
     for i in range(50):
         sampler.see(i, np.zeros((1080, 1920, 3), np.uint8))
     assert [i for i, _ in sampler.kept] == list(range(0, 50, 6))
@@ -40,7 +47,7 @@ class Mouths:
 
 
 def test_the_picture_has_the_sheet_above_the_timeline_and_shades_missing_faces() -> None:
-    sampler = preview.Sampler.for_video(50, 25.0)
+    sampler = paced()
     for i in range(50):
         sampler.see(i, np.full((480, 640, 3), 90, np.uint8))
     opened = preview.openings(sampler.kept, Mouths())
@@ -73,9 +80,9 @@ class Recording(Mouths):
 
 def test_given_the_analyzer_the_sampler_measures_while_frames_come_and_agrees() -> None:
     frames = [np.full((480, 640, 3), i, np.uint8) for i in range(50)]
-    plain = preview.Sampler.for_video(50, 25.0)
+    plain = paced()
     analyzer = Recording()
-    measuring = preview.Sampler.for_video(50, 25.0, analyzer)
+    measuring = paced(analyzer)
     for i, frame in enumerate(frames):
         plain.see(i, frame)
         measuring.see(i, frame)
@@ -88,12 +95,12 @@ def test_given_the_analyzer_the_sampler_measures_while_frames_come_and_agrees() 
 def test_a_failing_measure_reaches_the_caller_and_close_ends_the_thread() -> None:
     import threading
 
-    failing = preview.Sampler.for_video(50, 25.0, Recording(fail_at=12))
+    failing = paced(Recording(fail_at=12))
     for i in range(50):
         failing.see(i, np.zeros((48, 64, 3), np.uint8))
     with pytest.raises(RuntimeError, match="broke"):
         failing.openings_of(Mouths())
-    stopped = preview.Sampler.for_video(50, 25.0, Recording())
+    stopped = paced(Recording())
     for i in range(20):
         stopped.see(i, np.zeros((48, 64, 3), np.uint8))
     stopped.close()  # e.g. the encode failed: the thread ends, the rest is dropped
