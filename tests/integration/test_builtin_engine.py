@@ -195,6 +195,36 @@ def test_a_template_analysed_in_two_halves_is_analysed_as_in_one(
     assert all(np.array_equal(a, b) for a, b in zip(one_kept, halves_kept, strict=True))
 
 
+def test_a_template_analysed_in_segments_is_analysed_as_in_one(
+    setup: dict, shared_media: Path, tmp_path: Path
+) -> None:
+    """th05 (200 frames) with two face workers and no helper (the path of a template too
+    large to keep): frames 100 on are found by a second analyzer decoding from there itself;
+    every array and crop equals the analysis in one pass, and the segment was handed over."""
+    from structlog.testing import capture_logs
+
+    from heygemd.cache import AnalysisCache
+    from heygemd.engines.builtin.analysis import analyse_template
+
+    engine = setup["engine"]
+    template = shared_media / "talking" / "th05_woman_flagbg_en_sadtalker_WDA_AOC.mp4"
+    results = []
+    for workers in (1, 2):
+        with capture_logs() as logs:
+            analysis, cached, _ = analyse_template(
+                template, engine._analyzer, engine._hearing, AnalysisCache(tmp_path / str(workers)),
+                engine.cfg.analysis_scale, lambda f: None, spawn=engine._new_analyzer,
+                workers=workers)
+        assert not cached and analysis.n_frames == 200
+        results.append(analysis)
+        segments = [(e["starts"], e["taken"]) for e in logs if e["event"] == "template.segments"]
+        assert segments == ([] if workers == 1 else [([0, 100], [100])])
+    one, segmented = results
+    for name, array in one.arrays().items():
+        np.testing.assert_array_equal(array, segmented.arrays()[name], err_msg=name)
+    np.testing.assert_array_equal(np.asarray(one.crops), np.asarray(segmented.crops))
+
+
 @pytest.mark.parametrize("halves", [True, False])
 def test_the_analysis_offers_its_decoded_frames_and_closes_the_tap(
     setup: dict, tmp_path: Path, halves: bool
