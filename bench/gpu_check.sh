@@ -19,7 +19,9 @@
 #      (seconds, largest difference)
 #   4. seconds per minute of 1080p output (bench_speed.py --part minute --device cuda): th10 +
 #      en02 (60 s), cold and warm `heygemd once`, builtin and wav2lip: minute.json
-#   5. bench/compare_devices.py --clips th08 th05 (the rest of make gpu), if time is left
+#   5. the template analysis over the machine's cores (bench_analysis.py: one pass against
+#      2, 4, 8 segments at once, th10 and c01): analysis.json
+#   6. bench/compare_devices.py --clips th08 th05 (the rest of make gpu), if time is left
 set -u
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,7 @@ if [ "${1:-}" = prepare ]; then
     cp "$m/MANIFEST.md" .gpu-media/
     cp "$m"/talking/th0[58]_*.mp4 "$m"/talking/th10_*.mp4 .gpu-media/talking/
     cp "$m"/speech/en0[12]_* "$m"/speech/zh01_* .gpu-media/speech/
+    mkdir -p .gpu-media/corpus && cp "$m"/corpus/c01_*.mp4 .gpu-media/corpus/
     du -sh .gpu-media
     exit 0
 fi
@@ -190,7 +193,19 @@ for engine in builtin wav2lip; do
         "$OUTDIR/minute-$engine.json" 2>/dev/null
 done
 
-# 5. the rest of make gpu, if time is left
+# 5. the template analysis spread over the server's cores: th10 and c01 cold, one pass against
+#    segments at once (2, 4, 8 workers), and whether each equals the one pass
+t=$(left); [ "$t" -gt 150 ] && t=150
+if [ "$t" -gt 60 ]; then
+    timeout "$t" "$PY" bench/bench_analysis.py --workers 1 2 4 8 > "$OUTDIR/analysis.txt" 2>&1
+    echo "analysis: exit $?"; grep -E '^(th10|c01)' "$OUTDIR/analysis.txt" | cut -c1-200
+    cp "$(ls -t bench/out/bench-analysis-*.json 2>/dev/null | head -1)" \
+        "$OUTDIR/analysis.json" 2>/dev/null
+else
+    echo "analysis: not run ($t s left)"
+fi
+
+# 6. the rest of make gpu, if time is left
 t=$(left)
 if [ "$t" -gt 60 ]; then
     timeout "$t" "$PY" bench/compare_devices.py --clips th08 th05 > "$OUTDIR/devices.txt" 2>&1

@@ -21,15 +21,16 @@ WAIT_STEP_SECONDS = 0.1  # the consumer reports at least this often while it wai
 
 class FrameTap:
     """Frames of one video by CFR index (:class:`heygemd.media.video.VideoReader`'s numbering),
-    handed from a producer that decodes them all in order to a consumer that wants some.
+    handed from the producers that decode them to a consumer that wants some.
 
     The consumer says which frames it wants and takes them as they come (:meth:`take`); the
-    producer offers every frame it decodes (:meth:`offer`) and closes the tap when it decodes
-    no more (:meth:`close`; ``finished`` when its decode reached the end of the file, so that a
-    wanted frame never offered does not exist). Neither side waits on one that has gone: once
-    the consumer has stopped (:meth:`stop`), offers return at once; once the producer has
-    closed, :meth:`take` ends and the consumer decodes what it did not get itself. Thread-safe;
-    one producer, one consumer.
+    producers offer every frame they decode (:meth:`offer`), one producer in order or several
+    (segments of the file, decoded at once: the consumer gets their frames in the order
+    offered, a frame offered twice once), and the tap is closed when no more will be offered
+    (:meth:`close`; ``finished`` when the file was decoded to its end, so that a wanted frame
+    never offered does not exist). Neither side waits on one that has gone: once the consumer
+    has stopped (:meth:`stop`), offers return at once; once the tap is closed, :meth:`take`
+    ends and the consumer decodes what it did not get itself. Thread-safe; one consumer.
     """
 
     def __init__(self, depth: int = DEPTH) -> None:
@@ -37,7 +38,7 @@ class FrameTap:
         self._cond = threading.Condition()
         self._wanted: frozenset[int] | None = None  # None until the consumer says
         self._waiting: deque[tuple[int, np.ndarray]] = deque()
-        self._offered = -1  # the highest index offered so far
+        self._due: set[int] = set()  # wanted frames not offered yet
         self._closed = False  # the producer offers no more
         self._finished = False  # ... because it decoded the whole file
         self._stopped = False  # the consumer takes no more
@@ -52,13 +53,13 @@ class FrameTap:
         with self._cond:
             while self._wanted is None and not self._stopped:
                 self._cond.wait()
-            if not (self._stopped or self._closed) and index in (self._wanted or ()):
+            if not (self._stopped or self._closed) and index in self._due:
+                self._due.discard(index)  # once: another producer's copy is not waited for
                 while len(self._waiting) >= self._depth and not self._stopped:
                     self._cond.wait()
                 if not self._stopped:
                     self._waiting.append((index, frame))
-            # once the last wanted frame is waiting (or passed), the take ends after it
-            self._offered = max(self._offered, index)
+            # once every wanted frame is waiting (or taken), the take ends after them
             self._cond.notify_all()
 
     def close(self, finished: bool = False) -> None:
@@ -82,23 +83,23 @@ class FrameTap:
     def take(
         self, wanted: Iterable[int], report: Callable[[], None]
     ) -> Iterator[tuple[int, np.ndarray]]:
-        """(index, frame) for the ``wanted`` indices the producer offers, in its order, until
-        the last of them has been handed over or passed, or the producer closes. ``report``
-        runs at least every WAIT_STEP_SECONDS while nothing comes; what it raises propagates
-        (the caller then calls :meth:`stop`)."""
+        """(index, frame) for the ``wanted`` indices the producers offer, in the order offered,
+        until every one of them has been handed over, or the tap closes. ``report`` runs at
+        least every WAIT_STEP_SECONDS while nothing comes; what it raises propagates (the
+        caller then calls :meth:`stop`)."""
         with self._cond:
             self._wanted = frozenset(int(i) for i in wanted)
-            last = max(self._wanted, default=-1)
+            self._due = set(self._wanted)
             self._cond.notify_all()
         while True:
             with self._cond:
-                if not self._waiting and not self._over(last):
+                if not self._waiting and not self._over():
                     self._cond.wait(WAIT_STEP_SECONDS)
                 if self._waiting:
                     item: tuple[int, np.ndarray] | None = self._waiting.popleft()
                     self.handed += 1
                     self._cond.notify_all()
-                elif self._over(last):
+                elif self._over():
                     return
                 else:
                     item = None
@@ -107,9 +108,9 @@ class FrameTap:
             else:
                 yield item
 
-    def _over(self, last: int) -> bool:
+    def _over(self) -> bool:
         """Nothing more will come (called holding the lock)."""
-        return self._closed or self._stopped or self._offered >= last
+        return self._closed or self._stopped or not self._due
 
     def stop(self) -> None:
         """The consumer takes no more (done, refused, or failed): waiting frames are dropped and

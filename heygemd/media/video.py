@@ -345,6 +345,28 @@ def read_frames(
     return found
 
 
+def keyframe_indices(path: Path, fps: float) -> list[int]:
+    """The frame indices (a reader's numbering at ``fps``) of the keyframes of ``path``'s video,
+    from the demuxer alone (nothing is decoded): where a decode seeking there starts without
+    decoding frames before it. [] when the packets carry no times."""
+    import av
+
+    times: list[tuple[float, bool]] = []
+    try:
+        with open_input(path) as container:
+            stream = container.streams.video[0]
+            base = stream.time_base
+            for packet in container.demux(stream):
+                if packet.pts is not None and base is not None:
+                    times.append((float(packet.pts * base), bool(packet.is_keyframe)))
+    except (av.FFmpegError, MediaError, IndexError):
+        return []
+    if not times:
+        return []
+    t0 = min(t for t, _ in times)  # the first frame shown, where the numbering starts
+    return sorted({frames_for(t - t0, fps) for t, key in times if key})
+
+
 # Frames held while a range is walked backwards: 8-bit 4:2:0 frames as the decoder gave them
 # (half the bytes of RGB), turned to RGB as each is given; other formats as RGB at once, so that
 # every frame equals the one a forward walk gives.

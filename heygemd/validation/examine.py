@@ -8,7 +8,7 @@ Never raises for bad input: an unreadable file becomes a refuse finding.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -179,22 +179,21 @@ def sample_frames(
 
 def _taken(tap: FrameTap, wanted: list[int], analyzer: FaceAnalyzer,
            report: ProgressFn) -> list[SampledFrame]:
-    """The sampled frames the tap's producer hands over, in order."""
+    """The sampled frames the tap's producers hand over (in the order offered), in order."""
     samples: list[SampledFrame] = []
-    last = wanted[-1]
-    done = [0.0]  # while the tap waits, it reports the last sample's place again
+    done = [0.0]  # while the tap waits, it reports the share taken again
     for index, frame in tap.take(wanted, lambda: report(done[0])):
-        done[0] = index / last if last else 0.0
+        done[0] = (len(samples) + 1) / len(wanted)
         report(done[0])
         samples.append(_sampled(analyzer, index, frame, len(samples)))
-    return samples
+    return _numbered(samples)
 
 
 def _decoded_samples(reader: VideoReader, wanted: list[int], had: list[SampledFrame],
                      analyzer: FaceAnalyzer, report: ProgressFn) -> list[SampledFrame]:
     """Every wanted frame, decoding ``reader`` from the start up to the last of them; those in
-    ``had`` (handed over before, in order) are kept without being analysed again. Only one
-    decoded picture is held at a time."""
+    ``had`` (handed over before) are kept without being analysed again. Only one decoded
+    picture is held at a time."""
     known = {s.frame_index: s for s in had}
     samples: list[SampledFrame] = []
     targets, last = set(wanted), wanted[-1]
@@ -206,7 +205,16 @@ def _decoded_samples(reader: VideoReader, wanted: list[int], had: list[SampledFr
             samples.append(_sampled(analyzer, index, reader.to_rgb(raw), len(samples)))
         if index >= last:
             break
-    return samples
+    return _numbered(samples)
+
+
+def _numbered(samples: list[SampledFrame]) -> list[SampledFrame]:
+    """``samples`` in frame order, each face numbered by its sample's place (the track's frame
+    axis), however they came."""
+    ordered = sorted(samples, key=lambda s: s.frame_index)
+    return [s if all(f.frame_index == place for f in s.faces)
+            else replace(s, faces=[replace(f, frame_index=place) for f in s.faces])
+            for place, s in enumerate(ordered)]
 
 
 def _sampled(analyzer: FaceAnalyzer, index: int, frame: np.ndarray,

@@ -446,6 +446,49 @@ def decoding_into(tap: FrameTap, video: Path, stop_after: int | None = None) -> 
     return thread
 
 
+def decoding_in_segments(tap: FrameTap, video: Path, starts: list[int]) -> threading.Thread:
+    """Threads decoding ``video`` from each of ``starts`` to the next at once (seeking there),
+    as a template analysed in segments does, each offering its frames to ``tap``, the later
+    segments' first; the tap closed finished once all are done."""
+
+    def segment(start: int, stop: int | None) -> None:
+        with VideoReader(video) as reader:
+            for index, frame in reader.frames(start, stop):
+                tap.offer(index, frame)
+
+    def run() -> None:
+        bounds = list(zip(starts, [*starts[1:], None], strict=True))
+        threads = [threading.Thread(target=segment, args=b, daemon=True) for b in bounds[::-1]]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.2)
+        for thread in threads:
+            thread.join()
+        tap.close(True)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_frames_handed_over_by_segments_decoded_at_once_give_the_same_faces(
+    shared_media: Path, analyzer: FaceAnalyzer
+) -> None:
+    """th08's samples handed over out of order by three decodes of its thirds: the same samples,
+    in order, their faces numbered by place as the frame pass's own decode numbers them."""
+    video = next((shared_media / "talking").glob("th08*"))
+    own, size = examine.sample_frames(video, analyzer, CFG)
+    tap = FrameTap()
+    producer = decoding_in_segments(tap, video, [0, 40, 80])
+    shared, shared_size = examine.sample_frames(video, analyzer, CFG, tap=tap)
+    producer.join(30)
+    assert not producer.is_alive() and tap.handed == len(own) and shared_size == size
+    assert [s.frame_index for s in shared] == [s.frame_index for s in own]
+    assert [[(f.frame_index, f.box) for f in s.faces] for s in shared] \
+        == [[(f.frame_index, f.box) for f in s.faces] for s in own]
+    assert [s.occlusions for s in shared] == [s.occlusions for s in own]
+
+
 @pytest.mark.parametrize("clip,stop_after", [("talking/th08", None), ("reject/rj02", None),
                                              ("talking/th08", 40)])
 def test_frames_handed_over_by_another_decode_give_the_same_faces(

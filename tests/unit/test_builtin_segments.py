@@ -1,90 +1,167 @@
-"""A large template's faces found in segments at once (analysis._segmented), with analyzers
-whose answers depend on what they followed before, as a tracker's do: the segmented answers
-must equal one analyzer's in order, whatever each boundary turns out to be."""
+"""A large template's faces found in segments at once (engines.builtin.segments, driven as the
+analysis drives it): with fake trackers whose answers depend on what they followed before, the
+landmarks, bridged gaps, crop origins and crops must equal one analyzer's pass in order,
+whatever each boundary turns out to be, and the frame pass's tap gets every wanted frame once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from heygemd.engines.builtin.analysis import MIN_SEGMENT_FRAMES, _segmented, segment_starts
+from heygemd.cache import AnalysisCache
+from heygemd.engines.builtin.analysis import (
+    MIN_SEGMENT_FRAMES,
+    _face_arrays,
+    _Found,
+    _in_order,
+    _in_segments,
+    segment_starts,
+)
+from heygemd.engines.builtin.segments import Handover, Segment
+from heygemd.media.tap import FrameTap
 
 PERIOD = 10  # the fake tracker re-detects every PERIOD frames, as FaceAnalyzer does
-HIDDEN = -1  # a frame where the fake detector misses the face it follows
+FACE, NONE, HIDDEN = 0, 1, 2  # a frame's kind: a face; none; one the detector misses
+SIZE = 200
+FPS = 25.0  # gaps of up to 3 frames are bridged
+BASE = np.random.default_rng(7).uniform(60, 140, (478, 3)).astype(np.float32)
 
 
 class Tracker:
-    """A fake tracking analyzer: a detection answers the frame's own value (fresh); between
-    detections it answers the last answer + 1 (followed, not fresh); where the detector misses
-    (HIDDEN) while following, it keeps following (not fresh)."""
+    """A fake tracking analyzer. A detection answers a face placed by the frame's own number;
+    between detections it answers the face followed, moved on by one step (history: a fresh
+    start gives another answer); where the detector misses (HIDDEN) while following, it keeps
+    following. Frames without a face lose it (a fresh, empty answer)."""
 
     def __init__(self) -> None:
-        self.last: int | None = None
+        self.place: float | None = None
         self.since = 0
         self.was_fresh = True
         self.closed = False
 
-    def analyze(self, frame: np.ndarray, index: int) -> list[int]:
-        value = int(frame[0])
-        if self.last is not None and self.since < PERIOD:
-            self.last, self.since, self.was_fresh = self.last + 1, self.since + 1, False
-        elif value == HIDDEN and self.last is not None:
-            self.last, self.since, self.was_fresh = self.last + 1, 1, False
+    def analyze(self, frame: np.ndarray, index: int) -> list[Any]:
+        kind, number = int(frame[0, 0, 0]), float(frame[0, 0, 1])
+        following = self.place is not None
+        if kind == NONE:
+            self.place, self.since, self.was_fresh = None, 0, True
+            return []
+        if following and self.since < PERIOD:
+            self.place, self.since, self.was_fresh = self.place + 0.25, self.since + 1, False
+        elif following and kind == HIDDEN:
+            self.place, self.since, self.was_fresh = self.place + 0.25, 1, False
         else:
-            self.last, self.since, self.was_fresh = value, 1, True
-        return [self.last]
+            self.place, self.since, self.was_fresh = number / 4, 1, True
+        points = BASE + np.array([self.place, self.place / 2, 0], np.float32)
+        return [SimpleNamespace(landmarks=points, yaw=0.0, pitch=0.0, roll=0.0)]
 
     def reset(self) -> None:
-        self.last, self.since = None, 0
+        self.place, self.since = None, 0
 
     def close(self) -> None:
         self.closed = True
 
 
-def _frames(values: list[int]) -> list[np.ndarray]:
-    return [np.array([v]) for v in values]
+def _frames(kinds: list[int]) -> list[np.ndarray]:
+    """Frames whose pixels differ from frame to frame (crops tell them apart), each carrying
+    its kind and number in its first pixel."""
+    out = []
+    for index, kind in enumerate(kinds):
+        frame = np.full((SIZE, SIZE, 3), index % 200, np.uint8)
+        frame[:, :, 2] = np.arange(SIZE, dtype=np.uint8)[None, :]
+        frame[0, 0, :2] = (kind, index % 256)
+        out.append(frame)
+    return out
 
 
-def _decoded(values: list[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    for index, frame in enumerate(_frames(values)):
+def _decoded(frames: list[np.ndarray], handover: Handover | None, tap: FrameTap | None = None,
+             ) -> Generator[tuple[int, np.ndarray, np.ndarray], None, None]:
+    """The analysis's own decode (analysis._decoded): each frame offered to ``tap`` first."""
+    for index, frame in enumerate(frames):
+        if tap is not None:
+            tap.offer(index, frame)
         yield index, frame, frame
+    if handover is not None:
+        handover.decoded_to_end = True
 
 
-def _serial(values: list[int]) -> list[list[int]]:
-    tracker = Tracker()
-    return [tracker.analyze(frame, i) for i, frame in enumerate(_frames(values))]
+def _found(root: Path, frames: list[np.ndarray]) -> _Found:
+    found = _Found(AnalysisCache(root), "key", len(frames), SIZE, SIZE, 1.0, FPS)
+    found.fetch = lambda index: frames[index]
+    return found
 
 
-def _segmented_run(values: list[int], starts: list[int], cut: int | None = None,
-                   fail_at: int | None = None) -> tuple[list[list[int]], list[Tracker], list]:
-    """The answers of _segmented over ``values``; the workers' trackers; the log."""
-    spawned: list[Tracker] = []
+def _serial(root: Path, kinds: list[int]) -> _Found:
+    frames = _frames(kinds)
+    found = _found(root, frames)
+    _in_order(_decoded(frames, None), Tracker(), found, len(frames), False, lambda f: None)
+    found.close()
+    return found
+
+
+def _segmented(root: Path, kinds: list[int], starts: list[int], wanted: list[int] = (),
+               cut: int | None = None) -> tuple[_Found, list[Tracker], list, list[int], bool]:
+    """The segmented analysis of ``kinds``; its workers' trackers; the log; the frames the
+    tap handed (``wanted`` asked by a consumer thread) and whether it closed finished.
+    ``cut``: the workers' decodes end there."""
+    frames = _frames(kinds)
+    found = _found(root, frames)
+    trackers: list[Tracker] = []
+    tap = FrameTap()
+    taken: list[int] = []
+    consumer = threading.Thread(target=lambda: taken.extend(
+        i for i, _ in tap.take(list(wanted), lambda: None)))
+    consumer.start()
 
     def spawn() -> Tracker:
-        spawned.append(Tracker())
-        return spawned[-1]
+        trackers.append(Tracker())
+        return trackers[-1]
 
     def frames_from(start: int) -> Iterator[tuple[int, np.ndarray]]:
-        for index, frame in enumerate(_frames(values)):
-            if index == fail_at:
-                raise ValueError("damaged")
-            if cut is not None and index >= cut:
-                return
-            if index >= start:
-                yield index, frame
+        for index in range(start, len(frames) if cut is None else cut):
+            yield index, frames[index]
 
+    def make(start: int) -> Segment:
+        return Segment(start, frozenset(starts[1:]), spawn, frames_from, lambda f: f,
+                       lambda faces: _face_arrays(faces, 1.0),
+                       lambda i, frame, points: found.crops.store(i, frame, points),
+                       3, tap.offer)
+
+    handover = Handover(lambda: found.crops is not None)
     with capture_logs() as logs:
-        answers = [faces for _, _, faces in
-                   _segmented(_decoded(values), Tracker(), spawn, starts, frames_from)]
-    return answers, spawned, logs
+        _in_segments(_decoded(frames, handover, tap), Tracker(), found, len(frames),
+                     lambda f: None, starts, make, handover, tap)
+        found.close()
+    tap.stop()
+    consumer.join(5)
+    return found, trackers, logs, taken, tap.finished
 
 
-def _segments_log(logs: list) -> dict:
+def _assert_same(serial: _Found, segmented: _Found) -> None:
+    np.testing.assert_array_equal(np.stack(serial.landmarks), np.stack(segmented.landmarks))
+    np.testing.assert_array_equal(np.stack(serial.poses), np.stack(segmented.poses))
+    assert serial.bridged == segmented.bridged
+    np.testing.assert_array_equal(np.stack(serial.origins), np.stack(segmented.origins))
+    assert serial.crops is not None and segmented.crops is not None
+    np.testing.assert_array_equal(serial.crops.entry.array, segmented.crops.entry.array)
+
+
+def _taken(logs: list) -> list[int]:
     [entry] = [e for e in logs if e["event"] == "template.segments"]
-    return entry
+    return entry["taken"]
+
+
+def _kinds(n: int, **at: int) -> list[int]:
+    kinds = [FACE] * n
+    for key, kind in at.items():
+        kinds[int(key[1:])] = kind
+    return kinds
 
 
 def test_segments_start_on_the_redetection_period_one_per_core_and_long_enough() -> None:
@@ -95,65 +172,109 @@ def test_segments_start_on_the_redetection_period_one_per_core_and_long_enough()
     assert len(segment_starts(100_000, 64)) == 8  # MAX_SEGMENTS
 
 
-def test_fresh_boundaries_hand_over_and_the_answers_equal_one_pass() -> None:
-    values = list(range(1000, 1400))
-    starts = [0, 100, 200, 300]
-    answers, spawned, logs = _segmented_run(values, starts)
-    assert answers == _serial(values)
-    assert _segments_log(logs)["taken"] == [100, 200, 300]
-    assert len(spawned) == 3 and all(t.closed for t in spawned)
+def test_segments_start_at_keyframes_where_they_are_known() -> None:
+    """th10's keyframes (0, 250, 500 of 502 frames): however many cores, the one start that
+    decodes nothing before it; keyframes every 12 frames: the period's multiple after the one
+    nearest each equal split."""
+    assert segment_starts(502, 5, [0, 250, 500]) == [0, 250]
+    assert segment_starts(502, 2, [0]) == [0]  # one keyframe: a second segment would decode
+    assert segment_starts(400, 4, list(range(0, 400, 12))) == [0, 100, 200, 300]
+    assert segment_starts(400, 3, list(range(0, 400, 12))) == [0, 140, 270]
 
 
-def test_a_boundary_where_the_tracker_only_followed_is_not_handed_over() -> None:
-    """At frame 200 the detector misses the face followed: the one answering goes on through
-    the next segment (its worker's fresh start would differ there); 300 is handed over."""
-    values = list(range(1000, 1400))
-    values[200] = HIDDEN
-    starts = [0, 100, 200, 300]
-    answers, spawned, logs = _segmented_run(values, starts)
-    assert answers == _serial(values)
-    assert _segments_log(logs)["taken"] == [100, 300]
-    assert all(t.closed for t in spawned)
+def test_fresh_boundaries_hand_over_and_everything_equals_one_pass(tmp_path: Path) -> None:
+    """Gaps inside segments (bridged by the worker) and one across a boundary (bridged here,
+    its frames decoded again): all as in one pass; every wanted frame reaches the tap once."""
+    kinds = [FACE] * 160
+    # each gap ends on a frame before a multiple of the period (the trackers' detections stay
+    # in step with the starts); the last one is too long to bridge
+    for i in (18, 19, 59, 67, 68, 69, 118, 119, 120, 121, 122):
+        kinds[i] = NONE
+    kinds[78] = kinds[79] = kinds[80] = NONE  # around the start at 80: bridged here
+    wanted = [0, 33, 79, 80, 81, 120, 159]
+    found, trackers, logs, handed, finished = _segmented(tmp_path / "s", kinds, [0, 40, 80, 120],
+                                                         wanted)
+    _assert_same(_serial(tmp_path / "one", kinds), found)
+    assert found.bridged[78] and found.bridged[80] and found.bridged[68]
+    assert not found.bridged[120]
+    assert _taken(logs) == [40, 80, 120]
+    assert sorted(handed) == wanted and finished
+    assert len(trackers) == 3 and all(t.closed for t in trackers)
 
 
-def test_the_first_segment_not_fresh_at_its_end_goes_on_itself() -> None:
-    values = list(range(1000, 1300))
-    values[100] = HIDDEN
-    answers, _, logs = _segmented_run(values, [0, 100, 200])
-    assert answers == _serial(values)
-    assert _segments_log(logs)["taken"] == [200]
+def test_a_boundary_where_the_tracker_only_followed_is_not_handed_over(tmp_path: Path) -> None:
+    """At frame 80 the detector misses the face followed: the worker answering goes on through
+    the next segment (the one starting there is stopped, its crops undone); 120 is handed over."""
+    kinds = _kinds(160, f80=HIDDEN, f118=NONE, f119=NONE)
+    found, trackers, logs, handed, finished = _segmented(tmp_path / "s", kinds, [0, 40, 80, 120],
+                                                         [0, 90, 159])
+    _assert_same(_serial(tmp_path / "one", kinds), found)
+    assert _taken(logs) == [40, 120]
+    assert sorted(handed) == [0, 90, 159] and finished
 
 
-def test_a_worker_whose_decode_ends_early_is_dropped_and_the_rest_found_here() -> None:
-    """The workers' decodes end at frame 250, the file at 300: frames 250+ are analysed here
-    from a fresh start (the tracker there re-detects, as at a segment's start)."""
-    values = list(range(1000, 1300))
-    answers, _, logs = _segmented_run(values, [0, 100, 200], cut=250)
-    assert answers[:250] == _serial(values)[:250]
-    assert answers[250:] == _serial(values[250:])  # afresh: from a detection at 250
-    assert [e["frame"] for e in logs if e["event"] == "template.segment_short"] == [250]
+def test_the_first_segment_not_fresh_at_its_end_goes_on_itself(tmp_path: Path) -> None:
+    kinds = _kinds(120, f40=HIDDEN, f79=NONE)
+    found, _, logs, _, finished = _segmented(tmp_path / "s", kinds, [0, 40, 80])
+    _assert_same(_serial(tmp_path / "one", kinds), found)
+    assert _taken(logs) == [80] and finished
 
 
-def test_a_worker_error_is_raised_where_its_answer_is_wanted() -> None:
-    values = list(range(1000, 1300))
+def test_a_stopped_worker_to_answer_after_all_is_made_again() -> None:
+    """A worker stopped by one that was not to answer (it ran ahead, not fresh at the next
+    start) must not answer with the few frames it found: a new one starts there instead."""
+    from heygemd.engines.builtin.segments import _begun
+
+    frames = _frames([FACE] * 50)
+
+    def make(start: int) -> Segment:
+        return Segment(start, frozenset([20]), Tracker,
+                       lambda s: ((i, frames[i]) for i in range(s, 50)), lambda f: f,
+                       lambda faces: _face_arrays(faces, 1.0), lambda *a: None, 3)
+
+    stopped = make(20)
+    stopped.begin(None)
+    stopped.stop()
+    made: list[Segment] = [stopped]
+    again = _begun(stopped, make, made)
+    assert again is not stopped and made == [stopped, again] and again.start == 20
+    assert again.answer(49) is not None and again.answer(50) is None  # all its frames
+    again.stop()
+    running = make(20)
+    running.begin(None)
+    assert _begun(running, make, made) is running
+    running.stop()
+
+
+def test_the_analysis_ends_where_the_answering_workers_frames_end(tmp_path: Path) -> None:
+    kinds = [FACE] * 120
+    found, _, _, _, _ = _segmented(tmp_path / "s", kinds, [0, 40, 80], cut=100)
+    assert len(found.landmarks) == 100
+
+
+def test_a_worker_error_is_raised(tmp_path: Path) -> None:
+    kinds = [FACE] * 120
+    frames = _frames(kinds)
+    found = _found(tmp_path, frames)
+
+    def broken(start: int) -> Iterator[tuple[int, np.ndarray]]:
+        yield start, frames[start]
+        raise ValueError("damaged")
+
+    def make(start: int) -> Segment:
+        return Segment(start, frozenset([40, 80]), Tracker, broken, lambda f: f,
+                       lambda faces: _face_arrays(faces, 1.0),
+                       lambda i, frame, points: found.crops.store(i, frame, points), 3)
+
+    handover = Handover(lambda: found.crops is not None)
     with pytest.raises(ValueError, match="damaged"):
-        _segmented_run(values, [0, 100, 200], fail_at=150)
+        _in_segments(_decoded(frames, handover), Tracker(), found, len(frames), lambda f: None,
+                     [0, 40, 80], make, handover, None)
 
 
-def test_closing_early_stops_every_worker() -> None:
-    values = list(range(1000, 1400))
-    spawned: list[Tracker] = []
-
-    def spawn() -> Tracker:
-        spawned.append(Tracker())
-        return spawned[-1]
-
-    def frames_from(start: int) -> Iterator[tuple[int, np.ndarray]]:
-        for index, frame in enumerate(_frames(values)):
-            if index >= start:
-                yield index, frame
-
-    answers = _segmented(_decoded(values), Tracker(), spawn, [0, 100, 200, 300], frames_from)
-    assert next(answers)[0] == 0
-    answers.close()
-    assert len(spawned) <= 3 and all(t.closed for t in spawned)
+def test_the_first_frame_without_a_face_keeps_the_analysis_in_one_pass(tmp_path: Path) -> None:
+    """The crops' size comes from the first face: without one in frame 0, no worker starts."""
+    kinds = _kinds(120, f0=NONE)
+    found, trackers, logs, _, finished = _segmented(tmp_path / "s", kinds, [0, 40, 80])
+    _assert_same(_serial(tmp_path / "one", kinds), found)
+    assert trackers == [] and _taken(logs) == [] and finished

@@ -145,3 +145,28 @@ def test_finished_says_whether_the_producer_reached_the_end_and_is_never_unsaid(
     other = FrameTap()
     other.close()  # stopped short (an error, a cached analysis)
     assert not other.finished
+
+
+def test_several_producers_hand_each_wanted_frame_once_in_the_order_offered() -> None:
+    """Segments of a file decoded at once: the later one offers first, and a frame both decode
+    (a segment that went on past its end) is handed over once; the take ends when every wanted
+    frame has come, before the tap is closed."""
+    tap = FrameTap()
+    got: list[int] = []
+    consumer = threading.Thread(target=lambda: got.extend(
+        i for i, _ in tap.take([5, 25, 30, 45], lambda: None)), daemon=True)
+    consumer.start()
+
+    def segment(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            tap.offer(i, frame(i))
+
+    late = threading.Thread(target=segment, args=(20, 50), daemon=True)
+    late.start()
+    late.join(5)  # 25 and 30 wait (DEPTH 2), then 45 once they are taken
+    early = threading.Thread(target=segment, args=(0, 35), daemon=True)  # 25, 30 again
+    early.start()
+    early.join(5)
+    consumer.join(5)
+    assert not consumer.is_alive() and not late.is_alive() and not early.is_alive()
+    assert got == [25, 30, 45, 5] and tap.handed == 4

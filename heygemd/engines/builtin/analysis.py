@@ -25,6 +25,7 @@ from heygemd.engines.builtin import mesh
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Heard, feature_signature
 from heygemd.engines.builtin.prefetch import Held, prefetched, start_worker
+from heygemd.engines.builtin.segments import Handover, Segment, segmented
 from heygemd.faces.bridge import Filled, GapBridge, bridge_gaps, max_gap_frames
 from heygemd.media.tap import FrameTap
 
@@ -44,8 +45,8 @@ KEEP_DECODED_BYTES = 256 * 1024 * 1024
 MIN_SEGMENT_FRAMES = 100
 MAX_SEGMENTS = 8
 
-Answers = Generator[tuple[int, np.ndarray, list[Any]], None, None]  # (index, frame, faces in it)
-Frames = Generator[tuple[int, np.ndarray], None, None]  # (index, frame at the analysis's size)
+# (index, frame or None where a segment's worker had it, faces in it, that worker or None)
+Answers = Generator[tuple[int, np.ndarray | None, list[Any], Segment | None], None, None]
 
 
 @dataclass(frozen=True)
@@ -203,11 +204,12 @@ def analyse_template(
 
 def _decoded(
     frames: Iterator[np.ndarray], capacity: int, small_size: tuple[int, int], scale: float,
-    tap: FrameTap | None = None,
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    tap: FrameTap | None = None, handover: Handover | None = None,
+) -> Generator[tuple[int, np.ndarray, np.ndarray], None, None]:
     """(index, frame, frame at ``small_size``) for the first ``capacity`` frames, each offered
-    to ``tap`` first; the tap is closed as the decoding ends (finished at the file's end)."""
-
+    to ``tap`` first; the tap is closed as the decoding ends (finished at the file's end),
+    except where segments' workers decode the rest (``handover``: told whether it reached the
+    end; the tap is closed as the analysis ends)."""
     finished = False
     try:
         for index, frame in enumerate(frames):
@@ -218,7 +220,9 @@ def _decoded(
             yield index, frame, _shrunk(frame, small_size, scale)
         finished = True
     finally:
-        if tap is not None:
+        if handover is not None:
+            handover.decoded_to_end = finished
+        elif tap is not None:
             tap.close(finished)
 
 
@@ -242,7 +246,7 @@ def _analyse(
     spawn: Callable[[], Any] | None = None,
     workers: int = 1,
 ) -> tuple[TemplateAnalysis, list[np.ndarray] | None]:
-    from heygemd.media.video import VideoReader
+    from heygemd.media.video import VideoReader, keyframe_indices, read_frames
 
     with VideoReader(path) as reader:
         width, height, fps = reader.width, reader.height, reader.fps
@@ -253,23 +257,24 @@ def _analyse(
         small_size = (max(2, round(width * scale)), max(2, round(height * scale)))
         keep = capacity * width * height * 3 <= KEEP_DECODED_BYTES
         found = _Found(cache, key, capacity, width, height, scale, fps)
-        decoded = _decoded(iter(reader), capacity, small_size, scale, tap)
-        starts = segment_starts(reader.frame_count, workers if spawn is not None else 1)
-        info = reader.info
-
-        def frames_from(start: int) -> Frames:
-            with VideoReader(path, info=info) as own:
-                for index, frame in own.frames(start, capacity):
-                    yield index, _shrunk(frame, small_size, scale)
-
+        halves = keep and helper is not None
+        starts = segment_starts(reader.frame_count, workers,
+                                keyframe_indices(path, fps)) \
+            if spawn is not None and workers > 1 and not halves else [0]
+        handover = Handover(lambda: found.crops is not None) \
+            if spawn is not None and len(starts) > 1 and not halves else None
+        decoded = _decoded(iter(reader), capacity, small_size, scale, tap, handover)
         try:
             if keep and helper is not None:
                 kept: list[np.ndarray] | None = _in_halves(
                     decoded, analyzer, helper(), found, reader.frame_count, progress)
-            elif len(starts) > 1 and spawn is not None:
-                kept = _in_order(decoded, analyzer, found, capacity, keep, progress,
-                                 lambda frames: _segmented(frames, analyzer, spawn, starts,
-                                                           frames_from))
+            elif handover is not None and spawn is not None:
+                found.fetch = lambda index: read_frames(path, [index], info=reader.info)[index]
+                kept = None
+                _in_segments(decoded, analyzer, found, capacity, progress, starts,
+                             _segment_maker(path, reader.info, capacity, small_size, scale,
+                                            starts, spawn, found, tap),
+                             handover, tap)
             else:
                 kept = _in_order(decoded, analyzer, found, capacity, keep, progress)
             found.close()
@@ -292,7 +297,7 @@ def _analyse(
 
 def _one_by_one(frames: Iterator[tuple[int, np.ndarray, np.ndarray]], analyzer: Any) -> Answers:
     for index, frame, small in frames:
-        yield index, frame, analyzer.analyze(small, index)
+        yield index, frame, analyzer.analyze(small, index), None
 
 
 def _in_order(
@@ -302,10 +307,12 @@ def _in_order(
     capacity: int,
     keep: bool,
     progress: Callable[[float], None],
-    answering: Callable[[Iterator[tuple[int, np.ndarray, np.ndarray]]], Answers] | None = None,
+    answering: Callable[[Generator[tuple[int, np.ndarray, np.ndarray], None, None]], Answers]
+    | None = None,
 ) -> list[np.ndarray] | None:
     """Every frame, in order, with its faces (``answering`` the decoded frames: by default
-    ``analyzer`` on each) into ``found``; the frames, when ``keep``."""
+    ``analyzer`` on each) into ``found``; the frames, when ``keep`` (not with ``answering``
+    segments: their frames are not all here)."""
     kept: list[np.ndarray] | None = [] if keep else None
     last_report = time.monotonic()
     # decoded in a worker thread (PyAV and OpenCV release the GIL) while the faces are found;
@@ -313,97 +320,93 @@ def _in_order(
     with closing(prefetched(decoded, DECODE_AHEAD, name="builtin-decode")) as frames, \
             closing(answering(frames) if answering is not None
                     else _one_by_one(frames, analyzer)) as answers:
-        for index, frame, faces in answers:
-            if kept is not None:
+        for index, frame, faces, source in answers:
+            if kept is not None and frame is not None:
                 kept.append(frame)
-            found.take(index, frame, faces)
+            found.take(index, frame, faces, source)
             if time.monotonic() - last_report > 0.5:
                 progress(min(index / max(capacity, 1), 0.99))
                 last_report = time.monotonic()
     return kept
 
 
-def segment_starts(frame_count: int, workers: int) -> list[int]:
+def segment_starts(frame_count: int, workers: int, keyframes: list[int] | None = None
+                   ) -> list[int]:
     """First frames of the segments a template of ``frame_count`` frames is analysed in with
-    ``workers`` cores: at most one per core and per MIN_SEGMENT_FRAMES frames (and
-    MAX_SEGMENTS), of about equal length, each on a multiple of the tracker's re-detection
-    period (where it runs the full-frame detector anyway). ``[0]``: in one pass."""
+    ``workers`` cores: at most one per core (and MAX_SEGMENTS), each at least
+    MIN_SEGMENT_FRAMES long, of about equal length. Each lies on a multiple of the tracker's
+    re-detection period (where it runs the full-frame detector anyway), at the first such
+    frame from a keyframe where ``keyframes`` are known, so that a segment's decode does not
+    first decode frames before it (th10's keyframes are 250 frames apart: a start at frame 100
+    would decode 100 frames for nothing). ``[0]``: in one pass."""
     from heygemd.faces.analyze import REDETECT_EVERY
 
-    count = max(1, min(workers, MAX_SEGMENTS, frame_count // MIN_SEGMENT_FRAMES))
     period = REDETECT_EVERY
-    return sorted({period * round(k * frame_count / (count * period)) for k in range(count)})
+    count = max(1, min(workers, MAX_SEGMENTS, frame_count // MIN_SEGMENT_FRAMES))
+    ideal = [k * frame_count / count for k in range(1, count)]
+    if keyframes:
+        places = sorted({period * -(-k // period) for k in keyframes})
+    else:
+        places = sorted({period * round(point / period) for point in ideal})
+    starts = [0]
+    for point in ideal:
+        nearest = min(places, key=lambda place: abs(place - point), default=0)
+        if nearest - starts[-1] >= MIN_SEGMENT_FRAMES \
+                and frame_count - nearest >= MIN_SEGMENT_FRAMES:
+            starts.append(nearest)
+    return starts
 
 
-def _segment_faces(spawn: Callable[[], Any], frames: Frames, start: int,
-                   boundaries: frozenset[int]) -> Iterator[tuple[int, list[Any], bool]]:
-    """(index, faces, fresh) of each of ``frames`` (index, shrunk frame), from ``start``, by a
-    new analyzer of ``spawn``'s (closed after): up to and including the first later boundary
-    where its answer came from the frame alone (``fresh``: the next segment takes over there),
-    else to their end."""
-    analyzer = spawn()
-    with closing(frames):  # its reader closes here
-        try:
-            for index, small in frames:
-                faces = analyzer.analyze(small, index)
-                yield index, faces, analyzer.was_fresh
-                if index > start and index in boundaries and analyzer.was_fresh:
-                    return
-        finally:
-            analyzer.close()
-
-
-def _segmented(
-    frames: Iterator[tuple[int, np.ndarray, np.ndarray]],
+def _in_segments(
+    decoded: Generator[tuple[int, np.ndarray, np.ndarray], None, None],
     analyzer: Any,
-    spawn: Callable[[], Any],
+    found: _Found,
+    capacity: int,
+    progress: Callable[[float], None],
     starts: list[int],
-    frames_from: Callable[[int], Frames],
-) -> Answers:
-    """The decoded ``frames`` with their faces, as ``analyzer`` finds them in order, found in
-    segments at once: ``analyzer`` here from the start, and from each later start a worker
-    thread with an analyzer of ``spawn``'s on ``frames_from(start)`` (its own decode: index,
-    shrunk frame) that follows the faces from a fresh detection there.
+    make: Callable[[int], Segment],
+    handover: Handover,
+    tap: FrameTap | None,
+) -> None:
+    """Every frame into ``found``, its faces found in segments at once (:mod:`.segments`):
+    ``decoded`` (the analysis's own decode, told of ``handover``) through ``analyzer`` up to
+    the first hand-over, workers of ``make``'s from there. ``tap`` is closed as it ends."""
+    found.handover = handover
+    _in_order(decoded, analyzer, found, capacity, False, progress,
+              lambda frames: segmented(frames, analyzer, starts, make, handover))
+    if tap is not None:
+        tap.close(handover.finished)
 
-    What a tracker finds from a frame on depends only on that frame and those after it when
-    its answer there came from the frame alone (``was_fresh``: it re-detected, and the detector
-    found what it followed), so at each start the segment before (whoever answers for it)
-    analyses the start frame too: fresh, the next segment's worker answers from there on;
-    not, that worker is stopped and the one answering goes on through the next segment. The
-    answers equal one analyzer's in order. A worker whose decode ends before this one's is
-    dropped with a warning and ``analyzer`` goes on afresh from that frame; a worker's error
-    is raised where its answer is wanted (what fails to decode there fails in order too)."""
+
+def _segment_maker(
+    path: Path, info: Any, capacity: int, small_size: tuple[int, int], scale: float,
+    starts: list[int], spawn: Callable[[], Any], found: _Found, tap: FrameTap | None,
+) -> Callable[[int], Segment]:
+    """A maker of the segment workers of ``path``'s analysis (:mod:`.segments`): each decodes
+    from its start itself (up to ``capacity`` frames), cuts its crops into ``found``'s bank
+    and offers its frames to ``tap``."""
+    from heygemd.media.video import VideoReader
+
     boundaries = frozenset(starts[1:])
-    waiting = {start: Held(_segment_faces(spawn, frames_from(start), start, boundaries),
-                           name="builtin-faces") for start in starts[1:]}
-    owner: Held | None = None  # None: ``analyzer`` answers, here
-    offset = 0  # the owner's first frame
-    taken: list[int] = []  # the starts whose worker answered from there
-    try:
-        for index, frame, small in frames:
-            answer = owner.get(index - offset) if owner is not None else None
-            if owner is not None and (answer is None or answer[0] != index):
-                log.warning("template.segment_short", start=offset, frame=index)
-                owner.close()
-                owner, answer = None, None
-                analyzer.reset()
-            if answer is None:
-                faces, fresh = analyzer.analyze(small, index), analyzer.was_fresh
-            else:
-                _, faces, fresh = answer
-            following = waiting.pop(index, None)
-            if following is not None and fresh:
-                if owner is not None:
-                    owner.close()
-                owner, offset = following, index
-                taken.append(index)
-            elif following is not None:
-                following.close()
-            yield index, frame, faces
-    finally:
-        for worker in (*waiting.values(), *([owner] if owner is not None else [])):
-            worker.close()
-        log.debug("template.segments", starts=starts, taken=taken)
+
+    def frames_from(start: int) -> Iterator[tuple[int, np.ndarray]]:
+        with VideoReader(path, info=info) as own:
+            for index, frame in own.frames(start):
+                if index >= capacity:
+                    return
+                yield index, frame
+
+    def write_crop(index: int, frame: np.ndarray, points: np.ndarray) -> None:
+        assert found.crops is not None  # the workers start once it is made
+        found.crops.store(index, frame, points)
+
+    def make(start: int) -> Segment:
+        return Segment(start, boundaries, spawn, frames_from,
+                       lambda frame: _shrunk(frame, small_size, scale),
+                       lambda faces: _face_arrays(faces, scale), write_crop,
+                       max_gap_frames(found.fps), tap.offer if tap is not None else None)
+
+    return make
 
 
 def _in_halves(
@@ -511,24 +514,30 @@ class _Found:
     """What the analysis found, in frame order: landmarks and pose per frame (short gaps
     bridged: :class:`heygemd.faces.bridge.GapBridge`; the frames of an open gap are held until
     it closes), and each frame's crop in the crops entry (opened at the first face found, sized
-    on it)."""
+    on it). Frames a segment's worker answered for come without their picture: it cut their
+    crops (:mod:`.segments`), save those of a gap at its edges, decoded again here
+    (``fetch``); ``handover`` says which crops a stopped worker may have cut."""
 
     def __init__(self, cache: AnalysisCache, key: str, capacity: int, width: int, height: int,
                  scale: float, fps: float) -> None:
         self.cache, self.key, self.capacity = cache, key, capacity
-        self.width, self.height, self.scale = width, height, scale
+        self.width, self.height, self.scale, self.fps = width, height, scale, fps
         self.landmarks: list[np.ndarray] = []
         self.poses: list[np.ndarray] = []
         self.bridged: list[bool] = []
         self.origins: list[np.ndarray] = []
         self.crops: _CropBank | None = None
+        self.handover: Handover | None = None
+        self.fetch: Callable[[int], np.ndarray] | None = None
         self._bridge = GapBridge(max_gap_frames(fps))
-        self._held: deque[tuple[int, np.ndarray]] = deque()
+        self._held: deque[tuple[int, np.ndarray | None, Segment | None]] = deque()
 
-    def take(self, index: int, frame: np.ndarray, faces: list[Any]) -> None:
-        """Frame ``index`` (the next in order) and the faces found in it at ``scale``."""
+    def take(self, index: int, frame: np.ndarray | None, faces: list[Any],
+             source: Segment | None = None) -> None:
+        """Frame ``index`` (the next in order; None: ``source``, a segment's worker, has it)
+        and the faces found in it at ``scale``."""
         points, pose = _face_arrays(faces, self.scale)
-        self._held.append((index, frame))
+        self._held.append((index, frame, source))
         self._settle(self._bridge.push(points, pose))
 
     def close(self) -> None:
@@ -537,7 +546,7 @@ class _Found:
 
     def _settle(self, settled: list[Filled]) -> None:
         for item in settled:
-            index, frame = self._held.popleft()
+            index, frame, source = self._held.popleft()
             points = item.landmarks if item.landmarks is not None else _NO_FACE
             self.landmarks.append(points)
             self.poses.append(item.pose)
@@ -546,8 +555,24 @@ class _Found:
                 self.crops = _CropBank(self.cache.big_writer(
                     self.key, "crops",
                     (self.capacity, *crop_side(points, self.width, self.height), 3)))
-            self.origins.append(self.crops.store(index, frame, points)
-                                if self.crops is not None else np.zeros(2, np.int32))
+            self.origins.append(self._crop(index, frame, source, item))
+
+    def _crop(self, index: int, frame: np.ndarray | None, source: Segment | None,
+              item: Filled) -> np.ndarray:
+        """Frame ``index``'s crop origin, its crop cut where it is not yet."""
+        if self.crops is None:
+            return np.zeros(2, np.int32)
+        if item.landmarks is None:
+            if self.handover is not None and self.handover.stale(index):
+                self.crops.clear(index)
+            return np.zeros(2, np.int32)
+        if frame is None and source is not None \
+                and (not item.bridged or index in source.wrote):
+            return self.crops.origin(item.landmarks, self.width, self.height)
+        if frame is None:  # a bridged frame at a segment's edge
+            assert self.fetch is not None
+            frame = self.fetch(index)
+        return self.crops.store(index, frame, item.landmarks)
 
     def discard(self) -> None:
         if self.crops is not None:
@@ -555,21 +580,31 @@ class _Found:
 
 
 class _CropBank:
-    """The crops entry being filled: each frame's lower face, cut around its mouth ring."""
+    """The crops entry being filled: each frame's lower face, cut around its mouth ring (by
+    the analysis, or by segments' workers, each its own frames)."""
 
     def __init__(self, entry: Any) -> None:
         self.entry = entry
         self.side: tuple[int, int] = entry.array.shape[1:3]
+
+    def origin(self, points: np.ndarray, width: int, height: int) -> np.ndarray:
+        """The origin (x0, y0) of the crop of a (width x height) frame whose face is at
+        ``points``."""
+        return crop_origin_for(mesh.ring_center(points), self.side, width, height)
 
     def store(self, index: int, frame: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Keep frame ``index``'s crop (where its face was found); its origin (x0, y0)."""
         if np.isnan(points).any():
             return np.zeros(2, np.int32)
         height, width = frame.shape[:2]
-        origin = crop_origin_for(mesh.ring_center(points), self.side, width, height)
+        origin = self.origin(points, width, height)
         self.entry.array[index] = frame[origin[1] : origin[1] + self.side[0],
                                         origin[0] : origin[0] + self.side[1]]
         return origin
+
+    def clear(self, index: int) -> None:
+        """Frame ``index`` has no crop (what a stopped worker cut there goes)."""
+        self.entry.array[index] = 0
 
 
 @dataclass(frozen=True)

@@ -244,10 +244,12 @@ class BuiltinEngine:
 
 
 def face_workers() -> int:
-    """Segments a large template's faces are found in at once: one per two of the cores this
-    process may run on (its affinity), as each keeps a decoder and an analyzer busy beside the
-    frame pass and the hearing worker. On 2 cores th10's analysis took 7.2 s in two segments
-    against 6.2 s in one pass (9.2 CPU-s already in 6.2 s): one pass there."""
+    """Segments a large template's faces are found in at once (analysis.segment_starts): one
+    per two of the cores this process may run on (its affinity), as each keeps a decoder and
+    an analyzer busy beside the frame pass and the hearing worker. On 2 cores (one pass there)
+    a cold th10 job analysed its template in 8.6-8.7 s in two segments against 7.9-8.5 s in one
+    pass: the cores are busy already (bench/bench_analysis.py: th10 alone 6.8 s either way,
+    c01 13.5 s -> 11.2 s)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
