@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -259,7 +259,8 @@ class VideoReader(Closing):
             return self.iter_raw()
         return self._seeked(start)
 
-    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    def frames(self, start: int = 0, stop: int | None = None
+               ) -> Generator[tuple[int, np.ndarray], None, None]:
         """(CFR index, upright RGB frame) for start <= index < stop (to the end when None),
         seeking to ``start``. A frame repeated over a gap is the same array object."""
         last_raw: Any = None

@@ -190,9 +190,9 @@ def test_base_frames_come_from_held_frames_in_pingpong_order(tmp_path: Path) -> 
 def test_base_frames_walk_a_video_back_in_chunks_as_it_was_forward(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Decoded (not held) frames in ping-pong order, the backward runs in chunks of 4 frames
-    (a budget of 4 held 4:2:0 frames), each frame as sequential decoding gives it; indices past
-    the end show the last frame."""
+    """Decoded (not held) frames of a template too large to keep, in ping-pong order, the
+    backward runs in chunks of 4 frames (a budget of 4 held 4:2:0 frames), each frame as
+    sequential decoding gives it; indices past the end show the last frame."""
     from heygemd.media.probe import probe
     from heygemd.media.video import HELD_BYTES_PER_PIXEL, VideoReader
     from tests.mediagen import make_video
@@ -201,6 +201,33 @@ def test_base_frames_walk_a_video_back_in_chunks_as_it_was_forward(
     with VideoReader(path) as reader:
         decoded = list(reader)
     monkeypatch.setattr(render, "REVERSE_BUDGET_BYTES", int(4 * 64 * 48 * HELD_BYTES_PER_PIXEL))
+    monkeypatch.setattr(render, "KEEP_DECODED_BYTES", 0)  # too large to keep
+    order = np.array([*range(0, 25), 26, 25, *range(24, -1, -1), *range(1, 11)])
+    frames = list(render.base_frames(path, order, 64 * 48 * 3, probe(path)))
+    assert len(frames) == len(order)
+    for index, frame in zip(order, frames, strict=True):
+        assert np.array_equal(frame, decoded[min(int(index), len(decoded) - 1)]), int(index)
+
+
+def test_a_small_template_walked_back_and_forth_is_decoded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template that fits KEEP_DECODED_BYTES: the same frames as sequential decoding gives
+    (past the end: the last one), from one forward decode, no range decoded again."""
+    from heygemd.media import video
+    from heygemd.media.probe import probe
+    from heygemd.media.video import VideoReader
+    from tests.mediagen import make_video
+
+    path = make_video(tmp_path / "small.mp4", seconds=1.0, fps=25, audio=False)
+    with VideoReader(path) as reader:
+        decoded = list(reader)
+
+    def again(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a range was decoded again")
+
+    monkeypatch.setattr(video, "read_range", again)
+    monkeypatch.setattr(video, "read_range_backwards", again)
     order = np.array([*range(0, 25), 26, 25, *range(24, -1, -1), *range(1, 11)])
     frames = list(render.base_frames(path, order, 64 * 48 * 3, probe(path)))
     assert len(frames) == len(order)
