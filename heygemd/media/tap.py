@@ -38,7 +38,8 @@ class FrameTap:
         self._cond = threading.Condition()
         self._wanted: frozenset[int] | None = None  # None until the consumer says
         self._waiting: deque[tuple[int, np.ndarray]] = deque()
-        self._due: set[int] = set()  # wanted frames not offered yet
+        self._due: set[int] = set()  # wanted frames not yet queued
+        self._claimed: set[int] = set()  # wanted frames a producer is queuing or has queued
         self._closed = False  # the producer offers no more
         self._finished = False  # ... because it decoded the whole file
         self._stopped = False  # the consumer takes no more
@@ -53,12 +54,15 @@ class FrameTap:
         with self._cond:
             while self._wanted is None and not self._stopped:
                 self._cond.wait()
-            if not (self._stopped or self._closed) and index in self._due:
-                self._due.discard(index)  # once: another producer's copy is not waited for
+            if not (self._stopped or self._closed) and index in self._due \
+                    and index not in self._claimed:
+                self._claimed.add(index)  # once: another producer's copy is not queued
                 while len(self._waiting) >= self._depth and not self._stopped:
                     self._cond.wait()
                 if not self._stopped:
                     self._waiting.append((index, frame))
+                # due until queued: a take that finds nothing waiting must not end meanwhile
+                self._due.discard(index)
             # once every wanted frame is waiting (or taken), the take ends after them
             self._cond.notify_all()
 

@@ -447,13 +447,14 @@ def decoding_into(tap: FrameTap, video: Path, stop_after: int | None = None) -> 
 
 
 def decoding_in_segments(tap: FrameTap, video: Path, starts: list[int]) -> threading.Thread:
-    """Threads decoding ``video`` from each of ``starts`` to the next at once (seeking there),
-    as a template analysed in segments does, each offering its frames to ``tap``, the later
-    segments' first; the tap closed finished once all are done."""
+    """Threads decoding ``video`` from each of ``starts`` at once (seeking there) to 5 frames
+    past the next (as a segment's worker goes on past a start where it was not fresh: those
+    frames are offered twice), each offering its frames to ``tap``, the later segments'
+    first; the tap closed finished once all are done."""
 
     def segment(start: int, stop: int | None) -> None:
         with VideoReader(video) as reader:
-            for index, frame in reader.frames(start, stop):
+            for index, frame in reader.frames(start, None if stop is None else stop + 5):
                 tap.offer(index, frame)
 
     def run() -> None:

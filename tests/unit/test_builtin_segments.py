@@ -6,6 +6,7 @@ whatever each boundary turns out to be, and the frame pass's tap gets every want
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from structlog.testing import capture_logs
 from heygemd.cache import AnalysisCache
 from heygemd.engines.builtin.analysis import (
     MIN_SEGMENT_FRAMES,
+    _CropBank,
     _face_arrays,
     _Found,
     _in_order,
@@ -28,7 +30,10 @@ from heygemd.engines.builtin.segments import Handover, Segment
 from heygemd.media.tap import FrameTap
 
 PERIOD = 10  # the fake tracker re-detects every PERIOD frames, as FaceAnalyzer does
-FACE, NONE, HIDDEN = 0, 1, 2  # a frame's kind: a face; none; one the detector misses
+# a frame's kind: a face; none; one the detector misses; one only a tracker whose count of
+# frames since its detection is odd keeps (and the count stays odd; others lose it: history
+# decides)
+FACE, NONE, HIDDEN, FLAKY = 0, 1, 2, 3
 SIZE = 200
 FPS = 25.0  # gaps of up to 3 frames are bridged
 BASE = np.random.default_rng(7).uniform(60, 140, (478, 3)).astype(np.float32)
@@ -49,7 +54,10 @@ class Tracker:
     def analyze(self, frame: np.ndarray, index: int) -> list[Any]:
         kind, number = int(frame[0, 0, 0]), float(frame[0, 0, 1])
         following = self.place is not None
-        if kind == NONE:
+        if kind == FLAKY and following and self.since % 2 == 1:
+            self.place, self.since, self.was_fresh = self.place + 0.25, self.since + 2, False
+            return [self._face()]
+        if kind in (NONE, FLAKY):
             self.place, self.since, self.was_fresh = None, 0, True
             return []
         if following and self.since < PERIOD:
@@ -58,8 +66,12 @@ class Tracker:
             self.place, self.since, self.was_fresh = self.place + 0.25, 1, False
         else:
             self.place, self.since, self.was_fresh = number / 4, 1, True
+        return [self._face()]
+
+    def _face(self) -> Any:
+        assert self.place is not None
         points = BASE + np.array([self.place, self.place / 2, 0], np.float32)
-        return [SimpleNamespace(landmarks=points, yaw=0.0, pitch=0.0, roll=0.0)]
+        return SimpleNamespace(landmarks=points, yaw=0.0, pitch=0.0, roll=0.0)
 
     def reset(self) -> None:
         self.place, self.since = None, 0
@@ -81,9 +93,12 @@ def _frames(kinds: list[int]) -> list[np.ndarray]:
 
 
 def _decoded(frames: list[np.ndarray], handover: Handover | None, tap: FrameTap | None = None,
-             ) -> Generator[tuple[int, np.ndarray, np.ndarray], None, None]:
-    """The analysis's own decode (analysis._decoded): each frame offered to ``tap`` first."""
+             slow: range = range(0)) -> Generator[tuple[int, np.ndarray, np.ndarray], None, None]:
+    """The analysis's own decode (analysis._decoded): each frame offered to ``tap`` first;
+    the frames of ``slow`` take a while (the workers run ahead meanwhile)."""
     for index, frame in enumerate(frames):
+        if index in slow:
+            time.sleep(0.02)
         if tap is not None:
             tap.offer(index, frame)
         yield index, frame, frame
@@ -106,10 +121,12 @@ def _serial(root: Path, kinds: list[int]) -> _Found:
 
 
 def _segmented(root: Path, kinds: list[int], starts: list[int], wanted: list[int] = (),
-               cut: int | None = None) -> tuple[_Found, list[Tracker], list, list[int], bool]:
+               cut: int | None = None, slow: range = range(0), fail: set[int] | None = None,
+               ) -> tuple[_Found, list[Tracker], list, list[int], bool]:
     """The segmented analysis of ``kinds``; its workers' trackers; the log; the frames the
     tap handed (``wanted`` asked by a consumer thread) and whether it closed finished.
-    ``cut``: the workers' decodes end there."""
+    ``cut``: the workers' decodes end there; ``slow``: frames the analysis's own decode takes
+    a while over; ``fail``: starts whose first worker's decode fails (once each)."""
     frames = _frames(kinds)
     found = _found(root, frames)
     trackers: list[Tracker] = []
@@ -125,6 +142,9 @@ def _segmented(root: Path, kinds: list[int], starts: list[int], wanted: list[int
 
     def frames_from(start: int) -> Iterator[tuple[int, np.ndarray]]:
         for index in range(start, len(frames) if cut is None else cut):
+            if fail is not None and start in fail and index == start + 5:
+                fail.discard(start)
+                raise ValueError("damaged")
             yield index, frames[index]
 
     def make(start: int) -> Segment:
@@ -135,7 +155,7 @@ def _segmented(root: Path, kinds: list[int], starts: list[int], wanted: list[int
 
     handover = Handover(lambda: found.crops is not None)
     with capture_logs() as logs:
-        _in_segments(_decoded(frames, handover, tap), Tracker(), found, len(frames),
+        _in_segments(_decoded(frames, handover, tap, slow), Tracker(), found, len(frames),
                      lambda f: None, starts, make, handover, tap)
         found.close()
     tap.stop()
@@ -246,13 +266,48 @@ def test_a_stopped_worker_to_answer_after_all_is_made_again() -> None:
     running.stop()
 
 
-def test_the_analysis_ends_where_the_answering_workers_frames_end(tmp_path: Path) -> None:
+def test_the_analysis_ends_where_the_answering_workers_decode_ends(tmp_path: Path) -> None:
+    """A worker's decode ending is the file's end as it sees it: the analysis ends there."""
     kinds = [FACE] * 120
     found, _, _, _, _ = _segmented(tmp_path / "s", kinds, [0, 40, 80], cut=100)
     assert len(found.landmarks) == 100
 
 
-def test_a_worker_error_is_raised(tmp_path: Path) -> None:
+def test_a_stopped_workers_crops_go_where_the_one_answering_finds_no_face(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The analysis here is not fresh at 40 (its detections moved to 37 after a lost face):
+    the worker from 40, run ahead meanwhile, is stopped, having found a face in 41-45 (FLAKY:
+    its count since its detection is odd there) where the analysis here (even) finds none, a
+    gap too long to bridge; the crops it cut there are cleared, as in one pass."""
+    cleared: list[int] = []
+    clear = _CropBank.clear
+
+    def spy(self: _CropBank, index: int) -> None:
+        if self.entry.array[index].any():
+            cleared.append(index)
+        clear(self, index)
+
+    monkeypatch.setattr(_CropBank, "clear", spy)
+    kinds = _kinds(120, f36=NONE, f41=FLAKY, f42=FLAKY, f43=FLAKY, f44=FLAKY, f45=FLAKY)
+    found, _, logs, _, _ = _segmented(tmp_path / "s", kinds, [0, 40, 80], slow=range(30, 41))
+    _assert_same(_serial(tmp_path / "one", kinds), found)
+    assert 40 not in _taken(logs) and cleared == [41, 42, 43, 44, 45]
+
+
+def test_a_failed_worker_is_made_again_from_its_start_and_answers_the_same(
+    tmp_path: Path,
+) -> None:
+    kinds = _kinds(160, f18=NONE, f19=NONE, f69=NONE)
+    found, trackers, logs, _, finished = _segmented(tmp_path / "s", kinds, [0, 40, 80, 120],
+                                                    fail={40, 120})
+    _assert_same(_serial(tmp_path / "one", kinds), found)
+    assert _taken(logs) == [40, 80, 120] and finished
+    assert [e["start"] for e in logs if e["event"] == "template.segment_failed"] == [40, 120]
+    assert len(trackers) == 5 and all(t.closed for t in trackers)
+
+
+def test_a_worker_failing_again_raises(tmp_path: Path) -> None:
     kinds = [FACE] * 120
     frames = _frames(kinds)
     found = _found(tmp_path, frames)

@@ -170,3 +170,20 @@ def test_several_producers_hand_each_wanted_frame_once_in_the_order_offered() ->
     consumer.join(5)
     assert not consumer.is_alive() and not late.is_alive() and not early.is_alive()
     assert got == [25, 30, 45, 5] and tap.handed == 4
+
+
+def test_a_take_never_ends_while_the_last_wanted_frame_waits_for_room() -> None:
+    """The producer waits for room (DEPTH frames waiting) with the last wanted frame in hand;
+    a consumer that empties the queue meanwhile waits for it instead of ending without it."""
+    def taking(tap: FrameTap, got: list[int]) -> None:
+        got.extend(i for i, _ in tap.take([0, 1, 2], lambda: None))
+
+    for _ in range(100):
+        tap = FrameTap(depth=2)
+        got: list[int] = []
+        consumer = threading.Thread(target=taking, args=(tap, got), daemon=True)
+        consumer.start()
+        for i in range(5):
+            tap.offer(i, frame(i))
+        consumer.join(5)
+        assert not consumer.is_alive() and got == [0, 1, 2]

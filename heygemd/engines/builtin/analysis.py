@@ -258,9 +258,12 @@ def _analyse(
         keep = capacity * width * height * 3 <= KEEP_DECODED_BYTES
         found = _Found(cache, key, capacity, width, height, scale, fps)
         halves = keep and helper is not None
-        starts = segment_starts(reader.frame_count, workers,
-                                keyframe_indices(path, fps)) \
-            if spawn is not None and workers > 1 and not halves else [0]
+        starts = [0]
+        segmenting = spawn is not None and not halves \
+            and len(segment_starts(reader.frame_count, workers)) > 1
+        if segmenting:
+            # where segments may be: their starts at keyframes (the file's packets read)
+            starts = segment_starts(reader.frame_count, workers, keyframe_indices(path, fps))
         handover = Handover(lambda: found.crops is not None) \
             if spawn is not None and len(starts) > 1 and not halves else None
         decoded = _decoded(iter(reader), capacity, small_size, scale, tap, handover)
@@ -391,10 +394,7 @@ def _segment_maker(
 
     def frames_from(start: int) -> Iterator[tuple[int, np.ndarray]]:
         with VideoReader(path, info=info) as own:
-            for index, frame in own.frames(start):
-                if index >= capacity:
-                    return
-                yield index, frame
+            yield from own.frames(start)
 
     def write_crop(index: int, frame: np.ndarray, points: np.ndarray) -> None:
         assert found.crops is not None  # the workers start once it is made
@@ -404,7 +404,8 @@ def _segment_maker(
         return Segment(start, boundaries, spawn, frames_from,
                        lambda frame: _shrunk(frame, small_size, scale),
                        lambda faces: _face_arrays(faces, scale), write_crop,
-                       max_gap_frames(found.fps), tap.offer if tap is not None else None)
+                       max_gap_frames(found.fps), tap.offer if tap is not None else None,
+                       capacity)
 
     return make
 

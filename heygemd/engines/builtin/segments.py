@@ -10,10 +10,13 @@ order (:func:`segmented`) and decodes nothing past the first segment.
 Why the answers are the same: what a tracker finds from a frame on depends only on that frame
 and those after it when its answer there came from the frame alone (``was_fresh``: it ran the
 full-frame detector there and kept what that found). A segment starts on a multiple of the
-tracker's re-detection period; whoever answers for the segment before it analyses that frame
-too. Fresh there, the next segment's worker (which started there from nothing) answers from
-there on; not, that worker is stopped (before its crops from there on can be overwritten) and
-the one answering goes on through the next segment.
+tracker's re-detection period, where a tracker that started on one re-detects too (its period
+counts from its last detection: a face lost and found again elsewhere moves it); whoever
+answers for the segment before it analyses that frame too. Fresh there, the next segment's
+worker (which started there from nothing) answers from there on; not, that worker is stopped
+(before its crops from there on can be overwritten) and the one answering goes on through
+the next segment, which costs the speed, never the result. Forced into 2-4 segments, every
+clip of talking/ and corpus/ (51) was handed over at every start and analysed as in one pass.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ class Segment:
     measured (``points_of(faces)``: landmarks or None, pose), and where a gap of at most
     ``max_gap`` frames between two of its own faces is bridged (:attr:`wrote`: those frames);
     a gap at its start or end, bridged or not by what lies beyond, is not its to cut.
-    ``offer``: each frame decoded, before it is analysed (the frame pass's tap).
+    ``offer``: each frame decoded, before it is analysed (the frame pass's tap). ``limit``:
+    it answers no frame from there on (the analysis's own limit).
     """
 
     def __init__(
@@ -64,16 +68,18 @@ class Segment:
         write_crop: Callable[[int, np.ndarray, np.ndarray], Any],
         max_gap: int,
         offer: Callable[[int, np.ndarray], None] | None = None,
+        limit: int | None = None,
     ) -> None:
         self.start = start
         self.boundaries = boundaries
         self._spawn, self._frames, self._shrink = spawn, frames, shrink
         self._points_of, self._write_crop, self._offer = points_of, write_crop, offer
-        self._max_gap = max_gap
+        self._max_gap, self._limit = max_gap, limit
         self.wrote: set[int] = set()  # bridged frames whose crop this worker cut
         self.last = start - 1  # the last frame whose crop it may have cut
         self.reached_end = False  # its decode ended at the end of the file
-        self._answers: list[Answer] = []
+        self._answers: deque[Answer] = deque()  # from frame _first on: those not yet asked
+        self._first = start
         self._changed = threading.Condition()
         self._ended = False
         self._error: BaseException | None = None
@@ -94,11 +100,13 @@ class Segment:
         except BaseException as err:  # noqa: BLE001 - raised where its answers are wanted
             self._error = err
         finally:
-            if analyzer is not None:
-                analyzer.close()
-            with self._changed:
-                self._ended = True
-                self._changed.notify_all()
+            try:
+                if analyzer is not None:
+                    analyzer.close()
+            finally:
+                with self._changed:
+                    self._ended = True
+                    self._changed.notify_all()
 
     def _answer_all(self, analyzer: Any) -> None:
         bridge = GapBridge(self._max_gap)
@@ -107,7 +115,7 @@ class Segment:
         frames = self._frames(self.start)
         with closing(frames):  # type: ignore[type-var]  # its decoder closes here
             for index, frame in frames:
-                if self._stop.is_set():
+                if self._stop.is_set() or (self._limit is not None and index >= self._limit):
                     return
                 if index != expected:
                     raise ProcessingError(f"a segment from frame {self.start} decoded frame "
@@ -146,22 +154,28 @@ class Segment:
         return self._stop.is_set()
 
     def answer(self, index: int) -> Answer | None:
-        """The answer for frame ``index`` once found; None when the worker ended before it;
-        the worker's error raised there."""
+        """The answer for frame ``index`` once found (asked in order: the answers before it
+        are let go); None when the worker ended before it; the worker's error raised there."""
         with self._changed:
-            self._changed.wait_for(lambda: len(self._answers) > index - self.start
+            self._changed.wait_for(lambda: self._first + len(self._answers) > index
                                    or self._ended)
-            if index - self.start < len(self._answers):
-                return self._answers[index - self.start]
+            while self._answers and self._first < index:
+                self._answers.popleft()
+                self._first += 1
+            if self._answers and self._first == index:
+                return self._answers[0]
             if self._error is not None:
                 raise self._error
             return None
 
     def stop(self) -> None:
-        """Stop the worker (after its current frame) and wait for it. Idempotent."""
+        """Stop the worker (after its current frame) and wait for it; its answers go.
+        Idempotent."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        with self._changed:
+            self._answers.clear()
 
 
 def segmented(
@@ -203,8 +217,19 @@ def segmented(
         else:
             state.finished = state.decoded_to_end
         frames.close()
+        again: set[int] = set()  # the starts whose worker failed and was made again
         while owner is not None:
-            answer = owner.answer(index)
+            try:
+                answer = owner.answer(index)
+            except Exception as err:
+                if owner.start in again:
+                    raise
+                # a fresh worker from the same start answers as the failed one would have
+                log.warning("template.segment_failed", start=owner.start, frame=index,
+                            error=f"{type(err).__name__}: {err}")
+                again.add(owner.start)
+                owner = _made_again(owner, make, made)
+                continue
             if answer is None:  # its frames ended: the file's end (or the analysis's limit)
                 state.finished = owner.reached_end
                 return
@@ -226,10 +251,17 @@ def segmented(
 
 def _begun(segment: Segment, make: Callable[[int], Segment], made: list[Segment]) -> Segment:
     """``segment``, or where a worker that was not to answer after all stopped it, a new one
-    from the same start (begun, its successor the old one's)."""
+    from the same start."""
     if not segment.stopped:
         return segment
     log.debug("template.segment_again", start=segment.start)
+    return _made_again(segment, make, made)
+
+
+def _made_again(segment: Segment, make: Callable[[int], Segment],
+                made: list[Segment]) -> Segment:
+    """A new worker from ``segment``'s start (begun, its successor the old one's)."""
+    segment.stop()
     again = make(segment.start)
     again.begin(segment._successor)
     made.append(again)
