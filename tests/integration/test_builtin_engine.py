@@ -88,6 +88,32 @@ def test_second_run_hits_the_cache_and_renders_the_same(setup: dict) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(again, setup["frames"], strict=True))
 
 
+def test_batches_transplanted_by_several_threads_come_in_order_and_the_same(
+    setup: dict,
+) -> None:
+    """Three transplant threads (batches of 4): every frame as one thread makes it, in order;
+    a stream dropped half-way stops its threads."""
+    import threading
+
+    engine = setup["engine"]
+    batch_size = engine.cfg.batch_size
+    try:
+        engine.cfg = engine.cfg.model_copy(update={"batch_size": 4})
+        one = list(engine.render(setup["request"], lambda f: None).frames)
+        engine.transplant_workers = 3
+        frames = list(engine.render(setup["request"], lambda f: None).frames)
+        assert len(frames) == len(one) == len(setup["frames"])
+        assert all(np.array_equal(a, b) for a, b in zip(frames, one, strict=True))
+        stream = engine.render(setup["request"], lambda f: None).frames
+        for _ in range(10):
+            next(stream)
+        stream.close()
+        assert not [t for t in threading.enumerate() if t.name.startswith("builtin-transplant")]
+    finally:
+        engine.transplant_workers = 1
+        engine.cfg = engine.cfg.model_copy(update={"batch_size": batch_size})
+
+
 def test_output_mouth_follows_the_audio(setup: dict) -> None:
     from heygemd.engines.builtin import audio_features as af
     from heygemd.engines.builtin.motion import pearson
