@@ -19,8 +19,9 @@
 #      (seconds, largest difference)
 #   4. seconds per minute of 1080p output (bench_speed.py --part minute --device cuda): th10 +
 #      en02 (60 s), cold and warm `heygemd once`, builtin and wav2lip: minute.json
-#   5. the template analysis over the machine's cores (bench_analysis.py: one pass against
-#      2, 4, 8 segments at once, th10 and c01): analysis.json
+#   5. the engine's CPU work over the machine's cores (bench_cores.py: the template analysis in
+#      one pass against 2, 4, 8 segments at once, the render with 1 against 2, 4, 8 transplant
+#      threads, th10 and c01): cores.json
 #   6. bench/compare_devices.py --clips th08 th05 (the rest of make gpu), if time is left
 set -u
 cd "$(dirname "$0")/.."
@@ -193,16 +194,16 @@ for engine in builtin wav2lip; do
         "$OUTDIR/minute-$engine.json" 2>/dev/null
 done
 
-# 5. the template analysis spread over the server's cores: th10 and c01 cold, one pass against
-#    segments at once (2, 4, 8 workers), and whether each equals the one pass
+# 5. the engine's CPU work spread over the server's cores: th10 and c01, the analysis in one pass
+#    against segments at once, the render with one against several transplant threads
 t=$(left); [ "$t" -gt 150 ] && t=150
 if [ "$t" -gt 60 ]; then
-    timeout "$t" "$PY" bench/bench_analysis.py --workers 1 2 4 8 > "$OUTDIR/analysis.txt" 2>&1
-    echo "analysis: exit $?"; grep -E '^(th10|c01)' "$OUTDIR/analysis.txt" | cut -c1-200
-    cp "$(ls -t bench/out/bench-analysis-*.json 2>/dev/null | head -1)" \
-        "$OUTDIR/analysis.json" 2>/dev/null
+    timeout "$t" "$PY" bench/bench_cores.py --workers 1 2 4 8 > "$OUTDIR/cores.txt" 2>&1
+    echo "cores: exit $?"; grep -E '^(th10|c01)' "$OUTDIR/cores.txt" | cut -c1-200
+    cp "$(ls -t bench/out/bench-cores-*.json 2>/dev/null | head -1)" \
+        "$OUTDIR/cores.json" 2>/dev/null
 else
-    echo "analysis: not run ($t s left)"
+    echo "cores: not run ($t s left)"
 fi
 
 # 6. the rest of make gpu, if time is left

@@ -295,7 +295,7 @@ def face_workers() -> int:
     per two of the cores this process may run on (its affinity), as each keeps a decoder and
     an analyzer busy beside the frame pass and the hearing worker. On 2 cores (one pass there)
     a cold th10 job analysed its template in 8.6-8.7 s in two segments against 7.9-8.5 s in one
-    pass: the cores are busy already (bench/bench_analysis.py: th10 alone 6.8 s either way,
+    pass: the cores are busy already (bench/bench_cores.py: th10 alone 6.8 s either way,
     c01 13.5 s -> 11.2 s)."""
     return max(1, _cores() // 2)
 

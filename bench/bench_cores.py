@@ -1,16 +1,22 @@
-"""A cold template analysis in one pass and in segments at once (issue 15: face analysis
-spread over a server's cores), and whether the segments found exactly what one pass finds.
+"""The builtin engine's work spread over a machine's cores (issue 15: the CPU parts of a GPU
+server's job), and whether it gives exactly what one thread gives.
 
-    .venv/bin/python bench/bench_analysis.py [--workers 1 2 4 8] [CLIP ...]
+    .venv/bin/python bench/bench_cores.py [--workers 1 2 4 8] [CLIP ...]
 
 For each clip (default: th10, 1080x1920 HEVC with keyframes 250 frames apart, and the
-corpus's c01, 1280x720 H.264 with a keyframe every 10 s) and each count of face workers, the
-builtin engine analyses the template anew (empty cache; its own sound heard anew), as a cold job
-does, without the frame pass beside it: wall seconds, the process's CPU seconds (the hearing
-worker's not counted), the segments' starts and which were handed over, and whether every
-array and crop equals the one-pass analysis's. The machine (cores) is in the output,
-bench/out/bench-analysis-<time>.json. The engine picks one worker per two cores
-(engine.face_workers); this measures the others too.
+corpus's c01, 1280x720 H.264 with a keyframe every 10 s) and each count of workers:
+
+- analysis: the template analysed anew (empty cache; its own sound heard anew) in that many
+  segments at once, as a cold job does, without the frame pass beside it: wall seconds, the
+  process's CPU seconds (the hearing worker's not counted), the segments' starts and which
+  were handed over, and whether every array and crop equals the one-pass analysis's;
+- render: the clip driven by en01 (11 s), its analysis cached and the audio heard, the frames
+  made with that many transplant threads and taken without encoding: wall and CPU seconds,
+  and whether every frame equals the one-thread render's.
+
+The engine picks one face worker per two cores (engine.face_workers) and one transplant thread
+per four (engine.transplant_workers); this measures the others too. The machine (cores) is in
+the output, bench/out/bench-cores-<time>.json.
 """
 
 from __future__ import annotations
@@ -52,6 +58,27 @@ def analysed(engine: Any, clip: Path, cache_root: Path, workers: int) -> dict[st
             "analysis": analysis}
 
 
+def rendered(engine: Any, clip: Path, workers: int) -> tuple[dict[str, Any], list[Any]]:
+    """The render of ``clip`` driven by en01 with ``workers`` transplant threads, untimed once
+    (analysis and hearing), then timed: its figures and frames."""
+    from heygemd.contract import AUDIO_RATE
+    from heygemd.engines.base import RenderRequest
+    from heygemd.media.audio import load_audio
+    from heygemd.media.probe import probe
+
+    audio = load_audio(MEDIA / "speech" / "en01_male_jfk_inaugural_11s.flac", rate=AUDIO_RATE)
+    info = probe(clip)
+    assert info.video is not None
+    request = RenderRequest(template=clip, info=info, audio=audio, fps=info.video.avg_fps)
+    engine.transplant_workers = workers
+    for _ in engine.render(request, lambda f: None).frames:  # analysed and heard: cached
+        pass
+    wall, cpu = time.monotonic(), time.process_time()
+    frames = list(engine.render(request, lambda f: None).frames)
+    return {"workers": workers, "wall_s": round(time.monotonic() - wall, 2),
+            "cpu_s": round(time.process_time() - cpu, 2), "frames": len(frames)}, frames
+
+
 def same(a: Any, b: Any) -> bool:
     arrays = all(np.array_equal(x, b.arrays()[name], equal_nan=True)
                  for name, x in a.arrays().items())
@@ -65,12 +92,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4, 8])
     args = parser.parse_args()
     from heygemd.engines.base import EngineContext
-    from heygemd.engines.builtin.engine import BuiltinEngine, face_workers
+    from heygemd.engines.builtin.engine import (
+        BuiltinEngine,
+        face_workers,
+        transplant_workers,
+    )
     from heygemd.settings import Settings
 
     settings = Settings()
     result: dict[str, Any] = {"cores": len(os.sched_getaffinity(0)),
-                              "engine_picks": face_workers(), "clips": []}
+                              "engine_picks": {"face_workers": face_workers(),
+                                               "transplant_workers": transplant_workers()},
+                              "clips": []}
     with tempfile.TemporaryDirectory(prefix="heygemd-analysis-") as tmp_name:
         tmp = Path(tmp_name)
         ctx = EngineContext.within(settings.paths.model_copy(update={"cache": tmp / "c"}),
@@ -89,14 +122,23 @@ def main() -> None:
                     analysis = run.pop("analysis")
                     run["same_as_one_pass"] = same(one, analysis) if one is not None else None
                     rows.append(run)
-                    print(f"{clip.name[:40]:40s} {json.dumps(run)}", file=sys.stderr)
+                    print(f"{clip.name[:40]:40s} analysis {json.dumps(run)}", file=sys.stderr)
+                renders, first = [], None
+                for workers in args.workers:
+                    row, frames = rendered(engine, clip, workers)
+                    first = frames if first is None else first
+                    row["same_as_first"] = len(frames) == len(first) and all(
+                        np.array_equal(a, b) for a, b in zip(frames, first, strict=True))
+                    del frames
+                    renders.append(row)
+                    print(f"{clip.name[:40]:40s} render {json.dumps(row)}", file=sys.stderr)
                 result["clips"].append({"clip": name, "frames": int(analysis.n_frames),
-                                        "runs": rows})
+                                        "analysis": rows, "render": renders})
         finally:
             engine.close()
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"bench-analysis-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out / f"bench-cores-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
     print(f"written: {path}")
 
