@@ -9,7 +9,7 @@ the cache filled, audio never heard before: en01 quieter by a hair), and the pla
 same output: the template decoded with PyAV (looped as far as the audio goes) and encoded with
 libx264 at the same settings (config.toml's [output]: preset medium, crf 18) with en01's sound.
 Both the process's wall time (what `heygemd once` makes a user wait, its start-up included)
-and the job's own time (report.json: started_at -> finished_at) are divided by the plain time.
+and the job's own time (its job.finish log line's duration) are divided by the plain time.
 memory: th10 driven by en02 (60 s) looped to each of --minutes, one `heygemd once` each; the
 peak RSS of the heygemd process (its ru_maxrss) and of its process tree (sampled every 0.2 s:
 the engine's hearing worker is a process of its own), and the tree's peak PSS (the libraries
@@ -172,16 +172,29 @@ def run_once(config: Path, job: str, files: dict[str, Path]) -> dict[str, Any]:
     if video["status"] != "done":
         raise SystemExit(f"{job}: {video['status']} {video.get('reason_code')} "
                          f"{video.get('message')}")
-    started = datetime.fromisoformat(report["started_at"])
-    finished = datetime.fromisoformat(report["finished_at"])
     return {
-        "wall_s": round(wall, 2), "job_s": round((finished - started).total_seconds(), 2),
+        "wall_s": round(wall, 2), "job_s": job_seconds(root / "log" / "heygemd.log", report),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "peak_tree_rss_mb": round(peak_tree, 1),
         "peak_tree_pss_mb": round(peak_pss, 1),
         "exit": child.returncode, "encoder": video.get("encoder", {}),
         "stages_ms": video.get("timings_ms", {}), "metrics": video.get("metrics", {}),
         "frames": video.get("metrics", {}).get("frames"), "rss_timeline": timeline,
     }
+
+
+def job_seconds(log_file: Path, report: dict[str, Any]) -> float:
+    """The job's own seconds: its ``job.finish`` log line's duration (milliseconds; report.json's
+    started_at and finished_at are whole seconds), else those."""
+    for line in reversed(log_file.read_text(encoding="utf-8").splitlines()):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") == "job.finish" and entry.get("job_id") == report["job_id"]:
+            return round(float(entry["duration_ms"]) / 1000, 2)
+    started = datetime.fromisoformat(report["started_at"])
+    finished = datetime.fromisoformat(report["finished_at"])
+    return round((finished - started).total_seconds(), 2)
 
 
 def plain_same_length(template: Path, audio: Path, out: Path, settings: OutputSettings) -> float:
