@@ -131,6 +131,17 @@ def check_device(settings: Settings) -> Check:
     return Check("device", True, f"{device.upper()} ({seen}; engine.device={want})")
 
 
+def check_cores(settings: Settings) -> Check:
+    """The cores this process may use and what the builtin engine spreads over them."""
+    from heygemd.engines.builtin.engine import face_workers, transplant_workers, usable_cores
+
+    detail = f"{usable_cores()} usable"
+    if settings.engine.name == "builtin":
+        detail += (f"; a large template's faces found in up to {face_workers()} segment(s) "
+                   f"at once, batches transplanted by {transplant_workers()} thread(s)")
+    return Check("cores", True, detail)
+
+
 def check_engine(settings: Settings) -> Check:
     from heygemd.engines.base import create_engine
 
@@ -190,7 +201,7 @@ def check_farm(settings: Settings) -> Check:
 
 CHECKS: tuple[Callable[[Settings], Check], ...] = (
     check_dirs, check_daemon, check_same_fs, check_disk, check_cache, check_network_fs,
-    check_device, check_engine, check_face_models, check_farm,
+    check_device, check_cores, check_engine, check_face_models, check_farm,
 )
 
 

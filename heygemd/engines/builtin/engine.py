@@ -274,7 +274,7 @@ def _base_batches(frames: Iterator[np.ndarray], count: int, size: int
             batch, rows = [], []
 
 
-def _cores() -> int:
+def usable_cores() -> int:
     """The CPU cores this process may run on (its affinity, not the machine's count)."""
     try:
         return len(os.sched_getaffinity(0))
@@ -287,7 +287,7 @@ def transplant_workers() -> int:
     decoder, the encoder and the frame pass work beside them. Render alone (no encoder), th10
     (1080x1920) on 2 cores: 4.2-4.5 s in two threads against 5.1-6.5 s in one; th08 (512x512)
     1.4-1.7 s against 2.1 s, the same frames. A 2-core job's encoder wants the second core."""
-    return max(1, _cores() // 4)
+    return max(1, usable_cores() // 4)
 
 
 def face_workers() -> int:
@@ -297,7 +297,7 @@ def face_workers() -> int:
     a cold th10 job analysed its template in 8.6-8.7 s in two segments against 7.9-8.5 s in one
     pass: the cores are busy already (bench/bench_cores.py: th10 alone 6.8 s either way,
     c01 13.5 s -> 11.2 s)."""
-    return max(1, _cores() // 2)
+    return max(1, usable_cores() // 2)
 
 
 def _render_constants(analysis: TemplateAnalysis) -> tuple[np.ndarray, np.ndarray]:
