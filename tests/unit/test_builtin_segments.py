@@ -154,12 +154,15 @@ def _segmented(root: Path, kinds: list[int], starts: list[int], wanted: list[int
                        3, tap.offer)
 
     handover = Handover(lambda: found.crops is not None)
-    with capture_logs() as logs:
-        _in_segments(_decoded(frames, handover, tap, slow), Tracker(), found, len(frames),
-                     lambda f: None, starts, make, handover, tap)
-        found.close()
-    tap.stop()
-    consumer.join(5)
+    try:
+        with capture_logs() as logs:
+            _in_segments(_decoded(frames, handover, tap, slow), Tracker(), found, len(frames),
+                         lambda f: None, starts, make, handover, tap)
+            found.close()
+    finally:
+        tap.close()  # as analyse_template does however the analysis ends
+        consumer.join(5)
+        tap.stop()
     return found, trackers, logs, taken, tap.finished
 
 
@@ -333,3 +336,23 @@ def test_the_first_frame_without_a_face_keeps_the_analysis_in_one_pass(tmp_path:
     found, trackers, logs, _, finished = _segmented(tmp_path / "s", kinds, [0, 40, 80])
     _assert_same(_serial(tmp_path / "one", kinds), found)
     assert trackers == [] and _taken(logs) == [] and finished
+
+
+def test_an_analysis_stopped_midway_stops_every_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the analysis raises while taking frame 60 (a job interrupted) ends it there: no
+    segment thread is left, every analyzer is closed."""
+    from heygemd.errors import JobInterrupted
+
+    take = _Found.take
+
+    def interrupted(self: _Found, index: int, *args: Any) -> None:
+        if index == 60:
+            raise JobInterrupted("stop")
+        take(self, index, *args)
+
+    monkeypatch.setattr(_Found, "take", interrupted)
+    with pytest.raises(JobInterrupted):
+        _segmented(tmp_path / "s", [FACE] * 160, [0, 40, 80, 120], wanted=[0, 150])
+    assert not [t for t in threading.enumerate() if t.name.startswith("builtin-faces")]
