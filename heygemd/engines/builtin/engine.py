@@ -212,12 +212,23 @@ class BuiltinEngine:
         size = max(1, min(self.cfg.batch_size, BATCH_BYTES // frame_bytes))
         frames = render.base_frames(request.template, plan.base, frame_bytes, request.info,
                                     decoded)
-        made = _base_batches(frames, len(plan.base), size)
         workers = self.transplant_workers
         if workers <= 1:
-            for batch, rows in made:
-                yield list(self._flush(batch, rows, plan, analysis, triangles, lips))
+            batch: list[np.ndarray] = []
+            rows: list[int] = []
+            for t, frame in enumerate(frames):
+                if t >= len(plan.base):
+                    break
+                batch.append(frame)
+                rows.append(t)
+                if len(batch) >= size or t == len(plan.base) - 1:
+                    done = list(self._flush(batch, rows, plan, analysis, triangles, lips))
+                    # base frames that took a mouth go now, not while the batch waits in the
+                    # queue
+                    batch, rows = [], []
+                    yield done
             return
+        made = _base_batches(frames, len(plan.base), size)
         # batches transplanted by ``workers`` threads at once (their CPU parts: rasterising,
         # remapping, blurring, in OpenCV and numpy, which let go of the GIL), given in order
         pool = ThreadPoolExecutor(workers, thread_name_prefix="builtin-transplant")
@@ -269,8 +280,6 @@ def _base_batches(frames: Iterator[np.ndarray], count: int, size: int
         rows.append(t)
         if len(batch) >= size or t == count - 1:
             yield batch, rows
-            # base frames that took a mouth go as soon as they are made, not while the next
-            # batch is gathered
             batch, rows = [], []
 
 
