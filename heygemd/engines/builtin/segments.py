@@ -16,7 +16,8 @@ answers for the segment before it analyses that frame too. Fresh there, the next
 worker (which started there from nothing) answers from there on; not, that worker is stopped
 (before its crops from there on can be overwritten) and the one answering goes on through
 the next segment, which costs the speed, never the result. Forced into 2-4 segments, every
-clip of talking/ and corpus/ (51) was handed over at every start and analysed as in one pass.
+clip of talking/ and corpus/ (51) was handed over at every start (115) and analysed as in
+one pass.
 """
 
 from __future__ import annotations
