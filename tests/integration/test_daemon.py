@@ -259,7 +259,7 @@ def test_once_with_job_toml_and_doctor(harness: Harness) -> None:
     lines = doctor.stdout.splitlines()
     names = [line.split(":")[0][5:] for line in lines]
     assert names == ["dirs", "daemon", "same filesystem", "free disk", "cache", "filesystem",
-                     "device", "engine", "face models", "farm"], doctor.stdout
+                     "device", "cores", "engine", "face models", "farm"], doctor.stdout
     assert all(line.startswith("OK ") for line in lines), doctor.stdout
     assert "TensorFlow Lite" not in doctor.stderr and "W0000" not in doctor.stderr
     assert doctor.returncode == 0
