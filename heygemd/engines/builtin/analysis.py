@@ -39,9 +39,10 @@ DECODE_AHEAD = 4  # frames decoded (and shrunk) ahead, in a worker thread, of th
 # A template this small (all its frames at full size) is kept decoded after its analysis, for
 # the render that follows, instead of being decoded again (th08: 125 frames, 98 MB).
 KEEP_DECODED_BYTES = 256 * 1024 * 1024
-# A template too large to keep is analysed in segments, one per core up to MAX_SEGMENTS, each
-# with a decoder and a tracking analyzer of its own (:func:`_segmented`); a segment shorter
-# than this does not repay building an analyzer (~0.4 CPU-s) and decoding from a keyframe.
+# A template too large to keep may be analysed in segments at once (segment_starts: at most
+# one per face worker the engine gives, and MAX_SEGMENTS), each with a decoder and a tracking
+# analyzer of its own (:mod:`.segments`); a segment shorter than this does not repay building
+# an analyzer (~0.4 CPU-s) and decoding from a keyframe.
 MIN_SEGMENT_FRAMES = 100
 MAX_SEGMENTS = 8
 
@@ -175,9 +176,9 @@ def analyse_template(
     (:func:`_in_halves`: th08 on two free cores in 0.65 s against 1.0 s in one pass), with the
     same results). ``tap``: each decoded frame is offered there, and it is closed once no more
     will be (at once when the analysis is cached). ``spawn``: makes a new tracking analyzer
-    (closed after use); with ``workers`` > 1 (the cores face analysis may use), a template not
-    analysed in halves is analysed in up to that many segments at once (:func:`_segmented`:
-    th10's faces on two cores in 5.5 s against 6.5 s in one pass), with the same results.
+    (closed after use); with ``workers`` > 1, a template not analysed in halves is analysed in
+    up to that many segments at once (:func:`_in_segments`: c01's faces alone on two cores in
+    10.8 s against 12.6 s in one pass), with the same results.
     """
     key = content_key(path, f"{ANALYSIS_VERSION}-{feature_signature()}-scale{scale:.3f}")
     arrays = cache.load_arrays(key)
@@ -257,15 +258,12 @@ def _analyse(
         small_size = (max(2, round(width * scale)), max(2, round(height * scale)))
         keep = capacity * width * height * 3 <= KEEP_DECODED_BYTES
         found = _Found(cache, key, capacity, width, height, scale, fps)
-        halves = keep and helper is not None
         starts = [0]
-        segmenting = spawn is not None and not halves \
-            and len(segment_starts(reader.frame_count, workers)) > 1
-        if segmenting:
+        if spawn is not None and not (keep and helper is not None) \
+                and len(segment_starts(reader.frame_count, workers)) > 1:
             # where segments may be: their starts at keyframes (the file's packets read)
             starts = segment_starts(reader.frame_count, workers, keyframe_indices(path, fps))
-        handover = Handover(lambda: found.crops is not None) \
-            if spawn is not None and len(starts) > 1 and not halves else None
+        handover = Handover(lambda: found.crops is not None) if len(starts) > 1 else None
         decoded = _decoded(iter(reader), capacity, small_size, scale, tap, handover)
         try:
             if keep and helper is not None:
@@ -336,7 +334,7 @@ def _in_order(
 def segment_starts(frame_count: int, workers: int, keyframes: list[int] | None = None
                    ) -> list[int]:
     """First frames of the segments a template of ``frame_count`` frames is analysed in with
-    ``workers`` cores: at most one per core (and MAX_SEGMENTS), each at least
+    ``workers`` face workers: at most one per worker (and MAX_SEGMENTS), each at least
     MIN_SEGMENT_FRAMES long, of about equal length. Each lies on a multiple of the tracker's
     re-detection period (where it runs the full-frame detector anyway), at the first such
     frame from a keyframe where ``keyframes`` are known, so that a segment's decode does not

@@ -212,40 +212,42 @@ class BuiltinEngine:
         size = max(1, min(self.cfg.batch_size, BATCH_BYTES // frame_bytes))
         frames = render.base_frames(request.template, plan.base, frame_bytes, request.info,
                                     decoded)
-        workers = self.transplant_workers
-        if workers <= 1:
-            batch: list[np.ndarray] = []
-            rows: list[int] = []
-            for t, frame in enumerate(frames):
-                if t >= len(plan.base):
-                    break
-                batch.append(frame)
-                rows.append(t)
-                if len(batch) >= size or t == len(plan.base) - 1:
-                    done = list(self._flush(batch, rows, plan, analysis, triangles, lips))
-                    # base frames that took a mouth go now, not while the batch waits in the
-                    # queue
-                    batch, rows = [], []
-                    yield done
-            return
-        made = _base_batches(frames, len(plan.base), size)
-        # batches transplanted by ``workers`` threads at once (their CPU parts: rasterising,
-        # remapping, blurring, in OpenCV and numpy, which let go of the GIL), given in order
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="builtin-transplant")
-        pending: deque[Future[list[np.ndarray]]] = deque()
+        count = len(plan.base)
 
         def transplanted(batch: list[np.ndarray], rows: list[int]) -> list[np.ndarray]:
             return list(self._flush(batch, rows, plan, analysis, triangles, lips))
 
+        # with more than one transplant thread, batches are transplanted at once (their CPU
+        # parts: rasterising, remapping, blurring, in OpenCV and numpy, which let go of the GIL)
+        # and given in order; with one, here
+        workers = self.transplant_workers
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="builtin-transplant") \
+            if workers > 1 else None
+        pending: deque[Future[list[np.ndarray]]] = deque()
+        batch: list[np.ndarray] = []
+        rows: list[int] = []
         try:
-            for batch, rows in made:
-                pending.append(pool.submit(transplanted, batch, rows))
+            for t, frame in enumerate(frames):
+                if t >= count:
+                    break
+                batch.append(frame)
+                rows.append(t)
+                if len(batch) < size and t < count - 1:
+                    continue
+                if pool is not None:
+                    pending.append(pool.submit(transplanted, batch, rows))
+                else:
+                    pending.append(Future())
+                    pending[-1].set_result(transplanted(batch, rows))
+                # base frames that took a mouth go now, not while the batch waits in the queue
+                batch, rows = [], []
                 if len(pending) >= workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _flush(
         self,
@@ -265,22 +267,6 @@ class BuiltinEngine:
             for i, frame in zip(live, done, strict=True):
                 out[i] = frame
         yield from out
-
-
-def _base_batches(frames: Iterator[np.ndarray], count: int, size: int
-                  ) -> Iterator[tuple[list[np.ndarray], list[int]]]:
-    """The first ``count`` of ``frames`` in batches of ``size`` (the last shorter), each with
-    its output rows."""
-    batch: list[np.ndarray] = []
-    rows: list[int] = []
-    for t, frame in enumerate(frames):
-        if t >= count:
-            break
-        batch.append(frame)
-        rows.append(t)
-        if len(batch) >= size or t == count - 1:
-            yield batch, rows
-            batch, rows = [], []
 
 
 def usable_cores() -> int:
