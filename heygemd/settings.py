@@ -123,6 +123,9 @@ class BuiltinEngineSettings(Section):
     # the speaker-independent mouth model (models/MODEL_CARD.md) beside each template's own
     # regression; off: the template's regression alone
     speaker_model: bool = True
+    # a template whose own sound is out of step with its picture (by 150 ms or more, found with
+    # the speaker-independent model) has it moved into step before its regression is fitted
+    template_sync: bool = True
 
 
 class Wav2LipSettings(Section):

@@ -45,6 +45,8 @@ class PlanScore:
     silent_closed: float  # share of the tail's silent frames shown closed
     face_found: float  # share of the clip's frames with a usable face
     template_weight: float
+    template_offset_ms: float = 0.0  # the template's own sound against its picture, as found
+    offset_corrected: bool = False  # whether planning allowed for it (sync.py)
 
 
 def head_analysis(full: Any, cut: int, heard: Any) -> Any:
@@ -65,6 +67,16 @@ def heard_slice(heard: Heard, start: int, stop: int) -> Heard:
                  closed_lips=heard.closed_lips[start:stop])
 
 
+def heard_late(heard: Heard, frames: int) -> Heard:
+    """What a track's picture would hear with its sound ``frames`` late (frame t hears what
+    was said at t - frames; the first frames repeat the first row; < 0: early)."""
+    n = len(heard.speech)
+    source = np.clip(np.arange(n) - frames, 0, max(n - 1, 0))
+    return Heard(features=heard.features[source], speech=heard.speech[source],
+                 level=heard.level[source], phone_opening=heard.phone_opening[source],
+                 closed_lips=heard.closed_lips[source])
+
+
 class _Heard:
     """A listener that has already heard the track planning asks about."""
 
@@ -77,17 +89,20 @@ class _Heard:
 
 def score_split(
     facts: ClipFacts, full: Any, heard: Heard, share: float, cfg: Any, model: MouthModel | None,
+    late: int = 0,
 ) -> PlanScore:
     """Plan the clip's tail from its head (``share`` of the frames) and score it.
 
     full: the whole clip's TemplateAnalysis; heard: the whole clip's track as heard (one
     hearing, sliced into the head's and the tail's: a job hears each on its own, so the
-    per-utterance normalisation's statistics differ a little from here).
+    per-utterance normalisation's statistics differ a little from here); late: frames the
+    template's own sound is made late against its picture (a template recorded out of step;
+    the tail, the new audio and its truth, stay as they are).
     """
     n = full.n_frames
     cut = int(round(n * share))
     count = n - cut
-    head = head_analysis(full, cut, heard_slice(heard, 0, cut))
+    head = head_analysis(full, cut, heard_late(heard_slice(heard, 0, cut), late))
     tail = heard_slice(heard, cut, n)
     plan, metrics = planning.drive(head, np.zeros(0, np.float32), count, cfg, _Heard(tail),
                                    model)
@@ -107,6 +122,8 @@ def score_split(
         if silent.any() else float("nan"),
         face_found=round(float(full.usable.mean()), 4),
         template_weight=float(metrics.get("template_weight", 1.0)),
+        template_offset_ms=float(metrics.get("template_offset_ms", 0.0)),
+        offset_corrected=bool(metrics.get("template_offset_corrected", 0.0)),
     )
 
 
@@ -143,6 +160,7 @@ def per_clip(scores: list[PlanScore]) -> dict[str, dict[str, float]]:
                      for k in ("r", "voiced_r", "noop_r", "silent_closed", "face_found")}
         out[name]["language"] = rows[0].language  # type: ignore[assignment]
         out[name]["max_abs_shift"] = float(max(abs(s.best_shift) for s in rows))
+        out[name]["offsets_corrected"] = float(sum(s.offset_corrected for s in rows))
     return out
 
 
@@ -253,6 +271,45 @@ def _score_all(
     return alone, learned
 
 
+def late_templates(
+    settings: Any, corpus: Folds, delays: tuple[int, ...], shares: tuple[float, ...] = SHARES,
+) -> dict[str, Any]:
+    """Templates recorded out of step: every clip planned with its template's own sound made
+    ``delays`` frames late (< 0: early) against its picture, the new audio and its truth left
+    in step, with the learned model, with the template's offset allowed for (the engine's
+    template_sync) and without. Per delay: mean plan r with its 95% interval over clips, the
+    paired gain of allowing for it, and the share of splits where it was. JSON-ready."""
+    from heygemd.engines.builtin.listen import Listener
+    from heygemd.media.audio import load_audio
+
+    listener = Listener()
+    listener.load()
+    cfg = settings.engine.builtin
+    variants = {"allowed_for": cfg.model_copy(update={"template_sync": True}),
+                "left_alone": cfg.model_copy(update={"template_sync": False})}
+    heard = {}
+    for f in corpus.facts:
+        full = corpus.analyses[f.name]
+        audio = load_audio(f.path, rate=AUDIO_RATE, from_first_frame=True)
+        heard[f.name] = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)],
+                                      full.fps, full.n_frames)
+    out: dict[str, Any] = {}
+    for delay in delays:
+        scores = {name: [score_split(f, corpus.analyses[f.name], heard[f.name], share, variant,
+                                     corpus.models[f.speaker], late=delay)
+                         for f in corpus.facts for share in shares]
+                  for name, variant in variants.items()}
+        clips = {name: per_clip(rows) for name, rows in scores.items()}
+        out[str(delay)] = {
+            **{name: interval(c["r"] for c in per.values()) for name, per in clips.items()},
+            "gain": interval(a["r"] - b["r"] for a, b in zip(
+                clips["allowed_for"].values(), clips["left_alone"].values(), strict=True)),
+            "corrected_share": round(float(np.mean(
+                [s.offset_corrected for s in scores["allowed_for"]])), 3),
+        }
+    return out
+
+
 def against(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
     """A change judged as the brief asks: the per-clip difference in plan r (learned model)
     from an earlier run's result (``before``, as :func:`run` returns it) to ``now``, with its
@@ -278,12 +335,13 @@ def format_table(result: dict[str, Any]) -> str:
     model, then the summaries."""
     alone, learned = result["template_only"]["per_clip"], result["learned"]["per_clip"]
     lines = ["clip                                  lang  r(only)  r  voiced  noop  shift "
-             "silentC  face"]
+             "silentC  face  synced"]
     for name, c in learned.items():
         lines.append(
             f"{name[:37]:37} {c['language']:5} {alone[name]['r']:6.2f} {c['r']:5.2f} "
             f"{c['voiced_r']:6.2f} {c['noop_r']:5.2f} {c['max_abs_shift']:5.0f} "
-            f"{c['silent_closed']:7.2f} {c['face_found']:5.3f}")
+            f"{c['silent_closed']:7.2f} {c['face_found']:5.3f} "
+            f"{c.get('offsets_corrected', 0):6.0f}")
     for key in ("template_only", "learned"):
         lines.append(f"{key}: {result[key]['summary']}")
     lines.append(f"paired gain in r (learned - template only): {result['paired_gain']}")

@@ -164,6 +164,10 @@ def add_cli_arguments(parser: Any) -> None:
                         "rendered and measured at 60%% (an hour or more on a CPU)")
     parser.add_argument("--render", action="store_true",
                         help="with --corpus: render and measure every clip too")
+    parser.add_argument("--late-templates", type=int, nargs="*", default=None, metavar="FRAMES",
+                        help="with --corpus: also plan every clip with its template's own sound "
+                        "made this many frames late (< 0: early), its offset allowed for and "
+                        "not (default -8 -5 -3 0 3 5 8)")
     parser.add_argument("--against", type=Path, default=None, metavar="EVAL_CORPUS_JSON",
                         help="with --corpus: an earlier run's eval-corpus-*.json; prints the "
                         "per-clip change in plan r with its 95%% interval, per language")
@@ -182,6 +186,13 @@ def _corpus_cli(settings: Any, args: Any, media: Path) -> tuple[str, bool]:
         result["plan"]["against"] = {**crossval.against(before, result["plan"]),
                                      "file": args.against.name}
     text = crossval.format_table(result["plan"])
+    if args.late_templates is not None:
+        delays = tuple(args.late_templates or (-8, -5, -3, 0, 3, 5, 8))
+        result["late_templates"] = crossval.late_templates(settings, corpus, delays)
+        text += "\ntemplates whose own sound is late by N frames (plan r [95%]):\n" + "\n".join(
+            f"  {d:>3}: allowed for {v['allowed_for']}, left alone {v['left_alone']}, "
+            f"gain {v['gain']}, allowed for in {v['corrected_share']:.0%} of splits"
+            for d, v in result["late_templates"].items())
     if args.render:
         clips = [f.path for f in corpus.facts
                  if not args.clips or any(f.name.startswith(c) for c in args.clips)]

@@ -31,7 +31,7 @@ def test_eval_corpus_scores_each_clip_leaving_its_speaker_out(
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "heygemd", "--config", str(config), "eval", "--corpus",
-         "--media", str(media), "--out", str(out)],
+         "--media", str(media), "--out", str(out), "--late-templates", "0", "6"],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode in (0, 1), done.stderr[-2000:]  # 1: the quality targets are not met
@@ -51,3 +51,11 @@ def test_eval_corpus_scores_each_clip_leaving_its_speaker_out(
                                "zh_speaker": CLIPS}
     mean, low, high = learned["summary"]["all"]["r"]
     assert low <= mean <= high
+    # templates made out of step: in step (0) the engine's own plan is the one scored above
+    late = json.loads(next(out.glob("eval-corpus-*.json")).read_text())["late_templates"]
+    assert set(late) == {"0", "6"}
+    assert late["0"]["allowed_for"][0] == mean
+    for row in late.values():
+        assert set(row) == {"allowed_for", "left_alone", "gain", "corrected_share"}
+        assert 0.0 <= row["corrected_share"] <= 1.0
+    assert "late by N frames" in done.stdout

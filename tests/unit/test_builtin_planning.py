@@ -136,3 +136,34 @@ def test_the_speaker_independent_model_shares_the_target_with_the_templates_fit(
     _, deaf = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
                              BuiltinEngineSettings(), FakeListener(loudness), _column_model(1))
     assert deaf["target_r"] < metrics["target_r"]
+
+
+def _late(analysis: TemplateAnalysis, frames: int) -> TemplateAnalysis:
+    """The template with its own sound ``frames`` late against its picture."""
+    from dataclasses import replace
+
+    source = np.clip(np.arange(analysis.n_frames) - frames, 0, analysis.n_frames - 1)
+    return replace(analysis, features=analysis.features[source],
+                   speech=analysis.speech[source])
+
+
+def test_a_template_recorded_out_of_step_is_moved_into_step() -> None:
+    rng = np.random.default_rng(1)
+    loudness = np.repeat(rng.uniform(0.05, 1, 10), 5)
+    late = _late(_template(), 6)  # 240 ms
+    results = {}
+    for allowed in (True, False):
+        _, results[allowed] = planning.drive(
+            late, np.zeros(AUDIO_RATE, np.float32), len(loudness),
+            BuiltinEngineSettings(template_sync=allowed), FakeListener(loudness),
+            _column_model(0))
+    assert results[True]["template_offset_ms"] == 240.0
+    assert results[True]["template_offset_corrected"] == 1.0
+    assert results[False]["template_offset_corrected"] == 0.0
+    # fitted on sounds in step with their mouths, the template's regression hears it again
+    assert results[True]["regression_reliability"] > 0.7 > results[False]["regression_reliability"]
+    assert results[True]["target_r"] > results[False]["target_r"]
+    # a template in step is left as it is
+    _, in_step = planning.drive(_template(), np.zeros(AUDIO_RATE, np.float32), len(loudness),
+                                BuiltinEngineSettings(), FakeListener(loudness), _column_model(0))
+    assert in_step["template_offset_ms"] == 0.0 and in_step["template_offset_corrected"] == 0.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from heygemd.engines.builtin import audio_features as af
-from heygemd.engines.builtin import motion, select
+from heygemd.engines.builtin import motion, select, sync
 from heygemd.engines.builtin.analysis import TemplateAnalysis
 from heygemd.engines.builtin.listen import Hears
 from heygemd.engines.builtin.mouthmodel import MouthModel, in_template_units
@@ -40,7 +40,13 @@ def drive(
     speech = heard.speech
     valid = analysis.usable & np.isfinite(analysis.opening)
     opening = np.nan_to_num(analysis.opening, nan=0.0)
-    spoken = valid & analysis.speech
+    found = sync.NOT_FOUND
+    features, template_speech = analysis.features, analysis.speech
+    if model is not None and cfg.template_sync and int((valid & template_speech).sum()) >= 20:
+        found = sync.find_offset(model.predict(features), opening, template_speech, valid, fps)
+        if found.corrected:
+            features, template_speech = sync.in_step(features, template_speech, found.frames)
+    spoken = valid & template_speech
     has_speech = bool(spoken.sum() >= 20)
     reliability = 0.0
     weight = 0.0
@@ -50,8 +56,8 @@ def drive(
         # it that silence looks half open. Plan r against the truth (five shared clips, linear
         # ridge) is 0.508 against 0.499 fitted on all frames with the template = first 60% of each
         # clip, 0.343 against 0.340 with the first 50%.
-        reliability = motion.holdout_reliability(analysis.features, opening, spoken)
-        kernel = motion.fit_kernel(analysis.features[spoken], opening[spoken])
+        reliability = motion.holdout_reliability(features, opening, spoken)
+        kernel = motion.fit_kernel(features[spoken], opening[spoken])
         fitted = motion.match_spread(kernel.predict(heard.features), speech, opening[spoken])
         if model is not None:
             weight = motion.template_weight(int(spoken.sum()))
@@ -60,7 +66,7 @@ def drive(
             fitted = weight * fitted + (1 - weight) * learned
     else:
         fitted = np.zeros(count)
-    scale = motion.opening_scale(opening, valid, analysis.speech)
+    scale = motion.opening_scale(opening, valid, template_speech)
     target = motion.combine_targets(
         fitted, heard.phone_opening, motion.REGRESSION_WEIGHT if has_speech else 0.0, speech,
         heard.closed_lips, scale,
@@ -89,5 +95,8 @@ def drive(
         "template_weight": round(weight, 4) if model is not None else 1.0,
         "speech_share": round(float(speech.mean()), 4),
         "frames_passed_through": float((~active).sum()),
+        # the template's own sound against its picture (ms, > 0: late), and whether allowed for
+        "template_offset_ms": found.ms(fps),
+        "template_offset_corrected": float(found.corrected),
     }
     return Plan(base=base, source=source, active=active), metrics

@@ -1,0 +1,111 @@
+"""A template's own sound against its picture.
+
+The per-template regression (motion.fit_kernel) learns which mouth goes with which sound from
+the template's own frames. When the template's sound is out of step with its picture (a camera
+and a separate microphone, a Bluetooth headset, a screen recorder), it learns the mouth of a
+moment before or after each sound, and the output's mouth follows the new audio that much early
+or late and blurred: in the leave-one-speaker-out corpus evaluation, a template whose sound is
+120 ms late takes plan r from 0.400 to 0.256, 200 ms late to 0.226.
+
+The speaker-independent model (mouthmodel.py) never saw this template, so its mouth for the
+template's sound is in step with the sound. The lag at which that mouth matches the template's
+measured mouth best is the template's offset. A short template gives a noisy lag, and ordinary
+footage scatters by a few frames around the model's timing, so the offset is only allowed for
+(the template's sound moved into step before the regression is fitted) when it is large
+(MIN_OFFSET_MS), found in each half of the template alike, and clearly better matched than no
+offset at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_OFFSET_MS = 320.0  # searched either way
+# Smaller offsets are left alone: well-made footage scatters by up to about three frames at
+# 25 fps around the model's timing (the corpus's long clips), and a lag found on a few seconds
+# of speech is noisy.
+MIN_OFFSET_MS = 150.0
+HALF_AGREEMENT_FRAMES = 2  # each half's own best lag within this many frames of the whole's
+MIN_GAIN = 0.1  # r at the offset over r in step, both over the template's spoken frames
+MIN_PAIRS = 10  # paired frames a lag needs to be scored at all
+
+
+@dataclass(frozen=True)
+class TemplateSync:
+    """What was found: ``frames`` > 0 when the template's sound is late against its picture
+    (heard at frame t is what was said at t - frames); ``corrected``: whether planning allows
+    for it; r of the model's mouth against the template's at that lag and in step (NaN when
+    there was too little speech to tell)."""
+
+    frames: int
+    corrected: bool
+    r_at_offset: float
+    r_in_step: float
+
+    def ms(self, fps: float) -> float:
+        return round(self.frames / fps * 1000.0, 1) if fps > 0 else 0.0
+
+
+NOT_FOUND = TemplateSync(frames=0, corrected=False, r_at_offset=math.nan, r_in_step=math.nan)
+
+
+def lag_scores(predicted: np.ndarray, opening: np.ndarray, heard: np.ndarray,
+               seen: np.ndarray, max_lag: int) -> np.ndarray:
+    """float64 (2 * max_lag + 1,): for lag -max_lag..max_lag, Pearson r of predicted[t + lag]
+    against opening[t] over the frames t where ``seen`` (bool (T,): a measured mouth) and
+    ``heard``[t + lag] (bool (T,): speech) hold; NaN where fewer than MIN_PAIRS pairs or a
+    constant side."""
+    n = len(opening)
+    t_all = np.arange(n)
+    out = np.full(2 * max_lag + 1, np.nan)
+    for i, lag in enumerate(range(-max_lag, max_lag + 1)):
+        t = t_all[(t_all + lag >= 0) & (t_all + lag < n)]
+        t = t[seen[t] & heard[t + lag]]
+        if len(t) < MIN_PAIRS:
+            continue
+        a, b = predicted[t + lag], opening[t]
+        if a.std() < 1e-9 or b.std() < 1e-9:
+            continue
+        out[i] = float(np.corrcoef(a, b)[0, 1])
+    return out
+
+
+def _best(scores: np.ndarray, max_lag: int) -> int | None:
+    return None if np.isnan(scores).all() else int(np.nanargmax(scores)) - max_lag
+
+
+def find_offset(predicted: np.ndarray, opening: np.ndarray, speech: np.ndarray,
+                seen: np.ndarray, fps: float) -> TemplateSync:
+    """The template's offset from the speaker-independent model's mouth for its sound
+    (``predicted``, float (T,)), its measured opening (float (T,)), its speech (bool (T,)) and
+    the frames with a measured mouth (bool (T,)), at ``fps``."""
+    max_lag = max(1, int(round(MAX_OFFSET_MS / 1000.0 * fps)))
+    opening = np.nan_to_num(opening.astype(np.float64))
+    scores = lag_scores(predicted, opening, speech, seen, max_lag)
+    lag = _best(scores, max_lag)
+    if lag is None:
+        return NOT_FOUND
+    r_at, r_in = float(scores[lag + max_lag]), float(scores[max_lag])
+    half = len(opening) // 2
+    halves = [_best(lag_scores(predicted[part], opening[part], speech[part], seen[part],
+                               max_lag), max_lag)
+              for part in (slice(0, half), slice(half, None))]
+    large = abs(lag) / fps * 1000.0 >= MIN_OFFSET_MS
+    agreed = all(h is not None and abs(h - lag) <= HALF_AGREEMENT_FRAMES for h in halves)
+    clearer = not math.isnan(r_in) and r_at - r_in >= MIN_GAIN
+    return TemplateSync(frames=lag, corrected=large and agreed and clearer,
+                        r_at_offset=round(r_at, 4), r_in_step=round(r_in, 4))
+
+
+def in_step(features: np.ndarray, speech: np.ndarray, frames: int) -> tuple[np.ndarray,
+                                                                            np.ndarray]:
+    """The template's sound moved ``frames`` earlier (features (T, D), speech bool (T,)): row t
+    becomes row t + frames, and frames whose sound falls outside the template hear no speech."""
+    n = len(speech)
+    t = np.arange(n)
+    source = np.clip(t + frames, 0, max(n - 1, 0))
+    inside = (t + frames >= 0) & (t + frames < n)
+    return features[source], speech[source] & inside
