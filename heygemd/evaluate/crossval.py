@@ -245,10 +245,32 @@ def run(
         "template_only": {"summary": summarise(alone), "per_clip": per_clip(alone)},
         "learned": {"summary": summarise(learned), "per_clip": per_clip(learned)},
         "paired_gain": interval(gains),
+        "footage_offsets": footage_offsets(corpus, only),
         "scores": [vars(s) for s in learned],
         # speaker -> the clips their model learned from
         "folds": {speaker: list(model.trained_on) for speaker, model in corpus.models.items()},
     }
+
+
+def footage_offsets(corpus: Folds, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Clip -> its own sound against its picture over the whole clip, as the engine's
+    sync.find_offset finds it for a template with the clip's fold model: ``ms`` (> 0: late)
+    and whether it passes the engine's rules (``found``). Where footage is out of step, its
+    truth is too, and a plan in step with the sound shows that offset as its best shift."""
+    from heygemd.engines.builtin import sync
+
+    out: dict[str, dict[str, Any]] = {}
+    for f in corpus.facts:
+        if only and not any(f.name.startswith(p) for p in only):
+            continue
+        full = corpus.analyses[f.name]
+        valid = np.asarray(full.usable) & np.isfinite(full.opening)
+        found = sync.find_offset(corpus.models[f.speaker].predict(full.features),
+                                 np.asarray(full.opening), np.asarray(full.speech), valid,
+                                 full.fps)
+        out[f.name] = {"ms": found.ms(full.fps), "found": found.corrected,
+                       "r_at_offset": found.r_at_offset, "r_in_step": found.r_in_step}
+    return out
 
 
 def _score_all(
@@ -335,16 +357,22 @@ def format_table(result: dict[str, Any]) -> str:
     model, then the summaries."""
     alone, learned = result["template_only"]["per_clip"], result["learned"]["per_clip"]
     lines = ["clip                                  lang  r(only)  r  voiced  noop  shift "
-             "silentC  face  synced"]
+             "silentC  face  synced  footage ms"]
+    footage = result.get("footage_offsets", {})
     for name, c in learned.items():
+        own = footage.get(name, {})
         lines.append(
             f"{name[:37]:37} {c['language']:5} {alone[name]['r']:6.2f} {c['r']:5.2f} "
             f"{c['voiced_r']:6.2f} {c['noop_r']:5.2f} {c['max_abs_shift']:5.0f} "
             f"{c['silent_closed']:7.2f} {c['face_found']:5.3f} "
-            f"{c.get('offsets_corrected', 0):6.0f}")
+            f"{c.get('offsets_corrected', 0):6.0f}  "
+            f"{own.get('ms', 0.0):+6.0f}{'*' if own.get('found') else ' '}")
     for key in ("template_only", "learned"):
         lines.append(f"{key}: {result[key]['summary']}")
     lines.append(f"paired gain in r (learned - template only): {result['paired_gain']}")
+    lines.append("synced: template splits whose own sound was allowed for; footage ms: the "
+                 "clip's own sound against its picture (+: late), * where the engine would "
+                 "allow for it")
     if "against" in result:
         change = result["against"]
         lines.append(f"change in r against {change.get('file', 'the earlier run')} "

@@ -49,6 +49,9 @@ def test_eval_corpus_scores_each_clip_leaving_its_speaker_out(
     assert result["folds"] == {"th02_man_shirt_tie_en_retalking2": [CLIPS[1]],
                                "th08_woman_older_en_real3dportrait_May5s": [CLIPS[0]],
                                "zh_speaker": CLIPS}
+    assert set(result["footage_offsets"]) == set(learned["per_clip"])
+    assert all(set(o) == {"ms", "found", "r_at_offset", "r_in_step"}
+               for o in result["footage_offsets"].values())
     mean, low, high = learned["summary"]["all"]["r"]
     assert low <= mean <= high
     # templates made out of step: in step (0) the engine's own plan is the one scored above
