@@ -124,7 +124,8 @@ class BuiltinEngineSettings(Section):
     # regression; off: the template's regression alone
     speaker_model: bool = True
     # a template whose own sound is out of step with its picture (by 150 ms or more, found with
-    # the speaker-independent model) has it moved into step before its regression is fitted
+    # the speaker-independent model, so only with speaker_model on) has it moved into step
+    # before its regression is fitted
     template_sync: bool = True
 
 

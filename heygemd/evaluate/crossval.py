@@ -69,7 +69,8 @@ def heard_slice(heard: Heard, start: int, stop: int) -> Heard:
 
 def heard_late(heard: Heard, frames: int) -> Heard:
     """What a track's picture would hear with its sound ``frames`` late (frame t hears what
-    was said at t - frames; the first frames repeat the first row; < 0: early)."""
+    was said at t - frames; < 0: early); frames whose sound would lie outside the track repeat
+    its first row (late) or its last (early)."""
     n = len(heard.speech)
     source = np.clip(np.arange(n) - frames, 0, max(n - 1, 0))
     return Heard(features=heard.features[source], speech=heard.speech[source],
@@ -229,30 +230,52 @@ def folds(
 
 def run(
     settings: Any, corpus: Folds, shares: tuple[float, ...] = SHARES,
-    only: list[str] | None = None,
+    only: list[str] | None = None, late: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """The leave-one-speaker-out plan evaluation of ``corpus`` (only: clip name prefixes
     scored). Scores the engine with its template regression alone and with the learned model
-    beside it; JSON-ready."""
+    beside it; late: also :func:`late_templates` at these delays. JSON-ready."""
     from heygemd.engines.builtin.listen import Listener
 
     listener = Listener()
     listener.load()
-    alone, learned = _score_all(corpus, shares, settings.engine.builtin, listener, only)
+    facts = [f for f in corpus.facts if not only or any(f.name.startswith(p) for p in only)]
+    heard = _heard_tracks(corpus, facts, listener)
+    cfg = settings.engine.builtin
+    alone = [score_split(f, corpus.analyses[f.name], heard[f.name], share, cfg, None)
+             for f in facts for share in shares]
+    learned = [score_split(f, corpus.analyses[f.name], heard[f.name], share, cfg,
+                           corpus.models[f.speaker]) for f in facts for share in shares]
     gains = [a["r"] - b["r"] for a, b in zip(
         per_clip(learned).values(), per_clip(alone).values(), strict=True)]
-    return {
+    result = {
         "template_only": {"summary": summarise(alone), "per_clip": per_clip(alone)},
         "learned": {"summary": summarise(learned), "per_clip": per_clip(learned)},
         "paired_gain": interval(gains),
-        "footage_offsets": footage_offsets(corpus, only),
+        "footage_offsets": footage_offsets(corpus, facts),
         "scores": [vars(s) for s in learned],
         # speaker -> the clips their model learned from
         "folds": {speaker: list(model.trained_on) for speaker, model in corpus.models.items()},
     }
+    if late:
+        result["late_templates"] = late_templates(cfg, corpus, facts, heard, late, shares)
+    return result
 
 
-def footage_offsets(corpus: Folds, only: list[str] | None = None) -> dict[str, dict[str, Any]]:
+def _heard_tracks(corpus: Folds, facts: list[ClipFacts], listener: Any) -> dict[str, Heard]:
+    """Clip -> its whole sound track as heard, timed from its first video frame."""
+    from heygemd.media.audio import load_audio
+
+    heard = {}
+    for f in facts:
+        full = corpus.analyses[f.name]
+        audio = load_audio(f.path, rate=AUDIO_RATE, from_first_frame=True)
+        heard[f.name] = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)],
+                                      full.fps, full.n_frames)
+    return heard
+
+
+def footage_offsets(corpus: Folds, facts: list[ClipFacts]) -> dict[str, dict[str, Any]]:
     """Clip -> its own sound against its picture over the whole clip, as the engine's
     sync.find_offset finds it for a template with the clip's fold model: ``ms`` (> 0: late)
     and whether it passes the engine's rules (``found``). Where footage is out of step, its
@@ -260,9 +283,7 @@ def footage_offsets(corpus: Folds, only: list[str] | None = None) -> dict[str, d
     from heygemd.engines.builtin import sync
 
     out: dict[str, dict[str, Any]] = {}
-    for f in corpus.facts:
-        if only and not any(f.name.startswith(p) for p in only):
-            continue
+    for f in facts:
         full = corpus.analyses[f.name]
         valid = np.asarray(full.usable) & np.isfinite(full.opening)
         found = sync.find_offset(corpus.models[f.speaker].predict(full.features),
@@ -273,53 +294,23 @@ def footage_offsets(corpus: Folds, only: list[str] | None = None) -> dict[str, d
     return out
 
 
-def _score_all(
-    corpus: Folds, shares: tuple[float, ...], cfg: Any, listener: Any, only: list[str] | None,
-) -> tuple[list[PlanScore], list[PlanScore]]:
-    from heygemd.media.audio import load_audio
-
-    alone: list[PlanScore] = []
-    learned: list[PlanScore] = []
-    for f in corpus.facts:
-        if only and not any(f.name.startswith(p) for p in only):
-            continue
-        full = corpus.analyses[f.name]
-        audio = load_audio(f.path, rate=AUDIO_RATE, from_first_frame=True)
-        heard = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)], full.fps,
-                              full.n_frames)
-        for share in shares:
-            alone.append(score_split(f, full, heard, share, cfg, None))
-            learned.append(score_split(f, full, heard, share, cfg, corpus.models[f.speaker]))
-    return alone, learned
-
-
 def late_templates(
-    settings: Any, corpus: Folds, delays: tuple[int, ...], shares: tuple[float, ...] = SHARES,
+    cfg: Any, corpus: Folds, facts: list[ClipFacts], heard: dict[str, Heard],
+    delays: tuple[int, ...], shares: tuple[float, ...] = SHARES,
 ) -> dict[str, Any]:
-    """Templates recorded out of step: every clip planned with its template's own sound made
-    ``delays`` frames late (< 0: early) against its picture, the new audio and its truth left
-    in step, with the learned model, with the template's offset allowed for (the engine's
-    template_sync) and without. Per delay: mean plan r with its 95% interval over clips, the
-    paired gain of allowing for it, and the share of splits where it was. JSON-ready."""
-    from heygemd.engines.builtin.listen import Listener
-    from heygemd.media.audio import load_audio
-
-    listener = Listener()
-    listener.load()
-    cfg = settings.engine.builtin
+    """Templates recorded out of step: each clip of ``facts`` planned with its template's own
+    sound made ``delays`` frames late (< 0: early) against its picture, the new audio and its
+    truth left in step, with the learned model, with the template's offset allowed for (``cfg``,
+    the builtin engine's settings, with template_sync on) and without. Per delay: mean plan r
+    with its 95% interval over clips, the paired gain of allowing for it, and the share of
+    splits where it was. JSON-ready."""
     variants = {"allowed_for": cfg.model_copy(update={"template_sync": True}),
                 "left_alone": cfg.model_copy(update={"template_sync": False})}
-    heard = {}
-    for f in corpus.facts:
-        full = corpus.analyses[f.name]
-        audio = load_audio(f.path, rate=AUDIO_RATE, from_first_frame=True)
-        heard[f.name] = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)],
-                                      full.fps, full.n_frames)
     out: dict[str, Any] = {}
     for delay in delays:
         scores = {name: [score_split(f, corpus.analyses[f.name], heard[f.name], share, variant,
                                      corpus.models[f.speaker], late=delay)
-                         for f in corpus.facts for share in shares]
+                         for f in facts for share in shares]
                   for name, variant in variants.items()}
         clips = {name: per_clip(rows) for name, rows in scores.items()}
         out[str(delay)] = {

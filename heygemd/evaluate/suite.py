@@ -181,18 +181,19 @@ def _corpus_cli(settings: Any, args: Any, media: Path) -> tuple[str, bool]:
 
     before = None if args.against is None else json.loads(args.against.read_text())["plan"]
     corpus = crossval.folds(settings, media)
-    result: dict[str, Any] = {"plan": crossval.run(settings, corpus, only=args.clips or None)}
+    late = () if args.late_templates is None else \
+        tuple(args.late_templates or (-8, -5, -3, 0, 3, 5, 8))
+    result: dict[str, Any] = {"plan": crossval.run(settings, corpus, only=args.clips or None,
+                                                   late=late)}
     if before is not None:
         result["plan"]["against"] = {**crossval.against(before, result["plan"]),
                                      "file": args.against.name}
     text = crossval.format_table(result["plan"])
-    if args.late_templates is not None:
-        delays = tuple(args.late_templates or (-8, -5, -3, 0, 3, 5, 8))
-        result["late_templates"] = crossval.late_templates(settings, corpus, delays)
+    if late:
         text += "\ntemplates whose own sound is late by N frames (plan r [95%]):\n" + "\n".join(
             f"  {d:>3}: allowed for {v['allowed_for']}, left alone {v['left_alone']}, "
             f"gain {v['gain']}, allowed for in {v['corrected_share']:.0%} of splits"
-            for d, v in result["late_templates"].items())
+            for d, v in result["plan"]["late_templates"].items())
     if args.render:
         clips = [f.path for f in corpus.facts
                  if not args.clips or any(f.name.startswith(c) for c in args.clips)]

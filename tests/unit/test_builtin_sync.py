@@ -65,8 +65,17 @@ def test_only_speech_and_measured_mouths_count() -> None:
     heard = _heard(opening, 6)
     speech = np.ones(N, bool)
     seen = np.ones(N, bool)
-    seen[::2] = False  # every other mouth unmeasured: still found
-    assert sync.find_offset(heard, opening, speech, seen, 25.0).frames == 6
+    seen[::2] = False  # every other mouth unmeasured (NaN): still found
+    unmeasured = np.where(seen, opening, np.nan)
+    found = sync.find_offset(heard, unmeasured, speech, seen, 25.0)
+    # as well matched as with every mouth measured (0.69), not pulled down by the gaps (0.34)
+    assert found.frames == 6 and found.r_at_offset > 0.6
+    # a late sound's speech is late too: what is heard as silence at t + lag is not paired
+    # with the mouth at t, even where a predicted mouth is wildly off there
+    silent = np.arange(N) % 10 < 3
+    wild = np.where(silent, 5.0, heard)
+    found = sync.find_offset(wild, opening, ~silent, np.ones(N, bool), 25.0)
+    assert found.frames == 6 and found.corrected
     # too little speech to tell: nothing found, nothing allowed for
     speech[:] = False
     speech[:5] = True
@@ -91,3 +100,45 @@ def test_an_offset_barely_better_than_none_is_left_alone() -> None:
                              np.ones(N, bool), np.ones(N, bool), 25.0)
     assert found.frames == 6 and found.r_at_offset - found.r_in_step < sync.MIN_GAIN
     assert not found.corrected
+
+
+def test_the_least_offset_allowed_for_is_150_ms_exactly() -> None:
+    # at 20 fps three frames are 150 ms: allowed for; two (100 ms) are not
+    assert _find(3, fps=20.0).corrected and not _find(2, fps=20.0).corrected
+
+
+def test_halves_agree_within_two_frames() -> None:
+    opening = _mouth()
+    half = N // 2
+    # halves late by 8 and 4 frames: the whole finds 6, each half 2 away: allowed for
+    # halves late by 7 and 3: the whole finds 4, the first half 3 away: left alone
+    for first, second, whole, allowed in ((-8, -4, -6, True), (-7, -3, -4, False)):
+        heard = np.concatenate([_heard(opening, first)[:half], _heard(opening, second)[half:]])
+        found = sync.find_offset(heard, opening, np.ones(N, bool), np.ones(N, bool), 25.0)
+        assert found.frames == whole and found.corrected is allowed, (first, second)
+
+
+def test_a_template_that_talks_then_listens_is_split_by_its_speech() -> None:
+    # speech in the first 55% of the frames only: both halves of the speech are in there
+    opening = _mouth()
+    speech = np.arange(N) < int(N * 0.55)
+    found = sync.find_offset(_heard(opening, 6), opening, speech, np.ones(N, bool), 25.0)
+    assert found.frames == 6 and found.corrected
+
+
+def test_a_clear_offset_is_allowed_for_whatever_its_gain() -> None:
+    # a large gain: the gain rule is a floor, never a ceiling
+    found = _find(8)
+    assert found.r_at_offset - found.r_in_step > 0.3 and found.corrected
+
+
+def test_allowed_for_moves_the_sound_only_when_corrected() -> None:
+    opening = _mouth()
+    features = np.arange(N, dtype=np.float32)[:, None]
+    speech = np.ones(N, bool)
+    found, moved, heard = sync.allowed_for(_heard(opening, 6), features, speech, opening,
+                                           np.ones(N, bool), 25.0)
+    assert found.corrected and moved[0, 0] == 6.0 and not heard[-6:].any()
+    found, moved, heard = sync.allowed_for(_heard(opening, 2), features, speech, opening,
+                                           np.ones(N, bool), 25.0)
+    assert not found.corrected and moved is features and heard is speech

@@ -20,6 +20,7 @@ HOLD_COST = 0.25  # times continuity_weight: cost of showing the same template f
 # Closed lips in silence and on b/p/m matter more than the exact opening while speaking: a
 # slightly parted mouth in a pause reads as "still talking".
 CLOSED_SHAPE_WEIGHT = 6.0
+MIN_SPEECH_FRAMES = 20  # usable speech frames a template's own regression is fitted on, at least
 
 
 def drive(
@@ -40,14 +41,15 @@ def drive(
     speech = heard.speech
     valid = analysis.usable & np.isfinite(analysis.opening)
     opening = np.nan_to_num(analysis.opening, nan=0.0)
-    found = sync.NOT_FOUND
+    # the template's own sound, moved into step with its picture where it is out of it
+    found: sync.TemplateSync | None = None
     features, template_speech = analysis.features, analysis.speech
-    if model is not None and cfg.template_sync and int((valid & template_speech).sum()) >= 20:
-        found = sync.find_offset(model.predict(features), opening, template_speech, valid, fps)
-        if found.corrected:
-            features, template_speech = sync.in_step(features, template_speech, found.frames)
+    if model is not None and cfg.template_sync and \
+            int((valid & template_speech).sum()) >= MIN_SPEECH_FRAMES:
+        found, features, template_speech = sync.allowed_for(
+            model.predict(features), features, template_speech, analysis.opening, valid, fps)
     spoken = valid & template_speech
-    has_speech = bool(spoken.sum() >= 20)
+    has_speech = bool(spoken.sum() >= MIN_SPEECH_FRAMES)
     reliability = 0.0
     weight = 0.0
     if has_speech:
@@ -95,8 +97,8 @@ def drive(
         "template_weight": round(weight, 4) if model is not None else 1.0,
         "speech_share": round(float(speech.mean()), 4),
         "frames_passed_through": float((~active).sum()),
-        # the template's own sound against its picture (ms, > 0: late), and whether allowed for
-        "template_offset_ms": found.ms(fps),
-        "template_offset_corrected": float(found.corrected),
     }
+    if found is not None:  # looked for: the template's own sound against its picture
+        metrics["template_offset_ms"] = found.ms(fps)  # > 0: late
+        metrics["template_offset_corrected"] = float(found.corrected)
     return Plan(base=base, source=source, active=active), metrics
