@@ -12,10 +12,15 @@ corpus's c01, 1280x720 H.264 with a keyframe every 10 s) and each count of worke
   were handed over, and whether every array and crop equals the one-pass analysis's;
 - render: the clip driven by en01 (11 s), its analysis cached and the audio heard, the frames
   made with that many transplant threads and taken without encoding: wall and CPU seconds,
-  and whether every frame equals the one-thread render's.
+  and whether every frame equals the one-thread render's;
 
-The engine picks one face worker per two cores (engine.face_workers) and one transplant thread
-per four (engine.transplant_workers); this measures the others too. The machine (cores) is in
+and once, hearing: a minute of speech (en02) cut into its pieces (phones.piece_cuts), their
+phones decoded one after another and by that many decoding processes at once (decoders.py):
+wall seconds, and whether the phones are the same.
+
+The engine picks one face worker per two cores (engine.face_workers), one transplant thread
+per four (engine.transplant_workers) and, from 8 cores, one decoding process per four (at most
+4, phones.phone_workers); this measures the others too. The machine (cores) is in
 the output, bench/out/bench-cores-<time>.json.
 """
 
@@ -35,8 +40,41 @@ from structlog.testing import capture_logs
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media"
+SPEECH = "speech/en02_male_news_commentary_60s_musetalk_eng.wav"  # a minute of speech
 DEFAULT_CLIPS = ["talking/th10_man_standing_portrait1080x1920_latentsync_demo2.mp4",
                  "corpus/c01_en_hdtf_WDA_TedLieu_edtalk.mp4"]
+
+
+def heard_phones(track: Path, counts: list[int]) -> list[dict[str, Any]]:
+    """A minute of speech's phones, its pieces decoded one after another (1) and by that many
+    decoding processes at once: wall seconds (the processes started beforehand, as the hearing
+    worker starts them) and whether the phones equal the one-after-another ones."""
+    from heygemd.engines.builtin import audio_features as af
+    from heygemd.engines.builtin import phones
+    from heygemd.media.audio import load_audio
+
+    audio = load_audio(track)
+    voice = af.VoiceDetector()
+    voice.load()
+    count = int(len(audio) / 16000 * 25)
+    speech = voice.speech_mask(audio, 25.0, count, af.loudness_db(audio, 25.0, count))
+    cuts = phones.piece_cuts(speech, 25.0, len(audio))
+    rows, first = [], None
+    for workers in counts:
+        recognizer = phones.PhoneRecognizer()
+        recognizer.start_workers(workers)
+        try:
+            wall = time.monotonic()
+            found = recognizer.segments(audio, cuts)
+            row = {"processes": workers if workers >= 2 else 0, "pieces": len(cuts) + 1,
+                   "wall_s": round(time.monotonic() - wall, 2)}
+        finally:
+            recognizer.close()
+        first = found if first is None else first
+        row["same_as_first"] = found == first
+        rows.append(row)
+        print(f"{track.name[:40]:40s} phones {json.dumps(row)}", file=sys.stderr)
+    return rows
 
 
 def analysed(engine: Any, clip: Path, cache_root: Path, workers: int) -> dict[str, Any]:
@@ -136,6 +174,7 @@ def main() -> None:
                                         "analysis": rows, "render": renders})
         finally:
             engine.close()
+    result["hearing"] = heard_phones(MEDIA / SPEECH, args.workers)
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"bench-cores-{time.strftime('%Y%m%d-%H%M%S')}.json"

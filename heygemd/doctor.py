@@ -134,11 +134,15 @@ def check_device(settings: Settings) -> Check:
 def check_cores(settings: Settings) -> Check:
     """The cores this process may use and what the builtin engine spreads over them."""
     from heygemd.engines.builtin.engine import face_workers, transplant_workers, usable_cores
+    from heygemd.engines.builtin.phones import phone_workers
 
     detail = f"{usable_cores()} usable"
     if settings.engine.name == "builtin":
+        decoders = phone_workers(usable_cores())
         detail += (f"; a large template's faces found in up to {face_workers()} segment(s) "
-                   f"at once, batches transplanted by {transplant_workers()} thread(s)")
+                   f"at once, batches transplanted by {transplant_workers()} thread(s), "
+                   f"a long track's phones decoded "
+                   + (f"by {decoders} processes at once" if decoders else "piece after piece"))
     return Check("cores", True, detail)
 
 

@@ -150,3 +150,71 @@ def test_without_a_worker_the_answers_are_the_same(speech: np.ndarray, here: Hea
     assert_same(hearing.hear(speech, FPS, 100), here)
     hearing.forget()
     hearing.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_phone_workers_hear_a_long_track_as_this_process_does_and_end_with_the_worker(
+    shared_media: Path,
+) -> None:
+    from heygemd.engines.builtin.phones import piece_cuts
+    from heygemd.media.audio import load_audio
+
+    long = load_audio(shared_media / "speech" / "en02_male_news_commentary_60s_musetalk_eng.wav")
+    count = int(len(long) / AUDIO_RATE * FPS)
+    here = Listener().hear(long, FPS, count)  # its pieces decoded one after another
+    assert len(piece_cuts(here.speech, FPS, len(long))) >= 2  # a minute: three pieces or more
+    hearing = Hearing(Listener(remember=0), phone_workers=2)
+    hearing.start()
+    try:
+        assert hearing.wait_ready() and hearing._worker is not None
+        worker = hearing._worker.process.pid
+        workers = _children(worker)
+        assert len(workers) == 2  # started with the worker, before its first track
+        hearing.ask(long, FPS, count)
+        assert_same(hearing.hear(long, FPS, count), here)
+        os.kill(worker, signal.SIGKILL)  # however the worker ends, its phone workers end too
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        hearing.close()
+
+
+def _alive(pid: int) -> bool:
+    """A process that runs (not ended, not a zombie)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_lost_decoding_process_leaves_its_pieces_to_the_caller(speech: np.ndarray) -> None:
+    from heygemd.engines.builtin.phones import PhoneRecognizer
+
+    recognizer = PhoneRecognizer()
+    cuts = [AUDIO_RATE, 2 * AUDIO_RATE, 3 * AUDIO_RATE]  # four pieces of the 4 s of speech
+    in_turn = recognizer.segments(speech, cuts)
+    recognizer.start_workers(2)
+    try:
+        assert recognizer.segments(speech, cuts) == in_turn
+        first, second = recognizer.worker_pids
+        os.kill(first, signal.SIGKILL)
+        assert recognizer.segments(speech, cuts) == in_turn  # one decodes, the caller too
+        os.kill(second, signal.SIGKILL)
+        assert recognizer.segments(speech, cuts) == in_turn  # the caller alone
+    finally:
+        recognizer.close()
+    assert not any(_alive(pid) for pid in (first, second))

@@ -78,3 +78,48 @@ def test_a_decoder_built_ahead_gives_the_phones_of_one_built_in_the_call() -> No
     assert rec.segments(voice) == fresh
     assert rec.spares == 0
     assert rec.segments(voice) == fresh  # none left: built in the call
+
+
+def _speech(pauses: list[tuple[float, float]], seconds: float, fps: float = 25.0) -> np.ndarray:
+    """bool per video frame: speech everywhere but in ``pauses`` ((start, end) seconds)."""
+    t = np.arange(int(seconds * fps)) / fps
+    quiet = np.zeros(len(t), bool)
+    for start, end in pauses:
+        quiet |= (t >= start) & (t < end)
+    return ~quiet
+
+
+def test_a_long_track_is_cut_in_the_middle_of_its_pauses() -> None:
+    # pauses at 5 s (too soon after the start), 20 s, 30 s (too soon after the cut at 20 s),
+    # 36 s, and 52 s (too near the end of the 58 s track)
+    pauses = [(5.0, 5.4), (20.0, 20.6), (30.0, 30.4), (36.0, 36.4), (52.0, 52.4)]
+    cuts = phones.piece_cuts(_speech(pauses, 58.0), 25.0, 58 * AUDIO_RATE)
+    assert [c / AUDIO_RATE for c in cuts] == [20.3, 36.2]
+    assert all(c % phones.PHONE_HOP == 0 for c in cuts)
+
+
+def test_short_tracks_and_short_pauses_are_not_cut() -> None:
+    assert phones.piece_cuts(_speech([(10.0, 10.4)], 20.0), 25.0, 20 * AUDIO_RATE) == []
+    # a pause of 0.12 s (3 frames) is a gap between words, not a place to cut
+    assert phones.piece_cuts(_speech([(20.0, 20.12)], 40.0), 25.0, 40 * AUDIO_RATE) == []
+    # no pause at all: one piece however long
+    assert phones.piece_cuts(np.ones(25 * 60, bool), 25.0, 60 * AUDIO_RATE) == []
+
+
+def test_pieces_are_placed_where_they_lie_in_the_track() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(AUDIO_RATE) / AUDIO_RATE
+    burst = (0.3 * np.sin(2 * np.pi * 180 * t) * rng.uniform(0.5, 1.0, len(t))).astype(np.float32)
+    track = np.concatenate([burst, np.zeros(AUDIO_RATE // 2, np.float32), burst])
+    recognizer = phones.PhoneRecognizer()
+    cut = int(1.25 * AUDIO_RATE)
+    pieces = recognizer.segments(track, [cut])
+    first = recognizer.segments(track[:cut])
+    second = recognizer.segments(track[cut:])
+    offset = cut // phones.PHONE_HOP
+    assert pieces == first + [(p, s + offset, e + offset) for p, s, e in second]
+
+
+def test_phone_workers_come_with_eight_cores() -> None:
+    assert [phones.phone_workers(c) for c in (1, 2, 4, 7, 8, 12, 16, 64)] == \
+        [0, 0, 0, 0, 2, 3, 4, 4]

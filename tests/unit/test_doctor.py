@@ -68,13 +68,14 @@ def test_doctor_shows_the_cache_size_against_its_limit(tmp_path: Path) -> None:
 def test_doctor_says_what_the_builtin_engine_spreads_over_the_cores(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """16 usable cores: faces in up to 8 segments, batches by 4 transplant threads; another
-    engine: the cores alone."""
+    """16 usable cores: faces in up to 8 segments, batches by 4 transplant threads, phones by
+    4 decoding processes; another engine: the cores alone."""
     from heygemd.doctor import check_cores
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
     line = check_cores(Settings())
     assert line.ok and line.detail.startswith("16 usable")
     assert "up to 8 segment(s)" in line.detail and "4 thread(s)" in line.detail
+    assert "decoded by 4 processes at once" in line.detail
     other = check_cores(Settings(engine={"name": "wav2lip"}))
     assert other.detail == "16 usable"

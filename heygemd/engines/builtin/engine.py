@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from heygemd.cache import AnalysisCache
 from heygemd.contract import ProgressFn
 from heygemd.engines.base import EngineContext, Evaluable, Rendering, RenderRequest
-from heygemd.engines.builtin import colour, crops, mesh, mouthmodel, planning, render
+from heygemd.engines.builtin import colour, crops, mesh, mouthmodel, phones, planning, render
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Listener
@@ -72,7 +72,8 @@ class BuiltinEngine:
         self._analyzer: Any = None
         self._helper: Any = None  # a second tracking analyzer, made for the first small template
         self._listener = Listener(remember=0)  # answers are remembered by the Hearing
-        self._hearing = Hearing(self._listener, use_worker=hearing_worker)
+        self._hearing = Hearing(self._listener, use_worker=hearing_worker,
+                                phone_workers=phones.phone_workers(usable_cores()))
         self.last_plan: Plan | None = None  # the latest render's choices, for evaluation
         self.transplant_workers = transplant_workers()  # threads transplanting batches at once
         # the speaker-independent model planning uses (prepare() loads the shipped one unless

@@ -71,9 +71,12 @@ class Hearing:
     """
 
     def __init__(self, listener: Listener, use_worker: bool = True,
-                 remember: int = REMEMBER) -> None:
+                 remember: int = REMEMBER, phone_workers: int = 0) -> None:
         self.listener = listener
         self.use_worker = use_worker
+        # processes the worker decodes a long track's pieces in at once (phones.phone_workers;
+        # the same phones without them, one piece after another)
+        self.phone_workers = phone_workers
         self._remember = remember
         self._heard = HeardMemory(remember)
         self._asked: OrderedDict[Key, Future[Heard]] = OrderedDict()
@@ -89,7 +92,7 @@ class Hearing:
         if self._worker is not None:
             self._worker.close()
         try:
-            self._worker = _Worker.launch()
+            self._worker = _Worker.launch(self.phone_workers)
         except WorkerLost as err:
             log.warning("hearing.worker_unavailable", error=str(err))
             self._worker = None
@@ -198,8 +201,9 @@ class _Worker:
         self._lock = threading.Lock()
 
     @classmethod
-    def launch(cls) -> _Worker:
-        """The worker process, started; not yet ready (:meth:`wait_ready`)."""
+    def launch(cls, phone_workers: int = 0) -> _Worker:
+        """The worker process, started; not yet ready (:meth:`wait_ready`). It decodes a long
+        track's pieces in ``phone_workers`` processes of its own (none: < 2)."""
         ours, theirs = socket.socketpair()
         root = str(Path(__file__).resolve().parents[3])  # the heygemd package's parent
         env = dict(os.environ)
@@ -209,7 +213,8 @@ class _Worker:
                 "from heygemd.engines.builtin.hearing import serve; serve()")
         try:
             process = subprocess.Popen(
-                [sys.executable, "-c", code, str(theirs.fileno())], pass_fds=[theirs.fileno()],
+                [sys.executable, "-c", code, str(theirs.fileno()), str(phone_workers)],
+                pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
                 start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
             )
@@ -287,8 +292,10 @@ class _Worker:
 
 
 def serve() -> None:
-    """The worker process's life: hear what the socket (fd in argv[1]) asks until it closes.
-    SIGINT and SIGTERM are ignored (before this module is imported): the daemon stops it."""
+    """The worker process's life: hear what the socket (fd in argv[1]) asks until it closes,
+    a long track's phones decoded in argv[2] processes of its own (phones.phone_workers).
+    SIGINT and SIGTERM are ignored (before this module is imported, and so in its phone
+    workers too): the daemon stops it, and its phone workers end with it."""
     from multiprocessing.connection import Connection
 
     import structlog as slog
@@ -299,6 +306,7 @@ def serve() -> None:
     listener = Listener(remember=0)
     listener.load()
     listener.hear(np.zeros(1600, np.float32), 25.0, 4)  # the models' first run, now
+    listener.phones.start_workers(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
     try:
         _make_spares(listener, conn)
         conn.send(("ready", feature_signature()))

@@ -37,6 +37,7 @@ def feature_signature() -> str:
     parts = [
         VISEME_WEIGHT, FEATURE_DIM, af.N_MELS, af.CONTEXT, af.HOP, af.N_FFT, AUDIO_RATE,
         sorted(ph.VISEME_CLASS.items()), version("pocketsphinx"), version("silero-vad"),
+        ph.PIECE_SECONDS, ph.MIN_PAUSE_SECONDS,
     ]
     return hashlib.blake2b(repr(parts).encode(), digest_size=6).hexdigest()
 
@@ -144,7 +145,7 @@ class Listener:
         mel = af.to_video_frames(af.log_mel(audio), af.HOP / AUDIO_RATE, fps, count)
         level = af.loudness_db(audio, fps, count)
         speech = self.voice.speech_mask(audio, fps, count, level)
-        segments = self.phones.segments(audio)
+        segments = self.phones.segments(audio, ph.piece_cuts(speech, fps, len(audio)))
         phone_opening, closed = ph.phones_to_frames(segments, fps, count)
         return Heard(
             features=feature_windows(mel, speech, ph.viseme_frames(segments, fps, count)),
