@@ -166,15 +166,20 @@ def _children(pid: int) -> list[int]:
 
 
 def test_phone_workers_hear_a_long_track_as_this_process_does_and_end_with_the_worker(
-    shared_media: Path,
+    shared_media: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from heygemd.engines.builtin.phones import piece_cuts
+    from heygemd.engines.builtin.phones import PhoneRecognizer, piece_cuts
     from heygemd.media.audio import load_audio
 
     long = load_audio(shared_media / "speech" / "en02_male_news_commentary_60s_musetalk_eng.wav")
     count = int(len(long) / AUDIO_RATE * FPS)
+    asked: list[list[int] | None] = []
+    segments = PhoneRecognizer.segments
+    monkeypatch.setattr(PhoneRecognizer, "segments", lambda self, audio, cuts=None: (
+        asked.append(cuts), segments(self, audio, cuts))[1])
     here = Listener().hear(long, FPS, count)  # its pieces decoded one after another
-    assert len(piece_cuts(here.speech, FPS, len(long))) >= 2  # a minute: three pieces or more
+    # a minute is heard in three pieces or more, cut in its pauses
+    assert asked == [piece_cuts(here.speech, FPS, len(long))] and len(asked[0] or []) >= 2
     hearing = Hearing(Listener(remember=0), phone_workers=2)
     hearing.start()
     try:
@@ -199,22 +204,3 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def test_a_lost_decoding_process_leaves_its_pieces_to_the_caller(speech: np.ndarray) -> None:
-    from heygemd.engines.builtin.phones import PhoneRecognizer
-
-    recognizer = PhoneRecognizer()
-    cuts = [AUDIO_RATE, 2 * AUDIO_RATE, 3 * AUDIO_RATE]  # four pieces of the 4 s of speech
-    in_turn = recognizer.segments(speech, cuts)
-    recognizer.start_workers(2)
-    try:
-        assert recognizer.segments(speech, cuts) == in_turn
-        first, second = recognizer.worker_pids
-        os.kill(first, signal.SIGKILL)
-        assert recognizer.segments(speech, cuts) == in_turn  # one decodes, the caller too
-        os.kill(second, signal.SIGKILL)
-        assert recognizer.segments(speech, cuts) == in_turn  # the caller alone
-    finally:
-        recognizer.close()
-    assert not any(_alive(pid) for pid in (first, second))

@@ -98,6 +98,19 @@ def test_a_long_track_is_cut_in_the_middle_of_its_pauses() -> None:
     assert all(c % phones.PHONE_HOP == 0 for c in cuts)
 
 
+def test_the_cutting_rules_hold_at_their_limits() -> None:
+    # a pause whose middle is exactly 15 s from the start, leaving exactly 7.5 s: cut there
+    speech = _speech([(14.88, 15.12)], 22.5)
+    assert phones.piece_cuts(speech, 25.0, int(22.5 * AUDIO_RATE)) == [15 * AUDIO_RATE]
+    # leaving a little less, or with its middle a little less than 15 s in: not cut
+    assert phones.piece_cuts(speech, 25.0, int(22.49 * AUDIO_RATE)) == []
+    assert phones.piece_cuts(_speech([(14.8, 15.0)], 23.0), 25.0, 23 * AUDIO_RATE) == []
+    # a pause of exactly 0.2 s (5 frames) is cut in, one of 0.16 s (4 frames) is not
+    assert phones.piece_cuts(_speech([(20.0, 20.2)], 40.0), 25.0, 40 * AUDIO_RATE) == \
+        [int(20.1 * AUDIO_RATE)]
+    assert phones.piece_cuts(_speech([(20.0, 20.16)], 40.0), 25.0, 40 * AUDIO_RATE) == []
+
+
 def test_short_tracks_and_short_pauses_are_not_cut() -> None:
     assert phones.piece_cuts(_speech([(10.0, 10.4)], 20.0), 25.0, 20 * AUDIO_RATE) == []
     # a pause of 0.12 s (3 frames) is a gap between words, not a place to cut
@@ -112,12 +125,14 @@ def test_pieces_are_placed_where_they_lie_in_the_track() -> None:
     burst = (0.3 * np.sin(2 * np.pi * 180 * t) * rng.uniform(0.5, 1.0, len(t))).astype(np.float32)
     track = np.concatenate([burst, np.zeros(AUDIO_RATE // 2, np.float32), burst])
     recognizer = phones.PhoneRecognizer()
+    recognizer.load()
     cut = int(1.25 * AUDIO_RATE)
     pieces = recognizer.segments(track, [cut])
-    first = recognizer.segments(track[:cut])
-    second = recognizer.segments(track[cut:])
-    offset = cut // phones.PHONE_HOP
-    assert pieces == first + [(p, s + offset, e + offset) for p, s, e in second]
+    # each piece as pocketsphinx itself places it (frames from its own start), moved by hand
+    pcm = (np.clip(track, -1.0, 1.0) * 32767).astype(np.int16)
+    first = phones.decode(recognizer._options, pcm[:cut].tobytes())  # type: ignore[arg-type]
+    second = phones.decode(recognizer._options, pcm[cut:].tobytes())  # type: ignore[arg-type]
+    assert pieces == first + [(p, s + 125, e + 125) for p, s, e in second]  # 1.25 s: frame 125
 
 
 def test_phone_workers_come_with_eight_cores() -> None:

@@ -20,7 +20,6 @@ the answers are the same, only slower.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -32,13 +31,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import structlog
 
 from heygemd import voice
+from heygemd.engines.builtin import children
 from heygemd.engines.builtin.listen import (
     REMEMBER,
     Heard,
@@ -204,26 +203,15 @@ class _Worker:
     def launch(cls, phone_workers: int = 0) -> _Worker:
         """The worker process, started; not yet ready (:meth:`wait_ready`). It decodes a long
         track's pieces in ``phone_workers`` processes of its own (none: < 2)."""
-        ours, theirs = socket.socketpair()
-        root = str(Path(__file__).resolve().parents[3])  # the heygemd package's parent
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         code = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
                 "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
                 "from heygemd.engines.builtin.hearing import serve; serve()")
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-c", code, str(theirs.fileno()), str(phone_workers)],
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
-                start_new_session=True,  # a terminal's Ctrl-C is the daemon's to handle
-            )
+            # its own session: a terminal's Ctrl-C is the daemon's to handle
+            process, sock = children.start(code, str(phone_workers), new_session=True)
         except OSError as err:
-            ours.close()
             raise WorkerLost(f"cannot start the hearing worker: {err}") from err
-        finally:
-            theirs.close()
-        return cls(process, ours)
+        return cls(process, sock)
 
     def wait_ready(self) -> None:
         """Wait (START_SECONDS from its launch at most) for the worker to say it is ready and
@@ -281,11 +269,7 @@ class _Worker:
         nothing, so it is killed rather than left to tear torch down (~1 s); then wait for the
         talking thread."""
         self.alive = False
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self.process.kill()
-        self.process.wait()
+        children.end(self.process, self.sock)
         self._talk.shutdown(wait=True, cancel_futures=True)
         self.conn.close()
         self.sock.close()

@@ -9,20 +9,24 @@ what the prior needs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from heygemd.contract import AUDIO_RATE
 
+if TYPE_CHECKING:
+    from heygemd.engines.builtin.decoders import DecoderProcesses
+
 PHONE_RATE = 100.0  # pocketsphinx frames per second
 PHONE_HOP = int(AUDIO_RATE / PHONE_RATE)  # samples per pocketsphinx frame
 # A long track is decoded in pieces cut in its pauses, each at least PIECE_SECONDS long (the
 # last at least half that, else joined to the one before), so that a server's cores decode them
-# at once (phone_workers). The cuts depend on the sound alone, never on the machine: every
-# machine hears the same phones. A piece starts its own utterance (cepstral mean, phone
-# context): 88-91% of video frames keep their viseme class against one utterance for a minute
-# (en02, c01), where 1e-4 of noise keeps 97-99%.
+# at once (phone_workers). The cuts depend on the track and the frame rate it is heard at (its
+# speech per video frame), never on the machine: every machine hears the same phones. A piece
+# starts its own utterance (cepstral mean, phone context): 88-91% of video frames keep their
+# viseme class against one utterance for a minute (en02, c01), where 1e-4 of noise keeps
+# 97-99%; the leave-one-speaker-out plan r did not move (0.000 [-0.002, 0.002]).
 PIECE_SECONDS = 15.0
 MIN_PAUSE_SECONDS = 0.2  # the shortest pause a track is cut in (its middle)
 # Decoders built ahead, while the hearing worker is idle: a cold job hears two tracks (the
@@ -150,7 +154,8 @@ def _segments_of(decoder: Any, pcm: bytes) -> list[tuple[str, int, int]]:
 
 def phone_workers(cores: int) -> int:
     """Processes that decode a long track's pieces at once on a machine of ``cores``: one per
-    four cores, at most four (a minute of speech is four pieces); none under eight cores, where
+    four cores, at most four (a minute of speech is three or four pieces); none under eight
+    cores, where
     the pieces are decoded one after another in the hearing worker (it already runs beside the
     face analysis and the frame pass)."""
     workers = min(4, cores // 4)
@@ -170,7 +175,7 @@ class PhoneRecognizer:
     def __init__(self) -> None:
         self._options: dict[str, Any] | None = None
         self._spares: list[Any] = []  # fresh decoders, never used
-        self._workers: Any = None  # decoders.DecoderProcesses (start_workers), or None
+        self._workers: DecoderProcesses | None = None  # start_workers
 
     def load(self) -> None:
         """Find the bundled models (and fail here, not mid-job, when they are missing)."""
@@ -227,15 +232,22 @@ class PhoneRecognizer:
 
     def start_workers(self, count: int) -> None:
         """Decode the pieces of long tracks in ``count`` processes of their own from now on
-        (none: < 2; decoders.py). They start and load their models here (~0.5 s, at once;
-        ~30 MB each)."""
+        (none: < 2; decoders.py), started from this thread, which must live as long as they
+        are wanted (they end with it). They start and load their models here (~0.5 s, at once;
+        ~30 MB each); when they cannot, pieces are decoded here (said in the log)."""
         if count < 2 or self._workers is not None:
             return
         from heygemd.engines.builtin.decoders import DecoderProcesses
 
         self.load()
         assert self._options is not None
-        self._workers = DecoderProcesses(count, self._options)
+        try:
+            self._workers = DecoderProcesses(count, self._options)
+        except OSError as err:
+            import structlog
+
+            structlog.get_logger(__name__).warning("phones.decoders_unavailable", count=count,
+                                                   error=str(err))
 
     @property
     def worker_pids(self) -> list[int]:
