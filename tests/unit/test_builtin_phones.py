@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from heygemd.contract import AUDIO_RATE
-from heygemd.engines.builtin import phones
+from heygemd.engines.builtin import decoders, phones
 
 
 def test_bilabials_are_closed_and_open_vowels_wide() -> None:
@@ -130,8 +130,8 @@ def test_pieces_are_placed_where_they_lie_in_the_track() -> None:
     pieces = recognizer.segments(track, [cut])
     # each piece as pocketsphinx itself places it (frames from its own start), moved by hand
     pcm = (np.clip(track, -1.0, 1.0) * 32767).astype(np.int16)
-    first = phones.decode(recognizer._options, pcm[:cut].tobytes())  # type: ignore[arg-type]
-    second = phones.decode(recognizer._options, pcm[cut:].tobytes())  # type: ignore[arg-type]
+    first = decoders.decode(recognizer._options, pcm[:cut].tobytes())  # type: ignore[arg-type]
+    second = decoders.decode(recognizer._options, pcm[cut:].tobytes())  # type: ignore[arg-type]
     assert pieces == first + [(p, s + 125, e + 125) for p, s, e in second]  # 1.25 s: frame 125
 
 

@@ -1,4 +1,5 @@
-"""Phone decoding of a long track's pieces (phones.piece_cuts) in processes of their own.
+"""Phone decoding of pieces of a track: here, or in processes of their own (a long track's pieces,
+phones.piece_cuts).
 
 pocketsphinx holds the GIL while it decodes, so pieces decoded in threads take as long as one
 after another; processes decode them at once. Each process is a child of children.py (``python
@@ -31,6 +32,22 @@ Segments = list[tuple[str, int, int]]
 DECODE_WAIT_SECONDS = 30.0
 DECODE_FACTOR = 2.0
 PCM_BYTES_PER_SECOND = 32000  # 16 kHz, 16-bit
+
+
+def decode(options: dict[str, Any], pcm: bytes) -> Segments:
+    """One piece of 16-bit PCM -> its phone segments (phone, first and last 10 ms frame from
+    the piece's start), by a fresh pocketsphinx decoder made with ``options``."""
+    import pocketsphinx
+
+    return segments_of(pocketsphinx.Decoder(**options), pcm)
+
+
+def segments_of(decoder: Any, pcm: bytes) -> Segments:
+    """A fresh ``decoder``'s segments for one piece of 16-bit PCM (one utterance)."""
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    return [(s.word, int(s.start_frame), int(s.end_frame)) for s in decoder.seg()]
 
 
 class _Decoder:
@@ -106,8 +123,6 @@ class DecoderProcesses:
         return list(self._threads.map(self._decode_one, pieces))
 
     def _decode_one(self, pcm: bytes) -> Segments:
-        from heygemd.engines.builtin.phones import decode
-
         decoder = self._free.get()
         if decoder is None:
             self._free.put(None)
@@ -144,8 +159,6 @@ def serve() -> None:
     import os
     import signal
     from multiprocessing.connection import Connection
-
-    from heygemd.engines.builtin.phones import decode
 
     with contextlib.suppress(OSError):  # not Linux: the socket's close still ends it
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

@@ -9,14 +9,12 @@ what the prior needs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from heygemd.contract import AUDIO_RATE
-
-if TYPE_CHECKING:
-    from heygemd.engines.builtin.decoders import DecoderProcesses
+from heygemd.engines.builtin.decoders import DecoderProcesses, segments_of
 
 PHONE_RATE = 100.0  # pocketsphinx frames per second
 PHONE_HOP = int(AUDIO_RATE / PHONE_RATE)  # samples per pocketsphinx frame
@@ -137,21 +135,6 @@ def piece_cuts(speech: np.ndarray, fps: float, n_samples: int) -> list[int]:
     return cuts
 
 
-def decode(options: dict[str, Any], pcm: bytes) -> list[tuple[str, int, int]]:
-    """One piece of 16-bit PCM -> its phone segments, by a fresh decoder made with
-    ``options`` (here, or in a decoding process: decoders.py)."""
-    import pocketsphinx
-
-    return _segments_of(pocketsphinx.Decoder(**options), pcm)
-
-
-def _segments_of(decoder: Any, pcm: bytes) -> list[tuple[str, int, int]]:
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    return [(s.word, int(s.start_frame), int(s.end_frame)) for s in decoder.seg()]
-
-
 def phone_workers(cores: int) -> int:
     """Processes that decode a long track's pieces at once on a machine of ``cores``: one per
     four cores, at most four (a minute of speech is three or four pieces); none under eight
@@ -225,7 +208,7 @@ class PhoneRecognizer:
             for piece in pieces:
                 decoder = self._spares.pop() if self._spares else \
                     pocketsphinx.Decoder(**self._options)
-                found.append(_segments_of(decoder, piece))
+                found.append(segments_of(decoder, piece))
         return [(phone, start + a // PHONE_HOP, end + a // PHONE_HOP)
                 for a, segments in zip(bounds, found, strict=False)
                 for phone, start, end in segments]
@@ -237,8 +220,6 @@ class PhoneRecognizer:
         ~30 MB each); when they cannot, pieces are decoded here (said in the log)."""
         if count < 2 or self._workers is not None:
             return
-        from heygemd.engines.builtin.decoders import DecoderProcesses
-
         self.load()
         assert self._options is not None
         try:
