@@ -16,6 +16,7 @@ from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import hearing as hearing_module
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Heard, Listener
+from tests.integration.procs import alive
 
 FPS = 25.0
 FIELDS = ("features", "speech", "level", "phone_opening", "closed_lips")
@@ -191,16 +192,8 @@ def test_phone_workers_hear_a_long_track_as_this_process_does_and_end_with_the_w
         assert_same(hearing.hear(long, FPS, count), here)
         os.kill(worker, signal.SIGKILL)  # however the worker ends, its phone workers end too
         deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_alive(pid) for pid in workers)
+        assert not any(alive(pid) for pid in workers)
     finally:
         hearing.close()
-
-
-def _alive(pid: int) -> bool:
-    """A process that runs (not ended, not a zombie)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

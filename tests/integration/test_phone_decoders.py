@@ -18,6 +18,7 @@ import pytest
 from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import children, decoders
 from heygemd.engines.builtin.phones import PhoneRecognizer
+from tests.integration.procs import alive
 
 CUTS = [AUDIO_RATE, 2 * AUDIO_RATE, 3 * AUDIO_RATE]  # four pieces of 4 s of speech
 
@@ -43,14 +44,6 @@ def recognizer() -> Iterator[PhoneRecognizer]:
     recognizer.close()
 
 
-def _alive(pid: int) -> bool:
-    """A process that runs (not ended, not a zombie)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _within(seconds: float, call):  # type: ignore[no-untyped-def]
     """call() in a thread; its answer, failing the test if it takes longer than ``seconds``."""
     answer: list[object] = []
@@ -71,7 +64,7 @@ def test_a_lost_process_leaves_its_pieces_to_the_caller(
     os.kill(second, signal.SIGKILL)
     assert _within(60, lambda: recognizer.segments(speech, CUTS)) == in_turn  # the caller alone
     recognizer.close()
-    assert not any(_alive(pid) for pid in (first, second))
+    assert not any(alive(pid) for pid in (first, second))
 
 
 def test_a_stuck_process_is_given_up(
@@ -82,7 +75,7 @@ def test_a_stuck_process_is_given_up(
     stuck = recognizer.worker_pids[0]
     os.kill(stuck, signal.SIGSTOP)
     assert _within(30, lambda: recognizer.segments(speech, CUTS)) == in_turn
-    assert not _alive(stuck)  # killed, not left stopped
+    assert not alive(stuck)  # killed, not left stopped
 
 
 def test_a_failing_process_never_blocks_the_pieces(
@@ -108,7 +101,7 @@ def test_close_while_pieces_are_decoded_ends_everything(speech: np.ndarray) -> N
     time.sleep(0.3)
     _within(60, recognizer.close)
     busy.join(60)
-    assert not busy.is_alive() and not any(_alive(pid) for pid in pids)
+    assert not busy.is_alive() and not any(alive(pid) for pid in pids)
 
 
 def test_processes_that_cannot_start_leave_the_decoding_here(
@@ -160,6 +153,6 @@ def test_processes_end_with_the_one_that_started_them_even_mid_piece(
     pids = [int(p) for p in line.split()[1:]]
     assert len(pids) == 2
     deadline = time.monotonic() + 1.0
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
