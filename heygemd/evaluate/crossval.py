@@ -239,7 +239,7 @@ def run(
 
     listener = Listener()
     listener.load()
-    facts = [f for f in corpus.facts if not only or any(f.name.startswith(p) for p in only)]
+    facts = chosen(corpus.facts, only)
     heard = _heard_tracks(corpus, facts, listener)
     cfg = settings.engine.builtin
     alone = [score_split(f, corpus.analyses[f.name], heard[f.name], share, cfg, None)
@@ -260,6 +260,11 @@ def run(
     if late:
         result["late_templates"] = late_templates(cfg, corpus, facts, heard, late, shares)
     return result
+
+
+def chosen(facts: list[ClipFacts], only: list[str] | None) -> list[ClipFacts]:
+    """The clips whose names start with one of ``only`` (all when it is empty or None)."""
+    return [f for f in facts if not only or any(f.name.startswith(p) for p in only)]
 
 
 def _heard_tracks(corpus: Folds, facts: list[ClipFacts], listener: Any) -> dict[str, Heard]:

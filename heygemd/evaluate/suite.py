@@ -195,8 +195,7 @@ def _corpus_cli(settings: Any, args: Any, media: Path) -> tuple[str, bool]:
             f"gain {v['gain']}, allowed for in {v['corrected_share']:.0%} of splits"
             for d, v in result["plan"]["late_templates"].items())
     if args.render:
-        clips = [f.path for f in corpus.facts
-                 if not args.clips or any(f.name.startswith(c) for c in args.clips)]
+        clips = [f.path for f in crossval.chosen(corpus.facts, args.clips)]
         result["render"] = run(settings, clips, [], args.out, models=corpus)
         text += "\n" + format_table(result["render"])
     args.out.mkdir(parents=True, exist_ok=True)

@@ -156,7 +156,6 @@ def serve() -> None:
     process that started it (pid in argv[2])."""
     import contextlib
     import ctypes
-    import os
     import signal
     from multiprocessing.connection import Connection
 
