@@ -152,7 +152,9 @@ def test_files_come_only_from_the_jobs_own_list(harness: Harness) -> None:
     harness.make_job("pics", {"speech.wav": "speech.wav", "blank.mp4": "noface.mp4"})
     harness.wait_published(1)
     job_id = harness.published()["pics"]["job_id"]
-    assert get(port, f"/files/{job_id}/0")[0] == 200
+    # The folder is renamed into the outbox before the store records the job as finished, and
+    # the page serves a job's files only once the store has: wait for that, not for the folder.
+    wait_for(lambda: get(port, f"/files/{job_id}/0")[0] == 200, 30, "the job's first picture")
     for path in ("/files/../../etc/passwd", "/files/%2e%2e/%2e%2e/etc/passwd",
                  f"/files/{job_id}/../../../etc/passwd", f"/files/{job_id}/99",
                  f"/files/{job_id}/-1", "/files/nope/0", "/static/../../../etc/passwd",
