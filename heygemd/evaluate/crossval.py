@@ -14,7 +14,7 @@ geometry, and its audio features are heard again on the head's own audio, as a j
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,13 @@ from heygemd.engines.builtin import planning
 from heygemd.engines.builtin.listen import Heard
 from heygemd.engines.builtin.mouthmodel import MouthModel
 from heygemd.engines.builtin.select import pingpong_indices
-from heygemd.evaluate.metrics import CLOSED_OPENING, best_lag, finite_pearson
+from heygemd.evaluate.metrics import (
+    CLOSED_OPENING,
+    best_lag,
+    finite_pearson,
+    lag_interval,
+    lag_sums,
+)
 from heygemd.learn.corpus import ClipData, ClipFacts
 
 SHARES = (0.5, 0.6, 0.7)
@@ -47,6 +53,13 @@ class PlanScore:
     template_weight: float
     template_offset_ms: float = 0.0  # the template's own sound against its picture, as found
     offset_corrected: bool = False  # whether planning allowed for it (sync.py)
+    # per lag and second of the tail, the sums best_shift comes from (metrics.lag_sums): a
+    # clip's splits pooled give its shift with an interval (per_clip)
+    shift_sums: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def record(self) -> dict[str, Any]:
+        """The scores, JSON-ready (without the shift sums)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "shift_sums"}
 
 
 def head_analysis(full: Any, cut: int, heard: Any) -> Any:
@@ -125,6 +138,7 @@ def score_split(
         template_weight=float(metrics.get("template_weight", 1.0)),
         template_offset_ms=float(metrics.get("template_offset_ms", 0.0)),
         offset_corrected=bool(metrics.get("template_offset_corrected", 0.0)),
+        shift_sums=lag_sums(shown, truth, max(1, int(round(full.fps)))),
     )
 
 
@@ -152,15 +166,20 @@ def interval(values: Iterable[float], seed: int = 0) -> tuple[float, float, floa
             round(float(np.percentile(means, 97.5)), 3))
 
 
-def per_clip(scores: list[PlanScore]) -> dict[str, dict[str, float]]:
+def per_clip(scores: list[PlanScore]) -> dict[str, dict[str, Any]]:
     """Clip -> its scores averaged over the template shares."""
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(s.clip for s in scores):
         rows = [s for s in scores if s.clip == name]
         out[name] = {k: round(float(np.nanmean([getattr(s, k) for s in rows])), 3)
                      for k in ("r", "voiced_r", "noop_r", "silent_closed", "face_found")}
-        out[name]["language"] = rows[0].language  # type: ignore[assignment]
+        out[name]["language"] = rows[0].language
         out[name]["max_abs_shift"] = float(max(abs(s.best_shift) for s in rows))
+        sums = [s.shift_sums for s in rows if s.shift_sums is not None]
+        if sums:  # the splits' tails overlap: a second of one may recur in another
+            shift, low, high = lag_interval(np.concatenate(sums, axis=1))
+            out[name]["shift"] = float(shift)
+            out[name]["shift_interval"] = [float(low), float(high)]
         out[name]["offsets_corrected"] = float(sum(s.offset_corrected for s in rows))
     return out
 
@@ -169,7 +188,7 @@ def summarise(scores: list[PlanScore]) -> dict[str, Any]:
     """Means with intervals over clips (each clip's mean over shares), overall and per
     language; the pooled silent-closed share."""
     clips = per_clip(scores)
-    groups: dict[str, list[dict[str, float]]] = {"all": list(clips.values())}
+    groups: dict[str, list[dict[str, Any]]] = {"all": list(clips.values())}
     for c in clips.values():
         groups.setdefault(str(c["language"]), []).append(c)
     out: dict[str, Any] = {}
@@ -184,6 +203,11 @@ def summarise(scores: list[PlanScore]) -> dict[str, Any]:
     frames = [(s.silent_closed, s.frames) for s in scores if np.isfinite(s.silent_closed)]
     out["max_abs_shift"] = max((abs(s.best_shift) for s in scores), default=0)
     out["clips_over_one_frame_shift"] = sorted({s.clip for s in scores if abs(s.best_shift) > 1})
+    # the clips whose pooled shift is off by more than a frame beyond doubt: its whole 95%
+    # interval outside +-1 (elsewhere a best shift over 1 may be the noise of a weak r)
+    out["clips_shift_off"] = sorted(
+        name for name, c in clips.items() if "shift_interval" in c
+        and (c["shift_interval"][0] > 1 or c["shift_interval"][1] < -1))
     out["lowest_face_found"] = min((s.face_found for s in scores), default=float("nan"))
     out["silent_closed_mean"] = round(float(np.mean([f for f, _ in frames])), 3) \
         if frames else float("nan")
@@ -253,7 +277,7 @@ def run(
         "learned": {"summary": summarise(learned), "per_clip": per_clip(learned)},
         "paired_gain": interval(gains),
         "footage_offsets": footage_offsets(corpus, facts),
-        "scores": [vars(s) for s in learned],
+        "scores": [s.record() for s in learned],
         # speaker -> the clips their model learned from
         "folds": {speaker: list(model.trained_on) for speaker, model in corpus.models.items()},
     }
@@ -352,20 +376,26 @@ def format_table(result: dict[str, Any]) -> str:
     """Plain text: per clip (means over the template shares) with and without the learned
     model, then the summaries."""
     alone, learned = result["template_only"]["per_clip"], result["learned"]["per_clip"]
-    lines = ["clip                                  lang  r(only)  r  voiced  noop  shift "
+    lines = ["clip                                  lang  r(only)  r  voiced  noop  shift [95%]  "
              "silentC  face  synced  footage ms"]
     footage = result.get("footage_offsets", {})
     for name, c in learned.items():
         own = footage.get(name, {})
         lines.append(
             f"{name[:37]:37} {c['language']:5} {alone[name]['r']:6.2f} {c['r']:5.2f} "
-            f"{c['voiced_r']:6.2f} {c['noop_r']:5.2f} {c['max_abs_shift']:5.0f} "
+            f"{c['voiced_r']:6.2f} {c['noop_r']:5.2f} {_shift(c):>13} "
             f"{c['silent_closed']:7.2f} {c['face_found']:5.3f} "
             f"{c.get('offsets_corrected', 0):6.0f}  "
             f"{own.get('ms', 0.0):+6.0f}{'*' if own.get('found') else ' '}")
     for key in ("template_only", "learned"):
         lines.append(f"{key}: {result[key]['summary']}")
     lines.append(f"paired gain in r (learned - template only): {result['paired_gain']}")
+    lines.append("shift: frames the plan's mouth is late (< 0: early) against the truth, the "
+                 "three splits pooled, with its 95% interval over resampled seconds")
+    summary = result["learned"]["summary"]
+    lines.append(f"clips over one frame of shift in some split: "
+                 f"{len(summary['clips_over_one_frame_shift'])}; off by more than a frame "
+                 f"beyond doubt (the whole interval): {summary.get('clips_shift_off', [])}")
     lines.append("synced: template splits whose own sound was allowed for; footage ms: the "
                  "clip's own sound against its picture (+: late), * where the engine would "
                  "allow for it")
@@ -376,3 +406,11 @@ def format_table(result: dict[str, Any]) -> str:
                          f"{group} {v['r_change']} (up {v['up']}, down {v['down']})"
                          for group, v in change.items() if isinstance(v, dict)))
     return "\n".join(lines)
+
+
+def _shift(clip: dict[str, Any]) -> str:
+    """A clip's pooled shift with its interval ("+2 [+1,+3]"), or its largest split's."""
+    if "shift_interval" not in clip:
+        return f"{clip['max_abs_shift']:.0f}"
+    low, high = clip["shift_interval"]
+    return f"{clip['shift']:+.0f} [{low:+.0f},{high:+.0f}]"

@@ -35,6 +35,51 @@ def best_lag(out: np.ndarray, truth: np.ndarray, max_lag: int = MAX_LAG) -> tupl
     return best
 
 
+def lag_sums(out: np.ndarray, truth: np.ndarray, block: int,
+             max_lag: int = MAX_LAG) -> np.ndarray:
+    """What :func:`best_lag` needs, kept per block of ``block`` truth frames so that blocks
+    can be resampled: float64 (2 * max_lag + 1, blocks, 6), per lag (-max_lag first) and
+    block the sums n, a, b, ab, aa, bb over the finite pairs (out[t + lag], truth[t])."""
+    blocks = max(1, -(-len(truth) // block))
+    sums = np.zeros((2 * max_lag + 1, blocks, 6))
+    t = np.arange(len(truth))
+    for i, lag in enumerate(range(-max_lag, max_lag + 1)):
+        inside = (t + lag >= 0) & (t + lag < len(out))
+        a = np.full(len(truth), np.nan)
+        a[inside] = out[t[inside] + lag]
+        ok = np.isfinite(a) & np.isfinite(truth)
+        x, y, where = a[ok], truth[ok], t[ok] // block
+        for j, values in enumerate((np.ones_like(x), x, y, x * y, x * x, y * y)):
+            sums[i, :, j] = np.bincount(where, weights=values, minlength=blocks)
+    return sums
+
+
+def _r_from_sums(s: np.ndarray) -> np.ndarray:
+    """Pearson r from sums (..., 6) as :func:`lag_sums` keeps them; NaN where undefined."""
+    n, a, b, ab, aa, bb = np.moveaxis(s, -1, 0)
+    spread = (n * aa - a * a) * (n * bb - b * b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n > 2) & (spread > 0), (n * ab - a * b) / np.sqrt(spread), np.nan)
+
+
+def lag_interval(sums: np.ndarray, draws: int = 1000, seed: int = 0) -> tuple[int, int, int]:
+    """(best lag, low, high): the lag maximising r over all the blocks of ``sums`` (as
+    :func:`lag_sums` keeps them; several series' blocks may be concatenated on axis 1) and the
+    95% interval of that lag when the blocks are resampled with replacement. On a clip whose
+    output follows its truth weakly the best lag moves from block to block, and the interval
+    says so; a shift the whole clip holds leaves it narrow."""
+    max_lag = (sums.shape[0] - 1) // 2
+    lags = np.arange(-max_lag, max_lag + 1)
+    r = _r_from_sums(sums.sum(axis=1))
+    best = int(lags[np.nanargmax(r)]) if np.isfinite(r).any() else 0
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, sums.shape[1], size=(draws, sums.shape[1]))
+    # (lags, draws, 6): each draw's sums; blocks are few (a second each), so this stays small
+    drawn = _r_from_sums(sums[:, picks, :].sum(axis=2))
+    chosen = lags[np.argmax(np.nan_to_num(drawn, nan=-2.0), axis=0)]
+    return best, int(np.percentile(chosen, 2.5)), int(np.percentile(chosen, 97.5))
+
+
 def finite_pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson r over the positions where both series are finite."""
     ok = np.isfinite(a) & np.isfinite(b)

@@ -39,7 +39,11 @@ def test_eval_corpus_scores_each_clip_leaving_its_speaker_out(
     result = json.loads(next(out.glob("eval-corpus-*.json")).read_text())["plan"]
     learned = result["learned"]
     assert set(learned["per_clip"]) == {*CLIPS, "c99_zh_x.mp4"}
-    assert set(learned["summary"]) >= {"all", "en", "zh", "max_abs_shift"}
+    assert set(learned["summary"]) >= {"all", "en", "zh", "max_abs_shift", "clips_shift_off"}
+    for clip in learned["per_clip"].values():  # the splits pooled: one shift, its interval
+        low, high = clip["shift_interval"]
+        assert -5 <= low <= clip["shift"] <= high <= 5
+    assert "shift_sums" not in result["scores"][0]
     scores = result["scores"]
     assert {s["share"] for s in scores} == {0.5, 0.6, 0.7} and len(scores) == 9
     for s in scores:

@@ -16,6 +16,51 @@ def test_best_lag_finds_a_late_output() -> None:
     assert evaluate.finite_pearson(out, truth) < 0.3
 
 
+def _mouth_like(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A series that moves like a mouth's opening: noise smoothed over 5 frames."""
+    return np.convolve(rng.normal(size=n), np.ones(5) / 5, mode="same")
+
+
+def test_a_shift_the_whole_series_holds_has_a_narrow_interval() -> None:
+    from heygemd.evaluate.metrics import lag_interval, lag_sums
+
+    rng = np.random.default_rng(5)
+    truth = _mouth_like(rng, 600)
+    out = np.concatenate([np.zeros(3), truth[:-3]]) + 0.3 * rng.normal(size=600)
+    truth[::7] = np.nan  # frames without a face leave the pairs they are in
+    sums = lag_sums(out, truth, block=25)
+    assert sums.shape == (11, 24, 6)
+    assert lag_interval(sums) == (3, 3, 3)
+    assert lag_interval(sums)[0] == evaluate.best_lag(out, truth)[0]
+
+
+def test_a_weak_follower_has_a_wide_shift_interval() -> None:
+    """The best lag of a weak correlation is noise: its interval spans frames either way,
+    where the lone best lag would call it a shift."""
+    from heygemd.evaluate.metrics import lag_interval, lag_sums
+
+    rng = np.random.default_rng(2)
+    truth = _mouth_like(rng, 300)
+    out = 0.1 * truth + rng.normal(size=300)
+    best, low, high = lag_interval(lag_sums(out, truth, block=25))
+    assert low <= best <= high
+    assert high - low >= 4
+
+
+def test_splits_pooled_give_one_shift() -> None:
+    """Two series' blocks side by side: the lag both hold, even where each alone is short."""
+    from heygemd.evaluate.metrics import lag_interval, lag_sums
+
+    rng = np.random.default_rng(4)
+    parts = []
+    for n in (120, 150):
+        truth = _mouth_like(rng, n)
+        out = np.concatenate([truth[2:], np.zeros(2)]) + 0.5 * rng.normal(size=n)  # 2 early
+        parts.append(lag_sums(out, truth, block=25))
+    best, low, high = lag_interval(np.concatenate(parts, axis=1))
+    assert best == -2 and low <= -2 <= high and high < 0
+
+
 def test_finite_pearson_ignores_frames_without_a_face() -> None:
     a = np.array([0.1, np.nan, 0.3, 0.2, 0.5])
     b = np.array([1.0, 9.0, 3.0, 2.0, 5.0])
