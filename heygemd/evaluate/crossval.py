@@ -35,6 +35,11 @@ from heygemd.learn.corpus import ClipData, ClipFacts
 
 SHARES = (0.5, 0.6, 0.7)
 BOOTSTRAP = 2000
+# A clip's shift counts as off (summary's clips_shift_off) only where its 95% interval lies
+# outside +-1 frame, resting on this many seconds of tail at least, with the plan following the
+# truth this well at that lag: the best of 11 lags of a weak or short correlation is noise.
+SHIFT_MIN_SECONDS = 8
+SHIFT_MIN_R = 0.2
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,8 @@ class PlanScore:
     template_weight: float
     template_offset_ms: float = 0.0  # the template's own sound against its picture, as found
     offset_corrected: bool = False  # whether planning allowed for it (sync.py)
-    # per lag and second of the tail, the sums best_shift comes from (metrics.lag_sums): a
-    # clip's splits pooled give its shift with an interval (per_clip)
+    # per lag and second of the clip, the sums best_shift comes from (metrics.lag_sums): a
+    # clip's splits added second by second give its shift with an interval (per_clip)
     shift_sums: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def record(self) -> dict[str, Any]:
@@ -138,7 +143,7 @@ def score_split(
         template_weight=float(metrics.get("template_weight", 1.0)),
         template_offset_ms=float(metrics.get("template_offset_ms", 0.0)),
         offset_corrected=bool(metrics.get("template_offset_corrected", 0.0)),
-        shift_sums=lag_sums(shown, truth, max(1, int(round(full.fps)))),
+        shift_sums=lag_sums(shown, truth, max(1, int(round(full.fps))), start=cut),
     )
 
 
@@ -176,12 +181,24 @@ def per_clip(scores: list[PlanScore]) -> dict[str, dict[str, Any]]:
         out[name]["language"] = rows[0].language
         out[name]["max_abs_shift"] = float(max(abs(s.best_shift) for s in rows))
         sums = [s.shift_sums for s in rows if s.shift_sums is not None]
-        if sums:  # the splits' tails overlap: a second of one may recur in another
-            shift, low, high = lag_interval(np.concatenate(sums, axis=1))
-            out[name]["shift"] = float(shift)
-            out[name]["shift_interval"] = [float(low), float(high)]
+        if sums:  # the tails overlap (the last 30% is in all three): added per clip second
+            shift = lag_interval(np.sum(sums, axis=0))
+            out[name]["shift"] = float(shift.lag)
+            out[name]["shift_interval"] = [float(shift.low), float(shift.high)]
+            out[name]["shift_r"] = shift.r
+            out[name]["shift_seconds"] = float(shift.seconds)
         out[name]["offsets_corrected"] = float(sum(s.offset_corrected for s in rows))
     return out
+
+
+def shift_off(clip: dict[str, Any]) -> bool:
+    """Whether a clip's shift (per_clip) is off by more than a frame: its whole 95% interval
+    outside +-1, on SHIFT_MIN_SECONDS of tail at least, at an r of SHIFT_MIN_R or more."""
+    if "shift_interval" not in clip:
+        return False
+    low, high = clip["shift_interval"]
+    return bool((low > 1 or high < -1) and clip["shift_seconds"] >= SHIFT_MIN_SECONDS
+                and np.isfinite(clip["shift_r"]) and clip["shift_r"] >= SHIFT_MIN_R)
 
 
 def summarise(scores: list[PlanScore]) -> dict[str, Any]:
@@ -203,11 +220,7 @@ def summarise(scores: list[PlanScore]) -> dict[str, Any]:
     frames = [(s.silent_closed, s.frames) for s in scores if np.isfinite(s.silent_closed)]
     out["max_abs_shift"] = max((abs(s.best_shift) for s in scores), default=0)
     out["clips_over_one_frame_shift"] = sorted({s.clip for s in scores if abs(s.best_shift) > 1})
-    # the clips whose pooled shift is off by more than a frame beyond doubt: its whole 95%
-    # interval outside +-1 (elsewhere a best shift over 1 may be the noise of a weak r)
-    out["clips_shift_off"] = sorted(
-        name for name, c in clips.items() if "shift_interval" in c
-        and (c["shift_interval"][0] > 1 or c["shift_interval"][1] < -1))
+    out["clips_shift_off"] = sorted(name for name, c in clips.items() if shift_off(c))
     out["lowest_face_found"] = min((s.face_found for s in scores), default=float("nan"))
     out["silent_closed_mean"] = round(float(np.mean([f for f, _ in frames])), 3) \
         if frames else float("nan")
@@ -391,11 +404,13 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"{key}: {result[key]['summary']}")
     lines.append(f"paired gain in r (learned - template only): {result['paired_gain']}")
     lines.append("shift: frames the plan's mouth is late (< 0: early) against the truth, the "
-                 "three splits pooled, with its 95% interval over resampled seconds")
+                 "three splits added per second of the clip, with its 95% interval over those "
+                 "seconds drawn again (few seconds: a rough interval)")
     summary = result["learned"]["summary"]
     lines.append(f"clips over one frame of shift in some split: "
                  f"{len(summary['clips_over_one_frame_shift'])}; off by more than a frame "
-                 f"beyond doubt (the whole interval): {summary.get('clips_shift_off', [])}")
+                 f"(the whole interval, on {SHIFT_MIN_SECONDS} s or more at r >= "
+                 f"{SHIFT_MIN_R}): {summary.get('clips_shift_off', [])}")
     lines.append("synced: template splits whose own sound was allowed for; footage ms: the "
                  "clip's own sound against its picture (+: late), * where the engine would "
                  "allow for it")

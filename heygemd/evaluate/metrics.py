@@ -35,12 +35,15 @@ def best_lag(out: np.ndarray, truth: np.ndarray, max_lag: int = MAX_LAG) -> tupl
     return best
 
 
-def lag_sums(out: np.ndarray, truth: np.ndarray, block: int,
-             max_lag: int = MAX_LAG) -> np.ndarray:
-    """What :func:`best_lag` needs, kept per block of ``block`` truth frames so that blocks
-    can be resampled: float64 (2 * max_lag + 1, blocks, 6), per lag (-max_lag first) and
-    block the sums n, a, b, ab, aa, bb over the finite pairs (out[t + lag], truth[t])."""
-    blocks = max(1, -(-len(truth) // block))
+def lag_sums(out: np.ndarray, truth: np.ndarray, block: int, max_lag: int = MAX_LAG,
+             start: int = 0) -> np.ndarray:
+    """The sums :func:`best_lag`'s r come from, kept per second so that seconds can be
+    resampled: float64 (2 * max_lag + 1, blocks, 6), per lag (-max_lag first) and block of
+    ``block`` frames the sums n, a, b, ab, aa, bb over the finite pairs (out[t + lag], truth[t]),
+    both series of one length. ``start``: the frame of the whole clip that truth[0] is, so that
+    blocks are the clip's own seconds (block k: frames [k * block, (k + 1) * block) of the clip)
+    and the sums of tails cut at different frames of one clip add up second by second."""
+    blocks = max(1, -(-(start + len(truth)) // block))
     sums = np.zeros((2 * max_lag + 1, blocks, 6))
     t = np.arange(len(truth))
     for i, lag in enumerate(range(-max_lag, max_lag + 1)):
@@ -48,36 +51,61 @@ def lag_sums(out: np.ndarray, truth: np.ndarray, block: int,
         a = np.full(len(truth), np.nan)
         a[inside] = out[t[inside] + lag]
         ok = np.isfinite(a) & np.isfinite(truth)
-        x, y, where = a[ok], truth[ok], t[ok] // block
+        x, y, where = a[ok], truth[ok], (start + t[ok]) // block
         for j, values in enumerate((np.ones_like(x), x, y, x * y, x * x, y * y)):
             sums[i, :, j] = np.bincount(where, weights=values, minlength=blocks)
     return sums
 
 
 def _r_from_sums(s: np.ndarray) -> np.ndarray:
-    """Pearson r from sums (..., 6) as :func:`lag_sums` keeps them; NaN where undefined."""
+    """Pearson r from sums (..., 6) as :func:`lag_sums` keeps them; NaN where a series is
+    constant (to rounding, as :func:`pearson` takes it) or has under 3 pairs."""
     n, a, b, ab, aa, bb = np.moveaxis(s, -1, 0)
-    spread = (n * aa - a * a) * (n * bb - b * b)
+    var_a, var_b = n * aa - a * a, n * bb - b * b  # n^2 times the variances
+    flat = 1e-18 * n * n  # pearson's std < 1e-9
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((n > 2) & (spread > 0), (n * ab - a * b) / np.sqrt(spread), np.nan)
+        return np.where((n > 2) & (var_a > flat) & (var_b > flat),
+                        (n * ab - a * b) / np.sqrt(var_a * var_b), np.nan)
 
 
-def lag_interval(sums: np.ndarray, draws: int = 1000, seed: int = 0) -> tuple[int, int, int]:
-    """(best lag, low, high): the lag maximising r over all the blocks of ``sums`` (as
-    :func:`lag_sums` keeps them; several series' blocks may be concatenated on axis 1) and the
-    95% interval of that lag when the blocks are resampled with replacement. On a clip whose
-    output follows its truth weakly the best lag moves from block to block, and the interval
-    says so; a shift the whole clip holds leaves it narrow."""
+@dataclass(frozen=True)
+class Shift:
+    """A best lag with its 95% interval (frames; > 0: late), the r at it, and how many seconds
+    with a pair it rests on."""
+
+    lag: int
+    low: int
+    high: int
+    r: float
+    seconds: int
+
+
+def lag_interval(sums: np.ndarray, draws: int = 1000, seed: int = 0) -> Shift:
+    """The lag maximising r over the pooled seconds of ``sums`` (:func:`lag_sums`; several
+    tails of one clip added second by second) and its 95% interval when those seconds are drawn
+    again with replacement. Where the output follows its truth weakly, the best lag moves from
+    draw to draw and the interval says so. With a few seconds the interval is narrower than the
+    truth's (a percentile bootstrap of under ~10 blocks); nothing to resample gives the whole
+    range."""
     max_lag = (sums.shape[0] - 1) // 2
     lags = np.arange(-max_lag, max_lag + 1)
+    sums = sums[:, sums[max_lag, :, 0] > 0, :]  # seconds with a pair in step
     r = _r_from_sums(sums.sum(axis=1))
-    best = int(lags[np.nanargmax(r)]) if np.isfinite(r).any() else 0
+    if not np.isfinite(r).any():
+        return Shift(0, -max_lag, max_lag, float("nan"), sums.shape[1])
+    best = int(np.nanargmax(r))
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, sums.shape[1], size=(draws, sums.shape[1]))
-    # (lags, draws, 6): each draw's sums; blocks are few (a second each), so this stays small
-    drawn = _r_from_sums(sums[:, picks, :].sum(axis=2))
-    chosen = lags[np.argmax(np.nan_to_num(drawn, nan=-2.0), axis=0)]
-    return best, int(np.percentile(chosen, 2.5)), int(np.percentile(chosen, 97.5))
+    counts = np.zeros((draws, sums.shape[1]))  # how often each second is drawn
+    np.add.at(counts, (np.arange(draws)[:, None],
+                       rng.integers(0, sums.shape[1], size=(draws, sums.shape[1]))), 1)
+    drawn = _r_from_sums(np.einsum("db,lbk->ldk", counts, sums))  # (lags, draws)
+    valid = np.isfinite(drawn).any(axis=0)
+    if not valid.any():
+        return Shift(int(lags[best]), -max_lag, max_lag, float(r[best]), sums.shape[1])
+    chosen = lags[np.argmax(np.nan_to_num(drawn[:, valid], nan=-2.0), axis=0)]
+    return Shift(int(lags[best]), int(np.percentile(chosen, 2.5, method="lower")),
+                 int(np.percentile(chosen, 97.5, method="higher")), round(float(r[best]), 3),
+                 sums.shape[1])
 
 
 def finite_pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -30,8 +30,10 @@ def test_a_shift_the_whole_series_holds_has_a_narrow_interval() -> None:
     truth[::7] = np.nan  # frames without a face leave the pairs they are in
     sums = lag_sums(out, truth, block=25)
     assert sums.shape == (11, 24, 6)
-    assert lag_interval(sums) == (3, 3, 3)
-    assert lag_interval(sums)[0] == evaluate.best_lag(out, truth)[0]
+    shift = lag_interval(sums)
+    assert (shift.lag, shift.low, shift.high, shift.seconds) == (3, 3, 3, 24)
+    lag, r = evaluate.best_lag(out, truth)
+    assert shift.lag == lag and abs(shift.r - r) < 1e-3
 
 
 def test_a_weak_follower_has_a_wide_shift_interval() -> None:
@@ -42,23 +44,53 @@ def test_a_weak_follower_has_a_wide_shift_interval() -> None:
     rng = np.random.default_rng(2)
     truth = _mouth_like(rng, 300)
     out = 0.1 * truth + rng.normal(size=300)
-    best, low, high = lag_interval(lag_sums(out, truth, block=25))
-    assert low <= best <= high
-    assert high - low >= 4
+    shift = lag_interval(lag_sums(out, truth, block=25))
+    assert shift.low <= shift.lag <= shift.high
+    assert shift.high - shift.low >= 4
 
 
-def test_splits_pooled_give_one_shift() -> None:
-    """Two series' blocks side by side: the lag both hold, even where each alone is short."""
+def test_nothing_to_correlate_gives_the_whole_range() -> None:
+    """A tail without a face (all NaN), a constant output, or nothing at all: no lag is
+    preferred, so the interval is every lag searched, never one end of it."""
+    from heygemd.evaluate.metrics import lag_interval, lag_sums
+
+    rng = np.random.default_rng(1)
+    truth = _mouth_like(rng, 100)
+    for out, tru in ((rng.normal(size=100), np.full(100, np.nan)),
+                     (np.full(100, 0.123), truth), (np.zeros(0), np.zeros(0))):
+        shift = lag_interval(lag_sums(out, tru, block=25))
+        assert (shift.lag, shift.low, shift.high) == (0, -5, 5)
+        assert not np.isfinite(shift.r)
+
+
+def test_tails_of_one_clip_add_up_second_by_second() -> None:
+    """Tails cut at different frames of one clip share their last seconds: their sums add in
+    the clip's own seconds (resampled together), not as more seconds."""
     from heygemd.evaluate.metrics import lag_interval, lag_sums
 
     rng = np.random.default_rng(4)
-    parts = []
-    for n in (120, 150):
-        truth = _mouth_like(rng, n)
-        out = np.concatenate([truth[2:], np.zeros(2)]) + 0.5 * rng.normal(size=n)  # 2 early
-        parts.append(lag_sums(out, truth, block=25))
-    best, low, high = lag_interval(np.concatenate(parts, axis=1))
-    assert best == -2 and low <= -2 <= high and high < 0
+    n = 250
+    truth = _mouth_like(rng, n)
+    out = np.concatenate([truth[2:], np.zeros(2)]) + 0.5 * rng.normal(size=n)  # 2 frames early
+    parts = [lag_sums(out[cut:], truth[cut:], block=25, start=cut) for cut in (125, 150, 175)]
+    assert {p.shape for p in parts} == {(11, 10, 6)}
+    assert not parts[0][:, :5].any() and parts[2][:, 7:].any()  # the head's seconds are empty
+    shift = lag_interval(np.sum(parts, axis=0))
+    assert shift.seconds == 5  # the seconds of the longest tail, each once
+    assert shift.lag == -2 and shift.low <= -2 <= shift.high
+
+
+def test_a_clip_is_off_only_on_enough_seconds_of_a_real_correlation() -> None:
+    from heygemd.evaluate.crossval import shift_off
+
+    clip = {"shift": 3.0, "shift_interval": [2.0, 4.0], "shift_r": 0.5, "shift_seconds": 12.0}
+    assert shift_off(clip)
+    assert not shift_off({**clip, "shift_interval": [1.0, 4.0]})
+    assert not shift_off({**clip, "shift_seconds": 5.0})
+    assert not shift_off({**clip, "shift_r": 0.05})
+    assert not shift_off({**clip, "shift_r": float("nan")})
+    assert shift_off({**clip, "shift": -3.0, "shift_interval": [-4.0, -2.0]})
+    assert not shift_off({"max_abs_shift": 4.0})
 
 
 def test_finite_pearson_ignores_frames_without_a_face() -> None:
