@@ -47,6 +47,7 @@ from heygemd.validation.facecache import FaceCache
 from heygemd.validation.framepass import FramePass, RefusedMeanwhile, Shares
 from heygemd.validation.rules import refusals
 from heygemd.validation.rules.common import clock
+from heygemd.validation.rules.media import sound_out_of_step
 
 log = structlog.get_logger(__name__)
 
@@ -365,12 +366,22 @@ def _done(
         name=video.name,
         status=VideoStatus.DONE,
         output=output.name,
-        findings=note_unshown_frames(exam.findings, len(audio.samples) / AUDIO_RATE, fps),
+        findings=note_unshown_frames(exam.findings, len(audio.samples) / AUDIO_RATE, fps)
+        + engine_findings(metrics),
         pictures=exam.pictures,
         timings_ms=timings,
         metrics=metrics,
         media=exam.info.summary(),
     )
+
+
+def engine_findings(metrics: dict[str, float]) -> list[Finding]:
+    """What the engine found about the video while making it, as findings (pure): its own
+    sound out of step with its picture and allowed for (the builtin engine's
+    template_offset_ms / template_offset_corrected)."""
+    if metrics.get("template_offset_corrected"):
+        return sound_out_of_step(float(metrics.get("template_offset_ms", 0.0)))
+    return []
 
 
 def note_unshown_frames(findings: list[Finding], seconds: float, fps: float) -> list[Finding]:

@@ -1,4 +1,5 @@
-"""Warnings about moments the output never shows say so (pure: pipeline.note_unshown_frames)."""
+"""What the pipeline adds to a made video's findings (pure): warnings about moments the output
+never shows say so (note_unshown_frames); what the engine found, in words (engine_findings)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,24 @@ def test_a_warning_past_the_end_of_the_output_says_so() -> None:
 def test_the_last_shown_frame_is_not_noted() -> None:
     assert note_unshown_frames([_warn(87)], seconds=3.5, fps=25.0) == [_warn(87)]
     assert note_unshown_frames([_warn(88)], seconds=3.5, fps=25.0) != [_warn(88)]
+
+
+def test_a_template_whose_sound_was_allowed_for_says_so_in_plain_words() -> None:
+    from heygemd.pipeline import engine_findings
+
+    late = engine_findings({"template_offset_ms": 240.0, "template_offset_corrected": 1.0})
+    assert [(f.code, f.severity, f.value) for f in late] == [
+        ("sound_out_of_step", Severity.WARN, 240.0)]
+    assert late[0].message == (
+        "The video is out of step: its sound comes 240 ms after its picture (the lips move "
+        "before the words are heard). The new lip-sync was timed to the picture, so the result "
+        "is in step; the original file is not.")
+    early = engine_findings({"template_offset_ms": -160.0, "template_offset_corrected": 1.0})
+    assert "its sound comes 160 ms before its picture" in early[0].message
+
+
+def test_an_offset_looked_for_but_not_allowed_for_says_nothing() -> None:
+    from heygemd.pipeline import engine_findings
+
+    assert engine_findings({"template_offset_ms": 80.0, "template_offset_corrected": 0.0}) == []
+    assert engine_findings({"sync_r": 0.6}) == []  # not looked for (another engine, or off)

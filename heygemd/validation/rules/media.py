@@ -1,6 +1,7 @@
 """Rules on the files and their streams: type, size, duration, the audio's content, the
-video's resolution and frame rate. Pure: they read a probe (:class:`MediaInfo`) and
-:class:`AudioStats`, never a file."""
+video's resolution and frame rate, and a video's sound out of step with its picture (found
+while it is made). Pure: they read a probe (:class:`MediaInfo`), :class:`AudioStats` or a
+measured offset, never a file."""
 
 from __future__ import annotations
 
@@ -216,3 +217,27 @@ def _resolution_findings(width: int, height: int, cfg: ValidationSettings) -> li
             )
         ]
     return []
+
+
+# ---------------------------------------------------------------- what making the video found
+
+
+def sound_out_of_step(offset_ms: float) -> list[Finding]:
+    """A video whose own sound the engine found out of step with its picture by ``offset_ms``
+    (> 0: the sound late) and allowed for: the result is in step, the original is not, and a
+    person may want to know (the camera's or the editor's doing, and any other use of the file
+    has it too)."""
+    ms = f"{abs(offset_ms):.0f} ms"
+    if offset_ms > 0:
+        how = f"its sound comes {ms} after its picture (the lips move before the words are heard)"
+    else:
+        how = f"its sound comes {ms} before its picture (the words are heard before the lips move)"
+    return [
+        warn(
+            "sound_out_of_step",
+            f"The video is out of step: {how}. The new lip-sync was timed to the picture, so "
+            "the result is in step; the original file is not.",
+            value=round(offset_ms, 1),
+            limit=0.0,
+        )
+    ]
