@@ -35,11 +35,11 @@ def test_a_template_whose_sound_was_allowed_for_says_so_in_plain_words() -> None
     assert [(f.code, f.severity, f.value) for f in late] == [
         ("sound_out_of_step", Severity.WARN, 240.0)]
     assert late[0].message == (
-        "The video is out of step: its sound comes 240 ms after its picture (the lips move "
-        "before the words are heard). The new lip-sync was timed to the picture, so the result "
-        "is in step; the original file is not.")
+        "The video is out of step: its sound comes about 240 ms after its picture (the lips "
+        "move before the words are heard). The new lip-sync was timed to the picture, so the "
+        "result is in step; the original file is not.")
     early = engine_findings({"template_offset_ms": -160.0, "template_offset_corrected": 1.0})
-    assert "its sound comes 160 ms before its picture" in early[0].message
+    assert "its sound comes about 160 ms before its picture" in early[0].message
 
 
 def test_an_offset_looked_for_but_not_allowed_for_says_nothing() -> None:

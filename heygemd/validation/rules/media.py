@@ -229,9 +229,11 @@ def sound_out_of_step(offset_ms: float) -> list[Finding]:
     has it too)."""
     ms = f"{abs(offset_ms):.0f} ms"
     if offset_ms > 0:
-        how = f"its sound comes {ms} after its picture (the lips move before the words are heard)"
+        how = (f"its sound comes about {ms} after its picture (the lips move before the words "
+               "are heard)")
     else:
-        how = f"its sound comes {ms} before its picture (the words are heard before the lips move)"
+        how = (f"its sound comes about {ms} before its picture (the words are heard before the "
+               "lips move)")
     return [
         warn(
             "sound_out_of_step",
