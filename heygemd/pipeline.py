@@ -13,6 +13,7 @@ pass (~0.3 s for 5 s at 512x512) is then hidden behind the engine's planning.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -367,7 +368,7 @@ def _done(
         status=VideoStatus.DONE,
         output=output.name,
         findings=note_unshown_frames(exam.findings, len(audio.samples) / AUDIO_RATE, fps)
-        + engine_findings(metrics),
+        + engine_findings(metrics, video.name),
         pictures=exam.pictures,
         timings_ms=timings,
         metrics=metrics,
@@ -375,12 +376,13 @@ def _done(
     )
 
 
-def engine_findings(metrics: dict[str, float]) -> list[Finding]:
-    """What the engine found about the video while making it, as findings (pure): its own
-    sound out of step with its picture and allowed for (the builtin engine's
-    template_offset_ms / template_offset_corrected)."""
-    if metrics.get("template_offset_corrected"):
-        return sound_out_of_step(float(metrics.get("template_offset_ms", 0.0)))
+def engine_findings(metrics: dict[str, float], file: str) -> list[Finding]:
+    """What the engine found about the video ``file`` while making it, as findings (pure): its
+    own sound out of step with its picture and allowed for (the builtin engine's
+    template_offset_ms, _corrected, _at_limit)."""
+    offset = float(metrics.get("template_offset_ms", 0.0))
+    if metrics.get("template_offset_corrected") and math.isfinite(offset) and offset != 0.0:
+        return sound_out_of_step(offset, file, bool(metrics.get("template_offset_at_limit")))
     return []
 
 

@@ -49,9 +49,14 @@ def test_broker_down_then_back_loses_no_job_and_status_says_why(
     words = (f"videos wait for the task broker at redis://127.0.0.1:{redis_server.port}/0: "
              "connection refused since ")
     assert words in status.read_text(), status.read_text()
-    snapshot = json.loads((harness.outbox / "status.json").read_text())
-    said = [p["words"] for p in snapshot["problems"] if p["kind"] == "farm.broker"]
-    assert len(said) == 1 and said[0].startswith(words), snapshot
+    # status.json is written just after STATUS.txt: wait for it too, not only for the text
+
+    def broker_said() -> list[str]:
+        snapshot = json.loads((harness.outbox / "status.json").read_text())
+        return [p["words"] for p in snapshot["problems"] if p["kind"] == "farm.broker"]
+
+    said = wait_for(broker_said, 30, "status.json to name the broker")
+    assert len(said) == 1 and said[0].startswith(words), said
     told = heygemd_status(harness)
     assert f"PROBLEM: {words}" in told, told
     time.sleep(4)  # down for a while: the worker's watch and the intake's sends fail meanwhile

@@ -162,6 +162,12 @@ def test_a_template_recorded_out_of_step_is_moved_into_step() -> None:
     assert motion.pearson(shown[True], loudness) > 0.9 > motion.pearson(shown[False], loudness)
     assert results[True]["template_offset_ms"] == 240.0
     assert results[True]["template_offset_corrected"] == 1.0
+    assert results[True]["template_offset_at_limit"] == 0.0  # 6 frames of the 8 looked for
+    # and the person reads it the right way round: the sound comes after the picture
+    from heygemd.pipeline import engine_findings
+
+    said = engine_findings(results[True], "late.mp4")
+    assert "about 240 ms behind its picture" in said[0].message
     # fitted on sounds in step with their mouths, the template's regression hears it again
     assert results[True]["regression_reliability"] > 0.7 > results[False]["regression_reliability"]
     assert results[True]["target_r"] > results[False]["target_r"]

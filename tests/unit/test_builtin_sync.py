@@ -38,6 +38,14 @@ def test_a_late_sound_is_found_and_allowed_for() -> None:
     assert early.frames == -5 and early.corrected
 
 
+def test_a_sound_beyond_the_search_is_found_at_its_end_and_says_so() -> None:
+    """10 frames late (400 ms) where 8 (320 ms) are looked for: the best lag is the last one
+    looked at, flagged, so the person is told it may be further out."""
+    beyond = _find(10)
+    assert beyond.frames == 8 and beyond.at_limit
+    assert not _find(6).at_limit and _find(-8).at_limit
+
+
 def test_a_small_offset_is_left_alone() -> None:
     # 80 ms: within the scatter of ordinary footage around the model's timing
     found = _find(2)

@@ -35,8 +35,9 @@ class ScriptedEngine:
     version = "1"
 
     def __init__(self, plan_seconds: float = 0.0, fail: bool = False,
-                 break_at: int | None = None) -> None:
+                 break_at: int | None = None, metrics: dict[str, float] | None = None) -> None:
         self.plan_seconds = plan_seconds
+        self.metrics = metrics or {}  # what the engine reports of the video
         self.fail = fail
         self.break_at = break_at  # the frame stream raises here
         self.planning = threading.Event()
@@ -76,7 +77,8 @@ class ScriptedEngine:
             finally:
                 self.closed = True
 
-        return Rendering(info.width, info.height, request.fps, count, frames())
+        return Rendering(info.width, info.height, request.fps, count, frames(),
+                         dict(self.metrics))
 
 
 @pytest.fixture
@@ -283,3 +285,24 @@ def test_an_engine_that_does_not_offer_frames_gets_no_tap(
     result = run(video, ScriptedEngine(), lambda p, checked, *a, **k: seen.append(k["tap"])
                  or checked, monkeypatch)
     assert result.status is VideoStatus.DONE and seen == [None]
+
+
+def test_what_the_engine_found_reaches_the_report_and_result_txt(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine that allowed for the template's own sound out of step: the made video's
+    findings say so, and RESULT.txt lists it among the warnings."""
+    from heygemd.daemon.outbox import result_text
+    from heygemd.report import JobReport, JobStatus
+
+    engine = ScriptedEngine(metrics={"template_offset_ms": 240.0,
+                                     "template_offset_corrected": 1.0})
+    result = run(video, engine, lambda path, checked, *a, **kw: checked, monkeypatch)
+    assert result.status is VideoStatus.DONE
+    said = [f for f in result.findings if f.code == "sound_out_of_step"]
+    assert [(f.severity, f.file, f.value) for f in said] == [(Severity.WARN, "clip.mp4", 240.0)]
+    assert result.metrics["template_offset_ms"] == 240.0
+    report = JobReport(job_id="j1", job_name="lesson", status=JobStatus.DONE, videos=[result])
+    text = result_text(report)
+    assert "Warnings (the video was still made):" in text
+    assert "clip.mp4: Your original video's own sound is about 240 ms behind its picture" in text

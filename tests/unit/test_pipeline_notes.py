@@ -31,19 +31,40 @@ def test_the_last_shown_frame_is_not_noted() -> None:
 def test_a_template_whose_sound_was_allowed_for_says_so_in_plain_words() -> None:
     from heygemd.pipeline import engine_findings
 
-    late = engine_findings({"template_offset_ms": 240.0, "template_offset_corrected": 1.0})
-    assert [(f.code, f.severity, f.value) for f in late] == [
-        ("sound_out_of_step", Severity.WARN, 240.0)]
+    late = engine_findings({"template_offset_ms": 240.0, "template_offset_corrected": 1.0,
+                            "template_offset_at_limit": 0.0}, "anna.mp4")
+    assert [(f.code, f.severity, f.value, f.file) for f in late] == [
+        ("sound_out_of_step", Severity.WARN, 240.0, "anna.mp4")]
     assert late[0].message == (
-        "The video is out of step: its sound comes about 240 ms after its picture (the lips "
-        "move before the words are heard). The new lip-sync was timed to the picture, so the "
-        "result is in step; the original file is not.")
-    early = engine_findings({"template_offset_ms": -160.0, "template_offset_corrected": 1.0})
-    assert "its sound comes about 160 ms before its picture" in early[0].message
+        "Your original video's own sound is about 240 ms behind its picture (the lips move "
+        "before the words are heard). This was allowed for: the new video's lips follow the new "
+        "voice, and nothing needs to be done. Only if you use the original file elsewhere: its "
+        "sound needs moving about 240 ms earlier.")
+    early = engine_findings({"template_offset_ms": -160.0, "template_offset_corrected": 1.0},
+                            "anna.mp4")
+    assert "about 160 ms ahead of its picture" in early[0].message
+    assert early[0].message.endswith("needs moving about 160 ms later.")
+
+
+def test_an_offset_at_the_end_of_the_search_asks_the_person_to_look() -> None:
+    """Found at the largest lag looked for, the sound may be further out: only part of it was
+    allowed for, and the words say so."""
+    from heygemd.pipeline import engine_findings
+
+    edge = engine_findings({"template_offset_ms": 320.0, "template_offset_corrected": 1.0,
+                            "template_offset_at_limit": 1.0}, "anna.mp4")
+    assert edge[0].message.startswith(
+        "Your original video's own sound is 320 ms or more behind its picture")
+    assert "move the original's sound earlier" in edge[0].message
+    assert "nothing needs to be done" not in edge[0].message
 
 
 def test_an_offset_looked_for_but_not_allowed_for_says_nothing() -> None:
     from heygemd.pipeline import engine_findings
 
-    assert engine_findings({"template_offset_ms": 80.0, "template_offset_corrected": 0.0}) == []
-    assert engine_findings({"sync_r": 0.6}) == []  # not looked for (another engine, or off)
+    assert engine_findings({"template_offset_ms": 80.0, "template_offset_corrected": 0.0},
+                           "a.mp4") == []
+    assert engine_findings({"sync_r": 0.6}, "a.mp4") == []  # not looked for (another engine)
+    for odd in (0.0, float("nan")):  # never sent, never said
+        assert engine_findings({"template_offset_ms": odd, "template_offset_corrected": 1.0},
+                               "a.mp4") == []

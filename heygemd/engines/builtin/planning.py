@@ -101,4 +101,5 @@ def drive(
     if found is not None:  # looked for: the template's own sound against its picture
         metrics["template_offset_ms"] = found.ms(fps)  # > 0: late
         metrics["template_offset_corrected"] = float(found.corrected)
+        metrics["template_offset_at_limit"] = float(found.at_limit)  # may be further out
     return Plan(base=base, source=source, active=active), metrics

@@ -48,12 +48,14 @@ class TemplateSync:
     """What was found: ``frames`` > 0 when the template's sound is late against its picture
     (heard at frame t is what was said at t - frames); ``corrected``: whether planning allows
     for it; r of the model's mouth against the template's at that lag and in step (NaN when
-    there was too little speech to tell)."""
+    there was too little speech to tell); ``at_limit``: the lag found is the largest searched
+    (MAX_OFFSET_MS), so the sound may be further out than that."""
 
     frames: int
     corrected: bool
     r_at_offset: float
     r_in_step: float
+    at_limit: bool = False
 
     def ms(self, fps: float) -> float:
         """The offset in milliseconds at ``fps`` (> 0)."""
@@ -111,7 +113,8 @@ def find_offset(predicted: np.ndarray, opening: np.ndarray, speech: np.ndarray,
     agreed = all(h is not None and abs(h - lag) <= HALF_AGREEMENT_FRAMES for h in halves)
     clearer = not math.isnan(r_in) and r_at - r_in >= MIN_GAIN
     return TemplateSync(frames=lag, corrected=large and agreed and clearer,
-                        r_at_offset=round(r_at, 4), r_in_step=round(r_in, 4))
+                        r_at_offset=round(r_at, 4), r_in_step=round(r_in, 4),
+                        at_limit=abs(lag) == max_lag)
 
 
 def in_step(features: np.ndarray, speech: np.ndarray, frames: int) -> tuple[np.ndarray,

@@ -222,24 +222,27 @@ def _resolution_findings(width: int, height: int, cfg: ValidationSettings) -> li
 # ---------------------------------------------------------------- what making the video found
 
 
-def sound_out_of_step(offset_ms: float) -> list[Finding]:
+def sound_out_of_step(offset_ms: float, file: str, at_limit: bool = False) -> list[Finding]:
     """A video whose own sound the engine found out of step with its picture by ``offset_ms``
-    (> 0: the sound late) and allowed for: the result is in step, the original is not, and a
-    person may want to know (the camera's or the editor's doing, and any other use of the file
-    has it too)."""
+    (> 0: the sound late) and allowed for, said to its person: the new video needs nothing,
+    the original file keeps its offset wherever else it is used. ``at_limit``: the offset is
+    the largest the engine looks for, so the sound may be further out (partly allowed for)."""
     ms = f"{abs(offset_ms):.0f} ms"
     if offset_ms > 0:
-        how = (f"its sound comes about {ms} after its picture (the lips move before the words "
-               "are heard)")
+        how = "behind its picture (the lips move before the words are heard)"
+        move = "earlier"
     else:
-        how = (f"its sound comes about {ms} before its picture (the words are heard before the "
-               "lips move)")
-    return [
-        warn(
-            "sound_out_of_step",
-            f"The video is out of step: {how}. The new lip-sync was timed to the picture, so "
-            "the result is in step; the original file is not.",
-            value=round(offset_ms, 1),
-            limit=0.0,
-        )
-    ]
+        how = "ahead of its picture (the words are heard before the lips move)"
+        move = "later"
+    if at_limit:
+        message = (
+            f"Your original video's own sound is {ms} or more {how}. The new video allows "
+            f"for {ms}, the most heygemd looks for; if its lips still look out of step with "
+            f"the new voice, move the original's sound {move} to match its picture and send "
+            "it again.")
+    else:
+        message = (
+            f"Your original video's own sound is about {ms} {how}. This was allowed for: the "
+            "new video's lips follow the new voice, and nothing needs to be done. Only if you "
+            f"use the original file elsewhere: its sound needs moving about {ms} {move}.")
+    return [warn("sound_out_of_step", message, file=file, value=round(offset_ms, 1))]
