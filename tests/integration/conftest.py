@@ -240,6 +240,13 @@ class Harness:
                 out[folder.name] = json.loads(report.read_text(encoding="utf-8"))
         return out
 
+    def wait_outbox_clean(self, timeout: float = 10) -> None:
+        """Nothing hidden stays in the outbox. The status files are rewritten through hidden
+        temp files (about once a second while the daemon runs), so one may be mid-write at any
+        moment; a lasting one is a leftover."""
+        wait_for(lambda: not any(p.name.startswith(".") for p in self.outbox.iterdir()),
+                 timeout, "no hidden files left in the outbox")
+
     def wait_published(self, count: int, timeout: float = 60) -> dict[str, dict[str, Any]]:
         return wait_for(lambda: len(self.published()) >= count and self.published(), timeout,
                         f"{count} published jobs")

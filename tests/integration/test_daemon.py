@@ -46,9 +46,12 @@ def test_normal_job_is_published_complete(harness: Harness) -> None:
     assert log_lines and all(x["job_id"] == report["job_id"] for x in log_lines)
     assert {"job.start", "job.finish", "stage.start", "stage.finish"} <= {
         x["event"] for x in log_lines}
-    assert list(harness.inbox.iterdir()) == [] and list(harness.work.iterdir()) == []
-    status_file = (harness.outbox / "STATUS.txt").read_text()
-    assert "job1 -> outbox/job1" in status_file
+    assert list(harness.inbox.iterdir()) == []
+    # the folder is renamed into the outbox first; then the store, the work area and the
+    # status files follow it, a moment later
+    wait_for(lambda: not any(harness.work.iterdir()), 10, "an empty work area")
+    wait_for(lambda: "job1 -> outbox/job1" in (harness.outbox / "STATUS.txt").read_text(), 10,
+             "the finished job in STATUS.txt")
     assert harness.stop(proc) == 0
     cli = subprocess.run(
         [sys.executable, "-m", "heygemd", "--config", str(harness.root / "config.toml"),
@@ -142,9 +145,10 @@ def test_sigterm_while_busy_finishes_the_video(harness: Harness) -> None:
     proc.send_signal(signal.SIGTERM)
     wait_for(lambda: "Stopping: finishing the current video" in (
         harness.outbox / "STATUS.txt").read_text(), 5, "the stop shown in STATUS.txt")
+    assert proc.wait(60) == 0
+    # said by the next progress call after the signal, which may come after the status write
     assert harness.log_has("daemon.signal", signal="SIGTERM")
     assert harness.log_has("daemon.stopping")
-    assert proc.wait(60) == 0
     assert harness.published()["warm"]["status"] == "done"
     assert list(harness.work.iterdir()) == []
 

@@ -66,7 +66,7 @@ def test_a_full_outbox_makes_the_job_wait_not_fail(harness: Harness, fills: str)
         assert [v["status"] for v in report["videos"]] == ["done"]
         text = (harness.outbox / "full" / "RESULT.txt").read_text()
         assert "partial" not in text and "given up" not in text
-        assert [p.name for p in harness.outbox.iterdir() if p.name.startswith(".")] == []
+        harness.wait_outbox_clean()
         assert requeues(harness, "fault") == 0
         assert harness.stop(proc) == 0
 
@@ -246,7 +246,7 @@ def test_fault_soak_full_outbox_and_kills(harness: Harness) -> None:
             assert has_audio and frames > 30
         wait_for(lambda: not any(harness.work.iterdir()), 10, "empty work area")
         assert list(harness.inbox.iterdir()) == []
-        assert [p.name for p in harness.outbox.iterdir() if p.name.startswith(".")] == []
+        harness.wait_outbox_clean()
         assert harness.stop(proc) == 0
         logs = [x for n in range(len(harness.procs)) for x in harness.log_lines(n)]
         assert not [x for x in logs if x.get("event") == "job.requeued"

@@ -56,10 +56,7 @@ def assert_published_whole(harness: Harness) -> None:
     assert ("checkpoint.saved", "a.mp4") in events[starts[0] : starts[1]]
     assert ("video.resumed", "a.mp4") in events[starts[1] :], events[starts[1] :]
     wait_for(lambda: not any(harness.work.iterdir()), 10, "empty work area")
-    # STATUS.txt is rewritten through a hidden temp file: one may be mid-write right now,
-    # but nothing hidden may stay (a killed daemon's leftovers are swept at start-up)
-    wait_for(lambda: not any(p.name.startswith(".") for p in harness.outbox.iterdir()), 10,
-             "no hidden files left in the outbox")
+    harness.wait_outbox_clean()  # a killed daemon's leftovers are swept at start-up
 
 
 def test_warm_stop_after_the_first_video_resumes_without_redoing_it(harness: Harness) -> None:

@@ -50,7 +50,7 @@ def soak(harness: Harness, jobs: int, kills: int, seed: int) -> None:
     assert len({r["job_id"] for r in reports.values()}) == jobs
     wait_for(lambda: not any(harness.work.iterdir()), 10, "empty work area")
     assert list(harness.inbox.iterdir()) == []
-    assert [p.name for p in harness.outbox.iterdir() if p.name.startswith(".")] == []
+    harness.wait_outbox_clean()
     assert harness.stop(proc) == 0
     recovered = [x["event"] for n in range(len(harness.procs)) for x in harness.log_lines(n)
                  if str(x.get("event", "")).startswith("recovery.")]

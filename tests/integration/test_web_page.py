@@ -88,10 +88,30 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 def text_of(driver: Any, css: str) -> str:
+    """The first match's visible text; "" when there is none, or the page's poll (every
+    1.5 s) replaced it between finding and reading."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found and found[0].is_displayed() else ""
+    try:
+        found = driver.find_elements(By.CSS_SELECTOR, css)
+        return found[0].text if found and found[0].is_displayed() else ""
+    except StaleElementReferenceException:
+        return ""
+
+
+def on_page(driver: Any, read: Any, timeout: float = 20) -> Any:
+    """``read(driver)`` once the page holds still for it: the poll may replace the elements
+    it reads midway, and then it is read again; falsy answers are waited past."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def attempt() -> Any:
+        try:
+            return read(driver)
+        except StaleElementReferenceException:
+            return None
+
+    return wait_for(attempt, timeout, "a steady read of the page")
 
 
 def test_the_page_follows_a_job_to_its_verdicts(harness: Harness, browser: Any) -> None:
@@ -117,8 +137,9 @@ def test_the_page_follows_a_job_to_its_verdicts(harness: Harness, browser: Any) 
     wait_for(lambda: text_of(browser, card), 120, "the finished job on the page")
     report = harness.published()["spring lesson"]
     assert report["status"] == "partial"
-    shown = {v.get_attribute("data-video"): v.text
-             for v in browser.find_elements(By.CSS_SELECTOR, f"{card} .video")}
+    shown = on_page(browser, lambda d: {
+        v.get_attribute("data-video"): v.text
+        for v in d.find_elements(By.CSS_SELECTOR, f"{card} .video")})
     refused = next(v for v in report["videos"] if v["name"] == "blank.mp4")
     assert shown["anna.mp4"].startswith("OK") and "→ anna.mp4" in shown["anna.mp4"]
     assert shown["blank.mp4"].lower().startswith("rejected")
@@ -128,10 +149,12 @@ def test_the_page_follows_a_job_to_its_verdicts(harness: Harness, browser: Any) 
     assert "OK       anna.mp4 -> anna.mp4 (preview: anna.preview.jpg)" in (
         harness.outbox / "spring lesson" / "RESULT.txt").read_text()
     assert browser.find_elements(By.CSS_SELECTOR, f'{card} [data-video="anna.mp4"] a.preview img')
-    images = browser.find_elements(By.CSS_SELECTOR, f"{card} img")
-    assert images and all(browser.execute_script(
-        "return arguments[0].complete && arguments[0].naturalWidth > 0", img) for img in images)
-    assert "Nothing is being made" in text_of(browser, "#idle")
+    # every picture loads (lazily, and again after each poll redraws the card)
+    on_page(browser, lambda d: (images := d.find_elements(By.CSS_SELECTOR, f"{card} img"))
+            and all(d.execute_script("return arguments[0].complete && "
+                                     "arguments[0].naturalWidth > 0", img) for img in images))
+    # the card comes from the store; the idle line from status.json, written just after
+    wait_for(lambda: "Nothing is being made" in text_of(browser, "#idle"), 10, "the idle line")
     browser.save_screenshot(str(harness.root / "page.png"))
     assert (harness.root / "page.png").stat().st_size > 10_000
     after = samples(port)
