@@ -18,9 +18,12 @@ minute (on a GPU machine: bench/gpu_check.sh): th10 driven by en02, one minute o
 output, cold and warm `heygemd once` with ``--engine`` (builtin, or wav2lip with a randomly
 initialised generator saved as the operator's checkpoint: the same cost as real weights);
 seconds per minute of output, the device named.
-profile: where a warm job's wall time goes (th10 + en01, in this process, the engine prepared and
-the template analysed by an untimed cold job first): every thread's stack sampled every 5 ms,
-seconds per function (inclusive: on the stack; self: at its top), per thread.
+profile: where a warm job's time goes (--clip th10 or th08, + en01, in this process, the engine
+prepared and the template analysed by an untimed cold job first): every thread's stack sampled
+every 5 ms, wall seconds per function (inclusive: on the stack; self: at its top), per thread;
+and CPU seconds per thread (x264's and the decoders' own threads as "native") and of the
+hearing worker, beside the plain decode + encode's CPU seconds: on N cores a job cannot take
+less wall time than its CPU seconds over N.
 
 Each run also records the CPU seconds other processes used meanwhile (``*_others_cpu_s``): on a
 shared machine a ratio measured beside someone else's job says so. The machine (cores, CPU
@@ -380,9 +383,76 @@ class StackSampler:
         return threads
 
 
+class ThreadCpu:
+    """CPU seconds per thread of this process over a block, by thread name (Python threads by
+    their names; threads the codecs and libraries start, x264's among them, as "native"), and
+    of its descendants (the hearing worker). Threads that end inside the block are read every
+    ``interval`` seconds, so at most that much of their end is missed."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.by_thread: dict[str, float] = {}
+        self.children = 0.0
+        self._names: dict[int, str] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="thread-cpu", daemon=True)
+
+    @staticmethod
+    def _read() -> dict[int, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        out: dict[int, float] = {}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
+    def _look(self) -> None:
+        for t in threading.enumerate():
+            if t.native_id is not None:
+                self._names[t.native_id] = t.name
+        self._last.update(self._read())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._look()
+
+    def __enter__(self) -> ThreadCpu:
+        from bench_engine import own_cpu_s
+
+        self._before = self._read()
+        self._own_before = own_cpu_s()
+        self._look()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from bench_engine import own_cpu_s
+
+        self._stop.set()
+        self._thread.join()
+        self._look()
+        main = threading.main_thread().native_id
+        for tid, cpu in self._last.items():
+            name = self._names.get(tid, "native")
+            if tid == main:
+                name = "MainThread"
+            if name == "thread-cpu":
+                continue
+            used = cpu - self._before.get(tid, 0.0)
+            self.by_thread[name] = round(self.by_thread.get(name, 0.0) + used, 2)
+        own = sum(self._last.values()) - sum(self._before.get(t, 0.0) for t in self._last)
+        self.children = round(max(0.0, own_cpu_s() - self._own_before - own), 2)
+
+
 def profile_warm(tmp: Path, settings: Any, device: str, clip: Path = TH10) -> dict[str, Any]:
-    """A warm ``clip`` + en01 job in this process under :class:`StackSampler`."""
-    from bench_engine import whole_job_seconds
+    """A warm ``clip`` + en01 job in this process under :class:`StackSampler` and
+    :class:`ThreadCpu`, and the plain decode + encode's CPU seconds beside it."""
+    from bench_engine import own_cpu_s, whole_job_seconds
 
     from heygemd.engines.base import EngineContext, resolve_device
     from heygemd.engines.builtin.engine import BuiltinEngine
@@ -400,11 +470,18 @@ def profile_warm(tmp: Path, settings: Any, device: str, clip: Path = TH10) -> di
                              tmp / "p-cold.mp4")
     engine.forget_heard()
     wav = own_track_as_wav(EN01, tmp / "p-warm.wav", WARM_GAIN)
-    with StackSampler() as sampler:
+    with StackSampler() as sampler, ThreadCpu() as cpu:
         warm = whole_job_seconds(pipeline, clip, wav, tmp / "p-warm.mp4")
     pipeline.shutdown()
+    before = own_cpu_s()
+    plain = plain_same_length(clip, EN01, tmp / "p-plain.mp4", settings.output)
+    plain_cpu = own_cpu_s() - before
     return {"clip": clip.name, "audio": EN01.name, "cold_s": round(cold, 2),
-            "warm_s": round(warm, 2), "samples": sampler.samples,
+            "warm_s": round(warm, 2), "plain_s": round(plain, 2),
+            "warm_cpu_s": {**dict(sorted(cpu.by_thread.items(), key=lambda kv: -kv[1])),
+                           "descendants": cpu.children,
+                           "total": round(sum(cpu.by_thread.values()) + cpu.children, 2)},
+            "plain_cpu_s": round(plain_cpu, 2), "samples": sampler.samples,
             "inclusive_s": sampler.table(sampler.inclusive, 40),
             "self_s": sampler.table(sampler.own, 25)}
 

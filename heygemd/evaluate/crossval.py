@@ -74,7 +74,7 @@ def head_analysis(full: Any, cut: int, heard: Any) -> Any:
         full, landmarks=full.landmarks[:cut], pose=full.pose[:cut], usable=full.usable[:cut],
         opening=full.opening[:cut], features=np.asarray(heard.features),
         speech=np.asarray(heard.speech), crop_origin=full.crop_origin[:cut],
-        crops=full.crops[:0],
+        crops=full.crops[:cut],
     )
 
 

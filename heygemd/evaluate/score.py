@@ -63,6 +63,15 @@ class ClipScore:
     # mouths of the real openings cannot reach the target: the held-out footage is sharper.
     sharpness_ceiling: float
     sharpness_template_vs_truth: float  # all template frames / the held-out frames
+    # The chosen template frames against the template's frames of the same openings (the
+    # MATCH_NEIGHBOURS nearest to each chosen one's): under 1, the selection takes blurrier
+    # mouths than the template holds for those shapes.
+    sharpness_chosen_vs_same_opening: float
+    # The template's frames of the chosen frames' openings against those of the truth's
+    # openings: under 1, the output shows shapes whose mouths are less sharp than the real
+    # ones' (more closed: lips hide the teeth). With sharpness_vs_source, the selection's figure
+    # and sharpness_ceiling it makes up sharpness_vs_truth.
+    sharpness_openings: float
     face_found: float  # share of the template's frames with a usable face
     sync_r: float  # the engine's own metric (opening vs loudness envelope)
     envelope_r: float  # output opening vs the audio's loudness envelope (dubbing's coupling)
@@ -161,6 +170,9 @@ def self_reenactment(
         sharpness_vs_truth=round(
             float(np.nanmean(out.sharpness)) / float(np.nanmean(truth.sharpness)), 3),
         **sharpness_ceilings(sharp_t, analysis.opening, truth),
+        sharpness_chosen_vs_same_opening=chosen_vs_same_opening(
+            sharp_t, analysis.opening, chosen[:n]),
+        sharpness_openings=openings_vs_truth(sharp_t, analysis.opening, chosen[:n], truth),
         face_found=round(float(analysis.usable.mean()), 4),
         sync_r=float(rendering.metrics.get("sync_r", float("nan"))),
         envelope_r=round(finite_pearson(out_open, envelope), 3),
@@ -180,6 +192,34 @@ def sharpness_ceilings(
         "sharpness_ceiling": round(float(np.nanmean(matched)) / real, 3),
         "sharpness_template_vs_truth": round(float(np.nanmean(template_sharp)) / real, 3),
     }
+
+
+def chosen_vs_same_opening(
+    template_sharp: np.ndarray, template_opening: np.ndarray, chosen: np.ndarray
+) -> float:
+    """Mean mouth sharpness of the ``chosen`` template frames (int (T,)) over the mean of the
+    template's frames nearest each chosen frame's opening (opening_matched): template frames'
+    sharpness (N,) and opening (N,)."""
+    own = np.asarray(template_sharp, np.float64)[chosen]
+    matched = opening_matched(template_sharp, template_opening,
+                              np.asarray(template_opening, np.float64)[chosen])
+    keep = np.isfinite(own) & np.isfinite(matched)
+    if not keep.any():
+        return float("nan")
+    return round(float(own[keep].mean()) / float(matched[keep].mean()), 3)
+
+
+def openings_vs_truth(
+    template_sharp: np.ndarray, template_opening: np.ndarray, chosen: np.ndarray, truth: Track
+) -> float:
+    """The template's mouth sharpness at the ``chosen`` frames' openings (opening_matched) over
+    its sharpness at the held-out frames' openings (``truth``): what the shapes shown cost."""
+    shown = opening_matched(template_sharp, template_opening,
+                            np.asarray(template_opening, np.float64)[chosen])
+    real = opening_matched(template_sharp, template_opening, np.array(truth.opening))
+    if not (np.isfinite(shown).any() and np.isfinite(real).any()):
+        return float("nan")
+    return round(float(np.nanmean(shown)) / float(np.nanmean(real)), 3)
 
 
 def dubbing(

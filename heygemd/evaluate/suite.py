@@ -32,7 +32,8 @@ def summary(clips: list[ClipScore]) -> dict[str, float]:
     """Means over clips of the self-reenactment scores."""
     keys = ("r", "voiced_r", "r_best", "baseline_r", "plan_r", "render_r", "silent_closed",
             "sharpness", "sharpness_vs_source", "sharpness_vs_truth", "sharpness_ceiling",
-            "sharpness_template_vs_truth", "face_found", "envelope_r", "truth_envelope_r")
+            "sharpness_template_vs_truth", "sharpness_chosen_vs_same_opening",
+            "sharpness_openings", "face_found", "envelope_r", "truth_envelope_r")
     out = {f"mean_{k}": round(float(np.nanmean([getattr(c, k) for c in clips])), 3) for k in keys}
     short = sharpness_shortfall(clips)
     out["clips_under_sharpness_target"] = float(len(short["under_target"]))
@@ -44,12 +45,27 @@ def summary(clips: list[ClipScore]) -> dict[str, float]:
     return out
 
 
-def sharpness_shortfall(clips: list[ClipScore]) -> dict[str, list[str]]:
-    """The clips whose mouth is less sharp than SHARPNESS_TARGET of the held-out frames', and
-    of those the ones whose template cannot reach it (sharpness_ceiling under the target)."""
+# sharpness_vs_truth is about the product of these: what the render keeps of the chosen
+# mouths, what the selection takes against the template's other mouths of those shapes, what
+# the shapes shown cost against the real ones', and what the footage allows.
+SHARPNESS_FACTORS = {"render": "sharpness_vs_source",
+                     "selection": "sharpness_chosen_vs_same_opening",
+                     "openings": "sharpness_openings", "footage": "sharpness_ceiling"}
+
+
+def sharpness_shortfall(clips: list[ClipScore]) -> dict[str, Any]:
+    """The clips whose mouth is less sharp than SHARPNESS_TARGET of the held-out frames', of
+    those the ones whose template cannot reach it (sharpness_ceiling under the target), and
+    for each the factor (SHARPNESS_FACTORS) that takes the most."""
     under = [c for c in clips if c.sharpness_vs_truth < SHARPNESS_TARGET]
+
+    def largest_loss(c: ClipScore) -> str:
+        values = {name: getattr(c, field) for name, field in SHARPNESS_FACTORS.items()}
+        return min(values, key=lambda name: values[name] if np.isfinite(values[name]) else 9.0)
+
     return {"under_target": [c.clip for c in under],
-            "under_ceiling": [c.clip for c in under if c.sharpness_ceiling < SHARPNESS_TARGET]}
+            "under_ceiling": [c.clip for c in under if c.sharpness_ceiling < SHARPNESS_TARGET],
+            "largest_loss": {c.clip: largest_loss(c) for c in under}}
 
 
 def as_dicts(scores: Iterable[ClipScore | DubScore]) -> list[dict[str, Any]]:
@@ -121,7 +137,7 @@ def run(
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table of a :func:`run` result, for the CLI and the bench."""
     lines = ["clip                                   frames     r voiced  lag r_best  base  plan "
-             "render silent closed truthC sharp  vsSrc vsTru  ceil  face sync_r"]
+             "render silent closed truthC sharp  vsSrc vsTru  ceil  sel  open  face sync_r"]
     for c in result["self_reenactment"]:
         lines.append(
             f"{c['clip'][:38]:38} {c['frames']:6} {c['r']:5.2f} {c['voiced_r']:6.2f} "
@@ -129,8 +145,8 @@ def format_table(result: dict[str, Any]) -> str:
             f"{c['render_r']:6.2f} {c['silent_frames']:7} "
             f"{c['silent_closed']:6.2f} {c['truth_silent_closed']:6.2f} {c['sharpness']:5.2f} "
             f"{c['sharpness_vs_source']:6.2f} {c['sharpness_vs_truth']:5.2f} "
-            f"{c['sharpness_ceiling']:5.2f} "
-            f"{c['face_found']:5.3f} {c['sync_r']:6.2f}"
+            f"{c['sharpness_ceiling']:5.2f} {c['sharpness_chosen_vs_same_opening']:4.2f} "
+            f"{c['sharpness_openings']:5.2f} {c['face_found']:5.3f} {c['sync_r']:6.2f}"
         )
     lines.append(f"summary: {result['summary']}")
     short = result.get("sharpness_shortfall")
@@ -138,7 +154,9 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"mouth under {SHARPNESS_TARGET} of the truth's sharpness: "
                      f"{', '.join(short['under_target'])}; of which the template cannot reach "
                      f"it (ceiling under {SHARPNESS_TARGET}): "
-                     f"{', '.join(short['under_ceiling']) or 'none'}")
+                     f"{', '.join(short['under_ceiling']) or 'none'}; largest loss: "
+                     + ", ".join(f"{clip} {factor}"
+                                 for clip, factor in short["largest_loss"].items()))
     for d in result["dubbing"]:
         lines.append(f"dub {d['template'][:30]:30} x {d['speech'][:30]:30} "
                      f"r={d['coupling_r']:5.2f} base={d['baseline_coupling_r']:5.2f} "

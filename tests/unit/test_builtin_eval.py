@@ -161,7 +161,12 @@ def test_a_clip_under_the_sharpness_target_is_put_down_to_its_template_only_unde
     from dataclasses import fields, replace
 
     from heygemd.evaluate.metrics import Track
-    from heygemd.evaluate.score import ClipScore, sharpness_ceilings
+    from heygemd.evaluate.score import (
+        ClipScore,
+        chosen_vs_same_opening,
+        openings_vs_truth,
+        sharpness_ceilings,
+    )
     from heygemd.evaluate.suite import format_table, sharpness_shortfall, summary
 
     # the held-out frames open wider than the template mostly does, and open mouths are
@@ -173,14 +178,25 @@ def test_a_clip_under_the_sharpness_target_is_put_down_to_its_template_only_unde
     assert open_truth == {"sharpness_ceiling": 1.0, "sharpness_template_vs_truth": 0.625}
     blurred = sharpness_ceilings(template_sharp * 0.5, template_opening, truth)
     assert blurred["sharpness_ceiling"] == 0.5
+    # the output shows closed mouths where the truth's were open: those shapes cost half
+    closed_frames = np.arange(15)
+    shapes = openings_vs_truth(template_sharp, template_opening, closed_frames, truth)
+    assert shapes == 0.5
+    # a chosen frame is as sharp as the template's others of its shape; a blurred one is not
+    assert chosen_vs_same_opening(template_sharp, template_opening, closed_frames) == 1.0
+    smeared = template_sharp.copy()
+    smeared[0] = 10.0
+    assert chosen_vs_same_opening(smeared, template_opening, np.array([0])) < 0.5
 
     values = {f.name: 1 if f.type in ("int", int) else 1.0 for f in fields(ClipScore)}
     sharp = ClipScore(**{**values, "clip": "sharp.mp4"})
-    chosen = replace(sharp, clip="closed.mp4", sharpness_vs_truth=0.7, **open_truth)
+    chosen = replace(sharp, clip="closed.mp4", sharpness_vs_truth=0.7, sharpness_openings=shapes,
+                     **open_truth)
     footage = replace(sharp, clip="footage.mp4", sharpness_vs_truth=0.6, **blurred)
     clips = [sharp, chosen, footage]
-    assert sharpness_shortfall(clips) == {"under_target": ["closed.mp4", "footage.mp4"],
-                                          "under_ceiling": ["footage.mp4"]}
+    assert sharpness_shortfall(clips) == {
+        "under_target": ["closed.mp4", "footage.mp4"], "under_ceiling": ["footage.mp4"],
+        "largest_loss": {"closed.mp4": "openings", "footage.mp4": "footage"}}
     means = summary(clips)
     assert means["clips_under_sharpness_target"] == 2 and means["of_which_under_ceiling"] == 1
     table = format_table({"self_reenactment": [s.__dict__ for s in clips], "summary": means,
@@ -188,3 +204,4 @@ def test_a_clip_under_the_sharpness_target_is_put_down_to_its_template_only_unde
                           "mean_coupling_r": None, "max_abs_voice_lag": None})
     assert "ceil" in table.splitlines()[0]
     assert "(ceiling under 0.9): footage.mp4" in table
+    assert "largest loss: closed.mp4 openings, footage.mp4 footage" in table

@@ -99,3 +99,49 @@ def test_frame_cost_steers_the_choice_between_equally_shaped_frames() -> None:
                                  0.3, frame_cost=np.array([2.0, 0.0]))  # fmt: skip
     assert plain[0, 0] == plain[0, 1]
     assert int(np.argmin(steered[0])) == 1 and steered[0, 0] == pytest.approx(2.0)
+
+
+def _mouth_crops(blurred: set[int], count: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """(crops uint8 (count, 64, 64, 3), landmarks (count, 478, 3)): the same textured patch
+    in every crop, Gaussian-blurred in the frames of ``blurred``; the outer lips ring a 30x16
+    box at (17, 24) of the crop."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    texture = rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    crops = np.stack([cv2.GaussianBlur(texture, (0, 0), 2.0) if i in blurred else texture
+                      for i in range(count)])
+    faces = np.zeros((count, 478, 3))
+    ring = [lm.LIPS_OUTER[0], lm.LIPS_OUTER[len(lm.LIPS_OUTER) // 2]]
+    faces[:, list(lm.LIPS_OUTER), :2] = (32 + 100, 32 + 50)
+    faces[:, ring[0], :2] = (17 + 100, 24 + 50)  # frame pixels: the crop sits at (100, 50)
+    faces[:, ring[1], :2] = (47 + 100, 40 + 50)
+    return crops, faces
+
+
+def test_mouth_detail_reads_each_frames_lip_box_from_its_crop() -> None:
+    crops, faces = _mouth_crops(blurred={1})
+    origins = np.tile([100, 50], (4, 1))
+    usable = np.array([True, True, True, False])
+    detail = select.mouth_detail(crops, faces, origins, usable)
+    assert detail[0] == pytest.approx(detail[2]) and detail[1] < 0.2 * detail[0]
+    assert np.isnan(detail[3])  # unusable: not read
+    # a template whose crops were not kept (fewer rows than frames): no detail, no error
+    assert np.isnan(select.mouth_detail(crops[:0], faces, origins, usable)).all()
+
+
+def test_a_mouth_blurrier_than_others_of_its_shape_costs_more() -> None:
+    # two shapes: closed mouths less detailed than open ones (teeth), which costs nothing;
+    # one open frame at half its peers' detail, one closed at 0.9 of its peers'
+    opening = np.array([0.0] * 10 + [0.3] * 10)
+    detail = np.array([50.0] * 10 + [200.0] * 10)
+    detail[15], detail[3] = 100.0, 45.0
+    usable = np.ones(20, bool)
+    costs = select.blur_costs(detail, opening, usable)
+    shortfall = (select.BLUR_FLOOR - 0.5) / (1 - select.BLUR_FLOOR)
+    assert costs[15] == pytest.approx(select.BLUR_WEIGHT * shortfall**2)
+    assert np.delete(costs, 15) == pytest.approx(0.0)
+    # unusable or unmeasured frames are neither judged nor peers; too few frames: no cost
+    usable[15] = False
+    assert select.blur_costs(detail, opening, usable) == pytest.approx(np.zeros(20))
+    assert select.blur_costs(detail[:5], opening[:5], usable[:5]) == pytest.approx(np.zeros(5))

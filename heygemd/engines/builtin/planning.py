@@ -23,6 +23,17 @@ CLOSED_SHAPE_WEIGHT = 6.0
 MIN_SPEECH_FRAMES = 20  # usable speech frames a template's own regression is fitted on, at least
 
 
+def mouth_detail(analysis: TemplateAnalysis) -> np.ndarray:
+    """select.mouth_detail of the template's usable frames, read through the crops' memory map
+    (its pages let go after)."""
+    from heygemd.engines.builtin import crops
+
+    detail = select.mouth_detail(analysis.crops, analysis.landmarks, analysis.crop_origin,
+                                 analysis.usable)
+    crops.let_go(analysis.crops)
+    return detail
+
+
 def drive(
     analysis: TemplateAnalysis,
     audio: np.ndarray,
@@ -84,7 +95,8 @@ def drive(
         target.opening, opening, valid, np.nan_to_num(analysis.pose[base]),
         np.nan_to_num(analysis.pose), spread, costs.pose_weight,
         np.where(target.closed, CLOSED_SHAPE_WEIGHT, 1.0),
-        select.hidden_lip_costs(select.lip_band(analysis.landmarks), valid),
+        select.hidden_lip_costs(select.lip_band(analysis.landmarks), valid)
+        + select.blur_costs(mouth_detail(analysis), opening, valid),
     )
     # no usable template frame at all: every frame passes through unchanged
     source = select.viterbi(unary, costs) if valid.any() else base

@@ -4,6 +4,8 @@ Cost of picking template frame j for output frame t:
     shape:  ((opening[j] - target[t]) / spread)^2
     pose:   pose_weight * (angle between base frame t's pose and j's pose / 10 deg)^2
     lips:   a cost for frames whose lips are rolled in (pressed out of sight), whatever t
+    blur:   a cost for frames whose mouth is blurrier than the template's others of its shape
+            (motion blur, a focus breathing), whatever t
     moves:  0 for j = previous + 1 (the template's own co-articulation), ``hold_cost`` for
             j = previous, ``jump_cost`` for anything else.
 Because every non-consecutive move costs the same, the pass is O(T * N) rather than O(T * N^2).
@@ -24,6 +26,14 @@ POSE_UNIT_DEG = 10.0
 # square of the shortfall; the usual closed mouths measure 0.85-1.4 of the median.
 LIP_BAND_FLOOR = 0.8
 LIP_BAND_WEIGHT = 4.0
+# A mouth's detail (Laplacian variance of its lip box) against the template's frames of the
+# nearest openings (BLUR_PEERS of them, the frame among them): open mouths show teeth and are
+# sharper than closed ones, so a frame is judged against its own shape only. Frames under
+# BLUR_FLOOR of their peers' median cost more, growing with the square of the shortfall: at
+# 0.6 as much as a quarter of the opening range off the target.
+BLUR_PEERS = 9
+BLUR_FLOOR = 0.8
+BLUR_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,48 @@ def hidden_lip_costs(band: np.ndarray, usable: np.ndarray) -> np.ndarray:
     ratio = band / median
     shortfall = np.clip((LIP_BAND_FLOOR - ratio) / (1 - LIP_BAND_FLOOR), 0.0, None)
     return LIP_BAND_WEIGHT * np.nan_to_num(shortfall, nan=0.0) ** 2
+
+
+def mouth_detail(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
+                 usable: np.ndarray) -> np.ndarray:
+    """float64 (N,): each usable template frame's mouth detail, the variance of the Laplacian of
+    its grey outer-lip box with a 30% margin, from its crop (uint8 (N, S, S, 3), memory-mapped:
+    only the box is read); NaN where unusable or without a crop. landmarks (N, 478, >=2) and
+    origins (N, 2) in frame pixels."""
+    import cv2
+
+    out = np.full(len(usable), np.nan)
+    side_y, side_x = crops.shape[1:3]
+    for i in np.flatnonzero(usable[: len(crops)]):
+        lips = landmarks[i, list(lm.LIPS_OUTER), :2] - origins[i]
+        lo, hi = lips.min(axis=0), lips.max(axis=0)
+        pad = (hi - lo) * 0.3
+        x0, y0 = np.clip(np.floor(lo - pad), 0, [side_x, side_y]).astype(int)
+        x1, y1 = np.clip(np.ceil(hi + pad), 0, [side_x, side_y]).astype(int)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            continue
+        grey = cv2.cvtColor(np.ascontiguousarray(crops[i, y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+        out[i] = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    return out
+
+
+def blur_costs(detail: np.ndarray, opening: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """float64 (N,): the cost of showing each template frame's mouth, from its detail
+    (:func:`mouth_detail`) against the median of the BLUR_PEERS usable frames nearest in
+    opening: 0 down to BLUR_FLOOR of it. Too few frames to compare: all 0."""
+    out = np.zeros(len(usable))
+    known = np.flatnonzero(usable & np.isfinite(detail) & np.isfinite(opening) & (detail > 0))
+    if len(known) < BLUR_PEERS:
+        return out
+    order = known[np.argsort(opening[known], kind="stable")]
+    logs = np.log(detail[order])
+    half = BLUR_PEERS // 2
+    padded = np.pad(logs, half, mode="edge")
+    peers = np.median(np.lib.stride_tricks.sliding_window_view(padded, BLUR_PEERS), axis=1)
+    ratio = np.exp(logs - peers)
+    shortfall = np.clip((BLUR_FLOOR - ratio) / (1 - BLUR_FLOOR), 0.0, None)
+    out[order] = BLUR_WEIGHT * shortfall**2
+    return out
 
 
 def viterbi(unary: np.ndarray, costs: SelectionCosts) -> np.ndarray:
