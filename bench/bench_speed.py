@@ -383,16 +383,39 @@ class StackSampler:
         return threads
 
 
+def _descendants_cpu_s() -> float:
+    """CPU seconds of this process's descendants: those ended and waited for, and the living
+    (an engine's hearing worker)."""
+    from bench_engine import descendants, process_stats
+
+    times = os.times()
+    stats = process_stats()
+    tick = os.sysconf("SC_CLK_TCK")
+    return times.children_user + times.children_system + sum(
+        (int(stats[pid][11]) + int(stats[pid][12])) / tick
+        for pid in descendants(os.getpid(), stats))
+
+
+def _process_cpu_s() -> float:
+    """CPU seconds of this process, all its threads."""
+    times = os.times()
+    return times.user + times.system
+
+
 class ThreadCpu:
     """CPU seconds per thread of this process over a block, by thread name (Python threads by
     their names; threads the codecs and libraries start, x264's among them, as "native"), and
     of its descendants (the hearing worker). Threads that end inside the block are read every
-    ``interval`` seconds, so at most that much of their end is missed."""
+    ``interval`` seconds: what the reads miss (the last moments of a thread that ends, a thread
+    that lives less than an interval) is ``unattributed``, this process's CPU less the threads'.
+    The benchmark's own threads (``measuring``) are apart from ``total``."""
+
+    MEASURING = ("thread-cpu", "stack-sampler")
 
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.by_thread: dict[str, float] = {}
-        self.children = 0.0
+        self.descendants = self.unattributed = self.measuring = self.total = 0.0
         self._names: dict[int, str] = {}
         self._last: dict[int, float] = {}
         self._stop = threading.Event()
@@ -422,31 +445,39 @@ class ThreadCpu:
             self._look()
 
     def __enter__(self) -> ThreadCpu:
-        from bench_engine import own_cpu_s
-
         self._before = self._read()
-        self._own_before = own_cpu_s()
+        self._process_before = _process_cpu_s()
+        self._descendants_before = _descendants_cpu_s()
         self._look()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from bench_engine import own_cpu_s
-
         self._stop.set()
         self._thread.join()
         self._look()
+        process = _process_cpu_s() - self._process_before
+        self.descendants = round(_descendants_cpu_s() - self._descendants_before, 2)
         main = threading.main_thread().native_id
+        seen = 0.0
         for tid, cpu in self._last.items():
-            name = self._names.get(tid, "native")
-            if tid == main:
-                name = "MainThread"
-            if name == "thread-cpu":
-                continue
+            name = "MainThread" if tid == main else self._names.get(tid, "native")
             used = cpu - self._before.get(tid, 0.0)
-            self.by_thread[name] = round(self.by_thread.get(name, 0.0) + used, 2)
-        own = sum(self._last.values()) - sum(self._before.get(t, 0.0) for t in self._last)
-        self.children = round(max(0.0, own_cpu_s() - self._own_before - own), 2)
+            seen += used
+            if name in self.MEASURING:
+                self.measuring += used
+            else:
+                self.by_thread[name] = round(self.by_thread.get(name, 0.0) + used, 2)
+        self.measuring = round(self.measuring, 2)
+        self.unattributed = round(max(0.0, process - seen), 2)
+        self.total = round(process - self.measuring + self.descendants, 2)
+
+    def table(self) -> dict[str, float]:
+        """Thread name -> CPU seconds, largest first, then the descendants', the unattributed,
+        the total (the measuring threads left out) and the measuring threads'."""
+        rows = dict(sorted(self.by_thread.items(), key=lambda kv: -kv[1]))
+        return {**rows, "descendants": self.descendants, "unattributed": self.unattributed,
+                "total": self.total, "measuring": self.measuring}
 
 
 def profile_warm(tmp: Path, settings: Any, device: str, clip: Path = TH10) -> dict[str, Any]:
@@ -478,9 +509,7 @@ def profile_warm(tmp: Path, settings: Any, device: str, clip: Path = TH10) -> di
     plain_cpu = own_cpu_s() - before
     return {"clip": clip.name, "audio": EN01.name, "cold_s": round(cold, 2),
             "warm_s": round(warm, 2), "plain_s": round(plain, 2),
-            "warm_cpu_s": {**dict(sorted(cpu.by_thread.items(), key=lambda kv: -kv[1])),
-                           "descendants": cpu.children,
-                           "total": round(sum(cpu.by_thread.values()) + cpu.children, 2)},
+            "warm_cpu_s": cpu.table(),
             "plain_cpu_s": round(plain_cpu, 2), "samples": sampler.samples,
             "inclusive_s": sampler.table(sampler.inclusive, 40),
             "self_s": sampler.table(sampler.own, 25)}

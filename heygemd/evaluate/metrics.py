@@ -7,7 +7,7 @@ The series functions are pure; :func:`frames_from` and :func:`template_sharpness
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +159,8 @@ def silent_mask(audio: np.ndarray, fps: float, count: int, voice: af.VoiceDetect
     return quiet | ~af.speech_mask_from_spans(voice.spans(audio), fps, count)
 
 
-def mouth_sharpness(frame: np.ndarray, landmarks: np.ndarray) -> float:
-    """Variance of the Laplacian of the grey mouth region (outer-lip box, 30% margin)."""
+def _mouth_grey(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """The grey mouth region (outer-lip box, 30% margin) of an RGB frame; None when empty."""
     import cv2
 
     from heygemd.faces import landmarks as lm
@@ -171,10 +171,28 @@ def mouth_sharpness(frame: np.ndarray, landmarks: np.ndarray) -> float:
     x0, y0 = np.maximum(np.floor(lo - pad), 0).astype(int)
     x1, y1 = np.ceil(hi + pad).astype(int)
     crop = frame[y0:y1, x0:x1]
-    if crop.size == 0:
+    return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.size else None
+
+
+def mouth_sharpness(frame: np.ndarray, landmarks: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey mouth region (outer-lip box, 30% margin)."""
+    import cv2
+
+    grey = _mouth_grey(frame, landmarks)
+    return float("nan") if grey is None else float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def mouth_gradient(frame: np.ndarray, landmarks: np.ndarray) -> float:
+    """Mean squared Sobel gradient (Tenengrad) of the same mouth region: a second sharpness
+    measure, apart from the Laplacian variance the builtin engine's selection reads."""
+    import cv2
+
+    grey = _mouth_grey(frame, landmarks)
+    if grey is None:
         return float("nan")
-    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    gx = cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3)
+    return float(np.mean(gx * gx + gy * gy))
 
 
 @dataclass
@@ -184,12 +202,13 @@ class Track:
     opening: list[float]
     sharpness: list[float]
     kept: dict[int, np.ndarray]
+    gradient: list[float] = field(default_factory=list)  # mouth_gradient per frame
 
 
 def measure(
     frames: Iterable[np.ndarray], analyzer: Any, scale: float, keep: set[int]
 ) -> Track:
-    """Mouth opening and sharpness per frame of ``frames`` (analysed at ``scale``)."""
+    """Mouth opening, sharpness and gradient per frame of ``frames`` (analysed at ``scale``)."""
     import cv2
 
     from heygemd.faces.geometry import mouth_opening
@@ -205,9 +224,11 @@ def measure(
             points = np.asarray(faces[0].landmarks) / scale
             track.opening.append(mouth_opening(points))
             track.sharpness.append(mouth_sharpness(frame, points))
+            track.gradient.append(mouth_gradient(frame, points))
         else:
             track.opening.append(float("nan"))
             track.sharpness.append(float("nan"))
+            track.gradient.append(float("nan"))
         if i in keep:
             track.kept[i] = frame
     return track

@@ -15,6 +15,7 @@ from heygemd.engines.base import Evaluable, RenderRequest
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin.select import pingpong_indices
 from heygemd.evaluate.metrics import (
+    MATCH_NEIGHBOURS,
     Track,
     best_lag,
     closed_share,
@@ -58,12 +59,13 @@ class ClipScore:
     sharpness: float  # output mouth sharpness / template mouth sharpness (all usable frames)
     sharpness_vs_source: float  # output / the template frames actually chosen (same content)
     sharpness_vs_truth: float  # output / the real held-out frames (the person's real mouth)
+    gradient_vs_truth: float  # the same with metrics.mouth_gradient (Tenengrad), a second measure
     # What the template's footage allows: its frames of each held-out frame's opening (the
     # MATCH_NEIGHBOURS nearest) against the held-out frames. Under SHARPNESS_TARGET, template
     # mouths of the real openings cannot reach the target: the held-out footage is sharper.
     sharpness_ceiling: float
     sharpness_template_vs_truth: float  # all template frames / the held-out frames
-    # The chosen template frames against the template's frames of the same openings (the
+    # The chosen template frames against the template's other frames of the same openings (the
     # MATCH_NEIGHBOURS nearest to each chosen one's): under 1, the selection takes blurrier
     # mouths than the template holds for those shapes.
     sharpness_chosen_vs_same_opening: float
@@ -169,6 +171,8 @@ def self_reenactment(
         ),
         sharpness_vs_truth=round(
             float(np.nanmean(out.sharpness)) / float(np.nanmean(truth.sharpness)), 3),
+        gradient_vs_truth=round(
+            float(np.nanmean(out.gradient)) / float(np.nanmean(truth.gradient)), 3),
         **sharpness_ceilings(sharp_t, analysis.opening, truth),
         sharpness_chosen_vs_same_opening=chosen_vs_same_opening(
             sharp_t, analysis.opening, chosen[:n]),
@@ -197,16 +201,20 @@ def sharpness_ceilings(
 def chosen_vs_same_opening(
     template_sharp: np.ndarray, template_opening: np.ndarray, chosen: np.ndarray
 ) -> float:
-    """Mean mouth sharpness of the ``chosen`` template frames (int (T,)) over the mean of the
-    template's frames nearest each chosen frame's opening (opening_matched): template frames'
-    sharpness (N,) and opening (N,)."""
-    own = np.asarray(template_sharp, np.float64)[chosen]
-    matched = opening_matched(template_sharp, template_opening,
-                              np.asarray(template_opening, np.float64)[chosen])
-    keep = np.isfinite(own) & np.isfinite(matched)
-    if not keep.any():
+    """Mean mouth sharpness of the ``chosen`` template frames (int (T,)) over the mean of, for
+    each, the MATCH_NEIGHBOURS other template frames nearest its opening: template frames'
+    sharpness (N,) and opening (N,). NaN where too few frames are measured."""
+    sharp = np.asarray(template_sharp, np.float64)
+    opening = np.asarray(template_opening, np.float64)
+    ok = np.flatnonzero(np.isfinite(sharp) & np.isfinite(opening))
+    picks = np.asarray(chosen)[np.isin(chosen, ok)]
+    if len(picks) == 0 or len(ok) <= MATCH_NEIGHBOURS:
         return float("nan")
-    return round(float(own[keep].mean()) / float(matched[keep].mean()), 3)
+    distance = np.abs(opening[picks][:, None] - opening[ok][None, :])
+    distance[picks[:, None] == ok[None, :]] = np.inf  # a frame is not its own peer
+    nearest = np.argpartition(distance, MATCH_NEIGHBOURS - 1, axis=1)[:, :MATCH_NEIGHBOURS]
+    peers = sharp[ok][nearest].mean(axis=1)
+    return round(float(sharp[picks].mean()) / float(peers.mean()), 3)
 
 
 def openings_vs_truth(

@@ -31,7 +31,8 @@ log = structlog.get_logger(__name__)
 def summary(clips: list[ClipScore]) -> dict[str, float]:
     """Means over clips of the self-reenactment scores."""
     keys = ("r", "voiced_r", "r_best", "baseline_r", "plan_r", "render_r", "silent_closed",
-            "sharpness", "sharpness_vs_source", "sharpness_vs_truth", "sharpness_ceiling",
+            "sharpness", "sharpness_vs_source", "sharpness_vs_truth", "gradient_vs_truth",
+            "sharpness_ceiling",
             "sharpness_template_vs_truth", "sharpness_chosen_vs_same_opening",
             "sharpness_openings", "face_found", "envelope_r", "truth_envelope_r")
     out = {f"mean_{k}": round(float(np.nanmean([getattr(c, k) for c in clips])), 3) for k in keys}
@@ -59,9 +60,10 @@ def sharpness_shortfall(clips: list[ClipScore]) -> dict[str, Any]:
     for each the factor (SHARPNESS_FACTORS) that takes the most."""
     under = [c for c in clips if c.sharpness_vs_truth < SHARPNESS_TARGET]
 
-    def largest_loss(c: ClipScore) -> str:
-        values = {name: getattr(c, field) for name, field in SHARPNESS_FACTORS.items()}
-        return min(values, key=lambda name: values[name] if np.isfinite(values[name]) else 9.0)
+    def largest_loss(c: ClipScore) -> str | None:
+        values = {name: getattr(c, field) for name, field in SHARPNESS_FACTORS.items()
+                  if np.isfinite(getattr(c, field))}
+        return min(values, key=values.__getitem__) if values else None
 
     return {"under_target": [c.clip for c in under],
             "under_ceiling": [c.clip for c in under if c.sharpness_ceiling < SHARPNESS_TARGET],
@@ -155,7 +157,7 @@ def format_table(result: dict[str, Any]) -> str:
                      f"{', '.join(short['under_target'])}; of which the template cannot reach "
                      f"it (ceiling under {SHARPNESS_TARGET}): "
                      f"{', '.join(short['under_ceiling']) or 'none'}; largest loss: "
-                     + ", ".join(f"{clip} {factor}"
+                     + ", ".join(f"{clip} {factor or 'unknown'}"
                                  for clip, factor in short["largest_loss"].items()))
     for d in result["dubbing"]:
         lines.append(f"dub {d['template'][:30]:30} x {d['speech'][:30]:30} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from heygemd import evaluate
 
@@ -205,3 +206,25 @@ def test_a_clip_under_the_sharpness_target_is_put_down_to_its_template_only_unde
     assert "ceil" in table.splitlines()[0]
     assert "(ceiling under 0.9): footage.mp4" in table
     assert "largest loss: closed.mp4 openings, footage.mp4 footage" in table
+
+
+def test_both_sharpness_measures_read_the_mouth_box_only() -> None:
+    import cv2
+
+    from heygemd.evaluate.metrics import mouth_gradient, mouth_sharpness
+    from heygemd.faces import landmarks as lm
+
+    rng = np.random.default_rng(7)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (200, 200, 3)).astype(np.uint8), (0, 0), 1.0)
+    points = np.zeros((478, 3))
+    angle = np.linspace(0, 2 * np.pi, len(lm.LIPS_OUTER), endpoint=False)
+    points[list(lm.LIPS_OUTER), 0] = 100 + 30 * np.cos(angle)
+    points[list(lm.LIPS_OUTER), 1] = 120 + 15 * np.sin(angle)
+    soft_mouth, soft_rest = frame.copy(), cv2.GaussianBlur(frame, (0, 0), 3.0)
+    soft_mouth[90:160, 40:170] = soft_rest[90:160, 40:170]  # the box: 61..139 x 96..144
+    soft_rest[90:160, 40:170] = frame[90:160, 40:170]
+    for measure in (mouth_sharpness, mouth_gradient):
+        sharp = measure(frame, points)
+        assert measure(soft_mouth, points) < 0.3 * sharp
+        assert measure(soft_rest, points) == pytest.approx(sharp)
+    assert np.isnan(mouth_gradient(frame, points + 1000))  # the box outside the frame

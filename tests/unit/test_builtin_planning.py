@@ -34,10 +34,26 @@ def _features(loudness: np.ndarray) -> np.ndarray:
     return rows
 
 
-def _template(rolled_in: int | None = None) -> TemplateAnalysis:
+def _textured(blurred: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(landmarks (count, 478, 3), crops uint8 (count, 128, 128, 3)): every frame's outer lips
+    a ring round (50, 80) in a textured crop; frame ``blurred``'s lip box blurred."""
+    import cv2
+
+    points = np.stack([_face(0.18)] * count)
+    angle = np.linspace(0, 2 * np.pi, len(lm.LIPS_OUTER), endpoint=False)
+    points[:, list(lm.LIPS_OUTER), 0] = 50 + 25 * np.cos(angle)
+    points[:, list(lm.LIPS_OUTER), 1] = 80 + 12 * np.sin(angle)
+    texture = np.random.default_rng(5).integers(0, 256, (128, 128, 3)).astype(np.uint8)
+    crops = np.stack([texture] * count)
+    crops[blurred, 55:105, 10:90] = cv2.GaussianBlur(texture, (0, 0), 2.0)[55:105, 10:90]
+    return points, crops
+
+
+def _template(rolled_in: int | None = None, blurred: int | None = None) -> TemplateAnalysis:
     """Speech where the opening follows feature 0; its pauses (every 4th second) rest half open
     with silent features, as real speakers do. ``rolled_in``: one closed frame with its lips
-    pressed out of sight."""
+    pressed out of sight; ``blurred``: one closed frame whose mouth is blurred (the others
+    sharp, textured crops)."""
     rng = np.random.default_rng(0)
     t = np.arange(N)
     speech = (t // 25) % 4 != 3
@@ -48,11 +64,16 @@ def _template(rolled_in: int | None = None) -> TemplateAnalysis:
     if rolled_in is not None:
         opening[rolled_in] = 0.0
         bands[rolled_in] = 0.08
+    landmarks = np.stack([_face(b) for b in bands])
+    crops = np.zeros((N, 8, 8, 3), np.uint8)
+    if blurred is not None:
+        opening[blurred] = 0.0
+        landmarks, crops = _textured(blurred, N)
     return TemplateAnalysis(
         fps=FPS, width=256, height=256,
-        landmarks=np.stack([_face(b) for b in bands]), pose=np.zeros((N, 3), np.float32),
+        landmarks=landmarks, pose=np.zeros((N, 3), np.float32),
         usable=np.ones(N, bool), opening=opening, features=_features(loud), speech=speech,
-        crop_origin=np.zeros((N, 2), np.int32), crops=np.zeros((N, 8, 8, 3), np.uint8),
+        crop_origin=np.zeros((N, 2), np.int32), crops=crops,
     )
 
 
@@ -106,6 +127,34 @@ def test_pauses_avoid_rolled_in_lips(monkeypatch: pytest.MonkeyPatch) -> None:
     assert 90 in shown[0.0].tolist()  # without the cost it is the pause's best match
     assert 90 not in shown[select.LIP_BAND_WEIGHT].tolist()
     assert (analysis.opening[shown[select.LIP_BAND_WEIGHT][12:28]] < 0.01).all()  # still closed
+
+
+def test_pauses_avoid_a_blurred_mouth(monkeypatch: pytest.MonkeyPatch) -> None:
+    loudness = np.concatenate([np.full(10, 0.5), np.zeros(20), np.full(10, 0.5)])
+    analysis = _template(blurred=90)
+    detail = planning.mouth_detail(analysis)
+    assert detail[90] < select.BLUR_FLOOR * np.median(detail)  # the lip box blurred
+    shown = {}
+    for weight in (0.0, select.BLUR_WEIGHT):
+        monkeypatch.setattr(select, "BLUR_WEIGHT", weight)
+        plan, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
+                                 BuiltinEngineSettings(), FakeListener(loudness))  # fmt: skip
+        shown[weight] = plan.source
+    assert 90 in shown[0.0].tolist()  # without the cost it is the pause's best match
+    assert 90 not in shown[select.BLUR_WEIGHT].tolist()
+    assert (analysis.opening[shown[select.BLUR_WEIGHT][12:28]] < 0.01).all()  # still closed
+    # the same plan when the detail is given (the engine finds it while the audio is heard)
+    given, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
+                              BuiltinEngineSettings(), FakeListener(loudness), None, detail)
+    assert given.source.tolist() == shown[select.BLUR_WEIGHT].tolist()
+
+
+def test_mouth_detail_of_a_template_whose_crops_end_early() -> None:
+    analysis = _template(blurred=90)
+    short = planning.mouth_detail(TemplateAnalysis(**{**analysis.__dict__,
+                                                      "crops": analysis.crops[:100]}))
+    assert np.isfinite(short[:100]).all() and np.isnan(short[100:]).all()
+    assert short[:100] == pytest.approx(planning.mouth_detail(analysis)[:100])
 
 
 def _column_model(column: int) -> MouthModel:

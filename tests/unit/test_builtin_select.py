@@ -101,31 +101,42 @@ def test_frame_cost_steers_the_choice_between_equally_shaped_frames() -> None:
     assert int(np.argmin(steered[0])) == 1 and steered[0, 0] == pytest.approx(2.0)
 
 
-def _mouth_crops(blurred: set[int], count: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """(crops uint8 (count, 64, 64, 3), landmarks (count, 478, 3)): the same textured patch
-    in every crop, Gaussian-blurred in the frames of ``blurred``; the outer lips ring a 30x16
-    box at (17, 24) of the crop."""
+def _mouth_crops(count: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crops uint8 (count, 96, 96, 3), landmarks (count, 478, 3), origins (count, 2)): the same
+    textured crop in every frame, sitting at (100, 50) of the frame; the outer lips ring a box
+    of 30x16 px at (17, 24) of the crop (8..56 x 19..45 with the margin). Frame 1's lip box is
+    blurred, frame 2's crop is blurred everywhere but there, frame 4 is frame 0 zoomed 1.5x
+    about the crop's corner, lips and all."""
     import cv2
 
     rng = np.random.default_rng(3)
-    texture = rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)
-    crops = np.stack([cv2.GaussianBlur(texture, (0, 0), 2.0) if i in blurred else texture
-                      for i in range(count)])
+    noise = rng.integers(0, 256, (96, 96, 3)).astype(np.uint8)
+    texture = cv2.GaussianBlur(noise, (0, 0), 1.5)  # detail a few pixels across, as skin has
+    smooth = cv2.GaussianBlur(texture, (0, 0), 3.0)
+    crops = np.stack([texture] * count)
+    crops[1, 19:45, 8:56] = smooth[19:45, 8:56]
+    crops[2] = smooth
+    crops[2, 19:45, 8:56] = texture[19:45, 8:56]
+    crops[4] = cv2.resize(texture, (144, 144), interpolation=cv2.INTER_CUBIC)[:96, :96]
+    angle = np.linspace(0, 2 * np.pi, len(lm.LIPS_OUTER), endpoint=False)
+    ring = np.stack([32 + 15 * np.cos(angle), 32 + 8 * np.sin(angle)], axis=1)
     faces = np.zeros((count, 478, 3))
-    ring = [lm.LIPS_OUTER[0], lm.LIPS_OUTER[len(lm.LIPS_OUTER) // 2]]
-    faces[:, list(lm.LIPS_OUTER), :2] = (32 + 100, 32 + 50)
-    faces[:, ring[0], :2] = (17 + 100, 24 + 50)  # frame pixels: the crop sits at (100, 50)
-    faces[:, ring[1], :2] = (47 + 100, 40 + 50)
-    return crops, faces
+    faces[:, list(lm.LIPS_OUTER), :2] = ring + (100, 50)  # frame pixels
+    faces[4, list(lm.LIPS_OUTER), :2] = ring * 1.5 + (100, 50)
+    return crops, faces, np.tile([100, 50], (count, 1))
 
 
 def test_mouth_detail_reads_each_frames_lip_box_from_its_crop() -> None:
-    crops, faces = _mouth_crops(blurred={1})
-    origins = np.tile([100, 50], (4, 1))
-    usable = np.array([True, True, True, False])
-    detail = select.mouth_detail(crops, faces, origins, usable)
-    assert detail[0] == pytest.approx(detail[2]) and detail[1] < 0.2 * detail[0]
+    crops, faces, origins = _mouth_crops()
+    usable = np.array([True, True, True, False, True])
+    detail = select.mouth_detail(crops, faces, origins, usable, width=48.0)
+    assert detail[1] < 0.2 * detail[0]  # its lip box blurred
+    assert detail[2] == pytest.approx(detail[0])  # blurred, but not where the lips are
     assert np.isnan(detail[3])  # unusable: not read
+    # a head nearer the camera: the box is brought to the others' width before it is judged
+    assert 0.5 * detail[0] < detail[4] < 2 * detail[0]
+    unscaled = select.mouth_detail(crops[4:], faces[4:], origins[4:], usable[4:], width=72.0)
+    assert unscaled[0] < 0.5 * detail[0]  # read at its own size, it looks blurred
     # a template whose crops were not kept (fewer rows than frames): no detail, no error
     assert np.isnan(select.mouth_detail(crops[:0], faces, origins, usable)).all()
 
@@ -141,6 +152,12 @@ def test_a_mouth_blurrier_than_others_of_its_shape_costs_more() -> None:
     shortfall = (select.BLUR_FLOOR - 0.5) / (1 - select.BLUR_FLOOR)
     assert costs[15] == pytest.approx(select.BLUR_WEIGHT * shortfall**2)
     assert np.delete(costs, 15) == pytest.approx(0.0)
+    # the ends of the opening range are judged too: the most open and the two most closed
+    ends = np.linspace(0.0, 0.3, 20)
+    blurred = np.full(20, 100.0)
+    blurred[[0, 1, 19]] = 40.0
+    charged = select.blur_costs(blurred, ends, usable)
+    assert (charged[[0, 1, 19]] > 0).all() and charged[2:19] == pytest.approx(0.0)
     # unusable or unmeasured frames are neither judged nor peers; too few frames: no cost
     usable[15] = False
     assert select.blur_costs(detail, opening, usable) == pytest.approx(np.zeros(20))

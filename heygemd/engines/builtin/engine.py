@@ -175,12 +175,15 @@ class BuiltinEngine:
             if abs(analysis.fps - request.fps) > 0.01:
                 log.warning("engine.fps_mismatch", template_fps=analysis.fps,
                             request_fps=request.fps)
-            # what the render needs besides the plan: found while the new audio is still heard
+            # what the render and the selection need besides the audio: found while the new
+            # audio is still heard
             triangles, lips = _render_constants(analysis)
+            detail = planning.mouth_detail(analysis)
             # planning hears through the Hearing: the answer asked above
             plan, metrics = planning.drive(analysis, request.audio, count, self.cfg,
                                            self._hearing,
-                                           self.mouth_model if self.cfg.speaker_model else None)
+                                           self.mouth_model if self.cfg.speaker_model else None,
+                                           detail)
         self.last_plan = plan
         metrics["template_cached"] = float(cached)
         metrics["plan_ms"] = round((time.monotonic() - t0) * 1000, 1)

@@ -23,14 +23,28 @@ CLOSED_SHAPE_WEIGHT = 6.0
 MIN_SPEECH_FRAMES = 20  # usable speech frames a template's own regression is fitted on, at least
 
 
+# Template frames whose mouth detail is read before the crops' pages are let go: a long
+# template's map is never resident whole.
+DETAIL_CHUNK = 256
+
+
 def mouth_detail(analysis: TemplateAnalysis) -> np.ndarray:
     """select.mouth_detail of the template's usable frames, read through the crops' memory map
-    (its pages let go after)."""
+    DETAIL_CHUNK frames at a time, its pages let go after each. th10 (502 frames, 424 px
+    crops): 40 ms."""
     from heygemd.engines.builtin import crops
 
-    detail = select.mouth_detail(analysis.crops, analysis.landmarks, analysis.crop_origin,
-                                 analysis.usable)
-    crops.let_go(analysis.crops)
+    detail = np.full(analysis.n_frames, np.nan)
+    n = min(analysis.n_frames, len(analysis.crops))  # frames past the crops: no detail
+    usable = analysis.usable[:n]
+    width = select.box_width(select.lip_boxes(analysis.landmarks[:n], analysis.crop_origin[:n],
+                                              usable, analysis.crops.shape[1:3])[usable])
+    for start in range(0, n, DETAIL_CHUNK):
+        stop = min(n, start + DETAIL_CHUNK)
+        detail[start:stop] = select.mouth_detail(
+            analysis.crops[start:stop], analysis.landmarks[start:stop],
+            analysis.crop_origin[start:stop], usable[start:stop], width)
+        crops.let_go(analysis.crops)
     return detail
 
 
@@ -41,11 +55,13 @@ def drive(
     cfg: BuiltinEngineSettings,
     listener: Hears,
     model: MouthModel | None = None,
+    detail: np.ndarray | None = None,
 ) -> tuple[Plan, dict[str, float]]:
     """Decide, for each of ``count`` output frames, the base and the source template frame.
 
     audio: float32 (N,) 16 kHz; model: the speaker-independent mouth model (None: the template's
-    own regression alone). Returns the plan and metrics (sync_r, regression reliability, ...).
+    own regression alone); detail: :func:`mouth_detail` of the analysis when found already
+    (else found here). Returns the plan and metrics (sync_r, regression reliability, ...).
     """
     fps = analysis.fps
     heard = listener.hear(audio, fps, count)
@@ -96,7 +112,7 @@ def drive(
         np.nan_to_num(analysis.pose), spread, costs.pose_weight,
         np.where(target.closed, CLOSED_SHAPE_WEIGHT, 1.0),
         select.hidden_lip_costs(select.lip_band(analysis.landmarks), valid)
-        + select.blur_costs(mouth_detail(analysis), opening, valid),
+        + select.blur_costs(mouth_detail(analysis) if detail is None else detail, opening, valid),
     )
     # no usable template frame at all: every frame passes through unchanged
     source = select.viterbi(unary, costs) if valid.any() else base

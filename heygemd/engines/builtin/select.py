@@ -98,25 +98,57 @@ def hidden_lip_costs(band: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return LIP_BAND_WEIGHT * np.nan_to_num(shortfall, nan=0.0) ** 2
 
 
-def mouth_detail(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
-                 usable: np.ndarray) -> np.ndarray:
-    """float64 (N,): each usable template frame's mouth detail, the variance of the Laplacian of
-    its grey outer-lip box with a 30% margin, from its crop (uint8 (N, S, S, 3), memory-mapped:
-    only the box is read); NaN where unusable or without a crop. landmarks (N, 478, >=2) and
-    origins (N, 2) in frame pixels."""
-    import cv2
-
-    out = np.full(len(usable), np.nan)
-    side_y, side_x = crops.shape[1:3]
-    for i in np.flatnonzero(usable[: len(crops)]):
+def lip_boxes(landmarks: np.ndarray, origins: np.ndarray, usable: np.ndarray,
+              side: tuple[int, ...]) -> np.ndarray:
+    """int (N, 4) (x0, y0, x1, y1) of each usable frame's outer-lip box with a 30% margin, in
+    its crop's pixels (``side``: the crops' (height, width), as ``crops.shape[1:3]``), clipped
+    to the crop; zeros where unusable."""
+    boxes = np.zeros((len(usable), 4), dtype=np.int64)
+    for i in np.flatnonzero(usable):
         lips = landmarks[i, list(lm.LIPS_OUTER), :2] - origins[i]
         lo, hi = lips.min(axis=0), lips.max(axis=0)
         pad = (hi - lo) * 0.3
-        x0, y0 = np.clip(np.floor(lo - pad), 0, [side_x, side_y]).astype(int)
-        x1, y1 = np.clip(np.ceil(hi + pad), 0, [side_x, side_y]).astype(int)
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            continue
+        limit = [side[1], side[0]]
+        x0, y0 = np.clip(np.floor(lo - pad), 0, limit).astype(int)
+        x1, y1 = np.clip(np.ceil(hi + pad), 0, limit).astype(int)
+        boxes[i] = (x0, y0, x1, y1)
+    return boxes
+
+
+def box_width(boxes: np.ndarray) -> float | None:
+    """The median width of the :func:`lip_boxes` ``boxes`` (int (N, 4)) of 3 px and more (None
+    without any): the width :func:`mouth_detail` brings each box to."""
+    widths = boxes[:, 2] - boxes[:, 0]
+    sized = (widths >= 3) & (boxes[:, 3] - boxes[:, 1] >= 3)
+    return float(np.median(widths[sized])) if sized.any() else None
+
+
+def mouth_detail(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
+                 usable: np.ndarray, width: float | None = None) -> np.ndarray:
+    """float64 (N,): each usable template frame's mouth detail, the variance of the Laplacian of
+    its grey outer-lip box (30% margin), the box brought to ``width`` first (default: the median
+    of these frames' boxes, :func:`box_width`), so that a head nearer the camera is not read as
+    a blurrier mouth; read from the frame's crop (uint8 RGB (N, S, S, 3), memory-mapped: only
+    the box is read). NaN where unusable or without a crop. landmarks (N, 478, >=2) and origins
+    (N, 2) in frame pixels."""
+    import cv2
+
+    out = np.full(len(usable), np.nan)
+    present = np.zeros(len(usable), dtype=bool)
+    present[: len(crops)] = usable[: len(crops)]
+    boxes = lip_boxes(landmarks, origins, present, crops.shape[1:3])
+    sized = present & (boxes[:, 2] - boxes[:, 0] >= 3) & (boxes[:, 3] - boxes[:, 1] >= 3)
+    width = width or box_width(boxes[sized])
+    if width is None:
+        return out
+    for i in np.flatnonzero(sized):
+        x0, y0, x1, y1 = boxes[i]
         grey = cv2.cvtColor(np.ascontiguousarray(crops[i, y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+        scale = width / (x1 - x0)
+        if abs(scale - 1.0) > 0.02:
+            size = (max(3, round((x1 - x0) * scale)), max(3, round((y1 - y0) * scale)))
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1
+                              else cv2.INTER_LINEAR)
         out[i] = float(cv2.Laplacian(grey, cv2.CV_64F).var())
     return out
 
@@ -124,16 +156,16 @@ def mouth_detail(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
 def blur_costs(detail: np.ndarray, opening: np.ndarray, usable: np.ndarray) -> np.ndarray:
     """float64 (N,): the cost of showing each template frame's mouth, from its detail
     (:func:`mouth_detail`) against the median of the BLUR_PEERS usable frames nearest in
-    opening: 0 down to BLUR_FLOOR of it. Too few frames to compare: all 0."""
+    opening (itself among them; at the ends of the opening range the nearest BLUR_PEERS all
+    lie on one side): 0 down to BLUR_FLOOR of it. Too few frames to compare: all 0."""
     out = np.zeros(len(usable))
     known = np.flatnonzero(usable & np.isfinite(detail) & np.isfinite(opening) & (detail > 0))
     if len(known) < BLUR_PEERS:
         return out
     order = known[np.argsort(opening[known], kind="stable")]
     logs = np.log(detail[order])
-    half = BLUR_PEERS // 2
-    padded = np.pad(logs, half, mode="edge")
-    peers = np.median(np.lib.stride_tricks.sliding_window_view(padded, BLUR_PEERS), axis=1)
+    start = np.clip(np.arange(len(order)) - BLUR_PEERS // 2, 0, len(order) - BLUR_PEERS)
+    peers = np.median(np.lib.stride_tricks.sliding_window_view(logs, BLUR_PEERS)[start], axis=1)
     ratio = np.exp(logs - peers)
     shortfall = np.clip((BLUR_FLOOR - ratio) / (1 - BLUR_FLOOR), 0.0, None)
     out[order] = BLUR_WEIGHT * shortfall**2
