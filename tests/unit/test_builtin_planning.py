@@ -113,40 +113,44 @@ def test_the_mouth_follows_the_heard_speech_and_closes_in_pauses() -> None:
     assert metrics["regression_reliability"] > 0.7 and metrics["target_r"] > 0.9
 
 
+PAUSED = np.concatenate([np.full(10, 0.5), np.zeros(20), np.full(10, 0.5)])  # a pause inside
+
+
+def _pause_plans(monkeypatch: pytest.MonkeyPatch, analysis: TemplateAnalysis,
+                 weight: str) -> tuple[np.ndarray, np.ndarray]:
+    """The template frames chosen for PAUSED with select's cost ``weight`` (a module constant)
+    set to 0, then as it is."""
+    chosen = []
+    for value in (0.0, getattr(select, weight)):
+        monkeypatch.setattr(select, weight, value)
+        plan, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(PAUSED),
+                                 BuiltinEngineSettings(), FakeListener(PAUSED))  # fmt: skip
+        chosen.append(plan.source)
+    return chosen[0], chosen[1]
+
+
 def test_pauses_avoid_rolled_in_lips(monkeypatch: pytest.MonkeyPatch) -> None:
-    loudness = np.concatenate([np.full(10, 0.5), np.zeros(20), np.full(10, 0.5)])
     analysis = _template(rolled_in=90)
-    shown = {}
-    for weight in (0.0, select.LIP_BAND_WEIGHT):
-        monkeypatch.setattr(select, "LIP_BAND_WEIGHT", weight)
-        plan, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
-                                 BuiltinEngineSettings(), FakeListener(loudness))  # fmt: skip
-        shown[weight] = plan.source
+    without, shown = _pause_plans(monkeypatch, analysis, "LIP_BAND_WEIGHT")
     band = select.lip_band(analysis.landmarks)
     assert band[90] < 0.5 * np.median(band)  # a closed mouth, but its lips out of sight
-    assert 90 in shown[0.0].tolist()  # without the cost it is the pause's best match
-    assert 90 not in shown[select.LIP_BAND_WEIGHT].tolist()
-    assert (analysis.opening[shown[select.LIP_BAND_WEIGHT][12:28]] < 0.01).all()  # still closed
+    assert 90 in without.tolist()  # without the cost it is the pause's best match
+    assert 90 not in shown.tolist()
+    assert (analysis.opening[shown[12:28]] < 0.01).all()  # still closed
 
 
 def test_pauses_avoid_a_blurred_mouth(monkeypatch: pytest.MonkeyPatch) -> None:
-    loudness = np.concatenate([np.full(10, 0.5), np.zeros(20), np.full(10, 0.5)])
     analysis = _template(blurred=90)
     detail = planning.mouth_detail(analysis)
     assert detail[90] < select.BLUR_FLOOR * np.median(detail)  # the lip box blurred
-    shown = {}
-    for weight in (0.0, select.BLUR_WEIGHT):
-        monkeypatch.setattr(select, "BLUR_WEIGHT", weight)
-        plan, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
-                                 BuiltinEngineSettings(), FakeListener(loudness))  # fmt: skip
-        shown[weight] = plan.source
-    assert 90 in shown[0.0].tolist()  # without the cost it is the pause's best match
-    assert 90 not in shown[select.BLUR_WEIGHT].tolist()
-    assert (analysis.opening[shown[select.BLUR_WEIGHT][12:28]] < 0.01).all()  # still closed
+    without, shown = _pause_plans(monkeypatch, analysis, "BLUR_WEIGHT")
+    assert 90 in without.tolist()  # without the cost it is the pause's best match
+    assert 90 not in shown.tolist()
+    assert (analysis.opening[shown[12:28]] < 0.01).all()  # still closed
     # the same plan when the detail is given (the engine finds it while the audio is heard)
-    given, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
-                              BuiltinEngineSettings(), FakeListener(loudness), None, detail)
-    assert given.source.tolist() == shown[select.BLUR_WEIGHT].tolist()
+    given, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(PAUSED),
+                              BuiltinEngineSettings(), FakeListener(PAUSED), None, detail)
+    assert given.source.tolist() == shown.tolist()
 
 
 def test_mouth_detail_of_a_template_whose_crops_end_early() -> None:
