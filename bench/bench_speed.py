@@ -383,19 +383,6 @@ class StackSampler:
         return threads
 
 
-def _descendants_cpu_s() -> float:
-    """CPU seconds of this process's descendants: those ended and waited for, and the living
-    (an engine's hearing worker)."""
-    from bench_engine import descendants, process_stats
-
-    times = os.times()
-    stats = process_stats()
-    tick = os.sysconf("SC_CLK_TCK")
-    return times.children_user + times.children_system + sum(
-        (int(stats[pid][11]) + int(stats[pid][12])) / tick
-        for pid in descendants(os.getpid(), stats))
-
-
 def _process_cpu_s() -> float:
     """CPU seconds of this process, all its threads."""
     times = os.times()
@@ -445,19 +432,23 @@ class ThreadCpu:
             self._look()
 
     def __enter__(self) -> ThreadCpu:
+        from bench_engine import own_cpu_s
+
         self._before = self._read()
         self._process_before = _process_cpu_s()
-        self._descendants_before = _descendants_cpu_s()
+        self._own_before = own_cpu_s()  # this process and its descendants
         self._look()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        from bench_engine import own_cpu_s
+
         self._stop.set()
         self._thread.join()
         self._look()
         process = _process_cpu_s() - self._process_before
-        self.descendants = round(_descendants_cpu_s() - self._descendants_before, 2)
+        self.descendants = round(max(0.0, own_cpu_s() - self._own_before - process), 2)
         main = threading.main_thread().native_id
         seen = 0.0
         for tid, cpu in self._last.items():

@@ -160,17 +160,14 @@ def silent_mask(audio: np.ndarray, fps: float, count: int, voice: af.VoiceDetect
 
 
 def _mouth_grey(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
-    """The grey mouth region (outer-lip box, 30% margin) of an RGB frame; None when empty."""
+    """The grey mouth region (geometry.lip_box: outer-lip box, 30% margin) of an RGB frame;
+    None when empty."""
     import cv2
 
-    from heygemd.faces import landmarks as lm
+    from heygemd.faces.geometry import lip_box
 
-    lips = landmarks[list(lm.LIPS_OUTER), :2]
-    lo, hi = lips.min(axis=0), lips.max(axis=0)
-    pad = (hi - lo) * 0.3
-    x0, y0 = np.maximum(np.floor(lo - pad), 0).astype(int)
-    x1, y1 = np.ceil(hi + pad).astype(int)
-    crop = frame[y0:y1, x0:x1]
+    x0, y0, x1, y1 = lip_box(landmarks)
+    crop = frame[max(y0, 0):y1, max(x0, 0):x1]
     return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.size else None
 
 

@@ -138,6 +138,18 @@ def mouth_opening(landmarks: np.ndarray) -> float:
     return float(np.mean(gaps)) / max(interocular(points), 1e-6)
 
 
+def lip_box(landmarks: np.ndarray, margin: float = 0.3) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) whole pixels holding the outer lips, widened by ``margin`` of the box's
+    own size on each side (floor / ceil; not clipped to any image): the mouth region whose
+    sharpness the engine and the evaluation read."""
+    lips = np.asarray(landmarks, dtype=np.float64)[list(lm.LIPS_OUTER), :2]
+    lo, hi = lips.min(axis=0), lips.max(axis=0)
+    pad = (hi - lo) * margin
+    x0, y0 = np.floor(lo - pad).astype(int)
+    x1, y1 = np.ceil(hi + pad).astype(int)
+    return int(x0), int(y0), int(x1), int(y1)
+
+
 def mouth_width(landmarks: np.ndarray) -> float:
     """Mouth-corner distance / inter-ocular distance (about 0.55-0.75 for a relaxed mouth)."""
     points = np.asarray(landmarks, dtype=np.float64)

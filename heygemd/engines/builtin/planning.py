@@ -31,7 +31,7 @@ DETAIL_CHUNK = 256
 def mouth_detail(analysis: TemplateAnalysis) -> np.ndarray:
     """select.mouth_detail of the template's usable frames, read through the crops' memory map
     DETAIL_CHUNK frames at a time, its pages let go after each. th10 (502 frames, 424 px
-    crops): 40 ms."""
+    crops): 70 ms, th08 (125 frames) 17 ms."""
     from heygemd.engines.builtin import crops
 
     detail = np.full(analysis.n_frames, np.nan)

@@ -100,18 +100,16 @@ def hidden_lip_costs(band: np.ndarray, usable: np.ndarray) -> np.ndarray:
 
 def lip_boxes(landmarks: np.ndarray, origins: np.ndarray, usable: np.ndarray,
               side: tuple[int, ...]) -> np.ndarray:
-    """int (N, 4) (x0, y0, x1, y1) of each usable frame's outer-lip box with a 30% margin, in
+    """int (N, 4) (x0, y0, x1, y1) of each usable frame's mouth region (geometry.lip_box) in
     its crop's pixels (``side``: the crops' (height, width), as ``crops.shape[1:3]``), clipped
     to the crop; zeros where unusable."""
+    from heygemd.faces.geometry import lip_box
+
     boxes = np.zeros((len(usable), 4), dtype=np.int64)
+    limit = [side[1], side[0], side[1], side[0]]
     for i in np.flatnonzero(usable):
-        lips = landmarks[i, list(lm.LIPS_OUTER), :2] - origins[i]
-        lo, hi = lips.min(axis=0), lips.max(axis=0)
-        pad = (hi - lo) * 0.3
-        limit = [side[1], side[0]]
-        x0, y0 = np.clip(np.floor(lo - pad), 0, limit).astype(int)
-        x1, y1 = np.clip(np.ceil(hi + pad), 0, limit).astype(int)
-        boxes[i] = (x0, y0, x1, y1)
+        points = np.asarray(landmarks[i], dtype=np.float64)[:, :2] - origins[i]
+        boxes[i] = np.clip(lip_box(points), 0, limit)
     return boxes
 
 
@@ -138,7 +136,7 @@ def mouth_detail(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
     present[: len(crops)] = usable[: len(crops)]
     boxes = lip_boxes(landmarks, origins, present, crops.shape[1:3])
     sized = present & (boxes[:, 2] - boxes[:, 0] >= 3) & (boxes[:, 3] - boxes[:, 1] >= 3)
-    width = width or box_width(boxes[sized])
+    width = width or box_width(boxes[present])
     if width is None:
         return out
     for i in np.flatnonzero(sized):
