@@ -187,6 +187,52 @@ def test_lips_keep_the_base_lipstick_without_flicker(setup: dict, shared_media: 
     assert steps.max() < 6.0 and steps[:, 1:].mean() < 0.8
 
 
+CAPTIONED = "corpus/c26_en_talkvid_age_60plus_1_talkvid.mp4"
+
+
+def _caption(frame: np.ndarray) -> np.ndarray:
+    """bool (H, W): c26's burned-in caption yellow (its lamp and books are not this yellow)."""
+    r, g, b = (frame[..., k].astype(np.int16) for k in range(3))
+    return (r > 170) & (g > 170) & (b < 100)
+
+
+def test_a_burned_in_caption_is_neither_pasted_nor_cut(setup: dict, shared_media: Path) -> None:
+    """c26 carries a yellow caption across the beard from its frame 55 on. Driven by 5 s of JFK
+    (base frames 0-120 and back), no output frame shows caption pixels its base frame lacks
+    (a fragment pasted from a captioned source frame) or lacks those it has (a caption cut by
+    an uncaptioned source, or shifted by a warped captioned one). Without the overlay guard:
+    fragments on 22 and cuts on 104 of 240 frames (10 s), up to 126 and 225 pixels."""
+    from heygemd.media.audio import load_audio
+    from heygemd.media.probe import probe
+
+    engine = setup["engine"]
+    template = shared_media / CAPTIONED
+    info = probe(template)
+    assert info.video is not None
+    audio = load_audio(shared_media / "speech" / "en01_male_jfk_inaugural_11s.flac",
+                       rate=AUDIO_RATE)[: 5 * AUDIO_RATE]
+    request = RenderRequest(template=template, info=info, audio=audio, fps=info.video.avg_fps)
+    frames = list(engine.render(request, lambda f: None).frames)
+    plan = engine.last_plan
+    base_frames = _template_frames(template, 10**6)
+    # a captioned frame holds ~12000 caption-yellow pixels, an uncaptioned one ~1000 (a lamp)
+    captioned = {i for i, f in enumerate(base_frames) if _caption(f).sum() > 5000}
+    assert captioned == set(range(55, len(base_frames)))
+    # the guard was needed: captioned mouths went onto uncaptioned frames and the other way
+    assert any(int(b) in captioned and int(s) not in captioned
+               for b, s in zip(plan.base, plan.source, strict=True))
+    assert any(int(b) not in captioned and int(s) in captioned
+               for b, s in zip(plan.base, plan.source, strict=True))
+    pasted, cut = [], []
+    for t, frame in enumerate(frames):
+        out, base = _caption(frame), _caption(base_frames[int(plan.base[t])])
+        pasted.append(int((out & ~base).sum()))
+        cut.append(int((base & ~out).sum()))
+    # a letter's fragment is 100-250 pixels; a few dozen at a caption's edge are its outline
+    # blended where the guard fades
+    assert max(pasted) <= 40 and max(cut) <= 40, (max(pasted), max(cut))
+
+
 def test_a_template_analysed_in_two_halves_is_analysed_as_in_one(
     setup: dict, shared_media: Path, tmp_path: Path
 ) -> None:

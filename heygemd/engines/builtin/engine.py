@@ -23,13 +23,22 @@ from pydantic import BaseModel
 from heygemd.cache import AnalysisCache
 from heygemd.contract import ProgressFn
 from heygemd.engines.base import EngineContext, Evaluable, Rendering, RenderRequest
-from heygemd.engines.builtin import colour, crops, mesh, mouthmodel, phones, planning, render
+from heygemd.engines.builtin import (
+    colour,
+    crops,
+    mesh,
+    mouthmodel,
+    overlay,
+    phones,
+    planning,
+    render,
+)
 from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Listener
 from heygemd.engines.builtin.mouthmodel import MouthModel
 from heygemd.engines.builtin.prefetch import Ahead
-from heygemd.engines.builtin.render import Plan
+from heygemd.engines.builtin.render import Constants, Plan
 from heygemd.errors import ProcessingError
 from heygemd.settings import BuiltinEngineSettings
 
@@ -177,7 +186,7 @@ class BuiltinEngine:
                             request_fps=request.fps)
             # what the render and the selection need besides the audio: found while the new
             # audio is still heard
-            triangles, lips = _render_constants(analysis)
+            constants = _render_constants(analysis)
             detail = planning.mouth_detail(analysis)
             # planning hears through the Hearing: the answer asked above
             plan, metrics = planning.drive(analysis, request.audio, count, self.cfg,
@@ -190,7 +199,7 @@ class BuiltinEngine:
         log.info("engine.planned", frames=count, **metrics)
         start = 0.0 if cached else 0.4
         # a template analysed just now may still be held decoded: not decoded again
-        batches = self._batches(request, analysis, plan, triangles, lips, decoded)
+        batches = self._batches(request, analysis, plan, constants, decoded)
         frames = _Frames(batches, len(plan.base), progress, start, request.template.name)
         return Rendering(
             width=analysis.width, height=analysis.height, fps=analysis.fps,
@@ -202,8 +211,7 @@ class BuiltinEngine:
         request: RenderRequest,
         analysis: TemplateAnalysis,
         plan: Plan,
-        triangles: np.ndarray,
-        lips: np.ndarray,
+        constants: Constants,
         decoded: list[np.ndarray] | None = None,
     ) -> Iterator[list[np.ndarray]]:
         """The output frames in batches of ``batch_size`` (fewer where that would pass
@@ -219,7 +227,7 @@ class BuiltinEngine:
         count = len(plan.base)
 
         def transplanted(batch: list[np.ndarray], rows: list[int]) -> list[np.ndarray]:
-            return list(self._flush(batch, rows, plan, analysis, triangles, lips))
+            return list(self._flush(batch, rows, plan, analysis, constants))
 
         # with more than one transplant thread, batches are transplanted at once (their CPU
         # parts: rasterising, remapping, blurring, in OpenCV and numpy, which let go of the GIL)
@@ -259,15 +267,14 @@ class BuiltinEngine:
         rows: list[int],
         plan: Plan,
         analysis: TemplateAnalysis,
-        triangles: np.ndarray,
-        lips: np.ndarray,
+        constants: Constants,
     ) -> Iterator[np.ndarray]:
         live = [i for i, t in enumerate(rows) if plan.active[t]]
         out = list(batch)
         if live:
             pairs = [(int(plan.base[rows[i]]), int(plan.source[rows[i]])) for i in live]
-            done = render.transplant([batch[i] for i in live], pairs, analysis, triangles,
-                                     self.device, lips)
+            done = render.transplant([batch[i] for i in live], pairs, analysis, constants,
+                                     self.device)
             for i, frame in zip(live, done, strict=True):
                 out[i] = frame
         yield from out
@@ -299,16 +306,17 @@ def face_workers() -> int:
     return max(1, usable_cores() // 2)
 
 
-def _render_constants(analysis: TemplateAnalysis) -> tuple[np.ndarray, np.ndarray]:
-    """(triangles (K, 3) of the mouth mesh, lip colour float32 (N, 6) of each template frame):
-    what every batch's transplant uses besides the plan."""
+def _render_constants(analysis: TemplateAnalysis) -> Constants:
+    """What every batch's transplant reads besides the plan (render.Constants): the mouth
+    mesh, each frame's lip colour and colour palette, read through the crops' map once."""
     ref = analysis.landmarks[int(np.flatnonzero(analysis.usable)[0])] if analysis.usable.any() \
         else None
     triangles = mesh.triangulate(ref) if ref is not None else np.zeros((0, 3), np.int64)
     lips = colour.lip_colours(analysis.crops, analysis.landmarks, analysis.crop_origin,
                               analysis.usable, analysis.fps)
-    crops.let_go(analysis.crops)  # every frame's lip box was read through the map
-    return triangles, lips
+    palettes = overlay.template_palettes(analysis.crops, analysis.usable)
+    crops.let_go(analysis.crops)  # every frame's crop was read through the map
+    return Constants(triangles=triangles, lip_colours=lips, palettes=palettes)
 
 
 def _taken(ahead: Ahead, count: int, progress: ProgressFn, start: float,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from heygemd import allocator
-from heygemd.engines.builtin import colour, crops, mesh, warp
+from heygemd.engines.builtin import colour, crops, mesh, overlay, warp
 from heygemd.engines.builtin.analysis import KEEP_DECODED_BYTES, TemplateAnalysis
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import held_bytes_per_pixel
@@ -28,6 +28,19 @@ from heygemd.media.video import held_bytes_per_pixel
 REVERSE_BUDGET_BYTES = 192 * 1024 * 1024
 FEATHER = 0.035  # mask edge softness, share of the crop side
 FEATHER_STEP = 4  # the feathering blur runs on a grid this many times coarser
+
+
+@dataclass(frozen=True)
+class Constants:
+    """What every batch's transplant reads besides the plan, found once per template:
+    triangles int64 (K, 3) of the mouth mesh; lip_colours float32 (N, 6) each template frame's
+    lip colour (colour.lip_colours): the transplanted lips take their base frame's; palettes:
+    the colours of each frame's crop and the template's steady ones (overlay.template_palettes).
+    """
+
+    triangles: np.ndarray
+    lip_colours: np.ndarray
+    palettes: overlay.Palettes
 
 
 @dataclass(frozen=True)
@@ -171,15 +184,14 @@ def transplant(
     frames: list[np.ndarray],
     plan_rows: list[tuple[int, int]],
     analysis: TemplateAnalysis,
-    triangles: np.ndarray,
+    constants: Constants,
     device: str,
-    lip_colours: np.ndarray,
 ) -> list[np.ndarray]:
     """Replace the lower face of each base frame with its source frame's mouth.
 
     frames: B base frames uint8 (H, W, 3) (modified copies are returned); plan_rows: B pairs
-    (base index, source index) into the analysis; lip_colours: float32 (N, 6) each template
-    frame's lip colour (colour.lip_colours): the transplanted lips take their base frame's.
+    (base index, source index) into the analysis. What either frame alone shows there (a
+    caption, a hand: :mod:`.overlay`) stays as the base frame has it.
     """
     import torch
 
@@ -198,6 +210,7 @@ def transplant(
     x0, y0, x1, y1 = mask_window(polygons, side)
     shift = np.array([x0, y0], dtype=np.float64)
     h, w = y1 - y0, x1 - x0
+    triangles = constants.triangles
     affines = [warp.triangle_affines(sv, tv - shift, triangles)
                for sv, tv in zip(sources_v, targets, strict=True)]
     tri_maps = np.stack([warp.triangle_map(tv - shift, triangles, h, w) for tv in targets])
@@ -212,10 +225,18 @@ def transplant(
     source_lips = torch.from_numpy(colour.lip_bands(
         [(tv[list(mesh.LIP_OUTER_VERTICES)] - shift, tv[list(mesh.LIP_INNER_VERTICES)] - shift)
          for tv in targets], h, w)).to(device)
-    lip_target = torch.from_numpy(lip_colours[[b for b, _ in plan_rows]]).to(device)
+    lip_target = torch.from_numpy(constants.lip_colours[[b for b, _ in plan_rows]]).to(device)
     matched = colour.match_mouth(base_t, source_t, rim, corner_y,
                                  lip_target.reshape(len(plan_rows), -1, 1, 1), source_lips)
-    out = compose.blend(base_t, matched, alpha)
+    zone = torch.from_numpy(hard_masks([mouth_zone(tv) - shift for tv in targets], h, w))
+    judged = (alpha > 0).float() * (1.0 - zone.to(device))
+    frame_palettes = constants.palettes.frames
+    keep = overlay.guard(
+        base_t, matched, judged,
+        torch.from_numpy(frame_palettes[[b for b, _ in plan_rows]]).to(device),
+        torch.from_numpy(frame_palettes[[s for _, s in plan_rows]]).to(device),
+        torch.from_numpy(constants.palettes.steady).to(device), side)
+    out = compose.blend(base_t, matched, alpha * (1.0 - keep))
     windows = out.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
     result = []
     for frame, window, (b, _) in zip(frames, windows.numpy(), plan_rows, strict=True):
@@ -225,6 +246,14 @@ def transplant(
         new[fy : fy + hh, fx : fx + ww] = window[:hh, :ww]
         result.append(new)
     return result
+
+
+def mouth_zone(target: np.ndarray) -> np.ndarray:
+    """The moved outer lips (P, 2) of target vertices (V, 2), pushed out from their centre by
+    overlay.ZONE_SCALE: where a new mouth may show what its base frame lacks."""
+    lips = target[list(mesh.LIP_OUTER_VERTICES)]
+    centre = lips.mean(axis=0)
+    return centre + (lips - centre) * overlay.ZONE_SCALE
 
 
 def mask_window(polygons: list[np.ndarray], side: int) -> tuple[int, int, int, int]:

@@ -1,0 +1,151 @@
+"""Foreign content in a transplant: what one frame of a pair shows that the other cannot.
+
+A burned-in caption, a logo or a hand over the lower face belongs to the frame it was filmed or
+drawn on, at its place in that frame. A transplant moves the source frame's pixels onto the base
+frame's face, so it pastes a fragment of the source's caption under the new mouth (c26, a
+captioned clip: a yellow letter on the beard), cuts a hole in the base's caption, or shifts a
+caption both frames carry. A pixel the blend would change is foreign, and the blend keeps the
+base frame's pixel there, when either
+
+* its colour is nowhere in the other frame's crop (the lower face and what is around it: skin,
+  beard, lips, collar, background): not within one cell of a coarse RGB grid of BINS levels per
+  channel among the colours holding at least MIN_SHARE of that crop. Caption yellow is in one
+  crop of the pair only; a collar that the jaw covers in one frame is in both crops; or
+* base and source differ there by more than DIFFERENT (any channel) and one of them has a
+  colour the template does not hold steadily (in under STEADY_SHARE of its frames' crops): a
+  caption both frames carry, out of place after the warp.
+
+Pixels in the mouth zone (the moved outer lips pushed out by ZONE_SCALE) are not judged: an
+opening mouth shows teeth and tongue that a closed base mouth lacks. Foreign pixels that
+cluster are grown by GROW of the crop side (a caption letter's dark outline is reached by
+growing) and softened.
+
+Palettes are read once per template from its uint8 crops (:func:`template_palettes`, about
+PALETTE_SIDE pixels each way of every crop); the judging is pure torch on batches, the same on
+CPU and CUDA: images float (B, 3, H, W) in [0, 1], masks float (B, 1, H, W).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+BINS = 8  # levels per channel of the colour grid (cells of 32 levels)
+SHIFT = 5  # 256 // BINS == 1 << SHIFT
+CELLS = BINS**3
+MIN_SHARE = 0.002  # a colour is in a crop when at least this share of its pixels hold it
+PALETTE_SIDE = 96  # a palette reads at most this many pixels of a crop each way
+PALETTE_CHUNK = 64  # crops read at once for the palettes
+STEADY_SHARE = 0.9  # a colour the template holds steadily: in this share of its frames' crops
+DIFFERENT = 0.25  # base and source this far apart (any channel, 0..1) show different things
+ZONE_SCALE = 1.3  # the mouth zone: the moved outer lips pushed out from their centre
+GROW = 0.02  # foreign clusters grown by this share of the crop side, then softened as much
+CLUSTER = 0.5  # a foreign pixel counts when at least this share of its 3x3 is foreign too
+
+
+@dataclass(frozen=True)
+class Palettes:
+    """frames: bool (N, CELLS) the colour cells each template frame's crop holds (each widened
+    by one cell every way); steady: bool (CELLS,) those held by STEADY_SHARE of the usable
+    frames' crops."""
+
+    frames: np.ndarray
+    steady: np.ndarray
+
+
+def palettes(crops: np.ndarray, step: int = 1) -> np.ndarray:
+    """bool (B, CELLS): the colour cells each uint8 crop (B, S, S, 3) holds, read every
+    ``step`` pixels each way, each widened by one cell every way (a colour that a cell edge
+    split is in its neighbour)."""
+    sample = np.asarray(crops[:, ::step, ::step]) >> SHIFT
+    cells = (sample[..., 0].astype(np.int64) * BINS + sample[..., 1]) * BINS + sample[..., 2]
+    per_crop = cells.reshape(len(sample), -1)
+    offsets = np.arange(len(sample), dtype=np.int64)[:, None] * CELLS
+    counts = np.bincount((per_crop + offsets).ravel(), minlength=len(sample) * CELLS)
+    held = counts.reshape(len(sample), BINS, BINS, BINS) >= max(1.0, MIN_SHARE * per_crop.shape[1])
+    padded = np.pad(held, ((0, 0), (1, 1), (1, 1), (1, 1)))
+    wide = np.zeros_like(held)
+    for dr in range(3):
+        for dg in range(3):
+            for db in range(3):
+                wide |= padded[:, dr:dr + BINS, dg:dg + BINS, db:db + BINS]
+    return wide.reshape(len(sample), CELLS)
+
+
+def template_palettes(crops: np.ndarray, usable: np.ndarray) -> Palettes:
+    """Every frame's palette and the template's steady colours, from its crops (at least N
+    rows of (S, S, 3); a memory map is read PALETTE_CHUNK crops at a time) and usable (N,)."""
+    step = -(-crops.shape[1] // PALETTE_SIDE)
+    n = len(usable)  # the crops entry may hold spare rows past the last frame
+    frames = np.concatenate([palettes(crops[i:min(i + PALETTE_CHUNK, n)], step)
+                             for i in range(0, n, PALETTE_CHUNK)]) \
+        if n else np.zeros((0, CELLS), dtype=bool)
+    seen = frames[usable] if usable.any() else frames
+    steady = seen.mean(axis=0) >= STEADY_SHARE if len(seen) else np.ones(CELLS, dtype=bool)
+    return Palettes(frames=frames, steady=steady)
+
+
+def _cells(images: Any) -> Any:
+    """Colour cell index (B, H*W), int64, of float images (B, 3, H, W) in [0, 1]."""
+    q = images.mul(BINS - 1e-3).floor_().clamp_(0, BINS - 1)  # 0..BINS-1 per channel
+    weights = q.new_tensor([BINS * BINS, BINS, 1]).reshape(1, 3, 1, 1)
+    return (q * weights).sum(dim=1).flatten(1).long()
+
+
+def _outside(cells: Any, palette: Any, like: Any) -> Any:
+    """float shaped as ``like`` (B, 1, H, W): 1 where the colour ``cells`` (B, H*W) are not in
+    ``palette`` (bool (B, CELLS))."""
+    import torch
+
+    return (~torch.gather(palette, 1, cells)).float().reshape(like.shape)
+
+
+def foreign(base: Any, source: Any, judged: Any, base_palette: Any, source_palette: Any,
+            steady: Any) -> Any:
+    """float (B, 1, H, W): 1 on the ``judged`` pixels that are foreign to the pair (see the
+    module): base_palette, source_palette: bool (B, CELLS) of each frame's crop; steady: bool
+    (CELLS,) the template's steady colours."""
+    import torch
+
+    base_cells, source_cells = _cells(base), _cells(source)
+    unheld = torch.maximum(_outside(source_cells, base_palette, judged),
+                           _outside(base_cells, source_palette, judged))
+    wide = steady.reshape(1, -1).expand(base.shape[0], -1)
+    unsteady = torch.maximum(_outside(source_cells, wide, judged),
+                             _outside(base_cells, wide, judged))
+    apart = ((base - source).abs().amax(dim=1, keepdim=True) > DIFFERENT).float()
+    return torch.maximum(unheld, unsteady * apart) * (judged > 0.5).float()
+
+
+def guard(base: Any, source: Any, judged: Any, base_palette: Any, source_palette: Any,
+          steady: Any, side: int) -> Any:
+    """float (B, 1, H, W) in [0, 1]: 1 where the blend keeps the base frame's pixels.
+
+    base, source: the pair's windows (the source warped and colour-matched); judged: the pixels
+    the blend would change, less the mouth zone; palettes and steady as for :func:`foreign`
+    (tensors); side: the crop side in pixels.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from heygemd.engines import compose
+
+    if not bool((judged > 0.5).any()):
+        return torch.zeros_like(judged)
+    # judged on every other pixel each way: a caption is tens of pixels across
+    seeds = foreign(base[..., ::2, ::2], source[..., ::2, ::2], judged[..., ::2, ::2],
+                    base_palette, source_palette, steady)
+    if not bool(seeds.any()):
+        return torch.zeros_like(judged)
+    clustered = (F.avg_pool2d(seeds, 3, stride=1, padding=1, count_include_pad=False)
+                 >= CLUSTER).float() * seeds
+    if not bool(clustered.any()):
+        return torch.zeros_like(judged)
+    radius = max(1, round(GROW * side / 2))
+    grown = F.max_pool2d(clustered, 2 * radius + 1, stride=1, padding=radius)
+    soft = F.interpolate(compose.gaussian_blur(grown, radius / 2.0), scale_factor=2,
+                         mode="bilinear", align_corners=False)
+    full = torch.maximum(F.interpolate(grown, scale_factor=2, mode="nearest"), soft)
+    return full[..., : judged.shape[2], : judged.shape[3]].clamp(0.0, 1.0)
