@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from heygemd.engines.builtin import overlay
@@ -90,6 +91,13 @@ def test_a_caption_both_frames_carry_out_of_place_keeps_the_base() -> None:
     assert _guard(base, source).max() == 0.0  # were yellow steady, nothing would be judged
 
 
+def test_an_unsteady_colour_where_both_frames_show_it_alike_is_not_foreign() -> None:
+    """A caption both frames carry at the same place: nothing to keep, the blend goes on."""
+    caption = (YELLOW, slice(40, 52), slice(20, 60))
+    steady = overlay.palettes(np.stack([_crop()]))[0]
+    assert _guard(_crop(caption), _crop(caption), steady=steady).max() == 0.0
+
+
 def test_lone_foreign_pixels_are_ignored() -> None:
     """Noise, not a caption: single pixels of an odd colour do not cut into the blend."""
     source = _crop(*[(YELLOW, slice(r, r + 1), slice(c, c + 1))
@@ -97,11 +105,22 @@ def test_lone_foreign_pixels_are_ignored() -> None:
     assert _guard(_crop(), source).max() == 0.0
 
 
-def test_template_palettes_name_the_steady_colours_and_skip_spare_rows() -> None:
+def test_steady_colours_are_those_of_most_frames_and_skip_spare_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     captioned = _crop((YELLOW, slice(60, 80), slice(0, 128)))
     crops = np.stack([_crop()] * 5 + [captioned] * 5 + [captioned] * 3)  # 3 spare rows
     usable = np.ones(10, dtype=bool)
-    found = overlay.template_palettes(crops, usable)
-    assert found.frames.shape == (10, overlay.CELLS)
     plain = overlay.palettes(np.stack([_crop()]))[0]
-    np.testing.assert_array_equal(found.steady, plain)  # yellow in half the frames: not steady
+    # yellow in half the frames: not steady
+    np.testing.assert_array_equal(overlay.steady_colours(crops, usable), plain)
+    usable[:5] = False  # the captioned frames alone count: yellow is steady
+    assert overlay.steady_colours(crops, usable).sum() > plain.sum()
+    assert overlay.steady_colours(crops, np.zeros(10, dtype=bool)).all()
+    # a long template: STEADY_FRAMES frames spread over it are read, not all
+    monkeypatch.setattr(overlay, "STEADY_FRAMES", 4)
+    read: list[int] = []
+    real = overlay.palettes
+    monkeypatch.setattr(overlay, "palettes", lambda c, step=None: read.append(len(c)) or real(c))
+    overlay.steady_colours(crops, np.ones(10, dtype=bool))
+    assert sum(read) == 4

@@ -178,6 +178,29 @@ def test_mask_window_holds_every_polygon_on_the_feathering_grid() -> None:
     assert render.mask_window([np.array([[-5.0, -5.0], [140.0, 140.0]])], 128) == (0, 0, 128, 128)
 
 
+def _lips_at(centre: tuple[float, float], radius: float) -> np.ndarray:
+    """Mesh vertices (V, 2) whose outer lips are a circle of ``radius`` about ``centre``."""
+    vertices = np.zeros((len(mesh.MOVING) + len(mesh.ANCHORS) + mesh.N_RING, 2))
+    lips = list(mesh.LIP_OUTER_VERTICES)
+    angles = np.linspace(0, 2 * np.pi, len(lips), endpoint=False)
+    vertices[lips] = np.c_[centre[0] + radius * np.cos(angles), centre[1] + radius * np.sin(angles)]
+    return vertices
+
+
+def test_mouth_zones_cover_the_new_mouth_and_the_base_frames_own() -> None:
+    """A closed new mouth over a wide-open base mouth: the base's teeth below the new lips are
+    in the zone too, so the overlay guard does not keep them."""
+    new = _lips_at((40.0, 30.0), 8.0)
+    own = _lips_at((40.0, 44.0), 12.0)  # the base's open mouth reaches lower
+    zones = render.mouth_zones([new], [own], np.array([0.0, 0.0]), 64, 80)
+    assert zones.shape == (1, 1, 64, 80)
+    assert zones[0, 0, 30, 40] == 1.0 and zones[0, 0, 56, 40] == 1.0
+    assert zones[0, 0, 30, 40 + 10] == 1.0  # the new lips (radius 8) pushed out by ZONE_SCALE
+    assert zones[0, 0, 5, 5] == 0.0 and zones[0, 0, 30, 75] == 0.0
+    shifted = render.mouth_zones([new], [own], np.array([8.0, 4.0]), 64, 80)
+    assert shifted[0, 0, 26, 32] == 1.0 and shifted[0, 0, 26, 40 + 10 - 8] == 1.0
+
+
 def test_base_frames_come_from_held_frames_in_pingpong_order(tmp_path: Path) -> None:
     held = [np.full((4, 4, 3), i, np.uint8) for i in range(5)]
     order = np.array([0, 1, 2, 3, 4, 3, 2, 1, 0])

@@ -308,15 +308,15 @@ def face_workers() -> int:
 
 def _render_constants(analysis: TemplateAnalysis) -> Constants:
     """What every batch's transplant reads besides the plan (render.Constants): the mouth
-    mesh, each frame's lip colour and colour palette, read through the crops' map once."""
+    mesh, each frame's lip colour and the template's steady colours."""
     ref = analysis.landmarks[int(np.flatnonzero(analysis.usable)[0])] if analysis.usable.any() \
         else None
     triangles = mesh.triangulate(ref) if ref is not None else np.zeros((0, 3), np.int64)
     lips = colour.lip_colours(analysis.crops, analysis.landmarks, analysis.crop_origin,
                               analysis.usable, analysis.fps)
-    palettes = overlay.template_palettes(analysis.crops, analysis.usable)
-    crops.let_go(analysis.crops)  # every frame's crop was read through the map
-    return Constants(triangles=triangles, lip_colours=lips, palettes=palettes)
+    steady = overlay.steady_colours(analysis.crops, analysis.usable)
+    crops.let_go(analysis.crops)  # the lip boxes and the sampled crops were read through the map
+    return Constants(triangles=triangles, lip_colours=lips, steady=steady)
 
 
 def _taken(ahead: Ahead, count: int, progress: ProgressFn, start: float,

@@ -1,7 +1,7 @@
 """Foreign content in a transplant: what one frame of a pair shows that the other cannot.
 
-A burned-in caption, a logo or a hand over the lower face belongs to the frame it was filmed or
-drawn on, at its place in that frame. A transplant moves the source frame's pixels onto the base
+A burned-in caption or a logo over the lower face belongs to the frame it was drawn on, at its
+place in that frame. A transplant moves the source frame's pixels onto the base
 frame's face, so it pastes a fragment of the source's caption under the new mouth (c26, a
 captioned clip: a yellow letter on the beard), cuts a hole in the base's caption, or shifts a
 caption both frames carry. A pixel the blend would change is foreign, and the blend keeps the
@@ -15,19 +15,25 @@ base frame's pixel there, when either
   colour the template does not hold steadily (in under STEADY_SHARE of its frames' crops): a
   caption both frames carry, out of place after the warp.
 
-Pixels in the mouth zone (the moved outer lips pushed out by ZONE_SCALE) are not judged: an
-opening mouth shows teeth and tongue that a closed base mouth lacks. Foreign pixels that
-cluster are grown by GROW of the crop side (a caption letter's dark outline is reached by
-growing) and softened.
+Pixels in the mouth zone (the moved outer lips and the base frame's own, each pushed out by
+ZONE_SCALE) are not judged: an opening mouth shows teeth and tongue that a closed one lacks,
+in the source or in the base. Foreign pixels that cluster are grown by GROW of the crop side (a
+caption letter's dark outline is reached by growing) and softened.
 
-Palettes are read once per template from its uint8 crops (:func:`template_palettes`, about
-PALETTE_SIDE pixels each way of every crop); the judging is pure torch on batches, the same on
-CPU and CUDA: images float (B, 3, H, W) in [0, 1], masks float (B, 1, H, W).
+Not caught: a hand or anything else of skin colours (in both crops and steady); a caption in
+STEADY_SHARE of the frames or more that both frames of a pair carry (its colour is steady and in
+both crops); a microphone on its stand that the warp moves with the face (c34: its colours are
+in every frame).
+
+A pair's palettes are read from its two crops, already in memory for the transplant (about
+PALETTE_SIDE pixels each way); the template's steady colours once per render from at most
+STEADY_FRAMES of its crops spread over it (:func:`steady_colours`), so a long template's crops
+are not all read again. The judging is pure torch on batches, the same on CPU and CUDA: images
+float (B, 3, H, W) in [0, 1], masks float (B, 1, H, W).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,7 +43,8 @@ SHIFT = 5  # 256 // BINS == 1 << SHIFT
 CELLS = BINS**3
 MIN_SHARE = 0.002  # a colour is in a crop when at least this share of its pixels hold it
 PALETTE_SIDE = 96  # a palette reads at most this many pixels of a crop each way
-PALETTE_CHUNK = 64  # crops read at once for the palettes
+PALETTE_CHUNK = 64  # crops read at once for the steady colours
+STEADY_FRAMES = 256  # the steady colours are counted over at most this many frames
 STEADY_SHARE = 0.9  # a colour the template holds steadily: in this share of its frames' crops
 DIFFERENT = 0.25  # base and source this far apart (any channel, 0..1) show different things
 ZONE_SCALE = 1.3  # the mouth zone: the moved outer lips pushed out from their centre
@@ -45,20 +52,11 @@ GROW = 0.02  # foreign clusters grown by this share of the crop side, then softe
 CLUSTER = 0.5  # a foreign pixel counts when at least this share of its 3x3 is foreign too
 
 
-@dataclass(frozen=True)
-class Palettes:
-    """frames: bool (N, CELLS) the colour cells each template frame's crop holds (each widened
-    by one cell every way); steady: bool (CELLS,) those held by STEADY_SHARE of the usable
-    frames' crops."""
-
-    frames: np.ndarray
-    steady: np.ndarray
-
-
-def palettes(crops: np.ndarray, step: int = 1) -> np.ndarray:
+def palettes(crops: np.ndarray, step: int | None = None) -> np.ndarray:
     """bool (B, CELLS): the colour cells each uint8 crop (B, S, S, 3) holds, read every
-    ``step`` pixels each way, each widened by one cell every way (a colour that a cell edge
-    split is in its neighbour)."""
+    ``step`` pixels each way (default: about PALETTE_SIDE pixels each way), each widened by one
+    cell every way (a colour that a cell edge split is in its neighbour)."""
+    step = step or -(-crops.shape[1] // PALETTE_SIDE)
     sample = np.asarray(crops[:, ::step, ::step]) >> SHIFT
     cells = (sample[..., 0].astype(np.int64) * BINS + sample[..., 1]) * BINS + sample[..., 2]
     per_crop = cells.reshape(len(sample), -1)
@@ -74,32 +72,27 @@ def palettes(crops: np.ndarray, step: int = 1) -> np.ndarray:
     return wide.reshape(len(sample), CELLS)
 
 
-def template_palettes(crops: np.ndarray, usable: np.ndarray) -> Palettes:
-    """Every frame's palette and the template's steady colours, from its crops (at least N
-    rows of (S, S, 3); a memory map is read PALETTE_CHUNK crops at a time) and usable (N,)."""
-    step = -(-crops.shape[1] // PALETTE_SIDE)
-    n = len(usable)  # the crops entry may hold spare rows past the last frame
-    frames = np.concatenate([palettes(crops[i:min(i + PALETTE_CHUNK, n)], step)
-                             for i in range(0, n, PALETTE_CHUNK)]) \
-        if n else np.zeros((0, CELLS), dtype=bool)
-    seen = frames[usable] if usable.any() else frames
-    steady = seen.mean(axis=0) >= STEADY_SHARE if len(seen) else np.ones(CELLS, dtype=bool)
-    return Palettes(frames=frames, steady=steady)
+def steady_colours(crops: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """bool (CELLS,): the colour cells in STEADY_SHARE of the palettes of the usable frames'
+    crops (at most STEADY_FRAMES of them, spread evenly). crops: at least N rows of (S, S, 3)
+    (a memory map is read PALETTE_CHUNK crops at a time); usable: bool (N,)."""
+    frames = np.flatnonzero(usable)
+    if not len(frames):
+        return np.ones(CELLS, dtype=bool)
+    if len(frames) > STEADY_FRAMES:
+        frames = frames[np.linspace(0, len(frames) - 1, STEADY_FRAMES).round().astype(int)]
+    found = np.concatenate([palettes(crops[frames[i:i + PALETTE_CHUNK]])
+                            for i in range(0, len(frames), PALETTE_CHUNK)])
+    return found.mean(axis=0) >= STEADY_SHARE
 
 
 def _cells(images: Any) -> Any:
     """Colour cell index (B, H*W), int64, of float images (B, 3, H, W) in [0, 1]."""
-    q = images.mul(BINS - 1e-3).floor_().clamp_(0, BINS - 1)  # 0..BINS-1 per channel
-    weights = q.new_tensor([BINS * BINS, BINS, 1]).reshape(1, 3, 1, 1)
-    return (q * weights).sum(dim=1).flatten(1).long()
-
-
-def _outside(cells: Any, palette: Any, like: Any) -> Any:
-    """float shaped as ``like`` (B, 1, H, W): 1 where the colour ``cells`` (B, H*W) are not in
-    ``palette`` (bool (B, CELLS))."""
     import torch
 
-    return (~torch.gather(palette, 1, cells)).float().reshape(like.shape)
+    # 0..BINS-1 per channel; a NaN (never made today) would index out of the palette
+    q = images.clamp(0.0, 1.0).nan_to_num_(0.0).mul_(BINS - 1e-3).to(torch.int16)
+    return (q[:, 0] * (BINS * BINS) + q[:, 1] * BINS + q[:, 2]).flatten(1).long()
 
 
 def foreign(base: Any, source: Any, judged: Any, base_palette: Any, source_palette: Any,
@@ -109,14 +102,15 @@ def foreign(base: Any, source: Any, judged: Any, base_palette: Any, source_palet
     (CELLS,) the template's steady colours."""
     import torch
 
-    base_cells, source_cells = _cells(base), _cells(source)
-    unheld = torch.maximum(_outside(source_cells, base_palette, judged),
-                           _outside(base_cells, source_palette, judged))
-    wide = steady.reshape(1, -1).expand(base.shape[0], -1)
-    unsteady = torch.maximum(_outside(source_cells, wide, judged),
-                             _outside(base_cells, wide, judged))
-    apart = ((base - source).abs().amax(dim=1, keepdim=True) > DIFFERENT).float()
-    return torch.maximum(unheld, unsteady * apart) * (judged > 0.5).float()
+    # one look-up per pixel: bit 0 in the base's palette, bit 1 in the source's, bit 2 steady
+    table = (base_palette.to(torch.uint8) | source_palette.to(torch.uint8) << 1
+             | steady.to(torch.uint8).reshape(1, -1) << 2)
+    at_base = torch.gather(table, 1, _cells(base)).reshape(judged.shape)
+    at_source = torch.gather(table, 1, _cells(source)).reshape(judged.shape)
+    unheld = ((at_source & 1) == 0) | ((at_base & 2) == 0)
+    unsteady = ((at_source & 4) == 0) | ((at_base & 4) == 0)
+    apart = (base - source).abs().amax(dim=1, keepdim=True) > DIFFERENT
+    return ((unheld | (unsteady & apart)) & (judged > 0.5)).float()
 
 
 def guard(base: Any, source: Any, judged: Any, base_palette: Any, source_palette: Any,

@@ -34,13 +34,13 @@ FEATHER_STEP = 4  # the feathering blur runs on a grid this many times coarser
 class Constants:
     """What every batch's transplant reads besides the plan, found once per template:
     triangles int64 (K, 3) of the mouth mesh; lip_colours float32 (N, 6) each template frame's
-    lip colour (colour.lip_colours): the transplanted lips take their base frame's; palettes:
-    the colours of each frame's crop and the template's steady ones (overlay.template_palettes).
+    lip colour (colour.lip_colours): the transplanted lips take their base frame's; steady:
+    bool (overlay.CELLS,) the colours the template holds steadily (overlay.steady_colours).
     """
 
     triangles: np.ndarray
     lip_colours: np.ndarray
-    palettes: overlay.Palettes
+    steady: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def transplant(
 
     frames: B base frames uint8 (H, W, 3) (modified copies are returned); plan_rows: B pairs
     (base index, source index) into the analysis. What either frame alone shows there (a
-    caption, a hand: :mod:`.overlay`) stays as the base frame has it.
+    burned-in caption: :mod:`.overlay`) stays as the base frame has it.
     """
     import torch
 
@@ -228,14 +228,13 @@ def transplant(
     lip_target = torch.from_numpy(constants.lip_colours[[b for b, _ in plan_rows]]).to(device)
     matched = colour.match_mouth(base_t, source_t, rim, corner_y,
                                  lip_target.reshape(len(plan_rows), -1, 1, 1), source_lips)
-    zone = torch.from_numpy(hard_masks([mouth_zone(tv) - shift for tv in targets], h, w))
+    own = [mesh.vertices(analysis.landmarks[b]) - analysis.crop_origin[b] for b, _ in plan_rows]
+    zone = torch.from_numpy(mouth_zones(targets, own, shift, h, w))
     judged = (alpha > 0).float() * (1.0 - zone.to(device))
-    frame_palettes = constants.palettes.frames
     keep = overlay.guard(
-        base_t, matched, judged,
-        torch.from_numpy(frame_palettes[[b for b, _ in plan_rows]]).to(device),
-        torch.from_numpy(frame_palettes[[s for _, s in plan_rows]]).to(device),
-        torch.from_numpy(constants.palettes.steady).to(device), side)
+        base_t, matched, judged, torch.from_numpy(overlay.palettes(np.stack(bases))).to(device),
+        torch.from_numpy(overlay.palettes(sources)).to(device),
+        torch.from_numpy(constants.steady).to(device), side)
     out = compose.blend(base_t, matched, alpha * (1.0 - keep))
     windows = out.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
     result = []
@@ -254,6 +253,17 @@ def mouth_zone(target: np.ndarray) -> np.ndarray:
     lips = target[list(mesh.LIP_OUTER_VERTICES)]
     centre = lips.mean(axis=0)
     return centre + (lips - centre) * overlay.ZONE_SCALE
+
+
+def mouth_zones(targets: list[np.ndarray], own: list[np.ndarray], shift: np.ndarray, height: int,
+                width: int) -> np.ndarray:
+    """float32 (B, 1, height, width): where the new mouth or the base frame's own may show what
+    the other lacks (teeth, tongue), not judged by the overlay guard: the moved outer lips
+    (targets: B target vertices (V, 2)) and the base frame's (own: B mesh vertices (V, 2) of
+    its landmarks), in crop pixels, each pushed out (:func:`mouth_zone`); shift: the window's
+    corner (x0, y0)."""
+    return np.maximum(hard_masks([mouth_zone(t) - shift for t in targets], height, width),
+                      hard_masks([mouth_zone(o) - shift for o in own], height, width))
 
 
 def mask_window(polygons: list[np.ndarray], side: int) -> tuple[int, int, int, int]:
