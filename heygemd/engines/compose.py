@@ -205,7 +205,7 @@ def sharpen(images: torch.Tensor, amount: float, sigma_px: float = 1.0) -> torch
 def blend(base: torch.Tensor, overlay: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """base * (1 - alpha) + overlay * alpha; alpha (B, 1, H, W) broadcasts over channels.
     Where alpha is exactly 0 the result equals ``base`` exactly."""
-    return torch.where(alpha > 0, base + alpha * (overlay - base), base)
+    return torch.where(alpha > 0, (overlay - base).mul_(alpha).add_(base), base)
 
 
 def resize(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
