@@ -1,11 +1,11 @@
 """Foreign content in a transplant: what one frame of a pair shows that the other cannot.
 
-A burned-in caption or a logo over the lower face belongs to the frame it was drawn on, at its
-place in that frame. A transplant moves the source frame's pixels onto the base
-frame's face, so it pastes a fragment of the source's caption under the new mouth (c26, a
-captioned clip: a yellow letter on the beard), cuts a hole in the base's caption, or shifts a
-caption both frames carry. A pixel the blend would change is foreign, and the blend keeps the
-base frame's pixel there, when either
+A burned-in caption over the lower face belongs to the frame it was drawn on, at its place in
+that frame. A transplant moves the source frame's pixels onto the base frame's face, so it
+pastes a fragment of the source's caption under the new mouth (c26, a captioned clip: a yellow
+letter on the beard), cuts a hole in the base's caption, or shifts a caption both frames carry.
+A pixel the blend would change is foreign, and the blend keeps the base frame's pixel there,
+when either
 
 * its colour is nowhere in the other frame's crop (the lower face and what is around it: skin,
   beard, lips, collar, background): not within one cell of a coarse RGB grid of BINS levels per
@@ -20,10 +20,10 @@ ZONE_SCALE) are not judged: an opening mouth shows teeth and tongue that a close
 in the source or in the base. Foreign pixels that cluster are grown by GROW of the crop side (a
 caption letter's dark outline is reached by growing) and softened.
 
-Not caught: a hand or anything else of skin colours (in both crops and steady); a caption in
-STEADY_SHARE of the frames or more that both frames of a pair carry (its colour is steady and in
-both crops); a microphone on its stand that the warp moves with the face (c34: its colours are
-in every frame).
+Not caught: a hand or anything else of skin colours (in both crops and steady); a caption or a
+logo in STEADY_SHARE of the frames or more that both frames of a pair carry (its colour is
+steady and in both crops); a microphone on its stand that the warp moves with the face (c34:
+its colours are in every frame).
 
 A pair's palettes are read from its two crops, already in memory for the transplant (about
 PALETTE_SIDE pixels each way); the template's steady colours once per render from at most
