@@ -124,3 +124,46 @@ def test_steady_colours_are_those_of_most_frames_and_skip_spare_rows(
     monkeypatch.setattr(overlay, "palettes", lambda c, step=None: read.append(len(c)) or real(c))
     overlay.steady_colours(crops, np.ones(10, dtype=bool))
     assert sum(read) == 4
+
+
+def _moving_face(n: int, still_disc: bool, face_moves: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crops (n, 64, 64, 3), origins (n, 2), landmarks (n, 478, 3)) of a 160x120 picture: a
+    textured face that sways (the crops follow it), with a black disc fixed in the picture in
+    front of its chin where ``still_disc``."""
+    from heygemd.engines.builtin import mesh
+
+    rng = np.random.default_rng(0)
+    texture = rng.integers(60, 200, (80, 80), dtype=np.uint8)
+    crops, origins, points = [], [], np.zeros((n, 478, 3))
+    for i in range(n):
+        dx = int(round(6 * np.sin(i / 3))) if face_moves else 0
+        picture = np.full((120, 160), 230, np.uint8)
+        picture[20:100, 40 + dx : 120 + dx] = texture
+        if still_disc:
+            yy, xx = np.mgrid[0:120, 0:160]
+            picture[(yy - 80) ** 2 + (xx - 80) ** 2 < 12**2] = 10
+        ox, oy = 48 + dx, 40
+        crops.append(np.repeat(picture[oy : oy + 64, ox : ox + 64, None], 3, axis=2))
+        origins.append((ox, oy))
+        angles = np.linspace(0, 2 * np.pi, len(mesh.CONTOUR), endpoint=False)
+        points[i, mesh.CONTOUR, 0] = 80 + dx + 30 * np.cos(angles)
+        points[i, mesh.CONTOUR, 1] = 70 + 28 * np.sin(angles)
+    return np.stack(crops), np.array(origins), points
+
+
+def test_an_occluder_stays_put_in_the_picture_while_the_face_moves() -> None:
+    crops, origins, points = _moving_face(24, still_disc=True)
+    found = overlay.occluder(crops, origins, points, np.ones(24, dtype=bool), 160, 120)
+    assert found is not None and found.shape == (120, 160)
+    assert found[80, 80] and found[72, 80] and found[80, 90]  # the disc, whole
+    assert not found[40, 80] and not found[80, 40]  # the face above it, the background
+    # no disc: the face moves and the background is still but outside the face
+    crops, origins, points = _moving_face(24, still_disc=False)
+    assert overlay.occluder(crops, origins, points, np.ones(24, dtype=bool), 160, 120) is None
+
+
+def test_a_still_face_is_not_an_occluder() -> None:
+    """A face that does not move is still in the picture too, but also at its own place."""
+    crops, origins, points = _moving_face(24, still_disc=False, face_moves=False)
+    assert overlay.occluder(crops, origins, points, np.ones(24, dtype=bool), 160, 120) is None

@@ -308,15 +308,17 @@ def face_workers() -> int:
 
 def _render_constants(analysis: TemplateAnalysis) -> Constants:
     """What every batch's transplant reads besides the plan (render.Constants): the mouth
-    mesh, each frame's lip colour and the template's steady colours."""
+    mesh, each frame's lip colour, the template's steady colours and its occluder."""
     ref = analysis.landmarks[int(np.flatnonzero(analysis.usable)[0])] if analysis.usable.any() \
         else None
     triangles = mesh.triangulate(ref) if ref is not None else np.zeros((0, 3), np.int64)
     lips = colour.lip_colours(analysis.crops, analysis.landmarks, analysis.crop_origin,
                               analysis.usable, analysis.fps)
     steady = overlay.steady_colours(analysis.crops, analysis.usable)
+    occluder = overlay.occluder(analysis.crops, analysis.crop_origin, analysis.landmarks,
+                                analysis.usable, analysis.width, analysis.height)
     crops.let_go(analysis.crops)  # the lip boxes and the sampled crops were read through the map
-    return Constants(triangles=triangles, lip_colours=lips, steady=steady)
+    return Constants(triangles=triangles, lip_colours=lips, steady=steady, occluder=occluder)
 
 
 def _taken(ahead: Ahead, count: int, progress: ProgressFn, start: float,

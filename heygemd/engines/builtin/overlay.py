@@ -20,10 +20,16 @@ ZONE_SCALE) are not judged: an opening mouth shows teeth and tongue that a close
 in the source or in the base. Foreign pixels that cluster are grown by GROW of the crop side (a
 caption letter's dark outline is reached by growing) and softened.
 
-Not caught: a hand or anything else of skin colours (in both crops and steady); a caption or a
-logo in STEADY_SHARE of the frames or more that both frames of a pair carry (its colour is
-steady and in both crops); a microphone on its stand that the warp moves with the face (c34:
-its colours are in every frame).
+A third kind needs no colour: an occluder (:func:`occluder`), something that stays put in the
+picture in front of the lower face while the face moves behind it (c34: a microphone on its
+stand, whose copy the warp carried onto the cheek as a grey crescent). It is found once per
+render from the template's crops, warped with each source as a fourth channel, and the blend
+keeps the base wherever it lies in the base or lands from the source (grown a little and
+softened at full size, render.transplant).
+
+Not caught: a hand or anything else of skin colours that moves (in both crops and steady, not
+still); a caption or a logo in STEADY_SHARE of the frames or more that both frames of a pair
+carry (its colour is steady and in both crops).
 
 A pair's palettes are read from its two crops, already in memory for the transplant (about
 PALETTE_SIDE pixels each way); the template's steady colours once per render from at most
@@ -50,6 +56,12 @@ DIFFERENT = 0.25  # base and source this far apart (any channel, 0..1) show diff
 ZONE_SCALE = 1.3  # the mouth zone: the moved outer lips pushed out from their centre
 GROW = 0.02  # foreign clusters grown by this share of the crop side, then softened as much
 CLUSTER = 0.5  # a foreign pixel counts when at least this share of its 3x3 is foreign too
+STILL_LEVELS = 3.0  # a picture pixel whose grey level varies less over the template stays put
+MOVING_LEVELS = 12.0  # ... while at the face's own place (the crops' pixels) it varies more
+STILL_SEEN = 0.9  # ... judged where this share of the sampled crops reach it
+OCCLUDING = 0.5  # such a part occludes where it is inside the lower face in this share of frames
+MIN_OCCLUDER = 0.005  # an occluder covers at least this share of the lower face
+OCCLUDER_EDGE = 2  # an occluder's map is grown by this many pixels (its edge varies more)
 
 
 def palettes(crops: np.ndarray, step: int | None = None) -> np.ndarray:
@@ -86,6 +98,82 @@ def steady_colours(crops: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return found.mean(axis=0) >= STEADY_SHARE
 
 
+def _sampled(usable: np.ndarray) -> np.ndarray:
+    """At most STEADY_FRAMES of the usable frames' indices, spread evenly."""
+    frames = np.flatnonzero(usable)
+    if len(frames) > STEADY_FRAMES:
+        frames = frames[np.linspace(0, len(frames) - 1, STEADY_FRAMES).round().astype(int)]
+    return frames
+
+
+def occluder(crops: np.ndarray, origins: np.ndarray, landmarks: np.ndarray,
+             usable: np.ndarray, width: int, height: int) -> np.ndarray | None:
+    """bool (height, width), or None where there is none: what stays put in the picture in front
+    of the lower face while the face moves behind it, a microphone on its stand.
+
+    Over the sampled usable frames' crops (placed at their origins (N, 2); pixels STILL_SEEN of
+    them reach), its grey level varies under STILL_LEVELS in the picture, and over
+    MOVING_LEVELS at the face's own place (the same crop pixel over the frames: the crops follow
+    the face), so a still face is not one. The connected parts of such pixels that lie inside
+    the lower-face contour of landmarks (N, 478, 3) in OCCLUDING of the frames are kept whole,
+    grown by OCCLUDER_EDGE; None under MIN_OCCLUDER of the face's area."""
+    import cv2
+    from scipy import ndimage
+
+    from heygemd.engines.builtin import mesh
+
+    frames = _sampled(usable)
+    if len(frames) < 2:
+        return None
+    side_y, side_x = crops.shape[1:3]
+    x0, y0 = (int(v) for v in origins[frames].min(axis=0))
+    x1 = min(int(origins[frames][:, 0].max()) + side_x, width)
+    y1 = min(int(origins[frames][:, 1].max()) + side_y, height)
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    on_face = np.zeros((side_y, side_x), np.float64)
+    on_face_squares = np.zeros_like(on_face)
+    for i in frames:
+        grey = np.asarray(crops[i], np.float32) @ weights
+        on_face += grey
+        on_face_squares += grey.astype(np.float64) ** 2
+    face_spread = on_face_squares / len(frames) - (on_face / len(frames)) ** 2
+    total = np.zeros((y1 - y0, x1 - x0), np.float64)
+    squares = np.zeros_like(total)
+    moving = np.zeros_like(total)
+    seen = np.zeros(total.shape, np.int32)
+    inside = np.zeros(total.shape, np.int32)
+    area = 0.0
+    for i in frames:
+        ox, oy = int(origins[i][0]) - x0, int(origins[i][1]) - y0
+        grey = np.asarray(crops[i], np.float32) @ weights
+        h, w = min(side_y, total.shape[0] - oy), min(side_x, total.shape[1] - ox)
+        total[oy:oy + h, ox:ox + w] += grey[:h, :w]
+        squares[oy:oy + h, ox:ox + w] += grey[:h, :w] ** 2
+        moving[oy:oy + h, ox:ox + w] += face_spread[:h, :w]
+        seen[oy:oy + h, ox:ox + w] += 1
+        face = np.zeros(total.shape, np.uint8)
+        contour = (landmarks[i, mesh.CONTOUR, :2] - [x0, y0]).astype(np.float32)
+        cv2.fillPoly(face, [np.round(cv2.convexHull(contour)).astype(np.int32)], (1,))
+        inside += face
+        area += float(face.sum())
+    count = np.maximum(seen, 1)
+    variance = squares / count - (total / count) ** 2
+    candidate = (seen >= STILL_SEEN * len(frames)) & (variance < STILL_LEVELS**2) \
+        & (moving / count > MOVING_LEVELS**2)
+    parts, n = ndimage.label(candidate)
+    if n == 0:
+        return None
+    over_face = np.bincount(parts[inside >= OCCLUDING * len(frames)], minlength=n + 1)
+    over_face[0] = 0
+    found = np.isin(parts, np.flatnonzero(over_face >= MIN_OCCLUDER * area / len(frames)))
+    if not found.any():
+        return None
+    found = ndimage.binary_dilation(found, iterations=OCCLUDER_EDGE)
+    out = np.zeros((height, width), dtype=bool)
+    out[y0:y1, x0:x1] = found
+    return out
+
+
 def _cells(images: Any) -> Any:
     """Colour cell index (B, H*W), int64, of float images (B, 3, H, W) in [0, 1]."""
     import torch
@@ -114,18 +202,23 @@ def foreign(base: Any, source: Any, judged: Any, base_palette: Any, source_palet
 
 
 def guard(base: Any, source: Any, judged: Any, base_palette: Any, source_palette: Any,
-          steady: Any, side: int) -> Any:
+          steady: Any, side: int, occluded: Any = None) -> Any:
     """float (B, 1, H, W) in [0, 1]: 1 where the blend keeps the base frame's pixels.
 
     base, source: the pair's windows (the source warped and colour-matched); judged: the pixels
     the blend would change, less the mouth zone; palettes and steady as for :func:`foreign`
-    (tensors); side: the crop side in pixels.
+    (tensors); side: the crop side in pixels; occluded: float (B, 1, H, W) in [0, 1], where an
+    occluder (:func:`occluder`) lies in the base or lands from the warped source (kept as it
+    is, at full size), or None.
     """
     import torch
     import torch.nn.functional as F
 
     from heygemd.engines import compose
 
+    if occluded is not None:
+        return torch.maximum(guard(base, source, judged, base_palette, source_palette, steady,
+                                   side), occluded)
     if not bool((judged > 0.5).any()):
         return torch.zeros_like(judged)
     # judged on every other pixel each way: a caption is tens of pixels across

@@ -28,6 +28,7 @@ from heygemd.media.video import held_bytes_per_pixel
 REVERSE_BUDGET_BYTES = 192 * 1024 * 1024
 FEATHER = 0.035  # mask edge softness, share of the crop side
 FEATHER_STEP = 4  # the feathering blur runs on a grid this many times coarser
+OCCLUDER_GROW = 3  # pixels an occluder's keep mask reaches past its warped edge
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,15 @@ class Constants:
     """What every batch's transplant reads besides the plan, found once per template:
     triangles int64 (K, 3) of the mouth mesh; lip_colours float32 (N, 6) each template frame's
     lip colour (colour.lip_colours): the transplanted lips take their base frame's; steady:
-    bool (overlay.CELLS,) the colours the template holds steadily (overlay.steady_colours).
+    bool (overlay.CELLS,) the colours the template holds steadily (overlay.steady_colours);
+    occluder: bool (H, W) in the picture, what stays put in front of the lower face
+    (overlay.occluder), or None.
     """
 
     triangles: np.ndarray
     lip_colours: np.ndarray
     steady: np.ndarray
+    occluder: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +218,20 @@ def transplant(
     affines = [warp.triangle_affines(sv, tv - shift, triangles)
                for sv, tv in zip(sources_v, targets, strict=True)]
     tri_maps = np.stack([warp.triangle_map(tv - shift, triangles, h, w) for tv in targets])
-    warped, covered = warp.warp_batch(sources, affines, tri_maps, device)
+    occluder = constants.occluder
+    occluded = None
+    if occluder is not None:  # the occluder warped with each source, as a fourth channel
+        carried = np.stack([_picture_part(occluder, analysis.crop_origin[s], (side, side))
+                            for _, s in plan_rows])
+        warped, covered = warp.warp_batch(np.concatenate([sources, carried[..., None]], axis=3),
+                                          affines, tri_maps, device)
+        here = np.stack([_picture_part(occluder, analysis.crop_origin[b] + [x0, y0], (h, w))
+                         for b, _ in plan_rows])
+        occluded = torch.maximum(warped[:, 3:4].div(255.0).clamp(0.0, 1.0),
+                                 torch.from_numpy(here).to(device).unsqueeze(1).float() / 255.0)
+        warped = warped[:, :3]
+    else:
+        warped, covered = warp.warp_batch(sources, affines, tri_maps, device)
     base_np = np.stack(bases)[:, y0:y1, x0:x1]
     base_t = torch.from_numpy(base_np).to(device).permute(0, 3, 1, 2).float() / 255.0
     hard = torch.from_numpy(hard_masks([poly - shift for poly in polygons], h, w)).to(device)
@@ -234,7 +251,8 @@ def transplant(
     keep = overlay.guard(
         base_t, matched, judged, torch.from_numpy(overlay.palettes(np.stack(bases))).to(device),
         torch.from_numpy(overlay.palettes(sources)).to(device),
-        torch.from_numpy(constants.steady).to(device), side)
+        torch.from_numpy(constants.steady).to(device), side,
+        None if occluded is None else _widened(occluded) * (alpha > 0).float())
     out = compose.blend(base_t, matched, alpha * (1.0 - keep))
     windows = out.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
     result = []
@@ -312,6 +330,29 @@ def blend_weights(hard: Any, covered: Any, feather_px: float | None = None) -> t
     rim = hard * (alpha < 0.5).float()
     rim = torch.where(rim.sum(dim=(2, 3), keepdim=True) > 0, rim, hard)
     return alpha, rim
+
+
+def _widened(mask: Any) -> Any:
+    """A soft mask (B, 1, H, W) grown by OCCLUDER_GROW pixels and softened as much: the warped
+    occluder's edge is partial, and what is outside it would show as a thin outline."""
+    import torch.nn.functional as F
+
+    from heygemd.engines import compose
+
+    grown = F.max_pool2d(mask, 2 * OCCLUDER_GROW + 1, stride=1, padding=OCCLUDER_GROW)
+    return compose.gaussian_blur((grown * 2.0).clamp(0.0, 1.0), OCCLUDER_GROW / 2.0)
+
+
+def _picture_part(mask: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (h, w): 255 where the picture's bool ``mask`` is set, read at ``origin`` (x0, y0),
+    0 beyond the picture."""
+    h, w = size
+    x0, y0 = int(origin[0]), int(origin[1])
+    out = np.zeros((h, w), np.uint8)
+    part = mask[max(y0, 0) : y0 + h, max(x0, 0) : x0 + w]
+    out[max(-y0, 0) : max(-y0, 0) + part.shape[0], max(-x0, 0) : max(-x0, 0) + part.shape[1]] = \
+        part * np.uint8(255)
+    return out
 
 
 def _base_crop(frame: np.ndarray, origin: np.ndarray, side: int) -> np.ndarray:
