@@ -167,3 +167,10 @@ def test_a_still_face_is_not_an_occluder() -> None:
     """A face that does not move is still in the picture too, but also at its own place."""
     crops, origins, points = _moving_face(24, still_disc=False, face_moves=False)
     assert overlay.occluder(crops, origins, points, np.ones(24, dtype=bool), 160, 120) is None
+
+
+def test_faces_of_no_area_find_no_occluder() -> None:
+    """Degenerate landmarks (every contour point in one place): nothing is inside the face."""
+    crops, origins, points = _moving_face(24, still_disc=True)
+    points[:] = 0.0
+    assert overlay.occluder(crops, origins, points, np.ones(24, dtype=bool), 160, 120) is None

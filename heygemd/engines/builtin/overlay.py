@@ -165,7 +165,8 @@ def occluder(crops: np.ndarray, origins: np.ndarray, landmarks: np.ndarray,
         return None
     over_face = np.bincount(parts[inside >= OCCLUDING * len(frames)], minlength=n + 1)
     over_face[0] = 0
-    found = np.isin(parts, np.flatnonzero(over_face >= MIN_OCCLUDER * area / len(frames)))
+    least = max(1.0, MIN_OCCLUDER * area / len(frames))
+    found = np.isin(parts, np.flatnonzero(over_face >= least))
     if not found.any():
         return None
     found = ndimage.binary_dilation(found, iterations=OCCLUDER_EDGE)
