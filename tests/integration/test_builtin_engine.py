@@ -187,6 +187,20 @@ def test_lips_keep_the_base_lipstick_without_flicker(setup: dict, shared_media: 
     assert steps.max() < 6.0 and steps[:, 1:].mean() < 0.8
 
 
+def _driven_by_jfk(engine: Any, template: Path, shared_media: Path,
+                   seconds: float) -> list[np.ndarray]:
+    """The output frames of ``template`` driven by the first ``seconds`` of JFK's speech."""
+    from heygemd.media.audio import load_audio
+    from heygemd.media.probe import probe
+
+    info = probe(template)
+    assert info.video is not None
+    audio = load_audio(shared_media / "speech" / "en01_male_jfk_inaugural_11s.flac",
+                       rate=AUDIO_RATE)[: int(seconds * AUDIO_RATE)]
+    request = RenderRequest(template=template, info=info, audio=audio, fps=info.video.avg_fps)
+    return list(engine.render(request, lambda f: None).frames)
+
+
 CAPTIONED = "corpus/c26_en_talkvid_age_60plus_1_talkvid.mp4"
 
 
@@ -203,17 +217,9 @@ def test_a_burned_in_caption_is_neither_pasted_nor_cut(setup: dict, shared_media
     pasted from a captioned source frame) or lacks those it has (a caption cut by an
     uncaptioned source, or shifted by a warped captioned one). Without the overlay guard: up to
     149 pixels pasted and 234 cut in a frame."""
-    from heygemd.media.audio import load_audio
-    from heygemd.media.probe import probe
-
     engine = setup["engine"]
     template = shared_media / CAPTIONED
-    info = probe(template)
-    assert info.video is not None
-    audio = load_audio(shared_media / "speech" / "en01_male_jfk_inaugural_11s.flac",
-                       rate=AUDIO_RATE)[: 5 * AUDIO_RATE]
-    request = RenderRequest(template=template, info=info, audio=audio, fps=info.video.avg_fps)
-    frames = list(engine.render(request, lambda f: None).frames)
+    frames = _driven_by_jfk(engine, template, shared_media, 5.0)
     plan = engine.last_plan
     base_frames = _template_frames(template, 10**6)
     captioned = {i for i, f in enumerate(base_frames) if _caption(f).sum() > 5000}
@@ -245,17 +251,10 @@ def test_a_microphone_in_front_of_the_chin_is_not_pasted_again(
     microphone-black pixels its base frame lacks. Without the occluder: up to 58 pixels, a grey
     crescent of the microphone carried onto the cheek by the warp."""
     from heygemd.engines.builtin import overlay
-    from heygemd.media.audio import load_audio
-    from heygemd.media.probe import probe
 
     engine = setup["engine"]
     template = shared_media / MICROPHONE
-    info = probe(template)
-    assert info.video is not None
-    audio = load_audio(shared_media / "speech" / "en01_male_jfk_inaugural_11s.flac",
-                       rate=AUDIO_RATE)[: 5 * AUDIO_RATE]
-    request = RenderRequest(template=template, info=info, audio=audio, fps=info.video.avg_fps)
-    frames = list(engine.render(request, lambda f: None).frames)
+    frames = _driven_by_jfk(engine, template, shared_media, 5.0)
     plan = engine.last_plan
     analysis = engine.analysis_of(template)
     found = overlay.occluder(analysis.crops, analysis.crop_origin, analysis.landmarks,
