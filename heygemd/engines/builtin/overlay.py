@@ -213,13 +213,20 @@ def guard(base: Any, source: Any, judged: Any, base_palette: Any, source_palette
     is, at full size), or None.
     """
     import torch
+
+    keep = _foreign_kept(base, source, judged, base_palette, source_palette, steady, side)
+    return keep if occluded is None else torch.maximum(keep, occluded)
+
+
+def _foreign_kept(base: Any, source: Any, judged: Any, base_palette: Any, source_palette: Any,
+                  steady: Any, side: int) -> Any:
+    """:func:`guard` without an occluder: the clusters of :func:`foreign` pixels, grown by GROW
+    of the side and softened, at full size."""
+    import torch
     import torch.nn.functional as F
 
     from heygemd.engines import compose
 
-    if occluded is not None:
-        return torch.maximum(guard(base, source, judged, base_palette, source_palette, steady,
-                                   side), occluded)
     if not bool((judged > 0.5).any()):
         return torch.zeros_like(judged)
     # judged on every other pixel each way: a caption is tens of pixels across

@@ -232,7 +232,8 @@ def transplant(
         warped = warped[:, :3]
     else:
         warped, covered = warp.warp_batch(sources, affines, tri_maps, device)
-    base_np = np.stack(bases)[:, y0:y1, x0:x1]
+    stacked = np.stack(bases)
+    base_np = stacked[:, y0:y1, x0:x1]
     base_t = torch.from_numpy(base_np).to(device).permute(0, 3, 1, 2).float() / 255.0
     hard = torch.from_numpy(hard_masks([poly - shift for poly in polygons], h, w)).to(device)
     alpha, rim = blend_weights(hard, covered, FEATHER * side)
@@ -249,7 +250,7 @@ def transplant(
     zone = torch.from_numpy(mouth_zones(targets, own, shift, h, w))
     judged = (alpha > 0).float() * (1.0 - zone.to(device))
     keep = overlay.guard(
-        base_t, matched, judged, torch.from_numpy(overlay.palettes(np.stack(bases))).to(device),
+        base_t, matched, judged, torch.from_numpy(overlay.palettes(stacked)).to(device),
         torch.from_numpy(overlay.palettes(sources)).to(device),
         torch.from_numpy(constants.steady).to(device), side,
         None if occluded is None else _widened(occluded) * (alpha > 0).float())
