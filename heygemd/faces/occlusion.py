@@ -24,6 +24,14 @@ from heygemd.faces.types import FaceObservation
 # Chroma distance (Lab a*/b* units, 8-bit OpenCV scale ~ CIE units) at which a lip pixel no
 # longer looks like flesh of this face.
 FAR_CHROMA = 12.0
+# Lips keep at least this share of the skin's redness (a* above neutral) while their chroma
+# may lie farther than FAR_CHROMA from it: on darker skin the lips lose the skin's yellow (b*)
+# and stay as red (c20: lips a* 17, b* 3 against the skin's 16, 17). Covers of cloth, paper or
+# plastic in black, white, grey or green sit at a* <= ~1; blue and purple ones, red enough,
+# lie far below the red-to-orange hues of flesh: b* < -FLESH_HUE_SLOPE * a* (hue under -27
+# degrees; a cloth blue (60, 90, 200) is a* 26, b* -61).
+FLESH_RED_SHARE = 0.6
+FLESH_HUE_SLOPE = 0.5
 # Lips are redder than skin: a* excess (units as above) below LOW means "no lip redness",
 # above HIGH means clearly lips. Measured on the talking clips: 1-30 (a pale man: 1-3).
 REDNESS_LOW = 0.0
@@ -99,7 +107,11 @@ def mouth_colour(frame: np.ndarray, obs: FaceObservation) -> MouthColour:
     skin_ref = np.median(skin_ab, axis=0)
     dist = np.linalg.norm(lip_ab - skin_ref, axis=1)
     redder = lip_ab[:, 0] - skin_ref[0] > np.abs(lip_ab[:, 1] - skin_ref[1])
-    far = (dist > FAR_CHROMA) & ~redder  # a deep-red lip is far from skin but still a lip
+    # as red as lips on this face and no yellower than its skin: flesh, however far in chroma
+    red, yellow = lip_ab[:, 0] - 128.0, lip_ab[:, 1] - 128.0
+    flesh = (red >= FLESH_RED_SHARE * max(skin_ref[0] - 128.0, 0.0)) \
+        & (lip_ab[:, 1] <= skin_ref[1]) & (yellow >= -FLESH_HUE_SLOPE * red)
+    far = (dist > FAR_CHROMA) & ~redder & ~flesh  # a deep-red lip is far but still a lip
     redness = float(np.median(lip_ab[:, 0]) - skin_ref[0])
     line = _line_mask(local[list(lm.LIPS_INNER)], LINE_WIDTH * radius / SKIN_RADIUS, shape)
     line_l = lab[line][:, 0].astype(np.float64)

@@ -169,6 +169,18 @@ def test_masked_face_is_refused_for_the_covered_mouth(examined: dict) -> None:
     assert isinstance(f.value, float) and f.value > CFG.mouth_covered_threshold
 
 
+@pytest.mark.parametrize("clip", ["c10", "c20", "c22", "c30"])
+def test_lips_less_yellow_than_the_skin_are_not_a_covered_mouth(
+    shared_media: Path, analyzer: FaceAnalyzer, pictures: Path, clip: str
+) -> None:
+    """Frontal presenters whose lips keep the skin's redness but not its yellow (darker skin:
+    c20 was refused as masked, c10 and c30 warned of a covered mouth)."""
+    [path] = sorted((shared_media / "corpus").glob(f"{clip}_*.mp4"))
+    exam = examine.examine_video(path, analyzer, CFG, LIMITS, pictures)
+    assert exam.frames_examined > 0
+    assert not {f.code for f in exam.findings} & {"mouth_covered", "mouth_covered_briefly"}
+
+
 @pytest.mark.parametrize("clip", ["rj01", "rj02", "rj04"])
 def test_refused_videos_get_a_picture_of_the_deciding_frame(
     examined: dict, pictures: Path, clip: str

@@ -26,7 +26,8 @@ def ring(n: int, cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
     return np.stack([cx + rx * np.cos(angles), cy - ry * np.sin(angles)], axis=1)
 
 
-def synthetic_face() -> tuple[np.ndarray, FaceObservation]:
+def synthetic_face(skin: tuple[int, int, int] = SKIN, lips: tuple[int, int, int] = LIPS,
+                   line: tuple[int, int, int] = MOUTH_LINE) -> tuple[np.ndarray, FaceObservation]:
     """A 400x400 RGB face: skin, red lips, a dark mouth line; landmarks where they belong."""
     marks = np.zeros((N_LANDMARKS, 3), dtype=np.float32)
     marks[:, :2] = (200.0, 200.0)
@@ -41,9 +42,9 @@ def synthetic_face() -> tuple[np.ndarray, FaceObservation]:
     marks[lm.FOREHEAD_TOP, :2] = (200, 60)
     marks[lm.CHIN, :2] = (200, 340)
     frame = np.zeros((400, 400, 3), dtype=np.uint8)
-    cv2.ellipse(frame, (200, 200), (120, 150), 0, 0, 360, SKIN, -1)
-    cv2.fillPoly(frame, [marks[list(lm.LIPS_OUTER), :2].astype(np.int32)], LIPS)
-    cv2.polylines(frame, [marks[list(lm.LIPS_INNER), :2].astype(np.int32)], True, MOUTH_LINE, 4)
+    cv2.ellipse(frame, (200, 200), (120, 150), 0, 0, 360, skin, -1)
+    cv2.fillPoly(frame, [marks[list(lm.LIPS_OUTER), :2].astype(np.int32)], lips)
+    cv2.polylines(frame, [marks[list(lm.LIPS_INNER), :2].astype(np.int32)], True, line, 4)
     noise = rng.normal(0, 3, frame.shape)
     frame = np.clip(frame + noise, 0, 255).astype(np.uint8)
     return frame, FaceObservation(0, (80, 50, 320, 350), 0.9, marks, 0.0, 0.0, 0.0)
@@ -68,6 +69,34 @@ def test_visible_mouth_scores_low() -> None:
 )
 def test_cloth_coloured_cover_scores_high(cover: tuple[int, int, int]) -> None:
     frame, obs = synthetic_face()
+    assert mouth_occlusion_score(cover_mouth(frame, cover), obs) > 0.9
+
+
+def lab_to_rgb(lab: tuple[int, int, int]) -> tuple[int, int, int]:
+    """An OpenCV 8-bit Lab colour (a*, b* offset by 128) as RGB."""
+    rgb = cv2.cvtColor(np.uint8([[lab]]), cv2.COLOR_LAB2RGB)[0, 0]
+    return int(rgb[0]), int(rgb[1]), int(rgb[2])
+
+
+def test_lips_as_red_as_the_skin_but_less_yellow_score_low() -> None:
+    """Darker skin (c20's measured medians): lips a* 17, b* 3 against the skin's 16, 17, farther
+    than FAR_CHROMA in chroma and not redder, yet flesh."""
+    skin = lab_to_rgb((103, 128 + 16, 128 + 17))
+    lips = lab_to_rgb((98, 128 + 17, 128 + 3))
+    frame, obs = synthetic_face(skin=skin, lips=lips, line=(25, 12, 12))
+    colour = mouth_colour(frame, obs)
+    assert colour.redness < 6.0  # not redder than the skin: the redness rule does not save it
+    assert mouth_occlusion_score(frame, obs) < 0.2
+
+
+@pytest.mark.parametrize("cover", [(60, 90, 200), (120, 60, 140), (90, 140, 90)])
+def test_covers_red_enough_but_of_other_hues_still_score_high(
+    cover: tuple[int, int, int],
+) -> None:
+    """Blue, purple and green cloth on the darker face of the test above."""
+    skin = lab_to_rgb((103, 128 + 16, 128 + 17))
+    frame, obs = synthetic_face(skin=skin, lips=lab_to_rgb((98, 128 + 17, 128 + 3)),
+                                line=(25, 12, 12))
     assert mouth_occlusion_score(cover_mouth(frame, cover), obs) > 0.9
 
 
