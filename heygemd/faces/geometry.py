@@ -291,6 +291,39 @@ GENERIC_HEAD = np.array(
 GENERIC_HEAD_LANDMARKS = [1, 152, 33, 263, 61, 291]  # mediapipe mesh indices, same order
 
 
+# head_pose()'s yaw times this is on the generic head's scale: rj02 (three-quarter view) 22 ->
+# 33 against 31, c13 (slightly turned) 12 -> 18 against 18, median over sampled frames.
+MESH_YAW_SCALE = 1.5
+
+
+def limit_yaw(landmarks: np.ndarray, frame_size: tuple[int, int]) -> float:
+    """Yaw in degrees for the user-facing limit, on :func:`generic_head_yaw`'s scale: the median
+    of three estimates from landmarks float (478, 2+) in pixels, so that no single one decides.
+
+    The generic six-point head alone depends on where the chin and mouth corners sit against
+    the nose: a frontal presenter close to the camera (c25; the others read 6-9) reads 26-38
+    there. The other two: :func:`head_pose` over its fifteen points (times MESH_YAW_SCALE) and
+    :func:`outline_yaw`. NaN only where all three are."""
+    estimates = np.array([generic_head_yaw(landmarks, frame_size),
+                          MESH_YAW_SCALE * head_pose(landmarks)[0], outline_yaw(landmarks)])
+    finite = estimates[np.isfinite(estimates)]
+    return float(np.median(finite)) if len(finite) else math.nan
+
+
+def outline_yaw(landmarks: np.ndarray) -> float:
+    """Yaw in degrees from where the nose tip sits between the face's outline at the cheeks
+    (landmarks 234 and 454), along the line joining them: arcsin(2t - 1), t the nose's share of
+    the way; > 0 turned to the image's right. Past a profile it saturates at 90."""
+    points = np.asarray(landmarks, np.float64)
+    right_edge, left_edge, nose = points[234, :2], points[454, :2], points[lm.NOSE_TIP, :2]
+    span = left_edge - right_edge
+    length = float(span @ span)
+    if not np.isfinite(length) or length <= 0.0:
+        return math.nan
+    share = float((nose - right_edge) @ span) / length
+    return math.degrees(math.asin(float(np.clip(2.0 * share - 1.0, -1.0, 1.0))))
+
+
 def generic_head_yaw(landmarks: np.ndarray, frame_size: tuple[int, int]) -> float:
     """Yaw in degrees (> 0: face turned to the image's right) from landmarks float (478, 2+) in
     pixels, fitted to :data:`GENERIC_HEAD` with a pinhole camera of focal length max(W, H)."""

@@ -18,7 +18,7 @@ from heygemd import names, voice
 from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.errors import MediaError
 from heygemd.faces.analyze import FaceAnalyzer
-from heygemd.faces.geometry import box_iou, generic_head_yaw
+from heygemd.faces.geometry import box_iou, limit_yaw
 from heygemd.faces.types import SampledFrame
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
@@ -247,15 +247,15 @@ def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[S
 
 def evidence_of(s: SampledFrame, frame_size: tuple[int, int]) -> FrameEvidence:
     """What the rules need from one examined frame: yaw from
-    :func:`~heygemd.faces.geometry.generic_head_yaw` (the scale of the limit), pitch from the face
-    analyzer (the mesh's pitch reads true; the generic head's is biased)."""
+    :func:`~heygemd.faces.geometry.limit_yaw` (three estimates on the scale of the limit), pitch
+    from the face analyzer (the mesh's pitch reads true; the generic head's is biased)."""
     if s.speaker is None:
         return FrameEvidence(s.frame_index, len(s.faces))
     return FrameEvidence(
         frame_index=s.frame_index,
         face_count=len(s.faces),
         face_fraction=s.speaker.height / frame_size[1],
-        yaw=generic_head_yaw(s.speaker.landmarks, frame_size),
+        yaw=limit_yaw(s.speaker.landmarks, frame_size),
         pitch=s.speaker.pitch,
         occlusion=s.speaker_occlusion,
     )

@@ -181,6 +181,18 @@ def test_lips_less_yellow_than_the_skin_are_not_a_covered_mouth(
     assert not {f.code for f in exam.findings} & {"mouth_covered", "mouth_covered_briefly"}
 
 
+@pytest.mark.parametrize("clip", ["c02", "c25"])
+def test_frontal_presenters_are_not_said_to_turn_away(
+    shared_media: Path, analyzer: FaceAnalyzer, pictures: Path, clip: str
+) -> None:
+    """Yaw 5/7 and 7/9 degrees (median/90th percentile, corpus MANIFEST.md): the generic
+    six-point head alone read c25 at 26-38 degrees and refused it, and warned of c02."""
+    [path] = sorted((shared_media / "corpus").glob(f"{clip}_*.mp4"))
+    exam = examine.examine_video(path, analyzer, CFG, LIMITS, pictures)
+    assert exam.frames_examined > 0
+    assert not {f.code for f in exam.findings} & {"face_turned", "face_turned_briefly"}
+
+
 @pytest.mark.parametrize("clip", ["rj01", "rj02", "rj04"])
 def test_refused_videos_get_a_picture_of_the_deciding_frame(
     examined: dict, pictures: Path, clip: str

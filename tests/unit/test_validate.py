@@ -386,3 +386,38 @@ def test_generic_yaw_recovers_a_known_turn(yaw: float) -> None:
     assert geometry.generic_head_yaw(project_generic_head(yaw, 5.0), (1000, 1000)) == pytest.approx(
         yaw, abs=1.5
     )
+
+
+def project_canonical_face(yaw: float) -> np.ndarray:
+    """Landmarks (478, 3) of mediapipe's canonical face (landmarks.CANONICAL_POSE_POINTS, cm)
+    turned by yaw (> 0: to the image's right), seen by a pinhole camera (focal 1000 px) from
+    60 cm, in a 1000x1000 frame."""
+    from heygemd.faces import landmarks as lm
+
+    a = np.radians(yaw)
+    turn = np.array([[np.cos(a), 0, -np.sin(a)], [0, 1, 0], [np.sin(a), 0, np.cos(a)]])
+    landmarks = np.zeros((478, 3), np.float32)
+    for index, point in lm.CANONICAL_POSE_POINTS.items():
+        x, y, z = turn @ np.asarray(point)
+        landmarks[index, :2] = (500 + 1000 * x / (60 + z), 500 + 1000 * y / (60 + z))
+    return landmarks
+
+
+@pytest.mark.parametrize("yaw", [-40.0, -20.0, 0.0, 20.0, 40.0])
+def test_limit_yaw_follows_a_turn_of_the_canonical_face(yaw: float) -> None:
+    got = geometry.limit_yaw(project_canonical_face(yaw), (1000, 1000))
+    assert np.sign(got) == np.sign(yaw)
+    if yaw == 0.0:
+        assert abs(got) < 2.0
+    else:  # each estimate reads the canonical face's deep nose as at least the turn
+        assert abs(yaw) - 3.0 < abs(got) < 1.8 * abs(yaw)
+
+
+def test_limit_yaw_is_not_decided_by_one_estimate() -> None:
+    """A frontal face whose chin and mouth corners sit off the nose's line (c25, close to the
+    camera): the generic six-point head reads a turn, the other two estimates do not."""
+    landmarks = project_canonical_face(0.0)
+    landmarks[[152, 61, 291], 0] -= 25.0
+    assert abs(geometry.generic_head_yaw(landmarks, (1000, 1000))) > 20.0
+    assert abs(geometry.outline_yaw(landmarks)) < 1.0
+    assert abs(geometry.limit_yaw(landmarks, (1000, 1000))) < 10.0
