@@ -90,6 +90,19 @@ def test_noisy_audio_is_refused(tmp_path: Path, jfk: np.ndarray) -> None:
     assert "noisy_audio" in codes or "too_little_speech" in codes, exam.findings
 
 
+@pytest.mark.parametrize("clip", ["c21"])
+def test_clean_speech_cut_mid_sentence_is_accepted(
+    shared_media: Path, tmp_path: Path, clip: str
+) -> None:
+    """A corpus clip's own sound, speech from its first sample: the VAD calls the first
+    half-second non-speech, and its "noise" was as loud as the speech (c21 read -5 dB)."""
+    from heygemd.media.audio import load_audio
+
+    [path] = sorted((shared_media / "corpus").glob(f"{clip}_*.mp4"))
+    exam = examine.examine_audio(write_wav(tmp_path / "line.wav", load_audio(path)), CFG, LIMITS)
+    assert exam.findings == []
+
+
 def test_unreadable_and_wrong_type_audio_give_findings_not_errors(tmp_path: Path) -> None:
     junk = tmp_path / "voice.wav"
     junk.write_bytes(b"this is not a wav file at all" * 20)

@@ -71,6 +71,20 @@ def test_snr_falls_back_to_percentiles_without_pauses() -> None:
     assert snr > 30.0
 
 
+def test_snr_is_not_lowered_by_speech_the_vad_calls_non_speech() -> None:
+    # Clean speech cut mid-sentence: tone bursts over a quiet floor, 40 dB apart. The VAD,
+    # without context at the start, calls the first 13 frames (loud) non-speech.
+    x = noise(3.0, 0.0005)
+    for start in np.arange(0.0, 3.0, 0.25):
+        i = int(start * RATE)
+        x[i : i + RATE // 8] += tone(0.125, 0.05 * np.sqrt(2))
+    powers = a.frame_powers(x)
+    is_speech = np.ones(len(powers), bool)
+    is_speech[:13] = False
+    assert np.median(powers[:13]) > 100 * np.percentile(powers, 10)  # the VAD's "noise" is speech
+    assert a.estimate_snr_db(powers, is_speech) > 20.0
+
+
 def test_snr_of_pure_noise_is_low() -> None:
     x = noise(3.0, 0.1)
     powers = a.frame_powers(x)
