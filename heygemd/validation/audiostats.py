@@ -7,13 +7,12 @@ probability from the VAD lines up with the per-frame powers measured here.
 SNR estimate (documented choice): the noise power is the median power of the frames silero-vad
 calls non-speech (the median, because frames at the edges of words leak speech energy into that
 set, and a mean would follow them); the speech power is the mean power of the speech frames
-minus that noise power. The noise power is never taken above the 10th percentile of all frame
-powers: noise lies under every frame, and the VAD calls speech non-speech where it lacks context
-(the first half-second of a track cut mid-sentence: 13 such frames as loud as the speech made
-corpus clip c21, clean speech, read -5 dB). When fewer than :data:`MIN_NOISE_FRAMES` non-speech
-frames exist (continuous speech), the noise power is that percentile (an energy-percentile
-estimate), and when the VAD finds no speech at all the signal power is the 95th percentile of
-frame powers.
+minus that noise power. The first :data:`VAD_WARMUP_FRAMES` frames are never taken for noise:
+without context there the VAD calls speech non-speech (a track cut mid-sentence: corpus clip
+c21, clean speech, read -5 dB from 13 such frames as loud as its speech). When fewer than
+:data:`MIN_NOISE_FRAMES` non-speech frames remain (continuous speech), the noise power falls
+back to the 10th percentile of all frame powers (an energy-percentile estimate), and when the
+VAD finds no speech at all the signal power is the 95th percentile of frame powers.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ FRAME = 512  # samples per frame (32 ms at 16 kHz), silero-vad's window
 SPEECH_PROBABILITY = 0.5  # a frame with VAD probability at or above this is speech
 CLIP_LEVEL = 0.99  # |sample| at or above this (full scale = 1.0) counts as clipped
 MIN_NOISE_FRAMES = 8  # 0.26 s of non-speech needed to measure the noise floor directly
+VAD_WARMUP_FRAMES = 16  # the first 0.51 s, where the VAD lacks context: not taken for noise
 NOISE_PERCENTILE = 10.0
 SIGNAL_PERCENTILE = 95.0
 POWER_FLOOR = 1e-10  # -100 dBFS: keeps logarithms finite on digital silence
@@ -102,10 +102,12 @@ def estimate_snr_db(powers: np.ndarray, is_speech: np.ndarray) -> float:
     """
     if len(powers) == 0:
         return 0.0
-    noise_frames = powers[~is_speech]
-    noise = float(np.percentile(powers, NOISE_PERCENTILE))
+    settled = np.arange(len(powers)) >= VAD_WARMUP_FRAMES
+    noise_frames = powers[~is_speech & settled]
     if len(noise_frames) >= MIN_NOISE_FRAMES:
-        noise = min(float(np.median(noise_frames)), noise)
+        noise = float(np.median(noise_frames))
+    else:
+        noise = float(np.percentile(powers, NOISE_PERCENTILE))
     if is_speech.any():
         total = float(np.mean(powers[is_speech]))
     else:

@@ -90,6 +90,17 @@ def test_noisy_audio_is_refused(tmp_path: Path, jfk: np.ndarray) -> None:
     assert "noisy_audio" in codes or "too_little_speech" in codes, exam.findings
 
 
+def test_noisy_audio_after_digital_silence_is_refused(tmp_path: Path, jfk: np.ndarray) -> None:
+    """0 dB of white noise under JFK, after 0.6 s of digital silence (an exported track's
+    lead-in): the silence is no noise floor."""
+    rng = np.random.default_rng(2)
+    noise = rng.standard_normal(len(jfk)) * float(np.sqrt(np.mean(jfk**2)))
+    samples = np.concatenate([np.zeros(int(0.6 * 16000)), jfk * 0.5 + noise * 0.5])
+    exam = examine.examine_audio(write_wav(tmp_path / "lead-in.wav", samples), CFG, LIMITS)
+    codes = refusal_codes(exam.findings)
+    assert "noisy_audio" in codes or "too_little_speech" in codes, exam.findings
+
+
 @pytest.mark.parametrize("clip", ["c21"])
 def test_clean_speech_cut_mid_sentence_is_accepted(
     shared_media: Path, tmp_path: Path, clip: str
