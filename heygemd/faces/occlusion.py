@@ -30,7 +30,12 @@ FAR_CHROMA = 12.0
 # plastic in black, white, grey or green sit at a* <= ~1; blue and purple ones, red enough,
 # lie far below the red-to-orange hues of flesh: b* < -FLESH_HUE_SLOPE * a* (hue under -27
 # degrees; a cloth blue (60, 90, 200) is a* 26, b* -61).
+# Lips are never lighter than their own skin (c20 L* 90 against 95, c30 95 against 144, c10 101
+# against 137) nor much redder than it where they are as pale: pink, rose and mauve cloth
+# (a* 17-34, lighter than most skin) is not flesh.
 FLESH_RED_SHARE = 0.6
+FLESH_RED_MAX = 1.6  # lip a* at most this many times the skin's to count as flesh
+FLESH_LIGHTER = 10.0  # the lips' median L* at most this far above the skin's to be flesh
 FLESH_HUE_SLOPE = 0.5
 # Lips are redder than skin: a* excess (units as above) below LOW means "no lip redness",
 # above HIGH means clearly lips. Measured on the talking clips: 1-30 (a pale man: 1-3).
@@ -100,7 +105,8 @@ def mouth_colour(frame: np.ndarray, obs: FaceObservation) -> MouthColour:
     skin_ids = list(lm.FOREHEAD + lm.RIGHT_UPPER_CHEEK + lm.LEFT_UPPER_CHEEK)
     radius = SKIN_RADIUS * interocular(obs.landmarks)
     skin = _discs_mask(local[skin_ids], radius, shape)
-    lip_ab = lab[lips][:, 1:].astype(np.float64)
+    lip_lab = lab[lips].astype(np.float64)
+    lip_ab = lip_lab[:, 1:]
     skin_ab = lab[skin][:, 1:].astype(np.float64)
     if len(lip_ab) < MIN_PIXELS or len(skin_ab) < MIN_PIXELS:
         return MouthColour(0.0, 0.0, 0.0, len(lip_ab), len(skin_ab))
@@ -109,13 +115,16 @@ def mouth_colour(frame: np.ndarray, obs: FaceObservation) -> MouthColour:
     redder = lip_ab[:, 0] - skin_ref[0] > np.abs(lip_ab[:, 1] - skin_ref[1])
     # as red as lips on this face and no yellower than its skin: flesh, however far in chroma
     red, yellow = lip_ab[:, 0] - 128.0, lip_ab[:, 1] - 128.0
-    flesh = (red >= FLESH_RED_SHARE * max(skin_ref[0] - 128.0, 0.0)) \
-        & (lip_ab[:, 1] <= skin_ref[1]) & (yellow >= -FLESH_HUE_SLOPE * red)
+    skin_red = max(skin_ref[0] - 128.0, 0.0)
+    # lightness is judged on the whole region: shining lips have pixels lighter than the skin
+    dark_enough = np.median(lip_lab[:, 0]) <= np.median(lab[skin][:, 0]) + FLESH_LIGHTER
+    flesh = (red >= FLESH_RED_SHARE * skin_red) & (red <= FLESH_RED_MAX * skin_red) \
+        & (lip_ab[:, 1] <= skin_ref[1]) & (yellow >= -FLESH_HUE_SLOPE * red) & dark_enough
     far = (dist > FAR_CHROMA) & ~redder & ~flesh  # a deep-red lip is far but still a lip
     redness = float(np.median(lip_ab[:, 0]) - skin_ref[0])
     line = _line_mask(local[list(lm.LIPS_INNER)], LINE_WIDTH * radius / SKIN_RADIUS, shape)
     line_l = lab[line][:, 0].astype(np.float64)
-    depth = float(np.median(lab[lips][:, 0]) - np.percentile(line_l, 10)) if line_l.size else 0.0
+    depth = float(np.median(lip_lab[:, 0]) - np.percentile(line_l, 10)) if line_l.size else 0.0
     return MouthColour(float(far.mean()), redness, depth, len(lip_ab), len(skin_ab))
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from heygemd.faces import landmarks as lm
 from heygemd.faces.occlusion import (
+    LINE_DEPTH_HIGH,
     MouthColour,
     mouth_colour,
     mouth_occlusion_score,
@@ -98,6 +99,36 @@ def test_covers_red_enough_but_of_other_hues_still_score_high(
     frame, obs = synthetic_face(skin=skin, lips=lab_to_rgb((98, 128 + 17, 128 + 3)),
                                 line=(25, 12, 12))
     assert mouth_occlusion_score(cover_mouth(frame, cover), obs) > 0.9
+
+
+def pleated_cover(frame: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    """The cover of cover_mouth with pleats, one folding darkly along the mouth line (y 280),
+    so the mouth-line rule sees a mouth: the colour alone must tell."""
+    covered = cover_mouth(frame, colour).astype(np.float32)
+    rows = np.arange(220, 340, dtype=np.float32)
+    covered[220:340, 110:290] *= (1.0 + 0.18 * np.sin(2 * np.pi * (rows - 280) / 30.0))[:, None,
+                                                                                        None]
+    covered[277:284, 110:290] *= 0.45
+    return np.clip(covered, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    "skin,lips,cover",
+    [
+        (SKIN, LIPS, (255, 182, 193)),  # pink on a pale face
+        (lab_to_rgb((103, 144, 145)), lab_to_rgb((98, 145, 131)), (255, 182, 193)),  # pink, c20
+        (lab_to_rgb((103, 144, 145)), lab_to_rgb((98, 145, 131)), (180, 120, 140)),  # mauve, c20
+    ],
+)
+def test_pleated_pink_and_mauve_covers_are_not_flesh(
+    skin: tuple[int, int, int], lips: tuple[int, int, int], cover: tuple[int, int, int]
+) -> None:
+    frame, obs = synthetic_face(skin=skin, lips=lips, line=(25, 12, 12))
+    covered = pleated_cover(frame, cover)
+    colour = mouth_colour(covered, obs)
+    assert colour.line_depth > LINE_DEPTH_HIGH  # the pleat reads as a mouth line
+    assert colour.far_share > 0.8
+    assert mouth_occlusion_score(covered, obs) > 0.8
 
 
 def test_skin_coloured_flat_cover_scores_high() -> None:

@@ -421,3 +421,11 @@ def test_limit_yaw_is_not_decided_by_one_estimate() -> None:
     assert abs(geometry.generic_head_yaw(landmarks, (1000, 1000))) > 20.0
     assert abs(geometry.outline_yaw(landmarks)) < 1.0
     assert abs(geometry.limit_yaw(landmarks, (1000, 1000))) < 10.0
+
+
+def test_limit_yaw_of_landmarks_that_are_not_finite_is_nan() -> None:
+    landmarks = project_canonical_face(0.0)
+    landmarks[:] = np.nan
+    assert np.isnan(geometry.generic_head_yaw(landmarks, (1000, 1000)))
+    assert np.isnan(geometry.limit_yaw(landmarks, (1000, 1000)))
+    assert np.isnan(geometry.generic_head_yaw(np.zeros((478, 3)), (1000, 1000)))
