@@ -45,6 +45,11 @@ REDNESS_HIGH = 6.0
 # cover), above HIGH clearly there. Measured: real mouths 31-96, covers 3-6.
 LINE_DEPTH_LOW = 8.0
 LINE_DEPTH_HIGH = 20.0
+# Those depths hold for a face lit at least this well (the skin's L*; the real clips' skin:
+# 100-220). A dimmer face scales them down with its skin's lightness: every L* difference
+# shrinks with the light (c22 at a third of its light: skin 27, lips 14, its mouth line 6 below
+# them, was "masked"). The skin, not the lips: a dark cover on a well-lit face stays flat.
+LINE_DEPTH_LIGHT = 100.0
 SKIN_RADIUS = 0.06  # reference discs around skin landmarks, in inter-ocular distances
 LINE_WIDTH = 0.03  # band drawn along the inner-lip contour, in inter-ocular distances
 MIN_PIXELS = 12  # fewer lip or skin pixels than this: the face is too small to judge
@@ -58,6 +63,8 @@ class MouthColour:
     redness: median a* of the lips minus median a* of the skin.
     line_depth: how much darker the mouth line (the inner-lip contour) is than the lips, L*
         units: the shadow between closed lips or the open mouth; near 0 on a hand or cloth.
+    skin_light: the median L* of the best-lit skin patch, forehead or either upper cheek (how
+        well the face is lit: what the line depth is judged against).
     """
 
     far_share: float
@@ -65,6 +72,7 @@ class MouthColour:
     line_depth: float
     lip_pixels: int
     skin_pixels: int
+    skin_light: float = LINE_DEPTH_LIGHT
 
 
 def _polygon_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -125,7 +133,12 @@ def mouth_colour(frame: np.ndarray, obs: FaceObservation) -> MouthColour:
     line = _line_mask(local[list(lm.LIPS_INNER)], LINE_WIDTH * radius / SKIN_RADIUS, shape)
     line_l = lab[line][:, 0].astype(np.float64)
     depth = float(np.median(lip_lab[:, 0]) - np.percentile(line_l, 10)) if line_l.size else 0.0
-    return MouthColour(float(far.mean()), redness, depth, len(lip_ab), len(skin_ab))
+    # how well the face is lit: its best-lit skin patch (a mask pulled up covers the cheeks)
+    lit = max((float(np.median(lab[patch][:, 0])) for patch in
+               (_discs_mask(local[list(group)], radius, shape) for group in
+                (lm.FOREHEAD, lm.RIGHT_UPPER_CHEEK, lm.LEFT_UPPER_CHEEK)) if patch.any()),
+              default=LINE_DEPTH_LIGHT)
+    return MouthColour(float(far.mean()), redness, depth, len(lip_ab), len(skin_ab), lit)
 
 
 def _ramp_down(value: float, low: float, high: float) -> float:
@@ -137,13 +150,16 @@ def score_from_colour(colour: MouthColour) -> float:
     """Occlusion score in [0, 1] from colour features (1 = mouth covered).
 
     max(far_share, flat * (0.6 + 0.4 * pale)): a cover unlike skin scores its share of the lip
-    area; a skin-coloured cover (a hand) scores by the missing mouth line, more so when the
-    lip redness is missing too. Too few pixels to judge: 0.
+    area; a skin-coloured cover (a hand) scores by the missing mouth line (its depth judged
+    for a face lit to LINE_DEPTH_LIGHT, less for a dimmer one), more so when the lip redness is
+    missing too. Too few pixels to judge: 0.
     """
     if colour.lip_pixels < MIN_PIXELS or colour.skin_pixels < MIN_PIXELS:
         return 0.0
     pale = _ramp_down(colour.redness, REDNESS_LOW, REDNESS_HIGH)
-    flat = _ramp_down(colour.line_depth, LINE_DEPTH_LOW, LINE_DEPTH_HIGH)
+    light = float(np.clip(colour.skin_light / LINE_DEPTH_LIGHT, 0.0, 1.0))
+    flat = _ramp_down(colour.line_depth, LINE_DEPTH_LOW * light, LINE_DEPTH_HIGH * light) \
+        if light > 0.0 else 1.0
     return float(np.clip(max(colour.far_share, flat * (0.6 + 0.4 * pale)), 0.0, 1.0))
 
 

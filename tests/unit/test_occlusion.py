@@ -131,6 +131,18 @@ def test_pleated_pink_and_mauve_covers_are_not_flesh(
     assert mouth_occlusion_score(covered, obs) > 0.8
 
 
+def test_a_visible_mouth_in_dim_light_scores_low_and_a_hand_there_high() -> None:
+    """At a tenth of the light every lightness difference shrinks: the mouth line is a few
+    L* units below the lips, still a mouth; a skin-coloured cover there has none."""
+    frame, obs = synthetic_face()
+    dim = (frame.astype(np.float32) * 0.1).astype(np.uint8)
+    colour = mouth_colour(dim, obs)
+    assert colour.skin_light < 30 and colour.line_depth < 8  # flat by the full-light thresholds
+    assert mouth_occlusion_score(dim, obs) < 0.2
+    hand = (cover_mouth(frame, SKIN).astype(np.float32) * 0.1).astype(np.uint8)
+    assert mouth_occlusion_score(hand, obs) > 0.8
+
+
 def test_skin_coloured_flat_cover_scores_high() -> None:
     frame, obs = synthetic_face()
     assert mouth_occlusion_score(cover_mouth(frame, SKIN), obs) > 0.8
