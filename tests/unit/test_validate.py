@@ -284,7 +284,7 @@ def test_brief_turn_is_a_warning() -> None:
         0.1,
         72,
     )
-    assert "passed through unchanged" in f.message
+    assert "may look wrong" in f.message and "keep their own mouth" in f.message
 
 
 def test_turn_share_exactly_at_limit_is_still_a_warning() -> None:

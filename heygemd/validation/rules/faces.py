@@ -171,8 +171,9 @@ def _pose_findings(
                 "face_turned_briefly",
                 f"The person turns away from the camera (beyond {cfg.max_yaw_degrees:.0f} degrees "
                 f"sideways or {cfg.max_pitch_degrees:.0f} up/down) in {pct(share)} of the "
-                f"video, around {clock(worst.frame_index / fps)}; those frames will be passed "
-                "through unchanged (no lip-sync there).",
+                f"video, around {clock(worst.frame_index / fps)}; the new mouth may look wrong "
+                "there, and where the head is turned furthest those frames keep their own "
+                "mouth (no lip-sync there).",
                 value=round(share, 3),
                 limit=cfg.max_turned_share,
                 frame_index=worst.frame_index,
