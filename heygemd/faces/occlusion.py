@@ -50,6 +50,7 @@ LINE_DEPTH_HIGH = 20.0
 # shrinks with the light (c22 at a third of its light: skin 27, lips 14, its mouth line 6 below
 # them, was "masked"). The skin, not the lips: a dark cover on a well-lit face stays flat.
 LINE_DEPTH_LIGHT = 100.0
+BRIDGE = (168, 6)  # the top of the nose's bridge, between the eyes: a lighting patch
 SKIN_RADIUS = 0.06  # reference discs around skin landmarks, in inter-ocular distances
 LINE_WIDTH = 0.03  # band drawn along the inner-lip contour, in inter-ocular distances
 MIN_PIXELS = 12  # fewer lip or skin pixels than this: the face is too small to judge
@@ -63,8 +64,8 @@ class MouthColour:
     redness: median a* of the lips minus median a* of the skin.
     line_depth: how much darker the mouth line (the inner-lip contour) is than the lips, L*
         units: the shadow between closed lips or the open mouth; near 0 on a hand or cloth.
-    skin_light: the median L* of the best-lit skin patch, forehead or either upper cheek (how
-        well the face is lit: what the line depth is judged against).
+    skin_light: the median L* of the best-lit skin patch, forehead, either upper cheek or the
+        bridge of the nose (how well the face is lit: what the line depth is judged against).
     """
 
     far_share: float
@@ -133,10 +134,11 @@ def mouth_colour(frame: np.ndarray, obs: FaceObservation) -> MouthColour:
     line = _line_mask(local[list(lm.LIPS_INNER)], LINE_WIDTH * radius / SKIN_RADIUS, shape)
     line_l = lab[line][:, 0].astype(np.float64)
     depth = float(np.median(lip_lab[:, 0]) - np.percentile(line_l, 10)) if line_l.size else 0.0
-    # how well the face is lit: its best-lit skin patch (a mask pulled up covers the cheeks)
+    # how well the face is lit: its best-lit skin patch (a mask pulled up covers the cheeks,
+    # bangs the forehead, neither the bridge of the nose between the eyes)
     lit = max((float(np.median(lab[patch][:, 0])) for patch in
                (_discs_mask(local[list(group)], radius, shape) for group in
-                (lm.FOREHEAD, lm.RIGHT_UPPER_CHEEK, lm.LEFT_UPPER_CHEEK)) if patch.any()),
+                (lm.FOREHEAD, lm.RIGHT_UPPER_CHEEK, lm.LEFT_UPPER_CHEEK, BRIDGE)) if patch.any()),
               default=LINE_DEPTH_LIGHT)
     return MouthColour(float(far.mean()), redness, depth, len(lip_ab), len(skin_ab), lit)
 
