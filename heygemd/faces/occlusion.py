@@ -30,12 +30,12 @@ FAR_CHROMA = 12.0
 # plastic in black, white, grey or green sit at a* <= ~1; blue and purple ones, red enough,
 # lie far below the red-to-orange hues of flesh: b* < -FLESH_HUE_SLOPE * a* (hue under -27
 # degrees; a cloth blue (60, 90, 200) is a* 26, b* -61).
-# Lips are never lighter than their own skin (c20 L* 90 against 95, c30 95 against 144, c10 101
-# against 137) nor much redder than it where they are as pale: pink, rose and mauve cloth
-# (a* 17-34, lighter than most skin) is not flesh.
+# Lips are never much lighter than the face's best-lit skin (c20 L* 90 against 95, c30 95
+# against 144, c10 101 against 137) nor much redder than it where they are as pale: pink, rose
+# and mauve cloth (a* 17-34, lighter than most skin) is not flesh.
 FLESH_RED_SHARE = 0.6
 FLESH_RED_MAX = 1.6  # lip a* at most this many times the skin's to count as flesh
-FLESH_LIGHTER = 10.0  # the lips' median L* at most this far above the skin's to be flesh
+FLESH_LIGHTER = 10.0  # the lips' median L* at most this far above the best-lit skin's
 FLESH_HUE_SLOPE = 0.5
 # Lips are redder than skin: a* excess (units as above) below LOW means "no lip redness",
 # above HIGH means clearly lips. Measured on the talking clips: 1-30 (a pale man: 1-3).
@@ -51,6 +51,10 @@ LINE_DEPTH_HIGH = 20.0
 # them, was "masked"). The skin, not the lips: a dark cover on a well-lit face stays flat.
 LINE_DEPTH_LIGHT = 100.0
 BRIDGE = (168, 6)  # the top of the nose's bridge, between the eyes: a lighting patch
+# The scaled depths never fall below these (L*): in the dark, camera noise alone reads 3 deep, so
+# a hand or a black mask there would read as a mouth (review: a flat hand at a fifth of the light
+# with noise of 3 levels was missed on 22 of 51 real faces; with the floor, none).
+LINE_DEPTH_FLOOR = (4.0, 8.0)
 SKIN_RADIUS = 0.06  # reference discs around skin landmarks, in inter-ocular distances
 LINE_WIDTH = 0.03  # band drawn along the inner-lip contour, in inter-ocular distances
 MIN_PIXELS = 12  # fewer lip or skin pixels than this: the face is too small to judge
@@ -126,7 +130,13 @@ def mouth_colour(frame: np.ndarray, obs: FaceObservation) -> MouthColour:
     red, yellow = lip_ab[:, 0] - 128.0, lip_ab[:, 1] - 128.0
     skin_red = max(skin_ref[0] - 128.0, 0.0)
     # lightness is judged on the whole region: shining lips have pixels lighter than the skin
-    dark_enough = np.median(lip_lab[:, 0]) <= np.median(lab[skin][:, 0]) + FLESH_LIGHTER
+    # how well the face is lit: its best-lit skin patch (a mask pulled up covers the cheeks,
+    # bangs the forehead, neither the bridge of the nose between the eyes)
+    lit = max((float(np.median(lab[patch][:, 0])) for patch in
+               (_discs_mask(local[list(group)], radius, shape) for group in
+                (lm.FOREHEAD, lm.RIGHT_UPPER_CHEEK, lm.LEFT_UPPER_CHEEK, BRIDGE)) if patch.any()),
+              default=LINE_DEPTH_LIGHT)
+    dark_enough = np.median(lip_lab[:, 0]) <= lit + FLESH_LIGHTER  # not hair: the best-lit skin
     flesh = (red >= FLESH_RED_SHARE * skin_red) & (red <= FLESH_RED_MAX * skin_red) \
         & (lip_ab[:, 1] <= skin_ref[1]) & (yellow >= -FLESH_HUE_SLOPE * red) & dark_enough
     far = (dist > FAR_CHROMA) & ~redder & ~flesh  # a deep-red lip is far but still a lip
@@ -134,12 +144,6 @@ def mouth_colour(frame: np.ndarray, obs: FaceObservation) -> MouthColour:
     line = _line_mask(local[list(lm.LIPS_INNER)], LINE_WIDTH * radius / SKIN_RADIUS, shape)
     line_l = lab[line][:, 0].astype(np.float64)
     depth = float(np.median(lip_lab[:, 0]) - np.percentile(line_l, 10)) if line_l.size else 0.0
-    # how well the face is lit: its best-lit skin patch (a mask pulled up covers the cheeks,
-    # bangs the forehead, neither the bridge of the nose between the eyes)
-    lit = max((float(np.median(lab[patch][:, 0])) for patch in
-               (_discs_mask(local[list(group)], radius, shape) for group in
-                (lm.FOREHEAD, lm.RIGHT_UPPER_CHEEK, lm.LEFT_UPPER_CHEEK, BRIDGE)) if patch.any()),
-              default=LINE_DEPTH_LIGHT)
     return MouthColour(float(far.mean()), redness, depth, len(lip_ab), len(skin_ab), lit)
 
 
@@ -160,8 +164,8 @@ def score_from_colour(colour: MouthColour) -> float:
         return 0.0
     pale = _ramp_down(colour.redness, REDNESS_LOW, REDNESS_HIGH)
     light = float(np.clip(colour.skin_light / LINE_DEPTH_LIGHT, 0.0, 1.0))
-    flat = _ramp_down(colour.line_depth, LINE_DEPTH_LOW * light, LINE_DEPTH_HIGH * light) \
-        if light > 0.0 else 1.0
+    flat = _ramp_down(colour.line_depth, max(LINE_DEPTH_LOW * light, LINE_DEPTH_FLOOR[0]),
+                      max(LINE_DEPTH_HIGH * light, LINE_DEPTH_FLOOR[1]))
     return float(np.clip(max(colour.far_share, flat * (0.6 + 0.4 * pale)), 0.0, 1.0))
 
 

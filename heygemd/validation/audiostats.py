@@ -7,9 +7,12 @@ probability from the VAD lines up with the per-frame powers measured here.
 SNR estimate (documented choice): the noise power is the median power of the frames silero-vad
 calls non-speech (the median, because frames at the edges of words leak speech energy into that
 set, and a mean would follow them); the speech power is the mean power of the speech frames
-minus that noise power. The first :data:`VAD_WARMUP_FRAMES` frames are never taken for noise:
-without context there the VAD calls speech non-speech (a track cut mid-sentence: corpus clip
-c21, clean speech, read -5 dB from 13 such frames as loud as its speech). When fewer than
+minus that noise power. Of the first :data:`VAD_WARMUP_FRAMES` frames, those louder than
+:data:`LOUD_WARMUP` times the later noise are not taken for noise: without context there the VAD
+calls speech non-speech (a track cut mid-sentence: corpus clip c21, clean speech, read -5 dB
+from 13 such frames as loud as its speech); a short clip's quiet lead-in still counts. Digitally
+silent frames are left out too where enough others remain (a silent lead-in longer than the
+pauses read any noisy speech as 99 dB). When fewer than
 :data:`MIN_NOISE_FRAMES` non-speech frames remain (continuous speech), the noise power falls
 back to the 10th percentile of all frame powers (an energy-percentile estimate), and when the
 VAD finds no speech at all the signal power is the 95th percentile of frame powers.
@@ -27,7 +30,8 @@ FRAME = 512  # samples per frame (32 ms at 16 kHz), silero-vad's window
 SPEECH_PROBABILITY = 0.5  # a frame with VAD probability at or above this is speech
 CLIP_LEVEL = 0.99  # |sample| at or above this (full scale = 1.0) counts as clipped
 MIN_NOISE_FRAMES = 8  # 0.26 s of non-speech needed to measure the noise floor directly
-VAD_WARMUP_FRAMES = 16  # the first 0.51 s, where the VAD lacks context: not taken for noise
+VAD_WARMUP_FRAMES = 16  # the first 0.51 s, where the VAD lacks context
+LOUD_WARMUP = 4.0  # a warm-up frame this many times the later noise power is missed speech
 NOISE_PERCENTILE = 10.0
 SIGNAL_PERCENTILE = 95.0
 POWER_FLOOR = 1e-10  # -100 dBFS: keeps logarithms finite on digital silence
@@ -102,8 +106,16 @@ def estimate_snr_db(powers: np.ndarray, is_speech: np.ndarray) -> float:
     """
     if len(powers) == 0:
         return 0.0
-    settled = np.arange(len(powers)) >= VAD_WARMUP_FRAMES
-    noise_frames = powers[~is_speech & settled]
+    quiet = ~is_speech
+    warmup = np.arange(len(powers)) < VAD_WARMUP_FRAMES
+    later = powers[quiet & ~warmup]
+    reference = float(np.median(later)) if len(later) >= MIN_NOISE_FRAMES \
+        else float(np.percentile(powers, NOISE_PERCENTILE))
+    quiet &= ~(warmup & (powers > LOUD_WARMUP * reference))  # speech the VAD missed
+    audible = quiet & (powers > POWER_FLOOR)  # digital silence is no noise floor either
+    if int(audible.sum()) >= MIN_NOISE_FRAMES:
+        quiet = audible
+    noise_frames = powers[quiet]
     if len(noise_frames) >= MIN_NOISE_FRAMES:
         noise = float(np.median(noise_frames))
     else:

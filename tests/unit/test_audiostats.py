@@ -86,17 +86,17 @@ def test_snr_is_not_lowered_by_speech_the_vad_calls_non_speech() -> None:
 
 
 def test_snr_of_noisy_speech_after_digital_silence_is_low() -> None:
-    # 0.6 s of digital silence, then bursts under noise of their own power (0 dB): the silent
-    # frames must not stand for the noise floor.
-    x = noise(4.0, 0.05)
-    x[: int(0.6 * RATE)] = 0.0
-    for start in np.arange(0.6, 4.0, 0.25):
+    # 2.5 s of digital silence (more frames than the pauses after it), then bursts under noise
+    # of their own power (0 dB): the silent frames must not stand for the noise floor.
+    x = noise(5.0, 0.05)
+    x[: int(2.5 * RATE)] = 0.0
+    for start in np.arange(2.5, 5.0, 0.25):
         i = int(start * RATE)
         x[i : i + RATE // 8] += tone(0.125, 0.05 * np.sqrt(2))
     powers = a.frame_powers(x)
     is_speech = np.zeros(len(powers), bool)
-    is_speech[int(0.6 * RATE) // a.FRAME :] = powers[int(0.6 * RATE) // a.FRAME :] > np.median(
-        powers[int(0.6 * RATE) // a.FRAME :])
+    is_speech[int(2.5 * RATE) // a.FRAME :] = powers[int(2.5 * RATE) // a.FRAME :] > np.median(
+        powers[int(2.5 * RATE) // a.FRAME :])
     assert a.estimate_snr_db(powers, is_speech) < 6.0
 
 
