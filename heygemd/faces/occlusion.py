@@ -115,9 +115,11 @@ def mouth_colour(frame: np.ndarray, obs: FaceObservation) -> MouthColour:
     shape = (y1 - y0, x1 - x0)
     lips = _polygon_mask(local[list(lm.LIPS_OUTER)], shape)
     lips &= ~_polygon_mask(local[list(lm.LIPS_INNER)], shape)
-    skin_ids = list(lm.FOREHEAD + lm.RIGHT_UPPER_CHEEK + lm.LEFT_UPPER_CHEEK)
     radius = SKIN_RADIUS * interocular(obs.landmarks)
-    skin = _discs_mask(local[skin_ids], radius, shape)
+    forehead, right_cheek, left_cheek, bridge = (
+        _discs_mask(local[list(group)], radius, shape)
+        for group in (lm.FOREHEAD, lm.RIGHT_UPPER_CHEEK, lm.LEFT_UPPER_CHEEK, BRIDGE))
+    skin = forehead | right_cheek | left_cheek
     lip_lab = lab[lips].astype(np.float64)
     lip_ab = lip_lab[:, 1:]
     skin_ab = lab[skin][:, 1:].astype(np.float64)
@@ -129,14 +131,14 @@ def mouth_colour(frame: np.ndarray, obs: FaceObservation) -> MouthColour:
     # as red as lips on this face and no yellower than its skin: flesh, however far in chroma
     red, yellow = lip_ab[:, 0] - 128.0, lip_ab[:, 1] - 128.0
     skin_red = max(skin_ref[0] - 128.0, 0.0)
-    # lightness is judged on the whole region: shining lips have pixels lighter than the skin
     # how well the face is lit: its best-lit skin patch (a mask pulled up covers the cheeks,
     # bangs the forehead, neither the bridge of the nose between the eyes)
-    lit = max((float(np.median(lab[patch][:, 0])) for patch in
-               (_discs_mask(local[list(group)], radius, shape) for group in
-                (lm.FOREHEAD, lm.RIGHT_UPPER_CHEEK, lm.LEFT_UPPER_CHEEK, BRIDGE)) if patch.any()),
+    lit = max((float(np.median(lab[patch][:, 0]))
+               for patch in (forehead, right_cheek, left_cheek, bridge) if patch.any()),
               default=LINE_DEPTH_LIGHT)
-    dark_enough = np.median(lip_lab[:, 0]) <= lit + FLESH_LIGHTER  # not hair: the best-lit skin
+    # lightness is judged on the whole region (shining lips have pixels lighter than the skin),
+    # against the best-lit patch, not a median that may hold hair
+    dark_enough = np.median(lip_lab[:, 0]) <= lit + FLESH_LIGHTER
     flesh = (red >= FLESH_RED_SHARE * skin_red) & (red <= FLESH_RED_MAX * skin_red) \
         & (lip_ab[:, 1] <= skin_ref[1]) & (yellow >= -FLESH_HUE_SLOPE * red) & dark_enough
     far = (dist > FAR_CHROMA) & ~redder & ~flesh  # a deep-red lip is far but still a lip

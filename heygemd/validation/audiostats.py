@@ -12,10 +12,10 @@ minus that noise power. Of the first :data:`VAD_WARMUP_FRAMES` frames, those lou
 calls speech non-speech (a track cut mid-sentence: corpus clip c21, clean speech, read -5 dB
 from 13 such frames as loud as its speech); a short clip's quiet lead-in still counts. Digitally
 silent frames are left out too where enough others remain (a silent lead-in longer than the
-pauses read any noisy speech as 99 dB). When fewer than
-:data:`MIN_NOISE_FRAMES` non-speech frames remain (continuous speech), the noise power falls
-back to the 10th percentile of all frame powers (an energy-percentile estimate), and when the
-VAD finds no speech at all the signal power is the 95th percentile of frame powers.
+pauses read any noisy speech as 99 dB). When fewer than :data:`MIN_NOISE_FRAMES` non-speech
+frames remain (continuous speech), the noise power falls back to the 10th percentile of all
+frame powers (an energy-percentile estimate), and when the VAD finds no speech at all the
+signal power is the 95th percentile of frame powers.
 """
 
 from __future__ import annotations
