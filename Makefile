@@ -32,8 +32,8 @@ test: $(STAMP) test-deps
 
 # Real components the tests drive: headless Chromium and its driver (the web page test) and
 # systemd-analyze (the units' checks), redis-server (the farm's broker, started by its tests).
-# Room to write: a run's folders peak at about 720 MB per test process (passing tests' folders are
-# removed).
+# Room to write: a run's folders peak at about 1.3 GB in three processes (passing tests' folders
+# are removed).
 test-deps:
 	.ci/need-packages chromium:chromium chromedriver:chromium-driver systemd-analyze:systemd redis-server:redis-server
 	.ci/need-disk 3000
