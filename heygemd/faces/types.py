@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -50,3 +50,6 @@ class SampledFrame:
     occlusions: list[float]  # mouth-occlusion score per face in ``faces``
     speaker: FaceObservation | None = None
     speaker_occlusion: float | None = None
+    # share of the lower face a hand covers (faces.hands.hand_cover), per face in ``occlusions``
+    hand_covers: list[float] = field(default_factory=list)
+    speaker_hand: float | None = None

@@ -70,6 +70,7 @@ TITLES = {
     "face_too_small": "the face is too small",
     "mouth_covered": "the mouth is covered",
     "mouth_covered_briefly": "something covers the mouth for a moment",
+    "hand_at_mouth": "a hand comes in front of the chin or mouth",
     "several_faces": "more than one face can be seen",
     "low_resolution": "the video is small, so the result may look soft",
     "resolution_too_low": "the video is too small",
@@ -96,6 +97,9 @@ _MEASURES: dict[str, Callable[[float, float], str]] = {
     "mouth_covered_briefly": lambda v, m: (
         f"mouth covered {v:.2f} on a scale from 0 (free) to 1 (hidden); above {m:.2f} counts"
     ),
+    "hand_at_mouth": lambda v, m: (
+        f"a hand covers {_pct(v)} of the lower face; {_pct(m)} or more counts"
+    ),
     "several_faces": lambda v, m: f"{v:.0f} faces; {m:.0f} expected",
     "low_resolution": lambda v, m: (
         f"{v:.0f}{NBSP}pixels on the short side; {m:.0f}{NBSP}or more looks best"
@@ -105,7 +109,7 @@ _MEASURES: dict[str, Callable[[float, float], str]] = {
     ),
 }
 
-_MOUTH_CODES = {"mouth_covered", "mouth_covered_briefly"}
+_MOUTH_CODES = {"mouth_covered", "mouth_covered_briefly", "hand_at_mouth"}
 _TURN_CODES = {"face_turned", "face_turned_briefly"}
 
 
@@ -152,6 +156,8 @@ def moment_text(
         what = f"the head is turned {_deg(abs(face.yaw if yaw is None else yaw))}"
     elif code == "face_tilted":
         what = f"the head is tilted {_deg(abs(face.pitch))}"
+    elif code == "hand_at_mouth" and isinstance(finding.value, float):
+        what = f"a hand covers {_pct(finding.value)} of the lower face"  # the worst frame's
     elif code in _MOUTH_CODES and occlusion is not None:
         what = f"the mouth is covered {occlusion:.2f}"
     if frame_index is None or not fps:

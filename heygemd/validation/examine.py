@@ -19,6 +19,7 @@ from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.errors import MediaError
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.faces.geometry import box_iou, limit_yaw
+from heygemd.faces.hands import HandFinder, hand_cover
 from heygemd.faces.types import SampledFrame
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
@@ -161,15 +162,16 @@ def sample_frames(
     report = progress or _no_progress
     samples: list[SampledFrame] = []
     try:
-        with VideoReader(path, info=info) as reader:
+        with VideoReader(path, info=info) as reader, HandFinder() as hands:
+            look = _Looker(analyzer, hands)
             wanted = sample_indices(reader.frame_count, reader.fps, cfg.sample_fps,
                                     cfg.max_samples)
             if tap is not None:
-                samples = _taken(tap, wanted, analyzer, report)
+                samples = _taken(tap, wanted, look, report)
             # every sample handed over: the producer decoded up to the last of them, as far
             # as a decode here would go; a file that ended sooner (finished) has no more
             if tap is None or (len(samples) < len(wanted) and not tap.finished):
-                samples = _decoded_samples(reader, wanted, samples, analyzer, report)
+                samples = _decoded_samples(reader, wanted, samples, look, report)
             size = (reader.width, reader.height)
     finally:
         if tap is not None:
@@ -177,7 +179,7 @@ def sample_frames(
     return samples, size
 
 
-def _taken(tap: FrameTap, wanted: list[int], analyzer: FaceAnalyzer,
+def _taken(tap: FrameTap, wanted: list[int], look: _Looker,
            report: ProgressFn) -> list[SampledFrame]:
     """The sampled frames the tap's producers hand over (in the order offered), in order."""
     samples: list[SampledFrame] = []
@@ -185,12 +187,12 @@ def _taken(tap: FrameTap, wanted: list[int], analyzer: FaceAnalyzer,
     for index, frame in tap.take(wanted, lambda: report(done[0])):
         done[0] = (len(samples) + 1) / len(wanted)
         report(done[0])
-        samples.append(_sampled(analyzer, index, frame, len(samples)))
+        samples.append(look(index, frame, len(samples)))
     return _numbered(samples)
 
 
 def _decoded_samples(reader: VideoReader, wanted: list[int], had: list[SampledFrame],
-                     analyzer: FaceAnalyzer, report: ProgressFn) -> list[SampledFrame]:
+                     look: _Looker, report: ProgressFn) -> list[SampledFrame]:
     """Every wanted frame, decoding ``reader`` from the start up to the last of them; those in
     ``had`` (handed over before) are kept without being analysed again. Only one decoded
     picture is held at a time."""
@@ -202,7 +204,7 @@ def _decoded_samples(reader: VideoReader, wanted: list[int], had: list[SampledFr
         if index in known:
             samples.append(known[index])
         elif index in targets:
-            samples.append(_sampled(analyzer, index, reader.to_rgb(raw), len(samples)))
+            samples.append(look(index, reader.to_rgb(raw), len(samples)))
         if index >= last:
             break
     return _numbered(samples)
@@ -217,15 +219,26 @@ def _numbered(samples: list[SampledFrame]) -> list[SampledFrame]:
             for place, s in enumerate(ordered)]
 
 
-def _sampled(analyzer: FaceAnalyzer, index: int, frame: np.ndarray,
-             position: int) -> SampledFrame:
-    """Frame ``index``'s faces and their mouth-occlusion scores."""
-    from heygemd.faces.occlusion import mouth_occlusion_score
+@dataclass(frozen=True)
+class _Looker:
+    """What the frame pass looks at in a sampled frame: the faces (``analyzer``), their mouths'
+    cover scores and the share of their lower face ``hands`` cover."""
 
-    # The analyzer numbers observations by sample position (the track's frame axis).
-    faces = analyzer.analyze(frame, position)
-    scores = [mouth_occlusion_score(frame, f) for f in faces[:MAX_FACES_SCORED]]
-    return SampledFrame(index, faces, scores)
+    analyzer: FaceAnalyzer
+    hands: HandFinder
+
+    def __call__(self, index: int, frame: np.ndarray, position: int) -> SampledFrame:
+        """Frame ``index`` (the ``position``-th sample) looked at."""
+        from heygemd.faces.occlusion import mouth_occlusion_score
+
+        # The analyzer numbers observations by sample position (the track's frame axis).
+        faces = self.analyzer.analyze(frame, position)
+        scored = faces[:MAX_FACES_SCORED]
+        scores = [mouth_occlusion_score(frame, f) for f in scored]
+        # around the largest face (the speaker, nearly always)
+        found = self.hands.find(frame, scored[0].box) if scored else []
+        covers = [hand_cover(found, f.landmarks) for f in scored]
+        return SampledFrame(index, faces, scores, hand_covers=covers)
 
 
 def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[SampledFrame]:
@@ -237,11 +250,14 @@ def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[S
     track = build_track([s.faces for s in samples], size, len(samples))
     out = []
     for s, speaker in zip(samples, track.observations, strict=True):
-        occlusion = None
+        occlusion = hand = None
         if speaker is not None and s.occlusions:
             overlaps = [box_iou(speaker.box, f.box) for f in s.faces[: len(s.occlusions)]]
-            occlusion = s.occlusions[int(np.argmax(overlaps))]
-        out.append(SampledFrame(s.frame_index, s.faces, s.occlusions, speaker, occlusion))
+            scored = int(np.argmax(overlaps))
+            occlusion = s.occlusions[scored]
+            hand = s.hand_covers[scored] if scored < len(s.hand_covers) else None
+        out.append(SampledFrame(s.frame_index, s.faces, s.occlusions, speaker, occlusion,
+                                s.hand_covers, hand))
     return out
 
 
@@ -258,6 +274,7 @@ def evidence_of(s: SampledFrame, frame_size: tuple[int, int]) -> FrameEvidence:
         yaw=limit_yaw(s.speaker.landmarks, frame_size),
         pitch=s.speaker.pitch,
         occlusion=s.speaker_occlusion,
+        hand=s.speaker_hand,
     )
 
 

@@ -3,9 +3,10 @@
 Users send the same presenter video again and again with new audio (a course re-voiced, one
 message for several presenters): the second time, the sampled frames' faces are read back
 instead of decoded and analysed again (th08, 5 s at 512x512: 0.42 s of a warm job's frame
-pass). What is cached is the evidence only (every sampled frame's faces and mouth-occlusion
-scores, the frame size); the rules, the findings and their pictures are made afresh each time,
-so a change of rule settings (yaw limits, face size) never needs a new entry.
+pass). What is cached is the evidence only (every sampled frame's faces, their mouth-occlusion
+scores and the share of their lower face a hand covers, the frame size); the rules, the
+findings and their pictures are made afresh each time, so a change of rule settings (yaw
+limits, face size) never needs a new entry.
 
 Key = the file's content (:func:`heygemd.cache.content_key`) + FRAME_PASS_VERSION + what the
 evidence depends on: the face analyzer's settings, the sampling settings, mediapipe's and
@@ -31,7 +32,7 @@ from heygemd.settings import FaceSettings, ValidationSettings
 
 log = structlog.get_logger(__name__)
 
-FRAME_PASS_VERSION = "frame-pass-1"
+FRAME_PASS_VERSION = "frame-pass-2"  # 2: the hands over each face
 
 Evidence = tuple[list[SampledFrame], tuple[int, int]]  # sampled frames, (width, height)
 
@@ -62,11 +63,15 @@ def evidence_key(path: Path, faces: FaceSettings, cfg: ValidationSettings) -> st
 
 
 def to_arrays(samples: list[SampledFrame], size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Sampled frames (their faces and occlusion scores; the speaker is not kept: it is
-    derived) -> flat arrays for an npz entry."""
+    """Sampled frames (their faces, occlusion scores and hand covers; the speaker is not kept:
+    it is derived) -> flat arrays for an npz entry."""
     faces = [face for s in samples for face in s.faces]
     scores = [
         s.occlusions[i] if i < len(s.occlusions) else np.nan
+        for s in samples for i in range(len(s.faces))
+    ]
+    hands = [
+        s.hand_covers[i] if i < len(s.hand_covers) else np.nan
         for s in samples for i in range(len(s.faces))
     ]
     return {
@@ -81,6 +86,7 @@ def to_arrays(samples: list[SampledFrame], size: tuple[int, int]) -> dict[str, n
         "landmarks": np.array([f.landmarks for f in faces], np.float32)
         .reshape(-1, N_LANDMARKS, 3),
         "occlusion": np.array(scores, np.float64),
+        "hand": np.array(hands, np.float64),
     }
 
 
@@ -103,7 +109,8 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Evidence:
             for k in range(at, at + int(count))
         ]
         occlusions = [float(v) for v in arrays["occlusion"][at : at + int(scored)]]
-        samples.append(SampledFrame(int(index), faces, occlusions))
+        hands = [float(v) for v in arrays["hand"][at : at + int(scored)]]
+        samples.append(SampledFrame(int(index), faces, occlusions, hand_covers=hands))
         at += int(count)
     width, height = (int(v) for v in arrays["size"])
     return samples, (width, height)

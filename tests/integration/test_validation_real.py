@@ -217,6 +217,34 @@ def test_frontal_presenters_are_not_said_to_turn_away(
     assert not {f.code for f in exam.findings} & {"face_turned", "face_turned_briefly"}
 
 
+def test_a_hand_at_the_chin_is_warned_of_with_a_picture(
+    shared_media: Path, analyzer: FaceAnalyzer, pictures: Path
+) -> None:
+    """c18 gestures: her fingers reach her chin and lower lip at 0:00.3-0:00.8, where the
+    builtin engine draws the new mouth over them. Skin over skin: no mouth-cover score."""
+    [path] = sorted((shared_media / "corpus").glob("c18_*.mp4"))
+    exam = examine.examine_video(path, analyzer, CFG, LIMITS, pictures)
+    assert [f.code for f in exam.findings] == ["hand_at_mouth"], exam.findings
+    [f] = exam.findings
+    assert f.severity is Severity.WARN and f.frame_index is not None
+    assert 8 <= f.frame_index <= 20  # 24 fps
+    assert isinstance(f.value, float) and f.value >= 0.05  # a finger up to the lower lip
+    assert "Keep hands below the chin" in f.message and "0:00." in f.message
+    assert f.picture is not None and (pictures / f.picture).is_file()
+
+
+@pytest.mark.parametrize("clip", ["c13"])
+def test_a_beard_is_no_hand(
+    shared_media: Path, analyzer: FaceAnalyzer, pictures: Path, clip: str
+) -> None:
+    """The hand model found a hand in c13's beard (handedness 0.65) and in th05's open mouth
+    (test_talking_clips_are_accepted holds th05 to its one warning)."""
+    [path] = sorted((shared_media / "corpus").glob(f"{clip}_*.mp4"))
+    exam = examine.examine_video(path, analyzer, CFG, LIMITS, pictures)
+    assert exam.frames_examined > 0
+    assert "hand_at_mouth" not in {f.code for f in exam.findings}
+
+
 @pytest.mark.parametrize("clip", ["rj01", "rj02", "rj04"])
 def test_refused_videos_get_a_picture_of_the_deciding_frame(
     examined: dict, pictures: Path, clip: str

@@ -331,6 +331,25 @@ def test_briefly_covered_mouth_warns_at_the_worst_frame() -> None:
     assert (f.code, f.severity, f.frame_index) == ("mouth_covered_briefly", Severity.WARN, 72)
 
 
+def test_a_hand_at_the_chin_warns_at_the_frame_it_covers_most() -> None:
+    frames = [face(i) for i in range(8)] + [replace(face(8), hand=0.03),
+                                            replace(face(9), hand=0.08)]
+    [f] = v.validate_faces(frames, CFG, 25.0)
+    assert (f.code, f.severity, f.value, f.frame_index) == ("hand_at_mouth", Severity.WARN,
+                                                            0.08, 72)
+    assert "20% of the video, around 0:02.9" in f.message
+    assert "Keep hands below the chin" in f.message
+
+
+def test_a_hand_that_only_touches_the_face_or_covers_the_mouth_gives_no_hand_warning() -> None:
+    touching = [face(i) for i in range(9)] + [replace(face(9), hand=0.01)]
+    assert v.validate_faces(touching, CFG, 25.0) == []
+    # a hand over the mouth reads as covered: one finding, the mouth-cover one
+    covering = [face(i) for i in range(8)] + [replace(face(i, occ=0.9), hand=0.4)
+                                              for i in (8, 9)]
+    assert [f.code for f in v.validate_faces(covering, CFG, 25.0)] == ["mouth_covered_briefly"]
+
+
 def test_several_faces_warn_with_the_most_crowded_frame() -> None:
     frames = [face(0), face(1, count=2), face(2, count=3), face(3, count=3)]
     [f] = v.validate_faces(frames, CFG, 25.0)

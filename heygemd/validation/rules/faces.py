@@ -22,6 +22,8 @@ class FrameEvidence:
     face_fraction: speaker's face box height / frame height (0..1); None without a face.
     yaw, pitch: speaker's head pose in degrees (0 = facing the camera); None without a face.
     occlusion: speaker's mouth-occlusion score 0..1 (1 = covered); None without a face.
+    hand: share 0..1 of the speaker's lower face a hand covers (faces.hands.hand_cover); None
+        without a face.
     """
 
     frame_index: int
@@ -30,6 +32,7 @@ class FrameEvidence:
     yaw: float | None = None
     pitch: float | None = None
     occlusion: float | None = None
+    hand: float | None = None
 
     @property
     def has_face(self) -> bool:
@@ -46,6 +49,7 @@ FRAME_CRITERIA: dict[str, Callable[[FrameEvidence], float | None]] = {
     "yaw": lambda e: _score_or_none(e, abs(e.yaw or 0.0)),
     "pitch": lambda e: _score_or_none(e, abs(e.pitch or 0.0)),
     "occlusion": lambda e: _score_or_none(e, e.occlusion or 0.0),
+    "hand": lambda e: _score_or_none(e, e.hand or 0.0),
     "small_face": lambda e: None if e.face_fraction is None else -e.face_fraction,
     "no_face": lambda e: None if e.has_face else 1.0,
     "face_count": lambda e: float(e.face_count) if e.face_count > 1 else None,
@@ -99,7 +103,8 @@ def validate_faces(
         return findings
     findings += _face_size_findings(with_face, cfg)
     findings += _pose_findings(with_face, cfg, fps)
-    findings += _occlusion_findings(with_face, cfg, fps)
+    covered = _occlusion_findings(with_face, cfg, fps)
+    findings += covered or _hand_findings(with_face, fps)
     findings += _several_faces_findings(frames)
     return findings
 
@@ -227,6 +232,33 @@ def _occlusion_findings(
     return [
         finding(
             severity, code, message, value=round(score, 3), limit=cfg.mouth_covered_threshold,
+            frame_index=worst.frame_index,
+        )
+    ]
+
+
+# A hand covering this share of the lower face is in front of it: c18's fingertips at the chin
+# cover 0.02, a finger up to the lower lip 0.08; a hand found on no other real clip we hold.
+HAND_AT_FACE = 0.015
+
+
+def _hand_findings(with_face: Sequence[FrameEvidence], fps: float) -> list[Finding]:
+    """A warning where a hand comes in front of the chin or mouth: the builtin engine draws the
+    new mouth over it (a hand covering the mouth itself is the mouth-cover score's)."""
+    near = [e for e in with_face if (e.hand or 0.0) >= HAND_AT_FACE]
+    if not near:
+        return []
+    worst = deciding_frame(near, "hand")
+    assert worst is not None
+    share = len(near) / len(with_face)
+    return [
+        warn(
+            "hand_at_mouth",
+            f"A hand comes in front of the chin or mouth in {pct(share)} of the video, around "
+            f"{clock(worst.frame_index / fps)}; the new mouth is drawn over it there, so "
+            "fingers may look cut off. Keep hands below the chin.",
+            value=round(worst.hand or 0.0, 3),
+            limit=HAND_AT_FACE,
             frame_index=worst.frame_index,
         )
     ]
