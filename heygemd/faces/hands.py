@@ -7,9 +7,10 @@ who gestures: the finger touching her chin is erased in the output). The frame p
 hands on its sampled frames (mediapipe Hands, from the same wheel as the face models) so the
 user is told where and why.
 
-The hand model also answers on things that are not hands: on the 56 real clips' sampled frames
-(3 per second) it found a hand in an open mouth (th05, handedness score 0.91) and in a beard
-(c13, 0.65), against 0.94-1.00 for c18's real fingers. A hand is kept with a handedness score
+The hand model also answers on things that are not hands: searching the whole of the 56 real
+clips' sampled frames (3 per second) it found a hand in an open mouth (th05, handedness score
+0.91) and in a beard (c13, 0.65), against 0.94-1.00 for c18's real fingers (around the face
+alone, as :class:`HandFinder` searches, it finds neither). A hand is kept with a handedness score
 of at least MIN_HANDEDNESS and at most MAX_INSIDE_FACE of its outline inside the face: a real
 hand at the chin reaches below the face (a hand flat over the mouth is the mouth-cover
 score's).
@@ -42,7 +43,7 @@ MIN_HANDEDNESS = 0.8  # the model's left/right confidence: a thing that is no ha
 MAX_INSIDE_FACE = 0.6  # a hand with more of its outline inside the face is taken for no hand
 # Hands are looked for around a face: a face box wide either side of it, from its top to one and
 # a half box heights below it (a hand at the chin has its palm there). On th10's 1080x1920
-# frames, 20 ms a frame against 39 ms for the whole frame.
+# frames, 20 ms a frame against 39 ms for the whole frame; on c18's 1280x720 ones 20-42 ms.
 AROUND_SIDES = 1.0
 AROUND_BELOW = 1.5
 
@@ -75,30 +76,42 @@ def _hull_mask(points: np.ndarray, shape: tuple[int, int], offset: np.ndarray) -
     return mask
 
 
+def _outline_size(points: np.ndarray) -> int:
+    """Pixels of the hand outline of ``points`` float (21, 2), drawn in its own box."""
+    pad = int(FINGER_WIDTH * float(np.linalg.norm(points[5] - points[17]))) + 3
+    origin = np.floor(points.min(axis=0)).astype(int) - pad
+    far = np.ceil(points.max(axis=0)).astype(int) + pad
+    shape = (int(far[1] - origin[1]), int(far[0] - origin[0]))
+    return int(hand_outline(points, shape, (int(origin[0]), int(origin[1]))).sum())
+
+
 def hand_cover(hands: list[np.ndarray], landmarks: np.ndarray) -> float:
     """Share 0..1 of the lower face (the convex hull of the face mesh below the nose tip) that
-    the ``hands`` (each float (21, 2) in frame pixels) cover; 0.0 without hands. A hand with
-    over MAX_INSIDE_FACE of its outline inside the face (the whole mesh's hull) is not one."""
+    the ``hands`` (each float (21, 2) in frame pixels; one with a non-finite point is passed
+    over) cover; 0.0 without hands. A hand with over MAX_INSIDE_FACE of its outline inside the
+    face (the whole mesh's hull) is not one."""
     mesh = landmarks[:MESH_POINTS, :2].astype(np.float64)
     if not hands or not np.isfinite(mesh).all():
         return 0.0
     lower = mesh[mesh[:, 1] > landmarks[NOSE_TIP, 1]]
     if len(lower) < 3:
         return 0.0
-    # one window holding the face and the hands
-    every = np.concatenate([mesh] + [h[:, :2] for h in hands])
-    origin = np.floor(every.min(axis=0)).astype(int) - 2
-    x1, y1 = np.ceil(every.max(axis=0)).astype(int) + 3
-    shape = (int(y1 - origin[1]), int(x1 - origin[0]))
+    # the face's window: the hands are drawn into it (what lies outside is clipped)
+    origin = np.floor(mesh.min(axis=0)).astype(int) - 2
+    far = np.ceil(mesh.max(axis=0)).astype(int) + 3
+    shape = (int(far[1] - origin[1]), int(far[0] - origin[0]))
     face = _hull_mask(mesh, shape, origin)
     low = _hull_mask(lower, shape, origin)
     area = int(low.sum())
     if area == 0:
         return 0.0
     covered = np.zeros(shape, np.uint8)
-    for points in hands:
+    for hand in hands:
+        points = np.asarray(hand, np.float64)[:, :2]
+        if points.shape != (21, 2) or not np.isfinite(points).all():
+            continue
         outline = hand_outline(points, shape, (int(origin[0]), int(origin[1])))
-        size = int(outline.sum())
+        size = _outline_size(points)
         if size and (outline & face).sum() <= MAX_INSIDE_FACE * size:
             covered |= outline
     return float((covered & low).sum()) / area

@@ -98,7 +98,7 @@ _MEASURES: dict[str, Callable[[float, float], str]] = {
         f"mouth covered {v:.2f} on a scale from 0 (free) to 1 (hidden); above {m:.2f} counts"
     ),
     "hand_at_mouth": lambda v, m: (
-        f"a hand covers {_pct(v)} of the lower face; {_pct(m)} or more counts"
+        f"a hand covers {v * 100:.1f}% of the lower face; {m * 100:.1f}% or more counts"
     ),
     "several_faces": lambda v, m: f"{v:.0f} faces; {m:.0f} expected",
     "low_resolution": lambda v, m: (
@@ -157,7 +157,7 @@ def moment_text(
     elif code == "face_tilted":
         what = f"the head is tilted {_deg(abs(face.pitch))}"
     elif code == "hand_at_mouth" and isinstance(finding.value, float):
-        what = f"a hand covers {_pct(finding.value)} of the lower face"  # the worst frame's
+        what = f"a hand covers {finding.value * 100:.1f}% of the lower face"  # the worst frame's
     elif code in _MOUTH_CODES and occlusion is not None:
         what = f"the mouth is covered {occlusion:.2f}"
     if frame_index is None or not fps:

@@ -161,8 +161,9 @@ def sample_frames(
     """
     report = progress or _no_progress
     samples: list[SampledFrame] = []
+    hands = _hand_finder()
     try:
-        with VideoReader(path, info=info) as reader, HandFinder() as hands:
+        with VideoReader(path, info=info) as reader:
             look = _Looker(analyzer, hands)
             wanted = sample_indices(reader.frame_count, reader.fps, cfg.sample_fps,
                                     cfg.max_samples)
@@ -174,9 +175,21 @@ def sample_frames(
                 samples = _decoded_samples(reader, wanted, samples, look, report)
             size = (reader.width, reader.height)
     finally:
+        if hands is not None:
+            hands.close()
         if tap is not None:
             tap.stop()
     return samples, size
+
+
+def _hand_finder() -> HandFinder | None:
+    """A hand finder, or None where mediapipe cannot build one: the frame pass goes on without
+    hands (they only ever warn), and the log says why."""
+    try:
+        return HandFinder()
+    except Exception as err:  # noqa: BLE001 - a warning's evidence never fails a job
+        log.warning("examine.hands_unavailable", error=repr(err))
+        return None
 
 
 def _taken(tap: FrameTap, wanted: list[int], look: _Looker,
@@ -222,10 +235,11 @@ def _numbered(samples: list[SampledFrame]) -> list[SampledFrame]:
 @dataclass(frozen=True)
 class _Looker:
     """What the frame pass looks at in a sampled frame: the faces (``analyzer``), their mouths'
-    cover scores and the share of their lower face ``hands`` cover."""
+    cover scores and the share of their lower face the hands found around the largest face
+    cover (``hands``; None, or a frame where the finder fails: no hand evidence)."""
 
     analyzer: FaceAnalyzer
-    hands: HandFinder
+    hands: HandFinder | None
 
     def __call__(self, index: int, frame: np.ndarray, position: int) -> SampledFrame:
         """Frame ``index`` (the ``position``-th sample) looked at."""
@@ -235,9 +249,13 @@ class _Looker:
         faces = self.analyzer.analyze(frame, position)
         scored = faces[:MAX_FACES_SCORED]
         scores = [mouth_occlusion_score(frame, f) for f in scored]
-        # around the largest face (the speaker, nearly always)
-        found = self.hands.find(frame, scored[0].box) if scored else []
-        covers = [hand_cover(found, f.landmarks) for f in scored]
+        covers: list[float] = []
+        if scored and self.hands is not None:
+            try:  # around the largest face (the speaker, nearly always)
+                found = self.hands.find(frame, scored[0].box)
+                covers = [hand_cover(found, f.landmarks) for f in scored]
+            except Exception as err:  # noqa: BLE001 - a warning's evidence never fails a job
+                log.warning("examine.hands_failed", frame_index=index, error=repr(err))
         return SampledFrame(index, faces, scores, hand_covers=covers)
 
 

@@ -1,11 +1,15 @@
-"""faces.hands: how much of a lower face a hand's outline covers (pure, synthetic points)."""
+"""faces.hands: how much of a lower face a hand's outline covers (pure, synthetic points), the
+finder's window and filter (a stand-in graph), and a frame pass whose finder fails."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
+import pytest
 
 from heygemd.faces import hands
-from heygemd.faces.types import N_LANDMARKS
+from heygemd.faces.types import N_LANDMARKS, FaceObservation
 
 
 def oval_face(cx: float = 200.0, cy: float = 200.0, rx: float = 60.0, ry: float = 80.0
@@ -65,3 +69,74 @@ def test_an_outline_has_its_fingers_and_palm() -> None:
     assert mask[100 - 30 - 40, 50 - 16] == 1  # index finger tip
     assert mask[100 - 30 - 20, 50 - 8] == 0  # between index and middle finger
     assert mask[5, 5] == 0
+
+
+def test_a_hand_with_a_point_not_finite_is_passed_over_and_a_far_one_costs_nothing() -> None:
+    face = oval_face()
+    reaching = upright_hand(200.0, 330.0, finger=60.0)
+    broken = reaching.copy()
+    broken[8] = np.nan
+    assert hands.hand_cover([broken], face) == 0.0
+    far = upright_hand(20000.0, 20000.0)
+    assert hands.hand_cover([far, reaching], face) == hands.hand_cover([reaching], face) > 0.0
+
+
+class _Graph:
+    """A stand-in for mediapipe Hands: answers two hands in the window it is given."""
+
+    def __init__(self, scores: tuple[float, float]) -> None:
+        self.scores = scores
+        self.seen: list[tuple[int, ...]] = []
+
+    def process(self, image: np.ndarray) -> SimpleNamespace:
+        self.seen.append(image.shape)
+        point = SimpleNamespace(x=0.5, y=0.25)
+        hand = SimpleNamespace(landmark=[point] * 21)
+        sides = [SimpleNamespace(classification=[SimpleNamespace(score=s)]) for s in self.scores]
+        return SimpleNamespace(multi_hand_landmarks=[hand, hand], multi_handedness=sides)
+
+    def close(self) -> None:
+        pass
+
+
+def finder_with(graph: _Graph) -> hands.HandFinder:
+    finder = hands.HandFinder.__new__(hands.HandFinder)
+    finder._hands = graph
+    return finder
+
+
+def test_the_finder_looks_around_the_face_and_keeps_only_confident_hands() -> None:
+    graph = _Graph((0.95, 0.65))  # a hand, and a beard taken for one
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    [hand] = finder_with(graph).find(frame, (500.0, 100.0, 600.0, 220.0))
+    # a face box wide either side, from its top to 1.5 boxes below: x 400-700, y 100-400
+    assert graph.seen == [(300, 300, 3)]
+    np.testing.assert_allclose(hand[0], (400 + 0.5 * 300, 100 + 0.25 * 300))
+    assert finder_with(graph).find(frame, (-50.0, 700.0, -40.0, 719.0)) == []  # no window
+
+
+def test_a_frame_pass_whose_hand_finder_fails_goes_on_without_hands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from heygemd.validation import examine
+
+    def broken() -> None:
+        raise RuntimeError("no hand model here")
+
+    monkeypatch.setattr(examine, "HandFinder", broken)
+    assert examine._hand_finder() is None
+
+    class Faces:
+        def analyze(self, frame: np.ndarray, index: int) -> list[FaceObservation]:
+            return [FaceObservation(index, (100.0, 100.0, 300.0, 300.0), 0.9, oval_face(),
+                                    0.0, 0.0, 0.0)]
+
+    class Failing:
+        def find(self, frame: np.ndarray, box: tuple[float, ...]) -> list[np.ndarray]:
+            raise RuntimeError("graph error")
+
+    frame = np.full((400, 400, 3), 128, np.uint8)
+    for finder in (None, Failing()):
+        sample = examine._Looker(Faces(), finder)(7, frame, 0)  # type: ignore[arg-type]
+        assert sample.frame_index == 7 and len(sample.faces) == 1 and len(sample.occlusions) == 1
+        assert sample.hand_covers == []

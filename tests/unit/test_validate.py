@@ -348,6 +348,10 @@ def test_a_hand_that_only_touches_the_face_or_covers_the_mouth_gives_no_hand_war
     covering = [face(i) for i in range(8)] + [replace(face(i, occ=0.9), hand=0.4)
                                               for i in (8, 9)]
     assert [f.code for f in v.validate_faces(covering, CFG, 25.0)] == ["mouth_covered_briefly"]
+    # ... but a hand at the chin at another moment is told too
+    both = covering[:2] + [replace(face(2), hand=0.05)] + covering[3:]
+    assert [f.code for f in v.validate_faces(both, CFG, 25.0)] == ["mouth_covered_briefly",
+                                                                   "hand_at_mouth"]
 
 
 def test_several_faces_warn_with_the_most_crowded_frame() -> None:

@@ -103,8 +103,8 @@ def validate_faces(
         return findings
     findings += _face_size_findings(with_face, cfg)
     findings += _pose_findings(with_face, cfg, fps)
-    covered = _occlusion_findings(with_face, cfg, fps)
-    findings += covered or _hand_findings(with_face, fps)
+    findings += _occlusion_findings(with_face, cfg, fps)
+    findings += _hand_findings(with_face, cfg, fps)
     findings += _several_faces_findings(frames)
     return findings
 
@@ -242,10 +242,13 @@ def _occlusion_findings(
 HAND_AT_FACE = 0.015
 
 
-def _hand_findings(with_face: Sequence[FrameEvidence], fps: float) -> list[Finding]:
+def _hand_findings(
+    with_face: Sequence[FrameEvidence], cfg: ValidationSettings, fps: float
+) -> list[Finding]:
     """A warning where a hand comes in front of the chin or mouth: the builtin engine draws the
-    new mouth over it (a hand covering the mouth itself is the mouth-cover score's)."""
-    near = [e for e in with_face if (e.hand or 0.0) >= HAND_AT_FACE]
+    new mouth over it. Frames whose mouth counts as covered are the mouth-cover finding's."""
+    near = [e for e in with_face if (e.hand or 0.0) >= HAND_AT_FACE
+            and (e.occlusion or 0.0) <= cfg.mouth_covered_threshold]
     if not near:
         return []
     worst = deciding_frame(near, "hand")
