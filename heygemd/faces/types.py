@@ -53,3 +53,6 @@ class SampledFrame:
     # share of the lower face a hand covers (faces.hands.hand_cover), per face in ``occlusions``
     hand_covers: list[float] = field(default_factory=list)
     speaker_hand: float | None = None
+    # how well the face is lit (occlusion.MouthColour.skin_light), per face in ``occlusions``
+    lights: list[float] = field(default_factory=list)
+    speaker_light: float | None = None

@@ -71,6 +71,8 @@ TITLES = {
     "mouth_covered": "the mouth is covered",
     "mouth_covered_briefly": "something covers the mouth for a moment",
     "hand_at_mouth": "a hand comes in front of the chin or mouth",
+    "face_too_dark": "the face is too dark to see the mouth",
+    "face_dark_briefly": "the face is too dark to see the mouth for a moment",
     "several_faces": "more than one face can be seen",
     "low_resolution": "the video is small, so the result may look soft",
     "resolution_too_low": "the video is too small",
@@ -100,6 +102,12 @@ _MEASURES: dict[str, Callable[[float, float], str]] = {
     "hand_at_mouth": lambda v, m: (
         f"a hand covers {v * 100:.1f}% of the lower face; {m * 100:.1f}% or more counts"
     ),
+    "face_too_dark": lambda v, m: (
+        f"lightness {v:.0f} of 100 on the face's best-lit skin; under {m:.0f} is too dark"
+    ),
+    "face_dark_briefly": lambda v, m: (
+        f"lightness {v:.0f} of 100 on the face's best-lit skin; under {m:.0f} is too dark"
+    ),
     "several_faces": lambda v, m: f"{v:.0f} faces; {m:.0f} expected",
     "low_resolution": lambda v, m: (
         f"{v:.0f}{NBSP}pixels on the short side; {m:.0f}{NBSP}or more looks best"
@@ -109,7 +117,8 @@ _MEASURES: dict[str, Callable[[float, float], str]] = {
     ),
 }
 
-_MOUTH_CODES = {"mouth_covered", "mouth_covered_briefly", "hand_at_mouth"}
+_MOUTH_CODES = {"mouth_covered", "mouth_covered_briefly", "hand_at_mouth", "face_too_dark",
+                "face_dark_briefly"}
 _TURN_CODES = {"face_turned", "face_turned_briefly"}
 
 
@@ -158,6 +167,8 @@ def moment_text(
         what = f"the head is tilted {_deg(abs(face.pitch))}"
     elif code == "hand_at_mouth" and isinstance(finding.value, float):
         what = f"a hand covers {finding.value * 100:.1f}% of the lower face"  # the worst frame's
+    elif code in ("face_too_dark", "face_dark_briefly"):
+        what = None  # the panel's measure says how dark
     elif code in _MOUTH_CODES and occlusion is not None:
         what = f"the mouth is covered {occlusion:.2f}"
     if frame_index is None or not fps:

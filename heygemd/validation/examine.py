@@ -235,20 +235,23 @@ def _numbered(samples: list[SampledFrame]) -> list[SampledFrame]:
 @dataclass(frozen=True)
 class _Looker:
     """What the frame pass looks at in a sampled frame: the faces (``analyzer``), their mouths'
-    cover scores and the share of their lower face the hands found around the largest face
-    cover (``hands``; None, or a frame where the finder fails: no hand evidence)."""
+    cover scores, how well they are lit, and the share of their lower face the hands found
+    around the largest face cover (``hands``; None, or a frame where the finder fails: no hand
+    evidence)."""
 
     analyzer: FaceAnalyzer
     hands: HandFinder | None
 
     def __call__(self, index: int, frame: np.ndarray, position: int) -> SampledFrame:
         """Frame ``index`` (the ``position``-th sample) looked at."""
-        from heygemd.faces.occlusion import mouth_occlusion_score
+        from heygemd.faces.occlusion import mouth_colour, score_from_colour
 
         # The analyzer numbers observations by sample position (the track's frame axis).
         faces = self.analyzer.analyze(frame, position)
         scored = faces[:MAX_FACES_SCORED]
-        scores = [mouth_occlusion_score(frame, f) for f in scored]
+        colours = [mouth_colour(frame, f) for f in scored]
+        scores = [score_from_colour(c) for c in colours]
+        lights = [c.skin_light for c in colours]
         covers: list[float] = []
         if scored and self.hands is not None:
             try:  # around the largest face (the speaker, nearly always)
@@ -256,7 +259,7 @@ class _Looker:
                 covers = [hand_cover(found, f.landmarks) for f in scored]
             except Exception as err:  # noqa: BLE001 - a warning's evidence never fails a job
                 log.warning("examine.hands_failed", frame_index=index, error=repr(err))
-        return SampledFrame(index, faces, scores, hand_covers=covers)
+        return SampledFrame(index, faces, scores, hand_covers=covers, lights=lights)
 
 
 def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[SampledFrame]:
@@ -268,14 +271,15 @@ def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[S
     track = build_track([s.faces for s in samples], size, len(samples))
     out = []
     for s, speaker in zip(samples, track.observations, strict=True):
-        occlusion = hand = None
+        occlusion = hand = light = None
         if speaker is not None and s.occlusions:
             overlaps = [box_iou(speaker.box, f.box) for f in s.faces[: len(s.occlusions)]]
             scored = int(np.argmax(overlaps))
             occlusion = s.occlusions[scored]
             hand = s.hand_covers[scored] if scored < len(s.hand_covers) else None
+            light = s.lights[scored] if scored < len(s.lights) else None
         out.append(SampledFrame(s.frame_index, s.faces, s.occlusions, speaker, occlusion,
-                                s.hand_covers, hand))
+                                s.hand_covers, hand, s.lights, light))
     return out
 
 
@@ -293,6 +297,7 @@ def evidence_of(s: SampledFrame, frame_size: tuple[int, int]) -> FrameEvidence:
         pitch=s.speaker.pitch,
         occlusion=s.speaker_occlusion,
         hand=s.speaker_hand,
+        light=s.speaker_light,
     )
 
 

@@ -4,7 +4,7 @@ Users send the same presenter video again and again with new audio (a course re-
 message for several presenters): the second time, the sampled frames' faces are read back
 instead of decoded and analysed again (th08, 5 s at 512x512: 0.42 s of a warm job's frame
 pass). What is cached is the evidence only (every sampled frame's faces, their mouth-occlusion
-scores and the share of their lower face a hand covers, the frame size); the rules, the
+scores, light and the share of their lower face a hand covers, the frame size); the rules, the
 findings and their pictures are made afresh each time, so a change of rule settings (yaw
 limits, face size) never needs a new entry.
 
@@ -32,7 +32,7 @@ from heygemd.settings import FaceSettings, ValidationSettings
 
 log = structlog.get_logger(__name__)
 
-FRAME_PASS_VERSION = "frame-pass-2"  # 2: the hands over each face
+FRAME_PASS_VERSION = "frame-pass-2"  # 2: the hands over each face, its light
 
 Evidence = tuple[list[SampledFrame], tuple[int, int]]  # sampled frames, (width, height)
 
@@ -74,6 +74,10 @@ def to_arrays(samples: list[SampledFrame], size: tuple[int, int]) -> dict[str, n
         s.hand_covers[i] if i < len(s.hand_covers) else np.nan
         for s in samples for i in range(len(s.faces))
     ]
+    lights = [
+        s.lights[i] if i < len(s.lights) else np.nan
+        for s in samples for i in range(len(s.faces))
+    ]
     return {
         "size": np.array(size, np.int64),
         "frame_index": np.array([s.frame_index for s in samples], np.int64),
@@ -87,6 +91,7 @@ def to_arrays(samples: list[SampledFrame], size: tuple[int, int]) -> dict[str, n
         .reshape(-1, N_LANDMARKS, 3),
         "occlusion": np.array(scores, np.float64),
         "hand": np.array(hands, np.float64),
+        "light": np.array(lights, np.float64),
     }
 
 
@@ -110,7 +115,9 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Evidence:
         ]
         occlusions = [float(v) for v in arrays["occlusion"][at : at + int(scored)]]
         hands = [float(v) for v in arrays["hand"][at : at + int(scored)]]
-        samples.append(SampledFrame(int(index), faces, occlusions, hand_covers=hands))
+        lights = [float(v) for v in arrays["light"][at : at + int(scored)]]
+        samples.append(SampledFrame(int(index), faces, occlusions, hand_covers=hands,
+                                    lights=lights))
         at += int(count)
     width, height = (int(v) for v in arrays["size"])
     return samples, (width, height)

@@ -205,6 +205,40 @@ def test_lips_less_yellow_than_the_skin_are_not_a_covered_mouth(
     assert not {f.code for f in exam.findings} & {"mouth_covered", "mouth_covered_briefly"}
 
 
+def darkened(source: Path, target: Path, gain: float) -> Path:
+    """``source``'s picture at ``gain`` of its light, as H.264 (no sound)."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        video = src.streams.video[0]
+        stream = out.add_stream("libx264", rate=video.average_rate)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        stream.options = {"crf": "18"}
+        for frame in src.decode(video=0):
+            rgb = (frame.to_ndarray(format="rgb24") * gain).astype(np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode())
+    return target
+
+
+def test_a_face_too_dark_to_see_is_refused_as_dark_not_as_masked(
+    shared_media: Path, analyzer: FaceAnalyzer, pictures: Path, tmp_path: Path
+) -> None:
+    """c22 at 15% of its light (its best-lit skin at L* 19 of 255) was refused as "the mouth is
+    covered ... remove the mask"; at 30% (L* 48) it is accepted (at most a brief warning: its
+    mouth line is 6 deep there)."""
+    [path] = sorted((shared_media / "corpus").glob("c22_*.mp4"))
+    exam = examine.examine_video(darkened(path, tmp_path / "dark.mp4", 0.15), analyzer, CFG,
+                                 LIMITS, pictures)
+    assert refusal_codes(exam.findings) == ["face_too_dark"], exam.findings
+    [f] = exam.findings
+    assert "light the face from the front" in f.message and f.picture is not None
+    dim = examine.examine_video(darkened(path, tmp_path / "dim.mp4", 0.3), analyzer, CFG,
+                                LIMITS, pictures)
+    assert refusal_codes(dim.findings) == []
+    assert not {f.code for f in dim.findings} & {"face_too_dark", "face_dark_briefly"}
+
+
 @pytest.mark.parametrize("clip", ["c02", "c25"])
 def test_frontal_presenters_are_not_said_to_turn_away(
     shared_media: Path, analyzer: FaceAnalyzer, pictures: Path, clip: str

@@ -31,10 +31,11 @@ def face(index: int, seed: int) -> FaceObservation:
 
 def samples() -> list[SampledFrame]:
     return [
-        SampledFrame(0, [face(0, 1), face(0, 2)], [0.1, 0.7], hand_covers=[0.0, 0.25]),
+        SampledFrame(0, [face(0, 1), face(0, 2)], [0.1, 0.7], hand_covers=[0.0, 0.25],
+                     lights=[140.0, 22.5]),
         SampledFrame(8, [], []),  # no face found
         SampledFrame(16, [face(2, 3), face(2, 4), face(2, 5)], [0.2],  # only the first scored
-                     hand_covers=[0.125]),
+                     hand_covers=[0.125], lights=[96.0]),
     ]
 
 
@@ -42,8 +43,8 @@ def same(a: list[SampledFrame], b: list[SampledFrame]) -> bool:
     if len(a) != len(b):
         return False
     for x, y in zip(a, b, strict=True):
-        if (x.frame_index, x.occlusions, x.hand_covers, len(x.faces)) != \
-                (y.frame_index, y.occlusions, y.hand_covers, len(y.faces)):
+        if (x.frame_index, x.occlusions, x.hand_covers, x.lights, len(x.faces)) != \
+                (y.frame_index, y.occlusions, y.hand_covers, y.lights, len(y.faces)):
             return False
         for f, g in zip(x.faces, y.faces, strict=True):
             if (f.frame_index, f.box, f.score, f.yaw, f.pitch, f.roll) != \

@@ -354,6 +354,29 @@ def test_a_hand_that_only_touches_the_face_or_covers_the_mouth_gives_no_hand_war
                                                                    "hand_at_mouth"]
 
 
+def test_a_face_too_dark_to_see_is_refused_as_dark_not_as_covered() -> None:
+    dark = [replace(face(i, occ=1.0), light=14.0 + i) for i in range(10)]
+    [f] = v.validate_faces(dark, CFG, 25.0)
+    assert (f.code, f.severity, f.frame_index) == ("face_too_dark", Severity.REFUSE, 0)
+    assert f.value == round(18.5 * 100 / 255, 1) and f.limit == round(24.0 / 2.55, 1)
+    assert "too dark to see the mouth in 100% of the video" in f.message
+    assert "light the face" in f.message and "mask" not in f.message
+    # a dim face whose mouth is seen is fine; a covered mouth on a lit face is still covered
+    assert v.validate_faces([replace(face(i), light=15.0) for i in range(10)], CFG, 25.0) == []
+    lit = [replace(face(i, occ=1.0), light=120.0) for i in range(10)]
+    assert [f.code for f in v.validate_faces(lit, CFG, 25.0)] == ["mouth_covered"]
+
+
+def test_dark_moments_warn_at_the_darkest_frame_beside_a_covered_one() -> None:
+    frames = [face(i) for i in range(7)] + [replace(face(7, occ=0.9), light=200.0),
+                                            replace(face(8, occ=0.9), light=20.0),
+                                            replace(face(9, occ=0.9), light=10.0)]
+    found = v.validate_faces(frames, CFG, 25.0)
+    assert [(f.code, f.frame_index) for f in found] == [("mouth_covered_briefly", 56),
+                                                       ("face_dark_briefly", 72)]
+    assert "Light the face from the front" in found[1].message
+
+
 def test_several_faces_warn_with_the_most_crowded_frame() -> None:
     frames = [face(0), face(1, count=2), face(2, count=3), face(3, count=3)]
     [f] = v.validate_faces(frames, CFG, 25.0)
