@@ -71,7 +71,7 @@ TITLES = {
     "mouth_covered": "the mouth is covered",
     "mouth_covered_briefly": "something covers the mouth for a moment",
     "hand_at_mouth": "a hand comes in front of the chin or mouth",
-    "face_too_dark": "the face is too dark to see the mouth",
+    "face_too_dark": "the face is too dark to tell whether the mouth is free",
     "face_dark_briefly": "the face is too dark to see the mouth for a moment",
     "several_faces": "more than one face can be seen",
     "low_resolution": "the video is small, so the result may look soft",
@@ -103,10 +103,10 @@ _MEASURES: dict[str, Callable[[float, float], str]] = {
         f"a hand covers {v * 100:.1f}% of the lower face; {m * 100:.1f}% or more counts"
     ),
     "face_too_dark": lambda v, m: (
-        f"lightness {v:.0f} of 100 on the face's best-lit skin; under {m:.0f} is too dark"
+        f"lightness {v:.1f} of 100 on the face's best-lit skin; under {m:.1f} is too dark"
     ),
     "face_dark_briefly": lambda v, m: (
-        f"lightness {v:.0f} of 100 on the face's best-lit skin; under {m:.0f} is too dark"
+        f"lightness {v:.1f} of 100 on the face's best-lit skin; under {m:.1f} is too dark"
     ),
     "several_faces": lambda v, m: f"{v:.0f} faces; {m:.0f} expected",
     "low_resolution": lambda v, m: (

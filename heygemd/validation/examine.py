@@ -435,7 +435,9 @@ def examine_frames(
             )
         except MediaError as err:
             return VideoExamination(info, container + [_unreadable("video", err, path.name)], [])
-        if face_cache is not None and key is not None:
+        # evidence without the hands (a finder that failed) is not kept: the next run looks again
+        if face_cache is not None and key is not None \
+                and all(len(s.hand_covers) == len(s.occlusions) for s in known[0]):
             face_cache.keep(key, known)
     elif tap is not None:  # the faces are known: the engine's decode is not held for the picture
         tap.stop()

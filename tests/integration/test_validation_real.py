@@ -224,9 +224,10 @@ def darkened(source: Path, target: Path, gain: float) -> Path:
 def test_a_face_too_dark_to_see_is_refused_as_dark_not_as_masked(
     shared_media: Path, analyzer: FaceAnalyzer, pictures: Path, tmp_path: Path
 ) -> None:
-    """c22 at 15% of its light (its best-lit skin at L* 19 of 255) was refused as "the mouth is
-    covered ... remove the mask"; at 30% (L* 48) it is accepted (at most a brief warning: its
-    mouth line is 6 deep there)."""
+    """c22 at 15-20% of its light (its best-lit skin at L* 19-30 of 255) was refused as "the
+    mouth is covered ... remove the mask"; at 30% (L* 48) it is accepted (at most a brief
+    warning: its mouth line is 6 deep there). rj04's black mask in the same dark is still
+    refused."""
     [path] = sorted((shared_media / "corpus").glob("c22_*.mp4"))
     exam = examine.examine_video(darkened(path, tmp_path / "dark.mp4", 0.15), analyzer, CFG,
                                  LIMITS, pictures)
@@ -237,6 +238,13 @@ def test_a_face_too_dark_to_see_is_refused_as_dark_not_as_masked(
                                 LIMITS, pictures)
     assert refusal_codes(dim.findings) == []
     assert not {f.code for f in dim.findings} & {"face_too_dark", "face_dark_briefly"}
+    darker = examine.examine_video(darkened(path, tmp_path / "18.mp4", 0.18), analyzer, CFG,
+                                   LIMITS, pictures)
+    assert not {f.code for f in darker.findings} & {"mouth_covered", "mouth_covered_briefly"}
+    [mask] = sorted((shared_media / "reject").glob("rj04_*.mp4"))
+    masked = examine.examine_video(darkened(mask, tmp_path / "mask.mp4", 0.15), analyzer, CFG,
+                                   LIMITS, pictures)
+    assert refusal_codes(masked.findings) in (["face_too_dark"], ["mouth_covered"])
 
 
 @pytest.mark.parametrize("clip", ["c02", "c25"])
@@ -539,6 +547,29 @@ def test_a_video_seen_before_gets_the_same_verdict_from_its_cached_faces(
     # the picture is drawn afresh from the video, the same as the first time
     for name in again.pictures:
         assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+
+
+def test_faces_examined_without_hands_are_not_kept(
+    shared_media: Path, analyzer: FaceAnalyzer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hand finder that fails gives a verdict without hands, and the next run looks again
+    rather than reading hand-less evidence back."""
+    video = next((shared_media / "talking").glob("th08*"))
+    faces = FaceCache(tmp_path / "cache", SETTINGS.faces, CFG)
+    checked = examine.check_container(video, CFG, LIMITS)
+
+    def broken() -> None:
+        raise RuntimeError("no hand model here")
+
+    monkeypatch.setattr(examine, "HandFinder", broken)
+    exam = examine.examine_frames(video, checked, analyzer, CFG, LIMITS, tmp_path / "a",
+                                  face_cache=faces)
+    assert [f.code for f in exam.findings] == ["low_resolution"]
+    assert faces.recall(video)[1] is None
+    monkeypatch.undo()
+    examine.examine_frames(video, checked, analyzer, CFG, LIMITS, tmp_path / "b",
+                           face_cache=faces)
+    assert faces.recall(video)[1] is not None
 
 
 def decoding_into(tap: FrameTap, video: Path, stop_after: int | None = None) -> threading.Thread:

@@ -210,76 +210,103 @@ def _pose_findings(
 
 
 # A face lit this dimly (the L*, 0-255, of its best-lit skin; the real clips' 100-220) shows no
-# mouth to judge: where its mouth reads covered, the face is too dark, not covered. c06, c20,
-# c22 and th02 at 15% of their light read 10-19 and were refused as masked; at 30%, 27-48, and
-# accepted.
-DARK_LIGHT = 24.0
+# mouth to judge, so where its mouth reads covered the face is too dark, not covered: the cover
+# score's mouth-line depths stop shrinking with the light at their floor there
+# (faces.occlusion: LINE_DEPTH_LIGHT * LINE_DEPTH_FLOOR[1] / LINE_DEPTH_HIGH), while a dim
+# mouth measures 3-5 deep. c22 at 15-20% of its light (19-30) and c06, c20, th02 at 15% (10-12)
+# were refused as masked.
+DARK_LIGHT = 40.0
+
+
+def _is_dark(e: FrameEvidence) -> bool:
+    return e.light is not None and e.light < DARK_LIGHT
 
 
 def _occlusion_findings(
     with_face: Sequence[FrameEvidence], cfg: ValidationSettings, fps: float
 ) -> list[Finding]:
-    """Frames whose mouth reads covered: covered where the face is lit, too dark where not."""
+    """Frames whose mouth reads covered: covered where the face is lit, too dark to tell where
+    not. Refused when such frames together exceed the share allowed (named for the larger
+    kind), else a warning for each kind found."""
     unseen = [e for e in with_face if (e.occlusion or 0.0) > cfg.mouth_covered_threshold]
-    dark = [e for e in unseen if e.light is not None and e.light < DARK_LIGHT]
-    covered = [e for e in unseen if not (e.light is not None and e.light < DARK_LIGHT)]
-    return _covered_findings(covered, with_face, cfg, fps) + \
-        _dark_findings(dark, with_face, cfg, fps)
+    if not unseen:
+        return []
+    dark = [e for e in unseen if _is_dark(e)]
+    covered = [e for e in unseen if not _is_dark(e)]
+    if len(unseen) / len(with_face) > cfg.max_mouth_covered_share:
+        return [_unseen_refusal(covered, dark, len(with_face), cfg)]
+    return _covered_warning(covered, with_face, cfg, fps) + _dark_warning(dark, with_face, fps)
 
 
-def _dark_findings(dark: Sequence[FrameEvidence], with_face: Sequence[FrameEvidence],
-                   cfg: ValidationSettings, fps: float) -> list[Finding]:
+def _light_of(dark: Sequence[FrameEvidence]) -> float:
+    """The median lightness of the ``dark`` frames' faces on L*'s usual 0-100 scale, 0.1 apart."""
+    return round(median([e.light or 0.0 for e in dark]) * 100 / 255, 1)
+
+
+def _unseen_refusal(covered: Sequence[FrameEvidence], dark: Sequence[FrameEvidence],
+                    total: int, cfg: ValidationSettings) -> Finding:
+    share = (len(covered) + len(dark)) / total
+    if len(dark) > len(covered):
+        light = _light_of(dark)
+        also = f"; something covers it in {pct(len(covered) / total)}" if covered else ""
+        return refuse(
+            "face_too_dark",
+            f"The face is too dark to tell whether the mouth is free in {pct(share)} of the "
+            f"video (its best-lit skin has lightness {light:.1f} of 100){also}; light the "
+            "face from the front, keep the mouth uncovered and record again.",
+            value=light, limit=round(DARK_LIGHT * 100 / 255, 1),
+            frame_index=_deciding(dark, "dark").frame_index,
+        )
+    score = median([e.occlusion or 0.0 for e in covered])
+    also = f"; the face is too dark to see it in {pct(len(dark) / total)}" if dark else ""
+    return refuse(
+        "mouth_covered",
+        f"The mouth is covered (score {score:.2f}, limit {cfg.mouth_covered_threshold:.2f})"
+        f" in {pct(len(covered) / total)} of the video{also}; remove the mask or hand from "
+        "the mouth and record again.",
+        value=round(score, 3), limit=cfg.mouth_covered_threshold,
+        frame_index=_deciding(covered, "occlusion").frame_index,
+    )
+
+
+def _deciding(frames: Sequence[FrameEvidence], criterion: str) -> FrameEvidence:
+    worst = deciding_frame(frames, criterion)
+    assert worst is not None  # frames is not empty
+    return worst
+
+
+def _dark_warning(dark: Sequence[FrameEvidence], with_face: Sequence[FrameEvidence],
+                  fps: float) -> list[Finding]:
     if not dark:
         return []
-    share = len(dark) / len(with_face)
-    light = median([e.light or 0.0 for e in dark]) * 100 / 255  # L* on its usual 0-100 scale
-    worst = deciding_frame(dark, "dark")
-    assert worst is not None
-    if share > cfg.max_mouth_covered_share:
-        severity, code = Severity.REFUSE, "face_too_dark"
-        message = (
-            f"The face is too dark to see the mouth in {pct(share)} of the video (its "
-            f"best-lit skin has lightness {light:.0f} of 100); light the face from the front "
-            "and record again."
-        )
-    else:
-        severity, code = Severity.WARN, "face_dark_briefly"
-        message = (
-            f"The face is too dark to see the mouth in {pct(share)} of the video, around "
-            f"{clock(worst.frame_index / fps)}; the lips may look wrong there. Light the face "
-            "from the front."
-        )
+    worst = _deciding(dark, "dark")
     return [
-        finding(severity, code, message, value=round(light, 1),
-                limit=round(DARK_LIGHT * 100 / 255, 1), frame_index=worst.frame_index)
+        warn(
+            "face_dark_briefly",
+            f"The face is too dark to tell whether the mouth is free in "
+            f"{pct(len(dark) / len(with_face))} of the video, around "
+            f"{clock(worst.frame_index / fps)}; the lips may look wrong there. Light the face "
+            "from the front.",
+            value=_light_of(dark), limit=round(DARK_LIGHT * 100 / 255, 1),
+            frame_index=worst.frame_index,
+        )
     ]
 
 
-def _covered_findings(covered: Sequence[FrameEvidence], with_face: Sequence[FrameEvidence],
-                      cfg: ValidationSettings, fps: float) -> list[Finding]:
+def _covered_warning(covered: Sequence[FrameEvidence], with_face: Sequence[FrameEvidence],
+                     cfg: ValidationSettings, fps: float) -> list[Finding]:
     if not covered:
         return []
-    share = len(covered) / len(with_face)
     score = median([e.occlusion or 0.0 for e in covered])
-    worst = deciding_frame(covered, "occlusion")
-    assert worst is not None
-    if share > cfg.max_mouth_covered_share:
-        severity, code = Severity.REFUSE, "mouth_covered"
-        message = (
-            f"The mouth is covered (score {score:.2f}, limit {cfg.mouth_covered_threshold:.2f})"
-            f" in {pct(share)} of the video; remove the mask or hand from the mouth and "
-            "record again."
-        )
-    else:
-        severity, code = Severity.WARN, "mouth_covered_briefly"
-        message = (
-            f"Something covers the mouth (score {score:.2f}) in {pct(share)} of the video, "
-            f"around {clock(worst.frame_index / fps)}; the lips may look wrong there. Keep "
-            "hands and objects away from the mouth."
-        )
+    worst = _deciding(covered, "occlusion")
     return [
-        finding(
-            severity, code, message, value=round(score, 3), limit=cfg.mouth_covered_threshold,
+        warn(
+            "mouth_covered_briefly",
+            f"Something covers the mouth (score {score:.2f}) in "
+            f"{pct(len(covered) / len(with_face))} of the video, around "
+            f"{clock(worst.frame_index / fps)}; the lips may look wrong there. Keep hands and "
+            "objects away from the mouth.",
+            value=round(score, 3), limit=cfg.mouth_covered_threshold,
             frame_index=worst.frame_index,
         )
     ]
