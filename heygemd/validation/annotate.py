@@ -60,6 +60,10 @@ def _pct(v: float) -> str:
     return f"{v * 100:.0f}%"
 
 
+def _lightness(v: float, m: float) -> str:
+    return f"lightness {v:.1f} of 100 on the face's best-lit skin; under {m:.1f} is too dark"
+
+
 # What each finding is, as the end of "Refused: ..." / "Accepted, with a warning: ...".
 TITLES = {
     "face_turned": "the person is turned away from the camera",
@@ -102,12 +106,8 @@ _MEASURES: dict[str, Callable[[float, float], str]] = {
     "hand_at_mouth": lambda v, m: (
         f"a hand covers {v * 100:.1f}% of the lower face; {m * 100:.1f}% or more counts"
     ),
-    "face_too_dark": lambda v, m: (
-        f"lightness {v:.1f} of 100 on the face's best-lit skin; under {m:.1f} is too dark"
-    ),
-    "face_dark_briefly": lambda v, m: (
-        f"lightness {v:.1f} of 100 on the face's best-lit skin; under {m:.1f} is too dark"
-    ),
+    "face_too_dark": _lightness,
+    "face_dark_briefly": _lightness,
     "several_faces": lambda v, m: f"{v:.0f} faces; {m:.0f} expected",
     "low_resolution": lambda v, m: (
         f"{v:.0f}{NBSP}pixels on the short side; {m:.0f}{NBSP}or more looks best"
