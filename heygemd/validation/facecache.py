@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,18 +67,12 @@ def to_arrays(samples: list[SampledFrame], size: tuple[int, int]) -> dict[str, n
     """Sampled frames (their faces, occlusion scores and hand covers; the speaker is not kept:
     it is derived) -> flat arrays for an npz entry."""
     faces = [face for s in samples for face in s.faces]
-    scores = [
-        s.occlusions[i] if i < len(s.occlusions) else np.nan
-        for s in samples for i in range(len(s.faces))
-    ]
-    hands = [
-        s.hand_covers[i] if i < len(s.hand_covers) else np.nan
-        for s in samples for i in range(len(s.faces))
-    ]
-    lights = [
-        s.lights[i] if i < len(s.lights) else np.nan
-        for s in samples for i in range(len(s.faces))
-    ]
+
+    def per_face(values: Callable[[SampledFrame], list[float]]) -> np.ndarray:
+        """float64, one per face: its sample's scored value, NaN for the faces not scored."""
+        return np.array([values(s)[i] if i < len(values(s)) else np.nan
+                         for s in samples for i in range(len(s.faces))], np.float64)
+
     return {
         "size": np.array(size, np.int64),
         "frame_index": np.array([s.frame_index for s in samples], np.int64),
@@ -89,9 +84,9 @@ def to_arrays(samples: list[SampledFrame], size: tuple[int, int]) -> dict[str, n
         "pose": np.array([(f.yaw, f.pitch, f.roll) for f in faces], np.float64).reshape(-1, 3),
         "landmarks": np.array([f.landmarks for f in faces], np.float32)
         .reshape(-1, N_LANDMARKS, 3),
-        "occlusion": np.array(scores, np.float64),
-        "hand": np.array(hands, np.float64),
-        "light": np.array(lights, np.float64),
+        "occlusion": per_face(lambda s: s.occlusions),
+        "hand": per_face(lambda s: s.hand_covers),
+        "light": per_face(lambda s: s.lights),
     }
 
 
@@ -113,9 +108,8 @@ def from_arrays(arrays: dict[str, np.ndarray]) -> Evidence:
             )
             for k in range(at, at + int(count))
         ]
-        occlusions = [float(v) for v in arrays["occlusion"][at : at + int(scored)]]
-        hands = [float(v) for v in arrays["hand"][at : at + int(scored)]]
-        lights = [float(v) for v in arrays["light"][at : at + int(scored)]]
+        occlusions, hands, lights = ([float(v) for v in arrays[name][at : at + int(scored)]]
+                                     for name in ("occlusion", "hand", "light"))
         samples.append(SampledFrame(int(index), faces, occlusions, hand_covers=hands,
                                     lights=lights))
         at += int(count)

@@ -238,9 +238,14 @@ def _occlusion_findings(
     return _covered_warning(covered, with_face, cfg, fps) + _dark_warning(dark, with_face, fps)
 
 
+def _lightness(light: float) -> float:
+    """An L* of 0-255 (as OpenCV measures it) on L*'s usual 0-100 scale, 0.1 apart."""
+    return round(light * 100 / 255, 1)
+
+
 def _light_of(dark: Sequence[FrameEvidence]) -> float:
-    """The median lightness of the ``dark`` frames' faces on L*'s usual 0-100 scale, 0.1 apart."""
-    return round(median([e.light or 0.0 for e in dark]) * 100 / 255, 1)
+    """The median lightness of the ``dark`` frames' faces, on the 0-100 scale."""
+    return _lightness(median([e.light or 0.0 for e in dark]))
 
 
 def _unseen_refusal(covered: Sequence[FrameEvidence], dark: Sequence[FrameEvidence],
@@ -254,7 +259,7 @@ def _unseen_refusal(covered: Sequence[FrameEvidence], dark: Sequence[FrameEviden
             f"The face is too dark to tell whether the mouth is free in {pct(share)} of the "
             f"video (its best-lit skin has lightness {light:.1f} of 100){also}; light the "
             "face from the front, keep the mouth uncovered and record again.",
-            value=light, limit=round(DARK_LIGHT * 100 / 255, 1),
+            value=light, limit=_lightness(DARK_LIGHT),
             frame_index=_deciding(dark, "dark").frame_index,
         )
     score = median([e.occlusion or 0.0 for e in covered])
@@ -287,7 +292,7 @@ def _dark_warning(dark: Sequence[FrameEvidence], with_face: Sequence[FrameEviden
             f"{pct(len(dark) / len(with_face))} of the video, around "
             f"{clock(worst.frame_index / fps)}; the lips may look wrong there. Light the face "
             "from the front.",
-            value=_light_of(dark), limit=round(DARK_LIGHT * 100 / 255, 1),
+            value=_light_of(dark), limit=_lightness(DARK_LIGHT),
             frame_index=worst.frame_index,
         )
     ]
@@ -326,8 +331,7 @@ def _hand_findings(
             and (e.occlusion or 0.0) <= cfg.mouth_covered_threshold]
     if not near:
         return []
-    worst = deciding_frame(near, "hand")
-    assert worst is not None
+    worst = _deciding(near, "hand")
     share = len(near) / len(with_face)
     return [
         warn(
