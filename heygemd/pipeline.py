@@ -45,7 +45,7 @@ from heygemd.settings import (
 from heygemd.timing import ms_since
 from heygemd.validation import annotate, examine
 from heygemd.validation.facecache import FaceCache
-from heygemd.validation.framepass import FramePass, RefusedMeanwhile, Shares
+from heygemd.validation.framepass import FramePass, RefusedMeanwhile, Shares, Sightings
 from heygemd.validation.rules import refusals
 from heygemd.validation.rules.common import clock
 from heygemd.validation.rules.media import sound_out_of_step
@@ -248,8 +248,7 @@ class Pipeline:
         cfg, limits = self.validation, self.limits
         # the frame pass takes its samples from the engine's decode of the template, if any
         tap = FrameTap() if getattr(self.engine, "offers_template_frames", False) else None
-        request = RenderRequest(template=video, info=info, audio=samples,
-                                fps=info.video.avg_fps, tap=tap)
+        seen = Sightings()
         bound.info("stage.start", stage="examine")
         bound.info("stage.start", stage="render", beside="examine")
         t0 = time.monotonic()
@@ -260,13 +259,16 @@ class Pipeline:
             try:
                 return examine.examine_frames(video, checked, self.analyzer, cfg, limits,
                                               pictures_dir, report, face_cache=self.face_cache,
-                                              tap=tap)
+                                              tap=tap, seen=seen.put)
             finally:  # however the pass ends, the engine's decode is never held for it
                 if tap is not None:
                     tap.stop()
 
         with FramePass(examining) as frames:
             shares = Shares(progress, frames, EXAMINE_SHARE)
+            request = RenderRequest(template=video, info=info, audio=samples,
+                                    fps=info.video.avg_fps, tap=tap,
+                                    hands=lambda: seen.wait(frames, shares.waiting))
             try:
                 try:
                     rendering = self.engine.render(request, shares.rendering)

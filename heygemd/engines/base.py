@@ -10,7 +10,7 @@ pydantic model of its options table, ``Options``; :func:`create_engine` validate
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from heygemd.contract import AUDIO_RATE, ProgressFn
 from heygemd.errors import ConfigError
+from heygemd.faces.hands import HandSightings
 from heygemd.media.tap import FrameTap
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import frames_for
@@ -67,6 +68,12 @@ class RenderRequest:
     offers them (:meth:`FrameTap.offer`), closing it when it decodes no more, so that the
     validation's frame pass beside it need not decode the file again. Given only to an engine
     whose class sets ``offers_template_frames = True``.
+
+    hands: where the validation's frame pass saw hands at the speaker's lower face
+    (:class:`HandSightings`), asked once the template is analysed: waits for the frame pass's
+    samples (reporting progress meanwhile; raises JobInterrupted where the pass refused the
+    video), None where it has none. An engine that draws over the lower face keeps a hand
+    there in front.
     """
 
     template: Path
@@ -74,6 +81,7 @@ class RenderRequest:
     audio: np.ndarray
     fps: float
     tap: FrameTap | None = None
+    hands: Callable[[], HandSightings | None] | None = None
 
     @property
     def frame_count(self) -> int:

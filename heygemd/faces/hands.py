@@ -1,11 +1,11 @@
 """Hands in front of the lower face: found on a frame, and how much of the lower face they hide.
 
 A hand over the chin or the mouth is skin-coloured and moves, so the mouth-cover score
-(:mod:`heygemd.faces.occlusion`, colour against the face's own skin) does not see it, and the
-builtin engine draws the new mouth over it: fingers at the chin look cut off (c18, a presenter
-who gestures: the finger touching her chin is erased in the output). The frame pass finds the
-hands on its sampled frames (mediapipe Hands, from the same wheel as the face models) so the
-user is told where and why.
+(:mod:`heygemd.faces.occlusion`, colour against the face's own skin) does not see it, and a
+new mouth drawn over it cuts the fingers off (c18, a presenter who gestures: the finger
+touching her chin was erased in the output). The frame pass finds the hands on its sampled
+frames (mediapipe Hands, from the same wheel as the face models) so the user is told where and
+why.
 
 The hand model also answers on things that are not hands: searching the whole of the 56 real
 clips' sampled frames (3 per second) it found a hand in an open mouth (th05, handedness score
@@ -15,11 +15,18 @@ of at least MIN_HANDEDNESS and at most MAX_INSIDE_FACE of its outline inside the
 hand at the chin reaches below the face (a hand flat over the mouth is the mouth-cover
 score's).
 
-:func:`hand_cover` is pure; :class:`HandFinder` holds the mediapipe graph.
+The frame pass's per-sample answers reach the builtin engine as :class:`HandSightings`: where
+one saw a hand at the lower face, the engine looks for it again on each template frame near
+that sample (:meth:`HandSightings.near`), keeps the frame's own pixels under the hand and never
+takes that frame's mouth for another.
+
+:func:`hand_cover`, :func:`kept_hands` and :func:`hand_mask` are pure; :class:`HandFinder`
+holds the mediapipe graph.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -85,36 +92,110 @@ def _outline_size(points: np.ndarray) -> int:
     return int(hand_outline(points, shape, (int(origin[0]), int(origin[1]))).sum())
 
 
+@dataclass(frozen=True)
+class _FaceWindow:
+    """A face's box in the frame (origin (x, y), shape (H, W)) with its mesh's hull and the
+    hull of the mesh below the nose tip drawn in it (uint8 masks)."""
+
+    origin: np.ndarray
+    shape: tuple[int, int]
+    face: np.ndarray
+    lower: np.ndarray
+
+
+def _face_window(landmarks: np.ndarray) -> _FaceWindow | None:
+    """The window of a face's mesh (landmarks float (478, >=2), frame pixels); None where a
+    point is not finite or too little of the mesh lies below the nose tip."""
+    mesh = landmarks[:MESH_POINTS, :2].astype(np.float64)
+    if not np.isfinite(mesh).all():
+        return None
+    lower = mesh[mesh[:, 1] > landmarks[NOSE_TIP, 1]]
+    if len(lower) < 3:
+        return None
+    origin = np.floor(mesh.min(axis=0)).astype(int) - 2
+    far = np.ceil(mesh.max(axis=0)).astype(int) + 3
+    shape = (int(far[1] - origin[1]), int(far[0] - origin[0]))
+    return _FaceWindow(origin, shape, _hull_mask(mesh, shape, origin),
+                       _hull_mask(lower, shape, origin))
+
+
+def _real_hands(hands: list[np.ndarray], window: _FaceWindow
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``hands`` that are hands, each (points float (21, 2), its outline in the face's
+    window): finite points, at most MAX_INSIDE_FACE of the outline inside the face."""
+    out = []
+    offset = (int(window.origin[0]), int(window.origin[1]))
+    for hand in hands:
+        points = np.asarray(hand, np.float64)[:, :2]
+        if points.shape != (21, 2) or not np.isfinite(points).all():
+            continue
+        outline = hand_outline(points, window.shape, offset)
+        size = _outline_size(points)
+        if size and (outline & window.face).sum() <= MAX_INSIDE_FACE * size:
+            out.append((points, outline))
+    return out
+
+
 def hand_cover(hands: list[np.ndarray], landmarks: np.ndarray) -> float:
     """Share 0..1 of the lower face (the convex hull of the face mesh below the nose tip) that
     the ``hands`` (each float (21, 2) in frame pixels; one with a non-finite point is passed
     over) cover; 0.0 without hands. A hand with over MAX_INSIDE_FACE of its outline inside the
     face (the whole mesh's hull) is not one."""
-    mesh = landmarks[:MESH_POINTS, :2].astype(np.float64)
-    if not hands or not np.isfinite(mesh).all():
+    window = _face_window(landmarks) if hands else None
+    if window is None:
         return 0.0
-    lower = mesh[mesh[:, 1] > landmarks[NOSE_TIP, 1]]
-    if len(lower) < 3:
-        return 0.0
-    # the face's window: the hands are drawn into it (what lies outside is clipped)
-    origin = np.floor(mesh.min(axis=0)).astype(int) - 2
-    far = np.ceil(mesh.max(axis=0)).astype(int) + 3
-    shape = (int(far[1] - origin[1]), int(far[0] - origin[0]))
-    face = _hull_mask(mesh, shape, origin)
-    low = _hull_mask(lower, shape, origin)
-    area = int(low.sum())
+    area = int(window.lower.sum())
     if area == 0:
         return 0.0
-    covered = np.zeros(shape, np.uint8)
-    for hand in hands:
-        points = np.asarray(hand, np.float64)[:, :2]
-        if points.shape != (21, 2) or not np.isfinite(points).all():
-            continue
-        outline = hand_outline(points, shape, (int(origin[0]), int(origin[1])))
-        size = _outline_size(points)
-        if size and (outline & face).sum() <= MAX_INSIDE_FACE * size:
-            covered |= outline
-    return float((covered & low).sum()) / area
+    covered = np.zeros(window.shape, np.uint8)
+    for _, outline in _real_hands(hands, window):  # drawn in the face's window, clipped to it
+        covered |= outline
+    return float((covered & window.lower).sum()) / area
+
+
+def kept_hands(hands: list[np.ndarray], landmarks: np.ndarray) -> list[np.ndarray]:
+    """The ``hands`` (float (21, 2), frame pixels) that reach the lower face of the face at
+    ``landmarks``, as :func:`hand_cover` counts them: what a render must leave in front."""
+    window = _face_window(landmarks) if hands else None
+    if window is None:
+        return []
+    return [points for points, outline in _real_hands(hands, window)
+            if (outline & window.lower).any()]
+
+
+def hand_mask(hands: list[np.ndarray], shape: tuple[int, int], offset: tuple[int, int]
+              ) -> np.ndarray:
+    """uint8 (H, W) of ``shape``: 1 where any of ``hands`` lies (:func:`hand_outline`), the
+    window's top-left at ``offset`` (x, y) in the frame."""
+    mask = np.zeros(shape, np.uint8)
+    for points in hands:
+        mask |= hand_outline(points, shape, offset)
+    return mask
+
+
+@dataclass(frozen=True)
+class HandSightings:
+    """What a frame pass saw of hands at the speaker's lower face.
+
+    frames: int (K,) the sampled frames' indices, ascending; cover: float (K,) the share of the
+    lower face a hand covered there (:func:`hand_cover`), NaN where it is not known (no face,
+    or the hand finder failed).
+    """
+
+    frames: np.ndarray
+    cover: np.ndarray
+
+    def near(self, count: int) -> np.ndarray:
+        """bool (count,): the frames a hand may be at the lower face in: every frame after the
+        sample before a sample with a hand there, up to the sample after it (a hand seen at one
+        sample may have come and gone anywhere between its neighbours)."""
+        out = np.zeros(count, bool)
+        frames = np.asarray(self.frames, np.int64)
+        for k in np.flatnonzero(np.asarray(self.cover) > 0):
+            start = int(frames[k - 1]) + 1 if k > 0 else 0
+            stop = int(frames[k + 1]) if k + 1 < len(frames) else count
+            out[max(0, start) : max(0, min(count, stop))] = True
+        return out
 
 
 class HandFinder(Closing):

@@ -8,6 +8,7 @@ Never raises for bad input: an unreadable file becomes a refuse finding.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.errors import MediaError
 from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.faces.geometry import box_iou, limit_yaw
-from heygemd.faces.hands import HandFinder, hand_cover
+from heygemd.faces.hands import HandFinder, HandSightings, hand_cover
 from heygemd.faces.types import SampledFrame
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
@@ -55,6 +56,7 @@ class VideoExamination:
     findings: list[Finding]
     pictures: list[str]  # file names written into pictures_dir
     frames_examined: int = 0  # sampled frames the face rules looked at
+    hands: HandSightings | None = None  # the speaker's lower face, per sampled frame
 
 
 def _unreadable(kind: str, err: MediaError, name: str) -> Finding:
@@ -283,6 +285,14 @@ def attach_speaker(samples: list[SampledFrame], size: tuple[int, int]) -> list[S
     return out
 
 
+def sightings(samples: list[SampledFrame]) -> HandSightings:
+    """The speaker's hand cover per sample (:func:`attach_speaker`'s), NaN where unknown."""
+    return HandSightings(
+        frames=np.array([s.frame_index for s in samples], np.int64),
+        cover=np.array([np.nan if s.speaker_hand is None else s.speaker_hand for s in samples],
+                       np.float64))
+
+
 def evidence_of(s: SampledFrame, frame_size: tuple[int, int]) -> FrameEvidence:
     """What the rules need from one examined frame: yaw from
     :func:`~heygemd.faces.geometry.limit_yaw` (three estimates on the scale of the limit), pitch
@@ -409,6 +419,7 @@ def examine_frames(
     *,
     face_cache: FaceCache | None = None,
     tap: FrameTap | None = None,
+    seen: Callable[[HandSightings], None] | None = None,
 ) -> VideoExamination:
     """Go on from :func:`check_container`: examine sampled frames for the speaker's face,
     apply the video rules and write the picture of the deciding (refused) or worst (warned)
@@ -419,7 +430,9 @@ def examine_frames(
     ``face_cache``: where the sampled frames' faces of a video seen before are read back (and
     new ones kept), instead of decoding and analysing them again. ``tap``: where the engine's
     decode of the same video hands the sampled frames over (:func:`sample_frames`); stopped
-    once the faces are known, whichever way (at once when they are cached).
+    once the faces are known, whichever way (at once when they are cached). ``seen``: given
+    the hand sightings as soon as the samples are known, before the rules and pictures (the
+    builtin engine plans around them).
     """
     t0 = time.monotonic()
     report = progress or _no_progress
@@ -443,6 +456,9 @@ def examine_frames(
         tap.stop()
     samples, size = known
     samples = attach_speaker(samples, size)
+    hands = sightings(samples)
+    if seen is not None:
+        seen(hands)
     evidence = [evidence_of(s, size) for s in samples]
     findings = _with_file(rules.validate_video(info, evidence, cfg, limits), path.name)
     findings, pictures = illustrate(
@@ -461,7 +477,7 @@ def examine_frames(
         pictures=pictures,
         duration_ms=ms_since(t0),
     )
-    return VideoExamination(info, findings, pictures, len(samples))
+    return VideoExamination(info, findings, pictures, len(samples), hands)
 
 
 def examine_video(

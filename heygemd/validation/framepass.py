@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from heygemd.contract import ProgressFn
 from heygemd.errors import JobInterrupted
+from heygemd.faces.hands import HandSightings
 from heygemd.timing import ms_since
 from heygemd.validation.examine import VideoExamination
 from heygemd.validation.rules import refusals
@@ -89,6 +90,31 @@ class FramePass:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Sightings:
+    """The frame pass's hand sightings (examine_frames' ``seen``), handed to the engine as soon
+    as its samples are known, before its rules and pictures."""
+
+    def __init__(self) -> None:
+        self._known = threading.Event()
+        self._value: HandSightings | None = None
+
+    def put(self, value: HandSightings) -> None:
+        self._value = value
+        self._known.set()
+
+    def wait(self, frame_pass: FramePass, report: Callable[[], None]) -> HandSightings | None:
+        """The sightings once known; None where the frame pass ended without them (a video it
+        could not read, an error: its verdict tells). ``report`` runs first and then every
+        WAIT_STEP_SECONDS meanwhile, and may raise; a frame pass that refused the video raises
+        RefusedMeanwhile."""
+        report()
+        while not self._known.wait(WAIT_STEP_SECONDS) and not frame_pass.done:
+            report()
+        if frame_pass.refused:
+            raise RefusedMeanwhile("the frame pass refused the video")
+        return self._value
 
 
 class Shares:

@@ -392,3 +392,58 @@ def _taking(wanted: list[int]) -> tuple[Any, Any, list[tuple[int, np.ndarray]]]:
                               daemon=True)
     taking.start()
     return tap, taking, got
+
+
+GESTURING = "corpus/c18_zh_talkvid_eth_asian_2_talkvid.mp4"
+
+
+def test_a_finger_at_the_chin_stays_in_front_of_the_new_mouth(
+    setup: dict, shared_media: Path, tmp_path: Path,
+) -> None:
+    """c18 touches her chin and lower lip with a finger (frames 8-22). Told where the frame
+    pass saw it (its real sightings), the engine keeps the finger's pixels from the base frame;
+    without them the new mouth and chin were drawn over it (a finger cut off at the lip)."""
+    from heygemd.faces.analyze import FaceAnalyzer
+    from heygemd.faces.hands import HandFinder, hand_mask, kept_hands
+    from heygemd.media.audio import load_audio
+    from heygemd.media.probe import probe
+    from heygemd.validation import examine
+
+    engine, settings = setup["engine"], setup["settings"]
+    template = shared_media / GESTURING
+    with FaceAnalyzer(settings.faces) as faces:
+        exam = examine.examine_video(template, faces, settings.validation, settings.limits,
+                                     tmp_path)
+    assert exam.hands is not None and (exam.hands.cover > 0.02).any()
+    info = probe(template)
+    assert info.video is not None
+    audio = load_audio(shared_media / "speech" / "en01_male_jfk_inaugural_11s.flac",
+                       rate=AUDIO_RATE)[:AUDIO_RATE]  # 25 frames: bases 0-24
+    outputs = {}
+    for told in (True, False):
+        request = RenderRequest(template=template, info=info, audio=audio,
+                                fps=info.video.avg_fps,
+                                hands=(lambda: exam.hands) if told else None)
+        rendering = engine.render(request, lambda f: None)
+        outputs[told] = list(rendering.frames)
+        if told:
+            assert rendering.metrics["frames_near_hands"] >= 15
+            near = exam.hands.near(engine.analysis_of(template).n_frames)
+            assert not near[engine.last_plan.source].any()  # no mouth of those frames shown
+    bases = _template_frames(template, 25)
+    analysis = engine.analysis_of(template)
+    kept, lost = [], []
+    with HandFinder() as finder:
+        for t in range(10, 19):
+            points = analysis.landmarks[t]
+            box = (float(points[:, 0].min()), float(points[:, 1].min()),
+                   float(points[:, 0].max()), float(points[:, 1].max()))
+            found = kept_hands(finder.find(bases[t], box), points)
+            finger = hand_mask(found, bases[t].shape[:2], (0, 0)).astype(bool)
+            # the finger's pixels the plain render changed (the new mouth's area)
+            base = bases[t].astype(np.int16)
+            drawn = finger & (np.abs(outputs[False][t].astype(np.int16) - base).max(axis=2) > 12)
+            assert drawn.sum() > 50, t
+            kept.append(float(np.abs(outputs[True][t].astype(np.int16) - base)[drawn].mean()))
+            lost.append(float(np.abs(outputs[False][t].astype(np.int16) - base)[drawn].mean()))
+    assert max(kept) < 6 and min(lost) > 10, (kept, lost)

@@ -232,3 +232,22 @@ def test_a_template_recorded_out_of_step_is_moved_into_step() -> None:
     _, alone = planning.drive(late, np.zeros(AUDIO_RATE, np.float32), len(loudness),
                               BuiltinEngineSettings(), FakeListener(loudness))
     assert "template_offset_ms" not in alone and "template_offset_ms" not in results[False]
+
+
+def test_frames_with_a_hand_at_the_mouth_give_no_mouth() -> None:
+    """Frames planning is told to avoid (a hand at the lower face) are never a mouth's source,
+    even where their opening fits best; avoiding every frame still plans."""
+    analysis = _template()
+    rng = np.random.default_rng(3)
+    loudness = np.repeat(rng.uniform(0.05, 1, 8), 5)
+    cfg = BuiltinEngineSettings()
+    plain, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness), cfg,
+                              FakeListener(loudness))
+    avoid = np.zeros(N, bool)
+    avoid[np.unique(plain.source)] = True  # every frame the plain plan took
+    plan, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness), cfg,
+                             FakeListener(loudness), avoid=avoid)
+    assert not avoid[plan.source].any()
+    everything, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
+                                   cfg, FakeListener(loudness), avoid=np.ones(N, bool))
+    np.testing.assert_array_equal(everything.source, plain.source)

@@ -111,3 +111,28 @@ def test_the_pass_errors_are_raised_in_the_waiting_thread() -> None:
 
     with pytest.raises(ValueError, match="decoder broke"), FramePass(work) as frames:
         frames.wait(lambda: None)
+
+
+def test_the_engine_gets_the_hand_sightings_before_the_pass_ends() -> None:
+    """Sightings are handed over as soon as the samples are known (the rules and pictures come
+    later); a pass that ends without them gives None; one that refused stops the engine."""
+    from heygemd.faces.hands import HandSightings
+    from heygemd.validation.framepass import Sightings
+
+    seen = HandSightings(frames=[0, 8], cover=[0.0, 0.1])  # type: ignore[arg-type]
+    sightings, release = Sightings(), threading.Event()
+
+    def work(report: ProgressFn) -> VideoExamination:
+        sightings.put(seen)
+        release.wait(5)  # the rules and pictures, still to come
+        return ACCEPTED
+
+    reports: list[int] = []
+    with FramePass(work) as frames:
+        assert sightings.wait(frames, lambda: reports.append(1)) is seen
+        assert not frames.done and reports
+        release.set()
+    with FramePass(slow_pass(ACCEPTED)) as frames:
+        assert Sightings().wait(frames, lambda: None) is None
+    with FramePass(slow_pass(REFUSED)) as frames, pytest.raises(RefusedMeanwhile):
+        Sightings().wait(frames, lambda: None)

@@ -140,3 +140,30 @@ def test_a_frame_pass_whose_hand_finder_fails_goes_on_without_hands(
         sample = examine._Looker(Faces(), finder)(7, frame, 0)  # type: ignore[arg-type]
         assert sample.frame_index == 7 and len(sample.faces) == 1 and len(sample.occlusions) == 1
         assert sample.hand_covers == []
+
+
+def test_a_hand_seen_at_a_sample_marks_the_frames_up_to_its_neighbours() -> None:
+    """A hand seen at one sample may have come and gone anywhere between the samples beside it;
+    a sample whose cover is not known (no face, a finder that failed) starts nothing."""
+    seen = hands.HandSightings(frames=np.array([0, 8, 16, 24, 32]),
+                               cover=np.array([0.0, 0.02, np.nan, 0.0, 0.1]))
+    near = seen.near(40)
+    assert np.flatnonzero(near).tolist() == [*range(1, 16), *range(25, 40)]
+    assert not hands.HandSightings(np.array([0, 8]), np.array([0.0, 0.0])).near(10).any()
+    assert not hands.HandSightings(np.zeros(0, np.int64), np.zeros(0)).near(5).any()
+    # samples beyond the frames asked about mark nothing outside them
+    assert hands.HandSightings(np.array([3, 50]), np.array([0.5, 0.0])).near(10).all()
+
+
+def test_the_hands_kept_in_front_are_those_at_the_lower_face() -> None:
+    face = oval_face()
+    reaching = upright_hand(200.0, 330.0, finger=60.0)
+    beside = upright_hand(400.0, 330.0)  # beside the face: not in front of it
+    inside = upright_hand(200.0, 230.0, finger=10.0)  # wholly inside the face: no hand
+    kept = hands.kept_hands([reaching, beside, inside], face)
+    assert len(kept) == 1 and np.array_equal(kept[0], reaching)
+    assert hands.kept_hands([reaching], np.full_like(face, np.nan)) == []
+    # the mask of what is kept, drawn in a window whose top-left lies at (150, 250)
+    mask = hands.hand_mask(kept, (100, 100), (150, 250))
+    assert mask[330 - 250 - 10, 200 - 150] == 1 and mask[5, 5] == 0
+    assert not hands.hand_mask([], (10, 10), (0, 0)).any()

@@ -306,3 +306,31 @@ def test_what_the_engine_found_reaches_the_report_and_result_txt(
     text = result_text(report)
     assert "Warnings (the video was still made):" in text
     assert "clip.mp4: Your original video's own sound is about 240 ms behind its picture" in text
+
+
+def test_the_engine_asks_for_the_frame_passs_hand_sightings(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RenderRequest.hands gives what the frame pass saw of hands as soon as its samples are
+    known, while the pass still draws its pictures."""
+    from heygemd.faces.hands import HandSightings
+
+    seen = HandSightings(np.array([0, 10]), np.array([0.0, 0.2]))
+    drawing = threading.Event()
+    asked: list[Any] = []
+
+    class Asking(ScriptedEngine):
+        def render(self, request: RenderRequest, progress: ProgressFn) -> Rendering:
+            assert request.hands is not None
+            asked.append(request.hands())
+            asked.append(drawing.is_set())
+            return super().render(request, progress)
+
+    def frame_pass(path: Path, checked: examine.VideoExamination, *args: Any, **kw: Any) -> Any:
+        kw["seen"](seen)
+        time.sleep(0.3)  # the rules and pictures
+        drawing.set()
+        return checked
+
+    result = run(video, Asking(), frame_pass, monkeypatch)
+    assert asked == [seen, False] and result.status is VideoStatus.DONE

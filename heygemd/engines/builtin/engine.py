@@ -26,6 +26,7 @@ from heygemd.engines.base import EngineContext, Evaluable, Rendering, RenderRequ
 from heygemd.engines.builtin import (
     colour,
     crops,
+    handkeep,
     mesh,
     mouthmodel,
     overlay,
@@ -188,18 +189,24 @@ class BuiltinEngine:
             # audio is still heard
             constants = _render_constants(analysis)
             detail = planning.mouth_detail(analysis)
+            # where the frame pass saw a hand at the lower face: those frames' hands are kept
+            # and their mouths not taken (waits for the frame pass's samples)
+            near = handkeep.near_hands(request.hands() if request.hands is not None else None,
+                                       analysis.usable)
             # planning hears through the Hearing: the answer asked above
             plan, metrics = planning.drive(analysis, request.audio, count, self.cfg,
                                            self._hearing,
                                            self.mouth_model if self.cfg.speaker_model else None,
-                                           detail)
+                                           detail, avoid=near)
         self.last_plan = plan
         metrics["template_cached"] = float(cached)
+        metrics["frames_near_hands"] = float(near.sum())
         metrics["plan_ms"] = round((time.monotonic() - t0) * 1000, 1)
         log.info("engine.planned", frames=count, **metrics)
         start = 0.0 if cached else 0.4
         # a template analysed just now may still be held decoded: not decoded again
-        batches = self._batches(request, analysis, plan, constants, decoded)
+        keeper = handkeep.HandKeeper(near, analysis.landmarks)
+        batches = self._batches(request, analysis, plan, constants, decoded, keeper)
         frames = _Frames(batches, len(plan.base), progress, start, request.template.name)
         return Rendering(
             width=analysis.width, height=analysis.height, fps=analysis.fps,
@@ -213,10 +220,12 @@ class BuiltinEngine:
         plan: Plan,
         constants: Constants,
         decoded: list[np.ndarray] | None = None,
+        keeper: handkeep.HandKeeper | None = None,
     ) -> Iterator[list[np.ndarray]]:
         """The output frames in batches of ``batch_size`` (fewer where that would pass
         BATCH_BYTES), base frames with their mouths; made in the thread that iterates this (the
-        render's own: its torch threads are set to RENDER_THREADS)."""
+        render's own: its torch threads are set to RENDER_THREADS). ``keeper``: the hands kept
+        in front (looked for here, in order, before a batch goes to a transplant thread)."""
         import torch
 
         torch.set_num_threads(RENDER_THREADS)
@@ -226,8 +235,15 @@ class BuiltinEngine:
                                     decoded)
         count = len(plan.base)
 
-        def transplanted(batch: list[np.ndarray], rows: list[int]) -> list[np.ndarray]:
-            return list(self._flush(batch, rows, plan, analysis, constants))
+        def transplanted(batch: list[np.ndarray], rows: list[int],
+                         hands: list[list[np.ndarray]] | None) -> list[np.ndarray]:
+            return list(self._flush(batch, rows, plan, analysis, constants, hands))
+
+        def held(batch: list[np.ndarray], rows: list[int]) -> list[list[np.ndarray]] | None:
+            if keeper is None or not keeper.looking:
+                return None
+            return [keeper.hands(int(plan.base[t]), frame) if plan.active[t] else []
+                    for frame, t in zip(batch, rows, strict=True)]
 
         # with more than one transplant thread, batches are transplanted at once (their CPU
         # parts: rasterising, remapping, blurring, in OpenCV and numpy, which let go of the GIL)
@@ -246,11 +262,12 @@ class BuiltinEngine:
                 rows.append(t)
                 if len(batch) < size and t < count - 1:
                     continue
+                hands = held(batch, rows)
                 if pool is not None:
-                    pending.append(pool.submit(transplanted, batch, rows))
+                    pending.append(pool.submit(transplanted, batch, rows, hands))
                 else:
                     pending.append(Future())
-                    pending[-1].set_result(transplanted(batch, rows))
+                    pending[-1].set_result(transplanted(batch, rows, hands))
                 # base frames that took a mouth go now, not while the batch waits in the queue
                 batch, rows = [], []
                 if len(pending) >= workers:
@@ -260,6 +277,8 @@ class BuiltinEngine:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            if keeper is not None:
+                keeper.close()
 
     def _flush(
         self,
@@ -268,13 +287,15 @@ class BuiltinEngine:
         plan: Plan,
         analysis: TemplateAnalysis,
         constants: Constants,
+        hands: list[list[np.ndarray]] | None = None,
     ) -> Iterator[np.ndarray]:
         live = [i for i, t in enumerate(rows) if plan.active[t]]
         out = list(batch)
         if live:
             pairs = [(int(plan.base[rows[i]]), int(plan.source[rows[i]])) for i in live]
             done = render.transplant([batch[i] for i in live], pairs, analysis, constants,
-                                     self.device)
+                                     self.device,
+                                     None if hands is None else [hands[i] for i in live])
             for i, frame in zip(live, done, strict=True):
                 out[i] = frame
         yield from out

@@ -21,6 +21,10 @@ HOLD_COST = 0.25  # times continuity_weight: cost of showing the same template f
 # slightly parted mouth in a pause reads as "still talking".
 CLOSED_SHAPE_WEIGHT = 6.0
 MIN_SPEECH_FRAMES = 20  # usable speech frames a template's own regression is fitted on, at least
+# The cost of showing a frame planning is told to avoid: far above any shape, pose or run cost
+# (a shape cost is 16 at the opening range's far end), finite so that a template whose every
+# frame is avoided still gets a plan.
+AVOID_COST = 1000.0
 
 
 # Template frames whose mouth detail is read before the crops' pages are let go: a long
@@ -56,12 +60,15 @@ def drive(
     listener: Hears,
     model: MouthModel | None = None,
     detail: np.ndarray | None = None,
+    avoid: np.ndarray | None = None,
 ) -> tuple[Plan, dict[str, float]]:
     """Decide, for each of ``count`` output frames, the base and the source template frame.
 
     audio: float32 (N,) 16 kHz; model: the speaker-independent mouth model (None: the template's
     own regression alone); detail: :func:`mouth_detail` of the analysis when found already
-    (else found here). Returns the plan and metrics (sync_r, regression reliability, ...).
+    (else found here); avoid: bool (N,) template frames whose mouth is shown on no other frame
+    unless every frame is one (a hand at the lower face: handkeep.py). Returns the plan and
+    metrics (sync_r, regression reliability, ...).
     """
     fps = analysis.fps
     heard = listener.hear(audio, fps, count)
@@ -112,7 +119,8 @@ def drive(
         np.nan_to_num(analysis.pose), spread, costs.pose_weight,
         np.where(target.closed, CLOSED_SHAPE_WEIGHT, 1.0),
         select.hidden_lip_costs(select.lip_band(analysis.landmarks), valid)
-        + select.blur_costs(mouth_detail(analysis) if detail is None else detail, opening, valid),
+        + select.blur_costs(mouth_detail(analysis) if detail is None else detail, opening, valid)
+        + (0.0 if avoid is None else AVOID_COST * avoid.astype(np.float64)),
     )
     # no usable template frame at all: every frame passes through unchanged
     source = select.viterbi(unary, costs) if valid.any() else base

@@ -18,6 +18,7 @@ import numpy as np
 from heygemd import allocator
 from heygemd.engines.builtin import colour, crops, mesh, overlay, warp
 from heygemd.engines.builtin.analysis import KEEP_DECODED_BYTES, TemplateAnalysis
+from heygemd.faces.hands import hand_mask
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import held_bytes_per_pixel
 
@@ -190,12 +191,15 @@ def transplant(
     analysis: TemplateAnalysis,
     constants: Constants,
     device: str,
+    hands: list[list[np.ndarray]] | None = None,
 ) -> list[np.ndarray]:
     """Replace the lower face of each base frame with its source frame's mouth.
 
     frames: B base frames uint8 (H, W, 3) (modified copies are returned); plan_rows: B pairs
     (base index, source index) into the analysis. What either frame alone shows there (a
-    burned-in caption: :mod:`.overlay`) stays as the base frame has it.
+    burned-in caption: :mod:`.overlay`) stays as the base frame has it, and so do the ``hands``
+    in front of each base frame's face (per frame, float (21, 2) landmarks in its pixels:
+    handkeep.py).
     """
     import torch
 
@@ -232,6 +236,13 @@ def transplant(
         warped = warped[:, :3]
     else:
         warped, covered = warp.warp_batch(sources, affines, tri_maps, device)
+    if hands is not None and any(hands):  # the base's hands, in front like an occluder
+        held = torch.from_numpy(np.stack([
+            hand_mask(found, (h, w), (int(analysis.crop_origin[b][0]) + x0,
+                                      int(analysis.crop_origin[b][1]) + y0))
+            for found, (b, _) in zip(hands, plan_rows, strict=True)])).to(device)
+        held = held.unsqueeze(1).float()
+        occluded = held if occluded is None else torch.maximum(occluded, held)
     stacked = np.stack(bases)
     base_np = stacked[:, y0:y1, x0:x1]
     base_t = torch.from_numpy(base_np).to(device).permute(0, 3, 1, 2).float() / 255.0

@@ -325,8 +325,10 @@ HAND_AT_FACE = 0.015
 def _hand_findings(
     with_face: Sequence[FrameEvidence], cfg: ValidationSettings, fps: float
 ) -> list[Finding]:
-    """A warning where a hand comes in front of the chin or mouth: the builtin engine draws the
-    new mouth over it. Frames whose mouth counts as covered are the mouth-cover finding's."""
+    """A warning where a hand comes in front of the chin or mouth: the new mouth meets it there
+    (the builtin engine keeps the hand in front and draws the mouth around it; a mouth beside a
+    finger may still look wrong). Frames whose mouth counts as covered are the mouth-cover
+    finding's."""
     near = [e for e in with_face if (e.hand or 0.0) >= HAND_AT_FACE
             and (e.occlusion or 0.0) <= cfg.mouth_covered_threshold]
     if not near:
@@ -337,8 +339,8 @@ def _hand_findings(
         warn(
             "hand_at_mouth",
             f"A hand comes in front of the chin or mouth in {pct(share)} of the video, around "
-            f"{clock(worst.frame_index / fps)}; the new mouth is drawn over it there, so "
-            "fingers may look cut off. Keep hands below the chin.",
+            f"{clock(worst.frame_index / fps)}; the new mouth may look wrong there, where the "
+            "hand meets the lips. Keep hands below the chin.",
             value=round(worst.hand or 0.0, 3),
             limit=HAND_AT_FACE,
             frame_index=worst.frame_index,

@@ -1,0 +1,82 @@
+"""The builtin engine's hands kept in front (engines.builtin.handkeep): which frames are looked
+at, each once, and a hand model that cannot be built or fails (stand-in finders)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import structlog
+
+from heygemd.engines.builtin import handkeep
+from heygemd.faces.hands import HandSightings
+from tests.unit.test_hands import oval_face, upright_hand
+
+FACE = oval_face()
+REACHING = upright_hand(200.0, 330.0, finger=60.0)  # from below the chin up to the lips
+
+
+class Finder:
+    """Answers the same hands on every frame, and counts its calls."""
+
+    def __init__(self, found: list[np.ndarray]) -> None:
+        self.found = found
+        self.calls: list[tuple[float, ...]] = []
+        self.closed = False
+
+    def find(self, frame: np.ndarray, box: tuple[float, float, float, float]
+             ) -> list[np.ndarray]:
+        self.calls.append(box)
+        return self.found
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def keeper(near: list[int], finder: object, count: int = 10) -> handkeep.HandKeeper:
+    mask = np.zeros(count, bool)
+    mask[near] = True
+    return handkeep.HandKeeper(mask, np.stack([FACE] * count), make=lambda: finder)
+
+
+def test_only_frames_near_a_sighting_are_looked_at_each_once() -> None:
+    finder = Finder([REACHING, upright_hand(450.0, 330.0)])  # one at the chin, one beside
+    keep = keeper([3, 4], finder)
+    frame = np.zeros((400, 400, 3), np.uint8)
+    assert keep.looking
+    assert keep.hands(0, frame) == [] and not finder.calls  # no model built away from hands
+    for _ in range(3):
+        [hand] = keep.hands(3, frame)
+        np.testing.assert_array_equal(hand, REACHING)
+    assert keep.hands(4, frame) and keep.hands(12, frame) == []
+    assert len(finder.calls) == 2  # frames 3 and 4, once each
+    box = finder.calls[0]
+    assert box[0] == pytest.approx(FACE[:, 0].min()) and box[3] == pytest.approx(FACE[:, 1].max())
+    keep.close()
+    assert finder.closed
+
+
+def test_no_sightings_look_at_nothing() -> None:
+    usable = np.ones(10, bool)
+    assert not handkeep.near_hands(None, usable).any()
+    seen = HandSightings(np.array([0, 5]), np.array([0.3, 0.0]))
+    usable[2] = False
+    assert np.flatnonzero(handkeep.near_hands(seen, usable)).tolist() == [0, 1, 3, 4]
+
+
+def test_a_hand_model_that_cannot_be_built_or_fails_keeps_no_hands() -> None:
+    def unbuildable() -> None:
+        raise RuntimeError("no hand model here")
+
+    class Failing(Finder):
+        def find(self, frame: np.ndarray, box: tuple[float, float, float, float]
+                 ) -> list[np.ndarray]:
+            raise RuntimeError("graph error")
+
+    frame = np.zeros((400, 400, 3), np.uint8)
+    with structlog.testing.capture_logs() as logs:
+        broken = handkeep.HandKeeper(np.ones(3, bool), np.stack([FACE] * 3), make=unbuildable)
+        assert broken.hands(0, frame) == [] and broken.hands(1, frame) == []
+        assert keeper([1], Failing([REACHING])).hands(1, frame) == []
+    events = [e["event"] for e in logs]
+    assert events.count("engine.hands_unavailable") == 1  # tried once, not per frame
+    assert events.count("engine.hands_failed") == 1
