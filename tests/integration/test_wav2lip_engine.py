@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -175,3 +176,39 @@ def test_interruption_from_progress_goes_through(
     request = RenderRequest(template=template, info=probe(template), audio=audio, fps=FPS)
     with pytest.raises(JobInterrupted):
         list(engine.render(request, interrupt).frames)
+
+
+def test_a_finger_at_the_chin_is_kept_in_front(
+    engine: Wav2LipEngine, shared_media: Path, audio: np.ndarray, tmp_path: Path
+) -> None:
+    """c18 touches her chin and lower lip with a finger (frames 8-22): told where the frame
+    pass saw it (its real sightings), the engine pastes its mouth around the finger; without
+    them the paste covers the finger's tip."""
+    from heygemd.faces.hands import HandFinder, hand_mask, kept_hands
+    from heygemd.validation import examine
+
+    settings = Settings()
+    clip = shared_media / "corpus" / "c18_zh_talkvid_eth_asian_2_talkvid.mp4"
+    with FaceAnalyzer(settings.faces) as faces:
+        exam = examine.examine_video(clip, faces, settings.validation, settings.limits,
+                                     tmp_path)
+    info = probe(clip)
+    assert info.video is not None
+    outputs = {}
+    for told in (True, False):
+        request = RenderRequest(template=clip, info=info, audio=audio, fps=info.video.avg_fps,
+                                hands=(lambda: exam.hands) if told else None)
+        outputs[told] = list(engine.render(request, lambda f: None).frames)
+    bases = read_frames(clip, range(22))
+    with FaceAnalyzer(settings.faces) as faces, HandFinder() as finder:
+        for t in (10, 11):  # speech frames (24 fps), the finger up to the lower lip
+            base = bases[t].astype(np.int16)
+            [face] = faces.analyze(bases[t], t)
+            finger = hand_mask(kept_hands(finder.find(bases[t], face.box), face.landmarks),
+                               base.shape[:2], (0, 0))
+            # found again on another window than the engine's, the hand's edge moves a few
+            # pixels: its inside is compared
+            inside = cv2.erode(finger, np.ones((7, 7), np.uint8)).astype(bool)
+            covered = inside & (np.abs(outputs[False][t] - base).max(axis=2) > 10)
+            assert covered.sum() > 100, t  # the paste reaches the finger
+            assert np.abs(outputs[True][t] - base).max(axis=2)[covered].max() <= 2, t

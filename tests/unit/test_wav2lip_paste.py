@@ -98,3 +98,17 @@ def test_input_frame_is_not_modified() -> None:
     original = job()
     run([original])
     assert np.all(original.frame == BASE)
+
+
+def test_a_kept_hand_stays_in_front_of_the_paste() -> None:
+    """Where a hand is kept (FaceJob.held) the frame keeps its own pixels; the rest of the lower
+    face is pasted as before."""
+    held = np.zeros((120, 100), np.uint8)
+    held[70:120, 45:55] = 1  # a finger up to the lips, in the box's pixels
+    plain = job()
+    with_hand = FaceJob(plain.frame, plain.box, plain.lower_face, plain.lips, 1.0, held)
+    [before, after] = run([plain, with_hand])
+    y0, x0 = BOX[1], BOX[0]
+    assert alpha_of(before)[y0 + 95, x0 + 50] > 0.9
+    assert alpha_of(after)[y0 + 72 : y0 + 120, x0 + 47 : x0 + 53].max() < 0.01
+    np.testing.assert_array_equal(after[y0 + 95, x0 + 20], before[y0 + 95, x0 + 20])

@@ -22,11 +22,11 @@ from pydantic import BaseModel
 
 from heygemd.cache import AnalysisCache
 from heygemd.contract import ProgressFn
+from heygemd.engines import handkeep
 from heygemd.engines.base import EngineContext, Evaluable, Rendering, RenderRequest
 from heygemd.engines.builtin import (
     colour,
     crops,
-    handkeep,
     mesh,
     mouthmodel,
     overlay,

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from heygemd.contract import ProgressFn
 from heygemd.engines.base import Engine, EngineContext, Rendering, RenderRequest
+from heygemd.engines.handkeep import HandKeeper, near_hands
 from heygemd.engines.wav2lip import audio as w2l_audio
 from heygemd.engines.wav2lip.checkpoint import checkpoint_problems, load_generator
 from heygemd.engines.wav2lip.framing import Framing, build_framing, ping_pong_index, pixel_box
@@ -27,7 +28,9 @@ from heygemd.engines.wav2lip.model import Wav2LipGenerator
 from heygemd.engines.wav2lip.paste import FaceJob, PasteOptions, paste_batch
 from heygemd.engines.wav2lip.template import TemplateFrames
 from heygemd.errors import ProcessingError, ResourceError
+from heygemd.faces.hands import hand_mask
 from heygemd.faces.track import build_track
+from heygemd.faces.types import N_LANDMARKS
 from heygemd.settings import Wav2LipSettings
 
 log = structlog.get_logger(__name__)
@@ -114,8 +117,14 @@ class Wav2LipEngine:
             request.template, request.fps, video.width * video.height * 3,
             self.cfg.template_cache_mb * 1024 * 1024, info=request.info,
         )  # fmt: skip
+        keeper: HandKeeper | None = None
         try:
-            framing = self._find_faces(template, request, ticker)
+            framing, landmarks = self._find_faces(template, request, ticker)
+            # where the frame pass saw a hand at the lower face (known by now: frames are
+            # pulled once its verdict is in), the hands found again are kept in front
+            faced = np.array([framing.has_face(i) for i in range(framing.frame_count)])
+            keeper = HandKeeper(near_hands(request.hands() if request.hands is not None
+                                           else None, faced), landmarks)
             weights = self._speech_weights(request)
             mel = w2l_audio.mel_spectrogram(request.audio)
             counts = _Counts()
@@ -124,10 +133,13 @@ class Wav2LipEngine:
             total = request.frame_count
             for start in range(0, total, batch):
                 indices = range(start, min(total, start + batch))
-                yield from self._batch(indices, template, framing, weights, mel, request, counts)
+                yield from self._batch(indices, template, framing, weights, mel, request, counts,
+                                       keeper)
                 ticker(FACE_PASS_SHARE + (1 - FACE_PASS_SHARE) * indices.stop / total)
         finally:
             template.close()
+            if keeper is not None:
+                keeper.close()
         metrics.update(counts.as_metrics(framing.frame_count, total))
         elapsed = time.monotonic() - started
         metrics["render_fps"] = round(total / elapsed, 2) if elapsed > 0 else 0.0
@@ -136,7 +148,9 @@ class Wav2LipEngine:
 
     def _find_faces(
         self, template: TemplateFrames, request: RenderRequest, ticker: _Ticker
-    ) -> Framing:
+    ) -> tuple[Framing, np.ndarray]:
+        """The framing of every template frame and the speaker's landmarks float32 (N, 478, 3)
+        (NaN without a face)."""
         needed = request.frame_count
         faces = []
         for index, frame in template.first_pass(needed):
@@ -148,7 +162,12 @@ class Wav2LipEngine:
         assert video is not None
         size = (video.width, video.height)
         track = build_track(faces, size, len(faces))
-        return build_framing(track.observations, video.width, video.height, self.cfg.chin_pad_px)
+        landmarks = np.full((len(faces), N_LANDMARKS, 3), np.nan, np.float32)
+        for i, face in enumerate(track.observations):
+            if face is not None:
+                landmarks[i] = face.landmarks
+        return build_framing(track.observations, video.width, video.height,
+                             self.cfg.chin_pad_px), landmarks
 
     def _speech_weights(self, request: RenderRequest) -> np.ndarray:
         levels = w2l_audio.frame_levels_dbfs(request.audio, request.fps, request.frame_count)
@@ -168,6 +187,7 @@ class Wav2LipEngine:
         mel: np.ndarray,
         request: RenderRequest,
         counts: _Counts,
+        keeper: HandKeeper | None = None,
     ) -> list[np.ndarray]:
         frames: list[np.ndarray] = []
         jobs: list[tuple[int, FaceJob]] = []
@@ -181,8 +201,11 @@ class Wav2LipEngine:
                 counts.silent += 1
             else:
                 box = pixel_box(framing.boxes[t])
+                hands = keeper.hands(t, frame) if keeper is not None else []
+                held = hand_mask(hands, (box[3] - box[1], box[2] - box[0]), (box[0], box[1])) \
+                    if hands else None
                 job = FaceJob(frame, box, framing.lower_face[t], framing.lips[t],
-                              float(weights[out_index]))  # fmt: skip
+                              float(weights[out_index]), held)  # fmt: skip
                 jobs.append((out_index, job))
         if jobs:
             windows = w2l_audio.mel_windows(mel, np.array([i for i, _ in jobs]), request.fps)

@@ -19,19 +19,22 @@ from heygemd.engines.wav2lip.model import FACE_SIZE, Wav2LipGenerator
 MASK_CUT = 0.5  # the generator regenerates the crop below its middle row
 MASK_FEATHER = 0.06  # feather width, fraction of the crop
 MASK_GROW = 1.04  # outline scaled about its centre so the template's jaw edge is covered
+HAND_GROW = 3  # pixels a kept hand's mask reaches past its outline, then softened as much
 
 
 @dataclass(frozen=True)
 class FaceJob:
     """One face to regenerate: the frame, its crop box (whole pixels, inside the frame), the
-    lower-face and lip outlines (float (K, 2), (L, 2) in pixels), and the generated mouth's
-    weight (0..1, from the silence gate)."""
+    lower-face and lip outlines (float (K, 2), (L, 2) in pixels), the generated mouth's
+    weight (0..1, from the silence gate), and where a hand in front of the face is kept
+    (uint8 (h, w) of the box, 1 on the hand: engines.handkeep), if anywhere."""
 
     frame: np.ndarray
     box: tuple[int, int, int, int]
     lower_face: np.ndarray
     lips: np.ndarray
     weight: float
+    held: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,19 @@ def _paste_one(
     face = compose.apply_colour(face, gain, offset, space)  # type: ignore[arg-type]
     face = compose.sharpen(face, sharpen)
     alpha = compose.resize(mask, h, w).clamp(0, 1) * job.weight
+    if job.held is not None:  # the hand stays in front
+        alpha = alpha * (1 - torch.from_numpy(held_weight(job.held)).to(alpha.device))
     merged = compose.blend(base, face, alpha)
     out = job.frame.copy()
     pixels = (merged[0].permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8)
     out[y0:y1, x0:x1] = pixels.cpu().numpy()
     return out
+
+
+def held_weight(held: np.ndarray) -> np.ndarray:
+    """float32 (h, w) in [0, 1]: 1 on a kept hand (uint8 (h, w), 1 on it) and HAND_GROW pixels
+    around it, falling off over as many more (a hand's outline is drawn from its landmarks)."""
+    size = 2 * HAND_GROW + 1
+    grown = cv2.dilate(held.astype(np.uint8), np.ones((size, size), np.uint8))
+    soft = cv2.GaussianBlur(grown.astype(np.float32), (0, 0), HAND_GROW / 2.0)
+    return np.maximum(soft, held.astype(np.float32)).clip(0.0, 1.0)

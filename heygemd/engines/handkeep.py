@@ -1,7 +1,9 @@
-"""Hands in front of the lower face stay in front: the template frames near where the frame pass
-saw a hand at the speaker's chin or mouth are looked at again, one by one, as the render decodes
-them; the hands found there are kept from the base frame (render.transplant), and those frames'
-mouths are never shown on another frame (planning: a hand's fingertips would come with them).
+"""Hands in front of the lower face stay in front of a new mouth: the template frames near where
+the frame pass saw a hand at the speaker's chin or mouth (RenderRequest.hands) are looked at
+again, one by one, as an engine decodes them, and the hands found there are kept from the
+template's frame. The builtin engine also never takes those frames' mouths for other frames
+(planning's avoid: a hand's fingertips would come with them); Wav2Lip regenerates each frame's
+own lower face and leaves the hand's pixels out of its paste.
 
 Without sightings (another caller than the pipeline, or a frame pass that saw no hand) nothing
 is looked for and nothing costs more.

@@ -1,5 +1,5 @@
-"""The builtin engine's hands kept in front (engines.builtin.handkeep): which frames are looked
-at, each once, and a hand model that cannot be built or fails (stand-in finders)."""
+"""Hands kept in front of a new mouth (engines.handkeep): which frames are looked at, each once,
+and a hand model that cannot be built or fails (stand-in finders)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import structlog
 
-from heygemd.engines.builtin import handkeep
+from heygemd.engines import handkeep
 from heygemd.faces.hands import HandSightings
 from tests.unit.test_hands import oval_face, upright_hand
 
