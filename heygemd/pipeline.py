@@ -30,6 +30,7 @@ from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import DiskFull, HeygemError, InputRejected, MachineFault, ResourceError
 from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.faces.hands import HandSightings
 from heygemd.media.audio import load_audio
 from heygemd.media.tap import FrameTap
 from heygemd.media.video import frames_for
@@ -266,9 +267,14 @@ class Pipeline:
 
         with FramePass(examining) as frames:
             shares = Shares(progress, frames, EXAMINE_SHARE)
+
+            def sightings() -> HandSightings | None:
+                if tap is not None:  # an engine asking offers no more frames: never held
+                    tap.close()
+                return seen.wait(frames, shares.waiting)
+
             request = RenderRequest(template=video, info=info, audio=samples,
-                                    fps=info.video.avg_fps, tap=tap,
-                                    hands=lambda: seen.wait(frames, shares.waiting))
+                                    fps=info.video.avg_fps, tap=tap, hands=sightings)
             try:
                 try:
                     rendering = self.engine.render(request, shares.rendering)

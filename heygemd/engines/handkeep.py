@@ -22,11 +22,17 @@ from heygemd.faces.hands import HandSightings, kept_hands
 log = structlog.get_logger(__name__)
 
 
-def near_hands(sightings: HandSightings | None, usable: np.ndarray) -> np.ndarray:
-    """bool (N,): the ``usable`` template frames a hand may be at the lower face in."""
+# A hand seen at a sample is looked for at most this far from it: the frame pass samples about
+# three frames a second, but a long video's samples lie seconds apart.
+REACH_SECONDS = 0.5
+
+
+def near_hands(sightings: HandSightings | None, usable: np.ndarray, fps: float) -> np.ndarray:
+    """bool (N,): the ``usable`` template frames (at ``fps``) a hand may be at the lower face
+    in."""
     if sightings is None:
         return np.zeros(len(usable), bool)
-    return sightings.near(len(usable)) & usable
+    return sightings.near(len(usable), max(1, int(round(REACH_SECONDS * fps)))) & usable
 
 
 def face_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:

@@ -185,15 +185,17 @@ class HandSightings:
     frames: np.ndarray
     cover: np.ndarray
 
-    def near(self, count: int) -> np.ndarray:
+    def near(self, count: int, reach: int) -> np.ndarray:
         """bool (count,): the frames a hand may be at the lower face in: every frame after the
         sample before a sample with a hand there, up to the sample after it (a hand seen at one
-        sample may have come and gone anywhere between its neighbours)."""
+        sample may have come and gone anywhere between its neighbours), at most ``reach``
+        frames from it (samples seconds apart in a long video)."""
         out = np.zeros(count, bool)
         frames = np.asarray(self.frames, np.int64)
         for k in np.flatnonzero(np.asarray(self.cover) > 0):
-            start = int(frames[k - 1]) + 1 if k > 0 else 0
-            stop = int(frames[k + 1]) if k + 1 < len(frames) else count
+            at = int(frames[k])
+            start = max(int(frames[k - 1]) + 1 if k > 0 else 0, at - reach)
+            stop = min(int(frames[k + 1]) if k + 1 < len(frames) else count, at + reach + 1)
             out[max(0, start) : max(0, min(count, stop))] = True
         return out
 

@@ -403,6 +403,7 @@ def test_a_finger_at_the_chin_stays_in_front_of_the_new_mouth(
     """c18 touches her chin and lower lip with a finger (frames 8-22). Told where the frame
     pass saw it (its real sightings), the engine keeps the finger's pixels from the base frame;
     without them the new mouth and chin were drawn over it (a finger cut off at the lip)."""
+    from heygemd.engines import handkeep
     from heygemd.faces.analyze import FaceAnalyzer
     from heygemd.faces.hands import HandFinder, hand_mask, kept_hands
     from heygemd.media.audio import load_audio
@@ -428,7 +429,8 @@ def test_a_finger_at_the_chin_stays_in_front_of_the_new_mouth(
         outputs[told] = list(rendering.frames)
         if told:
             assert rendering.metrics["frames_near_hands"] >= 15
-            near = exam.hands.near(engine.analysis_of(template).n_frames)
+            analysed = engine.analysis_of(template)
+            near = handkeep.near_hands(exam.hands, analysed.usable, analysed.fps)
             assert not near[engine.last_plan.source].any()  # no mouth of those frames shown
     bases = _template_frames(template, 25)
     analysis = engine.analysis_of(template)

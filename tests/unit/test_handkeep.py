@@ -57,10 +57,12 @@ def test_only_frames_near_a_sighting_are_looked_at_each_once() -> None:
 
 def test_no_sightings_look_at_nothing() -> None:
     usable = np.ones(10, bool)
-    assert not handkeep.near_hands(None, usable).any()
+    assert not handkeep.near_hands(None, usable, 25.0).any()
     seen = HandSightings(np.array([0, 5]), np.array([0.3, 0.0]))
     usable[2] = False
-    assert np.flatnonzero(handkeep.near_hands(seen, usable)).tolist() == [0, 1, 3, 4]
+    assert np.flatnonzero(handkeep.near_hands(seen, usable, 25.0)).tolist() == [0, 1, 3, 4]
+    # half a second either side at most: 2 frames at 4 fps
+    assert np.flatnonzero(handkeep.near_hands(seen, np.ones(10, bool), 4.0)).tolist() == [0, 1, 2]
 
 
 def test_a_hand_model_that_cannot_be_built_or_fails_keeps_no_hands() -> None:
@@ -80,3 +82,27 @@ def test_a_hand_model_that_cannot_be_built_or_fails_keeps_no_hands() -> None:
     events = [e["event"] for e in logs]
     assert events.count("engine.hands_unavailable") == 1  # tried once, not per frame
     assert events.count("engine.hands_failed") == 1
+
+
+def test_a_batch_asks_for_the_hands_of_its_base_frames() -> None:
+    """The hands kept in an output frame are those of its base template frame (the template
+    plays back and forth); a frame that takes no mouth asks for none."""
+    from heygemd.engines.builtin.engine import held_hands
+    from heygemd.engines.builtin.render import Plan
+
+    asked: list[int] = []
+
+    class Asked(handkeep.HandKeeper):
+        def hands(self, index: int, frame: np.ndarray) -> list[np.ndarray]:
+            asked.append(index)
+            return [REACHING] if index == 7 else []
+
+    keep = Asked(np.ones(10, bool), np.stack([FACE] * 10))
+    plan = Plan(base=np.array([9, 8, 7, 6]), source=np.zeros(4, np.int64),
+                active=np.array([True, True, True, False]))
+    frames = [np.zeros((4, 4, 3), np.uint8)] * 3
+    held = held_hands(keep, plan, frames, [1, 2, 3])
+    assert asked == [8, 7] and held is not None and [len(h) for h in held] == [0, 1, 0]
+    assert held_hands(None, plan, frames, [1, 2, 3]) is None
+    nothing = handkeep.HandKeeper(np.zeros(10, bool), np.stack([FACE] * 10))
+    assert held_hands(nothing, plan, frames, [1, 2, 3]) is None  # nothing looked for

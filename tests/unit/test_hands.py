@@ -3,13 +3,15 @@ finder's window and filter (a stand-in graph), and a frame pass whose finder fai
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 
 from heygemd.faces import hands
-from heygemd.faces.types import N_LANDMARKS, FaceObservation
+from heygemd.faces.types import N_LANDMARKS, FaceObservation, SampledFrame
 
 
 def oval_face(cx: float = 200.0, cy: float = 200.0, rx: float = 60.0, ry: float = 80.0
@@ -147,12 +149,14 @@ def test_a_hand_seen_at_a_sample_marks_the_frames_up_to_its_neighbours() -> None
     a sample whose cover is not known (no face, a finder that failed) starts nothing."""
     seen = hands.HandSightings(frames=np.array([0, 8, 16, 24, 32]),
                                cover=np.array([0.0, 0.02, np.nan, 0.0, 0.1]))
-    near = seen.near(40)
+    near = seen.near(40, reach=100)
     assert np.flatnonzero(near).tolist() == [*range(1, 16), *range(25, 40)]
-    assert not hands.HandSightings(np.array([0, 8]), np.array([0.0, 0.0])).near(10).any()
-    assert not hands.HandSightings(np.zeros(0, np.int64), np.zeros(0)).near(5).any()
+    # at most ``reach`` frames from the sample (samples seconds apart in a long video)
+    assert np.flatnonzero(seen.near(40, reach=3)).tolist() == [*range(5, 12), *range(29, 36)]
+    assert not hands.HandSightings(np.array([0, 8]), np.array([0.0, 0.0])).near(10, 9).any()
+    assert not hands.HandSightings(np.zeros(0, np.int64), np.zeros(0)).near(5, 9).any()
     # samples beyond the frames asked about mark nothing outside them
-    assert hands.HandSightings(np.array([3, 50]), np.array([0.5, 0.0])).near(10).all()
+    assert hands.HandSightings(np.array([3, 50]), np.array([0.5, 0.0])).near(10, 99).all()
 
 
 def test_the_hands_kept_in_front_are_those_at_the_lower_face() -> None:
@@ -167,3 +171,54 @@ def test_the_hands_kept_in_front_are_those_at_the_lower_face() -> None:
     mask = hands.hand_mask(kept, (100, 100), (150, 250))
     assert mask[330 - 250 - 10, 200 - 150] == 1 and mask[5, 5] == 0
     assert not hands.hand_mask([], (10, 10), (0, 0)).any()
+
+
+def test_the_frame_pass_hands_its_sightings_over_before_its_rules(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """examine_frames gives ``seen`` the speaker's hand cover per sample as soon as the samples
+    are known (decoded, or read back from the face cache), before the rules and pictures."""
+    from heygemd.media.types import MediaInfo, VideoStreamInfo
+    from heygemd.settings import Settings
+    from heygemd.validation import examine, rules
+
+    samples = [SampledFrame(i, [FaceObservation(k, (140.0, 120.0, 260.0, 280.0), 0.9,
+                                                oval_face(), 0.0, 0.0, 0.0)],
+                            [0.1], hand_covers=[cover], lights=[150.0])
+               for k, (i, cover) in enumerate(((0, 0.0), (8, 0.05), (16, 0.0)))]  # by position
+    events: list[str] = []
+    handed: list[hands.HandSightings] = []
+
+    def seen(sightings: hands.HandSightings) -> None:
+        events.append("seen")
+        handed.append(sightings)
+
+    real_rules = rules.validate_video
+
+    def judged(*args: Any, **kw: Any) -> Any:
+        events.append("rules")
+        return real_rules(*args, **kw)
+
+    class Known:
+        def recall(self, path: Path) -> tuple[None, tuple[list[SampledFrame], tuple[int, int]]]:
+            return None, (samples, (400, 400))
+
+    monkeypatch.setattr(examine.rules, "validate_video", judged)
+    monkeypatch.setattr(examine, "sample_frames", lambda *a, **k: (samples, (400, 400)))
+    video = VideoStreamInfo(codec="h264", width=400, height=400, rotation=0, avg_fps=25.0,
+                            real_fps=25.0, is_vfr=False, frame_count=20, duration=0.8,
+                            pix_fmt="yuv420p", bit_rate=None)
+    checked = examine.VideoExamination(MediaInfo(path="clip.mp4", container="mp4", duration=0.8,
+                                                 size_bytes=1, bit_rate=None, video=video),
+                                       [], [])
+    settings = Settings()
+    for cache in (None, Known()):
+        events.clear()
+        handed.clear()
+        exam = examine.examine_frames(tmp_path / "clip.mp4", checked, object(),  # type: ignore[arg-type]
+                                      settings.validation, settings.limits, tmp_path,
+                                      face_cache=cache, seen=seen)  # type: ignore[arg-type]
+        assert events == ["seen", "rules"]
+        assert handed[0].frames.tolist() == [0, 8, 16]
+        np.testing.assert_allclose(handed[0].cover, [0.0, 0.05, 0.0])
+        assert exam.hands is handed[0]

@@ -192,7 +192,7 @@ class BuiltinEngine:
             # where the frame pass saw a hand at the lower face: those frames' hands are kept
             # and their mouths not taken (waits for the frame pass's samples)
             near = handkeep.near_hands(request.hands() if request.hands is not None else None,
-                                       analysis.usable)
+                                       analysis.usable, analysis.fps)
             # planning hears through the Hearing: the answer asked above
             plan, metrics = planning.drive(analysis, request.audio, count, self.cfg,
                                            self._hearing,
@@ -239,11 +239,6 @@ class BuiltinEngine:
                          hands: list[list[np.ndarray]] | None) -> list[np.ndarray]:
             return list(self._flush(batch, rows, plan, analysis, constants, hands))
 
-        def held(batch: list[np.ndarray], rows: list[int]) -> list[list[np.ndarray]] | None:
-            if keeper is None or not keeper.looking:
-                return None
-            return [keeper.hands(int(plan.base[t]), frame) if plan.active[t] else []
-                    for frame, t in zip(batch, rows, strict=True)]
 
         # with more than one transplant thread, batches are transplanted at once (their CPU
         # parts: rasterising, remapping, blurring, in OpenCV and numpy, which let go of the GIL)
@@ -262,7 +257,7 @@ class BuiltinEngine:
                 rows.append(t)
                 if len(batch) < size and t < count - 1:
                     continue
-                hands = held(batch, rows)
+                hands = held_hands(keeper, plan, batch, rows)
                 if pool is not None:
                     pending.append(pool.submit(transplanted, batch, rows, hands))
                 else:
@@ -325,6 +320,17 @@ def face_workers() -> int:
     pass: the cores are busy already (bench/bench_cores.py: th10 alone 6.8 s either way,
     c01 13.5 s -> 11.2 s)."""
     return max(1, usable_cores() // 2)
+
+
+def held_hands(keeper: handkeep.HandKeeper | None, plan: Plan, batch: list[np.ndarray],
+               rows: list[int]) -> list[list[np.ndarray]] | None:
+    """The hands kept in front of each frame of ``batch`` (output frames ``rows``, decoded
+    from their base template frames), [] where it takes no mouth; None where none are looked
+    for."""
+    if keeper is None or not keeper.looking:
+        return None
+    return [keeper.hands(int(plan.base[t]), frame) if plan.active[t] else []
+            for frame, t in zip(batch, rows, strict=True)]
 
 
 def _render_constants(analysis: TemplateAnalysis) -> Constants:

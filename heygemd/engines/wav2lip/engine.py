@@ -124,7 +124,7 @@ class Wav2LipEngine:
             # pulled once its verdict is in), the hands found again are kept in front
             faced = np.array([framing.has_face(i) for i in range(framing.frame_count)])
             keeper = HandKeeper(near_hands(request.hands() if request.hands is not None
-                                           else None, faced), landmarks)
+                                           else None, faced, request.fps), landmarks)
             weights = self._speech_weights(request)
             mel = w2l_audio.mel_spectrogram(request.audio)
             counts = _Counts()
