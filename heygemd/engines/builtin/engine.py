@@ -284,7 +284,8 @@ class BuiltinEngine:
         constants: Constants,
         hands: list[list[np.ndarray]] | None = None,
     ) -> Iterator[np.ndarray]:
-        live = [i for i, t in enumerate(rows) if plan.active[t]]
+        moved = plan.transplanted
+        live = [i for i, t in enumerate(rows) if moved[t]]
         out = list(batch)
         if live:
             pairs = [(int(plan.base[rows[i]]), int(plan.source[rows[i]])) for i in live]
@@ -325,11 +326,12 @@ def face_workers() -> int:
 def held_hands(keeper: handkeep.HandKeeper | None, plan: Plan, batch: list[np.ndarray],
                rows: list[int]) -> list[list[np.ndarray]] | None:
     """The hands kept in front of each frame of ``batch`` (output frames ``rows``, decoded
-    from their base template frames), [] where it takes no mouth; None where none are looked
-    for."""
+    from their base template frames), [] where it takes no other frame's mouth; None where
+    none are looked for."""
     if keeper is None or not keeper.looking:
         return None
-    return [keeper.hands(int(plan.base[t]), frame) if plan.active[t] else []
+    moved = plan.transplanted
+    return [keeper.hands(int(plan.base[t]), frame) if moved[t] else []
             for frame, t in zip(batch, rows, strict=True)]
 
 

@@ -50,11 +50,18 @@ class Constants:
 
 @dataclass(frozen=True)
 class Plan:
-    """Per output frame (T,): base template frame, source template frame, transplant or not."""
+    """Per output frame (T,): base template frame, source template frame, whether it is drawn
+    (a usable face) at all."""
 
     base: np.ndarray
     source: np.ndarray
     active: np.ndarray
+
+    @property
+    def transplanted(self) -> np.ndarray:
+        """bool (T,): the frames that take another frame's mouth (a frame whose source is its
+        base is shown as recorded)."""
+        return self.active & (self.source != self.base)
 
 
 def runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
