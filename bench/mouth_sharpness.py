@@ -10,7 +10,8 @@ is measured is the engine's resampling, not a re-encode of the template. Per cli
 - ``vs_truth``: mean mouth sharpness of the output / of the real last 40% (the held-out truth);
 - ``vs_source``: of the transplanted output frames / of the template frames chosen for them
   (the same mouths before the engine touched them);
-- ``passed``: of the frames passed through (no transplant) / their truth, for reference;
+- ``passed``: of the frames passed through or shown as recorded (no transplant) / their
+  truth, for reference;
 - ``chosen_vs_truth``, ``template_vs_truth``: the chosen template mouths, and all of them, /
   the truth: what the selection and the template themselves give, before any resampling;
 - with ``--encode``, output and truth both go through the default output encode (crf 18,
@@ -250,7 +251,7 @@ def score_clip(clip: Path, engine: BuiltinEngine, analyzer: Any, scale: float, w
             raw_truth.append(mouth_sharpness(truth, points) if points is not None else np.nan)
     n = min(len(out_s), len(truth_s))
     out_a, truth_a = np.array(out_s[:n]), np.array(truth_s[:n])
-    active = plan.active[:n]
+    active = plan.transplanted[:n]
     template_sharp = _template_sharpness(template, analysis)
     source_sharp = template_sharp[plan.source[:n][active]]
     result.update({

@@ -76,11 +76,6 @@ def test_mouth_changes_and_the_rest_stays(setup: dict) -> None:
         outside_diffs.append(outside.max())
     assert max(outside_diffs) == 0  # nothing outside the lower-face crop is touched
     assert np.mean(np.array(mouth_diffs) > 3.0) > 0.5  # most frames show another mouth
-    # a frame that is its own mouth's source is shown as recorded, to the pixel
-    plan = engine.last_plan
-    own = np.flatnonzero(plan.active & (plan.source == plan.base))
-    assert len(own) == setup["first"].metrics["frames_as_recorded"] > 0
-    assert all(np.array_equal(frames[t], template[t]) for t in own)
 
 
 def test_second_run_hits_the_cache_and_renders_the_same(setup: dict) -> None:
@@ -188,10 +183,7 @@ def test_lips_keep_the_base_lipstick_without_flicker(setup: dict, shared_media: 
     gap = np.abs(out - reference)
     # old: median gap 2.2/1.6/1.2, a*/b* up to 7.0, steps up to 8.8 (L), a*/b* steps 1.1 mean
     assert np.median(gap, axis=0).max() < 1.5 and gap[:, 1:].max() < 4.0
-    # frames shown as recorded change as the footage does (th05's own lips step up to 9.7 L):
-    # the steps into or out of a transplanted frame are judged
-    drawn = plan.transplanted
-    steps = np.abs(np.diff(out, axis=0))[drawn[1:] | drawn[:-1]]
+    steps = np.abs(np.diff(out, axis=0))
     assert steps.max() < 6.0 and steps[:, 1:].mean() < 0.8
 
 
@@ -435,7 +427,6 @@ def test_a_finger_at_the_chin_stays_in_front_of_the_new_mouth(
                                 hands=(lambda: exam.hands) if told else None)
         rendering = engine.render(request, lambda f: None)
         outputs[told] = list(rendering.frames)
-        plain = engine.last_plan
         if told:
             assert rendering.metrics["frames_near_hands"] >= 15
             analysed = engine.analysis_of(template)
@@ -444,10 +435,8 @@ def test_a_finger_at_the_chin_stays_in_front_of_the_new_mouth(
     bases = _template_frames(template, 25)
     analysis = engine.analysis_of(template)
     kept, lost = [], []
-    drawn_over = [t for t in range(8, 21) if plain.transplanted[t]]  # not shown as recorded
-    assert len(drawn_over) >= 5
     with HandFinder() as finder:
-        for t in drawn_over:
+        for t in range(10, 19):
             points = analysis.landmarks[t]
             box = (float(points[:, 0].min()), float(points[:, 1].min()),
                    float(points[:, 0].max()), float(points[:, 1].max()))

@@ -252,22 +252,3 @@ def test_frames_with_a_hand_at_the_mouth_give_no_mouth() -> None:
                                    cfg, FakeListener(loudness), avoid=np.ones(N, bool))
     np.testing.assert_array_equal(everything.source, plain.source)
 
-
-def test_a_frame_whose_own_mouth_fits_is_shown_as_recorded(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Where the base frame's own mouth fits the target nearly as well as the best, it is its
-    own source (the render leaves it untouched); never where another fits much better."""
-    analysis = _template()
-    rng = np.random.default_rng(3)
-    loudness = np.repeat(rng.uniform(0.05, 1, 8), 5)
-    plan, metrics = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
-                                   BuiltinEngineSettings(), FakeListener(loudness))
-    own = plan.source == plan.base
-    assert metrics["frames_as_recorded"] == own.sum() > 0
-    assert np.array_equal(plan.transplanted, plan.active & ~own)
-    # without the bonus the plan takes the base's own mouth less often
-    monkeypatch.setattr(planning, "STAY_BONUS", 0.0)
-    plain, _ = planning.drive(analysis, np.zeros(AUDIO_RATE, np.float32), len(loudness),
-                              BuiltinEngineSettings(), FakeListener(loudness))
-    assert (plain.source == plain.base).sum() < own.sum()

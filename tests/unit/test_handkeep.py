@@ -106,3 +106,34 @@ def test_a_batch_asks_for_the_hands_of_its_base_frames() -> None:
     assert held_hands(None, plan, frames, [1, 2, 3]) is None
     nothing = handkeep.HandKeeper(np.zeros(10, bool), np.stack([FACE] * 10))
     assert held_hands(nothing, plan, frames, [1, 2, 3]) is None  # nothing looked for
+
+
+def test_a_frame_that_is_its_own_source_is_shown_as_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Frames whose mouth source is their base, or without a usable face, are given as decoded
+    (the same arrays, never transplanted, no hands looked for); the others are transplanted,
+    with their base frames' hands."""
+    from heygemd.engines.builtin import render
+    from heygemd.engines.builtin.engine import BuiltinEngine
+    from heygemd.engines.builtin.render import Plan
+
+    calls: list[tuple[list[tuple[int, int]], object]] = []
+
+    def transplant(frames: list[np.ndarray], pairs: list[tuple[int, int]], analysis: object,
+                   constants: object, device: str, hands: object = None) -> list[np.ndarray]:
+        calls.append((pairs, hands))
+        return [f + 1 for f in frames]
+
+    monkeypatch.setattr(render, "transplant", transplant)
+    engine = BuiltinEngine.__new__(BuiltinEngine)
+    engine.device = "cpu"
+    plan = Plan(base=np.array([4, 5, 6, 7]), source=np.array([9, 5, 2, 7]),
+                active=np.array([True, True, True, False]))
+    assert plan.transplanted.tolist() == [True, False, True, False]
+    batch = [np.full((2, 2, 3), i, np.uint8) for i in range(4)]
+    hands = [[REACHING], [], [], []]
+    out = list(engine._flush(batch, [0, 1, 2, 3], plan, None, None, hands))  # type: ignore[arg-type]
+    assert calls == [([(4, 9), (6, 2)], [[REACHING], []])]
+    assert out[1] is batch[1] and out[3] is batch[3]
+    assert (out[0] == 1).all() and (out[2] == 3).all()

@@ -25,11 +25,6 @@ MIN_SPEECH_FRAMES = 20  # usable speech frames a template's own regression is fi
 # (a shape cost is 16 at the opening range's far end), finite so that a template whose every
 # frame is avoided still gets a plan.
 AVOID_COST = 1000.0
-# Taken off the cost of a frame's own mouth (the source is the base): where it fits nearly as
-# well as the best (within ~0.7 spreads of opening), the frame is shown as recorded, untouched
-# by the render. Leave-one-speaker-out plan r over 51 clips: 0.405 without, 0.406 at 0.5 (23%
-# of the frames shown as recorded), 0.400 at 1.0 (34%), 0.379 at 2.0 (46%).
-STAY_BONUS = 0.5
 
 
 # Template frames whose mouth detail is read before the crops' pages are let go: a long
@@ -72,8 +67,7 @@ def drive(
     audio: float32 (N,) 16 kHz; model: the speaker-independent mouth model (None: the template's
     own regression alone); detail: :func:`mouth_detail` of the analysis when found already
     (else found here); avoid: bool (N,) template frames whose mouth is shown on no other frame
-    unless every frame is one (a hand at the lower face: handkeep.py); a frame whose own mouth
-    fits is shown as recorded (STAY_BONUS). Returns the plan and
+    unless every frame is one (a hand at the lower face: handkeep.py). Returns the plan and
     metrics (sync_r, regression reliability, ...).
     """
     fps = analysis.fps
@@ -128,10 +122,6 @@ def drive(
         + select.blur_costs(mouth_detail(analysis) if detail is None else detail, opening, valid)
         + (0.0 if avoid is None else AVOID_COST * avoid.astype(np.float64)),
     )
-    # a frame's own mouth, where it fits, a little cheaper
-    rows = np.arange(count)
-    own = np.isfinite(unary[rows, base])
-    unary[rows[own], base[own]] -= STAY_BONUS
     # no usable template frame at all: every frame passes through unchanged
     source = select.viterbi(unary, costs) if valid.any() else base
     active = analysis.usable[base] & valid.any()

@@ -59,8 +59,9 @@ class Plan:
 
     @property
     def transplanted(self) -> np.ndarray:
-        """bool (T,): the frames that take another frame's mouth (a frame whose source is its
-        base is shown as recorded)."""
+        """bool (T,): the frames that take another frame's mouth. A frame chosen as its own
+        mouth's source is shown as recorded: transplanted onto itself it would only be
+        resampled, its lips pulled to their smoothed colour."""
         return self.active & (self.source != self.base)
 
 
