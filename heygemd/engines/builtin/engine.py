@@ -239,7 +239,6 @@ class BuiltinEngine:
                          hands: list[list[np.ndarray]] | None) -> list[np.ndarray]:
             return list(self._flush(batch, rows, plan, analysis, constants, hands))
 
-
         # with more than one transplant thread, batches are transplanted at once (their CPU
         # parts: rasterising, remapping, blurring, in OpenCV and numpy, which let go of the GIL)
         # and given in order; with one, here
