@@ -429,6 +429,7 @@ def test_a_finger_at_the_chin_stays_in_front_of_the_new_mouth(
         outputs[told] = list(rendering.frames)
         if told:
             assert rendering.metrics["frames_near_hands"] >= 15
+            assert rendering.metrics["frames_hands_kept"] >= 12  # the finger, frames 8-22
             analysed = engine.analysis_of(template)
             near = handkeep.near_hands(exam.hands, analysed.usable, analysed.fps)
             assert not near[engine.last_plan.source].any()  # no mouth of those frames shown

@@ -206,7 +206,7 @@ class BuiltinEngine:
         start = 0.0 if cached else 0.4
         # a template analysed just now may still be held decoded: not decoded again
         keeper = handkeep.HandKeeper(near, analysis.landmarks)
-        batches = self._batches(request, analysis, plan, constants, decoded, keeper)
+        batches = self._batches(request, analysis, plan, constants, decoded, keeper, metrics)
         frames = _Frames(batches, len(plan.base), progress, start, request.template.name)
         return Rendering(
             width=analysis.width, height=analysis.height, fps=analysis.fps,
@@ -221,11 +221,14 @@ class BuiltinEngine:
         constants: Constants,
         decoded: list[np.ndarray] | None = None,
         keeper: handkeep.HandKeeper | None = None,
+        metrics: dict[str, float] | None = None,
     ) -> Iterator[list[np.ndarray]]:
         """The output frames in batches of ``batch_size`` (fewer where that would pass
         BATCH_BYTES), base frames with their mouths; made in the thread that iterates this (the
         render's own: its torch threads are set to RENDER_THREADS). ``keeper``: the hands kept
-        in front (looked for here, in order, before a batch goes to a transplant thread)."""
+        in front (looked for here, in order, before a batch goes to a transplant thread);
+        ``metrics`` gets frames_hands_kept (output frames with a hand kept in front) once the
+        last batch is made."""
         import torch
 
         torch.set_num_threads(RENDER_THREADS)
@@ -248,6 +251,7 @@ class BuiltinEngine:
         pending: deque[Future[list[np.ndarray]]] = deque()
         batch: list[np.ndarray] = []
         rows: list[int] = []
+        kept = 0
         try:
             for t, frame in enumerate(frames):
                 if t >= count:
@@ -257,6 +261,7 @@ class BuiltinEngine:
                 if len(batch) < size and t < count - 1:
                     continue
                 hands = held_hands(keeper, plan, batch, rows)
+                kept += sum(1 for found in hands or () if found)
                 if pool is not None:
                     pending.append(pool.submit(transplanted, batch, rows, hands))
                 else:
@@ -268,6 +273,8 @@ class BuiltinEngine:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+            if metrics is not None:
+                metrics["frames_hands_kept"] = float(kept)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
