@@ -82,6 +82,14 @@ def gaussian_blur(
     return F.conv2d(out, vertical, groups=channels)
 
 
+def widened(mask: torch.Tensor, grow_px: int) -> torch.Tensor:
+    """A soft keep mask (B, 1, H, W) in [0, 1] grown by ``grow_px`` pixels and softened as much
+    past that: what is kept in front (an occluder, a hand) has an edge known only roughly, and
+    what is outside it would show as a thin outline."""
+    grown = F.max_pool2d(mask, 2 * grow_px + 1, stride=1, padding=grow_px)
+    return gaussian_blur((grown * 2.0).clamp(0.0, 1.0), grow_px / 2.0)
+
+
 def feather_inside(mask: torch.Tensor, sigma_px: float) -> torch.Tensor:
     """Soften a hard mask (B, 1, H, W) inwards: 0 on and outside its edge, rising to 1 about
     2*sigma_px inside it. Pixels outside the hard mask therefore stay exactly untouched. The

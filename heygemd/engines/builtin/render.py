@@ -8,6 +8,7 @@ decoder's 8-bit 4:2:0 form (half the bytes of RGB) where the template has it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,7 @@ class Plan:
     source: np.ndarray
     active: np.ndarray
 
-    @property
+    @functools.cached_property
     def transplanted(self) -> np.ndarray:
         """bool (T,): the frames that take another frame's mouth. A frame chosen as its own
         mouth's source is shown as recorded: transplanted onto itself it would only be
@@ -272,7 +273,8 @@ def transplant(
         base_t, matched, judged, torch.from_numpy(overlay.palettes(stacked)).to(device),
         torch.from_numpy(overlay.palettes(sources)).to(device),
         torch.from_numpy(constants.steady).to(device), side,
-        None if occluded is None else _widened(occluded) * (alpha > 0).float())
+        None if occluded is None
+        else compose.widened(occluded, OCCLUDER_GROW) * (alpha > 0).float())
     out = compose.blend(base_t, matched, alpha * (1.0 - keep))
     windows = out.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
     result = []
@@ -350,17 +352,6 @@ def blend_weights(hard: Any, covered: Any, feather_px: float | None = None) -> t
     rim = hard * (alpha < 0.5).float()
     rim = torch.where(rim.sum(dim=(2, 3), keepdim=True) > 0, rim, hard)
     return alpha, rim
-
-
-def _widened(mask: Any) -> Any:
-    """A soft mask (B, 1, H, W) grown by OCCLUDER_GROW pixels and softened as much: the warped
-    occluder's edge is partial, and what is outside it would show as a thin outline."""
-    import torch.nn.functional as F
-
-    from heygemd.engines import compose
-
-    grown = F.max_pool2d(mask, 2 * OCCLUDER_GROW + 1, stride=1, padding=OCCLUDER_GROW)
-    return compose.gaussian_blur((grown * 2.0).clamp(0.0, 1.0), OCCLUDER_GROW / 2.0)
 
 
 def _picture_part(mask: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -> np.ndarray:

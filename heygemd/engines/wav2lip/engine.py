@@ -122,7 +122,7 @@ class Wav2LipEngine:
             framing, landmarks = self._find_faces(template, request, ticker)
             # where the frame pass saw a hand at the lower face (known by now: frames are
             # pulled once its verdict is in), the hands found again are kept in front
-            faced = np.array([framing.has_face(i) for i in range(framing.frame_count)])
+            faced = np.isfinite(framing.boxes).all(axis=1)  # Framing.has_face, every frame
             keeper = HandKeeper(near_hands(request.hands() if request.hands is not None
                                            else None, faced, request.fps), landmarks)
             weights = self._speech_weights(request)

@@ -144,18 +144,11 @@ def _paste_one(
     face = compose.sharpen(face, sharpen)
     alpha = compose.resize(mask, h, w).clamp(0, 1) * job.weight
     if job.held is not None:  # the hand stays in front
-        alpha = alpha * (1 - torch.from_numpy(held_weight(job.held)).to(alpha.device))
+        held = torch.from_numpy(job.held).to(alpha.device).float()[None, None]
+        alpha = alpha * (1 - compose.widened(held, HAND_GROW))
     merged = compose.blend(base, face, alpha)
     out = job.frame.copy()
     pixels = (merged[0].permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8)
     out[y0:y1, x0:x1] = pixels.cpu().numpy()
     return out
 
-
-def held_weight(held: np.ndarray) -> np.ndarray:
-    """float32 (h, w) in [0, 1]: 1 on a kept hand (uint8 (h, w), 1 on it) and HAND_GROW pixels
-    around it, falling off over as many more (a hand's outline is drawn from its landmarks)."""
-    size = 2 * HAND_GROW + 1
-    grown = cv2.dilate(held.astype(np.uint8), np.ones((size, size), np.uint8))
-    soft = cv2.GaussianBlur(grown.astype(np.float32), (0, 0), HAND_GROW / 2.0)
-    return np.maximum(soft, held.astype(np.float32)).clip(0.0, 1.0)
