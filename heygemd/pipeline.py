@@ -101,8 +101,13 @@ class Pipeline:
                    faces=settings.faces, output=settings.output, face_cache=cache)
 
     def startup(self) -> None:
-        self._analyzer = FaceAnalyzer(self.faces)
+        # the engine first: the builtin engine's hearing worker boots (~2 s) beside the rest
         self.engine.prepare()
+        try:
+            self._analyzer = FaceAnalyzer(self.faces)
+        except BaseException:
+            self.engine.close()
+            raise
 
     def shutdown(self) -> None:
         if self._analyzer is not None:
