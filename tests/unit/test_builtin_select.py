@@ -40,16 +40,58 @@ def test_unary_costs_forbid_unusable_frames_and_penalise_pose() -> None:
     usable = np.array([True, True, False])
     base_pose = np.zeros((2, 3))
     pose = np.array([[0.0, 0, 0], [20.0, 0, 0], [0.0, 0, 0]])
-    cost = select.unary_costs(target, opening, usable, base_pose, pose, 0.05, pose_weight=1.0)
+    unary = select.unary_costs(target, opening, usable, base_pose, pose, 0.05, pose_weight=1.0)
+    cost = unary.table()
     assert np.isinf(cost[:, 2]).all()
     assert cost[0, 0] == 0.0 and cost[0, 1] == pytest.approx(4.0)
-    path = select.viterbi(cost, select.SelectionCosts())
+    path = select.viterbi(unary, select.SelectionCosts())
     assert 2 not in path.tolist()
 
 
 def test_viterbi_rejects_rows_without_any_usable_frame() -> None:
     with pytest.raises(ValueError):
         select.viterbi(np.full((3, 4), np.inf), select.SelectionCosts())
+    nothing = select.unary_costs(np.zeros(3), np.zeros(4), np.zeros(4, bool), np.zeros((3, 3)),
+                                 np.zeros((4, 3)), 0.05, 0.3)
+    with pytest.raises(ValueError, match="output frame 0"):
+        select.viterbi(nothing, select.SelectionCosts())
+
+
+def _random_costs(t_count: int, n: int, seed: int = 3) -> select.UnaryCosts:
+    rng = np.random.default_rng(seed)
+    pose = rng.normal(0, 8, size=(n, 3))
+    pose[rng.integers(0, n, 3)] = np.nan  # a frame without a pose costs nothing for it
+    return select.unary_costs(
+        rng.uniform(size=t_count), rng.uniform(size=n), rng.uniform(size=n) > 0.2,
+        rng.normal(0, 8, size=(t_count, 3)), pose, 0.1, 0.3,
+        shape_weight=rng.uniform(0.5, 2.0, size=t_count),
+        frame_cost=rng.uniform(0, 0.5, size=n))
+
+
+def test_rows_made_as_the_pass_goes_choose_as_the_whole_table_does() -> None:
+    unary = _random_costs(120, 80)
+    table = unary.table()
+    assert table.shape == (120, 80) and np.isinf(table).any() and np.isfinite(table).any()
+    for costs in (select.SelectionCosts(), select.SelectionCosts(jump_cost=0.0, hold_cost=0.0),
+                  select.SelectionCosts(jump_cost=3.0, hold_cost=0.1)):
+        path = select.viterbi(unary, costs)
+        assert path.tolist() == select.viterbi(table, costs).tolist()
+        assert np.isfinite(table[np.arange(120), path]).all()
+
+
+def test_a_long_output_over_a_long_template_is_chosen_in_a_byte_per_cell() -> None:
+    import tracemalloc
+
+    t_count = n = 2000  # 80 s at 25 fps each; the whole float64 table alone would be 32 MB
+    unary = _random_costs(t_count, n)
+    tracemalloc.start()
+    try:
+        path = select.viterbi(unary, select.SelectionCosts())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(path) == t_count
+    assert peak < t_count * n * 1.5  # the moves (one byte per cell) and a few rows
 
 
 def test_pingpong_walks_forward_and_back_without_a_jump() -> None:
@@ -97,8 +139,8 @@ def test_frame_cost_steers_the_choice_between_equally_shaped_frames() -> None:
     plain = select.unary_costs(np.zeros(1), opening, usable, np.zeros((1, 3)), poses, 0.05, 0.3)
     steered = select.unary_costs(np.zeros(1), opening, usable, np.zeros((1, 3)), poses, 0.05,
                                  0.3, frame_cost=np.array([2.0, 0.0]))  # fmt: skip
-    assert plain[0, 0] == plain[0, 1]
-    assert int(np.argmin(steered[0])) == 1 and steered[0, 0] == pytest.approx(2.0)
+    assert plain.row(0)[0] == plain.row(0)[1]
+    assert int(np.argmin(steered.row(0))) == 1 and steered.row(0)[0] == pytest.approx(2.0)
 
 
 def _mouth_crops(count: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ Cost of picking template frame j for output frame t:
             (motion blur, a focus breathing), whatever t
     moves:  0 for j = previous + 1 (the template's own co-articulation), ``hold_cost`` for
             j = previous, ``jump_cost`` for anything else.
-Because every non-consecutive move costs the same, the pass is O(T * N) rather than O(T * N^2).
+Because every non-consecutive move costs the same, the pass is O(T * N) rather than O(T * N^2)
+in time; in memory it keeps one byte per (t, j), the cost rows being made as it goes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ BLUR_FLOOR = 0.8
 BLUR_WEIGHT = 1.0
 
 
+JUMP, HOLD, STEP = 0, 1, 2  # how viterbi reaches a template frame: its candidates' rows
+
+
 @dataclass(frozen=True)
 class SelectionCosts:
     jump_cost: float = 0.5
@@ -53,24 +57,61 @@ def unary_costs(
     pose_weight: float,
     shape_weight: np.ndarray | None = None,
     frame_cost: np.ndarray | None = None,
-) -> np.ndarray:
-    """(T, N) float64 cost table.
+) -> UnaryCosts:
+    """The (T, N) cost table, made a row at a time (:class:`UnaryCosts`).
 
     target (T,), opening (N,), usable bool (N,), base_pose (T, 3) and pose (N, 3) in degrees
     (yaw, pitch, roll), spread: opening units per unit of cost; shape_weight (T,): how much the
     shape matters per output frame (default 1); frame_cost (N,): added for each template frame
     whatever the output frame (:func:`hidden_lip_costs`). Unusable frames cost inf.
     """
-    shape = ((opening[None, :] - target[:, None]) / max(spread, 1e-6)) ** 2
-    if shape_weight is not None:
-        shape = shape * shape_weight[:, None]
-    diff = base_pose[:, None, :2] - pose[None, :, :2]  # yaw and pitch; roll is warped away
-    pose_cost = pose_weight * (np.linalg.norm(diff, axis=2) / POSE_UNIT_DEG) ** 2
-    cost = shape + np.nan_to_num(pose_cost, nan=0.0)
-    if frame_cost is not None:
-        cost += frame_cost[None, :]
-    cost[:, ~usable] = np.inf
-    return cost
+    return UnaryCosts(
+        target=np.asarray(target), opening=np.asarray(opening),
+        unusable=np.flatnonzero(~np.asarray(usable, dtype=bool)),
+        base_pose=np.asarray(base_pose)[:, :2], pose=np.asarray(pose)[:, :2],
+        spread=max(spread, 1e-6), pose_weight=pose_weight,
+        shape_weight=None if shape_weight is None else np.asarray(shape_weight),
+        frame_cost=None if frame_cost is None else np.asarray(frame_cost),
+    )
+
+
+@dataclass(frozen=True)
+class UnaryCosts:
+    """The cost of showing template frame j's mouth on output frame t (:func:`unary_costs`),
+    made one output frame's row at a time: whole, a 5-minute output over a 5-minute template at
+    30 fps is 9000 x 9000 (648 MB of float64, and a planning peak of 4.4 GB while it was built
+    in one piece). Poses are (yaw, pitch): roll is warped away."""
+
+    target: np.ndarray  # (T,)
+    opening: np.ndarray  # (N,)
+    unusable: np.ndarray  # int64 indices into N
+    base_pose: np.ndarray  # (T, 2)
+    pose: np.ndarray  # (N, 2)
+    spread: float
+    pose_weight: float
+    shape_weight: np.ndarray | None  # (T,)
+    frame_cost: np.ndarray | None  # (N,)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.target), len(self.opening)
+
+    def row(self, t: int) -> np.ndarray:
+        """float64 (N,): output frame t's cost of each template frame."""
+        cost = ((self.opening - self.target[t]) / self.spread) ** 2
+        if self.shape_weight is not None:
+            cost = cost * self.shape_weight[t]
+        angle = np.linalg.norm(self.base_pose[t] - self.pose, axis=1)
+        cost = cost + np.nan_to_num(self.pose_weight * (angle / POSE_UNIT_DEG) ** 2, nan=0.0)
+        if self.frame_cost is not None:
+            cost += self.frame_cost
+        cost[self.unusable] = np.inf
+        return cost
+
+    def table(self) -> np.ndarray:
+        """float64 (T, N): every row at once (small tables: tests, inspection)."""
+        return np.stack([self.row(t) for t in range(len(self.target))]) if len(self.target) \
+            else np.zeros((0, len(self.opening)))
 
 
 def lip_band(landmarks: np.ndarray) -> np.ndarray:
@@ -170,33 +211,58 @@ def blur_costs(detail: np.ndarray, opening: np.ndarray, usable: np.ndarray) -> n
     return out
 
 
-def viterbi(unary: np.ndarray, costs: SelectionCosts) -> np.ndarray:
+def viterbi(unary: np.ndarray | UnaryCosts, costs: SelectionCosts) -> np.ndarray:
     """Minimum-cost path through unary (T, N) -> int64 (T,) template frame per output frame.
 
-    Raises ValueError when no column is finite.
+    The rows of a :class:`UnaryCosts` are made as the pass reaches them; what it keeps is one
+    byte per cell (how each template frame was reached: a jump, a hold or a step) and the best
+    frame per output frame. Raises ValueError when some row has no finite column.
     """
-    t_count, n = unary.shape
-    if not np.isfinite(unary).any(axis=1).all():
-        raise ValueError("some output frame has no usable template frame")
-    back = np.empty((t_count, n), dtype=np.int64)
-    score = unary[0].copy()
-    back[0] = np.arange(n)
+    table = unary if isinstance(unary, UnaryCosts) else _Rows(np.asarray(unary))
+    t_count, n = table.shape
+    moves = np.empty((t_count, n), dtype=np.uint8)  # JUMP, HOLD or STEP into (t, j)
+    best_before = np.zeros(t_count, dtype=np.int64)  # where a jump into t comes from
+    score = _finite(table.row(0), 0)
     idx = np.arange(n)
     for t in range(1, t_count):
         best = int(np.argmin(score))
+        best_before[t] = best
         jump = score[best] + costs.jump_cost
         hold = score + costs.hold_cost
         step = np.full(n, np.inf)
         step[1:] = score[:-1]
         cand = np.stack([np.full(n, jump), hold, step])
         choice = np.argmin(cand, axis=0)
-        back[t] = np.where(choice == 0, best, np.where(choice == 1, idx, idx - 1))
-        score = cand[choice, idx] + unary[t]
+        moves[t] = choice
+        score = cand[choice, idx] + _finite(table.row(t), t)
     path = np.empty(t_count, dtype=np.int64)
     path[-1] = int(np.argmin(score))
     for t in range(t_count - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
+        move = moves[t, path[t]]
+        path[t - 1] = best_before[t] if move == JUMP else path[t] if move == HOLD else path[t] - 1
     return path
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A whole (T, N) table read a row at a time, as :class:`UnaryCosts` is."""
+
+    values: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        t_count, n = self.values.shape
+        return t_count, n
+
+    def row(self, t: int) -> np.ndarray:
+        return self.values[t]
+
+
+def _finite(row: np.ndarray, t: int) -> np.ndarray:
+    """``row`` itself; ValueError when none of it is finite (no usable template frame)."""
+    if not np.isfinite(row).any():
+        raise ValueError(f"output frame {t} has no usable template frame")
+    return row
 
 
 def pingpong_index(t: int, n: int) -> int:
