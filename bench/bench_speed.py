@@ -13,7 +13,9 @@ and the job's own time (its job.finish log line's duration) are divided by the p
 memory: th10 driven by en02 (60 s) looped to each of --minutes, one `heygemd once` each; the
 peak RSS of the heygemd process (its ru_maxrss) and of its process tree (sampled every 0.2 s:
 the engine's hearing worker is a process of its own), and the tree's peak PSS (the libraries
-both processes map counted once). Flat in length means the job streams.
+both processes map counted once). Flat in length means the job streams. --long-template adds
+the same rows with a template as long as the sound (th10 looped): a dubbed
+talk brings its own long recording, and the analysis and the selection grow with it.
 minute (on a GPU machine: bench/gpu_check.sh): th10 driven by en02, one minute of 1080x1920
 output, cold and warm `heygemd once` with ``--engine`` (builtin, or wav2lip with a randomly
 initialised generator saved as the operator's checkpoint: the same cost as real weights);
@@ -275,15 +277,50 @@ def looped_wav(source: Path, minutes: float, out: Path) -> Path:
     return write_wav(np.tile(track, (1, reps))[:, :count], out)
 
 
-def memory_row(tmp: Path, minutes: float, output: OutputSettings, device: str) -> dict[str, Any]:
-    """th10 + en02 looped to ``minutes``: one `heygemd once`, its peak memory."""
-    root = tmp / f"mem-{minutes:g}"
+def looped_template(source: Path, minutes: float, out: Path) -> Path:
+    """A template ``minutes`` long (what a dubbed talk brings: its own long recording): the
+    frames of ``source`` over and over (a cut where it starts again, as an edited talk has)
+    with its sound repeated, encoded with libx264 ultrafast at crf 18."""
+    from heygemd.settings import OutputSettings as Output
+
+    with VideoReader(source) as reader:
+        width, height, fps = reader.width, reader.height, reader.fps
+    sound = load_audio(source, rate=48000, mono=False)
+    samples = int(round(minutes * 60 * 48000))
+    track = np.tile(sound, (1, -(-samples // sound.shape[-1])))[:, :samples]
+    count = frames_for(minutes * 60, fps)
+    written = 0
+    fast = Output(encoder="libx264", preset="ultrafast", crf=18)
+    with VideoWriter(out, width, height, fps, audio=track, audio_rate=48000,
+                     settings=fast) as writer:
+        while written < count:
+            with VideoReader(source) as reader:
+                for frame in reader:
+                    if written >= count:
+                        break
+                    writer.write(frame)
+                    written += 1
+    return out
+
+
+def memory_row(tmp: Path, minutes: float, output: OutputSettings, device: str,
+               long_template: bool = False) -> dict[str, Any]:
+    """th10 + en02 looped to ``minutes``: one `heygemd once`, its peak memory. With
+    ``long_template`` the template is as long as the sound (:func:`looped_template` of
+    th10): the analysis and the selection then grow with the length too."""
+    root = tmp / f"mem-{minutes:g}{'-long' if long_template else ''}"
     root.mkdir()
     config = installation(root, output, device)
     wav = looped_wav(EN02, minutes, tmp / f"en02-{minutes:g}min.wav")
+    # a template at most a second under the longest one accepted (limits.max_video_seconds)
+    longest = (load_settings(ROOT / "config.toml").limits.max_video_seconds - 1) / 60
+    template = looped_template(TH10, min(minutes, longest), tmp / f"th10-{minutes:g}min.mp4") \
+        if long_template else TH10
     result, others = timed(lambda: run_once(config, "long", {
-        f"template{TH10.suffix}": TH10, "speech.wav": wav}))
+        f"template{TH10.suffix}": template, "speech.wav": wav}))
     row = {"minutes": minutes, "clip": TH10.name, "audio": f"{EN02.name} looped",
+           "template": f"{TH10.name} looped to {minutes:g} min"
+           if long_template else TH10.name,
            "frames": result["frames"], "wall_s": result["wall_s"], "job_s": result["job_s"],
            "peak_rss_mb": result["peak_rss_mb"], "peak_tree_rss_mb": result["peak_tree_rss_mb"],
            "peak_tree_pss_mb": result["peak_tree_pss_mb"],
@@ -513,6 +550,9 @@ def main() -> None:
     parser.add_argument("--engine", nargs="*", default=["builtin", "wav2lip"],
                         help="--part minute: the engines to time")
     parser.add_argument("--minutes", type=float, nargs="*", default=[1.0, 2.0, 5.0])
+    parser.add_argument("--long-template", action="store_true",
+                        help="--part memory: also a row per --minutes with a template as long "
+                             "as the sound (a dubbed talk's own recording)")
     parser.add_argument("--clip", choices=["th10", "th08"], default="th10",
                         help="--part profile: the template")
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
@@ -538,6 +578,14 @@ def main() -> None:
                 result["memory"].append(memory_row(tmp, minutes, output, device))
                 result["memory_mb_per_minute"] = slope(result["memory"])
                 path.write_text(json.dumps(result, indent=2))
+            if args.long_template:
+                result["memory_long_template"] = []
+                for minutes in args.minutes:
+                    result["memory_long_template"].append(
+                        memory_row(tmp, minutes, output, device, long_template=True))
+                    result["memory_long_template_mb_per_minute"] = \
+                        slope(result["memory_long_template"])
+                    path.write_text(json.dumps(result, indent=2))
         if args.part == "profile":
             result["profile"] = profile_warm(tmp, settings, device,
                                              {"th10": TH10, "th08": TH08}[args.clip])

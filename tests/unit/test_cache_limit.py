@@ -88,7 +88,8 @@ def test_the_entry_just_written_is_kept_even_alone_over_the_limit(tmp_path: Path
 def test_a_committed_big_entry_trims_and_is_kept(tmp_path: Path) -> None:
     fill(tmp_path, KEYS[:2])
     writer = AnalysisCache(tmp_path, max_bytes=10).big_writer(KEYS[2], "crops", (4, 32, 32, 3))
-    writer.array[:] = 5
+    for index in range(4):
+        writer.put(index, 5)
     assert writer.commit().max() == 5
     assert [e.key for e in scan_entries(tmp_path)] == [KEYS[2]]
 

@@ -584,7 +584,7 @@ class _CropBank:
 
     def __init__(self, entry: Any) -> None:
         self.entry = entry
-        self.side: tuple[int, int] = entry.array.shape[1:3]
+        self.side: tuple[int, int] = (entry.shape[1], entry.shape[2])
 
     def origin(self, points: np.ndarray, width: int, height: int) -> np.ndarray:
         """The origin (x0, y0) of the crop of a (width x height) frame whose face is at
@@ -597,13 +597,13 @@ class _CropBank:
             return np.zeros(2, np.int32)
         height, width = frame.shape[:2]
         origin = self.origin(points, width, height)
-        self.entry.array[index] = frame[origin[1] : origin[1] + self.side[0],
-                                        origin[0] : origin[0] + self.side[1]]
+        self.entry.put(index, frame[origin[1] : origin[1] + self.side[0],
+                                    origin[0] : origin[0] + self.side[1]])
         return origin
 
     def clear(self, index: int) -> None:
         """Frame ``index`` has no crop (what a stopped worker cut there goes)."""
-        self.entry.array[index] = 0
+        self.entry.put(index, 0)
 
 
 @dataclass(frozen=True)
