@@ -314,13 +314,14 @@ def memory_row(tmp: Path, minutes: float, output: OutputSettings, device: str,
     wav = looped_wav(EN02, minutes, tmp / f"en02-{minutes:g}min.wav")
     # a template at most a second under the longest one accepted (limits.max_video_seconds)
     longest = (load_settings(ROOT / "config.toml").limits.max_video_seconds - 1) / 60
-    template = looped_template(TH10, min(minutes, longest), tmp / f"th10-{minutes:g}min.mp4") \
-        if long_template else TH10
+    template_minutes = min(minutes, longest) if long_template else None
+    template = looped_template(TH10, template_minutes, tmp / f"th10-{minutes:g}min.mp4") \
+        if template_minutes is not None else TH10
     result, others = timed(lambda: run_once(config, "long", {
         f"template{TH10.suffix}": template, "speech.wav": wav}))
     row = {"minutes": minutes, "clip": TH10.name, "audio": f"{EN02.name} looped",
-           "template": f"{TH10.name} looped to {minutes:g} min"
-           if long_template else TH10.name,
+           "template": TH10.name if template_minutes is None else
+           f"{TH10.name} looped to {template_minutes:.2f} min",
            "frames": result["frames"], "wall_s": result["wall_s"], "job_s": result["job_s"],
            "peak_rss_mb": result["peak_rss_mb"], "peak_tree_rss_mb": result["peak_tree_rss_mb"],
            "peak_tree_pss_mb": result["peak_tree_pss_mb"],

@@ -25,6 +25,7 @@ import re
 import tempfile
 import threading
 import time
+import weakref
 import zipfile
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -156,8 +157,8 @@ class AnalysisCache:
             return array
 
     def big_writer(self, key: str, name: str, shape: tuple[int, ...]) -> BigEntry:
-        """A writable memory-mapped uint8 array of ``shape``; ``commit()`` publishes it (and
-        trims the cache, keeping this entry)."""
+        """A uint8 npy entry of ``shape`` to fill a row at a time (BigEntry.put);
+        ``commit()`` publishes it (and trims the cache, keeping this entry)."""
         return BigEntry(self._path(key, f"{name}.npy"), shape, lambda: self.trim(keep=key))
 
     def trim(self, keep: str | None = None) -> None:
@@ -328,7 +329,9 @@ class BigEntry:
     Rows are written in place with positional writes, not through a writable memory map: they
     go to the page cache and never into this process's resident set (through a map, the crops
     of a 5-minute 720p template held 5.6 GB of it until the commit). Writers in several
-    threads may put rows at once."""
+    threads may put rows at once; commit() and discard() come after every writer has stopped.
+    An entry dropped without either closes its file when it is collected (the temporary file
+    stays for the cache's trim to remove)."""
 
     def __init__(self, path: Path, shape: tuple[int, ...],
                  published: Callable[[], None] | None = None) -> None:
@@ -347,6 +350,7 @@ class BigEntry:
         del layout
         self._row_bytes = int(np.prod(self.shape[1:], dtype=np.int64))
         self._fd: int | None = os.open(self._tmp, os.O_RDWR)
+        self._closer = weakref.finalize(self, os.close, self._fd)
 
     def put(self, index: int, value: np.ndarray | int) -> None:
         """Row ``index`` set to ``value``: uint8 of the row's shape (shape[1:]), or one number
@@ -370,10 +374,13 @@ class BigEntry:
 
     def commit(self) -> np.ndarray:
         """Sync, rename into place, and return the entry reopened read-only (memory-mapped)."""
-        fd = self._open_fd()
-        os.fsync(fd)
-        self._close()
-        os.replace(self._tmp, self.path)
+        try:
+            os.fsync(self._open_fd())
+            self._close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
         array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         if self._published is not None:
             self._published()
@@ -390,5 +397,5 @@ class BigEntry:
 
     def _close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
             self._fd = None
+            self._closer()  # closes the file once, whoever calls it first

@@ -101,9 +101,11 @@ class Pipeline:
                    faces=settings.faces, output=settings.output, face_cache=cache)
 
     def startup(self) -> None:
-        # the engine first: the builtin engine's hearing worker boots (~2 s) beside the rest
-        self.engine.prepare()
+        """Prepare the engine, then build the face analyzer; a failure in either leaves
+        nothing running (what the engine had started is closed)."""
         try:
+            # the engine first: the builtin engine's hearing worker boots (~2 s) beside the rest
+            self.engine.prepare()
             self._analyzer = FaceAnalyzer(self.faces)
         except BaseException:
             self.engine.close()

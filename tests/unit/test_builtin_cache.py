@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import threading
 from pathlib import Path
 
@@ -131,3 +133,31 @@ def test_filling_a_big_entry_does_not_hold_its_rows_in_this_process(tmp_path: Pa
     grown = _resident_mb() - before
     entry.discard()
     assert grown < rows * row_bytes / 2**20 / 4  # 96 MB written, under 24 MB more resident
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_big_entry_closes_its_file_on_every_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = AnalysisCache(tmp_path)
+    before = _open_files()
+    cache.big_writer("a1" * 32, "crops", (2, 2, 2, 3)).discard()
+    cache.big_writer("a2" * 32, "crops", (2, 2, 2, 3)).commit()
+    dropped = cache.big_writer("a3" * 32, "crops", (2, 2, 2, 3))  # a failed analysis's
+    del dropped
+    gc.collect()
+    assert _open_files() == before
+
+    def no_sync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    failing = cache.big_writer("a4" * 32, "crops", (2, 2, 2, 3))
+    monkeypatch.setattr(os, "fsync", no_sync)
+    with pytest.raises(OSError):
+        failing.commit()
+    assert _open_files() == before
+    assert cache.load_big("a4" * 32, "crops") is None
+    assert not [p for p in (tmp_path / "a4").rglob("*") if p.is_file()]  # its temporary file

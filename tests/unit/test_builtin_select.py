@@ -68,15 +68,66 @@ def _random_costs(t_count: int, n: int, seed: int = 3) -> select.UnaryCosts:
         frame_cost=rng.uniform(0, 0.5, size=n))
 
 
-def test_rows_made_as_the_pass_goes_choose_as_the_whole_table_does() -> None:
-    unary = _random_costs(120, 80)
+def _whole_table(target, opening, usable, base_pose, pose, spread, pose_weight,  # type: ignore[no-untyped-def]
+                 shape_weight, frame_cost):
+    """The cost table in one (T, N) expression, as the selection once built it whole."""
+    shape = ((opening[None, :] - target[:, None]) / max(spread, 1e-6)) ** 2
+    shape = shape * shape_weight[:, None]
+    diff = base_pose[:, None, :2] - pose[None, :, :2]
+    pose_cost = pose_weight * (np.linalg.norm(diff, axis=2) / select.POSE_UNIT_DEG) ** 2
+    cost = shape + np.nan_to_num(pose_cost, nan=0.0)
+    cost += frame_cost[None, :]
+    cost[:, ~usable] = np.inf
+    return cost
+
+
+def _whole_viterbi(unary, jump_cost, hold_cost):  # type: ignore[no-untyped-def]
+    """The selection over a whole table with int64 back-pointers, as it once was."""
+    t_count, n = unary.shape
+    back = np.empty((t_count, n), dtype=np.int64)
+    score = unary[0].copy()
+    idx = np.arange(n)
+    for t in range(1, t_count):
+        best = int(np.argmin(score))
+        step = np.full(n, np.inf)
+        step[1:] = score[:-1]
+        cand = np.stack([np.full(n, score[best] + jump_cost), score + hold_cost, step])
+        choice = np.argmin(cand, axis=0)
+        back[t] = np.where(choice == 0, best, np.where(choice == 1, idx, idx - 1))
+        score = cand[choice, idx] + unary[t]
+    path = np.empty(t_count, dtype=np.int64)
+    path[-1] = int(np.argmin(score))
+    for t in range(t_count - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_rows_made_as_the_pass_goes_choose_as_the_whole_table_did(seed: int) -> None:
+    """planning's types (float32 openings and poses, float64 weights and frame costs),
+    coarse values so that costs tie, some frames avoided (a large frame cost) and poses
+    missing: the same table, to the bit, and the same path."""
+    rng = np.random.default_rng(seed)
+    t_count, n = int(rng.integers(1, 90)), int(rng.integers(1, 60))
+    target = rng.integers(0, 4, t_count).astype(np.float32) / 4
+    opening = rng.integers(0, 4, n).astype(np.float32) / 4
+    usable = rng.uniform(size=n) > 0.15
+    usable[rng.integers(0, n)] = True
+    base_pose = rng.integers(-2, 3, size=(t_count, 3)).astype(np.float32) * 5
+    pose = rng.integers(-2, 3, size=(n, 3)).astype(np.float32) * 5
+    pose[rng.uniform(size=n) < 0.1] = np.nan
+    shape_weight = np.where(rng.uniform(size=t_count) < 0.3, 6.0, 1.0)
+    frame_cost = np.where(rng.uniform(size=n) < 0.2, 1000.0, 0.0) + rng.integers(0, 3, n) / 8
+    args = (target, opening, usable, base_pose, pose, 0.07, 0.3, shape_weight, frame_cost)
+    unary = select.unary_costs(*args)
+    whole = _whole_table(*args)
     table = unary.table()
-    assert table.shape == (120, 80) and np.isinf(table).any() and np.isfinite(table).any()
-    for costs in (select.SelectionCosts(), select.SelectionCosts(jump_cost=0.0, hold_cost=0.0),
-                  select.SelectionCosts(jump_cost=3.0, hold_cost=0.1)):
-        path = select.viterbi(unary, costs)
-        assert path.tolist() == select.viterbi(table, costs).tolist()
-        assert np.isfinite(table[np.arange(120), path]).all()
+    assert table.dtype == whole.dtype == np.float64 and unary.row(0).dtype == np.float64
+    np.testing.assert_array_equal(table, whole)
+    for jump, hold in ((0.5, 0.25), (0.0, 0.0), (3.0, 0.1)):
+        path = select.viterbi(unary, select.SelectionCosts(jump_cost=jump, hold_cost=hold))
+        assert path.tolist() == _whole_viterbi(whole, jump, hold).tolist()
+        assert select.viterbi(whole, select.SelectionCosts(jump, hold)).tolist() == path.tolist()
 
 
 def test_a_long_output_over_a_long_template_is_chosen_in_a_byte_per_cell() -> None:

@@ -19,19 +19,22 @@ class RecordingEngine:
     name = "recording"
     version = "1"
 
-    def __init__(self, calls: list[str]) -> None:
+    def __init__(self, calls: list[str], fail: bool = False) -> None:
         self.calls = calls
+        self.fail = fail
 
     def prepare(self) -> None:
         self.calls.append("engine.prepare")
+        if self.fail:  # e.g. its own face model missing, after its worker was started
+            raise RuntimeError("engine part missing")
 
     def close(self) -> None:
         self.calls.append("engine.close")
 
 
-def _pipeline(calls: list[str], tmp_path: Any) -> Pipeline:
+def _pipeline(calls: list[str], tmp_path: Any, fail: bool = False) -> Pipeline:
     s = Settings()
-    return Pipeline(cast(Engine, RecordingEngine(calls)), validation=s.validation,
+    return Pipeline(cast(Engine, RecordingEngine(calls, fail)), validation=s.validation,
                     limits=s.limits, faces=s.faces, output=s.output,
                     face_cache=FaceCache(tmp_path, s.faces, s.validation))
 
@@ -63,5 +66,17 @@ def test_an_analyzer_that_cannot_be_built_closes_the_prepared_engine(monkeypatch
     monkeypatch.setattr(pipeline_module, "FaceAnalyzer", broken)
     p = _pipeline(calls, tmp_path)
     with pytest.raises(RuntimeError, match="no face model"):
+        p.startup()
+    assert calls == ["engine.prepare", "engine.close"]
+
+
+def test_an_engine_that_fails_to_prepare_is_closed_and_no_analyzer_is_built(
+    monkeypatch, tmp_path
+):
+    calls: list[str] = []
+    monkeypatch.setattr(pipeline_module, "FaceAnalyzer",
+                        lambda faces: calls.append("analyzer"))
+    p = _pipeline(calls, tmp_path, fail=True)
+    with pytest.raises(RuntimeError, match="engine part missing"):
         p.startup()
     assert calls == ["engine.prepare", "engine.close"]

@@ -97,11 +97,13 @@ class UnaryCosts:
         return len(self.target), len(self.opening)
 
     def row(self, t: int) -> np.ndarray:
-        """float64 (N,): output frame t's cost of each template frame."""
-        cost = ((self.opening - self.target[t]) / self.spread) ** 2
+        """(N,): output frame t's cost of each template frame. Its type is the whole table's:
+        every term is taken as a (1,)-long slice, never a scalar, so that float32 openings
+        meet float64 weights in float64, as in one (T, N) expression."""
+        cost = ((self.opening - self.target[t:t + 1]) / self.spread) ** 2
         if self.shape_weight is not None:
-            cost = cost * self.shape_weight[t]
-        angle = np.linalg.norm(self.base_pose[t] - self.pose, axis=1)
+            cost = cost * self.shape_weight[t:t + 1]
+        angle = np.linalg.norm(self.base_pose[t:t + 1] - self.pose, axis=1)
         cost = cost + np.nan_to_num(self.pose_weight * (angle / POSE_UNIT_DEG) ** 2, nan=0.0)
         if self.frame_cost is not None:
             cost += self.frame_cost
