@@ -178,3 +178,36 @@ def test_lip_colours_are_smoothed_over_time_and_nan_without_a_face() -> None:
     usable[:] = False
     assert np.isnan(colour.lip_colours(crops, landmarks, np.zeros((n, 2), np.int32), usable,
                                        fps=25.0)).all()
+
+
+def _mapped_file_mb() -> float:
+    from pathlib import Path
+
+    status = Path("/proc/self/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines())
+    return int(fields["RssFile"].split()[0]) / 1024
+
+
+def test_lip_colours_of_a_long_template_keep_few_crop_pages_resident(tmp_path) -> None:
+    """The crops of a long template are read a lip box each through the cache's map: what the
+    kernel maps around each box is let go as the pass goes, not held until it ends."""
+    from heygemd.faces import landmarks as lm
+
+    n, side = 1024, 192  # 113 MB of crops on disk
+    crops = np.lib.format.open_memmap(tmp_path / "crops.npy", mode="w+", dtype=np.uint8,
+                                      shape=(n, side, side, 3))
+    crops[:] = 150
+    crops.flush()
+    del crops
+    mapped = np.load(tmp_path / "crops.npy", mmap_mode="r")
+    landmarks = np.zeros((n, 478, 3), np.float32)
+    angles = np.linspace(0, 2 * np.pi, len(lm.LIPS_OUTER), endpoint=False)
+    ring = np.stack([96 + 40 * np.cos(angles), 96 + 20 * np.sin(angles)], axis=1)
+    landmarks[:, list(lm.LIPS_OUTER), :2] = ring
+    landmarks[:, list(lm.LIPS_INNER), :2] = 96 + (ring - 96) * 0.4
+    before = _mapped_file_mb()
+    out = colour.lip_colours(mapped, landmarks, np.zeros((n, 2), np.int32), np.ones(n, bool),
+                             fps=25.0)
+    assert np.allclose(out[:, :3], 150 / 255)
+    # the lip boxes alone are 40 x 82 px of 1024 crops, 9.7 MB, and more is mapped around them
+    assert _mapped_file_mb() - before < 4.0

@@ -150,26 +150,33 @@ def lip_colours(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
     per-channel spread (std, columns 3-5) of its lip band, both smoothed over time (Gaussian,
     LIP_SMOOTH_SECONDS); NaN where no usable frame is near.
 
-    crops: uint8 (N, S, S, 3) (memory-mapped; only each lip box is read); landmarks (N, 478, 3)
-    and origins (N, 2) in frame pixels; usable: bool (N,).
+    crops: uint8 (N, S, S, 3) (memory-mapped; only each lip box is read, and the map's pages
+    are let go every LET_GO_FRAMES frames: reading ahead around each box mapped 2.3 GB of a
+    5-minute template's crops); landmarks (N, 478, 3) and origins (N, 2) in frame pixels;
+    usable: bool (N,).
     """
+    from heygemd.engines.builtin.crops import LET_GO_FRAMES, let_go
+
     n = len(usable)
     raw = np.zeros((n, 6))
     weight = np.zeros(n)
     side = crops.shape[1]
-    for i in np.flatnonzero(usable):
-        outer = landmarks[i, list(lm.LIPS_OUTER), :2] - origins[i]
-        inner = landmarks[i, list(lm.LIPS_INNER), :2] - origins[i]
-        x0, y0 = np.clip(np.floor(outer.min(axis=0)).astype(int) - 1, 0, side)
-        x1, y1 = np.clip(np.ceil(outer.max(axis=0)).astype(int) + 2, 0, side)
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            continue
-        corner = np.array([x0, y0])
-        band = lip_bands([(outer - corner, inner - corner)], y1 - y0, x1 - x0)[0, 0] > 0
-        if band.sum() >= MIN_LIP_PIXELS:
-            pixels = np.asarray(crops[i, y0:y1, x0:x1], np.float64)[band] / 255.0
-            raw[i, :3], raw[i, 3:] = pixels.mean(axis=0), pixels.std(axis=0)
-            weight[i] = 1.0
+    frames = np.flatnonzero(usable)
+    for start in range(0, len(frames), LET_GO_FRAMES):
+        for i in frames[start:start + LET_GO_FRAMES]:
+            outer = landmarks[i, list(lm.LIPS_OUTER), :2] - origins[i]
+            inner = landmarks[i, list(lm.LIPS_INNER), :2] - origins[i]
+            x0, y0 = np.clip(np.floor(outer.min(axis=0)).astype(int) - 1, 0, side)
+            x1, y1 = np.clip(np.ceil(outer.max(axis=0)).astype(int) + 2, 0, side)
+            if x1 - x0 < 3 or y1 - y0 < 3:
+                continue
+            corner = np.array([x0, y0])
+            band = lip_bands([(outer - corner, inner - corner)], y1 - y0, x1 - x0)[0, 0] > 0
+            if band.sum() >= MIN_LIP_PIXELS:
+                pixels = np.asarray(crops[i, y0:y1, x0:x1], np.float64)[band] / 255.0
+                raw[i, :3], raw[i, 3:] = pixels.mean(axis=0), pixels.std(axis=0)
+                weight[i] = 1.0
+        let_go(crops)
     from scipy.ndimage import gaussian_filter1d
 
     sigma = max(LIP_SMOOTH_SECONDS * fps, 1e-3)

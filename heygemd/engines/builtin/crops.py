@@ -15,6 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# crops read through the map between two let_go calls, where a pass reads part of every crop
+# (a lip box each: the kernel maps the pages around each read as well)
+LET_GO_FRAMES = 256
+
 
 def take(crops: np.ndarray, indices: Sequence[int]) -> np.ndarray:
     """uint8 (len(indices), S, S, 3): copies of the crops at ``indices``; a memory-mapped
