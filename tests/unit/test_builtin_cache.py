@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -135,21 +136,29 @@ def test_filling_a_big_entry_does_not_hold_its_rows_in_this_process(tmp_path: Pa
     assert grown < rows * row_bytes / 2**20 / 4  # 96 MB written, under 24 MB more resident
 
 
-def _open_files() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def _files_open_under(folder: Path) -> list[str]:
+    """The files under ``folder`` this process holds open (its /proc/self/fd links)."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with suppress(OSError):  # an fd closed meanwhile (another thread's)
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(folder)):
+                held.append(target)
+    return held
 
 
 def test_a_big_entry_closes_its_file_on_every_way_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = AnalysisCache(tmp_path)
-    before = _open_files()
-    cache.big_writer("a1" * 32, "crops", (2, 2, 2, 3)).discard()
+    entry = cache.big_writer("a1" * 32, "crops", (2, 2, 2, 3))
+    assert len(_files_open_under(tmp_path)) == 1
+    entry.discard()
     cache.big_writer("a2" * 32, "crops", (2, 2, 2, 3)).commit()
     dropped = cache.big_writer("a3" * 32, "crops", (2, 2, 2, 3))  # a failed analysis's
     del dropped
     gc.collect()
-    assert _open_files() == before
+    assert _files_open_under(tmp_path) == []
 
     def no_sync(fd: int) -> None:
         raise OSError(5, "Input/output error")
@@ -158,6 +167,6 @@ def test_a_big_entry_closes_its_file_on_every_way_out(
     monkeypatch.setattr(os, "fsync", no_sync)
     with pytest.raises(OSError):
         failing.commit()
-    assert _open_files() == before
+    assert _files_open_under(tmp_path) == []
     assert cache.load_big("a4" * 32, "crops") is None
     assert not [p for p in (tmp_path / "a4").rglob("*") if p.is_file()]  # its temporary file

@@ -180,34 +180,54 @@ def test_lip_colours_are_smoothed_over_time_and_nan_without_a_face() -> None:
                                        fps=25.0)).all()
 
 
-def _mapped_file_mb() -> float:
+def _resident_mb_of(path) -> float:  # type: ignore[no-untyped-def]
+    """MB of the file ``path``'s mappings resident in this process (/proc/self/smaps)."""
     from pathlib import Path
 
-    status = Path("/proc/self/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines())
-    return int(fields["RssFile"].split()[0]) / 1024
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total / 1024
 
 
-def test_lip_colours_of_a_long_template_keep_few_crop_pages_resident(tmp_path) -> None:
+def test_lip_colours_of_a_long_template_keep_few_crop_pages_resident(
+    tmp_path, monkeypatch
+) -> None:
     """The crops of a long template are read a lip box each through the cache's map: what the
     kernel maps around each box is let go as the pass goes, not held until it ends."""
+    from heygemd.engines.builtin import crops as crops_module
     from heygemd.faces import landmarks as lm
 
     n, side = 1024, 192  # 113 MB of crops on disk
-    crops = np.lib.format.open_memmap(tmp_path / "crops.npy", mode="w+", dtype=np.uint8,
-                                      shape=(n, side, side, 3))
-    crops[:] = 150
-    crops.flush()
-    del crops
-    mapped = np.load(tmp_path / "crops.npy", mmap_mode="r")
+    path = tmp_path / "crops.npy"
+    written = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8,
+                                        shape=(n, side, side, 3))
+    written[:] = 150
+    written.flush()
+    del written
+    mapped = np.load(path, mmap_mode="r")
     landmarks = np.zeros((n, 478, 3), np.float32)
     angles = np.linspace(0, 2 * np.pi, len(lm.LIPS_OUTER), endpoint=False)
     ring = np.stack([96 + 40 * np.cos(angles), 96 + 20 * np.sin(angles)], axis=1)
     landmarks[:, list(lm.LIPS_OUTER), :2] = ring
     landmarks[:, list(lm.LIPS_INNER), :2] = 96 + (ring - 96) * 0.4
-    before = _mapped_file_mb()
+    held: list[float] = []  # the map's resident MB each time it is let go
+    let_go = crops_module.let_go
+
+    def measured(array: np.ndarray) -> None:
+        held.append(_resident_mb_of(path))
+        let_go(array)
+
+    monkeypatch.setattr(crops_module, "let_go", measured)
     out = colour.lip_colours(mapped, landmarks, np.zeros((n, 2), np.int32), np.ones(n, bool),
                              fps=25.0)
     assert np.allclose(out[:, :3], 150 / 255)
-    # the lip boxes alone are 40 x 82 px of 1024 crops, 9.7 MB, and more is mapped around them
-    assert _mapped_file_mb() - before < 4.0
+    # the lip boxes alone are 40 x 82 px of 1024 crops (9.7 MB), more is mapped around each:
+    # a quarter of the crops' worth at most between two let-gos, nothing at the end
+    assert len(held) == n // crops_module.LET_GO_FRAMES
+    assert 0 < max(held) < 113 / 3
+    assert _resident_mb_of(path) < 0.5
