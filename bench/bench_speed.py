@@ -212,17 +212,23 @@ def plain_same_length(template: Path, audio: Path, out: Path, settings: OutputSe
     with VideoReader(template) as probe_reader:
         width, height, fps = probe_reader.width, probe_reader.height, probe_reader.fps
     total = frames_for(track.shape[-1] / settings.audio_rate, fps)
-    written = 0
     with VideoWriter(out, width, height, fps, audio=track, audio_rate=settings.audio_rate,
                      settings=x264) as writer:
-        while written < total:
-            with VideoReader(template) as reader:
-                for frame in reader:
-                    if written >= total:
-                        break
-                    writer.write(frame)
-                    written += 1
+        write_looped(template, writer, total)
     return time.perf_counter() - t0
+
+
+def write_looped(template: Path, writer: VideoWriter, count: int) -> None:
+    """``count`` frames of ``template`` into ``writer``, decoded from its start again as often
+    as it takes."""
+    written = 0
+    while written < count:
+        with VideoReader(template) as reader:
+            for frame in reader:
+                if written >= count:
+                    return
+                writer.write(frame)
+                written += 1
 
 
 def timed(run: Any) -> tuple[Any, float | None]:
@@ -288,18 +294,10 @@ def looped_template(source: Path, minutes: float, out: Path) -> Path:
     sound = load_audio(source, rate=48000, mono=False)
     samples = int(round(minutes * 60 * 48000))
     track = np.tile(sound, (1, -(-samples // sound.shape[-1])))[:, :samples]
-    count = frames_for(minutes * 60, fps)
-    written = 0
     fast = Output(encoder="libx264", preset="ultrafast", crf=18)
     with VideoWriter(out, width, height, fps, audio=track, audio_rate=48000,
                      settings=fast) as writer:
-        while written < count:
-            with VideoReader(source) as reader:
-                for frame in reader:
-                    if written >= count:
-                        break
-                    writer.write(frame)
-                    written += 1
+        write_looped(source, writer, frames_for(minutes * 60, fps))
     return out
 
 
