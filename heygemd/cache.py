@@ -328,7 +328,7 @@ class BigEntry:
 
     Rows are written in place with positional writes, not through a writable memory map: they
     go to the page cache and never into this process's resident set (through a map, the crops
-    of a 5-minute 720p template held 5.6 GB of it until the commit). Writers in several
+    of a 5-minute 720p template held up to 5.4 GB of it until the commit). Writers in several
     threads may put rows at once; commit() and discard() come after every writer has stopped.
     An entry dropped without either closes its file when it is collected (the temporary file
     stays for the cache's trim to remove)."""
