@@ -287,14 +287,12 @@ def looped_template(source: Path, minutes: float, out: Path) -> Path:
     """A template ``minutes`` long (what a dubbed talk brings: its own long recording): the
     frames of ``source`` over and over (a cut where it starts again, as an edited talk has)
     with its sound repeated, encoded with libx264 ultrafast at crf 18."""
-    from heygemd.settings import OutputSettings as Output
-
     with VideoReader(source) as reader:
         width, height, fps = reader.width, reader.height, reader.fps
     sound = load_audio(source, rate=48000, mono=False)
     samples = int(round(minutes * 60 * 48000))
     track = np.tile(sound, (1, -(-samples // sound.shape[-1])))[:, :samples]
-    fast = Output(encoder="libx264", preset="ultrafast", crf=18)
+    fast = OutputSettings(encoder="libx264", preset="ultrafast", crf=18)
     with VideoWriter(out, width, height, fps, audio=track, audio_rate=48000,
                      settings=fast) as writer:
         write_looped(source, writer, frames_for(minutes * 60, fps))

@@ -222,7 +222,7 @@ def test_lip_colours_of_a_long_template_keep_few_crop_pages_resident(
         held.append(_resident_mb_of(path))
         let_go(array)
 
-    monkeypatch.setattr(crops_module, "let_go", measured)
+    monkeypatch.setattr(colour, "let_go", measured)
     out = colour.lip_colours(mapped, landmarks, np.zeros((n, 2), np.int32), np.ones(n, bool),
                              fps=25.0)
     assert np.allclose(out[:, :3], 150 / 255)

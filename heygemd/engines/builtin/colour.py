@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from heygemd.engines.builtin.crops import LET_GO_FRAMES, let_go
 from heygemd.faces import landmarks as lm
 
 MIN_RIM_PIXELS = 32  # fewer usable rim pixels above the mouth: the whole rim is used
@@ -155,8 +156,6 @@ def lip_colours(crops: np.ndarray, landmarks: np.ndarray, origins: np.ndarray,
     5-minute template's crops); landmarks (N, 478, 3) and origins (N, 2) in frame pixels;
     usable: bool (N,).
     """
-    from heygemd.engines.builtin.crops import LET_GO_FRAMES, let_go
-
     n = len(usable)
     raw = np.zeros((n, 6))
     weight = np.zeros(n)

@@ -126,6 +126,7 @@ def drive(
     source = select.viterbi(unary, costs) if valid.any() else base
     active = analysis.usable[base] & valid.any()
     shown = np.where(active, opening[source], opening[base])
+    plan = Plan(base=base, source=source, active=active)
     metrics = {
         "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
         "target_r": round(motion.pearson(shown, target.opening), 4),
@@ -133,10 +134,10 @@ def drive(
         "template_weight": round(weight, 4) if model is not None else 1.0,
         "speech_share": round(float(speech.mean()), 4),
         "frames_passed_through": float((~active).sum()),
-        "frames_as_recorded": float((active & (source == base)).sum()),
+        "frames_as_recorded": float((active & ~plan.transplanted).sum()),
     }
     if found is not None:  # looked for: the template's own sound against its picture
         metrics["template_offset_ms"] = found.ms(fps)  # > 0: late
         metrics["template_offset_corrected"] = float(found.corrected)
         metrics["template_offset_at_limit"] = float(found.at_limit)  # may be further out
-    return Plan(base=base, source=source, active=active), metrics
+    return plan, metrics

@@ -111,7 +111,7 @@ class UnaryCosts:
         return cost
 
     def table(self) -> np.ndarray:
-        """float64 (T, N): every row at once (small tables: tests, inspection)."""
+        """(T, N): every row at once, of the rows' type (small tables: tests, inspection)."""
         return np.stack([self.row(t) for t in range(len(self.target))]) if len(self.target) \
             else np.zeros((0, len(self.opening)))
 
