@@ -46,6 +46,23 @@ def _encodable(chunk: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(chunk, -1.0, 1.0), dtype=np.float32)
 
 
+def rgb_frame(frame: np.ndarray) -> Any:
+    """An RGB uint8 (H, W, 3) array of any strides -> an av.VideoFrame (rgb24), by one copy
+    into the frame's own plane. PyAV's from_ndarray is slow on rows that are not contiguous,
+    and its decoder gives such rows wherever 3 x width is not a multiple of its line alignment
+    (1080 or 720 wide): 46 ms a 1080x1920 frame, against 1.8 ms here (10 ms made contiguous
+    first)."""
+    import av
+
+    height, width = frame.shape[:2]
+    out = av.VideoFrame(width, height, "rgb24")
+    plane = out.planes[0]
+    rows = np.ndarray((height, width, 3), np.uint8, buffer=plane,
+                      strides=(plane.line_size, 3, 1))
+    rows[...] = frame
+    return out
+
+
 def output_frame_count(frames_written: int, audio_seconds: float, fps: float) -> int:
     """Frames the output holds: what was written, or more (the last frame held) to cover audio."""
     return max(frames_written, frames_for(audio_seconds, fps))
@@ -129,9 +146,7 @@ class VideoWriter(Closing):
             self.abort()
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 (height, width, 3) frame."""
-        import av
-
+        """Append one RGB uint8 (height, width, 3) frame (any strides)."""
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ProcessingError(
                 f"frame {self.frames_written} is {frame.dtype} {frame.shape}, expected uint8 "
@@ -140,7 +155,7 @@ class VideoWriter(Closing):
             )
         self._last = frame
         with _encoding(self.path):
-            video_frame = av.VideoFrame.from_ndarray(even_frame(frame), format="rgb24")
+            video_frame = rgb_frame(even_frame(frame))
             video_frame.pts = self.frames_written
             self._mux(self._video.encode(video_frame))
             self.frames_written += 1

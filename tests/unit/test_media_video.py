@@ -28,7 +28,7 @@ from heygemd.media.video import (
     scaled_size,
     upright,
 )
-from heygemd.media.writer import VideoWriter, output_frame_count
+from heygemd.media.writer import VideoWriter, output_frame_count, rgb_frame
 from heygemd.settings import OutputSettings
 from tests.mediagen import make_video, misnamed_audio, pattern_frame, tone
 
@@ -380,6 +380,28 @@ def test_writer_does_not_copy_the_track_whole(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < track.nbytes / 4
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "padded rows", "turned", "every other"])
+def test_rgb_frame_takes_any_strides(layout: str) -> None:
+    """What the encoder gets equals PyAV's own conversion of a contiguous copy, whatever the
+    array's strides: padded rows (a decoder's, 1080 wide), a turned view (VideoReader's
+    upright), a strided slice."""
+    import av
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (48, 90, 3), dtype=np.uint8)
+    if layout == "padded rows":
+        frame = np.pad(frame, ((0, 0), (0, 6), (0, 0)))[:, :90]
+    elif layout == "turned":
+        frame = np.rot90(rng.integers(0, 256, (90, 48, 3), dtype=np.uint8), -1)
+    elif layout == "every other":
+        frame = rng.integers(0, 256, (96, 180, 3), dtype=np.uint8)[::2, ::2]
+    ours = rgb_frame(frame)
+    theirs = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+    assert np.array_equal(ours.to_ndarray(format="rgb24"), frame)
+    assert np.array_equal(ours.reformat(format="yuv420p").to_ndarray(),
+                          theirs.reformat(format="yuv420p").to_ndarray())
 
 
 def test_writer_pads_odd_size_and_works_without_audio(tmp_path: Path) -> None:
