@@ -108,10 +108,11 @@ class AnalysisCache:
     def _path(self, key: str, name: str) -> Path:
         return self.root / key[:2] / f"{key}.{name}"
 
-    def load_arrays(self, key: str) -> dict[str, np.ndarray] | None:
+    def load_arrays(self, key: str, part: str = "") -> dict[str, np.ndarray] | None:
         """The npz entry as a dict, or None on a miss (or an unreadable entry, which is dropped).
-        A hit makes the entry the most recently used."""
-        path = self._path(key, "npz")
+        A hit makes the entry the most recently used. ``part``: one more npz of the same entry
+        (what is derived from the same content: kept and trimmed with it)."""
+        path = self._path(key, f"{part}.npz" if part else "npz")
         with _being_read(self.root, key):
             try:
                 # opened here, not by np.load, which leaves its file open when the zip is damaged;
@@ -131,10 +132,10 @@ class AnalysisCache:
         """Remove the npz entry (one that cannot be used)."""
         self._path(key, "npz").unlink(missing_ok=True)
 
-    def save_arrays(self, key: str, arrays: dict[str, np.ndarray]) -> Path:
-        """Write the npz entry atomically, then trim the cache (keeping this entry); returns its
-        path."""
-        path = self._path(key, "npz")
+    def save_arrays(self, key: str, arrays: dict[str, np.ndarray], part: str = "") -> Path:
+        """Write the npz entry (or its ``part``) atomically, then trim the cache (keeping this
+        entry); returns its path."""
+        path = self._path(key, f"{part}.npz" if part else "npz")
         with _atomic_file(path) as tmp:
             np.savez(tmp, **arrays)
         self.trim(keep=key)

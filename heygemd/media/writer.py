@@ -57,8 +57,8 @@ def rgb_frame(frame: np.ndarray) -> Any:
     height, width = frame.shape[:2]
     out = av.VideoFrame(width, height, "rgb24")
     plane = out.planes[0]
-    rows = np.ndarray((height, width, 3), np.uint8, buffer=plane,
-                      strides=(plane.line_size, 3, 1))
+    rows: np.ndarray = np.ndarray((height, width, 3), np.uint8, buffer=memoryview(plane),
+                                  strides=(plane.line_size, 3, 1))
     rows[...] = frame
     return out
 

@@ -152,6 +152,12 @@ def _face_arrays(faces: list[Any], scale: float) -> tuple[np.ndarray, np.ndarray
     return points, np.array([face.yaw, face.pitch, face.roll], dtype=np.float32)
 
 
+def analysis_key(path: Path, scale: float) -> str:
+    """The cache key of ``path``'s analysis at ``scale`` (its content, the analysis's version,
+    the audio features'); what is derived from the analysis alone is kept under it too."""
+    return content_key(path, f"{ANALYSIS_VERSION}-{feature_signature()}-scale{scale:.3f}")
+
+
 def analyse_template(
     path: Path,
     analyzer: Any,
@@ -180,7 +186,7 @@ def analyse_template(
     up to that many segments at once (:func:`_in_segments`: c01's faces alone on two cores in
     10.8 s against 12.6 s in one pass), with the same results.
     """
-    key = content_key(path, f"{ANALYSIS_VERSION}-{feature_signature()}-scale{scale:.3f}")
+    key = analysis_key(path, scale)
     arrays = cache.load_arrays(key)
     crops = cache.load_big(key, "crops") if arrays is not None else None
     if arrays is not None and crops is not None:

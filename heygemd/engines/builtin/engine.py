@@ -34,7 +34,7 @@ from heygemd.engines.builtin import (
     planning,
     render,
 )
-from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template
+from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template, analysis_key
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Listener
 from heygemd.engines.builtin.mouthmodel import MouthModel
@@ -61,6 +61,10 @@ BATCH_BYTES = 48 * 1024 * 1024
 # encoder works beside it, so a second thread only waits for a core. 16 frames' skin shift on
 # a 2-core machine with x264 running: 606 ms on 2 threads, 56 ms on 1.
 RENDER_THREADS = 1
+# What template_constants keeps of a template: made again when this changes. Change it with any
+# rule they come from (mesh.triangulate, colour.lip_colours, overlay.steady_colours and
+# overlay.occluder, planning.mouth_detail).
+CONSTANTS_VERSION = 1
 
 
 class BuiltinEngine:
@@ -186,9 +190,9 @@ class BuiltinEngine:
                 log.warning("engine.fps_mismatch", template_fps=analysis.fps,
                             request_fps=request.fps)
             # what the render and the selection need besides the audio: found while the new
-            # audio is still heard
-            constants = _render_constants(analysis)
-            detail = planning.mouth_detail(analysis)
+            # audio is still heard (kept with the template's analysis)
+            constants, detail = template_constants(
+                analysis, self.cache, analysis_key(request.template, self.cfg.analysis_scale))
             # where the frame pass saw a hand at the lower face: those frames' hands are kept
             # and their mouths not taken (waits for the frame pass's samples)
             near = handkeep.near_hands(request.hands() if request.hands is not None else None,
@@ -341,7 +345,22 @@ def held_hands(keeper: handkeep.HandKeeper | None, plan: Plan, batch: list[np.nd
             for frame, t in zip(batch, rows, strict=True)]
 
 
-def _render_constants(analysis: TemplateAnalysis) -> Constants:
+def template_constants(analysis: TemplateAnalysis, cache: AnalysisCache,
+                       key: str) -> tuple[Constants, np.ndarray]:
+    """The render's constants (:func:`render_constants`) and planning's mouth detail
+    (planning.mouth_detail) of ``analysis``, kept in ``cache`` beside the analysis (its
+    ``key``): a template used again reads them back (th10: 2 s of reading its crops, once)."""
+    part = f"constants-{CONSTANTS_VERSION}"
+    kept = cache.load_arrays(key, part)
+    if kept is not None and len(kept["lip_colours"]) == len(kept["detail"]) == analysis.n_frames:
+        return Constants.from_arrays(kept), kept["detail"]
+    constants = render_constants(analysis)
+    detail = planning.mouth_detail(analysis)
+    cache.save_arrays(key, {**constants.arrays(), "detail": detail}, part)
+    return constants, detail
+
+
+def render_constants(analysis: TemplateAnalysis) -> Constants:
     """What every batch's transplant reads besides the plan (render.Constants): the mouth
     mesh, each frame's lip colour, the template's steady colours and its occluder."""
     ref = analysis.landmarks[int(np.flatnonzero(analysis.usable)[0])] if analysis.usable.any() \

@@ -48,6 +48,22 @@ class Constants:
     steady: np.ndarray
     occluder: np.ndarray | None = None
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """For the cache: the occluder as packed bits (1/8 of a picture's pixels), its shape
+        (0, 0) where there is none."""
+        occluder = self.occluder if self.occluder is not None else np.zeros((0, 0), bool)
+        return {"triangles": self.triangles, "lip_colours": self.lip_colours,
+                "steady": self.steady, "occluder_bits": np.packbits(occluder, axis=None),
+                "occluder_shape": np.array(occluder.shape, np.int64)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Constants:
+        height, width = (int(v) for v in arrays["occluder_shape"])
+        occluder = None if height * width == 0 else np.unpackbits(
+            arrays["occluder_bits"], count=height * width).astype(bool).reshape(height, width)
+        return cls(triangles=arrays["triangles"], lip_colours=arrays["lip_colours"],
+                   steady=arrays["steady"].astype(bool), occluder=occluder)
+
 
 @dataclass(frozen=True)
 class Plan:
