@@ -345,6 +345,8 @@ def illustrate(
     progress: ProgressFn | None = None,
     fps: float | None = None,
     info: MediaInfo | None = None,
+    face_cache: FaceCache | None = None,
+    key: str | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """Write the picture of the deciding frame (refusals) or the worst frame (warnings).
 
@@ -352,7 +354,8 @@ def illustrate(
     The frame is decoded again here, so the frame pass never holds more than one picture;
     ``progress`` gets the fraction of that decoding done, once per decoded frame; ``fps`` (the
     video's frame rate) turns the frame index into the time shown on the picture; ``info`` (the
-    probe of ``path``) spares probing it again.
+    probe of ``path``) spares probing it again. ``face_cache``, ``key`` (the video's evidence
+    key): where the frame is read back from, else kept once decoded.
     """
     kind, group = _picture_group(findings)
     if not group:
@@ -364,13 +367,17 @@ def illustrate(
     sample = next((s for s in samples if s.frame_index == index), None)
     if index is None or sample is None:
         return findings, []
-    try:
-        frame = read_frames(path, [index], progress=progress, info=info).get(index)
-    except MediaError as err:
-        log.warning("examine.picture_unreadable", file=path.name, error=err.message)
-        return findings, []
+    frame = face_cache.frame(key, index) if face_cache is not None and key else None
     if frame is None:
-        return findings, []
+        try:
+            frame = read_frames(path, [index], progress=progress, info=info).get(index)
+        except MediaError as err:
+            log.warning("examine.picture_unreadable", file=path.name, error=err.message)
+            return findings, []
+        if frame is None:
+            return findings, []
+        if face_cache is not None and key:
+            face_cache.keep_frame(key, index, frame)
     name = picture_name(path.name, kind, _names_in(pictures_dir))
     yaw = next((e.yaw for e in evidence if e.frame_index == index), None)
     image = annotate.annotate(
@@ -465,7 +472,7 @@ def examine_frames(
         path, samples, evidence, findings, pictures_dir,
         progress_span(report, FRAME_PASS_SHARE, 1.0),
         fps=info.video.avg_fps if info.video else None,
-        info=info,
+        info=info, face_cache=face_cache, key=key,
     )
     log.info(
         "examine.video",

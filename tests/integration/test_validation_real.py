@@ -530,7 +530,8 @@ class NoAnalysis:
 
 @pytest.mark.parametrize("clip", ["talking/th08", "reject/rj02", "reject/rj04"])
 def test_a_video_seen_before_gets_the_same_verdict_from_its_cached_faces(
-    shared_media: Path, analyzer: FaceAnalyzer, examined: dict, tmp_path: Path, clip: str
+    shared_media: Path, analyzer: FaceAnalyzer, examined: dict, tmp_path: Path, clip: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder, prefix = clip.split("/")
     video = next((shared_media / folder).glob(prefix + "*"))
@@ -538,13 +539,19 @@ def test_a_video_seen_before_gets_the_same_verdict_from_its_cached_faces(
     checked = examine.check_container(video, CFG, LIMITS)
     first = examine.examine_frames(video, checked, analyzer, CFG, LIMITS, tmp_path / "a",
                                    face_cache=faces)
+
+    def not_decoded(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the picture's frame was decoded again")
+
+    monkeypatch.setattr(examine, "read_frames", not_decoded)
     again = examine.examine_frames(video, checked, cast(FaceAnalyzer, NoAnalysis()), CFG,
                                    LIMITS, tmp_path / "b", face_cache=faces)
     uncached = examined[prefix]
     for exam in (first, again):
         assert exam.findings == uncached.findings and exam.pictures == uncached.pictures
         assert exam.frames_examined == uncached.frames_examined
-    # the picture is drawn afresh from the video, the same as the first time
+    assert again.pictures  # each clip is drawn (a warning or a refusal)
+    # the picture is drawn afresh from the frame kept, the same as the first time
     for name in again.pictures:
         assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
 

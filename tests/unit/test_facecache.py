@@ -129,6 +129,30 @@ def test_a_cache_that_cannot_be_written_costs_only_time(tmp_path: Path) -> None:
     assert store.recall(tmp_path / "missing.mp4") == (None, None)
 
 
+def test_a_pictures_frame_is_kept_with_the_evidence(tmp_path: Path) -> None:
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"video")
+    store = FaceCache(tmp_path / "cache", FaceSettings(), ValidationSettings())
+    key, _ = store.recall(video)
+    assert key is not None
+    frame = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    assert store.frame(key, 17) is None
+    store.keep_frame(key, 17, frame)
+    back = store.frame(key, 17)
+    assert back is not None and back.dtype == np.uint8 and np.array_equal(back, frame)
+    assert store.frame(key, 18) is None  # another frame of the video: not kept
+    (entry,) = cache.scan_entries(tmp_path / "cache")  # trimmed with the evidence
+    assert entry.key == key
+
+
+def test_a_pictures_frame_that_cannot_be_kept_costs_only_time(tmp_path: Path) -> None:
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    store = FaceCache(blocked, FaceSettings(), ValidationSettings())
+    store.keep_frame("ab" * 32, 3, np.zeros((4, 4, 3), np.uint8))  # logged, not raised
+    assert store.frame("ab" * 32, 3) is None
+
+
 @pytest.fixture
 def fresh_digests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cache, "_digests", OrderedDict())
