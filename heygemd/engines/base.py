@@ -182,12 +182,14 @@ class Evaluable(Engine, Protocol):
 
 
 def resolve_device(requested: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'. On a machine without an NVIDIA
+    device torch is not imported here (hardware.cuda_present): the engine's hearing worker
+    starts booting a second sooner, while this process imports torch later, beside it."""
     if requested != "auto":
         return requested
-    import torch
+    from heygemd.media.hardware import cuda_present
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if cuda_present() else "cpu"
 
 
 ENGINES = {

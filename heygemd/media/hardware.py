@@ -34,7 +34,8 @@ _said_using: set[str] = set()
 def cuda_present() -> bool:
     """Whether torch sees a CUDA device (False where torch is missing). Without an NVIDIA
     device node torch is not imported (a process that decodes video need not load it)."""
-    if not any(Path("/dev").glob("nvidia[0-9]*")) and not Path("/proc/driver/nvidia").exists():
+    if not any(Path("/dev").glob("nvidia[0-9]*")) and not Path("/proc/driver/nvidia").exists() \
+            and not Path("/dev/dxg").exists():  # WSL2's GPU
         return False
     try:
         import torch

@@ -104,3 +104,17 @@ def test_eval_refuses_an_engine_without_its_hooks_in_one_line(tmp_path: Path) ->
     msg = str(info.value)
     assert "\n" not in msg
     assert msg.startswith("config error: engine.name: 'tests.fakes:EchoEngine' cannot be evaluated")
+
+
+def test_auto_device_on_a_machine_without_a_gpu_leaves_torch_unimported() -> None:
+    """'auto' asks hardware.cuda_present: without an NVIDIA device node torch is not loaded
+    at start-up, so the hearing worker boots beside this process's own imports."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from heygemd.media import hardware; hardware.cuda_present = lambda: False;"
+            "from heygemd.engines.base import resolve_device;"
+            "print(resolve_device('auto'), resolve_device('cuda'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out == ["cpu", "cuda", "False"]
