@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 import weakref
-import zipfile
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -123,8 +122,10 @@ class AnalysisCache:
                     return arrays
             except FileNotFoundError:  # never written, or removed by a trim
                 return None
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-                log.warning("cache.unreadable", path=str(path), error=str(err))
+            except Exception as err:  # noqa: BLE001 - damaged in any way (a header numpy's
+                # tokenizer cannot read, a zip member's bad compression field): a miss
+                log.warning("cache.unreadable", path=str(path), error=str(err),
+                            kind=type(err).__name__)
                 _discard(path)
                 return None
 
@@ -150,8 +151,9 @@ class AnalysisCache:
                 array = np.load(path, mmap_mode="r", allow_pickle=False)
             except FileNotFoundError:
                 return None
-            except (OSError, ValueError) as err:
-                log.warning("cache.unreadable", path=str(path), error=str(err))
+            except Exception as err:  # noqa: BLE001 - damaged in any way: a miss
+                log.warning("cache.unreadable", path=str(path), error=str(err),
+                            kind=type(err).__name__)
                 _discard(path)
                 return None
             _touch(path)

@@ -182,14 +182,18 @@ class Evaluable(Engine, Protocol):
 
 
 def resolve_device(requested: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'. On a machine without an NVIDIA
-    device torch is not imported here (hardware.cuda_present): the engine's hearing worker
-    starts booting a second sooner, while this process imports torch later, beside it."""
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'. Where no GPU's device node is there
+    (hardware.gpu_node_present) torch is not imported to say so: the engine's hearing worker
+    then boots beside this process's own imports (the worker ready ~0.3 s sooner in `once`)."""
     if requested != "auto":
         return requested
-    from heygemd.media.hardware import cuda_present
+    from heygemd.media.hardware import gpu_node_present
 
-    return "cuda" if cuda_present() else "cpu"
+    if not gpu_node_present():
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 ENGINES = {

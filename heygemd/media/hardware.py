@@ -30,12 +30,26 @@ _unavailable: dict[str, str] = {}
 _said_using: set[str] = set()
 
 
+# Where a GPU shows itself as a device (patterns under /): an NVIDIA card (its nodes, its
+# driver), one under WSL2; and the others a torch build can run on: AMD's ROCm (its kernel
+# driver's node) and NVIDIA Jetson (no /dev/nvidia0 there).
+NVIDIA_NODES = ("dev/nvidia[0-9]*", "proc/driver/nvidia", "dev/dxg")
+OTHER_GPU_NODES = ("dev/kfd", "dev/nvhost-ctrl*", "dev/nvgpu")
+
+
+def gpu_node_present(root: Path = Path("/"), nvidia_only: bool = False) -> bool:
+    """Whether a GPU's device node is there (NVIDIA_NODES, and OTHER_GPU_NODES unless
+    ``nvidia_only``): without one, torch cannot see a GPU and need not be imported to say so."""
+    patterns = NVIDIA_NODES if nvidia_only else NVIDIA_NODES + OTHER_GPU_NODES
+    return any(next(root.glob(pattern), None) is not None for pattern in patterns)
+
+
 @functools.cache
 def cuda_present() -> bool:
-    """Whether torch sees a CUDA device (False where torch is missing). Without an NVIDIA
-    device node torch is not imported (a process that decodes video need not load it)."""
-    if not any(Path("/dev").glob("nvidia[0-9]*")) and not Path("/proc/driver/nvidia").exists() \
-            and not Path("/dev/dxg").exists():  # WSL2's GPU
+    """Whether torch sees an NVIDIA CUDA device (False where torch is missing), the one
+    NVENC and NVDEC run on. Without an NVIDIA device node torch is not imported (a process
+    that decodes video need not load it)."""
+    if not gpu_node_present(nvidia_only=True):
         return False
     try:
         import torch

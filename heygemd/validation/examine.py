@@ -336,6 +336,11 @@ def _names_in(folder: Path) -> set[str]:
         return set()
 
 
+# A picture's frame is kept with the video's faces (FaceCache.keep_frame) where it lies this far
+# into the video or further: decoding up to it again would cost more than reading it back.
+KEEP_FRAME_SECONDS = 1.0
+
+
 def illustrate(
     path: Path,
     samples: list[SampledFrame],
@@ -355,7 +360,8 @@ def illustrate(
     ``progress`` gets the fraction of that decoding done, once per decoded frame; ``fps`` (the
     video's frame rate) turns the frame index into the time shown on the picture; ``info`` (the
     probe of ``path``) spares probing it again. ``face_cache``, ``key`` (the video's evidence
-    key): where the frame is read back from, else kept once decoded.
+    key, kept): where the frame is read back from, else kept once decoded, where decoding up
+    to it takes KEEP_FRAME_SECONDS of the video or more.
     """
     kind, group = _picture_group(findings)
     if not group:
@@ -376,7 +382,7 @@ def illustrate(
             return findings, []
         if frame is None:
             return findings, []
-        if face_cache is not None and key:
+        if face_cache is not None and key and index >= KEEP_FRAME_SECONDS * (fps or 25.0):
             face_cache.keep_frame(key, index, frame)
     name = picture_name(path.name, kind, _names_in(pictures_dir))
     yaw = next((e.yaw for e in evidence if e.frame_index == index), None)
@@ -455,10 +461,13 @@ def examine_frames(
             )
         except MediaError as err:
             return VideoExamination(info, container + [_unreadable("video", err, path.name)], [])
-        # evidence without the hands (a finder that failed) is not kept: the next run looks again
+        # evidence without the hands (a finder that failed) is not kept: the next run looks
+        # again (nor is its picture's frame)
         if face_cache is not None and key is not None \
                 and all(len(s.hand_covers) == len(s.occlusions) for s in known[0]):
             face_cache.keep(key, known)
+        else:
+            key = None
     elif tap is not None:  # the faces are known: the engine's decode is not held for the picture
         tap.stop()
     samples, size = known

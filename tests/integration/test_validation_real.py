@@ -9,7 +9,7 @@ import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -528,7 +528,7 @@ class NoAnalysis:
         raise AssertionError("the frames were analysed again")
 
 
-@pytest.mark.parametrize("clip", ["talking/th08", "reject/rj02", "reject/rj04"])
+@pytest.mark.parametrize("clip", ["talking/th08", "talking/th10", "reject/rj02", "reject/rj04"])
 def test_a_video_seen_before_gets_the_same_verdict_from_its_cached_faces(
     shared_media: Path, analyzer: FaceAnalyzer, examined: dict, tmp_path: Path, clip: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -540,12 +540,21 @@ def test_a_video_seen_before_gets_the_same_verdict_from_its_cached_faces(
     first = examine.examine_frames(video, checked, analyzer, CFG, LIMITS, tmp_path / "a",
                                    face_cache=faces)
 
-    def not_decoded(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the picture's frame was decoded again")
+    decoded: list[int] = []
+    real_read = examine.read_frames
 
-    monkeypatch.setattr(examine, "read_frames", not_decoded)
+    def counted(path: Path, indices: list[int], **kwargs: Any) -> dict[int, np.ndarray]:
+        decoded.extend(indices)
+        return real_read(path, indices, **kwargs)
+
+    monkeypatch.setattr(examine, "read_frames", counted)
     again = examine.examine_frames(video, checked, cast(FaceAnalyzer, NoAnalysis()), CFG,
                                    LIMITS, tmp_path / "b", face_cache=faces)
+    # a picture's frame a second or more into the video is read back, not decoded again
+    assert checked.info is not None and checked.info.video is not None
+    assert all(i < examine.KEEP_FRAME_SECONDS * checked.info.video.avg_fps for i in decoded)
+    if clip == "talking/th10":  # its picture is of frame 167 (a face turned briefly)
+        assert decoded == [] and again.pictures
     uncached = examined[prefix]
     for exam in (first, again):
         assert exam.findings == uncached.findings and exam.pictures == uncached.pictures

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from heygemd.cache import AnalysisCache, scan_entries
 from heygemd.engines.builtin import engine, planning
@@ -26,54 +27,65 @@ def test_constants_survive_the_cache_form(occluder: tuple[int, int] | None) -> N
         occluder=None if occluder is None else rng.random(occluder) > 0.7,
     )
     back = Constants.from_arrays(made.arrays())
-    assert np.array_equal(back.triangles, made.triangles)
-    assert np.array_equal(back.lip_colours, made.lip_colours)
-    assert back.steady.dtype == bool and np.array_equal(back.steady, made.steady)
-    if occluder is None:
-        assert back.occluder is None
-    else:
-        assert back.occluder is not None and back.occluder.dtype == bool
-        assert np.array_equal(back.occluder, made.occluder)
+    _same(back, made)
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _same(a: Constants, b: Constants) -> None:
+    """Equal arrays of equal types (NaN where NaN)."""
+    for name in ("triangles", "lip_colours", "steady", "occluder"):
+        x, y = getattr(a, name), getattr(b, name)
+        if y is None:
+            assert x is None, name
+            continue
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), name
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, occluder: bool = False) -> list[int]:
+    """Counts render_constants' calls; ``occluder``: the constants made carry one."""
     made: list[int] = []
     real = engine.render_constants
 
     def counted(analysis):  # type: ignore[no-untyped-def]
         made.append(analysis.n_frames)
-        return real(analysis)
+        constants = real(analysis)
+        if occluder:
+            mask = np.zeros((analysis.height, analysis.width), bool)
+            mask[200:230, 40:90] = True
+            constants = replace(constants, occluder=mask)
+        return constants
 
     monkeypatch.setattr(engine, "render_constants", counted)
     return made
 
 
+@pytest.mark.parametrize("occluder", [False, True])
 def test_a_template_used_again_reads_its_constants_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, occluder: bool
 ) -> None:
-    made = _counting(monkeypatch)
+    made = _counting(monkeypatch, occluder)
     cache = AnalysisCache(tmp_path)
     analysis = _template(blurred=10)
     first, detail = engine.template_constants(analysis, cache, KEY)
     again, detail_again = engine.template_constants(analysis, cache, KEY)
     assert made == [analysis.n_frames]  # made once, then read
-    fresh = engine.render_constants(analysis)
-    for name in ("triangles", "lip_colours", "steady"):
-        assert np.array_equal(getattr(again, name), getattr(fresh, name), equal_nan=True)
-    assert again.occluder is None and first.occluder is None
-    assert np.array_equal(detail_again, planning.mouth_detail(analysis), equal_nan=True)
-    assert np.array_equal(detail_again, detail, equal_nan=True)
+    _same(again, first)
+    assert (again.occluder is not None) == occluder
+    expected = planning.mouth_detail(analysis)
+    assert detail_again.dtype == detail.dtype == expected.dtype
+    assert np.array_equal(detail_again, expected, equal_nan=True)
     # kept as a part of the analysis's entry: trimmed with it
     (entry,) = scan_entries(tmp_path)
     assert entry.key == KEY
-    assert [p.name for p in entry.paths] == [f"{KEY}.constants-{engine.CONSTANTS_VERSION}.npz"]
+    assert [p.name for p in entry.paths] == \
+        [f"{KEY}.constants-{engine.constants_signature()}.npz"]
 
 
 def test_constants_of_another_kind_are_made_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Kept constants that do not fit the analysis (another length) or were made by other
-    rules (another CONSTANTS_VERSION) are not used."""
+    """Kept constants that do not fit the analysis (another length), were made by other code
+    (another source of the modules they come from) or hold other arrays are not used."""
     made = _counting(monkeypatch)
     cache = AnalysisCache(tmp_path)
     analysis = _template(blurred=10)
@@ -84,6 +96,30 @@ def test_constants_of_another_kind_are_made_again(
                       crop_origin=analysis.crop_origin[:100], crops=analysis.crops[:100])
     constants, detail = engine.template_constants(shorter, cache, KEY)
     assert len(constants.lip_colours) == len(detail) == 100
-    monkeypatch.setattr(engine, "CONSTANTS_VERSION", engine.CONSTANTS_VERSION + 1)
+    monkeypatch.setattr(engine, "constants_signature", lambda: "other-code")
     engine.template_constants(shorter, cache, KEY)
-    assert made == [analysis.n_frames, 100, 100]
+    cache.save_arrays(KEY, {"detail": np.zeros(100)}, "constants-other-code")
+    with capture_logs() as logs:
+        engine.template_constants(shorter, cache, KEY)
+    assert made == [analysis.n_frames, 100, 100, 100]
+    assert [e["event"] for e in logs] == ["engine.constants_unreadable"]
+
+
+def test_constants_that_cannot_be_kept_cost_only_time(tmp_path: Path) -> None:
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    analysis = _template(blurred=10)
+    with capture_logs() as logs:
+        constants, detail = engine.template_constants(analysis, AnalysisCache(blocked), KEY)
+    _same(constants, engine.render_constants(analysis))
+    assert len(detail) == analysis.n_frames
+    assert "engine.constants_not_kept" in [e["event"] for e in logs]
+
+
+def test_the_constants_signature_follows_the_code() -> None:
+    """Every module named is read (none missing), and the digest is of their text."""
+    here = Path(engine.__file__).parent
+    assert all((here / name).is_file() for name in engine.CONSTANTS_SOURCES)
+    assert {"colour.py", "overlay.py", "mesh.py", "select.py", "planning.py"} \
+        <= set(engine.CONSTANTS_SOURCES)
+    assert len(engine.constants_signature()) == 16

@@ -4,6 +4,8 @@ what an engine is given, and the optional evaluation hooks."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 
 from heygemd.engines.base import Engine, EngineContext, Evaluable, RenderRequest, create_engine
 from heygemd.errors import ConfigError
+from heygemd.media import hardware
 from heygemd.media.probe import probe
 from heygemd.settings import Settings, load_settings
 from tests.fakes import EchoEngine, EchoOptions
@@ -107,14 +110,31 @@ def test_eval_refuses_an_engine_without_its_hooks_in_one_line(tmp_path: Path) ->
 
 
 def test_auto_device_on_a_machine_without_a_gpu_leaves_torch_unimported() -> None:
-    """'auto' asks hardware.cuda_present: without an NVIDIA device node torch is not loaded
-    at start-up, so the hearing worker boots beside this process's own imports."""
-    import subprocess
-    import sys
-
-    code = ("import sys; from heygemd.media import hardware; hardware.cuda_present = lambda: False;"
+    """'auto' looks for a GPU's device node first: without one torch is not loaded at
+    start-up, so the hearing worker boots beside this process's own imports."""
+    code = ("import sys; from heygemd.media import hardware;"
+            "hardware.gpu_node_present = lambda *a, **k: False;"
             "from heygemd.engines.base import resolve_device;"
             "print(resolve_device('auto'), resolve_device('cuda'), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2]).stdout.split()
     assert out == ["cpu", "cuda", "False"]
+
+
+@pytest.mark.parametrize(("nodes", "any_gpu", "nvidia"), [
+    ([], False, False),
+    (["dev/nvidia0"], True, True),
+    (["proc/driver/nvidia/version"], True, True),
+    (["dev/dxg"], True, True),  # WSL2
+    (["dev/kfd"], True, False),  # AMD ROCm
+    (["dev/nvhost-ctrl-gpu"], True, False),  # Jetson
+    (["dev/nvidiactl", "dev/null"], False, False),  # the control node alone is no card
+])
+def test_a_gpu_is_looked_for_by_its_device_nodes(
+    tmp_path: Path, nodes: list[str], any_gpu: bool, nvidia: bool
+) -> None:
+    for node in nodes:
+        (tmp_path / node).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / node).touch()
+    assert hardware.gpu_node_present(tmp_path) is any_gpu
+    assert hardware.gpu_node_present(tmp_path, nvidia_only=True) is nvidia

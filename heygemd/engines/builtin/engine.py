@@ -7,6 +7,8 @@ into the base frame (the template walked in ping-pong order) and blended. No dow
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import time
 import weakref
@@ -61,10 +63,10 @@ BATCH_BYTES = 48 * 1024 * 1024
 # encoder works beside it, so a second thread only waits for a core. 16 frames' skin shift on
 # a 2-core machine with x264 running: 606 ms on 2 threads, 56 ms on 1.
 RENDER_THREADS = 1
-# What template_constants keeps of a template: made again when this changes. Change it with any
-# rule they come from (mesh.triangulate, colour.lip_colours, overlay.steady_colours and
-# overlay.occluder, planning.mouth_detail).
-CONSTANTS_VERSION = 1
+# The modules whose rules (and tuned constants) make what template_constants keeps: kept
+# constants are found again only under the same source of every one (constants_signature).
+CONSTANTS_SOURCES = ("colour.py", "mesh.py", "overlay.py", "planning.py", "render.py",
+                     "select.py", "warp.py", "engine.py")
 
 
 class BuiltinEngine:
@@ -348,16 +350,35 @@ def held_hands(keeper: handkeep.HandKeeper | None, plan: Plan, batch: list[np.nd
 def template_constants(analysis: TemplateAnalysis, cache: AnalysisCache,
                        key: str) -> tuple[Constants, np.ndarray]:
     """The render's constants (:func:`render_constants`) and planning's mouth detail
-    (planning.mouth_detail) of ``analysis``, kept in ``cache`` beside the analysis (its
-    ``key``): a template used again reads them back (th10: 2 s of reading its crops, once)."""
-    part = f"constants-{CONSTANTS_VERSION}"
+    (planning.mouth_detail) of ``analysis``, kept in ``cache`` as a part of the analysis's
+    entry (its ``key``) under the source of the code that makes them: a template used again
+    reads them back (th10: 2 s of reading its crops). A cache that cannot be written costs
+    only that time."""
+    part = f"constants-{constants_signature()}"
     kept = cache.load_arrays(key, part)
-    if kept is not None and len(kept["lip_colours"]) == len(kept["detail"]) == analysis.n_frames:
-        return Constants.from_arrays(kept), kept["detail"]
+    try:
+        if kept is not None and len(kept["lip_colours"]) == len(kept["detail"]) \
+                == analysis.n_frames:
+            return Constants.from_arrays(kept), kept["detail"]
+    except (KeyError, ValueError) as err:  # another layout: made again and kept over it
+        log.warning("engine.constants_unreadable", error=str(err))
     constants = render_constants(analysis)
     detail = planning.mouth_detail(analysis)
-    cache.save_arrays(key, {**constants.arrays(), "detail": detail}, part)
+    try:
+        cache.save_arrays(key, {**constants.arrays(), "detail": detail}, part)
+    except OSError as err:
+        log.warning("engine.constants_not_kept", error=str(err))
     return constants, detail
+
+
+@functools.cache
+def constants_signature() -> str:
+    """A digest of CONSTANTS_SOURCES' text."""
+    here = Path(__file__).parent
+    digest = hashlib.blake2b(digest_size=8)
+    for name in CONSTANTS_SOURCES:
+        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+    return digest.hexdigest()
 
 
 def render_constants(analysis: TemplateAnalysis) -> Constants:
