@@ -72,6 +72,28 @@ def test_corrupt_entry_is_a_miss(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+@pytest.mark.parametrize("damage", ["header", "npy header"])
+def test_damage_the_parsers_raise_odd_errors_for_is_a_miss(tmp_path: Path, damage: str) -> None:
+    """One byte that numpy's header parser chokes on (its tokenizer raises TokenError, not a
+    ValueError): a miss, the file dropped, for a part of an npz entry and for a big npy."""
+    cache = AnalysisCache(tmp_path)
+    key = "34" * 32
+    if damage == "header":
+        path = cache.save_arrays(key, {"frame": np.zeros((4, 5, 3), np.uint8)}, "frame-7")
+    else:
+        entry = cache.big_writer(key, "crops", (2, 2, 2, 3))
+        entry.commit()
+        path = tmp_path / key[:2] / f"{key}.crops.npy"
+    data = bytearray(path.read_bytes())
+    data[data.index(b"False") + 4] = ord("(")  # 'fortran_order': Fals( ...: unbalanced
+    path.write_bytes(bytes(data))
+    if damage == "header":
+        assert cache.load_arrays(key, "frame-7") is None
+    else:
+        assert cache.load_big(key, "crops") is None
+    assert not path.exists()
+
+
 def test_the_builtin_engine_caches_within_paths_cache_max_gb(tmp_path: Path) -> None:
     from heygemd.engines.base import create_engine
     from heygemd.settings import Settings
