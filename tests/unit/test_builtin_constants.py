@@ -118,8 +118,25 @@ def test_constants_that_cannot_be_kept_cost_only_time(tmp_path: Path) -> None:
 
 def test_the_constants_signature_follows_the_code() -> None:
     """Every module named is read (none missing), and the digest is of their text."""
-    here = Path(engine.__file__).parent
-    assert all((here / name).is_file() for name in engine.CONSTANTS_SOURCES)
-    assert {"colour.py", "overlay.py", "mesh.py", "select.py", "planning.py"} \
-        <= set(engine.CONSTANTS_SOURCES)
+    import ast
+
+    package = Path(engine.__file__).parents[2]
+    assert all((package / name).is_file() for name in engine.CONSTANTS_SOURCES)
     assert len(engine.constants_signature()) == 16
+    # every heygemd module that the modules making the constants import is hashed too (the
+    # media, hands and analysis modules they name only for decoding and types aside)
+    makers = ["colour", "mesh", "overlay", "select", "crops"]
+    read: set[str] = set()
+    for name in makers:
+        tree = ast.parse((package / f"engines/builtin/{name}.py").read_text())
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.ImportFrom) and node.module
+                    and node.module.startswith("heygemd.")):
+                continue
+            for alias in node.names:  # a module imported, or the module a name comes from
+                for module in (f"{node.module}.{alias.name}", node.module):
+                    path = module.removeprefix("heygemd.").replace(".", "/") + ".py"
+                    if (package / path).is_file():
+                        read.add(path)
+                        break
+    assert read and read <= set(engine.CONSTANTS_SOURCES), read - set(engine.CONSTANTS_SOURCES)

@@ -63,10 +63,12 @@ BATCH_BYTES = 48 * 1024 * 1024
 # encoder works beside it, so a second thread only waits for a core. 16 frames' skin shift on
 # a 2-core machine with x264 running: 606 ms on 2 threads, 56 ms on 1.
 RENDER_THREADS = 1
-# The modules whose rules (and tuned constants) make what template_constants keeps: kept
-# constants are found again only under the same source of every one (constants_signature).
-CONSTANTS_SOURCES = ("colour.py", "mesh.py", "overlay.py", "planning.py", "render.py",
-                     "select.py", "warp.py", "engine.py")
+# The modules whose rules (and tuned constants) make what template_constants keeps, and those
+# they read (paths within the heygemd package): kept constants are found again only under the
+# same source of every one (constants_signature).
+CONSTANTS_SOURCES = tuple(f"engines/builtin/{name}.py" for name in (
+    "colour", "crops", "engine", "mesh", "overlay", "planning", "render", "select", "warp",
+)) + ("engines/compose.py", "faces/geometry.py", "faces/landmarks.py")
 
 
 class BuiltinEngine:
@@ -374,10 +376,10 @@ def template_constants(analysis: TemplateAnalysis, cache: AnalysisCache,
 @functools.cache
 def constants_signature() -> str:
     """A digest of CONSTANTS_SOURCES' text."""
-    here = Path(__file__).parent
+    package = Path(__file__).parents[2]  # heygemd/
     digest = hashlib.blake2b(digest_size=8)
     for name in CONSTANTS_SOURCES:
-        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+        digest.update(name.encode() + b"\0" + (package / name).read_bytes())
     return digest.hexdigest()
 
 
