@@ -149,7 +149,11 @@ def test_a_hung_video_ends_its_worker_and_is_made_elsewhere(
     job_of(harness, "hangs", 1)
     assert stuck.wait(60) == 70  # EX_HUNG: no progress for the task's time limit
     assert harness.log_has("worker.hung", 0, video="v1.mp4")
-    (fresh,) = start_workers(harness, 1)  # as systemd's Restart= would
+    # as systemd's Restart= would; with farm_config's own limit, so that its first video (its
+    # models loaded as it starts) is not held to the 4 s that finds the hang quickly
+    harness.env["HEYGEMD_FARM__TASK_TIME_LIMIT_SECONDS"] = "20"
+    (fresh,) = start_workers(harness, 1)
+    del harness.env["HEYGEMD_FARM__TASK_TIME_LIMIT_SECONDS"]
     harness.wait_published(1, timeout=120)  # after the visibility timeout
     report = assert_published_once(harness, "hangs", 1)
     assert report["engine"]["workers"].endswith(f"/{fresh.pid}")
