@@ -10,6 +10,10 @@ same output: the template decoded with PyAV (looped as far as the audio goes) an
 libx264 at the same settings (config.toml's [output]: preset medium, crf 18) with en01's sound.
 Both the process's wall time (what `heygemd once` makes a user wait, its start-up included)
 and the job's own time (its job.finish log line's duration) are divided by the plain time.
+The row also has the plain cost with the decoded frames given to libx264 as they are
+(``plain_decoded_s``, no round trip through RGB, and the ratios against it, ``*_ratio_decoded``)
+and both plain files' sizes: the floor a job that kept its untouched pixels as decoded would
+meet.
 memory: th10 driven by en02 (60 s) looped to each of --minutes, one `heygemd once` each; the
 peak RSS of the heygemd process (its ru_maxrss) and of its process tree (sampled every 0.2 s:
 the engine's hearing worker is a process of its own), and the tree's peak PSS (the libraries
@@ -218,6 +222,33 @@ def plain_same_length(template: Path, audio: Path, out: Path, settings: OutputSe
     return time.perf_counter() - t0
 
 
+def plain_decoded_same_length(template: Path, audio: Path, out: Path,
+                              settings: OutputSettings) -> float:
+    """:func:`plain_same_length` with the decoder's frames given to the encoder as they are
+    (VideoWriter.write_decoded), no round trip through RGB: the plainest PyAV decode + libx264
+    encode, the floor of what a job's media work could cost. The template's rotation is not
+    applied (th10 and th08 have none)."""
+    import av
+
+    t0 = time.perf_counter()
+    track = load_audio(audio, rate=settings.audio_rate, mono=False)
+    x264 = settings.model_copy(update={"encoder": "libx264"})
+    with VideoReader(template) as probe_reader:
+        width, height, fps = probe_reader.width, probe_reader.height, probe_reader.fps
+    total = frames_for(track.shape[-1] / settings.audio_rate, fps)
+    written = 0
+    with VideoWriter(out, width, height, fps, audio=track, audio_rate=settings.audio_rate,
+                     settings=x264) as writer:
+        while written < total:
+            with av.open(str(template)) as container:
+                for frame in container.decode(video=0):
+                    if written >= total:
+                        break
+                    writer.write_decoded(frame)
+                    written += 1
+    return time.perf_counter() - t0
+
+
 def write_looped(template: Path, writer: VideoWriter, count: int) -> None:
     """``count`` frames of ``template`` into ``writer``, decoded from its start again as often
     as it takes."""
@@ -257,11 +288,19 @@ def speed_pair(tmp: Path, template: Path, output: OutputSettings, device: str) -
         f"template{suffix}": template, "en01.wav": warm_wav}))
     plain, plain_others = timed(lambda: plain_same_length(template, cold_wav, tmp / "plain.mp4",
                                                           output))
+    decoded, decoded_others = timed(lambda: plain_decoded_same_length(
+        template, cold_wav, tmp / "plain-decoded.mp4", output))
     row: dict[str, Any] = {
         "clip": template.name, "audio": EN01.name, "plain_s": round(plain, 2),
         "cold_s": cold["wall_s"], "warm_s": warm["wall_s"],
         "cold_ratio": round(cold["wall_s"] / plain, 2),
         "warm_ratio": round(warm["wall_s"] / plain, 2),
+        # against the frames given to x264 as decoded (no RGB): the stricter floor
+        "plain_decoded_s": round(decoded, 2),
+        "cold_ratio_decoded": round(cold["wall_s"] / decoded, 2),
+        "warm_ratio_decoded": round(warm["wall_s"] / decoded, 2),
+        "plain_mb": round((tmp / "plain.mp4").stat().st_size / 1e6, 2),
+        "plain_decoded_mb": round((tmp / "plain-decoded.mp4").stat().st_size / 1e6, 2),
         "cold_job_s": cold["job_s"], "warm_job_s": warm["job_s"],
         "cold_job_ratio": round(cold["job_s"] / plain, 2),
         "warm_job_ratio": round(warm["job_s"] / plain, 2),
@@ -269,7 +308,8 @@ def speed_pair(tmp: Path, template: Path, output: OutputSettings, device: str) -
         "cold_stages_ms": cold["stages_ms"], "warm_stages_ms": warm["stages_ms"],
         "cold_metrics": cold["metrics"], "warm_metrics": warm["metrics"],
         "peak_tree_rss_mb": {"cold": cold["peak_tree_rss_mb"], "warm": warm["peak_tree_rss_mb"]},
-        "others_cpu_s": {"cold": cold_others, "warm": warm_others, "plain": plain_others},
+        "others_cpu_s": {"cold": cold_others, "warm": warm_others, "plain": plain_others,
+                         "plain_decoded": decoded_others},
     }
     print(json.dumps(row), flush=True)
     return row

@@ -404,6 +404,38 @@ def test_rgb_frame_takes_any_strides(layout: str) -> None:
                           theirs.reformat(format="yuv420p").to_ndarray())
 
 
+def test_decoded_frames_go_to_the_encoder_as_they_are(tmp_path: Path) -> None:
+    """yuv420p frames written as decoded come out of a lossless encode plane for plane (no
+    round trip through RGB), with their timing; the last is held to the audio's end; a frame
+    of another format is converted, and RGB and decoded frames may be mixed."""
+    import av
+
+    source = make_video(tmp_path / "in.mp4", seconds=0.4)
+    with av.open(str(source)) as container:
+        decoded = list(container.decode(video=0))
+    planes = [f.to_ndarray() for f in decoded]
+    lossless = FAST.model_copy(update={"crf": 0})
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, 64, 48, 25.0, audio=tone(0.6, 16000), audio_rate=16000,
+                     settings=lossless) as writer:
+        for frame in decoded:
+            writer.write_decoded(frame)
+    with av.open(str(out)) as container:
+        made = list(container.decode(video=0))
+    assert len(made) == 15  # 10 written, the last held for the 0.6 s of sound
+    assert all(np.array_equal(m.to_ndarray(), p) for m, p in zip(made[:10], planes, strict=True))
+    assert all(np.array_equal(m.to_ndarray(), planes[-1]) for m in made[10:])
+    assert [round(float(m.time), 2) for m in made[:3]] == [0.0, 0.04, 0.08]
+    # another format, and an RGB frame beside a decoded one
+    other = tmp_path / "mixed.mp4"
+    with VideoWriter(other, 64, 48, 25.0, audio=None, audio_rate=16000,
+                     settings=lossless) as writer:
+        writer.write_decoded(decoded[0].reformat(format="yuv444p"))
+        writer.write(pattern_frame(1, 64, 48))
+    with av.open(str(other)) as container:
+        assert len(list(container.decode(video=0))) == 2
+
+
 def test_writer_pads_odd_size_and_works_without_audio(tmp_path: Path) -> None:
     info = _write(tmp_path / "o.mp4", 5, None, size=(63, 47))
     assert info.video is not None and info.audio is None
