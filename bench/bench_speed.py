@@ -206,10 +206,12 @@ def job_seconds(log_file: Path, report: dict[str, Any]) -> float:
     return round((finished - started).total_seconds(), 2)
 
 
-def plain_same_length(template: Path, audio: Path, out: Path, settings: OutputSettings) -> float:
+def plain_same_length(template: Path, audio: Path, out: Path, settings: OutputSettings,
+                      decoded: bool = False) -> float:
     """Seconds to decode ``template`` (looped) for as many frames as ``audio`` lasts and encode
     them with ``audio``'s sound into ``out`` with libx264 at ``settings``: the unavoidable
-    media work of the job's output."""
+    media work of the job's output. ``decoded``: the decoder's frames are given to the encoder
+    as they are (:func:`write_looped_decoded`), no round trip through RGB."""
     t0 = time.perf_counter()
     track = load_audio(audio, rate=settings.audio_rate, mono=False)
     x264 = settings.model_copy(update={"encoder": "libx264"})
@@ -218,35 +220,24 @@ def plain_same_length(template: Path, audio: Path, out: Path, settings: OutputSe
     total = frames_for(track.shape[-1] / settings.audio_rate, fps)
     with VideoWriter(out, width, height, fps, audio=track, audio_rate=settings.audio_rate,
                      settings=x264) as writer:
-        write_looped(template, writer, total)
+        (write_looped_decoded if decoded else write_looped)(template, writer, total)
     return time.perf_counter() - t0
 
 
-def plain_decoded_same_length(template: Path, audio: Path, out: Path,
-                              settings: OutputSettings) -> float:
-    """:func:`plain_same_length` with the decoder's frames given to the encoder as they are
-    (VideoWriter.write_decoded), no round trip through RGB: the plainest PyAV decode + libx264
-    encode, the floor of what a job's media work could cost. The template's rotation is not
-    applied (th10 and th08 have none)."""
+def write_looped_decoded(template: Path, writer: VideoWriter, count: int) -> None:
+    """:func:`write_looped` with PyAV's decoded frames (VideoWriter.write_decoded): the plainest
+    decode + encode, the floor of what a job's media work could cost. The template's rotation
+    is not applied (th10 and th08 have none)."""
     import av
 
-    t0 = time.perf_counter()
-    track = load_audio(audio, rate=settings.audio_rate, mono=False)
-    x264 = settings.model_copy(update={"encoder": "libx264"})
-    with VideoReader(template) as probe_reader:
-        width, height, fps = probe_reader.width, probe_reader.height, probe_reader.fps
-    total = frames_for(track.shape[-1] / settings.audio_rate, fps)
     written = 0
-    with VideoWriter(out, width, height, fps, audio=track, audio_rate=settings.audio_rate,
-                     settings=x264) as writer:
-        while written < total:
-            with av.open(str(template)) as container:
-                for frame in container.decode(video=0):
-                    if written >= total:
-                        break
-                    writer.write_decoded(frame)
-                    written += 1
-    return time.perf_counter() - t0
+    while written < count:
+        with av.open(str(template)) as container:
+            for frame in container.decode(video=0):
+                if written >= count:
+                    return
+                writer.write_decoded(frame)
+                written += 1
 
 
 def write_looped(template: Path, writer: VideoWriter, count: int) -> None:
@@ -288,8 +279,8 @@ def speed_pair(tmp: Path, template: Path, output: OutputSettings, device: str) -
         f"template{suffix}": template, "en01.wav": warm_wav}))
     plain, plain_others = timed(lambda: plain_same_length(template, cold_wav, tmp / "plain.mp4",
                                                           output))
-    decoded, decoded_others = timed(lambda: plain_decoded_same_length(
-        template, cold_wav, tmp / "plain-decoded.mp4", output))
+    decoded, decoded_others = timed(lambda: plain_same_length(
+        template, cold_wav, tmp / "plain-decoded.mp4", output, decoded=True))
     row: dict[str, Any] = {
         "clip": template.name, "audio": EN01.name, "plain_s": round(plain, 2),
         "cold_s": cold["wall_s"], "warm_s": warm["wall_s"],
