@@ -280,8 +280,10 @@ class Pipeline:
                     tap.close()
                 return seen.wait(frames, shares.waiting)
 
+            # the writer takes decoded frames: template pixels need not go through RGB
             request = RenderRequest(template=video, info=info, audio=samples,
-                                    fps=info.video.avg_fps, tap=tap, hands=sightings)
+                                    fps=info.video.avg_fps, tap=tap, hands=sightings,
+                                    yuv_frames=True)
             try:
                 try:
                     rendering = self.engine.render(request, shares.rendering)

@@ -22,6 +22,7 @@ import numpy as np
 from heygemd.contract import AUDIO_RATE
 from heygemd.faces.geometry import mouth_opening
 from heygemd.faces.types import FaceObservation
+from heygemd.media.yuv import Picture, YuvFrame, as_rgb
 
 SUFFIX = ".preview.jpg"
 SHEET_COLUMNS = 4
@@ -43,13 +44,16 @@ def sample_step(count: int, fps: float) -> int:
     return max(step, math.ceil(count / MAX_SAMPLES)) if count > 0 else step
 
 
-def shrink(frame: np.ndarray, side: int = SAMPLE_SIDE) -> np.ndarray:
-    """``frame`` (H, W, 3) with its long side at most ``side`` pixels."""
+def shrink(frame: Picture, side: int = SAMPLE_SIDE) -> np.ndarray:
+    """``frame`` (H, W, 3) with its long side at most ``side`` pixels, RGB (a YuvFrame is
+    shrunk and turned in one step)."""
     height, width = frame.shape[:2]
     scale = side / max(height, width)
     if scale >= 1:
-        return frame.copy()
+        return as_rgb(frame).copy()
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if isinstance(frame, YuvFrame):
+        return frame.thumbnail(*size)
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
@@ -178,7 +182,7 @@ class Sampler:
         """Keep about SAMPLE_FPS frames a second of a video of ``frame_count`` at ``fps``."""
         self.step = sample_step(frame_count, fps)
 
-    def see(self, index: int, frame: np.ndarray) -> None:
+    def see(self, index: int, frame: Picture) -> None:
         if index % self.step:
             return
         small = shrink(frame)

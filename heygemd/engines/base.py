@@ -24,6 +24,7 @@ from heygemd.faces.hands import HandSightings
 from heygemd.media.tap import FrameTap
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import frames_for
+from heygemd.media.yuv import Picture
 from heygemd.settings import EngineSettings, FaceSettings, PathSettings
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
@@ -74,6 +75,9 @@ class RenderRequest:
     samples (reporting progress meanwhile; raises JobInterrupted where the pass refused the
     video), None where it has none. An engine that draws over the lower face keeps a hand
     there in front.
+
+    yuv_frames: the caller takes :class:`~heygemd.media.yuv.YuvFrame` output frames beside RGB
+    ones (the pipeline's encoder does): an engine may then pass template pixels on as decoded.
     """
 
     template: Path
@@ -82,6 +86,7 @@ class RenderRequest:
     fps: float
     tap: FrameTap | None = None
     hands: Callable[[], HandSightings | None] | None = None
+    yuv_frames: bool = False
 
     @property
     def frame_count(self) -> int:
@@ -91,7 +96,8 @@ class RenderRequest:
 
 @dataclass
 class Rendering:
-    """A lazy render: iterate ``frames`` (uint8 (H, W, 3) RGB, all the same size) once.
+    """A lazy render: iterate ``frames`` (uint8 (H, W, 3) RGB, all the same size; YuvFrames
+    standing for such where the request's ``yuv_frames`` allowed them) once.
 
     ``metrics`` is filled by the engine while frames are produced (complete once the iterator
     is exhausted), e.g. {"frames_passed_through": 12, "sync_r": 0.61}.
@@ -101,7 +107,7 @@ class Rendering:
     height: int
     fps: float
     frame_count: int
-    frames: Iterator[np.ndarray]
+    frames: Iterator[Picture]
     metrics: dict[str, float] = field(default_factory=dict)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import structlog
 
 from heygemd.faces.hands import HandSightings, kept_hands
+from heygemd.media.yuv import Picture, as_rgb
 
 log = structlog.get_logger(__name__)
 
@@ -63,9 +64,10 @@ class HandKeeper:
     def looking(self) -> bool:
         return bool(self.near.any())
 
-    def hands(self, index: int, frame: np.ndarray) -> list[np.ndarray]:
+    def hands(self, index: int, frame: Picture) -> list[np.ndarray]:
         """The hands (float (21, 2), frame pixels) at the lower face of template frame
-        ``index``, decoded as ``frame`` (uint8 RGB (H, W, 3)); [] away from a sighting."""
+        ``index``, decoded as ``frame`` (uint8 RGB (H, W, 3), or a YuvFrame: turned to RGB
+        only here); [] away from a sighting."""
         if index >= len(self.near) or not self.near[index]:
             return []
         with self._lock:
@@ -73,13 +75,13 @@ class HandKeeper:
                 self._found[index] = self._look(index, frame)
             return self._found[index]
 
-    def _look(self, index: int, frame: np.ndarray) -> list[np.ndarray]:
+    def _look(self, index: int, frame: Picture) -> list[np.ndarray]:
         finder = self._finder_or_none()
         if finder is None:
             return []
         points = self.landmarks[index]
         try:
-            return kept_hands(finder.find(frame, face_box(points)), points)
+            return kept_hands(finder.find(as_rgb(frame), face_box(points)), points)
         except Exception as err:  # noqa: BLE001 - the frame is made as before, without hands
             log.warning("engine.hands_failed", frame_index=index, error=repr(err))
             return []

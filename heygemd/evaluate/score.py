@@ -28,6 +28,7 @@ from heygemd.evaluate.metrics import (
     template_sharpness,
 )
 from heygemd.evaluate.sheet import sheet_indices, write_sheet
+from heygemd.media.yuv import as_rgb
 from heygemd.settings import OutputSettings
 
 TEMPLATE_SHARE = 0.6
@@ -137,10 +138,12 @@ def self_reenactment(
     audio = load_audio(clip, rate=AUDIO_RATE, from_first_frame=True)[int(cut / fps * AUDIO_RATE) :]
     count = total - cut
     audio = audio[: int(count / fps * AUDIO_RATE)]
-    request = RenderRequest(template=template, info=probe(template), audio=audio, fps=fps)
+    # the frames the pipeline's encoder is given (template pixels as decoded where they can be)
+    request = RenderRequest(template=template, info=probe(template), audio=audio, fps=fps,
+                            yuv_frames=True)
     rendering = engine.render(request, lambda f: None)
     keep = set(sheet_indices(request.frame_count))
-    out = measure(rendering.frames, analyzer, scale, keep)
+    out = measure(map(as_rgb, rendering.frames), analyzer, scale, keep)
     truth = measure(frames_from(clip, cut, count), analyzer, scale, keep)
     n = min(len(out.opening), len(truth.opening))
     out_open, truth_open = np.array(out.opening[:n]), np.array(truth.opening[:n])
@@ -242,9 +245,10 @@ def dubbing(
     info = probe(template)
     assert info.video is not None
     audio = load_audio(speech, rate=AUDIO_RATE)[: int(max_seconds * AUDIO_RATE)]
-    request = RenderRequest(template=template, info=info, audio=audio, fps=info.video.avg_fps)
+    request = RenderRequest(template=template, info=info, audio=audio, fps=info.video.avg_fps,
+                            yuv_frames=True)
     rendering = engine.render(request, lambda f: None)
-    out = measure(rendering.frames, analyzer, scale, set())
+    out = measure(map(as_rgb, rendering.frames), analyzer, scale, set())
     opening = np.array(out.opening)
     env = af.envelope(af.loudness_db(audio, request.fps, len(opening)))
     voiced = ~silent_mask(audio, request.fps, len(opening), voice)

@@ -13,16 +13,17 @@ import itertools
 import math
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import structlog
 
 from heygemd.closing import Closing
 from heygemd.errors import COPY_ADVICE, COPY_HINT, MediaError
-from heygemd.media import hardware
+from heygemd.media import hardware, yuv
 from heygemd.media.probe import open_input, probe
 from heygemd.media.types import MediaInfo
+from heygemd.media.yuv import Picture
 
 log = structlog.get_logger(__name__)
 
@@ -273,6 +274,27 @@ class VideoReader(Closing):
             assert last_rgb is not None
             yield index, last_rgb
 
+    def pictures(self, start: int = 0, stop: int | None = None
+                 ) -> Generator[tuple[int, Picture], None, None]:
+        """:meth:`frames`, but a frame the encoder can take as decoded (:meth:`picture`) comes
+        as a :class:`~heygemd.media.yuv.YuvFrame`, not turned to RGB."""
+        last_raw: Any = None
+        last: Picture | None = None
+        for index, frame in self.iter_raw_from(start):
+            if stop is not None and index >= stop:
+                return
+            if frame is not last_raw:
+                last_raw, last = frame, self.picture(frame)
+            assert last is not None
+            yield index, last
+
+    def picture(self, frame: Any) -> Picture:
+        """A decoded av.VideoFrame -> a YuvFrame where it is 4:2:0 with even sides and
+        needs no turning or scaling, else its upright RGB (:meth:`to_rgb`)."""
+        if not self._scaled and self.rotation % 360 == 0 and yuv.carried(frame):
+            return yuv.YuvFrame(frame)
+        return self.to_rgb(frame)
+
     def __iter__(self) -> Iterator[np.ndarray]:
         for _, frame in self.frames():
             yield frame
@@ -381,12 +403,13 @@ def held_bytes_per_pixel(pix_fmt: str | None) -> float:
 
 
 def read_range_backwards(
-    path: Path, start: int, stop: int, *, info: MediaInfo | None = None
-) -> Iterator[tuple[int, np.ndarray]]:
+    path: Path, start: int, stop: int, *, info: MediaInfo | None = None, as_yuv: bool = False
+) -> Iterator[tuple[int, Picture]]:
     """(CFR index, upright RGB uint8 frame) for stop - 1 down to start, the frames
     :func:`read_range` gives, numbered alike (fewer past the end). The range is decoded forwards
     from the keyframe before ``start`` and held (:func:`held_bytes_per_pixel` per pixel: the
-    caller sizes ranges by it) until each frame is given."""
+    caller sizes ranges by it) until each frame is given. ``as_yuv``: frames that can travel
+    decoded come as YuvFrames (VideoReader.picture)."""
     with VideoReader(path, info=info) as reader:
         held: list[tuple[int, Any]] = []
         last_raw: Any = None
@@ -401,16 +424,25 @@ def read_range_backwards(
                 held.append((index, reader.to_rgb(frame)))
             last_raw = frame
         last_held: Any = None
-        last_rgb: np.ndarray | None = None
+        last_rgb: Picture | None = None
         while held:
             index, item = held.pop()  # given back to the pool as it is turned to RGB
             if item is not last_held:
                 last_held = item
-                last_rgb = item if isinstance(item, np.ndarray) else reader.to_rgb(item)
+                last_rgb = item if isinstance(item, np.ndarray) \
+                    else reader.picture(item) if as_yuv else reader.to_rgb(item)
             assert last_rgb is not None
             yield index, last_rgb
 
 
+@overload
+def read_range(path: Path, start: int, stop: int, *, scale: float = ..., fps: float | None = ...,
+               info: MediaInfo | None = ..., as_yuv: Literal[False] = ...
+               ) -> Iterator[tuple[int, np.ndarray]]: ...
+@overload
+def read_range(path: Path, start: int, stop: int, *, scale: float = ..., fps: float | None = ...,
+               info: MediaInfo | None = ..., as_yuv: bool
+               ) -> Iterator[tuple[int, Picture]]: ...
 def read_range(
     path: Path,
     start: int,
@@ -419,10 +451,12 @@ def read_range(
     scale: float = 1.0,
     fps: float | None = None,
     info: MediaInfo | None = None,
-) -> Iterator[tuple[int, np.ndarray]]:
+    as_yuv: bool = False,
+) -> Iterator[tuple[int, Picture]]:
     """(CFR index, upright RGB uint8 (H, W, 3) frame) for start <= index < stop, numbered as
     iterating :class:`VideoReader` (same ``scale``, ``fps``) numbers them, but seeking to the
     keyframe before ``start`` instead of decoding from the beginning. Fewer past the end.
-    ``info``: the probe of ``path``, when the caller has it."""
+    ``info``: the probe of ``path``, when the caller has it. ``as_yuv``: frames that can travel
+    decoded come as YuvFrames (VideoReader.picture)."""
     with VideoReader(path, fps=fps, scale=scale, info=info) as reader:
-        yield from reader.frames(start, stop)
+        yield from reader.pictures(start, stop) if as_yuv else reader.frames(start, stop)

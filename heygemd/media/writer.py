@@ -20,6 +20,7 @@ from heygemd.closing import Closing
 from heygemd.errors import ProcessingError
 from heygemd.media.encoder import EncoderChoice, encoder_for
 from heygemd.media.video import even_frame, frames_for
+from heygemd.media.yuv import Picture, YuvFrame
 from heygemd.settings import OutputSettings
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,29 @@ def rgb_frame(frame: np.ndarray) -> Any:
     return out
 
 
+# (colorspace, color_range, color_primaries, color_trc), FFmpeg's AVCOL_* numbers
+Colour = tuple[int, int, int, int]
+UNTAGGED: Colour = (2, 0, 2, 2)  # unspecified: what an RGB frame is turned to yuv420p as
+# matrices and ranges that swscale's default (BT.601, limited) turns RGB to: where the output
+# is untagged, decoded frames in these go to the encoder as they are
+DEFAULT_MATRICES = {2, 5, 6}  # unspecified, BT470BG, SMPTE170M
+DEFAULT_RANGES = {0, 1}  # unspecified, MPEG (limited)
+
+
+def colour_of(frame: Any) -> Colour:
+    """A decoded av.VideoFrame's colours (:data:`Colour`)."""
+    return (int(frame.colorspace), int(frame.color_range), int(frame.color_primaries),
+            int(frame.color_trc))
+
+
+def same_colours(frame: Colour, output: Colour) -> bool:
+    """Whether a frame's YUV values mean the same colours in the output: the same matrix and
+    range, or in an untagged output, swscale's default ones."""
+    if output == UNTAGGED:
+        return frame[0] in DEFAULT_MATRICES and frame[1] in DEFAULT_RANGES
+    return frame[:2] == output[:2]
+
+
 def output_frame_count(frames_written: int, audio_seconds: float, fps: float) -> int:
     """Frames the output holds: what was written, or more (the last frame held) to cover audio."""
     return max(frames_written, frames_for(audio_seconds, fps))
@@ -102,6 +126,7 @@ class VideoWriter(Closing):
         self._audio_rate = int(audio_rate)
         self._audio_fed = 0  # input samples handed to the resampler so far
         self._last: Any = None  # the last frame written (held to the audio's end), either kind
+        self._colour: Colour | None = None  # the output's colours, set by the first frame
         self._closed = False
         self.encoder: EncoderChoice
         with _encoding(self.path):
@@ -145,8 +170,16 @@ class VideoWriter(Closing):
         else:
             self.abort()
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 (height, width, 3) frame (any strides)."""
+    def write(self, frame: Picture) -> None:
+        """Append one frame: RGB uint8 (height, width, 3) (any strides), or a
+        :class:`~heygemd.media.yuv.YuvFrame` of that size (encoded as decoded)."""
+        if isinstance(frame, YuvFrame):
+            if frame.shape != (self.height, self.width, 3):
+                raise ProcessingError(
+                    f"frame {self.frames_written} is {frame.shape}, expected "
+                    f"{(self.height, self.width, 3)}", code="encode_failed")
+            self.write_decoded(frame.frame)
+            return
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ProcessingError(
                 f"frame {self.frames_written} is {frame.dtype} {frame.shape}, expected uint8 "
@@ -154,24 +187,51 @@ class VideoWriter(Closing):
                 code="encode_failed",
             )
         self._last = frame
+        if self._colour is None:
+            self._colour = UNTAGGED
         with _encoding(self.path):
-            self._encode(rgb_frame(even_frame(frame)))
+            self._encode(self._from_rgb(even_frame(frame)))
 
     def write_decoded(self, frame: Any) -> None:
-        """Append a decoded av.VideoFrame as it is: yuv420p at the output's size goes to the
-        encoder with no round trip through RGB (th10 to libx264 at crf 18, medium: 8% less
-        CPU and a 3% smaller file than its RGB frames); any other format or size is converted
-        first. Its own picture type is not passed on: the encoder places its keyframes."""
+        """Append a decoded av.VideoFrame as it is: yuv420p at the output's size in the output's
+        colours goes to the encoder with no round trip through RGB (th10 to libx264 at crf 18,
+        medium: 8% less CPU and a 3% smaller file than its RGB frames); any other frame is
+        turned to RGB with its own colours first. The first frame written sets the output's
+        colours (:func:`colour_of`; a first RGB frame: UNTAGGED). Its own picture type is not
+        passed on: the encoder places its keyframes."""
         from av.video.frame import PictureType
 
-        width, height = self._video.width, self._video.height
-        if frame.format.name != "yuv420p" or (frame.width, frame.height) != (width, height):
-            frame = frame.reformat(width=width, height=height, format="yuv420p")
-        frame.pict_type = PictureType.NONE
-        frame.time_base = 1 / _rate(self.fps)  # its pts count output frames, as the others
+        if self._colour is None:
+            self._colour = colour_of(frame)
+            self._tag(self._colour)
         self._last = frame
+        width, height = self._video.width, self._video.height
+        if frame.format.name != "yuv420p" or (frame.width, frame.height) != (width, height) \
+                or not same_colours(colour_of(frame), self._colour):
+            frame = self._from_rgb(even_frame(np.asarray(frame.to_ndarray(
+                format="rgb24", width=self.width, height=self.height))))
+        else:
+            frame.pict_type = PictureType.NONE
+        frame.time_base = 1 / _rate(self.fps)  # its pts count output frames, as the others
         with _encoding(self.path):
             self._encode(frame)
+
+    def _from_rgb(self, frame: np.ndarray) -> Any:
+        """RGB uint8 (H, W, 3), even sides -> a yuv420p av.VideoFrame in the output's colours."""
+        out = rgb_frame(frame)
+        colour = self._colour
+        if colour is None or colour == UNTAGGED:  # swscale's default: BT.601, limited range
+            return out.reformat(format="yuv420p")
+        return out.reformat(format="yuv420p", dst_colorspace=colour[0],
+                            dst_color_range=colour[1])
+
+    def _tag(self, colour: Colour) -> None:
+        """Mark the stream's colours (its VUI), before the encoder opens."""
+        if colour == UNTAGGED:
+            return
+        context = self._video.codec_context
+        context.colorspace, context.color_range, context.color_primaries, context.color_trc = \
+            colour
 
     def _encode(self, video_frame: Any) -> None:
         video_frame.pts = self.frames_written

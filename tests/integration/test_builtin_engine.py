@@ -12,6 +12,7 @@ import pytest
 from heygemd.contract import AUDIO_RATE
 from heygemd.engines.base import EngineContext, RenderRequest
 from heygemd.media.video import frames_for
+from heygemd.media.yuv import YuvFrame, as_rgb
 from heygemd.settings import Settings
 from tests.realmedia import th08_request
 
@@ -397,6 +398,29 @@ def _taking(wanted: list[int]) -> tuple[Any, Any, list[tuple[int, np.ndarray]]]:
 GESTURING = "corpus/c18_zh_talkvid_eth_asian_2_talkvid.mp4"
 
 
+def test_decoded_frames_keep_every_pixel_outside_the_new_mouth(setup: dict) -> None:
+    """Asked for decoded frames (as the pipeline asks), the engine gives th08's frames as
+    YuvFrames: their pixels are the RGB render's wherever that left the template's (but for
+    the 2x2 chroma blocks a changed pixel shares), and the new mouths differ from the RGB
+    render's only by 4:2:0 rounding."""
+    engine, request, frames = setup["engine"], setup["request"], setup["frames"]
+    yuv = RenderRequest(template=request.template, info=request.info, audio=request.audio,
+                        fps=request.fps, yuv_frames=True)
+    made = list(engine.render(yuv, lambda f: None).frames)
+    assert len(made) == len(frames) and all(isinstance(f, YuvFrame) for f in made)
+    template = _template_frames(request.template, len(frames))
+    changed, differences = 0, []
+    for out, rgb, base in zip(made, frames, template, strict=True):
+        got = as_rgb(out).astype(int)
+        moved = np.any(rgb != base, axis=2)
+        near = moved.reshape(256, 2, 256, 2).any(axis=(1, 3)).repeat(2, 0).repeat(2, 1)
+        assert np.array_equal(got[~near], base[~near])
+        changed += int(moved.sum())
+        if moved.any():
+            differences.append(float(np.abs(got[moved] - rgb[moved]).mean()))
+    assert changed > 0 and max(differences) < 3.0, differences
+
+
 def test_a_finger_at_the_chin_stays_in_front_of_the_new_mouth(
     setup: dict, shared_media: Path, tmp_path: Path,
 ) -> None:
@@ -422,11 +446,12 @@ def test_a_finger_at_the_chin_stays_in_front_of_the_new_mouth(
                        rate=AUDIO_RATE)[:AUDIO_RATE]  # 25 frames: bases 0-24
     outputs = {}
     for told in (True, False):
+        # told as the pipeline tells it, with decoded frames: the hands are found in those
         request = RenderRequest(template=template, info=info, audio=audio,
                                 fps=info.video.avg_fps,
-                                hands=(lambda: exam.hands) if told else None)
+                                hands=(lambda: exam.hands) if told else None, yuv_frames=told)
         rendering = engine.render(request, lambda f: None)
-        outputs[told] = list(rendering.frames)
+        outputs[told] = [as_rgb(frame) for frame in rendering.frames]
         if told:
             assert rendering.metrics["frames_near_hands"] >= 15
             assert rendering.metrics["frames_hands_kept"] >= 12  # the finger, frames 8-22

@@ -43,6 +43,7 @@ from heygemd.engines.builtin.mouthmodel import MouthModel
 from heygemd.engines.builtin.prefetch import Ahead
 from heygemd.engines.builtin.render import Constants, Plan
 from heygemd.errors import ProcessingError
+from heygemd.media.yuv import Picture
 from heygemd.settings import BuiltinEngineSettings
 
 log = structlog.get_logger(__name__)
@@ -230,7 +231,7 @@ class BuiltinEngine:
         decoded: list[np.ndarray] | None = None,
         keeper: handkeep.HandKeeper | None = None,
         metrics: dict[str, float] | None = None,
-    ) -> Iterator[list[np.ndarray]]:
+    ) -> Iterator[list[Picture]]:
         """The output frames in batches of ``batch_size`` (fewer where that would pass
         BATCH_BYTES), base frames with their mouths; made in the thread that iterates this (the
         render's own: its torch threads are set to RENDER_THREADS). ``keeper``: the hands kept
@@ -243,11 +244,11 @@ class BuiltinEngine:
         frame_bytes = analysis.width * analysis.height * 3
         size = max(1, min(self.cfg.batch_size, BATCH_BYTES // frame_bytes))
         frames = render.base_frames(request.template, plan.base, frame_bytes, request.info,
-                                    decoded)
+                                    decoded, as_yuv=request.yuv_frames)
         count = len(plan.base)
 
-        def transplanted(batch: list[np.ndarray], rows: list[int],
-                         hands: list[list[np.ndarray]] | None) -> list[np.ndarray]:
+        def transplanted(batch: list[Picture], rows: list[int],
+                         hands: list[list[np.ndarray]] | None) -> list[Picture]:
             return list(self._flush(batch, rows, plan, analysis, constants, hands))
 
         # with more than one transplant thread, batches are transplanted at once (their CPU
@@ -256,8 +257,8 @@ class BuiltinEngine:
         workers = self.transplant_workers
         pool = ThreadPoolExecutor(workers, thread_name_prefix="builtin-transplant") \
             if workers > 1 else None
-        pending: deque[Future[list[np.ndarray]]] = deque()
-        batch: list[np.ndarray] = []
+        pending: deque[Future[list[Picture]]] = deque()
+        batch: list[Picture] = []
         rows: list[int] = []
         kept = 0
         try:
@@ -291,13 +292,13 @@ class BuiltinEngine:
 
     def _flush(
         self,
-        batch: list[np.ndarray],
+        batch: list[Picture],
         rows: list[int],
         plan: Plan,
         analysis: TemplateAnalysis,
         constants: Constants,
         hands: list[list[np.ndarray]] | None = None,
-    ) -> Iterator[np.ndarray]:
+    ) -> Iterator[Picture]:
         moved = plan.transplanted
         live = [i for i, t in enumerate(rows) if moved[t]]
         out = list(batch)
@@ -337,7 +338,7 @@ def face_workers() -> int:
     return max(1, usable_cores() // 2)
 
 
-def held_hands(keeper: handkeep.HandKeeper | None, plan: Plan, batch: list[np.ndarray],
+def held_hands(keeper: handkeep.HandKeeper | None, plan: Plan, batch: list[Picture],
                rows: list[int]) -> list[list[np.ndarray]] | None:
     """The hands kept in front of each frame of ``batch`` (output frames ``rows``, decoded
     from their base template frames), [] where it takes no other frame's mouth; None where
@@ -399,7 +400,7 @@ def render_constants(analysis: TemplateAnalysis) -> Constants:
 
 
 def _taken(ahead: Ahead, count: int, progress: ProgressFn, start: float,
-           name: str) -> Generator[np.ndarray, None, None]:
+           name: str) -> Generator[Picture, None, None]:
     """The frames of ``ahead``'s batches one by one, with progress; all ``count`` of them."""
     done, last = 0, time.monotonic()
     for out in ahead:
@@ -419,7 +420,7 @@ class _Frames:
     ``start`` .. 1 as frames are taken (at most every PROGRESS_SECONDS). :meth:`close` (also
     when the stream is dropped) stops the worker, taken from or not."""
 
-    def __init__(self, batches: Iterator[list[np.ndarray]], count: int, progress: ProgressFn,
+    def __init__(self, batches: Iterator[list[Picture]], count: int, progress: ProgressFn,
                  start: float, name: str) -> None:
         self._ahead = Ahead(batches, PREFETCH_BATCHES)
         self._closer = weakref.finalize(self, self._ahead.close)
@@ -430,7 +431,7 @@ class _Frames:
     def __iter__(self) -> _Frames:
         return self
 
-    def __next__(self) -> np.ndarray:
+    def __next__(self) -> Picture:
         try:
             return next(self._stream)
         except BaseException:

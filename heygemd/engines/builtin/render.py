@@ -22,6 +22,7 @@ from heygemd.engines.builtin.analysis import KEEP_DECODED_BYTES, TemplateAnalysi
 from heygemd.faces.hands import hand_mask
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import held_bytes_per_pixel
+from heygemd.media.yuv import Picture, YuvFrame
 
 # Decoded frames held at once while walking backwards. Each chunk is decoded from the keyframe
 # before it, so a smaller budget decodes more: th10 (1080x1920 HEVC, keyframes 250 apart)
@@ -97,33 +98,34 @@ def runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 def _decode_range(
-    path: Path, first: int, last: int, info: MediaInfo | None = None
-) -> Iterator[tuple[int, np.ndarray]]:
+    path: Path, first: int, last: int, info: MediaInfo | None = None, as_yuv: bool = False
+) -> Iterator[tuple[int, Picture]]:
     """(index, frame) for first..last inclusive, seeking to ``first``; the last frame of the
-    video repeats past its end. ``info``: the template's probe, so it is not probed again."""
+    video repeats past its end. ``info``: the template's probe, so it is not probed again.
+    ``as_yuv``: frames that can travel decoded come as YuvFrames (VideoReader.picture)."""
     from heygemd.media.video import read_range
 
     index = first - 1
-    for index, frame in read_range(path, first, last + 1, info=info):
+    for index, frame in read_range(path, first, last + 1, info=info, as_yuv=as_yuv):
         yield index, frame
     if index < last:
-        final = _last_frame(path, info)
+        final = _last_frame(path, info, as_yuv)
         for missing in range(index + 1, last + 1):
             yield missing, final
 
 
 def _decode_backwards(
-    path: Path, first: int, last: int, info: MediaInfo | None = None
-) -> Iterator[np.ndarray]:
+    path: Path, first: int, last: int, info: MediaInfo | None = None, as_yuv: bool = False
+) -> Iterator[Picture]:
     """Frames last..first, in that order (see video.read_range_backwards); the video's last
     frame stands for those past its end."""
     from heygemd.media.video import read_range_backwards
 
-    frames = read_range_backwards(path, first, last + 1, info=info)
+    frames = read_range_backwards(path, first, last + 1, info=info, as_yuv=as_yuv)
     top = next(frames, None)
     present = top[0] if top is not None else first - 1
     if present < last:
-        final = _last_frame(path, info)
+        final = _last_frame(path, info, as_yuv)
         for _ in range(present + 1, last + 1):
             yield final
     if top is not None:
@@ -132,19 +134,19 @@ def _decode_backwards(
             yield frame
 
 
-def _last_frame(path: Path, info: MediaInfo | None = None) -> np.ndarray:
+def _last_frame(path: Path, info: MediaInfo | None = None, as_yuv: bool = False) -> Picture:
     """The video's last frame: seeking near the end (the frame count is an estimate), else
     decoding it all."""
     from heygemd.media.video import VideoReader
 
-    frame: np.ndarray | None = None
+    frame: Picture | None = None
     with VideoReader(path, info=info) as reader:
         near_end = max(0, reader.frame_count - 2 * int(round(reader.fps)))
-        for _, frame in reader.frames(near_end):  # noqa: B007 - we want the last one
+        for _, frame in reader.pictures(near_end) if as_yuv else reader.frames(near_end):  # noqa: B007
             pass
     if frame is None and near_end > 0:
         with VideoReader(path, info=info) as reader:
-            for frame in reader:  # noqa: B007
+            for _, frame in reader.pictures() if as_yuv else reader.frames():  # noqa: B007
                 pass
     if frame is None:
         raise ValueError(f"{path.name} has no frames")
@@ -153,51 +155,54 @@ def _last_frame(path: Path, info: MediaInfo | None = None) -> np.ndarray:
 
 def base_frames(
     path: Path, order: np.ndarray, frame_bytes: int, info: MediaInfo | None = None,
-    decoded: list[np.ndarray] | None = None,
-) -> Iterator[np.ndarray]:
+    decoded: list[np.ndarray] | None = None, as_yuv: bool = False,
+) -> Iterator[Picture]:
     """Full-resolution template frames in ``order`` (a ping-pong index sequence); ``info`` is
     the template's probe, passed on so the many short ranges do not probe it again.
     ``decoded``: the template's frames already decoded (index = frame index), when held. A
     template whose frames fit KEEP_DECODED_BYTES, walked back and forth, is decoded once and
     its frames kept (:func:`_kept_forward`: th08's 11 s of output from its 5 s, 0.9 CPU-s of
-    decoding in runs); a larger one is decoded run by run, the backward ones in chunks."""
+    decoding in runs); a larger one is decoded run by run, the backward ones in chunks.
+    ``as_yuv``: frames that can travel decoded come as YuvFrames (VideoReader.picture); the
+    ``decoded`` ones are RGB."""
     if decoded is not None and len(order) and int(np.max(order)) < len(decoded):
         for index in order:
             yield decoded[int(index)]
         return
     if len(order) and (int(np.max(order)) + 1) * frame_bytes <= KEEP_DECODED_BYTES \
             and bool(np.any(np.diff(order) < 0)):
-        yield from _kept_forward(path, order, info)
+        yield from _kept_forward(path, order, info, as_yuv)
         return
     video = info.video if info is not None else None
     held_bytes = frame_bytes / 3 * held_bytes_per_pixel(video.pix_fmt if video else None)
     chunk = max(1, int(REVERSE_BUDGET_BYTES // max(held_bytes, 1)))
     for start, stop, step in runs(order):
         if step > 0:
-            for _, frame in _decode_range(path, start, stop, info):
+            for _, frame in _decode_range(path, start, stop, info, as_yuv):
                 yield frame
             allocator.give_back()
             continue
         top = start
         while top >= stop:
             low = max(stop, top - chunk + 1)
-            yield from _decode_backwards(path, low, top, info)
+            yield from _decode_backwards(path, low, top, info, as_yuv)
             # the chunk's frames and the decoder's pool are freed: their pages go back now
             allocator.give_back()
             top = low - 1
 
 
-def _kept_forward(path: Path, order: np.ndarray, info: MediaInfo | None = None
-                  ) -> Iterator[np.ndarray]:
+def _kept_forward(path: Path, order: np.ndarray, info: MediaInfo | None = None,
+                  as_yuv: bool = False) -> Iterator[Picture]:
     """Frames in ``order`` from one forward decode, each frame kept once decoded (up to the
     largest index asked); the video's last frame stands for those past its end."""
     from contextlib import closing
 
     from heygemd.media.video import VideoReader
 
-    kept: list[np.ndarray] = []
+    kept: list[Picture] = []
     ended = False
-    with VideoReader(path, info=info) as reader, closing(reader.frames()) as frames:
+    with VideoReader(path, info=info) as reader, \
+            closing(reader.pictures() if as_yuv else reader.frames()) as frames:
         for index in order:
             while not ended and len(kept) <= index:
                 item = next(frames, None)
@@ -211,16 +216,17 @@ def _kept_forward(path: Path, order: np.ndarray, info: MediaInfo | None = None
 
 
 def transplant(
-    frames: list[np.ndarray],
+    frames: list[Picture],
     plan_rows: list[tuple[int, int]],
     analysis: TemplateAnalysis,
     constants: Constants,
     device: str,
     hands: list[list[np.ndarray]] | None = None,
-) -> list[np.ndarray]:
+) -> list[Picture]:
     """Replace the lower face of each base frame with its source frame's mouth.
 
-    frames: B base frames uint8 (H, W, 3) (modified copies are returned); plan_rows: B pairs
+    frames: B base frames uint8 (H, W, 3) or YuvFrames (modified copies are returned, of the
+    same kind: a YuvFrame's pixels outside the new mouth stay as decoded); plan_rows: B pairs
     (base index, source index) into the analysis. What either frame alone shows there (a
     burned-in caption: :mod:`.overlay`) stays as the base frame has it, and so do the ``hands``
     in front of each base frame's face (per frame, float (21, 2) landmarks in its pixels:
@@ -293,10 +299,14 @@ def transplant(
         else compose.widened(occluded, OCCLUDER_GROW) * (alpha > 0).float())
     out = compose.blend(base_t, matched, alpha * (1.0 - keep))
     windows = out.mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
-    result = []
-    for frame, window, (b, _) in zip(frames, windows.numpy(), plan_rows, strict=True):
+    result: list[Picture] = []
+    for frame, window, before, (b, _) in zip(frames, windows.numpy(), base_np, plan_rows,
+                                             strict=True):
         fx, fy = int(analysis.crop_origin[b][0]) + x0, int(analysis.crop_origin[b][1]) + y0
         hh, ww = max(0, min(h, frame.shape[0] - fy)), max(0, min(w, frame.shape[1] - fx))
+        if isinstance(frame, YuvFrame):
+            result.append(frame.changed(fx, fy, before[:hh, :ww], window[:hh, :ww]))
+            continue
         new = frame.copy()
         new[fy : fy + hh, fx : fx + ww] = window[:hh, :ww]
         result.append(new)
@@ -382,9 +392,12 @@ def _picture_part(mask: np.ndarray, origin: np.ndarray, size: tuple[int, int]) -
     return out
 
 
-def _base_crop(frame: np.ndarray, origin: np.ndarray, side: int) -> np.ndarray:
+def _base_crop(frame: Picture, origin: np.ndarray, side: int) -> np.ndarray:
+    """RGB uint8 (side, side, 3) of ``frame`` from ``origin`` (x0, y0), its edge repeated past
+    the picture's."""
     x0, y0 = int(origin[0]), int(origin[1])
-    crop = frame[y0 : y0 + side, x0 : x0 + side]
+    crop = frame.region(x0, y0, side, side) if isinstance(frame, YuvFrame) \
+        else frame[y0 : y0 + side, x0 : x0 + side]
     if crop.shape[:2] != (side, side):
         crop = np.pad(crop, ((0, side - crop.shape[0]), (0, side - crop.shape[1]), (0, 0)), "edge")
     return crop

@@ -1,0 +1,150 @@
+"""A template frame carried through a render as the decoder gave it (8-bit 4:2:0), with only
+the pixels an engine changes turned to RGB and back.
+
+A job shows most of each template frame as recorded. Turned whole to RGB and back by the
+encoder, a 1080x1920 frame costs 5-9 ms and its picture changes by about a level of luma (the
+round trip through 8-bit RGB), which x264 then spends bits and time on: the plain encode of
+th10 took 8% more CPU that way. A :class:`YuvFrame` goes to the encoder as decoded
+(VideoWriter.write), and :meth:`YuvFrame.changed` writes back only the pixels that differ.
+
+Conversions use FFmpeg's own (swscale), with the frame's colour matrix and range, so a region
+turned to RGB here equals the same pixels of the whole frame turned by ``to_ndarray``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# Pixels (even) turned to RGB around the changed ones when they go back: chroma is one sample a
+# 2x2 block, filtered across its neighbours, so those at a block's edge see the frame's own.
+MARGIN = 4
+
+
+def carried(frame: Any) -> bool:
+    """Whether a decoded av.VideoFrame can travel as a :class:`YuvFrame`: 8-bit 4:2:0 (what
+    the encoder is given) with even sides."""
+    return (frame.format.name == "yuv420p" and frame.width % 2 == 0
+            and frame.height % 2 == 0)
+
+
+def planes(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 views (Y (H, W), U (H/2, W/2), V) over a yuv420p av.VideoFrame's own planes."""
+    out: list[np.ndarray] = []
+    for n, plane in enumerate(frame.planes):
+        sub = 1 if n == 0 else 2
+        out.append(np.ndarray((frame.height // sub, frame.width // sub), np.uint8,
+                              buffer=memoryview(plane), strides=(plane.line_size, 1)))
+    return out[0], out[1], out[2]
+
+
+def _blank_like(frame: Any, width: int, height: int) -> Any:
+    """A new yuv420p av.VideoFrame of (width, height) with ``frame``'s colour matrix and range."""
+    import av
+
+    out = av.VideoFrame(width, height, "yuv420p")
+    out.colorspace, out.color_range = frame.colorspace, frame.color_range
+    return out
+
+
+class YuvFrame:
+    """A decoded yuv420p frame (``frame``, an av.VideoFrame, upright, even sides) standing for
+    its RGB uint8 (H, W, 3) picture; ``shape`` is that picture's. Never changed in place: the
+    decoder may give the same frame again."""
+
+    __slots__ = ("frame", "shape")
+
+    def __init__(self, frame: Any) -> None:
+        if not carried(frame):
+            raise ValueError(f"not a carried frame: {frame.format.name} "
+                             f"{frame.width}x{frame.height}")
+        self.frame = frame
+        self.shape = (frame.height, frame.width, 3)
+
+    def rgb(self) -> np.ndarray:
+        """The whole picture, RGB uint8 (H, W, 3)."""
+        return np.asarray(self.frame.to_ndarray(format="rgb24"))
+
+    def thumbnail(self, width: int, height: int) -> np.ndarray:
+        """The picture shrunk to (width, height) by area, RGB uint8 (height, width, 3)."""
+        return np.asarray(self.frame.to_ndarray(format="rgb24", width=width, height=height,
+                                                interpolation="AREA"))
+
+    def region(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+        """RGB uint8 of the picture's [y0:y0+height, x0:x0+width], cut at its edges as numpy
+        slicing cuts (x0, y0 >= 0): the pixels ``rgb()`` has there, without turning the rest."""
+        full_h, full_w = self.shape[:2]
+        x1, y1 = min(x0 + width, full_w), min(y0 + height, full_h)
+        if x1 <= x0 or y1 <= y0:
+            return np.zeros((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)
+        bx0, by0 = max(0, x0 - x0 % 2 - MARGIN), max(0, y0 - y0 % 2 - MARGIN)
+        bx1, by1 = min(full_w, x1 + x1 % 2 + MARGIN), min(full_h, y1 + y1 % 2 + MARGIN)
+        block = self._block(bx0, by0, bx1, by1).to_ndarray(format="rgb24")
+        return np.asarray(block[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0])
+
+    def changed(self, x0: int, y0: int, before: np.ndarray, after: np.ndarray) -> YuvFrame:
+        """This frame with the RGB pixels ``after`` (h, w, 3) placed at (x0, y0) where they
+        differ from ``before`` (what :meth:`region` gave there): a new frame, its other
+        pixels exactly as decoded (chroma: each 2x2 block holding a changed pixel is new)."""
+        moved = np.any(before != after, axis=2)
+        if not moved.any():
+            return self
+        rows, cols = np.flatnonzero(moved.any(axis=1)), np.flatnonzero(moved.any(axis=0))
+        full_h, full_w = self.shape[:2]
+        # the changed pixels' box in the picture, grown to whole chroma blocks and a margin
+        bx0 = max(0, x0 + int(cols[0]) - (x0 + int(cols[0])) % 2 - MARGIN)
+        by0 = max(0, y0 + int(rows[0]) - (y0 + int(rows[0])) % 2 - MARGIN)
+        bx1 = min(full_w, x0 + int(cols[-1]) + 1 + (x0 + int(cols[-1]) + 1) % 2 + MARGIN)
+        by1 = min(full_h, y0 + int(rows[-1]) + 1 + (y0 + int(rows[-1]) + 1) % 2 + MARGIN)
+        block = np.array(self._block(bx0, by0, bx1, by1).to_ndarray(format="rgb24"))
+        mask = np.zeros(block.shape[:2], bool)
+        sy, sx = y0 - by0, x0 - bx0  # where ``after`` starts in the block (may be before it)
+        ay0, ax0 = max(0, -sy), max(0, -sx)
+        ay1 = min(after.shape[0], block.shape[0] - sy)
+        ax1 = min(after.shape[1], block.shape[1] - sx)
+        inside = (slice(sy + ay0, sy + ay1), slice(sx + ax0, sx + ax1))
+        mask[inside] = moved[ay0:ay1, ax0:ax1]
+        block[inside] = np.where(moved[ay0:ay1, ax0:ax1, None], after[ay0:ay1, ax0:ax1],
+                                 block[inside])
+        return YuvFrame(self._with_block(bx0, by0, block, mask))
+
+    def _block(self, x0: int, y0: int, x1: int, y1: int) -> Any:
+        """A new av.VideoFrame of the picture's [y0:y1, x0:x1] (even bounds)."""
+        out = _blank_like(self.frame, x1 - x0, y1 - y0)
+        for n, (src, dst) in enumerate(zip(planes(self.frame), planes(out), strict=True)):
+            sub = 1 if n == 0 else 2
+            dst[...] = src[y0 // sub : y1 // sub, x0 // sub : x1 // sub]
+        return out
+
+    def _with_block(self, x0: int, y0: int, block: np.ndarray, mask: np.ndarray) -> Any:
+        """A copy of the frame with RGB ``block`` (h, w, 3, even sides, at even x0, y0) turned
+        to 4:2:0 and written where ``mask`` (h, w) is set: luma per pixel, chroma per 2x2
+        block that holds a masked pixel."""
+        from heygemd.media.writer import rgb_frame
+
+        frame = self.frame
+        turned = rgb_frame(block).reformat(format="yuv420p", dst_colorspace=frame.colorspace,
+                                           dst_color_range=frame.color_range)
+        out = _blank_like(frame, frame.width, frame.height)
+        h, w = mask.shape
+        blocks = mask.reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+        for n, (src, new, dst) in enumerate(zip(planes(frame), planes(turned), planes(out),
+                                                 strict=True)):
+            dst[...] = src
+            sub = 1 if n == 0 else 2
+            where = mask if n == 0 else blocks
+            part = dst[y0 // sub : y0 // sub + where.shape[0],
+                       x0 // sub : x0 // sub + where.shape[1]]
+            np.copyto(part, new, where=where)
+        return out
+
+
+# An engine's output frame: RGB uint8 (H, W, 3), or a decoded frame standing for one where the
+# caller takes them (RenderRequest.yuv_frames).
+Picture = np.ndarray | YuvFrame
+
+
+def as_rgb(picture: Picture) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of either kind of output frame (an array as it is)."""
+    return picture.rgb() if isinstance(picture, YuvFrame) else picture
