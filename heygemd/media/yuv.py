@@ -40,11 +40,13 @@ def planes(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _blank_like(frame: Any, width: int, height: int) -> Any:
-    """A new yuv420p av.VideoFrame of (width, height) with ``frame``'s colour matrix and range."""
+    """A new yuv420p av.VideoFrame of (width, height) in ``frame``'s colours (matrix, range,
+    primaries, transfer)."""
     import av
 
     out = av.VideoFrame(width, height, "yuv420p")
     out.colorspace, out.color_range = frame.colorspace, frame.color_range
+    out.color_primaries, out.color_trc = frame.color_primaries, frame.color_trc
     return out
 
 

@@ -34,6 +34,7 @@ def decoded(rgb: np.ndarray, colorspace: int = BT709, color_range: int = MPEG) -
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
         format="yuv420p", dst_colorspace=colorspace, dst_color_range=color_range)
     frame.colorspace, frame.color_range = colorspace, color_range
+    frame.color_primaries = frame.color_trc = colorspace  # BT.709's are 1 as well
     return frame
 
 
@@ -84,7 +85,7 @@ def test_only_changed_pixels_leave_the_decoded_ones(at: tuple[int, int]) -> None
     back = made.region(x0, y0, *after.shape[1::-1])
     inner = (slice(4, min(10, back.shape[0])), slice(5, min(11, back.shape[1])))
     assert np.abs(back[inner].astype(int) - after[inner]).max() <= 3
-    assert made.frame.colorspace == BT709 and made.frame.color_range == MPEG
+    assert colour_of(made.frame) == colour_of(source) == (BT709, MPEG, BT709, BT709)
 
 
 def test_nothing_changed_gives_the_same_frame() -> None:
@@ -116,7 +117,7 @@ def test_the_first_decoded_frame_sets_the_outputs_colours(tmp_path: Path) -> Non
     rgb = picture(seed=1)
     source = decoded(rgb)
     made = _written(tmp_path / "a.mp4", [YuvFrame(source), rgb])
-    assert colour_of(made[0])[:2] == (BT709, MPEG)
+    assert colour_of(made[0]) == (BT709, MPEG, BT709, BT709)
     assert all(np.array_equal(a, b)
                for a, b in zip(planes(made[0]), planes(source), strict=True))
     for frame in made:

@@ -3,7 +3,10 @@
 Frames flow decode -> transplant (batched, torch) -> the caller's encoder; nothing holds the
 whole video. Walking the template backwards decodes it in chunks that fit a memory budget, each
 from the keyframe before it (a seek), not from the start, and holds a chunk's frames in the
-decoder's 8-bit 4:2:0 form (half the bytes of RGB) where the template has it.
+decoder's 8-bit 4:2:0 form (half the bytes of RGB) where the template has it. Where the caller
+takes them (RenderRequest.yuv_frames), frames stay in that form to the encoder
+(media/yuv.YuvFrame): only each mouth's crop is turned to RGB, and only the pixels the new
+mouth changes go back.
 """
 
 from __future__ import annotations
