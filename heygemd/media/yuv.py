@@ -89,7 +89,8 @@ class YuvFrame:
         """This frame with the RGB pixels ``after`` (h, w, 3) placed at (x0, y0) where they
         differ from ``before`` (what :meth:`region` gave there): a new frame, its other
         pixels exactly as decoded (chroma: each 2x2 block holding a changed pixel is new)."""
-        moved = np.any(before != after, axis=2)
+        differ = before != after
+        moved = differ[..., 0] | differ[..., 1] | differ[..., 2]
         if not moved.any():
             return self
         rows, cols = np.flatnonzero(moved.any(axis=1)), np.flatnonzero(moved.any(axis=0))
@@ -107,8 +108,7 @@ class YuvFrame:
         ax1 = min(after.shape[1], block.shape[1] - sx)
         inside = (slice(sy + ay0, sy + ay1), slice(sx + ax0, sx + ax1))
         mask[inside] = moved[ay0:ay1, ax0:ax1]
-        block[inside] = np.where(moved[ay0:ay1, ax0:ax1, None], after[ay0:ay1, ax0:ax1],
-                                 block[inside])
+        np.copyto(block[inside], after[ay0:ay1, ax0:ax1], where=moved[ay0:ay1, ax0:ax1, None])
         return YuvFrame(self._with_block(bx0, by0, block, mask))
 
     def _block(self, x0: int, y0: int, x1: int, y1: int) -> Any:
@@ -129,8 +129,7 @@ class YuvFrame:
         turned = rgb_frame(block).reformat(format="yuv420p", dst_colorspace=frame.colorspace,
                                            dst_color_range=frame.color_range)
         out = _blank_like(frame, frame.width, frame.height)
-        h, w = mask.shape
-        blocks = mask.reshape(h // 2, 2, w // 2, 2).any(axis=(1, 3))
+        blocks = mask[0::2, 0::2] | mask[1::2, 0::2] | mask[0::2, 1::2] | mask[1::2, 1::2]
         for n, (src, new, dst) in enumerate(zip(planes(frame), planes(turned), planes(out),
                                                  strict=True)):
             dst[...] = src
