@@ -233,7 +233,9 @@ def write_looped_decoded(template: Path, writer: VideoWriter, count: int) -> Non
     written = 0
     while written < count:
         with av.open(str(template)) as container:
-            for frame in container.decode(video=0):
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # as VideoReader decodes: frame and slice threads
+            for frame in container.decode(stream):
                 if written >= count:
                     return
                 writer.write_decoded(frame)

@@ -149,3 +149,23 @@ Picture = np.ndarray | YuvFrame
 def as_rgb(picture: Picture) -> np.ndarray:
     """RGB uint8 (H, W, 3) of either kind of output frame (an array as it is)."""
     return picture.rgb() if isinstance(picture, YuvFrame) else picture
+
+
+def region_of(picture: Picture, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+    """RGB uint8 of either kind's [y0:y0+height, x0:x0+width] (x0, y0 >= 0; cut at the
+    picture's edges): an array's own view, or a YuvFrame's region turned alone."""
+    if isinstance(picture, YuvFrame):
+        return picture.region(x0, y0, width, height)
+    return picture[y0 : y0 + height, x0 : x0 + width]
+
+
+def with_pixels(picture: Picture, x0: int, y0: int, before: np.ndarray,
+                after: np.ndarray) -> Picture:
+    """A copy of either kind with RGB ``after`` (h, w, 3) at (x0, y0), where ``before`` is what
+    :func:`region_of` gave there (a YuvFrame keeps every pixel ``after`` leaves as it was:
+    :meth:`YuvFrame.changed`)."""
+    if isinstance(picture, YuvFrame):
+        return picture.changed(x0, y0, before, after)
+    out = picture.copy()
+    out[y0 : y0 + after.shape[0], x0 : x0 + after.shape[1]] = after
+    return out

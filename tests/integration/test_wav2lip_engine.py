@@ -128,6 +128,30 @@ def test_changes_stay_in_the_lower_face_with_a_soft_edge(
             assert edge_step(diff) <= MAX_EDGE_STEP
 
 
+def test_decoded_frames_paste_the_same_faces(
+    engine: Wav2LipEngine, template: Path, audio: np.ndarray,
+    rendered: tuple[list[np.ndarray], dict[str, float], list[float]],
+    originals: list[np.ndarray],
+) -> None:
+    """Asked for decoded frames (as the pipeline asks), the engine gives th08's frames as
+    YuvFrames: the template's pixels where the RGB render kept them (but for the 2x2 chroma
+    blocks a pasted pixel shares), the pasted faces within 4:2:0 rounding of the RGB render's."""
+    from heygemd.media.yuv import YuvFrame, as_rgb
+
+    frames, _, _ = rendered
+    request = RenderRequest(template=template, info=probe(template), audio=audio, fps=FPS,
+                            yuv_frames=True)
+    made = list(engine.render(request, lambda fraction: None).frames)
+    assert len(made) == 22 and all(isinstance(f, YuvFrame) for f in made)
+    for out, rgb, original in zip(made, frames, originals, strict=True):
+        got = as_rgb(out).astype(int)
+        pasted = np.any(rgb != original, axis=2)
+        near = pasted.reshape(256, 2, 256, 2).any(axis=(1, 3)).repeat(2, 0).repeat(2, 1)
+        assert np.array_equal(got[~near], original[~near])
+        if pasted.any():
+            assert np.abs(got[pasted] - rgb[pasted]).mean() < 3.0
+
+
 def edge_step(diff: np.ndarray) -> int:
     """Largest change at a pixel next to an unchanged one (a hard paste edge would be large)."""
     changed = diff > 0

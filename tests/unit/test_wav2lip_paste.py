@@ -11,6 +11,7 @@ from torch import nn
 from heygemd.engines.wav2lip.paste import (
     FaceJob,
     PasteOptions,
+    boxes,
     face_crops,
     generator_input,
     paste_batch,
@@ -66,7 +67,7 @@ def test_generator_input_layout() -> None:
 
 
 def test_face_crops_are_96_square() -> None:
-    crops = face_crops([job(), job()])
+    crops = face_crops(boxes([job(), job()]))
     assert crops.shape == (2, 96, 96, 3) and crops.dtype == np.uint8
 
 
@@ -112,3 +113,22 @@ def test_a_kept_hand_stays_in_front_of_the_paste() -> None:
     assert alpha_of(before)[y0 + 95, x0 + 50] > 0.9
     assert alpha_of(after)[y0 + 72 : y0 + 120, x0 + 47 : x0 + 53].max() < 0.01
     np.testing.assert_array_equal(after[y0 + 95, x0 + 20], before[y0 + 95, x0 + 20])
+
+
+def test_a_decoded_frame_keeps_every_pixel_outside_the_paste() -> None:
+    """A YuvFrame job comes back a YuvFrame: luma changed only where the RGB paste changed a
+    pixel, and the pasted pixels as white as the RGB paste made them (4:2:0 rounding)."""
+    import av
+
+    from heygemd.media.yuv import YuvFrame, as_rgb, planes
+
+    rgb = job()
+    frame = av.VideoFrame.from_ndarray(rgb.frame, format="rgb24").reformat(format="yuv420p")
+    decoded = FaceJob(YuvFrame(frame), rgb.box, rgb.lower_face, rgb.lips, rgb.weight)
+    [want, got] = run([rgb, decoded])
+    assert isinstance(got, YuvFrame)
+    pasted = np.any(want != rgb.frame, axis=2)
+    luma, source = planes(got.frame)[0], planes(frame)[0]
+    assert np.array_equal(luma[~pasted], source[~pasted])
+    assert pasted.sum() > 1000
+    assert np.abs(as_rgb(got)[pasted].astype(int) - want[pasted]).mean() < 2.0

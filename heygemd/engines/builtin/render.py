@@ -25,7 +25,7 @@ from heygemd.engines.builtin.analysis import KEEP_DECODED_BYTES, TemplateAnalysi
 from heygemd.faces.hands import hand_mask
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import held_bytes_per_pixel
-from heygemd.media.yuv import Picture, YuvFrame
+from heygemd.media.yuv import Picture, region_of, with_pixels
 
 # Decoded frames held at once while walking backwards. Each chunk is decoded from the keyframe
 # before it, so a smaller budget decodes more: th10 (1080x1920 HEVC, keyframes 250 apart)
@@ -307,12 +307,7 @@ def transplant(
                                              strict=True):
         fx, fy = int(analysis.crop_origin[b][0]) + x0, int(analysis.crop_origin[b][1]) + y0
         hh, ww = max(0, min(h, frame.shape[0] - fy)), max(0, min(w, frame.shape[1] - fx))
-        if isinstance(frame, YuvFrame):
-            result.append(frame.changed(fx, fy, before[:hh, :ww], window[:hh, :ww]))
-            continue
-        new = frame.copy()
-        new[fy : fy + hh, fx : fx + ww] = window[:hh, :ww]
-        result.append(new)
+        result.append(with_pixels(frame, fx, fy, before[:hh, :ww], window[:hh, :ww]))
     return result
 
 
@@ -399,8 +394,7 @@ def _base_crop(frame: Picture, origin: np.ndarray, side: int) -> np.ndarray:
     """RGB uint8 (side, side, 3) of ``frame`` from ``origin`` (x0, y0), its edge repeated past
     the picture's."""
     x0, y0 = int(origin[0]), int(origin[1])
-    crop = frame.region(x0, y0, side, side) if isinstance(frame, YuvFrame) \
-        else frame[y0 : y0 + side, x0 : x0 + side]
+    crop = region_of(frame, x0, y0, side, side)
     if crop.shape[:2] != (side, side):
         crop = np.pad(crop, ((0, side - crop.shape[0]), (0, side - crop.shape[1]), (0, 0)), "edge")
     return crop

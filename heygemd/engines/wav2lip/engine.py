@@ -31,6 +31,7 @@ from heygemd.errors import ProcessingError, ResourceError
 from heygemd.faces.hands import hand_mask
 from heygemd.faces.track import build_track
 from heygemd.faces.types import N_LANDMARKS
+from heygemd.media.yuv import Picture, as_rgb
 from heygemd.settings import Wav2LipSettings
 
 log = structlog.get_logger(__name__)
@@ -107,15 +108,18 @@ class Wav2LipEngine:
     # -- the stream ------------------------------------------------------------------------
     def _frames(
         self, request: RenderRequest, progress: ProgressFn, metrics: dict[str, float]
-    ) -> Iterator[np.ndarray]:
+    ) -> Iterator[Picture]:
         started = time.monotonic()
         log.info("stage.start", stage="wav2lip.render", frames=request.frame_count)
         ticker = _Ticker(progress)
         video = request.info.video
         assert video is not None
+        # held as decoded where the caller takes such frames: half the bytes of RGB
+        carried = request.yuv_frames and video.pix_fmt == "yuv420p" and video.rotation == 0
         template = TemplateFrames(
-            request.template, request.fps, video.width * video.height * 3,
-            self.cfg.template_cache_mb * 1024 * 1024, info=request.info,
+            request.template, request.fps,
+            int(video.width * video.height * (1.5 if carried else 3.0)),
+            self.cfg.template_cache_mb * 1024 * 1024, info=request.info, as_yuv=carried,
         )  # fmt: skip
         keeper: HandKeeper | None = None
         try:
@@ -154,7 +158,7 @@ class Wav2LipEngine:
         needed = request.frame_count
         faces = []
         for index, frame in template.first_pass(needed):
-            faces.append(self._analyzer.analyze(frame, index))
+            faces.append(self._analyzer.analyze(as_rgb(frame), index))
             ticker(FACE_PASS_SHARE * (index + 1) / needed)
         if not faces:
             raise ProcessingError(f"no frames could be decoded from {request.template.name}")
@@ -188,8 +192,8 @@ class Wav2LipEngine:
         request: RenderRequest,
         counts: _Counts,
         keeper: HandKeeper | None = None,
-    ) -> list[np.ndarray]:
-        frames: list[np.ndarray] = []
+    ) -> list[Picture]:
+        frames: list[Picture] = []
         jobs: list[tuple[int, FaceJob]] = []
         for out_index in indices:
             t = ping_pong_index(out_index, framing.frame_count)
@@ -216,7 +220,7 @@ class Wav2LipEngine:
 
     def _generate(
         self, jobs: list[FaceJob], windows: np.ndarray, counts: _Counts
-    ) -> list[np.ndarray]:
+    ) -> list[Picture]:
         assert self._model is not None
         options = PasteOptions(self.cfg.colour_match, self.cfg.sharpen)
         t0 = time.monotonic()

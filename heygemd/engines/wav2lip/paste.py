@@ -1,7 +1,8 @@
 """One batch of faces through the generator and back into their frames.
 
-The middle of the engine: numpy frames and boxes in, numpy frames out, with the work in torch
-on the engine's device. Frames are uint8 (H, W, 3) RGB; the generator sees BGR, as trained.
+The middle of the engine: frames and boxes in, frames out, with the work in torch on the
+engine's device. Frames are uint8 (H, W, 3) RGB, or YuvFrames standing for such (only each
+box turned to RGB, only the pixels pasted turned back); the generator sees BGR, as trained.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from heygemd.engines import compose
 from heygemd.engines.wav2lip.model import FACE_SIZE, Wav2LipGenerator
+from heygemd.media.yuv import Picture, region_of, with_pixels
 
 MASK_CUT = 0.5  # the generator regenerates the crop below its middle row
 MASK_FEATHER = 0.06  # feather width, fraction of the crop
@@ -29,7 +31,7 @@ class FaceJob:
     weight (0..1, from the silence gate), and where a hand in front of the face is kept
     (uint8 (h, w) of the box, 1 on the hand: engines.handkeep), if anywhere."""
 
-    frame: np.ndarray
+    frame: Picture
     box: tuple[int, int, int, int]
     lower_face: np.ndarray
     lips: np.ndarray
@@ -43,12 +45,20 @@ class PasteOptions:
     sharpen: float
 
 
-def face_crops(jobs: Sequence[FaceJob]) -> np.ndarray:
-    """uint8 (A, 96, 96, 3) RGB crops of each job's box (area-averaged when shrinking)."""
-    crops = []
+def boxes(jobs: Sequence[FaceJob]) -> list[np.ndarray]:
+    """RGB uint8 (h, w, 3) of each job's box in its frame."""
+    out = []
     for job in jobs:
         x0, y0, x1, y1 = job.box
-        region = job.frame[y0:y1, x0:x1]
+        out.append(region_of(job.frame, x0, y0, x1 - x0, y1 - y0))
+    return out
+
+
+def face_crops(regions: Sequence[np.ndarray]) -> np.ndarray:
+    """uint8 (A, 96, 96, 3) RGB crops of each job's box (:func:`boxes`), area-averaged when
+    shrinking."""
+    crops = []
+    for region in regions:
         shrink = region.shape[0] > FACE_SIZE
         interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
         crops.append(cv2.resize(region, (FACE_SIZE, FACE_SIZE), interpolation=interpolation))
@@ -106,12 +116,14 @@ def paste_batch(
     mel: np.ndarray,
     options: PasteOptions,
     device: str,
-) -> list[np.ndarray]:
-    """Regenerate the lower face of every job; returns new uint8 (H, W, 3) frames (copies).
+) -> list[Picture]:
+    """Regenerate the lower face of every job; returns new frames (copies, of each job's
+    frame's kind).
 
     mel: float32 (A, 1, 80, 16), one window per job.
     """
-    crops = torch.from_numpy(face_crops(jobs)).to(device).permute(0, 3, 1, 2).float() / 255
+    regions = boxes(jobs)
+    crops = torch.from_numpy(face_crops(regions)).to(device).permute(0, 3, 1, 2).float() / 255
     generated = generate(model, torch.from_numpy(mel).to(device), crops)
     lower, lips = (torch.from_numpy(a).to(device) for a in outlines(jobs))
     paste_mask, skin = masks(lower, lips)
@@ -120,25 +132,25 @@ def paste_batch(
     if options.colour_match == "none":
         gain, offset = torch.ones_like(gain), torch.zeros_like(offset)
     return [
-        _paste_one(job, generated[i : i + 1], paste_mask[i : i + 1], gain[i : i + 1],
-                   offset[i : i + 1], space, options.sharpen)
+        _paste_one(job, regions[i], generated[i : i + 1], paste_mask[i : i + 1],
+                   gain[i : i + 1], offset[i : i + 1], space, options.sharpen)
         for i, job in enumerate(jobs)
     ]  # fmt: skip
 
 
 def _paste_one(
     job: FaceJob,
+    region: np.ndarray,
     generated: torch.Tensor,
     mask: torch.Tensor,
     gain: torch.Tensor,
     offset: torch.Tensor,
     space: str,
     sharpen: float,
-) -> np.ndarray:
+) -> Picture:
     x0, y0, x1, y1 = job.box
     h, w = y1 - y0, x1 - x0
-    region = torch.from_numpy(job.frame[y0:y1, x0:x1]).to(generated.device)
-    base = region.permute(2, 0, 1)[None].float() / 255
+    base = torch.from_numpy(region).to(generated.device).permute(2, 0, 1)[None].float() / 255
     face = compose.resize(generated, h, w)
     face = compose.apply_colour(face, gain, offset, space)  # type: ignore[arg-type]
     face = compose.sharpen(face, sharpen)
@@ -147,8 +159,6 @@ def _paste_one(
         held = torch.from_numpy(job.held).to(alpha.device).float()[None, None]
         alpha = alpha * (1 - compose.widened(held, HAND_GROW))
     merged = compose.blend(base, face, alpha)
-    out = job.frame.copy()
     pixels = (merged[0].permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8)
-    out[y0:y1, x0:x1] = pixels.cpu().numpy()
-    return out
+    return with_pixels(job.frame, x0, y0, region, pixels.cpu().numpy())
 

@@ -11,18 +11,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import structlog
 
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import VideoReader, read_range
+from heygemd.media.yuv import Picture
 
 log = structlog.get_logger(__name__)
 
 
 class TemplateFrames:
-    """RGB uint8 (H, W, 3) frames of ``path`` by index; ``budget_bytes`` caps what is held.
-    ``info``: the probe of ``path`` when known (the readers then do not probe it again)."""
+    """RGB uint8 (H, W, 3) frames of ``path`` by index; ``budget_bytes`` caps what is held
+    (``frame_bytes`` a frame). ``info``: the probe of ``path`` when known (the readers then do
+    not probe it again). ``as_yuv``: frames that can travel decoded are held and given as
+    YuvFrames (VideoReader.picture)."""
 
     def __init__(
         self,
@@ -31,23 +33,26 @@ class TemplateFrames:
         frame_bytes: int,
         budget_bytes: int,
         info: MediaInfo | None = None,
+        as_yuv: bool = False,
     ) -> None:
         self.path = path
         self.fps = fps
         self.info = info
+        self.as_yuv = as_yuv
         self.chunk = max(1, budget_bytes // max(frame_bytes, 1))
-        self._cache: list[np.ndarray] | None = []
-        self._chunk_frames: dict[int, np.ndarray] = {}
-        self._stream: Iterator[tuple[int, np.ndarray]] | None = None
+        self._cache: list[Picture] | None = []
+        self._chunk_frames: dict[int, Picture] = {}
+        self._stream: Iterator[tuple[int, Picture]] | None = None
         self._reader: VideoReader | None = None
         self._position = 0  # index of the next frame the stream yields
         self._last = -1
 
-    def first_pass(self, limit: int) -> Iterator[tuple[int, np.ndarray]]:
+    def first_pass(self, limit: int) -> Iterator[tuple[int, Picture]]:
         """Decode frames 0..limit-1 (fewer if the video is shorter) in order, keeping them when
         they fit the budget."""
         with VideoReader(self.path, fps=self.fps, info=self.info) as reader:
-            for index, frame in enumerate(reader):
+            frames = reader.pictures() if self.as_yuv else reader.frames()
+            for index, frame in frames:
                 if index >= limit:
                     break
                 if self._cache is not None:
@@ -58,7 +63,7 @@ class TemplateFrames:
                         log.info("wav2lip.template_streamed", budget_frames=self.chunk)
                 yield index, frame
 
-    def get(self, index: int) -> np.ndarray:
+    def get(self, index: int) -> Picture:
         """Frame ``index`` (within what first_pass decoded). Cheapest when called in ping-pong
         order."""
         if self._cache is not None:
@@ -73,21 +78,23 @@ class TemplateFrames:
             self._open_stream(index)
         return self._advance_to(index)
 
-    def _load_chunk_ending_at(self, index: int) -> np.ndarray:
+    def _load_chunk_ending_at(self, index: int) -> Picture:
         start = max(0, index - self.chunk + 1)
         self._chunk_frames = {}  # release the previous chunk before decoding the next
         self._chunk_frames = dict(
-            read_range(self.path, start, index + 1, fps=self.fps, info=self.info)
+            read_range(self.path, start, index + 1, fps=self.fps, info=self.info,
+                       as_yuv=self.as_yuv)
         )
         return self._chunk_frames[index]
 
     def _open_stream(self, start: int) -> None:
         self.close()
         self._reader = VideoReader(self.path, fps=self.fps, info=self.info)
-        self._stream = self._reader.frames(start)
+        self._stream = self._reader.pictures(start) if self.as_yuv \
+            else self._reader.frames(start)
         self._position = start
 
-    def _advance_to(self, index: int) -> np.ndarray:
+    def _advance_to(self, index: int) -> Picture:
         assert self._stream is not None
         self._chunk_frames = {}
         while True:
