@@ -57,8 +57,10 @@ class EncoderChoice:
 
 
 def x264_options(crf: int, preset: str) -> dict[str, str]:
-    """libx264's options for ``crf`` (0-51) and ``preset`` (ultrafast ... slower)."""
-    return {"crf": str(crf), "preset": preset}
+    """libx264's options for ``crf`` (0-51) and ``preset`` (ultrafast ... slower). A
+    template's closed captions are not carried (``a53cc``): frames the engine passes on as
+    decoded hold them, new ones do not, so they would come and go."""
+    return {"crf": str(crf), "preset": preset, "a53cc": "0"}
 
 
 def nvenc_options(crf: int, preset: str) -> dict[str, str]:
@@ -66,7 +68,7 @@ def nvenc_options(crf: int, preset: str) -> dict[str, str]:
     return {
         "preset": NVENC_PRESETS[preset], "tune": "hq", "rc": "vbr", "cq": str(crf), "b": "0",
         "spatial-aq": "1", "rc-lookahead": str(NVENC_LOOKAHEAD), "bf": str(NVENC_B_FRAMES),
-        "profile": "high",
+        "profile": "high", "a53cc": "0", "s12m_tc": "0",  # no captions or timecodes carried
     }
 
 

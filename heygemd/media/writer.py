@@ -20,7 +20,7 @@ from heygemd.closing import Closing
 from heygemd.errors import ProcessingError
 from heygemd.media.encoder import EncoderChoice, encoder_for
 from heygemd.media.video import even_frame, frames_for
-from heygemd.media.yuv import Picture, YuvFrame
+from heygemd.media.yuv import Colour, Picture, YuvFrame, colour_of
 from heygemd.settings import OutputSettings
 
 log = structlog.get_logger(__name__)
@@ -64,19 +64,11 @@ def rgb_frame(frame: np.ndarray) -> Any:
     return out
 
 
-# (colorspace, color_range, color_primaries, color_trc), FFmpeg's AVCOL_* numbers
-Colour = tuple[int, int, int, int]
 UNTAGGED: Colour = (2, 0, 2, 2)  # unspecified: what an RGB frame is turned to yuv420p as
 # matrices and ranges that swscale's default (BT.601, limited) turns RGB to: where the output
 # is untagged, decoded frames in these go to the encoder as they are
 DEFAULT_MATRICES = {2, 5, 6}  # unspecified, BT470BG, SMPTE170M
 DEFAULT_RANGES = {0, 1}  # unspecified, MPEG (limited)
-
-
-def colour_of(frame: Any) -> Colour:
-    """A decoded av.VideoFrame's colours (:data:`Colour`)."""
-    return (int(frame.colorspace), int(frame.color_range), int(frame.color_primaries),
-            int(frame.color_trc))
 
 
 def same_colours(frame: Colour, output: Colour) -> bool:
@@ -127,6 +119,7 @@ class VideoWriter(Closing):
         self._audio_fed = 0  # input samples handed to the resampler so far
         self._last: Any = None  # the last frame written (held to the audio's end), either kind
         self._colour: Colour | None = None  # the output's colours, set by the first frame
+        self._reformatter: Any = None  # RGB -> yuv420p, one swscale context for every frame
         self._closed = False
         self.encoder: EncoderChoice
         with _encoding(self.path):
@@ -147,6 +140,7 @@ class VideoWriter(Closing):
         video.pix_fmt = "yuv420p"
         video.options = dict(self.encoder.options)
         self._video = video
+        self._reformatter = av.video.reformatter.VideoReformatter()
         self._audio_stream: Any = None
         if self._audio is not None:
             layout = "stereo" if self._audio.shape[0] == 2 else "mono"
@@ -178,7 +172,7 @@ class VideoWriter(Closing):
                 raise ProcessingError(
                     f"frame {self.frames_written} is {frame.shape}, expected "
                     f"{(self.height, self.width, 3)}", code="encode_failed")
-            self.write_decoded(frame.frame)
+            self._decoded(frame.frame, frame.colour, frame)
             return
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ProcessingError(
@@ -199,17 +193,24 @@ class VideoWriter(Closing):
         turned to RGB with its own colours first. The first frame written sets the output's
         colours (:func:`colour_of`; a first RGB frame: UNTAGGED). Its own picture type is not
         passed on: the encoder places its keyframes."""
+        self._decoded(frame, colour_of(frame))
+
+    def _decoded(self, frame: Any, colour: Colour, held: YuvFrame | None = None) -> None:
+        """:meth:`write_decoded` of ``frame`` in ``colour``; ``held``: the YuvFrame it came
+        in (threads may share it: turned to RGB through its private copy)."""
         from av.video.frame import PictureType
 
         if self._colour is None:
-            self._colour = colour_of(frame)
-            self._tag(self._colour)
-        self._last = frame
+            self._colour = colour
+            self._tag(colour)
+        self._last = held if held is not None else frame
         width, height = self._video.width, self._video.height
         if frame.format.name != "yuv420p" or (frame.width, frame.height) != (width, height) \
-                or not same_colours(colour_of(frame), self._colour):
-            frame = self._from_rgb(even_frame(np.asarray(frame.to_ndarray(
-                format="rgb24", width=self.width, height=self.height))))
+                or not same_colours(colour, self._colour):
+            rgb = held.rgb() if held is not None and (frame.width, frame.height) == (
+                self.width, self.height) else np.asarray(frame.to_ndarray(
+                    format="rgb24", width=self.width, height=self.height))
+            frame = self._from_rgb(even_frame(rgb))
         else:
             frame.pict_type = PictureType.NONE
         frame.time_base = 1 / _rate(self.fps)  # its pts count output frames, as the others
@@ -221,9 +222,9 @@ class VideoWriter(Closing):
         out = rgb_frame(frame)
         colour = self._colour
         if colour is None or colour == UNTAGGED:  # swscale's default: BT.601, limited range
-            return out.reformat(format="yuv420p")
-        return out.reformat(format="yuv420p", dst_colorspace=colour[0],
-                            dst_color_range=colour[1])
+            return self._reformatter.reformat(out, format="yuv420p")
+        return self._reformatter.reformat(out, format="yuv420p", dst_colorspace=colour[0],
+                                          dst_color_range=colour[1])
 
     def _tag(self, colour: Colour) -> None:
         """Mark the stream's colours (its VUI), before the encoder opens."""
@@ -287,7 +288,7 @@ class VideoWriter(Closing):
             raise ProcessingError("The engine made no frames for this video.",
                                   code="encode_failed")
         while self.frames_written < total:
-            if isinstance(self._last, np.ndarray):
+            if isinstance(self._last, np.ndarray | YuvFrame):
                 self.write(self._last)
             else:
                 self.write_decoded(self._last)

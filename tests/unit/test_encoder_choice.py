@@ -50,7 +50,8 @@ def test_libx264_asked_for_is_never_nvenc() -> None:
         return None
 
     choice, _ = choose("libx264", 20, "fast", cuda=True, open_error=spy)
-    assert (choice.codec, choice.options, tried) == (X264, {"crf": "20", "preset": "fast"}, [])
+    assert (choice.codec, tried) == (X264, [])
+    assert choice.options == {"crf": "20", "preset": "fast", "a53cc": "0"}
 
 
 def test_auto_without_cuda_is_libx264_and_no_fallback() -> None:
@@ -63,7 +64,7 @@ def test_auto_without_cuda_is_libx264_and_no_fallback() -> None:
 def test_nvenc_wanted_but_unavailable_falls_back(asked: str, cuda: bool) -> None:
     choice, error = choose(asked, 18, "medium", cuda=cuda, open_error=refuses)
     assert choice.codec == X264 and choice.fell_back
-    assert choice.options == {"crf": "18", "preset": "medium"}
+    assert choice.options == {"crf": "18", "preset": "medium", "a53cc": "0"}
     assert (error is not None) == cuda  # FFmpeg's words only where it was tried
 
 

@@ -4,6 +4,7 @@ the writer keeps one set of colours whichever kind of frame it is given."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 
 from heygemd.media.video import VideoReader
-from heygemd.media.writer import UNTAGGED, VideoWriter, colour_of
-from heygemd.media.yuv import YuvFrame, as_rgb, carried, planes
+from heygemd.media.writer import UNTAGGED, VideoWriter
+from heygemd.media.yuv import YuvFrame, as_rgb, carried, colour_of, planes
 from heygemd.settings import OutputSettings
 from tests.mediagen import make_video
 
@@ -58,7 +59,7 @@ def test_a_region_past_the_picture_is_empty() -> None:
     assert YuvFrame(decoded(picture())).region(96, 10, 8, 8).shape == (8, 0, 3)
 
 
-@pytest.mark.parametrize("at", [(30, 20), (31, 21), (-3, -5), (90, 58)])
+@pytest.mark.parametrize("at", [(30, 20), (31, 21), (0, 0), (85, 1), (90, 58)])
 def test_only_changed_pixels_leave_the_decoded_ones(at: tuple[int, int]) -> None:
     """A window changed inside: luma changes only where RGB did, chroma only in 2x2 blocks
     holding such a pixel; the new pixels read back close to what was given; the frame given
@@ -66,7 +67,7 @@ def test_only_changed_pixels_leave_the_decoded_ones(at: tuple[int, int]) -> None
     source = decoded(picture())
     before_planes = copied_planes(source)
     item = YuvFrame(source)
-    x0, y0 = max(at[0], 0), max(at[1], 0)
+    x0, y0 = at  # (85, 1) and (90, 58): the window runs past the picture's edge
     before = item.region(x0, y0, 16, 14)
     after = before.copy()
     after[2:12, 3:13] = (200, 40, 60)  # a red lip
@@ -157,3 +158,45 @@ def test_a_turned_video_comes_as_rgb(tmp_path: Path) -> None:
         pictures = [frame for _, frame in reader.pictures()]
     assert pictures and all(isinstance(p, np.ndarray) and p.shape == (64, 48, 3)
                             for p in pictures)
+
+
+def _os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_held_frames_turned_to_rgb_keep_no_threads() -> None:
+    """A held decoded frame is never reformatted itself: PyAV would keep a swscale context,
+    with a thread per core, on each (100 held 1080p template frames: 200 more OS threads)."""
+    held = [YuvFrame(decoded(picture(seed=n))) for n in range(40)]
+    before = _os_threads()
+    for item in held:
+        item.rgb()
+        item.thumbnail(48, 32)
+        item.region(3, 5, 20, 20)
+    assert _os_threads() <= before + 1  # at most this thread's converter, once
+
+
+def test_one_frame_from_two_threads_at_once() -> None:
+    """The transplant's threads and the encoder's thread may turn the same decoded frame to RGB
+    at once (a frame repeated, or shown as recorded beside a transplanted copy): each gets the
+    same pixels, and the frame keeps its colours (PyAV's reformat rewrites them while it runs
+    on a frame)."""
+    import threading
+
+    item = YuvFrame(decoded(picture(480, 320, seed=4)))
+    want = item.rgb()
+    wrong: list[str] = []
+
+    def work() -> None:
+        for _ in range(30):
+            if not np.array_equal(item.rgb(), want):
+                wrong.append("rgb")
+            if colour_of(item.frame) != item.colour:
+                wrong.append("colour")
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []

@@ -67,3 +67,24 @@ def test_template_frames_in_ping_pong_order(tmp_path: Path, budget_frames: int) 
             assert np.array_equal(template.get(index), first[index]), (out_index, index)
     finally:
         template.close()
+
+
+@pytest.mark.parametrize("as_yuv", [True, False])
+def test_the_template_budget_counts_the_frames_as_held(tmp_path: Path, as_yuv: bool) -> None:
+    """Sized as if frames were held as decoded (1.5 bytes a pixel), a template whose frames come
+    as RGB (asked so here; on a GPU host NVDEC's nv12 is not carried) holds half as many frames,
+    not twice the budget; decoded ones fill it."""
+    from heygemd.media.yuv import YuvFrame, as_rgb
+
+    video = make_video(tmp_path / "odd.mp4", width=64, height=48, seconds=0.8, audio=False)
+    rgb_bytes = 64 * 48 * 3
+    template = TemplateFrames(video, 25.0, rgb_bytes // 2, 5 * rgb_bytes, as_yuv=as_yuv)
+    first = [(isinstance(f, YuvFrame), as_rgb(f).copy()) for _, f in template.first_pass(100)]
+    try:
+        assert len(first) == 20 and all(kind == as_yuv for kind, _ in first)
+        assert template.chunk == (10 if as_yuv else 5)
+        for out_index in range(60):
+            index = ping_pong_index(out_index, len(first))
+            assert np.array_equal(as_rgb(template.get(index)), first[index][1])
+    finally:
+        template.close()

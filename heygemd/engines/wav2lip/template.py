@@ -15,16 +15,24 @@ import structlog
 
 from heygemd.media.types import MediaInfo
 from heygemd.media.video import VideoReader, read_range
-from heygemd.media.yuv import Picture
+from heygemd.media.yuv import Picture, YuvFrame
 
 log = structlog.get_logger(__name__)
 
 
+def held_bytes(frame: Picture) -> int:
+    """Bytes a held frame keeps: a YuvFrame's 4:2:0 planes, an array's own."""
+    if isinstance(frame, YuvFrame):
+        height, width = frame.shape[:2]
+        return width * height * 3 // 2
+    return int(frame.nbytes)
+
+
 class TemplateFrames:
     """RGB uint8 (H, W, 3) frames of ``path`` by index; ``budget_bytes`` caps what is held
-    (``frame_bytes`` a frame). ``info``: the probe of ``path`` when known (the readers then do
-    not probe it again). ``as_yuv``: frames that can travel decoded are held and given as
-    YuvFrames (VideoReader.picture)."""
+    (``frame_bytes`` a frame, until the first frame decoded says what one holds). ``info``: the
+    probe of ``path`` when known (the readers then do not probe it again). ``as_yuv``: frames
+    that can travel decoded are held and given as YuvFrames (VideoReader.picture)."""
 
     def __init__(
         self,
@@ -39,6 +47,7 @@ class TemplateFrames:
         self.fps = fps
         self.info = info
         self.as_yuv = as_yuv
+        self.budget = budget_bytes
         self.chunk = max(1, budget_bytes // max(frame_bytes, 1))
         self._cache: list[Picture] | None = []
         self._chunk_frames: dict[int, Picture] = {}
@@ -55,6 +64,8 @@ class TemplateFrames:
             for index, frame in frames:
                 if index >= limit:
                     break
+                if index == 0:  # a frame the decoder gave in another form is held as RGB
+                    self.chunk = max(1, self.budget // max(held_bytes(frame), 1))
                 if self._cache is not None:
                     if len(self._cache) < self.chunk:
                         self._cache.append(frame)
