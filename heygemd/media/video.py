@@ -264,27 +264,25 @@ class VideoReader(Closing):
                ) -> Generator[tuple[int, np.ndarray], None, None]:
         """(CFR index, upright RGB frame) for start <= index < stop (to the end when None),
         seeking to ``start``. A frame repeated over a gap is the same array object."""
-        last_raw: Any = None
-        last_rgb: np.ndarray | None = None
-        for index, frame in self.iter_raw_from(start):
-            if stop is not None and index >= stop:
-                return
-            if frame is not last_raw:
-                last_raw, last_rgb = frame, self.to_rgb(frame)
-            assert last_rgb is not None
-            yield index, last_rgb
+        return self._turned(self.to_rgb, start, stop)
 
     def pictures(self, start: int = 0, stop: int | None = None
                  ) -> Generator[tuple[int, Picture], None, None]:
         """:meth:`frames`, but a frame the encoder can take as decoded (:meth:`picture`) comes
         as a :class:`~heygemd.media.yuv.YuvFrame`, not turned to RGB."""
+        return self._turned(self.picture, start, stop)
+
+    def _turned(self, turn: Callable[[Any], T], start: int, stop: int | None
+                ) -> Generator[tuple[int, T], None, None]:
+        """(CFR index, ``turn`` of the decoded frame) from ``start`` to ``stop``; a frame
+        repeated over a gap is turned once and given as the same object."""
         last_raw: Any = None
-        last: Picture | None = None
+        last: T | None = None
         for index, frame in self.iter_raw_from(start):
             if stop is not None and index >= stop:
                 return
             if frame is not last_raw:
-                last_raw, last = frame, self.picture(frame)
+                last_raw, last = frame, turn(frame)
             assert last is not None
             yield index, last
 
