@@ -287,10 +287,11 @@ class VideoReader(Closing):
             yield index, last
 
     def picture(self, frame: Any) -> Picture:
-        """A decoded av.VideoFrame -> a YuvFrame where it is 4:2:0 with even sides and
-        needs no turning or scaling, else its upright RGB (:meth:`to_rgb`)."""
+        """A decoded av.VideoFrame -> a YuvFrame where it is 4:2:0 (yuv420p, or NVDEC's
+        nv12) with even sides and needs no turning or scaling, else its upright RGB
+        (:meth:`to_rgb`)."""
         if not self._scaled and self.rotation % 360 == 0 and yuv.carried(frame):
-            return yuv.YuvFrame(frame)
+            return yuv.decoded(frame)
         return self.to_rgb(frame)
 
     def __iter__(self) -> Iterator[np.ndarray]:

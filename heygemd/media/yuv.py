@@ -51,10 +51,28 @@ def colour_of(frame: Any) -> Colour:
 
 
 def carried(frame: Any) -> bool:
-    """Whether a decoded av.VideoFrame can travel as a :class:`YuvFrame`: 8-bit 4:2:0 (what
-    the encoder is given) with even sides."""
-    return (frame.format.name == "yuv420p" and frame.width % 2 == 0
+    """Whether a decoded av.VideoFrame can travel as a :class:`YuvFrame` (:func:`decoded`):
+    8-bit 4:2:0 (what the encoder is given; NVDEC's nv12 holds the same samples) with even
+    sides."""
+    return (frame.format.name in ("yuv420p", "nv12") and frame.width % 2 == 0
             and frame.height % 2 == 0)
+
+
+def decoded(frame: Any) -> YuvFrame:
+    """A :func:`carried` frame as a YuvFrame; an nv12 frame's interleaved chroma is split into
+    yuv420p's planes (the same samples: nothing is lost)."""
+    if frame.format.name != "nv12":
+        return YuvFrame(frame)
+    colour = colour_of(frame)
+    out = _blank(colour, frame.width, frame.height)
+    luma, chroma = frame.planes[0], frame.planes[1]
+    y, u, v = planes(out)
+    y[...] = np.ndarray((frame.height, frame.width), np.uint8, buffer=memoryview(luma),
+                        strides=(luma.line_size, 1))
+    pairs: np.ndarray = np.ndarray((frame.height // 2, frame.width // 2, 2), np.uint8,
+                                   buffer=memoryview(chroma), strides=(chroma.line_size, 2, 1))
+    u[...], v[...] = pairs[..., 0], pairs[..., 1]
+    return YuvFrame(out)
 
 
 def planes(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

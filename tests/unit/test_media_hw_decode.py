@@ -144,3 +144,26 @@ def test_decoder_failing_part_way_goes_on_in_software(
     assert all(np.array_equal(got[i], expected[i]) for i in got)
     said = events(logs, "media.hw_decode_unavailable")
     assert len(said) == 1 and "gave up" in said[0]["error"]
+
+
+class Nv12StandIn(StandIn):
+    """The stand-in decoder giving nv12, as NVDEC does (the same samples, chroma interleaved)."""
+
+    def decode(self, packet: Any) -> list[Any]:
+        return [frame.reformat(format="nv12") for frame in super().decode(packet)]
+
+
+def test_nvdec_frames_travel_as_decoded(clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nv12 from the hardware decoder comes as YuvFrames (the render passes their pixels on as
+    decoded), holding the software decode's samples."""
+    from heygemd.media.yuv import YuvFrame, planes
+
+    with av.open(str(clip)) as container:
+        want = [[p.copy() for p in planes(f)] for f in container.decode(video=0)]
+    monkeypatch.setattr(hardware, "open_decoder", lambda stream, file: Nv12StandIn(stream))
+    with VideoReader(clip) as reader:
+        assert reader.decoder == "h264_cuvid"
+        got = [frame for _, frame in reader.pictures()]
+    assert len(got) == len(want) and all(isinstance(f, YuvFrame) for f in got)
+    assert all(np.array_equal(a, b) for f, w in zip(got, want, strict=True)
+               for a, b in zip(planes(f.frame), w, strict=True))

@@ -200,3 +200,22 @@ def test_one_frame_from_two_threads_at_once() -> None:
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+def test_an_nv12_frame_travels_as_its_own_samples(tmp_path: Path) -> None:
+    """NVDEC gives nv12 (chroma interleaved): split into yuv420p's planes it is carried with
+    every sample as decoded and its colours, and the reader gives it as a YuvFrame."""
+    from heygemd.media.yuv import decoded as carried_frame
+
+    source = decoded(picture(seed=5))
+    nv12 = source.reformat(format="nv12")
+    nv12.colorspace, nv12.color_range = source.colorspace, source.color_range
+    nv12.color_primaries, nv12.color_trc = source.color_primaries, source.color_trc
+    assert carried(nv12)
+    made = carried_frame(nv12)
+    assert made.frame.format.name == "yuv420p" and made.colour == colour_of(source)
+    assert all(np.array_equal(a, b)
+               for a, b in zip(planes(made.frame), planes(source), strict=True))
+    video = make_video(tmp_path / "in.mp4", width=96, height=64, seconds=0.2)
+    with VideoReader(video) as reader:
+        assert isinstance(reader.picture(nv12), YuvFrame)
