@@ -266,11 +266,12 @@ class VideoReader(Closing):
         seeking to ``start``. A frame repeated over a gap is the same array object."""
         return self._turned(self.to_rgb, start, stop)
 
-    def pictures(self, start: int = 0, stop: int | None = None
+    def pictures(self, start: int = 0, stop: int | None = None, *, as_yuv: bool = True
                  ) -> Generator[tuple[int, Picture], None, None]:
-        """:meth:`frames`, but a frame the encoder can take as decoded (:meth:`picture`) comes
-        as a :class:`~heygemd.media.yuv.YuvFrame`, not turned to RGB."""
-        return self._turned(self.picture, start, stop)
+        """:meth:`frames`, but (``as_yuv``) a frame the encoder can take as decoded
+        (:meth:`picture`) comes as a :class:`~heygemd.media.yuv.YuvFrame`, not turned to
+        RGB."""
+        return self._turned(self.picture if as_yuv else self.to_rgb, start, stop)
 
     def _turned(self, turn: Callable[[Any], T], start: int, stop: int | None
                 ) -> Generator[tuple[int, T], None, None]:
@@ -458,4 +459,4 @@ def read_range(
     ``info``: the probe of ``path``, when the caller has it. ``as_yuv``: frames that can travel
     decoded come as YuvFrames (VideoReader.picture)."""
     with VideoReader(path, fps=fps, scale=scale, info=info) as reader:
-        yield from reader.pictures(start, stop) if as_yuv else reader.frames(start, stop)
+        yield from reader.pictures(start, stop, as_yuv=as_yuv)

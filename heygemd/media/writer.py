@@ -20,7 +20,7 @@ from heygemd.closing import Closing
 from heygemd.errors import ProcessingError
 from heygemd.media.encoder import EncoderChoice, encoder_for
 from heygemd.media.video import even_frame, frames_for
-from heygemd.media.yuv import Colour, Picture, YuvFrame, colour_of
+from heygemd.media.yuv import Colour, Picture, YuvFrame, colour_of, rgb_frame
 from heygemd.settings import OutputSettings
 
 log = structlog.get_logger(__name__)
@@ -45,23 +45,6 @@ def _encodable(chunk: np.ndarray) -> np.ndarray:
     if chunk.shape[0] > 2:
         chunk = chunk.mean(axis=0, keepdims=True)
     return np.ascontiguousarray(np.clip(chunk, -1.0, 1.0), dtype=np.float32)
-
-
-def rgb_frame(frame: np.ndarray) -> Any:
-    """An RGB uint8 (H, W, 3) array of any strides -> an av.VideoFrame (rgb24), copied into the
-    frame's own plane: 1-2 ms a 1080x1920 frame whatever its rows (PyAV's from_ndarray takes
-    46 ms on a decoder's padded rows, as at 1080 px wide)."""
-    import av
-
-    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"expected RGB uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
-    height, width = frame.shape[:2]
-    out = av.VideoFrame(width, height, "rgb24")
-    plane = out.planes[0]
-    rows: np.ndarray = np.ndarray((height, width, 3), np.uint8, buffer=memoryview(plane),
-                                  strides=(plane.line_size, 3, 1))
-    rows[...] = frame
-    return out
 
 
 UNTAGGED: Colour = (2, 0, 2, 2)  # unspecified: what an RGB frame is turned to yuv420p as
@@ -207,9 +190,8 @@ class VideoWriter(Closing):
         width, height = self._video.width, self._video.height
         if frame.format.name != "yuv420p" or (frame.width, frame.height) != (width, height) \
                 or not same_colours(colour, self._colour):
-            rgb = held.rgb() if held is not None and (frame.width, frame.height) == (
-                self.width, self.height) else np.asarray(frame.to_ndarray(
-                    format="rgb24", width=self.width, height=self.height))
+            rgb = held.rgb() if held is not None else np.asarray(frame.to_ndarray(
+                format="rgb24", width=self.width, height=self.height))
             frame = self._from_rgb(even_frame(rgb))
         else:
             frame.pict_type = PictureType.NONE
@@ -221,7 +203,8 @@ class VideoWriter(Closing):
         """RGB uint8 (H, W, 3), even sides -> a yuv420p av.VideoFrame in the output's colours."""
         out = rgb_frame(frame)
         colour = self._colour
-        if colour is None or colour == UNTAGGED:  # swscale's default: BT.601, limited range
+        assert colour is not None  # set by the first frame, before it is turned
+        if colour == UNTAGGED:  # swscale's default: BT.601, limited range
             return self._reformatter.reformat(out, format="yuv420p")
         return self._reformatter.reformat(out, format="yuv420p", dst_colorspace=colour[0],
                                           dst_color_range=colour[1])

@@ -145,11 +145,11 @@ def _last_frame(path: Path, info: MediaInfo | None = None, as_yuv: bool = False)
     frame: Picture | None = None
     with VideoReader(path, info=info) as reader:
         near_end = max(0, reader.frame_count - 2 * int(round(reader.fps)))
-        for _, frame in reader.pictures(near_end) if as_yuv else reader.frames(near_end):  # noqa: B007
+        for _, frame in reader.pictures(near_end, as_yuv=as_yuv):  # noqa: B007
             pass
     if frame is None and near_end > 0:
         with VideoReader(path, info=info) as reader:
-            for _, frame in reader.pictures() if as_yuv else reader.frames():  # noqa: B007
+            for _, frame in reader.pictures(as_yuv=as_yuv):  # noqa: B007
                 pass
     if frame is None:
         raise ValueError(f"{path.name} has no frames")
@@ -205,7 +205,7 @@ def _kept_forward(path: Path, order: np.ndarray, info: MediaInfo | None = None,
     kept: list[Picture] = []
     ended = False
     with VideoReader(path, info=info) as reader, \
-            closing(reader.pictures() if as_yuv else reader.frames()) as frames:
+            closing(reader.pictures(as_yuv=as_yuv)) as frames:
         for index in order:
             while not ended and len(kept) <= index:
                 item = next(frames, None)

@@ -60,8 +60,7 @@ class TemplateFrames:
         """Decode frames 0..limit-1 (fewer if the video is shorter) in order, keeping them when
         they fit the budget."""
         with VideoReader(self.path, fps=self.fps, info=self.info) as reader:
-            frames = reader.pictures() if self.as_yuv else reader.frames()
-            for index, frame in frames:
+            for index, frame in reader.pictures(as_yuv=self.as_yuv):
                 if index >= limit:
                     break
                 if index == 0:  # a frame the decoder gave in another form is held as RGB
@@ -101,8 +100,7 @@ class TemplateFrames:
     def _open_stream(self, start: int) -> None:
         self.close()
         self._reader = VideoReader(self.path, fps=self.fps, info=self.info)
-        self._stream = self._reader.pictures(start) if self.as_yuv \
-            else self._reader.frames(start)
+        self._stream = self._reader.pictures(start, as_yuv=self.as_yuv)
         self._position = start
 
     def _advance_to(self, index: int) -> Picture:
