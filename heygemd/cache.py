@@ -13,7 +13,8 @@ recency is the newest mtime of its files, refreshed on every hit (atime is not u
 often mounted noatime). After an entry is written, the oldest-used entries are removed until the
 cache fits the limit (:func:`choose_evictions`), never the one just written, one being read in
 this process, or one used in the last IN_USE_SECONDS (another thread or process may be reading
-it); so the cache can stay over the limit while its recent entries alone exceed it. Several
+it); an entry passed over for being in use gives way to the next oldest, so the cache stays
+over the limit only while its recent entries alone exceed it. Several
 threads and processes may share one folder: an entry removed under a reader is a miss.
 """
 
@@ -173,9 +174,8 @@ class AnalysisCache:
         try:
             with _trim_lock:
                 entries = scan_entries(self.root)
-                victims = choose_evictions(entries, self.max_bytes, {keep} if keep else set(),
-                                           time.time(), IN_USE_SECONDS, STALE_TEMP_SECONDS)
-                removed = [entry for entry in victims if _remove(self.root, entry)]
+                removed = _evict(self.root, entries, self.max_bytes,
+                                 {keep} if keep else set())
         except OSError as err:
             log.warning("cache.trim_failed", root=str(self.root), error=str(err))
             return
@@ -245,7 +245,8 @@ def choose_evictions(
     write in progress: counted, since it will soon be an entry). ``now``: seconds since the
     epoch, as the files' mtimes."""
     entries = list(entries)
-    victims = [e for e in entries if e.is_temp and now - e.used > stale_temp_seconds]
+    victims = [e for e in entries
+               if e.is_temp and now - e.used > stale_temp_seconds and e.key not in keep]
     total = sum(e.size for e in entries) - sum(e.size for e in victims)
     for entry in sorted((e for e in entries if not e.is_temp), key=lambda e: e.used):
         if total <= max_bytes:
@@ -255,6 +256,28 @@ def choose_evictions(
         victims.append(entry)
         total -= entry.size
     return victims
+
+
+def _evict(root: Path, entries: list[Entry], max_bytes: int, keep: set[str]) -> list[Entry]:
+    """Remove entries as :func:`choose_evictions` picks them until the rest fit ``max_bytes``;
+    the removed ones. A victim found in use (being read here, or hit since the listing) stays,
+    and the next least recently used one goes in its place."""
+    removed: list[Entry] = []
+    left, spared = list(entries), set(keep)
+    now = time.time()
+    while True:
+        victims = choose_evictions(left, max_bytes, spared, now, IN_USE_SECONDS,
+                                   STALE_TEMP_SECONDS)
+        if not victims:
+            return removed
+        for entry in victims:
+            if _remove(root, entry):
+                removed.append(entry)
+                left.remove(entry)
+            else:
+                spared.add(entry.key)
+        if all(entry.key not in spared for entry in victims):
+            return removed
 
 
 def _remove(root: Path, entry: Entry) -> bool:

@@ -172,9 +172,13 @@ def test_readers_and_trimmers_at_once_see_hits_or_misses_only(
             thread.start()
         for thread in threads:
             thread.join()
-    assert errors == [] and wrong == []
-    assert not [e for e in logs if e["log_level"] == "warning"]
-    assert cache_size(tmp_path) <= 6000 + 4 * 2300  # at most each writer's own entry over
+    assert errors == [], errors
+    assert wrong == [], wrong
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert not warnings, warnings
+    left = scan_entries(tmp_path)
+    # at most each writer's own entry over
+    assert cache_size(tmp_path) <= 6000 + 4 * 2300, [(e.key[:4], e.size, e.used) for e in left]
 
 
 def test_stale_temp_files_go_and_fresh_ones_stay(tmp_path: Path) -> None:
@@ -220,3 +224,45 @@ def test_choose_evictions_order_and_exemptions() -> None:
     # oldest first, skipping the kept and the busy, until 130 are left
     assert [e.key for e in chosen] == [".tmp-b", "old", "mid", "new"]
     assert choose_evictions(entries, 10**6, set(), now) == [entries[6]]
+
+
+def test_an_entry_in_use_is_passed_over_for_the_next_least_recently_used(
+    tmp_path: Path,
+) -> None:
+    size = fill(tmp_path, KEYS[:3])
+    limited = AnalysisCache(tmp_path, max_bytes=2 * size)
+    with cache._being_read(tmp_path, KEYS[0]):  # the oldest is being read: the next one goes
+        limited.trim()
+    assert {e.key for e in scan_entries(tmp_path)} == {KEYS[0], KEYS[2]}
+    assert cache_size(tmp_path) <= 2 * size
+
+
+def test_an_entry_hit_since_the_listing_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = fill(tmp_path, KEYS[:3])
+    listed = scan_entries
+
+    def listing_then_hit(root: Path) -> list[Entry]:
+        entries = listed(root)
+        os.utime(entry_files(root, KEYS[0])[0])  # another thread's hit on the oldest
+        return entries
+
+    monkeypatch.setattr(cache, "scan_entries", listing_then_hit)
+    monkeypatch.setattr(cache, "IN_USE_SECONDS", 0.0)
+    AnalysisCache(tmp_path, max_bytes=2 * size).trim()
+    monkeypatch.undo()
+    assert {e.key for e in scan_entries(tmp_path)} == {KEYS[0], KEYS[2]}
+
+
+def test_a_temp_file_that_cannot_be_removed_ends_the_trim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shard = tmp_path / "ab"
+    shard.mkdir()
+    stale = shard / ".tmp-old.npy"
+    stale.write_bytes(b"x" * 100)
+    os.utime(stale, (1, 1))
+    monkeypatch.setattr(cache, "_remove", lambda root, entry: False)  # e.g. another user's
+    AnalysisCache(tmp_path, max_bytes=10).trim()  # returns: the refused file is not retried
+    assert stale.exists()
