@@ -1,3 +1,3 @@
-from heygemd.cli import main
+from heygemd.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -269,3 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"heygemd: {err}", file=sys.stderr)
         return EXIT_FAIL
 
+
+
+def entry() -> int:
+    """The process's entry point (the ``heygemd`` script, ``python -m heygemd``): :func:`main`,
+    then every object still alive is frozen (gc.freeze), so the interpreter's exit does not walk
+    the libraries' hundreds of thousands of objects again in its last collections (a `heygemd
+    once` of th08 ended 0.5-0.7 s after its work, 0.2 s frozen). Files and the log are closed by
+    then (the daemon's shutdown, logging's own exit handler)."""
+    status = main()
+    gc.freeze()
+    return status
