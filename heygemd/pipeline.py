@@ -29,7 +29,7 @@ from heygemd import faults, names, preview
 from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import DiskFull, HeygemError, InputRejected, MachineFault, ResourceError
-from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.faces.analyze import FaceAnalyzer, Follower
 from heygemd.faces.hands import HandSightings
 from heygemd.media.audio import load_audio
 from heygemd.media.tap import FrameTap
@@ -191,7 +191,7 @@ class Pipeline:
             if (audio.samples is not None and examine.needs_frame_pass(checked)
                     and not refusals(checked.findings)):
                 # the preview's frames are measured in a thread: it ends however the video ends
-                with preview.Sampler(self.analyzer) as sampler:
+                with preview.Sampler(Follower(self.analyzer)) as sampler:
                     return self._examine_beside_render(video, checked, audio, output,
                                                        pictures_dir, progress, bound, timings,
                                                        sampler)
@@ -326,7 +326,8 @@ class Pipeline:
         name = names.fit(output.stem, preview.SUFFIX)
         try:
             with _stage(bound, timings, "preview") as facts:
-                image = preview.picture(sampler, self.analyzer, audio.samples, fps, frame_count)
+                image = preview.picture(sampler, sampler.analyzer, audio.samples, fps,
+                                        frame_count)
                 annotate.save_jpeg(pictures_dir / name, image)
                 facts["measured_frames"] = len(sampler.kept)
         except Exception as err:

@@ -165,13 +165,15 @@ class Sampler:
 
     Given an ``analyzer``, a thread of its own measures each kept frame's mouth as it comes
     (while the video is still being made, its cores shared with the encoder) instead of all of
-    them after the encode; :meth:`close` ends that thread, whatever happened meanwhile.
+    them after the encode; :meth:`close` ends that thread, whatever happened meanwhile. The
+    frames reach the analyzer in order, so one that follows a face from a frame to the next
+    (faces.analyze.Follower) need not look for it afresh in each.
     """
 
     def __init__(self, analyzer: Analyzer | None = None, step: int = 1) -> None:
         self.step = step
         self.kept: list[tuple[int, np.ndarray]] = []
-        self._analyzer = analyzer
+        self.analyzer = analyzer
         self._measured: list[float] = []
         self._queue: queue.SimpleQueue[tuple[int, np.ndarray] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -187,12 +189,12 @@ class Sampler:
             return
         small = shrink(frame)
         self.kept.append((index, small))
-        if self._analyzer is None:
+        if self.analyzer is None:
             return
         if self._thread is None:
             # the job's log context goes with it (its lines keep the job id)
             context = contextvars.copy_context()
-            thread = threading.Thread(target=context.run, args=(self._measure, self._analyzer),
+            thread = threading.Thread(target=context.run, args=(self._measure, self.analyzer),
                                       name="preview-measure", daemon=True)
             thread.start()
             self._thread = thread
@@ -206,10 +208,12 @@ class Sampler:
                 self._error = err
                 return
 
-    def openings_of(self, analyzer: Analyzer) -> np.ndarray:
+    def openings_of(self, analyzer: Analyzer | None) -> np.ndarray:
         """float (len(kept),): :func:`openings` of the kept frames; those measured meanwhile
-        are waited for, not measured again."""
+        are waited for, not measured again (NaN: not measured, with no ``analyzer``)."""
         if self._thread is None:
+            if analyzer is None:
+                return np.full(len(self.kept), np.nan)
             return openings(self.kept, analyzer)
         self._queue.put(None)
         self._thread.join()
@@ -249,7 +253,8 @@ def openings(kept: Sequence[tuple[int, np.ndarray]], analyzer: Analyzer) -> np.n
 
 
 def picture(
-    sampler: Sampler, analyzer: Analyzer, audio: np.ndarray, fps: float, frame_count: int,
+    sampler: Sampler, analyzer: Analyzer | None, audio: np.ndarray, fps: float,
+    frame_count: int,
 ) -> np.ndarray:
     """The preview of a video of ``frame_count`` frames at ``fps`` whose sound is ``audio``
     (float32 (N,) at AUDIO_RATE), from the frames ``sampler`` kept (RGB uint8)."""

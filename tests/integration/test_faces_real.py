@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from heygemd.faces import landmarks as lm
-from heygemd.faces.analyze import FaceAnalyzer
+from heygemd.faces.analyze import FaceAnalyzer, Follower
 from heygemd.faces.occlusion import mouth_occlusion_score
 from heygemd.faces.track import FaceTrack, build_track
 from heygemd.media.video import VideoReader, read_frames
@@ -152,3 +152,41 @@ def test_tracking_mode_matches_detection_and_skips_the_detector(talking_clips: l
             assert np.abs(a[0].landmarks[:, :2] - b[0].landmarks[:, :2]).mean() < 2.0
             assert abs(a[0].yaw - b[0].yaw) < 3.0
     assert calls == 3  # frames 0, 8, 16
+
+
+@pytest.mark.parametrize("prefix", ["th08", "th10"])
+def test_a_follower_measures_sampled_frames_as_detection_does_with_fewer_detections(
+    shared_media: Path, prefix: str
+) -> None:
+    from heygemd.faces.geometry import mouth_opening
+    from heygemd.preview import shrink
+
+    path = clip(shared_media, prefix)
+    # the preview's samples: every 6th frame (a quarter second at 25 fps), shrunk to 320 px
+    frames = {i: shrink(f) for i, f in read_frames(path, range(0, 120, 6)).items()}
+    blank = 10  # a frame with no face: lost, then found afresh on the next sample
+    frames[blank * 6] = np.zeros_like(frames[0])
+    with FaceAnalyzer(FaceSettings()) as analyzer:
+        fresh = {i: analyzer.analyze(frames[i], i) for i in sorted(frames)}
+        calls = 0
+        analyze = analyzer.analyze
+
+        def counting(frame: np.ndarray, frame_index: int) -> list:
+            nonlocal calls
+            calls += 1
+            return analyze(frame, frame_index)
+
+        analyzer.analyze = counting  # type: ignore[method-assign]
+        follower = Follower(analyzer, redetect_every=8)
+        followed = {i: follower.analyze(frames[i], i) for i in sorted(frames)}
+    assert fresh[blank * 6] == [] and followed[blank * 6] == []
+    for i in sorted(frames):
+        if i == blank * 6:
+            continue
+        a, b = fresh[i], followed[i]
+        assert len(a) == len(b) == 1, i
+        assert np.abs(a[0].landmarks[:, :2] - b[0].landmarks[:, :2]).mean() < 2.0, i
+        face = a[0].box[3] - a[0].box[1]
+        assert abs(mouth_opening(a[0].landmarks) - mouth_opening(b[0].landmarks)) < 0.02 * face
+    # samples 0 and 8 (every 8th), the blank one (10), the one after it (11) and 19 (8 later)
+    assert calls == 5
