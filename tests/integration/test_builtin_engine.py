@@ -306,6 +306,38 @@ def test_a_template_analysed_in_two_halves_is_analysed_as_in_one(
     assert all(np.array_equal(a, b) for a, b in zip(one_kept, halves_kept, strict=True))
 
 
+def test_a_template_kept_as_decoded_is_analysed_as_from_rgb(
+    setup: dict, shared_media: Path, tmp_path: Path
+) -> None:
+    """th05 (200 frames, all kept), in one pass and in two halves: with as_yuv the frames kept
+    for the render are the decoded YuvFrames, the RGB kept frames' own pixels, and every array
+    and crop equals the analysis of the RGB frames."""
+    from heygemd.cache import AnalysisCache
+    from heygemd.engines.builtin.analysis import analyse_template
+    from heygemd.faces.analyze import FaceAnalyzer
+
+    engine = setup["engine"]
+    template = shared_media / "talking" / "th05_woman_flagbg_en_sadtalker_WDA_AOC.mp4"
+    scale = engine.cfg.analysis_scale
+    with FaceAnalyzer(setup["settings"].faces, tracking=True) as first, \
+            FaceAnalyzer(setup["settings"].faces, tracking=True) as helper:
+        for name, second in (("one", None), ("halves", lambda: helper)):
+            made = {}
+            for as_yuv in (False, True):
+                made[as_yuv] = analyse_template(
+                    template, first, engine._hearing, AnalysisCache(tmp_path / f"{name}{as_yuv}"),
+                    scale, lambda f: None, second, as_yuv=as_yuv)
+            (rgb, _, rgb_kept), (yuv, cached, yuv_kept) = made[False], made[True]
+            assert not cached and rgb_kept is not None and yuv_kept is not None
+            assert len(yuv_kept) == len(rgb_kept) == 200
+            assert all(isinstance(frame, YuvFrame) for frame in yuv_kept)
+            assert all(np.array_equal(as_rgb(a), b)
+                       for a, b in zip(yuv_kept, rgb_kept, strict=True))
+            for key, array in rgb.arrays().items():
+                np.testing.assert_array_equal(array, yuv.arrays()[key], err_msg=key)
+            np.testing.assert_array_equal(np.asarray(rgb.crops), np.asarray(yuv.crops))
+
+
 def test_a_template_analysed_in_segments_is_analysed_as_in_one(
     setup: dict, shared_media: Path, tmp_path: Path
 ) -> None:

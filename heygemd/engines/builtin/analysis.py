@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from heygemd.engines.builtin.prefetch import Held, prefetched, start_worker
 from heygemd.engines.builtin.segments import Handover, Segment, segmented
 from heygemd.faces.bridge import Filled, GapBridge, bridge_gaps, max_gap_frames
 from heygemd.media.tap import FrameTap
+from heygemd.media.yuv import Picture, as_rgb
 
 log = structlog.get_logger(__name__)
 
@@ -169,10 +170,13 @@ def analyse_template(
     tap: FrameTap | None = None,
     spawn: Callable[[], Any] | None = None,
     workers: int = 1,
-) -> tuple[TemplateAnalysis, bool, list[np.ndarray] | None]:
+    as_yuv: bool = False,
+) -> tuple[TemplateAnalysis, bool, Sequence[Picture] | None]:
     """Analyse ``path`` (or load it from ``cache``). Returns (analysis, was_cached, frames):
     ``frames`` are the template's decoded frames (uint8 (H, W, 3), index = frame index) when it
-    was analysed now and they fit KEEP_DECODED_BYTES, else None.
+    was analysed now and they fit KEEP_DECODED_BYTES, else None; with ``as_yuv``, those that
+    can travel as decoded are held as YuvFrames (VideoReader.picture: half the bytes, and the
+    render's encoder takes them as they are), the faces found on the same RGB pixels.
 
     analyzer: a tracking heygemd.faces.FaceAnalyzer; progress gets 0..1 of this analysis. The
     template's own track is asked of ``hearing`` before the frames are decoded, so that it is
@@ -197,7 +201,7 @@ def analyse_template(
     t0 = time.monotonic()
     try:
         analysis, frames = _analyse(path, analyzer, hearing, cache, key, scale, progress,
-                                    helper, tap, spawn, workers)
+                                    helper, tap, spawn, workers, as_yuv)
     finally:
         if tap is not None:
             tap.close()
@@ -210,18 +214,22 @@ def analyse_template(
 
 
 def _decoded(
-    frames: Iterator[np.ndarray], capacity: int, small_size: tuple[int, int], scale: float,
+    frames: Iterator[Picture], capacity: int, small_size: tuple[int, int], scale: float,
     tap: FrameTap | None = None, handover: Handover | None = None,
+    held: list[Picture] | None = None,
 ) -> Generator[tuple[int, np.ndarray, np.ndarray], None, None]:
-    """(index, frame, frame at ``small_size``) for the first ``capacity`` frames, each offered
-    to ``tap`` first; the tap is closed as the decoding ends (finished at the file's end),
-    except where segments' workers decode the rest (``handover``: told whether it reached the
-    end; the tap is closed as the analysis ends)."""
+    """(index, RGB frame, frame at ``small_size``) for the first ``capacity`` frames, each
+    offered to ``tap`` first and put in ``held`` as it came; the tap is closed as the decoding
+    ends (finished at the file's end), except where segments' workers decode the rest
+    (``handover``: told whether it reached the end; the tap is closed as the analysis ends)."""
     finished = False
     try:
-        for index, frame in enumerate(frames):
+        for index, picture in enumerate(frames):
             if index >= capacity:
                 return
+            if held is not None:
+                held.append(picture)
+            frame = as_rgb(picture)
             if tap is not None:
                 tap.offer(index, frame)
             yield index, frame, _shrunk(frame, small_size, scale)
@@ -252,7 +260,8 @@ def _analyse(
     tap: FrameTap | None = None,
     spawn: Callable[[], Any] | None = None,
     workers: int = 1,
-) -> tuple[TemplateAnalysis, list[np.ndarray] | None]:
+    as_yuv: bool = False,
+) -> tuple[TemplateAnalysis, Sequence[Picture] | None]:
     from heygemd.media.video import VideoReader, keyframe_indices, read_frames
 
     with VideoReader(path) as reader:
@@ -270,11 +279,16 @@ def _analyse(
             # where segments may be: their starts at keyframes (the file's packets read)
             starts = segment_starts(reader.frame_count, workers, keyframe_indices(path, fps))
         handover = Handover(lambda: found.crops is not None) if len(starts) > 1 else None
-        decoded = _decoded(iter(reader), capacity, small_size, scale, tap, handover)
+        # the frames kept for the render, as decoded (the analysis sees them as RGB)
+        held: list[Picture] | None = [] if keep and as_yuv and handover is None else None
+        pictures = (picture for _, picture in reader.pictures(as_yuv=True)) \
+            if held is not None else iter(reader)
+        decoded = _decoded(pictures, capacity, small_size, scale, tap, handover, held)
         try:
+            kept: Sequence[Picture] | None
             if keep and helper is not None:
-                kept: list[np.ndarray] | None = _in_halves(
-                    decoded, analyzer, helper(), found, reader.frame_count, progress)
+                kept = _in_halves(decoded, analyzer, helper(), found, reader.frame_count,
+                                  progress)
             elif handover is not None and spawn is not None:
                 found.fetch = lambda index: read_frames(path, [index], info=reader.info)[index]
                 kept = None
@@ -283,7 +297,10 @@ def _analyse(
                                             starts, spawn, found, tap),
                              handover, tap)
             else:
-                kept = _in_order(decoded, analyzer, found, capacity, keep, progress)
+                kept = _in_order(decoded, analyzer, found, capacity, keep and held is None,
+                                 progress)
+            if held is not None:  # the RGB frames the analysis saw go; these stay
+                kept = held
             found.close()
             # a refusal the frame pass found meanwhile stops the engine here, before the crops
             # of a refused template are kept

@@ -13,7 +13,7 @@ import os
 import time
 import weakref
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -189,7 +189,7 @@ class BuiltinEngine:
             analysis, cached, decoded = analyse_template(
                 request.template, self._analyzer, self._hearing, self.cache,
                 self.cfg.analysis_scale, analysing, self._helper_analyzer, request.tap,
-                self._new_analyzer, face_workers(),
+                self._new_analyzer, face_workers(), as_yuv=request.yuv_frames,
             )
             if abs(analysis.fps - request.fps) > 0.01:
                 log.warning("engine.fps_mismatch", template_fps=analysis.fps,
@@ -228,7 +228,7 @@ class BuiltinEngine:
         analysis: TemplateAnalysis,
         plan: Plan,
         constants: Constants,
-        decoded: list[np.ndarray] | None = None,
+        decoded: Sequence[Picture] | None = None,
         keeper: handkeep.HandKeeper | None = None,
         metrics: dict[str, float] | None = None,
     ) -> Iterator[list[Picture]]:

@@ -12,7 +12,7 @@ mouth changes go back.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,7 @@ def _last_frame(path: Path, info: MediaInfo | None = None, as_yuv: bool = False)
 
 def base_frames(
     path: Path, order: np.ndarray, frame_bytes: int, info: MediaInfo | None = None,
-    decoded: list[np.ndarray] | None = None, as_yuv: bool = False,
+    decoded: Sequence[Picture] | None = None, as_yuv: bool = False,
 ) -> Iterator[Picture]:
     """Full-resolution template frames in ``order`` (a ping-pong index sequence); ``info`` is
     the template's probe, passed on so the many short ranges do not probe it again.
@@ -167,7 +167,7 @@ def base_frames(
     its frames kept (:func:`_kept_forward`: th08's 11 s of output from its 5 s, 0.9 CPU-s of
     decoding in runs); a larger one is decoded run by run, the backward ones in chunks.
     ``as_yuv``: frames that can travel decoded come as YuvFrames (VideoReader.picture); the
-    ``decoded`` ones are RGB."""
+    ``decoded`` ones come as they are held."""
     if decoded is not None and len(order) and int(np.max(order)) < len(decoded):
         for index in order:
             yield decoded[int(index)]
