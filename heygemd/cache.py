@@ -13,8 +13,9 @@ recency is the newest mtime of its files, refreshed on every hit (atime is not u
 often mounted noatime). After an entry is written, the oldest-used entries are removed until the
 cache fits the limit (:func:`choose_evictions`), never the one just written, one being read in
 this process, or one used in the last IN_USE_SECONDS (another thread or process may be reading
-it); an entry passed over for being in use gives way to the next oldest, so the cache stays
-over the limit only while its recent entries alone exceed it. Several
+it); an entry passed over (in use, or a file that cannot be removed) gives way to the next
+oldest, so the cache stays over the limit only while the entries that cannot go (recent, being
+read, unremovable, or young temp files) alone exceed it. Several
 threads and processes may share one folder: an entry removed under a reader is a miss.
 """
 
@@ -260,29 +261,38 @@ def choose_evictions(
 
 def _evict(root: Path, entries: list[Entry], max_bytes: int, keep: set[str]) -> list[Entry]:
     """Remove entries as :func:`choose_evictions` picks them until the rest fit ``max_bytes``;
-    the removed ones. A victim found in use (being read here, or hit since the listing) stays,
-    and the next least recently used one goes in its place."""
+    the removed ones. A victim that stays (in use: being read here, or hit since the listing;
+    or its files cannot be removed) gives way to the next least recently used one. Files that
+    could not be removed are logged once for the trim, with how many."""
     removed: list[Entry] = []
     left, spared = list(entries), set(keep)
+    failed: list[tuple[Entry, OSError]] = []
     now = time.time()
     while True:
         victims = choose_evictions(left, max_bytes, spared, now, IN_USE_SECONDS,
                                    STALE_TEMP_SECONDS)
-        if not victims:
-            return removed
         for entry in victims:
-            if _remove(root, entry):
+            try:
+                gone = _remove(root, entry)
+            except OSError as err:  # e.g. a file of another user's: the next trim tries again
+                failed.append((entry, err))
+                gone = False
+            if gone:
                 removed.append(entry)
                 left.remove(entry)
             else:
                 spared.add(entry.key)
-        if all(entry.key not in spared for entry in victims):
-            return removed
+        if not victims or all(entry.key not in spared for entry in victims):
+            break
+    if failed:
+        log.warning("cache.unremovable", entries=len(failed), key=failed[0][0].key,
+                    error=str(failed[0][1]))
+    return removed
 
 
 def _remove(root: Path, entry: Entry) -> bool:
     """Remove ``entry``'s files unless it is being read in this process or was used since it
-    was listed; whether it was removed."""
+    was listed; whether it was removed. OSError: a file that cannot be removed."""
     with _reading_lock:
         if (_root_id(root), entry.key) in _reading:
             return False
@@ -291,12 +301,8 @@ def _remove(root: Path, entry: Entry) -> bool:
                 return False  # a hit (or a new write) since the listing
         except FileNotFoundError:
             pass  # partly removed already (another process trims too): finish it
-        try:
-            for path in entry.paths:
-                path.unlink(missing_ok=True)
-        except OSError as err:  # e.g. a file of another user's: the next trim tries again
-            log.warning("cache.unremovable", key=entry.key, error=str(err))
-            return False
+        for path in entry.paths:
+            path.unlink(missing_ok=True)
     return True
 
 

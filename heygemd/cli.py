@@ -271,13 +271,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAIL
 
 
-
 def entry() -> int:
     """The process's entry point (the ``heygemd`` script, ``python -m heygemd``): :func:`main`,
     then every object still alive is frozen (gc.freeze), so the interpreter's exit does not walk
     the libraries' hundreds of thousands of objects again in its last collections (a `heygemd
-    once` of th08 ended 0.5-0.7 s after its work, 0.2 s frozen). Files and the log are closed by
-    then (the daemon's shutdown, logging's own exit handler)."""
+    once` of th08 ended 0.5-0.7 s after its work, 0.2 s frozen). A cycle frozen so is never
+    collected and its ``__del__`` never runs: every command closes what it opened before
+    :func:`main` returns (the daemon's shutdown: store, pipeline, engine, hearing worker; logging
+    closes at exit; temporary folders and frame streams end through weakref.finalize, which
+    runs at exit whatever is frozen)."""
     status = main()
     gc.freeze()
     return status

@@ -400,8 +400,10 @@ class Follower:
     """The largest face across sampled frames of one video (the preview's, a quarter second
     apart), with ``analyzer``'s graphs: the previous sample's face is meshed again where it
     was, and the detector runs only on the first sample, every ``redetect_every``-th, and where
-    that mesh is lost (FaceAnalyzer's tracking needs consecutive frames; these are not). th08
-    and th10, 46 samples: 19-20 ms a sample detected afresh, about half that followed."""
+    that mesh is lost (FaceAnalyzer's tracking needs consecutive frames; these are not). As
+    there, the detector re-seeds, it does not judge: where it misses the face being followed,
+    the mesh keeps it. The face followed is the largest at the last detection. th08 and th10,
+    46 samples: 19-20 ms a sample detected afresh, about half that followed."""
 
     def __init__(self, analyzer: FaceAnalyzer, redetect_every: int = REDETECT_EVERY) -> None:
         self._analyzer = analyzer
@@ -413,17 +415,32 @@ class Follower:
         """The face in ``frame`` (uint8 (H, W, 3) RGB) followed from the sample before, else
         every face the analyzer finds there afresh (largest first)."""
         frame = _check_frame(frame)
-        track = self._track
-        if track is not None and self._since_detect < self.redetect_every:
-            h, w = frame.shape[:2]
-            points = self._analyzer.mesh_in_box(frame, _clip_box(track.predicted_box(), w, h))
-            if points is not None:
-                track.landmarks = points
-                self._since_detect += 1
-                return [_observation(frame_index, track.predicted_box(), track.score, points,
-                                     w, h)]
+        due = self._since_detect >= self.redetect_every
+        if not due:
+            followed = self._followed(frame, frame_index)
+            if followed is not None:
+                return followed
         faces = self._analyzer.analyze(frame, frame_index)
+        if not faces and due:  # (a mesh lost just now is not tried again)
+            followed = self._followed(frame, frame_index)
+            if followed is not None:
+                self._since_detect = 1  # the detector is tried again after a full period
+                return followed
         self._track = _Track(box_relative_to(faces[0].box, landmark_box(faces[0].landmarks)),
                              faces[0].score, faces[0].landmarks) if faces else None
         self._since_detect = 1
         return faces
+
+    def _followed(self, frame: np.ndarray, frame_index: int) -> list[FaceObservation] | None:
+        """The followed face meshed where the sample before had it; None: none followed, or
+        its mesh is lost there."""
+        track = self._track
+        if track is None:
+            return None
+        h, w = frame.shape[:2]
+        points = self._analyzer.mesh_in_box(frame, _clip_box(track.predicted_box(), w, h))
+        if points is None:
+            return None
+        track.landmarks = points
+        self._since_detect += 1
+        return [_observation(frame_index, track.predicted_box(), track.score, points, w, h)]

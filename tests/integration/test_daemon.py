@@ -287,3 +287,16 @@ def test_a_second_daemon_or_once_never_touches_a_running_job(harness: Harness) -
     assert harness.wait_published(1)["busy"]["status"] == "done"
     assert not harness.log_has("recovery.requeued") and not harness.log_has("job.requeued")
     assert harness.stop(first) == 0
+
+
+def test_both_ways_in_go_through_the_process_entry(tmp_path: Path) -> None:
+    """`python -m heygemd` and the installed `heygemd` script run cli.entry (main, then the
+    freeze before exit) and pass its exit status on."""
+    script = Path(sys.executable).with_name("heygemd")
+    assert "from heygemd.cli import entry" in script.read_text()  # not a script made before
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[watch]\nsettle_seconds = -1\n")
+    for way in ([sys.executable, "-m", "heygemd"], [str(script)]):
+        done = subprocess.run([*way, "--config", str(cfg), "status"], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2 and "watch.settle_seconds" in done.stderr

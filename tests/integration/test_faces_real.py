@@ -190,3 +190,25 @@ def test_a_follower_measures_sampled_frames_as_detection_does_with_fewer_detecti
         assert abs(mouth_opening(a[0].landmarks) - mouth_opening(b[0].landmarks)) < 0.02 * face
     # samples 0 and 8 (every 8th), the blank one (10), the one after it (11) and 19 (8 later)
     assert calls == 5
+
+
+def test_a_follower_keeps_a_face_the_detector_misses_where_its_mesh_holds(
+    shared_media: Path,
+) -> None:
+    from heygemd.preview import shrink
+
+    path = clip(shared_media, "th08")
+    frames = {i: shrink(f) for i, f in read_frames(path, range(0, 60, 6)).items()}
+    with FaceAnalyzer(FaceSettings()) as analyzer:
+        analyze = analyzer.analyze
+        seen: list[int] = []
+
+        def missing_after_the_first(frame: np.ndarray, frame_index: int) -> list:
+            seen.append(frame_index)
+            return analyze(frame, frame_index) if len(seen) == 1 else []
+
+        analyzer.analyze = missing_after_the_first  # type: ignore[method-assign]
+        follower = Follower(analyzer, redetect_every=4)
+        found = [follower.analyze(frames[i], i) for i in sorted(frames)]
+    assert all(len(faces) == 1 for faces in found)  # the mesh held where the detector missed
+    assert seen == [0, 24, 48]  # the detector tried on samples 0, 4 and 8 alone

@@ -249,20 +249,31 @@ def test_an_entry_hit_since_the_listing_is_passed_over(
         return entries
 
     monkeypatch.setattr(cache, "scan_entries", listing_then_hit)
-    monkeypatch.setattr(cache, "IN_USE_SECONDS", 0.0)
     AnalysisCache(tmp_path, max_bytes=2 * size).trim()
     monkeypatch.undo()
     assert {e.key for e in scan_entries(tmp_path)} == {KEYS[0], KEYS[2]}
 
 
-def test_a_temp_file_that_cannot_be_removed_ends_the_trim(
+def test_files_that_cannot_be_removed_give_way_and_are_logged_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    size = fill(tmp_path, KEYS[:4])
     shard = tmp_path / "ab"
     shard.mkdir()
-    stale = shard / ".tmp-old.npy"
+    stale = shard / ".tmp-old.npy"  # a crashed writer's leftover
     stale.write_bytes(b"x" * 100)
     os.utime(stale, (1, 1))
-    monkeypatch.setattr(cache, "_remove", lambda root, entry: False)  # e.g. another user's
-    AnalysisCache(tmp_path, max_bytes=10).trim()  # returns: the refused file is not retried
-    assert stale.exists()
+    stuck = {KEYS[0], KEYS[1], stale.name}  # e.g. another user's files
+    remove = cache._remove
+
+    def refusing(root: Path, entry: Entry) -> bool:
+        if entry.key in stuck:
+            raise PermissionError(13, "Permission denied", str(entry.paths[0]))
+        return remove(root, entry)
+
+    monkeypatch.setattr(cache, "_remove", refusing)
+    with capture_logs() as logs:
+        AnalysisCache(tmp_path, max_bytes=3 * size + 100).trim()  # returns: none is retried
+    assert {e.key for e in scan_entries(tmp_path)} == {KEYS[0], KEYS[1], KEYS[3], stale.name}
+    warned = [e for e in logs if e["event"] == "cache.unremovable"]
+    assert len(warned) == 1 and warned[0]["entries"] == 3

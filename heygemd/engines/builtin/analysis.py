@@ -37,8 +37,10 @@ MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 30.0
 CROP_MARGIN = 1.25  # crop side = the first face's ring box side times this
 DECODE_AHEAD = 4  # frames decoded (and shrunk) ahead, in a worker thread, of the face analysis
-# A template this small (all its frames at full size) is kept decoded after its analysis, for
-# the render that follows, instead of being decoded again (th08: 125 frames, 98 MB).
+# A template this small (all its frames at full size, RGB) is kept decoded after its analysis,
+# for the render that follows, instead of being decoded again (th08: 125 frames, 98 MB). Kept as
+# decoded (half that), it is held beside the RGB frames while it is analysed in halves: up to
+# 1.5 times this until the analysis ends.
 KEEP_DECODED_BYTES = 256 * 1024 * 1024
 # A template too large to keep may be analysed in segments at once (segment_starts: at most
 # one per face worker the engine gives, and MAX_SEGMENTS), each with a decoder and a tracking
@@ -223,13 +225,16 @@ def _decoded(
     ends (finished at the file's end), except where segments' workers decode the rest
     (``handover``: told whether it reached the end; the tap is closed as the analysis ends)."""
     finished = False
+    last: tuple[Picture, np.ndarray] | None = None  # a frame repeated over a gap: turned once
     try:
         for index, picture in enumerate(frames):
             if index >= capacity:
                 return
             if held is not None:
                 held.append(picture)
-            frame = as_rgb(picture)
+            if last is None or last[0] is not picture:
+                last = (picture, as_rgb(picture))
+            frame = last[1]
             if tap is not None:
                 tap.offer(index, frame)
             yield index, frame, _shrunk(frame, small_size, scale)
