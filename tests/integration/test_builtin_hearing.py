@@ -63,6 +63,27 @@ def test_the_worker_hears_what_this_process_hears(
     assert other is not heard
 
 
+def test_the_worker_gets_the_voice_mask_and_never_loads_torch(
+    hearing: Hearing, speech: np.ndarray, here: Heard
+) -> None:
+    """The voice detector runs in this process (on the talking thread); the worker, sent each
+    track's mask, maps no torch library, and its answer is this process's, mask included."""
+    assert hearing._worker is not None
+    hearing.ask(speech, FPS, 100)
+    assert_same(hearing.hear(speech, FPS, 100), here)
+    maps = Path(f"/proc/{hearing._worker.process.pid}/maps").read_text()
+    assert "libtorch" not in maps and "silero" not in maps
+
+
+def test_a_speech_mask_given_is_the_one_used_and_must_fit(speech: np.ndarray, here: Heard) -> None:
+    listener = Listener(remember=0)
+    assert np.array_equal(listener.speech_mask(speech, FPS, 100), here.speech)
+    silent = listener.hear(speech, FPS, 100, speech=np.zeros(100, bool))
+    assert not silent.speech.any() and not np.array_equal(silent.features, here.features)
+    with pytest.raises(ValueError, match="100 frames"):
+        listener.hear(speech, FPS, 100, speech=np.zeros(99, bool))
+
+
 def test_a_lost_worker_is_replaced_by_hearing_here(
     hearing: Hearing, speech: np.ndarray, here: Heard
 ) -> None:

@@ -52,7 +52,8 @@ def test_the_same_audio_is_heard_once(monkeypatch: pytest.MonkeyPatch) -> None:
     listener = listen.Listener(remember=2)
     calls: list[int] = []
 
-    def hear(audio: np.ndarray, fps: float, count: int) -> listen.Heard:
+    def hear(audio: np.ndarray, fps: float, count: int,
+             speech: np.ndarray | None = None) -> listen.Heard:
         calls.append(count)
         return listen.Heard.silence(count)
 

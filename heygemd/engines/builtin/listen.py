@@ -133,18 +133,32 @@ class Listener:
         self.voice.load()
         self.phones.load()
 
-    def hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
+    def hear(self, audio: np.ndarray, fps: float, count: int,
+             speech: np.ndarray | None = None) -> Heard:
         """float32 (N,) 16 kHz mono -> what ``count`` video frames at ``fps`` hear. The arrays
-        are read-only: a remembered result is shared by every caller that hears this audio."""
+        are read-only: a remembered result is shared by every caller that hears this audio.
+        ``speech``: :meth:`speech_mask` of these samples where the caller found it (the hearing
+        worker is sent it: it never loads the voice detector, nor torch)."""
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         key = key_of(audio, fps, count)
         heard = self._heard.get(key)
-        return heard if heard is not None else self._heard.put(key, self._hear(audio, fps, count))
+        if heard is None:
+            heard = self._heard.put(key, self._hear(audio, fps, count, speech))
+        return heard
 
-    def _hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
+    def speech_mask(self, audio: np.ndarray, fps: float, count: int) -> np.ndarray:
+        """bool (count,): the frames where ``audio`` holds voice, as :meth:`hear` finds them."""
+        return self.voice.speech_mask(audio, fps, count, af.loudness_db(audio, fps, count))
+
+    def _hear(self, audio: np.ndarray, fps: float, count: int,
+              speech: np.ndarray | None = None) -> Heard:
         mel = af.to_video_frames(af.log_mel(audio), af.HOP / AUDIO_RATE, fps, count)
         level = af.loudness_db(audio, fps, count)
-        speech = self.voice.speech_mask(audio, fps, count, level)
+        if speech is None:
+            speech = self.voice.speech_mask(audio, fps, count, level)
+        elif speech.shape != (count,) or speech.dtype != np.bool_:
+            raise ValueError(f"a bool speech mask of {count} frames was expected, got "
+                             f"{speech.dtype} {speech.shape}")
         segments = self.phones.segments(audio, ph.piece_cuts(speech, fps, len(audio)))
         phone_opening, closed = ph.phones_to_frames(segments, fps, count)
         return Heard(
