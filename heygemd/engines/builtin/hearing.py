@@ -14,8 +14,9 @@ does not wait for its decoder (th08's 5 s: answered in ~0.25 s instead of ~0.33 
 The voice detector (silero, on torch) runs here, on the talking thread, before a track is sent:
 where the audio check already ran it over the same samples it is not run again (heygemd.voice
 remembers them), and the worker gets each frame's voice mask with the samples. So the worker
-never imports torch: it boots in about 0.5 s instead of 2.5 s of CPU, and holds about 160 MB less
-(239 MB resident with silero loaded).
+never imports torch: it is ready 0.7-1.0 s after its launch (0.8-1.1 s of CPU) instead of
+2.2-2.3 s (2.3-2.4 s of CPU), resident in 102 MB instead of 317 MB (anonymous: 76 MB, not
+214 MB).
 
 The worker is ``python -c`` with a socket to this process: no multiprocessing start method, no
 import of the parent's ``__main__``. It ignores SIGINT/SIGTERM (the daemon decides when to stop:
@@ -90,7 +91,7 @@ class Hearing:
 
     def launch(self) -> None:
         """Start the worker process (once; again after it was lost) without waiting for it: it
-        boots (~0.5 s: pocketsphinx and its first decoders) while this process goes on; the
+        boots (~1 s: pocketsphinx and its first decoders) while this process goes on; the
         first track asked of it waits until it is ready."""
         if not self.use_worker or (self._worker is not None and self._worker.alive):
             return
