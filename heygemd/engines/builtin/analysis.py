@@ -286,8 +286,7 @@ def _analyse(
         handover = Handover(lambda: found.crops is not None) if len(starts) > 1 else None
         # the frames kept for the render, as decoded (the analysis sees them as RGB)
         held: list[Picture] | None = [] if keep and as_yuv and handover is None else None
-        pictures = (picture for _, picture in reader.pictures(as_yuv=True)) \
-            if held is not None else iter(reader)
+        pictures = (picture for _, picture in reader.pictures(as_yuv=held is not None))
         decoded = _decoded(pictures, capacity, small_size, scale, tap, handover, held)
         try:
             kept: Sequence[Picture] | None

@@ -114,12 +114,12 @@ class Wav2LipEngine:
         ticker = _Ticker(progress)
         video = request.info.video
         assert video is not None
-        # held as decoded where the caller takes such frames: half the bytes of RGB
-        carried = request.yuv_frames and video.pix_fmt == "yuv420p" and video.rotation == 0
+        # held as decoded where the caller takes such frames (half the bytes of RGB: the
+        # budget counts the first frame as held)
         template = TemplateFrames(
-            request.template, request.fps,
-            int(video.width * video.height * (1.5 if carried else 3.0)),
-            self.cfg.template_cache_mb * 1024 * 1024, info=request.info, as_yuv=carried,
+            request.template, request.fps, video.width * video.height * 3,
+            self.cfg.template_cache_mb * 1024 * 1024, info=request.info,
+            as_yuv=request.yuv_frames,
         )  # fmt: skip
         keeper: HandKeeper | None = None
         try:
