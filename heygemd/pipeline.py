@@ -31,7 +31,7 @@ from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import DiskFull, HeygemError, InputRejected, MachineFault, ResourceError
 from heygemd.faces.analyze import FaceAnalyzer, Follower
 from heygemd.faces.hands import HandSightings
-from heygemd.media.audio import load_audio
+from heygemd.media.audio import TrackStream
 from heygemd.media.tap import FrameTap
 from heygemd.media.video import frames_for
 from heygemd.media.writer import VideoWriter
@@ -70,9 +70,8 @@ class AudioCheck:
     path: Path
     result: AudioResult
     samples: np.ndarray | None  # float32 (N,) mono at AUDIO_RATE; None when refused
-    track: np.ndarray | None = None  # float32 (C, N) at output.audio_rate, the MP4's sound
-    # the job's output settings: the track was decoded at their audio_rate, and the job's
-    # videos are encoded with them (a job.toml may override the configured ones)
+    # the job's output settings: its videos are encoded with them, each with ``path``'s sound
+    # decoded at their audio_rate as it is encoded (a job.toml may override the configured ones)
     output: OutputSettings = field(default_factory=OutputSettings)
 
 
@@ -157,11 +156,7 @@ class Pipeline:
             findings=exam.findings,
             media=exam.info.summary() if exam.info else {},
         )
-        if not accepted:
-            return AudioCheck(audio, result, None, output=output)
-        # Decoded once per job at the output rate, all channels kept, for every video's MP4.
-        track = load_audio(audio, rate=output.audio_rate, mono=False)
-        return AudioCheck(audio, result, exam.samples, track, output=output)
+        return AudioCheck(audio, result, exam.samples if accepted else None, output=output)
 
     def process_video(
         self,
@@ -346,11 +341,10 @@ class Pipeline:
         the encoder used (its report.json summary)."""
         assert audio.samples is not None
         out_cfg = audio.output
-        track = audio.track
-        assert track is not None  # accepted audio always carries its track
         partial = output.with_name(names.fit(f".{output.stem}", ".mp4.partial"))
         try:
-            with VideoWriter(
+            # the sound decoded at the output's rate, all channels kept, as the frames come
+            with TrackStream(audio.path, out_cfg.audio_rate) as track, VideoWriter(
                 partial, rendering.width, rendering.height, rendering.fps,
                 audio=track, audio_rate=out_cfg.audio_rate, settings=out_cfg,
             ) as writer:

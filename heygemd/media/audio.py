@@ -1,6 +1,8 @@
 """Load the audio of any supported file as float32 samples at a chosen rate.
 
-One function does I/O (:func:`load_audio`); :func:`to_mono` and :func:`clip_unit` are pure.
+Two things do I/O: :func:`load_audio` (the whole track at once) and :class:`TrackStream` (the
+same samples, decoded as they are read: an output's sound track, never held whole);
+:class:`ArrayTrack` reads an array the same way. :func:`to_mono` and :func:`clip_unit` are pure.
 Resampling uses FFmpeg's libswresample through PyAV's AudioResampler, keeping every channel so
 that the down-mix to mono is a plain mean (libswresample's own mono down-mix can exceed 1.0).
 """
@@ -8,8 +10,9 @@ that the down-mix to mono is a plain mean (libswresample's own mono down-mix can
 from __future__ import annotations
 
 import time
+from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import structlog
@@ -168,3 +171,146 @@ def load_audio(
         duration_ms=ms_since(t0),
     )
     return out
+
+
+class Track(Protocol):
+    """A sound track read from its start a block at a time: float32 (channels, n) within
+    [-1, 1] at the rate it was made for."""
+
+    channels: int
+
+    def read(self, count: int) -> np.ndarray:
+        """The next ``count`` samples per channel, fewer (none) at the track's end."""
+        ...
+
+    def length(self) -> int:
+        """Samples per channel in the whole track (a stream decodes what is left to know)."""
+        ...
+
+
+class ArrayTrack:
+    """A track held whole: float32 (N,) or (C, N), read through views of it (never copied
+    whole)."""
+
+    def __init__(self, samples: np.ndarray) -> None:
+        planar = samples[np.newaxis, :] if samples.ndim == 1 else samples
+        if planar.ndim != 2:
+            raise ValueError(f"audio must be (N,) or (C, N), got shape {samples.shape}")
+        self._samples = planar
+        self.channels = planar.shape[0]
+        self._given = 0
+
+    def read(self, count: int) -> np.ndarray:
+        block = self._samples[:, self._given : self._given + max(0, count)]
+        self._given += block.shape[1]
+        return block
+
+    def length(self) -> int:
+        return int(self._samples.shape[1])
+
+
+class TrackStream:
+    """The first audio stream of ``path`` at ``rate`` Hz, every channel kept (at most
+    MAX_CHANNELS), decoded as it is read: the samples ``load_audio(path, rate, mono=False)``
+    returns, the codec's padding past the declared end cut alike (:func:`trim_padding`), but
+    held a few packets at a time (an output's track: 11.5 MB a minute per channel as float32,
+    whole).
+
+    Raises MediaError as load_audio does: no_audio, unreadable_media (at opening, or at the
+    read where the decoder fails). Close it (or use ``with``).
+    """
+
+    def __init__(self, path: Path, rate: int) -> None:
+        import av
+
+        self.path = Path(path)
+        self.rate = int(rate)
+        self._container = open_input(self.path)
+        try:
+            if not self._container.streams.audio:
+                raise MediaError(
+                    f"{self.path.name} has no sound track; add audio or choose another file.",
+                    code="no_audio",
+                )
+            stream = self._container.streams.audio[0]
+            self.channels = min(max(int(stream.codec_context.channels or 1), 1), MAX_CHANNELS)
+            seconds = _stream_seconds(stream)
+            self._declared = None if seconds is None else int(round(seconds * self.rate))
+            self._resampler = av.AudioResampler(
+                format="fltp", layout=_layout_name(self.channels), rate=self.rate)
+            self._frames = self._container.decode(stream)
+        except BaseException:
+            self._container.close()
+            raise
+        self._blocks: deque[np.ndarray] = deque()
+        self._decoded = 0  # samples per channel out of the resampler so far
+        self._given = 0  # samples per channel read so far
+        self._ended = False
+
+    def __enter__(self) -> TrackStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+        self._blocks.clear()
+
+    def _known(self) -> int:
+        """Samples per channel that are certainly in the track so far: past the declared end,
+        only once the excess is more than codec padding (or the stream ended with more)."""
+        if self._declared is None or self._decoded - self._declared > PADDING_SECONDS * self.rate:
+            return self._decoded
+        if self._ended:
+            return self._declared if self._decoded > self._declared else self._decoded
+        return min(self._decoded, self._declared)
+
+    def _pull(self) -> None:
+        """Decode the next frame into blocks (the resampler flushed at the stream's end)."""
+        import av
+
+        try:
+            frame = next(self._frames, None)
+            if frame is None:
+                out = self._resampler.resample(None)
+                self._ended = True
+            else:
+                frame.pts = None  # as load_audio: gaps must not add or drop samples
+                out = self._resampler.resample(frame)
+        except av.FFmpegError as err:
+            log.info("media.unreadable", file=self.path.name, ffmpeg=str(err))
+            raise MediaError(
+                f"The audio in {self.path.name} cannot be decoded; the file may be damaged or "
+                f"cut short.{COPY_ADVICE}",
+                code="unreadable_media",
+            ) from None
+        for block in out:
+            array = block.to_ndarray().astype(np.float32, copy=False)
+            self._blocks.append(array)
+            self._decoded += array.shape[1]
+
+    def read(self, count: int) -> np.ndarray:
+        while self._known() - self._given < count and not self._ended:
+            self._pull()
+        take = max(0, min(count, self._known() - self._given))
+        parts: list[np.ndarray] = []
+        needed = take
+        while needed > 0:
+            block = self._blocks[0]
+            if block.shape[1] <= needed:
+                parts.append(self._blocks.popleft())
+                needed -= block.shape[1]
+            else:
+                parts.append(block[:, :needed])
+                self._blocks[0] = block[:, needed:]
+                needed = 0
+        self._given += take
+        if not parts:
+            return np.zeros((self.channels, 0), np.float32)
+        return clip_unit(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
+
+    def length(self) -> int:
+        while not self._ended:
+            self._pull()
+        return self._known()

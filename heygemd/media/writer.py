@@ -18,6 +18,7 @@ import structlog
 
 from heygemd.closing import Closing
 from heygemd.errors import ProcessingError
+from heygemd.media.audio import ArrayTrack, Track
 from heygemd.media.encoder import EncoderChoice, encoder_for
 from heygemd.media.video import even_frame, frames_for
 from heygemd.media.yuv import Colour, Picture, YuvFrame, colour_of, rgb_frame
@@ -31,17 +32,9 @@ def _rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def _audio_planar(audio: np.ndarray) -> np.ndarray:
-    """float32 (N,) or (C, N) -> (C, N), a view (the job's track is not copied)."""
-    planar = audio[np.newaxis, :] if audio.ndim == 1 else audio
-    if planar.ndim != 2:
-        raise ValueError(f"audio must be (N,) or (C, N), got shape {audio.shape}")
-    return planar
-
-
 def _encodable(chunk: np.ndarray) -> np.ndarray:
-    """A slice of the track (C, n) -> float32 (1 or 2, n) within [-1, 1], contiguous: more than
-    two channels are averaged. Done per slice, so the track itself is never copied whole."""
+    """A block of the track (C, n) -> float32 (1 or 2, n) within [-1, 1], contiguous: more than
+    two channels are averaged. Done per block, so the track itself is never copied whole."""
     if chunk.shape[0] > 2:
         chunk = chunk.mean(axis=0, keepdims=True)
     return np.ascontiguousarray(np.clip(chunk, -1.0, 1.0), dtype=np.float32)
@@ -73,8 +66,9 @@ class VideoWriter(Closing):
     H.264 (yuv420p; libx264 or NVENC as ``settings.encoder`` asks, :mod:`heygemd.media.encoder`:
     ``encoder`` says which and why; ``settings.crf`` / ``settings.preset``), AAC at
     ``settings.audio_bitrate_kbps`` and ``settings.audio_rate`` Hz, faststart. Odd sizes are
-    padded to even. audio: float32 (N,) or (C, N) at ``audio_rate`` Hz, or None for no sound
-    (mixed and clipped a slice at a time as it is encoded: never copied whole).
+    padded to even. audio: float32 (N,) or (C, N) at ``audio_rate`` Hz, a Track read as the
+    frames come (media.audio.TrackStream: the file decoded as it is encoded, never held whole;
+    its caller closes it), or None for no sound; mixed and clipped a block at a time.
     The output's length follows the audio: on close the last frame is held until the audio
     ends, and the audio is padded with silence (or trimmed by under half a frame) to end with
     the video. An exception inside ``with`` closes the file and propagates (the caller deletes
@@ -88,7 +82,7 @@ class VideoWriter(Closing):
         height: int,
         fps: float,
         *,
-        audio: np.ndarray | None,
+        audio: np.ndarray | Track | None,
         audio_rate: int,
         settings: OutputSettings,
     ) -> None:
@@ -97,7 +91,8 @@ class VideoWriter(Closing):
         self.fps = float(fps)
         self.settings = settings
         self.frames_written = 0
-        self._audio = None if audio is None else _audio_planar(audio)
+        self._audio: Track | None = ArrayTrack(audio) if isinstance(audio, np.ndarray) \
+            else audio
         self._audio_rate = int(audio_rate)
         self._audio_fed = 0  # input samples handed to the resampler so far
         self._last: Any = None  # the last frame written (held to the audio's end), either kind
@@ -126,7 +121,7 @@ class VideoWriter(Closing):
         self._reformatter = av.video.reformatter.VideoReformatter()
         self._audio_stream: Any = None
         if self._audio is not None:
-            layout = "stereo" if self._audio.shape[0] == 2 else "mono"
+            layout = "stereo" if self._audio.channels == 2 else "mono"
             stream = self._container.add_stream("aac", rate=self.settings.audio_rate)
             stream.layout = layout
             stream.bit_rate = self.settings.audio_bitrate_kbps * 1000
@@ -232,7 +227,7 @@ class VideoWriter(Closing):
             return
         import av
 
-        chunk = _encodable(self._audio[:, self._audio_fed : until])
+        chunk = _encodable(self._audio.read(until - self._audio_fed))
         missing = until - self._audio_fed - chunk.shape[1]
         if missing > 0:
             chunk = np.pad(chunk, ((0, 0), (0, missing)))
@@ -265,7 +260,9 @@ class VideoWriter(Closing):
         log.debug("video.written", file=self.path.name, frames=self.frames_written)
 
     def _finish(self) -> None:
-        audio_seconds = 0.0 if self._audio is None else self._audio.shape[1] / self._audio_rate
+        # a stream decodes what is left of its track to know its length: at most what the
+        # frames written fall short of the sound (the pipeline's frames cover it but a frame)
+        audio_seconds = 0.0 if self._audio is None else self._audio.length() / self._audio_rate
         total = output_frame_count(self.frames_written, audio_seconds, self.fps)
         if self._last is None and total > 0:
             raise ProcessingError("The engine made no frames for this video.",

@@ -162,7 +162,7 @@ def test_the_video_report_names_the_encoder_and_why(
     pipeline._analyzer = cast(FaceAnalyzer, object())  # the frame pass is skipped
     samples = np.zeros(int(1.2 * AUDIO_RATE), np.float32)
     audio = AudioCheck(video, AudioResult(name="a.wav", accepted=True), samples,
-                       np.zeros((1, int(1.2 * 48000)), np.float32), output=output)
+                       output=output)
     with capture_logs() as logs:
         result = pipeline.process_video(video, audio, tmp_path / "out.mp4", tmp_path / "pics",
                                         lambda f: None)

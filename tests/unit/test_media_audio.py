@@ -1,14 +1,23 @@
-"""load_audio(): every audio container and WAV sample format, tracks of videos, typed errors."""
+"""load_audio() and TrackStream: every audio container and WAV sample format, tracks of videos,
+typed errors; a stream reads load_audio's samples without holding the track."""
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from heygemd.errors import MediaError
-from heygemd.media.audio import clip_unit, load_audio, to_mono, trim_padding
+from heygemd.media.audio import (
+    ArrayTrack,
+    TrackStream,
+    clip_unit,
+    load_audio,
+    to_mono,
+    trim_padding,
+)
 from tests.mediagen import make_audio, make_video, write_noise
 
 
@@ -97,3 +106,73 @@ def test_max_seconds_stops_the_decode(tmp_path: Path) -> None:
     assert capped.shape == (16000,)
     assert np.array_equal(capped, load_audio(path)[:16000])
     assert load_audio(path, max_seconds=10.0).shape == (48000,)
+
+
+def _read_in_blocks(stream: TrackStream, sizes: list[int]) -> np.ndarray:
+    parts, n = [], 0
+    while True:
+        block = stream.read(sizes[n % len(sizes)])
+        n += 1
+        if block.shape[1] == 0:
+            return np.concatenate(parts, axis=1) if parts else block
+        parts.append(block)
+
+
+@pytest.mark.parametrize("ext", ["wav", "mp3", "m4a", "aac", "flac", "ogg"])
+@pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (24000, 1)])
+def test_a_stream_reads_what_load_audio_returns(
+    tmp_path: Path, ext: str, rate: int, channels: int
+) -> None:
+    # the codecs' padding past the declared end is cut alike, whatever the block sizes
+    path = make_audio(tmp_path / f"tone.{ext}", seconds=1.3, rate=rate, channels=channels)
+    whole = load_audio(path, rate=48000, mono=False)
+    with TrackStream(path, 48000) as stream:
+        assert stream.channels == channels
+        read = _read_in_blocks(stream, [1921, 7, 48000])
+        assert stream.length() == whole.shape[1]
+    assert read.dtype == np.float32 and np.array_equal(read, whole)
+
+
+def test_a_stream_of_a_video_and_its_length_before_the_end(tmp_path: Path) -> None:
+    path = make_video(tmp_path / "v.mp4", seconds=1.0)
+    whole = load_audio(path, rate=48000, mono=False)
+    with TrackStream(path, 48000) as stream:
+        head = stream.read(1000)
+        assert stream.length() == whole.shape[1]  # the rest decoded, still to be read
+        rest = _read_in_blocks(stream, [4096])
+    assert np.array_equal(np.concatenate([head, rest], axis=1), whole)
+
+
+def test_a_stream_holds_a_few_blocks_not_the_track(tmp_path: Path) -> None:
+    path = make_audio(tmp_path / "long.flac", seconds=60.0, rate=48000, channels=2)
+    whole_bytes = 2 * 60 * 48000 * 4
+    tracemalloc.start()
+    try:
+        with TrackStream(path, 48000) as stream:
+            total = 0
+            while (block := stream.read(1920)).shape[1]:
+                total += block.shape[1]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == 60 * 48000
+    assert peak < whole_bytes / 20, peak  # 23 MB whole; a stream's peak is under 1.2 MB
+
+
+def test_a_stream_refuses_what_load_audio_refuses(tmp_path: Path) -> None:
+    with pytest.raises(MediaError) as err:
+        TrackStream(make_video(tmp_path / "silent.mp4", audio=False), 48000)
+    assert err.value.code == "no_audio"
+    with pytest.raises(MediaError) as err:
+        TrackStream(write_noise(tmp_path / "noise.wav", 2048, seed=1), 48000)
+    assert err.value.code == "unreadable_media"
+
+
+def test_an_array_track_reads_views() -> None:
+    samples = np.arange(10, dtype=np.float32)
+    track = ArrayTrack(samples)
+    assert track.channels == 1 and track.length() == 10
+    first = track.read(4)
+    assert first.shape == (1, 4) and np.shares_memory(first, samples)
+    assert np.array_equal(track.read(100), samples[None, 4:])
+    assert track.read(5).shape == (1, 0)

@@ -382,6 +382,28 @@ def test_writer_does_not_copy_the_track_whole(tmp_path: Path) -> None:
     assert peak < track.nbytes / 4
 
 
+@pytest.mark.parametrize("ext", ["m4a", "wav"])
+def test_a_streamed_track_makes_the_file_the_whole_track_makes(tmp_path: Path, ext: str) -> None:
+    """The pipeline's way (the file decoded as the frames come, its length known at the close,
+    the last frame held to it) and the array's give the same MP4, byte for byte."""
+    from heygemd.media.audio import TrackStream
+    from tests.mediagen import make_audio
+
+    sound = make_audio(tmp_path / f"s.{ext}", seconds=1.7, rate=44100, channels=2)
+    outputs = []
+    for way in ("array", "stream"):
+        out = tmp_path / f"{way}.mp4"
+        with TrackStream(sound, 48000) as stream:
+            track = load_audio(sound, rate=48000, mono=False) if way == "array" else stream
+            with VideoWriter(out, 64, 48, 25.0, audio=track, audio_rate=48000,
+                             settings=FAST) as writer:
+                for i in range(30):  # 1.2 s of frames: the last one held for the rest
+                    writer.write(pattern_frame(i, 64, 48))
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert probe(tmp_path / "stream.mp4").video.frame_count == 43  # 1.7 s at 25 fps (42.5)
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "padded rows", "turned", "every other"])
 def test_rgb_frame_takes_any_strides(layout: str) -> None:
     """What the encoder gets equals PyAV's own conversion of a contiguous copy, whatever the

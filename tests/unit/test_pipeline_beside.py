@@ -95,8 +95,7 @@ def run(video: Path, engine: ScriptedEngine, frame_pass: Any,
     # the scripted pass needs none; the preview's measuring gets this one
     pipeline._analyzer = cast(FaceAnalyzer, analyzer or object())
     samples = np.zeros(int(1.2 * AUDIO_RATE), np.float32)
-    audio = AudioCheck(video, AudioResult(name="a.wav", accepted=True), samples,
-                       np.zeros((1, int(1.2 * 48000)), np.float32))
+    audio = AudioCheck(video, AudioResult(name="a.wav", accepted=True), samples)
     return pipeline.process_video(video, audio, video.parent / "out.mp4", video.parent / "pics",
                                   progress or (lambda f: None))
 
