@@ -324,7 +324,7 @@ class Pipeline:
                 image = preview.picture(sampler, sampler.analyzer, audio.samples, fps,
                                         frame_count)
                 annotate.save_jpeg(pictures_dir / name, image)
-                facts["measured_frames"] = len(sampler.kept)
+                facts["measured_frames"] = len(sampler.seen)
         except Exception as err:
             if faults.is_machine_fault(err):
                 raise

@@ -105,3 +105,52 @@ def test_a_failing_measure_reaches_the_caller_and_close_ends_the_thread() -> Non
         stopped.see(i, np.zeros((48, 64, 3), np.uint8))
     stopped.close()  # e.g. the encode failed: the thread ends, the rest is dropped
     assert not any(t.name == "preview-measure" for t in threading.enumerate())
+
+
+def test_measured_meanwhile_only_the_frames_shown_are_kept_and_the_picture_is_the_same() -> None:
+    # 2 minutes at 25 fps: every 13th frame sampled (231), 8 kept (the rest measured, let go)
+    count, audio = 3000, (0.3 * np.sin(np.arange(120 * AUDIO_RATE) / 8.0)).astype(np.float32)
+    everything, measuring = preview.Sampler(), preview.Sampler(Recording())
+    for sampler in (everything, measuring):
+        sampler.pace(count, 25.0)
+        for i in range(count):
+            sampler.see(i, np.full((48, 64, 3), i % 251, np.uint8))
+    assert len(measuring.seen) == len(everything.kept) == 231
+    assert [i for i, _ in measuring.kept] == \
+        [measuring.seen[p] for p in preview.thumb_picks(231)]
+    np.testing.assert_array_equal(preview.picture(measuring, None, audio, 25.0, count),
+                                  preview.picture(everything, Mouths(), audio, 25.0, count))
+
+
+def test_a_video_shorter_than_its_pace_still_gets_its_pictures() -> None:
+    sampler = preview.Sampler(Recording())
+    sampler.pace(3000, 25.0)  # the engine stopped at a third of the frames it planned
+    for i in range(1000):
+        sampler.see(i, np.full((48, 64, 3), 7, np.uint8))
+    audio = np.zeros(40 * AUDIO_RATE, np.float32)
+    image = preview.picture(sampler, None, audio, 25.0, 1000)
+    assert image.shape[1] == preview.SHEET_COLUMNS * preview.THUMB_WIDTH
+    assert len(sampler.openings_of(None)) == len(sampler.seen)
+
+
+def test_frames_dropped_by_close_read_as_not_measured() -> None:
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Held(Mouths):
+        def analyze(self, frame: np.ndarray, frame_index: int) -> list[FaceObservation]:
+            if frame_index == 12:  # the third sample: held until the sampler is closing
+                entered.set()
+                release.wait(5)
+            return super().analyze(frame, frame_index)
+
+    sampler = paced(Held())
+    for i in range(50):
+        sampler.see(i, np.zeros((48, 64, 3), np.uint8))
+    assert entered.wait(5)
+    threading.Timer(0.2, release.set).start()
+    sampler.close()  # the third is finished; the six after it are dropped
+    opened = sampler.openings_of(None)
+    assert len(opened) == len(sampler.seen) == 9
+    assert np.isfinite(opened[:3]).all() and np.isnan(opened[3:]).all()
