@@ -28,7 +28,15 @@ import structlog
 from heygemd import faults, names, preview
 from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.engines.base import Engine, Rendering, RenderRequest
-from heygemd.errors import DiskFull, HeygemError, InputRejected, MachineFault, ResourceError
+from heygemd.errors import (
+    DiskFull,
+    HeygemError,
+    InputRejected,
+    MachineFault,
+    MediaError,
+    ProcessingError,
+    ResourceError,
+)
 from heygemd.faces.analyze import FaceAnalyzer, Follower
 from heygemd.faces.hands import HandSightings
 from heygemd.media.audio import TrackStream
@@ -73,6 +81,44 @@ class AudioCheck:
     # the job's output settings: its videos are encoded with them, each with ``path``'s sound
     # decoded at their audio_rate as it is encoded (a job.toml may override the configured ones)
     output: OutputSettings = field(default_factory=OutputSettings)
+
+
+class JobSound:
+    """The job's audio read again as one video's sound track (a media.audio.Track over a
+    TrackStream). It was checked at the job's start, so a failure to read it now is not the
+    user's to fix: ProcessingError (audio_reread_failed), chained to the MediaError and what
+    FFmpeg said, where a machine's fault (a share gone) shows."""
+
+    def __init__(self, path: Path, rate: int) -> None:
+        self.name = path.name
+        with self._rereading():
+            self._stream = TrackStream(path, rate)
+        self.channels = self._stream.channels
+
+    @contextmanager
+    def _rereading(self) -> Iterator[None]:
+        try:
+            yield
+        except MediaError as err:
+            log.warning("audio.reread_failed", file=self.name, code=err.code, error=err.message)
+            raise ProcessingError(
+                f"The job's audio ({self.name}) could not be read again for this video's sound; "
+                "the operator has the details in the log.", code="audio_reread_failed",
+            ) from err
+
+    def read(self, count: int) -> np.ndarray:
+        with self._rereading():
+            return self._stream.read(count)
+
+    def length(self) -> int:
+        with self._rereading():
+            return self._stream.length()
+
+    def __enter__(self) -> JobSound:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.close()
 
 
 class Pipeline:
@@ -344,7 +390,7 @@ class Pipeline:
         partial = output.with_name(names.fit(f".{output.stem}", ".mp4.partial"))
         try:
             # the sound decoded at the output's rate, all channels kept, as the frames come
-            with TrackStream(audio.path, out_cfg.audio_rate) as track, VideoWriter(
+            with JobSound(audio.path, out_cfg.audio_rate) as track, VideoWriter(
                 partial, rendering.width, rendering.height, rendering.fps,
                 audio=track, audio_rate=out_cfg.audio_rate, settings=out_cfg,
             ) as writer:

@@ -188,6 +188,7 @@ class Sampler:
         self.kept: list[tuple[int, np.ndarray]] = []
         self.analyzer = analyzer
         self._shown: set[int] | None = None  # the sample numbers whose pixels are kept
+        self._latest: tuple[int, np.ndarray] | None = None  # the last sample not kept
         self._measured: list[float] = []
         self._queue: queue.SimpleQueue[tuple[int, np.ndarray] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -207,6 +208,8 @@ class Sampler:
         self.seen.append(index)
         if self.analyzer is None or self._shown is None or number in self._shown:
             self.kept.append((index, small))  # measured later, or shown
+        else:
+            self._latest = (index, small)  # the sheet's last picture where the pace fell short
         if self.analyzer is None:
             return
         if self._thread is None:
@@ -225,6 +228,13 @@ class Sampler:
             except Exception as err:  # noqa: BLE001 - raised again by openings_of()
                 self._error = err
                 return
+
+    def shown_candidates(self) -> list[tuple[int, np.ndarray]]:
+        """The sampled frames whose pixels are held: those kept and the latest sample (where
+        the video ended before its pace foresaw, the sheet still ends at its end)."""
+        if self._latest is None or (self.kept and self.kept[-1][0] > self._latest[0]):
+            return list(self.kept)
+        return [*self.kept, self._latest]
 
     def openings_of(self, analyzer: Analyzer | None) -> np.ndarray:
         """float (len(seen),): :func:`openings` of the sampled frames; those measured meanwhile
@@ -284,8 +294,9 @@ def picture(
     chooses, each shown by the kept frame nearest it (the one itself, where the pace foresaw
     the samples)."""
     thumbs: list[tuple[float, np.ndarray]] = []
-    for pick in thumb_picks(len(sampler.seen)) if sampler.kept else []:
-        index, frame = min(sampler.kept, key=lambda k: abs(k[0] - sampler.seen[pick]))
+    candidates = sampler.shown_candidates()
+    for pick in thumb_picks(len(sampler.seen)) if candidates else []:
+        index, frame = min(candidates, key=lambda k: abs(k[0] - sampler.seen[pick]))
         if not thumbs or thumbs[-1][1] is not frame:
             thumbs.append((index / fps, frame))
     return preview(thumbs, frame_count / fps if fps > 0 else 0.0,

@@ -89,15 +89,22 @@ def _layout_name(channels: int) -> str:
     return {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
 
 
+def _samples(frame: Any, channels: int) -> np.ndarray:
+    """A resampled packed float frame -> float32 (channels, n). The resampler gives packed
+    samples ("flt", one plane): the same numbers as planar "fltp", whose frames of 8 channels
+    PyAV cannot turn into an array (it sees 9 planes and the process crashes)."""
+    return np.ascontiguousarray(frame.to_ndarray().reshape(-1, channels).T, dtype=np.float32)
+
+
 def _decode_resampled(
     container: Any, stream: Any, rate: int, channels: int, max_samples: int | None = None
 ) -> tuple[np.ndarray, float | None]:
-    """Decode ``stream`` and resample to fltp at ``rate`` -> float32 (C, N), stopping once
+    """Decode ``stream`` and resample to float at ``rate`` -> float32 (C, N), stopping once
     ``max_samples`` (per channel) are decoded, if given: N <= max_samples; and the first
     decoded frame's presentation time (None when unknown)."""
     import av
 
-    resampler = av.AudioResampler(format="fltp", layout=_layout_name(channels), rate=rate)
+    resampler = av.AudioResampler(format="flt", layout=_layout_name(channels), rate=rate)
     chunks: list[np.ndarray] = []
     total = 0
     first: float | None = None
@@ -106,12 +113,12 @@ def _decode_resampled(
             first = frame.time
         frame.pts = None  # timestamps gaps must not make the resampler insert or drop samples
         for out in resampler.resample(frame):
-            chunks.append(out.to_ndarray())
+            chunks.append(_samples(out, channels))
             total += chunks[-1].shape[-1]
         if max_samples is not None and total >= max_samples:
             break
     else:
-        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+        chunks.extend(_samples(out, channels) for out in resampler.resample(None))
     if not chunks:
         return np.zeros((channels, 0), dtype=np.float32), first
     samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
@@ -216,8 +223,9 @@ class TrackStream:
     held a few packets at a time (an output's track: 11.5 MB a minute per channel as float32,
     whole).
 
-    Raises MediaError as load_audio does: no_audio, unreadable_media (at opening, or at the
-    read where the decoder fails). Close it (or use ``with``).
+    Raises MediaError as load_audio does: missing_file, empty_file, no_audio, unreadable_media
+    (at opening, or at the read or length() where the decoder fails). Close it (or use
+    ``with``); read and length then raise ValueError.
     """
 
     def __init__(self, path: Path, rate: int) -> None:
@@ -237,7 +245,7 @@ class TrackStream:
             seconds = _stream_seconds(stream)
             self._declared = None if seconds is None else int(round(seconds * self.rate))
             self._resampler = av.AudioResampler(
-                format="fltp", layout=_layout_name(self.channels), rate=self.rate)
+                format="flt", layout=_layout_name(self.channels), rate=self.rate)
             self._frames = self._container.decode(stream)
         except BaseException:
             self._container.close()
@@ -246,6 +254,7 @@ class TrackStream:
         self._decoded = 0  # samples per channel out of the resampler so far
         self._given = 0  # samples per channel read so far
         self._ended = False
+        self._closed = False
 
     def __enter__(self) -> TrackStream:
         return self
@@ -254,8 +263,16 @@ class TrackStream:
         self.close()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._frames.close()  # the decoder's generator first: nothing reads the container after
         self._container.close()
         self._blocks.clear()
+
+    def _open(self) -> None:
+        if self._closed:
+            raise ValueError(f"the sound track of {self.path.name} is closed")
 
     def _known(self) -> int:
         """Samples per channel that are certainly in the track so far: past the declared end,
@@ -284,13 +301,14 @@ class TrackStream:
                 f"The audio in {self.path.name} cannot be decoded; the file may be damaged or "
                 f"cut short.{COPY_ADVICE}",
                 code="unreadable_media",
-            ) from None
+            ) from err  # an errno (a share gone) stays visible to faults.is_machine_fault
         for block in out:
-            array = block.to_ndarray().astype(np.float32, copy=False)
+            array = _samples(block, self.channels)
             self._blocks.append(array)
             self._decoded += array.shape[1]
 
     def read(self, count: int) -> np.ndarray:
+        self._open()
         while self._known() - self._given < count and not self._ended:
             self._pull()
         take = max(0, min(count, self._known() - self._given))
@@ -311,6 +329,7 @@ class TrackStream:
         return clip_unit(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
 
     def length(self) -> int:
+        self._open()
         while not self._ended:
             self._pull()
         return self._known()

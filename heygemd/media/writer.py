@@ -260,8 +260,9 @@ class VideoWriter(Closing):
         log.debug("video.written", file=self.path.name, frames=self.frames_written)
 
     def _finish(self) -> None:
-        # a stream decodes what is left of its track to know its length: at most what the
-        # frames written fall short of the sound (the pipeline's frames cover it but a frame)
+        # a stream decodes what is left of its track to know its length, and holds it until
+        # it is fed: what the frames written fall short of the sound (the pipeline's frames
+        # cover all of it but a frame; an engine that stopped early leaves the rest held)
         audio_seconds = 0.0 if self._audio is None else self._audio.length() / self._audio_rate
         total = output_frame_count(self.frames_written, audio_seconds, self.fps)
         if self._last is None and total > 0:

@@ -176,3 +176,59 @@ def test_an_array_track_reads_views() -> None:
     assert first.shape == (1, 4) and np.shares_memory(first, samples)
     assert np.array_equal(track.read(100), samples[None, 4:])
     assert track.read(5).shape == (1, 0)
+
+
+@pytest.mark.parametrize(("keep", "cut"), [
+    (None, False),  # no declared length: everything decoded
+    (47520, True),  # 10 ms of padding past the declared end: cut
+    (43200, True),  # exactly PADDING_SECONDS past it: cut
+    (43199, False),  # a sample more: the header is not trusted
+    (24000, False),  # half the length declared: not trusted
+])
+def test_a_stream_cuts_padding_where_load_audio_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: int | None, cut: bool
+) -> None:
+    from heygemd.media import audio
+
+    path = make_audio(tmp_path / "tone.wav", seconds=1.0, rate=48000, channels=2)
+    decoded = 48000
+    seconds = None if keep is None else keep / 48000
+    monkeypatch.setattr(audio, "_stream_seconds", lambda stream: seconds)
+    whole = load_audio(path, rate=48000, mono=False)
+    assert whole.shape[1] == (keep if cut else decoded)
+    with TrackStream(path, 48000) as stream:
+        read = _read_in_blocks(stream, [4000, 801])
+        assert stream.length() == whole.shape[1]
+    assert np.array_equal(read, whole)
+
+
+@pytest.mark.parametrize("channels", [3, 6, 8])
+def test_many_channels_are_kept_as_they_are(tmp_path: Path, channels: int) -> None:
+    # 8 planar channels used to crash the process inside PyAV (to_ndarray saw 9 planes)
+    import wave
+
+    rate = 48000
+    t = np.arange(rate // 2) / rate
+    tones = np.stack([0.5 * np.sin(2 * np.pi * (220 + 110 * c) * t) for c in range(channels)])
+    path = tmp_path / f"c{channels}.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((tones.T * 32767).astype("<i2").tobytes())
+    whole = load_audio(path, rate=rate, mono=False)
+    assert whole.shape == (channels, rate // 2)
+    np.testing.assert_allclose(whole, tones, atol=1e-3)  # each channel its own, unmixed
+    with TrackStream(path, rate) as stream:
+        assert np.array_equal(_read_in_blocks(stream, [1000]), whole)
+
+
+def test_a_closed_stream_says_so(tmp_path: Path) -> None:
+    stream = TrackStream(make_audio(tmp_path / "t.mp3", seconds=1.0), 48000)
+    stream.read(100)
+    stream.close()
+    stream.close()  # again: nothing
+    with pytest.raises(ValueError, match="closed"):
+        stream.read(100)
+    with pytest.raises(ValueError, match="closed"):
+        stream.length()

@@ -333,3 +333,26 @@ def test_the_engine_asks_for_the_frame_passs_hand_sightings(
 
     result = run(video, Asking(), frame_pass, monkeypatch)
     assert asked == [seen, False] and result.status is VideoStatus.DONE
+
+
+@pytest.mark.parametrize("how", ["gone", "damaged"])
+def test_the_jobs_audio_unreadable_at_the_encode_fails_the_video_without_blaming_the_user(
+    video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """The sound track is read again as each video is encoded: an audio file checked at the
+    job's start and gone or changed since is the service's failure, not a refusal."""
+    from tests.mediagen import write_noise
+
+    sound = tmp_path / "a.wav"
+    if how == "damaged":
+        write_noise(sound, 2048, seed=1)
+    monkeypatch.setattr(examine, "examine_frames", lambda path, checked, *a, **k: checked)
+    pipeline = Pipeline.from_settings(Settings(), cast(Engine, ScriptedEngine()))
+    pipeline._analyzer = cast(FaceAnalyzer, object())
+    audio = AudioCheck(sound, AudioResult(name="a.wav", accepted=True),
+                       np.zeros(int(1.2 * AUDIO_RATE), np.float32))
+    result = pipeline.process_video(video, audio, tmp_path / "out.mp4", tmp_path / "pics",
+                                    lambda f: None)
+    assert result.status is VideoStatus.FAILED and result.reason_code == "audio_reread_failed"
+    assert "a.wav" in result.message and "operator" in result.message
+    assert not list(tmp_path.glob("*out*"))  # neither the video nor its partial file

@@ -126,7 +126,10 @@ def test_a_video_shorter_than_its_pace_still_gets_its_pictures() -> None:
     sampler = preview.Sampler(Recording())
     sampler.pace(3000, 25.0)  # the engine stopped at a third of the frames it planned
     for i in range(1000):
-        sampler.see(i, np.full((48, 64, 3), 7, np.uint8))
+        sampler.see(i, np.full((48, 64, 3), i % 251, np.uint8))
+    candidates = sampler.shown_candidates()
+    assert candidates[-1][0] == sampler.seen[-1]  # the sheet still ends at the video's end
+    assert len(candidates) == 4  # 3 of the foreseen picks fell inside, and the last sample
     audio = np.zeros(40 * AUDIO_RATE, np.float32)
     image = preview.picture(sampler, None, audio, 25.0, 1000)
     assert image.shape[1] == preview.SHEET_COLUMNS * preview.THUMB_WIDTH
