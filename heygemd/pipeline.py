@@ -43,7 +43,14 @@ from heygemd.media.audio import TrackStream
 from heygemd.media.tap import FrameTap
 from heygemd.media.video import frames_for
 from heygemd.media.writer import VideoWriter
-from heygemd.report import AudioResult, Finding, Severity, VideoResult, VideoStatus
+from heygemd.report import (
+    AUDIO_REREAD_FAILED,
+    AudioResult,
+    Finding,
+    Severity,
+    VideoResult,
+    VideoStatus,
+)
 from heygemd.settings import (
     FaceSettings,
     LimitSettings,
@@ -86,7 +93,7 @@ class AudioCheck:
 class JobSound:
     """The job's audio read again as one video's sound track (a media.audio.Track over a
     TrackStream). It was checked at the job's start, so a failure to read it now is not the
-    user's to fix: ProcessingError (audio_reread_failed), chained to the MediaError and what
+    user's to fix: ProcessingError (AUDIO_REREAD_FAILED), chained to the MediaError and what
     FFmpeg said, where a machine's fault (a share gone) shows."""
 
     def __init__(self, path: Path, rate: int) -> None:
@@ -103,7 +110,7 @@ class JobSound:
             log.warning("audio.reread_failed", file=self.name, code=err.code, error=err.message)
             raise ProcessingError(
                 f"The job's audio ({self.name}) could not be read again for this video's sound; "
-                "the operator has the details in the log.", code="audio_reread_failed",
+                "the operator has the details in the log.", code=AUDIO_REREAD_FAILED,
             ) from err
 
     def read(self, count: int) -> np.ndarray:

@@ -34,6 +34,11 @@ class Finding(Record):
     picture: str | None = None  # file name of the annotated JPEG in the outbox, if any
 
 
+# a made video's reason code where the job's audio, checked at its start, could not be read
+# again for the video's sound track (pipeline.JobSound): the service's failure, not the user's
+AUDIO_REREAD_FAILED = "audio_reread_failed"
+
+
 class VideoStatus(StrEnum):
     DONE = "done"
     REJECTED = "rejected"  # input the user must fix

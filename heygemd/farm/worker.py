@@ -27,7 +27,7 @@ from heygemd.errors import JobInterrupted, MachineFault, MediaError, ProcessingE
 from heygemd.farm import share
 from heygemd.farm.app import TASK_NAME, announced_share, make_app
 from heygemd.farm.control import WorkerControl, reset_celery_state
-from heygemd.report import VideoResult, VideoStatus
+from heygemd.report import AUDIO_REREAD_FAILED, VideoResult, VideoStatus
 from heygemd.settings import Settings
 from heygemd.validation.jobtoml import job_settings
 
@@ -89,6 +89,11 @@ def make_video(
                 raise
             # the intake moves a job's inputs only to publish it or put it back (it sends
             # its videos again then), never while it waits for this video: nothing to make
+            log.info("farm.inputs_gone", job_id=order.job_id, video=order.video)
+            return "gone"
+        if video.reason_code == AUDIO_REREAD_FAILED and not _has_inputs(folder, order):
+            # the sound track is read as the video is encoded: inputs moved meanwhile (the
+            # job published, or put back and sent again) leave nothing to report
             log.info("farm.inputs_gone", job_id=order.job_id, video=order.video)
             return "gone"
         result = share.FarmResult(video=video, audio=audio, engine={**engine, "worker": worker},

@@ -257,7 +257,8 @@ def open_input(path: Path) -> Any:
             container.close()
         return av.open(str(path), mode="r")
     except av.FFmpegError as err:
-        raise _unopenable(path, err) from None
+        # FFmpeg's error chained: an errno (a share gone) stays visible to faults.py
+        raise _unopenable(path, err) from err
 
 
 def _unopenable(path: Path, err: Exception) -> MediaError:

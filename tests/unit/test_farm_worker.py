@@ -12,7 +12,7 @@ import pytest
 
 from heygemd.farm import share
 from heygemd.farm.worker import make_video
-from heygemd.report import AudioResult, VideoResult, VideoStatus
+from heygemd.report import AUDIO_REREAD_FAILED, AudioResult, VideoResult, VideoStatus
 from heygemd.settings import PathSettings, Settings
 
 
@@ -74,3 +74,39 @@ def test_an_order_for_a_share_not_seen_here_makes_nothing(settings: Settings) ->
     with pytest.raises(share.ShareNotSeen):
         make_video(StandIn(), settings, {}, "box-1/cpu/11", order)  # type: ignore[arg-type]
     assert starts(work, order) == 0 and share.read_result(work, order) is None
+
+
+class AudioLeftMeanwhile(StandIn):
+    """The job's inputs are moved while the video is made (the job published, or put back):
+    the pipeline fails the video as its sound track cannot be read again."""
+
+    def process_video(self, video: Path, checked: Any, output: Path, scratch: Path,
+                      progress: Any) -> VideoResult:
+        (video.parent / "voice.wav").unlink()
+        return VideoResult(name=video.name, status=VideoStatus.FAILED,
+                           reason_code=AUDIO_REREAD_FAILED, message="could not be read again")
+
+
+def test_a_video_whose_audio_left_meanwhile_reports_nothing(settings: Settings) -> None:
+    work = settings.paths.work
+    work.mkdir()
+    order = order_in(work, share.mark_share(work))
+    assert make_video(AudioLeftMeanwhile(), settings, {}, "box-1/cpu/11", order) == "gone"  # type: ignore[arg-type]
+    assert share.read_result(work, order) is None  # no FAILED result for a job sent again
+
+
+def test_a_video_whose_audio_could_not_be_read_again_while_it_is_there_is_failed(
+    settings: Settings,
+) -> None:
+    class Unreadable(StandIn):
+        def process_video(self, video: Path, checked: Any, output: Path, scratch: Path,
+                          progress: Any) -> VideoResult:
+            return VideoResult(name=video.name, status=VideoStatus.FAILED,
+                               reason_code=AUDIO_REREAD_FAILED, message="damaged since")
+
+    work = settings.paths.work
+    work.mkdir()
+    order = order_in(work, share.mark_share(work))
+    assert make_video(Unreadable(), settings, {}, "box-1/cpu/11", order) == "made"  # type: ignore[arg-type]
+    result = share.read_result(work, order)
+    assert result is not None and result.video.reason_code == AUDIO_REREAD_FAILED

@@ -203,8 +203,9 @@ def test_a_stream_cuts_padding_where_load_audio_does(
 
 
 @pytest.mark.parametrize("channels", [3, 6, 8])
-def test_many_channels_are_kept_as_they_are(tmp_path: Path, channels: int) -> None:
-    # 8 planar channels used to crash the process inside PyAV (to_ndarray saw 9 planes)
+def test_wavs_of_many_channels_load(tmp_path: Path, channels: int) -> None:
+    # 8 planar channels used to crash the process inside PyAV (to_ndarray saw 9 planes); a
+    # WAV without a channel layout takes FFmpeg's default for its count: nothing is remixed
     import wave
 
     rate = 48000

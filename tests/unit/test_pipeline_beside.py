@@ -356,3 +356,56 @@ def test_the_jobs_audio_unreadable_at_the_encode_fails_the_video_without_blaming
     assert result.status is VideoStatus.FAILED and result.reason_code == "audio_reread_failed"
     assert "a.wav" in result.message and "operator" in result.message
     assert not list(tmp_path.glob("*out*"))  # neither the video nor its partial file
+
+
+@pytest.mark.parametrize(("error", "machine"), [
+    ("OSError", True),  # EIO: a share's fault
+    ("InvalidDataError", False),  # the file changed since it was checked
+])
+def test_the_jobs_audio_failing_mid_encode_is_the_machines_or_the_services(
+    video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: str, machine: bool
+) -> None:
+    """The decoder failing after the sound has begun: an errno (a share gone) is the
+    machine's fault (the job waits and is tried again), anything else fails the video; no
+    partial file is left either way."""
+    import errno
+
+    import av.error
+
+    from heygemd.errors import MachineFault
+    from heygemd.media import audio as media_audio
+    from tests.mediagen import make_audio
+
+    sound = make_audio(tmp_path / "a.wav", seconds=1.2)
+    pulled = [0]
+    real = media_audio.TrackStream._pull
+
+    def failing() -> Iterator[Any]:
+        raise getattr(av.error, error)(errno.EIO, "from the test")
+        yield  # a generator, as the decoder's is
+
+    def pull(stream: Any) -> None:
+        pulled[0] += 1
+        if pulled[0] == 3:  # the third packet: the first blocks are encoded already
+            stream._frames = failing()
+        real(stream)
+
+    monkeypatch.setattr(media_audio.TrackStream, "_pull", pull)
+    monkeypatch.setattr(examine, "examine_frames", lambda path, checked, *a, **k: checked)
+    pipeline = Pipeline.from_settings(Settings(), cast(Engine, ScriptedEngine()))
+    pipeline._analyzer = cast(FaceAnalyzer, object())
+    audio = AudioCheck(sound, AudioResult(name="a.wav", accepted=True),
+                       np.zeros(int(1.2 * AUDIO_RATE), np.float32))
+
+    def made() -> Any:
+        return pipeline.process_video(video, audio, tmp_path / "out.mp4", tmp_path / "pics",
+                                      lambda f: None)
+
+    if machine:
+        with pytest.raises(MachineFault):
+            made()
+    else:
+        result = made()
+        assert result.status is VideoStatus.FAILED
+        assert result.reason_code == "audio_reread_failed"
+    assert pulled[0] == 3 and not list(tmp_path.glob("*out*"))

@@ -131,8 +131,17 @@ def test_a_video_shorter_than_its_pace_still_gets_its_pictures() -> None:
     assert candidates[-1][0] == sampler.seen[-1]  # the sheet still ends at the video's end
     assert len(candidates) == 4  # 3 of the foreseen picks fell inside, and the last sample
     audio = np.zeros(40 * AUDIO_RATE, np.float32)
-    image = preview.picture(sampler, None, audio, 25.0, 1000)
+    drawn: list[list[tuple[float, np.ndarray]]] = []
+    real = preview.preview
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(preview, "preview", lambda thumbs, *a: drawn.append(thumbs) or real(
+            thumbs, *a))
+        image = preview.picture(sampler, None, audio, 25.0, 1000)
     assert image.shape[1] == preview.SHEET_COLUMNS * preview.THUMB_WIDTH
+    times = [t for t, _ in drawn[0]]
+    assert times == sorted(set(times)) and len(times) == 4
+    assert times[-1] == sampler.seen[-1] / 25.0  # the last picture is the video's end
+    assert int(drawn[0][-1][1][0, 0, 0]) == sampler.seen[-1] % 251
     assert len(sampler.openings_of(None)) == len(sampler.seen)
 
 
