@@ -1,8 +1,9 @@
 """Load the audio of any supported file as float32 samples at a chosen rate.
 
-Two things do I/O: :func:`load_audio` (the whole track at once) and :class:`TrackStream` (the
-same samples, decoded as they are read: an output's sound track, never held whole);
-:class:`ArrayTrack` reads an array the same way. :func:`to_mono` and :func:`clip_unit` are pure.
+:class:`TrackStream` does the I/O: a track decoded as it is read (an output's sound track,
+never held whole); :func:`load_audio` reads one whole through it. :class:`ArrayTrack` reads an
+array as a stream is read. :func:`to_mono`, :func:`clip_unit`, :func:`trimmed_length` and
+:func:`shift_start` are pure.
 Resampling uses FFmpeg's libswresample through PyAV's AudioResampler, keeping every channel so
 that the down-mix to mono is a plain mean (libswresample's own mono down-mix can exceed 1.0).
 """
@@ -40,19 +41,14 @@ def clip_unit(samples: np.ndarray) -> np.ndarray:
     return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
 
 
-def trim_padding(samples: np.ndarray, seconds: float | None, rate: int) -> np.ndarray:
-    """Cut encoder padding: (C, N) samples decoded past the stream's declared ``seconds``.
-
-    Lossy codecs (AAC, Opus) decode a few ms of padding after the end; the container's
-    duration is trusted only when the excess is that small (under PADDING_SECONDS).
-    """
-    if seconds is None:
-        return samples
-    keep = int(round(seconds * rate))
-    excess = samples.shape[-1] - keep
-    if 0 < excess <= PADDING_SECONDS * rate:
-        return samples[..., :keep]
-    return samples
+def trimmed_length(decoded: int, declared: int | None, rate: int) -> int:
+    """Samples of a track's ``decoded`` ones that are kept, the stream declaring ``declared``
+    (None: nothing declared): lossy codecs (AAC, Opus) decode a few ms of padding after the
+    end, so the container's length is trusted only when the excess is that small (at most
+    PADDING_SECONDS at ``rate``)."""
+    if declared is not None and 0 < decoded - declared <= PADDING_SECONDS * rate:
+        return declared
+    return decoded
 
 
 def shift_start(samples: np.ndarray, seconds: float, rate: int) -> np.ndarray:
@@ -96,35 +92,6 @@ def _samples(frame: Any, channels: int) -> np.ndarray:
     return np.ascontiguousarray(frame.to_ndarray().reshape(-1, channels).T, dtype=np.float32)
 
 
-def _decode_resampled(
-    container: Any, stream: Any, rate: int, channels: int, max_samples: int | None = None
-) -> tuple[np.ndarray, float | None]:
-    """Decode ``stream`` and resample to float at ``rate`` -> float32 (C, N), stopping once
-    ``max_samples`` (per channel) are decoded, if given: N <= max_samples; and the first
-    decoded frame's presentation time (None when unknown)."""
-    import av
-
-    resampler = av.AudioResampler(format="flt", layout=_layout_name(channels), rate=rate)
-    chunks: list[np.ndarray] = []
-    total = 0
-    first: float | None = None
-    for frame in container.decode(stream):
-        if not chunks and first is None:
-            first = frame.time
-        frame.pts = None  # timestamps gaps must not make the resampler insert or drop samples
-        for out in resampler.resample(frame):
-            chunks.append(_samples(out, channels))
-            total += chunks[-1].shape[-1]
-        if max_samples is not None and total >= max_samples:
-            break
-    else:
-        chunks.extend(_samples(out, channels) for out in resampler.resample(None))
-    if not chunks:
-        return np.zeros((channels, 0), dtype=np.float32), first
-    samples = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-    return (samples if max_samples is None else samples[:, :max_samples]), first
-
-
 def load_audio(
     path: Path, rate: int = AUDIO_RATE, mono: bool = True, max_seconds: float | None = None,
     from_first_frame: bool = False,
@@ -138,37 +105,21 @@ def load_audio(
     that starts later gets silence before it; one that starts earlier loses what comes before
     the picture), so that sample t / rate is heard with frame t * fps / rate.
     Raises MediaError: no_audio when there is no audio stream, unreadable_media when FFmpeg
-    cannot open or decode it (the message carries FFmpeg's words).
+    cannot open or decode it (FFmpeg's words go to the log). Decoded through a
+    :class:`TrackStream`, the mean of the channels taken before the clipping.
     """
-    import av
-
     path = Path(path)
     t0 = time.monotonic()
-    container = open_input(path)
-    try:
-        if not container.streams.audio:
-            raise MediaError(
-                f"{path.name} has no sound track; add audio or choose another file.",
-                code="no_audio",
-            )
-        stream = container.streams.audio[0]
-        channels = min(max(int(stream.codec_context.channels or 1), 1), MAX_CHANNELS)
-        cap = None if max_seconds is None else int(max_seconds * rate)
-        samples, first = _decode_resampled(container, stream, rate, channels, cap)
-        samples = trim_padding(samples, _stream_seconds(stream), rate)
-        if from_first_frame and first is not None:
-            video_start = _first_video_time(path)
-            if video_start is not None:
-                samples = shift_start(samples, video_start - first, rate)
-    except av.FFmpegError as err:
-        log.info("media.unreadable", file=path.name, ffmpeg=str(err))
-        raise MediaError(
-            f"The audio in {path.name} cannot be decoded; the file may be damaged or cut "
-            f"short.{COPY_ADVICE}",
-            code="unreadable_media",
-        ) from None
-    finally:
-        container.close()
+    with TrackStream(path, rate) as stream:
+        if max_seconds is not None:  # decoding stops once these are had
+            samples = stream.take(int(max_seconds * rate))
+        else:
+            samples = stream.take(stream.length())
+        first = stream.first_time
+    if from_first_frame and first is not None:
+        video_start = _first_video_time(path)
+        if video_start is not None:
+            samples = shift_start(samples, video_start - first, rate)
     out = clip_unit(to_mono(samples) if mono else samples)
     log.debug(
         "audio.loaded",
@@ -218,14 +169,15 @@ class ArrayTrack:
 
 class TrackStream:
     """The first audio stream of ``path`` at ``rate`` Hz, every channel kept (at most
-    MAX_CHANNELS), decoded as it is read: the samples ``load_audio(path, rate, mono=False)``
-    returns, the codec's padding past the declared end cut alike (:func:`trim_padding`), but
-    held a few packets at a time (an output's track: 11.5 MB a minute per channel as float32,
-    whole).
+    MAX_CHANNELS), decoded as it is read, the codec's padding past the declared end cut
+    (:func:`trimmed_length`): held a few packets at a time (an output's track: 11.5 MB a minute
+    per channel as float32, whole); :func:`load_audio` reads its tracks whole through one.
 
-    Raises MediaError as load_audio does: missing_file, empty_file, no_audio, unreadable_media
-    (at opening, or at the read or length() where the decoder fails). Close it (or use
-    ``with``); read and length then raise ValueError.
+    Raises MediaError: missing_file, empty_file, no_audio, unreadable_media (at opening, or at
+    the read or length() where the decoder fails; FFmpeg's error chained, so that an errno
+    stays visible to faults.py). Close it (or use ``with``); read and length then raise
+    ValueError. ``first_time``: the first decoded frame's presentation time (None before it,
+    or unknown).
     """
 
     def __init__(self, path: Path, rate: int) -> None:
@@ -247,9 +199,13 @@ class TrackStream:
             self._resampler = av.AudioResampler(
                 format="flt", layout=_layout_name(self.channels), rate=self.rate)
             self._frames = self._container.decode(stream)
+        except av.FFmpegError as err:
+            self._container.close()
+            raise self._undecodable(err) from err
         except BaseException:
             self._container.close()
             raise
+        self.first_time: float | None = None
         self._blocks: deque[np.ndarray] = deque()
         self._decoded = 0  # samples per channel out of the resampler so far
         self._given = 0  # samples per channel read so far
@@ -274,13 +230,21 @@ class TrackStream:
         if self._closed:
             raise ValueError(f"the sound track of {self.path.name} is closed")
 
+    def _undecodable(self, err: Exception) -> MediaError:
+        log.info("media.unreadable", file=self.path.name, ffmpeg=str(err))
+        return MediaError(
+            f"The audio in {self.path.name} cannot be decoded; the file may be damaged or cut "
+            f"short.{COPY_ADVICE}",
+            code="unreadable_media",
+        )
+
     def _known(self) -> int:
         """Samples per channel that are certainly in the track so far: past the declared end,
         only once the excess is more than codec padding (or the stream ended with more)."""
+        if self._ended:
+            return trimmed_length(self._decoded, self._declared, self.rate)
         if self._declared is None or self._decoded - self._declared > PADDING_SECONDS * self.rate:
             return self._decoded
-        if self._ended:
-            return self._declared if self._decoded > self._declared else self._decoded
         return min(self._decoded, self._declared)
 
     def _pull(self) -> None:
@@ -293,21 +257,23 @@ class TrackStream:
                 out = self._resampler.resample(None)
                 self._ended = True
             else:
-                frame.pts = None  # as load_audio: gaps must not add or drop samples
+                if self.first_time is None:
+                    self.first_time = frame.time
+                frame.pts = None  # timestamp gaps must not make the resampler add or drop samples
                 out = self._resampler.resample(frame)
         except av.FFmpegError as err:
-            log.info("media.unreadable", file=self.path.name, ffmpeg=str(err))
-            raise MediaError(
-                f"The audio in {self.path.name} cannot be decoded; the file may be damaged or "
-                f"cut short.{COPY_ADVICE}",
-                code="unreadable_media",
-            ) from err  # an errno (a share gone) stays visible to faults.is_machine_fault
+            raise self._undecodable(err) from err
         for block in out:
             array = _samples(block, self.channels)
             self._blocks.append(array)
             self._decoded += array.shape[1]
 
     def read(self, count: int) -> np.ndarray:
+        return clip_unit(self.take(count))
+
+    def take(self, count: int) -> np.ndarray:
+        """:meth:`read` before the clipping to [-1, 1] (the resampler's filters ring slightly
+        past it): float32 (channels, <= count)."""
         self._open()
         while self._known() - self._given < count and not self._ended:
             self._pull()
@@ -326,7 +292,7 @@ class TrackStream:
         self._given += take
         if not parts:
             return np.zeros((self.channels, 0), np.float32)
-        return clip_unit(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def length(self) -> int:
         self._open()

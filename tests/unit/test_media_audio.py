@@ -16,7 +16,7 @@ from heygemd.media.audio import (
     clip_unit,
     load_audio,
     to_mono,
-    trim_padding,
+    trimmed_length,
 )
 from tests.mediagen import make_audio, make_video, write_noise
 
@@ -38,11 +38,10 @@ def test_clip_unit() -> None:
     assert out.dtype == np.float32 and np.allclose(out, [-1.0, 0.25, 1.0])
 
 
-def test_trim_padding_only_trims_small_excess() -> None:
-    samples = np.zeros((2, 1100), np.float32)
-    assert trim_padding(samples, 1.0, 1000).shape == (2, 1000)
-    assert trim_padding(samples, 0.5, 1000).shape == (2, 1100)  # too much: distrust the header
-    assert trim_padding(samples, None, 1000).shape == (2, 1100)
+def test_trimmed_length_only_trims_small_excess() -> None:
+    assert trimmed_length(1100, 1000, 1000) == 1000
+    assert trimmed_length(1100, 500, 1000) == 1100  # too much: distrust the header
+    assert trimmed_length(1100, None, 1000) == 1100
 
 
 @pytest.mark.parametrize("ext", ["wav", "mp3", "m4a", "aac", "flac", "ogg"])
@@ -118,14 +117,37 @@ def _read_in_blocks(stream: TrackStream, sizes: list[int]) -> np.ndarray:
         parts.append(block)
 
 
+def _plain_decode(path: Path, rate: int, channels: int) -> np.ndarray:
+    """The reference: PyAV's planar resampling of every frame, the padding rule applied, and
+    clipped (the decode load_audio had before it read through a TrackStream)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", layout=["mono", "stereo"][channels - 1],
+                                      rate=rate)
+        blocks = []
+        for frame in container.decode(stream):
+            frame.pts = None
+            blocks += [b.to_ndarray() for b in resampler.resample(frame)]
+        blocks += [b.to_ndarray() for b in resampler.resample(None)]
+        declared = float(stream.duration * stream.time_base) if stream.duration else None
+    samples = np.concatenate(blocks, axis=1)
+    keep = trimmed_length(samples.shape[1], None if declared is None
+                          else int(round(declared * rate)), rate)
+    return clip_unit(samples[:, :keep])
+
+
 @pytest.mark.parametrize("ext", ["wav", "mp3", "m4a", "aac", "flac", "ogg"])
 @pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (24000, 1)])
 def test_a_stream_reads_what_load_audio_returns(
     tmp_path: Path, ext: str, rate: int, channels: int
 ) -> None:
-    # the codecs' padding past the declared end is cut alike, whatever the block sizes
+    # the codecs' padding past the declared end is cut alike, whatever the block sizes, and
+    # both give what a plain decode gives
     path = make_audio(tmp_path / f"tone.{ext}", seconds=1.3, rate=rate, channels=channels)
     whole = load_audio(path, rate=48000, mono=False)
+    assert np.array_equal(whole, _plain_decode(path, 48000, channels))
     with TrackStream(path, 48000) as stream:
         assert stream.channels == channels
         read = _read_in_blocks(stream, [1921, 7, 48000])
