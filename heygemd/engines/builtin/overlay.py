@@ -132,30 +132,39 @@ def occluder(crops: np.ndarray, origins: np.ndarray, landmarks: np.ndarray,
     weights = np.array([0.299, 0.587, 0.114], np.float32)
     on_face = np.zeros((side_y, side_x), np.float64)
     on_face_squares = np.zeros_like(on_face)
+    total = np.zeros((y1 - y0, x1 - x0), np.float64)
+    squares = np.zeros_like(total)
+    seen = np.zeros(total.shape, np.int32)
+    inside = np.zeros(total.shape, np.int32)
+    area = 0.0
+    placed: list[tuple[int, int, int, int]] = []  # each crop's (oy, ox, h, w) in the picture
     for i in frames:
         grey = np.asarray(crops[i], np.float32) @ weights
         on_face += grey
         on_face_squares += grey.astype(np.float64) ** 2
-    face_spread = on_face_squares / len(frames) - (on_face / len(frames)) ** 2
-    total = np.zeros((y1 - y0, x1 - x0), np.float64)
-    squares = np.zeros_like(total)
-    moving = np.zeros_like(total)
-    seen = np.zeros(total.shape, np.int32)
-    inside = np.zeros(total.shape, np.int32)
-    area = 0.0
-    for i in frames:
         ox, oy = int(origins[i][0]) - x0, int(origins[i][1]) - y0
-        grey = np.asarray(crops[i], np.float32) @ weights
         h, w = min(side_y, total.shape[0] - oy), min(side_x, total.shape[1] - ox)
         total[oy:oy + h, ox:ox + w] += grey[:h, :w]
         squares[oy:oy + h, ox:ox + w] += grey[:h, :w] ** 2
-        moving[oy:oy + h, ox:ox + w] += face_spread[:h, :w]
         seen[oy:oy + h, ox:ox + w] += 1
-        face = np.zeros(total.shape, np.uint8)
-        contour = (landmarks[i, mesh.CONTOUR, :2] - [x0, y0]).astype(np.float32)
-        cv2.fillPoly(face, [np.round(cv2.convexHull(contour)).astype(np.int32)], (1,))
-        inside += face
-        area += float(face.sum())
+        placed.append((oy, ox, h, w))
+        # the lower face's hull, drawn in its own box within the picture's
+        hull = np.round(cv2.convexHull(
+            (landmarks[i, mesh.CONTOUR, :2] - [x0, y0]).astype(np.float32))).astype(np.int32)
+        bx0, by0 = np.maximum(hull.reshape(-1, 2).min(axis=0), 0)
+        bx1 = min(int(hull[..., 0].max()) + 1, total.shape[1])
+        by1 = min(int(hull[..., 1].max()) + 1, total.shape[0])
+        if bx1 > bx0 and by1 > by0:
+            face = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
+            cv2.fillPoly(face, [(hull - [bx0, by0]).astype(np.int32)], (1,))
+            inside[by0:by1, bx0:bx1] += face
+            area += float(face.sum())
+    # the face's own place varies this much over the frames (the crops follow the face):
+    # counted wherever each crop lay
+    face_spread = on_face_squares / len(frames) - (on_face / len(frames)) ** 2
+    moving = np.zeros_like(total)
+    for oy, ox, h, w in placed:
+        moving[oy:oy + h, ox:ox + w] += face_spread[:h, :w]
     count = np.maximum(seen, 1)
     variance = squares / count - (total / count) ** 2
     candidate = (seen >= STILL_SEEN * len(frames)) & (variance < STILL_LEVELS**2) \
