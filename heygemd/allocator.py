@@ -5,26 +5,35 @@ so after the first frame (6 MB at 1080x1920) every frame-sized buffer comes from
 one arena per thread that allocates (decode, render, encode: up to 8 per core). Freed frames
 then stay in those heaps: on a 40 s 1080x1920 job the peak was 2.9 GB and 2.3 GB stayed
 resident after the job. With frame-sized blocks always mapped (and unmapped when freed) and two
-arenas, the same job peaks at 2.0 GB and gives the frames back when it ends. The price is the
-page faults of mapping large blocks afresh: a warm 512x512 job (th08, 11 s of sound) takes
-about 0.5 s longer (6.0 -> 6.6 s in one process, +-0.4 s from run to run); at 1080p x264 is the
-bottleneck and no difference shows.
+arenas, the same job peaks at 2.0 GB and gives the frames back when it ends. At 1080p x264 is
+the bottleneck, and the page faults of mapping large blocks afresh do not show.
 
-Blocks of 4 MB and more are mapped: 1080p RGB frames (6 MB) and the torch batches; 720p frames
-(2.6 MB) and the 4:2:0 planes held on backward walks stay in the (two) heaps.
+Blocks of 4 MB and more are mapped while a video whose RGB frames are that large is made
+(:func:`frames_of`): 1080p frames (6 MB) and the torch batches. While only smaller videos are
+made, their frames stay in the heaps anyway, and mapping their render's batches (7-8 MB blocks
+at 512x512, about 2.3 GB mapped afresh over an 11 s video) cost more than it saved: the
+threshold is glibc's largest then (32 MB), and the heaps' free pages go back to the system
+when such videos end. A warm th08 job (512x512, 11 s of sound, `heygemd once` on 2 cores, the
+two settings alternated): minor page faults 683,000 -> 314,000 and system CPU 2.9 -> 2.0 s
+(medians of 6 pairs); the job's time fell by 0.6 s (median; -0.3 to +1.6 s per pair on a busy
+machine); earlier, on a quieter one, 3 pairs gave 8.7-9.4 s -> 6.6-7.7 s.
 
 Applied once per process by :func:`for_frames` (the pipeline's builder), never at import; an
 operator's own ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_ARENA_MAX`` (or the same in
-``GLIBC_TUNABLES``) are left as they are. :func:`give_back` returns the heaps' free pages after
-a burst of smaller blocks (a backward walk's 4:2:0 frames) is freed.
+``GLIBC_TUNABLES``) are left as they are, and :func:`frames_of` then changes nothing.
+:func:`give_back` returns the heaps' free pages after a burst of smaller blocks (a backward
+walk's 4:2:0 frames) is freed.
 """
-
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import os
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
 
 import structlog
 
@@ -33,9 +42,39 @@ log = structlog.get_logger(__name__)
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameters (malloc.h)
 M_ARENA_MAX = -8
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024  # a 1080p RGB frame is 6 MB; smaller blocks stay in heaps
+HEAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's largest on 64-bit: blocks under it in heaps
 ARENA_MAX = 2
 _ENVIRONMENT = {M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_", M_ARENA_MAX: "MALLOC_ARENA_MAX"}
 _TUNABLES = {M_MMAP_THRESHOLD: "glibc.malloc.mmap_threshold", M_ARENA_MAX: "glibc.malloc.arena_max"}
+
+
+class _Fitting:
+    """The process's videos being made (their RGB frame sizes) and whether the threshold is
+    this module's to change (:func:`for_frames` set it). glibc's settings are the process's,
+    so this is too: one per process, changed under its lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ours = False
+        self.frames: Counter[int] = Counter()
+        self.threshold = MMAP_THRESHOLD_BYTES  # the one set last
+
+    def fit(self) -> int | None:
+        """Set the threshold for the videos being made (call under the lock); returns the one
+        it replaced, None where it was left as it was."""
+        mallopt = getattr(_libc(), "mallopt", None)
+        if not self.ours or mallopt is None:
+            return None
+        wanted = threshold_for(self.frames) if self.frames else MMAP_THRESHOLD_BYTES
+        if wanted == self.threshold or mallopt(ctypes.c_int(M_MMAP_THRESHOLD),
+                                               ctypes.c_int(wanted)) != 1:
+            return None
+        replaced, self.threshold = self.threshold, wanted
+        log.debug("allocator.fitted", threshold=wanted)
+        return replaced
+
+
+_fitting = _Fitting()
 
 
 @functools.cache
@@ -76,4 +115,37 @@ def for_frames() -> dict[str, int]:
             done[variable] = value
     if done:
         log.debug("allocator.set", **done)
+    with _fitting.lock:
+        _fitting.ours = _ENVIRONMENT[M_MMAP_THRESHOLD] in done
     return done
+
+
+def threshold_for(frame_bytes: Iterable[int]) -> int:
+    """The mmap threshold while videos of these RGB frame sizes (bytes) are made at once:
+    MMAP_THRESHOLD_BYTES where one's frames are that large (they are mapped, and given back
+    as they are freed), else HEAP_THRESHOLD_BYTES."""
+    large = any(size >= MMAP_THRESHOLD_BYTES for size in frame_bytes)
+    return MMAP_THRESHOLD_BYTES if large else HEAP_THRESHOLD_BYTES
+
+
+@contextlib.contextmanager
+def frames_of(width: int, height: int) -> Iterator[None]:
+    """While a video of ``width`` x ``height`` is made: the mmap threshold fitted to the
+    videos being made (:func:`threshold_for`), MMAP_THRESHOLD_BYTES again when none is, and
+    then the heaps' free pages given back. Changes nothing where :func:`for_frames` did not
+    set the threshold (the operator's environment did, or the C library is not glibc)."""
+    size = width * height * 3
+    with _fitting.lock:
+        _fitting.frames[size] += 1
+        _fitting.fit()
+    try:
+        yield
+    finally:
+        with _fitting.lock:
+            _fitting.frames[size] -= 1
+            if not _fitting.frames[size]:
+                del _fitting.frames[size]
+            replaced = _fitting.fit()
+        if replaced == HEAP_THRESHOLD_BYTES:  # the last small video's blocks were in the heaps
+            give_back()
+

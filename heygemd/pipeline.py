@@ -13,6 +13,7 @@ pass (~0.3 s for 5 s at 512x512) is then hidden behind the engine's planning.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from heygemd import faults, names, preview
+from heygemd import allocator, faults, names, preview
 from heygemd.contract import AUDIO_RATE, ProgressFn, progress_span
 from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import (
@@ -239,7 +240,8 @@ class Pipeline:
             if (audio.samples is not None and examine.needs_frame_pass(checked)
                     and not refusals(checked.findings)):
                 # the preview's frames are measured in a thread: it ends however the video ends
-                with preview.Sampler(Follower(self.analyzer)) as sampler:
+                with preview.Sampler(Follower(self.analyzer)) as sampler, \
+                        _frames_memory(checked):
                     return self._examine_beside_render(video, checked, audio, output,
                                                        pictures_dir, progress, bound, timings,
                                                        sampler)
@@ -468,6 +470,13 @@ def note_unshown_frames(findings: list[Finding], seconds: float, fps: float) -> 
                 f"video's first {clock(seconds)}: the moment above may not appear in it.)")})
         noted.append(f)
     return noted
+
+
+def _frames_memory(checked: examine.VideoExamination) -> contextlib.AbstractContextManager[None]:
+    """The allocator fitted to the video's frames while it is made (allocator.frames_of)."""
+    video = checked.info.video if checked.info is not None else None
+    return allocator.frames_of(video.width, video.height) if video is not None \
+        else contextlib.nullcontext()
 
 
 @contextmanager

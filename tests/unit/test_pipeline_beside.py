@@ -6,12 +6,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import pytest
 
+from heygemd import allocator
 from heygemd.contract import AUDIO_RATE, ProgressFn
 from heygemd.engines.base import Engine, Rendering, RenderRequest
 from heygemd.errors import ProcessingError
@@ -409,3 +411,26 @@ def test_the_jobs_audio_failing_mid_encode_is_the_machines_or_the_services(
         assert result.status is VideoStatus.FAILED
         assert result.reason_code == "audio_reread_failed"
     assert pulled[0] == 3 and not list(tmp_path.glob("*out*"))
+
+
+def test_the_video_is_made_with_the_allocator_fitted_to_its_frames(
+    video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fitted: list[tuple[int, int]] = []
+    rendered_within: list[bool] = []
+
+    @contextmanager
+    def frames_of(width: int, height: int) -> Iterator[None]:
+        fitted.append((width, height))
+        yield
+        fitted.append((0, 0))  # left
+
+    class Watched(ScriptedEngine):
+        def render(self, request: RenderRequest, progress: ProgressFn) -> Rendering:
+            rendered_within.append(fitted == [(320, 240)])
+            return super().render(request, progress)
+
+    monkeypatch.setattr(allocator, "frames_of", frames_of)
+    result = run(video, Watched(), lambda path, checked, *a, **kw: checked, monkeypatch)
+    assert result.status is VideoStatus.DONE
+    assert rendered_within == [True] and fitted == [(320, 240), (0, 0)]
