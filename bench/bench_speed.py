@@ -1,15 +1,16 @@
 """Speed and memory of whole `heygemd once` jobs against a plain decode + encode (issue 15).
 
     .venv/bin/python bench/bench_speed.py [--part all|speed|memory] [--minutes 1 2 5]
-                                          [--device auto|cpu|cuda]
+                                          [--rounds 3] [--device auto|cpu|cuda]
 
-speed: for each pair (th10 1080x1920 + en01, th08 512x512 + en01), in one run: a cold job
-(`heygemd once` in a fresh process, empty template cache), a warm job (`heygemd once` again,
-the cache filled, audio never heard before: en01 quieter by a hair), and the plain cost of the
-same output: the template decoded with PyAV (looped as far as the audio goes) and encoded with
-libx264 at the same settings (config.toml's [output]: preset medium, crf 18) with en01's sound.
-Both the process's wall time (what `heygemd once` makes a user wait, its start-up included)
-and the job's own time (its job.finish log line's duration) are divided by the plain time.
+speed: for each pair (th10 1080x1920 + en01, th08 512x512 + en01), --rounds rounds of: the
+plain cost of the output (the template decoded with PyAV, looped as far as the audio goes, and
+encoded with libx264 at the same settings, config.toml's [output]: preset medium, crf 18, with
+en01's sound), a cold job (`heygemd once` in a fresh process, the template cache emptied) and
+a warm job (`heygemd once` again, the cache filled, audio never heard before: en01 quieter by
+a hair). Both the process's wall time (what `heygemd once` makes a user wait, its start-up
+included) and the job's own time (its job.finish log line's duration) are divided by the plain
+time of the same round; the ratios reported are the medians of those (each round's are kept).
 The row also has the plain cost with the decoded frames given to libx264 as they are
 (``plain_decoded_s``, no round trip through RGB, and the ratios against it, ``*_ratio_decoded``)
 and both plain files' sizes: the floor a job that kept its untouched pixels as decoded would
@@ -267,42 +268,81 @@ def timed(run: Any) -> tuple[Any, float | None]:
     return box[0], None if others is None else round(others, 2)
 
 
-def speed_pair(tmp: Path, template: Path, output: OutputSettings, device: str) -> dict[str, Any]:
-    """Cold job, warm job and the plain decode + encode for ``template`` + en01: a row."""
+def speed_pair(tmp: Path, template: Path, output: OutputSettings, device: str,
+               rounds: int = 1) -> dict[str, Any]:
+    """``rounds`` rounds of: the plain decode + encode, a cold job (the template cache
+    emptied), a warm job (audio never heard before), for ``template`` + en01; a row.
+
+    The ratios are each round's job over the plain run just before it, their median over the
+    rounds: on a shared machine whose speed drifts by a third within minutes, a ratio of two
+    medians taken minutes apart says more about the drift than about the job. Every round's
+    figures are in the row (``rounds``); the other fields are the medians' (the first round's
+    for what is measured once: the plain run on decoded frames, stages, metrics, memory)."""
     root = tmp / template.stem[:4]
     root.mkdir()
     config = installation(root, output, device)
     cold_wav = own_track_as_wav(EN01, tmp / "en01.wav", 1.0)
-    warm_wav = own_track_as_wav(EN01, tmp / "en01-warm.wav", WARM_GAIN)
     suffix = template.suffix
-    cold, cold_others = timed(lambda: run_once(config, "cold", {
-        f"template{suffix}": template, "en01.wav": cold_wav}))
-    warm, warm_others = timed(lambda: run_once(config, "warm", {
-        f"template{suffix}": template, "en01.wav": warm_wav}))
-    plain, plain_others = timed(lambda: plain_same_length(template, cold_wav, tmp / "plain.mp4",
-                                                          output))
+    each: list[dict[str, Any]] = []
+    for n in range(rounds):
+        plain, plain_others = timed(lambda: plain_same_length(
+            template, cold_wav, tmp / "plain.mp4", output))
+        shutil.rmtree(root / "cache", ignore_errors=True)
+        cold, cold_others = timed(lambda n=n: run_once(config, f"cold{n}", {
+            f"template{suffix}": template, "en01.wav": cold_wav}))
+        warm_wav = own_track_as_wav(EN01, tmp / f"en01-warm{n}.wav", WARM_GAIN ** (n + 1))
+        warm, warm_others = timed(lambda n=n, wav=warm_wav: run_once(config, f"warm{n}", {
+            f"template{suffix}": template, "en01.wav": wav}))
+        each.append({
+            "plain_s": round(plain, 2), "cold": cold, "warm": warm,
+            "others_cpu_s": {"plain": plain_others, "cold": cold_others, "warm": warm_others},
+        })
+        print(f"  {template.name[:4]} round {n + 1}/{rounds}: plain {plain:.2f} s, cold "
+              f"{cold['wall_s']} s (job {cold['job_s']}), warm {warm['wall_s']} s (job "
+              f"{warm['job_s']})", flush=True)
     decoded, decoded_others = timed(lambda: plain_same_length(
         template, cold_wav, tmp / "plain-decoded.mp4", output, decoded=True))
+
+    def median(values: list[float]) -> float:
+        return round(float(np.median(values)), 2)
+
+    def ratios(run: str, field: str) -> list[float]:
+        return [round(r[run][field] / r["plain_s"], 3) for r in each]
+
+    first = each[0]
+    cold, warm = first["cold"], first["warm"]
+    plain = median([r["plain_s"] for r in each])
     row: dict[str, Any] = {
-        "clip": template.name, "audio": EN01.name, "plain_s": round(plain, 2),
-        "cold_s": cold["wall_s"], "warm_s": warm["wall_s"],
-        "cold_ratio": round(cold["wall_s"] / plain, 2),
-        "warm_ratio": round(warm["wall_s"] / plain, 2),
+        "clip": template.name, "audio": EN01.name, "rounds_run": rounds,
+        "plain_s": plain,
+        "cold_s": median([r["cold"]["wall_s"] for r in each]),
+        "warm_s": median([r["warm"]["wall_s"] for r in each]),
+        "cold_ratio": median(ratios("cold", "wall_s")),
+        "warm_ratio": median(ratios("warm", "wall_s")),
+        "cold_ratio_rounds": ratios("cold", "wall_s"),
+        "warm_ratio_rounds": ratios("warm", "wall_s"),
         # against the frames given to x264 as decoded (no RGB): the stricter floor
         "plain_decoded_s": round(decoded, 2),
-        "cold_ratio_decoded": round(cold["wall_s"] / decoded, 2),
-        "warm_ratio_decoded": round(warm["wall_s"] / decoded, 2),
+        "cold_ratio_decoded": round(median([r["cold"]["wall_s"] for r in each]) / decoded, 2),
+        "warm_ratio_decoded": round(median([r["warm"]["wall_s"] for r in each]) / decoded, 2),
         "plain_mb": round((tmp / "plain.mp4").stat().st_size / 1e6, 2),
         "plain_decoded_mb": round((tmp / "plain-decoded.mp4").stat().st_size / 1e6, 2),
-        "cold_job_s": cold["job_s"], "warm_job_s": warm["job_s"],
-        "cold_job_ratio": round(cold["job_s"] / plain, 2),
-        "warm_job_ratio": round(warm["job_s"] / plain, 2),
+        "cold_job_s": median([r["cold"]["job_s"] for r in each]),
+        "warm_job_s": median([r["warm"]["job_s"] for r in each]),
+        "cold_job_ratio": median(ratios("cold", "job_s")),
+        "warm_job_ratio": median(ratios("warm", "job_s")),
+        "cold_job_ratio_rounds": ratios("cold", "job_s"),
+        "warm_job_ratio_rounds": ratios("warm", "job_s"),
         "frames": cold["frames"], "encoder": cold["encoder"],
         "cold_stages_ms": cold["stages_ms"], "warm_stages_ms": warm["stages_ms"],
         "cold_metrics": cold["metrics"], "warm_metrics": warm["metrics"],
-        "peak_tree_rss_mb": {"cold": cold["peak_tree_rss_mb"], "warm": warm["peak_tree_rss_mb"]},
-        "others_cpu_s": {"cold": cold_others, "warm": warm_others, "plain": plain_others,
+        "peak_tree_rss_mb": {"cold": max(r["cold"]["peak_tree_rss_mb"] for r in each),
+                             "warm": max(r["warm"]["peak_tree_rss_mb"] for r in each)},
+        "others_cpu_s": {"rounds": [r["others_cpu_s"] for r in each],
                          "plain_decoded": decoded_others},
+        "rounds": [{"plain_s": r["plain_s"],
+                    **{f"{run}_{field}": r[run][field] for run in ("cold", "warm")
+                       for field in ("wall_s", "job_s")}} for r in each],
     }
     print(json.dumps(row), flush=True)
     return row
@@ -580,6 +620,9 @@ def main() -> None:
     parser.add_argument("--engine", nargs="*", default=["builtin", "wav2lip"],
                         help="--part minute: the engines to time")
     parser.add_argument("--minutes", type=float, nargs="*", default=[1.0, 2.0, 5.0])
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="--part speed: rounds of plain, cold and warm per clip (the "
+                             "ratios: each round's job over its plain run, the median)")
     parser.add_argument("--long-template", action="store_true",
                         help="--part memory: also a row per --minutes with a template as long "
                              "as the sound (a dubbed talk's own recording)")
@@ -600,7 +643,7 @@ def main() -> None:
         if args.part in ("all", "speed"):
             result["speed"] = []
             for clip in (TH10, TH08):
-                result["speed"].append(speed_pair(tmp, clip, output, device))
+                result["speed"].append(speed_pair(tmp, clip, output, device, args.rounds))
                 path.write_text(json.dumps(result, indent=2))  # a row at a time: kept if cut
         if args.part in ("all", "memory"):
             result["memory"] = []
