@@ -273,11 +273,12 @@ def speed_pair(tmp: Path, template: Path, output: OutputSettings, device: str,
     """``rounds`` rounds of: the plain decode + encode, a cold job (the template cache
     emptied), a warm job (audio never heard before), for ``template`` + en01; a row.
 
-    The ratios are each round's job over the plain run just before it, their median over the
-    rounds: on a shared machine whose speed drifts by a third within minutes, a ratio of two
-    medians taken minutes apart says more about the drift than about the job. Every round's
-    figures are in the row (``rounds``); the other fields are the medians' (the first round's
-    for what is measured once: the plain run on decoded frames, stages, metrics, memory)."""
+    The ratios are each round's jobs over that round's plain run (the one that began it),
+    their median over the rounds: on a shared machine whose speed drifts by a third within
+    minutes, a ratio of two medians taken minutes apart says more about the drift than about
+    the job. Every round's figures are in the row (``rounds``); the times are medians; stages
+    and metrics are the first round's, peak memory the largest of any round's, and the plain
+    run on decoded frames is measured once, after the rounds."""
     root = tmp / template.stem[:4]
     root.mkdir()
     config = installation(root, output, device)
@@ -620,7 +621,7 @@ def main() -> None:
     parser.add_argument("--engine", nargs="*", default=["builtin", "wav2lip"],
                         help="--part minute: the engines to time")
     parser.add_argument("--minutes", type=float, nargs="*", default=[1.0, 2.0, 5.0])
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=lambda v: max(1, int(v)), default=3,
                         help="--part speed: rounds of plain, cold and warm per clip (the "
                              "ratios: each round's job over its plain run, the median)")
     parser.add_argument("--long-template", action="store_true",

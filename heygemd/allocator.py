@@ -9,16 +9,17 @@ arenas, the same job peaks at 2.0 GB and gives the frames back when it ends. At 
 the bottleneck, and the page faults of mapping large blocks afresh do not show.
 
 Blocks of 4 MB and more are mapped while a video whose RGB frames are that large is made
-(:func:`frames_of`): 1080p frames (6 MB) and the torch batches. While only smaller videos are
-made, their frames stay in the heaps anyway, and mapping their render's batches (7-8 MB blocks
-at 512x512, about 2.3 GB mapped afresh over an 11 s video) cost more than it saved: the
-threshold is glibc's largest then (32 MB), and the heaps' free pages go back to the system
-when such videos end. A warm th08 job (512x512, 11 s of sound, `heygemd once` on 2 cores, the
-two settings alternated): minor page faults 683,000 -> 314,000 and system CPU 2.9 -> 2.0 s
-(medians of 6 pairs); the job's time fell by 0.6 s (median; -0.3 to +1.6 s per pair on a busy
-machine); earlier, on a quieter one, 3 pairs gave 8.7-9.4 s -> 6.6-7.7 s. The heaps hold
-more at the peak and stay flat: th08 with 3 minutes of sound peaked at 947 MB (tree RSS) against
-887 MB, level from the first minute on, in 128 s against 139 s.
+(:func:`frames_of`): 1080p RGB frames (6 MB) where a stage holds them whole, and the torch
+batches. While only smaller videos are made, their frames stay in the heaps anyway, and
+mapping their render's batches (7-8 MB blocks at 512x512, about 2.3 GB mapped afresh over an
+11 s video) costs page faults for nothing: the threshold is 32 MB then, and the heaps' free
+pages go back to the system when the last such video ends. A warm th08 job (512x512, 11 s of
+sound, `heygemd once` on 2 cores, 6 pairs alternated): minor page faults 683,000 -> 314,000,
+system CPU 2.9 -> 2.0 s (medians). The heaps hold more at the peak: th08 with 3 minutes of
+sound peaked at 947 MB of tree RSS against 887 MB (one run each), level from the first minute.
+
+glibc's settings are the process's: :func:`frames_of` changes one for the length of a video,
+the only setting here that is not fixed at start-up.
 
 Applied once per process by :func:`for_frames` (the pipeline's builder), never at import; an
 operator's own ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_ARENA_MAX`` (or the same in
@@ -26,6 +27,7 @@ operator's own ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_ARENA_MAX`` (or the same in
 :func:`give_back` returns the heaps' free pages after a burst of smaller blocks (a backward
 walk's 4:2:0 frames) is freed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,7 +46,7 @@ log = structlog.get_logger(__name__)
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameters (malloc.h)
 M_ARENA_MAX = -8
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024  # a 1080p RGB frame is 6 MB; smaller blocks stay in heaps
-HEAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's largest on 64-bit: blocks under it in heaps
+HEAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # glibc's DEFAULT_MMAP_THRESHOLD_MAX (64-bit)
 ARENA_MAX = 2
 _ENVIRONMENT = {M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_", M_ARENA_MAX: "MALLOC_ARENA_MAX"}
 _TUNABLES = {M_MMAP_THRESHOLD: "glibc.malloc.mmap_threshold", M_ARENA_MAX: "glibc.malloc.arena_max"}
@@ -61,19 +63,16 @@ class _Fitting:
         self.frames: Counter[int] = Counter()
         self.threshold = MMAP_THRESHOLD_BYTES  # the one set last
 
-    def fit(self) -> int | None:
-        """Set the threshold for the videos being made (call under the lock); returns the one
-        it replaced, None where it was left as it was."""
+    def fit(self) -> None:
+        """Set the threshold for the videos being made (call under the lock)."""
         mallopt = getattr(_libc(), "mallopt", None)
         if not self.ours or mallopt is None:
-            return None
+            return
         wanted = threshold_for(self.frames) if self.frames else MMAP_THRESHOLD_BYTES
-        if wanted == self.threshold or mallopt(ctypes.c_int(M_MMAP_THRESHOLD),
-                                               ctypes.c_int(wanted)) != 1:
-            return None
-        replaced, self.threshold = self.threshold, wanted
-        log.debug("allocator.fitted", threshold=wanted)
-        return replaced
+        if wanted != self.threshold and mallopt(ctypes.c_int(M_MMAP_THRESHOLD),
+                                                ctypes.c_int(wanted)) == 1:
+            self.threshold = wanted
+            log.debug("allocator.fitted", threshold=wanted)
 
 
 _fitting = _Fitting()
@@ -117,8 +116,10 @@ def for_frames() -> dict[str, int]:
             done[variable] = value
     if done:
         log.debug("allocator.set", **done)
-    with _fitting.lock:
+    with _fitting.lock:  # the videos being made, if any, have theirs again
         _fitting.ours = _ENVIRONMENT[M_MMAP_THRESHOLD] in done
+        _fitting.threshold = MMAP_THRESHOLD_BYTES
+        _fitting.fit()
     return done
 
 
@@ -147,7 +148,9 @@ def frames_of(width: int, height: int) -> Iterator[None]:
             _fitting.frames[size] -= 1
             if not _fitting.frames[size]:
                 del _fitting.frames[size]
-            replaced = _fitting.fit()
-        if replaced == HEAP_THRESHOLD_BYTES:  # the last small video's blocks were in the heaps
+            _fitting.fit()
+            # the last small video's blocks were in the heaps (a larger one may go on)
+            last_small = _fitting.ours and size < MMAP_THRESHOLD_BYTES and not any(
+                other < MMAP_THRESHOLD_BYTES for other in _fitting.frames)
+        if last_small:
             give_back()
-

@@ -240,8 +240,8 @@ class Pipeline:
             if (audio.samples is not None and examine.needs_frame_pass(checked)
                     and not refusals(checked.findings)):
                 # the preview's frames are measured in a thread: it ends however the video ends
-                with preview.Sampler(Follower(self.analyzer)) as sampler, \
-                        _frames_memory(checked):
+                with _frames_memory(checked), \
+                        preview.Sampler(Follower(self.analyzer)) as sampler:
                     return self._examine_beside_render(video, checked, audio, output,
                                                        pictures_dir, progress, bound, timings,
                                                        sampler)

@@ -3,6 +3,7 @@ operator's own environment; free heap pages given back."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -58,7 +59,7 @@ def test_free_pages_between_blocks_in_use_go_back_to_the_system() -> None:
     assert result["given"] and result["freed_mb"] > 150
 
 
-def test_frames_of_4_mb_or_more_are_mapped_and_smaller_videos_keep_their_blocks() -> None:
+def test_the_threshold_maps_frames_of_4_mb_or_more_and_keeps_smaller_videos_blocks() -> None:
     mb = 1024 * 1024
     assert allocator.threshold_for([512 * 512 * 3]) == 32 * mb
     assert allocator.threshold_for([1280 * 720 * 3]) == 32 * mb
@@ -92,11 +93,20 @@ with allocator.frames_of(512, 512):
     with allocator.frames_of(1920, 1080):
         seen["512 and 1080p"] = mapped(6 << 20)
     seen["512 again"] = mapped(6 << 20)
+    allocator.for_frames()  # set again meanwhile (a second pipeline built in the process)
+    seen["512, set again"] = mapped(6 << 20)
 with allocator.frames_of(1080, 1920):
     seen["1080p"] = mapped(6 << 20)
+try:
+    with allocator.frames_of(512, 512):
+        raise ValueError("the video failed")
+except ValueError:
+    pass
 seen["after"] = mapped(6 << 20)
 print(json.dumps(seen))
 """
+
+MALLINFO2 = hasattr(ctypes.CDLL(None), "mallinfo2")  # glibc 2.33 and later
 
 
 def _mapped(env: dict[str, str]) -> dict[str, object]:
@@ -106,23 +116,23 @@ def _mapped(env: dict[str, str]) -> dict[str, object]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallinfo2")
+@pytest.mark.skipif(not MALLINFO2, reason="glibc's mallinfo2 (2.33 and later)")
 def test_blocks_are_mapped_while_a_video_with_frames_that_large_is_made() -> None:
     assert _mapped({}) == {
         "none": True,  # between videos: 4 MB and more mapped
         "512": [False, False, True],  # small frames: blocks under 32 MB in the heaps
         "512 and 1080p": True,  # a 1080p video beside it: its frames mapped
         "512 again": False,
+        "512, set again": False,
         "1080p": True,
-        "after": True,
+        "after": True,  # a video that failed left nothing behind
     }
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallinfo2")
+@pytest.mark.skipif(not MALLINFO2, reason="glibc's mallinfo2 (2.33 and later)")
 def test_the_operators_threshold_is_kept_while_videos_are_made() -> None:
     seen = _mapped({"MALLOC_MMAP_THRESHOLD_": str(4 * 1024 * 1024)})
     assert seen["512"] == [True, True, True] and seen["512 again"] is True
-
 
 
 HOLES = """
@@ -132,13 +142,20 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096 / 2**20
 allocator.for_frames()
-with allocator.frames_of(512, 512):
-    blocks = [np.ones(8 << 20, np.uint8) for _ in range(40)]  # 8 MB each: in the heaps
-    kept = blocks[4::5]  # every fifth stays: the freed ones are holes, not the heap's top
-    del blocks
-    inside = rss()
-ended = rss()
-print(json.dumps({"freed_mb": inside - ended}))
+freed = []
+for beside in (False, True):  # alone; with a 1080p video begun meanwhile that goes on after
+    large = allocator.frames_of(1920, 1080)
+    with allocator.frames_of(512, 512):
+        blocks = [np.ones(8 << 20, np.uint8) for _ in range(40)]  # 8 MB each: the heaps
+        if beside:
+            large.__enter__()
+        kept = blocks[4::5]  # every fifth stays: the freed ones are holes, not the top
+        del blocks
+        inside = rss()
+    freed.append(inside - rss())
+    if beside:
+        large.__exit__(None, None, None)
+print(json.dumps({"freed_mb": freed}))
 """
 
 
@@ -147,4 +164,5 @@ def test_a_small_videos_freed_blocks_go_back_to_the_system_when_it_ends() -> Non
     done = subprocess.run([sys.executable, "-c", HOLES], capture_output=True, text=True,
                           check=True, timeout=60, cwd=ROOT,
                           env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)})
-    assert json.loads(done.stdout.strip().splitlines()[-1])["freed_mb"] > 200  # of 256 freed
+    freed = json.loads(done.stdout.strip().splitlines()[-1])["freed_mb"]
+    assert min(freed) > 200  # of 256 freed, alone and beside a 1080p video
