@@ -312,28 +312,21 @@ def speed_pair(tmp: Path, template: Path, output: OutputSettings, device: str,
 
     first = each[0]
     cold, warm = first["cold"], first["warm"]
-    plain = median([r["plain_s"] for r in each])
     row: dict[str, Any] = {
         "clip": template.name, "audio": EN01.name, "rounds_run": rounds,
-        "plain_s": plain,
-        "cold_s": median([r["cold"]["wall_s"] for r in each]),
-        "warm_s": median([r["warm"]["wall_s"] for r in each]),
-        "cold_ratio": median(ratios("cold", "wall_s")),
-        "warm_ratio": median(ratios("warm", "wall_s")),
-        "cold_ratio_rounds": ratios("cold", "wall_s"),
-        "warm_ratio_rounds": ratios("warm", "wall_s"),
+        "plain_s": median([r["plain_s"] for r in each]),
         # against the frames given to x264 as decoded (no RGB): the stricter floor
         "plain_decoded_s": round(decoded, 2),
-        "cold_ratio_decoded": round(median([r["cold"]["wall_s"] for r in each]) / decoded, 2),
-        "warm_ratio_decoded": round(median([r["warm"]["wall_s"] for r in each]) / decoded, 2),
         "plain_mb": round((tmp / "plain.mp4").stat().st_size / 1e6, 2),
         "plain_decoded_mb": round((tmp / "plain-decoded.mp4").stat().st_size / 1e6, 2),
-        "cold_job_s": median([r["cold"]["job_s"] for r in each]),
-        "warm_job_s": median([r["warm"]["job_s"] for r in each]),
-        "cold_job_ratio": median(ratios("cold", "job_s")),
-        "warm_job_ratio": median(ratios("warm", "job_s")),
-        "cold_job_ratio_rounds": ratios("cold", "job_s"),
-        "warm_job_ratio_rounds": ratios("warm", "job_s"),
+    }
+    for run in ("cold", "warm"):  # cold_s, cold_ratio, ..., cold_job_s, cold_job_ratio, ...
+        for field, name in (("wall_s", run), ("job_s", f"{run}_job")):
+            row[f"{name}_s"] = median([r[run][field] for r in each])
+            row[f"{name}_ratio"] = median(ratios(run, field))
+            row[f"{name}_ratio_rounds"] = ratios(run, field)
+        row[f"{run}_ratio_decoded"] = round(row[f"{run}_s"] / decoded, 2)
+    row.update({
         "frames": cold["frames"], "encoder": cold["encoder"],
         "cold_stages_ms": cold["stages_ms"], "warm_stages_ms": warm["stages_ms"],
         "cold_metrics": cold["metrics"], "warm_metrics": warm["metrics"],
@@ -344,7 +337,7 @@ def speed_pair(tmp: Path, template: Path, output: OutputSettings, device: str,
         "rounds": [{"plain_s": r["plain_s"],
                     **{f"{run}_{field}": r[run][field] for run in ("cold", "warm")
                        for field in ("wall_s", "job_s")}} for r in each],
-    }
+    })
     print(json.dumps(row), flush=True)
     return row
 
