@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from heygemd.contract import AUDIO_RATE
+from heygemd.engines.builtin import children
 from heygemd.engines.builtin import hearing as hearing_module
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Heard, Listener
@@ -115,15 +116,20 @@ def test_a_started_worker_boots_while_the_caller_works(
     assert hearing.has_worker and hearing._worker.ready
     hearing.close()
 
-    monkeypatch.setattr(hearing_module, "START_SECONDS", 0.0)  # no worker is ready that soon
+    # a worker that never says it is ready (alive, silent), given up after START_SECONDS
+    monkeypatch.setattr(hearing_module, "START_SECONDS", 0.5)
+    monkeypatch.setattr(hearing_module._Worker, "launch", classmethod(
+        lambda cls, phone_workers=0: cls(*children.start("import time; time.sleep(60)"))))
     slow = Hearing(Listener(remember=0))
-    slow.start()
-    slow.ask(speech, FPS, 100)
-    assert_same(slow.hear(speech, FPS, 100), here)
-    assert not slow.has_worker
-    slow.start()  # the engine's next prepare() launches another
-    assert slow.has_worker
-    slow.close()
+    try:
+        slow.start()
+        slow.ask(speech, FPS, 100)
+        assert_same(slow.hear(speech, FPS, 100), here)
+        assert not slow.has_worker
+        slow.start()  # the engine's next prepare() launches another
+        assert slow.has_worker
+    finally:
+        slow.close()
 
 
 def test_the_worker_ends_by_itself_when_its_socket_closes(hearing: Hearing) -> None:
