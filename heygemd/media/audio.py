@@ -21,11 +21,11 @@ import structlog
 from heygemd.contract import AUDIO_RATE
 from heygemd.errors import COPY_ADVICE, MediaError
 from heygemd.media.probe import open_input
+from heygemd.media.types import MAX_CHANNELS
 from heygemd.timing import ms_since
 
 log = structlog.get_logger(__name__)
 
-MAX_CHANNELS = 8  # layouts beyond 7.1 are not expected in speech or template videos
 PADDING_SECONDS = 0.1  # most decoded audio past the declared end that counts as codec padding
 
 

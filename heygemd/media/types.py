@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# the most channels a sound track may have: FFmpeg names a layout for each count up to 8 (7.1),
+# by which a track is mixed down to mono and encoded again; a ninth has no meaning to go by
+MAX_CHANNELS = 8
+
 
 @dataclass(frozen=True)
 class VideoStreamInfo:

@@ -25,7 +25,7 @@ from heygemd.faces.types import SampledFrame
 from heygemd.media.audio import load_audio
 from heygemd.media.probe import probe
 from heygemd.media.tap import FrameTap
-from heygemd.media.types import MediaInfo
+from heygemd.media.types import MAX_CHANNELS, MediaInfo
 from heygemd.media.video import VideoReader, read_frames
 from heygemd.report import Finding, Severity
 from heygemd.settings import LimitSettings, ValidationSettings
@@ -103,8 +103,10 @@ def examine_audio(
         return AudioExamination(None, None, [_unreadable("audio", err, path.name)])
     samples: np.ndarray | None = None
     stats = None
-    # refused on the probe alone (too big, no sound, declared too long): nothing is decoded
+    # refused on the probe alone (too big, no sound, more channels than a layout names,
+    # declared too long): nothing is decoded
     blocked = (rules.check_file_size(info.size_bytes, limits) or info.audio is None
+               or info.audio.channels > MAX_CHANNELS
                or (info.duration or 0.0) > limits.max_audio_seconds)
     if not blocked:
         report(0.0)

@@ -5,7 +5,7 @@ measured offset, never a file."""
 
 from __future__ import annotations
 
-from heygemd.media.types import MediaInfo
+from heygemd.media.types import MAX_CHANNELS, MediaInfo
 from heygemd.report import Finding
 from heygemd.settings import LimitSettings, ValidationSettings
 from heygemd.validation.audiostats import AudioStats
@@ -94,6 +94,14 @@ def validate_audio(
                 f"{' '.join(AUDIO_EXTS)}.",
             )
         ]
+    if info.audio.channels > MAX_CHANNELS:
+        findings.append(refuse(
+            "too_many_channels",
+            f"The audio has {info.audio.channels} channels; heygemd takes at most "
+            f"{MAX_CHANNELS} (mono, stereo, up to 7.1 surround). Export the voice as a mono or "
+            "stereo file and put it in the folder again.",
+            value=info.audio.channels, limit=MAX_CHANNELS,
+        ))
     seconds = stats.duration_s if stats is not None else info.duration
     findings += _check_duration(seconds, cfg.min_audio_seconds, limits.max_audio_seconds, "audio")
     if stats is not None:
