@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# the most channels a sound track may have: FFmpeg names a layout for each count up to 8 (7.1),
-# by which a track is mixed down to mono and encoded again; a ninth has no meaning to go by
+# the most channels a job's audio may have (and a template's own sound, to be heard): FFmpeg
+# names a standard layout for each count up to 8 (7.1), by which a track is mixed down to mono
+# and encoded again; for more it has none (9-11) or guesses one (12 and more)
 MAX_CHANNELS = 8
 
 

@@ -106,15 +106,17 @@ def test_a_started_worker_boots_while_the_caller_works(
     """start() returns before the worker is ready; the first track asked waits for it. A
     worker that never says it is ready is given up: tracks are heard here."""
     hearing = Hearing(Listener(remember=0))
-    t0 = time.monotonic()
-    hearing.launch()
-    assert time.monotonic() - t0 < 10.0  # a fork and exec; the worker's start-up is ~4 s more
-    hearing.start()  # already launched: the in-process listener loads
-    assert hearing.has_worker and hearing._worker is not None
-    hearing.ask(speech, FPS, 100)
-    assert_same(hearing.hear(speech, FPS, 100), here)
-    assert hearing.has_worker and hearing._worker.ready
-    hearing.close()
+    try:
+        t0 = time.monotonic()
+        hearing.launch()
+        assert time.monotonic() - t0 < 10.0  # a fork and exec; the worker's start-up is ~4 s more
+        hearing.start()  # already launched: the in-process listener loads
+        assert hearing.has_worker and hearing._worker is not None
+        hearing.ask(speech, FPS, 100)
+        assert_same(hearing.hear(speech, FPS, 100), here)
+        assert hearing.has_worker and hearing._worker.ready
+    finally:
+        hearing.close()
 
     # a worker that never says it is ready (alive, silent), given up after START_SECONDS
     monkeypatch.setattr(hearing_module, "START_SECONDS", 0.5)

@@ -28,6 +28,7 @@ from heygemd.engines.builtin.prefetch import Held, prefetched, start_worker
 from heygemd.engines.builtin.segments import Handover, Segment, segmented
 from heygemd.faces.bridge import Filled, GapBridge, bridge_gaps, max_gap_frames
 from heygemd.media.tap import FrameTap
+from heygemd.media.types import MAX_CHANNELS, MediaInfo
 from heygemd.media.yuv import Picture, as_rgb
 
 log = structlog.get_logger(__name__)
@@ -128,12 +129,19 @@ def crop_side(landmarks: np.ndarray, width: int, height: int) -> tuple[int, int]
     return side, side
 
 
-def _own_track(path: Path, has_audio: bool) -> np.ndarray | None:
-    """The template's own sound, float32 (N,) at 16 kHz, or None without a sound track."""
+def _own_track(path: Path, info: MediaInfo) -> np.ndarray | None:
+    """The template's own sound, float32 (N,) at 16 kHz, or None without a sound track, or
+    with more channels than a layout names (MAX_CHANNELS: FFmpeg cannot mix them down; the
+    output's sound is the job's, so the template is analysed as if silent)."""
     from heygemd.media.audio import load_audio
 
-    return load_audio(path, rate=AUDIO_RATE, mono=True, from_first_frame=True) \
-        if has_audio else None
+    if info.audio is None:
+        return None
+    if info.audio.channels > MAX_CHANNELS:
+        log.warning("template.sound_not_heard", template=path.name,
+                    channels=info.audio.channels, most=MAX_CHANNELS)
+        return None
+    return load_audio(path, rate=AUDIO_RATE, mono=True, from_first_frame=True)
 
 
 def _hear_template(track: np.ndarray | None, fps: float, count: int, hearing: Hearing) -> Heard:
@@ -271,7 +279,7 @@ def _analyse(
 
     with VideoReader(path) as reader:
         width, height, fps = reader.width, reader.height, reader.fps
-        track = _own_track(path, reader.info.has_audio)
+        track = _own_track(path, reader.info)
         if track is not None:  # heard beside the face analysis; the estimate is usually exact
             hearing.ask(track, fps, reader.frame_count)
         capacity = reader.frame_count + 8

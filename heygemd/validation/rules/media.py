@@ -97,9 +97,9 @@ def validate_audio(
     if info.audio.channels > MAX_CHANNELS:
         findings.append(refuse(
             "too_many_channels",
-            f"The audio has {info.audio.channels} channels; heygemd takes at most "
-            f"{MAX_CHANNELS} (mono, stereo, up to 7.1 surround). Export the voice as a mono or "
-            "stereo file and put it in the folder again.",
+            f"The audio has {info.audio.channels} channels; at most {MAX_CHANNELS} can be "
+            "used (mono, stereo, up to 7.1 surround). Export the voice as a mono or stereo "
+            "file and send the job again with it.",
             value=info.audio.channels, limit=MAX_CHANNELS,
         ))
     seconds = stats.duration_s if stats is not None else info.duration
