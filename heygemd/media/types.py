@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# the most channels a job's audio may have (and a template's own sound, to be heard): FFmpeg
-# names a standard layout for each count up to 8 (7.1), by which a track is mixed down to mono
-# and encoded again; for more it has none (9-11) or guesses one (12 and more)
+# the most channels a job's audio may have: FFmpeg names a standard layout for each count up to
+# 8 (7.1), by which a track is mixed down; beyond 8 it knows some counts (10, 12, 16: 5.1.4,
+# 7.1.4, ...) and not others (9, 11, 13, ...: such a file cannot be mixed down at all)
 MAX_CHANNELS = 8
 
 

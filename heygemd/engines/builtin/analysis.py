@@ -26,6 +26,7 @@ from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Heard, feature_signature
 from heygemd.engines.builtin.prefetch import Held, prefetched, start_worker
 from heygemd.engines.builtin.segments import Handover, Segment, segmented
+from heygemd.errors import MediaError
 from heygemd.faces.bridge import Filled, GapBridge, bridge_gaps, max_gap_frames
 from heygemd.media.tap import FrameTap
 from heygemd.media.types import MAX_CHANNELS, MediaInfo
@@ -131,17 +132,21 @@ def crop_side(landmarks: np.ndarray, width: int, height: int) -> tuple[int, int]
 
 def _own_track(path: Path, info: MediaInfo) -> np.ndarray | None:
     """The template's own sound, float32 (N,) at 16 kHz, or None without a sound track, or
-    with more channels than a layout names (MAX_CHANNELS: FFmpeg cannot mix them down; the
-    output's sound is the job's, so the template is analysed as if silent)."""
+    where it has more channels than MAX_CHANNELS and FFmpeg knows no layout to mix them down
+    by (9, 11, 13 ...): the output's sound is the job's, so the template is analysed as if
+    silent rather than refused."""
     from heygemd.media.audio import load_audio
 
     if info.audio is None:
         return None
-    if info.audio.channels > MAX_CHANNELS:
+    try:
+        return load_audio(path, rate=AUDIO_RATE, mono=True, from_first_frame=True)
+    except MediaError as err:
+        if info.audio.channels <= MAX_CHANNELS:
+            raise
         log.warning("template.sound_not_heard", template=path.name,
-                    channels=info.audio.channels, most=MAX_CHANNELS)
+                    channels=info.audio.channels, error=err.message)
         return None
-    return load_audio(path, rate=AUDIO_RATE, mono=True, from_first_frame=True)
 
 
 def _hear_template(track: np.ndarray | None, fps: float, count: int, hearing: Hearing) -> Heard:
