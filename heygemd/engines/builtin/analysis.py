@@ -145,7 +145,7 @@ def _own_track(path: Path, info: MediaInfo) -> np.ndarray | None:
         if info.audio.channels <= MAX_CHANNELS:
             raise
         log.warning("template.sound_not_heard", template=path.name,
-                    channels=info.audio.channels, error=err.message)
+                    channels=info.audio.channels, error=str(err.__cause__ or err.code))
         return None
 
 
