@@ -13,12 +13,11 @@ pass (~0.3 s for 5 s at 512x512) is then hidden behind the engine's planning.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -472,11 +471,11 @@ def note_unshown_frames(findings: list[Finding], seconds: float, fps: float) -> 
     return noted
 
 
-def _frames_memory(checked: examine.VideoExamination) -> contextlib.AbstractContextManager[None]:
+def _frames_memory(checked: examine.VideoExamination) -> AbstractContextManager[None]:
     """The allocator fitted to the video's frames while it is made (allocator.frames_of)."""
     video = checked.info.video if checked.info is not None else None
     return allocator.frames_of(video.width, video.height) if video is not None \
-        else contextlib.nullcontext()
+        else nullcontext()
 
 
 @contextmanager
