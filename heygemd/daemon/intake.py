@@ -3,7 +3,7 @@
 ``Intake`` owns the inbox side of the loop: whether the inbox is there at all (an unmounted
 share is never read as "no jobs"), noticing job folders (watcher events plus periodic rescans),
 waiting until each is ready, claiming it atomically into the work area and queueing it in the
-store, and then waiting out a copy that goes on after the claim. The rules it applies live in
+store, and then watching for a copy that goes on after the claim. The rules it applies live in
 :mod:`heygemd.daemon.inbox`; this is the state kept between ticks.
 """
 
@@ -27,14 +27,23 @@ from heygemd.validation import jobfiles
 
 log = structlog.get_logger(__name__)
 
-# After the claim, nothing in the job may change for min(settle_seconds, this) before it runs:
-# a writer that paused longer than settle_seconds and goes on writing is waited for.
+# After the claim, nothing in the job may change for min(settle_seconds, this) before it is
+# published: a writer that paused longer than settle_seconds and goes on writing is waited for.
+# The job runs meanwhile (JobRunner.run waits out what is left of the window before publishing).
 CLAIM_SETTLE_SECONDS = 5.0
 
 
 def same_filesystem(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` are on one filesystem (a rename between them is atomic)."""
     return os.stat(a).st_dev == os.stat(b).st_dev
+
+
+class Settled(NamedTuple):
+    """A queued job that may run now. ``quiet_until`` (monotonic seconds): the end of its claim
+    settle window; the run publishes nothing before then, nor if the folder changed meanwhile."""
+
+    row: JobRow
+    quiet_until: float
 
 
 class Waiting(NamedTuple):
@@ -235,19 +244,22 @@ class Intake:
             settle.observe(inbox.scan_entries(folder), now)
         self._claimed[job_id] = settle
 
-    def next_settled(self, queued: Iterable[JobRow], now: float) -> JobRow | None:
-        """The first of ``queued`` (oldest first) whose files have not changed since its claim
-        for the claim settle window (jobs this process did not claim, e.g. recovered ones,
-        count as settled). ``now``: monotonic seconds."""
+    def next_settled(self, queued: Iterable[JobRow], now: float) -> Settled | None:
+        """The first of ``queued`` (oldest first) that may run now: one claimed and unchanged
+        since runs at once, its claim settle window going on while it runs; one whose files
+        changed after the claim once they have been still for that window; jobs this process
+        did not claim (recovered ones) as they are. ``now``: monotonic seconds."""
         for row in queued:
-            if self._copy_finished(row, now):
-                return row
+            quiet_until = self._quiet_until(row, now)
+            if quiet_until is not None:
+                return Settled(row, quiet_until)
         return None
 
-    def _copy_finished(self, row: JobRow, now: float) -> bool:
+    def _quiet_until(self, row: JobRow, now: float) -> float | None:
+        """When ``row``'s claim settle window ends, if it may run now; else None."""
         readiness = self._claimed.get(row.job_id)
         if readiness is None:
-            return True
+            return float("-inf")
         window = 0.0 if self.settings.watch.require_ready_marker else min(
             self.settings.watch.settle_seconds, CLAIM_SETTLE_SECONDS)
         claimed_at = readiness.changed_at
@@ -262,8 +274,8 @@ class Intake:
                              "finish (watch.require_ready_marker or a longer "
                              "watch.settle_seconds avoid this)")
             self._on_change()
-        if now - readiness.changed_at < window:
-            return False
+        if row.job_id in self._copying and now - readiness.changed_at < window:
+            return None
         del self._claimed[row.job_id]
         self._copying.discard(row.job_id)
-        return True
+        return readiness.changed_at + window

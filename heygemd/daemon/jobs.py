@@ -138,10 +138,14 @@ class JobRunner:
         self._dumps = not side_by_side
         self._publishing = threading.Lock()  # choosing a free outbox name, then taking it
 
-    def run(self, row: JobRow, watch_copy: bool = True) -> JobRow:
-        """Run and publish ``row`` (queued). Anything that ends the run before the publish
+    def run(self, row: JobRow, watch_copy: bool = True,
+            quiet_until: float = float("-inf")) -> JobRow:
+        """Run and publish ``row`` (queued). With ``watch_copy``, the job is published only once
+        its files were not written to while it ran, nor until ``quiet_until`` (monotonic
+        seconds: the end of its claim settle window, which goes on while it runs; the run
+        waits out what is left of it). Anything that ends the run before the publish
         puts the job back in the queue and is raised again: JobInterrupted (a stop),
-        FilesChanged (with ``watch_copy``: the job's files were written to while it ran), a
+        FilesChanged (with ``watch_copy``: the job's files were written to), a
         machine fault (e.g. OSError or DiskFull: the outbox is full or read-only), or an error
         of ours; only the last counts against the job (:func:`ended_by`)."""
         paths = JobPaths.of(self.settings, row)
@@ -157,7 +161,7 @@ class JobRunner:
             raise
         try:
             with dump, fatal.dumps_to(dump) if self._dumps else contextlib.nullcontext():
-                return self._run(row, paths, t0, watch_copy)
+                return self._run(row, paths, t0, quiet_until if watch_copy else None)
         except BaseException as err:
             done = self._already_published(row, paths)
             if done is not None:  # failed after the publishing rename: the job is out
@@ -184,8 +188,10 @@ class JobRunner:
         _remove_holder(paths.holder)
         return done
 
-    def _run(self, row: JobRow, paths: JobPaths, t0: float, watch_copy: bool) -> JobRow:
-        """Make the job's videos into staging, then publish (raises as :meth:`run` says)."""
+    def _run(self, row: JobRow, paths: JobPaths, t0: float,
+             quiet_until: float | None) -> JobRow:
+        """Make the job's videos into staging, then publish (raises as :meth:`run` says;
+        ``quiet_until`` None: the files are not watched)."""
         before = _snapshot(paths.original)
         with job_log(row.job_id, paths.log):
             log.info("job.start", name=row.name, attempt=row.attempts,
@@ -202,9 +208,11 @@ class JobRunner:
             else:
                 raise TypeError("without a make function the daemon needs a pipeline")
             log.info("job.finish", status=report.status.value, duration_ms=ms_since(t0))
-            after = _snapshot(paths.original)
-            changed = jobfiles.written_since(before, after) \
-                if watch_copy and before is not None and after is not None else ()
+            changed: tuple[str, ...] = ()
+            if quiet_until is not None and before is not None:
+                _sleep_until(quiet_until)
+                after = _snapshot(paths.original)
+                changed = jobfiles.written_since(before, after) if after is not None else ()
             if changed:  # e.g. a video refused as truncated while its copy went on
                 log.warning("job.still_being_copied", name=row.name, changed=list(changed),
                             hint="files changed while the job ran; nothing is published, "
@@ -327,6 +335,13 @@ def video_facts(report: JobReport) -> list[VideoFact]:
                   render_ms=float(v.timings_ms.get("render", 0.0)), finished_at=finished)
         for v in report.videos
     ]
+
+
+def _sleep_until(deadline: float) -> None:
+    """Wait until the monotonic clock reads ``deadline`` (at once if it has passed)."""
+    left = deadline - time.monotonic()
+    if left > 0:
+        time.sleep(left)
 
 
 def _snapshot(folder: Path) -> inbox.Snapshot | None:

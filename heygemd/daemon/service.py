@@ -311,13 +311,13 @@ class Daemon:
         landed = self._land()
         self.intake.discover(time.monotonic())
         now = time.monotonic()
-        row = None
+        settled = None
         if not self.stop_requested and now >= self._retry_at and self._has_room():
-            row = self.intake.next_settled(self._runnable(), now)
-        if row is None or not self._has_disk_space():
+            settled = self.intake.next_settled(self._runnable(), now)
+        if settled is None or not self._has_disk_space():
             self._refresh_status()
             return landed
-        self._start(row)
+        self._start(*settled)
         return True
 
     def _has_room(self) -> bool:
@@ -325,9 +325,10 @@ class Daemon:
             return True
         return self._farm.room_beside(tuple(self._flying))
 
-    def _start(self, row: JobRow) -> None:
+    def _start(self, row: JobRow, quiet_until: float) -> None:
         """Run ``row``: here, to its end; on the farm, in a thread of its own (it lands in
-        :attr:`_landed`, settled by :meth:`_land`)."""
+        :attr:`_landed`, settled by :meth:`_land`). Published once its folder stayed unchanged
+        until ``quiet_until`` (monotonic) and while it ran."""
         runner = self._runner
         assert runner is not None
         self._refresh_status(force=True)
@@ -338,7 +339,7 @@ class Daemon:
 
         def attempt() -> BaseException | None:
             try:
-                runner.run(row, watch_copy=watch_copy)
+                runner.run(row, watch_copy=watch_copy, quiet_until=quiet_until)
             except BaseException as err:  # settled by the loop (_settle), raised there if fatal
                 return err
             return None

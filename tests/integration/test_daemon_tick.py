@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -294,34 +295,89 @@ def test_a_video_failed_on_our_side_is_not_kept_for_the_restart(
         ("a.mp4", "done"), ("b.mp4", "done"), ("c.mp4", "done")]
 
 
-def test_a_copy_that_goes_on_after_the_claim_is_waited_for(
-    harness: Harness, daemon: Daemon
+def test_a_claimed_job_runs_at_once_and_is_published_after_its_claim_window(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The writer paused longer than settle_seconds, the job was claimed, and the writer goes
-    on writing into the claimed folder: the job waits (queued) until nothing changes."""
+    """The claim settle window goes on while the job runs: the job starts in the tick that
+    claims it, and is published only once the window has passed."""
+    from heygemd.daemon import inbox, jobs
+
+    real_make, real_claim = jobs.make_job, inbox.claim
+    started: list[float] = []
+    claimed: list[float] = []
+
+    def make(*args: Any) -> Any:
+        started.append(time.monotonic())
+        return real_make(*args)
+
+    def claim(*args: Any) -> Any:
+        claimed.append(time.monotonic())
+        return real_claim(*args)
+
+    monkeypatch.setattr(jobs, "make_job", make)
+    monkeypatch.setattr(inbox, "claim", claim)
+    harness.configure(watch={"settle_seconds": 2.0})
+    d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    d.startup()
+    try:
+        harness.good_job("quick")
+        for _ in range(80):
+            if d.tick():
+                break
+            time.sleep(0.1)
+        published = time.monotonic()
+        assert harness.published()["quick"]["status"] == "done"
+        assert started[0] - claimed[0] < 1.0  # ran at once, not 2 s later
+        assert published - claimed[0] >= 2.0  # published once the window had passed
+    finally:
+        d.shutdown()
+
+
+def test_a_copy_that_goes_on_after_the_claim_is_waited_for(
+    harness: Harness, daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer paused longer than settle_seconds, the job was claimed (and ran at once),
+    and the writer goes on writing into the claimed folder: nothing of that run is published;
+    the job waits (queued, "waiting for the copy to finish") until nothing changes, then runs
+    again on the whole file."""
+    from heygemd.daemon import inbox
+
+    data = harness.media["face.mp4"].read_bytes()
+    real_claim = inbox.claim
+    writers: list[threading.Thread] = []
+
+    def writer_resumes(claimed: Path) -> None:
+        with open(claimed / "face.mp4", "ab") as fh:
+            for i in range(len(data) // 2, len(data), len(data) // 8):
+                fh.write(data[i:i + len(data) // 8])
+                fh.flush()
+                time.sleep(0.3)
+
+    def claim(*args: Any) -> Path:
+        target: Path = real_claim(*args)
+        writers.append(threading.Thread(target=writer_resumes, args=(target,)))
+        writers[0].start()
+        return target
+
+    monkeypatch.setattr(inbox, "claim", claim)
     daemon.startup()
     folder = harness.good_job("paused")
-    data = harness.media["face.mp4"].read_bytes()
     (folder / "face.mp4").write_bytes(data[: len(data) // 2])
-    for _ in range(40):
-        daemon.tick()
-        if daemon.store.in_states(State.QUEUED):
-            break
-        time.sleep(0.1)
-    [row] = daemon.store.in_states(State.QUEUED)
-    claimed = harness.work / row.job_id / "paused" / "face.mp4"
-    with open(claimed, "ab") as fh:  # the writer resumes
-        for i in range(len(data) // 2, len(data), len(data) // 8):
-            fh.write(data[i:i + len(data) // 8])
-            fh.flush()
-            assert daemon.tick() is False
-            assert daemon.store.get(row.job_id).state is State.QUEUED  # type: ignore[union-attr]
-            time.sleep(0.3)
-    status = (harness.outbox / "STATUS.txt").read_text()
-    assert "1. paused (waiting for the copy to finish)" in status
+    try:
+        tick_until_work(daemon)  # claimed, run on the half file, not published
+        [row] = daemon.store.in_states(State.QUEUED)
+        assert not (harness.outbox / "paused").exists()
+        assert row.job_id in daemon.intake.copying
+        status = (harness.outbox / "STATUS.txt").read_text()
+        assert "1. paused (waiting for the copy to finish)" in status
+    finally:
+        for writer in writers:
+            writer.join()
     run_until_idle(daemon)
     assert harness.published()["paused"]["status"] == "done"
     assert (harness.outbox / "paused" / "inputs" / "face.mp4").read_bytes() == data
+    done = daemon.store.get(row.job_id)
+    assert done is not None and done.attempts == 2 and done.faults == done.interruptions == 0
 
 
 def test_a_copy_that_goes_on_while_the_job_runs_is_not_published(
@@ -448,7 +504,8 @@ def test_a_refused_folder_still_lists_its_videos(harness: Harness, daemon: Daemo
 
 def test_a_waiting_folder_settles_while_the_models_load(harness: Harness) -> None:
     """A folder already in the inbox at start is first looked at before the pipeline starts:
-    its settle time runs beside the models' loading, and it is claimed at the first tick."""
+    its settle time runs beside the models' loading, and it is claimed and run at the first
+    tick."""
     harness.configure(watch={"settle_seconds": 1.0, "rescan_seconds": 1.0,
                              "poll_interval_seconds": 0.3})
     harness.good_job("early")
@@ -462,9 +519,9 @@ def test_a_waiting_folder_settles_while_the_models_load(harness: Harness) -> Non
     d = Daemon(load_settings(harness.root / "config.toml"), slow_pipeline, env={})
     d.startup()
     try:
-        d.tick()  # settled during startup: claimed at once (the claim's own settle follows)
-        assert [r.name for r in d.store.in_states(State.QUEUED)] == ["early"]
+        assert d.tick() is True  # settled during startup: claimed and run at once
         assert not any(harness.inbox.iterdir())
+        assert harness.published()["early"]["status"] == "done"
     finally:
         d.shutdown()
 
