@@ -6,12 +6,17 @@ array as a stream is read. :func:`to_mono`, :func:`clip_unit`, :func:`trimmed_le
 :func:`shift_start` are pure.
 Resampling uses FFmpeg's libswresample through PyAV's AudioResampler, keeping every channel so
 that the down-mix to mono is a plain mean (libswresample's own mono down-mix can exceed 1.0).
+A track of 3 to 8 channels is mixed down to stereo as a stereo player does (:func:`stereo_matrix`:
+the centre and the surrounds at -3 dB, the LFE left out), turned down only as far as keeps the
+mix from clipping: a 5.1 mix's dialogue, in its centre channel, stays at -3 dB rather than one
+sixth of itself beside the LFE's rumble.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +32,38 @@ from heygemd.timing import ms_since
 log = structlog.get_logger(__name__)
 
 PADDING_SECONDS = 0.1  # most decoded audio past the declared end that counts as codec padding
+
+HALF_POWER = 0.7071  # -3 dB: the centre and the surrounds in a stereo down-mix (ITU-R BS.775)
+# A file that names no channels (a WAV without a channel mask) has them in WAVE's order, that of
+# the mask's bits (6 channels: 5.1)
+WAVE_ORDER = ("FL", "FR", "FC", "LFE", "BL", "BR", "FLC", "FRC")
+
+
+def stereo_matrix(names: Sequence[str]) -> np.ndarray:
+    """(2, C) float32 gains taking channels named ``names`` (FFmpeg's: FL, FC, LFE, SL ...) to
+    left and right, as libswresample's own stereo down-mix weighs them: the front pair and the
+    pair beside the centre as they are, the centre at -3 dB on both sides, every other channel
+    on its side at -3 dB (one in the middle, e.g. BC: on both at -6 dB), low-frequency effects
+    left out. Names all unknown ("NONE") are read in :data:`WAVE_ORDER`. Pure."""
+    if names and all(n == "NONE" for n in names) and len(names) <= len(WAVE_ORDER):
+        names = WAVE_ORDER[:len(names)]
+    matrix = np.zeros((2, len(names)), np.float32)
+    for i, name in enumerate(names):
+        if name in ("FL", "FLC"):
+            matrix[0, i] = 1.0
+        elif name in ("FR", "FRC"):
+            matrix[1, i] = 1.0
+        elif name == "FC":
+            matrix[:, i] = HALF_POWER
+        elif name.startswith("LFE"):
+            continue
+        elif name.endswith("L"):
+            matrix[0, i] = HALF_POWER
+        elif name.endswith("R"):
+            matrix[1, i] = HALF_POWER
+        else:  # a centre behind or above, or a channel FFmpeg cannot name
+            matrix[:, i] = HALF_POWER * HALF_POWER
+    return matrix
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -168,10 +205,13 @@ class ArrayTrack:
 
 
 class TrackStream:
-    """The first audio stream of ``path`` at ``rate`` Hz, every channel kept (at most
-    MAX_CHANNELS), decoded as it is read, the codec's padding past the declared end cut
-    (:func:`trimmed_length`): held a few packets at a time (an output's track: 11.5 MB a minute
-    per channel as float32, whole); :func:`load_audio` reads its tracks whole through one.
+    """The first audio stream of ``path`` at ``rate`` Hz, decoded as it is read, the codec's
+    padding past the declared end cut (:func:`trimmed_length`): held a few packets at a time (an
+    output's track: 11.5 MB a minute per channel as float32, whole); :func:`load_audio` reads
+    its tracks whole through one. Mono and stereo stay as they are; 3 to 8 channels come mixed
+    down to stereo (:func:`stereo_matrix`, times ``gain``; None: the largest gain up to 1 that
+    keeps the mix within [-1, 1], found by reading the track once more first); more than 8 are
+    asked of FFmpeg as 8 (what it cannot mix so is unreadable_media).
 
     Raises MediaError: missing_file, empty_file, no_audio, unreadable_media (at opening, or at
     the read or length() where the decoder fails; FFmpeg's error chained, so that an errno
@@ -180,11 +220,13 @@ class TrackStream:
     or unknown).
     """
 
-    def __init__(self, path: Path, rate: int) -> None:
+    def __init__(self, path: Path, rate: int, gain: float | None = None) -> None:
         import av
 
         self.path = Path(path)
         self.rate = int(rate)
+        self._mix: np.ndarray | None = None  # (2, channels decoded): the stereo down-mix
+        self._gain = gain
         self._container = open_input(self.path)
         try:
             if not self._container.streams.audio:
@@ -193,11 +235,16 @@ class TrackStream:
                     code="no_audio",
                 )
             stream = self._container.streams.audio[0]
-            self.channels = min(max(int(stream.codec_context.channels or 1), 1), MAX_CHANNELS)
+            self._decoded_channels = min(max(int(stream.codec_context.channels or 1), 1),
+                                         MAX_CHANNELS)
+            layout: Any = _layout_name(self._decoded_channels)
+            if 2 < self._decoded_channels == stream.codec_context.channels:
+                layout = stream.codec_context.layout  # as the file orders them: no remix
+                self._mix = stereo_matrix([c.name for c in layout.channels])
+            self.channels = 2 if self._mix is not None else self._decoded_channels
             seconds = _stream_seconds(stream)
             self._declared = None if seconds is None else int(round(seconds * self.rate))
-            self._resampler = av.AudioResampler(
-                format="flt", layout=_layout_name(self.channels), rate=self.rate)
+            self._resampler = av.AudioResampler(format="flt", layout=layout, rate=self.rate)
             self._frames = self._container.decode(stream)
         except av.FFmpegError as err:
             self._container.close()
@@ -264,9 +311,24 @@ class TrackStream:
         except av.FFmpegError as err:
             raise self._undecodable(err) from err
         for block in out:
-            array = _samples(block, self.channels)
+            array = _samples(block, self._decoded_channels)
+            if self._mix is not None:
+                array = self._mix @ array * self._mix_gain()
             self._blocks.append(array)
             self._decoded += array.shape[1]
+
+    def _mix_gain(self) -> float:
+        """The down-mix's gain: as given, else the largest up to 1 under which its peak (read
+        through a stream of its own at gain 1) stays within [-1, 1]."""
+        if self._gain is None:
+            peak = 0.0
+            with TrackStream(self.path, self.rate, gain=1.0) as whole:
+                while (block := whole.take(1 << 16)).size:
+                    peak = max(peak, float(np.abs(block).max()))
+            self._gain = 1.0 if peak <= 1.0 else 1.0 / peak
+            log.debug("audio.mixed_down", file=self.path.name, peak=round(peak, 3),
+                      gain=round(self._gain, 3))
+        return self._gain
 
     def read(self, count: int) -> np.ndarray:
         return clip_unit(self.take(count))

@@ -11,10 +11,12 @@ import pytest
 
 from heygemd.errors import MediaError
 from heygemd.media.audio import (
+    HALF_POWER,
     ArrayTrack,
     TrackStream,
     clip_unit,
     load_audio,
+    stereo_matrix,
     to_mono,
     trimmed_length,
 )
@@ -227,7 +229,8 @@ def test_a_stream_cuts_padding_where_load_audio_does(
 @pytest.mark.parametrize("channels", [3, 6, 8])
 def test_wavs_of_many_channels_load(tmp_path: Path, channels: int) -> None:
     # 8 planar channels used to crash the process inside PyAV (to_ndarray saw 9 planes); a
-    # WAV without a channel layout takes FFmpeg's default for its count: nothing is remixed
+    # WAV without a channel layout is read in WAVE's order and mixed down to stereo, each
+    # channel by its own weight (turned down together where the mix would clip)
     import wave
 
     rate = 48000
@@ -240,8 +243,9 @@ def test_wavs_of_many_channels_load(tmp_path: Path, channels: int) -> None:
         out.setframerate(rate)
         out.writeframes((tones.T * 32767).astype("<i2").tobytes())
     whole = load_audio(path, rate=rate, mono=False)
-    assert whole.shape == (channels, rate // 2)
-    np.testing.assert_allclose(whole, tones, atol=1e-3)  # each channel its own, unmixed
+    assert whole.shape == (2, rate // 2)
+    mixed = stereo_matrix(["NONE"] * channels) @ tones
+    np.testing.assert_allclose(whole, mixed * min(1.0, 1 / np.abs(mixed).max()), atol=1e-3)
     with TrackStream(path, rate) as stream:
         assert np.array_equal(_read_in_blocks(stream, [1000]), whole)
 
@@ -255,3 +259,90 @@ def test_a_closed_stream_says_so(tmp_path: Path) -> None:
         stream.read(100)
     with pytest.raises(ValueError, match="closed"):
         stream.length()
+
+
+def _surround(path: Path, layout: str | None, channels: dict[int, np.ndarray],
+              count: int) -> Path:
+    """A 16-bit WAV at 48 kHz of ``count`` channels in ``layout`` (None: no channel mask,
+    WAVE_FORMAT_PCM), channel i holding ``channels[i]`` and silence elsewhere."""
+    import av
+
+    n = len(next(iter(channels.values())))
+    data = np.zeros((count, n), np.float32)
+    for i, samples in channels.items():
+        data[i] = samples
+    pcm = np.round(data * 32767).astype("<i2")
+    if layout is None:
+        import wave
+
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(count)
+            out.setsampwidth(2)
+            out.setframerate(48000)
+            out.writeframes(pcm.T.tobytes())
+        return path
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=48000)
+        stream.layout = layout
+        frame = av.AudioFrame.from_ndarray(pcm.T.reshape(1, -1).copy(), format="s16",
+                                           layout=layout)
+        frame.rate = 48000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+def _tone(amplitude: float, hz: float = 440.0, seconds: float = 0.5) -> np.ndarray:
+    return (amplitude * np.sin(2 * np.pi * hz * np.arange(int(48000 * seconds)) / 48000)
+            ).astype(np.float32)
+
+
+def test_the_stereo_matrix_weighs_channels_as_a_stereo_player_does() -> None:
+    h = HALF_POWER
+    assert np.allclose(stereo_matrix(["FL", "FR", "FC", "LFE", "BL", "BR"]),
+                       [[1, 0, h, 0, h, 0], [0, 1, h, 0, 0, h]])
+    assert np.array_equal(stereo_matrix(["NONE"] * 6),  # a WAV without a mask: WAVE's order
+                          stereo_matrix(["FL", "FR", "FC", "LFE", "BL", "BR"]))
+    assert np.allclose(stereo_matrix(["FL", "FR", "FC", "BC", "SL", "SR"])[:, 3], [h * h, h * h])
+    assert np.allclose(stereo_matrix(["FL", "FR", "LFE"]), [[1, 0, 0], [0, 1, 0]])
+
+
+@pytest.mark.parametrize(("layout", "centre"), [("5.1", 2), ("5.1(side)", 2), ("7.1", 2),
+                                                ("6.0", 2), (None, 2)])
+def test_dialogue_in_the_centre_channel_is_heard_at_minus_3_db(
+    tmp_path: Path, layout: str | None, centre: int
+) -> None:
+    """A surround mix comes as stereo with its centre channel (a film's dialogue) at -3 dB on
+    both sides: not one sixth of itself as a mean of the channels gave (-15.6 dB in 5.1)."""
+    voice = _tone(0.5)
+    count = {"5.1": 6, "5.1(side)": 6, "7.1": 8, "6.0": 6, None: 6}[layout]
+    path = _surround(tmp_path / "mix.wav", layout, {centre: voice}, count)
+    with TrackStream(path, 48000) as stream:
+        assert stream.channels == 2
+        mixed = stream.read(stream.length())
+    assert np.allclose(mixed, np.stack([voice, voice]) * HALF_POWER, atol=1e-4)
+    mono = load_audio(path, rate=48000)
+    assert np.allclose(mono, voice * HALF_POWER, atol=1e-4)
+
+
+def test_the_lfe_and_the_surrounds_go_where_a_player_puts_them(tmp_path: Path) -> None:
+    rumble, left_back = _tone(0.6, hz=50.0), _tone(0.4, hz=300.0)
+    path = _surround(tmp_path / "mix.wav", "5.1", {3: rumble, 4: left_back}, 6)
+    mixed = load_audio(path, rate=48000, mono=False)
+    assert np.allclose(mixed[0], left_back * HALF_POWER, atol=1e-4)  # the LFE left out
+    assert np.abs(mixed[1]).max() < 1e-4
+
+
+def test_a_loud_mix_is_turned_down_just_enough_not_to_clip(tmp_path: Path) -> None:
+    """Front left and centre loud together would pass full scale on the left: the whole mix is
+    turned down by one gain (its shape kept, never clipped), its peak at full scale."""
+    loud = _tone(0.9)
+    path = _surround(tmp_path / "mix.wav", "5.1", {0: loud, 2: loud}, 6)
+    with TrackStream(path, 48000) as stream:
+        mixed = stream.take(stream.length())
+    peak = float(np.abs(loud * (1 + HALF_POWER)).max())
+    assert np.allclose(mixed[0], loud * (1 + HALF_POWER) / peak, atol=2e-4)
+    assert np.allclose(mixed[1], loud * HALF_POWER / peak, atol=2e-4)
+    assert abs(float(np.abs(mixed).max()) - 1.0) < 2e-4
+    with TrackStream(path, 48000, gain=0.5) as given:  # a gain given is kept
+        assert np.allclose(given.take(given.length())[1], loud * HALF_POWER * 0.5, atol=1e-4)

@@ -510,3 +510,36 @@ def test_writer_output_failure_is_processing_error(tmp_path: Path) -> None:
     assert err.value.message == ("The result could not be encoded (the video encoder reported: "
                                  "No such file or directory).")
     assert isinstance(err.value.__cause__, OSError)
+
+
+def test_a_surround_track_is_encoded_as_stereo_with_its_centre_at_minus_3_db(
+    tmp_path: Path,
+) -> None:
+    """A 5.1 job audio with its voice in the centre channel: the output's AAC is stereo and
+    the voice is in both channels at -3 dB (a mean of the six, before, gave it at -15.6 dB)."""
+    import av
+
+    from heygemd.media.audio import HALF_POWER, TrackStream
+
+    n = 48000
+    voice = 0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)
+    pcm = np.zeros((n, 6), "<i2")
+    pcm[:, 2] = np.round(voice * 32767)
+    sound = tmp_path / "mix.wav"
+    with av.open(str(sound), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=48000)
+        stream.layout = "5.1"
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="5.1")
+        frame.rate = 48000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    with TrackStream(sound, 48000) as track, \
+            VideoWriter(tmp_path / "o.mp4", 64, 48, 25.0, audio=track, audio_rate=48000,
+                        settings=FAST) as writer:
+        for i in range(25):
+            writer.write(pattern_frame(i, 64, 48))
+    out = load_audio(tmp_path / "o.mp4", rate=48000, mono=False)
+    assert out.shape[0] == 2
+    middle = out[:, 4800:-4800]  # AAC's edges aside
+    rms = np.sqrt((middle ** 2).mean(axis=1))
+    assert np.allclose(rms, 0.5 / np.sqrt(2) * HALF_POWER, rtol=0.05)
