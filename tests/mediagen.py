@@ -190,3 +190,62 @@ def misnamed_audio(path: Path, real_suffix: str, seconds: float = 0.5) -> Path:
     real = make_audio(path.with_name(path.stem + "-real" + real_suffix), seconds=seconds)
     real.rename(path)
     return path
+
+
+def hdr_signal(sdr: np.ndarray, transfer: int) -> np.ndarray:
+    """SDR BT.709 R'G'B' (..., 3) in [0, 1] -> the HDR R'G'B' signal in BT.2020 that shows it
+    (SDR white at HDR reference white, BT.2408): heygemd.media.hdr's mapping run backwards,
+    for making HDR test videos of known pictures (HLG's OOTF inverted for a 1000-nit display)."""
+    from heygemd.media import hdr
+
+    linear = np.power(np.clip(sdr, 0.0, 1.0), hdr.SDR_GAMMA) @ \
+        np.linalg.inv(hdr.BT2020_TO_BT709.astype(np.float64)).T
+    nits = np.maximum(linear, 0.0) * hdr.REFERENCE_WHITE_NITS
+    if transfer == hdr.PQ:
+        y = np.power(nits / 10000.0, 2610 / 16384)
+        return np.power((3424 / 4096 + 2413 / 128 * y) / (1 + 2392 / 128 * y), 2523 / 32)
+    luma_d = np.maximum(nits @ np.array(hdr.BT2020_LUMA), 1e-9)  # display luminance
+    luma_s = np.power(luma_d / hdr.HLG_DISPLAY_NITS, 1 / 1.2)  # the scene's
+    scene = nits / (hdr.HLG_DISPLAY_NITS * np.power(luma_s, 0.2))[..., None]
+    a, b, c = 0.17883277, 0.28466892, 0.55991073
+    return np.where(scene <= 1 / 12, np.sqrt(3 * scene),
+                    a * np.log(np.maximum(12 * scene - b, 1e-9)) + c)
+
+
+def make_hdr_video(path: Path, pictures: list[np.ndarray], transfer: int,
+                   fps: float = 25.0) -> Path:
+    """A lossless 10-bit 4:2:0 BT.2020 video (FFV1 in Matroska) tagged HLG or PQ
+    (``transfer``: FFmpeg's number) of the SDR RGB uint8 ``pictures`` (even sides)."""
+    kr, kb = 0.2627, 0.0593
+    with av.open(str(path), "w", format="matroska") as container:
+        rate = Fraction(fps).limit_denominator(1001)
+        stream = container.add_stream("ffv1", rate=rate)
+        height, width = pictures[0].shape[:2]
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p10le"
+        context = stream.codec_context  # the colours Matroska's track header carries
+        context.colorspace, context.color_range = 9, 1
+        context.color_primaries, context.color_trc = 9, transfer
+        for i, picture in enumerate(pictures):
+            rgb = hdr_signal(picture.astype(np.float64) / 255.0, transfer)
+            y = rgb @ np.array([kr, 1 - kr - kb, kb])
+            cb = (rgb[..., 2] - y) / (2 * (1 - kb))
+            cr = (rgb[..., 0] - y) / (2 * (1 - kr))
+
+            def sub(plane: np.ndarray) -> np.ndarray:
+                return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+
+            frame = av.VideoFrame(width, height, "yuv420p10le")
+            frame.colorspace, frame.color_range = 9, 1
+            frame.color_primaries, frame.color_trc = 9, transfer
+            for plane, values in zip(frame.planes, (64 + 876 * y, 512 + 896 * sub(cb),
+                                                    512 + 896 * sub(cr)), strict=True):
+                rows: np.ndarray = np.ndarray(values.shape, np.uint16, buffer=memoryview(plane),
+                                              strides=(plane.line_size, 2))
+                rows[...] = np.clip(np.rint(values), 0, 1023)
+            frame.pts = i
+            frame.time_base = 1 / rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path

@@ -1,8 +1,9 @@
 """Stream video frames in and out with PyAV: RGB uint8 (H, W, 3) at a constant frame rate.
 
 :class:`VideoReader` decodes one frame at a time (memory does not grow with video length),
-turns frames upright from rotation metadata and resamples variable-rate input to a constant
-rate by timestamp. :mod:`heygemd.media.writer` encodes them back.
+turns HDR pictures (HLG, PQ) into SDR BT.709 ones as they are decoded (:mod:`.hdr`), turns
+frames upright from rotation metadata and resamples variable-rate input to a constant rate by
+timestamp. :mod:`heygemd.media.writer` encodes them back.
 The timing and geometry rules are pure functions (:func:`cfr_schedule`, :func:`scaled_size`,
 :func:`upright`, :func:`even_frame`) so that tests can drive them on synthetic data.
 """
@@ -20,7 +21,7 @@ import structlog
 
 from heygemd.closing import Closing
 from heygemd.errors import COPY_ADVICE, COPY_HINT, MediaError
-from heygemd.media import hardware, yuv
+from heygemd.media import hardware, hdr, yuv
 from heygemd.media.probe import open_input, probe
 from heygemd.media.types import MediaInfo
 from heygemd.media.yuv import Picture
@@ -148,6 +149,7 @@ class VideoReader(Closing):
         self.frame_count = max(1, frames_for(seconds, self.fps)) if seconds else 0
         self._hw_allowed = True  # until the hardware decoder fails on this file
         self._hw: Any = None  # the NVDEC decoder in use, else None (the stream's own decoder)
+        self._sdr: hdr.SdrFrames | None = None  # HDR frames -> SDR ones, made at the first
         self._container: Any = self._open()
 
     def _open(self) -> Any:
@@ -169,13 +171,24 @@ class VideoReader(Closing):
 
     def _decoded(self, stream: Any) -> Iterator[Any]:
         """The stream's frames from where the demuxer stands, by the NVDEC decoder when one is
-        open (fed the same packets the stream's own decoder would get), else in software."""
+        open (fed the same packets the stream's own decoder would get), else in software; an
+        HDR frame (HLG or PQ) as its SDR BT.709 yuv420p frame (hdr.SdrFrames)."""
         if self._hw is None:
-            yield from self._container.decode(stream)
-            return
-        self._hw.flush_buffers()  # after a seek, nothing from before it
-        for packet in self._container.demux(stream):
-            yield from self._hw.decode(packet)
+            frames: Iterable[Any] = self._container.decode(stream)
+        else:
+            self._hw.flush_buffers()  # after a seek, nothing from before it
+            frames = (frame for packet in self._container.demux(stream)
+                      for frame in self._hw.decode(packet))
+        for frame in frames:
+            yield self._as_sdr(frame) if hdr.is_hdr(frame.color_trc) else frame
+
+    def _as_sdr(self, frame: Any) -> Any:
+        if self._sdr is None or self._sdr.transfer != frame.color_trc:
+            self._sdr = hdr.SdrFrames(frame.color_trc)
+            log.info("media.hdr_to_sdr", file=self.path.name,
+                     transfer={hdr.HLG: "HLG", hdr.PQ: "PQ"}[frame.color_trc],
+                     pix_fmt=frame.format.name)
+        return self._sdr(frame)
 
     def _software_again(self, error: Exception) -> None:
         """The hardware decoder failed on this file: say so (once), decode in software from the

@@ -1,0 +1,110 @@
+"""HDR pictures (HLG, PQ) become SDR BT.709 frames as they are decoded: the mapping's published
+anchor points, the tables against the exact curves, and whole videos read back as the SDR
+pictures they were made from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from heygemd.media import hdr
+from heygemd.media.video import VideoReader
+from heygemd.media.yuv import YuvFrame, as_rgb
+from tests.mediagen import make_hdr_video
+
+
+def _patches(colours: np.ndarray, side: int = 32, across: int = 4) -> np.ndarray:
+    rows = -(-len(colours) // across)
+    picture = np.zeros((rows * side, across * side, 3), np.uint8)
+    for k, colour in enumerate(colours):
+        y, x = divmod(k, across)
+        picture[y * side:(y + 1) * side, x * side:(x + 1) * side] = colour
+    return picture
+
+
+def test_reference_white_is_where_bt2408_puts_it() -> None:
+    """HLG's 75% signal and PQ's 58% are HDR reference white (203 nits): SDR's 100%."""
+    grey = np.full((1, 3), 0.75, np.float32)
+    assert hdr.display_light(grey, hdr.HLG)[0] == pytest.approx([1.0] * 3, abs=0.01)
+    grey = np.full((1, 3), 0.5807, np.float32)
+    assert hdr.display_light(grey, hdr.PQ)[0] == pytest.approx([1.0] * 3, abs=0.01)
+    # below the knee light passes as it is; above it is rolled off under SDR white
+    assert hdr.roll_off(np.array([[0.5, 0.2, 0.1]]))[0] == pytest.approx([0.5, 0.2, 0.1])
+    top = hdr.roll_off(np.array([[1.5, 0.6, 0.3]]))[0]
+    assert 0.95 < top.max() < 1.0 and top[1] / top[0] == pytest.approx(0.4)
+    assert hdr.roll_off(np.array([[40.0, 1.0, 0.0]]))[0].max() <= 1.0
+
+
+@pytest.mark.parametrize("transfer", [hdr.HLG, hdr.PQ])
+def test_the_tables_give_the_exact_mapping(transfer: int) -> None:
+    signals = np.random.default_rng(2).uniform(0.0, 1.0, (20000, 3)).astype(np.float32)
+    exact = hdr.sdr_rgb(signals, transfer)
+    fast = np.stack(hdr.SdrFrames(transfer).mapped(*signals.T), axis=-1)
+    assert np.abs(fast - exact).max() < 1.0 / 255
+
+
+@pytest.mark.parametrize("transfer", [hdr.HLG, hdr.PQ])
+def test_an_hdr_video_reads_as_the_sdr_picture_it_shows(tmp_path: Path, transfer: int) -> None:
+    """Colours made HDR as BT.2408 does come back within a few levels, as BT.709 frames that
+    travel decoded (YuvFrames); read as they were before (the signal taken for SDR), they were
+    up to 55 (HLG) and 90 (PQ) levels off."""
+    colours = np.random.default_rng(1).integers(10, 220, (12, 3))
+    picture = _patches(colours)
+    path = make_hdr_video(tmp_path / "hdr.mkv", [picture] * 3, transfer)
+    with VideoReader(path) as reader:
+        frames = [frame for _, frame in reader.pictures(as_yuv=True)]
+    assert len(frames) == 3
+    assert all(isinstance(f, YuvFrame) and f.colour == hdr.BT709_LIMITED for f in frames)
+    rgb = as_rgb(frames[0]).astype(np.float64)
+    for k, colour in enumerate(colours):
+        y, x = divmod(k, 4)
+        inner = rgb[y * 32 + 4:(y + 1) * 32 - 4, x * 32 + 4:(x + 1) * 32 - 4]
+        assert np.abs(inner.reshape(-1, 3).mean(axis=0) - colour).max() <= 4, (k, colour)
+
+
+def test_fine_luma_detail_survives(tmp_path: Path) -> None:
+    """A grey ramp of one level a column keeps every step (the luma of each pixel is mapped,
+    not only its block's)."""
+    ramp = np.repeat(np.repeat(np.arange(60, 124, dtype=np.uint8)[None, :, None], 16, axis=0),
+                     3, axis=2)
+    path = make_hdr_video(tmp_path / "ramp.mkv", [ramp], hdr.HLG)
+    with VideoReader(path) as reader:
+        frame = next(iter(reader))
+    row = frame[8, :, 1].astype(int)
+    assert np.abs(row - np.arange(60, 124)).max() <= 2
+    # monotonic, and the two columns of a 2x2 block apart (one value a block: 32 at most)
+    assert (np.diff(row) >= 0).all() and len(np.unique(row)) > 40
+
+
+def test_nvdec_p010_and_odd_sides_are_taken(tmp_path: Path) -> None:
+    """NVDEC gives 10-bit HEVC as p010le: the same SDR frame as from yuv420p10le. A frame of
+    odd sides keeps its size; a grey one stays grey."""
+    path = make_hdr_video(tmp_path / "grey.mkv", [np.full((8, 10, 3), 150, np.uint8)], hdr.HLG)
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    convert = hdr.SdrFrames(hdr.HLG)
+    ten = convert(frame)
+    p010 = convert(frame.reformat(format="p010le"))
+    assert np.array_equal(ten.to_ndarray(), p010.to_ndarray())
+    odd = frame.reformat(width=7, height=5)
+    out = convert(odd)
+    assert (out.width, out.height, out.format.name) == (7, 5, "yuv420p")
+    rgb = out.to_ndarray(format="rgb24").astype(int)
+    assert np.abs(rgb - 150).max() <= 3
+
+
+def test_sdr_ten_bit_video_is_not_converted(tmp_path: Path) -> None:
+    """Only HLG and PQ are HDR: a 10-bit BT.709 video comes as RGB through swscale, as always
+    (not as a converted BT.709 4:2:0 frame)."""
+    assert not hdr.is_hdr(1) and not hdr.is_hdr(14) and not hdr.is_hdr(None)
+    path = make_hdr_video(tmp_path / "sdr10.mkv", [np.full((8, 10, 3), 150, np.uint8)], 1)
+    with av.open(str(path)) as container:
+        raw = next(container.decode(video=0))
+    assert raw.format.name == "yuv420p10le" and raw.color_trc == 1
+    with VideoReader(path) as reader:
+        [(_, frame)] = list(reader.pictures(as_yuv=True))
+    assert isinstance(frame, np.ndarray)
+    assert np.array_equal(frame, raw.to_ndarray(format="rgb24"))
