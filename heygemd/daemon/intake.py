@@ -249,19 +249,28 @@ class Intake:
         since runs at once, its claim settle window going on while it runs; one whose files
         changed after the claim once they have been still for that window; jobs this process
         did not claim (recovered ones) as they are. ``now``: monotonic seconds."""
+        window = self._claim_window()
+        for job_id, readiness in list(self._claimed.items()):  # jobs run since, window over
+            if job_id not in self._copying and now - readiness.changed_at >= window:
+                del self._claimed[job_id]
         for row in queued:
-            quiet_until = self._quiet_until(row, now)
+            quiet_until = self._quiet_until(row, now, window)
             if quiet_until is not None:
                 return Settled(row, quiet_until)
         return None
 
-    def _quiet_until(self, row: JobRow, now: float) -> float | None:
-        """When ``row``'s claim settle window ends, if it may run now; else None."""
+    def _claim_window(self) -> float:
+        """How long a claimed job's files must stay unchanged before it is published."""
+        return 0.0 if self.settings.watch.require_ready_marker else min(
+            self.settings.watch.settle_seconds, CLAIM_SETTLE_SECONDS)
+
+    def _quiet_until(self, row: JobRow, now: float, window: float) -> float | None:
+        """When ``row``'s claim settle window ends, if it may run now; else None. Its
+        stillness is watched until the window has passed, also while it is handed out (a job
+        held back by the disk guard, or put back by a failed run, is looked at again)."""
         readiness = self._claimed.get(row.job_id)
         if readiness is None:
             return float("-inf")
-        window = 0.0 if self.settings.watch.require_ready_marker else min(
-            self.settings.watch.settle_seconds, CLAIM_SETTLE_SECONDS)
         claimed_at = readiness.changed_at
         try:
             readiness.observe(inbox.scan_entries(JobPaths.of(self.settings, row).original), now)
@@ -274,8 +283,10 @@ class Intake:
                              "finish (watch.require_ready_marker or a longer "
                              "watch.settle_seconds avoid this)")
             self._on_change()
-        if row.job_id in self._copying and now - readiness.changed_at < window:
-            return None
-        del self._claimed[row.job_id]
-        self._copying.discard(row.job_id)
+        if row.job_id in self._copying:
+            if now - readiness.changed_at < window:
+                return None
+            self._copying.discard(row.job_id)
+        if now - readiness.changed_at >= window:
+            del self._claimed[row.job_id]
         return readiness.changed_at + window

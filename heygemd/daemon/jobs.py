@@ -52,6 +52,7 @@ log = structlog.get_logger(__name__)
 # (job row, 1-based video index, video count, video name, fraction 0..1); may raise
 # JobInterrupted. Called with fraction 0 before each video and 1 after it.
 ProgressHook = Callable[[JobRow, int, int, str, float], None]
+QUIET_STEP_SECONDS = 0.5  # the claim window's wait asks the progress hook this often
 # make_job's shape: how a claimed job becomes a report (the farm's intake sends its videos out)
 MakeJob = Callable[[ClaimedJob, Any, Settings, dict[str, str], JobHooks], JobReport]
 
@@ -210,7 +211,7 @@ class JobRunner:
             log.info("job.finish", status=report.status.value, duration_ms=ms_since(t0))
             changed: tuple[str, ...] = ()
             if quiet_until is not None and before is not None:
-                _sleep_until(quiet_until)
+                self._wait_quiet(hooks, report, quiet_until)
                 after = _snapshot(paths.original)
                 changed = jobfiles.written_since(before, after) if after is not None else ()
             if changed:  # e.g. a video refused as truncated while its copy went on
@@ -220,6 +221,22 @@ class JobRunner:
                                  "(watch.require_ready_marker avoids this)")
                 raise FilesChanged(changed)
         return self._publish(row, paths, report)
+
+    def _wait_quiet(self, hooks: _Kept, report: JobReport, quiet_until: float) -> None:
+        """Wait out the claim settle window's rest (until ``quiet_until``, monotonic), saying
+        through the progress hook that the last video is done (which raises JobInterrupted on
+        a second stop, or past the graceful stop's time, and keeps the watchdog fed)."""
+        left = quiet_until - time.monotonic()
+        if left <= 0:
+            return
+        log.info("job.settling", seconds=round(left, 2),
+                 hint="the job's files must stay unchanged since it was taken before it is "
+                      "published (watch.settle_seconds)")
+        count = len(report.videos)
+        last = report.videos[-1].name if report.videos else ""
+        while (left := quiet_until - time.monotonic()) > 0:
+            hooks.progress(count, count, last, 1.0)
+            time.sleep(min(left, QUIET_STEP_SECONDS))
 
     def _publish(self, row: JobRow, paths: JobPaths, report: JobReport) -> JobRow:
         out = self.settings.paths.outbox
@@ -335,13 +352,6 @@ def video_facts(report: JobReport) -> list[VideoFact]:
                   render_ms=float(v.timings_ms.get("render", 0.0)), finished_at=finished)
         for v in report.videos
     ]
-
-
-def _sleep_until(deadline: float) -> None:
-    """Wait until the monotonic clock reads ``deadline`` (at once if it has passed)."""
-    left = deadline - time.monotonic()
-    if left > 0:
-        time.sleep(left)
 
 
 def _snapshot(folder: Path) -> inbox.Snapshot | None:

@@ -316,7 +316,7 @@ def test_a_claimed_job_runs_at_once_and_is_published_after_its_claim_window(
 
     monkeypatch.setattr(jobs, "make_job", make)
     monkeypatch.setattr(inbox, "claim", claim)
-    harness.configure(watch={"settle_seconds": 2.0})
+    harness.configure(watch={"settle_seconds": 4.0})  # the job itself takes about 1 s
     d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
     d.startup()
     try:
@@ -327,8 +327,68 @@ def test_a_claimed_job_runs_at_once_and_is_published_after_its_claim_window(
             time.sleep(0.1)
         published = time.monotonic()
         assert harness.published()["quick"]["status"] == "done"
-        assert started[0] - claimed[0] < 1.0  # ran at once, not 2 s later
-        assert published - claimed[0] >= 2.0  # published once the window had passed
+        assert started[0] - claimed[0] < 1.0  # ran at once, not 4 s later
+        assert published - claimed[0] >= 4.0  # published once the window had passed
+    finally:
+        d.shutdown()
+
+
+def test_a_job_held_back_after_its_claim_still_keeps_its_window(harness: Harness) -> None:
+    """The disk guard holds a claimed job; a file written meanwhile, inside the claim window,
+    makes it wait for the copy (still for the whole window after the write) once it may run."""
+    harness.configure(watch={"settle_seconds": 2.0}, daemon={"min_free_gb": 1e9})
+    d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    d.startup()
+    try:
+        harness.good_job("held")
+        for _ in range(60):
+            d.tick()
+            if d.store.in_states(State.QUEUED):
+                break
+            time.sleep(0.1)
+        [row] = d.store.in_states(State.QUEUED)
+        d.tick()  # handed out, held back: no room on the disk
+        video = harness.work / row.job_id / "held" / "face.mp4"
+        time.sleep(0.3)
+        video.write_bytes(video.read_bytes())  # the copy goes on: written again
+        written = time.monotonic()
+        d.settings = d.settings.model_copy(
+            update={"daemon": d.settings.daemon.model_copy(update={"min_free_gb": 0.0})})
+        while not harness.published() and time.monotonic() - written < 20:
+            d.tick()
+            time.sleep(0.05)
+        published = time.monotonic()
+        assert harness.published()["held"]["status"] == "done"
+        assert published - written >= 2.0  # still for the whole window after the write
+    finally:
+        d.shutdown()
+
+
+def test_a_second_stop_while_the_window_is_waited_out_puts_the_job_back(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job is made, its claim window has a few seconds left: a second stop signal puts it
+    back in the queue (nothing published), as it would in the middle of a video."""
+    from heygemd.daemon import jobs
+
+    harness.configure(watch={"settle_seconds": 4.0})
+    d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    real_make = jobs.make_job
+
+    def make_then_stop(*args: Any) -> Any:
+        report = real_make(*args)
+        d.request_stop()
+        d.request_stop()
+        return report
+
+    monkeypatch.setattr(jobs, "make_job", make_then_stop)
+    d.startup()
+    try:
+        harness.good_job("stopped")
+        tick_until_work(d)
+        assert not harness.published()
+        [row] = d.store.in_states(State.QUEUED)
+        assert row.interruptions == 1 and row.faults == 0
     finally:
         d.shutdown()
 
