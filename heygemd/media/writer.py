@@ -40,7 +40,10 @@ def _encodable(chunk: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(chunk, -1.0, 1.0), dtype=np.float32)
 
 
-UNTAGGED: Colour = (2, 0, 2, 2)  # unspecified: what an RGB frame is turned to yuv420p as
+UNTAGGED: Colour = (2, 0, 2, 2)  # unspecified (an untagged source's frames, passed on)
+# An output begun with an RGB frame is made in BT.709, limited range, and says so: browsers and
+# players read untagged HD video as BT.709, so swscale's default BT.601 showed its colours off.
+RGB_COLOUR: Colour = (1, 1, 1, 1)
 # matrices and ranges that swscale's default (BT.601, limited) turns RGB to: where the output
 # is untagged, decoded frames in these go to the encoder as they are
 DEFAULT_MATRICES = {2, 5, 6}  # unspecified, BT470BG, SMPTE170M
@@ -160,7 +163,8 @@ class VideoWriter(Closing):
             )
         self._last = frame
         if self._colour is None:
-            self._colour = UNTAGGED
+            self._colour = RGB_COLOUR
+            self._tag(RGB_COLOUR)
         with _encoding(self.path):
             self._encode(self._from_rgb(even_frame(frame)))
 
@@ -169,7 +173,7 @@ class VideoWriter(Closing):
         colours goes to the encoder with no round trip through RGB (th10 to libx264 at crf 18,
         medium: 8% less CPU and a 3% smaller file than its RGB frames); any other frame is
         turned to RGB with its own colours first. The first frame written sets the output's
-        colours (:func:`colour_of`; a first RGB frame: UNTAGGED). Its own picture type is not
+        colours (:func:`colour_of`; a first RGB frame: RGB_COLOUR). Its own picture type is not
         passed on: the encoder places its keyframes."""
         self._decoded(frame, colour_of(frame))
 
