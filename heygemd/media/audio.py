@@ -4,18 +4,19 @@
 never held whole); :func:`load_audio` reads one whole through it. :class:`ArrayTrack` reads an
 array as a stream is read. :func:`to_mono`, :func:`clip_unit`, :func:`trimmed_length` and
 :func:`shift_start` are pure.
-Resampling uses FFmpeg's libswresample through PyAV's AudioResampler, keeping every channel so
-that the down-mix to mono is a plain mean (libswresample's own mono down-mix can exceed 1.0).
-A track of 3 to 8 channels is mixed down to stereo as a stereo player does (:func:`stereo_matrix`:
-the centre and the surrounds at -3 dB, the LFE left out), turned down only as far as keeps the
-mix from clipping: a 5.1 mix's dialogue, in its centre channel, stays at -3 dB rather than one
-sixth of itself beside the LFE's rumble.
+Resampling uses FFmpeg's libswresample through PyAV's AudioResampler, in the track's own
+channel layout; mono and stereo are kept, so the down-mix to mono is a plain mean
+(libswresample's own mono down-mix can exceed 1.0). A track of more channels is mixed down to
+stereo with libswresample's own weights (:func:`stereo_matrix`: the centre and the surrounds at
+-3 dB, the LFE left out), turned down only as far as keeps the mix from clipping, so a 5.1
+mix's dialogue, in its centre channel, is heard at -3 dB.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,9 +35,7 @@ log = structlog.get_logger(__name__)
 PADDING_SECONDS = 0.1  # most decoded audio past the declared end that counts as codec padding
 
 HALF_POWER = 0.7071  # -3 dB: the centre and the surrounds in a stereo down-mix (ITU-R BS.775)
-# A file that names no channels (a WAV without a channel mask) has them in WAVE's order, that of
-# the mask's bits (6 channels: 5.1)
-WAVE_ORDER = ("FL", "FR", "FC", "LFE", "BL", "BR", "FLC", "FRC")
+GAINS_KEPT = 16  # down-mix gains remembered, by file (a job's audio: its check, then each video)
 
 
 def stereo_matrix(names: Sequence[str]) -> np.ndarray:
@@ -44,9 +43,7 @@ def stereo_matrix(names: Sequence[str]) -> np.ndarray:
     left and right, as libswresample's own stereo down-mix weighs them: the front pair and the
     pair beside the centre as they are, the centre at -3 dB on both sides, every other channel
     on its side at -3 dB (one in the middle, e.g. BC: on both at -6 dB), low-frequency effects
-    left out. Names all unknown ("NONE") are read in :data:`WAVE_ORDER`. Pure."""
-    if names and all(n == "NONE" for n in names) and len(names) <= len(WAVE_ORDER):
-        names = WAVE_ORDER[:len(names)]
+    left out. Pure."""
     matrix = np.zeros((2, len(names)), np.float32)
     for i, name in enumerate(names):
         if name in ("FL", "FLC"):
@@ -147,7 +144,7 @@ def load_audio(
     """
     path = Path(path)
     t0 = time.monotonic()
-    with TrackStream(path, rate) as stream:
+    with TrackStream(path, rate, limit_seconds=max_seconds) as stream:
         if max_seconds is not None:  # decoding stops once these are had
             samples = stream.take(int(max_seconds * rate))
         else:
@@ -204,14 +201,58 @@ class ArrayTrack:
         return int(self._samples.shape[1])
 
 
+class _Gains:
+    """Down-mix gains found, by file (its path, size and change time): a job's audio is
+    streamed again for each video after its check, and its peak is read once. ``seconds``: how
+    far the peak was read (None: to the track's end)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: OrderedDict[tuple[str, int, int], tuple[float, float | None]] = \
+            OrderedDict()
+
+    @staticmethod
+    def _key(path: Path) -> tuple[str, int, int] | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+    def recall(self, path: Path, seconds: float | None) -> float | None:
+        """The gain found for ``path`` over at least ``seconds`` (None: the whole track)."""
+        key = self._key(path)
+        with self._lock:
+            found = self._found.get(key) if key is not None else None
+        if found is None:
+            return None
+        gain, over = found
+        return gain if over is None or (seconds is not None and over >= seconds) else None
+
+    def keep(self, path: Path, gain: float, seconds: float | None) -> None:
+        key = self._key(path)
+        if key is None:
+            return
+        with self._lock:
+            self._found[key] = (gain, seconds)
+            self._found.move_to_end(key)
+            while len(self._found) > GAINS_KEPT:
+                self._found.popitem(last=False)
+
+
+_gains = _Gains()
+
+
 class TrackStream:
     """The first audio stream of ``path`` at ``rate`` Hz, decoded as it is read, the codec's
     padding past the declared end cut (:func:`trimmed_length`): held a few packets at a time (an
     output's track: 11.5 MB a minute per channel as float32, whole); :func:`load_audio` reads
-    its tracks whole through one. Mono and stereo stay as they are; 3 to 8 channels come mixed
-    down to stereo (:func:`stereo_matrix`, times ``gain``; None: the largest gain up to 1 that
-    keeps the mix within [-1, 1], found by reading the track once more first); more than 8 are
-    asked of FFmpeg as 8 (what it cannot mix so is unreadable_media).
+    its tracks whole through one. Mono and stereo stay as they are; more channels come mixed
+    down to stereo (:func:`stereo_matrix` of the file's layout, or FFmpeg's usual one for the
+    count where the file names none; more than 8 asked of FFmpeg as 7.1 first: what it cannot
+    mix so is unreadable_media), times ``gain``: None, the largest up to 1 that keeps the mix
+    within [-1, 1], from the mix's peak over the track (up to ``limit_seconds``) read once
+    more first, or remembered from an earlier stream of the same file.
 
     Raises MediaError: missing_file, empty_file, no_audio, unreadable_media (at opening, or at
     the read or length() where the decoder fails; FFmpeg's error chained, so that an errno
@@ -220,13 +261,15 @@ class TrackStream:
     or unknown).
     """
 
-    def __init__(self, path: Path, rate: int, gain: float | None = None) -> None:
+    def __init__(self, path: Path, rate: int, gain: float | None = None,
+                 limit_seconds: float | None = None) -> None:
         import av
 
         self.path = Path(path)
         self.rate = int(rate)
         self._mix: np.ndarray | None = None  # (2, channels decoded): the stereo down-mix
         self._gain = gain
+        self._limit_seconds = limit_seconds
         self._container = open_input(self.path)
         try:
             if not self._container.streams.audio:
@@ -238,9 +281,14 @@ class TrackStream:
             self._decoded_channels = min(max(int(stream.codec_context.channels or 1), 1),
                                          MAX_CHANNELS)
             layout: Any = _layout_name(self._decoded_channels)
-            if 2 < self._decoded_channels == stream.codec_context.channels:
-                layout = stream.codec_context.layout  # as the file orders them: no remix
-                self._mix = stereo_matrix([c.name for c in layout.channels])
+            if self._decoded_channels > 2:
+                # as the file orders them (no remix); more than 8 are FFmpeg's 7.1 ("8c")
+                if self._decoded_channels == stream.codec_context.channels:
+                    layout = stream.codec_context.layout
+                names = [c.name for c in av.AudioLayout(layout).channels]
+                if all(name == "NONE" for name in names):  # FFmpeg's guess for the count
+                    names = [c.name for c in av.AudioLayout(f"{len(names)}c").channels]
+                self._mix = stereo_matrix(names)
             self.channels = 2 if self._mix is not None else self._decoded_channels
             seconds = _stream_seconds(stream)
             self._declared = None if seconds is None else int(round(seconds * self.rate))
@@ -318,16 +366,28 @@ class TrackStream:
             self._decoded += array.shape[1]
 
     def _mix_gain(self) -> float:
-        """The down-mix's gain: as given, else the largest up to 1 under which its peak (read
-        through a stream of its own at gain 1) stays within [-1, 1]."""
+        """The down-mix's gain: as given, else as found for this file before, else the largest
+        up to 1 under which its peak (read through a stream of its own at gain 1, up to the
+        limit) stays within [-1, 1]."""
         if self._gain is None:
-            peak = 0.0
+            self._gain = _gains.recall(self.path, self._limit_seconds)
+        if self._gain is None:
+            t0 = time.monotonic()
+            peak, limit = 0.0, None
+            if self._limit_seconds is not None:
+                limit = int(self._limit_seconds * self.rate)
+            read, ended = 0, False
             with TrackStream(self.path, self.rate, gain=1.0) as whole:
-                while (block := whole.take(1 << 16)).size:
-                    peak = max(peak, float(np.abs(block).max()))
+                while not ended and (limit is None or read < limit):
+                    block = whole.take(1 << 16 if limit is None else min(1 << 16, limit - read))
+                    ended = block.shape[1] == 0
+                    if not ended:
+                        read += block.shape[1]
+                        peak = max(peak, float(np.abs(block).max()))
             self._gain = 1.0 if peak <= 1.0 else 1.0 / peak
+            _gains.keep(self.path, self._gain, None if ended else self._limit_seconds)
             log.debug("audio.mixed_down", file=self.path.name, peak=round(peak, 3),
-                      gain=round(self._gain, 3))
+                      gain=round(self._gain, 3), duration_ms=ms_since(t0))
         return self._gain
 
     def read(self, count: int) -> np.ndarray:

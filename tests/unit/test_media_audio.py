@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -229,8 +230,9 @@ def test_a_stream_cuts_padding_where_load_audio_does(
 @pytest.mark.parametrize("channels", [3, 6, 8])
 def test_wavs_of_many_channels_load(tmp_path: Path, channels: int) -> None:
     # 8 planar channels used to crash the process inside PyAV (to_ndarray saw 9 planes); a
-    # WAV without a channel layout is read in WAVE's order and mixed down to stereo, each
-    # channel by its own weight (turned down together where the mix would clip)
+    # WAV without a channel layout is read in FFmpeg's usual layout for its count (3: 2.1,
+    # 6: 5.1, 8: 7.1) and mixed down to stereo, each channel by its own weight (turned down
+    # together where the mix would clip)
     import wave
 
     rate = 48000
@@ -244,7 +246,11 @@ def test_wavs_of_many_channels_load(tmp_path: Path, channels: int) -> None:
         out.writeframes((tones.T * 32767).astype("<i2").tobytes())
     whole = load_audio(path, rate=rate, mono=False)
     assert whole.shape == (2, rate // 2)
-    mixed = stereo_matrix(["NONE"] * channels) @ tones
+    h = HALF_POWER
+    matrix = {3: [[1, 0, 0], [0, 1, 0]],
+              6: [[1, 0, h, 0, h, 0], [0, 1, h, 0, 0, h]],
+              8: [[1, 0, h, 0, h, 0, h, 0], [0, 1, h, 0, 0, h, 0, h]]}[channels]
+    mixed = np.array(matrix) @ tones
     np.testing.assert_allclose(whole, mixed * min(1.0, 1 / np.abs(mixed).max()), atol=1e-3)
     with TrackStream(path, rate) as stream:
         assert np.array_equal(_read_in_blocks(stream, [1000]), whole)
@@ -301,21 +307,19 @@ def test_the_stereo_matrix_weighs_channels_as_a_stereo_player_does() -> None:
     h = HALF_POWER
     assert np.allclose(stereo_matrix(["FL", "FR", "FC", "LFE", "BL", "BR"]),
                        [[1, 0, h, 0, h, 0], [0, 1, h, 0, 0, h]])
-    assert np.array_equal(stereo_matrix(["NONE"] * 6),  # a WAV without a mask: WAVE's order
-                          stereo_matrix(["FL", "FR", "FC", "LFE", "BL", "BR"]))
     assert np.allclose(stereo_matrix(["FL", "FR", "FC", "BC", "SL", "SR"])[:, 3], [h * h, h * h])
     assert np.allclose(stereo_matrix(["FL", "FR", "LFE"]), [[1, 0, 0], [0, 1, 0]])
 
 
 @pytest.mark.parametrize(("layout", "centre"), [("5.1", 2), ("5.1(side)", 2), ("7.1", 2),
-                                                ("6.0", 2), (None, 2)])
+                                                ("6.0", 2), (None, 2), ("7.1.4", 2)])
 def test_dialogue_in_the_centre_channel_is_heard_at_minus_3_db(
     tmp_path: Path, layout: str | None, centre: int
 ) -> None:
     """A surround mix comes as stereo with its centre channel (a film's dialogue) at -3 dB on
-    both sides: not one sixth of itself as a mean of the channels gave (-15.6 dB in 5.1)."""
+    both sides, more than 8 channels too (through FFmpeg's 7.1 first)."""
     voice = _tone(0.5)
-    count = {"5.1": 6, "5.1(side)": 6, "7.1": 8, "6.0": 6, None: 6}[layout]
+    count = {"5.1": 6, "5.1(side)": 6, "7.1": 8, "6.0": 6, None: 6, "7.1.4": 12}[layout]
     path = _surround(tmp_path / "mix.wav", layout, {centre: voice}, count)
     with TrackStream(path, 48000) as stream:
         assert stream.channels == 2
@@ -346,3 +350,30 @@ def test_a_loud_mix_is_turned_down_just_enough_not_to_clip(tmp_path: Path) -> No
     assert abs(float(np.abs(mixed).max()) - 1.0) < 2e-4
     with TrackStream(path, 48000, gain=0.5) as given:  # a gain given is kept
         assert np.allclose(given.take(given.length())[1], loud * HALF_POWER * 0.5, atol=1e-4)
+
+
+def test_a_mix_is_turned_down_for_the_part_read_and_its_gain_found_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With max_seconds the peak is read no further (a loud end past it turns nothing down);
+    a stream of the same file after a whole read takes the gain found then."""
+    from heygemd.media import audio
+
+    quiet, loud = _tone(0.3, seconds=1.0), _tone(0.9, seconds=1.0)
+    path = _surround(tmp_path / "mix.wav", "5.1",
+                     {0: np.concatenate([quiet, loud]), 2: np.concatenate([quiet, loud])}, 6)
+    scans: list[float | None] = []
+    real_keep = audio._Gains.keep
+
+    def keep(self: Any, path: Path, gain: float, seconds: float | None) -> None:
+        scans.append(seconds)
+        real_keep(self, path, gain, seconds)
+
+    monkeypatch.setattr(audio._Gains, "keep", keep)
+    first = load_audio(path, rate=48000, mono=False, max_seconds=1.0)
+    assert np.allclose(first[0], quiet * (1 + HALF_POWER), atol=2e-4)  # not turned down
+    whole = load_audio(path, rate=48000, mono=False)
+    assert abs(float(np.abs(whole).max()) - 1.0) < 2e-4  # the loud end turns it all down
+    with TrackStream(path, 48000) as again:
+        assert np.array_equal(again.read(again.length()), whole)
+    assert scans == [1.0, None]  # the third read took the whole read's gain

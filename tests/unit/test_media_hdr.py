@@ -49,8 +49,8 @@ def test_the_tables_give_the_exact_mapping(transfer: int) -> None:
 @pytest.mark.parametrize("transfer", [hdr.HLG, hdr.PQ])
 def test_an_hdr_video_reads_as_the_sdr_picture_it_shows(tmp_path: Path, transfer: int) -> None:
     """Colours made HDR as BT.2408 does come back within a few levels, as BT.709 frames that
-    travel decoded (YuvFrames); read as they were before (the signal taken for SDR), they were
-    up to 55 (HLG) and 90 (PQ) levels off."""
+    travel decoded (YuvFrames); the HDR signal taken for SDR would be up to 55 (HLG) and 90
+    (PQ) levels off."""
     colours = np.random.default_rng(1).integers(10, 220, (12, 3))
     picture = _patches(colours)
     path = make_hdr_video(tmp_path / "hdr.mkv", [picture] * 3, transfer)

@@ -516,7 +516,7 @@ def test_a_surround_track_is_encoded_as_stereo_with_its_centre_at_minus_3_db(
     tmp_path: Path,
 ) -> None:
     """A 5.1 job audio with its voice in the centre channel: the output's AAC is stereo and
-    the voice is in both channels at -3 dB (a mean of the six, before, gave it at -15.6 dB)."""
+    the voice is in both channels at -3 dB (a mean of the six channels would give -15.6 dB)."""
     import av
 
     from heygemd.media.audio import HALF_POWER, TrackStream
