@@ -41,8 +41,10 @@ from heygemd.faces.analyze import FaceAnalyzer, Follower
 from heygemd.faces.hands import HandSightings
 from heygemd.media.audio import TrackStream
 from heygemd.media.tap import FrameTap
+from heygemd.media.types import MediaInfo
 from heygemd.media.video import frames_for
 from heygemd.media.writer import VideoWriter
+from heygemd.media.yuv import Colour
 from heygemd.report import (
     AUDIO_REREAD_FAILED,
     AudioResult,
@@ -354,7 +356,7 @@ class Pipeline:
                 # the frame pass has ended: its analyzer measures the preview's frames now
                 sampler.pace(rendering.frame_count, rendering.fps)
                 metrics, encoder = self._encode(rendering, audio, output, shares.rendering,
-                                                sampler)
+                                                sampler, video_colour(exam.info))
             finally:
                 _close(rendering)
         timings["render"] = ms_since(t0)
@@ -388,11 +390,12 @@ class Pipeline:
 
     def _encode(
         self, rendering: Rendering, audio: AudioCheck, output: Path, progress: ProgressFn,
-        sampler: preview.Sampler,
+        sampler: preview.Sampler, colour: Colour,
     ) -> tuple[dict[str, float], dict[str, str]]:
         """Pull the engine's frames into an MP4 at ``output`` with the job's sound track;
-        ``sampler`` sees every frame (it keeps a few for the preview). Returns the metrics and
-        the encoder used (its report.json summary)."""
+        ``sampler`` sees every frame (it keeps a few for the preview); ``colour``: the
+        template's (the output's where its frames come as RGB). Returns the metrics and the
+        encoder used (its report.json summary)."""
         assert audio.samples is not None
         out_cfg = audio.output
         partial = output.with_name(names.fit(f".{output.stem}", ".mp4.partial"))
@@ -400,7 +403,7 @@ class Pipeline:
             # the sound decoded at the output's rate, all channels kept, as the frames come
             with JobSound(audio.path, out_cfg.audio_rate) as track, VideoWriter(
                 partial, rendering.width, rendering.height, rendering.fps,
-                audio=track, audio_rate=out_cfg.audio_rate, settings=out_cfg,
+                audio=track, audio_rate=out_cfg.audio_rate, settings=out_cfg, colour=colour,
             ) as writer:
                 for index, frame in enumerate(rendering.frames):
                     writer.write(frame)
@@ -440,6 +443,11 @@ def _done(
         metrics=metrics,
         media=exam.info.summary(),
     )
+
+
+def video_colour(info: MediaInfo | None) -> Colour:
+    """The colours ``info``'s video stream says it is in (unspecified where it has none)."""
+    return info.video.colour if info is not None and info.video is not None else (2, 0, 2, 2)
 
 
 def engine_findings(metrics: dict[str, float], file: str) -> list[Finding]:

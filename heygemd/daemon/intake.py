@@ -250,10 +250,13 @@ class Intake:
         changed after the claim once they have been still for that window; jobs this process
         did not claim (recovered ones) as they are. ``now``: monotonic seconds."""
         window = self._claim_window()
-        for job_id, readiness in list(self._claimed.items()):  # jobs run since, window over
-            if job_id not in self._copying and now - readiness.changed_at >= window:
+        rows = list(queued)
+        waiting = {row.job_id for row in rows}
+        for job_id, readiness in list(self._claimed.items()):  # run since, window over
+            if job_id not in waiting and job_id not in self._copying \
+                    and now - readiness.changed_at >= window:
                 del self._claimed[job_id]
-        for row in queued:
+        for row in rows:
             quiet_until = self._quiet_until(row, now, window)
             if quiet_until is not None:
                 return Settled(row, quiet_until)

@@ -202,26 +202,29 @@ class ArrayTrack:
 
 
 class _Gains:
-    """Down-mix gains found, by file (its path, size and change time): a job's audio is
-    streamed again for each video after its check, and its peak is read once. ``seconds``: how
-    far the peak was read (None: to the track's end)."""
+    """Down-mix gains found, by file and rate: a job's audio is streamed again for each video
+    after its check, and its peak is read once at the output's rate. ``seconds``: how far the
+    peak was read (None: to the track's end)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._found: OrderedDict[tuple[str, int, int], tuple[float, float | None]] = \
-            OrderedDict()
+        self._found: OrderedDict[tuple[Any, ...], tuple[float, float | None]] = OrderedDict()
 
     @staticmethod
-    def _key(path: Path) -> tuple[str, int, int] | None:
+    def _key(path: Path, rate: int) -> tuple[Any, ...] | None:
+        """The file as it is now (a copy that keeps the time is another inode or change time)
+        at ``rate`` (the resampler's filters reach their own peaks)."""
         try:
             stat = path.stat()
         except OSError:
             return None
-        return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+        return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                stat.st_ctime_ns, rate)
 
-    def recall(self, path: Path, seconds: float | None) -> float | None:
-        """The gain found for ``path`` over at least ``seconds`` (None: the whole track)."""
-        key = self._key(path)
+    def recall(self, path: Path, rate: int, seconds: float | None) -> float | None:
+        """The gain found for ``path`` at ``rate`` over at least ``seconds`` (None: the whole
+        track)."""
+        key = self._key(path, rate)
         with self._lock:
             found = self._found.get(key) if key is not None else None
         if found is None:
@@ -229,8 +232,8 @@ class _Gains:
         gain, over = found
         return gain if over is None or (seconds is not None and over >= seconds) else None
 
-    def keep(self, path: Path, gain: float, seconds: float | None) -> None:
-        key = self._key(path)
+    def keep(self, path: Path, rate: int, gain: float, seconds: float | None) -> None:
+        key = self._key(path, rate)
         if key is None:
             return
         with self._lock:
@@ -286,8 +289,11 @@ class TrackStream:
                 if self._decoded_channels == stream.codec_context.channels:
                     layout = stream.codec_context.layout
                 names = [c.name for c in av.AudioLayout(layout).channels]
-                if all(name == "NONE" for name in names):  # FFmpeg's guess for the count
-                    names = [c.name for c in av.AudioLayout(f"{len(names)}c").channels]
+                if all(name == "NONE" for name in names):
+                    # FFmpeg's usual layout for the count, its LFE heard as a centre: where a
+                    # file names no channels, a voice may be in the one guessed to be the LFE
+                    names = ["FC" if c.name.startswith("LFE") else c.name
+                             for c in av.AudioLayout(f"{len(names)}c").channels]
                 self._mix = stereo_matrix(names)
             self.channels = 2 if self._mix is not None else self._decoded_channels
             seconds = _stream_seconds(stream)
@@ -370,7 +376,7 @@ class TrackStream:
         up to 1 under which its peak (read through a stream of its own at gain 1, up to the
         limit) stays within [-1, 1]."""
         if self._gain is None:
-            self._gain = _gains.recall(self.path, self._limit_seconds)
+            self._gain = _gains.recall(self.path, self.rate, self._limit_seconds)
         if self._gain is None:
             t0 = time.monotonic()
             peak, limit = 0.0, None
@@ -385,7 +391,7 @@ class TrackStream:
                         read += block.shape[1]
                         peak = max(peak, float(np.abs(block).max()))
             self._gain = 1.0 if peak <= 1.0 else 1.0 / peak
-            _gains.keep(self.path, self._gain, None if ended else self._limit_seconds)
+            _gains.keep(self.path, self.rate, self._gain, None if ended else self._limit_seconds)
             log.debug("audio.mixed_down", file=self.path.name, peak=round(peak, 3),
                       gain=round(self._gain, 3), duration_ms=ms_since(t0))
         return self._gain

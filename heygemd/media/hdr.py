@@ -1,17 +1,17 @@
-"""HDR video turned into SDR at decode: HLG or PQ pictures in BT.2020 colours (what phones record
-by default) become 8-bit 4:2:0 BT.709 frames, so everything after the decoder (faces, the
-render, the encoder) sees an ordinary video, and the output (SDR, tagged BT.709) keeps the
-original's contrast and colours instead of looking flat and pale (HLG's signal shown as SDR,
-BT.2020's colours read as BT.709's: up to 55 levels off for HLG, 90 for PQ).
+"""HDR video shown in SDR: HLG or PQ pictures in BT.2020 colours (what phones record by
+default) become 8-bit 4:2:0 BT.709 frames as pictures are made of them (VideoReader.sdr), so
+everything after the decoder (faces, the render, the encoder) sees an ordinary video and the
+output (SDR, tagged BT.709) keeps the original's contrast and colours. Read as SDR, the HDR
+signal looks flat and pale: test colours come out up to 55 levels off (HLG), 90 (PQ).
 
 The mapping (:func:`sdr_rgb`, pure): the signal to display light (HLG: its inverse OETF and a
 1000-nit display's OOTF; PQ: its EOTF), HDR reference white (203 nits, ITU-R BT.2408) made SDR's
 100%, BT.2020 primaries to BT.709's in linear light, highlights above :data:`KNEE` of SDR white
-rolled off smoothly into it (on the largest of R, G and B, so hues stay), colours outside
-BT.709 clipped, then BT.709's signal (BT.1886's 2.4 gamma). :class:`SdrFrames` applies it
-to a frame's 2x2 blocks (one chroma sample each): each block's colour is mapped exactly, and
-its four luma samples keep their detail through the mapping of grey, shifted to the block's
-mapped luma.
+rolled off to reach it at PEAK_NITS (on the largest of R, G and B, so hues stay), colours
+outside BT.709 clipped, then BT.709's signal (BT.1886's 2.4 gamma). :class:`SdrFrames`
+applies it to a frame's 2x2 blocks (one chroma sample each): each block's colour is mapped
+exactly at the block's mean luma, and each of its four luma samples through the mapping of
+grey, shifted by what the block's colour does to its luma.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ HLG, PQ = 18, 16  # FFmpeg's AVCOL_TRC_ARIB_STD_B67, AVCOL_TRC_SMPTE2084
 BT709_LIMITED = (1, 1, 1, 1)  # (matrix, range, primaries, transfer): what the frames become
 REFERENCE_WHITE_NITS = 203.0  # HDR's graphics white (ITU-R BT.2408): SDR's 100%
 HLG_DISPLAY_NITS = 1000.0  # the display HLG's OOTF is taken for (system gamma 1.2)
-KNEE = 0.8  # SDR linear light from which highlights are rolled off
+# SDR linear light from which highlights are rolled off, so that PEAK_NITS reaches SDR white:
+# HDR reference white shows at 0.85 (8-bit 239), twice it at 0.99 (254)
+KNEE = 0.6
+PEAK_NITS = 1000.0  # the brightest light kept apart (HLG's display; PQ's usual mastering)
 SDR_GAMMA = 2.4  # BT.1886
 
 # linear-light RGB, BT.2020 primaries -> BT.709 primaries (ITU-R BT.2087)
@@ -73,14 +76,33 @@ def display_light(rgb: np.ndarray, transfer: int) -> np.ndarray:
     return (nits / REFERENCE_WHITE_NITS).astype(np.float32)
 
 
+def _shoulder_rate() -> float:
+    """The rate ``a`` of the roll-off k + (1 - k)(1 - e^(-a (x - k))) / (1 - e^(-a (p - k)))
+    whose slope at the knee k is 1 (p: PEAK_NITS over reference white)."""
+    span, reach = 1.0 - KNEE, PEAK_NITS / REFERENCE_WHITE_NITS - KNEE
+    rate = 1.0 / span
+    for _ in range(50):  # fixed point of rate = (1 - e^(-rate * reach)) / span
+        rate = (1.0 - np.exp(-rate * reach)) / span
+    return float(rate)
+
+
+def rolled(peak: np.ndarray) -> np.ndarray:
+    """The roll-off of the largest of R, G, B (linear, 1.0 at SDR white): as it is up to
+    KNEE, then an exponential shoulder, slope 1 at the knee, reaching 1.0 at PEAK_NITS
+    (beyond it: 1.0)."""
+    rate = _shoulder_rate()
+    reach = PEAK_NITS / REFERENCE_WHITE_NITS - KNEE
+    over = np.clip(peak - KNEE, 0.0, reach)
+    shoulder = KNEE + (1.0 - KNEE) * (1.0 - np.exp(-rate * over)) / (1.0 - np.exp(-rate * reach))
+    return np.where(peak > KNEE, shoulder, peak)
+
+
 def roll_off(linear: np.ndarray) -> np.ndarray:
     """Linear RGB (..., 3), 1.0 at SDR white and beyond it -> within [0, 1]: the largest of R,
-    G, B kept up to KNEE and above it brought smoothly under 1 (tanh), the three scaled alike."""
+    G, B through :func:`rolled`, the three scaled alike (hues kept)."""
     rgb = np.maximum(linear, 0.0)
     peak = rgb.max(axis=-1, keepdims=True)
-    span = 1.0 - KNEE
-    rolled = np.where(peak > KNEE, KNEE + span * np.tanh((peak - KNEE) / span), peak)
-    return (rgb * (rolled / np.maximum(peak, 1e-6))).astype(np.float32)
+    return (rgb * (rolled(peak) / np.maximum(peak, 1e-6))).astype(np.float32)
 
 
 def sdr_rgb(rgb: np.ndarray, transfer: int) -> np.ndarray:
@@ -162,9 +184,8 @@ class SdrFrames:
         peak = np.maximum(np.maximum(out[0], out[1]), out[2])
         over = np.flatnonzero(peak > KNEE)
         if len(over):
-            span = 1.0 - KNEE
             top = peak.ravel()[over]
-            factor = (KNEE + span * np.tanh((top - KNEE) / span)) / top
+            factor = rolled(top) / top
             for plane in out:
                 plane.ravel()[over] *= factor
         r, g, b = (self._table(self._signal, np.sqrt(plane)) for plane in out)
@@ -185,8 +206,12 @@ class SdrFrames:
         cr = (v16.astype(np.float32) - 32768.0) / c_scale
         r, g, b = _ycbcr_to_rgb(_block_mean(luma), cb, cr, BT2020_LUMA)
         y_block, cb_out, cr_out = _rgb_to_ycbcr(*self.mapped(r, g, b), BT709_LUMA)
-        y_out = self._grey(full)[y16]
-        _add_blockwise(y_out, y_block - _block_mean(y_out))
+        # each pixel's luma mapped as grey's, shifted by what its block's colour does to the
+        # luma at the block's own level (nothing for a grey block: a catch-light stays its own)
+        grey = self._grey(full)
+        y_out = grey[y16]
+        level = np.rint(_block_mean(y16.astype(np.float32))).astype(np.int32)
+        _add_blockwise(y_out, y_block - grey[level])
         out = av.VideoFrame(width, height, "yuv420p")
         out.colorspace, out.color_range, out.color_primaries, out.color_trc = BT709_LIMITED
         y8, u8, v8 = _planes(out, np.uint8)

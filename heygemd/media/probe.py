@@ -224,6 +224,8 @@ def _video_info(container: Any, stream: Any) -> VideoStreamInfo:
         duration=duration,
         pix_fmt=stream.codec_context.pix_fmt,
         bit_rate=stream.codec_context.bit_rate or None,
+        colour=(int(stream.codec_context.colorspace), int(stream.codec_context.color_range),
+                int(stream.codec_context.color_primaries), int(stream.codec_context.color_trc)),
     )
 
 

@@ -24,6 +24,9 @@ class VideoStreamInfo:
     duration: float | None  # seconds
     pix_fmt: str | None
     bit_rate: int | None
+    # (matrix, range, primaries, transfer) as the stream says, FFmpeg's numbers (2, 0, 2, 2:
+    # unspecified)
+    colour: tuple[int, int, int, int] = (2, 0, 2, 2)
 
     @property
     def frame_rate(self) -> float:

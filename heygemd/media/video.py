@@ -1,8 +1,8 @@
 """Stream video frames in and out with PyAV: RGB uint8 (H, W, 3) at a constant frame rate.
 
 :class:`VideoReader` decodes one frame at a time (memory does not grow with video length),
-turns HDR pictures (HLG, PQ) into SDR BT.709 ones as they are decoded (:mod:`.hdr`), turns
-frames upright from rotation metadata and resamples variable-rate input to a constant rate by
+turns HDR pictures (HLG, PQ) into SDR BT.709 ones as pictures are made of them (:mod:`.hdr`),
+turns frames upright from rotation metadata and resamples variable-rate input to a constant rate by
 timestamp. :mod:`heygemd.media.writer` encodes them back.
 The timing and geometry rules are pure functions (:func:`cfr_schedule`, :func:`scaled_size`,
 :func:`upright`, :func:`even_frame`) so that tests can drive them on synthetic data.
@@ -171,18 +171,20 @@ class VideoReader(Closing):
 
     def _decoded(self, stream: Any) -> Iterator[Any]:
         """The stream's frames from where the demuxer stands, by the NVDEC decoder when one is
-        open (fed the same packets the stream's own decoder would get), else in software; an
-        HDR frame (HLG or PQ) as its SDR BT.709 yuv420p frame (hdr.SdrFrames)."""
+        open (fed the same packets the stream's own decoder would get), else in software."""
         if self._hw is None:
-            frames: Iterable[Any] = self._container.decode(stream)
-        else:
-            self._hw.flush_buffers()  # after a seek, nothing from before it
-            frames = (frame for packet in self._container.demux(stream)
-                      for frame in self._hw.decode(packet))
-        for frame in frames:
-            yield self._as_sdr(frame) if hdr.is_hdr(frame.color_trc) else frame
+            yield from self._container.decode(stream)
+            return
+        self._hw.flush_buffers()  # after a seek, nothing from before it
+        for packet in self._container.demux(stream):
+            yield from self._hw.decode(packet)
 
-    def _as_sdr(self, frame: Any) -> Any:
+    def sdr(self, frame: Any) -> Any:
+        """A decoded frame as it is shown in SDR: an HDR one (HLG or PQ) as its BT.709 yuv420p
+        frame (hdr.SdrFrames), turned when a picture is made of it, so frames decoded and not
+        used (dropped to the output rate, passed after a seek) are never turned; else itself."""
+        if not hdr.is_hdr(frame.color_trc):
+            return frame
         if self._sdr is None or self._sdr.transfer != frame.color_trc:
             self._sdr = hdr.SdrFrames(frame.color_trc)
             log.info("media.hdr_to_sdr", file=self.path.name,
@@ -200,7 +202,9 @@ class VideoReader(Closing):
         self._container = self._open()
 
     def to_rgb(self, frame: Any) -> np.ndarray:
-        """A decoded av.VideoFrame -> upright RGB uint8 (height, width, 3)."""
+        """A decoded av.VideoFrame -> upright RGB uint8 (height, width, 3) (an HDR one as shown
+        in SDR: :meth:`sdr`)."""
+        frame = self.sdr(frame)
         if self._scaled:
             width, height = self._decode_size
             array = frame.to_ndarray(
@@ -304,6 +308,7 @@ class VideoReader(Closing):
         """A decoded av.VideoFrame -> a YuvFrame where it is 4:2:0 (yuv420p, or NVDEC's
         nv12) with even sides and needs no turning or scaling, else its upright RGB
         (:meth:`to_rgb`)."""
+        frame = self.sdr(frame)
         if not self._scaled and self.rotation % 360 == 0 and yuv.carried(frame):
             return yuv.decoded(frame)
         return self.to_rgb(frame)

@@ -40,14 +40,25 @@ def _encodable(chunk: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(chunk, -1.0, 1.0), dtype=np.float32)
 
 
-UNTAGGED: Colour = (2, 0, 2, 2)  # unspecified (an untagged source's frames, passed on)
-# An output begun with an RGB frame is made in BT.709, limited range, and says so: browsers and
-# players read untagged HD video as BT.709, so swscale's default BT.601 showed its colours off.
-RGB_COLOUR: Colour = (1, 1, 1, 1)
+UNTAGGED: Colour = (2, 0, 2, 2)  # unspecified: swscale's BT.601, as untagged frames are read
 # matrices and ranges that swscale's default (BT.601, limited) turns RGB to: where the output
 # is untagged, decoded frames in these go to the encoder as they are
 DEFAULT_MATRICES = {2, 5, 6}  # unspecified, BT470BG, SMPTE170M
 DEFAULT_RANGES = {0, 1}  # unspecified, MPEG (limited)
+
+
+def rgb_colours(template: Colour | None) -> Colour:
+    """The colours an output begun with an RGB frame is made in and tagged with, for a template
+    of ``template``'s colours (pure): an HDR one's SDR BT.709 (the frames it shows, media.hdr),
+    a tagged one's own (a rotated BT.709 phone video stays BT.709: players read untagged HD
+    video as BT.709, not as swscale's BT.601), else UNTAGGED (read and written alike)."""
+    from heygemd.media import hdr
+
+    if template is None or template[0] == UNTAGGED[0]:
+        return UNTAGGED
+    if hdr.is_hdr(template[3]):
+        return hdr.BT709_LIMITED
+    return template
 
 
 def same_colours(frame: Colour, output: Colour) -> bool:
@@ -72,6 +83,8 @@ class VideoWriter(Closing):
     padded to even. audio: float32 (N,) or (C, N) at ``audio_rate`` Hz, a Track read as the
     frames come (media.audio.TrackStream: the file decoded as it is encoded, never held whole;
     its caller closes it), or None for no sound; mixed and clipped a block at a time.
+    ``colour``: the template's colours (VideoStreamInfo.colour), which an output begun with an
+    RGB frame is made in (:func:`rgb_colours`).
     The output's length follows the audio: on close the last frame is held until the audio
     ends, and the audio is padded with silence (or trimmed by under half a frame) to end with
     the video. An exception inside ``with`` closes the file and propagates (the caller deletes
@@ -88,6 +101,7 @@ class VideoWriter(Closing):
         audio: np.ndarray | Track | None,
         audio_rate: int,
         settings: OutputSettings,
+        colour: Colour | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
@@ -100,6 +114,7 @@ class VideoWriter(Closing):
         self._audio_fed = 0  # input samples handed to the resampler so far
         self._last: Any = None  # the last frame written (held to the audio's end), either kind
         self._colour: Colour | None = None  # the output's colours, set by the first frame
+        self._rgb_colour = rgb_colours(colour)  # theirs where the first frame is RGB
         self._reformatter: Any = None  # RGB -> yuv420p, one swscale context for every frame
         self._closed = False
         self.encoder: EncoderChoice
@@ -163,8 +178,8 @@ class VideoWriter(Closing):
             )
         self._last = frame
         if self._colour is None:
-            self._colour = RGB_COLOUR
-            self._tag(RGB_COLOUR)
+            self._colour = self._rgb_colour
+            self._tag(self._colour)
         with _encoding(self.path):
             self._encode(self._from_rgb(even_frame(frame)))
 
@@ -173,8 +188,8 @@ class VideoWriter(Closing):
         colours goes to the encoder with no round trip through RGB (th10 to libx264 at crf 18,
         medium: 8% less CPU and a 3% smaller file than its RGB frames); any other frame is
         turned to RGB with its own colours first. The first frame written sets the output's
-        colours (:func:`colour_of`; a first RGB frame: RGB_COLOUR). Its own picture type is not
-        passed on: the encoder places its keyframes."""
+        colours (:func:`colour_of`; a first RGB frame: :func:`rgb_colours`). Its own picture
+        type is not passed on: the encoder places its keyframes."""
         self._decoded(frame, colour_of(frame))
 
     def _decoded(self, frame: Any, colour: Colour, held: YuvFrame | None = None) -> None:

@@ -33,7 +33,7 @@ from heygemd.settings import FaceSettings, ValidationSettings
 
 log = structlog.get_logger(__name__)
 
-FRAME_PASS_VERSION = "frame-pass-2"  # 2: the hands over each face, its light
+FRAME_PASS_VERSION = "frame-pass-3"  # 3: HDR templates seen in SDR (media.hdr)
 
 Evidence = tuple[list[SampledFrame], tuple[int, int]]  # sampled frames, (width, height)
 

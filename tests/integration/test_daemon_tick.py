@@ -364,6 +364,46 @@ def test_a_job_held_back_after_its_claim_still_keeps_its_window(harness: Harness
         d.shutdown()
 
 
+def test_a_job_queued_behind_another_is_looked_at_before_it_runs(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two jobs claimed together; while the first runs, the second's copy goes on (its video
+    cut short, then whole again later): the second waits for its copy rather than being run,
+    and refused, on the half file."""
+    from heygemd.daemon import jobs
+
+    harness.configure(watch={"settle_seconds": 1.0})
+    d = Daemon(load_settings(harness.root / "config.toml"), build_pipeline, env={})
+    real_make = jobs.make_job
+    data: list[bytes] = []
+
+    def make(job: Any, *args: Any) -> Any:
+        if job.name == "first":
+            [row] = [r for r in d.store.in_states(State.QUEUED) if r.name == "second"]
+            video = harness.work / row.job_id / "second" / "face.mp4"
+            data.append(video.read_bytes())
+            video.write_bytes(data[0][: len(data[0]) // 2])  # its copy goes on
+        return real_make(job, *args)
+
+    monkeypatch.setattr(jobs, "make_job", make)
+    d.startup()
+    try:
+        harness.good_job("first")
+        harness.good_job("second")
+        tick_until_work(d)  # both claimed; the first made and published
+        assert harness.published()["first"]["status"] == "done"
+        [row] = d.store.in_states(State.QUEUED)
+        assert d.tick() is False  # the second's change is seen: it waits for its copy
+        assert row.job_id in d.intake.copying
+        (harness.work / row.job_id / "second" / "face.mp4").write_bytes(data[0])
+        run_until_idle(d, ticks=60)
+        assert harness.published()["second"]["status"] == "done"
+        done = d.store.get(row.job_id)
+        assert done is not None and done.attempts == 1
+    finally:
+        d.shutdown()
+
+
 def test_a_second_stop_while_the_window_is_waited_out_puts_the_job_back(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

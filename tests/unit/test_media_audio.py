@@ -231,8 +231,8 @@ def test_a_stream_cuts_padding_where_load_audio_does(
 def test_wavs_of_many_channels_load(tmp_path: Path, channels: int) -> None:
     # 8 planar channels used to crash the process inside PyAV (to_ndarray saw 9 planes); a
     # WAV without a channel layout is read in FFmpeg's usual layout for its count (3: 2.1,
-    # 6: 5.1, 8: 7.1) and mixed down to stereo, each channel by its own weight (turned down
-    # together where the mix would clip)
+    # 6: 5.1, 8: 7.1; the LFE it guesses heard as a centre) and mixed down to stereo, each
+    # channel by its own weight (turned down together where the mix would clip)
     import wave
 
     rate = 48000
@@ -247,9 +247,9 @@ def test_wavs_of_many_channels_load(tmp_path: Path, channels: int) -> None:
     whole = load_audio(path, rate=rate, mono=False)
     assert whole.shape == (2, rate // 2)
     h = HALF_POWER
-    matrix = {3: [[1, 0, 0], [0, 1, 0]],
-              6: [[1, 0, h, 0, h, 0], [0, 1, h, 0, 0, h]],
-              8: [[1, 0, h, 0, h, 0, h, 0], [0, 1, h, 0, 0, h, 0, h]]}[channels]
+    matrix = {3: [[1, 0, h], [0, 1, h]],  # 2.1's guessed LFE heard as a centre
+              6: [[1, 0, h, h, h, 0], [0, 1, h, h, 0, h]],
+              8: [[1, 0, h, h, h, 0, h, 0], [0, 1, h, h, 0, h, 0, h]]}[channels]
     mixed = np.array(matrix) @ tones
     np.testing.assert_allclose(whole, mixed * min(1.0, 1 / np.abs(mixed).max()), atol=1e-3)
     with TrackStream(path, rate) as stream:
@@ -365,9 +365,9 @@ def test_a_mix_is_turned_down_for_the_part_read_and_its_gain_found_once(
     scans: list[float | None] = []
     real_keep = audio._Gains.keep
 
-    def keep(self: Any, path: Path, gain: float, seconds: float | None) -> None:
+    def keep(self: Any, path: Path, rate: int, gain: float, seconds: float | None) -> None:
         scans.append(seconds)
-        real_keep(self, path, gain, seconds)
+        real_keep(self, path, rate, gain, seconds)
 
     monkeypatch.setattr(audio._Gains, "keep", keep)
     first = load_audio(path, rate=48000, mono=False, max_seconds=1.0)

@@ -38,6 +38,54 @@ def test_reference_white_is_where_bt2408_puts_it() -> None:
     assert hdr.roll_off(np.array([[40.0, 1.0, 0.0]]))[0].max() <= 1.0
 
 
+def _pq_signal(nits: np.ndarray) -> np.ndarray:
+    """SMPTE ST 2084's inverse EOTF, from its published constants."""
+    y = np.power(np.asarray(nits, np.float64) / 10000.0, 0.1593017578125)
+    return np.power((0.8359375 + 18.8515625 * y) / (1 + 18.6875 * y), 78.84375)
+
+
+def test_published_levels_come_out_where_bt1886_puts_them() -> None:
+    """100 nits of grey (PQ 50.8%; HLG 63.0% on a 1000-nit display, BT.2100) is 100/203 of
+    SDR white in light, below the knee: SDR signal (100/203)^(1/2.4) = 0.7446."""
+    expected = (100 / 203) ** (1 / 2.4)
+    for signal, transfer in ((_pq_signal(np.array(100.0)), hdr.PQ), (0.6296, hdr.HLG)):
+        grey = np.full((1, 3), signal, np.float32)
+        assert hdr.sdr_rgb(grey, transfer)[0] == pytest.approx([expected] * 3, abs=0.003)
+
+
+def test_bt709_red_stays_pure_red() -> None:
+    """BT.709's red primary in BT.2020 light is (0.6274, 0.0691, 0.0164) (ITU-R BT.2087's
+    matrix): carried as PQ, it comes back as SDR red alone, at BT.1886's level."""
+    light = 0.3 * np.array([0.6274, 0.0691, 0.0164])  # of SDR white
+    signal = _pq_signal(light * 203.0)[None, :].astype(np.float32)
+    r, g, b = hdr.sdr_rgb(signal, hdr.PQ)[0]
+    assert r == pytest.approx(0.3 ** (1 / 2.4), abs=0.003)
+    assert g < 0.01 and b < 0.01
+
+
+def test_a_catch_light_and_fine_lines_keep_their_own_pixels() -> None:
+    """In grey, each pixel is mapped alone: a bright pixel (an eye's catch-light) leaves its
+    block's neighbours as they are, and one-pixel lines come out as their own levels."""
+    convert = hdr.SdrFrames(hdr.PQ)
+    frame = av.VideoFrame(8, 8, "yuv420p10le")
+    frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc = 9, 1, 9, 16
+    luma = np.full((8, 8), 500, np.uint16)
+    luma[2, 2] = 940  # peak white in a mid-grey block
+    luma[:, 5] = 64  # a black line beside
+    luma[:, 6] = 940  # and a white one, in the same blocks
+    planes = [np.ndarray(shape, np.uint16, buffer=memoryview(p), strides=(p.line_size, 2))
+              for shape, p in zip(((8, 8), (4, 4), (4, 4)), frame.planes, strict=True)]
+    planes[0][...] = luma
+    planes[1][...] = planes[2][...] = 512
+    out = convert(frame)
+    y8 = np.ndarray((8, 8), np.uint8, buffer=memoryview(out.planes[0]),
+                    strides=(out.planes[0].line_size, 1)).astype(int)
+    alone = {v: int(np.rint(16 + 219 * convert._grey(False)[v << 6])) for v in (64, 500, 940)}
+    assert y8[2, 3] == y8[3, 2] == y8[3, 3] == y8[0, 0] == alone[500]
+    assert y8[2, 2] == alone[940]
+    assert (y8[:, 5] == alone[64]).all() and (y8[:, 6] == alone[940]).all()
+
+
 @pytest.mark.parametrize("transfer", [hdr.HLG, hdr.PQ])
 def test_the_tables_give_the_exact_mapping(transfer: int) -> None:
     signals = np.random.default_rng(2).uniform(0.0, 1.0, (20000, 3)).astype(np.float32)

@@ -34,7 +34,7 @@ from heygemd.media.yuv import Picture, as_rgb
 
 log = structlog.get_logger(__name__)
 
-ANALYSIS_VERSION = "builtin-analysis-9"  # 9: a surround sound track heard as its stereo down-mix
+ANALYSIS_VERSION = "builtin-analysis-10"  # 10: HDR templates seen in SDR (media.hdr)
 MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 30.0
 CROP_MARGIN = 1.25  # crop side = the first face's ring box side times this
