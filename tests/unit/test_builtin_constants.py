@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,6 +60,12 @@ def _counting(monkeypatch: pytest.MonkeyPatch, occluder: bool = False) -> list[i
     return made
 
 
+def _constants(analysis: Any, cache: AnalysisCache) -> tuple[Any, np.ndarray]:
+    """template_constants, its constants waited for (made in a thread of their own)."""
+    found, detail = engine.template_constants(analysis, cache, KEY)
+    return found.result(timeout=60), detail
+
+
 @pytest.mark.parametrize("occluder", [False, True])
 def test_a_template_used_again_reads_its_constants_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, occluder: bool
@@ -66,8 +73,8 @@ def test_a_template_used_again_reads_its_constants_back(
     made = _counting(monkeypatch, occluder)
     cache = AnalysisCache(tmp_path)
     analysis = _template(blurred=10)
-    first, detail = engine.template_constants(analysis, cache, KEY)
-    again, detail_again = engine.template_constants(analysis, cache, KEY)
+    first, detail = _constants(analysis, cache)
+    again, detail_again = _constants(analysis, cache)
     assert made == [analysis.n_frames]  # made once, then read
     _same(again, first)
     assert (again.occluder is not None) == occluder
@@ -89,18 +96,18 @@ def test_constants_of_another_kind_are_made_again(
     made = _counting(monkeypatch)
     cache = AnalysisCache(tmp_path)
     analysis = _template(blurred=10)
-    engine.template_constants(analysis, cache, KEY)
+    _constants(analysis, cache)
     shorter = replace(analysis, landmarks=analysis.landmarks[:100], pose=analysis.pose[:100],
                       usable=analysis.usable[:100], opening=analysis.opening[:100],
                       features=analysis.features[:100], speech=analysis.speech[:100],
                       crop_origin=analysis.crop_origin[:100], crops=analysis.crops[:100])
-    constants, detail = engine.template_constants(shorter, cache, KEY)
+    constants, detail = _constants(shorter, cache)
     assert len(constants.lip_colours) == len(detail) == 100
     monkeypatch.setattr(engine, "constants_signature", lambda: "other-code")
-    engine.template_constants(shorter, cache, KEY)
+    _constants(shorter, cache)
     cache.save_arrays(KEY, {"detail": np.zeros(100)}, "constants-other-code")
     with capture_logs() as logs:
-        engine.template_constants(shorter, cache, KEY)
+        _constants(shorter, cache)
     assert made == [analysis.n_frames, 100, 100, 100]
     assert [e["event"] for e in logs] == ["engine.constants_unreadable"]
 
@@ -110,7 +117,7 @@ def test_constants_that_cannot_be_kept_cost_only_time(tmp_path: Path) -> None:
     blocked.write_text("a file where the cache folder should be")
     analysis = _template(blurred=10)
     with capture_logs() as logs:
-        constants, detail = engine.template_constants(analysis, AnalysisCache(blocked), KEY)
+        constants, detail = _constants(analysis, AnalysisCache(blocked))
     _same(constants, engine.render_constants(analysis))
     assert len(detail) == analysis.n_frames
     assert "engine.constants_not_kept" in [e["event"] for e in logs]
@@ -140,3 +147,34 @@ def test_the_constants_signature_follows_the_code() -> None:
                         read.add(path)
                         break
     assert read and read <= set(engine.CONSTANTS_SOURCES), read - set(engine.CONSTANTS_SOURCES)
+
+
+def test_the_detail_comes_at_once_and_the_constants_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made afresh, the planning's detail is given while the render's constants are still
+    being made; a failure making them is raised where they are waited for."""
+    import threading
+
+    analysis = _template(blurred=10)
+    release = threading.Event()
+    real = engine.render_constants
+
+    def slow(made: Any) -> Any:
+        release.wait(10)
+        return real(made)
+
+    monkeypatch.setattr(engine, "render_constants", slow)
+    found, detail = engine.template_constants(analysis, AnalysisCache(tmp_path), KEY)
+    assert np.array_equal(detail, planning.mouth_detail(analysis), equal_nan=True)
+    assert not found.done()
+    release.set()
+    _same(found.result(timeout=60), real(analysis))
+
+    def broken(made: Any) -> Any:
+        raise RuntimeError("no colours")
+
+    monkeypatch.setattr(engine, "render_constants", broken)
+    failed, _ = engine.template_constants(analysis, AnalysisCache(tmp_path / "other"), KEY)
+    with pytest.raises(RuntimeError, match="no colours"):
+        failed.result(timeout=60)

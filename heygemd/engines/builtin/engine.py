@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import threading
 import time
 import weakref
 from collections import deque
@@ -194,8 +195,9 @@ class BuiltinEngine:
             if abs(analysis.fps - request.fps) > 0.01:
                 log.warning("engine.fps_mismatch", template_fps=analysis.fps,
                             request_fps=request.fps)
-            # what the render and the selection need besides the audio: found while the new
-            # audio is still heard (kept with the template's analysis)
+            # what the render and the selection need besides the audio (kept with the
+            # template's analysis): the selection's mouth detail now, the render's constants
+            # found beside the planning (its first batch waits for them)
             constants, detail = template_constants(
                 analysis, self.cache, analysis_key(request.template, self.cfg.analysis_scale))
             # where the frame pass saw a hand at the lower face: those frames' hands are kept
@@ -227,14 +229,15 @@ class BuiltinEngine:
         request: RenderRequest,
         analysis: TemplateAnalysis,
         plan: Plan,
-        constants: Constants,
+        constants: Future[Constants],
         decoded: Sequence[Picture] | None = None,
         keeper: handkeep.HandKeeper | None = None,
         metrics: dict[str, float] | None = None,
     ) -> Iterator[list[Picture]]:
         """The output frames in batches of ``batch_size`` (fewer where that would pass
         BATCH_BYTES), base frames with their mouths; made in the thread that iterates this (the
-        render's own: its torch threads are set to RENDER_THREADS). ``keeper``: the hands kept
+        render's own: its torch threads are set to RENDER_THREADS); ``constants``: waited for
+        where the first batch is transplanted. ``keeper``: the hands kept
         in front (looked for here, in order, before a batch goes to a transplant thread);
         ``metrics`` gets frames_hands_kept (output frames with a hand kept in front) once the
         last batch is made."""
@@ -249,7 +252,7 @@ class BuiltinEngine:
 
         def transplanted(batch: list[Picture], rows: list[int],
                          hands: list[list[np.ndarray]] | None) -> list[Picture]:
-            return list(self._flush(batch, rows, plan, analysis, constants, hands))
+            return list(self._flush(batch, rows, plan, analysis, constants.result(), hands))
 
         # with more than one transplant thread, batches are transplanted at once (their CPU
         # parts: rasterising, remapping, blurring, in OpenCV and numpy, which let go of the GIL)
@@ -351,27 +354,40 @@ def held_hands(keeper: handkeep.HandKeeper | None, plan: Plan, batch: list[Pictu
 
 
 def template_constants(analysis: TemplateAnalysis, cache: AnalysisCache,
-                       key: str) -> tuple[Constants, np.ndarray]:
+                       key: str) -> tuple[Future[Constants], np.ndarray]:
     """The render's constants (:func:`render_constants`) and planning's mouth detail
     (planning.mouth_detail) of ``analysis``, kept in ``cache`` as a part of the analysis's
     entry (its ``key``) under the source of the code that makes them: a template used again
-    reads them back (th10: 2 s of reading its crops). A cache that cannot be written costs
-    only that time."""
+    reads them back (th10: 2 s of reading its crops). Made afresh, the detail comes at once and
+    the constants from a thread of their own (th10: 1.1-3 s, which the planning and the render's
+    first decoding need not wait for), kept once both are had. A cache that cannot be written
+    costs only that time."""
     part = f"constants-{constants_signature()}"
     kept = cache.load_arrays(key, part)
+    found: Future[Constants] = Future()
     try:
         if kept is not None and len(kept["lip_colours"]) == len(kept["detail"]) \
                 == analysis.n_frames:
-            return Constants.from_arrays(kept), kept["detail"]
+            found.set_result(Constants.from_arrays(kept))
+            return found, kept["detail"]
     except (KeyError, ValueError) as err:  # another layout: made again and kept over it
         log.warning("engine.constants_unreadable", error=str(err))
-    constants = render_constants(analysis)
     detail = planning.mouth_detail(analysis)
-    try:
-        cache.save_arrays(key, {**constants.arrays(), "detail": detail}, part)
-    except OSError as err:
-        log.warning("engine.constants_not_kept", error=str(err))
-    return constants, detail
+
+    def make() -> None:
+        try:
+            constants = render_constants(analysis)
+        except BaseException as err:  # raised where the render waits for them
+            found.set_exception(err)
+            return
+        try:
+            cache.save_arrays(key, {**constants.arrays(), "detail": detail}, part)
+        except OSError as err:
+            log.warning("engine.constants_not_kept", error=str(err))
+        found.set_result(constants)  # once kept: a later job finds them
+
+    threading.Thread(target=make, name="builtin-constants", daemon=True).start()
+    return found, detail
 
 
 @functools.cache
