@@ -23,7 +23,7 @@ from heygemd.closing import Closing
 from heygemd.errors import COPY_ADVICE, COPY_HINT, MediaError
 from heygemd.media import hardware, hdr, yuv
 from heygemd.media.probe import open_input, probe
-from heygemd.media.types import MediaInfo
+from heygemd.media.types import MediaInfo, VideoStreamInfo
 from heygemd.media.yuv import Picture
 
 log = structlog.get_logger(__name__)
@@ -415,9 +415,12 @@ HELD_FORMATS = ("yuv420p", "yuvj420p", "nv12")
 HELD_BYTES_PER_PIXEL = 1.5
 
 
-def held_bytes_per_pixel(pix_fmt: str | None) -> float:
-    """Bytes per pixel :func:`read_range_backwards` holds for a stream of ``pix_fmt``."""
-    return HELD_BYTES_PER_PIXEL if pix_fmt in HELD_FORMATS else 3.0
+def held_bytes_per_pixel(video: VideoStreamInfo | None) -> float:
+    """Bytes per pixel :func:`read_range_backwards` holds for ``video``: 4:2:0 frames as
+    decoded (an HDR stream's as shown in SDR, :meth:`VideoReader.sdr`), others as RGB."""
+    if video is not None and (video.pix_fmt in HELD_FORMATS or hdr.is_hdr(video.colour[3])):
+        return HELD_BYTES_PER_PIXEL
+    return 3.0
 
 
 def read_range_backwards(
@@ -434,12 +437,12 @@ def read_range_backwards(
         for index, frame in reader.iter_raw_from(start):
             if index >= stop:
                 break
-            if frame.format.name in HELD_FORMATS:
-                held.append((index, frame))
-            elif frame is last_raw:  # repeated over a gap: the same array again
+            if frame is last_raw:  # repeated over a gap: the same picture again
                 held.append((index, held[-1][1]))
             else:
-                held.append((index, reader.to_rgb(frame)))
+                shown = reader.sdr(frame)  # an HDR frame turned once, held as its SDR one
+                held.append((index, shown if shown.format.name in HELD_FORMATS
+                             else reader.to_rgb(shown)))
             last_raw = frame
         last_held: Any = None
         last_rgb: Picture | None = None

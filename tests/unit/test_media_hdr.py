@@ -156,3 +156,28 @@ def test_sdr_ten_bit_video_is_not_converted(tmp_path: Path) -> None:
         [(_, frame)] = list(reader.pictures(as_yuv=True))
     assert isinstance(frame, np.ndarray)
     assert np.array_equal(frame, raw.to_ndarray(format="rgb24"))
+
+
+def test_an_hdr_video_read_backwards_is_held_as_its_sdr_frames(tmp_path: Path) -> None:
+    """A backward run (a ping-pong template) holds HDR frames as their SDR 4:2:0 frames and
+    gives what a forward read gives, each frame turned once."""
+    from heygemd.media.video import read_range_backwards
+
+    pictures = [np.full((16, 16, 3), 40 + 12 * i, np.uint8) for i in range(10)]
+    path = make_hdr_video(tmp_path / "run.mkv", pictures, hdr.HLG)
+    with VideoReader(path) as reader:
+        forward = [as_rgb(p) for _, p in reader.pictures(as_yuv=True)]
+    turned: list[int] = []
+    real = hdr.SdrFrames.__call__
+
+    def counted(self: hdr.SdrFrames, frame: av.VideoFrame) -> av.VideoFrame:
+        turned.append(1)
+        return real(self, frame)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hdr.SdrFrames, "__call__", counted)
+        backward = list(read_range_backwards(path, 2, 9, as_yuv=True))
+    assert [i for i, _ in backward] == list(range(8, 1, -1))
+    assert all(isinstance(p, YuvFrame) for _, p in backward)
+    assert all(np.array_equal(as_rgb(p), forward[i]) for i, p in backward)
+    assert len(turned) == 7

@@ -4,6 +4,7 @@ files, and the pure helpers."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -270,7 +271,11 @@ def test_read_range_backwards_gives_other_formats_as_forwards(tmp_path: Path, pi
     got = list(read_range_backwards(path, 3, 20))
     assert [i for i, _ in got] == list(range(19, 2, -1))
     assert all(np.array_equal(frame, frames[i]) for i, frame in got)
-    assert held_bytes_per_pixel(pix_fmt) == 3.0 and held_bytes_per_pixel("yuv420p") == 1.5
+    info = probe(path).video
+    assert info is not None and held_bytes_per_pixel(info) == 3.0
+    assert held_bytes_per_pixel(replace(info, pix_fmt="yuv420p")) == 1.5
+    # an HDR stream's frames are held as the SDR 4:2:0 frames they are shown as
+    assert held_bytes_per_pixel(replace(info, pix_fmt="yuv420p10le", colour=(9, 1, 9, 18))) == 1.5
 
 
 def test_reader_frames_from_the_middle_repeat_over_gaps(tmp_path: Path) -> None:

@@ -177,7 +177,7 @@ def base_frames(
         yield from _kept_forward(path, order, info, as_yuv)
         return
     video = info.video if info is not None else None
-    held_bytes = frame_bytes / 3 * held_bytes_per_pixel(video.pix_fmt if video else None)
+    held_bytes = frame_bytes / 3 * held_bytes_per_pixel(video)
     chunk = max(1, int(REVERSE_BUDGET_BYTES // max(held_bytes, 1)))
     for start, stop, step in runs(order):
         if step > 0:
