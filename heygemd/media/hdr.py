@@ -10,8 +10,9 @@ The mapping (:func:`sdr_rgb`, pure): the signal to display light (HLG: its inver
 rolled off to reach it at PEAK_NITS (on the largest of R, G and B, so hues stay), colours
 outside BT.709 clipped, then BT.709's signal (BT.1886's 2.4 gamma). :class:`SdrFrames`
 applies it to a frame's 2x2 blocks (one chroma sample each): each block's colour is mapped
-exactly at the block's mean luma, and each of its four luma samples through the mapping of
-grey, shifted by what the block's colour does to its luma.
+exactly at the block's mean luma (at its lowest and highest where its lumas spread apart), and
+each of its four luma samples through the mapping of grey, shifted by what the block's colour
+does to luma there.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ HLG_DISPLAY_NITS = 1000.0  # the display HLG's OOTF is taken for (system gamma 1
 # HDR reference white shows at 0.85 (8-bit 239), twice it at 0.99 (254)
 KNEE = 0.6
 PEAK_NITS = 1000.0  # the brightest light kept apart (HLG's display; PQ's usual mastering)
+# A 2x2 block whose lumas spread over more than this (of the signal's range) is mapped at its
+# lowest and highest luma, not its mean alone (SdrFrames._spread_blocks)
+SPREAD = 0.08
 SDR_GAMMA = 2.4  # BT.1886
 
 # linear-light RGB, BT.2020 primaries -> BT.709 primaries (ITU-R BT.2087)
@@ -212,6 +216,7 @@ class SdrFrames:
         y_out = grey[y16]
         level = np.rint(_block_mean(y16.astype(np.float32))).astype(np.int32)
         _add_blockwise(y_out, y_block - grey[level])
+        self._spread_blocks(y_out, y16, luma, cb, cr, grey, (scale, offset))
         out = av.VideoFrame(width, height, "yuv420p")
         out.colorspace, out.color_range, out.color_primaries, out.color_trc = BT709_LIMITED
         y8, u8, v8 = _planes(out, np.uint8)
@@ -222,6 +227,34 @@ class SdrFrames:
         if frame.time_base is not None:
             out.time_base = frame.time_base
         return out
+
+
+    def _spread_blocks(self, y_out: np.ndarray, y16: np.ndarray, luma: np.ndarray,
+                       cb: np.ndarray, cr: np.ndarray, grey: np.ndarray,
+                       coding: tuple[float, float]) -> None:
+        """Blocks whose four lumas spread over more than SPREAD (one-pixel edges under a
+        saturated colour, as text on a coloured bar): the colour's shift is found at the block's
+        lowest and highest luma, and each pixel's taken between them by its own luma, in
+        ``y_out`` (at the mean's shift, such stripes of blue and white came out 41 levels off
+        on average). ``coding``: the 16-bit luma codes' scale and offset."""
+        rows, cols = luma.shape[0] // 2, luma.shape[1] // 2
+        subs = [luma[dy : 2 * rows : 2, dx : 2 * cols : 2] for dy in (0, 1) for dx in (0, 1)]
+        low = np.minimum(np.minimum(subs[0], subs[1]), np.minimum(subs[2], subs[3]))
+        high = np.maximum(np.maximum(subs[0], subs[1]), np.maximum(subs[2], subs[3]))
+        by, bx = np.nonzero(high - low > SPREAD)
+        if not len(by):
+            return
+        low, high = low[by, bx], high[by, bx]
+        shifts = []
+        for level in (low, high):
+            mapped = self.mapped(*_ycbcr_to_rgb(level, cb[by, bx], cr[by, bx], BT2020_LUMA))
+            code = np.clip(np.rint(level * coding[0] + coding[1]), 0, 65535).astype(np.int32)
+            shifts.append(_rgb_to_ycbcr(*mapped, BT709_LUMA)[0] - grey[code])
+        for dy in (0, 1):
+            for dx in (0, 1):
+                py, px = 2 * by + dy, 2 * bx + dx
+                share = (luma[py, px] - low) / (high - low)
+                y_out[py, px] = grey[y16[py, px]] + shifts[0] + share * (shifts[1] - shifts[0])
 
 
 def _planes(frame: Any, dtype: type[np.generic]) -> list[np.ndarray]:

@@ -181,3 +181,31 @@ def test_an_hdr_video_read_backwards_is_held_as_its_sdr_frames(tmp_path: Path) -
     assert all(isinstance(p, YuvFrame) for _, p in backward)
     assert all(np.array_equal(as_rgb(p), forward[i]) for i, p in backward)
     assert len(turned) == 7
+
+
+@pytest.mark.parametrize("transfer", [hdr.HLG, hdr.PQ])
+def test_one_pixel_stripes_under_a_saturated_colour_keep_their_lumas(
+    tmp_path: Path, transfer: int
+) -> None:
+    """White text on a blue bar, one pixel wide: each 2x2 block holds both, under one chroma.
+    Each pixel's luma is what the exact mapping gives it with its block's chroma (mapped at the
+    block's mean luma alone, these came out 41 levels off on average)."""
+    picture = np.full((16, 16, 3), 255, np.uint8)
+    picture[:, ::2] = (30, 60, 230)
+    path = make_hdr_video(tmp_path / "stripes.mkv", [picture], transfer)
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    wide = frame.reformat(format="yuv420p16le")
+    y16, u16, v16 = (np.ndarray(shape, np.uint16, buffer=memoryview(p),
+                                strides=(p.line_size, 2)).astype(np.float64)
+                     for shape, p in zip(((16, 16), (8, 8), (8, 8)), wide.planes, strict=True))
+    luma = (y16 - 4096) / 56064
+    cb, cr = (np.repeat(np.repeat((c - 32768) / 57344, 2, axis=0), 2, axis=1) for c in (u16, v16))
+    r, b = luma + 2 * (1 - 0.2627) * cr, luma + 2 * (1 - 0.0593) * cb
+    g = (luma - 0.2627 * r - 0.0593 * b) / 0.6780
+    exact = hdr.sdr_rgb(np.clip(np.stack([r, g, b], axis=-1), 0, 1).astype(np.float32), transfer)
+    expected = np.rint(16 + 219 * (exact @ np.array([0.2126, 0.7152, 0.0722], np.float32)))
+    out = hdr.SdrFrames(transfer)(frame)
+    got = np.ndarray((16, 16), np.uint8, buffer=memoryview(out.planes[0]),
+                     strides=(out.planes[0].line_size, 1)).astype(int)
+    assert np.abs(got - expected).max() <= 1
