@@ -46,7 +46,7 @@ def _pq_signal(nits: np.ndarray) -> np.ndarray:
 
 def test_published_levels_come_out_where_bt1886_puts_them() -> None:
     """100 nits of grey (PQ 50.8%; HLG 63.0% on a 1000-nit display, BT.2100) is 100/203 of
-    SDR white in light, below the knee: SDR signal (100/203)^(1/2.4) = 0.7446."""
+    SDR white in light, below the knee: SDR signal (100/203)^(1/2.4) = 0.7445."""
     expected = (100 / 203) ** (1 / 2.4)
     for signal, transfer in ((_pq_signal(np.array(100.0)), hdr.PQ), (0.6296, hdr.HLG)):
         grey = np.full((1, 3), signal, np.float32)
