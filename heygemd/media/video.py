@@ -409,8 +409,9 @@ def keyframe_indices(path: Path, fps: float) -> list[int]:
 
 
 # Frames held while a range is walked backwards: 8-bit 4:2:0 frames as the decoder gave them
-# (half the bytes of RGB), turned to RGB as each is given; other formats as RGB at once, so that
-# every frame equals the one a forward walk gives.
+# (half the bytes of RGB; an HDR frame as the SDR 4:2:0 frame it is shown as), turned to RGB as
+# each is given; other formats as RGB at once, so that every frame equals the one a forward
+# walk gives.
 HELD_FORMATS = ("yuv420p", "yuvj420p", "nv12")
 HELD_BYTES_PER_PIXEL = 1.5
 

@@ -3,6 +3,7 @@ analysis (engine.template_constants)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -153,9 +154,8 @@ def test_the_detail_comes_at_once_and_the_constants_beside_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Made afresh, the planning's detail is given while the render's constants are still
-    being made; a failure making them is raised where they are waited for."""
-    import threading
-
+    being made; a failure making or keeping them (of any kind) is raised where they are waited
+    for, never left pending."""
     analysis = _template(blurred=10)
     release = threading.Event()
     real = engine.render_constants
@@ -178,3 +178,14 @@ def test_the_detail_comes_at_once_and_the_constants_beside_it(
     failed, _ = engine.template_constants(analysis, AnalysisCache(tmp_path / "other"), KEY)
     with pytest.raises(RuntimeError, match="no colours"):
         failed.result(timeout=60)
+
+    monkeypatch.setattr(engine, "render_constants", real)
+    cache = AnalysisCache(tmp_path / "third")
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(cache, "save_arrays", full)
+    unkept, _ = engine.template_constants(analysis, cache, KEY)
+    with pytest.raises(MemoryError):
+        unkept.result(timeout=60)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import threading
 import time
 import weakref
 from collections import deque
@@ -41,7 +40,7 @@ from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template,
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Listener
 from heygemd.engines.builtin.mouthmodel import MouthModel
-from heygemd.engines.builtin.prefetch import Ahead
+from heygemd.engines.builtin.prefetch import Ahead, start_worker
 from heygemd.engines.builtin.render import Constants, Plan
 from heygemd.errors import ProcessingError
 from heygemd.media.yuv import Picture
@@ -377,16 +376,16 @@ def template_constants(analysis: TemplateAnalysis, cache: AnalysisCache,
     def make() -> None:
         try:
             constants = render_constants(analysis)
-        except BaseException as err:  # raised where the render waits for them
+            try:
+                cache.save_arrays(key, {**constants.arrays(), "detail": detail}, part)
+            except OSError as err:
+                log.warning("engine.constants_not_kept", error=str(err))
+        except BaseException as err:  # whatever it is, raised where the render waits
             found.set_exception(err)
             return
-        try:
-            cache.save_arrays(key, {**constants.arrays(), "detail": detail}, part)
-        except OSError as err:
-            log.warning("engine.constants_not_kept", error=str(err))
         found.set_result(constants)  # once kept: a later job finds them
 
-    threading.Thread(target=make, name="builtin-constants", daemon=True).start()
+    start_worker(make, "builtin-constants")  # the job's log context goes with it
     return found, detail
 
 
