@@ -183,22 +183,27 @@ def test_an_hdr_video_read_backwards_is_held_as_its_sdr_frames(tmp_path: Path) -
     assert len(turned) == 7
 
 
-@pytest.mark.parametrize("transfer", [hdr.HLG, hdr.PQ])
-def test_one_pixel_stripes_under_a_saturated_colour_keep_their_lumas(
-    tmp_path: Path, transfer: int
-) -> None:
-    """White text on a blue bar, one pixel wide: each 2x2 block holds both, under one chroma.
-    Each pixel's luma is what the exact mapping gives it with its block's chroma (mapped at the
-    block's mean luma alone, these came out 41 levels off on average)."""
-    picture = np.full((16, 16, 3), 255, np.uint8)
-    picture[:, ::2] = (30, 60, 230)
-    path = make_hdr_video(tmp_path / "stripes.mkv", [picture], transfer)
-    with av.open(str(path)) as container:
-        frame = next(container.decode(video=0))
+def _ten_bit(luma: np.ndarray, u: float, v: float, transfer: int) -> av.VideoFrame:
+    """A limited-range yuv420p10le BT.2020 frame of 10-bit ``luma`` codes under one chroma."""
+    h, w = luma.shape
+    frame = av.VideoFrame(w, h, "yuv420p10le")
+    frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc = 9, 1, 9, transfer
+    for plane, values in zip(frame.planes, (luma, np.full((h // 2, w // 2), u),
+                                            np.full((h // 2, w // 2), v)), strict=True):
+        rows: np.ndarray = np.ndarray(values.shape, np.uint16, buffer=memoryview(plane),
+                                      strides=(plane.line_size, 2))
+        rows[...] = np.rint(values)
+    return frame
+
+
+def _lumas(frame: av.VideoFrame, transfer: int) -> tuple[np.ndarray, np.ndarray]:
+    """(SdrFrames' 8-bit luma, the exact mapping's: each pixel with its block's chroma)."""
+    h, w = frame.height, frame.width
     wide = frame.reformat(format="yuv420p16le")
     y16, u16, v16 = (np.ndarray(shape, np.uint16, buffer=memoryview(p),
                                 strides=(p.line_size, 2)).astype(np.float64)
-                     for shape, p in zip(((16, 16), (8, 8), (8, 8)), wide.planes, strict=True))
+                     for shape, p in zip(((h, w), (h // 2, w // 2), (h // 2, w // 2)),
+                                         wide.planes, strict=True))
     luma = (y16 - 4096) / 56064
     cb, cr = (np.repeat(np.repeat((c - 32768) / 57344, 2, axis=0), 2, axis=1) for c in (u16, v16))
     r, b = luma + 2 * (1 - 0.2627) * cr, luma + 2 * (1 - 0.0593) * cb
@@ -206,6 +211,37 @@ def test_one_pixel_stripes_under_a_saturated_colour_keep_their_lumas(
     exact = hdr.sdr_rgb(np.clip(np.stack([r, g, b], axis=-1), 0, 1).astype(np.float32), transfer)
     expected = np.rint(16 + 219 * (exact @ np.array([0.2126, 0.7152, 0.0722], np.float32)))
     out = hdr.SdrFrames(transfer)(frame)
-    got = np.ndarray((16, 16), np.uint8, buffer=memoryview(out.planes[0]),
+    got = np.ndarray((h, w), np.uint8, buffer=memoryview(out.planes[0]),
                      strides=(out.planes[0].line_size, 1)).astype(int)
+    return got, expected
+
+
+@pytest.mark.parametrize("transfer", [hdr.HLG, hdr.PQ])
+def test_one_pixel_stripes_under_a_saturated_colour_keep_their_lumas(
+    tmp_path: Path, transfer: int
+) -> None:
+    """White text on a blue bar, one pixel wide: each 2x2 block holds both, under one chroma.
+    Each pixel's luma is what the exact mapping gives it with its block's chroma (mapped at the
+    block's mean luma alone, these are 41 levels off on average)."""
+    picture = np.full((16, 16, 3), 255, np.uint8)
+    picture[:, ::2] = (30, 60, 230)
+    path = make_hdr_video(tmp_path / "stripes.mkv", [picture], transfer)
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    got, expected = _lumas(frame, transfer)
     assert np.abs(got - expected).max() <= 1
+
+
+def test_four_lumas_a_block_are_closer_and_the_spread_threshold_is_smooth() -> None:
+    """Blocks of four different lumas under a saturated colour come out nearer the exact
+    mapping than their mean's shift alone puts them (mean 17 levels off there), and an edge
+    whose spread crosses SPREAD (a stripe 3 codes brighter) does not jump."""
+    ramp = np.tile(np.array([[0.0, 1.0], [2.0, 3.0]]), (8, 8)) / 3 * 750 + 150
+    got, expected = _lumas(_ten_bit(ramp, 900, 380, hdr.HLG), hdr.HLG)
+    assert np.abs(got - expected).mean() < 12
+    for mid in range(200, 850, 50):
+        under, over = (
+            _lumas(_ten_bit(np.where(np.arange(16) % 2 == 0, mid, mid + step)[None, :]
+                            .repeat(16, axis=0).astype(float), 700, 430, hdr.HLG), hdr.HLG)[0]
+            for step in (69, 72))  # SPREAD is 70.08 codes of the limited range
+        assert np.abs(under - over).max() <= 3, mid
