@@ -390,7 +390,7 @@ class Pipeline:
 
     def _encode(
         self, rendering: Rendering, audio: AudioCheck, output: Path, progress: ProgressFn,
-        sampler: preview.Sampler, colour: Colour,
+        sampler: preview.Sampler, colour: Colour | None,
     ) -> tuple[dict[str, float], dict[str, str]]:
         """Pull the engine's frames into an MP4 at ``output`` with the job's sound track;
         ``sampler`` sees every frame (it keeps a few for the preview); ``colour``: the
@@ -400,7 +400,8 @@ class Pipeline:
         out_cfg = audio.output
         partial = output.with_name(names.fit(f".{output.stem}", ".mp4.partial"))
         try:
-            # the sound decoded at the output's rate, all channels kept, as the frames come
+            # the sound decoded at the output's rate as the frames come (more than two channels
+            # mixed down to stereo: media.audio.TrackStream)
             with JobSound(audio.path, out_cfg.audio_rate) as track, VideoWriter(
                 partial, rendering.width, rendering.height, rendering.fps,
                 audio=track, audio_rate=out_cfg.audio_rate, settings=out_cfg, colour=colour,
@@ -445,9 +446,9 @@ def _done(
     )
 
 
-def video_colour(info: MediaInfo | None) -> Colour:
-    """The colours ``info``'s video stream says it is in (unspecified where it has none)."""
-    return info.video.colour if info is not None and info.video is not None else (2, 0, 2, 2)
+def video_colour(info: MediaInfo | None) -> Colour | None:
+    """The colours ``info``'s video stream says it is in (None where it has no video)."""
+    return info.video.colour if info is not None and info.video is not None else None
 
 
 def engine_findings(metrics: dict[str, float], file: str) -> list[Finding]:

@@ -17,6 +17,7 @@ does to luma there.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,7 @@ def display_light(rgb: np.ndarray, transfer: int) -> np.ndarray:
     return (nits / REFERENCE_WHITE_NITS).astype(np.float32)
 
 
+@functools.cache
 def _shoulder_rate() -> float:
     """The rate ``a`` of the roll-off k + (1 - k)(1 - e^(-a (x - k))) / (1 - e^(-a (p - k)))
     whose slope at the knee k is 1 (p: PEAK_NITS over reference white)."""

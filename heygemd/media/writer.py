@@ -18,6 +18,7 @@ import structlog
 
 from heygemd.closing import Closing
 from heygemd.errors import ProcessingError
+from heygemd.media import hdr
 from heygemd.media.audio import ArrayTrack, Track
 from heygemd.media.encoder import EncoderChoice, encoder_for
 from heygemd.media.video import even_frame, frames_for
@@ -52,8 +53,6 @@ def rgb_colours(template: Colour | None) -> Colour:
     of ``template``'s colours (pure): an HDR one's SDR BT.709 (the frames it shows, media.hdr),
     a tagged one's own (a rotated BT.709 phone video stays BT.709: players read untagged HD
     video as BT.709, not as swscale's BT.601), else UNTAGGED (read and written alike)."""
-    from heygemd.media import hdr
-
     if template is None or template[0] == UNTAGGED[0]:
         return UNTAGGED
     if hdr.is_hdr(template[3]):
