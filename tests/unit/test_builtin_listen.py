@@ -66,3 +66,25 @@ def test_the_same_audio_is_heard_once(monkeypatch: pytest.MonkeyPatch) -> None:
     listener.hear(other, 25.0, 25)  # evicts the oldest (one @ 25)
     listener.hear(one, 25.0, 25)
     assert calls == [25, 30, 25, 25]
+
+
+def test_a_50_fps_video_hears_at_the_planning_rate() -> None:
+    """At 50 fps each pair of frames hears what one 25 fps frame hears (the models' time
+    scale: +-160 ms of context, 40 ms a row), a given voice mask read two frames at a time."""
+    assert [af.plan_step(f) for f in (23.976, 25, 30, 48, 50, 59.94, 120)] == [1, 1, 1, 2, 2, 2, 5]
+    t = np.arange(int(AUDIO_RATE * 2.0)) / AUDIO_RATE
+    voiced = (np.sin(2 * np.pi * 3 * t) > 0).astype(np.float32)
+    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * voiced).astype(np.float32)
+    listener = listen.Listener(remember=0)
+    slow = listener.hear(audio, 25.0, 50)
+    fast = listener.hear(audio, 50.0, 100)
+    for name in listen.HEARD_FIELDS:
+        a, b = getattr(slow, name), getattr(fast, name)
+        np.testing.assert_array_equal(b[::2], a)
+        np.testing.assert_array_equal(b[1::2], a)
+    mask = np.zeros(101, bool)
+    mask[[3, 40, 41, 100]] = True
+    odd = listener.hear(audio, 50.0, 101, speech=mask)
+    assert odd.features.shape == (101, listen.FEATURE_DIM)
+    assert np.flatnonzero(odd.speech).tolist() == [2, 3, 40, 41, 100]
+    np.testing.assert_array_equal(listen.any_of_steps(mask, 2)[[1, 20, 50]], [True, True, True])

@@ -252,3 +252,50 @@ def test_frames_with_a_hand_at_the_mouth_give_no_mouth() -> None:
                                    cfg, FakeListener(loudness), avoid=np.ones(N, bool))
     np.testing.assert_array_equal(everything.source, plain.source)
 
+
+
+def _twice_as_fast(analysis: TemplateAnalysis) -> TemplateAnalysis:
+    """The same template at twice its frame rate, every frame shown twice."""
+    from dataclasses import replace
+
+    def two(a: np.ndarray) -> np.ndarray:
+        return np.repeat(a, 2, axis=0)
+
+    return replace(analysis, fps=analysis.fps * 2, landmarks=two(analysis.landmarks),
+                   pose=two(analysis.pose), usable=two(analysis.usable),
+                   opening=two(analysis.opening), features=two(analysis.features),
+                   speech=two(analysis.speech), crop_origin=two(analysis.crop_origin),
+                   crops=two(analysis.crops))
+
+
+def test_a_50_fps_video_is_planned_at_25_and_its_sources_run_on_between() -> None:
+    """A 50 fps video is planned on every other frame, at the 25 fps its models count in: the
+    same footage at twice the rate gets the same mouths, each planned source followed by the
+    frame after it, and a frame shown as recorded stays so; a next frame without a measured
+    mouth gives way to the planned one."""
+    slow = _template()
+    rng = np.random.default_rng(4)
+    loudness = np.repeat(rng.uniform(0.05, 1, 12), 5)
+    loudness[25:35] = 0.0
+    cfg = BuiltinEngineSettings(lead_ms=40)
+    silent = np.zeros(AUDIO_RATE, np.float32)
+    planned, _ = planning.drive(slow, silent, len(loudness), cfg, FakeListener(loudness))
+    fast = _twice_as_fast(slow)
+    moved = planned.source[planned.transplanted]
+    gone = 2 * int(moved[0]) + 1  # the frame after a planned source: its mouth not measured
+    fast.opening[gone] = np.nan
+    plan, metrics = planning.drive(fast, silent, 2 * len(loudness), cfg,
+                                   FakeListener(np.repeat(loudness, 2)))
+    assert plan.active.all() and len(plan.source) == 2 * len(loudness)
+    np.testing.assert_array_equal(plan.base, select.pingpong_indices(2 * len(loudness), 2 * N))
+    for t in range(len(plan.source)):
+        c = t // 2
+        if planned.source[c] == planned.base[c]:
+            assert plan.source[t] == plan.base[t]
+        else:
+            after = 2 * planned.source[c] + t % 2
+            assert plan.source[t] == (2 * planned.source[c] if after == gone else after)
+    np.testing.assert_array_equal(
+        np.nan_to_num(fast.opening[plan.source]),
+        np.nan_to_num(np.repeat(slow.opening[planned.source], 2)))
+    assert metrics["frames_as_recorded"] == float((plan.source == plan.base).sum())

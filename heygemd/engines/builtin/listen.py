@@ -63,6 +63,17 @@ class Heard:
         )
 
 
+HEARD_FIELDS = ("features", "speech", "level", "phone_opening", "closed_lips")
+
+
+def any_of_steps(mask: np.ndarray, step: int) -> np.ndarray:
+    """bool (ceil(T / step),): whether any of each ``step`` consecutive frames of ``mask`` (T,)
+    is set."""
+    padded = np.zeros(-(-len(mask) // step) * step, dtype=bool)
+    padded[: len(mask)] = mask
+    return padded.reshape(-1, step).any(axis=1)
+
+
 def feature_windows(mel: np.ndarray, speech: np.ndarray, visemes: np.ndarray) -> np.ndarray:
     """Per-utterance normalised log-mel (T, N_MELS) beside viseme occupancy (T, classes), each
     row stacked with its neighbours -> float32 (T, FEATURE_DIM)."""
@@ -135,7 +146,9 @@ class Listener:
 
     def hear(self, audio: np.ndarray, fps: float, count: int,
              speech: np.ndarray | None = None) -> Heard:
-        """float32 (N,) 16 kHz mono -> what ``count`` video frames at ``fps`` hear. The arrays
+        """float32 (N,) 16 kHz mono -> what ``count`` video frames at ``fps`` hear; a video
+        faster than the planning rate is heard at it (af.plan_step) and each of its frames gets
+        the row of the planned frame it falls in. The arrays
         are read-only: a remembered result is shared by every caller that hears this audio.
         ``speech``: :meth:`speech_mask` of these samples where the caller found it (the hearing
         worker is sent it: it never loads the voice detector, nor torch)."""
@@ -152,13 +165,24 @@ class Listener:
 
     def _hear(self, audio: np.ndarray, fps: float, count: int,
               speech: np.ndarray | None = None) -> Heard:
+        if speech is not None and (speech.shape != (count,) or speech.dtype != np.bool_):
+            raise ValueError(f"a bool speech mask of {count} frames was expected, got "
+                             f"{speech.dtype} {speech.shape}")
+        step = af.plan_step(fps)
+        if step == 1:
+            return self._hear_at(audio, fps, count, speech)
+        # heard at the planning rate, each planned frame's row given to its STEP video frames
+        planned = self._hear_at(audio, fps / step, -(-count // step),
+                                None if speech is None else any_of_steps(speech, step))
+        return Heard(**{name: np.repeat(getattr(planned, name), step, axis=0)[:count]
+                        for name in HEARD_FIELDS})
+
+    def _hear_at(self, audio: np.ndarray, fps: float, count: int,
+                 speech: np.ndarray | None = None) -> Heard:
         mel = af.to_video_frames(af.log_mel(audio), af.HOP / AUDIO_RATE, fps, count)
         level = af.loudness_db(audio, fps, count)
         if speech is None:
             speech = self.voice.speech_mask(audio, fps, count, level)
-        elif speech.shape != (count,) or speech.dtype != np.bool_:
-            raise ValueError(f"a bool speech mask of {count} frames was expected, got "
-                             f"{speech.dtype} {speech.shape}")
         segments = self.phones.segments(audio, ph.piece_cuts(speech, fps, len(audio)))
         phone_opening, closed = ph.phones_to_frames(segments, fps, count)
         return Heard(

@@ -5,12 +5,14 @@ picks real template mouths that follow it (select).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from heygemd.engines.builtin import audio_features as af
 from heygemd.engines.builtin import motion, select, sync
 from heygemd.engines.builtin.analysis import TemplateAnalysis
-from heygemd.engines.builtin.listen import Hears
+from heygemd.engines.builtin.listen import HEARD_FIELDS, Heard, Hears, any_of_steps
 from heygemd.engines.builtin.mouthmodel import MouthModel, in_template_units
 from heygemd.engines.builtin.render import Plan
 from heygemd.settings import BuiltinEngineSettings
@@ -69,9 +71,77 @@ def drive(
     (else found here); avoid: bool (N,) template frames whose mouth is shown on no other frame
     unless every frame is one (a hand at the lower face: handkeep.py). Returns the plan and
     metrics (sync_r, regression reliability, ...).
+
+    A video faster than the planning rate (af.plan_step: 50 and 60 fps) is planned on every
+    STEP-th frame, at the rate its models count in (:func:`at_plan_rate`), and the plan is
+    spread over every frame (:func:`spread_plan`).
     """
+    heard = listener.hear(audio, analysis.fps, count)
+    base = select.pingpong_indices(count, analysis.n_frames)
+    detail = mouth_detail(analysis) if detail is None else detail
+    step = af.plan_step(analysis.fps)
+    if step == 1:
+        return _plan(analysis, heard, base, cfg, model, detail, avoid)
+    planned, metrics = _plan(
+        at_plan_rate(analysis, step), heard_at_plan_rate(heard, step), base[::step] // step, cfg,
+        model, detail[::step], None if avoid is None else any_of_steps(avoid, step))
+    plan = spread_plan(planned, step, base, analysis, avoid)
+    metrics["frames_passed_through"] = float((~plan.active).sum())
+    metrics["frames_as_recorded"] = float((plan.active & ~plan.transplanted).sum())
+    return plan, metrics
+
+
+def at_plan_rate(analysis: TemplateAnalysis, step: int) -> TemplateAnalysis:
+    """The analysis of every ``step``-th frame, at its rate (fps / step)."""
+    return replace(
+        analysis, fps=analysis.fps / step, landmarks=analysis.landmarks[::step],
+        pose=analysis.pose[::step], usable=analysis.usable[::step],
+        opening=analysis.opening[::step], features=analysis.features[::step],
+        speech=analysis.speech[::step], crop_origin=analysis.crop_origin[::step],
+        crops=analysis.crops[::step],
+        bridged=None if analysis.bridged is None else analysis.bridged[::step])
+
+
+def heard_at_plan_rate(heard: Heard, step: int) -> Heard:
+    """Every ``step``-th frame of a track heard at a video's rate: what its planned frames hear
+    (the listener gives each of those frames the row of its planned frame)."""
+    return Heard(**{name: getattr(heard, name)[::step] for name in HEARD_FIELDS})
+
+
+def spread_plan(planned: Plan, step: int, base: np.ndarray, analysis: TemplateAnalysis,
+                avoid: np.ndarray | None = None) -> Plan:
+    """The plan of every ``step``-th frame (its frames and indices at the planning rate) over
+    all of them: output frame t takes planned frame c = t // step. A planned frame shown as
+    recorded stays so (its source is the output frame's own base: ``base``, the ping-pong of
+    every frame); a transplant's source runs on through the frames between, step * source + t %
+    step, where that frame's mouth is usable (else the planned source frame's own)."""
+    count = len(base)
+    n = analysis.n_frames
+    t = np.arange(count)
+    c = t // step
+    first = planned.source[c] * step
+    nearest = np.minimum(first + t % step, n - 1)
+    valid = analysis.usable & np.isfinite(analysis.opening)
+    takes = valid if avoid is None else valid & ~avoid
+    source = np.where(takes[nearest], nearest, first)
+    source = np.where(planned.source[c] == planned.base[c], base, source)
+    active = analysis.usable[base] & bool(valid.any())
+    return Plan(base=base, source=source.astype(np.int64), active=active)
+
+
+def _plan(
+    analysis: TemplateAnalysis,
+    heard: Heard,
+    base: np.ndarray,
+    cfg: BuiltinEngineSettings,
+    model: MouthModel | None,
+    detail: np.ndarray,
+    avoid: np.ndarray | None,
+) -> tuple[Plan, dict[str, float]]:
+    """:func:`drive` at the analysis's own rate: ``heard`` and ``base`` (len(base) output
+    frames) at it too."""
     fps = analysis.fps
-    heard = listener.hear(audio, fps, count)
+    count = len(base)
     speech = heard.speech
     valid = analysis.usable & np.isfinite(analysis.opening)
     opening = np.nan_to_num(analysis.opening, nan=0.0)
@@ -108,7 +178,6 @@ def drive(
         heard.closed_lips, scale,
         motion.lead_frames_for(cfg.lead_ms, fps),
     )
-    base = select.pingpong_indices(count, analysis.n_frames)
     costs = select.SelectionCosts(
         jump_cost=JUMP_COST * cfg.continuity_weight, hold_cost=HOLD_COST * cfg.continuity_weight,
         pose_weight=cfg.pose_weight,
@@ -119,7 +188,7 @@ def drive(
         np.nan_to_num(analysis.pose), spread, costs.pose_weight,
         np.where(target.closed, CLOSED_SHAPE_WEIGHT, 1.0),
         select.hidden_lip_costs(select.lip_band(analysis.landmarks), valid)
-        + select.blur_costs(mouth_detail(analysis) if detail is None else detail, opening, valid)
+        + select.blur_costs(detail, opening, valid)
         + (0.0 if avoid is None else AVOID_COST * avoid.astype(np.float64)),
     )
     # no usable template frame at all: every frame passes through unchanged
