@@ -507,3 +507,37 @@ def test_a_finger_at_the_chin_stays_in_front_of_the_new_mouth(
             kept.append(float(np.abs(outputs[True][t].astype(np.int16) - base)[drawn].mean()))
             lost.append(float(np.abs(outputs[False][t].astype(np.int16) - base)[drawn].mean()))
     assert max(kept) < 6 and min(lost) > 10, (kept, lost)
+
+
+def test_a_50_fps_template_is_planned_at_25_and_follows_the_audio(
+    setup: dict, shared_media: Path, tmp_path: Path
+) -> None:
+    """th08 recorded at 50 fps: 50 frames a second come out, planned on every other one (the
+    models' 25), each transplant's source followed by the frame after it, the mouth with the
+    speech as at 25 fps."""
+    from heygemd.engines.builtin import audio_features as af
+    from heygemd.engines.builtin.motion import pearson
+    from heygemd.faces.analyze import FaceAnalyzer
+    from heygemd.faces.geometry import mouth_opening
+    from heygemd.media.probe import probe
+    from tests.mediagen import twice_as_fast
+
+    engine, slow = setup["engine"], setup["request"]
+    template = twice_as_fast(slow.template, tmp_path / "th08_50fps.mp4")
+    info = probe(template)
+    assert info.video is not None and info.video.avg_fps == 50
+    request = RenderRequest(template=template, info=info, audio=slow.audio, fps=50.0)
+    rendering = engine.render(request, lambda f: None)
+    frames = list(rendering.frames)
+    assert len(frames) == request.frame_count == frames_for(SECONDS, 50) == 125
+    plan = engine.last_plan
+    moved = np.flatnonzero(plan.transplanted[:-1:2] & plan.transplanted[1::2]) * 2
+    assert len(moved) > 20
+    assert (plan.source[moved + 1] - plan.source[moved] == 1).mean() > 0.9
+    assert rendering.metrics["sync_r"] > 0.2
+    with FaceAnalyzer(setup["settings"].faces, tracking=True) as analyzer:
+        opening = np.array([mouth_opening(found[0].landmarks) if found else np.nan
+                            for found in (analyzer.analyze(f, i) for i, f in enumerate(frames))])
+    env = af.envelope(af.loudness_db(request.audio, 50.0, len(frames)))
+    ok = np.isfinite(opening)
+    assert ok.mean() > 0.9 and pearson(opening[ok], env[ok]) > 0.2
