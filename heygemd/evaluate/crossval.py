@@ -108,7 +108,7 @@ class _Heard:
 
 def score_split(
     facts: ClipFacts, full: Any, heard: Heard, share: float, cfg: Any, model: MouthModel | None,
-    late: int = 0,
+    late: int = 0, detail: np.ndarray | None = None,
 ) -> PlanScore:
     """Plan the clip's tail from its head (``share`` of the frames) and score it.
 
@@ -116,7 +116,8 @@ def score_split(
     hearing, sliced into the head's and the tail's: a job hears each on its own, so the
     per-utterance normalisation's statistics differ a little from here); late: frames the
     template's own sound is made late against its picture (a template recorded out of step;
-    the tail, the new audio and its truth, stay as they are).
+    the tail, the new audio and its truth, stay as they are); detail: the whole clip's
+    planning.mouth_detail where it is not to be read from ``full``'s crops.
     """
     n = full.n_frames
     cut = int(round(n * share))
@@ -124,7 +125,7 @@ def score_split(
     head = head_analysis(full, cut, heard_late(heard_slice(heard, 0, cut), late))
     tail = heard_slice(heard, cut, n)
     plan, metrics = planning.drive(head, np.zeros(0, np.float32), count, cfg, _Heard(tail),
-                                   model)
+                                   model, None if detail is None else detail[:cut])
     opening = np.nan_to_num(head.opening, nan=0.0)
     shown = np.where(plan.active, opening[plan.source], opening[plan.base])
     truth = np.where(full.usable[cut:], full.opening[cut:], np.nan).astype(np.float64)
@@ -267,11 +268,12 @@ def folds(
 
 def run(
     settings: Any, corpus: Folds, shares: tuple[float, ...] = SHARES,
-    only: list[str] | None = None, late: tuple[int, ...] = (),
+    only: list[str] | None = None, late: tuple[int, ...] = (), faster: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """The leave-one-speaker-out plan evaluation of ``corpus`` (only: clip name prefixes
     scored). Scores the engine with its template regression alone and with the learned model
-    beside it; late: also :func:`late_templates` at these delays. JSON-ready."""
+    beside it; late: also :func:`late_templates` at these delays; faster: also
+    :func:`faster_footage` at these multiples of each clip's frame rate. JSON-ready."""
     from heygemd.engines.builtin.listen import Listener
 
     listener = Listener()
@@ -296,6 +298,9 @@ def run(
     }
     if late:
         result["late_templates"] = late_templates(cfg, corpus, facts, heard, late, shares)
+    if faster:
+        result["faster_footage"] = faster_footage(cfg, corpus, facts, heard, listener, faster,
+                                                  shares)
     return result
 
 
@@ -361,6 +366,53 @@ def late_templates(
                 clips["allowed_for"].values(), clips["left_alone"].values(), strict=True)),
             "corrected_share": round(float(np.mean(
                 [s.offset_corrected for s in scores["allowed_for"]])), 3),
+        }
+    return out
+
+
+def repeated(full: Any, times: int) -> Any:
+    """A clip's TemplateAnalysis as footage at ``times`` its frame rate would give it: every
+    frame ``times`` times (the crops left as they are: planning is given the mouth detail)."""
+    def more(values: np.ndarray) -> np.ndarray:
+        return np.repeat(values, times, axis=0)
+
+    return replace(
+        full, fps=full.fps * times, landmarks=more(full.landmarks), pose=more(full.pose),
+        usable=more(full.usable), opening=more(full.opening), features=more(full.features),
+        speech=more(full.speech), crop_origin=more(full.crop_origin),
+        bridged=None if full.bridged is None else more(full.bridged))
+
+
+def faster_footage(
+    cfg: Any, corpus: Folds, facts: list[ClipFacts], heard: dict[str, Heard], listener: Any,
+    factors: tuple[int, ...], shares: tuple[float, ...] = SHARES,
+) -> dict[str, Any]:
+    """Footage at a higher frame rate (50 or 60 fps): each clip of ``facts`` shown ``factors``
+    times as fast (:func:`repeated`), its sound heard at that rate, planned with the learned
+    model and scored against its truth at that rate, beside the same clip at its own rate.
+    Per factor: mean plan r at each rate with its 95% interval over clips and the paired
+    change. JSON-ready."""
+    from heygemd.media.audio import load_audio
+
+    own = per_clip([score_split(f, corpus.analyses[f.name], heard[f.name], share, cfg,
+                                corpus.models[f.speaker]) for f in facts for share in shares])
+    out: dict[str, Any] = {}
+    for times in factors:
+        rows = []
+        for f in facts:
+            full = corpus.analyses[f.name]
+            audio = load_audio(f.path, rate=AUDIO_RATE, from_first_frame=True)
+            faster = repeated(full, times)
+            track = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)],
+                                  faster.fps, faster.n_frames)
+            detail = np.repeat(planning.mouth_detail(full), times)
+            rows += [score_split(f, faster, track, share, cfg, corpus.models[f.speaker],
+                                 detail=detail) for share in shares]
+        fast = per_clip(rows)
+        out[str(times)] = {
+            "own_rate": interval(c["r"] for c in own.values()),
+            "faster": interval(c["r"] for c in fast.values()),
+            "change": interval(fast[name]["r"] - own[name]["r"] for name in own),
         }
     return out
 

@@ -188,6 +188,10 @@ def add_cli_arguments(parser: Any) -> None:
                         help="with --corpus: also plan every clip with its template's own sound "
                         "made this many frames late (< 0: early), its offset allowed for and "
                         "not (default -8 -5 -3 0 3 5 8)")
+    parser.add_argument("--faster", type=int, nargs="*", default=None, metavar="TIMES",
+                        help="with --corpus: also plan every clip as footage at this many times "
+                        "its frame rate (every frame repeated; 50/60 fps cameras), against its "
+                        "own rate (default 2)")
     parser.add_argument("--against", type=Path, default=None, metavar="EVAL_CORPUS_JSON",
                         help="with --corpus: an earlier run's eval-corpus-*.json; prints the "
                         "per-clip change in plan r with its 95%% interval, per language")
@@ -203,8 +207,9 @@ def _corpus_cli(settings: Any, args: Any, media: Path) -> tuple[str, bool]:
     corpus = crossval.folds(settings, media)
     late = () if args.late_templates is None else \
         tuple(args.late_templates or (-8, -5, -3, 0, 3, 5, 8))
+    faster = () if args.faster is None else tuple(args.faster or (2,))
     result: dict[str, Any] = {"plan": crossval.run(settings, corpus, only=args.clips or None,
-                                                   late=late)}
+                                                   late=late, faster=faster)}
     if before is not None:
         result["plan"]["against"] = {**crossval.against(before, result["plan"]),
                                      "file": args.against.name}
@@ -214,6 +219,10 @@ def _corpus_cli(settings: Any, args: Any, media: Path) -> tuple[str, bool]:
             f"  {d:>3}: allowed for {v['allowed_for']}, left alone {v['left_alone']}, "
             f"gain {v['gain']}, allowed for in {v['corrected_share']:.0%} of splits"
             for d, v in result["plan"]["late_templates"].items())
+    if faster:
+        text += "\nfootage at N times its frame rate, every frame N times (plan r [95%]):\n" + \
+            "\n".join(f"  x{n}: own rate {v['own_rate']}, x{n} {v['faster']}, change "
+                      f"{v['change']}" for n, v in result["plan"]["faster_footage"].items())
     if args.render:
         clips = [f.path for f in crossval.chosen(corpus.facts, args.clips)]
         result["render"] = run(settings, clips, [], args.out, models=corpus)

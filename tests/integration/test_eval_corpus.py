@@ -31,7 +31,7 @@ def test_eval_corpus_scores_each_clip_leaving_its_speaker_out(
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "heygemd", "--config", str(config), "eval", "--corpus",
-         "--media", str(media), "--out", str(out), "--late-templates", "0", "6"],
+         "--media", str(media), "--out", str(out), "--late-templates", "0", "6", "--faster"],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode in (0, 1), done.stderr[-2000:]  # 1: the quality targets are not met
@@ -66,3 +66,8 @@ def test_eval_corpus_scores_each_clip_leaving_its_speaker_out(
         assert set(row) == {"allowed_for", "left_alone", "gain", "corrected_share"}
         assert 0.0 <= row["corrected_share"] <= 1.0
     assert "late by N frames" in done.stdout
+    # the clips as 50 fps footage (every frame twice) are planned as at their own rate
+    faster = result["faster_footage"]["2"]
+    assert faster["own_rate"][0] == mean
+    assert abs(faster["change"][0]) < 0.05
+    assert "x2" in done.stdout

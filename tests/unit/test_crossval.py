@@ -77,3 +77,32 @@ def test_a_change_is_judged_per_clip_against_an_earlier_run() -> None:
     assert (change["all"]["up"], change["all"]["down"]) == (2, 1)
     assert change["zh"]["r_change"] == (0.1, 0.1, 0.1)
     assert change["en"]["up"] == 1 and change["en"]["down"] == 1
+
+
+def test_footage_at_twice_its_rate_is_planned_as_at_its_own() -> None:
+    """A clip shown at twice its frame rate (every frame twice, heard at that rate) scores as
+    at its own: the plan is made at the rate the models count in."""
+    full = _template()
+    n = full.n_frames
+    audio = np.repeat(np.where(full.speech, full.features[:, 0], 0.0), PER_FRAME)
+    audio = audio.astype(np.float32)
+
+    class Repeating(AudioLoudness):
+        def hear(self, audio: np.ndarray, fps: float, count: int) -> Heard:
+            times = int(round(fps / 25.0))
+            heard = super().hear(audio, 25.0, count // times)
+            return Heard(**{name: np.repeat(getattr(heard, name), times, axis=0)
+                            for name in ("features", "speech", "level", "phone_opening",
+                                         "closed_lips")})
+
+    facts = ClipFacts(path=Path("x.mp4"), speaker="x", language="en", licence="MIT")
+    cfg = BuiltinEngineSettings(lead_ms=0)
+    detail = np.zeros(n)
+    own = crossval.score_split(facts, full, Repeating().hear(audio, 25.0, n), 0.5, cfg, None,
+                               detail=detail)
+    faster = crossval.repeated(full, 2)
+    assert faster.fps == 50.0 and faster.n_frames == 2 * n
+    twice = crossval.score_split(facts, faster, Repeating().hear(audio, 50.0, 2 * n), 0.5, cfg,
+                                 None, detail=np.repeat(detail, 2))
+    assert twice.frames == 2 * own.frames
+    assert twice.r == pytest.approx(own.r, abs=1e-3) and twice.silent_closed == own.silent_closed
