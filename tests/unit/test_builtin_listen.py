@@ -82,6 +82,18 @@ def test_a_50_fps_video_hears_at_the_planning_rate() -> None:
         a, b = getattr(slow, name), getattr(fast, name)
         np.testing.assert_array_equal(b[::2], a)
         np.testing.assert_array_equal(b[1::2], a)
+    # the hearing worker is sent the mask found beside it: the same answer as found inside,
+    # voice edges inside a planned frame included
+    def spans(audio: np.ndarray, fps: float, count: int, level: np.ndarray) -> np.ndarray:
+        centre = (np.arange(count) + 0.5) / fps
+        return ((centre >= 0.13) & (centre <= 0.61)) | ((centre >= 0.83) & (centre <= 1.45))
+
+    edged = listen.Listener(remember=0)
+    edged.voice.speech_mask = spans  # type: ignore[method-assign]
+    inside = edged.hear(audio, 50.0, 100)
+    given = edged.hear(audio, 50.0, 100, speech=edged.speech_mask(audio, 50.0, 100))
+    for name in listen.HEARD_FIELDS:
+        np.testing.assert_array_equal(getattr(given, name), getattr(inside, name))
     mask = np.zeros(101, bool)
     mask[[3, 40, 41, 100]] = True
     odd = listener.hear(audio, 50.0, 101, speech=mask)

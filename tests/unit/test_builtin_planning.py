@@ -271,8 +271,8 @@ def _twice_as_fast(analysis: TemplateAnalysis) -> TemplateAnalysis:
 def test_a_50_fps_video_is_planned_at_25_and_its_sources_run_on_between() -> None:
     """A 50 fps video is planned on every other frame, at the 25 fps its models count in: the
     same footage at twice the rate gets the same mouths, each planned source followed by the
-    frame after it, and a frame shown as recorded stays so; a next frame without a measured
-    mouth gives way to the planned one."""
+    frame after it (a held source holds the later one), and a frame shown as recorded stays
+    so; a next frame without a measured mouth gives way to the planned one."""
     slow = _template()
     rng = np.random.default_rng(4)
     loudness = np.repeat(rng.uniform(0.05, 1, 12), 5)
@@ -288,13 +288,17 @@ def test_a_50_fps_video_is_planned_at_25_and_its_sources_run_on_between() -> Non
                                    FakeListener(np.repeat(loudness, 2)))
     assert plan.active.all() and len(plan.source) == 2 * len(loudness)
     np.testing.assert_array_equal(plan.base, select.pingpong_indices(2 * len(loudness), 2 * N))
+    holds = 0
     for t in range(len(plan.source)):
         c = t // 2
+        held = c > 0 and planned.source[c] == planned.source[c - 1]
         if planned.source[c] == planned.base[c]:
             assert plan.source[t] == plan.base[t]
-        else:
-            after = 2 * planned.source[c] + t % 2
+        else:  # a held source stays where its run ended: no step back between frames
+            holds += held
+            after = 2 * planned.source[c] + (1 if held else t % 2)
             assert plan.source[t] == (2 * planned.source[c] if after == gone else after)
+    assert holds > 4
     np.testing.assert_array_equal(
         np.nan_to_num(fast.opening[plan.source]),
         np.nan_to_num(np.repeat(slow.opening[planned.source], 2)))

@@ -160,8 +160,13 @@ class Listener:
         return heard
 
     def speech_mask(self, audio: np.ndarray, fps: float, count: int) -> np.ndarray:
-        """bool (count,): the frames where ``audio`` holds voice, as :meth:`hear` finds them."""
-        return self.voice.speech_mask(audio, fps, count, af.loudness_db(audio, fps, count))
+        """bool (count,): the frames where ``audio`` holds voice, as :meth:`hear` finds them
+        (a video faster than the planning rate: each planned frame's answer for its frames)."""
+        step = af.plan_step(fps)
+        planned = -(-count // step)
+        mask = self.voice.speech_mask(audio, fps / step, planned,
+                                      af.loudness_db(audio, fps / step, planned))
+        return np.repeat(mask, step)[:count]
 
     def _hear(self, audio: np.ndarray, fps: float, count: int,
               speech: np.ndarray | None = None) -> Heard:

@@ -86,6 +86,9 @@ def drive(
         at_plan_rate(analysis, step), heard_at_plan_rate(heard, step), base[::step] // step, cfg,
         model, detail[::step], None if avoid is None else any_of_steps(avoid, step))
     plan = spread_plan(planned, step, base, analysis, avoid)
+    opening = np.nan_to_num(analysis.opening, nan=0.0)
+    shown = np.where(plan.active, opening[plan.source], opening[plan.base])
+    metrics["sync_r"] = round(motion.pearson(shown, af.envelope(heard.level)), 4)
     metrics["frames_passed_through"] = float((~plan.active).sum())
     metrics["frames_as_recorded"] = float((plan.active & ~plan.transplanted).sum())
     return plan, metrics
@@ -114,13 +117,17 @@ def spread_plan(planned: Plan, step: int, base: np.ndarray, analysis: TemplateAn
     all of them: output frame t takes planned frame c = t // step. A planned frame shown as
     recorded stays so (its source is the output frame's own base: ``base``, the ping-pong of
     every frame); a transplant's source runs on through the frames between, step * source + t %
-    step, where that frame's mouth is usable (else the planned source frame's own)."""
+    step, or, where the planned frame holds the source before it, stays at the last of those;
+    a frame whose mouth was not measured, is not usable or is to be avoided gives way to the
+    planned source frame's own."""
     count = len(base)
     n = analysis.n_frames
     t = np.arange(count)
     c = t // step
     first = planned.source[c] * step
-    nearest = np.minimum(first + t % step, n - 1)
+    # a planned frame holding its predecessor's source holds where that one's run ended
+    held = np.concatenate([[False], planned.source[1:] == planned.source[:-1]])
+    nearest = np.minimum(first + np.where(held[c], step - 1, t % step), n - 1)
     valid = analysis.usable & np.isfinite(analysis.opening)
     takes = valid if avoid is None else valid & ~avoid
     source = np.where(takes[nearest], nearest, first)
