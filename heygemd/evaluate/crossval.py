@@ -21,6 +21,7 @@ import numpy as np
 
 from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import planning
+from heygemd.engines.builtin.audio_features import plan_step
 from heygemd.engines.builtin.listen import Heard
 from heygemd.engines.builtin.mouthmodel import MouthModel
 from heygemd.engines.builtin.select import pingpong_indices
@@ -120,7 +121,10 @@ def score_split(
     planning.mouth_detail where it is not to be read from ``full``'s crops.
     """
     n = full.n_frames
-    cut = int(round(n * share))
+    # at a multiple of the planning step: the new audio's planned frames start with it, as a
+    # job hears it, not halfway through one of the whole track's
+    step = plan_step(full.fps)
+    cut = int(round(n * share / step)) * step
     count = n - cut
     head = head_analysis(full, cut, heard_late(heard_slice(heard, 0, cut), late))
     tail = heard_slice(heard, cut, n)
