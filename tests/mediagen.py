@@ -260,7 +260,9 @@ def twice_as_fast(source: Path, path: Path) -> Path:
         pictures = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     with av.open(str(source)) as container:
         sound = container.streams.audio[0].rate
-        samples = np.concatenate([f.to_ndarray().mean(axis=0) for f in container.decode(audio=0)])
+        mono = av.AudioResampler(format="flt", layout="mono", rate=sound)
+        samples = np.concatenate([out.to_ndarray()[0] for f in container.decode(audio=0)
+                                  for out in mono.resample(f)])
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=rate * 2)
         assert isinstance(stream, av.VideoStream)

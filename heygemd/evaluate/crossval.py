@@ -107,9 +107,17 @@ class _Heard:
         return heard_slice(self.heard, 0, count)
 
 
+def head_frames(n: int, share: float, fps: float) -> int:
+    """The template's frames of a clip of ``n`` frames split at ``share``: a multiple of the
+    planning step (the new audio's planned frames start with it, as a job hears it, not
+    halfway through one of the whole track's)."""
+    step = plan_step(fps)
+    return int(round(n * share / step)) * step
+
+
 def score_split(
     facts: ClipFacts, full: Any, heard: Heard, share: float, cfg: Any, model: MouthModel | None,
-    late: int = 0, detail: np.ndarray | None = None,
+    late: int = 0, detail: np.ndarray | None = None, cut: int | None = None,
 ) -> PlanScore:
     """Plan the clip's tail from its head (``share`` of the frames) and score it.
 
@@ -117,14 +125,12 @@ def score_split(
     hearing, sliced into the head's and the tail's: a job hears each on its own, so the
     per-utterance normalisation's statistics differ a little from here); late: frames the
     template's own sound is made late against its picture (a template recorded out of step;
-    the tail, the new audio and its truth, stay as they are); detail: the whole clip's
-    planning.mouth_detail where it is not to be read from ``full``'s crops.
+    the tail, the new audio and its truth, stay as they are); detail: the head's
+    planning.mouth_detail (at least its frames) where it is not to be read from the head's
+    crops; cut: the head's frames where not :func:`head_frames`.
     """
     n = full.n_frames
-    # at a multiple of the planning step: the new audio's planned frames start with it, as a
-    # job hears it, not halfway through one of the whole track's
-    step = plan_step(full.fps)
-    cut = int(round(n * share / step)) * step
+    cut = head_frames(n, share, full.fps) if cut is None else cut
     count = n - cut
     head = head_analysis(full, cut, heard_late(heard_slice(heard, 0, cut), late))
     tail = heard_slice(heard, cut, n)
@@ -303,8 +309,8 @@ def run(
     if late:
         result["late_templates"] = late_templates(cfg, corpus, facts, heard, late, shares)
     if faster:
-        result["faster_footage"] = faster_footage(cfg, corpus, facts, heard, listener, faster,
-                                                  shares)
+        result["faster_footage"] = faster_footage(cfg, corpus, facts, listener,
+                                                  per_clip(learned), faster, shares)
     return result
 
 
@@ -388,18 +394,18 @@ def repeated(full: Any, times: int) -> Any:
 
 
 def faster_footage(
-    cfg: Any, corpus: Folds, facts: list[ClipFacts], heard: dict[str, Heard], listener: Any,
+    cfg: Any, corpus: Folds, facts: list[ClipFacts], listener: Any, own: dict[str, Any],
     factors: tuple[int, ...], shares: tuple[float, ...] = SHARES,
 ) -> dict[str, Any]:
     """Footage at a higher frame rate (50 or 60 fps): each clip of ``facts`` shown ``factors``
     times as fast (:func:`repeated`), its sound heard at that rate, planned with the learned
-    model and scored against its truth at that rate, beside the same clip at its own rate.
-    Per factor: mean plan r at each rate with its 95% interval over clips and the paired
-    change. JSON-ready."""
+    model and scored against its truth at that rate, beside the same clip at its own rate
+    (``own``: :func:`per_clip` of those scores). The same splits: the head ``factors`` times as
+    many frames (to the nearest planned frame), with its mouth detail as at its own rate. Per
+    factor: mean plan r at each rate with its 95% interval over clips and the paired change.
+    JSON-ready."""
     from heygemd.media.audio import load_audio
 
-    own = per_clip([score_split(f, corpus.analyses[f.name], heard[f.name], share, cfg,
-                                corpus.models[f.speaker]) for f in facts for share in shares])
     out: dict[str, Any] = {}
     for times in factors:
         rows = []
@@ -409,9 +415,16 @@ def faster_footage(
             faster = repeated(full, times)
             track = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)],
                                   faster.fps, faster.n_frames)
-            detail = np.repeat(planning.mouth_detail(full), times)
-            rows += [score_split(f, faster, track, share, cfg, corpus.models[f.speaker],
-                                 detail=detail) for share in shares]
+            step = plan_step(faster.fps)
+            for share in shares:
+                cut = head_frames(full.n_frames, share, full.fps)
+                detail = np.repeat(planning.mouth_detail(replace(
+                    full, landmarks=full.landmarks[:cut], usable=full.usable[:cut],
+                    crop_origin=full.crop_origin[:cut], crops=full.crops[:cut])), times)
+                fast_cut = int(round(cut * times / step)) * step
+                detail = np.pad(detail, (0, max(0, fast_cut - len(detail))), mode="edge")
+                rows.append(score_split(f, faster, track, share, cfg, corpus.models[f.speaker],
+                                        detail=detail, cut=fast_cut))
         fast = per_clip(rows)
         out[str(times)] = {
             "own_rate": interval(c["r"] for c in own.values()),

@@ -168,6 +168,16 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _times(text: str) -> int:
+    """A whole number of 2 or more (--faster)."""
+    import argparse
+
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text}: a clip is made faster 2 times or more")
+    return value
+
+
 def add_cli_arguments(parser: Any) -> None:
     """Arguments of ``heygemd eval`` (an argparse parser)."""
     parser.add_argument("--media", type=Path, default=None,
@@ -188,7 +198,7 @@ def add_cli_arguments(parser: Any) -> None:
                         help="with --corpus: also plan every clip with its template's own sound "
                         "made this many frames late (< 0: early), its offset allowed for and "
                         "not (default -8 -5 -3 0 3 5 8)")
-    parser.add_argument("--faster", type=int, nargs="*", default=None, metavar="TIMES",
+    parser.add_argument("--faster", type=_times, nargs="*", default=None, metavar="TIMES",
                         help="with --corpus: also plan every clip as footage at this many times "
                         "its frame rate (every frame repeated; 50/60 fps cameras), against its "
                         "own rate (default 2)")

@@ -513,8 +513,8 @@ def test_a_50_fps_template_is_planned_at_25_and_follows_the_audio(
     setup: dict, shared_media: Path, tmp_path: Path
 ) -> None:
     """th08 recorded at 50 fps: 50 frames a second come out, planned on every other one (the
-    models' 25), each transplant's source followed by the frame after it, the mouth with the
-    speech as at 25 fps."""
+    models' 25), each transplant's source followed by the frame after it (or held at its run's
+    end), the mouth with the speech as at 25 fps."""
     from heygemd.engines.builtin import audio_features as af
     from heygemd.engines.builtin.motion import pearson
     from heygemd.faces.analyze import FaceAnalyzer
@@ -533,7 +533,9 @@ def test_a_50_fps_template_is_planned_at_25_and_follows_the_audio(
     plan = engine.last_plan
     moved = np.flatnonzero(plan.transplanted[:-1:2] & plan.transplanted[1::2]) * 2
     assert len(moved) > 20
-    assert (plan.source[moved + 1] - plan.source[moved] == 1).mean() > 0.9
+    # a pair runs on by one frame, or holds at the end of its source's run (an odd frame)
+    run_on = plan.source[moved + 1] - plan.source[moved]
+    assert set(run_on.tolist()) <= {0, 1} and (run_on == 1).sum() > 10
     assert rendering.metrics["sync_r"] > 0.2
     with FaceAnalyzer(setup["settings"].faces, tracking=True) as analyzer:
         opening = np.array([mouth_opening(found[0].landmarks) if found else np.nan

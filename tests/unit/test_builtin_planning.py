@@ -303,3 +303,33 @@ def test_a_50_fps_video_is_planned_at_25_and_its_sources_run_on_between() -> Non
         np.nan_to_num(fast.opening[plan.source]),
         np.nan_to_num(np.repeat(slow.opening[planned.source], 2)))
     assert metrics["frames_as_recorded"] == float((plan.source == plan.base).sum())
+
+
+def test_a_spread_plan_never_steps_a_mouth_back_within_a_run() -> None:
+    """At 120 fps (step 5) a frame in a run without a measured mouth shows the frame before it,
+    not the run's first again; a hold after frames shown as recorded in a backward run stays
+    at the last one shown; over many ping-pong turns no run steps back."""
+    from heygemd.engines.builtin.render import Plan
+
+    analysis = _template()
+    analysis.opening[7] = np.nan
+    planned = Plan(base=np.array([10, 11]), source=np.array([1, 3]), active=np.ones(2, bool))
+    spread = planning.spread_plan(planned, 5, np.arange(10), analysis)
+    assert spread.source.tolist() == [5, 6, 6, 8, 9, 15, 16, 17, 18, 19]
+    backward = Plan(base=np.array([4, 3]), source=np.array([4, 4]), active=np.ones(2, bool))
+    spread = planning.spread_plan(backward, 2, np.array([9, 8, 7, 6]), _template())
+    assert spread.source.tolist() == [9, 8, 8, 8]
+
+    fast = _twice_as_fast(_twice_as_fast(_template()))  # 100 fps: step 4
+    fast.opening[1::7] = np.nan
+    rng = np.random.default_rng(6)
+    loudness = np.repeat(rng.uniform(0.05, 1, 80), 5)  # 4 s: two turns of the 480 frames
+    loudness[100:130] = 0.0
+    plan, _ = planning.drive(fast, np.zeros(AUDIO_RATE, np.float32), 4 * len(loudness),
+                             BuiltinEngineSettings(), FakeListener(np.repeat(loudness, 4)))
+    valid = np.isfinite(fast.opening)
+    moved = plan.transplanted
+    assert valid[plan.source[moved]].all()
+    same_block = np.arange(1, len(plan.source)) // 4 == np.arange(len(plan.source) - 1) // 4
+    both = moved[1:] & moved[:-1] & same_block
+    assert both.sum() > 100 and (np.diff(plan.source)[both] >= 0).all()

@@ -98,11 +98,14 @@ def test_footage_at_twice_its_rate_is_planned_as_at_its_own() -> None:
     facts = ClipFacts(path=Path("x.mp4"), speaker="x", language="en", licence="MIT")
     cfg = BuiltinEngineSettings(lead_ms=0)
     detail = np.zeros(n)
-    own = crossval.score_split(facts, full, Repeating().hear(audio, 25.0, n), 0.5, cfg, None,
+    # an odd head (63 frames): at twice the rate, 126, a whole number of planned frames
+    assert crossval.head_frames(n, 0.525, 25.0) == 63
+    assert crossval.head_frames(2 * n, 0.525, 50.0) == 126
+    own = crossval.score_split(facts, full, Repeating().hear(audio, 25.0, n), 0.525, cfg, None,
                                detail=detail)
     faster = crossval.repeated(full, 2)
     assert faster.fps == 50.0 and faster.n_frames == 2 * n
-    twice = crossval.score_split(facts, faster, Repeating().hear(audio, 50.0, 2 * n), 0.5, cfg,
-                                 None, detail=np.repeat(detail, 2))
-    assert twice.frames == 2 * own.frames
+    twice = crossval.score_split(facts, faster, Repeating().hear(audio, 50.0, 2 * n), 0.525,
+                                 cfg, None, detail=np.repeat(detail, 2))
+    assert twice.frames == 2 * own.frames == 2 * (n - 63)
     assert twice.r == pytest.approx(own.r, abs=1e-3) and twice.silent_closed == own.silent_closed

@@ -114,24 +114,32 @@ def heard_at_plan_rate(heard: Heard, step: int) -> Heard:
 def spread_plan(planned: Plan, step: int, base: np.ndarray, analysis: TemplateAnalysis,
                 avoid: np.ndarray | None = None) -> Plan:
     """The plan of every ``step``-th frame (its frames and indices at the planning rate) over
-    all of them: output frame t takes planned frame c = t // step. A planned frame shown as
-    recorded stays so (its source is the output frame's own base: ``base``, the ping-pong of
-    every frame); a transplant's source runs on through the frames between, step * source + t %
-    step, or, where the planned frame holds the source before it, stays at the last of those;
-    a frame whose mouth was not measured, is not usable or is to be avoided gives way to the
-    planned source frame's own."""
+    all of them: output frame t takes planned frame c = t // step.
+
+    A planned frame shown as recorded stays so (its source is the output frame's own base:
+    ``base``, the ping-pong of every frame). A transplant's source runs on through the frames
+    between, step * source + t % step; where the planned frame holds the source before it, it
+    stays where that run ended (or, after frames shown as recorded, at the last one shown).
+    A frame without a mouth to take (not measured, not usable, or to be avoided) gives way to
+    the latest one before it in the run, the planned source frame's own at the earliest: the
+    mouth never steps back within a run."""
     count = len(base)
     n = analysis.n_frames
     t = np.arange(count)
     c = t // step
     first = planned.source[c] * step
-    # a planned frame holding its predecessor's source holds where that one's run ended
+    recorded = planned.source == planned.base
     held = np.concatenate([[False], planned.source[1:] == planned.source[:-1]])
     nearest = np.minimum(first + np.where(held[c], step - 1, t % step), n - 1)
     valid = analysis.usable & np.isfinite(analysis.opening)
     takes = valid if avoid is None else valid & ~avoid
-    source = np.where(takes[nearest], nearest, first)
-    source = np.where(planned.source[c] == planned.base[c], base, source)
+    latest = np.maximum.accumulate(np.where(takes, np.arange(n), -1))
+    source = np.maximum(latest[nearest], first)
+    # a hold after frames shown as recorded: the last of them, where it has a mouth to take
+    shown = base[np.maximum(c * step - 1, 0)]
+    after = held & np.concatenate([[False], recorded[:-1]])
+    source = np.where(after[c] & takes[shown], shown, source)
+    source = np.where(recorded[c], base, source)
     active = analysis.usable[base] & bool(valid.any())
     return Plan(base=base, source=source.astype(np.int64), active=active)
 
