@@ -316,6 +316,9 @@ def test_a_spread_plan_never_steps_a_mouth_back_within_a_run() -> None:
     planned = Plan(base=np.array([10, 11]), source=np.array([1, 3]), active=np.ones(2, bool))
     spread = planning.spread_plan(planned, 5, np.arange(10), analysis)
     assert spread.source.tolist() == [5, 6, 6, 8, 9, 15, 16, 17, 18, 19]
+    # a template whose every mouth is to be avoided still runs on, as it still plans
+    spread = planning.spread_plan(planned, 5, np.arange(10), analysis, avoid=np.ones(N, bool))
+    assert spread.source.tolist() == [5, 6, 6, 8, 9, 15, 16, 17, 18, 19]
     backward = Plan(base=np.array([4, 3]), source=np.array([4, 4]), active=np.ones(2, bool))
     spread = planning.spread_plan(backward, 2, np.array([9, 8, 7, 6]), _template())
     assert spread.source.tolist() == [9, 8, 8, 8]

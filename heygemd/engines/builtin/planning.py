@@ -133,6 +133,7 @@ def spread_plan(planned: Plan, step: int, base: np.ndarray, analysis: TemplateAn
     nearest = np.minimum(first + np.where(held[c], step - 1, t % step), n - 1)
     valid = analysis.usable & np.isfinite(analysis.opening)
     takes = valid if avoid is None else valid & ~avoid
+    takes = takes if takes.any() else valid  # every mouth to be avoided: as if none were
     latest = np.maximum.accumulate(np.where(takes, np.arange(n), -1))
     source = np.maximum(latest[nearest], first)
     # a hold after frames shown as recorded: the last of them, where it has a mouth to take
