@@ -117,7 +117,7 @@ def head_frames(n: int, share: float, fps: float) -> int:
 
 def score_split(
     facts: ClipFacts, full: Any, heard: Heard, share: float, cfg: Any, model: MouthModel | None,
-    late: int = 0, detail: np.ndarray | None = None, cut: int | None = None,
+    late: int = 0, detail: np.ndarray | None = None, cut: int | None = None, every: int = 1,
 ) -> PlanScore:
     """Plan the clip's tail from its head (``share`` of the frames) and score it.
 
@@ -127,7 +127,8 @@ def score_split(
     template's own sound is made late against its picture (a template recorded out of step;
     the tail, the new audio and its truth, stay as they are); detail: the head's
     planning.mouth_detail (at least its frames) where it is not to be read from the head's
-    crops; cut: the head's frames where not :func:`head_frames`.
+    crops; cut: the head's frames where not :func:`head_frames`; every: only every such
+    tail frame scored, from its first (the frames a slower camera would have kept).
     """
     n = full.n_frames
     cut = head_frames(n, share, full.fps) if cut is None else cut
@@ -141,11 +142,12 @@ def score_split(
     truth = np.where(full.usable[cut:], full.opening[cut:], np.nan).astype(np.float64)
     speech = np.asarray(tail.speech)
     base = pingpong_indices(count, cut)
+    shown, truth, speech, base = shown[::every], truth[::every], speech[::every], base[::every]
     lag, _ = best_lag(shown, truth)
     silent = ~speech & np.isfinite(truth)
     return PlanScore(
         clip=facts.name, speaker=facts.speaker, language=facts.language, share=share,
-        frames=count, r=round(finite_pearson(shown, truth), 3),
+        frames=len(shown), r=round(finite_pearson(shown, truth), 3),
         voiced_r=round(finite_pearson(shown[speech], truth[speech]), 3),
         noop_r=round(finite_pearson(opening[base], truth), 3), best_shift=lag,
         silent_closed=round(float((shown[silent] < CLOSED_OPENING).mean()), 3)
@@ -154,7 +156,8 @@ def score_split(
         template_weight=float(metrics.get("template_weight", 1.0)),
         template_offset_ms=float(metrics.get("template_offset_ms", 0.0)),
         offset_corrected=bool(metrics.get("template_offset_corrected", 0.0)),
-        shift_sums=lag_sums(shown, truth, max(1, int(round(full.fps))), start=cut),
+        shift_sums=lag_sums(shown, truth, max(1, int(round(full.fps / every))),
+                            start=cut // every),
     )
 
 
@@ -279,11 +282,13 @@ def folds(
 def run(
     settings: Any, corpus: Folds, shares: tuple[float, ...] = SHARES,
     only: list[str] | None = None, late: tuple[int, ...] = (), faster: tuple[int, ...] = (),
+    slower: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """The leave-one-speaker-out plan evaluation of ``corpus`` (only: clip name prefixes
     scored). Scores the engine with its template regression alone and with the learned model
     beside it; late: also :func:`late_templates` at these delays; faster: also
-    :func:`faster_footage` at these multiples of each clip's frame rate. JSON-ready."""
+    :func:`faster_footage` at these multiples of each clip's frame rate; slower:
+    :func:`slower_footage` at these fractions (1/N) of it. JSON-ready."""
     from heygemd.engines.builtin.listen import Listener
 
     listener = Listener()
@@ -311,6 +316,9 @@ def run(
     if faster:
         result["faster_footage"] = faster_footage(cfg, corpus, facts, listener,
                                                   per_clip(learned), faster, shares)
+    if slower:
+        result["slower_footage"] = slower_footage(cfg, corpus, facts, heard, listener, slower,
+                                                  shares)
     return result
 
 
@@ -391,6 +399,52 @@ def repeated(full: Any, times: int) -> Any:
         usable=more(full.usable), opening=more(full.opening), features=more(full.features),
         speech=more(full.speech), crop_origin=more(full.crop_origin),
         bridged=None if full.bridged is None else more(full.bridged))
+
+
+def kept_frames(full: Any, every: int) -> Any:
+    """A clip's TemplateAnalysis as a camera at 1/``every`` of its frame rate would give it:
+    its every ``every``-th frame."""
+    return replace(
+        full, fps=full.fps / every, landmarks=full.landmarks[::every], pose=full.pose[::every],
+        usable=full.usable[::every], opening=full.opening[::every],
+        features=full.features[::every], speech=full.speech[::every],
+        crop_origin=full.crop_origin[::every], crops=full.crops[::every],
+        bridged=None if full.bridged is None else full.bridged[::every])
+
+
+def slower_footage(
+    cfg: Any, corpus: Folds, facts: list[ClipFacts], heard: dict[str, Heard], listener: Any,
+    factors: tuple[int, ...], shares: tuple[float, ...] = SHARES,
+) -> dict[str, Any]:
+    """Footage at a lower frame rate (12-15 fps webcams): each clip of ``facts`` at 1/N of its
+    rate (:func:`kept_frames`, N in ``factors``), heard at that rate, planned with the learned
+    model and scored against its truth on those frames, beside its own-rate plan scored on the
+    same frames (the head N times as long). Per factor: mean plan r of each with its 95%
+    interval over clips and the paired change. JSON-ready."""
+    from heygemd.media.audio import load_audio
+
+    out: dict[str, Any] = {}
+    for every in factors:
+        own, slow = [], []
+        for f in facts:
+            full = corpus.analyses[f.name]
+            audio = load_audio(f.path, rate=AUDIO_RATE, from_first_frame=True)
+            slower = kept_frames(full, every)
+            track = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)],
+                                  slower.fps, slower.n_frames)
+            model = corpus.models[f.speaker]
+            for share in shares:
+                cut = head_frames(slower.n_frames, share, slower.fps)
+                slow.append(score_split(f, slower, track, share, cfg, model, cut=cut))
+                own.append(score_split(f, full, heard[f.name], share, cfg, model,
+                                       cut=cut * every, every=every))
+        mine, theirs = per_clip(slow), per_clip(own)
+        out[str(every)] = {
+            "own_rate": interval(c["r"] for c in theirs.values()),
+            "slower": interval(c["r"] for c in mine.values()),
+            "change": interval(mine[name]["r"] - theirs[name]["r"] for name in theirs),
+        }
+    return out
 
 
 def faster_footage(

@@ -174,7 +174,8 @@ def _times(text: str) -> int:
 
     value = int(text)
     if value < 2:
-        raise argparse.ArgumentTypeError(f"{text}: a clip is made faster 2 times or more")
+        raise argparse.ArgumentTypeError(f"{text}: a clip is made faster or slower 2 times or "
+                                         "more")
     return value
 
 
@@ -202,6 +203,10 @@ def add_cli_arguments(parser: Any) -> None:
                         help="with --corpus: also plan every clip as footage at this many times "
                         "its frame rate (every frame repeated; 50/60 fps cameras), against its "
                         "own rate (default 2)")
+    parser.add_argument("--slower", type=_times, nargs="*", default=None, metavar="TIMES",
+                        help="with --corpus: also plan every clip as footage at 1/TIMES of its "
+                        "frame rate (every TIMES-th frame; 12-15 fps cameras), against its own "
+                        "rate's plan on those frames (default 2)")
     parser.add_argument("--against", type=Path, default=None, metavar="EVAL_CORPUS_JSON",
                         help="with --corpus: an earlier run's eval-corpus-*.json; prints the "
                         "per-clip change in plan r with its 95%% interval, per language")
@@ -218,8 +223,9 @@ def _corpus_cli(settings: Any, args: Any, media: Path) -> tuple[str, bool]:
     late = () if args.late_templates is None else \
         tuple(args.late_templates or (-8, -5, -3, 0, 3, 5, 8))
     faster = () if args.faster is None else tuple(args.faster or (2,))
+    slower = () if args.slower is None else tuple(args.slower or (2,))
     result: dict[str, Any] = {"plan": crossval.run(settings, corpus, only=args.clips or None,
-                                                   late=late, faster=faster)}
+                                                   late=late, faster=faster, slower=slower)}
     if before is not None:
         result["plan"]["against"] = {**crossval.against(before, result["plan"]),
                                      "file": args.against.name}
@@ -233,6 +239,11 @@ def _corpus_cli(settings: Any, args: Any, media: Path) -> tuple[str, bool]:
         text += "\nfootage at N times its frame rate, every frame N times (plan r [95%]):\n" + \
             "\n".join(f"  x{n}: own rate {v['own_rate']}, x{n} {v['faster']}, change "
                       f"{v['change']}" for n, v in result["plan"]["faster_footage"].items())
+    if slower:
+        text += "\nfootage at 1/N of its frame rate, every N-th frame (plan r [95%], against " \
+            "the own-rate plan on those frames):\n" + "\n".join(
+                f"  1/{n}: own rate {v['own_rate']}, 1/{n} {v['slower']}, change {v['change']}"
+                for n, v in result["plan"]["slower_footage"].items())
     if args.render:
         clips = [f.path for f in crossval.chosen(corpus.facts, args.clips)]
         result["render"] = run(settings, clips, [], args.out, models=corpus)

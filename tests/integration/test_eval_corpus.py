@@ -31,7 +31,7 @@ def test_eval_corpus_scores_each_clip_leaving_its_speaker_out(
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "heygemd", "--config", str(config), "eval", "--corpus",
-         "--media", str(media), "--out", str(out), "--late-templates", "0", "6", "--faster"],
+         "--media", str(media), "--out", str(out), "--late-templates", "0", "6", "--faster", "--slower"],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode in (0, 1), done.stderr[-2000:]  # 1: the quality targets are not met
@@ -71,3 +71,7 @@ def test_eval_corpus_scores_each_clip_leaving_its_speaker_out(
     assert faster["own_rate"][0] == mean
     assert abs(faster["change"][0]) < 0.05
     assert "x2" in done.stdout
+    # and as 12.5 fps footage (every other frame), beside their own plan on those frames
+    slower = result["slower_footage"]["2"]
+    assert set(slower) == {"own_rate", "slower", "change"}
+    assert -1.0 <= slower["slower"][0] <= 1.0 and "1/2" in done.stdout

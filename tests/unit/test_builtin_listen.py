@@ -98,3 +98,29 @@ def test_a_50_fps_video_hears_at_the_planning_rate() -> None:
     odd = listener.hear(audio, 50.0, 101, speech=mask)
     assert odd.features.shape == (101, listen.FEATURE_DIM)
     assert np.flatnonzero(odd.speech).tolist() == [2, 3, 40, 41, 100]
+
+
+def test_a_12_fps_video_hears_at_twice_its_rate() -> None:
+    """A slow video is heard at a multiple of its rate (the models' 40 ms rows and +-160 ms of
+    context), each frame taking the row its time starts; a voice mask given with the audio
+    gives the same answer as one found inside."""
+    assert [af.hearing_steps(f) for f in (5, 10, 12.5, 15, 18.75, 24, 60)] == [5, 2, 2, 2, 1, 1, 1]
+    t = np.arange(int(AUDIO_RATE * 2.0)) / AUDIO_RATE
+    voiced = (np.sin(2 * np.pi * 3 * t) > 0).astype(np.float32)
+    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * voiced).astype(np.float32)
+
+    def spans(audio: np.ndarray, fps: float, count: int, level: np.ndarray) -> np.ndarray:
+        centre = (np.arange(count) + 0.5) / fps
+        return ((centre >= 0.13) & (centre <= 0.61)) | ((centre >= 0.83) & (centre <= 1.45))
+
+    listener = listen.Listener(remember=0)
+    listener.voice.speech_mask = spans  # type: ignore[method-assign]
+    slow = listener.hear(audio, 12.5, 25)
+    mask = listener.speech_mask(audio, 12.5, 25)
+    assert slow.speech.tolist() == mask.tolist() and mask.sum() > 5
+    twice = listener.hear(audio, 25.0, 50, speech=np.repeat(mask, 2))
+    for name in listen.HEARD_FIELDS:
+        np.testing.assert_array_equal(getattr(slow, name), getattr(twice, name)[::2])
+    given = listener.hear(audio, 12.5, 25, speech=mask)
+    for name in listen.HEARD_FIELDS:
+        np.testing.assert_array_equal(getattr(given, name), getattr(slow, name))

@@ -109,3 +109,20 @@ def test_footage_at_twice_its_rate_is_planned_as_at_its_own() -> None:
                                  cfg, None, detail=np.repeat(detail, 2))
     assert twice.frames == 2 * own.frames == 2 * (n - 63)
     assert twice.r == pytest.approx(own.r, abs=1e-3) and twice.silent_closed == own.silent_closed
+
+
+def test_footage_at_half_its_rate_is_scored_on_the_frames_it_keeps() -> None:
+    """Every other frame of a clip, as a 12.5 fps camera keeps it, is scored against its truth
+    on those frames, and so is the own-rate plan when asked to (every=2): the same frames."""
+    full = _template()
+    n = full.n_frames
+    audio = np.repeat(np.where(full.speech, full.features[:, 0], 0.0), PER_FRAME)
+    heard = AudioLoudness().hear(audio.astype(np.float32), 25.0, n)
+    facts = ClipFacts(path=Path("x.mp4"), speaker="x", language="en", licence="MIT")
+    cfg = BuiltinEngineSettings(lead_ms=0)
+    slow = crossval.kept_frames(full, 2)
+    assert slow.fps == 12.5 and slow.n_frames == n // 2
+    np.testing.assert_array_equal(slow.opening, full.opening[::2])
+    own = crossval.score_split(facts, full, heard, 0.5, cfg, None, detail=np.zeros(n), cut=60,
+                               every=2)
+    assert own.frames == 30 and own.r > 0.6

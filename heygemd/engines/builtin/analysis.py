@@ -34,7 +34,7 @@ from heygemd.media.yuv import Picture, as_rgb
 
 log = structlog.get_logger(__name__)
 
-ANALYSIS_VERSION = "builtin-analysis-11"  # 11: a 50/60 fps template heard at the planning rate
+ANALYSIS_VERSION = "builtin-analysis-12"  # 11, 12: 50/60 and 10-15 fps templates heard as planned
 MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 30.0
 CROP_MARGIN = 1.25  # crop side = the first face's ring box side times this

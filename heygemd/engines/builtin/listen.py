@@ -148,7 +148,8 @@ class Listener:
              speech: np.ndarray | None = None) -> Heard:
         """float32 (N,) 16 kHz mono -> what ``count`` video frames at ``fps`` hear; a video
         faster than the planning rate is heard at it (af.plan_step) and each of its frames gets
-        the row of the planned frame it falls in. The arrays
+        the row of the planned frame it falls in; a slower one is heard at a multiple of its
+        rate (af.hearing_steps), each frame taking the row its time starts. The arrays
         are read-only: a remembered result is shared by every caller that hears this audio.
         ``speech``: :meth:`speech_mask` of these samples where the caller found it (the hearing
         worker is sent it: it never loads the voice detector, nor torch)."""
@@ -162,18 +163,22 @@ class Listener:
     def speech_mask(self, audio: np.ndarray, fps: float, count: int) -> np.ndarray:
         """bool (count,): the frames where ``audio`` holds voice, as :meth:`hear` finds them
         (a video faster than the planning rate: each planned frame's answer for its frames)."""
-        step = af.plan_step(fps)
-        planned = -(-count // step)
-        mask = self.voice.speech_mask(audio, fps / step, planned,
-                                      af.loudness_db(audio, fps / step, planned))
-        return np.repeat(mask, step)[:count]
+        step, rows = af.plan_step(fps), af.hearing_steps(fps)
+        heard = -(-count // step) * rows
+        rate = fps / step * rows
+        mask = self.voice.speech_mask(audio, rate, heard, af.loudness_db(audio, rate, heard))
+        return np.repeat(mask, step)[:count] if step > 1 else mask[::rows]
 
     def _hear(self, audio: np.ndarray, fps: float, count: int,
               speech: np.ndarray | None = None) -> Heard:
         if speech is not None and (speech.shape != (count,) or speech.dtype != np.bool_):
             raise ValueError(f"a bool speech mask of {count} frames was expected, got "
                              f"{speech.dtype} {speech.shape}")
-        step = af.plan_step(fps)
+        step, rows = af.plan_step(fps), af.hearing_steps(fps)
+        if rows > 1:  # heard at a multiple of a slow video's rate, each frame taking its first
+            voice_mask = self.speech_mask(audio, fps, count) if speech is None else speech
+            heard = self._hear_at(audio, fps * rows, count * rows, np.repeat(voice_mask, rows))
+            return Heard(**{name: getattr(heard, name)[::rows] for name in HEARD_FIELDS})
         if step == 1:
             return self._hear_at(audio, fps, count, speech)
         # heard at the planning rate, each planned frame's row given to its STEP video frames
