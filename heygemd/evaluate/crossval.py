@@ -128,7 +128,8 @@ def score_split(
     the tail, the new audio and its truth, stay as they are); detail: the head's
     planning.mouth_detail (at least its frames) where it is not to be read from the head's
     crops; cut: the head's frames where not :func:`head_frames`; every: only every such
-    tail frame scored, from its first (the frames a slower camera would have kept).
+    tail frame scored, from its first (the frames a slower camera would have kept, where
+    ``cut`` is a multiple of it).
     """
     n = full.n_frames
     cut = head_frames(n, share, full.fps) if cut is None else cut

@@ -169,7 +169,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 def _times(text: str) -> int:
-    """A whole number of 2 or more (--faster)."""
+    """A whole number of 2 or more (--faster, --slower)."""
     import argparse
 
     value = int(text)

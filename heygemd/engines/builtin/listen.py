@@ -162,7 +162,8 @@ class Listener:
 
     def speech_mask(self, audio: np.ndarray, fps: float, count: int) -> np.ndarray:
         """bool (count,): the frames where ``audio`` holds voice, as :meth:`hear` finds them
-        (a video faster than the planning rate: each planned frame's answer for its frames)."""
+        (a video faster than the planning rate: each planned frame's answer for its frames; a
+        slower one: the answer for the heard row its time starts)."""
         step, rows = af.plan_step(fps), af.hearing_steps(fps)
         heard = -(-count // step) * rows
         rate = fps / step * rows
@@ -178,7 +179,8 @@ class Listener:
         if rows > 1:  # heard at a multiple of a slow video's rate, each frame taking its first
             voice_mask = self.speech_mask(audio, fps, count) if speech is None else speech
             heard = self._hear_at(audio, fps * rows, count * rows, np.repeat(voice_mask, rows))
-            return Heard(**{name: getattr(heard, name)[::rows] for name in HEARD_FIELDS})
+            return Heard(**{name: np.ascontiguousarray(getattr(heard, name)[::rows])
+                            for name in HEARD_FIELDS})
         if step == 1:
             return self._hear_at(audio, fps, count, speech)
         # heard at the planning rate, each planned frame's row given to its STEP video frames
