@@ -330,15 +330,18 @@ def chosen(facts: list[ClipFacts], only: list[str] | None) -> list[ClipFacts]:
 
 def _heard_tracks(corpus: Folds, facts: list[ClipFacts], listener: Any) -> dict[str, Heard]:
     """Clip -> its whole sound track as heard, timed from its first video frame."""
+    return {f.name: _heard_at(listener, f, corpus.analyses[f.name], corpus.analyses[f.name])
+            for f in facts}
+
+
+def _heard_at(listener: Any, facts: ClipFacts, full: Any, footage: Any) -> Heard:
+    """A clip's sound, timed from its first video frame and as long as ``full``'s frames, heard
+    over ``footage``'s frames at its rate (``footage``: the clip, or made from it)."""
     from heygemd.media.audio import load_audio
 
-    heard = {}
-    for f in facts:
-        full = corpus.analyses[f.name]
-        audio = load_audio(f.path, rate=AUDIO_RATE, from_first_frame=True)
-        heard[f.name] = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)],
-                                      full.fps, full.n_frames)
-    return heard
+    audio = load_audio(facts.path, rate=AUDIO_RATE, from_first_frame=True)
+    return listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)], footage.fps,
+                         footage.n_frames)
 
 
 def footage_offsets(corpus: Folds, facts: list[ClipFacts]) -> dict[str, dict[str, Any]]:
@@ -422,17 +425,13 @@ def slower_footage(
     model and scored against its truth on those frames, beside its own-rate plan scored on the
     same frames (the head N times as long). Per factor: mean plan r of each with its 95%
     interval over clips and the paired change. JSON-ready."""
-    from heygemd.media.audio import load_audio
-
     out: dict[str, Any] = {}
     for every in factors:
         own, slow = [], []
         for f in facts:
             full = corpus.analyses[f.name]
-            audio = load_audio(f.path, rate=AUDIO_RATE, from_first_frame=True)
             slower = kept_frames(full, every)
-            track = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)],
-                                  slower.fps, slower.n_frames)
+            track = _heard_at(listener, f, full, slower)
             model = corpus.models[f.speaker]
             for share in shares:
                 cut = head_frames(slower.n_frames, share, slower.fps)
@@ -459,17 +458,13 @@ def faster_footage(
     many frames (to the nearest planned frame), with its mouth detail as at its own rate. Per
     factor: mean plan r at each rate with its 95% interval over clips and the paired change.
     JSON-ready."""
-    from heygemd.media.audio import load_audio
-
     out: dict[str, Any] = {}
     for times in factors:
         rows = []
         for f in facts:
             full = corpus.analyses[f.name]
-            audio = load_audio(f.path, rate=AUDIO_RATE, from_first_frame=True)
             faster = repeated(full, times)
-            track = listener.hear(audio[: int(full.n_frames / full.fps * AUDIO_RATE)],
-                                  faster.fps, faster.n_frames)
+            track = _heard_at(listener, f, full, faster)
             step = plan_step(faster.fps)
             for share in shares:
                 cut = head_frames(full.n_frames, share, full.fps)
