@@ -43,7 +43,7 @@ def plan_step(fps: float) -> int:
 def hearing_steps(fps: float) -> int:
     """Rows heard per frame of a video slower than the planning rate, each frame taking the
     first of its own: 2 at 10-16.6 fps (20-33 heard a second), 5 at 5 fps; 1 from 16.7 fps
-    (25 / 1.5), where a row at the video's own rate is nearer 40 ms than half of one.
+    (25 / 1.5), where the video's own rate is nearer the planning rate than twice it is.
     At half their rate, every other frame planned as it was heard, the corpus clips lost
     plan r 0.156 [0.109, 0.204] against their own plan on those frames; heard at their own
     rate, 0.016."""
