@@ -405,32 +405,21 @@ def repeated(full: Any, times: int) -> Any:
         bridged=None if full.bridged is None else more(full.bridged))
 
 
-def kept_frames(full: Any, every: int) -> Any:
-    """A clip's TemplateAnalysis as a camera at 1/``every`` of its frame rate would give it:
-    its every ``every``-th frame."""
-    return replace(
-        full, fps=full.fps / every, landmarks=full.landmarks[::every], pose=full.pose[::every],
-        usable=full.usable[::every], opening=full.opening[::every],
-        features=full.features[::every], speech=full.speech[::every],
-        crop_origin=full.crop_origin[::every], crops=full.crops[::every],
-        bridged=None if full.bridged is None else full.bridged[::every])
-
-
 def slower_footage(
     cfg: Any, corpus: Folds, facts: list[ClipFacts], heard: dict[str, Heard], listener: Any,
     factors: tuple[int, ...], shares: tuple[float, ...] = SHARES,
 ) -> dict[str, Any]:
     """Footage at a lower frame rate (12-15 fps webcams): each clip of ``facts`` at 1/N of its
-    rate (:func:`kept_frames`, N in ``factors``), heard at that rate, planned with the learned
-    model and scored against its truth on those frames, beside its own-rate plan scored on the
-    same frames (the head N times as long). Per factor: mean plan r of each with its 95%
-    interval over clips and the paired change. JSON-ready."""
+    rate (every N-th frame, N in ``factors``: planning.at_plan_rate), heard at that rate,
+    planned with the learned model and scored against its truth on those frames, beside its
+    own-rate plan scored on the same frames (the head N times as long). Per factor: mean plan
+    r of each with its 95% interval over clips and the paired change. JSON-ready."""
     out: dict[str, Any] = {}
     for every in factors:
         own, slow = [], []
         for f in facts:
             full = corpus.analyses[f.name]
-            slower = kept_frames(full, every)
+            slower = planning.at_plan_rate(full, every)
             track = _heard_at(listener, f, full, slower)
             model = corpus.models[f.speaker]
             for share in shares:

@@ -234,7 +234,6 @@ class SdrFrames:
             out.time_base = frame.time_base
         return out
 
-
     def _spread_blocks(self, y_out: np.ndarray, luma: np.ndarray,
                        at_mean: tuple[np.ndarray, np.ndarray], cb: np.ndarray, cr: np.ndarray,
                        grey: np.ndarray, coding: tuple[float, float]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from heygemd.engines.builtin import planning
 from heygemd.engines.builtin.listen import FEATURE_DIM, Heard
 from heygemd.evaluate import crossval
 from heygemd.learn.corpus import ClipData, ClipFacts
@@ -120,7 +121,7 @@ def test_footage_at_half_its_rate_is_scored_on_the_frames_it_keeps() -> None:
     heard = AudioLoudness().hear(audio.astype(np.float32), 25.0, n)
     facts = ClipFacts(path=Path("x.mp4"), speaker="x", language="en", licence="MIT")
     cfg = BuiltinEngineSettings(lead_ms=0)
-    slow = crossval.kept_frames(full, 2)
+    slow = planning.at_plan_rate(full, 2)  # every other frame, as the eval's --slower 2
     assert slow.fps == 12.5 and slow.n_frames == n // 2
     np.testing.assert_array_equal(slow.opening, full.opening[::2])
     own = crossval.score_split(facts, full, heard, 0.5, cfg, None, detail=np.zeros(n), cut=60,

@@ -30,7 +30,8 @@ FLOOR_DB = -80.0
 # the selection's run costs are all counted in frames of 24-30 fps footage. A faster video (50 or
 # 60 fps) is heard and planned on every STEP-th frame (plan_step), and the frames between follow
 # their source's own motion (planning.drive). Planned at 50 fps instead, with the same models,
-# leave-one-speaker-out plan r fell 0.034 [0.006, 0.066] on the 51 clips shown at twice their rate.
+# leave-one-speaker-out plan r fell 0.032 [0.004, 0.064] on the 51 clips shown at twice their rate
+# (heygemd eval --corpus --faster 2); planned so, 0.000.
 PLAN_FPS = 25.0
 
 
@@ -44,9 +45,9 @@ def hearing_steps(fps: float) -> int:
     """Rows heard per frame of a video slower than the planning rate, each frame taking the
     first of its own: 2 at 10-16.6 fps (20-33 heard a second), 5 at 5 fps; 1 from 16.7 fps
     (25 / 1.5), where the video's own rate is nearer the planning rate than twice it is.
-    At half their rate, every other frame planned as it was heard, the corpus clips lost
-    plan r 0.156 [0.109, 0.204] against their own plan on those frames; heard at their own
-    rate, 0.016."""
+    At half their rate, each frame heard only at that rate, the corpus clips lost plan r
+    0.153 [0.107, 0.202] against their own plan on those frames; heard so, 0.010 [-0.007,
+    0.029] (heygemd eval --corpus --slower 2)."""
     return max(1, int(round(PLAN_FPS / fps)))
 
 
