@@ -58,6 +58,10 @@ class PlanScore:
     face_found: float  # share of the clip's frames with a usable face
     template_weight: float
     template_offset_ms: float = 0.0  # the template's own sound against its picture, as found
+    # where the plan's r is lost (score_split's ``diagnose``): the r of the opening the selection
+    # aimed at (planning.aim), and of the mouths it chooses when it aims at the truth itself
+    target_r: float = float("nan")
+    ceiling_r: float = float("nan")
     offset_corrected: bool = False  # whether planning allowed for it (sync.py)
     # per lag and second of the clip, the sums best_shift comes from (metrics.lag_sums): a
     # clip's splits added second by second give its shift with an interval (per_clip)
@@ -118,6 +122,7 @@ def head_frames(n: int, share: float, fps: float) -> int:
 def score_split(
     facts: ClipFacts, full: Any, heard: Heard, share: float, cfg: Any, model: MouthModel | None,
     late: int = 0, detail: np.ndarray | None = None, cut: int | None = None, every: int = 1,
+    diagnose: bool = False,
 ) -> PlanScore:
     """Plan the clip's tail from its head (``share`` of the frames) and score it.
 
@@ -129,18 +134,23 @@ def score_split(
     planning.mouth_detail (at least its frames) where it is not to be read from the head's
     crops; cut: the head's frames where not :func:`head_frames`; every: only every such
     tail frame scored, from its first (the frames a slower camera would have kept, where
-    ``cut`` is a multiple of it).
+    ``cut`` is a multiple of it); diagnose: also score the target the selection aimed at and
+    the selection's ceiling (:func:`aimed`), for footage planned at its own rate.
     """
     n = full.n_frames
     cut = head_frames(n, share, full.fps) if cut is None else cut
     count = n - cut
     head = head_analysis(full, cut, heard_late(heard_slice(heard, 0, cut), late))
     tail = heard_slice(heard, cut, n)
+    detail = planning.mouth_detail(head) if detail is None else detail[:cut]
     plan, metrics = planning.drive(head, np.zeros(0, np.float32), count, cfg, _Heard(tail),
-                                   model, None if detail is None else detail[:cut])
+                                   model, detail)
+    shown = shown_openings(head, plan)
     opening = np.nan_to_num(head.opening, nan=0.0)
-    shown = np.where(plan.active, opening[plan.source], opening[plan.base])
     truth = np.where(full.usable[cut:], full.opening[cut:], np.nan).astype(np.float64)
+    target_r = ceiling_r = float("nan")
+    if diagnose:
+        target_r, ceiling_r = aimed(head, tail, truth, cfg, model, detail, every)
     speech = np.asarray(tail.speech)
     base = pingpong_indices(count, cut)
     shown, truth, speech, base = shown[::every], truth[::every], speech[::every], base[::every]
@@ -157,9 +167,35 @@ def score_split(
         template_weight=float(metrics.get("template_weight", 1.0)),
         template_offset_ms=float(metrics.get("template_offset_ms", 0.0)),
         offset_corrected=bool(metrics.get("template_offset_corrected", 0.0)),
+        target_r=target_r, ceiling_r=ceiling_r,
         shift_sums=lag_sums(shown, truth, max(1, int(round(full.fps / every))),
                             start=cut // every),
     )
+
+
+def shown_openings(analysis: Any, plan: Any) -> np.ndarray:
+    """(T,): the opening of the mouth each output frame shows (its base's where it
+    passes through)."""
+    opening = np.nan_to_num(analysis.opening, nan=0.0)
+    return np.where(plan.active, opening[plan.source], opening[plan.base])
+
+
+def aimed(head: Any, tail: Heard, truth: np.ndarray, cfg: Any, model: MouthModel | None,
+          detail: np.ndarray, every: int = 1) -> tuple[float, float]:
+    """Where a plan's r is lost, on footage planned at its own rate (planning.plan_step 1):
+    (r of the target opening planning.aim finds against the ``truth``, r of the mouths
+    planning.choose picks when aimed at the truth itself, with the target's closed frames).
+    The first near the plan's r and the second near 1 say the loss is in the target (what the
+    audio is heard to ask), not in the selection; NaN, NaN at another rate."""
+    if plan_step(head.fps) != 1:
+        return float("nan"), float("nan")
+    target, scale, _ = planning.aim(head, tail, cfg, model)
+    truth_aim = replace(target, opening=np.where(np.isfinite(truth), truth, scale.closed)
+                        .astype(np.float32))
+    base = pingpong_indices(len(truth), head.n_frames)
+    ceiling = planning.choose(head, truth_aim, scale, base, cfg, detail)
+    return (round(finite_pearson(target.opening[::every].astype(np.float64), truth[::every]), 3),
+            round(finite_pearson(shown_openings(head, ceiling)[::every], truth[::every]), 3))
 
 
 def loso_models(
@@ -191,8 +227,9 @@ def per_clip(scores: list[PlanScore]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(s.clip for s in scores):
         rows = [s for s in scores if s.clip == name]
-        out[name] = {k: round(float(np.nanmean([getattr(s, k) for s in rows])), 3)
-                     for k in ("r", "voiced_r", "noop_r", "silent_closed", "face_found")}
+        out[name] = {k: _finite_mean([getattr(s, k) for s in rows])
+                     for k in ("r", "voiced_r", "noop_r", "silent_closed", "face_found",
+                               "target_r", "ceiling_r")}
         out[name]["language"] = rows[0].language
         out[name]["max_abs_shift"] = float(max(abs(s.best_shift) for s in rows))
         sums = [s.shift_sums for s in rows if s.shift_sums is not None]
@@ -204,6 +241,12 @@ def per_clip(scores: list[PlanScore]) -> dict[str, dict[str, Any]]:
             out[name]["shift_seconds"] = float(shift.seconds)
         out[name]["offsets_corrected"] = float(sum(s.offset_corrected for s in rows))
     return out
+
+
+def _finite_mean(values: list[float]) -> float:
+    """The mean of the finite values to 3 places; NaN where there is none."""
+    finite = [v for v in values if np.isfinite(v)]
+    return round(float(np.mean(finite)), 3) if finite else float("nan")
 
 
 def shift_off(clip: dict[str, Any]) -> bool:
@@ -232,6 +275,9 @@ def summarise(scores: list[PlanScore]) -> dict[str, Any]:
             "noop_r": interval(c["noop_r"] for c in rows),
             "silent_closed": interval(c["silent_closed"] for c in rows),
         }
+        if any(np.isfinite(c["target_r"]) for c in rows):
+            out[name]["target_r"] = interval(c["target_r"] for c in rows)
+            out[name]["ceiling_r"] = interval(c["ceiling_r"] for c in rows)
     frames = [(s.silent_closed, s.frames) for s in scores if np.isfinite(s.silent_closed)]
     out["max_abs_shift"] = max((abs(s.best_shift) for s in scores), default=0)
     out["clips_over_one_frame_shift"] = sorted({s.clip for s in scores if abs(s.best_shift) > 1})
@@ -300,7 +346,8 @@ def run(
     alone = [score_split(f, corpus.analyses[f.name], heard[f.name], share, cfg, None)
              for f in facts for share in shares]
     learned = [score_split(f, corpus.analyses[f.name], heard[f.name], share, cfg,
-                           corpus.models[f.speaker]) for f in facts for share in shares]
+                           corpus.models[f.speaker], diagnose=True)
+               for f in facts for share in shares]
     gains = [a["r"] - b["r"] for a, b in zip(
         per_clip(learned).values(), per_clip(alone).values(), strict=True)]
     result = {
@@ -497,13 +544,14 @@ def format_table(result: dict[str, Any]) -> str:
     """Plain text: per clip (means over the template shares) with and without the learned
     model, then the summaries."""
     alone, learned = result["template_only"]["per_clip"], result["learned"]["per_clip"]
-    lines = ["clip                                  lang  r(only)  r  voiced  noop  shift [95%]  "
-             "silentC  face  synced  footage ms"]
+    lines = ["clip                                  lang  r(only)  r  target  ceil  voiced  noop  "
+             "shift [95%]  silentC  face  synced  footage ms"]
     footage = result.get("footage_offsets", {})
     for name, c in learned.items():
         own = footage.get(name, {})
         lines.append(
             f"{name[:37]:37} {c['language']:5} {alone[name]['r']:6.2f} {c['r']:5.2f} "
+            f"{c.get('target_r', float('nan')):6.2f} {c.get('ceiling_r', float('nan')):5.2f} "
             f"{c['voiced_r']:6.2f} {c['noop_r']:5.2f} {_shift(c):>13} "
             f"{c['silent_closed']:7.2f} {c['face_found']:5.3f} "
             f"{c.get('offsets_corrected', 0):6.0f}  "
@@ -511,6 +559,9 @@ def format_table(result: dict[str, Any]) -> str:
     for key in ("template_only", "learned"):
         lines.append(f"{key}: {result[key]['summary']}")
     lines.append(f"paired gain in r (learned - template only): {result['paired_gain']}")
+    lines.append("target: r of the opening the selection aims at (what the new audio is heard to "
+                 "ask); ceil: r of the mouths it picks when it aims at the truth itself (the "
+                 "selection's and the template's own limit)")
     lines.append("shift: frames the plan's mouth is late (< 0: early) against the truth, the "
                  "three splits added per second of the clip, with its 95% interval over those "
                  "seconds drawn again (few seconds: a rough interval)")

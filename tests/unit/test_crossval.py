@@ -62,6 +62,28 @@ def test_a_split_is_scored_against_the_real_tail() -> None:
     assert score.silent_closed == 1.0
     summary = crossval.summarise([score])
     assert summary["all"]["clips"] == 1 and summary["en"]["r"][0] == score.r
+    # not asked: where the r is lost is not looked for
+    assert np.isnan(score.target_r) and np.isnan(score.ceiling_r) and "target_r" not in \
+        summary["all"]
+
+
+def test_a_split_says_whether_its_r_is_lost_in_the_target_or_the_selection() -> None:
+    full = _template()
+    audio = np.repeat(np.where(full.speech, full.features[:, 0], 0.0), PER_FRAME)
+    heard = AudioLoudness().hear(audio.astype(np.float32), 25.0, full.n_frames)
+    facts = ClipFacts(path=Path("x.mp4"), speaker="x", language="en", licence="MIT")
+    cfg = BuiltinEngineSettings(lead_ms=0)
+    plain = crossval.score_split(facts, full, heard, 0.5, cfg, None)
+    score = crossval.score_split(facts, full, heard, 0.5, cfg, None, diagnose=True)
+    assert score.r == plain.r  # looking does not change the plan
+    # the selection follows its target (the plan's r is the target's, near enough), and aimed
+    # at the truth it finds it: the template's own mouths cover the tail's
+    assert abs(score.target_r - score.r) < 0.1 and score.ceiling_r > 0.95
+    summary = crossval.summarise([score])
+    assert summary["en"]["target_r"][0] == score.target_r
+    assert summary["en"]["ceiling_r"][0] == score.ceiling_r
+    clip = crossval.per_clip([score])["x.mp4"]
+    assert clip["ceiling_r"] == score.ceiling_r
 
 
 def test_a_change_is_judged_per_clip_against_an_earlier_run() -> None:

@@ -156,8 +156,33 @@ def _plan(
 ) -> tuple[Plan, dict[str, float]]:
     """:func:`drive` at the analysis's own rate: ``heard`` and ``base`` (len(base) output
     frames) at it too."""
+    target, scale, metrics = aim(analysis, heard, cfg, model)
+    plan = choose(analysis, target, scale, base, cfg, detail, avoid)
+    opening = np.nan_to_num(analysis.opening, nan=0.0)
+    shown = np.where(plan.active, opening[plan.source], opening[plan.base])
+    return plan, {
+        "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
+        "target_r": round(motion.pearson(shown, target.opening), 4),
+        **metrics,
+        "speech_share": round(float(heard.speech.mean()), 4),
+        "frames_passed_through": float((~plan.active).sum()),
+        "frames_as_recorded": float((plan.active & ~plan.transplanted).sum()),
+    }
+
+
+def aim(
+    analysis: TemplateAnalysis,
+    heard: Heard,
+    cfg: BuiltinEngineSettings,
+    model: MouthModel | None,
+) -> tuple[motion.Target, motion.OpeningScale, dict[str, float]]:
+    """What the selection aims at, per frame of ``heard`` (at the analysis's rate): the
+    opening the new audio asks of this person's mouth, in the template's opening units, and
+    where the mouth is meant to be closed. Returns it with the template's opening range and
+    the metrics of how it was found (regression reliability, template weight, the template's
+    own sound against its picture)."""
     fps = analysis.fps
-    count = len(base)
+    count = len(heard.speech)
     speech = heard.speech
     valid = analysis.usable & np.isfinite(analysis.opening)
     opening = np.nan_to_num(analysis.opening, nan=0.0)
@@ -194,6 +219,32 @@ def _plan(
         heard.closed_lips, scale,
         motion.lead_frames_for(cfg.lead_ms, fps),
     )
+    metrics = {
+        "regression_reliability": round(reliability, 4),
+        "template_weight": round(weight, 4) if model is not None else 1.0,
+    }
+    if found is not None:  # looked for: the template's own sound against its picture
+        metrics["template_offset_ms"] = found.ms(fps)  # > 0: late
+        metrics["template_offset_corrected"] = float(found.corrected)
+        metrics["template_offset_at_limit"] = float(found.at_limit)  # may be further out
+    return target, scale, metrics
+
+
+def choose(
+    analysis: TemplateAnalysis,
+    target: motion.Target,
+    scale: motion.OpeningScale,
+    base: np.ndarray,
+    cfg: BuiltinEngineSettings,
+    detail: np.ndarray,
+    avoid: np.ndarray | None = None,
+) -> Plan:
+    """The template mouths that follow ``target`` (one row per output frame; ``base``: each
+    output frame's base template frame), at the analysis's rate: a Viterbi pass over the
+    shape, pose, hidden-lip, blur and avoid costs of each template frame and the cost of
+    jumping or holding between them."""
+    valid = analysis.usable & np.isfinite(analysis.opening)
+    opening = np.nan_to_num(analysis.opening, nan=0.0)
     costs = select.SelectionCosts(
         jump_cost=JUMP_COST * cfg.continuity_weight, hold_cost=HOLD_COST * cfg.continuity_weight,
         pose_weight=cfg.pose_weight,
@@ -210,19 +261,4 @@ def _plan(
     # no usable template frame at all: every frame passes through unchanged
     source = select.viterbi(unary, costs) if valid.any() else base
     active = analysis.usable[base] & valid.any()
-    shown = np.where(active, opening[source], opening[base])
-    plan = Plan(base=base, source=source, active=active)
-    metrics = {
-        "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
-        "target_r": round(motion.pearson(shown, target.opening), 4),
-        "regression_reliability": round(reliability, 4),
-        "template_weight": round(weight, 4) if model is not None else 1.0,
-        "speech_share": round(float(speech.mean()), 4),
-        "frames_passed_through": float((~active).sum()),
-        "frames_as_recorded": float((active & ~plan.transplanted).sum()),
-    }
-    if found is not None:  # looked for: the template's own sound against its picture
-        metrics["template_offset_ms"] = found.ms(fps)  # > 0: late
-        metrics["template_offset_corrected"] = float(found.corrected)
-        metrics["template_offset_at_limit"] = float(found.at_limit)  # may be further out
-    return plan, metrics
+    return Plan(base=base, source=source, active=active)
