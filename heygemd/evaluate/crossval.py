@@ -540,6 +540,54 @@ def against(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Goal:
+    """One of issue 11's targets for the corpus evaluation: what it asks, what was measured,
+    whether that meets it."""
+
+    asks: str
+    measured: str
+    met: bool
+
+    def line(self) -> str:
+        return f"  {'met    ' if self.met else 'NOT met'}  {self.asks}: {self.measured}"
+
+
+def goals(plan: dict[str, Any], render: dict[str, Any] | None = None) -> list[Goal]:
+    """The corpus targets, each with its figure from ``plan`` (:func:`run`'s result) and, when
+    the clips were rendered, ``render`` (suite.run's: the mouth sharpness against the truth)."""
+    summary, clips = plan["learned"]["summary"], plan["learned"]["per_clip"]
+    mean, low, high = summary["all"]["r"]
+    zh, en = summary.get("zh", {}).get("r"), summary.get("en", {}).get("r")
+    over = sorted(name for name, c in clips.items() if abs(c.get("shift", 0.0)) > 1)
+    off = summary.get("clips_shift_off", [])
+    closed = [c["silent_closed"] for c in clips.values() if np.isfinite(c["silent_closed"])]
+    lowest_closed = min(closed, default=float("nan"))
+    out = [
+        Goal("mean plan r >= 0.55 (leave one speaker out)",
+             f"{mean:.3f} [{low:.3f}, {high:.3f}] over {summary['all']['clips']} clips",
+             mean >= 0.55),
+        Goal("Mandarin within 0.05 of English",
+             f"zh {zh[0]:.3f}, en {en[0]:.3f} ({zh[0] - en[0]:+.3f})" if zh and en
+             else "no Mandarin or no English clip", bool(zh and en
+                                                         and abs(zh[0] - en[0]) <= 0.05)),
+        Goal("|best shift| <= 1 frame on every clip",
+             f"largest in a split {summary['max_abs_shift']} frames; {len(over)} clips' "
+             f"pooled shift over a frame, {len(off)} beyond doubt ({', '.join(off) or 'none'})",
+             summary["max_abs_shift"] <= 1),
+        Goal("silent frames closed >= 0.9 (mean), >= 0.8 on every clip",
+             f"mean {summary['silent_closed_mean']:.3f}, lowest clip {lowest_closed:.3f}",
+             bool(summary["silent_closed_mean"] >= 0.9 and lowest_closed >= 0.8)),
+        Goal("face found in >= 99% of every clip's frames",
+             f"lowest {summary['lowest_face_found']:.3f}", summary["lowest_face_found"] >= 0.99),
+    ]
+    if render is not None:
+        short = render.get("sharpness_shortfall", {}).get("under_target", [])
+        out.append(Goal("mouth sharpness >= 0.9 of the truth's on every clip",
+                        f"{len(short)} clips under ({', '.join(short) or 'none'})", not short))
+    return out
+
+
 def format_table(result: dict[str, Any]) -> str:
     """Plain text: per clip (means over the template shares) with and without the learned
     model, then the summaries."""

@@ -251,9 +251,9 @@ def _corpus_cli(settings: Any, args: Any, media: Path) -> tuple[str, bool]:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"eval-corpus-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2, default=float))
-    s = result["plan"]["learned"]["summary"]
-    met = bool(s["all"]["r"][0] >= 0.55 and s["max_abs_shift"] <= 1
-               and abs(s.get("zh", s["all"])["r"][0] - s.get("en", s["all"])["r"][0]) <= 0.05)
+    goals = crossval.goals(result["plan"], result.get("render"))
+    met = all(goal.met for goal in goals)
+    text += "\ntargets:\n" + "\n".join(goal.line() for goal in goals)
     return text + f"\nwritten: {path}\ntargets met: {met}", met
 
 

@@ -37,10 +37,14 @@ def test_eval_corpus_scores_each_clip_leaving_its_speaker_out(
     )
     assert done.returncode in (0, 1), done.stderr[-2000:]  # 1: the quality targets are not met
     assert "targets met:" in done.stdout and "paired gain" in done.stdout
+    # each target on its own line, with its figure
+    assert "met  mean plan r >= 0.55 (leave one speaker out): " in done.stdout
+    assert "met  Mandarin within 0.05 of English: zh " in done.stdout
     result = json.loads(next(out.glob("eval-corpus-*.json")).read_text())["plan"]
     learned = result["learned"]
     assert set(learned["per_clip"]) == {*CLIPS, "c99_zh_x.mp4"}
     assert set(learned["summary"]) >= {"all", "en", "zh", "max_abs_shift", "clips_shift_off"}
+    assert set(learned["summary"]["all"]) >= {"target_r", "ceiling_r"}  # where r is lost
     for clip in learned["per_clip"].values():  # the splits pooled: one shift, its interval
         low, high = clip["shift_interval"]
         assert -5 <= low <= clip["shift"] <= high <= 5

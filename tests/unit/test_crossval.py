@@ -149,3 +149,26 @@ def test_footage_at_half_its_rate_is_scored_on_the_frames_it_keeps() -> None:
     own = crossval.score_split(facts, full, heard, 0.5, cfg, None, detail=np.zeros(n), cut=60,
                                every=2)
     assert own.frames == 30 and own.r > 0.6
+
+
+def test_each_target_is_judged_with_its_own_figure() -> None:
+    full = _template()
+    audio = np.repeat(np.where(full.speech, full.features[:, 0], 0.0), PER_FRAME)
+    heard = AudioLoudness().hear(audio.astype(np.float32), 25.0, full.n_frames)
+    cfg = BuiltinEngineSettings(lead_ms=0)
+    scores = [crossval.score_split(
+        ClipFacts(path=Path(f"{lang}.mp4"), speaker=lang, language=lang, licence="MIT"),
+        full, heard, share, cfg, None) for lang in ("en", "zh") for share in (0.5, 0.6)]
+    plan = {"learned": {"summary": crossval.summarise(scores),
+                        "per_clip": crossval.per_clip(scores)}}
+    goals = {goal.asks.split(" ")[0]: goal for goal in crossval.goals(plan)}
+    r = plan["learned"]["summary"]["all"]["r"][0]
+    assert goals["mean"].met == (r >= 0.55) and f"{r:.3f}" in goals["mean"].measured
+    # the same clip in both languages: Mandarin within 0.05 of English, by +0.000
+    assert goals["Mandarin"].met and "(+0.000)" in goals["Mandarin"].measured
+    assert goals["silent"].met and goals["face"].met
+    assert goals["|best"].met == (plan["learned"]["summary"]["max_abs_shift"] <= 1)
+    # rendered: a clip under the sharpness target is named, and the target is not met
+    rendered = crossval.goals(plan, {"sharpness_shortfall": {"under_target": ["zh.mp4"]}})
+    assert not rendered[-1].met and "zh.mp4" in rendered[-1].measured
+    assert rendered[-1].line().startswith("  NOT met  mouth sharpness")
