@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import threading
 import time
 
@@ -12,6 +13,19 @@ import pytest
 
 from tests.integration.conftest import Harness, wait_for
 from tests.integration.test_daemon import frames_and_audio
+
+# seconds a kill waits for its daemon to claim a job (none left to claim: it kills anyway)
+CLAIM_WAIT = 30.0
+
+
+def in_hand(harness: Harness, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until the daemon last started (``proc``) has claimed a job, has ended, or ``timeout``
+    seconds have passed."""
+    n = len(harness.procs) - 1
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and not harness.log_has("job.claimed", n) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def soak(harness: Harness, jobs: int, kills: int, seed: int) -> None:
@@ -30,9 +44,13 @@ def soak(harness: Harness, jobs: int, kills: int, seed: int) -> None:
     dropper = threading.Thread(target=drop)
     dropper.start()
     try:
-        for _ in range(kills):
+        for kill in range(kills):
             proc = harness.start(ready=False)
-            time.sleep(rng.uniform(0.5, 5.0))  # during start-up, claims, runs or publishing
+            if kill % 2:  # with a job in hand, however long this machine takes to start up
+                in_hand(harness, proc, CLAIM_WAIT)
+                time.sleep(rng.uniform(0.0, 0.5))
+            else:
+                time.sleep(rng.uniform(0.5, 5.0))  # during start-up, claims, runs or publishing
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
     finally:
