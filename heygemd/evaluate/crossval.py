@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from heygemd.contract import AUDIO_RATE
 from heygemd.engines.builtin import planning
 from heygemd.engines.builtin.audio_features import plan_step
 from heygemd.engines.builtin.listen import Heard
+from heygemd.engines.builtin.motion import Target
 from heygemd.engines.builtin.mouthmodel import MouthModel
 from heygemd.engines.builtin.select import pingpong_indices
 from heygemd.evaluate.metrics import (
@@ -180,22 +181,34 @@ def shown_openings(analysis: Any, plan: Any) -> np.ndarray:
     return np.where(plan.active, opening[plan.source], opening[plan.base])
 
 
+class Aimed(NamedTuple):
+    """Where a plan's r is lost (:func:`aimed`)."""
+
+    target_r: float  # the target planning.aim finds, against the truth
+    ceiling_r: float  # the mouths planning.choose picks when aimed at the truth itself
+
+
 def aimed(head: Any, tail: Heard, truth: np.ndarray, cfg: Any, model: MouthModel | None,
-          detail: np.ndarray, every: int = 1) -> tuple[float, float]:
+          detail: np.ndarray, every: int = 1) -> Aimed:
     """Where a plan's r is lost, on footage planned at its own rate (planning.plan_step 1):
-    (r of the target opening planning.aim finds against the ``truth``, r of the mouths
-    planning.choose picks when aimed at the truth itself, with the target's closed frames).
-    The first near the plan's r and the second near 1 say the loss is in the target (what the
-    audio is heard to ask), not in the selection; NaN, NaN at another rate."""
+    the r against the ``truth`` of the target planning.aim finds, and of the mouths
+    planning.choose picks when aimed at the truth itself (its closed frames those closed in the
+    truth; a frame without a truth aimed at the template's closed end, with no more weight
+    than an open one). The first near the plan's r and the second near 1 say the loss is in
+    the target (what the audio is heard to ask), not in the selection. NaN, NaN at another
+    rate; every: only every such frame scored, as :func:`score_split` scores them."""
     if plan_step(head.fps) != 1:
-        return float("nan"), float("nan")
-    target, scale, _ = planning.aim(head, tail, cfg, model)
-    truth_aim = replace(target, opening=np.where(np.isfinite(truth), truth, scale.closed)
-                        .astype(np.float32))
+        return Aimed(float("nan"), float("nan"))
+    found = planning.aim(head, tail, cfg, model)
+    known = np.isfinite(truth)
+    truth_aim = Target(opening=np.where(known, truth, found.scale.closed).astype(np.float32),
+                       closed=known & (np.nan_to_num(truth) < CLOSED_OPENING))
     base = pingpong_indices(len(truth), head.n_frames)
-    ceiling = planning.choose(head, truth_aim, scale, base, cfg, detail)
-    return (round(finite_pearson(target.opening[::every].astype(np.float64), truth[::every]), 3),
-            round(finite_pearson(shown_openings(head, ceiling)[::every], truth[::every]), 3))
+    ceiling = planning.choose(head, truth_aim, found.scale, base, cfg, detail)
+    target = found.target.opening.astype(np.float64)
+    return Aimed(round(finite_pearson(target[::every], truth[::every]), 3),
+                 round(finite_pearson(shown_openings(head, ceiling)[::every], truth[::every]),
+                       3))
 
 
 def loso_models(

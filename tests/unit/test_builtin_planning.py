@@ -113,26 +113,32 @@ def test_the_mouth_follows_the_heard_speech_and_closes_in_pauses() -> None:
     assert metrics["regression_reliability"] > 0.7 and metrics["target_r"] > 0.9
 
 
-
 def test_the_selection_follows_whatever_it_is_aimed_at() -> None:
     analysis = _template()
     loudness = np.repeat(np.random.default_rng(2).uniform(0.05, 1, 12), 5)
+    loudness[30:40] = 0.0  # a pause
     heard = FakeListener(loudness).hear(np.zeros(0, np.float32), FPS, len(loudness))
-    cfg = BuiltinEngineSettings()
-    target, scale, metrics = planning.aim(analysis, heard, cfg, None)
-    assert target.opening.shape == (60,) and metrics["regression_reliability"] > 0.7
+    cfg = BuiltinEngineSettings(lead_ms=0)
+    aimed = planning.aim(analysis, heard, cfg, None)
+    target = aimed.target
+    # the target follows the loudness heard and closes in the pause
+    spoken = loudness > 0
+    assert np.corrcoef(target.opening[spoken], loudness[spoken])[0, 1] > 0.9
+    assert target.closed[30:40].all() and not target.closed[spoken].any()
+    assert (target.opening[30:40] == aimed.scale.closed).all()
+    assert aimed.metrics["regression_reliability"] > 0.7
     base = select.pingpong_indices(60, N)
     detail = planning.mouth_detail(analysis)
     opening = np.nan_to_num(analysis.opening)
-    # what drive plans is the choice aimed at the target aim finds
     plan, _ = planning.drive(analysis, np.zeros(0, np.float32), 60, cfg, FakeListener(loudness))
-    chosen = planning.choose(analysis, target, scale, base, cfg, detail)
+    chosen = planning.choose(analysis, target, aimed.scale, base, cfg, detail)
     assert (chosen.source == plan.source).all() and (chosen.base == plan.base).all()
     # aimed at another track of openings (inside the template's range), it follows that one
     other = motion.Target(opening=np.linspace(0.05, 0.3, 60).astype(np.float32)[::-1],
                           closed=np.zeros(60, bool))
-    shown = opening[planning.choose(analysis, other, scale, base, cfg, detail).source]
+    shown = opening[planning.choose(analysis, other, aimed.scale, base, cfg, detail).source]
     assert np.corrcoef(shown, other.opening)[0, 1] > 0.95
+
 
 PAUSED = np.concatenate([np.full(10, 0.5), np.zeros(20), np.full(10, 0.5)])  # a pause inside
 

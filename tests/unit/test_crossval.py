@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,18 @@ def test_a_split_says_whether_its_r_is_lost_in_the_target_or_the_selection() -> 
     assert summary["en"]["ceiling_r"][0] == score.ceiling_r
     clip = crossval.per_clip([score])["x.mp4"]
     assert clip["ceiling_r"] == score.ceiling_r
+    # scored on every other frame, as a slower camera's split is
+    head = crossval.head_analysis(full, 60, crossval.heard_slice(heard, 0, 60))
+    tail = crossval.heard_slice(heard, 60, full.n_frames)
+    truth = np.where(full.usable[60:], full.opening[60:], np.nan).astype(np.float64)
+    every = crossval.aimed(head, tail, truth, cfg, None, planning.mouth_detail(head), every=2)
+    target = planning.aim(head, tail, cfg, None).target.opening.astype(np.float64)
+    assert every.target_r == round(float(np.corrcoef(target[::2], truth[::2])[0, 1]), 3)
+    assert every.target_r != score.target_r and every.ceiling_r > 0.95
+    # a head planned at another rate (50 fps: every other frame) is not looked at
+    fast = crossval.aimed(replace(head, fps=50.0), tail, truth, cfg, None,
+                          planning.mouth_detail(head))
+    assert np.isnan(fast.target_r) and np.isnan(fast.ceiling_r)
 
 
 def test_a_change_is_judged_per_clip_against_an_earlier_run() -> None:

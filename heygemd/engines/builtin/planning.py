@@ -5,7 +5,7 @@ picks real template mouths that follow it (select).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -156,18 +156,30 @@ def _plan(
 ) -> tuple[Plan, dict[str, float]]:
     """:func:`drive` at the analysis's own rate: ``heard`` and ``base`` (len(base) output
     frames) at it too."""
-    target, scale, metrics = aim(analysis, heard, cfg, model)
-    plan = choose(analysis, target, scale, base, cfg, detail, avoid)
+    aimed = aim(analysis, heard, cfg, model)
+    plan = choose(analysis, aimed.target, aimed.scale, base, cfg, detail, avoid)
     opening = np.nan_to_num(analysis.opening, nan=0.0)
     shown = np.where(plan.active, opening[plan.source], opening[plan.base])
     return plan, {
         "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
-        "target_r": round(motion.pearson(shown, target.opening), 4),
-        **metrics,
+        "target_r": round(motion.pearson(shown, aimed.target.opening), 4),
+        **aimed.metrics,
         "speech_share": round(float(heard.speech.mean()), 4),
         "frames_passed_through": float((~plan.active).sum()),
         "frames_as_recorded": float((plan.active & ~plan.transplanted).sum()),
     }
+
+
+@dataclass(frozen=True)
+class Aim:
+    """What the selection aims at (:func:`aim`): ``target``, per output frame, the opening the
+    new audio asks of this person's mouth in the template's opening units and where it is
+    meant to be closed; ``scale``, the template's opening range; ``metrics``, how it was found
+    (regression reliability, template weight, the template's own sound against its picture)."""
+
+    target: motion.Target
+    scale: motion.OpeningScale
+    metrics: dict[str, float]
 
 
 def aim(
@@ -175,12 +187,8 @@ def aim(
     heard: Heard,
     cfg: BuiltinEngineSettings,
     model: MouthModel | None,
-) -> tuple[motion.Target, motion.OpeningScale, dict[str, float]]:
-    """What the selection aims at, per frame of ``heard`` (at the analysis's rate): the
-    opening the new audio asks of this person's mouth, in the template's opening units, and
-    where the mouth is meant to be closed. Returns it with the template's opening range and
-    the metrics of how it was found (regression reliability, template weight, the template's
-    own sound against its picture)."""
+) -> Aim:
+    """What the selection aims at, per frame of ``heard`` (at the analysis's rate)."""
     fps = analysis.fps
     count = len(heard.speech)
     speech = heard.speech
@@ -227,7 +235,7 @@ def aim(
         metrics["template_offset_ms"] = found.ms(fps)  # > 0: late
         metrics["template_offset_corrected"] = float(found.corrected)
         metrics["template_offset_at_limit"] = float(found.at_limit)  # may be further out
-    return target, scale, metrics
+    return Aim(target=target, scale=scale, metrics=metrics)
 
 
 def choose(
