@@ -59,11 +59,11 @@ class PlanScore:
     face_found: float  # share of the clip's frames with a usable face
     template_weight: float
     template_offset_ms: float = 0.0  # the template's own sound against its picture, as found
+    offset_corrected: bool = False  # whether planning allowed for it (sync.py)
     # where the plan's r is lost (score_split's ``diagnose``): the r of the opening the selection
     # aimed at (planning.aim), and of the mouths it chooses when it aims at the truth itself
     target_r: float = float("nan")
     ceiling_r: float = float("nan")
-    offset_corrected: bool = False  # whether planning allowed for it (sync.py)
     # per lag and second of the clip, the sums best_shift comes from (metrics.lag_sums): a
     # clip's splits added second by second give its shift with an interval (per_clip)
     shift_sums: np.ndarray | None = field(default=None, repr=False, compare=False)
