@@ -185,3 +185,14 @@ def test_each_target_is_judged_with_its_own_figure() -> None:
     rendered = crossval.goals(plan, {"sharpness_shortfall": {"under_target": ["zh.mp4"]}})
     assert not rendered[-1].met and "zh.mp4" in rendered[-1].measured
     assert rendered[-1].line().startswith("  NOT met  mouth sharpness")
+
+
+def test_silent_frames_closed_are_pooled_over_the_splits_silent_frames() -> None:
+    def split(closed: float, silent: int) -> crossval.PlanScore:
+        return crossval.PlanScore(
+            clip="x.mp4", speaker="x", language="en", share=0.5, frames=100, r=0.5,
+            voiced_r=0.5, noop_r=0.0, best_shift=0, silent_closed=closed, face_found=1.0,
+            template_weight=1.0, silent_frames=silent)
+
+    summary = crossval.summarise([split(1.0, 30), split(0.0, 10), split(float("nan"), 0)])
+    assert summary["silent_closed_pooled"] == 0.75 and summary["silent_closed_mean"] == 0.5
