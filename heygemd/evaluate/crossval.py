@@ -61,6 +61,7 @@ class PlanScore:
     template_offset_ms: float = 0.0  # the template's own sound against its picture, as found
     offset_corrected: bool = False  # whether planning allowed for it (sync.py)
     silent_frames: int = 0  # the tail's silent frames with a truth: silent_closed's share of them
+    silent_shown_closed: int = 0  # ... of which shown closed
     # where the plan's r is lost (score_split's ``diagnose``): the r of the opening the selection
     # aimed at (planning.aim), and of the mouths it chooses when it aims at the truth itself
     target_r: float = float("nan")
@@ -165,6 +166,7 @@ def score_split(
         noop_r=round(finite_pearson(opening[base], truth), 3), best_shift=lag,
         silent_closed=round(float((shown[silent] < CLOSED_OPENING).mean()), 3)
         if silent.any() else float("nan"), silent_frames=int(silent.sum()),
+        silent_shown_closed=int((shown[silent] < CLOSED_OPENING).sum()),
         face_found=round(float(full.usable.mean()), 4),
         template_weight=float(metrics.get("template_weight", 1.0)),
         template_offset_ms=float(metrics.get("template_offset_ms", 0.0)),
@@ -299,9 +301,9 @@ def summarise(scores: list[PlanScore]) -> dict[str, Any]:
     out["lowest_face_found"] = min((s.face_found for s in scores), default=float("nan"))
     out["silent_closed_mean"] = round(float(np.mean([f for f, _ in frames])), 3) \
         if frames else float("nan")
-    silent = sum(n for _, n in frames)
+    silent = sum(s.silent_frames for s in scores)
     # every split's silent frames pooled (the tails overlap: a clip's last 30% counts thrice)
-    out["silent_closed_pooled"] = round(sum(f * n for f, n in frames) / silent, 3) \
+    out["silent_closed_pooled"] = round(sum(s.silent_shown_closed for s in scores) / silent, 3) \
         if silent else float("nan")
     return out
 

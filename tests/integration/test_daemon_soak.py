@@ -14,17 +14,17 @@ import pytest
 from tests.integration.conftest import Harness, wait_for
 from tests.integration.test_daemon import frames_and_audio
 
-# seconds a kill waits for its daemon to claim a job (none left to claim: it kills anyway)
+# seconds a kill waits for its daemon to take a job in hand (none left: it kills anyway)
 CLAIM_WAIT = 30.0
 
 
 def in_hand(harness: Harness, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Until the daemon last started (``proc``) has claimed a job, has ended, or ``timeout``
-    seconds have passed."""
+    """Wait until the daemon last started (``proc``) has a job in hand (it has claimed one, or
+    begun one it recovered), has ended, or ``timeout`` seconds have passed."""
     n = len(harness.procs) - 1
     deadline = time.monotonic() + timeout
     while proc.poll() is None and not harness.log_has("job.claimed", n) \
-            and time.monotonic() < deadline:
+            and not harness.log_has("stage.start", n) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 

@@ -162,6 +162,10 @@ def test_footage_at_half_its_rate_is_scored_on_the_frames_it_keeps() -> None:
     own = crossval.score_split(facts, full, heard, 0.5, cfg, None, detail=np.zeros(n), cut=60,
                                every=2)
     assert own.frames == 30 and own.r > 0.6
+    # its silent frames are those kept: the share and its counts agree
+    kept = ~heard.speech[60::2] & np.isfinite(full.opening[60::2])
+    assert own.silent_frames == int(kept.sum()) > 0
+    assert own.silent_closed == round(own.silent_shown_closed / own.silent_frames, 3)
 
 
 def test_each_target_is_judged_with_its_own_figure() -> None:
@@ -188,11 +192,12 @@ def test_each_target_is_judged_with_its_own_figure() -> None:
 
 
 def test_silent_frames_closed_are_pooled_over_the_splits_silent_frames() -> None:
-    def split(closed: float, silent: int) -> crossval.PlanScore:
+    def split(closed: int, silent: int) -> crossval.PlanScore:
         return crossval.PlanScore(
             clip="x.mp4", speaker="x", language="en", share=0.5, frames=100, r=0.5,
-            voiced_r=0.5, noop_r=0.0, best_shift=0, silent_closed=closed, face_found=1.0,
-            template_weight=1.0, silent_frames=silent)
+            voiced_r=0.5, noop_r=0.0, best_shift=0,
+            silent_closed=closed / silent if silent else float("nan"), face_found=1.0,
+            template_weight=1.0, silent_frames=silent, silent_shown_closed=closed)
 
-    summary = crossval.summarise([split(1.0, 30), split(0.0, 10), split(float("nan"), 0)])
+    summary = crossval.summarise([split(30, 30), split(0, 10), split(0, 0)])
     assert summary["silent_closed_pooled"] == 0.75 and summary["silent_closed_mean"] == 0.5
