@@ -148,7 +148,7 @@ def score_split(
     detail = planning.mouth_detail(head) if detail is None else detail[:cut]
     plan, metrics = planning.drive(head, np.zeros(0, np.float32), count, cfg, _Heard(tail),
                                    model, detail)
-    shown = shown_openings(head, plan)
+    shown = planning.shown_openings(head, plan)
     opening = np.nan_to_num(head.opening, nan=0.0)
     truth = np.where(full.usable[cut:], full.opening[cut:], np.nan).astype(np.float64)
     target_r = ceiling_r = float("nan")
@@ -177,13 +177,6 @@ def score_split(
     )
 
 
-def shown_openings(analysis: Any, plan: Any) -> np.ndarray:
-    """(T,): the opening of the mouth each output frame shows (its base's where it
-    passes through)."""
-    opening = np.nan_to_num(analysis.opening, nan=0.0)
-    return np.where(plan.active, opening[plan.source], opening[plan.base])
-
-
 class Aimed(NamedTuple):
     """Where a plan's r is lost (:func:`aimed`)."""
 
@@ -209,9 +202,9 @@ def aimed(head: Any, tail: Heard, truth: np.ndarray, cfg: Any, model: MouthModel
     base = pingpong_indices(len(truth), head.n_frames)
     ceiling = planning.choose(head, truth_aim, found.scale, base, cfg, detail)
     target = found.target.opening.astype(np.float64)
+    shown = planning.shown_openings(head, ceiling)
     return Aimed(round(finite_pearson(target[::every], truth[::every]), 3),
-                 round(finite_pearson(shown_openings(head, ceiling)[::every], truth[::every]),
-                       3))
+                 round(finite_pearson(shown[::every], truth[::every]), 3))
 
 
 def loso_models(

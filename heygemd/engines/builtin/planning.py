@@ -86,12 +86,25 @@ def drive(
         at_plan_rate(analysis, step), heard_at_plan_rate(heard, step), base[::step] // step, cfg,
         model, detail[::step], None if avoid is None else any_of_steps(avoid, step))
     plan = spread_plan(planned, step, base, analysis, avoid)
-    opening = np.nan_to_num(analysis.opening, nan=0.0)
-    shown = np.where(plan.active, opening[plan.source], opening[plan.base])
-    metrics["sync_r"] = round(motion.pearson(shown, af.envelope(heard.level)), 4)
-    metrics["frames_passed_through"] = float((~plan.active).sum())
-    metrics["frames_as_recorded"] = float((plan.active & ~plan.transplanted).sum())
+    metrics.update(_shown_metrics(shown_openings(analysis, plan), plan, heard))  # every frame
     return plan, metrics
+
+
+def shown_openings(analysis: TemplateAnalysis, plan: Plan) -> np.ndarray:
+    """(T,): the opening of the mouth each output frame shows (its base's where it passes
+    through)."""
+    opening = np.nan_to_num(analysis.opening, nan=0.0)
+    return np.where(plan.active, opening[plan.source], opening[plan.base])
+
+
+def _shown_metrics(shown: np.ndarray, plan: Plan, heard: Heard) -> dict[str, float]:
+    """How the mouths ``shown`` (:func:`shown_openings`) follow the voice ``heard``, and how
+    many frames pass through or are shown as recorded."""
+    return {
+        "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
+        "frames_passed_through": float((~plan.active).sum()),
+        "frames_as_recorded": float((plan.active & ~plan.transplanted).sum()),
+    }
 
 
 def at_plan_rate(analysis: TemplateAnalysis, step: int) -> TemplateAnalysis:
@@ -158,15 +171,12 @@ def _plan(
     frames) at it too."""
     aimed = aim(analysis, heard, cfg, model)
     plan = choose(analysis, aimed.target, aimed.scale, base, cfg, detail, avoid)
-    opening = np.nan_to_num(analysis.opening, nan=0.0)
-    shown = np.where(plan.active, opening[plan.source], opening[plan.base])
+    shown = shown_openings(analysis, plan)
     return plan, {
-        "sync_r": round(motion.pearson(shown, af.envelope(heard.level)), 4),
+        **_shown_metrics(shown, plan, heard),
         "target_r": round(motion.pearson(shown, aimed.target.opening), 4),
         **aimed.metrics,
         "speech_share": round(float(heard.speech.mean()), 4),
-        "frames_passed_through": float((~plan.active).sum()),
-        "frames_as_recorded": float((plan.active & ~plan.transplanted).sum()),
     }
 
 
