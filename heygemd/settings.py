@@ -103,6 +103,7 @@ class ValidationSettings(Section):
     clipping_share: float = Field(0.01, ge=0, le=1)
     min_snr_db: float = 6.0  # dB; speech over a music bed (speech/zh01) measures ~9
     min_speech_share: float = Field(0.1, ge=0, le=1)
+    max_damaged_audio_share: float = Field(0.01, ge=0, le=1)  # not-a-number samples, silenced
 
 
 class FaceSettings(Section):

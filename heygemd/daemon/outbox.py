@@ -108,8 +108,11 @@ def result_text(report: JobReport, published_as: str | None = None) -> str:
     if report.videos:
         lines.append("Videos:")
         lines += [_video_line(v) for v in report.videos]
-        warnings = [(v.name, f) for v in report.videos if v.status is VideoStatus.DONE
-                    for f in v.findings if f.severity == "warn"]
+        made = [v for v in report.videos if v.status is VideoStatus.DONE]
+        # the audio's own warnings (it was accepted) once, before the videos' that were made
+        heard = [(report.audio.name, f) for f in report.audio.findings
+                 if f.severity == "warn"] if report.audio is not None and made else []
+        warnings = heard + [(v.name, f) for v in made for f in v.findings if f.severity == "warn"]
         if warnings:
             lines += ["", "Warnings (the video was still made):"]
             lines += [f"  {name}: {f.message}{_see_pictures([f.picture])}" for name, f in warnings]

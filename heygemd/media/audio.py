@@ -1,8 +1,9 @@
 """Load the audio of any supported file as float32 samples at a chosen rate.
 
 :class:`TrackStream` does the I/O: a track decoded as it is read (an output's sound track,
-never held whole); :func:`load_audio` reads one whole through it. :class:`ArrayTrack` reads an
-array as a stream is read. :func:`to_mono`, :func:`clip_unit`, :func:`trimmed_length` and
+never held whole; samples that are not numbers made silent); :func:`read_sound` (and
+:func:`load_audio`, its samples) reads one whole through it. :class:`ArrayTrack` reads an array
+as a stream is read. :func:`to_mono`, :func:`clip_unit`, :func:`trimmed_length` and
 :func:`shift_start` are pure.
 Resampling uses FFmpeg's libswresample through PyAV's AudioResampler, in the track's own
 channel layout; mono and stereo are kept, so the down-mix to mono is a plain mean
@@ -18,6 +19,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -126,10 +128,28 @@ def _samples(frame: Any, channels: int) -> np.ndarray:
     return np.ascontiguousarray(frame.to_ndarray().reshape(-1, channels).T, dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class Sound:
+    """A whole track as :func:`read_sound` gives it: ``samples`` float32 (N,) or (C, N) in
+    [-1, 1]; ``silenced``: how many of them (per channel) were not numbers (NaN or infinite, a
+    damaged float export) and were made silent."""
+
+    samples: np.ndarray
+    silenced: int = 0
+
+
 def load_audio(
     path: Path, rate: int = AUDIO_RATE, mono: bool = True, max_seconds: float | None = None,
     from_first_frame: bool = False,
 ) -> np.ndarray:
+    """:func:`read_sound`'s samples."""
+    return read_sound(path, rate, mono, max_seconds, from_first_frame).samples
+
+
+def read_sound(
+    path: Path, rate: int = AUDIO_RATE, mono: bool = True, max_seconds: float | None = None,
+    from_first_frame: bool = False,
+) -> Sound:
     """The first audio stream of ``path`` (an audio file or a video's sound track).
 
     Returns float32 in [-1, 1]: (N,) when ``mono``, else (C, N), at ``rate`` Hz. With
@@ -140,7 +160,8 @@ def load_audio(
     the picture), so that sample t / rate is heard with frame t * fps / rate.
     Raises MediaError: no_audio when there is no audio stream, unreadable_media when FFmpeg
     cannot open or decode it (FFmpeg's words go to the log). Decoded through a
-    :class:`TrackStream`, the mean of the channels taken before the clipping.
+    :class:`TrackStream` (samples that are not numbers made silent), the mean of the channels
+    taken before the clipping.
     """
     path = Path(path)
     t0 = time.monotonic()
@@ -149,7 +170,7 @@ def load_audio(
             samples = stream.take(int(max_seconds * rate))
         else:
             samples = stream.take(stream.length())
-        first = stream.first_time
+        first, silenced = stream.first_time, stream.silenced
     if from_first_frame and first is not None:
         video_start = _first_video_time(path)
         if video_start is not None:
@@ -162,7 +183,7 @@ def load_audio(
         shape=out.shape,
         duration_ms=ms_since(t0),
     )
-    return out
+    return Sound(out, silenced)
 
 
 class Track(Protocol):
@@ -261,7 +282,9 @@ class TrackStream:
     the read or length() where the decoder fails; FFmpeg's error chained, so that an errno
     stays visible to faults.py). Close it (or use ``with``); read and length then raise
     ValueError. ``first_time``: the first decoded frame's presentation time (None before it,
-    or unknown).
+    or unknown). A sample that is not a number (NaN or infinite, as a damaged float file holds;
+    the resampler spreads one over its filter's length) is made silent: ``silenced`` counts
+    them so far (per channel), and the log says so once.
     """
 
     def __init__(self, path: Path, rate: int, gain: float | None = None,
@@ -310,6 +333,7 @@ class TrackStream:
         self._blocks: deque[np.ndarray] = deque()
         self._decoded = 0  # samples per channel out of the resampler so far
         self._given = 0  # samples per channel read so far
+        self.silenced = 0  # samples per channel that were not numbers, made silent
         self._ended = False
         self._closed = False
 
@@ -366,10 +390,22 @@ class TrackStream:
             raise self._undecodable(err) from err
         for block in out:
             array = _samples(block, self._decoded_channels)
+            finite = np.isfinite(array)
+            if not finite.all():
+                array = self._silenced(array, finite)
             if self._mix is not None:
                 array = self._mix @ array * self._mix_gain()
             self._blocks.append(array)
             self._decoded += array.shape[1]
+
+    def _silenced(self, array: np.ndarray, finite: np.ndarray) -> np.ndarray:
+        """``array`` with its samples that are not numbers zeroed, counted in ``silenced``."""
+        if self.silenced == 0:
+            first = int(np.flatnonzero(~finite.all(axis=0))[0])
+            log.warning("audio.not_a_number", file=self.path.name,
+                        at_seconds=round((self._decoded + first) / self.rate, 3))
+        self.silenced += int((~finite).any(axis=0).sum())
+        return np.where(finite, array, np.float32(0.0))
 
     def _mix_gain(self) -> float:
         """The down-mix's gain: as given, else as found for this file before, else the largest

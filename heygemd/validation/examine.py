@@ -22,7 +22,7 @@ from heygemd.faces.analyze import FaceAnalyzer
 from heygemd.faces.geometry import box_iou, limit_yaw
 from heygemd.faces.hands import HandFinder, HandSightings, hand_cover
 from heygemd.faces.types import SampledFrame
-from heygemd.media.audio import load_audio
+from heygemd.media.audio import read_sound
 from heygemd.media.probe import probe
 from heygemd.media.tap import FrameTap
 from heygemd.media.types import MAX_CHANNELS, MediaInfo
@@ -111,12 +111,13 @@ def examine_audio(
     if not blocked:
         report(0.0)
         try:
-            samples = load_audio(path, rate=AUDIO_RATE, mono=True,
-                                 max_seconds=limits.max_audio_seconds + AUDIO_CAP_MARGIN_SECONDS)
+            sound = read_sound(path, rate=AUDIO_RATE, mono=True,
+                               max_seconds=limits.max_audio_seconds + AUDIO_CAP_MARGIN_SECONDS)
         except MediaError as err:
             return AudioExamination(info, None, [_unreadable("audio", err, path.name)])
+        samples = sound.samples
         vad = voice.speech_probabilities(samples, progress_span(report, DECODE_SHARE, 1.0))
-        stats = measure_audio(samples, vad)
+        stats = measure_audio(samples, vad, damaged=sound.silenced)
     findings = _with_file(rules.validate_audio(info, stats, cfg, limits), path.name)
     log.info(
         "examine.audio",

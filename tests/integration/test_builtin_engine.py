@@ -543,3 +543,45 @@ def test_a_50_fps_template_is_planned_at_25_and_follows_the_audio(
     env = af.envelope(af.loudness_db(request.audio, 50.0, len(frames)))
     ok = np.isfinite(opening)
     assert ok.mean() > 0.9 and pearson(opening[ok], env[ok]) > 0.2
+
+
+def test_a_damaged_float_export_is_heard_as_the_clean_one(
+    setup: dict, tmp_path: Path
+) -> None:
+    """A float WAV with a NaN and an infinite sample (a damaged TTS export): its examination
+    warns and accepts it, and its samples plan and render as the clean file's do (a NaN once
+    turned the VAD deaf to the whole track, an infinity failed the selection)."""
+    from dataclasses import replace
+
+    from heygemd.validation import examine
+
+    settings, request = setup["settings"], setup["request"]
+    clean = np.asarray(request.audio, np.float32)
+    damaged = clean.copy()
+    damaged[[4000, 20000]] = [np.nan, np.inf]
+    exams = [examine.examine_audio(_float_wav(tmp_path / name, track), settings.validation,
+                                   settings.limits)
+             for name, track in (("clean.wav", clean), ("damaged.wav", damaged))]
+    good, bad = exams
+    assert good.findings == []
+    assert [(f.code, f.severity.value) for f in bad.findings] == [("damaged_audio", "warn")]
+    assert bad.samples is not None and np.isfinite(bad.samples).all()
+    rendering = setup["engine"].render(replace(request, audio=bad.samples), lambda f: None)
+    frames = list(rendering.frames)
+    assert len(frames) == len(setup["frames"])
+    assert rendering.metrics["frames_passed_through"] == 0.0
+    # the same mouths, but for the frames around the two silenced milliseconds
+    same = [float(np.abs(as_rgb(a).astype(int) - as_rgb(b).astype(int)).mean())
+            for a, b in zip(frames, setup["frames"], strict=True)]
+    assert sum(d > 0.5 for d in same) <= 6, same
+
+
+def _float_wav(path: Path, samples: np.ndarray, rate: int = AUDIO_RATE) -> Path:
+    """A mono 32-bit float WAV of ``samples`` as they are, NaN and infinities included."""
+    import struct
+
+    data = np.asarray(samples, "<f4").tobytes()
+    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack(
+        "<IHHIIHH", 16, 3, 1, rate, rate * 4, 4, 32) + b"data" + struct.pack("<I", len(data))
+    path.write_bytes(header + data)
+    return path

@@ -161,7 +161,7 @@ def test_second_stop_during_the_audio_check_aborts_and_the_job_reruns(
 
     from heygemd.validation import examine
 
-    load = examine.load_audio
+    load = examine.read_sound
     seen: list[int] = []
 
     def load_then_stop(*args: Any, **kwargs: Any) -> Any:
@@ -170,7 +170,7 @@ def test_second_stop_during_the_audio_check_aborts_and_the_job_reruns(
         daemon.request_stop()
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(examine, "load_audio", load_then_stop)
+    monkeypatch.setattr(examine, "read_sound", load_then_stop)
     daemon.startup()
     harness.good_job("cold")
     with capture_logs() as logs:
@@ -182,7 +182,7 @@ def test_second_stop_during_the_audio_check_aborts_and_the_job_reruns(
     [row] = daemon.store.in_states(State.QUEUED)
     assert row.name == "cold" and row.faults == 0 and row.interruptions == 1
     assert sorted(p.name for p in harness.outbox.iterdir()) == ["STATUS.txt", "status.json"]
-    monkeypatch.setattr(examine, "load_audio", load)
+    monkeypatch.setattr(examine, "read_sound", load)
     daemon.stop_requested = daemon.abort_requested = False
     run_until_idle(daemon)
     assert harness.published()["cold"]["status"] == "done"

@@ -27,7 +27,7 @@ def test_audio_declared_too_long_is_refused_without_decoding(
     def never(*args: Any, **kwargs: Any) -> np.ndarray:
         raise AssertionError("decoded")
 
-    monkeypatch.setattr(examine, "load_audio", never)
+    monkeypatch.setattr(examine, "read_sound", never)
     path = make_audio(tmp_path / "long.wav", seconds=3.0)
     exam = examine.examine_audio(path, CFG, LimitSettings(max_audio_seconds=2.0))
     assert refused(exam.findings) == ["audio_too_long"] and exam.samples is None
@@ -37,14 +37,14 @@ def test_audio_decode_is_capped_past_the_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caps: list[float | None] = []
-    real = examine.load_audio
+    real = examine.read_sound
 
     def spy(path: Path, rate: int = 16000, mono: bool = True,
-            max_seconds: float | None = None) -> np.ndarray:
+            max_seconds: float | None = None) -> Any:
         caps.append(max_seconds)
         return real(path, rate, mono, max_seconds)
 
-    monkeypatch.setattr(examine, "load_audio", spy)
+    monkeypatch.setattr(examine, "read_sound", spy)
     path = make_audio(tmp_path / "ok.wav", seconds=1.0)
     examine.examine_audio(path, CFG, LimitSettings(max_audio_seconds=2.0))
     assert caps == [2.0 + examine.AUDIO_CAP_MARGIN_SECONDS]
@@ -70,7 +70,7 @@ def test_audio_with_more_channels_than_a_layout_names_is_refused_without_decodin
     def never(*args: Any, **kwargs: Any) -> np.ndarray:
         raise AssertionError("decoded")
 
-    monkeypatch.setattr(examine, "load_audio", never)
+    monkeypatch.setattr(examine, "read_sound", never)
     exam = examine.examine_audio(_many_channels(tmp_path / "poly.wav", channels), CFG,
                                  LimitSettings())
     assert refused(exam.findings) == ["too_many_channels"] and exam.samples is None

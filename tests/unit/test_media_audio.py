@@ -17,6 +17,7 @@ from heygemd.media.audio import (
     TrackStream,
     clip_unit,
     load_audio,
+    read_sound,
     stereo_matrix,
     to_mono,
     trimmed_length,
@@ -377,3 +378,38 @@ def test_a_mix_is_turned_down_for_the_part_read_and_its_gain_found_once(
     with TrackStream(path, 48000) as again:
         assert np.array_equal(again.read(again.length()), whole)
     assert scans == [1.0, None]  # the third read took the whole read's gain
+
+
+def _float_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """A mono 32-bit float WAV (WAVE_FORMAT_IEEE_FLOAT) of ``samples`` as they are, NaN and
+    infinities included (what a damaged float export holds)."""
+    import struct
+
+    data = np.asarray(samples, "<f4").tobytes()
+    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack(
+        "<IHHIIHH", 16, 3, 1, rate, rate * 4, 4, 32) + b"data" + struct.pack("<I", len(data))
+    path.write_bytes(header + data)
+    return path
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_samples_that_are_not_numbers_are_made_silent_and_counted(
+    tmp_path: Path, rate: int
+) -> None:
+    t = np.arange(48000) / 48000
+    clean = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    damaged = clean.copy()
+    damaged[[1000, 30000]] = [np.nan, np.inf]
+    good = read_sound(_float_wav(tmp_path / "good.wav", clean, 48000), rate=rate)
+    sound = read_sound(_float_wav(tmp_path / "bad.wav", damaged, 48000), rate=rate)
+    assert good.silenced == 0
+    assert np.isfinite(sound.samples).all() and sound.samples.shape == good.samples.shape
+    # two bad samples: at the file's rate two silent ones, resampled each one spreads over the
+    # resampler's filter (a few ms), never further
+    assert 2 <= sound.silenced <= 2 * rate // 200
+    differ = np.flatnonzero(sound.samples != good.samples)
+    assert len(differ) == sound.silenced
+    assert (np.abs(differ / rate - 1000 / 48000) < 0.005).sum() + \
+        (np.abs(differ / rate - 30000 / 48000) < 0.005).sum() == len(differ)
+    with TrackStream(tmp_path / "bad.wav", rate) as stream:  # an output's sound track
+        assert np.isfinite(stream.read(stream.length())).all() and stream.silenced > 0

@@ -208,6 +208,19 @@ def test_result_text_lists_warnings_only_for_videos_that_were_made() -> None:
     assert "Warnings" not in only_refused
 
 
+def test_result_text_gives_the_audio_warnings_once_where_a_video_was_made() -> None:
+    gap = Finding(code="damaged_audio", severity=Severity.WARN, file="voice.wav",
+                  message="2 ms of the audio held no sound values.")
+    audio = AudioResult(name="voice.wav", accepted=True, findings=[gap])
+    made = VideoResult(name="a.mp4", status=VideoStatus.DONE, output="a.mp4")
+    refused = VideoResult(name="b.mp4", status=VideoStatus.REJECTED, message="No face.")
+    text = outbox.result_text(_report(JobStatus.PARTIAL, [made, refused], audio=audio))
+    assert text.count("voice.wav: 2 ms of the audio held no sound values.") == 1
+    assert text.index("Warnings") < text.index("voice.wav: 2 ms")
+    nothing_made = outbox.result_text(_report(JobStatus.REJECTED, [refused], audio=audio))
+    assert "2 ms" not in nothing_made
+
+
 def test_result_text_names_ignored_subfolders_and_files() -> None:
     report = _report(JobStatus.REJECTED, [], reason_code="no_audio",
                      message="The folder has no audio file.", ignored_files=["notes.txt"],

@@ -174,6 +174,24 @@ def test_too_little_speech() -> None:
     assert (f.code, f.value, f.limit) == ("too_little_speech", 0.02, CFG.min_speech_share)
 
 
+def test_a_few_damaged_samples_are_a_warning_with_their_length() -> None:
+    [f] = v.audio_content_findings(replace(GOOD_AUDIO, damaged_s=0.002), CFG)
+    assert (f.code, f.severity, f.limit) == ("damaged_audio", Severity.WARN,
+                                             CFG.max_damaged_audio_share)
+    assert "2 ms" in f.message and "made silent" in f.message
+
+
+def test_much_damaged_audio_is_refused_as_damaged_not_as_silent() -> None:
+    much = replace(GOOD_AUDIO, damaged_s=0.5)  # 10% of 5 s
+    [f] = v.audio_content_findings(much, CFG)
+    assert (f.code, f.severity, f.value) == ("damaged_audio", Severity.REFUSE, 0.1)
+    assert "10%" in f.message and "export the voice again" in f.message
+    # a file of nothing but NaN decodes to silence: the damage is what the user is told
+    whole = replace(GOOD_AUDIO, damaged_s=5.0, rms_dbfs=-100.0, speech_share=0.0, snr_db=0.0)
+    assert [f.code for f in v.audio_content_findings(whole, CFG)] == ["damaged_audio"]
+    assert v.audio_content_findings(GOOD_AUDIO, CFG) == []
+
+
 def test_noisy_audio() -> None:
     [f] = v.audio_content_findings(replace(GOOD_AUDIO, snr_db=4.2), CFG)
     assert (f.code, f.value, f.limit) == ("noisy_audio", 4.2, CFG.min_snr_db)

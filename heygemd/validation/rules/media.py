@@ -16,7 +16,7 @@ from heygemd.validation.jobfiles import (
     allowed_extensions,
     extension,
 )
-from heygemd.validation.rules.common import MB, pct, refuse, warn
+from heygemd.validation.rules.common import MB, pct, refusals, refuse, warn
 
 # ---------------------------------------------------------------- files and streams
 
@@ -110,7 +110,11 @@ def validate_audio(
 
 
 def audio_content_findings(stats: AudioStats, cfg: ValidationSettings) -> list[Finding]:
-    """Silence, clipping, too little speech, too much noise (each a refusal)."""
+    """Damaged samples (a warning, or a refusal that says why the rest would fail), silence,
+    clipping, too little speech, too much noise (each a refusal)."""
+    damaged = _damaged_findings(stats, cfg)
+    if refusals(damaged):
+        return damaged
     if stats.rms_dbfs < cfg.silence_dbfs:
         return [
             refuse(
@@ -121,7 +125,7 @@ def audio_content_findings(stats: AudioStats, cfg: ValidationSettings) -> list[F
                 limit=cfg.silence_dbfs,
             )
         ]
-    findings: list[Finding] = []
+    findings: list[Finding] = damaged
     if stats.clipped_share > cfg.clipping_share:
         findings.append(
             refuse(
@@ -155,6 +159,29 @@ def audio_content_findings(stats: AudioStats, cfg: ValidationSettings) -> list[F
             )
         )
     return findings
+
+
+def _damaged_findings(stats: AudioStats, cfg: ValidationSettings) -> list[Finding]:
+    """Samples that were not numbers (NaN or infinite: a damaged float export), made silent
+    when decoded: a warning, or a refusal past ``cfg.max_damaged_audio_share`` of the audio."""
+    if stats.damaged_s <= 0.0:
+        return []
+    share = stats.damaged_s / stats.duration_s if stats.duration_s > 0 else 1.0
+    ms = f"{stats.damaged_s * 1000:.0f} ms" if stats.damaged_s < 10 else f"{stats.damaged_s:.0f} s"
+    if share > cfg.max_damaged_audio_share:
+        return [refuse(
+            "damaged_audio",
+            f"The audio file is damaged: {pct(share)} of it ({ms}) holds no sound values (NaN "
+            f"or infinite samples, at most {pct(cfg.max_damaged_audio_share)} allowed); "
+            "export the voice again, as WAV (16 or 24 bit) or FLAC.",
+            value=round(share, 4), limit=cfg.max_damaged_audio_share,
+        )]
+    return [warn(
+        "damaged_audio",
+        f"{ms} of the audio held no sound values (NaN or infinite samples: a damaged export) "
+        "and were made silent; if you hear a gap there, export the voice again.",
+        value=round(share, 6), limit=cfg.max_damaged_audio_share,
+    )]
 
 
 # ---------------------------------------------------------------- video container
