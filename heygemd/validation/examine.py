@@ -60,8 +60,10 @@ class VideoExamination:
 
 
 def _unreadable(kind: str, err: MediaError, name: str) -> Finding:
+    """A refusal of a file that could not be opened; one whose extension lies about what it
+    holds says so in its code too (a program reading report.json need not parse the words)."""
     return Finding(
-        code=f"unreadable_{kind}",
+        code=err.code if err.code == "wrong_extension" else f"unreadable_{kind}",
         severity=Severity.REFUSE,
         message=err.message,
         file=name,

@@ -341,6 +341,19 @@ def test_unreadable_video_is_a_finding(analyzer: FaceAnalyzer, tmp_path: Path) -
     assert exam.pictures == []
 
 
+def test_a_video_named_for_another_container_is_refused_as_such(
+    analyzer: FaceAnalyzer, tmp_path: Path
+) -> None:
+    from tests.mediagen import make_video
+
+    made = make_video(tmp_path / "clip.mkv", width=64, height=48, fps=25, seconds=1.0)
+    named = made.rename(tmp_path / "clip.mp4")
+    exam = examine.examine_video(named, analyzer, CFG, LIMITS, tmp_path)
+    [finding] = exam.findings
+    assert (finding.code, finding.severity) == ("wrong_extension", Severity.REFUSE)
+    assert "really a Matroska/WebM file" in finding.message
+
+
 def test_examine_reports_progress_for_every_sampled_frame(
     shared_media: Path, analyzer: FaceAnalyzer, tmp_path: Path
 ) -> None:
