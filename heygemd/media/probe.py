@@ -6,6 +6,7 @@ I/O happens in :func:`probe` and the small helpers that read a container; the ju
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from fractions import Fraction
@@ -97,6 +98,35 @@ def rotation_clockwise(display_rotation: float | None, rotate_tag: str | None) -
     return int(round(degrees / 90.0)) % 4 * 90
 
 
+def orientation(matrix: Sequence[int] | None, rotate_tag: str | None) -> tuple[int, bool]:
+    """(degrees clockwise 0/90/180/270, mirrored): how the decoded frames stand upright, as
+    FFmpeg's own autorotation turns them. Mirrored: flipped left to right after the turn.
+
+    matrix: the display matrix on the decoded frames (9 ints, 16.16 fixed point as FFmpeg keeps
+    it), or None; rotate_tag: the legacy ``rotate`` stream tag (clockwise degrees), read where
+    there is no matrix. A matrix with a flip (a phone's front camera may record so) turns and
+    mirrors the picture, each case as ffmpeg's autorotate filters it (transpose clock_flip and
+    cclock_flip, hflip, vflip); an angle off the quarter turns is rounded to the nearest one.
+    """
+    if matrix is None or len(matrix) < 5:
+        return rotation_clockwise(None, rotate_tag), False
+    a, b, c, d = (float(matrix[i]) / 65536 for i in (0, 1, 3, 4))
+    across, down = math.hypot(a, c), math.hypot(b, d)
+    if across == 0.0 or down == 0.0:
+        return 0, False
+    theta = round(math.degrees(math.atan2(b / down, a / across)))  # clockwise
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    if abs(theta - 90) < 1:
+        return 90, c > 0  # cclock_flip (a transpose): a quarter turn, then left to right
+    if abs(theta - 270) < 1:
+        return 270, c < 0  # clock_flip: the other quarter turn, then left to right
+    if abs(theta - 180) < 1:  # hflip where a < 0, vflip where d < 0 (a vflip: a half turn
+        return (180, a >= 0) if d < 0 else (0, a < 0)  # mirrored)
+    if abs(theta) < 1:
+        return (180, True) if d < 0 else (0, False)
+    return int(round(theta / 90.0)) % 4 * 90, False
+
+
 def is_variable_rate(times: Sequence[float], tolerance: float = VFR_TOLERANCE) -> bool:
     """True when frame spacing varies: ``times`` are presentation times in seconds (any order).
 
@@ -182,26 +212,40 @@ def _seconds(amount: int | None, time_base: Fraction | None) -> float | None:
     return float(amount * time_base)
 
 
-def _scan_video(container: Any, stream: Any, limit: int = VFR_PACKETS) -> tuple[list[float], float]:
-    """Presentation times (s) of the first ``limit`` packets of ``stream``, and the display-matrix
-    angle FFmpeg attaches to decoded frames (decodes until the first frame appears)."""
+def _scan_video(container: Any, stream: Any, limit: int = VFR_PACKETS
+                ) -> tuple[list[float], tuple[int, ...] | None]:
+    """Presentation times (s) of the first ``limit`` packets of ``stream``, and the display
+    matrix FFmpeg attaches to the first decoded frame (None without one; decodes until the
+    first frame appears)."""
     times: list[float] = []
-    rotation: float | None = None
+    matrix: tuple[int, ...] | None = None
+    seen = False
     for packet in container.demux(stream):
         if packet.pts is not None and packet.time_base is not None:
             times.append(float(packet.pts * packet.time_base))
-        if rotation is None:
+        if not seen:
             frames = packet.decode()
             if frames:
-                rotation = float(frames[0].rotation)
-        if len(times) >= limit and rotation is not None:
+                seen, matrix = True, _display_matrix(frames[0])
+        if len(times) >= limit and seen:
             break
-    return times, rotation or 0.0
+    return times, matrix
+
+
+def _display_matrix(frame: Any) -> tuple[int, ...] | None:
+    """The frame's display matrix side data as 9 ints, or None."""
+    from av.sidedata.sidedata import Type
+
+    data = frame.side_data.get(Type.DISPLAYMATRIX)
+    if data is None:
+        return None
+    values = np.frombuffer(bytes(data), dtype="<i4")
+    return tuple(int(v) for v in values[:9]) if len(values) >= 9 else None
 
 
 def _video_info(container: Any, stream: Any) -> VideoStreamInfo:
-    times, display_rotation = _scan_video(container, stream)
-    rotation = rotation_clockwise(display_rotation, stream.metadata.get("rotate"))
+    times, matrix = _scan_video(container, stream)
+    rotation, mirrored = orientation(matrix, stream.metadata.get("rotate"))
     width, height = stream.codec_context.width, stream.codec_context.height
     if rotation in (90, 270):
         width, height = height, width
@@ -217,6 +261,7 @@ def _video_info(container: Any, stream: Any) -> VideoStreamInfo:
         width=width,
         height=height,
         rotation=rotation,
+        mirrored=mirrored,
         avg_fps=avg,
         real_fps=real,
         is_vfr=is_vfr,

@@ -27,6 +27,7 @@ class VideoStreamInfo:
     # (matrix, range, primaries, transfer) as the stream says, FFmpeg's numbers (2, 0, 2, 2:
     # unspecified)
     colour: tuple[int, int, int, int] = (2, 0, 2, 2)
+    mirrored: bool = False  # after the turn, flipped left to right (a display matrix's flip)
 
     @property
     def frame_rate(self) -> float:

@@ -88,11 +88,13 @@ def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return even(int(round(width * scale))), even(int(round(height * scale)))
 
 
-def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
-    """Turn uint8 (H, W, 3) ``frame`` clockwise by ``rotation`` degrees (0/90/180/270)."""
-    if rotation % 360 == 0:
+def upright(frame: np.ndarray, rotation: int, mirrored: bool = False) -> np.ndarray:
+    """Turn uint8 (H, W, 3) ``frame`` clockwise by ``rotation`` degrees (0/90/180/270), then
+    flip it left to right where ``mirrored``."""
+    if rotation % 360 == 0 and not mirrored:
         return frame
-    return np.ascontiguousarray(np.rot90(frame, k=-(rotation // 90)))
+    turned = np.rot90(frame, k=-(rotation // 90))
+    return np.ascontiguousarray(turned[:, ::-1] if mirrored else turned)
 
 
 def even_frame(frame: np.ndarray) -> np.ndarray:
@@ -137,7 +139,7 @@ class VideoReader(Closing):
                 "a video of the person.",
                 code="no_video",
             )
-        self.rotation = video.rotation
+        self.rotation, self.mirrored = video.rotation, video.mirrored
         self._source_fps = video.frame_rate
         self.fps = float(fps) if fps else self._source_fps
         self.width, self.height = scaled_size(video.width, video.height, scale)
@@ -212,7 +214,7 @@ class VideoReader(Closing):
             )
         else:
             array = frame.to_ndarray(format="rgb24")
-        return upright(array, self.rotation)
+        return upright(array, self.rotation, self.mirrored)
 
     def _timed_frames(self, strict: bool = False) -> Iterator[tuple[float, float, Any]]:
         """(start s, duration s, av.VideoFrame) in presentation order; gaps in timestamps filled.
@@ -309,7 +311,8 @@ class VideoReader(Closing):
         nv12) with even sides and needs no turning or scaling, else its upright RGB
         (:meth:`to_rgb`)."""
         frame = self.sdr(frame)
-        if not self._scaled and self.rotation % 360 == 0 and yuv.carried(frame):
+        if not self._scaled and self.rotation % 360 == 0 and not self.mirrored \
+                and yuv.carried(frame):
             return yuv.decoded(frame)
         return self.to_rgb(frame)
 

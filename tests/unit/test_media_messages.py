@@ -83,7 +83,8 @@ def test_a_refused_file_is_told_in_the_users_words(tmp_path: Path, name: str) ->
     path = make(tmp_path / name)
     with capture_logs() as logs:
         [finding] = findings_for(path)
-    assert finding.severity is Severity.REFUSE and finding.code.startswith("unreadable_")
+    code = "wrong_extension" if event == "media.wrong_extension" else "unreadable_"
+    assert finding.severity is Severity.REFUSE and finding.code.startswith(code)
     message = finding.message
     assert message.startswith(name) and words in message
     for leak in LEAKS:

@@ -136,6 +136,57 @@ def test_reader_rotation_upright(tmp_path: Path) -> None:
     assert frames[5][2, -3, 0] > 200 and frames[5][2, -3, 1] < 60  # red marker at top-right
 
 
+def _as_displayed(stored: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``stored`` as its display matrix shows it, by the matrix's own definition: pixel (p, q)
+    of the decoded picture lands at (a p + c q, b p + d q), the result moved to start at 0."""
+    a, b, c, d = (int(np.sign(matrix[i])) for i in (0, 1, 3, 4))
+    h, w = stored.shape[:2]
+    q, p = np.mgrid[0:h, 0:w]
+    x, y = a * p + c * q, b * p + d * q
+    out = np.zeros((int(y.max() - y.min()) + 1, int(x.max() - x.min()) + 1, 3), np.uint8)
+    out[y - y.min(), x - x.min()] = stored
+    return out
+
+
+@pytest.mark.parametrize("angle", [0, 90, 180, -90])
+@pytest.mark.parametrize("flip", ["none", "hflip", "vflip"])
+def test_every_turn_and_flip_of_a_display_matrix_stands_upright(
+    tmp_path: Path, angle: int, flip: str
+) -> None:
+    """A phone's front camera may record a mirror flag beside the turn: the picture is read as
+    the matrix shows it (as FFmpeg's autorotation turns and flips it), not mirrored."""
+    import av
+
+    path = tmp_path / "m.mp4"
+    # red grows to the right, green downwards, a blue block at the top left: no turn or flip of
+    # it looks like another
+    q, p = np.mgrid[0:48, 0:64]
+    stored = np.stack([p * 4, q * 5, np.where((p < 16) & (q < 12), 255, 0)], -1).astype(np.uint8)
+    with av.open(str(path), mode="w") as container:
+        stream: Any = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(angle, hflip=flip == "hflip", vflip=flip == "vflip")
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        decoded = next(container.decode(video=0))
+        data = decoded.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        matrix = np.frombuffer(bytes(data), "<i4") if data is not None else np.array(
+            [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30])
+    expected = _as_displayed(stored, matrix)
+    with VideoReader(path) as reader:
+        frame = next(iter(reader))
+        assert (reader.height, reader.width) == expected.shape[:2]
+    assert _diff(frame, expected) < 6
+    for other in (expected[:, ::-1], expected[::-1], expected[::-1, ::-1]):
+        assert _diff(frame, other) > 30
+
+
 def test_reader_scale(tmp_path: Path) -> None:
     path = make_video(tmp_path / "s.mkv", width=64, height=48, rotation=90)
     with VideoReader(path, scale=0.5) as reader:
