@@ -131,11 +131,12 @@ def _samples(frame: Any, channels: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Sound:
     """A whole track as :func:`read_sound` gives it: ``samples`` float32 (N,) or (C, N) in
-    [-1, 1]; ``silenced``: how many of them (per channel) were not numbers (NaN or infinite, a
-    damaged float export) and were made silent."""
+    [-1, 1]; ``silenced``: how many of them (per channel) were not numbers in every channel
+    (NaN or infinite, a damaged float export) and were made silent."""
 
     samples: np.ndarray
     silenced: int = 0
+    silenced_from: float | None = None  # seconds: where the first of them is
 
 
 def load_audio(
@@ -170,7 +171,7 @@ def read_sound(
             samples = stream.take(int(max_seconds * rate))
         else:
             samples = stream.take(stream.length())
-        first, silenced = stream.first_time, stream.silenced
+        first, silenced, silenced_from = stream.first_time, stream.silenced, stream.silenced_from
     if from_first_frame and first is not None:
         video_start = _first_video_time(path)
         if video_start is not None:
@@ -183,7 +184,7 @@ def read_sound(
         shape=out.shape,
         duration_ms=ms_since(t0),
     )
-    return Sound(out, silenced)
+    return Sound(out, min(silenced, out.shape[-1]), silenced_from)
 
 
 class Track(Protocol):
@@ -283,12 +284,14 @@ class TrackStream:
     stays visible to faults.py). Close it (or use ``with``); read and length then raise
     ValueError. ``first_time``: the first decoded frame's presentation time (None before it,
     or unknown). A sample that is not a number (NaN or infinite, as a damaged float file holds;
-    the resampler spreads one over its filter's length) is made silent: ``silenced`` counts
-    them so far (per channel), and the log says so once.
+    the resampler spreads one over its filter's length) takes the mean of the channels that
+    are numbers there, or silence where none is: ``silenced`` counts those silent ones so far
+    (per channel), ``silenced_from`` says where the first was (seconds), and the log says so
+    once (``quiet``: never).
     """
 
     def __init__(self, path: Path, rate: int, gain: float | None = None,
-                 limit_seconds: float | None = None) -> None:
+                 limit_seconds: float | None = None, quiet: bool = False) -> None:
         import av
 
         self.path = Path(path)
@@ -333,7 +336,10 @@ class TrackStream:
         self._blocks: deque[np.ndarray] = deque()
         self._decoded = 0  # samples per channel out of the resampler so far
         self._given = 0  # samples per channel read so far
-        self.silenced = 0  # samples per channel that were not numbers, made silent
+        self.silenced = 0  # samples per channel that were not numbers in any channel
+        self.silenced_from: float | None = None
+        self._quiet = quiet
+        self._told = False
         self._ended = False
         self._closed = False
 
@@ -399,13 +405,23 @@ class TrackStream:
             self._decoded += array.shape[1]
 
     def _silenced(self, array: np.ndarray, finite: np.ndarray) -> np.ndarray:
-        """``array`` with its samples that are not numbers zeroed, counted in ``silenced``."""
-        if self.silenced == 0:
+        """``array`` (channels, n) with each sample that is not a number replaced by the mean
+        of its channels that are (a damaged channel beside a whole one keeps the voice), or by
+        silence where none is (counted in ``silenced``)."""
+        if not self._told and not self._quiet:
             first = int(np.flatnonzero(~finite.all(axis=0))[0])
             log.warning("audio.not_a_number", file=self.path.name,
                         at_seconds=round((self._decoded + first) / self.rate, 3))
-        self.silenced += int((~finite).any(axis=0).sum())
-        return np.where(finite, array, np.float32(0.0))
+        self._told = True
+        kept = np.where(finite, array, np.float32(0.0))
+        counts = finite.sum(axis=0)
+        fill = kept.sum(axis=0) / np.maximum(counts, 1)
+        none = counts == 0
+        if none.any():
+            if self.silenced_from is None:
+                self.silenced_from = (self._decoded + int(np.flatnonzero(none)[0])) / self.rate
+            self.silenced += int(none.sum())
+        return np.where(finite, array, fill[None, :]).astype(np.float32)
 
     def _mix_gain(self) -> float:
         """The down-mix's gain: as given, else as found for this file before, else the largest
@@ -419,7 +435,7 @@ class TrackStream:
             if self._limit_seconds is not None:
                 limit = int(self._limit_seconds * self.rate)
             read, ended = 0, False
-            with TrackStream(self.path, self.rate, gain=1.0) as whole:
+            with TrackStream(self.path, self.rate, gain=1.0, quiet=True) as whole:
                 while not ended and (limit is None or read < limit):
                     block = whole.take(1 << 16 if limit is None else min(1 << 16, limit - read))
                     ended = block.shape[1] == 0

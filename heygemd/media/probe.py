@@ -239,8 +239,10 @@ def _display_matrix(frame: Any) -> tuple[int, ...] | None:
     data = frame.side_data.get(Type.DISPLAYMATRIX)
     if data is None:
         return None
-    values = np.frombuffer(bytes(data), dtype="<i4")
-    return tuple(int(v) for v in values[:9]) if len(values) >= 9 else None
+    raw = bytes(data)
+    if len(raw) < 36:
+        return None
+    return tuple(int(v) for v in np.frombuffer(raw[:36], dtype="<i4"))
 
 
 def _video_info(container: Any, stream: Any) -> VideoStreamInfo:

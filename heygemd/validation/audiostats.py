@@ -45,7 +45,8 @@ class AudioStats:
     duration_s: seconds; rms_dbfs / peak_dbfs: dB relative to full scale (1.0);
     clipped_share: fraction 0..1 of samples at full scale; speech_share: fraction 0..1 of frames
     the VAD calls speech; snr_db: estimated speech-to-noise ratio in dB; damaged_s: seconds of
-    samples that were not numbers (NaN or infinite) in the file, made silent when decoded.
+    samples that were not numbers (NaN or infinite) in the file, made silent when decoded, the
+    first at damaged_from_s.
     """
 
     duration_s: float
@@ -55,6 +56,7 @@ class AudioStats:
     speech_share: float
     snr_db: float
     damaged_s: float = 0.0
+    damaged_from_s: float = 0.0
 
 
 def to_db(power: float) -> float:
@@ -136,11 +138,11 @@ def estimate_snr_db(powers: np.ndarray, is_speech: np.ndarray) -> float:
 
 def measure_audio(
     samples: np.ndarray, speech_probabilities: np.ndarray, rate: int = AUDIO_RATE,
-    damaged: int = 0,
+    damaged: int = 0, damaged_from_s: float = 0.0,
 ) -> AudioStats:
     """All stats of ``samples`` (float32 (N,) mono at ``rate``) given per-frame VAD
     probabilities (F,) for frames of :data:`FRAME` samples; ``damaged``: how many of them were
-    not numbers in the file (made silent when decoded)."""
+    not numbers in the file (made silent when decoded), the first at ``damaged_from_s``."""
     powers = frame_powers(samples)
     is_speech = speech_mask(speech_probabilities, len(powers))
     return AudioStats(
@@ -151,4 +153,5 @@ def measure_audio(
         speech_share=float(np.mean(is_speech)) if len(samples) else 0.0,
         snr_db=estimate_snr_db(powers, is_speech),
         damaged_s=damaged / rate,
+        damaged_from_s=damaged_from_s,
     )

@@ -67,7 +67,7 @@ def _unreadable(kind: str, err: MediaError, name: str) -> Finding:
         severity=Severity.REFUSE,
         message=err.message,
         file=name,
-        value=err.code,
+        value=err.value if err.code == "wrong_extension" else err.code,
     )
 
 
@@ -119,7 +119,8 @@ def examine_audio(
             return AudioExamination(info, None, [_unreadable("audio", err, path.name)])
         samples = sound.samples
         vad = voice.speech_probabilities(samples, progress_span(report, DECODE_SHARE, 1.0))
-        stats = measure_audio(samples, vad, damaged=sound.silenced)
+        stats = measure_audio(samples, vad, damaged=sound.silenced,
+                              damaged_from_s=sound.silenced_from or 0.0)
     findings = _with_file(rules.validate_audio(info, stats, cfg, limits), path.name)
     log.info(
         "examine.audio",

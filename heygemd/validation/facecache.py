@@ -33,7 +33,7 @@ from heygemd.settings import FaceSettings, ValidationSettings
 
 log = structlog.get_logger(__name__)
 
-FRAME_PASS_VERSION = "frame-pass-3"  # 3: HDR templates seen in SDR (media.hdr)
+FRAME_PASS_VERSION = "frame-pass-4"  # 3: HDR templates seen in SDR (media.hdr); 4: flips applied
 
 Evidence = tuple[list[SampledFrame], tuple[int, int]]  # sampled frames, (width, height)
 

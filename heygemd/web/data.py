@@ -128,13 +128,17 @@ def result_card(row: JobRow, report: dict[str, Any] | None) -> ResultCard:
     """The page's card for a finished job (pure): the store's verdict, and per video the
     report's words and picture indexes."""
     files = servable(report) if report else []
+    audio = (report or {}).get("audio") or {}
+    # the audio's own warnings (it was accepted), shown with each video made, as RESULT.txt has
+    heard = [f["message"] for f in audio.get("findings") or [] if f.get("severity") == "warn"]
     videos = []
     for video in (report or {}).get("videos") or []:
         pictures = list(dict.fromkeys(files.index(p) for p in video.get("pictures") or []
                                       if p in files))
         preview = video.get("preview")
-        warnings = [f["message"] for f in video.get("findings") or []
-                    if f.get("severity") == "warn" and video.get("status") == "done"]
+        warnings = [*heard, *(f["message"] for f in video.get("findings") or []
+                              if f.get("severity") == "warn")] \
+            if video.get("status") == "done" else []
         videos.append(VideoCard(
             name=str(video.get("name")), status=str(video.get("status")),
             output=video.get("output"), message=video.get("message"), warnings=warnings,

@@ -411,5 +411,27 @@ def test_samples_that_are_not_numbers_are_made_silent_and_counted(
     assert len(differ) == sound.silenced
     assert (np.abs(differ / rate - 1000 / 48000) < 0.005).sum() + \
         (np.abs(differ / rate - 30000 / 48000) < 0.005).sum() == len(differ)
+    assert sound.silenced_from == pytest.approx(1000 / 48000, abs=0.003)
     with TrackStream(tmp_path / "bad.wav", rate) as stream:  # an output's sound track
         assert np.isfinite(stream.read(stream.length())).all() and stream.silenced > 0
+
+
+def test_a_damaged_channel_beside_a_whole_one_keeps_the_voice(tmp_path: Path) -> None:
+    """One channel of a stereo file all NaN: the other's voice fills it; nothing is silenced."""
+    import av
+
+    t = np.arange(48000) / 48000
+    voice = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    planes = np.stack([voice, np.full_like(voice, np.nan)])
+    path = tmp_path / "half.wav"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_f32le", rate=48000, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(planes.T.reshape(1, -1).copy(), format="flt",
+                                           layout="stereo")
+        frame.rate = 48000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    sound = read_sound(path, rate=48000, mono=False)
+    assert sound.silenced == 0 and sound.silenced_from is None
+    np.testing.assert_allclose(sound.samples[1], sound.samples[0])
+    np.testing.assert_allclose(sound.samples[0], voice, atol=1e-6)

@@ -175,17 +175,24 @@ def test_too_little_speech() -> None:
 
 
 def test_a_few_damaged_samples_are_a_warning_with_their_length() -> None:
-    [f] = v.audio_content_findings(replace(GOOD_AUDIO, damaged_s=0.002), CFG)
+    [f] = v.audio_content_findings(replace(GOOD_AUDIO, damaged_s=0.002, damaged_from_s=12.34),
+                                   CFG)
     assert (f.code, f.severity, f.limit) == ("damaged_audio", Severity.WARN,
                                              CFG.max_damaged_audio_share)
-    assert "2 ms" in f.message and "made silent" in f.message
+    assert "2 ms of the audio, from 0:12.3, is damaged" in f.message
+    assert "replaced by silence" in f.message
+    [one] = v.audio_content_findings(replace(GOOD_AUDIO, damaged_s=1 / 16000), CFG)
+    assert one.message.startswith("less than 1 ms")
 
 
 def test_much_damaged_audio_is_refused_as_damaged_not_as_silent() -> None:
     much = replace(GOOD_AUDIO, damaged_s=0.5)  # 10% of 5 s
     [f] = v.audio_content_findings(much, CFG)
     assert (f.code, f.severity, f.value) == ("damaged_audio", Severity.REFUSE, 0.1)
-    assert "10%" in f.message and "export the voice again" in f.message
+    assert "10% of it (500 ms, from 0:00.0)" in f.message and "Export the voice again" in f.message
+    # just over the limit: the share is told to a tenth, not rounded down to the limit itself
+    [near] = v.audio_content_findings(replace(GOOD_AUDIO, damaged_s=0.06), CFG)
+    assert "1.2% of it" in near.message and "at most 1.0%" in near.message
     # a file of nothing but NaN decodes to silence: the damage is what the user is told
     whole = replace(GOOD_AUDIO, damaged_s=5.0, rms_dbfs=-100.0, speech_share=0.0, snr_db=0.0)
     assert [f.code for f in v.audio_content_findings(whole, CFG)] == ["damaged_audio"]

@@ -49,6 +49,14 @@ def test_a_result_card_carries_the_reports_words_and_picture_indexes() -> None:
         "rejected", "The face is turned away.", [2], None)
 
 
+def test_an_accepted_audios_warnings_show_with_each_video_made() -> None:
+    report = {**REPORT, "audio": {"name": "voice.wav", "accepted": True, "findings": [
+        {"severity": "warn", "message": "2 ms of the audio is damaged"}]}}
+    anna, ben = data.result_card(row("a", State.DONE, status="partial"), report).videos
+    assert anna.warnings == ["2 ms of the audio is damaged", "below 720p"]
+    assert ben.warnings == []
+
+
 def test_the_running_card_estimates_what_is_left() -> None:
     running = row("r", State.RUNNING, started_at="2026-12-03T08:00:00+00:00", video_index=2,
                   video_count=4, fraction=0.5, video_name="c.mp4")

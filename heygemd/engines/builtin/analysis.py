@@ -34,7 +34,8 @@ from heygemd.media.yuv import Picture, as_rgb
 
 log = structlog.get_logger(__name__)
 
-ANALYSIS_VERSION = "builtin-analysis-12"  # 11, 12: 50/60 and 10-15 fps templates heard as planned
+ANALYSIS_VERSION = "builtin-analysis-13"  # 11, 12: 50/60 and 10-15 fps templates heard as planned;
+# 13: a display matrix's flip applied, and an own sound's NaN samples made silent
 MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 30.0
 CROP_MARGIN = 1.25  # crop side = the first face's ring box side times this

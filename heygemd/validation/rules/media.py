@@ -16,7 +16,7 @@ from heygemd.validation.jobfiles import (
     allowed_extensions,
     extension,
 )
-from heygemd.validation.rules.common import MB, pct, refusals, refuse, warn
+from heygemd.validation.rules.common import MB, clock, pct, refusals, refuse, warn
 
 # ---------------------------------------------------------------- files and streams
 
@@ -166,22 +166,30 @@ def _damaged_findings(stats: AudioStats, cfg: ValidationSettings) -> list[Findin
     when decoded: a warning, or a refusal past ``cfg.max_damaged_audio_share`` of the audio."""
     if stats.damaged_s <= 0.0:
         return []
-    share = stats.damaged_s / stats.duration_s if stats.duration_s > 0 else 1.0
-    ms = f"{stats.damaged_s * 1000:.0f} ms" if stats.damaged_s < 10 else f"{stats.damaged_s:.0f} s"
+    share = min(stats.damaged_s / stats.duration_s, 1.0) if stats.duration_s > 0 else 1.0
+    length = "less than 1 ms" if stats.damaged_s < 0.001 else \
+        f"{stats.damaged_s * 1000:.0f} ms" if stats.damaged_s < 10 else f"{stats.damaged_s:.0f} s"
     if share > cfg.max_damaged_audio_share:
         return [refuse(
             "damaged_audio",
-            f"The audio file is damaged: {pct(share)} of it ({ms}) holds no sound values (NaN "
-            f"or infinite samples, at most {pct(cfg.max_damaged_audio_share)} allowed); "
-            "export the voice again, as WAV (16 or 24 bit) or FLAC.",
+            f"The audio file is damaged: {_share(share)} of it ({length}, from "
+            f"{clock(stats.damaged_from_s)}) holds broken values instead of sound (NaN or "
+            f"infinite samples; at most {_share(cfg.max_damaged_audio_share)} can be replaced "
+            "by silence). Export the voice again, as WAV (16 or 24 bit) or FLAC.",
             value=round(share, 4), limit=cfg.max_damaged_audio_share,
         )]
     return [warn(
         "damaged_audio",
-        f"{ms} of the audio held no sound values (NaN or infinite samples: a damaged export) "
-        "and were made silent; if you hear a gap there, export the voice again.",
+        f"{length} of the audio, from {clock(stats.damaged_from_s)}, is damaged (NaN or "
+        "infinite samples) and was replaced by silence; if you hear a gap there, export the "
+        "voice again.",
         value=round(share, 6), limit=cfg.max_damaged_audio_share,
     )]
+
+
+def _share(share: float) -> str:
+    """0.0123 -> "1.2%", 0.5 -> "50%": a tenth of a percent where a limit is near."""
+    return f"{share * 100:.1f}%" if share < 0.1 else pct(share)
 
 
 # ---------------------------------------------------------------- video container
