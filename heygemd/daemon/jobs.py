@@ -153,7 +153,7 @@ class JobRunner:
         row = self.store.transition(row.job_id, State.VALIDATING)
         t0 = time.monotonic()
         try:
-            shutil.rmtree(paths.staging, ignore_errors=True)
+            _clear(paths.staging)
             paths.staging.mkdir(parents=True)
             paths.log.parent.mkdir(parents=True, exist_ok=True)
             dump = open(paths.fatal_dump, "w", encoding="utf-8")  # noqa: SIM115 - held below
@@ -360,6 +360,16 @@ def _snapshot(folder: Path) -> inbox.Snapshot | None:
         return inbox.scan_entries(folder)
     except OSError:
         return None
+
+
+def _clear(staging: Path) -> None:
+    """Remove a staging folder left by an earlier run, or raise why it cannot be removed: an
+    outbox that is read-only or forbidden for now is the machine's, and the job waits for it
+    (a staging folder left in place would fail the next run's mkdir as if it were the job's)."""
+    try:
+        shutil.rmtree(staging)
+    except FileNotFoundError:
+        pass
 
 
 def _remove_holder(holder: Path) -> None:

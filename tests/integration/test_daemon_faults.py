@@ -123,6 +123,33 @@ def test_a_read_only_outbox_is_the_machines_problem(harness: Harness, tmp_path: 
     assert faults.machine_words(caught.value, place) == "the outbox is read-only"
 
 
+def test_an_outbox_read_only_past_max_attempts_tries_keeps_the_job(harness: Harness) -> None:
+    """The outbox turns read-only while a job is made (an NFS share remounted, a disk gone
+    read-only) and stays so for more tries than max_attempts: its staging folder cannot be
+    removed, and every try is the machine's, not the job's. Once it is writable the job is
+    made and published as done, never given up."""
+    with tmpfs(harness.outbox, 20 * 1024 * 1024):
+        harness.configure(daemon={"max_attempts": 2, "min_free_gb": 0.0},
+                          watch={"settle_seconds": 0.3, "rescan_seconds": 1.0})
+        harness.env["HEYGEMD_FAKE_SLOW_MS"] = "100"  # a few seconds of rendering
+        harness.start()
+        harness.good_job("frozen")
+        wait_for(lambda: any(x.get("event") == "stage.start" and x.get("stage") == "render"
+                             for x in harness.log_lines()), 60, "the render to start")
+        subprocess.run(["mount", "-o", "remount,ro", str(harness.outbox)], check=True)
+        try:
+            wait_for(lambda: requeues(harness, "machine") >= 4, 120, "four tries, read-only")
+            assert requeues(harness, "fault") == 0, [
+                x for x in harness.log_lines() if x.get("event") == "job.requeued"]
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(harness.outbox)], check=True)
+        report = harness.wait_published(1, timeout=90)["frozen"]
+        assert report["status"] == "done", report
+        assert "given up" not in (harness.outbox / "frozen" / "RESULT.txt").read_text()
+        assert requeues(harness, "fault") == 0
+        harness.wait_outbox_clean()
+
+
 def test_once_exits_with_the_reason_when_free_space_is_low(harness: Harness) -> None:
     harness.configure(daemon={"min_free_gb": 1e6}, watch={"settle_seconds": 0.3})
     harness.good_job("waits")
