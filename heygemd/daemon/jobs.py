@@ -366,10 +366,8 @@ def _clear(staging: Path) -> None:
     """Remove a staging folder left by an earlier run, or raise why it cannot be removed: an
     outbox that is read-only or forbidden for now is the machine's, and the job waits for it
     (a staging folder left in place would fail the next run's mkdir as if it were the job's)."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(staging)
-    except FileNotFoundError:
-        pass
 
 
 def _remove_holder(holder: Path) -> None:

@@ -18,6 +18,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
 DB_NAME = "jobs.sqlite3"
 
 
@@ -197,6 +201,31 @@ def _locked(method: Callable[..., _T]) -> Callable[..., _T]:
     return call
 
 
+def _reader(path: Path, unchanging: bool) -> sqlite3.Connection:
+    """A read-only connection to the database at ``path``. ``unchanging`` opens it immutable
+    (no shared-memory file needed) unless its write-ahead log holds writes not yet merged (its
+    daemon was killed): those are read through the log, which needs the shared-memory file the
+    killed daemon left; where even that cannot be opened, the merged part is read alone."""
+    def connect(flags: str) -> sqlite3.Connection:
+        db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None,
+                             check_same_thread=False)
+        db.execute("PRAGMA schema_version").fetchone()  # opening errors surface here
+        return db
+
+    wal = path.with_name(path.name + "-wal")
+    unmerged = wal.is_file() and wal.stat().st_size > 0
+    if unchanging and not unmerged:
+        return connect("mode=ro&immutable=1")
+    try:
+        return connect("mode=ro")
+    except sqlite3.OperationalError:
+        if not unchanging:
+            raise
+        log.warning("store.log_unread", db=str(path),
+                    hint="the state folder's shared-memory file cannot be opened by this user")
+        return connect("mode=ro&immutable=1")
+
+
 class Store:
     """The job table. Every write is its own transaction (autocommit + explicit BEGIN). One
     connection, shared by the daemon's threads (the farm's intake runs jobs side by side): each
@@ -207,12 +236,12 @@ class Store:
     ) -> None:
         """``readonly``: a reader beside the daemon. ``unchanging`` (with readonly): no daemon
         writes meanwhile, so SQLite need not create its shared-memory file (a reader that may
-        not write in the state folder, the web page's unit, opens a cleanly closed database)."""
+        not write in the state folder, the web page's unit, opens a cleanly closed database).
+        A database its daemon did not close (killed, crashed, the power lost) still holds its
+        last writes in the write-ahead log: it is read with them (:func:`_reader`)."""
         path = state_dir / DB_NAME
         if readonly:
-            flags = "mode=ro&immutable=1" if unchanging else "mode=ro"
-            self._db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None,
-                                       check_same_thread=False)
+            self._db = _reader(path, unchanging)
         else:
             state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

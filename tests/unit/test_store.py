@@ -65,6 +65,28 @@ def test_readonly_store_sees_writes_of_the_daemon(tmp_path: Path) -> None:
     writer.close()
 
 
+def test_a_killed_daemons_last_writes_are_read_by_an_unchanging_reader(tmp_path: Path) -> None:
+    """A daemon killed (kill -9, a crash, the power lost) leaves its last writes in the
+    write-ahead log: `heygemd status` and the web page, opening the store as unchanging since
+    no daemon holds it, must still see them (they once read an empty database: no such table)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from pathlib import Path; "
+            "from heygemd.daemon.store import State, Store; "
+            "s = Store(Path(sys.argv[1])); s.add('J1', 'lesson one'); "
+            "s.transition('J1', State.VALIDATING); os._exit(0)  # no close, as a kill")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True,
+                   cwd=Path(__file__).resolve().parents[2])
+    assert (tmp_path / "jobs.sqlite3-wal").stat().st_size > 0  # not merged: no clean close
+    reader = Store(tmp_path, readonly=True, unchanging=True)
+    try:
+        [row] = reader.in_states(State.VALIDATING)
+        assert row.name == "lesson one"
+    finally:
+        reader.close()
+
+
 def test_videos_are_recorded_once_per_job_and_name(tmp_path: Path) -> None:
     from heygemd.daemon.store import VideoFact
 
