@@ -585,3 +585,35 @@ def _float_wav(path: Path, samples: np.ndarray, rate: int = AUDIO_RATE) -> Path:
         "<IHHIIHH", 16, 3, 1, rate, rate * 4, 4, 32) + b"data" + struct.pack("<I", len(data))
     path.write_bytes(header + data)
     return path
+
+
+def test_a_still_picture_of_a_face_is_refused_not_made_silent(
+    setup: dict, tmp_path: Path
+) -> None:
+    """th08's first frame held for 3 s: every new mouth would be that one closed mouth, a
+    video that never speaks; refused in words a user can act on."""
+    from dataclasses import replace
+
+    import av
+
+    from heygemd.errors import InputRejected
+    from heygemd.media.probe import probe
+
+    request = setup["request"]
+    [first] = _template_frames(request.template, 1)
+    still = tmp_path / "still.mp4"
+    with av.open(str(still), "w") as container:
+        stream: Any = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+        for i in range(75):
+            frame = av.VideoFrame.from_ndarray(first, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    with pytest.raises(InputRejected) as refused:
+        setup["engine"].render(replace(request, template=still, info=probe(still)),
+                               lambda f: None)
+    assert refused.value.code == "mouth_still"
+    assert "does not move" in refused.value.message and "talking" in refused.value.message

@@ -36,13 +36,19 @@ from heygemd.engines.builtin import (
     planning,
     render,
 )
-from heygemd.engines.builtin.analysis import TemplateAnalysis, analyse_template, analysis_key
+from heygemd.engines.builtin.analysis import (
+    MIN_MOUTH_TRAVEL,
+    TemplateAnalysis,
+    analyse_template,
+    analysis_key,
+    mouth_travel,
+)
 from heygemd.engines.builtin.hearing import Hearing
 from heygemd.engines.builtin.listen import Listener
 from heygemd.engines.builtin.mouthmodel import MouthModel
 from heygemd.engines.builtin.prefetch import Ahead, start_worker
 from heygemd.engines.builtin.render import Constants, Plan
-from heygemd.errors import ProcessingError
+from heygemd.errors import InputRejected, ProcessingError
 from heygemd.media.yuv import Picture
 from heygemd.settings import BuiltinEngineSettings
 
@@ -70,6 +76,21 @@ RENDER_THREADS = 1
 CONSTANTS_SOURCES = tuple(f"engines/builtin/{name}.py" for name in (
     "colour", "crops", "engine", "mesh", "overlay", "planning", "render", "select", "warp",
 )) + ("engines/compose.py", "faces/geometry.py", "faces/landmarks.py")
+
+
+def _refuse_a_still_mouth(analysis: TemplateAnalysis) -> None:
+    """Raise InputRejected (mouth_still) where the template's mouth does not move: its new
+    mouths would be that one still mouth (a still picture, or a person who never opens it)."""
+    travel = mouth_travel(analysis)
+    if travel is None or travel >= MIN_MOUTH_TRAVEL:
+        return
+    log.info("engine.mouth_still", travel=round(travel, 4), limit=MIN_MOUTH_TRAVEL)
+    raise InputRejected(
+        "The mouth does not move in this video (a still picture, or the person never opens "
+        "their mouth). The new mouth movements are made from the person's own in the video, "
+        "so this one cannot be made to speak; send a video of the person talking.",
+        code="mouth_still", value=round(travel, 4), limit=MIN_MOUTH_TRAVEL,
+    )
 
 
 class BuiltinEngine:
@@ -194,6 +215,7 @@ class BuiltinEngine:
             if abs(analysis.fps - request.fps) > 0.01:
                 log.warning("engine.fps_mismatch", template_fps=analysis.fps,
                             request_fps=request.fps)
+            _refuse_a_still_mouth(analysis)
             # what the render and the selection need besides the audio (kept with the
             # template's analysis): the selection's mouth detail now, the render's constants
             # found beside the planning (its first batch waits for them)
