@@ -98,7 +98,7 @@ def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
         f"{name}: {inbox_words(snap, age, settings.watch)}"
         for name, snap, age in inbox.waiting_folders(settings.paths.inbox)
     ]
-    view = read_view(settings.paths.state, settings.status_file().with_name(STATUS_JSON))
+    view = read_view(settings.paths.state, settings.paths.state / STATUS_JSON)
     view = dataclasses.replace(view, daemon_pid=pid, inbox=waiting, stopped=pid is None,
                                loose=inbox.loose_entries(settings.paths.inbox))
     print(status_text(view), end="")

@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
@@ -479,10 +480,35 @@ class Daemon:
         self._last_status, self._shown = now, problems
         view = self._view(stopped)
         status_file = self.settings.status_file()
+        failed: OSError | None = None
         for path, text in ((status_file, status_text(view)),
                            (status_file.with_name(STATUS_JSON), snapshot_json(view))):
             try:
                 write_atomic(path, text)
             except OSError as err:
-                log.warning("status.write_failed", file=path.name, error=str(err))
+                failed = err
+        if self._status_file_problem(failed, status_file):
+            view = self._view(stopped)
+        try:  # the daemon's own copy, read by `heygemd status` and the web page
+            write_atomic(self.settings.paths.state / STATUS_JSON, snapshot_json(view))
+        except OSError as err:
+            log.warning("status.write_failed", file=STATUS_JSON, folder="state", error=str(err))
         self.notifier.status(status_line(view), force=force)
+
+    def _status_file_problem(self, failed: OSError | None, status_file: Path) -> bool:
+        """Keep a "status" problem while the status files cannot be written (the outbox
+        read-only or gone: users see an old STATUS.txt, `heygemd status` and the web page say
+        why); True when it came or went just now. Logged once a spell, not every refresh."""
+        if failed is None:
+            gone = self._problems.pop("status", None) is not None
+            if gone:
+                log.info("status.written_again", file=status_file.name)
+            return gone
+        if "status" in self._problems:
+            return False
+        place = faults.place_of(failed, {"the outbox": self.settings.paths.outbox})
+        self._problems["status"] = (
+            f"{status_file.name} cannot be updated ({faults.machine_words(failed, place)}): "
+            "what it shows may be out of date")
+        log.warning("status.write_failed", file=status_file.name, error=str(failed))
+        return True

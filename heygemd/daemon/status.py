@@ -21,14 +21,15 @@ from heygemd.settings import WatchSettings
 from heygemd.validation import jobfiles
 
 SNAPSHOT_FORMAT = 1  # status.json's "format": raised when a field changes meaning
-STATUS_JSON = "status.json"  # beside the STATUS file
+STATUS_JSON = "status.json"  # beside the STATUS file, and in the state folder (readers' copy)
 
 
 @dataclass(frozen=True)
 class Problem:
     """A service problem, shown until it goes away. ``kind``: "inbox" (missing or not
     mounted), "disk" (below daemon.min_free_gb), "job" (a job waits on a machine fault or an
-    error of ours); ``words``: plain words for users, no server path."""
+    error of ours), "status" (the status files cannot be written); ``words``: plain words for
+    users, no server path."""
 
     kind: str
     words: str

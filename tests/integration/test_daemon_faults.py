@@ -141,11 +141,22 @@ def test_an_outbox_read_only_past_max_attempts_tries_keeps_the_job(harness: Harn
             wait_for(lambda: requeues(harness, "machine") >= 4, 120, "four tries, read-only")
             assert requeues(harness, "fault") == 0, [
                 x for x in harness.log_lines() if x.get("event") == "job.requeued"]
+            # STATUS.txt in the outbox is stuck; the operator's views say so and why
+            told = subprocess.run(
+                [sys.executable, "-m", "heygemd", "status", "--config",
+                 str(harness.root / "config.toml")], capture_output=True, text=True, timeout=60,
+                env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).stdout
+            assert "STATUS.txt cannot be updated (the outbox is read-only)" in told, told
+            assert "PROBLEM: job 'frozen' is waiting" in told and "read-only" in told, told
+            warned = [x for x in harness.log_lines() if x.get("event") == "status.write_failed"]
+            assert len(warned) == 1, len(warned)  # once a spell, not every refresh
         finally:
             subprocess.run(["mount", "-o", "remount,rw", str(harness.outbox)], check=True)
         report = harness.wait_published(1, timeout=90)["frozen"]
         assert report["status"] == "done", report
         assert "given up" not in (harness.outbox / "frozen" / "RESULT.txt").read_text()
+        wait_for(lambda: "cannot be updated" not in (harness.outbox / "STATUS.txt").read_text(),
+                 30, "STATUS.txt written again")
         assert requeues(harness, "fault") == 0
         harness.wait_outbox_clean()
 
