@@ -90,15 +90,23 @@ def cmd_once(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_status(settings: Settings, _args: argparse.Namespace) -> int:
     """The running daemon's own snapshot (status.json: its problems included) when there is
     one, else the store's; either way with the inbox as it looks now."""
+    import sqlite3
+
     from heygemd.daemon import inbox, lock
     from heygemd.daemon.status import STATUS_JSON, inbox_words, read_view, status_text
 
+    _quiet_logging(settings)
     pid = lock.holder(settings.paths.state)
     waiting = [
         f"{name}: {inbox_words(snap, age, settings.watch)}"
         for name, snap, age in inbox.waiting_folders(settings.paths.inbox)
     ]
-    view = read_view(settings.paths.state, settings.paths.state / STATUS_JSON)
+    try:
+        view = read_view(settings.paths.state, settings.paths.state / STATUS_JSON,
+                         settings.status_file().with_name(STATUS_JSON))
+    except sqlite3.Error as err:
+        print(f"heygemd status: the job database cannot be read ({err})", file=sys.stderr)
+        return EXIT_FAIL
     view = dataclasses.replace(view, daemon_pid=pid, inbox=waiting, stopped=pid is None,
                                loose=inbox.loose_entries(settings.paths.inbox))
     print(status_text(view), end="")

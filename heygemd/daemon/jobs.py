@@ -14,7 +14,9 @@ count.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -365,9 +367,23 @@ def _snapshot(folder: Path) -> inbox.Snapshot | None:
 def _clear(staging: Path) -> None:
     """Remove a staging folder left by an earlier run, or raise why it cannot be removed: an
     outbox that is read-only or forbidden for now is the machine's, and the job waits for it
-    (a staging folder left in place would fail the next run's mkdir as if it were the job's)."""
+    (a staging folder left in place would fail the next run's mkdir as if it were the job's).
+    An entry gone meanwhile is no error; a folder copied in without write rights (a user's
+    read-only folder copied across filesystems) is given them and emptied."""
+    def retry(func: Callable[..., Any], path: str, info: Any) -> None:
+        err = info[1]
+        if isinstance(err, FileNotFoundError):
+            return
+        parent = os.path.dirname(path)
+        if isinstance(err, PermissionError) and parent.startswith(str(staging)) and \
+                not os.access(parent, os.W_OK | os.X_OK):
+            os.chmod(parent, os.stat(parent).st_mode | stat.S_IRWXU)
+            func(path)
+            return
+        raise err
+
     with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(staging)
+        shutil.rmtree(staging, onerror=retry)
 
 
 def _remove_holder(holder: Path) -> None:

@@ -37,7 +37,8 @@ def reconcile(settings: Settings, store: JobStore) -> None:
             shutil.rmtree(paths.holder, ignore_errors=True)  # only checkpoints can be left
     _drop_stale_staging(settings.paths.outbox)
     status_file = settings.status_file()
-    for path in (status_file, status_file.with_name(STATUS_JSON)):
+    for path in (status_file, status_file.with_name(STATUS_JSON),
+                 settings.paths.state / STATUS_JSON):
         for name in outbox.sweep_temp_twins(path):  # killed mid-write
             log.warning("recovery.temp_removed", file=name)
 

@@ -14,6 +14,7 @@ watchdog observer thread only records names; this loop consumes them through
 
 from __future__ import annotations
 
+import errno
 import queue
 import shutil
 import signal
@@ -480,6 +481,20 @@ class Daemon:
         self._last_status, self._shown = now, problems
         view = self._view(stopped)
         status_file = self.settings.status_file()
+        failed = self._write_status_files(view, status_file)
+        if self._status_file_problem(failed, status_file):
+            view = self._view(stopped)
+            if failed is None:  # written again: without the problem that said it was not
+                self._write_status_files(view, status_file)
+        try:  # the daemon's own copy, read by `heygemd status` and the web page
+            write_atomic(self.settings.paths.state / STATUS_JSON, snapshot_json(view))
+        except OSError as err:
+            log.warning("status.write_failed", file=STATUS_JSON, folder="state", error=str(err))
+        self.notifier.status(status_line(view), force=force)
+
+    @staticmethod
+    def _write_status_files(view: StatusView, status_file: Path) -> OSError | None:
+        """STATUS.txt and status.json beside it; the error when either cannot be written."""
         failed: OSError | None = None
         for path, text in ((status_file, status_text(view)),
                            (status_file.with_name(STATUS_JSON), snapshot_json(view))):
@@ -487,13 +502,7 @@ class Daemon:
                 write_atomic(path, text)
             except OSError as err:
                 failed = err
-        if self._status_file_problem(failed, status_file):
-            view = self._view(stopped)
-        try:  # the daemon's own copy, read by `heygemd status` and the web page
-            write_atomic(self.settings.paths.state / STATUS_JSON, snapshot_json(view))
-        except OSError as err:
-            log.warning("status.write_failed", file=STATUS_JSON, folder="state", error=str(err))
-        self.notifier.status(status_line(view), force=force)
+        return failed
 
     def _status_file_problem(self, failed: OSError | None, status_file: Path) -> bool:
         """Keep a "status" problem while the status files cannot be written (the outbox
@@ -507,8 +516,9 @@ class Daemon:
         if "status" in self._problems:
             return False
         place = faults.place_of(failed, {"the outbox": self.settings.paths.outbox})
+        why = "its folder is missing or not mounted" if failed.errno == errno.ENOENT else \
+            faults.machine_words(failed, place)
         self._problems["status"] = (
-            f"{status_file.name} cannot be updated ({faults.machine_words(failed, place)}): "
-            "what it shows may be out of date")
+            f"{status_file.name} cannot be updated ({why}): what it shows may be out of date")
         log.warning("status.write_failed", file=status_file.name, error=str(failed))
         return True

@@ -283,12 +283,13 @@ def store_view(
     )
 
 
-def read_view(state: Path, status_json: Path) -> StatusView:
-    """The view from outside the daemon: the running daemon's own snapshot (``status_json``:
-    its problems included) when one holds ``state``, else the store's, marked stopped (opened
-    unchanging then, so a reader that may not write in ``state`` can open it)."""
+def read_view(state: Path, *snapshots: Path) -> StatusView:
+    """The view from outside the daemon: the running daemon's own snapshot (the newest of
+    ``snapshots``, status.json files: its problems included) when one holds ``state``, else the
+    store's, marked stopped (opened unchanging then, so a reader that may not write in
+    ``state`` can open it). Raises sqlite3.Error when the store cannot be read."""
     pid = lock.holder(state)
-    written = _written_snapshot(status_json) if pid is not None else None
+    written = _newest(snapshots) if pid is not None else None
     if written is not None:
         return written
     if not (state / DB_NAME).is_file():
@@ -299,6 +300,13 @@ def read_view(state: Path, status_json: Path) -> StatusView:
         return store_view(store, stopped=pid is None)
     finally:
         store.close()
+
+
+def _newest(paths: Sequence[Path]) -> StatusView | None:
+    """The most recently updated of the snapshots at ``paths`` that can be read (a daemon of an
+    older version writes the outbox's alone), or None."""
+    found = [view for view in map(_written_snapshot, paths) if view is not None]
+    return max(found, key=lambda view: view.updated_at, default=None)
 
 
 def _written_snapshot(path: Path) -> StatusView | None:

@@ -201,6 +201,15 @@ def _locked(method: Callable[..., _T]) -> Callable[..., _T]:
     return call
 
 
+def _unmerged(path: Path) -> bool:
+    """Whether the database at ``path`` has writes in its write-ahead log not yet merged (a
+    daemon that did not close it, or a reader open at its close)."""
+    try:
+        return path.with_name(path.name + "-wal").stat().st_size > 0
+    except OSError:  # none, or removed just now by a clean close
+        return False
+
+
 def _reader(path: Path, unchanging: bool) -> sqlite3.Connection:
     """A read-only connection to the database at ``path``. ``unchanging`` opens it immutable
     (no shared-memory file needed) unless its write-ahead log holds writes not yet merged (its
@@ -212,9 +221,7 @@ def _reader(path: Path, unchanging: bool) -> sqlite3.Connection:
         db.execute("PRAGMA schema_version").fetchone()  # opening errors surface here
         return db
 
-    wal = path.with_name(path.name + "-wal")
-    unmerged = wal.is_file() and wal.stat().st_size > 0
-    if unchanging and not unmerged:
+    if unchanging and not _unmerged(path):
         return connect("mode=ro&immutable=1")
     try:
         return connect("mode=ro")

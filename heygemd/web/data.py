@@ -70,7 +70,8 @@ class ResultCard:
 
 def read_snapshot(settings: Settings) -> StatusView:
     """The status as `heygemd status` sees it (:func:`heygemd.daemon.status.read_view`)."""
-    return read_view(settings.paths.state, settings.paths.state / STATUS_JSON)
+    return read_view(settings.paths.state, settings.paths.state / STATUS_JSON,
+                     settings.status_file().with_name(STATUS_JSON))
 
 
 def recent_rows(settings: Settings, limit: int = RESULTS_SHOWN) -> list[JobRow]:

@@ -40,6 +40,19 @@ def test_status_without_a_database(tmp_path: Path, capsys: pytest.CaptureFixture
     assert out.startswith("heygemd is NOT RUNNING") and "(none yet)" in out
 
 
+def test_status_of_a_damaged_database_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[paths]\nstate = "state"\n')
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "jobs.sqlite3").write_bytes(b"not a database at all" * 100)
+    assert main(["--config", str(cfg), "status"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("heygemd status: the job database cannot be read (")
+    assert "Traceback" not in err
+
+
 def test_status_says_whether_a_daemon_runs_and_lists_the_inbox(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

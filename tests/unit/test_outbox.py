@@ -404,3 +404,21 @@ def test_status_keeps_a_result_to_one_short_sentence() -> None:
     line_b = next(line for line in text.splitlines() if " b (" in line)
     assert "x" * (RESULT_NOTE_CHARS - 3) + "...)" in line_b
     assert "x" * RESULT_NOTE_CHARS not in line_b
+
+
+def test_the_newest_readable_snapshot_is_the_daemons(tmp_path: Path) -> None:
+    """The state folder's copy and the outbox's: the newer is read (an older daemon writes the
+    outbox's alone; a stuck outbox's is older); one missing or damaged is passed over."""
+    from heygemd.daemon.status import _newest
+
+    state, out = tmp_path / "state.json", tmp_path / "outbox.json"
+    old = StatusView(updated_at="2026-12-07T05:00:00+00:00", running=None, queued=[], recent=[])
+    new = dataclasses.replace(old, updated_at="2026-12-07T05:01:00+00:00",
+                              problems=(Problem("status", "STATUS.txt cannot be updated"),))
+    out.write_text(snapshot_json(old))
+    assert _newest([state, out]) == snapshot_from_json(snapshot_json(old))
+    state.write_text(snapshot_json(new))
+    assert _newest([state, out]).problems[0].kind == "status"  # type: ignore[union-attr]
+    out.write_text("{ half written")
+    assert _newest([out, state]).updated_at == new.updated_at  # type: ignore[union-attr]
+    assert _newest([tmp_path / "none.json"]) is None

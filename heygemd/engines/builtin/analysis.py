@@ -684,22 +684,23 @@ def usable_mask(landmarks: np.ndarray, pose: np.ndarray) -> np.ndarray:
 
 
 # How far a template's mouth must open and close for the builtin engine to make it speak
-# (inner-lip gap / inter-ocular, the 5th to the 95th percentile of its usable frames): the new
-# mouths are the person's own, so a mouth that never moves gives a video whose lips never
-# move. Measured: 51 real talking clips 0.050-0.25 (c26, bearded, the least); a still video
-# (one frame repeated) 0.0012, a masked still 0.0015.
+# (inner-lip gap / inter-ocular, the 1st to the 99th percentile of its usable frames, so that a
+# person who speaks in a few of them passes): the new mouths are the person's own, so a mouth
+# that never moves gives a video whose lips never move. Measured: 51 real talking clips
+# 0.054 and up (c26, bearded, the least); a still video (one frame repeated) 0.0016, a masked
+# still 0.0028.
 MIN_MOUTH_TRAVEL = 0.01
 MIN_TRAVEL_FRAMES = 10  # fewer usable frames: not judged here (the frame pass judges them)
 
 
 def mouth_travel(analysis: TemplateAnalysis) -> float | None:
-    """How far the template's mouth opens and closes over its usable frames (the 5th to the
-    95th percentile of their openings), or None with too few of them to say."""
+    """How far the template's mouth opens and closes over its usable frames (the 1st to the
+    99th percentile of their openings), or None with too few of them to say."""
     seen = np.asarray(analysis.usable) & np.isfinite(analysis.opening)
     values = np.asarray(analysis.opening)[seen]
     if len(values) < MIN_TRAVEL_FRAMES:
         return None
-    return float(np.percentile(values, 95) - np.percentile(values, 5))
+    return float(np.percentile(values, 99) - np.percentile(values, 1))
 
 
 def openings(landmarks: np.ndarray, found: np.ndarray) -> np.ndarray:
