@@ -151,6 +151,13 @@ def test_audio_duration(seconds: float, code: str, limit: float) -> None:
     assert (f.code, f.value, f.limit) == (code, seconds, limit)
 
 
+def test_a_length_too_short_to_round_is_never_told_as_nothing() -> None:
+    [one_frame] = v.validate_video_info(video_info(seconds=0.04), CFG, LIMITS)
+    assert one_frame.code == "video_too_short" and "only 0.04 s long" in one_frame.message
+    [short] = v.validate_video_info(video_info(seconds=0.5), CFG, LIMITS)
+    assert "only 0.5 s long" in short.message
+
+
 def test_duration_from_probe_when_samples_unreadable() -> None:
     [f] = v.validate_audio(audio_info(400.0), None, CFG, LIMITS)
     assert f.code == "audio_too_long"

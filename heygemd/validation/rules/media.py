@@ -55,12 +55,17 @@ def check_file_size(size_bytes: int, limits: LimitSettings) -> list[Finding]:
     ]
 
 
+def _short(seconds: float) -> str:
+    """A short length in words that never reads as nothing: 0.04 -> "0.04 s", 0.3 -> "0.3 s"."""
+    return f"{seconds:.2f} s" if 0 < seconds < 0.1 else f"{seconds:.1f} s"
+
+
 def _check_duration(seconds: float, low: float, high: float, what: str) -> list[Finding]:
     if seconds < low:
         return [
             refuse(
                 f"{what}_too_short",
-                f"The {what} is only {seconds:.1f} s long; it must last at least {low:.1f} s.",
+                f"The {what} is only {_short(seconds)} long; it must last at least {low:.1f} s.",
                 value=round(seconds, 2),
                 limit=low,
             )
