@@ -57,7 +57,8 @@ def make_video(
     order: share.VideoOrder, check: Callable[[], None] = lambda: None,
 ) -> str:
     """Make ``order``'s video into the share's result slot. Returns what happened: "made",
-    "duplicate" (another run got there first), "gone" (the job left the work area).
+    "duplicate" (another run got there first, or is making it now), "gone" (the job left the
+    work area).
     ``check`` is called at each progress report; it may raise JobInterrupted (a cold stop):
     nothing is left on the share then and the start is not counted against the video."""
     work = settings.paths.work
@@ -67,11 +68,14 @@ def make_video(
         return "duplicate"
     if not folder.is_dir():
         return "gone"
-    try:
+    if _made_beside(work, order, worker):
         # a second copy of the order (sent again by a restarted intake) while another worker
-        # makes the video is not a start of its own: only starts that may have killed their
-        # worker count toward setting the video aside
-        marker = None if _made_beside(work, order, worker) else share.start_attempt(work, order)
+        # makes the video: left to it. Its own copy is acknowledged only when it is done, so
+        # where that worker dies the broker hands its copy out again (visibility_timeout)
+        log.info("farm.made_beside", job_id=order.job_id, video=order.video)
+        return "duplicate"
+    try:
+        marker = share.start_attempt(work, order)
         scratch = share.new_scratch(work, order.job_id)
     except FileNotFoundError:  # published meanwhile (its holder deleted)
         return "gone"

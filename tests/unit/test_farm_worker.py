@@ -57,14 +57,24 @@ def test_a_start_counts_toward_setting_the_video_aside(settings: Settings) -> No
     assert share.read_result(work, order).video.status is VideoStatus.DONE  # type: ignore[union-attr]
 
 
-def test_a_copy_taken_while_another_worker_reports_is_not_a_start(settings: Settings) -> None:
+def test_a_copy_taken_while_another_worker_makes_the_video_is_left_to_it(
+    settings: Settings,
+) -> None:
+    """A restarted intake sends again what has no result yet: a copy taken while another
+    worker reports on the video makes nothing (two workers made it at once, and the late one
+    logged a failed encode once the job was published); a stale report is no such worker."""
     work = settings.paths.work
     work.mkdir()
     order = order_in(work, share.mark_share(work))
     share.write_progress(work, order, share.Progress(
         worker="box-2/gpu0/22", job_id="J1", video="a.mp4", fraction=0.4, at=time.time()))
+    assert make_video(StandIn(), settings, {}, "box-1/cpu/11", order) == "duplicate"  # type: ignore[arg-type]
+    assert starts(work, order) == 0 and share.read_result(work, order) is None
+    share.write_progress(work, order, share.Progress(
+        worker="box-2/gpu0/22", job_id="J1", video="a.mp4", fraction=0.4,
+        at=time.time() - 3600))  # that worker went silent long ago
     assert make_video(StandIn(), settings, {}, "box-1/cpu/11", order) == "made"  # type: ignore[arg-type]
-    assert starts(work, order) == 0  # a restarted intake's second copy: no crash of anyone's
+    assert starts(work, order) == 1
 
 
 def test_an_order_for_a_share_not_seen_here_makes_nothing(settings: Settings) -> None:
