@@ -179,6 +179,29 @@ def make_video(
     return path
 
 
+def held_picture(path: Path, picture: np.ndarray, count: int,
+                 display: tuple[float, bool, bool] | None = None) -> Path:
+    """An H.264 MP4 at 25 fps of one RGB ``picture`` held for ``count`` frames; ``display``:
+    (angle, hflip, vflip) written as its display matrix (PyAV's set_display_rotation)."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream: Any = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = picture.shape[1], picture.shape[0], \
+            "yuv420p"
+        if display is not None:
+            angle, hflip, vflip = display
+            stream.set_display_rotation(angle, hflip=hflip, vflip=vflip)
+        for i in range(count):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
 def write_noise(path: Path, size: int, seed: int = 0) -> Path:
     """``size`` random bytes: a file that no demuxer can read, whatever its extension."""
     path.write_bytes(np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes())

@@ -594,24 +594,13 @@ def test_a_still_picture_of_a_face_is_refused_not_made_silent(
     video that never speaks; refused in words a user can act on."""
     from dataclasses import replace
 
-    import av
-
     from heygemd.errors import InputRejected
     from heygemd.media.probe import probe
+    from tests.mediagen import held_picture
 
     request = setup["request"]
     [first] = _template_frames(request.template, 1)
-    still = tmp_path / "still.mp4"
-    with av.open(str(still), "w") as container:
-        stream: Any = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
-        for i in range(75):
-            frame = av.VideoFrame.from_ndarray(first, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    still = held_picture(tmp_path / "still.mp4", first, 75)
     with pytest.raises(InputRejected) as refused:
         setup["engine"].render(replace(request, template=still, info=probe(still)),
                                lambda f: None)

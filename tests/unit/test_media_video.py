@@ -32,7 +32,7 @@ from heygemd.media.video import (
 from heygemd.media.writer import VideoWriter, output_frame_count, rgb_frame
 from heygemd.media.yuv import as_rgb
 from heygemd.settings import OutputSettings
-from tests.mediagen import make_video, misnamed_audio, pattern_frame, tone
+from tests.mediagen import held_picture, make_video, misnamed_audio, pattern_frame, tone
 
 FAST = OutputSettings(crf=18, preset="ultrafast", audio_bitrate_kbps=96, audio_rate=48000)
 
@@ -163,17 +163,7 @@ def test_every_turn_and_flip_of_a_display_matrix_stands_upright(
     # it looks like another
     q, p = np.mgrid[0:48, 0:64]
     stored = np.stack([p * 4, q * 5, np.where((p < 16) & (q < 12), 255, 0)], -1).astype(np.uint8)
-    with av.open(str(path), mode="w") as container:
-        stream: Any = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.set_display_rotation(angle, hflip=flip == "hflip", vflip=flip == "vflip")
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    held_picture(path, stored, 3, (angle, flip == "hflip", flip == "vflip"))
     with av.open(str(path)) as container:
         decoded = next(container.decode(video=0))
         data = decoded.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
