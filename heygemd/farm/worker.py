@@ -82,10 +82,9 @@ def make_video(
     try:
         try:
             video, audio = _made(pipeline, settings, worker, order, scratch,
-                                 0 if marker is None else share.attempts(marker), check)
+                                 share.attempts(marker), check)
         except JobInterrupted:
-            if marker is not None:  # stopped from outside: not the video's doing
-                marker.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)  # stopped from outside: not the video's doing
             share.clear_progress(work, order)
             raise
         except MediaError as err:
